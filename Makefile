@@ -1,0 +1,37 @@
+# The whole set-up on a fresh machine is `make demo` or `make test`: each creates .venv and
+# installs what it needs on first use (and again when pyproject.toml changes).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP_FLAGS ?= -q --disable-pip-version-check
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install $(PIP_FLAGS) --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e ".[dev]"
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed  ## simulate a practice, ingest, compute, build a report, serve the dashboard
+	$(BIN)/clinic-kpis demo
+
+test: $(VENV)/.installed-dev  ## run the whole test suite
+	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check kpis ingest dashboards reports sample_data tests benchmarks
+
+bench: $(VENV)/.installed-dev  ## ingest and KPI speed, side by side with a pandas baseline
+	@echo "benchmarks land with issue #9; nothing to run yet" >&2; exit 2
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

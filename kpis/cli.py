@@ -1,0 +1,126 @@
+"""The `clinic-kpis` command line.
+
+Each command lives with the package that owns it (`ingest/cli.py`, `reports/cli.py`, ...) and
+is registered here, so this module stays a thin table of contents. Every command that touches
+the warehouse takes `--db` and `--config`; user errors are printed as one line and exit 1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from dashboards.cli import dashboard_command
+from ingest.cli import ingest_command
+from kpis import __version__
+from kpis.cli_options import ConfigOption, DbOption
+from kpis.commands import kpis_command
+from kpis.config import (
+    DEFAULT_CONFIG_NAME,
+    DEFAULT_DB_NAME,
+    DEFAULT_SECRET_NAME,
+    DEFAULT_TIMEZONE,
+    ENV_SECRET,
+    find_config_path,
+    load_config,
+    render_config_template,
+    write_secret,
+)
+from kpis.demo import demo_command
+from kpis.errors import ClinicKpisError
+from reports.cli import app as report_app
+from sample_data.cli import sample_command
+
+app = typer.Typer(
+    name="clinic-kpis",
+    help=(
+        "Operational KPIs for medical practices: ingest the exports you already have, compute "
+        "published KPI definitions, and share them as a dashboard and a monthly report."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"clinic-kpis {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    ] = None,
+) -> None:
+    """Operational KPIs for medical practices."""
+
+
+@app.command()
+def init(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    practice_name: Annotated[str, typer.Option(help="Practice name written into a new config file.")] = "My Practice",
+    timezone: Annotated[
+        str, typer.Option(help="Practice time zone written into a new config file.")
+    ] = DEFAULT_TIMEZONE,
+) -> None:
+    """Create the config file, the pseudonymization secret and the warehouse (safe to re-run).
+
+    Existing files are kept: re-running `init` only migrates the warehouse schema. The secret
+    is never printed.
+    """
+    from kpis.warehouse import Warehouse
+
+    cfg_path = find_config_path(config) or Path(DEFAULT_CONFIG_NAME)
+    if cfg_path.exists():
+        typer.echo(f"config     {cfg_path} (kept)")
+    else:
+        cfg_path.parent.mkdir(parents=True, exist_ok=True)
+        db_for_file = db if db is not None else Path(DEFAULT_DB_NAME)
+        cfg_path.write_text(
+            render_config_template(
+                practice_name=practice_name,
+                timezone=timezone,
+                db_path=str(db_for_file.resolve() if db is not None else db_for_file),
+                secret_file=DEFAULT_SECRET_NAME,
+            ),
+            encoding="utf-8",
+        )
+        typer.echo(f"config     {cfg_path} (created)")
+    cfg = load_config(cfg_path, db=db)
+
+    if os.environ.get(ENV_SECRET):
+        typer.echo(f"secret     from ${ENV_SECRET}")
+    elif write_secret(cfg.secret_file):
+        typer.echo(f"secret     {cfg.secret_file} (created, mode 0600; back it up, keep it private)")
+    else:
+        typer.echo(f"secret     {cfg.secret_file} (kept)")
+
+    with Warehouse(cfg.db_path, config=cfg) as wh:
+        typer.echo(f"warehouse  {wh.path} (schema version {wh.schema_version()}, {len(wh.tables())} tables)")
+
+
+app.command(name="sample")(sample_command)
+app.command(name="ingest")(ingest_command)
+app.command(name="kpis")(kpis_command)
+app.add_typer(report_app, name="report")
+app.command(name="dashboard")(dashboard_command)
+app.command(name="demo")(demo_command)
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors into one line on stderr and exit code 1."""
+    try:
+        app()
+    except ClinicKpisError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,319 @@
+"""Configuration: one TOML file with defaults that work when no file exists.
+
+Precedence for every setting, highest first: command-line flag, environment variable, the
+config file, the built-in default. The config file itself is found at `--config`, else
+`$CLINIC_KPIS_CONFIG`, else `./clinic-kpis.toml` (used only if present).
+
+The pseudonymization secret is deliberately *not* a config value: it lives in its own file
+(mode 0600, next to the config by default) or in `$CLINIC_KPIS_SECRET`, so that the config can
+be shared, committed or pasted into a bug report without leaking the key that protects patient
+identifiers.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from kpis.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "clinic-kpis.toml"
+DEFAULT_DB_NAME = "clinic_kpis.duckdb"
+DEFAULT_SECRET_NAME = ".clinic-kpis.secret"
+DEFAULT_TIMEZONE = "America/New_York"
+
+ENV_CONFIG = "CLINIC_KPIS_CONFIG"
+ENV_DB = "CLINIC_KPIS_DB"
+ENV_SECRET = "CLINIC_KPIS_SECRET"
+ENV_SMTP_PASSWORD = "CLINIC_KPIS_SMTP_PASSWORD"
+
+# Top-level tables a config file may have. Each is documented in CONFIG_TEMPLATE below; an
+# unknown table is almost always a typo, so it is an error rather than silently ignored.
+KNOWN_SECTIONS = frozenset(
+    {
+        "practice",
+        "warehouse",
+        "secret",
+        "business_hours",
+        "locations",
+        "targets",
+        "kpi_options",
+        "report",
+        "smtp",
+        "dashboard",
+        "ingest",
+    }
+)
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class BusinessHours:
+    """Opening hours, used for business-hour durations such as portal response time."""
+
+    start: str = "08:00"
+    end: str = "17:00"
+    days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
+    holidays: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where the monthly report is sent from. The password comes from the environment only."""
+
+    host: str = "localhost"
+    port: int = 587
+    security: str = "starttls"  # starttls | ssl | none
+    username: str | None = None
+    sender: str = "clinic-kpis@localhost"
+
+    @property
+    def password(self) -> str | None:
+        return os.environ.get(ENV_SMTP_PASSWORD)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The resolved configuration. `raw` keeps every table of the file for the package that owns it."""
+
+    path: Path | None = None
+    practice_name: str = "My Practice"
+    timezone: str = DEFAULT_TIMEZONE
+    db_path: Path = Path(DEFAULT_DB_NAME)
+    secret_file: Path = Path(DEFAULT_SECRET_NAME)
+    business_hours: BusinessHours = field(default_factory=BusinessHours)
+    location_names: dict[str, str] = field(default_factory=dict)
+    targets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    kpi_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def secret(self) -> bytes:
+        """The HMAC key for patient pseudonyms: `$CLINIC_KPIS_SECRET`, else the secret file."""
+        env = os.environ.get(ENV_SECRET)
+        if env:
+            return env.encode()
+        try:
+            value = self.secret_file.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise ConfigError(
+                f"no pseudonymization secret: {self.secret_file} does not exist. "
+                f"Run `clinic-kpis init` to create one, or set {ENV_SECRET}."
+            ) from None
+        if not value:
+            raise ConfigError(f"the secret file {self.secret_file} is empty")
+        return value.encode()
+
+
+def find_config_path(explicit: Path | None = None) -> Path | None:
+    """The config file to read: the flag, else the environment, else ./clinic-kpis.toml if present."""
+    if explicit is not None:
+        return Path(explicit)
+    env = os.environ.get(ENV_CONFIG)
+    if env:
+        return Path(env)
+    default = Path(DEFAULT_CONFIG_NAME)
+    return default if default.exists() else None
+
+
+def load_config(path: Path | None = None, *, db: Path | None = None) -> Config:
+    """Load the config, apply environment and flag overrides, and validate it.
+
+    `path` and `db` are the values of the `--config` and `--db` flags (None when not given).
+    A config file named explicitly (flag or env) must exist; the default one is optional.
+    """
+    cfg_path = find_config_path(path)
+    data: dict[str, Any] = {}
+    if cfg_path is not None:
+        if not cfg_path.exists():
+            raise ConfigError(f"config file {cfg_path} does not exist (run `clinic-kpis init --config {cfg_path}`)")
+        try:
+            data = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{cfg_path}: not valid TOML: {exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{cfg_path}: not UTF-8 text") from None
+    where = str(cfg_path) if cfg_path else "defaults"
+    unknown = sorted(set(data) - KNOWN_SECTIONS)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown section(s) {', '.join(unknown)}; known: {', '.join(sorted(KNOWN_SECTIONS))}"
+        )
+    base = cfg_path.parent if cfg_path else Path(".")
+
+    practice = _table(data, "practice", where)
+    timezone = str(practice.get("timezone", DEFAULT_TIMEZONE))
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{where}: [practice] timezone {timezone!r} is not an IANA time zone such as 'America/New_York'"
+        ) from None
+
+    warehouse = _table(data, "warehouse", where)
+    if db is not None:
+        db_path = Path(db)
+    elif os.environ.get(ENV_DB):
+        db_path = Path(os.environ[ENV_DB])
+    elif "path" in warehouse:
+        db_path = _relative(base, warehouse["path"])
+    else:
+        db_path = Path(DEFAULT_DB_NAME)
+
+    secret_tbl = _table(data, "secret", where)
+    secret_file = _relative(base, secret_tbl.get("file", DEFAULT_SECRET_NAME))
+
+    return Config(
+        path=cfg_path,
+        practice_name=str(practice.get("name", "My Practice")),
+        timezone=timezone,
+        db_path=db_path,
+        secret_file=secret_file,
+        business_hours=_business_hours(_table(data, "business_hours", where), where),
+        location_names={str(k): str(v) for k, v in _table(data, "locations", where).items()},
+        targets=_table(data, "targets", where),
+        kpi_options=_table(data, "kpi_options", where),
+        report=_table(data, "report", where),
+        smtp=_smtp(_table(data, "smtp", where), where),
+        raw=data,
+    )
+
+
+def _table(data: dict[str, Any], name: str, where: str) -> dict[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: [{name}] must be a table")
+    return value
+
+
+def _relative(base: Path, value: Any) -> Path:
+    p = Path(str(value)).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def _business_hours(tbl: dict[str, Any], where: str) -> BusinessHours:
+    bh = BusinessHours(
+        start=str(tbl.get("start", BusinessHours.start)),
+        end=str(tbl.get("end", BusinessHours.end)),
+        days=tuple(str(d).lower()[:3] for d in tbl.get("days", BusinessHours.days)),
+        holidays=tuple(str(d) for d in tbl.get("holidays", ())),
+    )
+    for key in ("start", "end"):
+        hh, _, mm = getattr(bh, key).partition(":")
+        if not (hh.isdigit() and mm.isdigit() and 0 <= int(hh) < 24 and 0 <= int(mm) < 60):
+            raise ConfigError(f"{where}: [business_hours] {key} must look like '08:00', got {getattr(bh, key)!r}")
+    bad = [d for d in bh.days if d not in _WEEKDAYS]
+    if bad:
+        raise ConfigError(f"{where}: [business_hours] days has unknown day(s) {bad}; use mon..sun")
+    return bh
+
+
+def _smtp(tbl: dict[str, Any], where: str) -> SmtpSettings:
+    if "password" in tbl:
+        raise ConfigError(
+            f"{where}: [smtp] password must not be stored in the config file; set {ENV_SMTP_PASSWORD} instead"
+        )
+    security = str(tbl.get("security", SmtpSettings.security)).lower()
+    if security not in ("starttls", "ssl", "none"):
+        raise ConfigError(f"{where}: [smtp] security must be starttls, ssl or none, got {security!r}")
+    try:
+        port = int(tbl.get("port", 465 if security == "ssl" else SmtpSettings.port))
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: [smtp] port must be a number") from None
+    return SmtpSettings(
+        host=str(tbl.get("host", SmtpSettings.host)),
+        port=port,
+        security=security,
+        username=tbl.get("username"),
+        sender=str(tbl.get("from", SmtpSettings.sender)),
+    )
+
+
+def write_secret(path: Path) -> bool:
+    """Create a new random secret at `path` (mode 0600). Returns False if one already exists.
+
+    An existing secret is never overwritten: changing it would silently split every patient
+    into two pseudonyms.
+    """
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(secrets.token_hex(32) + "\n")
+    return True
+
+
+CONFIG_TEMPLATE = """\
+# clinic-kpis configuration. Every setting is optional; the values shown are the defaults.
+# Precedence: command-line flag > environment variable > this file > built-in default.
+
+[practice]
+name = "{practice_name}"
+# IANA time zone of the practice: decides which day, week and month every event falls in.
+timezone = "{timezone}"
+
+[warehouse]
+# The DuckDB file (relative paths are relative to this file). Override: --db or CLINIC_KPIS_DB.
+path = "{db_path}"
+
+[secret]
+# The key that turns patient ids into pseudonyms (HMAC-SHA256). Keep it out of version control
+# and back it up: a new key gives every patient a new pseudonym. Override: CLINIC_KPIS_SECRET.
+file = "{secret_file}"
+
+[business_hours]
+# Used for business-hour durations (portal response time).
+start = "08:00"
+end = "17:00"
+days = ["mon", "tue", "wed", "thu", "fri"]
+holidays = []            # e.g. ["2026-12-25", "2027-01-01"]
+
+[locations]
+# Display names for location ids, e.g.
+# EAST = "Eastside Family Medicine"
+
+[targets]
+# Per-KPI target and warning band, overriding the sourced defaults, e.g.
+# no_show_rate = {{ target = 0.07, red = 0.10 }}
+
+[kpi_options]
+# Per-KPI definition variants, e.g.
+# days_in_ar = {{ preset = "mgma" }}
+# no_show_rate = {{ late_cancel = "separate", late_cancel_hours = 24 }}
+
+[report]
+# Who receives the monthly report. "practice" gets the whole-practice report; a location id
+# gets that location's report.
+# recipients = {{ practice = ["owner@example.org"], EAST = ["east.manager@example.org"] }}
+
+[smtp]
+host = "localhost"
+port = 587
+security = "starttls"    # starttls | ssl | none
+# username = "reports@example.org"
+from = "clinic-kpis@localhost"
+# The password is read from the environment variable CLINIC_KPIS_SMTP_PASSWORD only.
+"""
+
+
+def render_config_template(*, practice_name: str, timezone: str, db_path: str, secret_file: str) -> str:
+    """The commented config file that `clinic-kpis init` writes."""
+    return CONFIG_TEMPLATE.format(
+        practice_name=practice_name.replace('"', "'"),
+        timezone=timezone,
+        db_path=db_path,
+        secret_file=secret_file,
+    )

@@ -1,0 +1,194 @@
+"""The warehouse: DDL applied once, migrations forward-only, constraints enforced."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from kpis import Warehouse
+from kpis.errors import SchemaVersionError, WarehouseError
+from kpis.warehouse import latest_schema_version, migrations
+
+REQUIRED_TABLES = {
+    "locations",
+    "providers",
+    "payers",
+    "appointments",
+    "encounters",
+    "claims",
+    "claim_lines",
+    "remittances",
+    "remittance_adjustments",
+    "ledger",
+    "calls",
+    "referrals",
+    "portal_messages",
+    "slots",
+    "ingest_runs",
+    "rejects",
+    "schema_migrations",
+}
+
+
+def ddl_tables() -> set[str]:
+    """Table names declared in the shipped DDL files (read independently of the warehouse)."""
+    names = set()
+    for mig in migrations():
+        names |= set(re.findall(r"CREATE TABLE (\w+)", mig.sql))
+    return names | {"schema_migrations"}
+
+
+def test_new_warehouse_has_every_table_of_the_ddl(tmp_path: Path) -> None:
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        assert set(wh.tables()) == ddl_tables()
+        assert set(wh.tables()) >= REQUIRED_TABLES
+        assert wh.schema_version() == latest_schema_version()
+
+
+def test_every_table_states_its_grain(tmp_path: Path) -> None:
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        rows = (
+            wh.cursor()
+            .execute("SELECT table_name, comment FROM duckdb_tables() WHERE table_name <> 'schema_migrations'")
+            .fetchall()
+        )
+    missing = [name for name, comment in rows if not comment or not comment.startswith("One row per")]
+    assert missing == []
+
+
+def test_every_fact_table_has_a_primary_key(tmp_path: Path) -> None:
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        with_pk = {
+            r[0]
+            for r in wh.cursor()
+            .execute("SELECT table_name FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY'")
+            .fetchall()
+        }
+        assert set(wh.tables()) - with_pk == set()
+
+
+def test_reopening_is_a_noop(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    with Warehouse(path) as wh:
+        wh.cursor().execute("INSERT INTO locations (location_id, name, source) VALUES ('EAST', 'Eastside', 'test')")
+    for _ in range(2):
+        with Warehouse(path) as wh:
+            cur = wh.cursor()
+            assert cur.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(migrations())
+            assert cur.execute("SELECT name FROM locations").fetchall() == [("Eastside",)]
+
+
+def test_newer_schema_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    Warehouse(path).close()
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO schema_migrations (version, name) VALUES (999, 'from_the_future')")
+    con.close()
+    with pytest.raises(SchemaVersionError, match=r"schema version 999.*only knows up to version \d+.*upgrade"):
+        Warehouse(path)
+    with pytest.raises(SchemaVersionError, match="999"):
+        Warehouse(path, read_only=True)
+
+
+def test_read_only_needs_an_existing_current_file(tmp_path: Path) -> None:
+    with pytest.raises(WarehouseError, match="no warehouse at .*clinic-kpis init"):
+        Warehouse(tmp_path / "absent.duckdb", read_only=True)
+    stale = tmp_path / "stale.duckdb"
+    duckdb.connect(str(stale)).close()  # a DuckDB file with no schema yet
+    with pytest.raises(SchemaVersionError, match="needs migrating.*clinic-kpis init"):
+        Warehouse(stale, read_only=True)
+
+
+def test_read_only_warehouse_refuses_writes(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    Warehouse(path).close()
+    with Warehouse(path, read_only=True) as wh:
+        assert wh.schema_version() == latest_schema_version()
+        with pytest.raises(WarehouseError, match="read-only"), wh.transaction():
+            pass
+        with pytest.raises(duckdb.Error):
+            wh.cursor().execute("INSERT INTO locations (location_id, source) VALUES ('X', 't')")
+
+
+def test_not_a_duckdb_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.duckdb"
+    path.write_text("these are not the tables you are looking for\n" * 200)
+    with pytest.raises(WarehouseError, match="notes.duckdb"):
+        Warehouse(path)
+
+
+def test_failed_transaction_leaves_warehouse_unchanged(tmp_path: Path) -> None:
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        with pytest.raises(duckdb.ConstraintException), wh.transaction() as cur:
+            cur.execute("INSERT INTO locations (location_id, source) VALUES ('A', 't')")
+            cur.execute("INSERT INTO locations (location_id, source) VALUES ('A', 't')")
+        assert wh.cursor().execute("SELECT count(*) FROM locations").fetchone()[0] == 0
+
+
+APPT = (
+    "INSERT INTO appointments (source, appointment_id, scheduled_start, scheduled_minutes, status) "
+    "VALUES ('t', ?, TIMESTAMPTZ '2026-10-01 14:00:00+00', ?, ?)"
+)
+
+
+@pytest.mark.parametrize(
+    ("sql", "params"),
+    [
+        (APPT, ["a1", 20, "showed_up"]),  # not a canonical status
+        (APPT, ["a2", -15, "fulfilled"]),  # negative duration
+        (APPT, ["a3", 0, "fulfilled"]),  # zero-length appointment
+        (
+            "INSERT INTO encounters (source, encounter_id, status, checked_in_at, checked_out_at) "
+            "VALUES ('t', 'e1', 'finished', TIMESTAMPTZ '2026-10-01 14:30:00+00', "
+            "TIMESTAMPTZ '2026-10-01 14:00:00+00')",
+            [],
+        ),  # checked out before checking in
+        (
+            "INSERT INTO calls (source, call_id, entered_at, outcome, wait_seconds) "
+            "VALUES ('t', 'c1', TIMESTAMPTZ '2026-10-01 14:00:00+00', 'answered', -3)",
+            [],
+        ),
+        (
+            "INSERT INTO payers (payer_id, payer_class, source) VALUES ('P', 'private', 't')",
+            [],
+        ),
+        (
+            "INSERT INTO remittance_adjustments (remittance_id, seq, group_code, reason_code, amount, source) "
+            "VALUES ('r', 1, 'XX', '45', 1.00, 't')",
+            [],
+        ),
+        (
+            "INSERT INTO ingest_runs (started_at, file_path, rows_read, rows_inserted, status) "
+            "VALUES (now(), 'f.csv', 10, 9, 'succeeded')",
+            [],
+        ),  # a succeeded run must balance
+    ],
+    ids=[
+        "bad-status",
+        "negative-minutes",
+        "zero-minutes",
+        "checkout-before-checkin",
+        "negative-wait",
+        "bad-payer-class",
+        "bad-cas-group",
+        "unbalanced-run",
+    ],
+)
+def test_constraint_violations_are_rejected(tmp_path: Path, sql: str, params: list) -> None:
+    with Warehouse(tmp_path / "w.duckdb") as wh, pytest.raises(duckdb.ConstraintException):
+        wh.cursor().execute(sql, params)
+
+
+def test_valid_rows_are_accepted_and_money_is_exact(tmp_path: Path) -> None:
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        cur = wh.cursor()
+        cur.execute(APPT, ["ok", 20, "noshow"])
+        cur.execute(
+            "INSERT INTO ledger (entry_id, posted_date, entry_type, amount, source) VALUES "
+            "('l1', DATE '2026-10-01', 'charge', 0.10, 't'), ('l2', DATE '2026-10-01', 'charge', 0.20, 't')"
+        )
+        assert str(cur.execute("SELECT sum(amount) FROM ledger").fetchone()[0]) == "0.30"
+        assert cur.execute("SELECT status FROM appointments").fetchall() == [("noshow",)]
