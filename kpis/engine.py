@@ -1,0 +1,229 @@
+"""The engine: evaluate any set of KPI specs at any grain and grouping, in one scan per relation.
+
+KPIs are grouped by the relation and event time they read; each group becomes one SQL
+statement in which every KPI is a handful of aggregates with their filters inside
+(`COUNT(*) FILTER (WHERE ...)`), grouped by period and dimensions with GROUPING SETS. Custom
+KPIs (A/R balances, third next available) are one statement per custom query. So a request
+costs a fixed number of statements, whatever its number of periods, providers or KPIs.
+
+Afterwards, in pandas, the result is completed: every period of the range is present for every
+dimension value (n = 0 and a NaN value where nothing happened), and each row is flagged
+complete or not, labelled with the definition variant in use, and given its target and status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlglot import exp
+
+from kpis.custom import CUSTOM_QUERIES
+from kpis.query import KpiRequest, QueryContext, output_row, ratio_value, render, with_relation
+from kpis.spec import QUANTILES, KpiSpec, Measure
+
+RESULT_COLUMNS = ("numerator", "denominator", "value", "n", "complete", "definition", "target", "status")
+
+
+def standard_query(items: Sequence[KpiRequest], event_column: str, ctx: QueryContext) -> exp.Expression:
+    """One statement for spec-only KPIs that share a relation and an event time."""
+    relation = ctx.relations[items[0].spec.relation]
+    aggregates: list[str] = []
+    rows: list[str] = []
+    for i, item in enumerate(items):
+        spec, k = item.spec, f"k{i}"
+        if spec.kind == "ratio":
+            population = item.condition(spec.denominator.filter)
+            aggregates += [
+                f"{_aggregate(item, spec.numerator)} AS {k}_num",
+                f"{_aggregate(item, spec.denominator)} AS {k}_den",
+                f"COUNT(*) FILTER (WHERE {population}) AS {k}_n",
+            ]
+            rows.append(output_row(spec.id, ctx, f"{k}_num", f"{k}_den", ratio_value(f"{k}_num", f"{k}_den"), f"{k}_n"))
+        elif spec.value.agg == "mean":
+            value, population = item.condition(spec.value.expr), item.condition(spec.value.filter)
+            aggregates += [
+                f"COALESCE(SUM({value}) FILTER (WHERE {population}), 0) AS {k}_num",
+                f"COUNT({value}) FILTER (WHERE {population}) AS {k}_n",
+            ]
+            rows.append(output_row(spec.id, ctx, f"{k}_num", f"{k}_n", ratio_value(f"{k}_num", f"{k}_n"), f"{k}_n"))
+        else:
+            value, population = item.condition(spec.value.expr), item.condition(spec.value.filter)
+            quantile = QUANTILES[spec.value.agg]
+            aggregates += [
+                f"QUANTILE_CONT({value}, {quantile}) FILTER (WHERE {population}) AS {k}_val",
+                f"COUNT({value}) FILTER (WHERE {population}) AS {k}_n",
+            ]
+            rows.append(output_row(spec.id, ctx, "NULL", "NULL", f"{k}_val", f"{k}_n"))
+    kind = relation.events[event_column]
+    in_range = (
+        f"SELECT *, {ctx.period_of(event_column, kind)} AS period_start FROM base "
+        f"WHERE {ctx.event_bounds(event_column, kind)}{ctx.filter_sql()}"
+    )
+    grouped = f"SELECT period_start, {ctx.dim_select()}{', '.join(aggregates)} FROM in_range GROUP BY {ctx.group_by()}"
+    final = "\nUNION ALL\n".join(f"{row} FROM grouped" for row in rows)
+    return with_relation(relation, [("in_range", in_range), ("grouped", grouped)], final)
+
+
+def _aggregate(item: KpiRequest, measure: Measure) -> str:
+    condition = item.condition(measure.filter)
+    if measure.agg == "count":
+        return f"COUNT(*) FILTER (WHERE {condition})"
+    return f"COALESCE(SUM({item.condition(measure.expr)}) FILTER (WHERE {condition}), 0)"
+
+
+def plan(items: Sequence[KpiRequest], ctx: QueryContext) -> list[tuple[list[str], exp.Expression]]:
+    """The statements that compute `items`: (KPI ids, statement), as few as the KPIs allow."""
+    groups: dict[tuple[str, ...], list[KpiRequest]] = {}
+    for item in items:
+        spec = item.spec
+        key = (
+            ("custom", spec.custom)
+            if spec.kind == "custom"
+            else ("spec", spec.relation, spec.event_column(item.options))
+        )
+        groups.setdefault(key, []).append(item)
+    statements = []
+    for key, members in groups.items():
+        if key[0] == "custom":
+            statement = CUSTOM_QUERIES[key[1]].query(members, ctx)
+        else:
+            statement = standard_query(members, key[2], ctx)
+        statements.append(([m.id for m in members], statement))
+    return statements
+
+
+def run(
+    cursor: Any,
+    items: Sequence[KpiRequest],
+    ctx: QueryContext,
+    step: Callable[[Iterable[Any]], Iterable[Any]] = iter,
+) -> pd.DataFrame:
+    """Execute the plan; `step` wraps the statements (e.g. with a progress bar)."""
+    frames = []
+    for _, statement in step(plan(items, ctx)):
+        frames.append(cursor.execute(render(statement)).df())
+    columns = ["kpi_id", "period_start", *ctx.dims] + (["grouping_id"] if ctx.multiple_sets else [])
+    columns += ["numerator", "denominator", "value", "n"]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def grouping_id(group: Sequence[str], dims: Sequence[str]) -> int:
+    """SQL GROUPING() of `dims` for a row grouped by `group`: bit set (first dim highest) = rolled up."""
+    return sum(1 << (len(dims) - 1 - i) for i, d in enumerate(dims) if d not in group)
+
+
+def complete_table(
+    raw: pd.DataFrame,
+    items: Sequence[KpiRequest],
+    ctx: QueryContext,
+    domains: Mapping[str, Sequence[Any]],
+    data_ends: Mapping[str, date | None],
+) -> pd.DataFrame:
+    """Every period x dimension value present, then flags, labels, targets and status.
+
+    `domains` lists the known values of each dimension (the reference tables): a single-dimension
+    grouping shows every known value in every period; a multi-dimension grouping shows the
+    combinations that occur. `data_ends` is the last local date each relation covers.
+    """
+    starts = pd.to_datetime(pd.Series(ctx.periods.starts, dtype="object")).astype("datetime64[us]")
+    raw = raw.copy()
+    raw["period_start"] = pd.to_datetime(raw["period_start"]).astype("datetime64[us]")
+    pieces = []
+    for group in ctx.grouping_sets:
+        rows = raw
+        if ctx.multiple_sets:
+            rows = raw[raw["grouping_id"] == grouping_id(group, ctx.dims)]
+        for item in items:
+            mine = rows[rows["kpi_id"] == item.id]
+            frame = _fill(mine, item, group, starts, ctx, domains)
+            for dim in ctx.dims:
+                if dim not in group:
+                    frame[dim] = None
+            if ctx.multiple_sets:
+                frame["grouping_id"] = grouping_id(group, ctx.dims)
+            pieces.append(_annotate(frame, item, ctx, data_ends.get(item.spec.relation)))
+    columns = ["kpi_id", "period_start", "grain", *ctx.dims]
+    columns += (["grouping_id"] if ctx.multiple_sets else []) + list(RESULT_COLUMNS)
+    return pd.concat(pieces, ignore_index=True)[columns]
+
+
+def _fill(
+    rows: pd.DataFrame,
+    item: KpiRequest,
+    group: Sequence[str],
+    starts: pd.Series,
+    ctx: QueryContext,
+    domains: Mapping[str, Sequence[Any]],
+) -> pd.DataFrame:
+    keys = ["period_start", *group]
+    index = pd.DataFrame({"period_start": starts})
+    if len(group) == 1:
+        dim = group[0]
+        values = list(domains.get(dim, ()))
+        if dim in ctx.filters:
+            values = [v for v in values if v in ctx.filters[dim]]
+        values += [v for v in rows[dim].drop_duplicates().tolist() if v not in values]
+        index = index.merge(pd.DataFrame({dim: pd.Series(values, dtype="object")}), how="cross")
+    elif group:
+        combos = rows[list(group)].drop_duplicates()
+        index = index.merge(combos.astype("object"), how="cross")
+    rows = rows[[*keys, "numerator", "denominator", "value", "n"]].copy()
+    for dim in group:
+        rows[dim] = rows[dim].astype("object")
+        index[dim] = index[dim].astype("object")
+    merged = index.merge(rows, on=keys, how="left", validate="one_to_one")
+    merged["n"] = merged["n"].fillna(0).astype("int64")
+    if _has_ratio(item.spec):
+        merged[["numerator", "denominator"]] = merged[["numerator", "denominator"]].fillna(0.0)
+    merged["value"] = merged["value"].astype("float64")
+    merged.insert(0, "kpi_id", item.id)
+    merged.insert(2, "grain", ctx.periods.grain)
+    return merged
+
+
+def _has_ratio(spec: KpiSpec) -> bool:
+    """Whether the value is numerator / denominator (so an empty period has 0 / 0, not unknowns)."""
+    return spec.kind != "aggregate" or spec.value.agg == "mean"
+
+
+def _annotate(frame: pd.DataFrame, item: KpiRequest, ctx: QueryContext, data_end: date | None) -> pd.DataFrame:
+    spec = item.spec
+    lag = timedelta(days=spec.complete_lag(item.options))
+    if data_end is None:
+        frame["complete"] = False
+    else:
+        last_days = [ctx.periods.last_day(s.date()) for s in frame["period_start"]]
+        frame["complete"] = [d + lag <= data_end for d in last_days]
+    frame["definition"] = spec.definition_label(item.options)
+    frame["target"] = np.nan if spec.target is None else spec.target
+    frame["status"] = status(frame["value"], spec)
+    return frame
+
+
+def status(values: pd.Series, spec: KpiSpec) -> pd.Series:
+    """on_target / watch / off_target against the spec's bands, respecting which way is better.
+
+    Lower is better: on target up to `watch` (which defaults to the target), off target above
+    `red`, watch in between. Higher is better: the mirror image. No target or no value: None.
+    """
+    out = pd.Series([None] * len(values), index=values.index, dtype="object")
+    if spec.target is None:
+        return out
+    v = values.astype("float64")
+    never = pd.Series(False, index=v.index)
+    if spec.better == "lower":
+        on, off = v <= spec.watch, never if spec.red is None else v > spec.red
+    else:
+        on, off = v >= spec.watch, never if spec.red is None else v < spec.red
+    known = v.notna()
+    out[known & on] = "on_target"
+    out[known & ~on & off] = "off_target"
+    out[known & ~on & ~off] = "watch"
+    return out
