@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import charts, data
-from dashboards.filters import Filters, add_months
+from dashboards.filters import Filters, add_months, option_labels
 from dashboards.formatting import (
     STATUS_LABELS,
     change_text,
@@ -74,8 +74,7 @@ class PageContext:
         return bool((cov["domain"] == domain).any())
 
     def labels(self, dimension: str) -> dict[str, str]:
-        values = data.dimension_values(self.src, dimension)
-        return dict(zip(values["id"].astype(str), values["label"].astype(str), strict=True))
+        return option_labels(data.dimension_values(self.src, dimension))
 
     def colors(self, dimension: str) -> dict[str, str]:
         return charts.segment_colors(data.dimension_values(self.src, dimension)["id"].tolist())

@@ -80,6 +80,13 @@ def month_options(coverage: pd.DataFrame, today: date) -> tuple[list[date], date
     return months, default
 
 
+def option_labels(values: pd.DataFrame) -> dict[str, str]:
+    """id -> label for a filter widget. The URL carries labels, so two equal labels get their ids added."""
+    ids, labels = values["id"].astype(str).tolist(), values["label"].astype(str).tolist()
+    repeated = {label for label in labels if labels.count(label) > 1}
+    return {i: f"{label} ({i})" if label in repeated else label for i, label in zip(ids, labels, strict=True)}
+
+
 def sidebar(src: data.Source) -> Filters:
     """Draw the filter widgets in the sidebar and return what they say."""
     choices, default_last = month_options(data.coverage(src), date.today())
@@ -105,8 +112,7 @@ def sidebar(src: data.Source) -> Filters:
         )  # fmt: skip
         values = {}
         for dim in FILTER_DIMENSIONS:
-            options = data.dimension_values(src, dim)
-            labels = dict(zip(options["id"].astype(str), options["label"].astype(str), strict=True))
+            labels = option_labels(data.dimension_values(src, dim))
             chosen = st.multiselect(
                 dim.capitalize(),
                 list(labels),

@@ -47,7 +47,8 @@ ignored_filters_note(ctx, headline)
 
 def _moved(spec: KpiSpec) -> tuple[float, float, float] | None:
     """(relative size of the move, before, after) for this month against the month before."""
-    rows = frame[frame["kpi_id"] == spec.id].set_index(frame["period_start"].dt.date)
+    rows = frame[frame["kpi_id"] == spec.id]
+    rows = rows.set_index(rows["period_start"].dt.date)
     before, after = add_months(month, -1), month
     if before not in rows.index or after not in rows.index:
         return None

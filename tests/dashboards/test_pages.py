@@ -1,0 +1,208 @@
+"""Every page of the dashboard under Streamlit's AppTest, on a real warehouse file.
+
+Expected numbers are asked of the `kpis` API directly and formatted with the shared helper, so
+these tests check that each page shows what the API returns for the filters in force.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboards.formatting import change_text
+from kpis import Warehouse
+from kpis.config import ENV_DB
+from kpis.formatting import format_value
+from tests.dashboards.conftest import APP, TIMEOUT
+
+PAGES = {
+    "views/overview.py": "Overview — Oct 2026",
+    "views/access.py": "Access & scheduling",
+    "views/revenue_cycle.py": "Revenue cycle",
+    "views/phones.py": "Phones",
+    "views/visit_flow.py": "Visit flow",
+    "views/referrals_portal.py": "Referrals & portal",
+    "views/data_sources.py": "Data",
+    "views/definitions.py": "Definitions",
+}
+MONTH = "2026-10-01"  # the seeded practice's last month covered by every domain: the Overview's default
+
+
+def expected_tiles(db: Path, filters: dict | None = None) -> dict[str, tuple[str, str | None]]:
+    """title -> (value, change vs previous month) of each headline KPI, from the API."""
+    with Warehouse.open(db, read_only=True) as wh:
+        specs = [s for s in wh.catalog() if s.headline]
+        out = {}
+        for spec in specs:
+            own = {d: v for d, v in (filters or {}).items() if d in spec.dimensions} or None
+            frame = wh.compute(spec.id, start="2026-09-01", end="2026-10-31", filters=own)
+            before, after = frame["value"].tolist()
+            change = None if pd.isna(before) or pd.isna(after) else change_text(after - before, spec)
+            out[spec.title] = (format_value(after, spec.fmt), change)
+    return out
+
+
+def shown_tiles(at: AppTest) -> dict[str, tuple[str, str | None]]:
+    return {m.label: (m.value, m.delta or None) for m in at.metric}
+
+
+def no_errors(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_renders_on_a_populated_warehouse(open_app: Callable, practice_db: Path, page: str) -> None:
+    at = open_app(practice_db)
+    at.switch_page(page).run()
+    no_errors(at)
+    assert at.title[0].value == PAGES[page]
+    assert not at.info, [i.value for i in at.info]  # every domain has data: no empty state anywhere
+
+
+def test_overview_tiles_show_the_api_values_for_the_selected_month(open_app: Callable, practice_db: Path) -> None:
+    at = open_app(practice_db)
+    no_errors(at)
+    expected = expected_tiles(practice_db)
+    assert len(expected) >= 8
+    assert shown_tiles(at) == expected
+
+
+def test_location_filter_changes_the_tiles(open_app: Callable, practice_db: Path) -> None:
+    at = open_app(practice_db)
+    unfiltered = shown_tiles(at)
+    at.multiselect(key="location").set_value(["EAST"]).run()
+    no_errors(at)
+    filtered = shown_tiles(at)
+    assert filtered == expected_tiles(practice_db, {"location": ["EAST"]})
+    assert filtered["No-show rate"] != unfiltered["No-show rate"]
+    # Every headline KPI here can be split by location, so none is left unfiltered.
+    assert not [c.value for c in at.caption if "filter is not applied" in c.value]
+
+
+def test_payer_filter_is_applied_where_allowed_and_said_where_not(open_app: Callable, practice_db: Path) -> None:
+    at = open_app(practice_db)
+    at.multiselect(key="payer").set_value(["SELF"]).run()
+    no_errors(at)
+    assert shown_tiles(at) == expected_tiles(practice_db, {"payer": ["SELF"]})
+    notes = [c.value for c in at.caption if "filter is not applied" in c.value]
+    assert any(n.startswith("Call abandonment rate is not broken down by payer") for n in notes)
+
+
+def test_the_month_range_picks_the_overview_month(open_app: Callable, practice_db: Path) -> None:
+    at = open_app(practice_db)
+    at.select_slider(key="months").set_value(("2025-09", "2026-06")).run()
+    no_errors(at)
+    assert at.title[0].value == "Overview — Jun 2026"
+    with Warehouse.open(practice_db, read_only=True) as wh:
+        row = wh.compute("no_show_rate", start="2026-06-01", end="2026-06-30").iloc[0]
+    assert shown_tiles(at)["No-show rate"][0] == format_value(row["value"], "pct1")
+
+
+def test_filters_come_from_the_url_and_survive_a_page_change(
+    practice_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV_DB, str(practice_db))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params["location"] = "Westside Clinic"  # bound widgets carry their labels in the URL
+    at.query_params["grain"] = "quarter"
+    at.run()
+    no_errors(at)
+    assert at.multiselect(key="location").value == ["WEST"]
+    assert shown_tiles(at) == expected_tiles(practice_db, {"location": ["WEST"]})
+    at.switch_page("views/phones.py").run()
+    no_errors(at)
+    assert at.multiselect(key="location").value == ["WEST"]
+    assert at.selectbox(key="grain").value == "quarter"
+    table = at.dataframe[0].value  # the numbers behind the abandonment trend
+    assert set(table["segment"]) == {"all", "Westside Clinic"}
+    total = table[table["segment"] == "all"]
+    assert total["period"].tolist() == ["2025-Q4", "2026-Q1", "2026-Q2", "2026-Q3", "2026-Q4"]
+
+
+def test_kpi_section_table_holds_the_numbers_behind_the_chart(open_app: Callable, practice_db: Path) -> None:
+    at = open_app(practice_db)
+    at.switch_page("views/access.py").run()
+    no_errors(at)
+    table = at.dataframe[0].value
+    with Warehouse.open(practice_db, read_only=True) as wh:
+        api = wh.compute("no_show_rate", start="2025-10-01", end="2026-10-31")
+        split = wh.compute("no_show_rate", start="2025-10-01", end="2026-10-31", by="location")
+    total = table[table["segment"] == "all"]
+    assert total["numerator"].tolist() == api["numerator"].tolist()
+    assert total["denominator"].tolist() == api["denominator"].tolist()
+    assert total["value"].tolist() == [format_value(v, "pct1") for v in api["value"]]
+    east = table[table["segment"] == "Eastside Family Medicine"]
+    assert east["n"].tolist() == split[split["location"] == "EAST"]["n"].tolist()
+    assert len(at.get("download_button")) == 4  # one CSV per KPI on the page
+
+
+def test_phone_heat_map_counts_every_offered_call(open_app: Callable, practice_db: Path) -> None:
+    at = open_app(practice_db)
+    at.switch_page("views/phones.py").run()
+    no_errors(at)
+    with Warehouse.open(practice_db, read_only=True) as wh:
+        offered = wh.compute("call_abandonment_rate", start="2025-10-01", end="2026-10-31")["denominator"].sum()
+    assert any(c.value.startswith(f"{int(offered):,} offered calls") for c in at.caption)
+
+
+def test_data_page_lists_runs_rejects_and_coverage(open_app: Callable, practice_db: Path) -> None:
+    at = open_app(practice_db)
+    at.switch_page("views/data_sources.py").run()
+    no_errors(at)
+    frames = [d.value for d in at.dataframe]
+    runs = next(f for f in frames if "rows_read" in f.columns)
+    rejects = next(f for f in frames if "reason" in f.columns)
+    assert sorted(runs["file_path"]) == ["fhir/Appointment.ndjson", "phones/queue_log"]
+    assert len(rejects) == 3 and set(rejects["reason"]) == {"checked_out_at is before checked_in_at"}
+    assert len(at.get("file_uploader")) == 1
+
+
+def test_definitions_page_lists_the_whole_catalog(open_app: Callable, practice_db: Path) -> None:
+    at = open_app(practice_db)
+    at.switch_page("views/definitions.py").run()
+    no_errors(at)
+    table = at.dataframe[0].value
+    with Warehouse.open(practice_db, read_only=True) as wh:
+        ids = [s.id for s in wh.catalog()]
+    assert table["id"].tolist() == ids
+    days = table.set_index("id").loc["days_in_ar"]
+    assert days["variant in use"].startswith("days_in_ar[preset=mgma")
+    assert days["target"] == "40.0"
+
+
+EMPTY_STATES = {
+    "views/access.py": "No scheduling data loaded",
+    "views/revenue_cycle.py": "No billing data loaded",
+    "views/phones.py": "No phone data loaded — here is how to ingest a queue_log",
+    "views/visit_flow.py": "No visit timeline data loaded",
+    "views/referrals_portal.py": "No referral or portal data loaded",
+    "views/overview.py": "No data loaded yet",
+    "views/data_sources.py": "Nothing loaded yet",
+}
+
+
+@pytest.mark.parametrize("page", list(EMPTY_STATES))
+def test_an_empty_warehouse_shows_how_to_load_data(open_app: Callable, empty_db: Path, page: str) -> None:
+    at = open_app(empty_db)
+    at.switch_page(page).run()
+    no_errors(at)
+    assert any(i.value.startswith(EMPTY_STATES[page]) for i in at.info), [i.value for i in at.info]
+    assert not at.get("plotly_chart")
+
+
+def test_definitions_work_on_an_empty_warehouse(open_app: Callable, empty_db: Path) -> None:
+    at = open_app(empty_db)
+    at.switch_page("views/definitions.py").run()
+    no_errors(at)
+    assert len(at.dataframe[0].value) > 20
+
+
+def test_a_missing_warehouse_is_one_clear_sentence(open_app: Callable, tmp_path: Path) -> None:
+    at = open_app(tmp_path / "nowhere.duckdb")
+    assert not at.exception
+    assert at.error[0].value.startswith(f"no warehouse at {tmp_path / 'nowhere.duckdb'}: create one with")
