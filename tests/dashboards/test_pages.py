@@ -172,7 +172,8 @@ def test_definitions_page_lists_the_whole_catalog(open_app: Callable, practice_d
     assert table["id"].tolist() == ids
     days = table.set_index("id").loc["days_in_ar"]
     assert days["variant in use"].startswith("days_in_ar[preset=mgma")
-    assert days["target"] == "40.0"
+    assert days["target"] == "Target ≤ 40.0 · red > 50.0"
+    assert any(m.value.startswith("**Days in A/R** — ") for m in at.markdown)
 
 
 EMPTY_STATES = {
