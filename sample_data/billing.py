@@ -29,7 +29,7 @@ VOID_SHARE = 0.004
 CORRECTED_BEFORE_PAYMENT = 0.01
 DUPLICATE_SHARE = 0.005
 REVERSAL_SHARE = 0.008
-DEDUCTIBLE_ZERO_PAY = 0.05  # commercial and Medicare claims applied wholly to the deductible
+DEDUCTIBLE_ZERO_PAY = 0.02  # commercial and Medicare claims applied wholly to the deductible
 DENIAL_CARCS = (
     ("CO", "16", 0.40, "MA130"),
     ("CO", "97", 0.15, "M15"),
@@ -38,8 +38,9 @@ DENIAL_CARCS = (
     ("CO", "29", 0.05, ""),
     ("PI", "204", 0.10, "N130"),
 )
-PATIENT_PAYS_FULL = 0.62
-PATIENT_PAYS_HALF = 0.15
+PATIENT_PAYS_FULL = 0.70
+PATIENT_PAYS_HALF = 0.12  # the other half never
+PATIENT_PAYS_LATE = 0.10  # in full after collection letters, 90-200 days on
 SELF_PAY_AT_VISIT = 0.70
 
 
@@ -211,6 +212,10 @@ class Biller:
             amount = owed
         elif r < PATIENT_PAYS_FULL + PATIENT_PAYS_HALF:
             amount = _money(owed / 2)
+        elif r < PATIENT_PAYS_FULL + PATIENT_PAYS_HALF + PATIENT_PAYS_LATE:
+            posted = last.paid_date + timedelta(days=rng.randint(90, 200))
+            claim.patient_payments.append(PatientPayment(posted, owed, "CHECK"))
+            return
         else:
             return
         posted = last.paid_date + timedelta(days=rng.randint(7, 45))

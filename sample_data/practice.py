@@ -108,11 +108,11 @@ class Payer:
 
 
 PAYERS = (
-    Payer("60054", "Summit Mutual Health", "commercial", "CI", "CI", Decimal("0.62"), 0.07, (10, 28), 1, 0.24),
-    Payer("87726", "Harborline Insurance", "commercial", "CI", "CI", Decimal("0.66"), 0.09, (12, 35), 3, 0.17),
-    Payer("39026", "Keystone Blue Plan", "commercial", "BL", "BL", Decimal("0.64"), 0.06, (9, 24), 2, 0.10),
+    Payer("60054", "Summit Mutual Health", "commercial", "CI", "12", Decimal("0.62"), 0.06, (10, 24), 1, 0.24),
+    Payer("87726", "Harborline Insurance", "commercial", "HM", "HM", Decimal("0.66"), 0.07, (12, 28), 3, 0.17),
+    Payer("39026", "Keystone Blue Plan", "commercial", "BL", "12", Decimal("0.64"), 0.06, (9, 24), 2, 0.10),
     Payer("04402", "Medicare Part B", "medicare", "MB", "MB", Decimal("0.52"), 0.05, (14, 21), 0, 0.24),
-    Payer("MCD01", "Commonwealth Medicaid", "medicaid", "MC", "MC", Decimal("0.41"), 0.12, (25, 55), 4, 0.17),
+    Payer("MCD01", "Commonwealth Medicaid", "medicaid", "MC", "MC", Decimal("0.41"), 0.10, (21, 45), 4, 0.17),
     Payer("SELF", "Self Pay", "self_pay", "09", "09", Decimal("0.70"), 0.0, (0, 0), 0, 0.08),
 )
 
