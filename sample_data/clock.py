@@ -12,6 +12,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 DAY = 86_400
+_EPOCH_DATE = date(1970, 1, 1)
 
 
 class Clock:
@@ -40,14 +41,22 @@ class Clock:
         return datetime.fromtimestamp(epoch, self.tz)
 
     def local_date(self, epoch: int) -> date:
-        return datetime.fromtimestamp(epoch, self.tz).date()
+        """The local calendar date of an instant (offsets only change on whole UTC hours)."""
+        return self._date_of_day((epoch + self._offset_at_hour(epoch // 3600)) // DAY)
+
+    @lru_cache(maxsize=65_536)  # noqa: B019 - one Clock per run
+    def _offset_at_hour(self, hour: int) -> int:
+        offset = datetime.fromtimestamp(hour * 3600, self.tz).utcoffset()
+        assert offset is not None
+        return int(offset.total_seconds())
+
+    @lru_cache(maxsize=65_536)  # noqa: B019 - one Clock per run
+    def _date_of_day(self, day: int) -> date:
+        return _EPOCH_DATE + timedelta(days=day)
 
     def iso(self, epoch: int) -> str:
         """ISO 8601 with the local offset, e.g. 2025-01-06T09:20:00-05:00 (FHIR instant/dateTime)."""
         return datetime.fromtimestamp(epoch, self.tz).isoformat()
-
-
-_EPOCH_DATE = date(1970, 1, 1)
 
 
 def month_start(d: date) -> date:

@@ -192,15 +192,19 @@ class SyntheaRows:
     def __init__(self, practice: Practice, seed: int) -> None:
         self.practice = practice
         self.clock: Clock = practice.clock
-        self._ns = uuid.uuid5(uuid.NAMESPACE_URL, f"clinic-kpis-sample:{seed}")
+        # UUID-shaped ids like Synthea's: a per-seed prefix and a sequence (uuid5 per row is too slow at scale)
+        ns = uuid.uuid5(uuid.NAMESPACE_URL, f"clinic-kpis-sample:{seed}")
+        self._row_prefix = str(uuid.uuid5(ns, "rows"))[:24]
+        self._patient_prefix = str(uuid.uuid5(ns, "patients"))[:24]
+        self._places = {loc.code: str(uuid.uuid5(ns, loc.code)) for loc in practice.locations}
         self._n = 0
 
     def _id(self) -> str:
         self._n += 1
-        return str(uuid.uuid5(self._ns, str(self._n)))
+        return f"{self._row_prefix}{self._n:012x}"
 
     def _patient_id(self, patient: int) -> str:
-        return str(uuid.uuid5(self._ns, f"patient:{patient}"))
+        return f"{self._patient_prefix}{patient:012x}"
 
     def rows(self, claim: Claim, end: date, *, patient_only: bool = False) -> list[list[str]]:
         p = self.practice
@@ -226,7 +230,7 @@ class SyntheaRows:
                 "TYPE": kind,
                 "FROMDATE": frm,
                 "TODATE": to,
-                "PLACEOFSERVICE": str(uuid.uuid5(self._ns, loc.code)),
+                "PLACEOFSERVICE": self._places[loc.code],
                 "PROCEDURECODE": ln.procedure,
                 "MODIFIER1": ln.modifier,
                 "DIAGNOSISREF1": "1",
