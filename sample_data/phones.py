@@ -21,8 +21,9 @@ OPEN_HOURS = range(8, 17)
 # share of a day's calls arriving in each open hour (08..16)
 HOURLY = (0.15, 0.15, 0.12, 0.10, 0.10, 0.12, 0.10, 0.09, 0.07)
 WEEKDAY = (1.30, 1.05, 1.00, 0.95, 0.85)
-# queue: (calls per business day at scale 1, agents, mean talk seconds)
+# queue: (calls per business day, agents, mean talk seconds) for a practice of REFERENCE_PROVIDERS providers
 QUEUES = {"appointments": (190.0, 3, 170), "nurse": (70.0, 2, 230), "billing": (38.0, 1, 260)}
+REFERENCE_PROVIDERS = 12  # volumes and staff scale with the number of providers
 LUNCH_HOUR = 12  # half the agents (rounded down) are on break
 MEAN_PATIENCE = 150.0  # seconds
 MAX_WAIT = 300  # the queue's timeout: callers are sent to voicemail (EXITWITHTIMEOUT)
@@ -32,10 +33,11 @@ RING_NO_ANSWER = 0.03
 
 
 def simulate_day(
-    rng: random.Random, clock: Clock, d: date, scale: float, season: float, counter: list[int]
+    rng: random.Random, clock: Clock, d: date, providers: int, season: float, counter: list[int]
 ) -> list[Call]:
     """All calls of one business day, every queue, in arrival order."""
     calls: list[Call] = []
+    scale = providers / REFERENCE_PROVIDERS
     for queue, (per_day, agents_base, talk_mean) in QUEUES.items():
         agents_n = max(1, round(agents_base * scale))
         lam = per_day * scale * WEEKDAY[d.weekday()] * season
@@ -93,4 +95,4 @@ def simulate_day(
 
 
 def _agent_base(queue: str) -> int:
-    return {"appointments": 2100, "nurse": 2300, "billing": 2500}[queue]
+    return {"appointments": 20_000, "nurse": 40_000, "billing": 60_000}[queue]

@@ -151,7 +151,9 @@ class Simulation:
                 self._appointment(a, ehr, side)
         if d.weekday() < 5:
             rng = random.Random(f"{seed}:phones:{d.isoformat()}")
-            calls = phones.simulate_day(rng, self.clock, d, self.params.scale, SEASON[d.month], self._counters["calls"])
+            calls = phones.simulate_day(
+                rng, self.clock, d, self.params.n_providers, SEASON[d.month], self._counters["calls"]
+            )
             self._calls(calls, d)
         for loc in range(len(self.practice.locations)):
             rng = random.Random(f"{seed}:portal:{loc}:{d.isoformat()}")
@@ -310,10 +312,10 @@ class Simulation:
             writer = self._vendor_writer(year)
             row = self._vendor_rows.row(a)
             no_start = list(row)
-            no_start[0], no_start[1], no_start[2] = f"9{year}01", "", ""
+            no_start[0], no_start[1], no_start[2] = f"ERR{year}01", "", ""
             writer.writerow(no_start)  # rule: appointment without start
             backwards = list(row)
-            backwards[0] = f"9{year}02"
+            backwards[0] = f"ERR{year}02"
             check_in, check_out = (
                 csv_files.VENDOR_COLUMNS.index("Check In"),
                 csv_files.VENDOR_COLUMNS.index("Check Out"),

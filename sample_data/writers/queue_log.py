@@ -40,6 +40,6 @@ def broken_call_lines(uid: str, queue: str, entered: int) -> list[tuple[int, str
     end = entered - 50
     return [
         (entered, f"{entered}|{uid}|{queue}|NONE|ENTERQUEUE||4135550111|1"),
-        (end - 30, f"{end - 30}|{uid}|{queue}|PJSIP/2101|CONNECT|0|{uid}1|2"),
-        (end, f"{end}|{uid}|{queue}|PJSIP/2101|COMPLETECALLER|0|30|1"),
+        (end - 30, f"{end - 30}|{uid}|{queue}|PJSIP/20001|CONNECT|0|{uid}1|2"),
+        (end, f"{end}|{uid}|{queue}|PJSIP/20001|COMPLETECALLER|0|30|1"),
     ]
