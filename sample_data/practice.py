@@ -134,7 +134,7 @@ class Practice:
     providers: list[Provider]
     payers: tuple[Payer, ...] = PAYERS
     patient_payer: bytearray = field(default_factory=bytearray)  # payer index per patient
-    patient_location: list[int] = field(default_factory=list)
+    patient_blocks: list[range] = field(default_factory=list)  # patient numbers of each location
 
     @property
     def n_patients(self) -> int:
@@ -145,7 +145,7 @@ class Practice:
 
     def patients_at(self, loc: int) -> range:
         """Patients are numbered in blocks, one block per location."""
-        return self._patient_blocks[loc]
+        return self.patient_blocks[loc]
 
     def patient_id(self, i: int) -> str:
         return f"pat-{i:07d}"
@@ -158,9 +158,6 @@ class Practice:
 
     def person(self, i: int) -> fake.Person:
         return _person(self.params.seed, i, self.params.end)
-
-    def __post_init__(self) -> None:
-        self._patient_blocks: list[range] = []
 
 
 @lru_cache(maxsize=65_536)
@@ -219,8 +216,7 @@ def build_practice(params: Params) -> Practice:
     start = 0
     for loc in range(len(locations)):
         count = PATIENTS_PER_PROVIDER * len(practice.providers_at(loc))
-        practice._patient_blocks.append(range(start, start + count))
+        practice.patient_blocks.append(range(start, start + count))
         practice.patient_payer.extend(rng.choices(range(len(PAYERS)), weights=weights, k=count))
-        practice.patient_location.extend([loc] * count)
         start += count
     return practice

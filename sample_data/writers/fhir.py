@@ -74,11 +74,9 @@ class FhirWriter:
             t: open(self.dir / f"{t}.ndjson", "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - see close()
             for t in RESOURCE_TYPES
         }
-        self.counts: dict[str, int] = dict.fromkeys(RESOURCE_TYPES, 0)
 
     def write(self, kind: str, resource: dict[str, Any]) -> None:
         self._files[kind].write(dumps(resource) + "\n")
-        self.counts[kind] += 1
 
     def close(self) -> None:
         for fh in self._files.values():
