@@ -103,10 +103,13 @@ class Remittance:
 
     @property
     def is_denial(self) -> bool:
-        """docs/contracts.md: CLP02 = 4, or paid 0 with a CO/PI/OA adjustment."""
-        return self.status == "4" or (
-            self.total_paid == 0 and any(a.group in ("CO", "PI", "OA") for a in self.adjustments)
-        )
+        """docs/contracts.md: CLP02 = 4, or paid 0 with a CO/PI/OA adjustment and no PR adjustment.
+
+        A zero payment that the payer explains as patient responsibility (deductible) is not a
+        denial: KPI-DEFINITIONS says PR adjustments are never denials.
+        """
+        groups = {a.group for a in self.adjustments}
+        return self.status == "4" or (self.total_paid == 0 and bool(groups & {"CO", "PI", "OA"}) and "PR" not in groups)
 
 
 @dataclass(slots=True)
