@@ -165,11 +165,18 @@ class KpiMethods:
         else:
             start = period_floor(parse_bound(period, end=False, what="period"), check_grain(grain))
         items, ctx = self._prepare(["ar_over_90_pct"], start, start, grain, (_as_tuple(by),), filters, options)
-        frame = self.cursor().execute(render(ar_balance.aging_query(ctx, items[0]))).df()
-        frame["period_start"] = pd.to_datetime(frame["period_start"])
-        order = {name: i for i, (name, _, _) in enumerate(ar_balance.BUCKETS)}
-        frame = frame.sort_values(["period_start", *ctx.dims], kind="stable")
-        return frame.sort_values("bucket", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+        found = self.cursor().execute(render(ar_balance.aging_query(ctx, items[0]))).df()
+        found["period_start"] = pd.to_datetime(found["period_start"]).astype("datetime64[us]")
+        keys = ["period_start", *ctx.dims]
+        groups = found[keys].drop_duplicates()
+        if groups.empty:
+            groups = pd.DataFrame({"period_start": pd.to_datetime([start]).astype("datetime64[us]")})
+        buckets = pd.DataFrame({"bucket": [name for name, _, _ in ar_balance.BUCKETS]})
+        frame = groups.merge(buckets, how="cross").merge(found, on=[*keys, "bucket"], how="left")
+        frame = frame.fillna({"amount": 0.0, "accounts": 0}).astype({"accounts": "int64"})
+        totals = frame.groupby(keys, dropna=False)["amount"].transform("sum")
+        frame["share"] = frame["amount"] / totals.where(totals != 0)
+        return frame[[*keys, "bucket", "amount", "share", "accounts"]].reset_index(drop=True)
 
     # -- data views -------------------------------------------------------------------------
 

@@ -126,7 +126,7 @@ def query(items: Sequence[KpiRequest], ctx: QueryContext) -> exp.Expression:
 
 
 def aging_query(ctx: QueryContext, item: KpiRequest) -> exp.Expression:
-    """A/R by aging bucket at each period's end: period_start, <dims>, bucket, amount, share, accounts."""
+    """A/R by aging bucket at each period's end: period_start, <dims>, bucket, amount, accounts (open ones)."""
     dims = "".join(f", l.{d}" for d in ctx.dims)
     last_end = ctx.periods.spine()[-1][1].isoformat()
     credits = item.options["credit_balances"]
@@ -160,11 +160,8 @@ def aging_query(ctx: QueryContext, item: KpiRequest) -> exp.Expression:
             """,
         ),
     ]
-    partition = ", ".join(["period_start", *ctx.dims])
     final = f"""
-        SELECT period_start, {plain_dims}bucket, CAST(amount AS DOUBLE) AS amount,
-               CAST(amount AS DOUBLE) / NULLIF(CAST(SUM(amount) OVER (PARTITION BY {partition}) AS DOUBLE), 0) AS share,
-               CAST(accounts AS BIGINT) AS accounts
+        SELECT period_start, {plain_dims}bucket, CAST(amount AS DOUBLE) AS amount, CAST(accounts AS BIGINT) AS accounts
         FROM bucketed
     """
     return with_relation(ctx.relations["ledger"], ctes, final)

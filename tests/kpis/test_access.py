@@ -7,15 +7,7 @@ import math
 import pytest
 
 from tests.kpis.builder import P1, P2, Fixture
-
-
-def one(frame, **where):
-    """The single row of `frame` matching column == value for each keyword."""
-    rows = frame
-    for column, value in where.items():
-        rows = rows[rows[column].astype(str) == str(value)]
-    assert len(rows) == 1, f"expected one row for {where}, got {len(rows)}"
-    return rows.iloc[0]
+from tests.kpis.helpers import one
 
 
 def schedule(fx: Fixture) -> None:
