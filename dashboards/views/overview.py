@@ -45,8 +45,8 @@ for start in range(0, len(headline), TILES_PER_ROW):
 ignored_filters_note(ctx, headline)
 
 
-def _moved(spec: KpiSpec) -> tuple[float, float, float] | None:
-    """(relative size of the move, before, after) for this month against the month before."""
+def _moved(spec: KpiSpec) -> tuple[float, float, float, bool] | None:
+    """(relative size of the move, before, after, month complete) for this month against the month before."""
     rows = frame[frame["kpi_id"] == spec.id]
     rows = rows.set_index(rows["period_start"].dt.date)
     before, after = add_months(month, -1), month
@@ -56,7 +56,7 @@ def _moved(spec: KpiSpec) -> tuple[float, float, float] | None:
     if missing(v0) or missing(v1) or v0 == v1:
         return None
     scale = abs(spec.red - spec.target) if spec.red is not None and spec.target is not None else abs(v0) or 1.0
-    return abs(v1 - v0) / scale, v0, v1
+    return abs(v1 - v0) / scale, v0, v1, bool(rows.loc[after, "complete"])
 
 
 def _main_driver(spec: KpiSpec) -> str:
@@ -69,7 +69,7 @@ def _main_driver(spec: KpiSpec) -> str:
             split = data.drivers(ctx.src, spec.id, ctx.filters.month, dim)
         except ClinicKpisError:  # a median does not split into segment contributions
             return "a median, so it does not split into segment contributions"
-        split = split[split["contribution"].notna()]
+        split = split[split["contribution"].notna() & split["segment"].notna()]  # e.g. calls with no location
         if split.empty:
             continue
         top = split.iloc[0]
@@ -86,13 +86,14 @@ moves.sort(key=lambda item: -item[0][0])
 if not moves:
     st.caption("Nothing to compare: the month before has no values.")
 lines = []
-for (_, v0, v1), spec in moves[:MOVERS]:
+for (_, v0, v1, complete), spec in moves[:MOVERS]:
     better = (v1 < v0) == (spec.better == "lower")
     word = "improved" if better else "worsened"
     color = "green" if better else "red"
     lines.append(
         f"- **{spec.title}** :{color}[{word}] {change_text(v1 - v0, spec)}: "
         f"{value_text(v0, spec)} → {value_text(v1, spec)}; {_main_driver(spec)}."
+        + ("" if complete else " The month is still open: more records may arrive.")
     )
 st.markdown("\n".join(lines))
 if moves:

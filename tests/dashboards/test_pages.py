@@ -6,6 +6,8 @@ these tests check that each page shows what the API returns for the filters in f
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from kpis import Warehouse
 from kpis.config import ENV_DB
 from kpis.formatting import format_value
 from tests.dashboards.conftest import APP, TIMEOUT
+from tests.dashboards.seed import build_practice
 
 PAGES = {
     "views/overview.py": "Overview — Oct 2026",
@@ -207,3 +210,23 @@ def test_a_missing_warehouse_is_one_clear_sentence(open_app: Callable, tmp_path:
     at = open_app(tmp_path / "nowhere.duckdb")
     assert not at.exception
     assert at.error[0].value.startswith(f"no warehouse at {tmp_path / 'nowhere.duckdb'}: create one with")
+
+
+def test_the_dashboard_leaves_the_warehouse_free_for_ingest(open_app: Callable, tmp_path: Path) -> None:
+    """Read-only opens last one query: right after a page run, another process can open the file to write."""
+    db = build_practice(tmp_path / "shared.duckdb")
+    at = open_app(db)
+    no_errors(at)
+    writer = "import sys; from kpis import Warehouse; Warehouse(sys.argv[1]).close()"
+    done = subprocess.run([sys.executable, "-c", writer, str(db)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_warehouse_being_written_shows_a_busy_message(open_app: Callable, tmp_path: Path) -> None:
+    db = build_practice(tmp_path / "busy.duckdb")
+    with Warehouse(db):  # a writer (an ingest) holds the file for the whole page run
+        at = open_app(db)
+    assert not at.exception
+    assert at.error[0].value.startswith(f"{db} is busy (an ingest is probably running)")
+    at.run()  # the writer is gone: the same session recovers
+    no_errors(at)
