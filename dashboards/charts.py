@@ -19,6 +19,7 @@ from dashboards.formatting import (
     axis_title,
     count_text,
     period_text,
+    segment_label,
     tick_format,
     value_text,
 )
@@ -81,7 +82,7 @@ def _target_lines(fig: go.Figure, spec: KpiSpec) -> None:
     if spec.red is not None:
         fig.add_hline(
             y=spec.red, line={"color": RED_COLOR, "dash": "dot", "width": 1},
-            annotation_text=f"red flag {value_text(spec.red, spec)}", annotation_position="bottom left",
+            annotation_text=f"red flag {value_text(spec.red, spec)}", annotation_position="top right",
         )  # fmt: skip
 
 
@@ -110,14 +111,16 @@ def breakdown(
 ) -> go.Figure:
     """One line per segment of `dim` over time, in the segment's fixed colour."""
     fig = go.Figure()
-    for segment, rows in frame.groupby(frame[dim].astype(str), sort=False):
+    keys = frame[dim].map(lambda v: None if v is None or v != v else str(v))
+    for key in keys.drop_duplicates():
+        rows = frame[keys.isna()] if key is None else frame[keys == key]
         fig.add_trace(
             go.Scatter(
                 x=rows["period_start"],
                 y=rows["value"],
                 mode="lines+markers",
-                name=labels.get(segment, segment),
-                line={"color": colors.get(segment, NO_STATUS_COLOR)},
+                name=segment_label(key, labels),
+                line={"color": colors.get(key, NO_STATUS_COLOR)},
                 customdata=_hover(rows, spec),
                 hovertemplate=_HOVER_TEMPLATE,
             )

@@ -13,9 +13,9 @@ from dashboards.filters import Filters, add_months, option_labels
 from dashboards.formatting import (
     STATUS_LABELS,
     change_text,
-    count_text,
     missing,
     period_text,
+    segment_label,
     target_text,
     value_text,
 )
@@ -163,7 +163,7 @@ def kpi_section(ctx: PageContext, spec: KpiSpec) -> None:
         split = data.compute(ctx.src, (spec.id,), f.start, f.end, f.grain, (dim,), tuple(filters.items()))
         split = split[split["n"] > 0]
         st.plotly_chart(charts.breakdown(split, spec, dim, ctx.labels(dim), ctx.colors(dim)), key=f"split-{spec.id}")
-    table = numbers_table(pd.concat([total, split], ignore_index=True), spec, dim, ctx.labels(dim))
+    table = numbers_table(total, split, spec, dim, ctx.labels(dim))
     with st.expander(f"The numbers behind {spec.title.lower()}"):
         st.dataframe(table, hide_index=True)
         st.download_button(
@@ -175,13 +175,16 @@ def kpi_section(ctx: PageContext, spec: KpiSpec) -> None:
         )
 
 
-def numbers_table(frame: pd.DataFrame, spec: KpiSpec, dim: str | None, labels: dict[str, str]) -> pd.DataFrame:
-    """The rows behind a chart, readable and exportable: period, segment, value, numerator, denominator, n."""
-    segment = frame[dim].map(lambda v: "" if v is None or v != v else labels.get(str(v), str(v))) if dim else ""
+def numbers_table(
+    total: pd.DataFrame, split: pd.DataFrame, spec: KpiSpec, dim: str, labels: dict[str, str]
+) -> pd.DataFrame:
+    """The rows behind both charts, readable and exportable: period, segment, value, numerator, denominator, n."""
+    frame = pd.concat([total, split], ignore_index=True)
+    segments = ["all"] * len(total) + [segment_label(v, labels) for v in split[dim]]
     return pd.DataFrame(
         {
             "period": [period_text(p.date(), g) for p, g in zip(frame["period_start"], frame["grain"], strict=True)],
-            "segment": pd.Series(segment, index=frame.index).replace("", "all") if dim else "all",
+            "segment": segments,
             "value": [value_text(v, spec) for v in frame["value"]],
             "raw_value": frame["value"],
             "numerator": frame["numerator"],
@@ -192,7 +195,3 @@ def numbers_table(frame: pd.DataFrame, spec: KpiSpec, dim: str | None, labels: d
             "definition": frame["definition"],
         }
     )
-
-
-def counts_caption(numerator: float, denominator: float) -> str:
-    return f"{count_text(numerator)} of {count_text(denominator)}"

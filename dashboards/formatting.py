@@ -22,6 +22,7 @@ UNIT_LABELS = {
     "currency": "$",
     "count": "count",
 }
+NOT_RECORDED = "not recorded"
 STATUS_LABELS = {"on_target": "On target", "watch": "Watch", "off_target": "Off target"}
 
 
@@ -77,6 +78,13 @@ def count_text(value: float | None) -> str:
     if missing(value):
         return "—"
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+
+
+def segment_label(value: object, labels: dict[str, str]) -> str:
+    """A segment's label; records without the dimension (e.g. calls to a shared queue have no location) say so."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return NOT_RECORDED
+    return labels.get(str(value), str(value))
 
 
 def period_text(start: date, grain: str) -> str:

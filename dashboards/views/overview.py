@@ -16,6 +16,7 @@ from kpis.spec import KpiSpec
 TILES_PER_ROW = 4
 MOVERS = 3
 DRIVER_DIMENSIONS = ("location", "provider", "payer")
+STANDS_OUT = 0.25
 
 ctx = page_context()
 month = date.fromisoformat(ctx.filters.month)
@@ -59,8 +60,11 @@ def _moved(spec: KpiSpec) -> tuple[float, float, float, bool] | None:
     return abs(v1 - v0) / scale, v0, v1, bool(rows.loc[after, "complete"])
 
 
-def _main_driver(spec: KpiSpec) -> str:
-    """The segment (location, provider or payer) that contributed most to the move, as a phrase."""
+def _main_driver(spec: KpiSpec, change: float) -> str:
+    """The segment (location, provider or payer) that contributed most to the move, as a phrase.
+
+    A segment whose contribution is under STANDS_OUT of the move does not explain it, and is not named.
+    """
     best: tuple[float, str] | None = None
     for dim in DRIVER_DIMENSIONS:
         if dim not in spec.dimensions:
@@ -77,7 +81,10 @@ def _main_driver(spec: KpiSpec) -> str:
         phrase = f"{dim} {labels.get(str(top['segment']), top['segment'])} ({change_text(top['contribution'], spec)})"
         if best is None or abs(top["contribution"]) > best[0]:
             best = (abs(top["contribution"]), phrase)
-    return f"most of it from {best[1]}" if best else "no segment data"
+    if best is None or best[0] < STANDS_OUT * abs(change):
+        dims = " or ".join(d for d in DRIVER_DIMENSIONS if d in spec.dimensions)
+        return f"no single {dims} stands out"
+    return f"most of it from {best[1]}"
 
 
 st.subheader(f"What changed since {period_text(add_months(month, -1), 'month')}")
@@ -92,7 +99,7 @@ for (_, v0, v1, complete), spec in moves[:MOVERS]:
     color = "green" if better else "red"
     lines.append(
         f"- **{spec.title}** :{color}[{word}] {change_text(v1 - v0, spec)}: "
-        f"{value_text(v0, spec)} → {value_text(v1, spec)}; {_main_driver(spec)}."
+        f"{value_text(v0, spec)} → {value_text(v1, spec)}; {_main_driver(spec, v1 - v0)}."
         + ("" if complete else " The month is still open: more records may arrive.")
     )
 st.markdown("\n".join(lines))

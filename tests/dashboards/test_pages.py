@@ -230,3 +230,22 @@ def test_a_warehouse_being_written_shows_a_busy_message(open_app: Callable, tmp_
     assert at.error[0].value.startswith(f"{db} is busy (an ingest is probably running)")
     at.run()  # the writer is gone: the same session recovers
     no_errors(at)
+
+
+def test_what_changed_names_the_moves_and_their_main_segment(open_app: Callable, practice_db: Path) -> None:
+    at = open_app(practice_db)
+    no_errors(at)
+    bullets = [line for m in at.markdown for line in m.value.splitlines() if line.startswith("- **")]
+    assert len(bullets) == 3
+    with Warehouse.open(practice_db, read_only=True) as wh:
+        specs = {s.title: s for s in wh.catalog()}
+        for bullet in bullets:
+            spec = specs[bullet[4 : bullet.index("**", 4)]]
+            before, after = wh.compute(spec.id, start="2026-09-01", end="2026-10-31")["value"].tolist()
+            assert f"{format_value(before, spec.fmt)} → {format_value(after, spec.fmt)}" in bullet
+            assert change_text(after - before, spec) in bullet
+            if "most of it from" in bullet:
+                named = bullet.split("most of it from ")[1].split(" (")[0]
+                dim, label = named.split(" ", 1)
+                top = wh.drivers(spec.id, "2026-10-01", by=dim).dropna(subset=["segment"]).iloc[0]
+                assert wh.dimension_values(dim).set_index("id").loc[top["segment"], "label"] == label
