@@ -56,7 +56,8 @@ def _hover(frame: pd.DataFrame, spec: KpiSpec) -> list[list[str]]:
                 count_text(row.numerator),
                 count_text(row.denominator),
                 f"{row.n:,}",
-                STATUS_LABELS.get(status, "no target") if status else "no target",
+                (STATUS_LABELS.get(status, "no target") if status else "no target")
+                + ("" if row.complete else "; period still open"),
             ]
         )
     return rows
@@ -87,7 +88,10 @@ def _target_lines(fig: go.Figure, spec: KpiSpec) -> None:
 
 
 def trend(frame: pd.DataFrame, spec: KpiSpec) -> go.Figure:
-    """The KPI over time (one row per period), markers coloured by status, with target and red-flag lines."""
+    """The KPI over time (one row per period), with target and red-flag lines.
+
+    Markers are coloured by status; an open marker is a period that is not complete yet (data may still arrive).
+    """
     fig = go.Figure(
         go.Scatter(
             x=frame["period_start"],
@@ -95,7 +99,11 @@ def trend(frame: pd.DataFrame, spec: KpiSpec) -> go.Figure:
             mode="lines+markers",
             name=spec.title,
             line={"color": "#455a64"},
-            marker={"size": 9, "color": [status_color(s) for s in frame["status"]]},
+            marker={
+                "size": 9,
+                "color": [status_color(s) for s in frame["status"]],
+                "symbol": ["circle" if done else "circle-open" for done in frame["complete"]],
+            },
             customdata=_hover(frame, spec),
             hovertemplate=_HOVER_TEMPLATE,
         )
