@@ -6,6 +6,7 @@ these tests check that each page shows what the API returns for the filters in f
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -20,7 +21,6 @@ from kpis import Warehouse
 from kpis.config import ENV_DB
 from kpis.formatting import format_value
 from tests.dashboards.conftest import APP, TIMEOUT
-from tests.dashboards.seed import build_practice
 
 PAGES = {
     "views/overview.py": "Overview — Oct 2026",
@@ -47,6 +47,13 @@ def expected_tiles(db: Path, filters: dict | None = None) -> dict[str, tuple[str
             change = None if pd.isna(before) or pd.isna(after) else change_text(after - before, spec)
             out[spec.title] = (format_value(after, spec.fmt), change)
     return out
+
+
+def dimension_labels(db: Path, dimension: str) -> dict[str, str]:
+    """id -> the label the sidebar shows for each value of a dimension (the API's dimension_values)."""
+    with Warehouse.open(db, read_only=True) as wh:
+        values = wh.dimension_values(dimension)
+    return dict(zip(values["id"], values["label"], strict=True))
 
 
 def shown_tiles(at: AppTest) -> dict[str, tuple[str, str | None]]:
@@ -89,9 +96,10 @@ def test_location_filter_changes_the_tiles(open_app: Callable, practice_db: Path
 
 def test_payer_filter_is_applied_where_allowed_and_said_where_not(open_app: Callable, practice_db: Path) -> None:
     at = open_app(practice_db)
-    at.multiselect(key="payer").set_value(["SELF"]).run()
+    payer = next(iter(dimension_labels(practice_db, "payer")))
+    at.multiselect(key="payer").set_value([payer]).run()
     no_errors(at)
-    assert shown_tiles(at) == expected_tiles(practice_db, {"payer": ["SELF"]})
+    assert shown_tiles(at) == expected_tiles(practice_db, {"payer": [payer]})
     notes = [c.value for c in at.caption if "filter is not applied" in c.value]
     assert any(n.startswith("Call abandonment rate is not broken down by payer") for n in notes)
 
@@ -111,7 +119,8 @@ def test_filters_come_from_the_url_and_survive_a_page_change(
 ) -> None:
     monkeypatch.setenv(ENV_DB, str(practice_db))
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    at.query_params["location"] = "Westside Clinic"  # bound widgets carry their labels in the URL
+    west = dimension_labels(practice_db, "location")["WEST"]
+    at.query_params["location"] = west  # bound widgets carry their labels in the URL
     at.query_params["grain"] = "quarter"
     at.run()
     no_errors(at)
@@ -122,7 +131,7 @@ def test_filters_come_from_the_url_and_survive_a_page_change(
     assert at.multiselect(key="location").value == ["WEST"]
     assert at.selectbox(key="grain").value == "quarter"
     table = at.dataframe[0].value  # the numbers behind the abandonment trend
-    assert set(table["segment"]) == {"all", "Westside Clinic"}
+    assert set(table["segment"]) == {"all", west}
     total = table[table["segment"] == "all"]
     assert total["period"].tolist() == ["2025-Q4", "2026-Q1", "2026-Q2", "2026-Q3", "2026-Q4"]
 
@@ -139,7 +148,7 @@ def test_kpi_section_table_holds_the_numbers_behind_the_chart(open_app: Callable
     assert total["numerator"].tolist() == api["numerator"].tolist()
     assert total["denominator"].tolist() == api["denominator"].tolist()
     assert total["value"].tolist() == [format_value(v, "pct1") for v in api["value"]]
-    east = table[table["segment"] == "Eastside Family Medicine"]
+    east = table[table["segment"] == dimension_labels(practice_db, "location")["EAST"]]
     assert east["n"].tolist() == split[split["location"] == "EAST"]["n"].tolist()
     assert len(at.get("download_button")) == 4  # one CSV per KPI on the page
 
@@ -160,8 +169,10 @@ def test_data_page_lists_runs_rejects_and_coverage(open_app: Callable, practice_
     frames = [d.value for d in at.dataframe]
     runs = next(f for f in frames if "rows_read" in f.columns)
     rejects = next(f for f in frames if "reason" in f.columns)
-    assert sorted(runs["file_path"]) == ["fhir/Appointment.ndjson", "phones/queue_log"]
-    assert len(rejects) == 3 and set(rejects["reason"]) == {"checked_out_at is before checked_in_at"}
+    with Warehouse.open(practice_db, read_only=True) as wh:
+        api_runs, api_rejects = wh.ingest_runs(), wh.rejects()
+    assert runs["file_path"].tolist() == api_runs["file_path"].tolist()
+    assert rejects["reason"].tolist() == api_rejects["reason"].tolist() and len(rejects) > 0
     assert len(at.get("file_uploader")) == 1
 
 
@@ -212,9 +223,11 @@ def test_a_missing_warehouse_is_one_clear_sentence(open_app: Callable, tmp_path:
     assert at.error[0].value.startswith(f"no warehouse at {tmp_path / 'nowhere.duckdb'}: create one with")
 
 
-def test_the_dashboard_leaves_the_warehouse_free_for_ingest(open_app: Callable, tmp_path: Path) -> None:
+def test_the_dashboard_leaves_the_warehouse_free_for_ingest(
+    open_app: Callable, practice_db: Path, tmp_path: Path
+) -> None:
     """Read-only opens last one query: right after a page run, another process can open the file to write."""
-    db = build_practice(tmp_path / "shared.duckdb")
+    db = Path(shutil.copy(practice_db, tmp_path / "shared.duckdb"))
     at = open_app(db)
     no_errors(at)
     writer = "import sys; from kpis import Warehouse; Warehouse(sys.argv[1]).close()"
@@ -222,8 +235,8 @@ def test_the_dashboard_leaves_the_warehouse_free_for_ingest(open_app: Callable, 
     assert done.returncode == 0, done.stderr
 
 
-def test_a_warehouse_being_written_shows_a_busy_message(open_app: Callable, tmp_path: Path) -> None:
-    db = build_practice(tmp_path / "busy.duckdb")
+def test_a_warehouse_being_written_shows_a_busy_message(open_app: Callable, practice_db: Path, tmp_path: Path) -> None:
+    db = Path(shutil.copy(practice_db, tmp_path / "busy.duckdb"))
     with Warehouse(db):  # a writer (an ingest) holds the file for the whole page run
         at = open_app(db)
     assert not at.exception
