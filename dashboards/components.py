@@ -152,7 +152,9 @@ def kpi_section(ctx: PageContext, spec: KpiSpec) -> None:
     filters = dict(data.applicable(spec, f.values))
     total = data.compute(ctx.src, (spec.id,), f.start, f.end, f.grain, (), tuple(filters.items()))
     if total["n"].sum() == 0:
-        st.info(f"No records behind {spec.title.lower()} in the selected months and filters.")
+        active = ", ".join(filters)
+        hint = f" Records without a {active} are left out by that filter: clear it to see them." if active else ""
+        st.info(f"No records behind {spec.title.lower()} in the selected months and filters.{hint}")
         return
     dims = [d for d in BREAKDOWN_DIMENSIONS if d in spec.dimensions]
     left, right = st.columns(2)

@@ -126,11 +126,11 @@ def test_filters_come_from_the_url_and_survive_a_page_change(
     no_errors(at)
     assert at.multiselect(key="location").value == ["WEST"]
     assert shown_tiles(at) == expected_tiles(practice_db, {"location": ["WEST"]})
-    at.switch_page("views/phones.py").run()
+    at.switch_page("views/access.py").run()
     no_errors(at)
     assert at.multiselect(key="location").value == ["WEST"]
     assert at.selectbox(key="grain").value == "quarter"
-    table = at.dataframe[0].value  # the numbers behind the abandonment trend
+    table = at.dataframe[0].value  # the numbers behind the no-show trend
     assert set(table["segment"]) == {"all", west}
     total = table[table["segment"] == "all"]
     assert total["period"].tolist() == ["2025-Q4", "2026-Q1", "2026-Q2", "2026-Q3", "2026-Q4"]
