@@ -89,7 +89,8 @@ def option_labels(values: pd.DataFrame) -> dict[str, str]:
 
 def sidebar(src: data.Source) -> Filters:
     """Draw the filter widgets in the sidebar and return what they say."""
-    choices, default_last = month_options(data.coverage(src), date.today())
+    coverage = data.coverage(src)
+    choices, default_last = month_options(coverage, date.today())
     months = [m.isoformat()[:7] for m in choices]
     end = months.index(default_last.isoformat()[:7])
     default = (months[max(0, end - DEFAULT_MONTHS + 1)], months[end])
@@ -122,4 +123,6 @@ def sidebar(src: data.Source) -> Filters:
                 placeholder=f"All {dim}s",
             )
             values[dim] = tuple(chosen)
+        if not coverage.empty:
+            st.caption(f"Data through {coverage['last_event_at'].max():%b %-d, %Y} (latest record loaded).")
     return Filters(date.fromisoformat(first + "-01"), date.fromisoformat(last + "-01"), grain, values)

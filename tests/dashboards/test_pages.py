@@ -262,3 +262,10 @@ def test_what_changed_names_the_moves_and_their_main_segment(open_app: Callable,
                 dim, label = named.split(" ", 1)
                 top = wh.drivers(spec.id, "2026-10-01", by=dim).dropna(subset=["segment"]).iloc[0]
                 assert wh.dimension_values(dim).set_index("id").loc[top["segment"], "label"] == label
+
+
+def test_sidebar_says_how_recent_the_data_is(open_app: Callable, practice_db: Path) -> None:
+    at = open_app(practice_db)
+    with Warehouse.open(practice_db, read_only=True) as wh:
+        last = wh.coverage()["last_event_at"].max()
+    assert [c.value for c in at.sidebar.caption] == [f"Data through {last:%b %-d, %Y} (latest record loaded)."]
