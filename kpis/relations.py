@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from functools import cache
 
 import sqlglot
-from sqlglot import exp
 
 from kpis.business_time import business_hours_between
 from kpis.config import Config
@@ -48,9 +47,6 @@ class Relation:
     @property
     def dimensions(self) -> frozenset[str]:
         return self.columns & frozenset(DIMENSIONS)
-
-    def ast(self) -> exp.Select:
-        return sqlglot.parse_one(self.sql, read="duckdb")
 
 
 @cache

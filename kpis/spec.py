@@ -28,6 +28,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 
@@ -159,8 +160,22 @@ class KpiSpec:
         return render_template(text, self.fragments, options)
 
     def condition(self, text: str, options: Mapping[str, Any]) -> exp.Expression:
-        """A filter or value expression, substituted, parsed and simplified."""
-        return simplify(sqlglot.parse_one(self.render(text, options), read="duckdb"))
+        """A filter or value expression, substituted, parsed and simplified (shared: do not modify)."""
+        return _simplified(self.render(text, options))
+
+    def condition_sql(self, text: str, options: Mapping[str, Any]) -> str:
+        """`condition` as DuckDB SQL."""
+        return _simplified_sql(self.render(text, options))
+
+
+@lru_cache(maxsize=4096)
+def _simplified(sql: str) -> exp.Expression:
+    return simplify(sqlglot.parse_one(sql, read="duckdb"))
+
+
+@lru_cache(maxsize=4096)
+def _simplified_sql(sql: str) -> str:
+    return _simplified(sql).sql(dialect="duckdb")
 
 
 def render_template(text: str, fragments: Mapping[str, Fragment], options: Mapping[str, Any]) -> str:

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlglot import exp
-
 from kpis.query import KpiRequest, QueryContext, output_row, ratio_value, with_relation
 
 PRESETS = {
@@ -64,7 +62,7 @@ def _balance(item: KpiRequest, credits: str, condition: str = "TRUE") -> str:
     return f"COALESCE(SUM(balance) FILTER (WHERE {kept} AND {condition}), 0)"
 
 
-def query(items: Sequence[KpiRequest], ctx: QueryContext) -> exp.Expression:
+def query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
     dims = "".join(f", l.{d}" for d in ctx.dims)
     last_end = ctx.periods.spine()[-1][1].isoformat()
     days_in_ar = next((i for i in items if i.id == "days_in_ar"), None)
@@ -125,7 +123,7 @@ def query(items: Sequence[KpiRequest], ctx: QueryContext) -> exp.Expression:
     return with_relation(ctx.relations["ledger"], ctes, final)
 
 
-def aging_query(ctx: QueryContext, item: KpiRequest) -> exp.Expression:
+def aging_query(ctx: QueryContext, item: KpiRequest) -> str:
     """A/R by aging bucket at each period's end: period_start, <dims>, bucket, amount, accounts (open ones)."""
     dims = "".join(f", l.{d}" for d in ctx.dims)
     last_end = ctx.periods.spine()[-1][1].isoformat()
@@ -167,7 +165,7 @@ def aging_query(ctx: QueryContext, item: KpiRequest) -> exp.Expression:
     return with_relation(ctx.relations["ledger"], ctes, final)
 
 
-def explain(item: KpiRequest, ctx: QueryContext) -> exp.Expression:
+def explain(item: KpiRequest, ctx: QueryContext) -> str:
     """The records behind one period's value (ctx has a single period).
 
     One row per account with a non-zero balance at the period's end (record_id = the claim, value
