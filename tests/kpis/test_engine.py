@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from kpis.catalog import shipped_specs
+from kpis.engine import status
 from kpis.errors import ClinicKpisError, ConfigError
 from tests.kpis.builder import P1, P2, Fixture
 from tests.kpis.helpers import one
@@ -159,20 +162,11 @@ def test_targets_from_config_and_status(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("better", "values", "expected"),
     [
-        (
-            "lower",
-            [0.05, 0.07, 0.08, 0.10, 0.11, float("nan")],
-            ["on_target"] * 2 + ["watch"] * 2 + ["off_target", None],
-        ),
-        ("higher", [0.97, 0.95, 0.92, 0.90, 0.89], ["on_target"] * 2 + ["watch"] * 2 + ["off_target"]),
+        ("lower", [0.05, 0.07, 0.08, 0.10, 0.11, float("nan")], ["on", "on", "watch", "watch", "off", None]),
+        ("higher", [0.97, 0.95, 0.92, 0.90, 0.89], ["on", "on", "watch", "watch", "off"]),
     ],
 )
 def test_status_respects_the_better_direction(better: str, values: list, expected: list) -> None:
-    import dataclasses
-
-    from kpis.catalog import shipped_specs
-    from kpis.engine import status
-
     base = shipped_specs()["no_show_rate"]
     bands = {"lower": (0.07, 0.07, 0.10), "higher": (0.95, 0.95, 0.90)}[better]
     spec = dataclasses.replace(base, better=better, target=bands[0], watch=bands[1], red=bands[2])
