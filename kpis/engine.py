@@ -35,7 +35,7 @@ def standard_query(items: Sequence[KpiRequest], event_column: str, ctx: QueryCon
     for i, item in enumerate(items):
         spec, k = item.spec, f"k{i}"
         if spec.kind == "ratio":
-            population = item.condition(spec.denominator.filter)
+            population = item.condition(spec.population or spec.denominator.filter)
             aggregates += [
                 f"{_aggregate(item, spec.numerator)} AS {k}_num",
                 f"{_aggregate(item, spec.denominator)} AS {k}_den",

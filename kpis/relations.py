@@ -297,17 +297,16 @@ def build_relations(config: Config) -> dict[str, Relation]:
         ),
         Relation(
             "referrals",
-            "One row per outgoing referral, with each stage time in local wall-clock time.",
-            f"""
+            "One row per outgoing referral, with the time it reached each stage.",
+            """
             SELECT
                 source || ':' || referral_id AS record_id,
                 patient_key,
                 created_at,
                 status,
-                {local("created_at", tz)} AS created_local,
-                {local("scheduled_at", tz)} AS scheduled_local,
-                {local("seen_at", tz)} AS seen_local,
-                {local("report_received_at", tz)} AS report_received_local,
+                scheduled_at,
+                seen_at,
+                report_received_at,
                 location_id AS location,
                 referring_provider_id AS provider,
                 specialty

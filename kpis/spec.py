@@ -110,6 +110,7 @@ class KpiSpec:
     numerator: Measure | None = None
     denominator: Measure | None = None
     value: Measure | None = None
+    population: str | None = None  # rows counted in n for a ratio (default: the denominator's)
     custom: str | None = None
     event_time_option: str | None = None  # the option that chooses the event time, if any
     event_times: Mapping[str, str] = field(default_factory=dict)  # option value -> column
@@ -285,6 +286,7 @@ _KPI_KEYS = {
     "numerator",
     "denominator",
     "value",
+    "population",
     "custom",
     "uses",
     "options",
@@ -434,6 +436,9 @@ def _load_kpi(
             raise SpecError(f"{where}: stray '{{' or '}}' in {text.strip()!r}; placeholders look like {{name}}")
 
     kind, numerator, denominator, value, custom = _computation(body, where, known_custom)
+    population = body.get("population")
+    if population is not None and (kind != "ratio" or not isinstance(population, str) or not population.strip()):
+        raise SpecError(f"{where}.population: a SQL condition, for ratio KPIs only")
     if kind == "custom":  # a custom query places rows itself; event_time only describes how
         if not isinstance(body["event_time"], str):
             raise SpecError(f"{where}.event_time: describe the event time of a custom KPI in words")
@@ -475,6 +480,7 @@ def _load_kpi(
         numerator=numerator,
         denominator=denominator,
         value=value,
+        population=" ".join(population.split()) if population else None,
         custom=custom,
         event_time_option=event_option,
         event_times=event_times,
@@ -535,6 +541,8 @@ def _measure_texts(body: dict[str, Any]) -> list[str]:
         measure = body.get(side)
         if isinstance(measure, dict):
             texts += [v for k, v in measure.items() if k in ("filter", "expr") and isinstance(v, str)]
+    if isinstance(body.get("population"), str):
+        texts.append(body["population"])
     return texts
 
 

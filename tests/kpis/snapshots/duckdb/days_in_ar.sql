@@ -76,7 +76,8 @@ WITH ledger_claims AS (
     service_date,
     first_billed_date,
     entries,
-    CAST(0 AS DECIMAL(18, 2)) AS window_amount
+    CAST(0 AS DECIMAL(18, 2)) AS window_amount,
+    0 AS window_charges
   FROM accounts
   UNION ALL
   SELECT
@@ -94,7 +95,8 @@ WITH ledger_claims AS (
       WHEN entry_type = 'adjustment' AND group_code = 'CO' AND reason_code IN ('45')
       THEN -amount
       ELSE 0
-    END
+    END,
+    CASE WHEN l.entry_type = 'charge' THEN 1 ELSE 0 END
   FROM spine AS s
   JOIN scoped AS l
     ON l.posted_date > s.period_end - INTERVAL '365' DAY
@@ -106,7 +108,7 @@ WITH ledger_claims AS (
     COALESCE(SUM(balance) FILTER(WHERE
       TRUE AND TRUE), 0) AS k0_num,
     COALESCE(SUM(window_amount), 0) / 365 AS k0_den,
-    SUM(entries) AS entries
+    SUM(window_charges) AS k0_n
   FROM facts
   GROUP BY
     period_start,
@@ -119,5 +121,5 @@ SELECT
   CAST(k0_num AS DOUBLE) AS numerator,
   CAST(k0_den AS DOUBLE) AS denominator,
   CAST(CAST(k0_num AS DOUBLE) / NULLIF(CAST(k0_den AS DOUBLE), 0) AS DOUBLE) AS value,
-  CAST(entries AS BIGINT) AS n
+  CAST(k0_n AS BIGINT) AS n
 FROM grouped
