@@ -60,8 +60,8 @@ def target_text(spec: KpiSpec) -> str:
 
 
 def axis_title(spec: KpiSpec) -> str:
-    """The y-axis title: the KPI with its unit, e.g. `No-show rate (%)`."""
-    return f"{spec.title} ({UNIT_LABELS[spec.unit]})"
+    """The value axis title: the unit in words (the chart title already names the KPI)."""
+    return {"percent": "percent", "currency": "US dollars"}.get(spec.unit, spec.unit)
 
 
 def tick_format(spec: KpiSpec) -> str:

@@ -37,8 +37,11 @@ headline = [spec for spec in ctx.specs.values() if spec.headline]
 first = add_months(month, -12).isoformat()
 frame = data.compute_each(ctx.src, headline, first, ctx.filters.end, "month", ctx.filters.values)
 
-st.caption("Each tile: the month's value, its change since the month before (arrow), the same month last year, "
-           "and the 13-month trend. Colours follow each KPI's target band.")  # fmt: skip
+st.caption(
+    "Each tile: the month's value (tiles are monthly whatever the grain), its change since the month before "
+    "(arrow), the same month last year, and the 13-month trend. Colours follow each KPI's target band."
+)
+
 for start in range(0, len(headline), TILES_PER_ROW):
     for column, spec in zip(st.columns(TILES_PER_ROW), headline[start : start + TILES_PER_ROW], strict=False):
         with column:
