@@ -6,6 +6,7 @@ these tests check that each page shows what the API returns for the filters in f
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -269,3 +270,30 @@ def test_sidebar_says_how_recent_the_data_is(open_app: Callable, practice_db: Pa
     with Warehouse.open(practice_db, read_only=True) as wh:
         last = wh.coverage()["last_event_at"].max()
     assert [c.value for c in at.sidebar.caption] == [f"Data through {last:%b %-d, %Y} (latest record loaded)."]
+
+
+def figures(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def test_charts_carry_targets_units_hover_counts_and_one_colour_per_location(
+    open_app: Callable, practice_db: Path
+) -> None:
+    at = open_app(practice_db)
+    colours = {}
+    for page, kpi in (("views/access.py", "no_show_rate"), ("views/visit_flow.py", "visit_cycle_time")):
+        at.switch_page(page).run()
+        no_errors(at)
+        trend, split = figures(at)[:2]
+        with Warehouse.open(practice_db, read_only=True) as wh:
+            spec = {s.id: s for s in wh.catalog()}[kpi]
+            api = wh.compute(kpi, start="2025-10-01", end="2026-10-31")
+        assert trend["layout"]["shapes"][0]["y0"] == spec.target
+        assert trend["layout"]["yaxis"]["title"]["text"] == {"percent": "percent"}.get(spec.unit, spec.unit)
+        last = trend["data"][0]["customdata"][-1]  # period, value, numerator, denominator, n, status
+        assert last[0] == "Oct 2026" and last[4] == f"{api['n'].iloc[-1]:,}"
+        assert "numerator %{customdata[2]} / denominator %{customdata[3]}" in trend["data"][0]["hovertemplate"]
+        for trace in split["data"]:
+            colours.setdefault(trace["name"], set()).add(trace["line"]["color"])
+    assert len(colours) == 3 and all(len(c) == 1 for c in colours.values())  # same location, same colour
+    assert len({c.pop() for c in colours.values()}) == 3
