@@ -133,6 +133,7 @@ def test_dashboard_in_a_real_browser(dashboard_url: str, practice_db: Path, tmp_
         for link, url_path, name in PAGES:
             nav_link(page, link).click()
             page.wait_for_url(f"{dashboard_url}/{url_path}*")
+            expect(page.get_by_role("heading", level=1).filter(has_text=link)).to_be_visible(timeout=90_000)
             wait_idle(page)
             shots.append(tmp_path / f"{name}.png")
             page.screenshot(path=shots[-1])
