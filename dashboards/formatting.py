@@ -65,12 +65,13 @@ def axis_title(spec: KpiSpec) -> str:
 
 
 def tick_format(spec: KpiSpec) -> str:
-    """A d3 tick format for the value axis (plotly)."""
+    """A d3 tick format for the value axis (plotly), with the spec's decimals so close ticks stay distinct."""
+    digits = int(spec.fmt[-1])
     if spec.unit == "percent":
-        return ".0%"
+        return f".{digits}%"
     if spec.unit == "currency":
         return "$,.0f"
-    return ",.0f" if spec.fmt.endswith("0") else ",.1f"
+    return f",.{digits}f"
 
 
 def count_text(value: float | None) -> str:

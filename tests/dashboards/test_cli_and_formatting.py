@@ -67,7 +67,7 @@ def test_targets_read_in_the_direction_that_is_better() -> None:
     assert target_text(SPECS["no_show_rate"]) == "Target ≤ 7.0% · red > 10.0%"
     assert target_text(SPECS["clean_claim_rate"]) == "Target ≥ 95.0% · red < 90.0%"
     assert target_text(SPECS["late_cancel_rate"]) == ""
-    assert tick_format(SPECS["no_show_rate"]) == ".0%"
+    assert tick_format(SPECS["no_show_rate"]) == ".1%"
     assert tick_format(SPECS["days_in_ar"]) == ",.1f"
 
 
