@@ -74,7 +74,7 @@ def build_relations(config: Config) -> dict[str, Relation]:
     hours = config.business_hours
     response_hours = business_hours_between(local("received_at", tz), local("first_response_at", tz), hours)
     resolved = "status IN ('fulfilled', 'arrived', 'noshow')"
-    appointments_end = f"SELECT MAX({local_date('scheduled_start', tz)}) FROM appointments WHERE {resolved}"
+    appointments_end = f"SELECT {local_date('MAX(scheduled_start)', tz)} FROM appointments WHERE {resolved}"
     relations = [
         Relation(
             "appointments",
@@ -132,7 +132,7 @@ def build_relations(config: Config) -> dict[str, Relation]:
             LEFT JOIN appointments AS a ON a.source = e.source AND a.appointment_id = e.appointment_id
             LEFT JOIN payers AS p ON p.payer_id = a.payer_id
             """,
-            f"SELECT MAX({local_date('checked_in_at', tz)}) FROM encounters",
+            f"SELECT {local_date('MAX(checked_in_at)', tz)} FROM encounters",
             {"checked_in_at": INSTANT, "provider_end_at": INSTANT, "checked_out_at": INSTANT},
         ),
         Relation(
@@ -195,7 +195,7 @@ def build_relations(config: Config) -> dict[str, Relation]:
                 location_id AS location
             FROM calls
             """,
-            f"SELECT MAX({local_date('entered_at', tz)}) FROM calls",
+            f"SELECT {local_date('MAX(entered_at)', tz)} FROM calls",
             {"entered_at": INSTANT},
         ),
         Relation(
@@ -254,7 +254,7 @@ def build_relations(config: Config) -> dict[str, Relation]:
             """,
             f"""
             SELECT GREATEST(
-                (SELECT MAX({local_date("submitted_at", tz)}) FROM claims),
+                (SELECT {local_date("MAX(submitted_at)", tz)} FROM claims),
                 (SELECT MAX(paid_date) FROM remittances)
             )
             """,
@@ -313,7 +313,7 @@ def build_relations(config: Config) -> dict[str, Relation]:
             FROM referrals
             """,
             f"""
-            SELECT MAX({local_date("GREATEST(created_at, sent_at, scheduled_at, seen_at, report_received_at)", tz)})
+            SELECT {local_date("MAX(GREATEST(created_at, sent_at, scheduled_at, seen_at, report_received_at))", tz)}
             FROM referrals
             """,
             {"created_at": INSTANT},
@@ -333,7 +333,7 @@ def build_relations(config: Config) -> dict[str, Relation]:
                 provider_id AS provider
             FROM portal_messages
             """,
-            f"SELECT MAX({local_date('GREATEST(received_at, first_response_at)', tz)}) FROM portal_messages",
+            f"SELECT {local_date('MAX(GREATEST(received_at, first_response_at))', tz)} FROM portal_messages",
             {"received_at": INSTANT, "first_response_at": INSTANT},
         ),
     ]
