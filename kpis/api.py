@@ -29,6 +29,7 @@ from kpis.progress import steps
 from kpis.query import KpiRequest, QueryContext, render
 from kpis.relations import DATE, INSTANT, Relation, build_relations
 from kpis.spec import KpiSpec
+from kpis.sql_literals import sql_literal
 
 DEFAULT_MONTHS = 13
 
@@ -201,7 +202,7 @@ class KpiMethods:
         check_grain(grain)
         parts = []
         for domain, table, column, kind in _COVERAGE:
-            local = f"{column} AT TIME ZONE '{self.config.timezone}'" if kind == INSTANT else column
+            local = f"{column} AT TIME ZONE {sql_literal(self.config.timezone)}" if kind == INSTANT else column
             parts.append(
                 f"SELECT '{domain}' AS domain, '{table}' AS table_name, source, "
                 f"CAST(DATE_TRUNC('{grain}', {local}) AS DATE) AS period_start, COUNT(*) AS rows, "

@@ -24,6 +24,7 @@ import sqlglot
 
 from kpis.business_time import business_hours_between
 from kpis.config import Config
+from kpis.sql_literals import sql_literal
 
 # Every dimension a KPI may be cut by, with the reference data that lists its values.
 DIMENSIONS = ("location", "provider", "payer", "payer_class", "visit_type", "new_patient", "queue", "specialty")
@@ -54,14 +55,9 @@ def _output_columns(sql: str) -> frozenset[str]:
     return frozenset(sqlglot.parse_one(sql, read="duckdb").named_selects)
 
 
-def lit(value: str) -> str:
-    """A SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
-
-
 def local(column: str, tz: str) -> str:
     """SQL: the local wall-clock timestamp of a TIMESTAMPTZ column (DuckDB's timezone(tz, ts))."""
-    return f"({column} AT TIME ZONE {lit(tz)})"
+    return f"({column} AT TIME ZONE {sql_literal(tz)})"
 
 
 def local_date(column: str, tz: str) -> str:

@@ -27,7 +27,7 @@ from kpis.business_time import business_days_between
 from kpis.periods import local_instant_utc, period_floor
 from kpis.query import KpiRequest, QueryContext, output_row, ratio_value, with_relation
 from kpis.relations import local_date
-from kpis.spec import sql_literal
+from kpis.sql_literals import sql_literal
 
 SNAPSHOT_WEEKDAY = 0  # Monday
 SNAPSHOT_TIME = time(8, 0)
