@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kpis.business_time import last_open_day
 from kpis.custom import CUSTOM_QUERIES
 from kpis.query import KpiRequest, QueryContext, output_row, ratio_value, render, with_relation
 from kpis.spec import QUANTILES, KpiSpec, Measure
@@ -138,14 +139,16 @@ def complete_table(
     `domains` lists the known values of each dimension (the reference tables): a single-dimension
     grouping shows every known value in every period; a multi-dimension grouping shows the
     combinations that occur. `data_ends` is the last local date each relation covers; a period
-    is complete when its last day (plus the KPI's waiting time) is covered.
+    is complete when its last business day (plus the KPI's waiting time) is covered.
     """
     raw = raw.copy()
     raw["period_start"] = pd.to_datetime(raw["period_start"]).astype("datetime64[us]")
     periods = pd.DataFrame(
         {
             "period_start": pd.to_datetime(list(ctx.periods.starts)).astype("datetime64[us]"),
-            "period_last": [ctx.periods.last_day(s) for s in ctx.periods.starts],
+            "period_last": [
+                last_open_day(ctx.periods.last_day(s), ctx.config.business_hours) for s in ctx.periods.starts
+            ],
         }
     )
     kpis = pd.DataFrame({"kpi_id": [item.id for item in items]})
