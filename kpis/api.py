@@ -172,8 +172,10 @@ class KpiMethods:
         found["period_start"] = pd.to_datetime(found["period_start"]).astype("datetime64[us]")
         keys = ["period_start", *ctx.dims]
         groups = found[keys].drop_duplicates()
-        if groups.empty:
+        if groups.empty:  # no A/R at all: every bucket at 0 for the practice
             groups = pd.DataFrame({"period_start": pd.to_datetime([start]).astype("datetime64[us]")})
+            for dim in ctx.dims:
+                groups[dim] = None
         buckets = pd.DataFrame({"bucket": [name for name, _, _ in ar_balance.BUCKETS]})
         frame = groups.merge(buckets, how="cross").merge(found, on=[*keys, "bucket"], how="left")
         frame = frame.fillna({"amount": 0.0, "accounts": 0}).astype({"accounts": "int64"})
@@ -265,6 +267,8 @@ class KpiMethods:
                 raise DimensionError(f"no KPI can be broken down by {', '.join(sorted(needed))}")
         else:
             specs = [self._spec(k) for k in _as_tuple(kpis)]
+            if not specs:
+                raise ClinicKpisError("no KPI requested: pass a KPI id, a list of them, or None for all")
             for spec in specs:
                 missing = sorted(needed - set(spec.dimensions))
                 if missing:

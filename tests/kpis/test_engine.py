@@ -224,6 +224,7 @@ def test_a_holiday_at_the_end_of_a_period_does_not_make_it_incomplete(tmp_path: 
     ("kwargs", "message"),
     [
         ({"kpis": "no_shows"}, r"unknown KPI 'no_shows' \(did you mean no_show_rate\?\)"),
+        ({"kpis": []}, r"no KPI requested"),
         ({"kpis": "no_show_rate", "by": "queue"}, r"no_show_rate cannot be broken down or filtered by queue"),
         ({"kpis": "no_show_rate", "by": "clinic"}, r"unknown dimension 'clinic'"),
         ({"kpis": "no_show_rate", "grain": "fortnight"}, r"unknown grain 'fortnight'"),
