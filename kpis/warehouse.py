@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 
+from kpis.api import KpiMethods
 from kpis.config import Config, load_config
 from kpis.errors import SchemaVersionError, WarehouseError
 
@@ -58,11 +59,12 @@ def latest_schema_version() -> int:
     return migrations()[-1].version
 
 
-class Warehouse:
+class Warehouse(KpiMethods):
     """One DuckDB warehouse file.
 
     Use `Warehouse.open(...)` (or the constructor) as a context manager. `cursor()` gives a
-    cursor per caller, since one DuckDB connection must not be shared across threads.
+    cursor per caller, since one DuckDB connection must not be shared across threads. The KPI
+    methods (`compute`, `catalog`, `explain`, ...) come from `kpis.api.KpiMethods`.
     """
 
     def __init__(self, path: str | Path, *, read_only: bool = False, config: Config | None = None) -> None:

@@ -1,0 +1,362 @@
+"""The KPI methods of `Warehouse`: the only API dashboards, reports and notebooks call.
+
+`KpiMethods` is mixed into `kpis.warehouse.Warehouse`, which keeps to opening and migrating the
+file. Each method turns its arguments into KPI requests and a query context (checking every id,
+dimension, filter and option with a message that says what is allowed), then hands them to the
+engine. See docs/contracts.md section 4 for the contract.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, timedelta
+from functools import cached_property
+from typing import Any
+
+import pandas as pd
+
+from kpis import engine
+from kpis.catalog import practice_catalog
+from kpis.config import Config
+from kpis.custom import ar_balance
+from kpis.dimensions import DimensionError, check_dimension, dimension_values
+from kpis.drivers import check_decomposable, decompose
+from kpis.errors import ClinicKpisError
+from kpis.explain import explain_query
+from kpis.periods import Periods, check_grain, next_period, parse_bound, period_floor, previous_period
+from kpis.progress import steps
+from kpis.query import KpiRequest, QueryContext, render
+from kpis.relations import DATE, INSTANT, Relation, build_relations
+from kpis.spec import KpiSpec
+from kpis.sql_literals import sql_literal
+
+DEFAULT_MONTHS = 13
+
+
+class KpiMethods:
+    """compute, catalog, explain, drivers, sql and the data-quality views of one warehouse."""
+
+    # Provided by Warehouse: the resolved config and `cursor()`, a new DuckDB cursor.
+    config: Config
+
+    # -- catalog ----------------------------------------------------------------------------
+
+    @cached_property
+    def _specs(self) -> dict[str, KpiSpec]:
+        return practice_catalog(self.config)
+
+    @cached_property
+    def _relations(self) -> dict[str, Relation]:
+        return build_relations(self.config)
+
+    def catalog(self) -> list[KpiSpec]:
+        """Every KPI spec, with the practice's targets from config, in catalog order."""
+        return list(self._specs.values())
+
+    # -- computing --------------------------------------------------------------------------
+
+    def compute(
+        self,
+        kpis: str | Sequence[str] | None = None,
+        start: Any = None,
+        end: Any = None,
+        grain: str = "month",
+        by: str | Sequence[str] | None = None,
+        filters: Mapping[str, Any] | None = None,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> pd.DataFrame:
+        """KPIs by period (and dimensions) as one tidy frame; see docs/contracts.md section 4.
+
+        `kpis=None` means every KPI that can be broken down by `by` and filtered by `filters`.
+        """
+        dims = _as_tuple(by)
+        ends = self._data_ends()
+        items, ctx = self._prepare(kpis, start, end, grain, (dims,), filters, options, ends)
+        return self._evaluate(items, ctx, ends)
+
+    def compute_groupings(
+        self,
+        kpis: str | Sequence[str] | None = None,
+        start: Any = None,
+        end: Any = None,
+        grain: str = "month",
+        groupings: Sequence[Sequence[str]] = ((),),
+        filters: Mapping[str, Any] | None = None,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> pd.DataFrame:
+        """Several groupings (e.g. total, by location, by provider) in one scan per relation.
+
+        Rows carry every dimension column of any grouping and a `grouping_id` (SQL GROUPING()
+        over those columns, first column highest bit: a set bit means "rolled up").
+        """
+        sets = tuple(_as_tuple(g) for g in groupings)
+        ends = self._data_ends()
+        items, ctx = self._prepare(kpis, start, end, grain, sets, filters, options, ends)
+        return self._evaluate(items, ctx, ends)
+
+    def sql(
+        self,
+        kpi: str,
+        *,
+        grain: str = "month",
+        by: str | Sequence[str] | None = None,
+        filters: Mapping[str, Any] | None = None,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+        dialect: str = "duckdb",
+        start: Any = None,
+        end: Any = None,
+    ) -> str:
+        """The SQL that computes one KPI, written for `dialect` (duckdb, spark, postgres, ...)."""
+        items, ctx = self._prepare([kpi], start, end, grain, (_as_tuple(by),), filters, options)
+        ((_, statement),) = engine.plan(items, ctx)
+        return render(statement, dialect=dialect, pretty=True)
+
+    def explain(
+        self,
+        kpi: str,
+        period: Any,
+        grain: str = "month",
+        filters: Mapping[str, Any] | None = None,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> pd.DataFrame:
+        """The records behind one value: record_id, patient_key, event_time, side, reason, value, ..."""
+        start = period_floor(parse_bound(period, end=False, what="period"), check_grain(grain))
+        items, ctx = self._prepare([kpi], start, start, grain, ((),), filters, options)
+        frame = self.cursor().execute(render(explain_query(items[0], ctx))).df()
+        frame["event_time"] = pd.to_datetime(frame["event_time"])
+        return frame
+
+    def drivers(
+        self,
+        kpi: str,
+        period: Any,
+        compare_to: Any = None,
+        by: str = "location",
+        grain: str = "month",
+    ) -> pd.DataFrame:
+        """How each segment of `by` moved the KPI from `compare_to` (default: previous period) to `period`."""
+        check_grain(grain)
+        after = period_floor(parse_bound(period, end=False, what="period"), grain)
+        if compare_to is None:
+            before = previous_period(after, grain)
+        else:
+            before = period_floor(parse_bound(compare_to, end=False, what="compare_to"), grain)
+        spec = self._spec(kpi)
+        check_decomposable(spec)
+        frames = [self.compute(kpi, start=p, end=p, grain=grain, by=by) for p in (before, after)]
+        out = decompose(frames[0], frames[1], by)
+        out.attrs.update(kpi_id=kpi, period=after.isoformat(), compare_to=before.isoformat(), by=by)
+        return out
+
+    def ar_aging(
+        self,
+        period: Any = None,
+        grain: str = "month",
+        by: str | Sequence[str] | None = None,
+        filters: Mapping[str, Any] | None = None,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> pd.DataFrame:
+        """A/R by aging bucket (0-30, 31-60, 61-90, 91-120, 120+) at the end of a period (default: the last).
+
+        Columns: period_start, <by dimensions>, bucket, amount, share, accounts. Aging and credit
+        balances follow the options of ar_over_90_pct.
+        """
+        if period is None:
+            end = self.data_end() or date.today()
+            start = period_floor(end, check_grain(grain))
+        else:
+            start = period_floor(parse_bound(period, end=False, what="period"), check_grain(grain))
+        items, ctx = self._prepare(["ar_over_90_pct"], start, start, grain, (_as_tuple(by),), filters, options)
+        found = self.cursor().execute(render(ar_balance.aging_query(ctx, items[0]))).df()
+        found["period_start"] = pd.to_datetime(found["period_start"]).astype("datetime64[us]")
+        keys = ["period_start", *ctx.dims]
+        groups = found[keys].drop_duplicates()
+        if groups.empty:  # no A/R at all: every bucket at 0 for the practice
+            groups = pd.DataFrame({"period_start": pd.to_datetime([start]).astype("datetime64[us]")})
+            for dim in ctx.dims:
+                groups[dim] = None
+        buckets = pd.DataFrame({"bucket": [name for name, _, _ in ar_balance.BUCKETS]})
+        frame = groups.merge(buckets, how="cross").merge(found, on=[*keys, "bucket"], how="left")
+        frame = frame.fillna({"amount": 0.0, "accounts": 0}).astype({"accounts": "int64"})
+        totals = frame.groupby(keys, dropna=False)["amount"].transform("sum")
+        frame["share"] = frame["amount"] / totals.where(totals != 0)
+        return frame[[*keys, "bucket", "amount", "share", "accounts"]].reset_index(drop=True)
+
+    # -- data views -------------------------------------------------------------------------
+
+    def dimension_values(self, dimension: str) -> pd.DataFrame:
+        """id, label of every known value of a dimension (for filter widgets)."""
+        return dimension_values(self.cursor(), dimension, self.config)
+
+    def ingest_runs(self) -> pd.DataFrame:
+        """The ingest_runs table, newest first."""
+        return self.cursor().execute("SELECT * FROM ingest_runs ORDER BY started_at DESC, run_id DESC").df()
+
+    def rejects(self, run_id: int | None = None, limit: int = 1000) -> pd.DataFrame:
+        """Quarantined records (direct identifiers masked), optionally of one run, in file order."""
+        where, params = ("WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
+        sql = f"SELECT * FROM rejects {where} ORDER BY run_id, file_path, position, reject_id LIMIT ?"
+        return self.cursor().execute(sql, [*params, int(limit)]).df()
+
+    def coverage(self, grain: str = "month") -> pd.DataFrame:
+        """Rows per domain, table, source and period, with the last event: what data there is, and how far."""
+        check_grain(grain)
+        parts = []
+        for domain, table, column, kind in _COVERAGE:
+            local = f"{column} AT TIME ZONE {sql_literal(self.config.timezone)}" if kind == INSTANT else column
+            parts.append(
+                f"SELECT '{domain}' AS domain, '{table}' AS table_name, source, "
+                f"CAST(DATE_TRUNC('{grain}', {local}) AS DATE) AS period_start, COUNT(*) AS rows, "
+                f"MAX(CAST({local} AS TIMESTAMP)) AS last_event_at FROM {table} GROUP BY source, period_start"
+            )
+        sql = " UNION ALL ".join(parts) + " ORDER BY domain, table_name, source, period_start"
+        frame = self.cursor().execute(sql).df()
+        frame["period_start"] = pd.to_datetime(frame["period_start"])
+        frame["rows"] = frame["rows"].astype("int64")
+        return frame[["domain", "source", "period_start", "rows", "last_event_at", "table_name"]]
+
+    def data_end(self) -> date | None:
+        """The last local date any fact table covers (None for an empty warehouse)."""
+        return _latest(self._data_ends())
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _spec(self, kpi: str) -> KpiSpec:
+        if kpi not in self._specs:
+            close = difflib.get_close_matches(kpi, self._specs, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ClinicKpisError(f"unknown KPI {kpi!r}{hint}; known: {', '.join(self._specs)}")
+        return self._specs[kpi]
+
+    def _data_ends(self) -> dict[str, date | None]:
+        cur = self.cursor()
+        ends = {}
+        for name, relation in self._relations.items():
+            value = cur.execute(relation.data_end_sql).fetchone()[0]
+            ends[name] = value.date() if isinstance(value, datetime) else value
+        return ends
+
+    def _prepare(
+        self,
+        kpis: str | Sequence[str] | None,
+        start: Any,
+        end: Any,
+        grain: str,
+        sets: tuple[tuple[str, ...], ...],
+        filters: Mapping[str, Any] | None,
+        options: Mapping[str, Mapping[str, Any]] | None,
+        ends: Mapping[str, date | None] | None = None,
+    ) -> tuple[list[KpiRequest], QueryContext]:
+        """Check a request and turn it into KPI requests and a query context.
+
+        `ends` (each relation's data end) is queried only when a default range needs it.
+        """
+        check_grain(grain)
+        wanted = {d for group in sets for d in group}
+        for dim in wanted:
+            check_dimension(dim)
+        for group in sets:
+            if len(set(group)) != len(group):
+                raise DimensionError(f"dimension listed twice in {list(group)}")
+        clean_filters = {check_dimension(d): _as_values(v) for d, v in (filters or {}).items()}
+        needed = wanted | set(clean_filters)
+        if kpis is None:
+            specs = [s for s in self._specs.values() if needed <= set(s.dimensions)]
+            if not specs:
+                raise DimensionError(f"no KPI can be broken down by {', '.join(sorted(needed))}")
+        else:
+            specs = [self._spec(k) for k in _as_tuple(kpis)]
+            if not specs:
+                raise ClinicKpisError("no KPI requested: pass a KPI id, a list of them, or None for all")
+            for spec in specs:
+                missing = sorted(needed - set(spec.dimensions))
+                if missing:
+                    raise DimensionError(
+                        f"{spec.id} cannot be broken down or filtered by {', '.join(missing)} "
+                        f"(it allows {', '.join(spec.dimensions)})"
+                    )
+        options = options or {}
+        for kpi_id in options:
+            self._spec(kpi_id)
+        where = f"{self.config.path}: [kpi_options]" if self.config.path else "[kpi_options]"
+        items = [
+            KpiRequest(
+                spec,
+                spec.resolve_options((where, self.config.kpi_options.get(spec.id)), ("options", options.get(spec.id))),
+            )
+            for spec in specs
+        ]
+        last = None
+        if start is None or end is None:
+            last = _latest(ends if ends is not None else self._data_ends())
+        periods = self._periods(start, end, grain, last)
+        ctx = QueryContext(self.config, self._relations, periods, sets, clean_filters)
+        return items, ctx
+
+    def _periods(self, start: Any, end: Any, grain: str, last: date | None) -> Periods:
+        """The periods of [start, end]; a missing bound follows the data's last day (or today)."""
+        last = last or datetime.now(self.config.tz).date()
+        if end is not None:
+            end_day = parse_bound(end, end=True, what="end")
+        else:
+            end_day = next_period(period_floor(last, "month"), "month") - timedelta(days=1)
+        if start is not None:
+            start_day = parse_bound(start, end=False, what="start")
+            end_day = max(end_day, start_day) if end is None else end_day
+        else:
+            first = period_floor(end_day, "month")
+            for _ in range(DEFAULT_MONTHS - 1):
+                first = previous_period(first, "month")
+            start_day = first
+        return Periods.between(start_day, end_day, grain, self.config.timezone)
+
+    def _evaluate(self, items: list[KpiRequest], ctx: QueryContext, ends: Mapping[str, date | None]) -> pd.DataFrame:
+        raw = engine.run(self.cursor(), items, ctx, step=lambda plan: steps(plan, "computing KPIs"))
+        domains = {}
+        for group in ctx.grouping_sets:
+            if len(group) == 1:
+                domains[group[0]] = self.dimension_values(group[0])["id"].tolist()
+        frame = engine.complete_table(raw, items, ctx, domains, ends)
+        if not ctx.multiple_sets:
+            order = {item.id: i for i, item in enumerate(items)}
+            frame = frame.sort_values(
+                ["kpi_id", "period_start", *ctx.dims],
+                key=lambda s: s.map(order) if s.name == "kpi_id" else s.astype(str) if s.name in ctx.dims else s,
+                kind="stable",
+            )
+        return frame.reset_index(drop=True)
+
+
+_COVERAGE = (  # domain, table, the column that dates a row, its kind
+    ("access", "appointments", "scheduled_start", INSTANT),
+    ("access", "slots", "start_at", INSTANT),
+    ("visit_flow", "encounters", "checked_in_at", INSTANT),
+    ("phones", "calls", "entered_at", INSTANT),
+    ("revenue_cycle", "claims", "submitted_at", INSTANT),
+    ("revenue_cycle", "remittances", "paid_date", DATE),
+    ("revenue_cycle", "ledger", "posted_date", DATE),
+    ("referrals_portal", "referrals", "created_at", INSTANT),
+    ("referrals_portal", "portal_messages", "received_at", INSTANT),
+)
+
+
+def _latest(ends: Mapping[str, date | None]) -> date | None:
+    known = [d for d in ends.values() if d is not None]
+    return max(known) if known else None
+
+
+def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+def _as_values(value: Any) -> tuple[Any, ...]:
+    if isinstance(value, list | tuple | set | frozenset):
+        if not value:
+            raise DimensionError("a filter needs at least one value")
+        return tuple(value)
+    return (value,)

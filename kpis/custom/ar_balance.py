@@ -1,0 +1,273 @@
+"""days_in_ar and ar_over_90_pct: balances as of each period's last day, in one statement.
+
+A/R is a stock, not a flow: its value on a day sums every ledger entry posted up to that day
+(charges and refunds add, payments, adjustments and write-offs subtract). "Excluding credit
+balances" and aging both need the balance per account (a claim, or a lone entry without one),
+so the statement works per account, without joining every entry to every period end:
+
+1. each entry is placed in the first period whose last day is on or after its posting;
+2. per account, the running balance after each period with activity is valid until the
+   account's next activity (a window over at most a few rows per account);
+3. only accounts with a non-zero balance are expanded to the period ends they span.
+
+An account's balance is aged by its date of service (or first bill), and counted only when
+positive if credit balances are excluded. Days in A/R divides the balance by the average daily
+charges of the look-back window ending the same day, from a per-day summary of the ledger.
+
+    presets      window charges                            look-back   credit balances
+    mgma         charges - contractual (CO-45) adjustments    365      included
+    hfma         charges - all payer adjustments (net rev.)    90      excluded
+    aafp         gross charges                                  90      excluded
+
+`n` is, for days in A/R, the number of charge entries in the look-back window (the population
+of the denominator) and, for A/R over 90 days, the number of ledger entries posted up to the
+period's end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from kpis.query import KpiRequest, QueryContext, output_row, ratio_value, with_relation
+
+PRESETS = {
+    "mgma": {"lookback_days": 365, "credit_balances": "include"},
+    "hfma": {"lookback_days": 90, "credit_balances": "exclude"},
+    "aafp": {"lookback_days": 90, "credit_balances": "exclude"},
+}
+AGED_DAYS = 90
+BUCKETS = (("0-30", 0, 30), ("31-60", 31, 60), ("61-90", 61, 90), ("91-120", 91, 120), ("120+", 121, None))
+
+
+def preset_options(item: KpiRequest) -> tuple[str, int, str]:
+    """(preset, look-back days, credit balances) for days_in_ar, filling unset options from the preset."""
+    preset = item.options["preset"]
+    lookback = item.options.get("lookback_days") or PRESETS[preset]["lookback_days"]
+    credits = item.options.get("credit_balances") or PRESETS[preset]["credit_balances"]
+    return preset, int(lookback), credits
+
+
+def window_amount(item: KpiRequest) -> str:
+    """SQL over a ledger row: its contribution to the look-back window's charges for the preset."""
+    preset = item.options["preset"]
+    if preset == "mgma":
+        contractual = item.condition("{contractual}")
+        return f"CASE WHEN entry_type = 'charge' THEN amount WHEN {contractual} THEN -amount ELSE 0 END"
+    if preset == "hfma":
+        return "CASE WHEN entry_type = 'charge' THEN amount WHEN entry_type = 'adjustment' THEN -amount ELSE 0 END"
+    return "CASE WHEN entry_type = 'charge' THEN amount ELSE 0 END"
+
+
+def age_date(item: KpiRequest) -> str:
+    """SQL over an account row: the date its balance ages from (date of service unless first bill)."""
+    if item.options.get("age_from") == "first_bill":
+        return "COALESCE(first_billed_date, service_date, first_posted)"
+    return "COALESCE(service_date, first_posted)"
+
+
+def _balance(credits: str, condition: str = "TRUE") -> str:
+    kept = "balance > 0" if credits == "exclude" else "TRUE"
+    return f"COALESCE(SUM(balance) FILTER (WHERE {kept} AND {condition}), 0)"
+
+
+def _account_ctes(ctx: QueryContext) -> list[tuple[str, str]]:
+    """CTEs ending in `open_accounts`: each account's non-zero balance at each period end it spans.
+
+    Also `spine` (idx, period_start, period_end) and `located` (entries with their period index).
+    """
+    last = len(ctx.periods.starts)
+    rows = ", ".join(
+        f"({i}, DATE '{s.isoformat()}', DATE '{e.isoformat()}')" for i, (s, e) in enumerate(ctx.periods.spine())
+    )
+    dims = "".join(f", {d}" for d in ctx.dims)
+    key = f"account, service_date, first_billed_date{dims}"
+    window = f"PARTITION BY {key} ORDER BY posted_idx"
+    return [
+        ("spine", f"SELECT * FROM (VALUES {rows}) AS spine(idx, period_start, period_end)"),
+        (
+            "located",
+            f"""
+            SELECT l.*, s.idx AS posted_idx
+            FROM base AS l
+            JOIN spine AS s ON l.posted_date <= s.period_end AND (s.idx = 0 OR l.posted_date >= s.period_start)
+            WHERE TRUE{ctx.filter_sql()}
+            """,
+        ),
+        (
+            "deltas",
+            f"""
+            SELECT {key}, posted_idx, SUM(ar_amount) AS delta, MIN(posted_date) AS first_posted
+            FROM located
+            GROUP BY {key}, posted_idx
+            """,
+        ),
+        (
+            "states",
+            f"""
+            SELECT {key}, posted_idx,
+                   SUM(delta) OVER ({window}) AS balance,
+                   LEAD(posted_idx, 1, {last}) OVER ({window}) AS next_idx,
+                   MIN(first_posted) OVER (PARTITION BY {key}) AS first_posted
+            FROM deltas
+            """,
+        ),
+        (
+            "open_accounts",
+            f"""
+            SELECT s.period_start, s.period_end, a.account, a.service_date, a.first_billed_date, a.first_posted,
+                   a.balance{"".join(f", a.{d}" for d in ctx.dims)}
+            FROM states AS a
+            JOIN spine AS s ON s.idx >= a.posted_idx AND s.idx < a.next_idx
+            WHERE a.balance <> 0
+            """,
+        ),
+    ]
+
+
+def query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
+    dims = "".join(f", {d}" for d in ctx.dims)
+    s_dims = "".join(f", c.{d}" for d in ctx.dims)
+    ctes = _account_ctes(ctx)
+    ctes.append(
+        (
+            "entry_counts",
+            f"""
+            SELECT s.period_start, s.period_end{s_dims}, SUM(c.entries) AS entries
+            FROM (SELECT posted_idx{dims}, COUNT(*) AS entries FROM located GROUP BY posted_idx{dims}) AS c
+            JOIN spine AS s ON c.posted_idx <= s.idx
+            GROUP BY s.period_start, s.period_end{s_dims}
+            """,
+        )
+    )
+    facts = f"""
+        SELECT period_start, period_end{dims}, balance, service_date, first_billed_date, first_posted,
+               0 AS entries, CAST(0 AS DECIMAL(18, 2)) AS window_amount, 0 AS window_charges
+        FROM open_accounts
+        UNION ALL
+        SELECT period_start, period_end{dims}, NULL, NULL, NULL, NULL, entries, 0, 0
+        FROM entry_counts
+    """
+    days_in_ar = next((i for i in items if i.id == "days_in_ar"), None)
+    if days_in_ar is not None:
+        _, lookback, _ = preset_options(days_in_ar)
+        first_end, last_end = ctx.periods.spine()[0][1].isoformat(), ctx.periods.spine()[-1][1].isoformat()
+        ctes.append(
+            (
+                "daily",
+                f"""
+                SELECT posted_date{dims}, SUM({window_amount(days_in_ar)}) AS window_amount,
+                       COUNT(*) FILTER (WHERE entry_type = 'charge') AS window_charges
+                FROM base
+                WHERE posted_date > DATE '{first_end}' - INTERVAL {lookback} DAY
+                  AND posted_date <= DATE '{last_end}'{ctx.filter_sql()}
+                GROUP BY posted_date{dims}
+                """,
+            )
+        )
+        facts += f"""
+        UNION ALL
+        SELECT s.period_start, s.period_end{s_dims}, NULL, NULL, NULL, NULL, 0, c.window_amount, c.window_charges
+        FROM spine AS s JOIN daily AS c
+          ON c.posted_date > s.period_end - INTERVAL {lookback} DAY AND c.posted_date <= s.period_end
+        """
+    ctes.append(("facts", facts))
+
+    aggregates, rows = [], []
+    for i, item in enumerate(items):
+        k = f"k{i}"
+        if item.id == "days_in_ar":
+            _, lookback, credits = preset_options(item)
+            aggregates += [
+                f"{_balance(credits)} AS {k}_num",
+                f"COALESCE(SUM(window_amount), 0) / {lookback} AS {k}_den",
+                f"SUM(window_charges) AS {k}_n",
+            ]
+        elif item.id == "ar_over_90_pct":
+            credits = item.options["credit_balances"]
+            aged = f"DATE_DIFF('day', {age_date(item)}, period_end) > {AGED_DAYS}"
+            aggregates += [
+                f"{_balance(credits, aged)} AS {k}_num",
+                f"{_balance(credits)} AS {k}_den",
+                f"SUM(entries) AS {k}_n",
+            ]
+        else:
+            raise ValueError(f"ar_balance does not compute {item.id}")
+        rows.append(output_row(item.id, ctx, f"{k}_num", f"{k}_den", ratio_value(f"{k}_num", f"{k}_den"), f"{k}_n"))
+    ctes.append(
+        (
+            "grouped",
+            f"SELECT period_start, {ctx.dim_select()}{', '.join(aggregates)} FROM facts GROUP BY {ctx.group_by()}",
+        )
+    )
+    final = "\nUNION ALL\n".join(f"{row} FROM grouped" for row in rows)
+    return with_relation(ctx.relations["ledger"], ctes, final)
+
+
+def aging_query(ctx: QueryContext, item: KpiRequest) -> str:
+    """A/R by aging bucket at each period's end: period_start, <dims>, bucket, amount, accounts (open ones)."""
+    credits = item.options["credit_balances"]
+    age = f"DATE_DIFF('day', {age_date(item)}, period_end)"
+    bucket = (
+        "CASE "
+        + " ".join(f"WHEN {age} <= {hi} THEN '{name}'" for name, _, hi in BUCKETS if hi is not None)
+        + f" ELSE '{BUCKETS[-1][0]}' END"
+    )
+    kept = "balance > 0" if credits == "exclude" else "TRUE"
+    plain_dims = "".join(f"{d}, " for d in ctx.dims)
+    final = f"""
+        SELECT period_start, {plain_dims}{bucket} AS bucket, CAST(SUM(balance) AS DOUBLE) AS amount,
+               COUNT(*) AS accounts
+        FROM open_accounts
+        WHERE {kept}
+        GROUP BY period_start, {plain_dims}{bucket}
+    """
+    return with_relation(ctx.relations["ledger"], _account_ctes(ctx), final)
+
+
+def explain(item: KpiRequest, ctx: QueryContext) -> str:
+    """The records behind one period's value (ctx has a single period).
+
+    One row per account with a non-zero balance at the period's end (record_id = the claim, value
+    = its balance, event_time = the date it ages from) and, for days in A/R, one row per ledger
+    entry of the look-back window (side = denominator, value = its window amount).
+    """
+    period_end = ctx.periods.spine()[0][1].isoformat()
+    credits = preset_options(item)[2] if item.id == "days_in_ar" else item.options["credit_balances"]
+    aged = f"DATE_DIFF('day', age_date, DATE '{period_end}') > {AGED_DAYS}"
+    account_side = (
+        "'numerator'" if item.id == "days_in_ar" else f"CASE WHEN {aged} THEN 'numerator' ELSE 'denominator' END"
+    )
+    excluded = "balance <= 0" if credits == "exclude" else "FALSE"
+    dims = "".join(f", {d}" for d in ctx.dims)
+    ctes = [
+        (
+            "accounts",
+            f"""
+            SELECT account AS record_id, MIN(patient_key) AS patient_key,
+                   {age_date(item).replace("first_posted", "MIN(posted_date)")} AS age_date,
+                   SUM(ar_amount) AS balance{dims}
+            FROM base
+            WHERE posted_date <= DATE '{period_end}'{ctx.filter_sql()}
+            GROUP BY account, service_date, first_billed_date{dims}
+            HAVING SUM(ar_amount) <> 0
+            """,
+        )
+    ]
+    final = f"""
+        SELECT record_id, patient_key, CAST(age_date AS TIMESTAMP) AS event_time,
+               CASE WHEN {excluded} THEN 'excluded' ELSE {account_side} END AS side,
+               CASE WHEN {excluded} THEN 'credit balance (credit balances are excluded)' END AS reason,
+               CAST(balance AS DOUBLE) AS value{dims}
+        FROM accounts
+    """
+    if item.id == "days_in_ar":
+        lookback = preset_options(item)[1]
+        final += f"""
+        UNION ALL
+        SELECT record_id, patient_key, CAST(posted_date AS TIMESTAMP), 'denominator', NULL,
+               CAST({window_amount(item)} AS DOUBLE){dims}
+        FROM base
+        WHERE posted_date > DATE '{period_end}' - INTERVAL {lookback} DAY AND posted_date <= DATE '{period_end}'
+          AND ({window_amount(item)}) <> 0{ctx.filter_sql()}
+        """
+    return with_relation(ctx.relations["ledger"], ctes, final + "\nORDER BY side DESC, event_time, record_id")

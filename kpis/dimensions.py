@@ -1,0 +1,90 @@
+"""The values of each dimension, with labels, for filter widgets and for showing empty groups.
+
+A value is known if a reference table lists it or any fact row uses it, so a location with no
+phone calls still appears (with n = 0) in a by-location phone KPI.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from kpis.config import Config
+from kpis.errors import ClinicKpisError
+from kpis.relations import DIMENSIONS
+
+# dimension -> (reference query giving id, label) and the fact columns that use it
+_SOURCES: dict[str, tuple[str | None, tuple[tuple[str, str], ...]]] = {
+    "location": (
+        "SELECT location_id, name FROM locations",
+        (
+            ("appointments", "location_id"),
+            ("encounters", "location_id"),
+            ("slots", "location_id"),
+            ("claims", "location_id"),
+            ("ledger", "location_id"),
+            ("calls", "location_id"),
+            ("referrals", "location_id"),
+            ("portal_messages", "location_id"),
+        ),
+    ),
+    "provider": (
+        "SELECT provider_id, name FROM providers",
+        (
+            ("appointments", "provider_id"),
+            ("encounters", "provider_id"),
+            ("slots", "provider_id"),
+            ("claims", "provider_id"),
+            ("ledger", "provider_id"),
+            ("referrals", "referring_provider_id"),
+            ("portal_messages", "provider_id"),
+        ),
+    ),
+    "payer": (
+        "SELECT payer_id, name FROM payers",
+        (("appointments", "payer_id"), ("claims", "payer_id"), ("remittances", "payer_id"), ("ledger", "payer_id")),
+    ),
+    "payer_class": ("SELECT DISTINCT payer_class, payer_class FROM payers", ()),
+    "visit_type": (None, (("appointments", "visit_type"), ("slots", "visit_type"))),
+    "new_patient": (None, (("appointments", "is_new_patient"),)),
+    "queue": (None, (("calls", "queue"),)),
+    "specialty": (None, (("referrals", "specialty"),)),
+}
+
+
+class DimensionError(ClinicKpisError):
+    """An unknown dimension, or one a KPI cannot be broken down by."""
+
+
+def check_dimension(dimension: str) -> str:
+    if dimension not in DIMENSIONS:
+        raise DimensionError(f"unknown dimension {dimension!r}; use one of {', '.join(DIMENSIONS)}")
+    return dimension
+
+
+def dimension_values(cursor: Any, dimension: str, config: Config) -> pd.DataFrame:
+    """id, label of every known value of `dimension`, sorted by label."""
+    reference, facts = _SOURCES[check_dimension(dimension)]
+    parts = [reference] if reference else []
+    parts += [f"SELECT DISTINCT {column}, NULL FROM {table}" for table, column in facts]
+    sql = (
+        "SELECT id, MAX(label) AS label FROM ("
+        + " UNION ALL ".join(f"SELECT * FROM ({p}) AS x(id, label)" for p in parts)
+        + ") WHERE id IS NOT NULL GROUP BY id"
+    )
+    frame = cursor.execute(sql).df()
+    ids = frame["id"].astype("object").tolist()
+    labels = [_label(dimension, i, lbl, config) for i, lbl in zip(ids, frame["label"].tolist(), strict=True)]
+    out = pd.DataFrame({"id": pd.Series(ids, dtype="object"), "label": pd.Series(labels, dtype="object")})
+    return out.sort_values(["label", "id"], key=lambda s: s.astype(str)).reset_index(drop=True)
+
+
+def _label(dimension: str, value: Any, label: Any, config: Config) -> str:
+    if dimension == "new_patient":
+        return "new" if value else "established"
+    if dimension == "location" and value in config.location_names:
+        return config.location_names[value]
+    if isinstance(label, str) and label:
+        return label
+    return str(value)

@@ -1,0 +1,245 @@
+"""The engine: evaluate any set of KPI specs at any grain and grouping, in one scan per relation.
+
+KPIs are grouped by the relation they read; each group becomes one SQL statement in which the
+relation is computed once and every KPI is a handful of aggregates with their filters inside
+(`COUNT(*) FILTER (WHERE ...)`), grouped by period and dimensions with GROUPING SETS. Custom
+KPIs (A/R balances, third next available) are one statement per custom query. So a request
+costs a fixed number of statements, whatever its number of periods, providers or KPIs.
+
+Afterwards, in pandas, the result is completed: every period of the range is present for every
+dimension value (n = 0 and a NaN value where nothing happened), and each row is flagged
+complete or not, labelled with the definition variant in use, and given its target and status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kpis.business_time import last_open_day
+from kpis.custom import CUSTOM_QUERIES
+from kpis.query import KpiRequest, QueryContext, output_row, ratio_value, render, with_relation
+from kpis.spec import QUANTILES, KpiSpec, Measure
+
+RESULT_COLUMNS = ("numerator", "denominator", "value", "n", "complete", "definition", "target", "status")
+
+
+def standard_query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
+    """One statement for the spec-only KPIs of one relation.
+
+    The relation is a CTE read once; KPIs that place rows by different event times (check-in vs
+    provider end) get one grouped branch each, and every KPI is a few filtered aggregates.
+    """
+    relation = ctx.relations[items[0].spec.relation]
+    by_event: dict[str, list[tuple[int, KpiRequest]]] = {}
+    for i, item in enumerate(items):
+        by_event.setdefault(item.spec.event_column(item.options), []).append((i, item))
+    ctes: list[tuple[str, str]] = []
+    rows: list[str] = []
+    for j, (event_column, members) in enumerate(by_event.items()):
+        aggregates: list[str] = []
+        for i, item in members:
+            parts, row = _measures(item, f"k{i}", ctx)
+            aggregates += parts
+            rows.append(f"{row} FROM grouped_{j}")
+        kind = relation.events[event_column]
+        in_range = (
+            f"SELECT *, {ctx.period_of(event_column, kind)} AS period_start FROM base "
+            f"WHERE {ctx.event_bounds(event_column, kind)}{ctx.filter_sql()}"
+        )
+        selected = f"period_start, {ctx.dim_select()}{', '.join(aggregates)}"
+        grouped = f"SELECT {selected} FROM in_range_{j} GROUP BY {ctx.group_by()}"
+        ctes += [(f"in_range_{j}", in_range), (f"grouped_{j}", grouped)]
+    return with_relation(relation, ctes, "\nUNION ALL\n".join(rows))
+
+
+def _measures(item: KpiRequest, k: str, ctx: QueryContext) -> tuple[list[str], str]:
+    """The aggregates of one KPI (named k_num, k_den, k_val, k_n) and its output row's SELECT list."""
+    spec = item.spec
+    if spec.kind == "ratio":
+        population = item.condition(spec.population or spec.denominator.filter)
+        aggregates = [
+            f"{_aggregate(item, spec.numerator)} AS {k}_num",
+            f"{_aggregate(item, spec.denominator)} AS {k}_den",
+            f"COUNT(*) FILTER (WHERE {population}) AS {k}_n",
+        ]
+        value = ratio_value(f"{k}_num", f"{k}_den")
+        return aggregates, output_row(spec.id, ctx, f"{k}_num", f"{k}_den", value, f"{k}_n")
+    value, population = item.condition(spec.value.expr), item.condition(spec.value.filter)
+    if spec.value.agg == "mean":
+        aggregates = [
+            f"COALESCE(SUM({value}) FILTER (WHERE {population}), 0) AS {k}_num",
+            f"COUNT({value}) FILTER (WHERE {population}) AS {k}_n",
+        ]
+        return aggregates, output_row(spec.id, ctx, f"{k}_num", f"{k}_n", ratio_value(f"{k}_num", f"{k}_n"), f"{k}_n")
+    aggregates = [
+        f"QUANTILE_CONT({value}, {QUANTILES[spec.value.agg]}) FILTER (WHERE {population}) AS {k}_val",
+        f"COUNT({value}) FILTER (WHERE {population}) AS {k}_n",
+    ]
+    return aggregates, output_row(spec.id, ctx, "NULL", "NULL", f"{k}_val", f"{k}_n")
+
+
+def _aggregate(item: KpiRequest, measure: Measure) -> str:
+    condition = item.condition(measure.filter)
+    if measure.agg == "count":
+        return f"COUNT(*) FILTER (WHERE {condition})"
+    return f"COALESCE(SUM({item.condition(measure.expr)}) FILTER (WHERE {condition}), 0)"
+
+
+def plan(items: Sequence[KpiRequest], ctx: QueryContext) -> list[tuple[list[str], str]]:
+    """The statements that compute `items`: (KPI ids, statement), as few as the KPIs allow."""
+    groups: dict[tuple[str, ...], list[KpiRequest]] = {}
+    for item in items:
+        spec = item.spec
+        key = ("custom", spec.custom) if spec.kind == "custom" else ("spec", spec.relation)
+        groups.setdefault(key, []).append(item)
+    statements = []
+    for (kind, name), members in groups.items():
+        statement = CUSTOM_QUERIES[name].query(members, ctx) if kind == "custom" else standard_query(members, ctx)
+        statements.append(([m.id for m in members], statement))
+    return statements
+
+
+def run(
+    cursor: Any,
+    items: Sequence[KpiRequest],
+    ctx: QueryContext,
+    step: Callable[[Iterable[Any]], Iterable[Any]] = iter,
+) -> pd.DataFrame:
+    """Execute the plan; `step` wraps the statements (e.g. with a progress bar)."""
+    frames = []
+    for _, statement in step(plan(items, ctx)):
+        frames.append(cursor.execute(render(statement)).df())
+    columns = ["kpi_id", "period_start", *ctx.dims] + (["grouping_id"] if ctx.multiple_sets else [])
+    columns += ["numerator", "denominator", "value", "n"]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def grouping_id(group: Sequence[str], dims: Sequence[str]) -> int:
+    """SQL GROUPING() of `dims` for a row grouped by `group`: bit set (first dim highest) = rolled up."""
+    return sum(1 << (len(dims) - 1 - i) for i, d in enumerate(dims) if d not in group)
+
+
+def complete_table(
+    raw: pd.DataFrame,
+    items: Sequence[KpiRequest],
+    ctx: QueryContext,
+    domains: Mapping[str, Sequence[Any]],
+    data_ends: Mapping[str, date | None],
+) -> pd.DataFrame:
+    """Every KPI x period x dimension value present, then flags, labels, targets and status.
+
+    `domains` lists the known values of each dimension (the reference tables): a single-dimension
+    grouping shows every known value in every period; a multi-dimension grouping shows the
+    combinations that occur. `data_ends` is the last local date each relation covers; a period
+    is complete when its last business day (plus the KPI's waiting time) is covered.
+    """
+    raw = raw.copy()
+    raw["period_start"] = pd.to_datetime(raw["period_start"]).astype("datetime64[us]")
+    periods = pd.DataFrame(
+        {
+            "period_start": pd.to_datetime(list(ctx.periods.starts)).astype("datetime64[us]"),
+            "period_last": [
+                last_open_day(ctx.periods.last_day(s), ctx.config.business_hours) for s in ctx.periods.starts
+            ],
+        }
+    )
+    kpis = pd.DataFrame({"kpi_id": [item.id for item in items]})
+    pieces = []
+    for group in ctx.grouping_sets:
+        rows = raw[raw["grouping_id"] == grouping_id(group, ctx.dims)] if ctx.multiple_sets else raw
+        keys = ["kpi_id", "period_start", *group]
+        index = kpis.merge(periods, how="cross").merge(_combinations(rows, group, ctx, domains), how="cross")
+        rows = rows[[*keys, "numerator", "denominator", "value", "n"]].astype({d: "object" for d in group})
+        merged = index.merge(rows, on=keys, how="left", validate="one_to_one")
+        for dim in ctx.dims:
+            if dim not in group:
+                merged[dim] = None
+        if ctx.multiple_sets:
+            merged["grouping_id"] = grouping_id(group, ctx.dims)
+        pieces.append(merged)
+    frame = pd.concat(pieces, ignore_index=True)
+    frame["grain"] = ctx.periods.grain
+    frame["n"] = frame["n"].fillna(0).astype("int64")
+    frame["value"] = frame["value"].astype("float64")
+    info = pd.DataFrame([_kpi_info(item, data_ends) for item in items])
+    frame = frame.merge(info, on="kpi_id", how="left", validate="many_to_one")
+    ratio = frame["has_ratio"].astype(bool)
+    for side in ("numerator", "denominator"):
+        frame[side] = frame[side].where(~ratio | frame[side].notna(), 0.0)
+    last_day = pd.to_datetime(frame["period_last"]) + pd.to_timedelta(frame["lag_days"], unit="D")
+    frame["complete"] = (last_day <= pd.to_datetime(frame["data_end"])).fillna(False).astype(bool)
+    frame["status"] = status_of(frame["value"], frame["better"], frame["watch"], frame["red"])
+    columns = ["kpi_id", "period_start", "grain", *ctx.dims]
+    columns += (["grouping_id"] if ctx.multiple_sets else []) + list(RESULT_COLUMNS)
+    return frame[columns]
+
+
+def _combinations(
+    rows: pd.DataFrame, group: Sequence[str], ctx: QueryContext, domains: Mapping[str, Sequence[Any]]
+) -> pd.DataFrame:
+    """The dimension values (or combinations) every KPI and period is shown for."""
+    if not group:
+        return pd.DataFrame(index=[0])
+    if len(group) == 1:
+        dim = group[0]
+        values = list(domains.get(dim, ()))
+        if dim in ctx.filters:
+            values = [v for v in values if v in ctx.filters[dim]]
+        values += [v for v in rows[dim].drop_duplicates().tolist() if v not in values]
+        return pd.DataFrame({dim: pd.Series(values, dtype="object")})
+    return rows[list(group)].drop_duplicates().astype("object").reset_index(drop=True)
+
+
+def _has_ratio(spec: KpiSpec) -> bool:
+    """Whether the value is numerator / denominator (so an empty period has 0 / 0, not unknowns)."""
+    return spec.kind != "aggregate" or spec.value.agg == "mean"
+
+
+def _kpi_info(item: KpiRequest, data_ends: Mapping[str, date | None]) -> dict[str, Any]:
+    """What every row of one KPI shares: fill rule, completeness inputs, label, target bands."""
+    spec = item.spec
+    return {
+        "kpi_id": item.id,
+        "has_ratio": _has_ratio(spec),
+        "lag_days": spec.complete_lag(item.options),
+        "data_end": data_ends.get(spec.relation),
+        "definition": spec.definition_label(item.options),
+        "target": np.nan if spec.target is None else spec.target,
+        "watch": np.nan if spec.watch is None else spec.watch,
+        "red": np.nan if spec.red is None else spec.red,
+        "better": spec.better,
+    }
+
+
+def status_of(values: pd.Series, better: pd.Series, watch: pd.Series, red: pd.Series) -> pd.Series:
+    """on_target / watch / off_target against each row's bands, respecting which way is better.
+
+    Lower is better: on target up to `watch` (which defaults to the target), off target beyond
+    `red`, watch in between; higher is better: the mirror image. No target or no value: None.
+    """
+    v = values.astype("float64")
+    lower = better == "lower"
+    on = (lower & (v <= watch)) | (~lower & (v >= watch))
+    off = red.notna() & ((lower & (v > red)) | (~lower & (v < red)))
+    labels = np.select([on, off], ["on_target", "off_target"], default="watch").astype(object)
+    labels[(v.isna() | watch.isna()).to_numpy()] = None
+    return pd.Series(labels, index=values.index, dtype="object")
+
+
+def status(values: pd.Series, spec: KpiSpec) -> pd.Series:
+    """`status_of` for the values of one KPI."""
+
+    def same(x: Any) -> pd.Series:
+        return pd.Series([np.nan if x is None else x] * len(values), index=values.index)
+
+    return status_of(
+        values, pd.Series([spec.better] * len(values), index=values.index), same(spec.watch), same(spec.red)
+    )

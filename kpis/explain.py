@@ -1,0 +1,67 @@
+"""The records behind one KPI value, for drill-down and audits.
+
+For a spec KPI, every row of its relation placed in the period (after the dimension filters)
+is listed with the side of the ratio it falls on: `numerator` (counted on both sides when the
+numerator is part of the denominator), `denominator`, or `excluded`, with the first condition
+of the population it fails as the reason. For an aggregate KPI (median, mean) the rows in the
+population are on the `numerator` side and carry their value. Custom KPIs explain themselves
+(see kpis/custom/).
+
+Columns: record_id, patient_key (pseudonym), event_time (local), side, reason, value, then the
+requested dimension columns and a few custom-specific ones.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from kpis.custom import CUSTOM_QUERIES
+from kpis.query import KpiRequest, QueryContext, with_relation
+from kpis.sql_literals import sql_literal
+
+
+def explain_query(item: KpiRequest, ctx: QueryContext) -> str:
+    """The statement listing the records behind `item` in the single period of `ctx`."""
+    spec = item.spec
+    if spec.kind == "custom":
+        return CUSTOM_QUERIES[spec.custom].explain(item, ctx)
+    column = spec.event_column(item.options)
+    kind = ctx.relations[spec.relation].events[column]
+    event = f"CAST({ctx.local_time(column, kind)} AS TIMESTAMP)"
+    if spec.kind == "ratio":
+        num, den = spec.numerator, spec.denominator
+        in_num, in_den = item.condition(num.filter), item.condition(den.filter)
+        side = f"CASE WHEN {in_num} THEN 'numerator' WHEN {in_den} THEN 'denominator' ELSE 'excluded' END"
+        if num.agg == "sum":
+            value = (
+                f"CASE WHEN {in_num} THEN {item.condition(num.expr)} WHEN {in_den} THEN {item.condition(den.expr)} END"
+            )
+        else:
+            value = "NULL"
+        included = f"({in_num}) OR ({in_den})"
+        reason = _first_failed(item, den.filter, extra=None)
+    else:
+        population, expr = item.condition(spec.value.filter), item.condition(spec.value.expr)
+        included = f"({population}) AND ({expr}) IS NOT NULL"
+        side = f"CASE WHEN {included} THEN 'numerator' ELSE 'excluded' END"
+        value = expr
+        reason = _first_failed(item, spec.value.filter, extra=f"({expr}) IS NOT NULL")
+    dims = "".join(f", {d}" for d in spec.dimensions)
+    final = f"""
+        SELECT record_id, patient_key, {event} AS event_time, {side} AS side,
+               CASE WHEN COALESCE({included}, FALSE) THEN NULL ELSE {reason} END AS reason,
+               CAST({value} AS DOUBLE) AS value{dims}
+        FROM base
+        WHERE {ctx.event_bounds(column, kind)}{ctx.filter_sql()}
+        ORDER BY event_time, record_id
+    """
+    return with_relation(ctx.relations[spec.relation], [], final)
+
+
+def _first_failed(item: KpiRequest, text: str, extra: str | None) -> str:
+    """SQL: the first conjunct of the population condition a row fails, as a sentence."""
+    condition = item.spec.condition(text, item.options)
+    parts = list(condition.flatten()) if isinstance(condition, exp.And) else [condition]
+    texts = [p.sql(dialect="duckdb") for p in parts] + ([extra] if extra else [])
+    whens = " ".join(f"WHEN NOT COALESCE({t}, FALSE) THEN {sql_literal('not in population: ' + t)}" for t in texts)
+    return f"CASE {whens} ELSE 'not in population' END"

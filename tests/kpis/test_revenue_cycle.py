@@ -1,0 +1,250 @@
+"""Revenue-cycle KPIs on hand-computed fixtures: denials, clean claims, charge lag, A/R, collections."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tests.kpis.builder import Fixture
+from tests.kpis.helpers import one
+
+
+def claims(fx: Fixture) -> None:
+    """Claims (837) and their remittances (835); times local, amounts billed.
+
+    C1  sub 10-02, svc 09-28, 100: paid 10-20 (CO-45)                      clean, not denied
+    C2  sub 10-03, svc 10-01, 200: CLP02 4 on 10-21 (CO-16)                 denied
+    C3  sub 10-05, svc 10-05,  50: paid 0 on 10-22, PR-1 only (deductible)  NOT a denial, clean
+    C4  sub 10-06, svc 10-02, 120: paid 0 on 10-23 with CO-97              denied
+    C5  sub 10-07, svc 10-07,  70: CLP02 4 with CO-18 on 10-24             duplicate: out of denial rate
+    C6  sub 09-10, svc 09-08,  90: paid 09-25, reversed (22) and re-paid 10-10
+                                   -> its first remittance is in September, and not a denial
+    C7  sub 10-08, svc 10-07,  80: replacement (7) 10-15, paid 10-25        rework before payment: not clean
+    C8  sub 10-09, svc 10-01,  40: never remitted                          not clean
+    C9  sub 10-10, svc 10-03,  60: paid 10-26; replacement 10-28            clean (rework after payment)
+    C10 no 837, 835 only:    300: CLP02 4 on 10-27 (payer PAY2)           denied (remittance-only)
+    C11 sub 10-31 23:30 local (11-01 03:30 UTC), svc 10-30, 30: paid 11-15
+                                   -> submitted in October, charge lag 1 day (2 in UTC)
+    October denial rate: C2 C4 C10 of C1 C2 C3 C4 C7 C9 C10 = 3/7 (dollars 620/910).
+    October clean claims: C1 C3 C9 C11 of C1-C5 C7-C9 C11 = 4/9.
+    Charge lag (days) [4, 2, 0, 4, 0, 1, 8, 7, 1]: median 2.
+    """
+    subs = [
+        ("C1", "1", "2026-10-02 10:00", "2026-09-28", 100),
+        ("C2", "1", "2026-10-03 10:00", "2026-10-01", 200),
+        ("C3", "1", "2026-10-05 10:00", "2026-10-05", 50),
+        ("C4", "1", "2026-10-06 10:00", "2026-10-02", 120),
+        ("C5", "1", "2026-10-07 10:00", "2026-10-07", 70),
+        ("C6", "1", "2026-09-10 10:00", "2026-09-08", 90),
+        ("C7", "1", "2026-10-08 10:00", "2026-10-07", 80),
+        ("C7", "7", "2026-10-15 10:00", "2026-10-07", 80),
+        ("C8", "1", "2026-10-09 10:00", "2026-10-01", 40),
+        ("C9", "1", "2026-10-10 10:00", "2026-10-03", 60),
+        ("C9", "7", "2026-10-28 10:00", "2026-10-03", 60),
+        ("C11", "1", "2026-10-31 23:30", "2026-10-30", 30),
+    ]
+    fx.add(
+        "claims",
+        *(
+            {"claim_id": c, "frequency_code": f, "submitted_at": at, "service_date": svc, "billed_amount": amount}
+            for c, f, at, svc, amount in subs
+        ),
+    )
+    remits = [
+        ("R1", "C1", "1", "2026-10-20", 100, 80, [("CO", "45", 20)]),
+        ("R2", "C2", "4", "2026-10-21", 200, 0, [("CO", "16", 200)]),
+        ("R3", "C3", "1", "2026-10-22", 50, 0, [("PR", "1", 50)]),
+        ("R4", "C4", "1", "2026-10-23", 120, 0, [("CO", "97", 120)]),
+        ("R5", "C5", "4", "2026-10-24", 70, 0, [("CO", "18", 70)]),
+        ("R6a", "C6", "1", "2026-09-25", 90, 90, []),
+        ("R6b", "C6", "22", "2026-10-10", 90, -90, []),
+        ("R6c", "C6", "1", "2026-10-10", 90, 95, []),
+        ("R7", "C7", "1", "2026-10-25", 80, 80, []),
+        ("R9", "C9", "1", "2026-10-26", 60, 60, []),
+        ("R10", "C10", "4", "2026-10-27", 300, 0, [("CO", "50", 300)]),
+        ("R11", "C11", "1", "2026-11-15", 30, 30, []),
+    ]
+    for rid, claim, status, paid, billed, amount, adjustments in remits:
+        fx.add(
+            "remittances",
+            {
+                "remittance_id": rid,
+                "claim_id": claim,
+                "claim_status_code": status,
+                "paid_date": paid,
+                "billed_amount": billed,
+                "paid_amount": amount,
+                "payer_id": "PAY2" if claim == "C10" else "PAY1",
+            },
+        )
+        for group, carc, adj in adjustments:
+            adjustment = {"remittance_id": rid, "group_code": group, "reason_code": carc, "amount": adj}
+            fx.add("remittance_adjustments", adjustment)
+
+
+def test_denial_rate(fx: Fixture) -> None:
+    claims(fx)
+    frame = fx.wh.compute("denial_rate", start="2026-09", end="2026-11")
+    assert [(r.numerator, r.denominator) for r in frame.itertuples()] == [(0, 1), (3, 7), (0, 1)]
+    options = {"denial_rate": {"measure": "dollars"}}
+    dollars = fx.wh.compute("denial_rate", start="2026-10", end="2026-10", options=options)
+    row = one(dollars, period_start="2026-10-01")
+    assert (row.numerator, row.denominator, row.n) == (620, 910, 7)
+    assert row.definition == "denial_rate[measure=dollars]"
+
+
+def test_denial_rate_by_payer_includes_remittance_only_claims(fx: Fixture) -> None:
+    claims(fx)
+    frame = fx.wh.compute("denial_rate", start="2026-10", end="2026-10", by="payer")
+    assert (one(frame, payer="PAY1").numerator, one(frame, payer="PAY1").denominator) == (2, 6)
+    assert (one(frame, payer="PAY2").numerator, one(frame, payer="PAY2").denominator) == (1, 1)
+
+
+def test_clean_claim_rate_and_charge_lag(fx: Fixture) -> None:
+    claims(fx)
+    frame = fx.wh.compute(["clean_claim_rate", "charge_lag"], start="2026-09", end="2026-10")
+    clean = one(frame, kpi_id="clean_claim_rate", period_start="2026-10-01")
+    assert (clean.numerator, clean.denominator) == (4, 9)
+    assert one(frame, kpi_id="clean_claim_rate", period_start="2026-09-01").value == 1  # C6
+    lag = one(frame, kpi_id="charge_lag", period_start="2026-10-01")
+    assert (lag.value, lag.n) == (2, 9)
+    # The data reach 11-15; October stays open for claims to be remitted (30 days).
+    assert not clean.complete and one(frame, kpi_id="clean_claim_rate", period_start="2026-09-01").complete
+
+
+def ledger(fx: Fixture) -> None:
+    """Ledger entries (posted, service date, amount); claims A-E.
+
+    A  charge 1000 06-01 (svc 06-01); payment 600 and CO-45 300 on 07-01      balance 100
+    B  charge 500 10-05 (svc 10-01); CO-45 100 and payment 300 on 10-20       balance 100 from 10-20
+    C  charge 200 09-15 (svc 09-10); payment 250 09-30 (credit -50); refund 50 10-10 -> 0
+    D  charge 300 2025-11-15 (svc 2025-11-10); bad-debt write-off 300 on 10-15
+    E  charge 400 08-01 (svc 07-15); CO-97 50 on 08-20 (a payer adjustment, not contractual)  350
+    At 09-30: A 100 (aged 121 d), C -50, D 300 (aged), E 350 (77 d) -> A/R 700; without credits 750.
+    At 10-31: A 100 (aged), B 100, E 350 (aged 108 d)              -> A/R 550, no credits.
+    """
+    entries = [
+        ("A", "charge", "2026-06-01", "2026-06-01", 1000, None, None),
+        ("A", "payment", "2026-07-01", "2026-06-01", 600, None, None),
+        ("A", "adjustment", "2026-07-01", "2026-06-01", 300, "CO", "45"),
+        ("B", "charge", "2026-10-05", "2026-10-01", 500, None, None),
+        ("B", "adjustment", "2026-10-20", "2026-10-01", 100, "CO", "45"),
+        ("B", "payment", "2026-10-20", "2026-10-01", 300, None, None),
+        ("C", "charge", "2026-09-15", "2026-09-10", 200, None, None),
+        ("C", "payment", "2026-09-30", "2026-09-10", 250, None, None),
+        ("C", "refund", "2026-10-10", "2026-09-10", 50, None, None),
+        ("D", "charge", "2025-11-15", "2025-11-10", 300, None, None),
+        ("D", "writeoff", "2026-10-15", "2025-11-10", 300, None, None),
+        ("E", "charge", "2026-08-01", "2026-07-15", 400, None, None),
+        ("E", "adjustment", "2026-08-20", "2026-07-15", 50, "CO", "97"),
+    ]
+    fx.add(
+        "ledger",
+        *(
+            {
+                "claim_id": claim,
+                "entry_type": kind,
+                "posted_date": posted,
+                "service_date": service,
+                "amount": amount,
+                "group_code": group,
+                "reason_code": carc,
+            }
+            for claim, kind, posted, service, amount, group, carc in entries
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("preset", "september", "october", "charges"),
+    [
+        # A/R / (charges - CO-45 of 365 days / 365): 09-30: 700 / (1600/365); 10-31: 550 / (2000/365)
+        ("mgma", 700 * 365 / 1600, 550 * 365 / 2000, (4, 5)),
+        # A/R without credits / ((charges - payer adjustments) of 90 days / 90):
+        # 09-30: window 07-03..09-30 = 200 + 400 - 50 = 550, 750 / (550/90); 10-31: 500 + 200 - 100 - 50
+        ("hfma", 750 * 90 / 550, 550 * 90 / 550, (2, 2)),
+        # A/R without credits / (gross charges of 90 days / 90): 600 and 700
+        ("aafp", 750 * 90 / 600, 550 * 90 / 700, (2, 2)),
+    ],
+)
+def test_days_in_ar_presets(fx: Fixture, preset: str, september: float, october: float, charges: tuple) -> None:
+    ledger(fx)
+    frame = fx.wh.compute("days_in_ar", start="2026-09", end="2026-10", options={"days_in_ar": {"preset": preset}})
+    sep, octo = one(frame, period_start="2026-09-01"), one(frame, period_start="2026-10-01")
+    assert sep.value == pytest.approx(september, rel=1e-12)
+    assert octo.value == pytest.approx(october, rel=1e-12)
+    assert sep.value == pytest.approx(sep.numerator / sep.denominator, rel=1e-12)
+    assert (sep.n, octo.n) == charges  # charge entries in the look-back window
+    assert octo.definition.startswith(f"days_in_ar[preset={preset}")
+
+
+def test_days_in_ar_options_override_the_preset(fx: Fixture) -> None:
+    """mgma with credit balances excluded and a 90-day window: 10-31 = 550 / ((700 - 100)/90)."""
+    ledger(fx)
+    options = {"days_in_ar": {"credit_balances": "exclude", "lookback_days": 90}}
+    frame = fx.wh.compute("days_in_ar", start="2026-09", end="2026-10", options=options)
+    assert one(frame, period_start="2026-10-01").value == pytest.approx(550 * 90 / 600)
+    # 09-30: window 07-03..09-30 has charges 600 and no CO-45: 750 / (600 / 90)
+    assert one(frame, period_start="2026-09-01").value == pytest.approx(750 * 90 / 600)
+
+
+@pytest.mark.parametrize(
+    ("credit_balances", "september", "october"),
+    [("include", (400, 700), (450, 550)), ("exclude", (400, 750), (450, 550))],
+)
+def test_ar_over_90_pct(fx: Fixture, credit_balances: str, september: tuple, october: tuple) -> None:
+    ledger(fx)
+    options = {"ar_over_90_pct": {"credit_balances": credit_balances}}
+    frame = fx.wh.compute("ar_over_90_pct", start="2026-09", end="2026-10", options=options)
+    sep, octo = one(frame, period_start="2026-09-01"), one(frame, period_start="2026-10-01")
+    assert (sep.numerator, sep.denominator) == september
+    assert (octo.numerator, octo.denominator) == october
+    assert (sep.n, octo.n) == (8, 13)  # ledger entries posted up to each period end
+
+
+def test_ar_aging_buckets(fx: Fixture) -> None:
+    """At 10-31: B 100 is 30 days old, E 350 is 108, A 100 is 152; the other buckets are empty."""
+    ledger(fx)
+    aging = fx.wh.ar_aging("2026-10")
+    assert aging["bucket"].tolist() == ["0-30", "31-60", "61-90", "91-120", "120+"]
+    assert aging["amount"].tolist() == [100, 0, 0, 350, 100]
+    assert aging["share"].tolist() == pytest.approx([100 / 550, 0, 0, 350 / 550, 100 / 550])
+
+
+def test_ar_aging_by_payer_class_and_without_data(fx: Fixture) -> None:
+    fx.add("payers", {"payer_id": "PAY1", "payer_class": "commercial"})
+    assert fx.wh.ar_aging("2026-10", by="payer_class")["amount"].tolist() == [0, 0, 0, 0, 0]  # no A/R yet
+    ledger(fx)
+    aging = fx.wh.ar_aging("2026-10", by="payer_class")
+    assert set(aging["payer_class"]) == {"commercial"}
+    assert aging["amount"].tolist() == [100, 0, 0, 350, 100]
+
+
+@pytest.mark.parametrize(
+    ("method", "expected", "entries"),
+    [
+        # posted in the month: Sept 250 / 200 (cash ahead of charges), Oct (300 - 50) / (500 - 100)
+        ("period", {"2026-09-01": (250, 200), "2026-10-01": (250, 400)}, {"2026-09-01": 2, "2026-10-01": 4}),
+        # by date of service, settled claims only: C (Sept) 200 / 200; B is not settled in October
+        ("cohort", {"2026-09-01": (200, 200), "2026-10-01": (0, 0)}, {"2026-09-01": 3, "2026-10-01": 0}),
+    ],
+)
+def test_net_collection_rate(fx: Fixture, method: str, expected: dict, entries: dict) -> None:
+    """n counts the entries on either side (charges, contractual adjustments, payments, refunds)."""
+    ledger(fx)
+    options = {"net_collection_rate": {"method": method}}
+    frame = fx.wh.compute("net_collection_rate", start="2026-09", end="2026-10", options=options)
+    for month, (numerator, denominator) in expected.items():
+        row = one(frame, period_start=month)
+        assert (row.numerator, row.denominator, row.n) == (numerator, denominator, entries[month])
+        assert row.value == pytest.approx(numerator / denominator) if denominator else math.isnan(row.value)
+
+
+def test_net_collection_cohort_never_subtracts_write_offs(fx: Fixture) -> None:
+    """Claim D (service 2025-11) settled by a bad-debt write-off: 0 collected of 300, not 0 / 0."""
+    ledger(fx)
+    options = {"net_collection_rate": {"method": "cohort"}}
+    frame = fx.wh.compute("net_collection_rate", start="2025-11", end="2025-11", options=options)
+    row = one(frame, period_start="2025-11-01")
+    assert (row.numerator, row.denominator, row.value) == (0, 300, 0)
