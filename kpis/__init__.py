@@ -1,6 +1,10 @@
 """clinic-kpis KPI library: the warehouse and the KPI definitions evaluated over it.
 
-Public API: `from kpis import Warehouse`.
+Public API: `from kpis import Warehouse`, then `wh.compute(...)`, `wh.catalog()`, `wh.explain(...)`,
+`wh.drivers(...)`, `wh.sql(...)` and the data views (docs/contracts.md section 4). Also
+`kpis.formatting.format_value` (a value as the spec's `fmt` writes it) and
+`kpis.results.all_results` (every KPI for the practice, each location and each provider).
+KPI definitions live in kpis/specs/*.toml.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -212,6 +212,15 @@ def test_ar_aging_buckets(fx: Fixture) -> None:
     assert aging["share"].tolist() == pytest.approx([100 / 550, 0, 0, 350 / 550, 100 / 550])
 
 
+def test_ar_aging_by_payer_class_and_without_data(fx: Fixture) -> None:
+    fx.add("payers", {"payer_id": "PAY1", "payer_class": "commercial"})
+    assert fx.wh.ar_aging("2026-10", by="payer_class")["amount"].tolist() == [0, 0, 0, 0, 0]  # no A/R yet
+    ledger(fx)
+    aging = fx.wh.ar_aging("2026-10", by="payer_class")
+    assert set(aging["payer_class"]) == {"commercial"}
+    assert aging["amount"].tolist() == [100, 0, 0, 350, 100]
+
+
 @pytest.mark.parametrize(
     ("method", "expected", "entries"),
     [
