@@ -1,0 +1,105 @@
+"""The report's numbers and words against the KPI API and the hand-known answers of the fixture."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from kpis import Warehouse
+from reports.context import ReportContext, build_context, parse_month, resolve_scope
+from reports.errors import ReportError
+from tests.reports.practice import MONTH, PRACTICE_NAME
+
+
+def row(ctx: ReportContext, kpi_id: str):
+    return next(r for r in ctx.rows if r.id == kpi_id)
+
+
+def test_rows_equal_the_kpi_api_for_the_month(practice_ctx: ReportContext, wh: Warehouse) -> None:
+    api = wh.compute(start="2025-09", end="2026-10")
+    api["period"] = api["period_start"].dt.date
+    checked = 0
+    for r in practice_ctx.rows:
+        frame = api[api["kpi_id"] == r.id].set_index("period")
+        expected = frame.loc[r.period, "value"]
+        if math.isnan(expected):
+            assert r.value is None, r.id
+            continue
+        assert r.value == pytest.approx(expected), r.id
+        assert r.status == frame.loc[r.period, "status"], r.id
+        checked += 1
+    assert checked >= 5  # no-show, late cancellation, abandonment, speed of answer, service level
+    no_show = row(practice_ctx, "no_show_rate")
+    assert no_show.value == pytest.approx(9 / 45)
+    assert no_show.previous == pytest.approx(5 / 45)
+    assert no_show.change_month == pytest.approx(4 / 45)
+    assert no_show.change_year == pytest.approx(4 / 45)
+    assert (no_show.month_effect, no_show.status) == ("worse", "off_target")
+    abandonment = row(practice_ctx, "call_abandonment_rate")
+    assert abandonment.value == pytest.approx(2 / 40)
+    assert abandonment.change_month == pytest.approx(2 / 40 - 6 / 40)
+    assert (abandonment.month_effect, abandonment.status) == ("better", "on_target")
+
+
+def test_drivers_name_the_segment_that_moved_the_kpi(practice_ctx: ReportContext) -> None:
+    movers = {m.row.id: m for m in practice_ctx.movers}
+    no_show = movers["no_show_rate"]
+    assert no_show.dimension == "location"
+    assert [d.segment for d in no_show.drivers] == ["Eastside"]  # the other sites did not move
+    assert no_show.driver.contribution == pytest.approx(4 / 45)
+    assert (no_show.driver.value_before, no_show.driver.value_after) == (pytest.approx(0.1), pytest.approx(0.3))
+    abandonment = movers["call_abandonment_rate"]
+    assert [d.segment for d in abandonment.drivers] == ["Westside"]
+    assert abandonment.driver.contribution == pytest.approx(-4 / 40)
+
+
+def test_summary_states_direction_size_and_driver(practice_ctx: ReportContext) -> None:
+    summary = practice_ctx.summary
+    assert 3 <= len(summary) <= 5
+    assert (
+        summary[0] == f"In October 2026, 1 of 2 headline measures were on target and 1 off target for {PRACTICE_NAME}."
+    )
+    assert (
+        "No-show rate rose to 20.0%, up 8.9 points from September, driven by Eastside (8.9 of the 8.9 points)."
+        in summary
+    )
+    assert (
+        "Call abandonment rate fell to 5.0%, down 10.0 points from September, driven by Westside "
+        "(10.0 of the 10.0 points)." in summary
+    )
+    assert summary[-1] == "Off target: No-show rate (20.0% against a target of 7.0%)."
+
+
+def test_location_report_filters_every_number_and_withholds_small_ones(wh: Warehouse) -> None:
+    east = build_context(wh, MONTH, resolve_scope(wh, "EAST"))
+    assert east.scope.label == "Eastside (EAST)" and east.scope.filters == {"location": "EAST"}
+    assert row(east, "no_show_rate").value == pytest.approx(0.3)
+    assert row(east, "no_show_rate").change_month == pytest.approx(0.2)
+    mover = next(m for m in east.movers if m.row.id == "no_show_rate")
+    assert mover.dimension == "provider" and mover.driver.segment == "Dr. Ada Park"
+    north = build_context(wh, MONTH, resolve_scope(wh, "NORTH"))
+    small = row(north, "no_show_rate")
+    assert small.suppressed and small.value is None and small.status is None and small.change_month is None
+    trend = next(t for t in north.trends if t.row.id == "no_show_rate")
+    assert all(v is None for v in trend.values)
+    assert not any(m.row.id == "no_show_rate" for m in north.movers)
+
+
+def test_small_counts_become_less_than_eleven(practice_ctx: ReportContext) -> None:
+    coverage = {c.table: c for c in practice_ctx.coverage}
+    assert coverage["portal_messages"].rows_in_month == "<11"
+    assert coverage["appointments"].rows_in_month == 45
+    assert coverage["calls"].rows_in_month == 40
+    assert practice_ctx.quarantined == "<11"
+    assert [(q.file, q.records) for q in practice_ctx.quarantined_files] == [("fhir/Appointment.ndjson", "<11")]
+    assert practice_ctx.files_loaded == 1
+
+
+def test_scope_and_month_errors_are_clear(wh: Warehouse) -> None:
+    with pytest.raises(ReportError, match="unknown location 'SOUTH'; the warehouse knows: EAST, NORTH, WEST"):
+        resolve_scope(wh, "SOUTH")
+    with pytest.raises(ReportError, match=r"no data for 2027-01: the warehouse covers 2025-10 to 2026-10"):
+        build_context(wh, parse_month("2027-01"), resolve_scope(wh, None))
+    with pytest.raises(ReportError, match="--month must be a month like 2026-10, got '10/2026'"):
+        parse_month("10/2026")
