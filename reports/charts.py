@@ -36,7 +36,7 @@ def trend_figure(trend: Trend) -> go.Figure:
             y=list(trend.values),
             mode="lines+markers",
             line={"color": LINE, "width": 2},
-            marker={"size": [4] * (len(months) - 1) + [8], "color": LINE},
+            marker={"size": [5] * (len(months) - 1) + [8], "color": LINE},
             connectgaps=False,
             name=trend.row.title,
             hoverinfo="skip",

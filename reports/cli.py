@@ -108,7 +108,7 @@ def send(
 
     cfg = load_config(config, db=db)
     paper_size, when = _paper(paper, cfg), _month(month, cfg)
-    plan = _recipients(cfg, location, to)
+    plan = delivery_plan(cfg, location, to)
     with Warehouse.open(config=cfg, read_only=True) as wh, progress("reading the numbers"):
         contexts = [(prepare(wh, when, None if scope == PRACTICE else scope), rcpts) for scope, rcpts in plan]
     outgoing = []
@@ -130,7 +130,7 @@ def send(
         typer.echo(f"sent the {item.scope} report for {when:%Y-%m} to {', '.join(item.recipients)}")
 
 
-def _recipients(cfg: Config, location: str | None, to: list[str] | None) -> list[tuple[str, tuple[str, ...]]]:
+def delivery_plan(cfg: Config, location: str | None, to: list[str] | None) -> list[tuple[str, tuple[str, ...]]]:
     """(scope, recipients) of every email to send: --to for one scope, else the config's map."""
     if to:
         return [(location or PRACTICE, tuple(check_address(a, "--to") for a in to))]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import PurePath
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
@@ -245,7 +246,7 @@ def build_context(wh: Warehouse, month: date, scope: Scope, *, generated_at: dat
         trends=trends,
         movers=_movers(wh, rows, {s.id: s for s in specs}, scope),
         coverage=_coverage(coverage, month),
-        last_load=_last_load(runs),
+        last_load=_last_load(runs, wh.config.tz),
         files_loaded=int(runs["file_path"].nunique()) if len(runs) else 0,
         quarantined=privacy.count(sum(q for _, q in quarantined)),
         quarantined_files=tuple(QuarantinedFile(f, privacy.count(q)) for f, q in quarantined if q),
@@ -482,10 +483,11 @@ def _coverage(coverage: pd.DataFrame, month: date) -> tuple[SourceCoverage, ...]
     return tuple(out)
 
 
-def _last_load(runs: pd.DataFrame) -> datetime | None:
+def _last_load(runs: pd.DataFrame, tz: ZoneInfo) -> datetime | None:
+    """When the last load finished, in the practice's time zone."""
     if runs.empty or runs["finished_at"].isna().all():
         return None
-    return pd.Timestamp(runs["finished_at"].max()).to_pydatetime()
+    return pd.Timestamp(runs["finished_at"].max()).to_pydatetime().astimezone(tz)
 
 
 def _quarantined(runs: pd.DataFrame) -> list[tuple[str, int]]:

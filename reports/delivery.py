@@ -134,6 +134,7 @@ def _login(smtp: smtplib.SMTP, username: str, password: str, where: str, scrub: 
 
 def _send_one(smtp: smtplib.SMTP, sender: str, item: Outgoing, scrub: Callable[[str], str]) -> None:
     """One transaction: MAIL, every RCPT, then DATA only if all were accepted; else RSET."""
+    smtp.ehlo_or_helo_if_needed()
     code, reply = smtp.mail(sender)
     if code != 250:
         smtp.rset()
