@@ -1,0 +1,243 @@
+"""From a kept visit to money: claim submissions, payer remittances and patient payments.
+
+EHR locations bill through a clearinghouse (X12 837P out, 835 back); NORTH posts the same
+story to its practice-management ledger. Payer behaviour (allowed share, denial rate, lag,
+payment weekday) comes from `practice.PAYERS`; the scenario shares below are the assumptions
+documented in ASSUMPTIONS.md.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from sample_data.events import Adjustment, Appointment, Claim, Line, PatientPayment, Remittance, Submission
+from sample_data.practice import Payer, Practice
+
+CENT = Decimal("0.01")
+# visit type -> [(weight, [(procedure, charge)])]
+FEE_SCHEDULE: dict[str, list[tuple[float, list[tuple[str, str]]]]] = {
+    "new": [(0.6, [("99203", "185.00")]), (0.4, [("99204", "265.00")])],
+    "followup": [(0.65, [("99213", "125.00")]), (0.35, [("99214", "185.00")])],
+    "annual": [(1.0, [("99396", "255.00")])],
+    "sick": [(0.7, [("99213", "125.00")]), (0.3, [("99212", "85.00")])],
+    "procedure": [(1.0, [("99213", "125.00"), ("17110", "160.00")])],
+}
+MONTH_END_HOLD = 0.18  # claims held for the month-end billing catch-up
+VOID_SHARE = 0.004
+CORRECTED_BEFORE_PAYMENT = 0.01
+DUPLICATE_SHARE = 0.005
+REVERSAL_SHARE = 0.008
+DEDUCTIBLE_ZERO_PAY = 0.02  # commercial and Medicare claims applied wholly to the deductible
+DENIAL_CARCS = (
+    ("CO", "16", 0.40, "MA130"),
+    ("CO", "97", 0.15, "M15"),
+    ("CO", "50", 0.15, "N115"),
+    ("CO", "197", 0.15, "N54"),
+    ("CO", "29", 0.05, ""),
+    ("PI", "204", 0.10, "N130"),
+)
+PATIENT_PAYS_FULL = 0.70
+PATIENT_PAYS_HALF = 0.12  # the other half never
+PATIENT_PAYS_LATE = 0.10  # in full after collection letters, 90-200 days on
+SELF_PAY_AT_VISIT = 0.70
+
+
+def _money(x: Decimal) -> Decimal:
+    return x.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def business_day_on_or_after(d: date) -> date:
+    while d.weekday() >= 5:
+        d += timedelta(days=1)
+    return d
+
+
+def _last_business_day(d: date) -> date:
+    nxt = date(d.year + d.month // 12, d.month % 12 + 1, 1)
+    d = nxt - timedelta(days=1)
+    while d.weekday() >= 5:
+        d -= timedelta(days=1)
+    return d
+
+
+class Biller:
+    """Turns visits into claims; holds only counters and the practice."""
+
+    def __init__(self, practice: Practice) -> None:
+        self.practice = practice
+        self.clock = practice.clock
+        self._claims = 0
+        self._icns = 0
+
+    def lines_for(self, rng: random.Random, appt: Appointment) -> list[Line]:
+        options = FEE_SCHEDULE[appt.visit]
+        chosen = rng.choices([o[1] for o in options], [o[0] for o in options])[0]
+        lines = []
+        for i, (code, charge) in enumerate(chosen):
+            modifier = "95" if appt.telehealth else ("25" if len(chosen) > 1 and i == 0 else "")
+            lines.append(Line(code, modifier, Decimal(charge)))
+        return lines
+
+    def claim(self, rng: random.Random, appt: Appointment) -> list[Claim]:
+        """The claim(s) a kept visit produces: usually one; a duplicate submission adds a second."""
+        assert appt.encounter is not None
+        loc = self.practice.locations[appt.location]
+        payer = self.practice.payers[appt.payer]
+        service_date = self.clock.local_date(appt.start)
+        lines = self.lines_for(rng, appt)
+        if loc.system == "pms":
+            return [self._ledger_claim(rng, appt, payer, service_date, lines)]
+        if payer.payer_class == "self_pay":
+            return []  # collected at the desk, never billed through the clearinghouse (ASSUMPTIONS.md)
+        enc = appt.encounter
+        ready = self.clock.local_date(enc.chart_closed) if enc.chart_closed is not None else None
+        if ready is None:
+            return []  # the note is not signed yet, so the claim cannot go out
+        day = business_day_on_or_after(max(service_date + timedelta(days=1), ready) + timedelta(days=rng.randint(0, 2)))
+        if rng.random() < MONTH_END_HOLD:
+            day = max(day, _last_business_day(day))
+        claim = Claim(self._claim_id(loc.code), appt, service_date, appt.payer)
+        claim.submissions.append(Submission("1", self._batch_time(day, appt.location), lines))
+        claims = [claim]
+        r = rng.random()
+        if r < VOID_SHARE:
+            void_day = business_day_on_or_after(day + timedelta(days=rng.randint(1, 3)))
+            claim.submissions.append(
+                Submission("8", self._batch_time(void_day, appt.location), lines, self._icn(payer))
+            )
+            return claims
+        r -= VOID_SHARE
+        if r < CORRECTED_BEFORE_PAYMENT:
+            fix_day = business_day_on_or_after(day + timedelta(days=rng.randint(2, 5)))
+            fixed = [Line(ln.procedure, ln.modifier or "25", ln.charge) for ln in lines]
+            claim.submissions.append(Submission("7", self._batch_time(fix_day, appt.location), fixed, self._icn(payer)))
+            claim.remittances.append(self._paid(rng, payer, fixed, self._pay_date(rng, payer, fix_day)))
+            self._patient_pays(rng, claim)
+            return claims
+        r -= CORRECTED_BEFORE_PAYMENT
+        if r < DUPLICATE_SHARE:
+            dup = Claim(self._claim_id(loc.code), appt, service_date, appt.payer)
+            dup_day = business_day_on_or_after(day + timedelta(days=rng.randint(3, 10)))
+            dup.submissions.append(Submission("1", self._batch_time(dup_day, appt.location), lines))
+            dup.remittances.append(
+                self._denied(payer, lines, ("CO", "18", "N522"), self._pay_date(rng, payer, dup_day))
+            )
+            claims.append(dup)
+        first_paid = self._pay_date(rng, payer, day)
+        if rng.random() < payer.denial_rate:
+            group, carc, _, rarc = rng.choices(DENIAL_CARCS, [c[2] for c in DENIAL_CARCS])[0]
+            claim.remittances.append(self._denied(payer, lines, (group, carc, rarc), first_paid))
+            if carc == "16":
+                redo_day = business_day_on_or_after(first_paid + timedelta(days=rng.randint(5, 20)))
+                icn = claim.remittances[0].payer_icn
+                claim.submissions.append(Submission("7", self._batch_time(redo_day, appt.location), lines, icn))
+                claim.remittances.append(self._paid(rng, payer, lines, self._pay_date(rng, payer, redo_day)))
+                self._patient_pays(rng, claim)
+            return claims
+        paid = self._paid(rng, payer, lines, first_paid)
+        claim.remittances.append(paid)
+        if rng.random() < REVERSAL_SHARE:
+            again = first_paid + timedelta(days=7 * rng.randint(3, 6))
+            claim.remittances.append(self._reversal(paid, again))
+            claim.remittances.append(self._paid(rng, payer, lines, again, ratio=payer.allowed_ratio - Decimal("0.03")))
+        self._patient_pays(rng, claim)
+        return claims
+
+    # -- pieces -------------------------------------------------------------------------------
+
+    def _claim_id(self, code: str) -> str:
+        self._claims += 1
+        return f"{code[0]}{self._claims:09d}"
+
+    def _icn(self, payer: Payer) -> str:
+        self._icns += 1
+        return f"{payer.payer_id[:2]}{self._icns:011d}"
+
+    def _batch_time(self, day: date, loc: int) -> int:
+        """Claims go out in one clearinghouse batch per location and business day, at 17:30 + location."""
+        return self.clock.at(day, 17 * 60 + 30 + 7 * loc)
+
+    def _pay_date(self, rng: random.Random, payer: Payer, submitted: date) -> date:
+        d = submitted + timedelta(days=rng.randint(*payer.lag_days))
+        return d + timedelta(days=(payer.pay_weekday - d.weekday()) % 7)
+
+    def _paid(
+        self, rng: random.Random, payer: Payer, lines: list[Line], paid_date: date, ratio: Decimal | None = None
+    ) -> Remittance:
+        ratio = payer.allowed_ratio if ratio is None else ratio
+        deductible = payer.payer_class in ("commercial", "medicare") and rng.random() < DEDUCTIBLE_ZERO_PAY
+        copay = Decimal(rng.choice(("20.00", "25.00", "30.00"))) if payer.payer_class == "commercial" else None
+        paid, adjustments = [], []
+        for i, ln in enumerate(lines):
+            allowed = _money(ln.charge * ratio)
+            adjustments.append(Adjustment("CO", "45", ln.charge - allowed, i))
+            if deductible:
+                patient = allowed
+                adjustments.append(Adjustment("PR", "1", patient, i))
+            elif copay is not None and i == 0:
+                patient = min(copay, allowed)
+                adjustments.append(Adjustment("PR", "3", patient, i))
+            elif payer.payer_class == "medicare":
+                patient = _money(allowed * Decimal("0.20"))
+                adjustments.append(Adjustment("PR", "2", patient, i))
+            else:
+                patient = Decimal("0.00")
+            paid.append(allowed - patient)
+        return Remittance(paid_date, "1", lines, paid, adjustments, self._icn(payer))
+
+    def _denied(self, payer: Payer, lines: list[Line], reason: tuple[str, str, str], paid_date: date) -> Remittance:
+        group, carc, rarc = reason
+        adjustments = [Adjustment(group, carc, ln.charge, i) for i, ln in enumerate(lines)]
+        remarks = (rarc,) if rarc else ()
+        return Remittance(paid_date, "4", lines, [Decimal("0.00")] * len(lines), adjustments, self._icn(payer), remarks)
+
+    def _reversal(self, original: Remittance, paid_date: date) -> Remittance:
+        """CLP02 22: the payer takes back a payment, every amount negated (sign as sent)."""
+        lines = [Line(ln.procedure, ln.modifier, -ln.charge) for ln in original.lines]
+        adjustments = [Adjustment(a.group, a.reason, -a.amount, a.line) for a in original.adjustments]
+        return Remittance(paid_date, "22", lines, [-p for p in original.paid], adjustments, original.payer_icn)
+
+    def _patient_pays(self, rng: random.Random, claim: Claim) -> None:
+        """The patient's share, billed after the last remittance: paid in full, in half, or never."""
+        if not claim.remittances:
+            return
+        last = claim.remittances[-1]
+        owed = last.patient_responsibility
+        if owed <= 0:
+            return
+        r = rng.random()
+        if r < PATIENT_PAYS_FULL:
+            amount = owed
+        elif r < PATIENT_PAYS_FULL + PATIENT_PAYS_HALF:
+            amount = _money(owed / 2)
+        elif r < PATIENT_PAYS_FULL + PATIENT_PAYS_HALF + PATIENT_PAYS_LATE:
+            posted = last.paid_date + timedelta(days=rng.randint(90, 200))
+            claim.patient_payments.append(PatientPayment(posted, owed, "CHECK"))
+            return
+        else:
+            return
+        posted = last.paid_date + timedelta(days=rng.randint(7, 45))
+        claim.patient_payments.append(PatientPayment(posted, amount, rng.choice(("CC", "CC", "CHECK", "CASH"))))
+
+    def _ledger_claim(
+        self, rng: random.Random, appt: Appointment, payer: Payer, service_date: date, lines: list[Line]
+    ) -> Claim:
+        """NORTH: the same story posted straight to the practice-management ledger (no denials there)."""
+        claim = Claim(self._claim_id("NORTH"), appt, service_date, appt.payer)
+        posted = business_day_on_or_after(service_date + timedelta(days=rng.randint(0, 3)))
+        claim.submissions.append(Submission("1", self.clock.at(posted, 12 * 60), lines))
+        if payer.payer_class == "self_pay":
+            total = sum((ln.charge for ln in lines), Decimal("0.00"))
+            r = rng.random()
+            if r < SELF_PAY_AT_VISIT:
+                claim.patient_payments.append(PatientPayment(service_date, total, rng.choice(("CC", "CASH"))))
+            elif r < SELF_PAY_AT_VISIT + 0.2:
+                claim.patient_payments.append(
+                    PatientPayment(service_date + timedelta(days=rng.randint(20, 70)), total, "CHECK")
+                )
+            return claim
+        claim.remittances.append(self._paid(rng, payer, lines, self._pay_date(rng, payer, posted)))
+        self._patient_pays(rng, claim)
+        return claim

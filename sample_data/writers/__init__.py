@@ -1,0 +1,1 @@
+"""Renderers from the simulator's event state to real export formats, one module per format."""
