@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlglot import exp
 
 from kpis.custom import CUSTOM_QUERIES
 from kpis.query import KpiRequest, QueryContext, output_row, ratio_value, render, with_relation
@@ -28,7 +27,7 @@ from kpis.spec import QUANTILES, KpiSpec, Measure
 RESULT_COLUMNS = ("numerator", "denominator", "value", "n", "complete", "definition", "target", "status")
 
 
-def standard_query(items: Sequence[KpiRequest], event_column: str, ctx: QueryContext) -> exp.Expression:
+def standard_query(items: Sequence[KpiRequest], event_column: str, ctx: QueryContext) -> str:
     """One statement for spec-only KPIs that share a relation and an event time."""
     relation = ctx.relations[items[0].spec.relation]
     aggregates: list[str] = []
@@ -36,7 +35,7 @@ def standard_query(items: Sequence[KpiRequest], event_column: str, ctx: QueryCon
     for i, item in enumerate(items):
         spec, k = item.spec, f"k{i}"
         if spec.kind == "ratio":
-            population = item.condition(spec.denominator.filter)
+            population = item.condition(spec.population or spec.denominator.filter)
             aggregates += [
                 f"{_aggregate(item, spec.numerator)} AS {k}_num",
                 f"{_aggregate(item, spec.denominator)} AS {k}_den",
@@ -75,7 +74,7 @@ def _aggregate(item: KpiRequest, measure: Measure) -> str:
     return f"COALESCE(SUM({item.condition(measure.expr)}) FILTER (WHERE {condition}), 0)"
 
 
-def plan(items: Sequence[KpiRequest], ctx: QueryContext) -> list[tuple[list[str], exp.Expression]]:
+def plan(items: Sequence[KpiRequest], ctx: QueryContext) -> list[tuple[list[str], str]]:
     """The statements that compute `items`: (KPI ids, statement), as few as the KPIs allow."""
     groups: dict[tuple[str, ...], list[KpiRequest]] = {}
     for item in items:
@@ -126,85 +125,80 @@ def complete_table(
     domains: Mapping[str, Sequence[Any]],
     data_ends: Mapping[str, date | None],
 ) -> pd.DataFrame:
-    """Every period x dimension value present, then flags, labels, targets and status.
+    """Every KPI x period x dimension value present, then flags, labels, targets and status.
 
     `domains` lists the known values of each dimension (the reference tables): a single-dimension
     grouping shows every known value in every period; a multi-dimension grouping shows the
-    combinations that occur. `data_ends` is the last local date each relation covers.
+    combinations that occur. `data_ends` is the last local date each relation covers; a period
+    is complete when its last day (plus the KPI's waiting time) is covered.
     """
-    starts = pd.to_datetime(pd.Series(ctx.periods.starts, dtype="object")).astype("datetime64[us]")
     raw = raw.copy()
     raw["period_start"] = pd.to_datetime(raw["period_start"]).astype("datetime64[us]")
+    periods = pd.DataFrame(
+        {
+            "period_start": pd.to_datetime(list(ctx.periods.starts)).astype("datetime64[us]"),
+            "period_last": [ctx.periods.last_day(s) for s in ctx.periods.starts],
+        }
+    )
+    kpis = pd.DataFrame({"kpi_id": [item.id for item in items]})
     pieces = []
     for group in ctx.grouping_sets:
-        rows = raw
+        rows = raw[raw["grouping_id"] == grouping_id(group, ctx.dims)] if ctx.multiple_sets else raw
+        keys = ["kpi_id", "period_start", *group]
+        index = kpis.merge(periods, how="cross").merge(_combinations(rows, group, ctx, domains), how="cross")
+        rows = rows[[*keys, "numerator", "denominator", "value", "n"]].astype({d: "object" for d in group})
+        merged = index.merge(rows, on=keys, how="left", validate="one_to_one")
+        for dim in ctx.dims:
+            if dim not in group:
+                merged[dim] = None
         if ctx.multiple_sets:
-            rows = raw[raw["grouping_id"] == grouping_id(group, ctx.dims)]
-        for item in items:
-            mine = rows[rows["kpi_id"] == item.id]
-            frame = _fill(mine, item, group, starts, ctx, domains)
-            for dim in ctx.dims:
-                if dim not in group:
-                    frame[dim] = None
-            if ctx.multiple_sets:
-                frame["grouping_id"] = grouping_id(group, ctx.dims)
-            pieces.append(_annotate(frame, item, ctx, data_ends.get(item.spec.relation)))
+            merged["grouping_id"] = grouping_id(group, ctx.dims)
+        pieces.append(merged)
+    frame = pd.concat(pieces, ignore_index=True)
+    frame["grain"] = ctx.periods.grain
+    frame["n"] = frame["n"].fillna(0).astype("int64")
+    frame["value"] = frame["value"].astype("float64")
+    frame["complete"] = False
+    frame["definition"] = None
+    frame["target"] = np.nan
+    frame["status"] = None
+    for item in items:
+        mine = frame["kpi_id"] == item.id
+        spec = item.spec
+        if _has_ratio(spec):
+            frame.loc[mine, ["numerator", "denominator"]] = frame.loc[mine, ["numerator", "denominator"]].fillna(0.0)
+        data_end = data_ends.get(spec.relation)
+        if data_end is not None:
+            lag = timedelta(days=spec.complete_lag(item.options))
+            frame.loc[mine, "complete"] = (frame.loc[mine, "period_last"] + lag) <= data_end
+        frame.loc[mine, "definition"] = spec.definition_label(item.options)
+        frame.loc[mine, "target"] = np.nan if spec.target is None else spec.target
+        frame.loc[mine, "status"] = status(frame.loc[mine, "value"], spec)
+    frame["complete"] = frame["complete"].astype(bool)
     columns = ["kpi_id", "period_start", "grain", *ctx.dims]
     columns += (["grouping_id"] if ctx.multiple_sets else []) + list(RESULT_COLUMNS)
-    return pd.concat(pieces, ignore_index=True)[columns]
+    return frame[columns]
 
 
-def _fill(
-    rows: pd.DataFrame,
-    item: KpiRequest,
-    group: Sequence[str],
-    starts: pd.Series,
-    ctx: QueryContext,
-    domains: Mapping[str, Sequence[Any]],
+def _combinations(
+    rows: pd.DataFrame, group: Sequence[str], ctx: QueryContext, domains: Mapping[str, Sequence[Any]]
 ) -> pd.DataFrame:
-    keys = ["period_start", *group]
-    index = pd.DataFrame({"period_start": starts})
+    """The dimension values (or combinations) every KPI and period is shown for."""
+    if not group:
+        return pd.DataFrame(index=[0])
     if len(group) == 1:
         dim = group[0]
         values = list(domains.get(dim, ()))
         if dim in ctx.filters:
             values = [v for v in values if v in ctx.filters[dim]]
         values += [v for v in rows[dim].drop_duplicates().tolist() if v not in values]
-        index = index.merge(pd.DataFrame({dim: pd.Series(values, dtype="object")}), how="cross")
-    elif group:
-        combos = rows[list(group)].drop_duplicates()
-        index = index.merge(combos.astype("object"), how="cross")
-    rows = rows[[*keys, "numerator", "denominator", "value", "n"]].copy()
-    for dim in group:
-        rows[dim] = rows[dim].astype("object")
-        index[dim] = index[dim].astype("object")
-    merged = index.merge(rows, on=keys, how="left", validate="one_to_one")
-    merged["n"] = merged["n"].fillna(0).astype("int64")
-    if _has_ratio(item.spec):
-        merged[["numerator", "denominator"]] = merged[["numerator", "denominator"]].fillna(0.0)
-    merged["value"] = merged["value"].astype("float64")
-    merged.insert(0, "kpi_id", item.id)
-    merged.insert(2, "grain", ctx.periods.grain)
-    return merged
+        return pd.DataFrame({dim: pd.Series(values, dtype="object")})
+    return rows[list(group)].drop_duplicates().astype("object").reset_index(drop=True)
 
 
 def _has_ratio(spec: KpiSpec) -> bool:
     """Whether the value is numerator / denominator (so an empty period has 0 / 0, not unknowns)."""
     return spec.kind != "aggregate" or spec.value.agg == "mean"
-
-
-def _annotate(frame: pd.DataFrame, item: KpiRequest, ctx: QueryContext, data_end: date | None) -> pd.DataFrame:
-    spec = item.spec
-    lag = timedelta(days=spec.complete_lag(item.options))
-    if data_end is None:
-        frame["complete"] = False
-    else:
-        last_days = [ctx.periods.last_day(s.date()) for s in frame["period_start"]]
-        frame["complete"] = [d + lag <= data_end for d in last_days]
-    frame["definition"] = spec.definition_label(item.options)
-    frame["target"] = np.nan if spec.target is None else spec.target
-    frame["status"] = status(frame["value"], spec)
-    return frame
 
 
 def status(values: pd.Series, spec: KpiSpec) -> pd.Series:

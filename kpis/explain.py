@@ -20,7 +20,7 @@ from kpis.query import KpiRequest, QueryContext, with_relation
 from kpis.spec import sql_literal
 
 
-def explain_query(item: KpiRequest, ctx: QueryContext) -> exp.Expression:
+def explain_query(item: KpiRequest, ctx: QueryContext) -> str:
     """The statement listing the records behind `item` in the single period of `ctx`."""
     spec = item.spec
     if spec.kind == "custom":

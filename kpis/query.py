@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import sqlglot
@@ -38,7 +39,7 @@ class KpiRequest:
 
     def condition(self, text: str) -> str:
         """A spec expression with options applied, simplified, as DuckDB SQL."""
-        return self.spec.condition(text, self.options).sql(dialect="duckdb")
+        return self.spec.condition_sql(text, self.options)
 
 
 @dataclass(frozen=True)
@@ -125,30 +126,40 @@ def ratio_value(numerator: str, denominator: str) -> str:
     return f"CAST({numerator} AS DOUBLE) / NULLIF(CAST({denominator} AS DOUBLE), 0)"
 
 
-def with_relation(relation: Relation | None, ctes: Sequence[tuple[str, str]], final: str) -> exp.Expression:
-    """Parse `final` under one WITH holding the relation (as `base`, when given) and `ctes`.
+def with_relation(relation: Relation | None, ctes: Sequence[tuple[str, str]], final: str) -> str:
+    """One statement (DuckDB SQL): a single WITH holding the relation as `base` (when given) and `ctes`.
 
-    A relation that has CTEs of its own has them hoisted in front, so the statement has a single
-    flat WITH clause, which every target dialect accepts.
+    A relation that has CTEs of its own has them hoisted in front, so the WITH clause is flat,
+    which every target dialect accepts. `render` parses the statement with SQLGlot.
     """
-    parts: list[tuple[str, str]] = []
-    if relation is not None:
-        base = relation.ast()
-        with_ = base.args.get("with_")
-        if with_ is not None:
-            parts = [(cte.alias, cte.this.sql(dialect="duckdb")) for cte in with_.expressions]
-            base.set("with_", None)
-        parts.append(("base", base.sql(dialect="duckdb")))
+    parts = list(_relation_parts(relation.sql)) if relation is not None else []
     parts += ctes
-    text = "WITH " + ",\n".join(f"{name} AS (\n{body}\n)" for name, body in parts) + "\n" + final
-    return sqlglot.parse_one(text, read="duckdb")
+    return "WITH " + ",\n".join(f"{name} AS (\n{body}\n)" for name, body in parts) + "\n" + final
 
 
-def render(statement: exp.Expression, dialect: str = "duckdb", pretty: bool = False) -> str:
-    """The statement in `dialect`, with the fixes SQLGlot's output needs there."""
+@lru_cache(maxsize=64)
+def _relation_parts(sql: str) -> tuple[tuple[str, str], ...]:
+    base = sqlglot.parse_one(sql, read="duckdb")
+    parts = []
+    with_ = base.args.get("with_")
+    if with_ is not None:
+        parts = [(cte.alias, cte.this.sql(dialect="duckdb")) for cte in with_.expressions]
+        base.set("with_", None)
+    parts.append(("base", base.sql(dialect="duckdb")))
+    return tuple(parts)
+
+
+@lru_cache(maxsize=1024)
+def render(statement: str, dialect: str = "duckdb", pretty: bool = False) -> str:
+    """A DuckDB statement parsed by SQLGlot and written for `dialect`, with the fixes it needs there.
+
+    Cached: a statement depends only on the request (KPIs, options, periods, groupings, filters),
+    so a dashboard asking the same question again skips parsing.
+    """
+    parsed = sqlglot.parse_one(statement, read="duckdb")
     if dialect in ("spark", "databricks"):
-        statement = statement.transform(_spark_percentile)
-    return statement.sql(dialect=dialect, pretty=pretty)
+        parsed = parsed.transform(_spark_percentile)
+    return parsed.sql(dialect=dialect, pretty=pretty)
 
 
 def _spark_percentile(node: exp.Expression) -> exp.Expression:

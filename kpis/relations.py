@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from functools import cache
 
 import sqlglot
-from sqlglot import exp
 
 from kpis.business_time import business_hours_between
 from kpis.config import Config
@@ -48,9 +47,6 @@ class Relation:
     @property
     def dimensions(self) -> frozenset[str]:
         return self.columns & frozenset(DIMENSIONS)
-
-    def ast(self) -> exp.Select:
-        return sqlglot.parse_one(self.sql, read="duckdb")
 
 
 @cache
@@ -301,17 +297,16 @@ def build_relations(config: Config) -> dict[str, Relation]:
         ),
         Relation(
             "referrals",
-            "One row per outgoing referral, with each stage time in local wall-clock time.",
-            f"""
+            "One row per outgoing referral, with the time it reached each stage.",
+            """
             SELECT
                 source || ':' || referral_id AS record_id,
                 patient_key,
                 created_at,
                 status,
-                {local("created_at", tz)} AS created_local,
-                {local("scheduled_at", tz)} AS scheduled_local,
-                {local("seen_at", tz)} AS seen_local,
-                {local("report_received_at", tz)} AS report_received_local,
+                scheduled_at,
+                seen_at,
+                report_received_at,
                 location_id AS location,
                 referring_provider_id AS provider,
                 specialty

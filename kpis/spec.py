@@ -28,6 +28,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 
@@ -109,6 +110,7 @@ class KpiSpec:
     numerator: Measure | None = None
     denominator: Measure | None = None
     value: Measure | None = None
+    population: str | None = None  # rows counted in n for a ratio (default: the denominator's)
     custom: str | None = None
     event_time_option: str | None = None  # the option that chooses the event time, if any
     event_times: Mapping[str, str] = field(default_factory=dict)  # option value -> column
@@ -159,8 +161,22 @@ class KpiSpec:
         return render_template(text, self.fragments, options)
 
     def condition(self, text: str, options: Mapping[str, Any]) -> exp.Expression:
-        """A filter or value expression, substituted, parsed and simplified."""
-        return simplify(sqlglot.parse_one(self.render(text, options), read="duckdb"))
+        """A filter or value expression, substituted, parsed and simplified (shared: do not modify)."""
+        return _simplified(self.render(text, options))
+
+    def condition_sql(self, text: str, options: Mapping[str, Any]) -> str:
+        """`condition` as DuckDB SQL."""
+        return _simplified_sql(self.render(text, options))
+
+
+@lru_cache(maxsize=4096)
+def _simplified(sql: str) -> exp.Expression:
+    return simplify(sqlglot.parse_one(sql, read="duckdb"))
+
+
+@lru_cache(maxsize=4096)
+def _simplified_sql(sql: str) -> str:
+    return _simplified(sql).sql(dialect="duckdb")
 
 
 def render_template(text: str, fragments: Mapping[str, Fragment], options: Mapping[str, Any]) -> str:
@@ -270,6 +286,7 @@ _KPI_KEYS = {
     "numerator",
     "denominator",
     "value",
+    "population",
     "custom",
     "uses",
     "options",
@@ -419,6 +436,9 @@ def _load_kpi(
             raise SpecError(f"{where}: stray '{{' or '}}' in {text.strip()!r}; placeholders look like {{name}}")
 
     kind, numerator, denominator, value, custom = _computation(body, where, known_custom)
+    population = body.get("population")
+    if population is not None and (kind != "ratio" or not isinstance(population, str) or not population.strip()):
+        raise SpecError(f"{where}.population: a SQL condition, for ratio KPIs only")
     if kind == "custom":  # a custom query places rows itself; event_time only describes how
         if not isinstance(body["event_time"], str):
             raise SpecError(f"{where}.event_time: describe the event time of a custom KPI in words")
@@ -460,6 +480,7 @@ def _load_kpi(
         numerator=numerator,
         denominator=denominator,
         value=value,
+        population=" ".join(population.split()) if population else None,
         custom=custom,
         event_time_option=event_option,
         event_times=event_times,
@@ -520,6 +541,8 @@ def _measure_texts(body: dict[str, Any]) -> list[str]:
         measure = body.get(side)
         if isinstance(measure, dict):
             texts += [v for k, v in measure.items() if k in ("filter", "expr") and isinstance(v, str)]
+    if isinstance(body.get("population"), str):
+        texts.append(body["population"])
     return texts
 
 

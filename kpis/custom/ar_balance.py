@@ -13,14 +13,14 @@ of the look-back window ending the same day.
     hfma         charges - all payer adjustments (net rev.)    90      excluded
     aafp         gross charges                                  90      excluded
 
-`n` is the number of ledger entries posted up to the period's end.
+`n` is, for days in A/R, the number of charge entries in the look-back window (the population
+of the denominator) and, for A/R over 90 days, the number of ledger entries posted up to the
+period's end.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from sqlglot import exp
 
 from kpis.query import KpiRequest, QueryContext, output_row, ratio_value, with_relation
 
@@ -64,7 +64,7 @@ def _balance(item: KpiRequest, credits: str, condition: str = "TRUE") -> str:
     return f"COALESCE(SUM(balance) FILTER (WHERE {kept} AND {condition}), 0)"
 
 
-def query(items: Sequence[KpiRequest], ctx: QueryContext) -> exp.Expression:
+def query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
     dims = "".join(f", l.{d}" for d in ctx.dims)
     last_end = ctx.periods.spine()[-1][1].isoformat()
     days_in_ar = next((i for i in items if i.id == "days_in_ar"), None)
@@ -84,7 +84,7 @@ def query(items: Sequence[KpiRequest], ctx: QueryContext) -> exp.Expression:
     window_select = "CAST(NULL AS DECIMAL(18, 2)) AS window_amount"
     facts = f"""
         SELECT period_start, period_end{dims.replace("l.", "")}, balance, first_posted, service_date,
-               first_billed_date, entries, CAST(0 AS DECIMAL(18, 2)) AS window_amount
+               first_billed_date, entries, CAST(0 AS DECIMAL(18, 2)) AS window_amount, 0 AS window_charges
         FROM accounts
     """
     if days_in_ar is not None:
@@ -92,7 +92,8 @@ def query(items: Sequence[KpiRequest], ctx: QueryContext) -> exp.Expression:
         window_select = window_amount(days_in_ar)
         facts += f"""
         UNION ALL
-        SELECT s.period_start, s.period_end{dims}, NULL, NULL, NULL, NULL, 0, {window_select}
+        SELECT s.period_start, s.period_end{dims}, NULL, NULL, NULL, NULL, 0, {window_select},
+               CASE WHEN l.entry_type = 'charge' THEN 1 ELSE 0 END
         FROM spine AS s JOIN scoped AS l
           ON l.posted_date > s.period_end - INTERVAL {lookback} DAY AND l.posted_date <= s.period_end
         """
@@ -106,26 +107,30 @@ def query(items: Sequence[KpiRequest], ctx: QueryContext) -> exp.Expression:
             aggregates += [
                 f"{_balance(item, credits)} AS {k}_num",
                 f"COALESCE(SUM(window_amount), 0) / {lookback} AS {k}_den",
+                f"SUM(window_charges) AS {k}_n",
             ]
         elif item.id == "ar_over_90_pct":
             credits = item.options["credit_balances"]
             aged = f"DATE_DIFF('day', {age_date(item)}, period_end) > {AGED_DAYS}"
-            aggregates += [f"{_balance(item, credits, aged)} AS {k}_num", f"{_balance(item, credits)} AS {k}_den"]
+            aggregates += [
+                f"{_balance(item, credits, aged)} AS {k}_num",
+                f"{_balance(item, credits)} AS {k}_den",
+                f"SUM(entries) AS {k}_n",
+            ]
         else:
             raise ValueError(f"ar_balance does not compute {item.id}")
-        rows.append(output_row(item.id, ctx, f"{k}_num", f"{k}_den", ratio_value(f"{k}_num", f"{k}_den"), "entries"))
+        rows.append(output_row(item.id, ctx, f"{k}_num", f"{k}_den", ratio_value(f"{k}_num", f"{k}_den"), f"{k}_n"))
     ctes.append(
         (
             "grouped",
-            f"SELECT period_start, {ctx.dim_select()}{', '.join(aggregates)}, SUM(entries) AS entries "
-            f"FROM facts GROUP BY {ctx.group_by()}",
+            f"SELECT period_start, {ctx.dim_select()}{', '.join(aggregates)} FROM facts GROUP BY {ctx.group_by()}",
         )
     )
     final = "\nUNION ALL\n".join(f"{row} FROM grouped" for row in rows)
     return with_relation(ctx.relations["ledger"], ctes, final)
 
 
-def aging_query(ctx: QueryContext, item: KpiRequest) -> exp.Expression:
+def aging_query(ctx: QueryContext, item: KpiRequest) -> str:
     """A/R by aging bucket at each period's end: period_start, <dims>, bucket, amount, accounts (open ones)."""
     dims = "".join(f", l.{d}" for d in ctx.dims)
     last_end = ctx.periods.spine()[-1][1].isoformat()
@@ -167,7 +172,7 @@ def aging_query(ctx: QueryContext, item: KpiRequest) -> exp.Expression:
     return with_relation(ctx.relations["ledger"], ctes, final)
 
 
-def explain(item: KpiRequest, ctx: QueryContext) -> exp.Expression:
+def explain(item: KpiRequest, ctx: QueryContext) -> str:
     """The records behind one period's value (ctx has a single period).
 
     One row per account with a non-zero balance at the period's end (record_id = the claim, value

@@ -18,8 +18,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import time, timedelta
 
-from sqlglot import exp
-
 from kpis.business_time import business_days_between
 from kpis.periods import local_instant_utc, period_floor
 from kpis.query import KpiRequest, QueryContext, output_row, ratio_value, with_relation
@@ -135,7 +133,7 @@ def _pairs_ctes(item: KpiRequest, ctx: QueryContext) -> list[tuple[str, str]]:
     ]
 
 
-def query(items: Sequence[KpiRequest], ctx: QueryContext) -> exp.Expression:
+def query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
     (item,) = items
     ctes = _pairs_ctes(item, ctx)
     ctes.append(
@@ -151,7 +149,7 @@ def query(items: Sequence[KpiRequest], ctx: QueryContext) -> exp.Expression:
     return with_relation(None, ctes, final)
 
 
-def explain(item: KpiRequest, ctx: QueryContext) -> exp.Expression:
+def explain(item: KpiRequest, ctx: QueryContext) -> str:
     """One row per (snapshot, provider, location): the third open slot and its days."""
     final = """
         SELECT record_id, CAST(NULL AS VARCHAR) AS patient_key, snapshot_at AS event_time,

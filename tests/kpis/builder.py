@@ -71,7 +71,8 @@ class Fixture:
         self._ids = itertools.count(1)
 
     def add(self, table: str, *rows: dict[str, Any]) -> Fixture:
-        """Insert rows (dicts of column -> value) into a canonical table."""
+        """Insert rows (dicts of column -> value) into a canonical table, in one transaction."""
+        batches: dict[tuple[str, ...], list[list[Any]]] = {}
         for row in rows:
             full = {**_DEFAULTS.get(table, {}), **row}
             key = _KEYS.get(table)
@@ -81,10 +82,11 @@ class Fixture:
                 full.setdefault("status", _REMIT_STATUS.get(full["claim_status_code"], "other"))
             if table == "remittance_adjustments" and "seq" not in full:
                 full["seq"] = next(self._ids)
-            values = [self._value(column, value) for column, value in full.items()]
-            columns = ", ".join(full)
-            marks = ", ".join("?" for _ in full)
-            self.wh.cursor().execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", values)
+            batches.setdefault(tuple(full), []).append([self._value(c, v) for c, v in full.items()])
+        with self.wh.transaction() as cur:
+            for columns, values in batches.items():
+                marks = ", ".join("?" for _ in columns)
+                cur.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", values)
         return self
 
     def local(self, text: str) -> datetime:

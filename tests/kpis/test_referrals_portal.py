@@ -69,6 +69,19 @@ def test_referral_completion_rate(fx: Fixture, options: dict, july: tuple, july_
     assert (aug.numerator, aug.denominator, bool(aug.complete)) == (0, 1, False)
 
 
+def test_the_referral_window_counts_days_of_24_hours(fx: Fixture) -> None:
+    """Created 2026-08-05 10:00 EDT; 90 x 24 h later is 11-03 14:00 UTC = 09:00 EST (clocks went back
+    on 11-01). A report at 09:30 EST is outside the window, although on the wall clock 10:00 of the
+    90th day is not yet reached. The same report closes a referral made at 11:00 EDT."""
+    fx.add(
+        "referrals",
+        {"created_at": "2026-08-05 10:00", "report_received_at": "2026-11-03 09:30", "status": "closed"},
+        {"created_at": "2026-08-05 11:00", "report_received_at": "2026-11-03 09:30", "status": "closed"},
+    )
+    row = one(fx.wh.compute("referral_completion_rate", start="2026-08", end="2026-08"), period_start="2026-08-01")
+    assert (row.numerator, row.denominator) == (1, 2)
+
+
 def messages(fx: Fixture) -> None:
     """Portal messages in the week of Monday 2026-10-05 (business hours Mon-Fri 08:00-17:00).
 

@@ -157,24 +157,25 @@ def ledger(fx: Fixture) -> None:
 
 
 @pytest.mark.parametrize(
-    ("preset", "september", "october"),
+    ("preset", "september", "october", "charges"),
     [
         # A/R / (charges - CO-45 of 365 days / 365): 09-30: 700 / (1600/365); 10-31: 550 / (2000/365)
-        ("mgma", 700 * 365 / 1600, 550 * 365 / 2000),
+        ("mgma", 700 * 365 / 1600, 550 * 365 / 2000, (4, 5)),
         # A/R without credits / ((charges - payer adjustments) of 90 days / 90):
         # 09-30: window 07-03..09-30 = 200 + 400 - 50 = 550, 750 / (550/90); 10-31: 500 + 200 - 100 - 50
-        ("hfma", 750 * 90 / 550, 550 * 90 / 550),
+        ("hfma", 750 * 90 / 550, 550 * 90 / 550, (2, 2)),
         # A/R without credits / (gross charges of 90 days / 90): 600 and 700
-        ("aafp", 750 * 90 / 600, 550 * 90 / 700),
+        ("aafp", 750 * 90 / 600, 550 * 90 / 700, (2, 2)),
     ],
 )
-def test_days_in_ar_presets(fx: Fixture, preset: str, september: float, october: float) -> None:
+def test_days_in_ar_presets(fx: Fixture, preset: str, september: float, october: float, charges: tuple) -> None:
     ledger(fx)
     frame = fx.wh.compute("days_in_ar", start="2026-09", end="2026-10", options={"days_in_ar": {"preset": preset}})
     sep, octo = one(frame, period_start="2026-09-01"), one(frame, period_start="2026-10-01")
     assert sep.value == pytest.approx(september, rel=1e-12)
     assert octo.value == pytest.approx(october, rel=1e-12)
-    assert (sep.n, octo.n) == (8, 13)  # ledger entries posted up to each period end
+    assert sep.value == pytest.approx(sep.numerator / sep.denominator, rel=1e-12)
+    assert (sep.n, octo.n) == charges  # charge entries in the look-back window
     assert octo.definition.startswith(f"days_in_ar[preset={preset}")
 
 
@@ -199,6 +200,7 @@ def test_ar_over_90_pct(fx: Fixture, credit_balances: str, september: tuple, oct
     sep, octo = one(frame, period_start="2026-09-01"), one(frame, period_start="2026-10-01")
     assert (sep.numerator, sep.denominator) == september
     assert (octo.numerator, octo.denominator) == october
+    assert (sep.n, octo.n) == (8, 13)  # ledger entries posted up to each period end
 
 
 def test_ar_aging_buckets(fx: Fixture) -> None:
@@ -211,21 +213,22 @@ def test_ar_aging_buckets(fx: Fixture) -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "expected"),
+    ("method", "expected", "entries"),
     [
         # posted in the month: Sept 250 / 200 (cash ahead of charges), Oct (300 - 50) / (500 - 100)
-        ("period", {"2026-09-01": (250, 200), "2026-10-01": (250, 400)}),
+        ("period", {"2026-09-01": (250, 200), "2026-10-01": (250, 400)}, {"2026-09-01": 2, "2026-10-01": 4}),
         # by date of service, settled claims only: C (Sept) 200 / 200; B is not settled in October
-        ("cohort", {"2026-09-01": (200, 200), "2026-10-01": (0, 0)}),
+        ("cohort", {"2026-09-01": (200, 200), "2026-10-01": (0, 0)}, {"2026-09-01": 3, "2026-10-01": 0}),
     ],
 )
-def test_net_collection_rate(fx: Fixture, method: str, expected: dict) -> None:
+def test_net_collection_rate(fx: Fixture, method: str, expected: dict, entries: dict) -> None:
+    """n counts the entries on either side (charges, contractual adjustments, payments, refunds)."""
     ledger(fx)
     options = {"net_collection_rate": {"method": method}}
     frame = fx.wh.compute("net_collection_rate", start="2026-09", end="2026-10", options=options)
     for month, (numerator, denominator) in expected.items():
         row = one(frame, period_start=month)
-        assert (row.numerator, row.denominator) == (numerator, denominator)
+        assert (row.numerator, row.denominator, row.n) == (numerator, denominator, entries[month])
         assert row.value == pytest.approx(numerator / denominator) if denominator else math.isnan(row.value)
 
 

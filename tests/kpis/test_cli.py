@@ -1,0 +1,145 @@
+"""`clinic-kpis kpis`: table, CSV and JSON output, options, filters, SQL, and one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+import sqlglot
+
+from tests.cli_helpers import run_cli
+from tests.kpis.builder import Fixture
+
+COLUMNS = [
+    "kpi_id",
+    "period_start",
+    "grain",
+    "numerator",
+    "denominator",
+    "value",
+    "n",
+    "complete",
+    "definition",
+    "target",
+    "status",
+]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """October 2026: EAST 1 no-show of 2 kept/no-show visits (plus a late cancellation), WEST 0 of 1."""
+    fx = Fixture(tmp_path)
+    fx.add(
+        "appointments",
+        {"scheduled_start": "2026-10-05 09:00", "status": "noshow"},
+        {"scheduled_start": "2026-10-06 09:00", "status": "fulfilled"},
+        {"scheduled_start": "2026-10-07 09:00", "status": "fulfilled", "location_id": "WEST"},
+        {
+            "scheduled_start": "2026-10-08 09:00",
+            "status": "cancelled",
+            "cancel_initiator": "patient",
+            "cancelled_at": "2026-10-08 07:00",
+        },
+    )
+    fx.close()
+    return fx.path
+
+
+def test_json_is_an_array_of_rows_with_the_dataframe_columns(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    res = run_cli(capsys, "kpis", "--db", str(db), "--month", "2026-10", "--kpi", "no_show_rate", "--format", "json")
+    assert res.code == 0, res.err
+    rows = json.loads(res.out)
+    assert len(rows) == 1 and list(rows[0]) == COLUMNS
+    row = rows[0]
+    assert (row["period_start"], row["numerator"], row["denominator"], row["n"]) == ("2026-10-01", 1, 3, 3)
+    assert row["value"] == pytest.approx(1 / 3) and row["complete"] is False and row["status"] == "off_target"
+
+
+def test_json_with_a_breakdown_and_missing_values(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    res = run_cli(
+        capsys,
+        "kpis",
+        "--db",
+        str(db),
+        "--month",
+        "2026-09",
+        "--kpi",
+        "no_show_rate",
+        "--by",
+        "location",
+        "--format",
+        "json",
+    )
+    rows = json.loads(res.out)
+    assert [r["location"] for r in rows] == ["EAST", "WEST"]
+    assert all(r["value"] is None and r["n"] == 0 and r["status"] is None for r in rows)
+
+
+def test_csv(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    res = run_cli(
+        capsys, "kpis", "--db", str(db), "--start", "2026-09", "--end", "2026-10", "--kpi", "no_show_rate",
+        "--kpi", "late_cancel_rate", "--format", "csv",
+    )  # fmt: skip
+    assert res.code == 0, res.err
+    rows = list(csv.DictReader(io.StringIO(res.out)))
+    assert list(rows[0]) == COLUMNS and len(rows) == 4
+    late = [r for r in rows if r["kpi_id"] == "late_cancel_rate" and r["period_start"] == "2026-10-01"][0]
+    assert (late["numerator"], late["denominator"], late["complete"]) == ("1.0", "4.0", "False")
+
+
+def test_table_formats_values_by_the_spec(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    res = run_cli(capsys, "kpis", "--db", str(db), "--month", "2026-10", "--kpi", "no_show_rate", "--by", "location")
+    assert res.code == 0, res.err
+    east = next(line for line in res.out.splitlines() if "EAST" in line)
+    assert "50.0%" in east and "7.0%" in east and "off_target" in east and "incomplete" in east
+
+
+def test_options_and_filters(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    res = run_cli(
+        capsys, "kpis", "--db", str(db), "--month", "2026-10", "--kpi", "no_show_rate", "--format", "json",
+        "--option", "no_show_rate.late_cancel=as_noshow", "--option", "no_show_rate.late_cancel_hours=1",
+        "--filter", "location=EAST",
+    )  # fmt: skip
+    assert res.code == 0, res.err
+    (row,) = json.loads(res.out)
+    assert "late_cancel=as_noshow" in row["definition"] and "late_cancel_hours=1" in row["definition"]
+    assert (row["numerator"], row["denominator"]) == (1, 2)  # a 2-hour cancellation is not late within 1 hour
+
+
+def test_show_sql_for_another_engine(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    res = run_cli(
+        capsys, "kpis", "--db", str(db), "--month", "2026-10", "--kpi", "visit_cycle_time", "--show-sql",
+        "--dialect", "spark",
+    )  # fmt: skip
+    assert res.code == 0, res.err
+    assert res.out.startswith("-- visit_cycle_time\n")
+    sqlglot.parse_one(res.out.split("\n", 1)[1].rstrip().rstrip(";"), read="spark")
+    assert "PERCENTILE(" in res.out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--kpi", "no_shows"], "unknown KPI 'no_shows' (did you mean no_show_rate?)"),
+        (["--option", "days_in_ar=hfma"], "expected KPI.OPTION=VALUE"),
+        (["--option", "days_in_ar.preset=cms"], "'cms' is not one of mgma, hfma, aafp"),
+        (["--filter", "EAST"], "expected DIMENSION=VALUE"),
+        (["--month", "2026-10", "--start", "2026-01"], "--month cannot be combined"),
+        (["--month", "October"], "--month 'October' is not a date"),
+        (["--kpi", "no_show_rate", "--by", "queue"], "cannot be broken down or filtered by queue"),
+        (["--grain", "fortnight"], "unknown grain 'fortnight'"),
+    ],
+)
+def test_mistakes_are_one_line_errors(db: Path, capsys: pytest.CaptureFixture[str], args: list, message: str) -> None:
+    res = run_cli(capsys, "kpis", "--db", str(db), *args)
+    assert res.code == 1, res.out
+    assert res.err.startswith("error: ") and message in res.err and res.err.count("\n") == 1
+    assert "Traceback" not in res.err
+
+
+def test_a_missing_warehouse_says_how_to_make_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    res = run_cli(capsys, "kpis", "--db", str(tmp_path / "none.duckdb"))
+    assert res.code == 1 and "clinic-kpis init" in res.err
