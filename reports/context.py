@@ -353,8 +353,9 @@ def _definition(spec: KpiSpec, rows: pd.DataFrame) -> Definition:
 def _movers(wh: Warehouse, rows: tuple[KpiRow, ...], specs: dict[str, KpiSpec], scope: Scope) -> tuple[Mover, ...]:
     """The KPIs that moved most since their previous month (relative to it), with their drivers.
 
-    Each mover is split by the first dimension it allows of: location (for a practice with
-    several), provider, queue. The segments of all movers come from one `compute` per dimension.
+    Each mover is split by the first dimension it allows, and its source records, of: location
+    (for a practice with several), provider, queue; so calls, which the phone system does not
+    tie to a location, are split by queue. Segments come from one `compute` per dimension.
     """
     candidates = []
     for row in rows:
@@ -367,24 +368,34 @@ def _movers(wh: Warehouse, rows: tuple[KpiRow, ...], specs: dict[str, KpiSpec], 
     chosen = candidates[:MAX_MOVERS]
     several_sites = scope.location is None and len(wh.dimension_values("location")) > 1
     preferences = ("location", "provider", "queue") if several_sites else ("provider", "queue")
-    dims = {row.id: next((d for d in preferences if d in specs[row.id].dimensions), "") for _, row in chosen}
-    segments = {}
-    for dim in sorted(set(dims.values()) - {""}):
-        moved = [row for _, row in chosen if dims[row.id] == dim]
-        frame = wh.compute(
-            [row.id for row in moved],
-            start=min(add_months(row.period, -1) for row in moved),
-            end=max(row.period for row in moved),
-            by=dim,
-            filters=scope.filters or None,
-        )
-        frame["period_start"] = frame["period_start"].dt.date
-        segments[dim] = (frame, _labels(wh, dim))
+    untried = {row.id: [d for d in preferences if d in specs[row.id].dimensions] for _, row in chosen}
+    split: dict[str, tuple[str, tuple[Driver, ...]]] = {}
+    while any(untried[row.id] for _, row in chosen if row.id not in split):
+        by_dim: dict[str, list[KpiRow]] = {}
+        for _, row in chosen:
+            if row.id not in split and untried[row.id]:
+                by_dim.setdefault(untried[row.id].pop(0), []).append(row)
+        for dim, moved in by_dim.items():
+            frame = wh.compute(
+                [row.id for row in moved],
+                start=min(add_months(row.period, -1) for row in moved),
+                end=max(row.period for row in moved),
+                by=dim,
+                filters=scope.filters or None,
+            )
+            frame["period_start"] = frame["period_start"].dt.date
+            labels = _labels(wh, dim)
+            for row in moved:
+                mine = frame[frame["kpi_id"] == row.id]
+                # A dimension the source does not record (the location of a call) cannot name a driver.
+                if (mine[dim].notna() & (mine["n"] > 0)).any():
+                    split[row.id] = (dim, _drivers(specs[row.id], row, add_months(row.period, -1), dim, mine, labels))
     movers = []
     for relative, row in chosen:
-        before, dim = add_months(row.period, -1), dims[row.id]
-        drivers = _drivers(specs[row.id], row, before, dim, *segments[dim]) if dim else ()
-        movers.append(Mover(row=row, before=before, relative=relative, dimension=dim, drivers=drivers))
+        dim, drivers = split.get(row.id, ("", ()))
+        movers.append(
+            Mover(row=row, before=add_months(row.period, -1), relative=relative, dimension=dim, drivers=drivers)
+        )
     return tuple(movers)
 
 
@@ -402,9 +413,8 @@ def _drivers(
     `Warehouse.drivers`, applied here to the scope's filtered values, which `drivers` cannot
     filter); a median does not, so its segments are ranked by how far their own median moved.
     """
-    mine = segments[segments["kpi_id"] == spec.id]
-    old_rows = mine[mine["period_start"] == before]
-    new_rows = mine[mine["period_start"] == row.period]
+    old_rows = segments[segments["period_start"] == before]
+    new_rows = segments[segments["period_start"] == row.period]
     old_by, new_by = old_rows.set_index(dimension), new_rows.set_index(dimension)
 
     def shown(frame: pd.DataFrame, segment: Any) -> float | None:
@@ -418,10 +428,10 @@ def _drivers(
     if decomposable:
         split = decompose(old_rows, new_rows, dimension)
         parts = [(seg, float(c)) for seg, c in zip(split["segment"], split["contribution"], strict=True)]
-        parts = [(seg, c) for seg, c in parts if c != 0 and (c > 0) == rising]
+        parts = [(seg, c) for seg, c in parts if pd.notna(seg) and c != 0 and (c > 0) == rising]
     else:
         parts = []
-        for segment in new_by.index:
+        for segment in new_by.index.dropna():
             old, new = shown(old_by, segment), shown(new_by, segment)
             if old is not None and new is not None and new != old and (new > old) == rising:
                 parts.append((segment, new - old))

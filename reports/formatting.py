@@ -45,6 +45,8 @@ def change(delta: float | None, fmt: str, unit: str, *, words: bool = False) -> 
     number = magnitude(delta, fmt, unit)
     if words:
         word = "points" if unit == "percent" else _UNIT_WORDS.get(unit, "")
+        if number == "1":
+            word = word.removesuffix("s")
         return f"{number} {word}" if word else number
     suffix = " pts" if unit == "percent" else _UNIT_SUFFIX.get(unit, "")
     if float(number.replace(",", "").lstrip("$")) == 0:

@@ -60,13 +60,14 @@ def _move(mover: Mover, ctx: ReportContext) -> str:
         f"{title} {'rose' if rising else 'fell'} to {value}, {'up' if rising else 'down'} {size} from {mover.before:%B}"
     )
     driver = mover.driver
+    who = "" if driver is None else f"the {driver.segment} queue" if mover.dimension == "queue" else driver.segment
     if driver is not None and driver.contribution is not None:
         part = formatting.magnitude(driver.contribution, row.fmt, row.unit)
-        text += f", driven by {driver.segment} ({part} of the {size})"
+        text += f", driven by {who} ({part} of the {size})"
     elif driver is not None:
         before = formatting.value(driver.value_before, row.fmt, row.unit)
         after = formatting.value(driver.value_after, row.fmt, row.unit)
-        text += f", with the largest {'rise' if rising else 'fall'} at {driver.segment} ({before} to {after})"
+        text += f", with the largest {'rise' if rising else 'fall'} at {who} ({before} to {after})"
     return text + "."
 
 

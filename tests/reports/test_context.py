@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 
 from kpis import Warehouse
 from reports.context import ReportContext, build_context, parse_month, resolve_scope
 from reports.errors import ReportError
+from reports.narrative import summarize
+from tests.kpis.builder import Fixture
 from tests.reports.practice import MONTH, PRACTICE_NAME
+
+
+def summarized(ctx: ReportContext) -> ReportContext:
+    return dataclasses.replace(ctx, summary=summarize(ctx))
 
 
 def row(ctx: ReportContext, kpi_id: str):
@@ -103,3 +111,30 @@ def test_scope_and_month_errors_are_clear(wh: Warehouse) -> None:
         build_context(wh, parse_month("2027-01"), resolve_scope(wh, None))
     with pytest.raises(ReportError, match="--month must be a month like 2026-10, got '10/2026'"):
         parse_month("10/2026")
+
+
+def test_calls_without_a_location_are_split_by_queue(tmp_path: Path) -> None:
+    """The phone system does not record locations: the driver of a phone KPI is then a queue."""
+    fx = Fixture(tmp_path)
+    fx.add("locations", {"location_id": "EAST", "name": "Eastside"}, {"location_id": "WEST", "name": "Westside"})
+    calls = []
+    for month, lost, last_day in (("2026-09", 2, 30), ("2026-10", 8, 31)):
+        for queue in ("billing", "nurse"):
+            for i in range(20):
+                gone = queue == "billing" and i < lost or queue == "nurse" and i < 2
+                calls.append(
+                    {
+                        "location_id": None,
+                        "queue": queue,
+                        "entered_at": f"{month}-{1 + i if i < 19 else last_day:02d} 10:00",
+                        "outcome": "abandoned" if gone else "answered",
+                        "wait_seconds": 60 if gone else 5,
+                    }
+                )
+    fx.add("calls", *calls)
+    ctx = summarized(build_context(fx.wh, MONTH, resolve_scope(fx.wh, None)))
+    mover = next(m for m in ctx.movers if m.row.id == "call_abandonment_rate")
+    assert mover.dimension == "queue" and [d.segment for d in mover.drivers] == ["billing"]
+    assert mover.driver.contribution == pytest.approx(6 / 40)
+    assert any("driven by the billing queue (15.0 of the 15.0 points)" in s for s in ctx.summary)
+    fx.close()
