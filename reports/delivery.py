@@ -45,11 +45,8 @@ def send_all(
 
     `ssl_context` defaults to the system's trusted certificates (OpenSSL honours SSL_CERT_FILE).
     """
+    check_credentials(settings)
     password = settings.password
-    if settings.username and not password:
-        raise DeliveryError(
-            f"[smtp] username is {settings.username!r} but {ENV_SMTP_PASSWORD} is not set: nothing was sent"
-        )
     where = f"SMTP server {settings.host}:{settings.port}"
     scrub = _scrubber(password)
     context = ssl_context or ssl.create_default_context()
@@ -73,6 +70,14 @@ def send_all(
     if failed:
         raise DeliveryError(_summary("; ".join(failed), sent, outgoing))
     return sent
+
+
+def check_credentials(settings: SmtpSettings) -> None:
+    """A login needs the password from the environment: say so before any work is done."""
+    if settings.username and not settings.password:
+        raise DeliveryError(
+            f"[smtp] username is {settings.username!r} but {ENV_SMTP_PASSWORD} is not set: nothing was sent"
+        )
 
 
 def _summary(reason: str, sent: list[Outgoing], outgoing: list[Outgoing]) -> str:

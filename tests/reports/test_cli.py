@@ -110,3 +110,15 @@ def test_mistakes_are_one_clear_line(
     res = run_cli(capsys, "report", *args, "--config", str(config))
     assert res.code == 1
     assert res.err.startswith(message) and len(res.err.strip().splitlines()) == 1, res.err
+
+
+def test_send_without_the_smtp_password_stops_before_any_work(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, practice: Practice
+) -> None:
+    config = config_file(tmp_path, practice, '[smtp]\nusername = "reports@riverbend.example"\n')
+    res = run_cli(capsys, "report", "send", "--config", str(config), "--to", "owner@riverbend.example")
+    assert res.code == 1
+    assert res.err.strip() == (
+        "error: [smtp] username is 'reports@riverbend.example' but CLINIC_KPIS_SMTP_PASSWORD is not set: "
+        "nothing was sent"
+    )
