@@ -170,10 +170,14 @@ class ReportContext:
     summary: tuple[str, ...] = field(default=())  # the executive summary, filled by reports.narrative
 
     @property
-    def definitions_text(self) -> str:
+    def definitions_in_use(self) -> str:
         """The definitions in use, short enough for every page's footer (the appendix has them in full)."""
-        text = f"Definitions: clinic-kpis {self.version} catalog (appendix)"
+        text = f"clinic-kpis {self.version} catalog (appendix)"
         return text + (f"; practice variants: {', '.join(self.variants)}" if self.variants else "; no variants")
+
+    @property
+    def definitions_text(self) -> str:
+        return f"Definitions: {self.definitions_in_use}"
 
     @property
     def domains(self) -> tuple[tuple[str, tuple[KpiRow, ...]], ...]:
