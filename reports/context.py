@@ -277,11 +277,15 @@ def _shown(rows: pd.DataFrame, period: date) -> float | None:
 
 
 def _reported_period(rows: pd.DataFrame, month: date) -> tuple[date, bool]:
-    """The month a KPI is reported for, and whether that value is provisional."""
+    """The month a KPI is reported for, and whether that value is provisional.
+
+    An open month gives way to the latest complete month with data in the trend window; with
+    none, the open month is shown, marked provisional.
+    """
     if bool(rows.loc[month, "complete"]):
         return month, False
     window = [p for p in rows.index if add_months(month, -(TREND_MONTHS - 1)) <= p < month]
-    complete = [p for p in window if bool(rows.loc[p, "complete"])]
+    complete = [p for p in window if bool(rows.loc[p, "complete"]) and rows.loc[p, "n"] > 0]
     return (max(complete), False) if complete else (month, True)
 
 

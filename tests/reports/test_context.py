@@ -12,6 +12,7 @@ from kpis import Warehouse
 from reports.context import ReportContext, build_context, parse_month, resolve_scope
 from reports.errors import ReportError
 from reports.narrative import summarize
+from reports.render import render_html
 from tests.kpis.builder import Fixture
 from tests.reports.practice import MONTH, PRACTICE_NAME
 
@@ -137,4 +138,17 @@ def test_calls_without_a_location_are_split_by_queue(tmp_path: Path) -> None:
     assert mover.dimension == "queue" and [d.segment for d in mover.drivers] == ["billing"]
     assert mover.driver.contribution == pytest.approx(6 / 40)
     assert any("driven by the billing queue (15.0 of the 15.0 points)" in s for s in ctx.summary)
+    fx.close()
+
+
+def test_a_month_the_data_do_not_cover_to_its_end_is_flagged(tmp_path: Path) -> None:
+    fx = Fixture(tmp_path)
+    fx.add("appointments", *({"scheduled_start": f"2026-10-{d:02d} 09:00"} for d in range(1, 16)))
+    ctx = summarized(build_context(fx.wh, MONTH, resolve_scope(fx.wh, None)))
+    assert ctx.partial_month and ctx.data_end.isoformat() == "2026-10-15"
+    no_show = row(ctx, "no_show_rate")
+    assert no_show.provisional and no_show.value == 0.0  # October is open and no earlier month has data
+    html = render_html(ctx, {t.row.id: "data:," for t in ctx.trends})
+    assert "The data reach only to 2026-10-15, before the end of October 2026" in html
+    assert "provisional: the month is not complete" in html
     fx.close()
