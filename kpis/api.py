@@ -29,6 +29,7 @@ from kpis.progress import steps
 from kpis.query import KpiRequest, QueryContext, render
 from kpis.relations import DATE, INSTANT, Relation, build_relations
 from kpis.spec import KpiSpec
+from kpis.sql_literals import sql_literal
 
 DEFAULT_MONTHS = 13
 
@@ -70,8 +71,9 @@ class KpiMethods:
         `kpis=None` means every KPI that can be broken down by `by` and filtered by `filters`.
         """
         dims = _as_tuple(by)
-        items, ctx = self._prepare(kpis, start, end, grain, (dims,), filters, options)
-        return self._evaluate(items, ctx)
+        ends = self._data_ends()
+        items, ctx = self._prepare(kpis, start, end, grain, (dims,), filters, options, ends)
+        return self._evaluate(items, ctx, ends)
 
     def compute_groupings(
         self,
@@ -89,8 +91,9 @@ class KpiMethods:
         over those columns, first column highest bit: a set bit means "rolled up").
         """
         sets = tuple(_as_tuple(g) for g in groupings)
-        items, ctx = self._prepare(kpis, start, end, grain, sets, filters, options)
-        return self._evaluate(items, ctx)
+        ends = self._data_ends()
+        items, ctx = self._prepare(kpis, start, end, grain, sets, filters, options, ends)
+        return self._evaluate(items, ctx, ends)
 
     def sql(
         self,
@@ -199,7 +202,7 @@ class KpiMethods:
         check_grain(grain)
         parts = []
         for domain, table, column, kind in _COVERAGE:
-            local = f"{column} AT TIME ZONE '{self.config.timezone}'" if kind == INSTANT else column
+            local = f"{column} AT TIME ZONE {sql_literal(self.config.timezone)}" if kind == INSTANT else column
             parts.append(
                 f"SELECT '{domain}' AS domain, '{table}' AS table_name, source, "
                 f"CAST(DATE_TRUNC('{grain}', {local}) AS DATE) AS period_start, COUNT(*) AS rows, "
@@ -213,8 +216,7 @@ class KpiMethods:
 
     def data_end(self) -> date | None:
         """The last local date any fact table covers (None for an empty warehouse)."""
-        ends = [d for d in self._data_ends().values() if d is not None]
-        return max(ends) if ends else None
+        return _latest(self._data_ends())
 
     # -- internals --------------------------------------------------------------------------
 
@@ -242,7 +244,12 @@ class KpiMethods:
         sets: tuple[tuple[str, ...], ...],
         filters: Mapping[str, Any] | None,
         options: Mapping[str, Mapping[str, Any]] | None,
+        ends: Mapping[str, date | None] | None = None,
     ) -> tuple[list[KpiRequest], QueryContext]:
+        """Check a request and turn it into KPI requests and a query context.
+
+        `ends` (each relation's data end) is queried only when a default range needs it.
+        """
         check_grain(grain)
         wanted = {d for group in sets for d in group}
         for dim in wanted:
@@ -276,14 +283,16 @@ class KpiMethods:
             )
             for spec in specs
         ]
-        periods = self._periods(start, end, grain)
+        last = None
+        if start is None or end is None:
+            last = _latest(ends if ends is not None else self._data_ends())
+        periods = self._periods(start, end, grain, last)
         ctx = QueryContext(self.config, self._relations, periods, sets, clean_filters)
         return items, ctx
 
-    def _periods(self, start: Any, end: Any, grain: str) -> Periods:
-        last = None
-        if start is None or end is None:
-            last = self.data_end() or datetime.now(self.config.tz).date()
+    def _periods(self, start: Any, end: Any, grain: str, last: date | None) -> Periods:
+        """The periods of [start, end]; a missing bound follows the data's last day (or today)."""
+        last = last or datetime.now(self.config.tz).date()
         if end is not None:
             end_day = parse_bound(end, end=True, what="end")
         else:
@@ -298,13 +307,13 @@ class KpiMethods:
             start_day = first
         return Periods.between(start_day, end_day, grain, self.config.timezone)
 
-    def _evaluate(self, items: list[KpiRequest], ctx: QueryContext) -> pd.DataFrame:
+    def _evaluate(self, items: list[KpiRequest], ctx: QueryContext, ends: Mapping[str, date | None]) -> pd.DataFrame:
         raw = engine.run(self.cursor(), items, ctx, step=lambda plan: steps(plan, "computing KPIs"))
         domains = {}
         for group in ctx.grouping_sets:
             if len(group) == 1:
                 domains[group[0]] = self.dimension_values(group[0])["id"].tolist()
-        frame = engine.complete_table(raw, items, ctx, domains, self._data_ends())
+        frame = engine.complete_table(raw, items, ctx, domains, ends)
         if not ctx.multiple_sets:
             order = {item.id: i for i, item in enumerate(items)}
             frame = frame.sort_values(
@@ -326,6 +335,11 @@ _COVERAGE = (  # domain, table, the column that dates a row, its kind
     ("referrals_portal", "referrals", "created_at", INSTANT),
     ("referrals_portal", "portal_messages", "received_at", INSTANT),
 )
+
+
+def _latest(ends: Mapping[str, date | None]) -> date | None:
+    known = [d for d in ends.values() if d is not None]
+    return max(known) if known else None
 
 
 def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ date differences, arithmetic and CASE, so they transpile to Spark and Postgres.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from kpis.config import BusinessHours
 from kpis.errors import ConfigError
@@ -92,3 +92,18 @@ def business_hours_between(start_local_sql: str, end_local_sql: str, bh: Busines
 def business_days_between(start_day_sql: str, end_day_sql: str, bh: BusinessHours) -> str:
     """SQL: the number of business days d with start <= d < end (0 when both are the same day)."""
     return f"({business_days_before(end_day_sql, bh)} - {business_days_before(start_day_sql, bh)})"
+
+
+def last_open_day(day: date, bh: BusinessHours) -> date:
+    """The last business day on or before `day` (the day itself if the practice is open then).
+
+    A period is complete once the data reach its last business day: a clinic closed on the
+    month's final weekend has no events there, and that must not make the month look partial.
+    """
+    _, _, days, holidays = _checked(bh)
+    closed = set(holidays)
+    for back in range(366):
+        candidate = day - timedelta(days=back)
+        if candidate.weekday() in days and candidate not in closed:
+            return candidate
+    return day

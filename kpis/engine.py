@@ -1,7 +1,7 @@
 """The engine: evaluate any set of KPI specs at any grain and grouping, in one scan per relation.
 
-KPIs are grouped by the relation and event time they read; each group becomes one SQL
-statement in which every KPI is a handful of aggregates with their filters inside
+KPIs are grouped by the relation they read; each group becomes one SQL statement in which the
+relation is computed once and every KPI is a handful of aggregates with their filters inside
 (`COUNT(*) FILTER (WHERE ...)`), grouped by period and dimensions with GROUPING SETS. Custom
 KPIs (A/R balances, third next available) are one statement per custom query. So a request
 costs a fixed number of statements, whatever its number of periods, providers or KPIs.
@@ -14,12 +14,13 @@ complete or not, labelled with the definition variant in use, and given its targ
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from kpis.business_time import last_open_day
 from kpis.custom import CUSTOM_QUERIES
 from kpis.query import KpiRequest, QueryContext, output_row, ratio_value, render, with_relation
 from kpis.spec import QUANTILES, KpiSpec, Measure
@@ -27,44 +28,59 @@ from kpis.spec import QUANTILES, KpiSpec, Measure
 RESULT_COLUMNS = ("numerator", "denominator", "value", "n", "complete", "definition", "target", "status")
 
 
-def standard_query(items: Sequence[KpiRequest], event_column: str, ctx: QueryContext) -> str:
-    """One statement for spec-only KPIs that share a relation and an event time."""
+def standard_query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
+    """One statement for the spec-only KPIs of one relation.
+
+    The relation is a CTE read once; KPIs that place rows by different event times (check-in vs
+    provider end) get one grouped branch each, and every KPI is a few filtered aggregates.
+    """
     relation = ctx.relations[items[0].spec.relation]
-    aggregates: list[str] = []
-    rows: list[str] = []
+    by_event: dict[str, list[tuple[int, KpiRequest]]] = {}
     for i, item in enumerate(items):
-        spec, k = item.spec, f"k{i}"
-        if spec.kind == "ratio":
-            population = item.condition(spec.population or spec.denominator.filter)
-            aggregates += [
-                f"{_aggregate(item, spec.numerator)} AS {k}_num",
-                f"{_aggregate(item, spec.denominator)} AS {k}_den",
-                f"COUNT(*) FILTER (WHERE {population}) AS {k}_n",
-            ]
-            rows.append(output_row(spec.id, ctx, f"{k}_num", f"{k}_den", ratio_value(f"{k}_num", f"{k}_den"), f"{k}_n"))
-        elif spec.value.agg == "mean":
-            value, population = item.condition(spec.value.expr), item.condition(spec.value.filter)
-            aggregates += [
-                f"COALESCE(SUM({value}) FILTER (WHERE {population}), 0) AS {k}_num",
-                f"COUNT({value}) FILTER (WHERE {population}) AS {k}_n",
-            ]
-            rows.append(output_row(spec.id, ctx, f"{k}_num", f"{k}_n", ratio_value(f"{k}_num", f"{k}_n"), f"{k}_n"))
-        else:
-            value, population = item.condition(spec.value.expr), item.condition(spec.value.filter)
-            quantile = QUANTILES[spec.value.agg]
-            aggregates += [
-                f"QUANTILE_CONT({value}, {quantile}) FILTER (WHERE {population}) AS {k}_val",
-                f"COUNT({value}) FILTER (WHERE {population}) AS {k}_n",
-            ]
-            rows.append(output_row(spec.id, ctx, "NULL", "NULL", f"{k}_val", f"{k}_n"))
-    kind = relation.events[event_column]
-    in_range = (
-        f"SELECT *, {ctx.period_of(event_column, kind)} AS period_start FROM base "
-        f"WHERE {ctx.event_bounds(event_column, kind)}{ctx.filter_sql()}"
-    )
-    grouped = f"SELECT period_start, {ctx.dim_select()}{', '.join(aggregates)} FROM in_range GROUP BY {ctx.group_by()}"
-    final = "\nUNION ALL\n".join(f"{row} FROM grouped" for row in rows)
-    return with_relation(relation, [("in_range", in_range), ("grouped", grouped)], final)
+        by_event.setdefault(item.spec.event_column(item.options), []).append((i, item))
+    ctes: list[tuple[str, str]] = []
+    rows: list[str] = []
+    for j, (event_column, members) in enumerate(by_event.items()):
+        aggregates: list[str] = []
+        for i, item in members:
+            parts, row = _measures(item, f"k{i}", ctx)
+            aggregates += parts
+            rows.append(f"{row} FROM grouped_{j}")
+        kind = relation.events[event_column]
+        in_range = (
+            f"SELECT *, {ctx.period_of(event_column, kind)} AS period_start FROM base "
+            f"WHERE {ctx.event_bounds(event_column, kind)}{ctx.filter_sql()}"
+        )
+        selected = f"period_start, {ctx.dim_select()}{', '.join(aggregates)}"
+        grouped = f"SELECT {selected} FROM in_range_{j} GROUP BY {ctx.group_by()}"
+        ctes += [(f"in_range_{j}", in_range), (f"grouped_{j}", grouped)]
+    return with_relation(relation, ctes, "\nUNION ALL\n".join(rows))
+
+
+def _measures(item: KpiRequest, k: str, ctx: QueryContext) -> tuple[list[str], str]:
+    """The aggregates of one KPI (named k_num, k_den, k_val, k_n) and its output row's SELECT list."""
+    spec = item.spec
+    if spec.kind == "ratio":
+        population = item.condition(spec.population or spec.denominator.filter)
+        aggregates = [
+            f"{_aggregate(item, spec.numerator)} AS {k}_num",
+            f"{_aggregate(item, spec.denominator)} AS {k}_den",
+            f"COUNT(*) FILTER (WHERE {population}) AS {k}_n",
+        ]
+        value = ratio_value(f"{k}_num", f"{k}_den")
+        return aggregates, output_row(spec.id, ctx, f"{k}_num", f"{k}_den", value, f"{k}_n")
+    value, population = item.condition(spec.value.expr), item.condition(spec.value.filter)
+    if spec.value.agg == "mean":
+        aggregates = [
+            f"COALESCE(SUM({value}) FILTER (WHERE {population}), 0) AS {k}_num",
+            f"COUNT({value}) FILTER (WHERE {population}) AS {k}_n",
+        ]
+        return aggregates, output_row(spec.id, ctx, f"{k}_num", f"{k}_n", ratio_value(f"{k}_num", f"{k}_n"), f"{k}_n")
+    aggregates = [
+        f"QUANTILE_CONT({value}, {QUANTILES[spec.value.agg]}) FILTER (WHERE {population}) AS {k}_val",
+        f"COUNT({value}) FILTER (WHERE {population}) AS {k}_n",
+    ]
+    return aggregates, output_row(spec.id, ctx, "NULL", "NULL", f"{k}_val", f"{k}_n")
 
 
 def _aggregate(item: KpiRequest, measure: Measure) -> str:
@@ -79,18 +95,11 @@ def plan(items: Sequence[KpiRequest], ctx: QueryContext) -> list[tuple[list[str]
     groups: dict[tuple[str, ...], list[KpiRequest]] = {}
     for item in items:
         spec = item.spec
-        key = (
-            ("custom", spec.custom)
-            if spec.kind == "custom"
-            else ("spec", spec.relation, spec.event_column(item.options))
-        )
+        key = ("custom", spec.custom) if spec.kind == "custom" else ("spec", spec.relation)
         groups.setdefault(key, []).append(item)
     statements = []
-    for key, members in groups.items():
-        if key[0] == "custom":
-            statement = CUSTOM_QUERIES[key[1]].query(members, ctx)
-        else:
-            statement = standard_query(members, key[2], ctx)
+    for (kind, name), members in groups.items():
+        statement = CUSTOM_QUERIES[name].query(members, ctx) if kind == "custom" else standard_query(members, ctx)
         statements.append(([m.id for m in members], statement))
     return statements
 
@@ -130,14 +139,16 @@ def complete_table(
     `domains` lists the known values of each dimension (the reference tables): a single-dimension
     grouping shows every known value in every period; a multi-dimension grouping shows the
     combinations that occur. `data_ends` is the last local date each relation covers; a period
-    is complete when its last day (plus the KPI's waiting time) is covered.
+    is complete when its last business day (plus the KPI's waiting time) is covered.
     """
     raw = raw.copy()
     raw["period_start"] = pd.to_datetime(raw["period_start"]).astype("datetime64[us]")
     periods = pd.DataFrame(
         {
             "period_start": pd.to_datetime(list(ctx.periods.starts)).astype("datetime64[us]"),
-            "period_last": [ctx.periods.last_day(s) for s in ctx.periods.starts],
+            "period_last": [
+                last_open_day(ctx.periods.last_day(s), ctx.config.business_hours) for s in ctx.periods.starts
+            ],
         }
     )
     kpis = pd.DataFrame({"kpi_id": [item.id for item in items]})
@@ -158,23 +169,14 @@ def complete_table(
     frame["grain"] = ctx.periods.grain
     frame["n"] = frame["n"].fillna(0).astype("int64")
     frame["value"] = frame["value"].astype("float64")
-    frame["complete"] = False
-    frame["definition"] = None
-    frame["target"] = np.nan
-    frame["status"] = None
-    for item in items:
-        mine = frame["kpi_id"] == item.id
-        spec = item.spec
-        if _has_ratio(spec):
-            frame.loc[mine, ["numerator", "denominator"]] = frame.loc[mine, ["numerator", "denominator"]].fillna(0.0)
-        data_end = data_ends.get(spec.relation)
-        if data_end is not None:
-            lag = timedelta(days=spec.complete_lag(item.options))
-            frame.loc[mine, "complete"] = (frame.loc[mine, "period_last"] + lag) <= data_end
-        frame.loc[mine, "definition"] = spec.definition_label(item.options)
-        frame.loc[mine, "target"] = np.nan if spec.target is None else spec.target
-        frame.loc[mine, "status"] = status(frame.loc[mine, "value"], spec)
-    frame["complete"] = frame["complete"].astype(bool)
+    info = pd.DataFrame([_kpi_info(item, data_ends) for item in items])
+    frame = frame.merge(info, on="kpi_id", how="left", validate="many_to_one")
+    ratio = frame["has_ratio"].astype(bool)
+    for side in ("numerator", "denominator"):
+        frame[side] = frame[side].where(~ratio | frame[side].notna(), 0.0)
+    last_day = pd.to_datetime(frame["period_last"]) + pd.to_timedelta(frame["lag_days"], unit="D")
+    frame["complete"] = (last_day <= pd.to_datetime(frame["data_end"])).fillna(False).astype(bool)
+    frame["status"] = status_of(frame["value"], frame["better"], frame["watch"], frame["red"])
     columns = ["kpi_id", "period_start", "grain", *ctx.dims]
     columns += (["grouping_id"] if ctx.multiple_sets else []) + list(RESULT_COLUMNS)
     return frame[columns]
@@ -201,23 +203,43 @@ def _has_ratio(spec: KpiSpec) -> bool:
     return spec.kind != "aggregate" or spec.value.agg == "mean"
 
 
-def status(values: pd.Series, spec: KpiSpec) -> pd.Series:
-    """on_target / watch / off_target against the spec's bands, respecting which way is better.
+def _kpi_info(item: KpiRequest, data_ends: Mapping[str, date | None]) -> dict[str, Any]:
+    """What every row of one KPI shares: fill rule, completeness inputs, label, target bands."""
+    spec = item.spec
+    return {
+        "kpi_id": item.id,
+        "has_ratio": _has_ratio(spec),
+        "lag_days": spec.complete_lag(item.options),
+        "data_end": data_ends.get(spec.relation),
+        "definition": spec.definition_label(item.options),
+        "target": np.nan if spec.target is None else spec.target,
+        "watch": np.nan if spec.watch is None else spec.watch,
+        "red": np.nan if spec.red is None else spec.red,
+        "better": spec.better,
+    }
 
-    Lower is better: on target up to `watch` (which defaults to the target), off target above
-    `red`, watch in between. Higher is better: the mirror image. No target or no value: None.
+
+def status_of(values: pd.Series, better: pd.Series, watch: pd.Series, red: pd.Series) -> pd.Series:
+    """on_target / watch / off_target against each row's bands, respecting which way is better.
+
+    Lower is better: on target up to `watch` (which defaults to the target), off target beyond
+    `red`, watch in between; higher is better: the mirror image. No target or no value: None.
     """
-    out = pd.Series([None] * len(values), index=values.index, dtype="object")
-    if spec.target is None:
-        return out
     v = values.astype("float64")
-    never = pd.Series(False, index=v.index)
-    if spec.better == "lower":
-        on, off = v <= spec.watch, never if spec.red is None else v > spec.red
-    else:
-        on, off = v >= spec.watch, never if spec.red is None else v < spec.red
-    known = v.notna()
-    out[known & on] = "on_target"
-    out[known & ~on & off] = "off_target"
-    out[known & ~on & ~off] = "watch"
-    return out
+    lower = better == "lower"
+    on = (lower & (v <= watch)) | (~lower & (v >= watch))
+    off = red.notna() & ((lower & (v > red)) | (~lower & (v < red)))
+    labels = np.select([on, off], ["on_target", "off_target"], default="watch").astype(object)
+    labels[(v.isna() | watch.isna()).to_numpy()] = None
+    return pd.Series(labels, index=values.index, dtype="object")
+
+
+def status(values: pd.Series, spec: KpiSpec) -> pd.Series:
+    """`status_of` for the values of one KPI."""
+
+    def same(x: Any) -> pd.Series:
+        return pd.Series([np.nan if x is None else x] * len(values), index=values.index)
+
+    return status_of(
+        values, pd.Series([spec.better] * len(values), index=values.index), same(spec.watch), same(spec.red)
+    )

@@ -17,7 +17,7 @@ from sqlglot import exp
 
 from kpis.custom import CUSTOM_QUERIES
 from kpis.query import KpiRequest, QueryContext, with_relation
-from kpis.spec import sql_literal
+from kpis.sql_literals import sql_literal
 
 
 def explain_query(item: KpiRequest, ctx: QueryContext) -> str:

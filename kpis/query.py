@@ -23,7 +23,8 @@ from sqlglot import exp
 from kpis.config import Config
 from kpis.periods import Periods
 from kpis.relations import INSTANT, Relation
-from kpis.spec import KpiSpec, sql_literal
+from kpis.spec import KpiSpec
+from kpis.sql_literals import sql_literal
 
 
 @dataclass(frozen=True)
@@ -85,11 +86,6 @@ class QueryContext:
     def filter_sql(self) -> str:
         """AND-ed conditions for the dimension filters (empty string when there are none)."""
         return "".join(f" AND {dim} IN ({sql_literal(list(values))})" for dim, values in self.filters.items())
-
-    def spine_sql(self) -> str:
-        """A VALUES table of the periods: (period_start, period_end) with period_end the last day."""
-        rows = ", ".join(f"(DATE '{s.isoformat()}', DATE '{e.isoformat()}')" for s, e in self.periods.spine())
-        return f"SELECT * FROM (VALUES {rows}) AS spine(period_start, period_end)"
 
     def event_bounds(self, column: str, kind: str) -> str:
         """Condition: the event column falls in the requested periods (compared as stored, for pruning)."""

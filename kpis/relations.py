@@ -24,6 +24,7 @@ import sqlglot
 
 from kpis.business_time import business_hours_between
 from kpis.config import Config
+from kpis.sql_literals import sql_literal
 
 # Every dimension a KPI may be cut by, with the reference data that lists its values.
 DIMENSIONS = ("location", "provider", "payer", "payer_class", "visit_type", "new_patient", "queue", "specialty")
@@ -54,14 +55,9 @@ def _output_columns(sql: str) -> frozenset[str]:
     return frozenset(sqlglot.parse_one(sql, read="duckdb").named_selects)
 
 
-def lit(value: str) -> str:
-    """A SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
-
-
 def local(column: str, tz: str) -> str:
     """SQL: the local wall-clock timestamp of a TIMESTAMPTZ column (DuckDB's timezone(tz, ts))."""
-    return f"({column} AT TIME ZONE {lit(tz)})"
+    return f"({column} AT TIME ZONE {sql_literal(tz)})"
 
 
 def local_date(column: str, tz: str) -> str:
@@ -74,7 +70,7 @@ def build_relations(config: Config) -> dict[str, Relation]:
     hours = config.business_hours
     response_hours = business_hours_between(local("received_at", tz), local("first_response_at", tz), hours)
     resolved = "status IN ('fulfilled', 'arrived', 'noshow')"
-    appointments_end = f"SELECT MAX({local_date('scheduled_start', tz)}) FROM appointments WHERE {resolved}"
+    appointments_end = f"SELECT {local_date('MAX(scheduled_start)', tz)} FROM appointments WHERE {resolved}"
     relations = [
         Relation(
             "appointments",
@@ -132,7 +128,7 @@ def build_relations(config: Config) -> dict[str, Relation]:
             LEFT JOIN appointments AS a ON a.source = e.source AND a.appointment_id = e.appointment_id
             LEFT JOIN payers AS p ON p.payer_id = a.payer_id
             """,
-            f"SELECT MAX({local_date('checked_in_at', tz)}) FROM encounters",
+            f"SELECT {local_date('MAX(checked_in_at)', tz)} FROM encounters",
             {"checked_in_at": INSTANT, "provider_end_at": INSTANT, "checked_out_at": INSTANT},
         ),
         Relation(
@@ -195,7 +191,7 @@ def build_relations(config: Config) -> dict[str, Relation]:
                 location_id AS location
             FROM calls
             """,
-            f"SELECT MAX({local_date('entered_at', tz)}) FROM calls",
+            f"SELECT {local_date('MAX(entered_at)', tz)} FROM calls",
             {"entered_at": INSTANT},
         ),
         Relation(
@@ -254,7 +250,7 @@ def build_relations(config: Config) -> dict[str, Relation]:
             """,
             f"""
             SELECT GREATEST(
-                (SELECT MAX({local_date("submitted_at", tz)}) FROM claims),
+                (SELECT {local_date("MAX(submitted_at)", tz)} FROM claims),
                 (SELECT MAX(paid_date) FROM remittances)
             )
             """,
@@ -313,7 +309,7 @@ def build_relations(config: Config) -> dict[str, Relation]:
             FROM referrals
             """,
             f"""
-            SELECT MAX({local_date("GREATEST(created_at, sent_at, scheduled_at, seen_at, report_received_at)", tz)})
+            SELECT {local_date("MAX(GREATEST(created_at, sent_at, scheduled_at, seen_at, report_received_at))", tz)}
             FROM referrals
             """,
             {"created_at": INSTANT},
@@ -333,7 +329,7 @@ def build_relations(config: Config) -> dict[str, Relation]:
                 provider_id AS provider
             FROM portal_messages
             """,
-            f"SELECT MAX({local_date('GREATEST(received_at, first_response_at)', tz)}) FROM portal_messages",
+            f"SELECT {local_date('MAX(GREATEST(received_at, first_response_at))', tz)} FROM portal_messages",
             {"received_at": INSTANT, "first_response_at": INSTANT},
         ),
     ]

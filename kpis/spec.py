@@ -39,6 +39,7 @@ from sqlglot.optimizer.simplify import simplify
 
 from kpis.errors import ClinicKpisError
 from kpis.relations import DIMENSIONS, Relation
+from kpis.sql_literals import sql_literal
 
 UNITS = ("percent", "days", "minutes", "hours", "seconds", "currency", "count")
 FORMATS = ("pct0", "pct1", "num0", "num1", "num2", "usd0", "usd2")
@@ -203,19 +204,6 @@ def _fragments_used(texts: Iterable[str], fragments: Mapping[str, Fragment]) -> 
             found.add(name)
             todo += [p for p in _PLACEHOLDER.findall(fragments[name].sql) if p in fragments]
     return found
-
-
-def sql_literal(value: Any) -> str:
-    """A Python option value as a DuckDB literal (lists become a comma-separated list for IN (...))."""
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return ", ".join(sql_literal(v) for v in value)
-    if value is None:
-        return "NULL"
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _label(value: Any) -> str:

@@ -1,12 +1,18 @@
 """days_in_ar and ar_over_90_pct: balances as of each period's last day, in one statement.
 
 A/R is a stock, not a flow: its value on a day sums every ledger entry posted up to that day
-(charges and refunds add, payments, adjustments and write-offs subtract). So each period's
-last day is joined to the entries posted up to it and summed per account (a claim, or a lone
-entry without one), which is what "excluding credit balances" and aging need: an account's
-balance is aged by its date of service (or first bill) and counted only when positive if
-credit balances are excluded. Days in A/R divides that balance by the average daily charges
-of the look-back window ending the same day.
+(charges and refunds add, payments, adjustments and write-offs subtract). "Excluding credit
+balances" and aging both need the balance per account (a claim, or a lone entry without one),
+so the statement works per account, without joining every entry to every period end:
+
+1. each entry is placed in the first period whose last day is on or after its posting;
+2. per account, the running balance after each period with activity is valid until the
+   account's next activity (a window over at most a few rows per account);
+3. only accounts with a non-zero balance are expanded to the period ends they span.
+
+An account's balance is aged by its date of service (or first bill), and counted only when
+positive if credit balances are excluded. Days in A/R divides the balance by the average daily
+charges of the look-back window ending the same day, from a per-day summary of the ledger.
 
     presets      window charges                            look-back   credit balances
     mgma         charges - contractual (CO-45) adjustments    365      included
@@ -59,43 +65,110 @@ def age_date(item: KpiRequest) -> str:
     return "COALESCE(service_date, first_posted)"
 
 
-def _balance(item: KpiRequest, credits: str, condition: str = "TRUE") -> str:
+def _balance(credits: str, condition: str = "TRUE") -> str:
     kept = "balance > 0" if credits == "exclude" else "TRUE"
     return f"COALESCE(SUM(balance) FILTER (WHERE {kept} AND {condition}), 0)"
 
 
-def query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
-    dims = "".join(f", l.{d}" for d in ctx.dims)
-    last_end = ctx.periods.spine()[-1][1].isoformat()
-    days_in_ar = next((i for i in items if i.id == "days_in_ar"), None)
-    ctes = [
-        ("spine", ctx.spine_sql()),
-        ("scoped", f"SELECT * FROM base WHERE posted_date <= DATE '{last_end}'{ctx.filter_sql()}"),
+def _account_ctes(ctx: QueryContext) -> list[tuple[str, str]]:
+    """CTEs ending in `open_accounts`: each account's non-zero balance at each period end it spans.
+
+    Also `spine` (idx, period_start, period_end) and `located` (entries with their period index).
+    """
+    last = len(ctx.periods.starts)
+    rows = ", ".join(
+        f"({i}, DATE '{s.isoformat()}', DATE '{e.isoformat()}')" for i, (s, e) in enumerate(ctx.periods.spine())
+    )
+    dims = "".join(f", {d}" for d in ctx.dims)
+    key = f"account, service_date, first_billed_date{dims}"
+    window = f"PARTITION BY {key} ORDER BY posted_idx"
+    return [
+        ("spine", f"SELECT * FROM (VALUES {rows}) AS spine(idx, period_start, period_end)"),
         (
-            "accounts",
+            "located",
             f"""
-            SELECT s.period_start, s.period_end, l.account, l.service_date, l.first_billed_date{dims},
-                   SUM(l.ar_amount) AS balance, MIN(l.posted_date) AS first_posted, COUNT(*) AS entries
-            FROM spine AS s JOIN scoped AS l ON l.posted_date <= s.period_end
-            GROUP BY s.period_start, s.period_end, l.account, l.service_date, l.first_billed_date{dims}
+            SELECT l.*, s.idx AS posted_idx
+            FROM base AS l
+            JOIN spine AS s ON l.posted_date <= s.period_end AND (s.idx = 0 OR l.posted_date >= s.period_start)
+            WHERE TRUE{ctx.filter_sql()}
+            """,
+        ),
+        (
+            "deltas",
+            f"""
+            SELECT {key}, posted_idx, SUM(ar_amount) AS delta, MIN(posted_date) AS first_posted
+            FROM located
+            GROUP BY {key}, posted_idx
+            """,
+        ),
+        (
+            "states",
+            f"""
+            SELECT {key}, posted_idx,
+                   SUM(delta) OVER ({window}) AS balance,
+                   LEAD(posted_idx, 1, {last}) OVER ({window}) AS next_idx,
+                   MIN(first_posted) OVER (PARTITION BY {key}) AS first_posted
+            FROM deltas
+            """,
+        ),
+        (
+            "open_accounts",
+            f"""
+            SELECT s.period_start, s.period_end, a.account, a.service_date, a.first_billed_date, a.first_posted,
+                   a.balance{"".join(f", a.{d}" for d in ctx.dims)}
+            FROM states AS a
+            JOIN spine AS s ON s.idx >= a.posted_idx AND s.idx < a.next_idx
+            WHERE a.balance <> 0
             """,
         ),
     ]
-    window_select = "CAST(NULL AS DECIMAL(18, 2)) AS window_amount"
+
+
+def query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
+    dims = "".join(f", {d}" for d in ctx.dims)
+    s_dims = "".join(f", c.{d}" for d in ctx.dims)
+    ctes = _account_ctes(ctx)
+    ctes.append(
+        (
+            "entry_counts",
+            f"""
+            SELECT s.period_start, s.period_end{s_dims}, SUM(c.entries) AS entries
+            FROM (SELECT posted_idx{dims}, COUNT(*) AS entries FROM located GROUP BY posted_idx{dims}) AS c
+            JOIN spine AS s ON c.posted_idx <= s.idx
+            GROUP BY s.period_start, s.period_end{s_dims}
+            """,
+        )
+    )
     facts = f"""
-        SELECT period_start, period_end{dims.replace("l.", "")}, balance, first_posted, service_date,
-               first_billed_date, entries, CAST(0 AS DECIMAL(18, 2)) AS window_amount, 0 AS window_charges
-        FROM accounts
+        SELECT period_start, period_end{dims}, balance, service_date, first_billed_date, first_posted,
+               0 AS entries, CAST(0 AS DECIMAL(18, 2)) AS window_amount, 0 AS window_charges
+        FROM open_accounts
+        UNION ALL
+        SELECT period_start, period_end{dims}, NULL, NULL, NULL, NULL, entries, 0, 0
+        FROM entry_counts
     """
+    days_in_ar = next((i for i in items if i.id == "days_in_ar"), None)
     if days_in_ar is not None:
         _, lookback, _ = preset_options(days_in_ar)
-        window_select = window_amount(days_in_ar)
+        first_end, last_end = ctx.periods.spine()[0][1].isoformat(), ctx.periods.spine()[-1][1].isoformat()
+        ctes.append(
+            (
+                "daily",
+                f"""
+                SELECT posted_date{dims}, SUM({window_amount(days_in_ar)}) AS window_amount,
+                       COUNT(*) FILTER (WHERE entry_type = 'charge') AS window_charges
+                FROM base
+                WHERE posted_date > DATE '{first_end}' - INTERVAL {lookback} DAY
+                  AND posted_date <= DATE '{last_end}'{ctx.filter_sql()}
+                GROUP BY posted_date{dims}
+                """,
+            )
+        )
         facts += f"""
         UNION ALL
-        SELECT s.period_start, s.period_end{dims}, NULL, NULL, NULL, NULL, 0, {window_select},
-               CASE WHEN l.entry_type = 'charge' THEN 1 ELSE 0 END
-        FROM spine AS s JOIN scoped AS l
-          ON l.posted_date > s.period_end - INTERVAL {lookback} DAY AND l.posted_date <= s.period_end
+        SELECT s.period_start, s.period_end{s_dims}, NULL, NULL, NULL, NULL, 0, c.window_amount, c.window_charges
+        FROM spine AS s JOIN daily AS c
+          ON c.posted_date > s.period_end - INTERVAL {lookback} DAY AND c.posted_date <= s.period_end
         """
     ctes.append(("facts", facts))
 
@@ -105,7 +178,7 @@ def query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
         if item.id == "days_in_ar":
             _, lookback, credits = preset_options(item)
             aggregates += [
-                f"{_balance(item, credits)} AS {k}_num",
+                f"{_balance(credits)} AS {k}_num",
                 f"COALESCE(SUM(window_amount), 0) / {lookback} AS {k}_den",
                 f"SUM(window_charges) AS {k}_n",
             ]
@@ -113,8 +186,8 @@ def query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
             credits = item.options["credit_balances"]
             aged = f"DATE_DIFF('day', {age_date(item)}, period_end) > {AGED_DAYS}"
             aggregates += [
-                f"{_balance(item, credits, aged)} AS {k}_num",
-                f"{_balance(item, credits)} AS {k}_den",
+                f"{_balance(credits, aged)} AS {k}_num",
+                f"{_balance(credits)} AS {k}_den",
                 f"SUM(entries) AS {k}_n",
             ]
         else:
@@ -132,8 +205,6 @@ def query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
 
 def aging_query(ctx: QueryContext, item: KpiRequest) -> str:
     """A/R by aging bucket at each period's end: period_start, <dims>, bucket, amount, accounts (open ones)."""
-    dims = "".join(f", l.{d}" for d in ctx.dims)
-    last_end = ctx.periods.spine()[-1][1].isoformat()
     credits = item.options["credit_balances"]
     age = f"DATE_DIFF('day', {age_date(item)}, period_end)"
     bucket = (
@@ -143,33 +214,14 @@ def aging_query(ctx: QueryContext, item: KpiRequest) -> str:
     )
     kept = "balance > 0" if credits == "exclude" else "TRUE"
     plain_dims = "".join(f"{d}, " for d in ctx.dims)
-    ctes = [
-        ("spine", ctx.spine_sql()),
-        ("scoped", f"SELECT * FROM base WHERE posted_date <= DATE '{last_end}'{ctx.filter_sql()}"),
-        (
-            "accounts",
-            f"""
-            SELECT s.period_start, s.period_end, l.account, l.service_date, l.first_billed_date{dims},
-                   SUM(l.ar_amount) AS balance, MIN(l.posted_date) AS first_posted
-            FROM spine AS s JOIN scoped AS l ON l.posted_date <= s.period_end
-            GROUP BY s.period_start, s.period_end, l.account, l.service_date, l.first_billed_date{dims}
-            """,
-        ),
-        (
-            "bucketed",
-            f"""
-            SELECT period_start, {plain_dims}{bucket} AS bucket,
-                   SUM(balance) AS amount, COUNT(*) FILTER (WHERE balance <> 0) AS accounts
-            FROM accounts WHERE {kept}
-            GROUP BY period_start, {plain_dims}{bucket}
-            """,
-        ),
-    ]
     final = f"""
-        SELECT period_start, {plain_dims}bucket, CAST(amount AS DOUBLE) AS amount, CAST(accounts AS BIGINT) AS accounts
-        FROM bucketed
+        SELECT period_start, {plain_dims}{bucket} AS bucket, CAST(SUM(balance) AS DOUBLE) AS amount,
+               COUNT(*) AS accounts
+        FROM open_accounts
+        WHERE {kept}
+        GROUP BY period_start, {plain_dims}{bucket}
     """
-    return with_relation(ctx.relations["ledger"], ctes, final)
+    return with_relation(ctx.relations["ledger"], _account_ctes(ctx), final)
 
 
 def explain(item: KpiRequest, ctx: QueryContext) -> str:

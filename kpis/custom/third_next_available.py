@@ -11,6 +11,11 @@ gives the days (calendar, or business days from config) from the snapshot's date
 date. The KPI is the mean over (provider, location, snapshot) pairs placed in the period of the
 snapshot's date; pairs with fewer than three open slots left have no value. Snapshots are taken
 only between the first slot and the last booking in the data.
+
+To avoid pairing each snapshot with every later slot of a long template, the slots of a
+provider are numbered by start, and a running count over slots and holds in time order gives,
+at each snapshot, the number of slots already past and of future slots held then: at most that
+many of the next slots are taken, so the third open one is among the next 3 + held slots.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from kpis.business_time import business_days_between
 from kpis.periods import local_instant_utc, period_floor
 from kpis.query import KpiRequest, QueryContext, output_row, ratio_value, with_relation
 from kpis.relations import local_date
-from kpis.spec import sql_literal
+from kpis.sql_literals import sql_literal
 
 SNAPSHOT_WEEKDAY = 0  # Monday
 SNAPSHOT_TIME = time(8, 0)
@@ -60,11 +65,12 @@ def _pairs_ctes(item: KpiRequest, ctx: QueryContext) -> list[tuple[str, str]]:
         (
             "open_slots",
             f"""
-            SELECT * FROM (
+            SELECT *, ROW_NUMBER() OVER (PARTITION BY provider, location ORDER BY start_at, source, slot_id) AS r
+            FROM (
                 SELECT source, slot_id, provider_id AS provider, location_id AS location, start_at,
                        start_at + minutes * INTERVAL 1 MINUTE AS end_at
                 FROM slots
-                WHERE status <> 'blocked'{only_type}
+                WHERE status <> 'blocked' AND provider_id IS NOT NULL{only_type}
             ) AS s WHERE TRUE{ctx.filter_sql()}
             """,
         ),
@@ -97,7 +103,7 @@ def _pairs_ctes(item: KpiRequest, ctx: QueryContext) -> list[tuple[str, str]]:
         (
             "holds",
             """
-            SELECT DISTINCT s.source, s.slot_id, b.booked_at, b.cancelled_at
+            SELECT DISTINCT s.source, s.slot_id, s.provider, s.start_at, b.booked_at, b.cancelled_at
             FROM slot_days AS s
             JOIN booking_days AS b ON b.provider_id = s.provider AND b.day = s.day
             WHERE b.start_at < s.end_at AND b.end_at > s.start_at
@@ -105,15 +111,50 @@ def _pairs_ctes(item: KpiRequest, ctx: QueryContext) -> list[tuple[str, str]]:
         ),
         ("snapshots", _snapshots(ctx)),
         (
+            "events",  # slots and holds in time order, with each snapshot after what happened at its instant
+            """
+            SELECT o.provider, o.location, o.start_at AS at, 0 AS kind, 1 AS slot_step, 0 AS hold_step
+            FROM open_slots AS o
+            UNION ALL
+            SELECT o.provider, o.location, h.booked_at, 0, 0, 1
+            FROM holds AS h JOIN open_slots AS o ON o.source = h.source AND o.slot_id = h.slot_id
+            WHERE h.booked_at < COALESCE(LEAST(h.cancelled_at, h.start_at), h.start_at)
+            UNION ALL
+            SELECT o.provider, o.location, COALESCE(LEAST(h.cancelled_at, h.start_at), h.start_at), 0, 0, -1
+            FROM holds AS h JOIN open_slots AS o ON o.source = h.source AND o.slot_id = h.slot_id
+            WHERE h.booked_at < COALESCE(LEAST(h.cancelled_at, h.start_at), h.start_at)
+            UNION ALL
+            SELECT p.provider, p.location, n.snapshot_at, 1, 0, 0
+            FROM (SELECT DISTINCT provider, location FROM open_slots) AS p CROSS JOIN snapshots AS n
+            """,
+        ),
+        (
+            "bounds",  # ranks that must hold the 3rd open slot: the next 3 plus one per slot held then
+            f"""
+            SELECT provider, location, at AS snapshot_at, slots_before + 1 AS r_from,
+                   slots_before + {NTH_SLOT} + held AS r_to
+            FROM (
+                SELECT *,
+                       SUM(slot_step) OVER (PARTITION BY provider, location ORDER BY at, kind ROWS UNBOUNDED PRECEDING)
+                           AS slots_before,
+                       SUM(hold_step) OVER (PARTITION BY provider, location ORDER BY at, kind ROWS UNBOUNDED PRECEDING)
+                           AS held
+                FROM events
+            ) AS counted
+            WHERE kind = 1
+            """,
+        ),
+        (
             "candidates",
             """
             SELECT n.period_start, n.snapshot_date, n.snapshot_at, o.provider, o.location,
                    o.source, o.slot_id, o.start_at,
-                   ROW_NUMBER() OVER (
-                       PARTITION BY n.snapshot_at, o.provider, o.location ORDER BY o.start_at, o.source, o.slot_id
-                   ) AS k
-            FROM snapshots AS n
-            JOIN open_slots AS o ON o.start_at > n.snapshot_at
+                   ROW_NUMBER() OVER (PARTITION BY n.snapshot_at, o.provider, o.location ORDER BY o.r) AS k
+            FROM bounds AS b
+            JOIN snapshots AS n ON n.snapshot_at = b.snapshot_at
+            JOIN open_slots AS o
+              ON o.provider = b.provider AND o.location IS NOT DISTINCT FROM b.location
+             AND o.r BETWEEN b.r_from AND b.r_to
             WHERE NOT EXISTS (
                 SELECT 1 FROM holds AS h
                 WHERE h.source = o.source AND h.slot_id = o.slot_id AND h.booked_at <= n.snapshot_at

@@ -198,11 +198,26 @@ def test_bad_targets_and_options_in_config_name_the_file(tmp_path: Path, text: s
 
 
 def test_incomplete_periods(fx: Fixture) -> None:
-    """Appointment outcomes are known up to 2026-10-30: October's last day (31st) is not covered,
-    so October is incomplete; November is after the data; September is complete though empty."""
+    """Appointment outcomes are known up to Friday 2026-10-30; October ends on Saturday the 31st,
+    when the practice is closed (Mon-Fri by default), so October is complete. November is after
+    the data; September is complete though empty. With the last visit on Thursday the 29th
+    instead, October is incomplete."""
     visits(fx)
     frame = fx.wh.compute("no_show_rate", start="2026-09", end="2026-11")
+    assert frame["complete"].tolist() == [True, True, False]
+    fx.wh.cursor().execute("DELETE FROM appointments WHERE scheduled_start > TIMESTAMPTZ '2026-10-29 12:00:00+00'")
+    fx.add("appointments", {"scheduled_start": "2026-10-29 09:00", "status": "fulfilled"})
+    frame = fx.wh.compute("no_show_rate", start="2026-09", end="2026-11")
     assert frame["complete"].tolist() == [True, False, False]
+
+
+def test_a_holiday_at_the_end_of_a_period_does_not_make_it_incomplete(tmp_path: Path) -> None:
+    """Thursday 2026-12-31 declared a holiday: data through Wednesday the 30th complete December."""
+    fx = Fixture(tmp_path, config_text='[business_hours]\nholidays = ["2026-12-31"]\n')
+    fx.add("calls", {"entered_at": "2026-12-30 16:00"})
+    frame = fx.wh.compute("call_abandonment_rate", start="2026-11", end="2026-12")
+    assert frame["complete"].tolist() == [True, True]
+    fx.close()
 
 
 @pytest.mark.parametrize(

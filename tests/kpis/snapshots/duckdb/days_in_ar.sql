@@ -37,70 +37,154 @@ WITH ledger_claims AS (
   SELECT
     *
   FROM (VALUES
-    (CAST('2026-01-01' AS DATE), CAST('2026-01-31' AS DATE)),
-    (CAST('2026-02-01' AS DATE), CAST('2026-02-28' AS DATE))) AS spine(period_start, period_end)
-), scoped AS (
+    (0, CAST('2026-01-01' AS DATE), CAST('2026-01-31' AS DATE)),
+    (1, CAST('2026-02-01' AS DATE), CAST('2026-02-28' AS DATE))) AS spine(idx, period_start, period_end)
+), located AS (
   SELECT
-    *
-  FROM base
+    l.*,
+    s.idx AS posted_idx
+  FROM base AS l
+  JOIN spine AS s
+    ON l.posted_date <= s.period_end
+    AND (
+      s.idx = 0 OR l.posted_date >= s.period_start
+    )
   WHERE
-    posted_date <= CAST('2026-02-28' AS DATE)
-), accounts AS (
+    TRUE
+), deltas AS (
+  SELECT
+    account,
+    service_date,
+    first_billed_date,
+    location,
+    posted_idx,
+    SUM(ar_amount) AS delta,
+    MIN(posted_date) AS first_posted
+  FROM located
+  GROUP BY
+    account,
+    service_date,
+    first_billed_date,
+    location,
+    posted_idx
+), states AS (
+  SELECT
+    account,
+    service_date,
+    first_billed_date,
+    location,
+    posted_idx,
+    SUM(delta) OVER (
+      PARTITION BY account, service_date, first_billed_date, location
+      ORDER BY posted_idx
+    ) AS balance,
+    LEAD(posted_idx, 1, 2) OVER (
+      PARTITION BY account, service_date, first_billed_date, location
+      ORDER BY posted_idx
+    ) AS next_idx,
+    MIN(first_posted) OVER (PARTITION BY account, service_date, first_billed_date, location) AS first_posted
+  FROM deltas
+), open_accounts AS (
   SELECT
     s.period_start,
     s.period_end,
-    l.account,
-    l.service_date,
-    l.first_billed_date,
-    l.location,
-    SUM(l.ar_amount) AS balance,
-    MIN(l.posted_date) AS first_posted,
-    COUNT(*) AS entries
-  FROM spine AS s
-  JOIN scoped AS l
-    ON l.posted_date <= s.period_end
+    a.account,
+    a.service_date,
+    a.first_billed_date,
+    a.first_posted,
+    a.balance,
+    a.location
+  FROM states AS a
+  JOIN spine AS s
+    ON s.idx >= a.posted_idx AND s.idx < a.next_idx
+  WHERE
+    a.balance <> 0
+), entry_counts AS (
+  SELECT
+    s.period_start,
+    s.period_end,
+    c.location,
+    SUM(c.entries) AS entries
+  FROM (
+    SELECT
+      posted_idx,
+      location,
+      COUNT(*) AS entries
+    FROM located
+    GROUP BY
+      posted_idx,
+      location
+  ) AS c
+  JOIN spine AS s
+    ON c.posted_idx <= s.idx
   GROUP BY
     s.period_start,
     s.period_end,
-    l.account,
-    l.service_date,
-    l.first_billed_date,
-    l.location
+    c.location
+), daily AS (
+  SELECT
+    posted_date,
+    location,
+    SUM(
+      CASE
+        WHEN entry_type = 'charge'
+        THEN amount
+        WHEN entry_type = 'adjustment' AND group_code = 'CO' AND reason_code IN ('45')
+        THEN -amount
+        ELSE 0
+      END
+    ) AS window_amount,
+    COUNT(*) FILTER(WHERE
+      entry_type = 'charge') AS window_charges
+  FROM base
+  WHERE
+    posted_date > CAST('2026-01-31' AS DATE) - INTERVAL '365' DAY
+    AND posted_date <= CAST('2026-02-28' AS DATE)
+  GROUP BY
+    posted_date,
+    location
 ), facts AS (
   SELECT
     period_start,
     period_end,
     location,
     balance,
-    first_posted,
     service_date,
     first_billed_date,
-    entries,
+    first_posted,
+    0 AS entries,
     CAST(0 AS DECIMAL(18, 2)) AS window_amount,
     0 AS window_charges
-  FROM accounts
+  FROM open_accounts
+  UNION ALL
+  SELECT
+    period_start,
+    period_end,
+    location,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    entries,
+    0,
+    0
+  FROM entry_counts
   UNION ALL
   SELECT
     s.period_start,
     s.period_end,
-    l.location,
+    c.location,
     NULL,
     NULL,
     NULL,
     NULL,
     0,
-    CASE
-      WHEN entry_type = 'charge'
-      THEN amount
-      WHEN entry_type = 'adjustment' AND group_code = 'CO' AND reason_code IN ('45')
-      THEN -amount
-      ELSE 0
-    END,
-    CASE WHEN l.entry_type = 'charge' THEN 1 ELSE 0 END
+    c.window_amount,
+    c.window_charges
   FROM spine AS s
-  JOIN scoped AS l
-    ON l.posted_date > s.period_end - INTERVAL '365' DAY
-    AND l.posted_date <= s.period_end
+  JOIN daily AS c
+    ON c.posted_date > s.period_end - INTERVAL '365' DAY
+    AND c.posted_date <= s.period_end
 ), grouped AS (
   SELECT
     period_start,

@@ -1,6 +1,7 @@
 WITH open_slots AS (
   SELECT
-    *
+    *,
+    ROW_NUMBER() OVER (PARTITION BY provider, location ORDER BY start_at, source, slot_id) AS r
   FROM (
     SELECT
       source,
@@ -11,7 +12,7 @@ WITH open_slots AS (
       start_at + minutes * INTERVAL '1 MINUTE' AS end_at
     FROM slots
     WHERE
-      status <> 'blocked'
+      status <> 'blocked' AND NOT provider_id IS NULL
   ) AS s
   WHERE
     TRUE
@@ -65,6 +66,8 @@ WITH open_slots AS (
   SELECT DISTINCT
     s.source,
     s.slot_id,
+    s.provider,
+    s.start_at,
     b.booked_at,
     b.cancelled_at
   FROM slot_days AS s
@@ -127,6 +130,80 @@ WITH open_slots AS (
         MAX(booked_at)
       FROM appointments
     )
+), events AS (
+  SELECT
+    o.provider,
+    o.location,
+    o.start_at AS at,
+    0 AS kind,
+    1 AS slot_step,
+    0 AS hold_step
+  FROM open_slots AS o
+  UNION ALL
+  SELECT
+    o.provider,
+    o.location,
+    h.booked_at,
+    0,
+    0,
+    1
+  FROM holds AS h
+  JOIN open_slots AS o
+    ON o.source = h.source AND o.slot_id = h.slot_id
+  WHERE
+    h.booked_at < COALESCE(LEAST(h.cancelled_at, h.start_at), h.start_at)
+  UNION ALL
+  SELECT
+    o.provider,
+    o.location,
+    COALESCE(LEAST(h.cancelled_at, h.start_at), h.start_at),
+    0,
+    0,
+    -1
+  FROM holds AS h
+  JOIN open_slots AS o
+    ON o.source = h.source AND o.slot_id = h.slot_id
+  WHERE
+    h.booked_at < COALESCE(LEAST(h.cancelled_at, h.start_at), h.start_at)
+  UNION ALL
+  SELECT
+    p.provider,
+    p.location,
+    n.snapshot_at,
+    1,
+    0,
+    0
+  FROM (
+    SELECT DISTINCT
+      provider,
+      location
+    FROM open_slots
+  ) AS p
+  CROSS JOIN snapshots AS n
+), bounds AS (
+  SELECT
+    provider,
+    location,
+    at AS snapshot_at,
+    slots_before + 1 AS r_from,
+    slots_before + 3 + held AS r_to
+  FROM (
+    SELECT
+      *,
+      SUM(slot_step) OVER (
+        PARTITION BY provider, location
+        ORDER BY at, kind
+        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+      ) AS slots_before,
+      SUM(hold_step) OVER (
+        PARTITION BY provider, location
+        ORDER BY at, kind
+        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+      ) AS held
+    FROM events
+  ) AS counted
+  WHERE
+    kind = 1
 ), candidates AS (
   SELECT
     n.period_start,
@@ -137,13 +214,14 @@ WITH open_slots AS (
     o.source,
     o.slot_id,
     o.start_at,
-    ROW_NUMBER() OVER (
-      PARTITION BY n.snapshot_at, o.provider, o.location
-      ORDER BY o.start_at, o.source, o.slot_id
-    ) AS k
-  FROM snapshots AS n
+    ROW_NUMBER() OVER (PARTITION BY n.snapshot_at, o.provider, o.location ORDER BY o.r) AS k
+  FROM bounds AS b
+  JOIN snapshots AS n
+    ON n.snapshot_at = b.snapshot_at
   JOIN open_slots AS o
-    ON o.start_at > n.snapshot_at
+    ON o.provider = b.provider
+    AND o.location IS NOT DISTINCT FROM b.location
+    AND o.r BETWEEN b.r_from AND b.r_to
   WHERE
     NOT EXISTS(
       SELECT

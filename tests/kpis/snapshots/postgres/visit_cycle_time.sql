@@ -22,7 +22,7 @@ WITH base AS (
     ON a.source = e.source AND a.appointment_id = e.appointment_id
   LEFT JOIN payers AS p
     ON p.payer_id = a.payer_id
-), in_range AS (
+), in_range_0 AS (
   SELECT
     *,
     CAST(DATE_TRUNC('MONTH', checked_in_at AT TIME ZONE 'America/New_York') AS DATE) AS period_start
@@ -30,7 +30,7 @@ WITH base AS (
   WHERE
     checked_in_at >= CAST('2026-01-01 05:00:00+00:00' AS TIMESTAMPTZ)
     AND checked_in_at < CAST('2026-03-01 05:00:00+00:00' AS TIMESTAMPTZ)
-), grouped AS (
+), grouped_0 AS (
   SELECT
     period_start,
     location,
@@ -51,7 +51,7 @@ WITH base AS (
       AND NOT checked_out_at IS NULL
       AND NOT is_telehealth
       AND status = 'finished') AS k0_n
-  FROM in_range
+  FROM in_range_0
   GROUP BY
     period_start,
     location
@@ -64,4 +64,4 @@ SELECT
   CAST(NULL AS DOUBLE PRECISION) AS denominator,
   CAST(k0_val AS DOUBLE PRECISION) AS value,
   CAST(k0_n AS BIGINT) AS n
-FROM grouped
+FROM grouped_0

@@ -28,7 +28,7 @@ WITH base AS (
       NOT rebooked_from_id IS NULL
   ) AS r
     ON r.source = a.source AND r.rebooked_from_id = a.appointment_id
-), in_range AS (
+), in_range_0 AS (
   SELECT
     *,
     CAST(DATE_TRUNC('MONTH', FROM_UTC_TIMESTAMP(scheduled_start, 'America/New_York')) AS DATE) AS period_start
@@ -36,7 +36,7 @@ WITH base AS (
   WHERE
     scheduled_start >= CAST('2026-01-01 05:00:00+00:00' AS TIMESTAMP)
     AND scheduled_start < CAST('2026-03-01 05:00:00+00:00' AS TIMESTAMP)
-), grouped AS (
+), grouped_0 AS (
   SELECT
     period_start,
     location,
@@ -46,7 +46,7 @@ WITH base AS (
       status IN ('fulfilled', 'arrived', 'noshow')) AS k0_den,
     COUNT(*) FILTER(WHERE
       status IN ('fulfilled', 'arrived', 'noshow')) AS k0_n
-  FROM in_range
+  FROM in_range_0
   GROUP BY
     period_start,
     location
@@ -59,4 +59,4 @@ SELECT
   CAST(k0_den AS DOUBLE) AS denominator,
   CAST(CAST(k0_num AS DOUBLE) / NULLIF(CAST(k0_den AS DOUBLE), 0) AS DOUBLE) AS value,
   CAST(k0_n AS BIGINT) AS n
-FROM grouped
+FROM grouped_0

@@ -22,7 +22,7 @@ WITH base AS (
     ON a.source = e.source AND a.appointment_id = e.appointment_id
   LEFT JOIN payers AS p
     ON p.payer_id = a.payer_id
-), in_range AS (
+), in_range_0 AS (
   SELECT
     *,
     CAST(DATE_TRUNC('MONTH', FROM_UTC_TIMESTAMP(checked_in_at, 'America/New_York')) AS DATE) AS period_start
@@ -30,7 +30,7 @@ WITH base AS (
   WHERE
     checked_in_at >= CAST('2026-01-01 05:00:00+00:00' AS TIMESTAMP)
     AND checked_in_at < CAST('2026-03-01 05:00:00+00:00' AS TIMESTAMP)
-), grouped AS (
+), grouped_0 AS (
   SELECT
     period_start,
     location,
@@ -48,7 +48,7 @@ WITH base AS (
       AND NOT checked_out_at IS NULL
       AND NOT is_telehealth
       AND status = 'finished') AS k0_n
-  FROM in_range
+  FROM in_range_0
   GROUP BY
     period_start,
     location
@@ -61,4 +61,4 @@ SELECT
   CAST(NULL AS DOUBLE) AS denominator,
   CAST(k0_val AS DOUBLE) AS value,
   CAST(k0_n AS BIGINT) AS n
-FROM grouped
+FROM grouped_0
