@@ -62,8 +62,12 @@ def _move(mover: Mover, ctx: ReportContext) -> str:
     driver = mover.driver
     who = "" if driver is None else f"the {driver.segment} queue" if mover.dimension == "queue" else driver.segment
     if driver is not None and driver.contribution is not None:
-        part = formatting.magnitude(driver.contribution, row.fmt, row.unit)
-        text += f", driven by {who} ({part} of the {size})"
+        if abs(driver.contribution) > abs(row.change_month):  # other segments moved the other way
+            part = formatting.change(driver.contribution, row.fmt, row.unit, words=True)
+            text += f", driven by {who} ({part}, more than the whole change)"
+        else:
+            part = formatting.magnitude(driver.contribution, row.fmt, row.unit)
+            text += f", driven by {who} ({part} of the {size})"
     elif driver is not None:
         before = formatting.value(driver.value_before, row.fmt, row.unit)
         after = formatting.value(driver.value_after, row.fmt, row.unit)

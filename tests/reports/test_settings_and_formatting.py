@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from kpis.config import load_config
 from kpis.errors import ConfigError
-from reports import formatting, privacy
+from reports import formatting, narrative, privacy
+from reports.context import Driver, KpiRow, Mover
 from reports.settings import ReportSettings, report_settings
 
 
@@ -61,3 +64,19 @@ def test_values_and_changes_in_the_kpis_units() -> None:
     assert formatting.change(-1.0, "num0", "seconds", words=True) == "1 second"
     assert formatting.change(2.0, "num0", "seconds", words=True) == "2 seconds"
     assert formatting.change(-1234.6, "usd0", "currency") == "−$1,235"
+
+
+def test_a_driver_larger_than_the_whole_change_is_said_so() -> None:
+    row = KpiRow(
+        id="no_show_rate", title="No-show rate", domain="access", unit="percent", fmt="pct1", better="lower",
+        headline=True, period=date(2026, 10, 1), value=0.060, suppressed=False, provisional=False, previous=0.067,
+        change_month=-0.007, change_year=None, month_effect="better", year_effect=None, target=0.07,
+        status="on_target", definition="no_show_rate",
+    )  # fmt: skip
+    west = Driver(segment="Westside", value_before=0.08, value_after=0.05, change=-0.03, contribution=-0.012)
+    mover = Mover(row=row, before=date(2026, 9, 1), relative=0.1, dimension="location", drivers=(west,))
+    ctx = SimpleNamespace(month=date(2026, 10, 1))
+    assert narrative._move(mover, ctx) == (
+        "No-show rate fell to 6.0%, down 0.7 points from September, "
+        "driven by Westside (1.2 points, more than the whole change)."
+    )
