@@ -62,7 +62,8 @@ def _move(mover: Mover, ctx: ReportContext) -> str:
     driver = mover.driver
     who = "" if driver is None else f"the {driver.segment} queue" if mover.dimension == "queue" else driver.segment
     if driver is not None and driver.contribution is not None:
-        if abs(driver.contribution) > abs(row.change_month):  # other segments moved the other way
+        outweighs = abs(driver.contribution) - abs(row.change_month) > 1e-9 * abs(row.change_month)
+        if outweighs:  # other segments moved the other way
             part = formatting.change(driver.contribution, row.fmt, row.unit, words=True)
             text += f", driven by {who} ({part}, more than the whole change)"
         else:
