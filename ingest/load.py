@@ -10,6 +10,10 @@ Every adapter's `Batch` goes through `Loader.load`, inside the caller's transact
 5. write: insert new keys, update changed rows, leave identical rows (and their lineage) alone;
 6. count every record exactly once: read = inserted + updated + unchanged + rejected.
 
+A record is one source record (a CSV line, a FHIR resource, an X12 claim or claim payment, a
+call); it may write rows to several tables (an appointment and its visit; a claim and its
+lines), and is accepted or rejected as a whole.
+
 All of it is set-based SQL over the staged tables, so a million-row file costs a few scans.
 """
 
@@ -110,7 +114,7 @@ class Loader:
             "CREATE OR REPLACE TEMP TABLE _fail (_pos BIGINT, _order BIGINT, target_table VARCHAR, field VARCHAR, "
             "check_name VARCHAR, reason VARCHAR, value_masked VARCHAR)"
         )
-        cur.execute("CREATE OR REPLACE TEMP TABLE _outcome (_pos BIGINT, _action VARCHAR)")
+        cur.execute("CREATE OR REPLACE TEMP TABLE _outcome (_pos BIGINT, _target BIGINT, _action VARCHAR)")
         if batch.errors:
             errors = pa.table(
                 {
@@ -295,17 +299,22 @@ class Loader:
             f"SELECT {', '.join(values)}, {run_id} FROM _c{n} WHERE _action = 'insert'"
         )
         if target.counted:
-            cur.execute(f"INSERT INTO _outcome SELECT _pos, _action FROM _c{n}")
+            cur.execute(f"INSERT INTO _outcome SELECT _pos, {n}, _action FROM _c{n}")
 
     # -- totals and rejects -------------------------------------------------------------------
 
     def _counts(self) -> Counts:
+        """Each record once: rejected if any of its rows failed; inserted if its first row (the
+        record itself, e.g. the appointment) is new; updated if any of its rows changed or was
+        added (e.g. the visit of a known appointment); else unchanged."""
         row = self.cur.execute(
-            "WITH rec AS (SELECT _pos, "
-            "  CASE WHEN _pos IN (SELECT _pos FROM _fail) THEN 'rejected' "
-            "       WHEN bool_or(_action = 'insert') THEN 'inserted' "
-            "       WHEN bool_or(_action = 'update') THEN 'updated' ELSE 'unchanged' END AS outcome "
-            "  FROM (SELECT _pos, _action FROM _outcome UNION ALL SELECT _pos, 'reject' FROM _fail) GROUP BY _pos) "
+            "WITH o AS (SELECT _pos, _action, _target = min(_target) OVER (PARTITION BY _pos) AS _first "
+            "  FROM _outcome), "
+            "rec AS (SELECT _pos, "
+            "  CASE WHEN bool_or(_first AND _action = 'insert') THEN 'inserted' "
+            "       WHEN bool_or(_action IN ('insert', 'update')) THEN 'updated' ELSE 'unchanged' END AS outcome "
+            "  FROM o WHERE _pos NOT IN (SELECT _pos FROM _fail) GROUP BY _pos "
+            "  UNION ALL SELECT DISTINCT _pos, 'rejected' FROM _fail) "
             "SELECT count(*), count(*) FILTER (outcome = 'inserted'), count(*) FILTER (outcome = 'updated'), "
             "count(*) FILTER (outcome = 'unchanged'), count(*) FILTER (outcome = 'rejected') FROM rec"
         ).fetchone()

@@ -45,8 +45,12 @@ Profile reference (every key but `columns` is optional):
 
 Values are parsed by the canonical column's type: whole numbers, amounts (`$1,234.50`,
 `(12.00)`), yes/no words, dates and date-times (`format` in strftime codes; without one, ISO
-8601, and instants must carry `Z` or an offset). Date-times without an offset are local times
-in `timezone` (per column or per profile); ambiguous local times take the first occurrence.
+8601). Date-times without a UTC offset are local times in `timezone` (per column or per
+profile); an ambiguous local time (the repeated hour in autumn) is its first occurrence, as
+Python's zoneinfo reads it. Calendar dates are the practice's local dates. A column may also
+be an SQL expression evaluated in the warehouse at load time over the merged row
+(`warehouse_sql`, e.g. a claim's billed amount as the sum of charges loaded before it), and
+text may get a `prefix` / `suffix` (to keep ids of different record kinds apart).
 """
 
 from __future__ import annotations
@@ -619,7 +623,7 @@ def _expectation(ctype: str, spec: Spec) -> str:
     if spec.format:
         example = datetime(2025, 3, 14, 9, 30).strftime(spec.format.replace("%z", "+0000"))
         return f"is not a valid date/time in the format {spec.format} (like {example})"
-    return "is not an ISO 8601 date/time with a UTC offset (like 2025-03-14T09:30:00-04:00)"
+    return "is not an ISO 8601 date/time (like 2025-03-14T09:30:00-04:00)"
 
 
 def _error_columns(errors: list[tuple[list[str], str]]) -> list[str]:

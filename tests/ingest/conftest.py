@@ -1,0 +1,70 @@
+"""Shared helpers for the ingest tests: a fresh warehouse with a known secret, and the fixtures."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest import FileResult, ingest_paths
+from kpis.warehouse import Warehouse
+
+SECRET = "test-secret-not-for-production"
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def key(system: str, patient_id: str) -> str:
+    """The expected patient_key, computed here independently of ingest's own code."""
+    return hmac.new(SECRET.encode(), f"{system}|{patient_id}".encode(), hashlib.sha256).hexdigest()
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Warehouse]:
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", SECRET)
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        yield wh
+
+
+def load(wh: Warehouse, *paths: str | Path, **options: object) -> list[FileResult]:
+    results = ingest_paths(wh, list(paths), **options)
+    for r in results:
+        if r.status == "succeeded":
+            assert r.read == r.inserted + r.updated + r.unchanged + r.rejected, r
+    return results
+
+
+def load_one(wh: Warehouse, path: str | Path, **options: object) -> FileResult:
+    (result,) = load(wh, path, **options)
+    return result
+
+
+def rows(wh: Warehouse, sql: str, *params: object) -> list[tuple]:
+    return wh.cursor().execute(sql, list(params)).fetchall()
+
+
+def records(wh: Warehouse, sql: str, *params: object) -> list[dict]:
+    cur = wh.cursor().execute(sql, list(params))
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def rejects(wh: Warehouse, run_id: int) -> list[dict]:
+    return records(
+        wh,
+        "SELECT position_kind, position, target_table, field, check_name, reason, value_masked, record_masked "
+        "FROM rejects WHERE run_id = ? ORDER BY position",
+        run_id,
+    )
+
+
+def snapshot(wh: Warehouse) -> dict[str, list[tuple]]:
+    """Every canonical table's rows, sorted, for before/after comparisons."""
+    tables = [
+        t
+        for (t,) in rows(wh, "SELECT table_name FROM duckdb_tables() ORDER BY 1")
+        if t not in ("ingest_runs", "rejects", "schema_migrations")
+    ]
+    return {t: sorted(rows(wh, f'SELECT * FROM "{t}"'), key=repr) for t in tables}
