@@ -103,6 +103,7 @@ class Loader:
         self._n = 0
         self._order = 0
         self._kind = "record"
+        self._columns: dict[str, set[str]] = {}
 
     # -- public -------------------------------------------------------------------------------
 
@@ -139,7 +140,7 @@ class Loader:
     # -- one phase ----------------------------------------------------------------------------
 
     def _phase(self, phase: Phase, run_id: int) -> None:
-        staged = [(target, self._stage(target, rows)) for target, rows in phase.targets]
+        staged = [(target, self._stage(target, rows)) for target, rows in phase.targets if rows.num_rows]
         for target, name in staged:
             self._check(target, name)
         for target, name in staged:
@@ -180,21 +181,20 @@ class Loader:
                 merged.append(f"coalesce(s.{q(c)}, w.{q(c)}) AS {q(c)}")
             else:
                 merged.append(f"s.{q(c)} AS {q(c)}")
-        cur.execute(
-            f"CREATE OR REPLACE TEMP TABLE _m{n} AS SELECT s._pos, s._row, {exists} AS _exists, "
-            f"{', '.join(merged)} FROM _s{n} s LEFT JOIN main.{q(target.table)} w ON {join}"
+        merge = (
+            f"SELECT s._pos, s._row, {exists} AS _exists, {', '.join(merged)} "
+            f"FROM _s{n} s LEFT JOIN main.{q(target.table)} w ON {join}"
         )
-        for column, expression in target.derived:
-            cur.execute(f"UPDATE _m{n} AS row SET {q(column)} = ({expression})")
+        derived = ", ".join(f"({expression}) AS {q(column)}" for column, expression in target.derived)
+        with_derived = f"SELECT * REPLACE ({derived}) FROM m AS row" if derived else "SELECT * FROM m"
         compare = self._compare_columns(target, write)
-        changed = " OR ".join(f"m.{q(c)} IS DISTINCT FROM w.{q(c)}" for c in compare) or "FALSE"
-        join_m = " AND ".join(f"m.{q(k)} = w.{q(k)}" for k in meta.key)
+        changed = " OR ".join(f"d.{q(c)} IS DISTINCT FROM w.{q(c)}" for c in compare) or "FALSE"
+        join_d = " AND ".join(f"d.{q(k)} = w.{q(k)}" for k in meta.key)
         cur.execute(
-            f"CREATE OR REPLACE TEMP TABLE _c{n} AS SELECT m.*, (NOT m._exists OR {changed}) AS _changed, "
-            f"CAST(NULL AS BIGINT) AS _rn, CAST(NULL AS VARCHAR) AS _action "
-            f"FROM _m{n} m LEFT JOIN main.{q(target.table)} w ON {join_m}"
+            f"CREATE OR REPLACE TEMP TABLE _c{n} AS WITH m AS ({merge}), d AS ({with_derived}) "
+            f"SELECT d.*, (NOT d._exists OR {changed}) AS _changed, CAST(NULL AS BIGINT) AS _rn, "
+            f"CAST(NULL AS VARCHAR) AS _action FROM d LEFT JOIN main.{q(target.table)} w ON {join_d}"
         )
-        cur.execute(f"DROP TABLE _m{n}")
         return str(n)
 
     def _compare_columns(self, target: Target, write: list[str]) -> list[str]:
@@ -203,37 +203,38 @@ class Loader:
         return [c for c in cols if c not in meta.key and c not in target.insert_only and c != "ingest_run_id"]
 
     def _check(self, target: Target, n: str) -> None:
+        """Every failure of every row, in rule order, as one INSERT into `_fail`."""
         meta = self.schema[target.table]
-        cur = self.cur
-        stage_cols = {r[0] for r in cur.execute(f"DESCRIBE _s{n}").fetchall()}
-        if "_err_check" in stage_cols:
-            cur.execute(
-                f"INSERT INTO _fail SELECT _pos, {self._next_order()}, {lit(target.table)}, _err_field, _err_check, "
-                f"_err_reason, _err_value FROM _s{n} WHERE _err_check IS NOT NULL"
+        table = lit(target.table)
+        parts = []
+        if "_err_check" in self._stage_columns(n):
+            parts.append(
+                f"SELECT _pos, {self._next_order()}, {table}, _err_field, _err_check, _err_reason, _err_value "
+                f"FROM _s{n} WHERE _err_check IS NOT NULL"
             )
         if target.mode == "update":
             key = self._key_text(meta, "")
-            reason = _fill(checks.MISSING_PARENT, {"table": lit(target.table), "key": key})
-            cur.execute(
-                f"INSERT INTO _fail SELECT _pos, {self._next_order()}, {lit(target.table)}, {lit(meta.key[-1])}, "
-                f"'missing_{target.table}', {reason}, {key} FROM _c{n} WHERE NOT _exists"
+            reason = _fill(checks.MISSING_PARENT, {"table": table, "key": key})
+            parts.append(
+                f"SELECT _pos, {self._next_order()}, {table}, {lit(meta.key[-1])}, 'missing_{target.table}', "
+                f"{reason}, {key} FROM _c{n} WHERE NOT _exists"
             )
         for col in meta.columns.values():
             if col.nullable or col.default is not None:
                 continue
             sentence = checks.REQUIRED.get((target.table, col.name), f"{col.name} is missing")
-            cur.execute(
-                f"INSERT INTO _fail SELECT _pos, {self._next_order()}, {lit(target.table)}, {lit(col.name)}, "
-                f"'required', {lit(sentence)}, NULL FROM _c{n} WHERE {q(col.name)} IS NULL"
+            parts.append(
+                f"SELECT _pos, {self._next_order()}, {table}, {lit(col.name)}, 'required', {lit(sentence)}, NULL "
+                f"FROM _c{n} WHERE {q(col.name)} IS NULL"
             )
         for rule in meta.checks:
             field = rule.columns[0]
-            reason = self._sentence(meta, rule)
-            cur.execute(
-                f"INSERT INTO _fail SELECT _pos, {self._next_order()}, {lit(target.table)}, {lit(field)}, "
-                f"{lit('rule_' + field)}, {reason}, {self._fmt(meta, field)} "
+            parts.append(
+                f"SELECT _pos, {self._next_order()}, {table}, {lit(field)}, {lit('rule_' + field)}, "
+                f"{self._sentence(meta, rule)}, {self._fmt(meta, field)} "
                 f"FROM _c{n} WHERE NOT coalesce({rule.expression}, TRUE)"
             )
+        self.cur.execute("INSERT INTO _fail " + " UNION ALL ".join(parts))
 
     def _dedupe(self, target: Target, n: str) -> None:
         """Rank rows per key; a later row that disagrees with the first is a failure (merge/update targets)."""
@@ -361,7 +362,9 @@ class Loader:
         return self._order
 
     def _stage_columns(self, n: str) -> set[str]:
-        return {r[0] for r in self.cur.execute(f"DESCRIBE _s{n}").fetchall()}
+        if n not in self._columns:
+            self._columns[n] = {r[0] for r in self.cur.execute(f"DESCRIBE _s{n}").fetchall()}
+        return self._columns[n]
 
     def _fmt(self, meta: TableMeta, column: str, alias: str = "") -> str:
         """SQL rendering a column's value for a person: local time for instants, 'empty' for NULL."""

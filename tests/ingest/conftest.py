@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,10 +22,20 @@ def key(system: str, patient_id: str) -> str:
     return hmac.new(SECRET.encode(), f"{system}|{patient_id}".encode(), hashlib.sha256).hexdigest()
 
 
+@pytest.fixture(scope="session")
+def empty_warehouse_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A freshly migrated warehouse, made once and copied per test (migrating takes a while)."""
+    path = tmp_path_factory.mktemp("template") / "empty.duckdb"
+    Warehouse(path).close()
+    return path
+
+
 @pytest.fixture
-def warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Warehouse]:
+def warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_warehouse_file: Path) -> Iterator[Warehouse]:
     monkeypatch.setenv("CLINIC_KPIS_SECRET", SECRET)
-    with Warehouse(tmp_path / "w.duckdb") as wh:
+    path = tmp_path / "w.duckdb"
+    shutil.copyfile(empty_warehouse_file, path)
+    with Warehouse(path) as wh:
         yield wh
 
 

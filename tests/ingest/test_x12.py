@@ -354,6 +354,16 @@ def test_a_bad_segment_rejects_its_transaction_set(warehouse: Warehouse, tmp_pat
     }
 
 
+def test_a_name_without_entity_code_rejects_its_claim(warehouse: Warehouse, tmp_path: Path) -> None:
+    """What x12-oopfactory's MissingEntityCode.txt is about (there hidden by its masked BHT time)."""
+    path = tmp_path / "no_entity.837"
+    path.write_text(MARCH.read_text().replace("NM1*82*1*CAREFUL", "NM1**1*CAREFUL"))
+    result = load_one(warehouse, path)
+    assert (result.read, result.inserted, result.rejected) == (2, 1, 1)
+    (bad,) = rejects(warehouse, result.run_id)
+    assert (bad["position"], bad["reason"]) == (19, "segment 21: NM1 has no entity identifier code (NM101)")
+
+
 def test_reader_keeps_each_interchanges_separators() -> None:
     march = MARCH.read_text()
     april = APRIL.read_text()
