@@ -27,7 +27,8 @@ class Target:
     - `merge`: insert new keys, update changed ones (the record owns the columns it writes);
     - `update`: the row must exist already (e.g. a DocumentReference closing an Encounter's chart);
     - `reference`: a side row (payer, provider) implied by a fact record: never counted, and it
-      only fills in values, so a source that knows less never erases what another one knew.
+      only fills in what is still empty, so the system that owns the row (a FHIR Practitioner
+      for a provider) keeps its values whichever file loads first.
 
     `derived` columns are SQL expressions over the merged row (the existing row with this
     record's columns applied; qualify its columns as `row.<column>` inside subqueries), for

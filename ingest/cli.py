@@ -44,7 +44,6 @@ def ingest_command(
     out = Console()
     if not out.is_terminal:
         out = Console(width=200)  # piped: no progress, and a summary that is not squeezed into 80 columns
-    err = Console(stderr=True)
     with Warehouse.open(db, config=config) as wh:
         if out.is_terminal:
             columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -60,13 +59,13 @@ def ingest_command(
         else:
             results = ingest_paths(wh, list(paths), fmt=fmt, force=force)
     out.print(summary_table(results))
-    for result in results:
+    for result in results:  # plain lines, never wrapped: one line per message
         if result.status == "skipped" or (result.message and result.status == "succeeded"):
-            out.print(f"note: {result.path}: {result.message}", highlight=False, markup=False)
+            typer.echo(f"note: {result.path}: {result.message}")
         for warning in result.warnings:
-            err.print(f"warning: {result.path}: {warning}", highlight=False, markup=False)
+            typer.echo(f"warning: {result.path}: {warning}", err=True)
         if result.status == "failed":
-            err.print(f"error: {result.message}", highlight=False, markup=False)
+            typer.echo(f"error: {result.message}", err=True)
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)
 

@@ -26,8 +26,17 @@ _SNIFF_BYTES = 64 * 1024
 _X12_START = re.compile(r"^\s*(ISA|GS|ST)[^A-Za-z0-9\s]")
 
 
-def choose(file: InputFile, fmt: str, profiles: list[Profile]) -> Adapter | None:
-    """The adapter for `file` (None when auto-detection recognises nothing)."""
+def check_format(fmt: str, profiles: list[Profile]) -> Profile | None:
+    """Validate `--format` once, before any file: the profile it names, if it names one."""
+    if fmt.startswith("csv:"):
+        return _profile(fmt[4:], profiles)
+    if fmt not in ("auto", "fhir", "x12", "queue-log", "call-log"):
+        raise IngestError(f"unknown --format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return None
+
+
+def choose(file: InputFile, fmt: str, profile: Profile | None, profiles: list[Profile]) -> Adapter | None:
+    """The adapter for `file` under a validated `--format` (None when auto-detection recognises nothing)."""
     if fmt == "fhir":
         return FhirAdapter(first_resource_type(_head(file)))
     if fmt == "x12":
@@ -36,10 +45,8 @@ def choose(file: InputFile, fmt: str, profiles: list[Profile]) -> Adapter | None
         return QueueLogAdapter()
     if fmt == "call-log":
         return CallLogAdapter()
-    if fmt.startswith("csv:"):
-        return CsvProfileAdapter(_profile(fmt[4:], profiles))
-    if fmt != "auto":
-        raise IngestError(f"unknown --format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if profile is not None:
+        return CsvProfileAdapter(profile)
     return detect(file, profiles)
 
 

@@ -178,7 +178,7 @@ class Loader:
             elif c in target.insert_only:
                 merged.append(f"CASE WHEN {exists} THEN w.{q(c)} ELSE s.{q(c)} END AS {q(c)}")
             elif target.mode == "reference" and c not in meta.key:
-                merged.append(f"coalesce(s.{q(c)}, w.{q(c)}) AS {q(c)}")
+                merged.append(f"coalesce(w.{q(c)}, s.{q(c)}) AS {q(c)}")
             else:
                 merged.append(f"s.{q(c)} AS {q(c)}")
         merge = (

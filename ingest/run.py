@@ -21,7 +21,7 @@ from pathlib import Path
 from ingest.adapters import Adapter
 from ingest.adapters.csv_profile import Profile, load_profile, shipped_profiles
 from ingest.context import ParseContext
-from ingest.detect import choose
+from ingest.detect import check_format, choose
 from ingest.errors import IngestError
 from ingest.load import Loader, read_schema
 from ingest.pseudonymize import Pseudonymizer
@@ -63,20 +63,22 @@ def ingest_paths(
 ) -> list[FileResult]:
     """Load every file behind `paths` (files, folders, .zip, .gz) and say what happened to each.
 
-    `fmt` is auto, fhir, x12, queue-log, call-log or csv:PROFILE (a profile name or .toml path).
-    A file whose content was loaded before (same sha256) is skipped unless `force`.
+    `fmt` is auto, fhir, x12, queue-log, call-log or csv:PROFILE (a profile name or .toml path);
+    a bad `fmt` or a missing path raises IngestError before anything loads. A file whose
+    content was loaded before (same sha256) is skipped unless `force`.
     `progress(name, done, total)` is called before each file.
     """
     config = warehouse.config
     pseudonymizer = Pseudonymizer(config.secret())
     profiles = available_profiles(config)
+    profile = check_format(fmt, profiles)
     files = list(expand(paths))
     references: dict[tuple[str, str], tuple[str | None, str | None]] = {}
     results: dict[int, FileResult] = {}
     plan: list[tuple[int, Adapter, InputFile]] = []
     for i, file in enumerate(files):
         try:
-            adapter = choose(file, fmt, profiles)
+            adapter = choose(file, fmt, profile, profiles)
         except IngestError as exc:
             results[i] = _record_failure(warehouse, file, None, f"{file.name}: {exc}")
             continue
@@ -118,14 +120,10 @@ def _load_file(
     force: bool,
 ) -> FileResult:
     sha = file.sha256
-    prior = (
-        warehouse.cursor()
-        .execute(
-            "SELECT max(run_id) FROM ingest_runs WHERE sha256 = ? AND status = 'succeeded'",
-            [sha],
-        )
-        .fetchone()[0]
-    )
+    with warehouse.cursor() as cur:
+        ((prior,),) = cur.execute(
+            "SELECT max(run_id) FROM ingest_runs WHERE sha256 = ? AND status = 'succeeded'", [sha]
+        ).fetchall()
     timezone = warehouse.config.timezone
     skip_reason = getattr(adapter, "skip_reason", None)
     if skip_reason:
@@ -135,7 +133,8 @@ def _load_file(
         message = f"already loaded as run {prior} (same content); use --force to load it again"
         harvest = getattr(adapter, "harvest", None)
         if harvest is not None:
-            harvest(file, ParseContext(timezone, pseudonymizer, warehouse.cursor(), references))
+            with warehouse.cursor() as cur:
+                harvest(file, ParseContext(timezone, pseudonymizer, cur, references))
         run_id = _record_run(warehouse, file, adapter.name, "skipped", error=message)
         return FileResult(file.name, "skipped", adapter.name, run_id, message=message)
     started = datetime.now(UTC)

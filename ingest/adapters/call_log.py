@@ -4,7 +4,8 @@ The file has no header. Asterisk's default column order is accountcode, src, dst
 clid, channel, dstchannel, lastapp, lastdata, start, answer, end, duration, billsec,
 disposition, amaflags, uniqueid, userfield (18 columns); with `newcdrcolumns` it appends
 peeraccount, linkedid and sequence (21 columns). Times are the PBX's local time (taken as the
-practice's zone). Caller numbers and names (src, clid) are never stored.
+practice's zone). Caller numbers and names (src, clid) and the free-text userfield are never
+stored, and are masked in rejected records.
 
 A CDR row is one call leg: `queue` is the queue name when the call went to the Queue
 application (else the dialled destination), the wait is `duration - billsec` (the seconds
@@ -49,7 +50,7 @@ FIELDS = [
     "userfield",
 ]
 EXTENDED = [*FIELDS, "peeraccount", "linkedid", "sequence"]
-PHI = {"src", "clid"}
+PHI = {"src", "clid", "userfield"}  # caller number and name; userfield is free text
 OUTCOMES = {"ANSWERED": "answered", "NO ANSWER": "abandoned", "BUSY": "other", "FAILED": "other", "CONGESTION": "other"}
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 COLUMNS = [

@@ -19,7 +19,8 @@ Ledger (docs/contracts.md, source x12): one `payment` (party payer) per remittan
 paid_date (a reversal's negative amount as sent), and one `adjustment` per CAS triplet of group
 CO, OA, PI or CR. PR amounts are not ledger entries: they stay in A/R as patient
 responsibility until a patient payment arrives. Provider-level adjustments (PLB) belong to no
-claim and are counted as ignored.
+claim and are counted as ignored. Payers are not written from an 835, which does not say the
+payer class: the 837 claims do.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from decimal import Decimal, InvalidOperation
 import pyarrow as pa
 
 from ingest.adapters.x12_837 import Problem, amount, date8, masked_segment
+from ingest.adapters.x12_ledger import CLAIM_DETAILS
 from ingest.adapters.x12_segments import Segment, TransactionSet
 from ingest.batch import RecordError, Target, rows_to_arrow
 from ingest.context import ParseContext
@@ -109,7 +111,6 @@ class Remittances:
         self.rows: list[dict] = []
         self.adjustments: list[dict] = []
         self.ledger: list[dict] = []
-        self.payers: list[dict] = []
         self.errors: list[RecordError] = []
         self.ignored: Counter[str] = Counter()
         self.records: dict[int, str] = {}
@@ -121,11 +122,7 @@ class Remittances:
         return [
             (Target("remittances"), rows_to_arrow(self.rows, REMIT_COLUMNS)),
             (Target("remittance_adjustments"), rows_to_arrow(self.adjustments, ADJ_COLUMNS)),
-            (Target("ledger"), rows_to_arrow(self.ledger, LEDGER_COLUMNS)),
-            (
-                Target("payers", mode="reference", counted=False),
-                rows_to_arrow(self.payers, ["_pos", "payer_id", "name", "source"]),
-            ),
+            (Target("ledger", derived=CLAIM_DETAILS), rows_to_arrow(self.ledger, LEDGER_COLUMNS)),
         ]
 
     def add(self, ts: TransactionSet) -> None:
@@ -164,7 +161,7 @@ class Remittances:
 
     def _header(self, ts: TransactionSet) -> dict | Problem:
         """Payment date, trace number and payer of the transaction set."""
-        found: dict = {"trace": None, "paid": None, "production": None, "payer": None, "payer_name": None}
+        found: dict = {"trace": None, "paid": None, "production": None, "payer": None}
         n1_payer, ref_2u, trn03, in_payer = None, None, None, False
         try:
             for seg in ts.segments:
@@ -179,7 +176,7 @@ class Remittances:
                 elif seg.id == "N1":
                     in_payer = seg[1] == "PR"
                     if in_payer:
-                        found["payer_name"], n1_payer = seg[2] or None, seg[4] or None
+                        n1_payer = seg[4] or None
                 elif seg.id == "REF" and seg[1] == "2U" and in_payer:
                     ref_2u = seg[2] or None
         except Problem as p:
@@ -312,8 +309,6 @@ class Remittances:
                         "reason_code": adj["reason_code"],
                     }
                 )
-        if payer:
-            self.payers.append({"_pos": pos, "payer_id": payer, "name": header["payer_name"], "source": SOURCE})
 
 
 def _quantity(text: str, seg: Segment) -> Decimal | None:

@@ -9,8 +9,8 @@ before its original (files loaded out of order) still ends with the right charge
 loading a file twice changes nothing.
 
 Remittance entries (payments, adjustments) come from the 835 and may arrive before the claim:
-their missing service date, location and provider are filled in from the claim's first
-submission whenever either side is loaded.
+their missing service date, location and provider are taken from the claim's first submission
+when the 835 loads (`CLAIM_DETAILS`), and filled in when the claim loads later.
 """
 
 from __future__ import annotations
@@ -19,6 +19,17 @@ import duckdb
 import pyarrow as pa
 
 from ingest.load import lit
+
+# A remittance entry's claim details: its own when the 835 states them, else the claim's first
+# submission's (evaluated over the merged ledger row `row`, see Target.derived).
+CLAIM_DETAILS = tuple(
+    (
+        column,
+        f"coalesce(row.{column}, (SELECT arg_min(c.{column}, c.submitted_at) FROM main.claims c "
+        "WHERE c.source = 'x12' AND c.claim_id = row.claim_id))",
+    )
+    for column in ("service_date", "location_id", "provider_id")
+)
 
 _LEDGER_COLUMNS = (
     "entry_id, claim_id, patient_key, location_id, provider_id, payer_id, service_date, posted_date, "

@@ -15,6 +15,7 @@ from kpis.warehouse import Warehouse
 
 SECRET = "test-secret-not-for-production"
 FIXTURES = Path(__file__).parent / "fixtures"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def key(system: str, patient_id: str) -> str:
@@ -71,11 +72,12 @@ def rejects(wh: Warehouse, run_id: int) -> list[dict]:
     )
 
 
-def snapshot(wh: Warehouse) -> dict[str, list[tuple]]:
-    """Every canonical table's rows, sorted, for before/after comparisons."""
+def snapshot(wh: Warehouse, *, lineage: bool = True) -> dict[str, list[tuple]]:
+    """Every canonical table's rows, sorted, for before/after comparisons (with or without ingest_run_id)."""
     tables = [
         t
         for (t,) in rows(wh, "SELECT table_name FROM duckdb_tables() ORDER BY 1")
         if t not in ("ingest_runs", "rejects", "schema_migrations")
     ]
-    return {t: sorted(rows(wh, f'SELECT * FROM "{t}"'), key=repr) for t in tables}
+    exclude = "" if lineage else " EXCLUDE (ingest_run_id)"
+    return {t: sorted(rows(wh, f'SELECT *{exclude} FROM "{t}"'), key=repr) for t in tables}
