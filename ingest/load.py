@@ -2,13 +2,13 @@
 
 Every adapter's `Batch` goes through `Loader.load`, inside the caller's transaction:
 
-1. stage each target's Arrow rows in a temp table, cast to the warehouse column types;
-2. merge each row with the existing warehouse row (a record owns only the columns it writes);
-3. check the merged rows against the schema's own NOT NULL and CHECK constraints, plus
+1. stage each target's Arrow rows in a temp table, cast to the warehouse column types and
+   merged with the existing warehouse row (a record owns only the columns it writes);
+2. check the merged rows against the schema's own NOT NULL and CHECK constraints, plus
    "the row an update refers to exists" and "the same key twice in this file agrees";
-4. reject a record as a whole if any of its rows fails, with the first failure's sentence;
-5. write: insert new keys, update changed rows, leave identical rows (and their lineage) alone;
-6. count every record exactly once: read = inserted + updated + unchanged + rejected.
+3. reject a record as a whole if any of its rows fails, with the first failure's sentence;
+4. write: insert new keys, update changed rows, leave identical rows (and their lineage) alone;
+5. count every record exactly once: read = inserted + updated + unchanged + rejected.
 
 A record is one source record (a CSV line, a FHIR resource, an X12 claim or claim payment, a
 call); it may write rows to several tables (an appointment and its visit; a claim and its
@@ -103,7 +103,8 @@ class Loader:
         self._n = 0
         self._order = 0
         self._kind = "record"
-        self._columns: dict[str, set[str]] = {}
+        self._write: dict[str, list[str]] = {}  # per staged target: the columns its rows write
+        self._errs: dict[str, list[str]] = {}  # and the adapter's `_err_*` columns it has
 
     # -- public -------------------------------------------------------------------------------
 
@@ -149,27 +150,23 @@ class Loader:
             self._apply(target, name, run_id)
 
     def _stage(self, target: Target, rows: pa.Table) -> str:
-        """Temp tables `_sN` (rows as given, typed) and `_cN` (merged with the warehouse row)."""
+        """Temp table `_cN`: the rows as given, typed, merged with the warehouse row of their key."""
         meta = self.schema[target.table]
         self._n += 1
-        n = self._n
+        n = str(self._n)
         write = [c for c in rows.column_names if not c.startswith("_")]
         unknown = [c for c in write if c not in meta.columns]
         missing_key = [k for k in meta.key if k not in write]
         if unknown or missing_key:
             raise ValueError(f"adapter rows for {target.table}: unknown columns {unknown}, missing key {missing_key}")
         errs = [c for c in ("_err_field", "_err_check", "_err_reason", "_err_value") if c in rows.column_names]
-        cur = self.cur
-        cur.register(f"_in{n}", rows)
-        select = ["CAST(_pos AS BIGINT) AS _pos", "row_number() OVER () AS _row"]
-        select += [f"CAST({c} AS VARCHAR) AS {c}" for c in errs]
-        select += [f"CAST({q(c)} AS {meta.columns[c].type}) AS {q(c)}" for c in write]
-        cur.execute(f"CREATE OR REPLACE TEMP TABLE _s{n} AS SELECT {', '.join(select)} FROM _in{n}")
-        cur.unregister(f"_in{n}")
-
+        self._write[n], self._errs[n] = write, errs
+        typed = ["CAST(_pos AS BIGINT) AS _pos", "row_number() OVER () AS _row"]
+        typed += [f"CAST({c} AS VARCHAR) AS {c}" for c in errs]
+        typed += [f"CAST({q(c)} AS {meta.columns[c].type}) AS {q(c)}" for c in write]
         join = " AND ".join(f"s.{q(k)} = w.{q(k)}" for k in meta.key)
         exists = f"(w.{q(meta.key[0])} IS NOT NULL)"
-        merged = []
+        merged = [f"s.{c}" for c in errs]
         for c in meta.columns:
             if c == "ingest_run_id":
                 continue
@@ -183,19 +180,22 @@ class Loader:
                 merged.append(f"s.{q(c)} AS {q(c)}")
         merge = (
             f"SELECT s._pos, s._row, {exists} AS _exists, {', '.join(merged)} "
-            f"FROM _s{n} s LEFT JOIN main.{q(target.table)} w ON {join}"
+            f"FROM s LEFT JOIN main.{q(target.table)} w ON {join}"
         )
         derived = ", ".join(f"({expression}) AS {q(column)}" for column, expression in target.derived)
         with_derived = f"SELECT * REPLACE ({derived}) FROM m AS row" if derived else "SELECT * FROM m"
         compare = self._compare_columns(target, write)
         changed = " OR ".join(f"d.{q(c)} IS DISTINCT FROM w.{q(c)}" for c in compare) or "FALSE"
         join_d = " AND ".join(f"d.{q(k)} = w.{q(k)}" for k in meta.key)
-        cur.execute(
-            f"CREATE OR REPLACE TEMP TABLE _c{n} AS WITH m AS ({merge}), d AS ({with_derived}) "
-            f"SELECT d.*, (NOT d._exists OR {changed}) AS _changed, CAST(NULL AS BIGINT) AS _rn, "
-            f"CAST(NULL AS VARCHAR) AS _action FROM d LEFT JOIN main.{q(target.table)} w ON {join_d}"
+        self.cur.register(f"_in{n}", rows)
+        self.cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE _c{n} AS WITH s AS (SELECT {', '.join(typed)} FROM _in{n}), "
+            f"m AS ({merge}), d AS ({with_derived}) "
+            f"SELECT d.*, (NOT d._exists OR {changed}) AS _changed "
+            f"FROM d LEFT JOIN main.{q(target.table)} w ON {join_d}"
         )
-        return str(n)
+        self.cur.unregister(f"_in{n}")
+        return n
 
     def _compare_columns(self, target: Target, write: list[str]) -> list[str]:
         meta = self.schema[target.table]
@@ -207,10 +207,10 @@ class Loader:
         meta = self.schema[target.table]
         table = lit(target.table)
         parts = []
-        if "_err_check" in self._stage_columns(n):
+        if "_err_check" in self._errs[n]:
             parts.append(
                 f"SELECT _pos, {self._next_order()}, {table}, _err_field, _err_check, _err_reason, _err_value "
-                f"FROM _s{n} WHERE _err_check IS NOT NULL"
+                f"FROM _c{n} WHERE _err_check IS NOT NULL"
             )
         if target.mode == "update":
             key = self._key_text(meta, "")
@@ -237,19 +237,16 @@ class Loader:
         self.cur.execute("INSERT INTO _fail " + " UNION ALL ".join(parts))
 
     def _dedupe(self, target: Target, n: str) -> None:
-        """Rank rows per key; a later row that disagrees with the first is a failure (merge/update targets)."""
+        """`_dN`: the rows not failed so far, ranked per key. A later row that disagrees with the
+        first is a failure (merge and update targets; references keep the first silently)."""
         meta = self.schema[target.table]
-        cur = self.cur
         keys = ", ".join(q(k) for k in meta.key)
-        cur.execute(
-            f"UPDATE _c{n} SET _rn = r._rn FROM (SELECT _row, row_number() OVER (PARTITION BY {keys} "
-            f"ORDER BY _pos, _row) AS _rn FROM _c{n} WHERE _pos NOT IN (SELECT _pos FROM _fail)) r "
-            f"WHERE _c{n}._row = r._row"
+        self.cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE _d{n} AS SELECT *, row_number() OVER (PARTITION BY {keys} "
+            f"ORDER BY _pos, _row) AS _rn FROM _c{n} WHERE _pos NOT IN (SELECT _pos FROM _fail)"
         )
-        if target.mode == "reference":
-            return
-        compare = [c for c in meta.columns if c in self._stage_columns(n) and c not in meta.key]
-        if not compare:
+        compare = [c for c in meta.columns if c in self._write[n] and c not in meta.key]
+        if target.mode == "reference" or not compare:
             return
         diff = ", ".join(
             f"CASE WHEN a.{q(c)} IS DISTINCT FROM b.{q(c)} THEN {lit(c + ': ')} || {self._fmt(meta, c, 'b')} "
@@ -268,39 +265,40 @@ class Loader:
                 "diff": f"concat_ws(', ', {diff})",
             },
         )
-        cur.execute(
+        self.cur.execute(
             f"INSERT INTO _fail SELECT b._pos, {self._next_order()}, {lit(target.table)}, {lit(meta.key[-1])}, "
             f"'duplicate_conflict', {reason}, {what} "
-            f"FROM _c{n} a JOIN _c{n} b ON {join} AND a._rn = 1 AND b._rn > 1 WHERE {differs}"
+            f"FROM _d{n} a JOIN _d{n} b ON {join} AND a._rn = 1 AND b._rn > 1 WHERE {differs}"
         )
 
     def _apply(self, target: Target, n: str, run_id: int) -> None:
+        """Write the first row of each key of records that were not rejected; note each row's outcome."""
         meta = self.schema[target.table]
         cur = self.cur
-        cur.execute(
-            f"UPDATE _c{n} SET _action = CASE WHEN _pos IN (SELECT _pos FROM _fail) THEN 'reject' "
-            f"WHEN _rn > 1 THEN 'same' WHEN NOT _exists THEN 'insert' WHEN _changed THEN 'update' ELSE 'same' END"
-        )
-        write = self._stage_columns(n)
-        update_cols = self._compare_columns(target, [c for c in meta.columns if c in write])
+        live = "_rn = 1 AND _pos NOT IN (SELECT _pos FROM _fail)"
+        update_cols = self._compare_columns(target, [c for c in meta.columns if c in self._write[n]])
         if update_cols:
             sets = ", ".join(f"{q(c)} = c.{q(c)}" for c in update_cols)
             join = " AND ".join(f"main.{q(target.table)}.{q(k)} = c.{q(k)}" for k in meta.key)
             cur.execute(
                 f"UPDATE main.{q(target.table)} SET {sets}, ingest_run_id = {run_id} "
-                f"FROM _c{n} c WHERE {join} AND c._action = 'update'"
+                f"FROM _d{n} c WHERE {join} AND c._exists AND c._changed AND c.{live}"
             )
-        insert_cols = [c for c in meta.columns if c in write or c in dict(target.derived)]
+        insert_cols = [c for c in meta.columns if c in self._write[n] or c in dict(target.derived)]
         values = []
         for c in insert_cols:
             default = meta.columns[c].default
             values.append(f"coalesce({q(c)}, {default})" if default is not None else q(c))
         cur.execute(
             f"INSERT INTO main.{q(target.table)} ({', '.join(q(c) for c in insert_cols)}, ingest_run_id) "
-            f"SELECT {', '.join(values)}, {run_id} FROM _c{n} WHERE _action = 'insert'"
+            f"SELECT {', '.join(values)}, {run_id} FROM _d{n} WHERE NOT _exists AND {live}"
         )
         if target.counted:
-            cur.execute(f"INSERT INTO _outcome SELECT _pos, {n}, _action FROM _c{n}")
+            cur.execute(
+                f"INSERT INTO _outcome SELECT c._pos, {n}, CASE WHEN c._pos IN (SELECT _pos FROM _fail) THEN 'reject' "
+                f"WHEN d._rn > 1 THEN 'same' WHEN NOT c._exists THEN 'insert' WHEN c._changed THEN 'update' "
+                f"ELSE 'same' END FROM _c{n} c LEFT JOIN (SELECT _row, _rn FROM _d{n}) d USING (_row)"
+            )
 
     # -- totals and rejects -------------------------------------------------------------------
 
@@ -360,11 +358,6 @@ class Loader:
     def _next_order(self) -> int:
         self._order += 1
         return self._order
-
-    def _stage_columns(self, n: str) -> set[str]:
-        if n not in self._columns:
-            self._columns[n] = {r[0] for r in self.cur.execute(f"DESCRIBE _s{n}").fetchall()}
-        return self._columns[n]
 
     def _fmt(self, meta: TableMeta, column: str, alias: str = "") -> str:
         """SQL rendering a column's value for a person: local time for instants, 'empty' for NULL."""

@@ -23,7 +23,7 @@ from ingest.adapters.csv_profile import Profile, load_profile, shipped_profiles
 from ingest.context import ParseContext
 from ingest.detect import check_format, choose
 from ingest.errors import IngestError
-from ingest.load import Loader, read_schema
+from ingest.load import Loader, TableMeta, read_schema
 from ingest.pseudonymize import Pseudonymizer
 from ingest.sources import InputFile, expand
 from kpis.config import Config
@@ -90,10 +90,12 @@ def ingest_paths(
             continue
         plan.append((i, adapter, file))
     plan.sort(key=lambda item: item[1].rank)
+    with warehouse.cursor() as cur:
+        schema = read_schema(cur)
     for done, (i, adapter, file) in enumerate(plan):
         if progress is not None:
             progress(file.name, done, len(plan))
-        results[i] = _load_file(warehouse, file, adapter, pseudonymizer, references, force)
+        results[i] = _load_file(warehouse, file, adapter, pseudonymizer, references, schema, force)
     if progress is not None:
         progress("", len(plan), len(plan))
     return [results[i] for i in sorted(results)]
@@ -117,6 +119,7 @@ def _load_file(
     adapter: Adapter,
     pseudonymizer: Pseudonymizer,
     references: dict[tuple[str, str], tuple[str | None, str | None]],
+    schema: dict[str, TableMeta],
     force: bool,
 ) -> FileResult:
     sha = file.sha256
@@ -140,13 +143,14 @@ def _load_file(
     started = datetime.now(UTC)
     try:
         with warehouse.transaction() as cur:
+            cur.execute("SET enable_progress_bar = false")  # the CLI shows its own progress, and none when piped
             run_id = cur.execute(
                 "INSERT INTO ingest_runs (started_at, file_path, sha256, size_bytes, adapter, status) "
                 "VALUES (?, ?, ?, ?, ?, 'running') RETURNING run_id",
                 [started, file.name, sha, file.size, adapter.name],
             ).fetchone()[0]
             batch = adapter.parse(file, ParseContext(timezone, pseudonymizer, cur, references))
-            counts = Loader(cur, read_schema(cur), timezone).load(batch, run_id, file.name)
+            counts = Loader(cur, schema, timezone).load(batch, run_id, file.name)
             for step in batch.post_steps:
                 step(cur, run_id, timezone)
             cur.execute(

@@ -4,11 +4,12 @@ A profile names the export's columns for each canonical column, its status words
 and time zone, which columns hold direct identifiers (read, never stored), and how to recognise
 the export from its header. The shipped profiles in `ingest/profiles/` are examples to copy.
 
-Reading is split for speed and for privacy: Python's `csv` module tokenises the file (exact
-line numbers, any quoting), keeps only the columns the profile uses and turns patient ids into
-pseudonyms on the way, so neither names nor raw ids ever reach DuckDB; the mapping itself
-(parsing dates, status words, amounts) is one generated SQL query per output table, run by
-DuckDB over the whole file at once.
+Reading is split for speed and for privacy: the file is tokenised by Arrow's CSV reader when
+every record is one line (positions are then line numbers), else by Python's `csv` module
+(exact line numbers, any quoting, a sentence for each bad line); either keeps only the columns
+the profile uses and turns patient ids into pseudonyms on the way, so neither names nor raw
+ids ever reach DuckDB. The mapping itself (parsing dates, status words, amounts) is one
+generated SQL query per output table, run by DuckDB over the whole file at once.
 
 Profile reference (every key but `columns` is optional):
 
@@ -56,6 +57,7 @@ text may get a `prefix` / `suffix` (to keep ids of different record kinds apart)
 from __future__ import annotations
 
 import csv
+import io
 import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -67,6 +69,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from ingest import csv_lines
 from ingest.batch import Batch, Phase, RecordError, Target
@@ -79,6 +82,8 @@ from ingest.sources import InputFile
 from ingest.text import decode
 
 _CHUNK = 200_000
+_VALUE = "__value "  # prefix of computed columns, apart from the export's own column names
+_SELF = "{value}"  # stands for the column's computed value inside its error sentence
 _QUOTE = "''''"  # SQL for a string holding one single quote, to quote values in sentences
 _COLUMN_KEYS = {"column", "value", "map", "strict", "format", "timezone", "pseudonymize", "optional", "default"}
 _COLUMN_KEYS |= {"first", "case", "else", "prefix", "suffix", "warehouse_sql"}
@@ -354,6 +359,7 @@ class CsvProfileAdapter:
         con = duckdb.connect()
         try:
             con.execute("SET TimeZone = 'UTC'")
+            con.execute("SET enable_progress_bar = false")
             con.execute(_LOCAL_TO_UTC)
             con.register("raw", raw.table)
             present = set(raw.header)
@@ -365,19 +371,26 @@ class CsvProfileAdapter:
                 where = self._where(out.when)
                 if not out.reference:
                     handled.append(where)
-                select, errors = ["_pos"], []
                 derived = tuple((col, spec.warehouse_sql) for col, spec in out.columns.items() if spec.warehouse_sql)
+                values, errors = [], []
                 for col, spec in out.columns.items():
                     if spec.warehouse_sql:
                         continue
                     value, error = _compile(spec, types[out.table][col], present, (zone, ctx.timezone), p)
-                    select.append(f"{value} AS {q(col)}")
+                    values.append(f"{value} AS {q(_VALUE + col)}")
                     if error is not None:
-                        errors.append(([c for c, _ in spec.used() if c in present], error))
+                        errors.append(
+                            ([c for c, _ in spec.used() if c in present], error.replace(_SELF, q(_VALUE + col)))
+                        )
+                outputs = [f"{q(_VALUE + c)} AS {q(c)}" for c, spec in out.columns.items() if not spec.warehouse_sql]
                 if "source" in types[out.table] and "source" not in out.columns:
-                    select.append(f"{lit(p.source)} AS source")
-                select += _error_columns(errors)
-                sql = f"SELECT {', '.join(select)} FROM raw WHERE {where}"
+                    outputs.append(f"{lit(p.source)} AS source")
+                # each value is computed once; the sentences of values that did not parse refer to it
+                sql = f"SELECT *, {', '.join(values)} FROM raw WHERE {where}"
+                sql = f"SELECT _pos, {', '.join(outputs + _error_columns(errors))} FROM ({sql})"
+                if out.reference:  # one side row per distinct value, tied to the first record that implies it
+                    names = ", ".join(q(c) for c in [*out.columns, "source"] if c in types[out.table])
+                    sql = f"SELECT min(_pos) AS _pos, {names} FROM ({sql}) GROUP BY {names}"
                 rows = con.sql(sql).to_arrow_table()
                 mode = "reference" if out.reference else "merge"
                 target = Target(out.table, mode=mode, counted=not out.reference, derived=derived)
@@ -453,6 +466,9 @@ class CsvProfileAdapter:
         if dupes:
             raise IngestError(f"{name}: line {header_line}: column(s) {_listing(dupes)} appear more than once")
         keep = [c for c in used if c in header]
+        fast = self._read_arrow(text, header_line, header, keep, ctx)
+        if fast is not None:
+            return fast
         index = [header.index(c) for c in keep]
         getter = itemgetter(*index) if len(index) > 1 else (lambda row: (row[index[0]],))
         pseudo = {c: keep.index(c) for c in p.pseudonymized() if c in keep}
@@ -484,6 +500,42 @@ class CsvProfileAdapter:
                 rows, positions = [], []
         chunks.append(self._chunk(keep, rows, positions, pseudo, ctx))
         return _Raw(header, pa.Table.from_batches(chunks), errors)
+
+    def _read_arrow(
+        self, text: str, header_line: int, header: list[str], keep: list[str], ctx: ParseContext
+    ) -> _Raw | None:
+        """The fast path for the common file, where every record is one line: Arrow's CSV reader
+        (multi-threaded C++) and line numbers by position. None when any record is not one
+        clean line (a blank line, a quoted line break, a wrong field count): then the exact
+        reader takes over and says which line is wrong."""
+        lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+        try:
+            table = pacsv.read_csv(
+                io.BytesIO(text.encode("utf-8")),
+                read_options=pacsv.ReadOptions(skip_rows=header_line, column_names=header),
+                parse_options=pacsv.ParseOptions(delimiter=self.profile.delimiter, newlines_in_values=False),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=keep,
+                    column_types=dict.fromkeys(keep, pa.string()),
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+        if table.num_rows != lines - header_line:
+            return None
+        positions = pa.array(range(header_line + 1, header_line + 1 + table.num_rows), pa.int64())
+        columns = [positions]
+        system = self.profile.patient_system
+        for name in keep:
+            column = table.column(name).combine_chunks()
+            if name in self.profile.pseudonymized():
+                encoded = column.dictionary_encode()
+                keys = pa.array([ctx.pseudonymizer.key(system, v) for v in encoded.dictionary.to_pylist()], pa.string())
+                column = keys.take(encoded.indices)
+            columns.append(column)
+        return _Raw(header, pa.Table.from_arrays(columns, names=["_pos", *keep]))
 
     def _chunk(
         self,
@@ -520,7 +572,8 @@ def _masked_raw(table: pa.Table, profile: Profile) -> pa.Table:
 
 
 def _compile(spec: Spec, ctype: str, present: set[str], zones: tuple[str, str], p: Profile) -> tuple[str, str | None]:
-    """(SQL value, SQL error sentence or NULL) for one canonical column.
+    """(SQL value, SQL error sentence or None) for one canonical column; the sentence refers to the
+    value as `{value}`, to be replaced by the column that holds it.
 
     `zones` is (the zone of local times in this export, the practice's zone): calendar dates
     are always the practice's local dates."""
@@ -532,9 +585,9 @@ def _compile(spec: Spec, ctype: str, present: set[str], zones: tuple[str, str], 
             value, error = _compile(sub, ctype, present, zones, p)
             values.append(value)
             if error is not None:
-                errors.append(error)
+                errors.append(error.replace(_SELF, f"({value})"))
         value = f"CAST(coalesce({', '.join(values)}) AS {ctype})" if values else f"CAST(NULL AS {ctype})"
-        error = f"CASE WHEN {value} IS NULL THEN coalesce({', '.join(errors)}) END" if errors else None
+        error = f"CASE WHEN {_SELF} IS NULL THEN coalesce({', '.join(errors)}) END" if errors else None
         return value, error
     if spec.case:
         whens = " ".join(f"WHEN coalesce(trim({q(c)}), '') <> '' THEN {_literal(v)}" for c, v in spec.case)
@@ -558,7 +611,7 @@ def _compile(spec: Spec, ctype: str, present: set[str], zones: tuple[str, str], 
     if spec.default is not None:
         value = f"coalesce({value}, CAST({_literal(spec.default)} AS {ctype}))"
     said = f"{lit(label + ' ')} || {_QUOTE} || {text} || {_QUOTE} || {lit(' ' + _expectation(ctype, spec))}"
-    error = f"CASE WHEN {text} IS NOT NULL AND ({value}) IS NULL THEN {said} END"
+    error = f"CASE WHEN {text} IS NOT NULL AND {_SELF} IS NULL THEN {said} END"
     return value, error
 
 
@@ -637,10 +690,10 @@ def _error_columns(errors: list[tuple[list[str], str]]) -> list[str]:
         for cols, e in errors
     )
     return [
-        f"CASE {field_case} END AS _err_field",
+        f"CASE WHEN {reason} IS NOT NULL THEN CASE {field_case} END END AS _err_field",
         f"CASE WHEN {reason} IS NOT NULL THEN 'unreadable_value' END AS _err_check",
         f"{reason} AS _err_reason",
-        f"CASE {value_case} END AS _err_value",
+        f"CASE WHEN {reason} IS NOT NULL THEN CASE {value_case} END END AS _err_value",
     ]
 
 

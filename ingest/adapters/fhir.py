@@ -99,7 +99,7 @@ IGNORED_TYPES = {
     "Organization": "Organization resources (not practice locations)",
     "PractitionerRole": "PractitionerRole resources",
 }
-PHI_KEYS = {"name", "telecom", "address", "birthDate", "photo", "contact", "text", "display", "patient"}
+PHI_KEYS = {"name", "telecom", "address", "birthDate", "photo", "contact", "display"}
 
 
 class Reject(Exception):
@@ -737,7 +737,7 @@ def _mask(node: Any, pseudonymizer: Pseudonymizer) -> None:
     if isinstance(node, dict):
         for key in list(node):
             value = node[key]
-            if key in PHI_KEYS:
+            if key in PHI_KEYS or (key == "text" and isinstance(value, dict)):  # a Narrative may name anyone
                 node[key] = MASK
             elif key == "reference" and isinstance(value, str) and value.startswith("Patient"):
                 target = _reference({"reference": value})

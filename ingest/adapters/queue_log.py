@@ -16,9 +16,10 @@ to the event that ended the wait or the call:
 
 `wait_seconds` is the holdtime/waittime as logged (docs/contracts.md). Queue and agent events
 (QUEUESTART, AGENTLOGIN, ADDMEMBER, PAUSE, ...) are not calls: they are counted as ignored.
-A uniqueid that re-enters a queue after its first attempt ended is a new call (`<uniqueid>#2`).
-A call whose entry or end is missing from the log is rejected with the reason, so the next
-(overlapping) log completes it.
+A uniqueid that enters a queue again is a new call (`<uniqueid>#2`); events logged before the
+ENTERQUEUE of their uniqueid (clock skew) belong to that call, whose times then fail the
+schema's order rules. A call whose entry or end is missing from the log is rejected with the
+reason, so the next (overlapping) log completes it.
 """
 
 from __future__ import annotations
@@ -91,10 +92,6 @@ class _Call:
     agent: str | None = None
     problem: tuple[str | None, str, str, str | None] | None = None  # field, check, reason, value
 
-    @property
-    def finished(self) -> bool:
-        return self.outcome is not None and (self.outcome != "answered" or self.ended is not None)
-
 
 class QueueLogAdapter:
     name = "queue_log"
@@ -103,7 +100,7 @@ class QueueLogAdapter:
     def parse(self, file: InputFile, ctx: ParseContext) -> Batch:
         text = decode(file.data, file.name)
         batch = Batch(adapter=self.name, position_kind="line")
-        open_calls: dict[str, _Call] = {}
+        last: dict[str, _Call] = {}  # each uniqueid's latest call
         attempts: dict[str, int] = {}
         calls: list[_Call] = []
         for number, line in enumerate(text.splitlines(), start=1):
@@ -116,7 +113,7 @@ class QueueLogAdapter:
                 continue
             epoch, uniqueid, queue, agent, event = int(float(fields[0])), fields[1], fields[2], fields[3], fields[4]
             data = fields[5:] + [""] * 5
-            call = open_calls.get(uniqueid)
+            call = last.get(uniqueid)
             if event not in _CALL_EVENTS:
                 if call is not None:
                     call.lines.append((number, fields))  # e.g. RINGNOANSWER: part of the call, nothing to keep
@@ -125,20 +122,15 @@ class QueueLogAdapter:
                 else:
                     batch.ignored[f"{event} lines outside a queued call"] += 1
                 continue
-            if event == "ENTERQUEUE" and (call is None or call.entered is not None):
+            # a new call: the first event of a uniqueid, or it queues again after its entry was seen
+            if call is None or (event == "ENTERQUEUE" and call.entered is not None):
                 attempts[uniqueid] = attempts.get(uniqueid, 0) + 1
                 n = attempts[uniqueid]
                 call = _Call(uniqueid, uniqueid if n == 1 else f"{uniqueid}#{n}", number)
-                open_calls[uniqueid] = call
-                calls.append(call)
-            elif call is None:
-                call = _Call(uniqueid, uniqueid, number)
-                open_calls[uniqueid] = call
+                last[uniqueid] = call
                 calls.append(call)
             call.lines.append((number, fields))
             _apply(call, event, epoch, queue, agent, data)
-            if call.finished:
-                del open_calls[uniqueid]
         rows = []
         for call in calls:
             problem = call.problem or _incomplete(call)

@@ -88,7 +88,7 @@ def test_reordered_columns_load_like_the_original(warehouse: Warehouse, tmp_path
             "wrong_delimiter.csv",
             VENDOR,
             "line 1: missing column(s) 'Appt ID', 'Provider NPI', 'Patient MRN', 'Insurance', 'Appt Date', "
-            "'Appt Time', 'Duration (min)', 'Created', 'Cancelled', 'Status', 'Visit Type', 'Cancel Reason', "
+            "'Appt Time', 'Created', 'Cancelled', 'Status', 'Visit Type', 'Cancel Reason', "
             "'Check Out', 'Provider In', 'Check In', 'Roomed', 'Provider Out', 'Provider' required by profile "
             "vendor_appointments; "
             "the header has one column: is the delimiter ';' instead of ','?",

@@ -188,7 +188,9 @@ def test_portal_messages(warehouse: Warehouse) -> None:
 def test_referrals_csv(warehouse: Warehouse) -> None:
     result = load_one(warehouse, FIXTURES / "referrals" / "referrals.csv")
     assert (result.read, result.inserted, result.rejected) == (3, 2, 1)
-    assert rows(warehouse, "SELECT referral_id, status, status_source, sent_at, report_received_at FROM referrals") == [
+    assert rows(
+        warehouse, "SELECT referral_id, status, status_source, sent_at, report_received_at FROM referrals ORDER BY 1"
+    ) == [
         ("RF1", "closed", "Report Received", utc(2025, 3, 4, 15), utc(2025, 3, 25, 14)),
         ("RF2", "cancelled", "cancelled", None, None),
     ]
