@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 
 from ingest.adapters import x12_835, x12_837
+from ingest.adapters.x12_837 import masked_record
 from ingest.adapters.x12_ledger import derive_ledger
 from ingest.adapters.x12_segments import transaction_sets
 from ingest.batch import Batch, Phase
@@ -46,7 +47,7 @@ class X12Adapter:
             batch.ignored.update(part.ignored)
             batch.phases += [Phase(part.targets())] if part.rows else []
         records = {**claims.records, **remits.records}
-        batch.records = records.get
+        batch.records = lambda pos: masked_record(records.get(pos))
         touched = claims.claim_ids() | remits.claim_ids()
         if touched:
             batch.post_steps.append(lambda cur, run_id, tz: derive_ledger(cur, run_id, tz, sorted(touched)))

@@ -25,7 +25,6 @@ payer class: the 837 claims do.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,7 +32,7 @@ from decimal import Decimal, InvalidOperation
 
 import pyarrow as pa
 
-from ingest.adapters.x12_837 import Problem, amount, date8, masked_segment
+from ingest.adapters.x12_837 import Problem, amount, date8
 from ingest.adapters.x12_ledger import CLAIM_DETAILS
 from ingest.adapters.x12_segments import Segment, TransactionSet
 from ingest.batch import RecordError, Target, rows_to_arrow
@@ -113,7 +112,7 @@ class Remittances:
         self.ledger: list[dict] = []
         self.errors: list[RecordError] = []
         self.ignored: Counter[str] = Counter()
-        self.records: dict[int, str] = {}
+        self.records: dict[int, list[Segment]] = {}  # each payment's segments, masked only if it is rejected
 
     def claim_ids(self) -> set[str]:
         return {r["claim_id"] for r in self.rows}
@@ -131,7 +130,7 @@ class Remittances:
         seen: Counter[tuple[str, ...]] = Counter()
         for payment in payments:
             pos = payment.clp.number
-            self.records[pos] = json.dumps({"segments": [masked_segment(s) for s in payment.segments]})
+            self.records[pos] = payment.segments
             problems = list(payment.problems)
             if ts.syntax_error:
                 problems.insert(

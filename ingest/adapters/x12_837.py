@@ -130,6 +130,11 @@ def service_date(seg: Segment, name: str) -> datetime | None:
     )
 
 
+def masked_record(segments: list[Segment] | None) -> str | None:
+    """A rejected record's segments as JSON, direct identifiers masked."""
+    return json.dumps({"segments": [masked_segment(s) for s in segments]}) if segments else None
+
+
 def masked_segment(seg: Segment) -> str:
     """The segment as text, with names, addresses, birth dates, contacts and member ids masked."""
     elements = list(seg.elements)
@@ -197,7 +202,7 @@ class Claims:
         self.locations: list[dict] = []
         self.errors: list[RecordError] = []
         self.ignored: Counter[str] = Counter()
-        self.records: dict[int, str] = {}
+        self.records: dict[int, list[Segment]] = {}  # each claim's segments, masked only if it is rejected
 
     def claim_ids(self) -> set[str]:
         return {r["claim_id"] for r in self.rows}
@@ -223,7 +228,7 @@ class Claims:
         for claim in claims:
             pos = claim.clm.number
             context = [s for loop in claim.loops for s in loop.segments if s.id in ("SBR", "NM1")]
-            self.records[pos] = json.dumps({"segments": [masked_segment(s) for s in context + claim.segments]})
+            self.records[pos] = context + claim.segments
             problems = []
             if ts.syntax_error:
                 problems.append(
