@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ingest.adapters.csv_profile import shipped_profiles
 from ingest.detect import FORMATS
 from ingest.run import FileResult, ingest_paths
 from kpis.cli_options import ConfigOption, DbOption
@@ -24,7 +25,11 @@ def ingest_command(
         str,
         typer.Option(
             "--format",
-            help=f"Format of the files: {', '.join(FORMATS)}. auto recognises each file from its content.",
+            help=(
+                f"Format of the files: {', '.join(FORMATS)}. auto recognises each file from its content. "
+                f"PROFILE is a shipped CSV profile ({', '.join(p.name for p in shipped_profiles() if not p.skip)}) "
+                "or the path of your own .toml profile."
+            ),
         ),
     ] = "auto",
     force: Annotated[
