@@ -44,14 +44,16 @@ Profile reference (every key but `columns` is optional):
     when = { column = "TYPE", in = ["TRANSFERIN"] }
     reason = "balance transfer: no effect on total A/R"
 
+A column may also be, or be refined by, an SQL expression evaluated in the warehouse at load
+time over the merged row (`warehouse_sql`; the file's value, if the column has one, is
+`row.<column>`), e.g. a claim's billed amount as the sum of its charges loaded before it.
+
 Values are parsed by the canonical column's type: whole numbers, amounts (`$1,234.50`,
 `(12.00)`), yes/no words, dates and date-times (`format` in strftime codes; without one, ISO
 8601). Date-times without a UTC offset are local times in `timezone` (per column or per
 profile); an ambiguous local time (the repeated hour in autumn) is its first occurrence, as
-Python's zoneinfo reads it. Calendar dates are the practice's local dates. A column may also
-be an SQL expression evaluated in the warehouse at load time over the merged row
-(`warehouse_sql`, e.g. a claim's billed amount as the sum of charges loaded before it), and
-text may get a `prefix` / `suffix` (to keep ids of different record kinds apart).
+Python's zoneinfo reads it. Calendar dates are the practice's local dates. Text may get a
+`prefix` / `suffix` (to keep ids of different record kinds apart).
 """
 
 from __future__ import annotations
@@ -271,8 +273,9 @@ def _spec(raw: Any, where: str) -> Spec:
     cols = (cols,) if isinstance(cols, str) else tuple(cols)
     first = tuple(_spec(s, f"{where}.first") for s in raw.get("first", ()))
     case = tuple((str(c), v) for c, v in raw.get("case", ()))
-    if sum(bool(x) for x in (cols, first, case, "value" in raw, "warehouse_sql" in raw)) != 1:
-        raise ProfileError(f"{where}: give exactly one of column, value, first, case or warehouse_sql")
+    sources = sum(bool(x) for x in (cols, first, case, "value" in raw))
+    if sources > 1 or (sources == 0 and "warehouse_sql" not in raw):
+        raise ProfileError(f"{where}: give one of column, value, first or case (and/or warehouse_sql)")
     mapping = raw.get("map")
     return Spec(
         columns=cols,
@@ -372,17 +375,16 @@ class CsvProfileAdapter:
                 if not out.reference:
                     handled.append(where)
                 derived = tuple((col, spec.warehouse_sql) for col, spec in out.columns.items() if spec.warehouse_sql)
+                staged = {col: spec for col, spec in out.columns.items() if not _warehouse_only(spec)}
                 values, errors = [], []
-                for col, spec in out.columns.items():
-                    if spec.warehouse_sql:
-                        continue
+                for col, spec in staged.items():
                     value, error = _compile(spec, types[out.table][col], present, (zone, ctx.timezone), p)
                     values.append(f"{value} AS {q(_VALUE + col)}")
                     if error is not None:
                         errors.append(
                             ([c for c, _ in spec.used() if c in present], error.replace(_SELF, q(_VALUE + col)))
                         )
-                outputs = [f"{q(_VALUE + c)} AS {q(c)}" for c, spec in out.columns.items() if not spec.warehouse_sql]
+                outputs = [f"{q(_VALUE + c)} AS {q(c)}" for c in staged]
                 if "source" in types[out.table] and "source" not in out.columns:
                     outputs.append(f"{lit(p.source)} AS source")
                 # each value is computed once; the sentences of values that did not parse refer to it
@@ -555,6 +557,11 @@ class CsvProfileAdapter:
                 values = [key(system, v) for v in values]
             arrays.append(pa.array(values, pa.string()))
         return pa.RecordBatch.from_arrays(arrays, names=["_pos", *keep])
+
+
+def _warehouse_only(spec: Spec) -> bool:
+    """A column computed only in the warehouse (no value from the file to stage)."""
+    return bool(spec.warehouse_sql) and not (spec.columns or spec.first or spec.case or spec.value is not None)
 
 
 def _listing(names: list[str] | tuple[str, ...]) -> str:

@@ -249,3 +249,23 @@ def test_a_practice_adds_its_own_profile(warehouse: Warehouse, tmp_path: Path) -
         ("csv:acme_pm", "1", "fulfilled", utc(2025, 3, 3, 14)),
         ("csv:acme_pm", "2", "noshow", utc(2025, 3, 4, 14)),
     ]
+
+
+def test_vendor_insurance_names_resolve_to_the_claims_payers(warehouse: Warehouse, tmp_path: Path) -> None:
+    """The vendor export names the plan; the 837 introduced the payer id behind that name."""
+    load_one(warehouse, FIXTURES / "x12" / "claims_2025-03.837")  # payer ACME01 "ACME HEALTH"
+    lines = VENDOR_2025.read_text().splitlines()
+    export = tmp_path / "north.csv"
+    export.write_text(
+        "\n".join([lines[0], lines[1].replace(",ACME01,", ",Acme Health,"), lines[2].replace(",ACME01,", ",Self Pay,")])
+    )
+    result = load_one(warehouse, export)
+    assert result.inserted == 2
+    assert rows(warehouse, "SELECT appointment_id, payer_id FROM appointments ORDER BY 1") == [
+        ("V1", "ACME01"),
+        ("V2", "Self Pay"),
+    ]
+    assert rows(warehouse, "SELECT payer_id, payer_class FROM payers ORDER BY 1") == [
+        ("ACME01", "commercial"),
+        ("Self Pay", "self_pay"),
+    ]
