@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from tests.cli_helpers import run_cli
@@ -37,8 +38,10 @@ def test_summary_table_and_exit_code(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert lines[str(FIXTURES / "phones" / "queue_log")] == ["queue_log", "9", "6", "0", "0", "3", "2", "succeeded"]
     assert res.err == ""
 
+    with duckdb.connect(str(db), read_only=True) as con:
+        ((run,),) = con.execute("SELECT run_id FROM ingest_runs WHERE file_path LIKE '%queue_log'").fetchall()
     again = run_cli(capsys, "ingest", str(FIXTURES / "phones"), "--db", str(db))
-    assert again.code == 0 and "skipped" in again.out and "already loaded as run 3" in again.out
+    assert again.code == 0 and "skipped" in again.out and f"already loaded as run {run} (same content)" in again.out
     forced = run_cli(capsys, "ingest", str(FIXTURES / "phones"), "--db", str(db), "--force")
     assert forced.code == 0 and "│ queue_log │    9 │        0 │       0 │         6 │        3 │" in forced.out
 
