@@ -1,8 +1,90 @@
-"""`clinic-kpis ingest`."""
+"""`clinic-kpis ingest`: load export files into the warehouse and print what happened to each."""
 
-from kpis.cli_options import ConfigOption, DbOption, not_yet
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ingest.adapters.csv_profile import shipped_profiles
+from ingest.detect import FORMATS
+from ingest.run import FileResult, ingest_paths
+from kpis.cli_options import ConfigOption, DbOption
 
 
-def ingest_command(db: DbOption = None, config: ConfigOption = None) -> None:
-    """Load export files (FHIR, X12 837P/835, queue_log, CSV) into the warehouse."""
-    not_yet("ingest", 4)
+def ingest_command(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Export files, folders (read recursively), .zip or .gz archives.", show_default=False),
+    ],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help=(
+                f"Format of the files: {', '.join(FORMATS)}. auto recognises each file from its content. "
+                f"PROFILE is a shipped CSV profile ({', '.join(p.name for p in shipped_profiles() if not p.skip)}) "
+                "or the path of your own .toml profile."
+            ),
+        ),
+    ] = "auto",
+    force: Annotated[
+        bool, typer.Option("--force", help="Load files again even if the same content was loaded before.")
+    ] = False,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Load export files (FHIR, X12 837P/835, Asterisk queue_log or CDR, CSV) into the warehouse.
+
+    Every file loads in its own transaction: records that break a rule are quarantined in
+    `rejects` with the reason, the rest is loaded, and a file that cannot be read at all
+    changes nothing. Exit code 1 if any file failed.
+    """
+    from kpis.warehouse import Warehouse
+
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=200)  # piped: no progress, and a summary that is not squeezed into 80 columns
+    with Warehouse.open(db, config=config) as wh:
+        if out.is_terminal:
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            with Progress(*columns, console=out, transient=True) as progress:
+                task = progress.add_task("loading", total=None)
+
+                def report(name: str, done: int, total: int) -> None:
+                    progress.update(
+                        task, description=f"loading {Path(name).name}" if name else "done", completed=done, total=total
+                    )
+
+                results = ingest_paths(wh, list(paths), fmt=fmt, force=force, progress=report)
+        else:
+            results = ingest_paths(wh, list(paths), fmt=fmt, force=force)
+    out.print(summary_table(results))
+    for result in results:  # plain lines, never wrapped: one line per message
+        if result.status == "skipped" or (result.message and result.status == "succeeded"):
+            typer.echo(f"note: {result.path}: {result.message}")
+        for warning in result.warnings:
+            typer.echo(f"warning: {result.path}: {warning}", err=True)
+        if result.status == "failed":
+            typer.echo(f"error: {result.message}", err=True)
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(1)
+
+
+def summary_table(results: list[FileResult]) -> Table:
+    """One row per file: read / inserted / updated / unchanged / rejected / ignored and the status."""
+    table = Table(title="ingest summary", title_justify="left", show_lines=False)
+    table.add_column("file", overflow="fold")
+    table.add_column("format")
+    for name in ("read", "inserted", "updated", "unchanged", "rejected", "ignored"):
+        table.add_column(name, justify="right")
+    table.add_column("status")
+    for r in results:
+        numbers = [r.read, r.inserted, r.updated, r.unchanged, r.rejected, r.ignored]
+        shown = [str(n) for n in numbers] if r.status == "succeeded" else [""] * len(numbers)
+        table.add_row(r.path, r.adapter or "", *shown, r.status)
+    return table

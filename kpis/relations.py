@@ -217,6 +217,7 @@ def build_relations(config: Config) -> dict[str, Relation]:
                 SELECT
                     remittance_id,
                     BOOL_OR(group_code IN ('CO', 'PI', 'OA')) AS has_payer_adjustment,
+                    BOOL_OR(group_code = 'PR') AS has_patient_responsibility,
                     BOOL_OR(reason_code = '18') AS has_carc18
                 FROM remittance_adjustments
                 GROUP BY remittance_id
@@ -237,6 +238,7 @@ def build_relations(config: Config) -> dict[str, Relation]:
                 f.paid_amount AS first_paid_amount,
                 f.billed_amount AS first_remit_billed_amount,
                 COALESCE(j.has_payer_adjustment, FALSE) AS first_has_payer_adjustment,
+                COALESCE(j.has_patient_responsibility, FALSE) AS first_has_patient_responsibility,
                 COALESCE(j.has_carc18, FALSE) AS first_has_carc18,
                 s.location_id AS location,
                 s.provider_id AS provider,

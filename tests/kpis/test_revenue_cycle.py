@@ -26,9 +26,12 @@ def claims(fx: Fixture) -> None:
     C10 no 837, 835 only:    300: CLP02 4 on 10-27 (payer PAY2)           denied (remittance-only)
     C11 sub 10-31 23:30 local (11-01 03:30 UTC), svc 10-30, 30: paid 11-15
                                    -> submitted in October, charge lag 1 day (2 in UTC)
-    October denial rate: C2 C4 C10 of C1 C2 C3 C4 C7 C9 C10 = 3/7 (dollars 620/910).
-    October clean claims: C1 C3 C9 C11 of C1-C5 C7-C9 C11 = 4/9.
-    Charge lag (days) [4, 2, 0, 4, 0, 1, 8, 7, 1]: median 2.
+    C12 sub 10-12, svc 10-12, 100: paid 0 on 10-19 with CO-45 60 and PR-1 40 (all to the
+                                   deductible): a payer adjustment, but PR explains the zero
+                                   payment -> NOT a denial, clean
+    October denial rate: C2 C4 C10 of C1 C2 C3 C4 C7 C9 C10 C12 = 3/8 (dollars 620/1010).
+    October clean claims: C1 C3 C9 C11 C12 of C1-C5 C7-C9 C11 C12 = 5/10.
+    Charge lag (days) [4, 2, 0, 4, 0, 1, 8, 7, 1, 0]: median 1.5.
     """
     subs = [
         ("C1", "1", "2026-10-02 10:00", "2026-09-28", 100),
@@ -43,6 +46,7 @@ def claims(fx: Fixture) -> None:
         ("C9", "1", "2026-10-10 10:00", "2026-10-03", 60),
         ("C9", "7", "2026-10-28 10:00", "2026-10-03", 60),
         ("C11", "1", "2026-10-31 23:30", "2026-10-30", 30),
+        ("C12", "1", "2026-10-12 10:00", "2026-10-12", 100),
     ]
     fx.add(
         "claims",
@@ -64,6 +68,7 @@ def claims(fx: Fixture) -> None:
         ("R9", "C9", "1", "2026-10-26", 60, 60, []),
         ("R10", "C10", "4", "2026-10-27", 300, 0, [("CO", "50", 300)]),
         ("R11", "C11", "1", "2026-11-15", 30, 30, []),
+        ("R12", "C12", "1", "2026-10-19", 100, 0, [("CO", "45", 60), ("PR", "1", 40)]),
     ]
     for rid, claim, status, paid, billed, amount, adjustments in remits:
         fx.add(
@@ -86,18 +91,18 @@ def claims(fx: Fixture) -> None:
 def test_denial_rate(fx: Fixture) -> None:
     claims(fx)
     frame = fx.wh.compute("denial_rate", start="2026-09", end="2026-11")
-    assert [(r.numerator, r.denominator) for r in frame.itertuples()] == [(0, 1), (3, 7), (0, 1)]
+    assert [(r.numerator, r.denominator) for r in frame.itertuples()] == [(0, 1), (3, 8), (0, 1)]
     options = {"denial_rate": {"measure": "dollars"}}
     dollars = fx.wh.compute("denial_rate", start="2026-10", end="2026-10", options=options)
     row = one(dollars, period_start="2026-10-01")
-    assert (row.numerator, row.denominator, row.n) == (620, 910, 7)
+    assert (row.numerator, row.denominator, row.n) == (620, 1010, 8)
     assert row.definition == "denial_rate[measure=dollars]"
 
 
 def test_denial_rate_by_payer_includes_remittance_only_claims(fx: Fixture) -> None:
     claims(fx)
     frame = fx.wh.compute("denial_rate", start="2026-10", end="2026-10", by="payer")
-    assert (one(frame, payer="PAY1").numerator, one(frame, payer="PAY1").denominator) == (2, 6)
+    assert (one(frame, payer="PAY1").numerator, one(frame, payer="PAY1").denominator) == (2, 7)
     assert (one(frame, payer="PAY2").numerator, one(frame, payer="PAY2").denominator) == (1, 1)
 
 
@@ -105,10 +110,10 @@ def test_clean_claim_rate_and_charge_lag(fx: Fixture) -> None:
     claims(fx)
     frame = fx.wh.compute(["clean_claim_rate", "charge_lag"], start="2026-09", end="2026-10")
     clean = one(frame, kpi_id="clean_claim_rate", period_start="2026-10-01")
-    assert (clean.numerator, clean.denominator) == (4, 9)
+    assert (clean.numerator, clean.denominator) == (5, 10)
     assert one(frame, kpi_id="clean_claim_rate", period_start="2026-09-01").value == 1  # C6
     lag = one(frame, kpi_id="charge_lag", period_start="2026-10-01")
-    assert (lag.value, lag.n) == (2, 9)
+    assert (lag.value, lag.n) == (1.5, 10)
     # The data reach 11-15; October stays open for claims to be remitted (30 days).
     assert not clean.complete and one(frame, kpi_id="clean_claim_rate", period_start="2026-09-01").complete
 

@@ -1,0 +1,162 @@
+"""Asterisk CDR call log (`cdr_csv`, Master.csv) -> calls, for PBXs that keep no queue_log.
+
+The file has no header. Asterisk's default column order is accountcode, src, dst, dcontext,
+clid, channel, dstchannel, lastapp, lastdata, start, answer, end, duration, billsec,
+disposition, amaflags, uniqueid, userfield (18 columns); with `newcdrcolumns` it appends
+peeraccount, linkedid and sequence (21 columns). Times are the PBX's local time (taken as the
+practice's zone). Caller numbers and names (src, clid) and the free-text userfield are never
+stored, and are masked in rejected records.
+
+A CDR row is one call leg: `queue` is the queue name when the call went to the Queue
+application (else the dialled destination), the wait is `duration - billsec` (the seconds
+before the answer), and the disposition gives the outcome: ANSWERED -> answered, NO ANSWER ->
+abandoned (nobody picked up while the caller waited), BUSY / FAILED / CONGESTION -> other.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from ingest import csv_lines
+from ingest.batch import Batch, Phase, RecordError, Target, rows_to_arrow
+from ingest.context import ParseContext
+from ingest.pseudonymize import MASK
+from ingest.sources import InputFile
+from ingest.text import decode
+
+SOURCE = "asterisk_cdr"
+FIELDS = [
+    "accountcode",
+    "src",
+    "dst",
+    "dcontext",
+    "clid",
+    "channel",
+    "dstchannel",
+    "lastapp",
+    "lastdata",
+    "start",
+    "answer",
+    "end",
+    "duration",
+    "billsec",
+    "disposition",
+    "amaflags",
+    "uniqueid",
+    "userfield",
+]
+EXTENDED = [*FIELDS, "peeraccount", "linkedid", "sequence"]
+PHI = {"src", "clid", "userfield"}  # caller number and name; userfield is free text
+OUTCOMES = {"ANSWERED": "answered", "NO ANSWER": "abandoned", "BUSY": "other", "FAILED": "other", "CONGESTION": "other"}
+_TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
+COLUMNS = [
+    "_pos",
+    "source",
+    "call_id",
+    "queue",
+    "entered_at",
+    "answered_at",
+    "ended_at",
+    "outcome",
+    "outcome_source",
+    "wait_seconds",
+    "talk_seconds",
+    "agent",
+]
+
+
+def looks_like_cdr(head: str) -> bool:
+    """An 18- or 21-field first line whose start and end columns are Asterisk date-times.
+
+    Read leniently: a first line with a broken quote is still a CDR line (and is then
+    quarantined by the strict reader)."""
+    first = head.lstrip().split("\n", 1)[0]
+    row = next(csv.reader([first]), [])
+    return len(row) in (len(FIELDS), len(EXTENDED)) and bool(_TIME.match(row[9])) and bool(_TIME.match(row[11]))
+
+
+class CallLogAdapter:
+    name = "call_log"
+    rank = 5
+
+    def parse(self, file: InputFile, ctx: ParseContext) -> Batch:
+        text = decode(file.data, file.name)
+        zone = ZoneInfo(ctx.timezone)
+        batch = Batch(adapter=self.name, position_kind="line")
+        rows, masked = [], {}
+        for item in csv_lines.records(text):
+            if isinstance(item, RecordError):
+                batch.errors.append(item)
+                continue
+            line, fields = item
+            if len(fields) not in (len(FIELDS), len(EXTENDED)):
+                batch.errors.append(
+                    RecordError(
+                        line,
+                        None,
+                        "field_count",
+                        f"the line has {len(fields)} fields; an Asterisk CDR line has {len(FIELDS)} "
+                        f"(or {len(EXTENDED)} with newcdrcolumns)",
+                    )
+                )
+                continue
+            rec = dict(zip(EXTENDED if len(fields) == len(EXTENDED) else FIELDS, fields, strict=True))
+            masked[line] = json.dumps({k: (MASK if k in PHI and v else v) for k, v in rec.items()})
+            row, problem = _row(rec, line, zone)
+            if problem:
+                batch.errors.append(problem)
+            else:
+                rows.append(row)
+        batch.records = masked.get
+        batch.phases.append(Phase([(Target("calls"), rows_to_arrow(rows, COLUMNS))]))
+        return batch
+
+
+def _row(rec: dict[str, str], line: int, zone: ZoneInfo) -> tuple[dict | None, RecordError | None]:
+    times = {}
+    for name in ("start", "answer", "end"):
+        value = rec[name].strip()
+        if not value:
+            times[name] = None
+            continue
+        try:
+            times[name] = datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=zone)
+        except ValueError:
+            return None, RecordError(
+                line, name, "unreadable_value", f"{name} {value!r} is not a date-time like 2025-03-14 09:30:00", value
+            )
+    try:
+        duration, billsec = int(rec["duration"]), int(rec["billsec"])
+    except ValueError:
+        return None, RecordError(line, "duration", "unreadable_value", "duration and billsec must be whole seconds")
+    disposition = rec["disposition"].strip().upper()
+    if disposition not in OUTCOMES:
+        return None, RecordError(
+            line,
+            "disposition",
+            "unknown_value",
+            f"disposition {disposition!r} is not one of {', '.join(OUTCOMES)}",
+            disposition,
+        )
+    outcome = OUTCOMES[disposition]
+    answered = outcome == "answered"
+    queue = rec["lastdata"].split(",")[0] if rec["lastapp"].strip().lower() == "queue" else rec["dst"]
+    call_id = rec["uniqueid"] + (f"#{rec['sequence']}" if rec.get("sequence") else "")
+    return {
+        "_pos": line,
+        "source": SOURCE,
+        "call_id": call_id or None,
+        "queue": queue or None,
+        "entered_at": times["start"],
+        "answered_at": times["answer"] if answered else None,
+        "ended_at": times["end"],
+        "outcome": outcome,
+        "outcome_source": disposition,
+        "wait_seconds": duration - billsec if answered else duration,
+        "talk_seconds": billsec if answered else None,
+        "agent": (rec["dstchannel"] or None) if answered else None,
+    }, None

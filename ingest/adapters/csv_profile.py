@@ -1,0 +1,714 @@
+"""CSV exports described by a profile (TOML), so a new practice system needs a profile, not code.
+
+A profile names the export's columns for each canonical column, its status words, date formats
+and time zone, which columns hold direct identifiers (read, never stored), and how to recognise
+the export from its header. The shipped profiles in `ingest/profiles/` are examples to copy.
+
+Reading is split for speed and for privacy: the file is tokenised by Arrow's CSV reader when
+every record is one line (positions are then line numbers), else by Python's `csv` module
+(exact line numbers, any quoting, a sentence for each bad line); either keeps only the columns
+the profile uses and turns patient ids into pseudonyms on the way, so neither names nor raw
+ids ever reach DuckDB. The mapping itself (parsing dates, status words, amounts) is one
+generated SQL query per output table, run by DuckDB over the whole file at once.
+
+Profile reference (every key but `columns` is optional):
+
+    [profile]
+    description = "..."              # shown by `clinic-kpis ingest --help-profiles`
+    source = "csv:my_system"         # the warehouse `source` (default "csv:<file stem>")
+    delimiter = ","
+    encoding = "utf-8"
+    timezone = "practice"            # zone of local dates/times ("practice" = config's zone)
+    patient_system = "my_system"     # the <system> in patient_key = HMAC("<system>|<id>")
+    phi = ["Patient Name", "DOB"]    # direct identifiers: never read into the warehouse
+    detect = ["Appt ID", "Status"]   # header columns that identify this export (default: all used)
+
+    [[output]]                       # one canonical table filled from each row (several allowed)
+    table = "appointments"
+    when = { column = "Check In", not_empty = true }   # optional row filter (also: in = [...], nonzero = true)
+    [output.columns]
+    appointment_id = "Appt ID"                                   # a column, trimmed; empty = missing
+    location_id = { value = "NORTH" }                            # a constant
+    patient_key = { column = "Patient MRN", pseudonymize = true }
+    scheduled_start = { column = ["Appt Date", "Appt Time"], format = "%m/%d/%Y %I:%M %p" }
+    status = { column = "Status", map = { "No Show" = "noshow" } }  # words, case-insensitive
+    booked_at = { first = [{ column = "A", optional = true }, { column = "B" }] }  # first non-empty
+    encounter_status = { case = [["Check Out", "finished"]], else = "arrived" }   # first non-empty column
+
+    [[reference]]                    # side rows (providers, payers, locations) implied by each row
+    table = "providers"
+    [reference.columns]
+    provider_id = "Provider NPI"
+
+    [[ignore]]                       # rows deliberately not loaded, counted with this reason
+    when = { column = "TYPE", in = ["TRANSFERIN"] }
+    reason = "balance transfer: no effect on total A/R"
+
+A column may also be, or be refined by, an SQL expression evaluated in the warehouse at load
+time over the merged row (`warehouse_sql`; the file's value, if the column has one, is
+`row.<column>`), e.g. a claim's billed amount as the sum of its charges loaded before it.
+
+Values are parsed by the canonical column's type: whole numbers, amounts (`$1,234.50`,
+`(12.00)`), yes/no words, dates and date-times (`format` in strftime codes; without one, ISO
+8601). Date-times without a UTC offset are local times in `timezone` (per column or per
+profile); an ambiguous local time (the repeated hour in autumn) is its first occurrence, as
+Python's zoneinfo reads it. Calendar dates are the practice's local dates. Text may get a
+`prefix` / `suffix` (to keep ids of different record kinds apart).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tomllib
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import resources
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from ingest import csv_lines
+from ingest.batch import Batch, Phase, RecordError, Target
+from ingest.context import ParseContext
+from ingest.errors import IngestError
+from ingest.load import lit, q
+from ingest.pseudonymize import MASK
+from ingest.schema import column_types
+from ingest.sources import InputFile
+from ingest.text import decode
+
+_CHUNK = 200_000
+_VALUE = "__value "  # prefix of computed columns, apart from the export's own column names
+_SELF = "{value}"  # stands for the column's computed value inside its error sentence
+_QUOTE = "''''"  # SQL for a string holding one single quote, to quote values in sentences
+_COLUMN_KEYS = {"column", "value", "map", "strict", "format", "timezone", "pseudonymize", "optional", "default"}
+_COLUMN_KEYS |= {"first", "case", "else", "prefix", "suffix", "warehouse_sql"}
+_LOCAL_TO_UTC = (
+    "CREATE OR REPLACE MACRO local_to_utc(ts, tz) AS CASE "
+    "WHEN timezone(tz, ts - INTERVAL 1 HOUR) + INTERVAL 1 HOUR < timezone(tz, ts) "
+    "AND timezone(tz, timezone(tz, ts - INTERVAL 1 HOUR) + INTERVAL 1 HOUR) = ts "
+    "THEN timezone(tz, ts - INTERVAL 1 HOUR) + INTERVAL 1 HOUR ELSE timezone(tz, ts) END"
+)
+
+
+class ProfileError(IngestError):
+    """A CSV profile is not valid; the message names the profile file and the key."""
+
+
+# -- the profile ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one canonical column is computed from a row."""
+
+    columns: tuple[str, ...] = ()
+    value: Any = None
+    mapping: dict[str, Any] | None = None
+    format: str | None = None
+    timezone: str | None = None
+    pseudonymize: bool = False
+    optional: bool = False
+    default: Any = None
+    strict: bool = True
+    first: tuple[Spec, ...] = ()
+    case: tuple[tuple[str, Any], ...] = ()
+    otherwise: Any = None
+    prefix: str = ""
+    suffix: str = ""
+    warehouse_sql: str | None = None
+
+    def used(self) -> list[tuple[str, bool]]:
+        """(column, optional) pairs this spec reads."""
+        found = [(c, self.optional) for c in self.columns]
+        for sub in self.first:
+            found += sub.used()
+        found += [(c, False) for c, _ in self.case]
+        return found
+
+
+@dataclass(frozen=True)
+class Condition:
+    column: str
+    kind: str  # not_empty | in | nonzero
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Output:
+    table: str
+    columns: dict[str, Spec]
+    when: tuple[Condition, ...] = ()
+    reference: bool = False
+
+
+@dataclass(frozen=True)
+class Ignore:
+    when: tuple[Condition, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    path: str
+    description: str
+    source: str
+    delimiter: str
+    encoding: str
+    timezone: str
+    patient_system: str
+    phi: tuple[str, ...]
+    detect: tuple[str, ...]
+    outputs: tuple[Output, ...]
+    ignores: tuple[Ignore, ...] = ()
+    skip: str | None = None
+    rank: int = 5
+
+    def used_columns(self) -> dict[str, bool]:
+        """Every column the profile reads -> whether it may be absent from the header."""
+        used: dict[str, bool] = {}
+        for out in self.outputs:
+            for spec in out.columns.values():
+                for col, optional in spec.used():
+                    used[col] = used.get(col, True) and optional
+            for cond in out.when:
+                used[cond.column] = False
+        for ign in self.ignores:
+            for cond in ign.when:
+                used[cond.column] = False
+        return used
+
+    def pseudonymized(self) -> set[str]:
+        found = set()
+        for out in self.outputs:
+            for spec in out.columns.values():
+                for s in (spec, *spec.first):
+                    if s.pseudonymize:
+                        found.update(s.columns)
+        return found
+
+    def matches(self, header: list[str]) -> bool:
+        return set(self.detect) <= set(header)
+
+
+def load_profile(path: Path | str, text: str | None = None) -> Profile:
+    """Parse and validate one profile file."""
+    path = Path(path)
+    where = path.name
+    try:
+        data = tomllib.loads(text if text is not None else path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{path}: cannot be read ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{where}: not valid TOML: {exc}") from None
+    unknown = set(data) - {"profile", "output", "reference", "ignore"}
+    if unknown:
+        raise ProfileError(f"{where}: unknown section(s) {sorted(unknown)}; known: profile, output, reference, ignore")
+    head = data.get("profile", {})
+    name = str(head.get("name", path.stem))
+    known_types = column_types()
+    outputs = []
+    for kind in ("output", "reference"):
+        for i, raw in enumerate(data.get(kind, []), start=1):
+            table = raw.get("table")
+            if table not in known_types:
+                raise ProfileError(f"{where}: [[{kind}]] {i}: table {table!r} is not a warehouse table")
+            cols = raw.get("columns") or {}
+            if not cols:
+                raise ProfileError(f"{where}: [[{kind}]] {i} ({table}) maps no columns")
+            specs = {}
+            for col, raw_spec in cols.items():
+                if col not in known_types[table]:
+                    raise ProfileError(f"{where}: [[{kind}]] {i}: {table} has no column {col!r}")
+                specs[col] = _spec(raw_spec, f"{where}: [[{kind}]] {i} {table}.{col}")
+            outputs.append(Output(table, specs, _conditions(raw.get("when"), where), reference=kind == "reference"))
+    skip = head.get("skip")
+    if not skip and not any(not o.reference for o in outputs):
+        raise ProfileError(f"{where}: a profile needs at least one [[output]] (or `skip` with the reason)")
+    ignores = tuple(
+        Ignore(_conditions(raw.get("when"), where), str(raw.get("reason", "ignored by the profile")))
+        for raw in data.get("ignore", [])
+    )
+    profile = Profile(
+        name=name,
+        path=str(path),
+        description=str(head.get("description", "")),
+        source=str(head.get("source", f"csv:{name}")),
+        delimiter=str(head.get("delimiter", ",")),
+        encoding=str(head.get("encoding", "utf-8")),
+        timezone=str(head.get("timezone", "practice")),
+        patient_system=str(head.get("patient_system", name)),
+        phi=tuple(head.get("phi", ())),
+        detect=(),
+        outputs=tuple(outputs),
+        ignores=ignores,
+        skip=str(skip) if skip else None,
+        rank=int(head.get("rank", 5)),
+    )
+    detect = tuple(head.get("detect", [c for c, opt in profile.used_columns().items() if not opt]))
+    if not detect:
+        raise ProfileError(f"{where}: [profile] detect must name the header columns that identify the export")
+    leaked = set(profile.phi) & set(profile.used_columns())
+    if leaked:
+        raise ProfileError(f"{where}: columns {sorted(leaked)} are listed in phi but also mapped")
+    return Profile(**{**profile.__dict__, "detect": detect})
+
+
+def _spec(raw: Any, where: str) -> Spec:
+    if isinstance(raw, str):
+        return Spec(columns=(raw,))
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{where}: expected a column name or a table, got {raw!r}")
+    unknown = set(raw) - _COLUMN_KEYS
+    if unknown:
+        raise ProfileError(f"{where}: unknown key(s) {sorted(unknown)}; known: {', '.join(sorted(_COLUMN_KEYS))}")
+    cols = raw.get("column", ())
+    cols = (cols,) if isinstance(cols, str) else tuple(cols)
+    first = tuple(_spec(s, f"{where}.first") for s in raw.get("first", ()))
+    case = tuple((str(c), v) for c, v in raw.get("case", ()))
+    sources = sum(bool(x) for x in (cols, first, case, "value" in raw))
+    if sources > 1 or (sources == 0 and "warehouse_sql" not in raw):
+        raise ProfileError(f"{where}: give one of column, value, first or case (and/or warehouse_sql)")
+    mapping = raw.get("map")
+    return Spec(
+        columns=cols,
+        value=raw.get("value"),
+        mapping={str(k).strip().lower(): v for k, v in mapping.items()} if mapping is not None else None,
+        format=raw.get("format"),
+        timezone=raw.get("timezone"),
+        pseudonymize=bool(raw.get("pseudonymize", False)),
+        optional=bool(raw.get("optional", False)),
+        default=raw.get("default"),
+        strict=bool(raw.get("strict", True)),
+        first=first,
+        case=case,
+        otherwise=raw.get("else"),
+        prefix=str(raw.get("prefix", "")),
+        suffix=str(raw.get("suffix", "")),
+        warehouse_sql=raw.get("warehouse_sql"),
+    )
+
+
+def _conditions(raw: Any, where: str) -> tuple[Condition, ...]:
+    if raw is None:
+        return ()
+    items = raw if isinstance(raw, list) else [raw]
+    found = []
+    for item in items:
+        if isinstance(item, str):
+            found.append(Condition(item, "not_empty"))
+        elif "in" in item:
+            found.append(Condition(item["column"], "in", tuple(str(v) for v in item["in"])))
+        elif item.get("nonzero"):
+            found.append(Condition(item["column"], "nonzero"))
+        elif item.get("not_empty"):
+            found.append(Condition(item["column"], "not_empty"))
+        else:
+            raise ProfileError(f"{where}: a `when` needs not_empty, in or nonzero: {item!r}")
+    return tuple(found)
+
+
+def shipped_profiles() -> list[Profile]:
+    """The profiles in `ingest/profiles/`, by name."""
+    found = []
+    for entry in sorted(resources.files("ingest.profiles").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".toml"):
+            found.append(load_profile(Path(entry.name), entry.read_text(encoding="utf-8")))
+    return found
+
+
+def sniff_header(text: str, delimiter: str = ",") -> list[str]:
+    """The first non-empty line of `text` split as a CSV header."""
+    for line in text.splitlines():
+        if line.strip():
+            try:
+                return [c.strip() for c in next(csv.reader([line], delimiter=delimiter))]
+            except (csv.Error, StopIteration):
+                return []
+    return []
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Raw:
+    header: list[str]
+    table: pa.Table  # _pos + used columns (patient ids already pseudonymized)
+    errors: list[RecordError] = field(default_factory=list)
+
+
+class CsvProfileAdapter:
+    """Loads one CSV export through a profile."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self.name = f"csv:{profile.name}"
+        self.rank = profile.rank
+        self.skip_reason = profile.skip
+
+    def parse(self, file: InputFile, ctx: ParseContext) -> Batch:
+        p = self.profile
+        text = decode(file.data, file.name, p.encoding)
+        raw = self._read(text, file.name, ctx)
+        zone = ctx.timezone if p.timezone == "practice" else p.timezone
+        con = duckdb.connect()
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute("SET enable_progress_bar = false")
+            con.execute(_LOCAL_TO_UTC)
+            con.register("raw", raw.table)
+            present = set(raw.header)
+            batch = Batch(adapter=self.name, position_kind="line", errors=raw.errors)
+            phase = Phase()
+            types = column_types()
+            handled = []
+            for out in p.outputs:
+                where = self._where(out.when)
+                if not out.reference:
+                    handled.append(where)
+                derived = tuple((col, spec.warehouse_sql) for col, spec in out.columns.items() if spec.warehouse_sql)
+                staged = {col: spec for col, spec in out.columns.items() if not _warehouse_only(spec)}
+                values, errors = [], []
+                for col, spec in staged.items():
+                    value, error = _compile(spec, types[out.table][col], present, (zone, ctx.timezone), p)
+                    values.append(f"{value} AS {q(_VALUE + col)}")
+                    if error is not None:
+                        errors.append(
+                            ([c for c, _ in spec.used() if c in present], error.replace(_SELF, q(_VALUE + col)))
+                        )
+                outputs = [f"{q(_VALUE + c)} AS {q(c)}" for c in staged]
+                if "source" in types[out.table] and "source" not in out.columns:
+                    outputs.append(f"{lit(p.source)} AS source")
+                # each value is computed once; the sentences of values that did not parse refer to it
+                sql = f"SELECT *, {', '.join(values)} FROM raw WHERE {where}"
+                sql = f"SELECT _pos, {', '.join(outputs + _error_columns(errors))} FROM ({sql})"
+                if out.reference:  # one side row per distinct value, tied to the first record that implies it
+                    names = ", ".join(q(c) for c in [*out.columns, "source"] if c in types[out.table])
+                    sql = f"SELECT min(_pos) AS _pos, {names} FROM ({sql}) GROUP BY {names}"
+                rows = con.sql(sql).to_arrow_table()
+                mode = "reference" if out.reference else "merge"
+                target = Target(out.table, mode=mode, counted=not out.reference, derived=derived)
+                phase.targets.append((target, rows))
+            unmatched = " AND ".join(f"NOT ({w})" for w in handled)
+            for ign in p.ignores:
+                cond = self._where(ign.when)
+                n = con.sql(f"SELECT count(*) FROM raw WHERE ({cond}) AND {unmatched}").fetchall()[0][0]
+                if n:
+                    batch.ignored[ign.reason] += int(n)
+                unmatched += f" AND NOT ({cond})"
+            if unmatched:
+                leftover = con.sql(f"SELECT _pos FROM raw WHERE {unmatched}").fetchall()
+                hint = self._conditions_text()
+                batch.errors += [
+                    RecordError(
+                        pos, None, "unhandled_row", f"the row matches none of profile {p.name}'s outputs ({hint})"
+                    )
+                    for (pos,) in leftover
+                ]
+        except duckdb.Error as exc:
+            raise IngestError(f"{file.name}: profile {p.name} cannot be applied: {exc}") from None
+        finally:
+            con.close()
+        batch.phases.append(phase)
+        batch.raw = _masked_raw(raw.table, p)
+        return batch
+
+    def _where(self, conditions: tuple[Condition, ...]) -> str:
+        parts = []
+        for cond in conditions:
+            col = q(cond.column)
+            if cond.kind == "not_empty":
+                parts.append(f"coalesce(trim({col}), '') <> ''")
+            elif cond.kind == "in":
+                values = ", ".join(lit(v.lower()) for v in cond.values)
+                parts.append(f"lower(trim({col})) IN ({values})")
+            else:
+                parts.append(f"coalesce(try_cast(replace(trim({col}), ',', '') AS DOUBLE), 0) <> 0")
+        return " AND ".join(parts) or "TRUE"
+
+    def _conditions_text(self) -> str:
+        parts = []
+        for out in self.profile.outputs:
+            for cond in out.when:
+                if cond.kind == "in":
+                    parts.append(f"{cond.column} in {', '.join(cond.values)}")
+                else:
+                    parts.append(f"{cond.column} {cond.kind.replace('_', ' ')}")
+        return "; ".join(dict.fromkeys(parts)) or "no conditions"
+
+    def _read(self, text: str, name: str, ctx: ParseContext) -> _Raw:
+        p = self.profile
+        lines = csv_lines.records(text, p.delimiter)
+        first = next(lines, None)
+        if isinstance(first, RecordError):
+            raise IngestError(f"{name}: line {first.pos}: the header is not valid CSV ({first.reason})")
+        if first is None:
+            raise IngestError(f"{name}: the file is empty; expected a header line with {_listing(p.detect)}")
+        header_line, header = first[0], [h.strip() for h in first[1]]
+        used = p.used_columns()
+        missing = [c for c, optional in used.items() if not optional and c not in header]
+        if missing:
+            hint = ""
+            if len(header) == 1:
+                other = next((d for d in (";", "\t", "|", ",") if d != p.delimiter and d in header[0]), None)
+                if other:
+                    hint = f"; the header has one column: is the delimiter {other!r} instead of {p.delimiter!r}?"
+            raise IngestError(
+                f"{name}: line {header_line}: missing column(s) {_listing(missing)} required by profile {p.name}{hint}"
+            )
+        dupes = [h for h, n in Counter(header).items() if n > 1 and h in used]
+        if dupes:
+            raise IngestError(f"{name}: line {header_line}: column(s) {_listing(dupes)} appear more than once")
+        keep = [c for c in used if c in header]
+        fast = self._read_arrow(text, header_line, header, keep, ctx)
+        if fast is not None:
+            return fast
+        index = [header.index(c) for c in keep]
+        getter = itemgetter(*index) if len(index) > 1 else (lambda row: (row[index[0]],))
+        pseudo = {c: keep.index(c) for c in p.pseudonymized() if c in keep}
+        ncols = len(header)
+        positions: list[int] = []
+        chunks: list[pa.RecordBatch] = []
+        rows: list[tuple[str, ...]] = []
+        errors: list[RecordError] = []
+        for item in lines:
+            if isinstance(item, RecordError):
+                errors.append(item)
+                continue
+            start, row = item
+            if len(row) != ncols:
+                errors.append(
+                    RecordError(
+                        start,
+                        None,
+                        "field_count",
+                        f"the line has {len(row)} fields but the header has {ncols}: it may be truncated, "
+                        f"or use another delimiter than {p.delimiter!r}, or contain an unquoted {p.delimiter!r}",
+                    )
+                )
+                continue
+            positions.append(start)
+            rows.append(getter(row))
+            if len(rows) >= _CHUNK:
+                chunks.append(self._chunk(keep, rows, positions, pseudo, ctx))
+                rows, positions = [], []
+        chunks.append(self._chunk(keep, rows, positions, pseudo, ctx))
+        return _Raw(header, pa.Table.from_batches(chunks), errors)
+
+    def _read_arrow(
+        self, text: str, header_line: int, header: list[str], keep: list[str], ctx: ParseContext
+    ) -> _Raw | None:
+        """The fast path for the common file, where every record is one line: Arrow's CSV reader
+        (multi-threaded C++) and line numbers by position. None when any record is not one
+        clean line (a blank line, a quoted line break, a wrong field count): then the exact
+        reader takes over and says which line is wrong."""
+        lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+        try:
+            table = pacsv.read_csv(
+                io.BytesIO(text.encode("utf-8")),
+                read_options=pacsv.ReadOptions(skip_rows=header_line, column_names=header),
+                parse_options=pacsv.ParseOptions(delimiter=self.profile.delimiter, newlines_in_values=False),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=keep,
+                    column_types=dict.fromkeys(keep, pa.string()),
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+        if table.num_rows != lines - header_line:
+            return None
+        positions = pa.array(range(header_line + 1, header_line + 1 + table.num_rows), pa.int64())
+        columns = [positions]
+        system = self.profile.patient_system
+        for name in keep:
+            column = table.column(name).combine_chunks()
+            if name in self.profile.pseudonymized():
+                encoded = column.dictionary_encode()
+                keys = pa.array([ctx.pseudonymizer.key(system, v) for v in encoded.dictionary.to_pylist()], pa.string())
+                column = keys.take(encoded.indices)
+            columns.append(column)
+        return _Raw(header, pa.Table.from_arrays(columns, names=["_pos", *keep]))
+
+    def _chunk(
+        self,
+        keep: list[str],
+        rows: list[tuple[str, ...]],
+        positions: list[int],
+        pseudo: dict[str, int],
+        ctx: ParseContext,
+    ) -> pa.RecordBatch:
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in keep]
+        arrays = [pa.array(positions, pa.int64())]
+        for i, name in enumerate(keep):
+            values = columns[i]
+            if name in pseudo:
+                key = ctx.pseudonymizer.key
+                system = self.profile.patient_system
+                values = [key(system, v) for v in values]
+            arrays.append(pa.array(values, pa.string()))
+        return pa.RecordBatch.from_arrays(arrays, names=["_pos", *keep])
+
+
+def _warehouse_only(spec: Spec) -> bool:
+    """A column computed only in the warehouse (no value from the file to stage)."""
+    return bool(spec.warehouse_sql) and not (spec.columns or spec.first or spec.case or spec.value is not None)
+
+
+def _listing(names: list[str] | tuple[str, ...]) -> str:
+    return ", ".join(repr(n) for n in names)
+
+
+def _masked_raw(table: pa.Table, profile: Profile) -> pa.Table:
+    """The staged columns plus each PHI column shown as masked, for reject records."""
+    for col in profile.phi:
+        table = table.append_column(col, pa.array([MASK] * table.num_rows, pa.string()))
+    return table
+
+
+# -- compiling specs to SQL -----------------------------------------------------------------
+
+
+def _compile(spec: Spec, ctype: str, present: set[str], zones: tuple[str, str], p: Profile) -> tuple[str, str | None]:
+    """(SQL value, SQL error sentence or None) for one canonical column; the sentence refers to the
+    value as `{value}`, to be replaced by the column that holds it.
+
+    `zones` is (the zone of local times in this export, the practice's zone): calendar dates
+    are always the practice's local dates."""
+    if spec.first:
+        values, errors = [], []
+        for sub in spec.first:
+            if any(c not in present for c in sub.columns):
+                continue
+            value, error = _compile(sub, ctype, present, zones, p)
+            values.append(value)
+            if error is not None:
+                errors.append(error.replace(_SELF, f"({value})"))
+        value = f"CAST(coalesce({', '.join(values)}) AS {ctype})" if values else f"CAST(NULL AS {ctype})"
+        error = f"CASE WHEN {_SELF} IS NULL THEN coalesce({', '.join(errors)}) END" if errors else None
+        return value, error
+    if spec.case:
+        whens = " ".join(f"WHEN coalesce(trim({q(c)}), '') <> '' THEN {_literal(v)}" for c, v in spec.case)
+        return f"CAST(CASE {whens} ELSE {_literal(spec.otherwise)} END AS {ctype})", None
+    if not spec.columns:
+        return f"CAST({_literal(spec.value)} AS {ctype})", None
+    if any(c not in present for c in spec.columns):
+        return f"CAST(NULL AS {ctype})", None
+    label = " + ".join(spec.columns)
+    parts = [f"nullif(trim({q(c)}), '')" for c in spec.columns]
+    text = parts[0] if len(parts) == 1 else "(" + " || ' ' || ".join(parts) + ")"
+    if spec.pseudonymize:
+        return text, None
+    if spec.prefix or spec.suffix:
+        return f"({lit(spec.prefix)} || {text} || {lit(spec.suffix)})", None
+    if spec.mapping is not None:
+        return _mapped(spec, text, label, ctype, p)
+    value = _typed(text, ctype, spec, zones)
+    if value is None:
+        return (text if spec.default is None else f"coalesce({text}, {_literal(spec.default)})"), None
+    if spec.default is not None:
+        value = f"coalesce({value}, CAST({_literal(spec.default)} AS {ctype}))"
+    said = f"{lit(label + ' ')} || {_QUOTE} || {text} || {_QUOTE} || {lit(' ' + _expectation(ctype, spec))}"
+    error = f"CASE WHEN {text} IS NOT NULL AND {_SELF} IS NULL THEN {said} END"
+    return value, error
+
+
+def _mapped(spec: Spec, text: str, label: str, ctype: str, p: Profile) -> tuple[str, str | None]:
+    """A word looked up in the profile's map (case-insensitive); an unknown word is an error if strict."""
+    assert spec.mapping is not None
+    whens = " ".join(f"WHEN {lit(k)} THEN {_literal(v)}" for k, v in spec.mapping.items())
+    value = f"CAST(CASE lower({text}) {whens} ELSE {_literal(spec.default)} END AS {ctype})"
+    if not spec.strict:
+        return value, None
+    known = ", ".join(lit(k) for k in spec.mapping)
+    said = lit(f" is not one of the words profile {p.name} knows ({', '.join(spec.mapping)})")
+    sentence = f"{lit(label + ' ')} || {_QUOTE} || {text} || {_QUOTE} || {said}"
+    error = f"CASE WHEN {text} IS NOT NULL AND lower({text}) NOT IN ({known}) THEN {sentence} END"
+    return value, error
+
+
+def _typed(text: str, ctype: str, spec: Spec, zones: tuple[str, str]) -> str | None:
+    """SQL parsing `text` as `ctype` (NULL when it does not parse), or None for plain text."""
+    if ctype in ("INTEGER", "BIGINT"):
+        return f"CASE WHEN regexp_full_match({text}, '-?[0-9]+') THEN TRY_CAST({text} AS {ctype}) END"
+    if ctype.startswith("DECIMAL"):
+        clean = f"replace(replace({text}, '$', ''), ',', '')"
+        neg = f"regexp_full_match({clean}, '\\(.*\\)')"
+        digits = f"CASE WHEN {neg} THEN '-' || trim({clean}, '()') ELSE {clean} END"
+        scale = int(ctype.split(",")[1].rstrip(")"))
+        pattern = f"-?[0-9]+(\\.[0-9]{{1,{scale}}})?|-?\\.[0-9]{{1,{scale}}}"
+        return f"CASE WHEN regexp_full_match({digits}, '{pattern}') THEN TRY_CAST({digits} AS {ctype}) END"
+    if ctype == "BOOLEAN":
+        return (
+            f"CASE WHEN lower({text}) IN ('true', 't', 'yes', 'y', '1') THEN TRUE "
+            f"WHEN lower({text}) IN ('false', 'f', 'no', 'n', '0') THEN FALSE END"
+        )
+    if ctype in ("DATE", "TIMESTAMP WITH TIME ZONE"):
+        instant = _instant(text, spec, zones[0])
+        if ctype == "DATE":
+            return f"CAST(timezone({lit(zones[1])}, {instant}) AS DATE)"
+        return instant
+    return None
+
+
+def _instant(text: str, spec: Spec, zone: str) -> str:
+    """SQL for the TIMESTAMPTZ a date/time text denotes."""
+    col_zone = spec.timezone or zone
+    if spec.format is None:
+        has_offset = f"regexp_matches({text}, '(Z|[+-][0-9]{{2}}:?[0-9]{{2}})$')"
+        local = f"local_to_utc(TRY_CAST({text} AS TIMESTAMP), {lit(col_zone)})"
+        return f"CASE WHEN {has_offset} THEN TRY_CAST({text} AS TIMESTAMPTZ) ELSE {local} END"
+    if "%z" in spec.format or "%Z" in spec.format:
+        return f"CAST(try_strptime({text}, {lit(spec.format)}) AS TIMESTAMPTZ)"
+    return f"local_to_utc(CAST(try_strptime({text}, {lit(spec.format)}) AS TIMESTAMP), {lit(col_zone)})"
+
+
+def _expectation(ctype: str, spec: Spec) -> str:
+    """What a value that did not parse should have looked like."""
+    if ctype in ("INTEGER", "BIGINT"):
+        return "is not a whole number"
+    if ctype.startswith("DECIMAL"):
+        return "is not an amount like 1234.56"
+    if ctype == "BOOLEAN":
+        return "is not yes/no"
+    if spec.format:
+        example = datetime(2025, 3, 14, 9, 30).strftime(spec.format.replace("%z", "+0000"))
+        return f"is not a valid date/time in the format {spec.format} (like {example})"
+    return "is not an ISO 8601 date/time (like 2025-03-14T09:30:00-04:00)"
+
+
+def _error_columns(errors: list[tuple[list[str], str]]) -> list[str]:
+    """The `_err_*` columns: the first failing spec's source columns, sentence and raw value."""
+    if not errors:
+        return []
+    reason = "coalesce(" + ", ".join(e for _, e in errors) + ")"
+    field_case = " ".join(f"WHEN ({e}) IS NOT NULL THEN {lit(' + '.join(cols))}" for cols, e in errors)
+    value_case = " ".join(
+        f"WHEN ({e}) IS NOT NULL THEN " + (" || ' ' || ".join(f"coalesce({q(c)}, '')" for c in cols) or "NULL")
+        for cols, e in errors
+    )
+    return [
+        f"CASE WHEN {reason} IS NOT NULL THEN CASE {field_case} END END AS _err_field",
+        f"CASE WHEN {reason} IS NOT NULL THEN 'unreadable_value' END AS _err_check",
+        f"{reason} AS _err_reason",
+        f"CASE WHEN {reason} IS NOT NULL THEN CASE {value_case} END END AS _err_value",
+    ]
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    return lit(str(value))

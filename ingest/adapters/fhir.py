@@ -1,0 +1,749 @@
+"""FHIR R4 / R4B -> canonical rows, from Bulk Data NDJSON or a JSON resource / Bundle.
+
+The mapping is docs/contracts.md section 1 ("FHIR R4"); in short:
+
+| resource | rows |
+|---|---|
+| Location | locations (location_id = Location.id) |
+| Practitioner | providers (provider_id = NPI) |
+| Schedule | nothing stored: its practitioner and location are what its Slots refer to |
+| Slot | slots (status busy-unavailable -> blocked, busy-tentative -> tentative) |
+| Appointment | appointments (cancelled_at = meta.lastUpdated of a cancelled one) |
+| Encounter (AMB, VR) | encounters: period = check-in/out; statusHistory triaged = roomed, in-progress = provider |
+| DocumentReference (final) | encounters.chart_closed_at of the encounter it documents |
+| ServiceRequest (a referral) | referrals (created, requester, specialty, priority) |
+| Task (focus = that ServiceRequest) | referrals stage times (sent, scheduled, seen, report-received) and location |
+
+Patient resources are counted as ignored: patients appear only as pseudonymous keys. References
+resolve to canonical ids through the files loaded in the same call (a Bulk export's folder or
+zip) — including files skipped as already loaded — or, for a Practitioner whose id is its
+NPI, through the providers table. One that cannot be resolved leaves the column empty and
+says so in a warning. Unknown extensions are ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ingest.batch import Batch, Phase, RecordError, Target, rows_to_arrow
+from ingest.context import ParseContext
+from ingest.errors import IngestError
+from ingest.pseudonymize import MASK, Pseudonymizer
+from ingest.sources import InputFile
+from ingest.text import decode
+
+SOURCE = "fhir"
+NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
+NEW_PATIENT_URL = "http://clinic-kpis.org/fhir/StructureDefinition/new-patient"
+PREVIOUS_APPOINTMENT_URL = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Appointment.previousAppointment"
+CANCEL_REASON_SYSTEM = "http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason"
+APPOINTMENT_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0276"
+REFERRAL_STAGE_SYSTEM = "http://clinic-kpis.org/fhir/CodeSystem/referral-stage"
+REFERRAL_CATEGORY = "3457005"  # SNOMED CT "Patient referral"
+
+APPOINTMENT_STATUS = {
+    "proposed": "booked",
+    "pending": "booked",
+    "waitlist": "booked",
+    "booked": "booked",
+    "arrived": "arrived",
+    "checked-in": "arrived",
+    "fulfilled": "fulfilled",
+    "noshow": "noshow",
+    "cancelled": "cancelled",
+    "entered-in-error": "entered_in_error",
+}
+ENCOUNTER_STATUS = {
+    "planned": "planned",
+    "arrived": "arrived",
+    "triaged": "arrived",
+    "in-progress": "in_progress",
+    "onleave": "in_progress",
+    "finished": "finished",
+    "cancelled": "cancelled",
+    "entered-in-error": "entered_in_error",
+}
+SLOT_STATUS = {"free": "free", "busy": "busy", "busy-unavailable": "blocked", "busy-tentative": "tentative"}
+CLINIC_CLASSES = {"AMB", "VR"}
+STAGE_COLUMNS = {
+    "sent": "sent_at",
+    "scheduled": "scheduled_at",
+    "seen": "seen_at",
+    "report-received": "report_received_at",
+}
+# A referral's status follows from the row, whichever resource wrote which column.
+REFERRAL_STATUS = (
+    "CASE WHEN status_source IN ('revoked', 'entered-in-error') THEN 'cancelled' "
+    "WHEN report_received_at IS NOT NULL THEN 'closed' WHEN seen_at IS NOT NULL THEN 'seen' "
+    "WHEN scheduled_at IS NOT NULL THEN 'scheduled' WHEN sent_at IS NOT NULL THEN 'sent' ELSE 'created' END"
+)
+
+# Resource types in the order their rows must be written within one file (what others refer to first).
+PHASES: list[tuple[str, ...]] = [
+    ("Location", "Practitioner"),
+    ("Schedule",),
+    ("Slot", "Appointment"),
+    ("Encounter", "ServiceRequest"),
+    ("DocumentReference", "Task"),
+]
+RANK = {kind: i for i, kinds in enumerate(PHASES) for kind in kinds}
+IGNORED_TYPES = {
+    "Patient": "Patient resources (patient demographics are never stored)",
+    "Organization": "Organization resources (not practice locations)",
+    "PractitionerRole": "PractitionerRole resources",
+}
+PHI_KEYS = {"name", "telecom", "address", "birthDate", "photo", "contact", "display"}
+
+
+class Reject(Exception):
+    """A resource that cannot become a row: (field, check, reason, value)."""
+
+    def __init__(self, field: str | None, check: str, reason: str, value: str | None = None) -> None:
+        super().__init__(reason)
+        self.field, self.check, self.reason, self.value = field, check, reason, value
+
+
+class Ignore(Exception):
+    """A resource that is deliberately not loaded, with the reason counted in the run."""
+
+
+def first_resource_type(head: str) -> str | None:
+    """The resourceType of the first resource in a FHIR file's beginning, if it is FHIR."""
+    for line in head.splitlines():
+        if line.strip():
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                break
+            return _type_of(doc)
+    try:
+        return _type_of(json.loads(head))
+    except ValueError:
+        marker = head.find('"resourceType"')
+        if marker < 0:
+            return None
+        rest = head[marker + len('"resourceType"') :].lstrip(" \t\r\n:").lstrip()
+        return rest[1 : rest.find('"', 1)] if rest.startswith('"') else None
+
+
+def _type_of(doc: Any) -> str | None:
+    if not isinstance(doc, dict) or not isinstance(doc.get("resourceType"), str):
+        return None
+    if doc["resourceType"] == "Bundle":
+        kinds = [e.get("resource", {}).get("resourceType") for e in doc.get("entry", []) if isinstance(e, dict)]
+        return min((k for k in kinds if k in RANK), key=RANK.get, default="Bundle")
+    return doc["resourceType"]
+
+
+class FhirAdapter:
+    name = "fhir"
+
+    def __init__(self, kind: str | None = None) -> None:
+        self.rank = RANK.get(kind or "", len(PHASES))
+
+    def parse(self, file: InputFile, ctx: ParseContext) -> Batch:
+        text = decode(file.data, file.name)
+        kind, items = _resources(text, file.name)
+        batch = Batch(adapter=self.name, position_kind=kind)
+        mapper = _Mapper(ctx)
+        records: dict[int, dict] = {}
+        for pos, resource in items:
+            if isinstance(resource, RecordError):
+                batch.errors.append(resource)
+                continue
+            records[pos] = resource
+        by_type: dict[str, list[tuple[int, dict]]] = {}
+        for pos, resource in records.items():
+            by_type.setdefault(resource["resourceType"], []).append((pos, resource))
+        for rtype in by_type:
+            if rtype not in RANK:
+                reason = IGNORED_TYPES.get(rtype, f"{rtype} resources (not used by any KPI)")
+                batch.ignored[reason] += len(by_type[rtype])
+        for kinds in PHASES:
+            phase_rows: dict[str, list[dict]] = {}
+            for rtype in kinds:
+                for pos, resource in by_type.get(rtype, []):
+                    try:
+                        for target, row in mapper.map(rtype, resource):
+                            phase_rows.setdefault(target, []).append({"_pos": pos, **row})
+                    except Reject as r:
+                        batch.errors.append(RecordError(pos, r.field, r.check, r.reason, r.value))
+                    except Ignore as why:
+                        batch.ignored[str(why)] += 1
+            if phase_rows:
+                batch.phases.append(Phase([(TARGETS[t], _arrow(t, rs)) for t, rs in phase_rows.items()]))
+        pseudo = ctx.pseudonymizer
+        batch.records = lambda pos: json.dumps(mask(records[pos], pseudo)) if pos in records else None
+        batch.warnings += mapper.warnings()
+        return batch
+
+    def harvest(self, file: InputFile, ctx: ParseContext) -> None:
+        """Learn the references a file's Practitioners and Schedules define, without loading it.
+
+        Used for a file skipped as already loaded, so the other files of the call still resolve."""
+        mapper = _Mapper(ctx)
+        _, items = _resources(decode(file.data, file.name), file.name)
+        for _, resource in items:
+            if isinstance(resource, dict) and resource.get("resourceType") in ("Practitioner", "Schedule"):
+                with contextlib.suppress(Reject, Ignore):
+                    mapper.map(resource["resourceType"], resource)
+
+
+# -- reading the file ---------------------------------------------------------------------
+
+
+def _resources(text: str, name: str) -> tuple[str, Iterator[tuple[int, dict | RecordError]]]:
+    """('line', NDJSON resources by line) or ('record', a JSON document's resources by entry)."""
+    stripped = text.strip()
+    if not stripped:
+        raise IngestError(f"{name}: the file is empty; expected FHIR resources, one JSON object per line")
+    first = stripped.split("\n", 1)[0]
+    try:
+        json.loads(first)
+    except ValueError:
+        try:
+            doc = json.loads(stripped)
+        except ValueError as exc:
+            raise IngestError(
+                f"{name}: line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}); "
+                "expected FHIR NDJSON or a JSON resource or Bundle"
+            ) from None
+        return "record", _document(doc, name)
+    return "line", _ndjson(text)
+
+
+def _ndjson(text: str) -> Iterator[tuple[int, dict | RecordError]]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            resource = json.loads(line)
+        except ValueError as exc:
+            yield number, RecordError(number, None, "invalid_json", f"the line is not valid JSON ({exc.msg})")
+            continue
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            yield number, RecordError(number, "resourceType", "not_fhir", "the line is not a FHIR resource")
+            continue
+        yield number, resource
+
+
+def _document(doc: Any, name: str) -> Iterator[tuple[int, dict | RecordError]]:
+    if not isinstance(doc, dict) or "resourceType" not in doc:
+        raise IngestError(f"{name}: the JSON document is not a FHIR resource (no resourceType)")
+    if doc["resourceType"] != "Bundle":
+        yield 1, doc
+        return
+    for i, entry in enumerate(doc.get("entry", []), start=1):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or "resourceType" not in resource:
+            yield i, RecordError(i, "resource", "not_fhir", "the Bundle entry holds no FHIR resource")
+        else:
+            yield i, resource
+
+
+# -- mapping ----------------------------------------------------------------------------------
+
+TARGETS = {
+    "locations": Target("locations"),
+    "providers": Target("providers"),
+    "slots": Target("slots"),
+    "appointments": Target("appointments"),
+    "encounters": Target("encounters"),
+    "charts": Target("encounters", mode="update"),
+    "referrals": Target("referrals", derived=(("status", REFERRAL_STATUS),)),
+    "referral_stages": Target("referrals", mode="update", derived=(("status", REFERRAL_STATUS),)),
+}
+COLUMNS = {
+    "locations": ["location_id", "name", "source"],
+    "providers": ["provider_id", "npi", "name", "source"],
+    "slots": [
+        "source",
+        "slot_id",
+        "provider_id",
+        "location_id",
+        "visit_type",
+        "start_at",
+        "minutes",
+        "status",
+        "status_source",
+    ],
+    "appointments": [
+        "source",
+        "appointment_id",
+        "location_id",
+        "provider_id",
+        "patient_key",
+        "visit_type",
+        "is_new_patient",
+        "booked_at",
+        "scheduled_start",
+        "scheduled_minutes",
+        "status",
+        "status_source",
+        "cancelled_at",
+        "cancel_initiator",
+        "rebooked_from_id",
+    ],
+    "encounters": [
+        "source",
+        "encounter_id",
+        "appointment_id",
+        "location_id",
+        "provider_id",
+        "patient_key",
+        "is_telehealth",
+        "status",
+        "checked_in_at",
+        "roomed_at",
+        "provider_start_at",
+        "provider_end_at",
+        "checked_out_at",
+    ],
+    "charts": ["source", "encounter_id", "chart_closed_at"],
+    "referrals": [
+        "source",
+        "referral_id",
+        "patient_key",
+        "referring_provider_id",
+        "specialty",
+        "priority",
+        "created_at",
+        "status_source",
+    ],
+    "referral_stages": ["source", "referral_id", "location_id", *STAGE_COLUMNS.values()],
+}
+
+
+def _arrow(target: str, rows: list[dict]):  # noqa: ANN202 - pyarrow.Table
+    return rows_to_arrow(rows, ["_pos", *COLUMNS[target]])
+
+
+class _Mapper:
+    """Maps one resource at a time; remembers this file's practitioners and schedules."""
+
+    def __init__(self, ctx: ParseContext) -> None:
+        self.tz = ZoneInfo(ctx.timezone)
+        self.key = ctx.pseudonymizer.key
+        self.known = ctx.references
+        self.npis = {r[0] for r in ctx.cursor.execute("SELECT provider_id FROM providers").fetchall()}
+        self.unresolved: Counter[str] = Counter()
+        self.example: dict[str, str] = {}
+        self.handlers: dict[str, Callable[[dict], list[tuple[str, dict]]]] = {
+            "Location": self.location,
+            "Practitioner": self.practitioner,
+            "Schedule": self.schedule,
+            "Slot": self.slot,
+            "Appointment": self.appointment,
+            "Encounter": self.encounter,
+            "DocumentReference": self.document,
+            "ServiceRequest": self.service_request,
+            "Task": self.task,
+        }
+
+    def map(self, rtype: str, r: dict) -> list[tuple[str, dict]]:
+        if not isinstance(r.get("id"), str) or not r["id"]:
+            raise Reject("id", "required", f"the {rtype} has no id")
+        return self.handlers[rtype](r)
+
+    def warnings(self) -> list[str]:
+        return [
+            f"{n} reference(s) to {kind} resources that are not loaded (e.g. {self.example[kind]}): "
+            f"the {'provider' if kind == 'Practitioner' else 'provider and location'} is left empty; "
+            f"load the {kind} export first, then this file again with --force"
+            for kind, n in self.unresolved.items()
+        ]
+
+    # -- references ---------------------------------------------------------------------------
+
+    def provider(self, ref: Any) -> str | None:
+        target = _reference(ref)
+        if target is None:
+            return None
+        kind, rid = target
+        if kind != "Practitioner":
+            return None
+        if rid.startswith("identifier="):
+            system, _, value = rid[len("identifier=") :].partition("|")
+            return value if system == NPI_SYSTEM and value else None
+        found = self.known.get(("Practitioner", rid))
+        if found is not None:
+            return found[0]
+        if rid in self.npis:  # the export uses the NPI as the Practitioner id
+            return rid
+        self._unresolved("Practitioner", f"Practitioner/{rid}")
+        return None
+
+    def _unresolved(self, kind: str, example: str) -> None:
+        self.unresolved[kind] += 1
+        self.example.setdefault(kind, example)
+
+    def patient(self, ref: Any) -> str | None:
+        target = _reference(ref)
+        if target is None or target[0] != "Patient":
+            return None
+        rid = target[1]
+        if rid.startswith("identifier="):
+            rid = rid.partition("|")[2] or rid
+        return self.key(SOURCE, rid)
+
+    def instant(self, value: Any, field: str) -> datetime | None:
+        return _instant(value, field, self.tz)
+
+    # -- resources ----------------------------------------------------------------------------
+
+    def location(self, r: dict) -> list[tuple[str, dict]]:
+        return [("locations", {"location_id": r["id"], "name": r.get("name"), "source": SOURCE})]
+
+    def practitioner(self, r: dict) -> list[tuple[str, dict]]:
+        npi = next(
+            (i.get("value") for i in r.get("identifier", []) if i.get("system") == NPI_SYSTEM and i.get("value")),
+            None,
+        )
+        if npi is None:
+            raise Reject("identifier", "no_npi", f"the Practitioner has no NPI identifier (system {NPI_SYSTEM})")
+        self.known[("Practitioner", r["id"])] = (npi, None)
+        name = _human_name(r.get("name"))
+        return [("providers", {"provider_id": npi, "npi": npi, "name": name, "source": SOURCE})]
+
+    def schedule(self, r: dict) -> list[tuple[str, dict]]:
+        provider = location = None
+        for actor in r.get("actor", []):
+            target = _reference(actor)
+            if target and target[0] == "Practitioner":
+                provider = provider or self.provider(actor)
+            elif target and target[0] == "Location":
+                location = location or _location_id(actor)
+        self.known[("Schedule", r["id"])] = (provider, location)
+        raise Ignore("Schedule resources (nothing to store: their Slots carry the practitioner and location)")
+
+    def slot(self, r: dict) -> list[tuple[str, dict]]:
+        raw = r.get("status")
+        if raw == "entered-in-error":
+            raise Ignore("slots entered in error")
+        status = _mapped(raw, SLOT_STATUS, "status", "Slot")
+        start, end = self.instant(r.get("start"), "start"), self.instant(r.get("end"), "end")
+        minutes = round((end - start).total_seconds() / 60) if start and end else None
+        provider = location = None
+        target = _reference(r.get("schedule"))
+        if target and target[0] == "Schedule":
+            found = self.known.get(("Schedule", target[1]))
+            if found is None:
+                self._unresolved("Schedule", f"Schedule/{target[1]}")
+            else:
+                provider, location = found
+        return [
+            (
+                "slots",
+                {
+                    "source": SOURCE,
+                    "slot_id": r["id"],
+                    "provider_id": provider,
+                    "location_id": location,
+                    "visit_type": _code(r.get("appointmentType")),
+                    "start_at": start,
+                    "minutes": minutes,
+                    "status": status,
+                    "status_source": raw,
+                },
+            )
+        ]
+
+    def appointment(self, r: dict) -> list[tuple[str, dict]]:
+        raw = r.get("status")
+        status = _mapped(raw, APPOINTMENT_STATUS, "status", "Appointment")
+        patient = provider = location = None
+        for participant in r.get("participant", []):
+            actor = participant.get("actor")
+            target = _reference(actor)
+            if target is None:
+                continue
+            if target[0] == "Patient":
+                patient = patient or self.patient(actor)
+            elif target[0] == "Practitioner":
+                provider = provider or self.provider(actor)
+            elif target[0] == "Location":
+                location = location or _location_id(actor)
+        start = self.instant(r.get("start"), "start")
+        minutes = r.get("minutesDuration")
+        end = self.instant(r.get("end"), "end")
+        if minutes is None and start and end:
+            minutes = round((end - start).total_seconds() / 60)
+        if minutes is not None and not isinstance(minutes, int):
+            raise Reject("minutesDuration", "unreadable_value", f"minutesDuration {minutes!r} is not a whole number")
+        cancelled = status == "cancelled"
+        return [
+            (
+                "appointments",
+                {
+                    "source": SOURCE,
+                    "appointment_id": r["id"],
+                    "location_id": location,
+                    "provider_id": provider,
+                    "patient_key": patient,
+                    "visit_type": _appointment_type(r.get("appointmentType")),
+                    "is_new_patient": _extension(r, NEW_PATIENT_URL, "valueBoolean"),
+                    "booked_at": self.instant(r.get("created"), "created"),
+                    "scheduled_start": start,
+                    "scheduled_minutes": minutes,
+                    "status": status,
+                    "status_source": raw,
+                    "cancelled_at": self.instant(r.get("meta", {}).get("lastUpdated"), "meta.lastUpdated")
+                    if cancelled
+                    else None,
+                    "cancel_initiator": _cancel_initiator(r.get("cancelationReason")) if cancelled else None,
+                    "rebooked_from_id": _reference_id(
+                        _extension(r, PREVIOUS_APPOINTMENT_URL, "valueReference"), "Appointment"
+                    ),
+                },
+            )
+        ]
+
+    def encounter(self, r: dict) -> list[tuple[str, dict]]:
+        klass = (r.get("class") or {}).get("code", "AMB")
+        if klass not in CLINIC_CLASSES:
+            raise Ignore(f"encounters of class {klass} (not a clinic visit: only AMB and VR are)")
+        raw = r.get("status")
+        status = _mapped(raw, ENCOUNTER_STATUS, "status", "Encounter")
+        period = r.get("period") or {}
+        stages: dict[str, dict] = {}
+        for entry in r.get("statusHistory", []):
+            stages.setdefault(entry.get("status"), entry.get("period") or {})
+        provider = None
+        participants = sorted(
+            r.get("participant", []),
+            key=lambda p: (
+                not any(c.get("code") in ("PPRF", "ATND") for t in p.get("type", []) for c in t.get("coding", []))
+            ),
+        )
+        for participant in participants:
+            provider = provider or self.provider(participant.get("individual"))
+        location = next((_location_id(loc.get("location")) for loc in r.get("location", [])), None)
+        appointment = next(iter(r.get("appointment", [])), None)
+        return [
+            (
+                "encounters",
+                {
+                    "source": SOURCE,
+                    "encounter_id": r["id"],
+                    "appointment_id": _reference_id(appointment, "Appointment"),
+                    "location_id": location,
+                    "provider_id": provider,
+                    "patient_key": self.patient(r.get("subject")),
+                    "is_telehealth": klass == "VR",
+                    "status": status,
+                    "checked_in_at": self.instant(period.get("start"), "period.start"),
+                    "roomed_at": self.instant(stages.get("triaged", {}).get("start"), "statusHistory(triaged).start"),
+                    "provider_start_at": self.instant(
+                        stages.get("in-progress", {}).get("start"), "statusHistory(in-progress).start"
+                    ),
+                    "provider_end_at": self.instant(
+                        stages.get("in-progress", {}).get("end"), "statusHistory(in-progress).end"
+                    ),
+                    "checked_out_at": self.instant(period.get("end"), "period.end"),
+                },
+            )
+        ]
+
+    def document(self, r: dict) -> list[tuple[str, dict]]:
+        if r.get("status") == "entered-in-error" or r.get("docStatus", "final") not in ("final", "amended"):
+            raise Ignore("notes that are not final (docStatus preliminary or entered in error)")
+        encounter = next(iter((r.get("context") or {}).get("encounter", [])), None)
+        encounter_id = _reference_id(encounter, "Encounter")
+        if encounter_id is None:
+            raise Ignore("notes that document no encounter (context.encounter)")
+        return [
+            (
+                "charts",
+                {
+                    "source": SOURCE,
+                    "encounter_id": encounter_id,
+                    "chart_closed_at": self.instant(r.get("date"), "date"),
+                },
+            )
+        ]
+
+    def service_request(self, r: dict) -> list[tuple[str, dict]]:
+        categories = {c.get("code") for cat in r.get("category", []) for c in cat.get("coding", [])}
+        performer = r.get("performerType")
+        if not performer and REFERRAL_CATEGORY not in categories:
+            raise Ignore("ServiceRequests that are orders, not referrals (no performerType or referral category)")
+        specialty = None
+        if performer:
+            coding = next(iter(performer.get("coding", [])), {})
+            specialty = performer.get("text") or coding.get("display") or coding.get("code")
+        priority = r.get("priority")
+        if priority is not None and priority not in ("routine", "urgent", "asap", "stat"):
+            raise Reject("priority", "unknown_value", f"priority {priority!r} is not routine, urgent, asap or stat")
+        return [
+            (
+                "referrals",
+                {
+                    "source": SOURCE,
+                    "referral_id": r["id"],
+                    "patient_key": self.patient(r.get("subject")),
+                    "referring_provider_id": self.provider(r.get("requester")),
+                    "specialty": specialty,
+                    "priority": priority,
+                    "created_at": self.instant(r.get("authoredOn"), "authoredOn"),
+                    "status_source": r.get("status"),
+                },
+            )
+        ]
+
+    def task(self, r: dict) -> list[tuple[str, dict]]:
+        referral = _reference_id(r.get("focus"), "ServiceRequest")
+        stages: dict[str, datetime | None] = dict.fromkeys(STAGE_COLUMNS.values())
+        tracked = False
+        for output in r.get("output", []) or []:
+            if not isinstance(output, dict):
+                continue
+            for coding in (output.get("type") or {}).get("coding", []):
+                if coding.get("system") == REFERRAL_STAGE_SYSTEM and coding.get("code") in STAGE_COLUMNS:
+                    tracked = True
+                    column = STAGE_COLUMNS[coding["code"]]
+                    stages[column] = self.instant(output.get("valueDateTime"), f"output({coding['code']})")
+        if referral is None or not tracked:
+            raise Ignore("Tasks that do not track a referral (no referral-stage output)")
+        location = _location_id(r.get("location"))
+        return [("referral_stages", {"source": SOURCE, "referral_id": referral, "location_id": location, **stages})]
+
+
+# -- small helpers ------------------------------------------------------------------------------
+
+
+def _reference(ref: Any) -> tuple[str, str] | None:
+    """(type, id) of a Reference: `Type/id`, a full URL, `Type/id/_history/n`, or conditional `Type?identifier=s|v`."""
+    if not isinstance(ref, dict) or not isinstance(ref.get("reference"), str):
+        return None
+    text = ref["reference"]
+    if "?" in text:
+        kind, _, query = text.partition("?")
+        return kind.rsplit("/", 1)[-1], query
+    parts = text.split("/_history/")[0].rstrip("/").split("/")
+    if len(parts) < 2:
+        return None
+    return parts[-2], parts[-1]
+
+
+def _reference_id(ref: Any, kind: str) -> str | None:
+    target = _reference(ref)
+    return target[1] if target and target[0] == kind else None
+
+
+def _location_id(ref: Any) -> str | None:
+    target = _reference(ref)
+    if target is None or target[0] != "Location":
+        return None
+    rid = target[1]
+    if rid.startswith("identifier="):
+        return rid.partition("|")[2] or None
+    return rid
+
+
+def _mapped(raw: Any, table: dict[str, str], field: str, rtype: str) -> str:
+    if raw not in table:
+        shown = "missing" if raw is None else repr(raw)
+        raise Reject(field, "unknown_value", f"{rtype} {field} {shown} is not one of {', '.join(table)}", str(raw))
+    return table[raw]
+
+
+def _instant(value: Any, field: str, tz: ZoneInfo) -> datetime | None:
+    """A FHIR instant/dateTime as an aware datetime; a bare date is local midnight."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise Reject(field, "unreadable_value", f"{field} {value!r} is not a date-time", str(value))
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime(day.year, day.month, day.day, tzinfo=tz)
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise Reject(
+            field,
+            "unreadable_value",
+            f"{field} {value!r} is not a FHIR date-time like 2025-03-14T09:30:00-04:00",
+            value,
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+
+
+def _code(concept: Any) -> str | None:
+    if not isinstance(concept, dict):
+        return None
+    coding = next(iter(concept.get("coding", [])), None)
+    if coding and coding.get("code"):
+        return str(coding["code"]).lower()
+    return None
+
+
+def _appointment_type(concept: Any) -> str | None:
+    if not isinstance(concept, dict):
+        return None
+    for coding in concept.get("coding", []):
+        if coding.get("system") == APPOINTMENT_TYPE_SYSTEM and coding.get("code"):
+            return str(coding["code"]).lower()
+    return _code(concept)
+
+
+def _extension(resource: dict, url: str, value_key: str) -> Any:
+    return next((e.get(value_key) for e in resource.get("extension", []) if e.get("url") == url), None)
+
+
+def _cancel_initiator(reason: Any) -> str | None:
+    if not isinstance(reason, dict):
+        return None
+    for coding in reason.get("coding", []):
+        code = coding.get("code") or ""
+        if coding.get("system") not in (None, CANCEL_REASON_SYSTEM):
+            continue
+        if code.startswith("pat"):
+            return "patient"
+        if code.startswith("prov"):
+            return "provider"
+        if code in ("maint", "meds-inc", "oth-room"):
+            return "practice"
+        if code:
+            return "other"
+    return None
+
+
+def _human_name(names: Any) -> str | None:
+    for name in names or []:
+        if name.get("text"):
+            return name["text"]
+        parts = [*name.get("prefix", []), *name.get("given", []), name.get("family", "")]
+        text = " ".join(p for p in parts if p)
+        if text:
+            return text
+    return None
+
+
+def mask(resource: dict, pseudonymizer: Pseudonymizer) -> dict:
+    """A copy of `resource` safe to keep in `rejects`: direct identifiers masked, patient ids pseudonymized."""
+    masked = copy.deepcopy(resource)
+    _mask(masked, pseudonymizer)
+    return masked
+
+
+def _mask(node: Any, pseudonymizer: Pseudonymizer) -> None:
+    if isinstance(node, dict):
+        for key in list(node):
+            value = node[key]
+            if key in PHI_KEYS or (key == "text" and isinstance(value, dict)):  # a Narrative may name anyone
+                node[key] = MASK
+            elif key == "reference" and isinstance(value, str) and value.startswith("Patient"):
+                target = _reference({"reference": value})
+                node[key] = f"Patient/{pseudonymizer.key(SOURCE, target[1])}" if target else MASK
+            else:
+                _mask(value, pseudonymizer)
+    elif isinstance(node, list):
+        for item in node:
+            _mask(item, pseudonymizer)

@@ -1,0 +1,249 @@
+"""Asterisk queue_log -> calls: one row per call that entered a queue, rebuilt from its events.
+
+Each line is `epoch|uniqueid|queue|agent|EVENT|data1|data2|data3[|data4|data5]` (Asterisk's
+queue_log documentation; `app_queue`). A call is the events sharing a uniqueid, from ENTERQUEUE
+to the event that ended the wait or the call:
+
+| event | meaning | taken from it |
+|---|---|---|
+| ENTERQUEUE | caller joins the queue (data2 = caller id: never stored) | entered_at, queue |
+| CONNECT | an agent answers (data1 = holdtime) | answered_at, wait_seconds, agent |
+| COMPLETECALLER / COMPLETEAGENT | answered call ends (data1 holdtime, data2 calltime) | ended_at, talk_seconds |
+| TRANSFER / BLINDTRANSFER / ATTENDEDTRANSFER | answered call transferred out | ended_at, talk_seconds |
+| ABANDON | caller hangs up waiting (data3 = waittime) | outcome abandoned, wait |
+| EXITWITHTIMEOUT / EXITEMPTY | queue gives up (data3 = waittime) | outcome timeout, wait |
+| EXITWITHKEY | caller pressed a key (data1 = key) | outcome exit_key, wait = exit - entry |
+
+`wait_seconds` is the holdtime/waittime as logged (docs/contracts.md). Queue and agent events
+(QUEUESTART, AGENTLOGIN, ADDMEMBER, PAUSE, ...) are not calls: they are counted as ignored.
+A uniqueid that enters a queue again is a new call (`<uniqueid>#2`); events logged before the
+ENTERQUEUE of their uniqueid (clock skew) belong to that call, whose times then fail the
+schema's order rules. A call whose entry or end is missing from the log is rejected with the
+reason, so the next (overlapping) log completes it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ingest.batch import Batch, Phase, RecordError, Target, rows_to_arrow
+from ingest.context import ParseContext
+from ingest.pseudonymize import MASK
+from ingest.sources import InputFile
+from ingest.text import decode
+
+SOURCE = "asterisk"
+_LINE = re.compile(r"^\d{9,11}(\.\d+)?\|[^|\n]*\|[^|\n]*\|[^|\n]*\|[A-Z_]+")
+_END_ANSWERED = {"COMPLETECALLER", "COMPLETEAGENT", "TRANSFER", "BLINDTRANSFER", "ATTENDEDTRANSFER"}
+_END_WAITING = {"ABANDON": "abandoned", "EXITWITHTIMEOUT": "timeout", "EXITEMPTY": "timeout", "EXITWITHKEY": "exit_key"}
+_CALL_EVENTS = {"ENTERQUEUE", "CONNECT", *_END_ANSWERED, *_END_WAITING}
+_STATUS_EVENTS = {
+    "QUEUESTART",
+    "CONFIGRELOAD",
+    "AGENTLOGIN",
+    "AGENTLOGOFF",
+    "AGENTCALLBACKLOGIN",
+    "AGENTCALLBACKLOGOFF",
+    "ADDMEMBER",
+    "REMOVEMEMBER",
+    "PAUSE",
+    "UNPAUSE",
+    "PAUSEALL",
+    "UNPAUSEALL",
+}
+COLUMNS = [
+    "_pos",
+    "source",
+    "call_id",
+    "queue",
+    "entered_at",
+    "answered_at",
+    "ended_at",
+    "outcome",
+    "outcome_source",
+    "wait_seconds",
+    "talk_seconds",
+    "agent",
+]
+
+
+def looks_like_queue_log(head: str) -> bool:
+    lines = [ln for ln in head.splitlines()[:20] if ln.strip()]
+    return bool(lines) and sum(bool(_LINE.match(ln)) for ln in lines) >= max(1, len(lines) // 2)
+
+
+@dataclass
+class _Call:
+    uniqueid: str
+    call_id: str
+    first_line: int
+    lines: list[tuple[int, list[str]]] = field(default_factory=list)
+    queue: str | None = None
+    entered: int | None = None
+    answered: int | None = None
+    ended: int | None = None
+    outcome: str | None = None
+    outcome_source: str | None = None
+    wait: int | None = None
+    talk: int | None = None
+    agent: str | None = None
+    problem: tuple[str | None, str, str, str | None] | None = None  # field, check, reason, value
+
+
+class QueueLogAdapter:
+    name = "queue_log"
+    rank = 5
+
+    def parse(self, file: InputFile, ctx: ParseContext) -> Batch:
+        text = decode(file.data, file.name)
+        batch = Batch(adapter=self.name, position_kind="line")
+        last: dict[str, _Call] = {}  # each uniqueid's latest call
+        attempts: dict[str, int] = {}
+        calls: list[_Call] = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            fields = line.rstrip("\r").split("|")
+            problem = _line_problem(fields)
+            if problem:
+                batch.errors.append(RecordError(number, problem[0], "unreadable_line", problem[1], problem[2]))
+                continue
+            epoch, uniqueid, queue, agent, event = int(float(fields[0])), fields[1], fields[2], fields[3], fields[4]
+            data = fields[5:] + [""] * 5
+            call = last.get(uniqueid)
+            if event not in _CALL_EVENTS:
+                if call is not None:
+                    call.lines.append((number, fields))  # e.g. RINGNOANSWER: part of the call, nothing to keep
+                elif uniqueid == "NONE" or event in _STATUS_EVENTS:
+                    batch.ignored["queue and agent status lines (not calls)"] += 1
+                else:
+                    batch.ignored[f"{event} lines outside a queued call"] += 1
+                continue
+            # a new call: the first event of a uniqueid, or it queues again after its entry was seen
+            if call is None or (event == "ENTERQUEUE" and call.entered is not None):
+                attempts[uniqueid] = attempts.get(uniqueid, 0) + 1
+                n = attempts[uniqueid]
+                call = _Call(uniqueid, uniqueid if n == 1 else f"{uniqueid}#{n}", number)
+                last[uniqueid] = call
+                calls.append(call)
+            call.lines.append((number, fields))
+            _apply(call, event, epoch, queue, agent, data)
+        rows = []
+        for call in calls:
+            problem = call.problem or _incomplete(call)
+            if problem:
+                batch.errors.append(RecordError(call.first_line, *problem))
+                continue
+            rows.append(_row(call))
+        masked = {call.first_line: _masked(call) for call in calls}
+        batch.records = masked.get
+        batch.phases.append(Phase([(Target("calls"), rows_to_arrow(rows, COLUMNS))]))
+        return batch
+
+
+def _line_problem(fields: list[str]) -> tuple[str | None, str, str | None] | None:
+    """(field, reason, value) when a line is not a queue_log line."""
+    if len(fields) < 5:
+        return (
+            None,
+            f"expected epoch|uniqueid|queue|agent|EVENT|data..., found {len(fields)} field(s)",
+            None,
+        )
+    try:
+        float(fields[0])
+    except ValueError:
+        return "epoch", f"the time {fields[0]!r} is not a Unix epoch in seconds", fields[0]
+    if not fields[1]:
+        return "uniqueid", "the line has no call uniqueid", None
+    return None
+
+
+def _seconds(value: str, what: str, call: _Call) -> int | None:
+    try:
+        number = int(value)
+    except ValueError:
+        call.problem = call.problem or (
+            what,
+            "unreadable_value",
+            f"{what} {value!r} is not a whole number of seconds",
+            value,
+        )
+        return None
+    return number
+
+
+def _apply(call: _Call, event: str, epoch: int, queue: str, agent: str, data: list[str]) -> None:
+    if event == "ENTERQUEUE":
+        call.entered, call.queue = epoch, queue or None
+    elif event == "CONNECT":
+        call.answered, call.agent, call.outcome = epoch, agent or None, "answered"
+        call.outcome_source = event
+        call.wait = _seconds(data[0], "holdtime", call)
+    elif event in _END_ANSWERED:
+        call.ended, call.outcome_source = epoch, event
+        call.outcome = "answered"
+        call.agent = call.agent or agent or None
+        talk_field = data[3] if event == "TRANSFER" else data[1]
+        call.talk = _seconds(talk_field, "calltime", call)
+        if call.wait is None:
+            call.wait = _seconds(data[2] if event == "TRANSFER" else data[0], "holdtime", call)
+    else:
+        call.ended, call.outcome, call.outcome_source = epoch, _END_WAITING[event], event
+        if event == "EXITWITHKEY":
+            call.wait = epoch - call.entered if call.entered is not None else None
+        else:
+            call.wait = _seconds(data[2], "waittime", call)
+
+
+def _incomplete(call: _Call) -> tuple[str | None, str, str, str | None] | None:
+    if call.entered is None:
+        return (
+            "entered_at",
+            "no_enterqueue",
+            f"call {call.uniqueid} has no ENTERQUEUE event in this log (the log may start in the middle of the call)",
+            None,
+        )
+    if call.outcome is None:
+        return (
+            "outcome",
+            "no_end_event",
+            f"call {call.uniqueid} entered queue {call.queue} but the log has no CONNECT, ABANDON or EXIT event "
+            "for it (still waiting when the log was written?)",
+            None,
+        )
+    return None
+
+
+def _instant(epoch: int | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
+
+
+def _row(call: _Call) -> dict:
+    return {
+        "_pos": call.first_line,
+        "source": SOURCE,
+        "call_id": call.call_id,
+        "queue": call.queue,
+        "entered_at": _instant(call.entered),
+        "answered_at": _instant(call.answered),
+        "ended_at": _instant(call.ended),
+        "outcome": call.outcome,
+        "outcome_source": call.outcome_source,
+        "wait_seconds": call.wait,
+        "talk_seconds": call.talk,
+        "agent": call.agent,
+    }
+
+
+def _masked(call: _Call) -> str:
+    """The call's log lines, with the caller id of ENTERQUEUE masked."""
+    lines = []
+    for _, fields in call.lines:
+        shown = list(fields)
+        if len(shown) > 6 and shown[4] == "ENTERQUEUE":
+            shown[6] = MASK
+        lines.append("|".join(shown))
+    return json.dumps({"lines": lines})

@@ -1,0 +1,54 @@
+"""X12 files -> the 837P claim and 835 remittance mappers, through one segment reader.
+
+A file may mix transaction sets; each is mapped by its ST01. Other transaction sets (999
+acknowledgments, 277 claim status) are counted as ignored. After the rows are written, the
+ledger entries the contract derives from claims and remittances are brought up to date for
+every claim the file touched (`x12_ledger`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from ingest.adapters import x12_835, x12_837
+from ingest.adapters.x12_837 import masked_record
+from ingest.adapters.x12_ledger import derive_ledger
+from ingest.adapters.x12_segments import transaction_sets
+from ingest.batch import Batch, Phase
+from ingest.context import ParseContext
+from ingest.sources import InputFile
+from ingest.text import decode
+
+
+class X12Adapter:
+    """837P claims and 835 remittances, in any mix within a file."""
+
+    name = "x12"
+    rank = 5
+
+    def parse(self, file: InputFile, ctx: ParseContext) -> Batch:
+        text = decode(file.data, file.name)
+        batch = Batch(adapter=self.name, position_kind="segment")
+        claims, remits = x12_837.Claims(ctx), x12_835.Remittances(ctx)
+        kinds: Counter[str] = Counter()
+        for ts in transaction_sets(text, file.name):
+            kinds[ts.kind] += 1
+            if ts.kind == "837":
+                claims.add(ts)
+            elif ts.kind == "835":
+                remits.add(ts)
+            else:
+                batch.ignored[f"X12 {ts.kind} transaction sets (only 837 claims and 835 remittances are loaded)"] += 1
+        batch.adapter = {frozenset({"837"}): "x12_837", frozenset({"835"}): "x12_835"}.get(
+            frozenset(k for k in kinds if k in ("837", "835")), "x12"
+        )
+        for part in (claims, remits):
+            batch.errors += part.errors
+            batch.ignored.update(part.ignored)
+            batch.phases += [Phase(part.targets())] if part.rows else []
+        records = {**claims.records, **remits.records}
+        batch.records = lambda pos: masked_record(records.get(pos))
+        touched = claims.claim_ids() | remits.claim_ids()
+        if touched:
+            batch.post_steps.append(lambda cur, run_id, tz: derive_ledger(cur, run_id, tz, sorted(touched)))
+        return batch

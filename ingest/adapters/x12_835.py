@@ -1,0 +1,321 @@
+"""X12 835 (005010X221A1; 004010X091A1 reads the same) -> remittances, adjustments and payer ledger entries.
+
+One claim payment (CLP loop 2100) is one record, at the segment number of its CLP:
+
+| canonical | from |
+|---|---|
+| remittance_id | TRN02 trace \\| CLP01 \\| CLP02 \\| CLP07 \\| occurrence of that tuple in the transaction set |
+| claim_id, claim_status_code | CLP01, CLP02 |
+| status | CLP02 4 denied; 22 reversed; 1, 2, 3, 19, 20, 21 paid (zero_paid when CLP04 = 0); else other |
+| billed, paid, patient responsibility | CLP03, CLP04, CLP05 |
+| payer_claim_control_number | CLP07 |
+| paid_date | BPR16, else DTM*405 |
+| payer_id | REF*2U of the payer loop, else N1*PR N104, else TRN03 |
+| patient_key | HMAC("x12\\|" + member id): NM1*IL NM109, else NM1*QC NM109 |
+| remark_codes | MOA03-07 and the LQ*HE codes of its lines |
+| adjustments | every CAS triplet (group, CARC, amount, quantity), claim level, then per SVC line |
+
+Ledger (docs/contracts.md, source x12): one `payment` (party payer) per remittance of CLP04 at
+paid_date (a reversal's negative amount as sent), and one `adjustment` per CAS triplet of group
+CO, OA, PI or CR. PR amounts are not ledger entries: they stay in A/R as patient
+responsibility until a patient payment arrives. Provider-level adjustments (PLB) belong to no
+claim and are counted as ignored. Payers are not written from an 835, which does not say the
+payer class: the 837 claims do.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+import pyarrow as pa
+
+from ingest.adapters.x12_837 import Problem, amount, date8
+from ingest.adapters.x12_ledger import CLAIM_DETAILS
+from ingest.adapters.x12_segments import Segment, TransactionSet
+from ingest.batch import RecordError, Target, rows_to_arrow
+from ingest.context import ParseContext
+
+SOURCE = "x12"
+PAID = {"1", "2", "3", "19", "20", "21"}
+LEDGER_GROUPS = {"CO", "OA", "PI", "CR"}
+REMIT_COLUMNS = [
+    "_pos",
+    "remittance_id",
+    "claim_id",
+    "payer_id",
+    "payer_claim_control_number",
+    "trace_number",
+    "paid_date",
+    "claim_status_code",
+    "status",
+    "billed_amount",
+    "paid_amount",
+    "patient_responsibility",
+    "remark_codes",
+    "source",
+]
+ADJ_COLUMNS = [
+    "_pos",
+    "remittance_id",
+    "seq",
+    "line_no",
+    "procedure_code",
+    "group_code",
+    "reason_code",
+    "amount",
+    "quantity",
+    "remark_codes",
+    "source",
+]
+LEDGER_COLUMNS = [
+    "_pos",
+    "entry_id",
+    "claim_id",
+    "patient_key",
+    "payer_id",
+    "service_date",
+    "posted_date",
+    "entry_type",
+    "party",
+    "amount",
+    "group_code",
+    "reason_code",
+    "source",
+]
+
+
+@dataclass
+class _Payment:
+    clp: Segment
+    segments: list[Segment] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    adjustments: list[dict] = field(default_factory=list)
+    remarks: list[str] = field(default_factory=list)
+    member_il: str | None = None
+    member_qc: str | None = None
+    statement_date: datetime | None = None
+    line_dates: list[datetime] = field(default_factory=list)
+    lines: int = 0
+    procedure: str | None = None
+
+
+class Remittances:
+    """Accumulates the claim payments of every 835 transaction set of a file."""
+
+    def __init__(self, ctx: ParseContext) -> None:
+        self.key = ctx.pseudonymizer.key
+        self.rows: list[dict] = []
+        self.adjustments: list[dict] = []
+        self.ledger: list[dict] = []
+        self.errors: list[RecordError] = []
+        self.ignored: Counter[str] = Counter()
+        self.records: dict[int, list[Segment]] = {}  # each payment's segments, masked only if it is rejected
+
+    def claim_ids(self) -> set[str]:
+        return {r["claim_id"] for r in self.rows}
+
+    def targets(self) -> list[tuple[Target, pa.Table]]:
+        return [
+            (Target("remittances"), rows_to_arrow(self.rows, REMIT_COLUMNS)),
+            (Target("remittance_adjustments"), rows_to_arrow(self.adjustments, ADJ_COLUMNS)),
+            (Target("ledger", derived=CLAIM_DETAILS), rows_to_arrow(self.ledger, LEDGER_COLUMNS)),
+        ]
+
+    def add(self, ts: TransactionSet) -> None:
+        header = self._header(ts)
+        payments = self._walk(ts)
+        seen: Counter[tuple[str, ...]] = Counter()
+        for payment in payments:
+            pos = payment.clp.number
+            self.records[pos] = payment.segments
+            problems = list(payment.problems)
+            if ts.syntax_error:
+                problems.insert(
+                    0,
+                    Problem(
+                        None,
+                        "malformed_transaction",
+                        f"{ts.label} is malformed ({ts.syntax_error}), so none of its payments are loaded",
+                    ),
+                )
+            if isinstance(header, Problem):
+                problems.insert(0, header)
+            if problems:
+                p = problems[0]
+                self.errors.append(RecordError(pos, p.field, p.check, p.reason, p.value))
+                continue
+            clp = payment.clp
+            ident = (header["trace"] or "", clp[1], clp[2], clp[7])
+            seen[ident] += 1
+            try:
+                self._rows(payment, header, "|".join((*ident, str(seen[ident]))))
+            except Problem as p:
+                self.errors.append(RecordError(pos, p.field, p.check, p.reason, p.value))
+        plb = sum(1 for s in ts.segments if s.id == "PLB")
+        if plb:
+            self.ignored["provider-level adjustments (PLB), which belong to no claim"] += plb
+
+    def _header(self, ts: TransactionSet) -> dict | Problem:
+        """Payment date, trace number and payer of the transaction set."""
+        found: dict = {"trace": None, "paid": None, "production": None, "payer": None}
+        n1_payer, ref_2u, trn03, in_payer = None, None, None, False
+        try:
+            for seg in ts.segments:
+                if seg.id == "CLP":
+                    break
+                if seg.id == "BPR" and seg[16]:
+                    found["paid"] = date8(seg[16], "BPR16", seg)
+                elif seg.id == "TRN":
+                    found["trace"], trn03 = seg[2] or None, seg[3] or None
+                elif seg.id == "DTM" and seg[1] == "405":
+                    found["production"] = date8(seg[2], "DTM*405", seg)
+                elif seg.id == "N1":
+                    in_payer = seg[1] == "PR"
+                    if in_payer:
+                        n1_payer = seg[4] or None
+                elif seg.id == "REF" and seg[1] == "2U" and in_payer:
+                    ref_2u = seg[2] or None
+        except Problem as p:
+            return p
+        found["payer"] = ref_2u or n1_payer or trn03
+        return found
+
+    def _walk(self, ts: TransactionSet) -> list[_Payment]:
+        payments: list[_Payment] = []
+        current: _Payment | None = None
+        for seg in ts.segments:
+            if seg.id == "CLP":
+                current = _Payment(seg, [seg])
+                payments.append(current)
+                continue
+            if current is None:
+                continue
+            if seg.id in ("LX", "SE", "PLB"):
+                current = None
+                continue
+            current.segments.append(seg)
+            try:
+                self._segment(current, seg)
+            except Problem as p:
+                current.problems.append(p)
+        return payments
+
+    def _segment(self, p: _Payment, seg: Segment) -> None:
+        if seg.id == "SVC":
+            p.lines += 1
+            parts = seg.parts(1)
+            p.procedure = parts[1] if len(parts) > 1 else None
+        elif seg.id == "CAS":
+            for i in range(2, 19, 3):
+                reason = seg[i]
+                if not reason:
+                    continue
+                quantity = seg[i + 2]
+                p.adjustments.append(
+                    {
+                        "line_no": p.lines or None,
+                        "procedure_code": p.procedure if p.lines else None,
+                        "group_code": seg[1],
+                        "reason_code": reason,
+                        "amount": amount(seg, i + 1, f"CAS{i + 1:02d}"),
+                        "quantity": _quantity(quantity, seg),
+                    }
+                )
+        elif seg.id == "NM1" and seg[1] in ("IL", "QC"):
+            if seg[1] == "IL":
+                p.member_il = seg[9] or None
+            else:
+                p.member_qc = seg[9] or None
+        elif seg.id == "MOA":
+            p.remarks += [seg[i] for i in range(3, 8) if seg[i]]
+        elif seg.id == "LQ" and seg[1] == "HE" and seg[2]:
+            p.remarks.append(seg[2])
+            for adj in p.adjustments:
+                if adj["line_no"] == p.lines and p.lines:
+                    adj["remark_codes"] = ",".join(filter(None, [adj.get("remark_codes"), seg[2]]))
+        elif seg.id == "DTM" and seg[1] == "232":
+            p.statement_date = date8(seg[2], "DTM*232", seg)
+        elif seg.id == "DTM" and seg[1] in ("472", "150") and p.lines:
+            p.line_dates.append(date8(seg[2], f"DTM*{seg[1]}", seg))
+
+    def _rows(self, p: _Payment, header: dict, remittance_id: str) -> None:
+        clp = p.clp
+        pos = clp.number
+        paid = amount(clp, 4, "CLP04")
+        code = clp[2]
+        if code == "22":
+            status = "reversed"
+        elif code == "4":
+            status = "denied"
+        elif code in PAID:
+            status = "zero_paid" if paid == 0 else "paid"
+        else:
+            status = "other"
+        paid_date = header["paid"] or header["production"]
+        payer = header["payer"]
+        patient = self.key(SOURCE, p.member_il or p.member_qc)
+        dates = ([p.statement_date] if p.statement_date else []) or p.line_dates
+        service = min(dates).date() if dates else None
+        self.rows.append(
+            {
+                "_pos": pos,
+                "remittance_id": remittance_id,
+                "claim_id": clp[1] or None,
+                "payer_id": payer,
+                "payer_claim_control_number": clp[7] or None,
+                "trace_number": header["trace"],
+                "paid_date": paid_date.date() if paid_date else None,
+                "claim_status_code": code or None,
+                "status": status,
+                "billed_amount": amount(clp, 3, "CLP03"),
+                "paid_amount": paid,
+                "patient_responsibility": amount(clp, 5, "CLP05"),
+                "remark_codes": ",".join(dict.fromkeys(p.remarks)) or None,
+                "source": SOURCE,
+            }
+        )
+        ledger = {
+            "_pos": pos,
+            "claim_id": clp[1] or None,
+            "patient_key": patient,
+            "payer_id": payer,
+            "service_date": service,
+            "posted_date": paid_date.date() if paid_date else None,
+            "source": SOURCE,
+        }
+        self.ledger.append(
+            {
+                **ledger,
+                "entry_id": f"x12:payment:{remittance_id}",
+                "entry_type": "payment",
+                "party": "payer",
+                "amount": paid,
+            }
+        )
+        for seq, adj in enumerate(p.adjustments, start=1):
+            self.adjustments.append({"_pos": pos, "remittance_id": remittance_id, "seq": seq, "source": SOURCE, **adj})
+            if adj["group_code"] in LEDGER_GROUPS:
+                self.ledger.append(
+                    {
+                        **ledger,
+                        "entry_id": f"x12:adjustment:{remittance_id}:{seq}",
+                        "entry_type": "adjustment",
+                        "amount": adj["amount"],
+                        "group_code": adj["group_code"],
+                        "reason_code": adj["reason_code"],
+                    }
+                )
+
+
+def _quantity(text: str, seg: Segment) -> Decimal | None:
+    if not text:
+        return None
+    try:
+        return Decimal(text).quantize(Decimal("0.001"))
+    except InvalidOperation:
+        raise Problem(
+            "CAS", "unreadable_value", f"CAS quantity {text!r} (segment {seg.number}) is not a number", text
+        ) from None

@@ -1,0 +1,532 @@
+"""X12 837P (005010X222A1; 004010X098A1 reads the same) -> claims, claim_lines and their references.
+
+One claim (CLM loop 2300) is one record, at the segment number of its CLM. The claim's
+context comes from the hierarchical loops above it, found by HL level code (20 billing
+provider, 22 subscriber, 23 patient) rather than by HL numbering, which real files get wrong:
+
+| canonical | from |
+|---|---|
+| submission_id | CLM01 \\| frequency \\| submitted_at (UTC) |
+| claim_id, billed_amount | CLM01, CLM02 |
+| frequency_code | CLM05-3 (1 original, 7 replacement, 8 void) |
+| submitted_at | BHT04 + BHT05, local time of the practice |
+| patient_key | HMAC("x12\\|" + subscriber member id, NM1*IL NM109) |
+| payer_id | NM1*PR NM109 (loop 2010BB) |
+| payer class | SBR09: CI, BL, HM, 12-16 commercial; MA, MB medicare; MC medicaid; 09 self-pay; else other |
+| provider_id | rendering provider NM1*82 NM109 (2310B), else the billing provider NM1*85 |
+| location_id | REF*LU of the service facility NM1*77 (2310C) |
+| payer_claim_control_number | REF*F8 |
+| lines | LX + SV1 (procedure:modifiers, charge, units) + DTP*472 (D8 or RD8 start) |
+| service_date | the earliest line date, else the claim's DTP*472 |
+
+A claim is loaded only if the loops it depends on are well formed. The structural rules
+checked, each the reason of a reject when broken: segment identifiers are valid (else the
+whole transaction set is rejected, as an X12 999 would); a billing provider loop has exactly
+one NM1*85 with its N3 and N4; a subscriber loop has one NM1*IL and one NM1*PR; N3 precedes
+N4 within a name loop; a claim has CLM05, an HI segment and at least one service line; every
+SV1 follows an LX; DTP*472 is D8 or RD8. Identical repeats of a submission count as unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+
+from ingest.adapters.x12_segments import Segment, TransactionSet
+from ingest.batch import RecordError, Target, rows_to_arrow
+from ingest.context import ParseContext
+from ingest.pseudonymize import MASK
+
+SOURCE = "x12"
+PAYER_CLASS = {
+    **dict.fromkeys(["CI", "BL", "HM", "12", "13", "14", "15", "16"], "commercial"),
+    "MA": "medicare",
+    "MB": "medicare",
+    "MC": "medicaid",
+    "09": "self_pay",
+}
+PATIENT_ENTITIES = {"IL", "QC", "74"}
+MASKED_SEGMENTS = {"N3", "N4", "DMG", "PER"}
+MASKED_REFS = {"SY", "1W", "EA", "IG", "Y4"}
+CLAIM_COLUMNS = [
+    "_pos",
+    "submission_id",
+    "claim_id",
+    "frequency_code",
+    "submitted_at",
+    "patient_key",
+    "location_id",
+    "provider_id",
+    "payer_id",
+    "service_date",
+    "billed_amount",
+    "payer_claim_control_number",
+    "source",
+]
+LINE_COLUMNS = [
+    "_pos",
+    "submission_id",
+    "line_no",
+    "procedure_code",
+    "modifiers",
+    "units",
+    "charge_amount",
+    "service_date",
+    "source",
+]
+
+
+class Problem(Exception):
+    """A broken rule: (field, check, reason, value)."""
+
+    def __init__(self, field: str | None, check: str, reason: str, value: str | None = None) -> None:
+        super().__init__(reason)
+        self.field, self.check, self.reason, self.value = field, check, reason, value
+
+
+def amount(seg: Segment, i: int, name: str) -> Decimal | None:
+    """Element `i` as money (None when empty); a Problem when it is not a 2-decimal amount."""
+    text = seg[i]
+    if not text:
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise Problem(
+            name, "unreadable_value", f"{name} {text!r} (segment {seg.number}) is not an amount", text
+        ) from None
+    if not value.is_finite() or value != value.quantize(Decimal("0.01")):
+        raise Problem(
+            name, "unreadable_value", f"{name} {text!r} (segment {seg.number}) is not an amount in cents", text
+        )
+    return value.quantize(Decimal("0.01"))
+
+
+def date8(text: str, name: str, seg: Segment) -> datetime | None:
+    """CCYYMMDD as a date (a datetime at midnight); a Problem when it is not a real date."""
+    try:
+        return datetime.strptime(text, "%Y%m%d")
+    except ValueError:
+        raise Problem(
+            name, "unreadable_value", f"{name} {text!r} (segment {seg.number}) is not a date CCYYMMDD", text
+        ) from None
+
+
+def service_date(seg: Segment, name: str) -> datetime | None:
+    """DTP*472: D8 `CCYYMMDD` or RD8 `CCYYMMDD-CCYYMMDD` (the start)."""
+    qualifier, value = seg[2], seg[3]
+    if qualifier == "D8":
+        return date8(value, name, seg)
+    if qualifier == "RD8":
+        return date8(value.split("-")[0], name, seg)
+    raise Problem(
+        name, "unreadable_value", f"{name} date format {qualifier!r} (segment {seg.number}) is not D8 or RD8", qualifier
+    )
+
+
+def masked_record(segments: list[Segment] | None) -> str | None:
+    """A rejected record's segments as JSON, direct identifiers masked."""
+    return json.dumps({"segments": [masked_segment(s) for s in segments]}) if segments else None
+
+
+def masked_segment(seg: Segment) -> str:
+    """The segment as text, with names, addresses, birth dates, contacts and member ids masked."""
+    elements = list(seg.elements)
+    if seg.id in MASKED_SEGMENTS:
+        elements = [elements[0], *(MASK if e else e for e in elements[1:])]
+    elif seg.id == "NM1" and seg[1] in PATIENT_ENTITIES:
+        elements = [e if i < 3 else (MASK if e else e) for i, e in enumerate(elements)]
+    elif seg.id == "REF" and seg[1] in MASKED_REFS:
+        elements = [e if i < 2 else (MASK if e else e) for i, e in enumerate(elements)]
+    return "*".join(elements)
+
+
+@dataclass
+class _Loop:
+    """A hierarchical (HL) loop: what its segments said and what is wrong with them."""
+
+    level: str
+    start: int
+    problems: list[Problem] = field(default_factory=list)
+    names: Counter[str] = field(default_factory=Counter)
+    npi: str | None = None
+    member_id: str | None = None
+    payer_id: str | None = None
+    payer_name: str | None = None
+    payer_class: str | None = None
+    segments: list[Segment] = field(default_factory=list)
+
+
+@dataclass
+class _NameLoop:
+    """The NM1 loop being read, for the N3-before-N4 rule."""
+
+    entity: str | None = None
+    n3: bool = False
+    n4: bool = False
+
+
+@dataclass
+class _Claim:
+    clm: Segment
+    loops: list[_Loop]
+    segments: list[Segment] = field(default_factory=list)
+    lines: list[dict] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    has_hi: bool = False
+    claim_date: datetime | None = None
+    rendering_npi: str | None = None
+    rendering_name: str | None = None
+    location_id: str | None = None
+    control_number: str | None = None
+    entity: str | None = None
+    open_line: dict | None = None
+
+
+class Claims:
+    """Accumulates the claims of every 837 transaction set of a file."""
+
+    def __init__(self, ctx: ParseContext) -> None:
+        self.tz = ZoneInfo(ctx.timezone)
+        self.key = ctx.pseudonymizer.key
+        self.rows: list[dict] = []
+        self.lines: list[dict] = []
+        self.payers: list[dict] = []
+        self.providers: list[dict] = []
+        self.locations: list[dict] = []
+        self.errors: list[RecordError] = []
+        self.ignored: Counter[str] = Counter()
+        self.records: dict[int, list[Segment]] = {}  # each claim's segments, masked only if it is rejected
+
+    def claim_ids(self) -> set[str]:
+        return {r["claim_id"] for r in self.rows}
+
+    def targets(self) -> list[tuple[Target, pa.Table]]:
+        return [
+            (Target("claims"), rows_to_arrow(self.rows, CLAIM_COLUMNS)),
+            (Target("claim_lines"), rows_to_arrow(self.lines, LINE_COLUMNS)),
+            (
+                Target("payers", mode="reference", counted=False),
+                _refs(self.payers, ["payer_id", "name", "payer_class"]),
+            ),
+            (
+                Target("providers", mode="reference", counted=False),
+                _refs(self.providers, ["provider_id", "npi", "name"]),
+            ),
+            (Target("locations", mode="reference", counted=False), _refs(self.locations, ["location_id"])),
+        ]
+
+    def add(self, ts: TransactionSet) -> None:
+        submitted = self._submitted(ts)
+        claims = self._walk(ts)
+        for claim in claims:
+            pos = claim.clm.number
+            context = [s for loop in claim.loops for s in loop.segments if s.id in ("SBR", "NM1")]
+            self.records[pos] = context + claim.segments
+            problems = []
+            if ts.syntax_error:
+                problems.append(
+                    Problem(
+                        None,
+                        "malformed_transaction",
+                        f"{ts.label} is malformed ({ts.syntax_error}), so none of its claims are loaded",
+                    )
+                )
+            if isinstance(submitted, Problem):
+                problems.append(submitted)
+            problems += [p for loop in claim.loops for p in loop.problems] + claim.problems
+            if problems:
+                p = problems[0]
+                self.errors.append(RecordError(pos, p.field, p.check, p.reason, p.value))
+                continue
+            try:
+                self._rows(claim, submitted)
+            except Problem as p:
+                self.errors.append(RecordError(pos, p.field, p.check, p.reason, p.value))
+
+    # -- walking the segments -------------------------------------------------------------------
+
+    def _submitted(self, ts: TransactionSet) -> datetime | Problem:
+        bht = next((s for s in ts.segments if s.id == "BHT"), None)
+        if bht is None:
+            return Problem("BHT", "no_bht", f"{ts.label} has no BHT segment, so the submission date is unknown")
+        try:
+            day = date8(bht[4], "BHT04", bht)
+            clock = (bht[5] + "0000")[:4] if bht[5] else "0000"
+            local = day.replace(hour=int(clock[:2]), minute=int(clock[2:4]), tzinfo=self.tz)
+        except (Problem, ValueError) as exc:
+            if isinstance(exc, Problem):
+                return exc
+            return Problem(
+                "BHT05", "unreadable_value", f"BHT05 time {bht[5]!r} (segment {bht.number}) is not HHMM", bht[5]
+            )
+        return local.astimezone(UTC)
+
+    def _walk(self, ts: TransactionSet) -> list[_Claim]:
+        claims: list[_Claim] = []
+        chain: list[_Loop] = []
+        header = _Loop("header", ts.start.number)
+        claim: _Claim | None = None
+        name_loop = _NameLoop()
+        for seg in ts.segments[1:-1]:
+            if seg.id == "HL":
+                claim = None
+                level = seg[3]
+                loop = _Loop(level, seg.number, segments=[seg])
+                depth = {"20": 0, "22": 1, "23": 2}.get(level)
+                chain = [*chain[:depth], loop] if depth is not None else [*chain, loop]
+                name_loop = _NameLoop()
+                continue
+            if seg.id == "CLM":
+                claim = _Claim(seg, list(chain), [seg])
+                claims.append(claim)
+                if not seg[5]:
+                    claim.problems.append(
+                        Problem(
+                            "CLM05",
+                            "required",
+                            f"CLM05 (place of service : qualifier : frequency) is missing in segment {seg.number}",
+                        )
+                    )
+                continue
+            loop = chain[-1] if chain else header
+            if claim is None:
+                loop.segments.append(seg)
+                name_loop = self._loop_segment(loop, seg, name_loop)
+            else:
+                claim.segments.append(seg)
+                self._claim_segment(claim, seg)
+        for loop in {id(lp): lp for c in claims for lp in c.loops}.values():
+            self._close_loop(loop)
+        for claim in claims:
+            self._close_claim(claim)
+        return claims
+
+    def _loop_segment(self, loop: _Loop, seg: Segment, name_loop: _NameLoop) -> _NameLoop:
+        """Note what a segment of an HL loop says; returns the name loop (NM1 ...) it belongs to."""
+        if seg.id == "NM1":
+            entity = seg[1]
+            loop.names[entity] += 1
+            if entity == "85" and seg[8] == "XX":
+                loop.npi = seg[9] or None
+            elif entity == "IL":
+                loop.member_id = seg[9] or None
+            elif entity in ("PR", "IN"):
+                loop.payer_id, loop.payer_name = seg[9] or None, seg[3] or None
+            elif not entity:
+                loop.problems.append(_no_entity(seg))
+            return _NameLoop(entity)
+        if seg.id in ("N3", "N4"):
+            if seg.id == "N3" and name_loop.n4:
+                loop.problems.append(
+                    Problem(
+                        "N3",
+                        "out_of_order",
+                        f"segment {seg.number}: N3 (address) comes after N4 (city/state/ZIP) in the same name loop; "
+                        "the segments are out of order",
+                    )
+                )
+            name_loop.n3 = name_loop.n3 or seg.id == "N3"
+            name_loop.n4 = name_loop.n4 or seg.id == "N4"
+            if name_loop.entity == "85":
+                loop.names[f"85.{seg.id}"] += 1
+        elif seg.id == "SBR":
+            loop.payer_class = PAYER_CLASS.get(seg[9], "other") if seg[9] else None
+        return name_loop
+
+    def _close_loop(self, loop: _Loop) -> None:
+        where = f"the {{}} loop (HL at segment {loop.start})"
+        if loop.level == "20":
+            n = loop.names["85"]
+            if n != 1:
+                found = ", ".join(sorted(f"NM1*{e}" for e in loop.names if "." not in e)) or "no NM1"
+                loop.problems.insert(
+                    0,
+                    Problem(
+                        "NM1",
+                        "billing_provider",
+                        f"{where.format('billing provider')} must have exactly one NM1*85 billing provider name; "
+                        f"it has {n} (found {found})",
+                    ),
+                )
+            elif not (loop.names["85.N3"] and loop.names["85.N4"]):
+                missing = "N3 address" if not loop.names["85.N3"] else "N4 city/state/ZIP"
+                loop.problems.insert(
+                    0,
+                    Problem(
+                        missing[:2],
+                        "billing_provider",
+                        f"{where.format('billing provider')} has no {missing} for NM1*85, which 837P requires",
+                    ),
+                )
+        elif loop.level == "22":
+            payers = loop.names["PR"] + loop.names["IN"]  # IN: the payer code of the first 4010 examples
+            for entity, what, n in (("IL", "subscriber name", loop.names["IL"]), ("PR", "payer name", payers)):
+                if n != 1:
+                    loop.problems.insert(
+                        0,
+                        Problem(
+                            "NM1",
+                            "subscriber",
+                            f"{where.format('subscriber')} must have exactly one NM1*{entity} {what}; it has {n}",
+                        ),
+                    )
+
+    def _claim_segment(self, claim: _Claim, seg: Segment) -> None:
+        try:
+            if seg.id == "HI":
+                claim.has_hi = True
+            elif seg.id == "LX":
+                claim.open_line = {"line_no": len(claim.lines) + 1, "lx": seg}
+                claim.entity = None
+            elif seg.id == "SV1":
+                if claim.open_line is None or "sv1" in claim.open_line:
+                    raise Problem(
+                        "LX",
+                        "missing_lx",
+                        f"segment {seg.number}: the service line (SV1) is not preceded by an LX segment",
+                    )
+                parts = seg.parts(1)
+                claim.open_line.update(
+                    sv1=seg,
+                    procedure_code=parts[1] if len(parts) > 1 else None,
+                    modifiers=",".join(p for p in parts[2:] if p) or None,
+                    charge_amount=amount(seg, 2, "SV102"),
+                    units=_units(seg),
+                )
+                claim.lines.append(claim.open_line)
+            elif seg.id == "DTP" and seg[1] == "472":
+                date = service_date(seg, "DTP*472")
+                if claim.open_line is not None:
+                    claim.open_line["service_date"] = date
+                else:
+                    claim.claim_date = date
+            elif seg.id == "REF" and seg[1] == "F8" and claim.open_line is None:
+                claim.control_number = seg[2] or None
+            elif seg.id == "NM1" and not seg[1]:
+                raise _no_entity(seg)
+            elif seg.id == "NM1" and claim.open_line is None:
+                claim.entity = seg[1]
+                if seg[1] == "82" and seg[8] == "XX":
+                    claim.rendering_npi = seg[9] or None
+                    claim.rendering_name = " ".join(p for p in (seg[4], seg[3]) if p) or None
+            elif seg.id == "REF" and seg[1] == "LU" and claim.entity == "77":
+                claim.location_id = seg[2] or None
+        except Problem as p:
+            claim.problems.append(p)
+
+    def _close_claim(self, claim: _Claim) -> None:
+        if not claim.has_hi:
+            claim.problems.append(
+                Problem(
+                    "HI",
+                    "required",
+                    f"the claim at segment {claim.clm.number} has no HI (diagnosis) segment, which 837P requires",
+                )
+            )
+        if not claim.lines:
+            claim.problems.append(
+                Problem(
+                    "SV1",
+                    "required",
+                    f"the claim at segment {claim.clm.number} has no professional service line (LX + SV1)",
+                )
+            )
+
+    # -- rows -----------------------------------------------------------------------------------
+
+    def _rows(self, claim: _Claim, submitted: datetime) -> None:
+        clm = claim.clm
+        billing = next((lp for lp in claim.loops if lp.level == "20"), None)
+        subscriber = next((lp for lp in claim.loops if lp.level == "22"), None)
+        parts = clm.parts(5)
+        frequency = parts[2] if len(parts) > 2 and parts[2] else None
+        if frequency is None:
+            raise Problem(
+                "CLM05",
+                "required",
+                f"CLM05 {clm[5]!r} (segment {clm.number}) has no claim frequency code as its third part, "
+                f"separated by {clm.component!r} as ISA16 declares",
+                clm[5],
+            )
+        claim_id = clm[1] or None
+        submission_id = f"{claim_id}|{frequency}|{submitted.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        dates = [ln.get("service_date") for ln in claim.lines if ln.get("service_date")]
+        first_date = min(dates) if dates else claim.claim_date
+        provider = claim.rendering_npi or (billing.npi if billing else None)
+        payer = subscriber.payer_id if subscriber else None
+        member = subscriber.member_id if subscriber else None
+        self.rows.append(
+            {
+                "_pos": clm.number,
+                "submission_id": submission_id,
+                "claim_id": claim_id,
+                "frequency_code": frequency,
+                "submitted_at": submitted,
+                "patient_key": self.key(SOURCE, member),
+                "location_id": claim.location_id,
+                "provider_id": provider,
+                "payer_id": payer,
+                "service_date": first_date.date() if first_date else None,
+                "billed_amount": amount(clm, 2, "CLM02"),
+                "payer_claim_control_number": claim.control_number,
+                "source": SOURCE,
+            }
+        )
+        for line in claim.lines:
+            self.lines.append(
+                {
+                    "_pos": clm.number,
+                    "submission_id": submission_id,
+                    "line_no": line["line_no"],
+                    "procedure_code": line["procedure_code"],
+                    "modifiers": line["modifiers"],
+                    "units": line["units"],
+                    "charge_amount": line["charge_amount"],
+                    "service_date": (line.get("service_date") or first_date).date()
+                    if (line.get("service_date") or first_date)
+                    else None,
+                    "source": SOURCE,
+                }
+            )
+        if payer:
+            self.payers.append(
+                {
+                    "_pos": clm.number,
+                    "payer_id": payer,
+                    "name": subscriber.payer_name,
+                    "payer_class": subscriber.payer_class,
+                }
+            )
+        if provider:
+            name = claim.rendering_name if claim.rendering_npi else None
+            self.providers.append({"_pos": clm.number, "provider_id": provider, "npi": provider, "name": name})
+        if claim.location_id:
+            self.locations.append({"_pos": clm.number, "location_id": claim.location_id})
+
+
+def _no_entity(seg: Segment) -> Problem:
+    return Problem("NM101", "required", f"segment {seg.number}: NM1 has no entity identifier code (NM101)")
+
+
+def _units(seg: Segment) -> Decimal | None:
+    text = seg[4]
+    if not text:
+        return None
+    try:
+        return Decimal(text).quantize(Decimal("0.001"))
+    except InvalidOperation:
+        raise Problem(
+            "SV104", "unreadable_value", f"SV104 units {text!r} (segment {seg.number}) is not a number", text
+        ) from None
+
+
+def _refs(rows: list[dict], columns: list[str]) -> pa.Table:
+    """Reference rows, one per claim that implies them (the loader keeps the first accepted one)."""
+    return rows_to_arrow([{**r, "source": SOURCE} for r in rows], ["_pos", *columns, "source"])

@@ -1,0 +1,196 @@
+"""X12 envelopes -> transaction sets: the segment reader shared by the 837 and 835 mappers.
+
+Why a small reader of our own rather than pyx12: pyx12 (the maintained Python X12 library,
+installed with the dev extras) reads only files that start with `ISA` at byte 0 — real
+exports arrive with a UTF-8 BOM, as UTF-16, indented, or with several interchanges on one
+line — and it validates every element against the implementation guide's code lists, so it
+rejects the very sample files that are labelled valid (their diagnosis codes and SE counts
+break the guide) over fields no KPI reads. What ingest needs is the envelope done exactly
+right and a handful of structural rules for the loops it reads; that is this module (about a
+hundred lines), with the rules stated where the mappers apply them.
+
+The envelope, per interchange (a file may hold many, each with its own separators):
+ISA is fixed-width — 16 elements of set widths, 106 characters — so its 4th character is the
+element separator, ISA16 the component separator and the character after it the segment
+terminator (any character: `~`, `_`, a carriage return or a bare newline). Line breaks and
+indentation between segments are ignored. Segments are numbered from 1 across the file; that
+number is the position of every message and reject.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from ingest.errors import IngestError
+
+ISA_WIDTHS = (2, 10, 2, 10, 2, 15, 2, 15, 6, 4, 1, 5, 9, 1, 1, 1)
+ISA_NAMES = (
+    "authorization qualifier",
+    "authorization information",
+    "security qualifier",
+    "security information",
+    "sender id qualifier",
+    "sender id",
+    "receiver id qualifier",
+    "receiver id",
+    "date",
+    "time",
+    "repetition separator",
+    "version",
+    "control number",
+    "acknowledgment requested",
+    "usage indicator",
+    "component separator",
+)
+SEGMENT_ID = re.compile(r"^[A-Z][A-Z0-9]{1,2}$")
+_WHITESPACE = " \t\r\n"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One segment: its number in the file, its id and its elements (index 1 = first element)."""
+
+    number: int
+    elements: tuple[str, ...]
+    component: str
+
+    @property
+    def id(self) -> str:
+        return self.elements[0]
+
+    def __getitem__(self, i: int) -> str:
+        return self.elements[i].strip() if i < len(self.elements) else ""
+
+    def parts(self, i: int) -> list[str]:
+        """The components of composite element `i`."""
+        return [p.strip() for p in self[i].split(self.component)]
+
+    def text(self, separator: str = "*") -> str:
+        return separator.join(self.elements)
+
+
+@dataclass
+class TransactionSet:
+    """The segments from ST to SE, with the first syntax problem found in them (if any)."""
+
+    kind: str
+    start: Segment
+    segments: list[Segment] = field(default_factory=list)
+    syntax_error: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"transaction set ST*{self.kind}*{self.start[2]} (segment {self.start.number})"
+
+
+def transaction_sets(text: str, name: str) -> Iterator[TransactionSet]:
+    """Every transaction set of every interchange; IngestError for a broken envelope."""
+    pos, number, n = 0, 0, len(text)
+    while True:
+        while pos < n and text[pos] in _WHITESPACE:
+            pos += 1
+        if pos >= n:
+            if number == 0:
+                raise IngestError(f"{name}: the file is empty; expected an X12 interchange starting with ISA")
+            return
+        if not text.startswith("ISA", pos):
+            found = text[pos : pos + 3]
+            if number == 0 and found.startswith(("ST", "GS")):
+                raise IngestError(
+                    f"{name}: segment 1: the file starts with {text[pos : pos + 6]!r} but an X12 file must begin "
+                    "with an ISA interchange header (this one has no envelope, so its separators are unknown)"
+                )
+            raise IngestError(f"{name}: segment {number + 1}: expected an ISA interchange header, found {found!r}")
+        number += 1
+        element, component, terminator, pos = _isa(text, pos, name, number)
+        state: dict[str, int] = {}
+        yield from _interchange(text, pos, name, number, element, component, terminator, state)
+        pos, number = state["pos"], state["number"]
+
+
+def _isa(text: str, start: int, name: str, number: int) -> tuple[str, str, str, int]:
+    """(element separator, component separator, segment terminator, position after ISA)."""
+    element = text[start + 3 : start + 4]
+    if not element or element.isalnum() or element in _WHITESPACE:
+        raise IngestError(f"{name}: segment {number}: the ISA header is cut short or has no element separator")
+    pos = start + 3
+    for i, width in enumerate(ISA_WIDTHS, start=1):
+        if i < 16:
+            nxt = text.find(element, pos + 1)
+            if nxt < 0:
+                raise IngestError(
+                    f"{name}: segment {number}: the ISA header ends after ISA{i - 1:02d}; it needs 16 elements"
+                )
+            value = text[pos + 1 : nxt]
+            pos = nxt
+        else:
+            value = text[pos + 1 : pos + 2]
+            pos += 1
+        if len(value) != width:
+            raise IngestError(
+                f"{name}: segment {number}: ISA{i:02d} ({ISA_NAMES[i - 1]}) is {len(value)} characters, "
+                f"expected {width}: the ISA header is fixed-width (106 characters), so its separators cannot be read"
+            )
+    component = text[pos]
+    terminator = text[pos + 1 : pos + 2]
+    if not terminator:
+        raise IngestError(f"{name}: segment {number}: the file ends inside the ISA header")
+    return element, component, terminator, pos + 2
+
+
+def _interchange(
+    text: str, pos: int, name: str, number: int, element: str, component: str, terminator: str, state: dict
+) -> Iterator[TransactionSet]:
+    """Transaction sets up to this interchange's IEA; leaves the position after IEA in `state`."""
+    isa_number = number
+    current: TransactionSet | None = None
+    in_group = False
+    while True:
+        end = text.find(terminator, pos)
+        raw = text[pos:] if end < 0 else text[pos:end]
+        pos = len(text) if end < 0 else end + len(terminator)
+        raw = raw.strip(_WHITESPACE)
+        if not raw:
+            if end < 0:
+                raise _truncated(name, current, isa_number)
+            continue
+        number += 1
+        seg = Segment(number, tuple(raw.split(element)), component)
+        if seg.id == "IEA":
+            if current is not None:
+                raise IngestError(f"{name}: segment {number}: IEA inside {current.label}, which has no SE trailer")
+            state.update(pos=pos, number=number)
+            return
+        if seg.id == "GS":
+            in_group = True
+        elif seg.id == "GE":
+            if current is not None:
+                raise IngestError(f"{name}: segment {number}: GE inside {current.label}, which has no SE trailer")
+            in_group = False
+        elif seg.id == "ST":
+            if current is not None:
+                raise IngestError(f"{name}: segment {number}: a new ST begins inside {current.label}, which has no SE")
+            if not in_group:
+                raise IngestError(f"{name}: segment {number}: ST outside a functional group (no GS before it)")
+            current = TransactionSet(seg[1], seg, [seg])
+        elif current is None:
+            raise IngestError(
+                f"{name}: segment {number}: {seg.id!r} outside a transaction set (expected ST, GE or IEA)"
+            )
+        else:
+            current.segments.append(seg)
+            if not SEGMENT_ID.match(seg.id) and current.syntax_error is None:
+                current.syntax_error = f"segment {number}: {seg.id!r} is not a segment identifier"
+            if seg.id == "SE":
+                yield current
+                current = None
+        if end < 0:
+            raise _truncated(name, current, isa_number)
+
+
+def _truncated(name: str, current: TransactionSet | None, isa_number: int) -> IngestError:
+    where = current.label if current else f"the interchange that starts at segment {isa_number}"
+    trailer = "SE" if current else "IEA"
+    return IngestError(f"{name}: the file ends inside {where}: it has no {trailer} trailer (is the file truncated?)")

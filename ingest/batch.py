@@ -1,0 +1,95 @@
+"""What an adapter hands to the shared load path: canonical rows, grouped, with their positions.
+
+Adapters only parse. Each returns a `Batch`: rows for canonical tables (as Arrow tables whose
+`_pos` column is the record's position in the file), the records it could not parse at all,
+and the records it deliberately ignored (with why). Everything else — validation, upsert,
+counting, quarantine, lineage — is done once, in `ingest.load`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import duckdb
+import pyarrow as pa
+
+Mode = Literal["merge", "update", "reference"]
+PositionKind = Literal["line", "segment", "record"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where rows go and how they are written.
+
+    - `merge`: insert new keys, update changed ones (the record owns the columns it writes);
+    - `update`: the row must exist already (e.g. a DocumentReference closing an Encounter's chart);
+    - `reference`: a side row (payer, provider) implied by a fact record: never counted, and it
+      only fills in what is still empty, so the system that owns the row (a FHIR Practitioner
+      for a provider) keeps its values whichever file loads first.
+
+    `derived` columns are SQL expressions over the merged row (the existing row with this
+    record's columns applied; qualify its columns as `row.<column>` inside subqueries), for
+    facts that depend on columns written by different records or files.
+    `counted` rows decide the record's inserted/updated/unchanged outcome.
+    """
+
+    table: str
+    mode: Mode = "merge"
+    counted: bool = True
+    derived: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def insert_only(self) -> frozenset[str]:
+        return frozenset({"source"}) if self.mode == "reference" else frozenset()
+
+
+@dataclass(frozen=True)
+class RecordError:
+    """A record the adapter could not turn into rows; it is rejected with this reason."""
+
+    pos: int
+    field: str | None
+    check: str
+    reason: str
+    value: str | None = None
+
+
+@dataclass
+class Phase:
+    """Targets whose rows are validated together and then written together.
+
+    Records in a later phase see the rows written by earlier phases (an Encounter's chart
+    closure needs the Encounter), while one record's rows across the targets of a phase are
+    accepted or rejected as a whole.
+    """
+
+    targets: list[tuple[Target, pa.Table]] = field(default_factory=list)
+
+
+# A step that runs after the rows are written, in the same transaction, e.g. deriving ledger
+# charges from all the submissions of the claims a file touched.
+PostStep = Callable[[duckdb.DuckDBPyConnection, int, str], None]
+
+
+@dataclass
+class Batch:
+    """Everything one file produced."""
+
+    adapter: str
+    position_kind: PositionKind
+    phases: list[Phase] = field(default_factory=list)
+    errors: list[RecordError] = field(default_factory=list)
+    ignored: Counter[str] = field(default_factory=Counter)
+    records: Callable[[int], str | None] = lambda pos: None  # masked record JSON for a reject
+    raw: pa.Table | None = None  # or: `_pos` + masked source fields, turned into JSON in SQL for rejects
+    post_steps: list[PostStep] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def rows_to_arrow(rows: list[dict], columns: list[str]) -> pa.Table:
+    """An Arrow table of `rows` with exactly `columns` (missing keys become nulls)."""
+    data = {c: [r.get(c) for r in rows] for c in columns}
+    return pa.table({c: pa.array(v) if any(x is not None for x in v) else pa.nulls(len(v)) for c, v in data.items()})

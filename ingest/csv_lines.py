@@ -1,0 +1,41 @@
+"""CSV records with the line each starts on, and a sentence for each line that is not valid CSV.
+
+Python's `csv` module in strict mode reads any quoting, reports where a record begins (a quoted
+field may span lines) and can carry on after a malformed record, so one bad line is one
+quarantined record rather than a failed file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+
+from ingest.batch import RecordError
+
+
+def records(text: str, delimiter: str = ",") -> Iterator[tuple[int, list[str]] | RecordError]:
+    """(start line, fields) for each non-blank record, or a RecordError for an unreadable one."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    prev = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            start, prev = prev + 1, reader.line_num
+            yield RecordError(start, None, "invalid_csv", _sentence(str(exc)))
+            continue
+        start, prev = prev + 1, reader.line_num
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        yield start, row
+
+
+def _sentence(error: str) -> str:
+    if "unexpected end of data" in error:
+        return "a quoted field is never closed: the file is truncated or a closing quote is missing"
+    if "expected after" in error:
+        return f"a quoted field is followed by more text ({error}): a quote inside a field must be doubled"
+    return f"the line is not valid CSV ({error})"

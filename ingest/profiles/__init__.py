@@ -1,0 +1,1 @@
+"""CSV profiles shipped with clinic-kpis (TOML data, read with importlib.resources)."""

@@ -1,0 +1,83 @@
+"""Shared helpers for the ingest tests: a fresh warehouse with a known secret, and the fixtures."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest import FileResult, ingest_paths
+from kpis.warehouse import Warehouse
+
+SECRET = "test-secret-not-for-production"
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def key(system: str, patient_id: str) -> str:
+    """The expected patient_key, computed here independently of ingest's own code."""
+    return hmac.new(SECRET.encode(), f"{system}|{patient_id}".encode(), hashlib.sha256).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def empty_warehouse_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A freshly migrated warehouse, made once and copied per test (migrating takes a while)."""
+    path = tmp_path_factory.mktemp("template") / "empty.duckdb"
+    Warehouse(path).close()
+    return path
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_warehouse_file: Path) -> Iterator[Warehouse]:
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", SECRET)
+    path = tmp_path / "w.duckdb"
+    shutil.copyfile(empty_warehouse_file, path)
+    with Warehouse(path) as wh:
+        yield wh
+
+
+def load(wh: Warehouse, *paths: str | Path, **options: object) -> list[FileResult]:
+    results = ingest_paths(wh, list(paths), **options)
+    for r in results:
+        if r.status == "succeeded":
+            assert r.read == r.inserted + r.updated + r.unchanged + r.rejected, r
+    return results
+
+
+def load_one(wh: Warehouse, path: str | Path, **options: object) -> FileResult:
+    (result,) = load(wh, path, **options)
+    return result
+
+
+def rows(wh: Warehouse, sql: str, *params: object) -> list[tuple]:
+    return wh.cursor().execute(sql, list(params)).fetchall()
+
+
+def records(wh: Warehouse, sql: str, *params: object) -> list[dict]:
+    cur = wh.cursor().execute(sql, list(params))
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def rejects(wh: Warehouse, run_id: int) -> list[dict]:
+    return records(
+        wh,
+        "SELECT position_kind, position, target_table, field, check_name, reason, value_masked, record_masked "
+        "FROM rejects WHERE run_id = ? ORDER BY position",
+        run_id,
+    )
+
+
+def snapshot(wh: Warehouse, *, lineage: bool = True) -> dict[str, list[tuple]]:
+    """Every canonical table's rows, sorted, for before/after comparisons (with or without ingest_run_id)."""
+    tables = [
+        t
+        for (t,) in rows(wh, "SELECT table_name FROM duckdb_tables() ORDER BY 1")
+        if t not in ("ingest_runs", "rejects", "schema_migrations")
+    ]
+    exclude = "" if lineage else " EXCLUDE (ingest_run_id)"
+    return {t: sorted(rows(wh, f'SELECT *{exclude} FROM "{t}"'), key=repr) for t in tables}

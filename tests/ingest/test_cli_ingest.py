@@ -1,0 +1,88 @@
+"""`clinic-kpis ingest` as a user runs it: a summary per file, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.cli_helpers import run_cli
+from tests.ingest.conftest import FIXTURES, SECRET
+
+
+@pytest.fixture
+def secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", SECRET)
+
+
+def test_summary_table_and_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str], secret: None) -> None:
+    db = tmp_path / "w.duckdb"
+    res = run_cli(capsys, "ingest", str(FIXTURES / "vendor"), str(FIXTURES / "phones"), "--db", str(db))
+    assert res.code == 0, res.err
+    lines = {
+        line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+        for line in res.out.splitlines()
+        if "│" in line and "fixtures" in line
+    }
+    assert lines[str(FIXTURES / "vendor" / "north_appointments_2025.csv")] == [
+        "csv:vendor_appointments",
+        "7",
+        "4",
+        "0",
+        "0",
+        "3",
+        "0",
+        "succeeded",
+    ]
+    assert lines[str(FIXTURES / "phones" / "queue_log")] == ["queue_log", "9", "6", "0", "0", "3", "2", "succeeded"]
+    assert res.err == ""
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        ((run,),) = con.execute("SELECT run_id FROM ingest_runs WHERE file_path LIKE '%queue_log'").fetchall()
+    again = run_cli(capsys, "ingest", str(FIXTURES / "phones"), "--db", str(db))
+    assert again.code == 0 and "skipped" in again.out and f"already loaded as run {run} (same content)" in again.out
+    forced = run_cli(capsys, "ingest", str(FIXTURES / "phones"), "--db", str(db), "--force")
+    assert forced.code == 0 and "│ queue_log │    9 │        0 │       0 │         6 │        3 │" in forced.out
+
+
+def test_a_failed_file_is_one_line_and_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str], secret: None) -> None:
+    bad = FIXTURES / "corrupted" / "not_utf8.csv"
+    res = run_cli(capsys, "ingest", str(bad), str(FIXTURES / "portal"), "--db", str(tmp_path / "w.duckdb"))
+    assert res.code == 1
+    offset = bad.read_bytes().find(b"\xe9")
+    assert res.err.splitlines() == [
+        f"error: {bad}: line 3: byte 0xe9 at offset {offset} is not valid utf-8 (invalid continuation byte); "
+        "export the file as UTF-8"
+    ]
+    assert "Traceback" not in res.out + res.err
+    assert "succeeded" in res.out  # the other file loaded
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nowhere.csv"], "error: nowhere.csv: no such file or folder"),
+        (
+            ["--format", "excel", str(FIXTURES / "portal")],
+            "error: unknown --format 'excel'; use one of auto, fhir, x12, queue-log, call-log, csv:PROFILE",
+        ),
+        (
+            ["--format", "csv:nope", str(FIXTURES / "portal")],
+            "error: no CSV profile named 'nope'; known: kaggle_noshow",
+        ),
+    ],
+)
+def test_user_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], secret: None, args: list[str], message: str
+) -> None:
+    res = run_cli(capsys, "ingest", *args, "--db", str(tmp_path / "w.duckdb"))
+    assert res.code == 1
+    assert res.err.startswith(message) and len(res.err.splitlines()) == 1, res.err
+    assert res.out == ""  # nothing was attempted
+
+
+def test_no_secret_no_ingest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    res = run_cli(capsys, "ingest", str(FIXTURES / "portal"), "--db", str(tmp_path / "w.duckdb"))
+    assert res.code == 1
+    assert res.err.startswith("error: no pseudonymization secret")

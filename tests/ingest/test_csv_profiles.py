@@ -1,0 +1,271 @@
+"""CSV exports through the shipped profiles: hand-made files, expected canonical rows worked out by hand.
+
+The practice zone is the default America/New_York: EST (UTC-5) until 2025-03-09, EDT (UTC-4) after.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from ingest.adapters.csv_profile import ProfileError, load_profile, shipped_profiles
+from kpis.warehouse import Warehouse
+from tests.ingest.conftest import FIXTURES, key, load_one, records, rejects, rows
+
+VENDOR_2025 = FIXTURES / "vendor" / "north_appointments_2025.csv"
+VENDOR_2026 = FIXTURES / "vendor" / "north_appointments_2026.csv"
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+def test_vendor_appointments_rows(warehouse: Warehouse) -> None:
+    result = load_one(warehouse, VENDOR_2025)
+    assert (result.status, result.adapter) == ("succeeded", "csv:vendor_appointments")
+    assert (result.read, result.inserted, result.updated, result.unchanged, result.rejected) == (7, 4, 0, 0, 3)
+
+    got = {r["appointment_id"]: r for r in records(warehouse, "SELECT * FROM appointments")}
+    assert set(got) == {"V1", "V2", "V3", "V4"}
+    v1 = got["V1"]
+    assert v1 | {"ingest_run_id": None} == {
+        "source": "csv:vendor_appointments",
+        "appointment_id": "V1",
+        "location_id": "NORTH",
+        "provider_id": "3333333333",
+        "patient_key": key("north", "MRN001"),
+        "payer_id": "ACME01",
+        "visit_type": "routine",
+        "is_new_patient": True,
+        "is_telehealth": False,
+        "booked_at": utc(2025, 3, 1, 15, 0),  # 10:00 AM EST
+        "scheduled_start": utc(2025, 3, 14, 13, 30),  # 9:30 AM EDT
+        "scheduled_minutes": 20,
+        "status": "fulfilled",
+        "status_source": "Checked Out",
+        "cancelled_at": None,
+        "cancel_initiator": None,
+        "rebooked_from_id": None,
+        "ingest_run_id": None,
+    }
+    assert (got["V2"]["status"], got["V2"]["scheduled_start"], got["V2"]["visit_type"]) == (
+        "booked",
+        utc(2025, 12, 30, 19, 0),
+        "followup",
+    )
+    v3 = got["V3"]
+    assert (v3["status"], v3["cancelled_at"], v3["cancel_initiator"], v3["visit_type"]) == (
+        "cancelled",
+        utc(2025, 3, 14, 19, 0),
+        "patient",
+        "checkup",
+    )
+    assert got["V4"]["rebooked_from_id"] == "V3"
+
+    (visit,) = records(warehouse, "SELECT * FROM encounters")
+    assert visit | {"ingest_run_id": None} == {
+        "source": "csv:vendor_appointments",
+        "encounter_id": "V1",
+        "appointment_id": "V1",
+        "location_id": "NORTH",
+        "provider_id": "3333333333",
+        "patient_key": key("north", "MRN001"),
+        "is_telehealth": False,
+        "status": "finished",
+        "checked_in_at": utc(2025, 3, 14, 13, 25),
+        "roomed_at": utc(2025, 3, 14, 13, 35),
+        "provider_start_at": utc(2025, 3, 14, 13, 45),
+        "provider_end_at": utc(2025, 3, 14, 14, 5),
+        "checked_out_at": utc(2025, 3, 14, 14, 15),
+        "chart_closed_at": None,
+        "ingest_run_id": None,
+    }
+    assert rows(warehouse, "SELECT provider_id, npi, name FROM providers") == [
+        ("3333333333", "3333333333", "Dr Ada Lovelace")
+    ]
+    assert rows(warehouse, "SELECT location_id FROM locations") == [("NORTH",)]
+
+
+def test_vendor_rejects_say_why(warehouse: Warehouse) -> None:
+    result = load_one(warehouse, VENDOR_2025)
+    found = [(r["position"], r["field"], r["check_name"], r["reason"]) for r in rejects(warehouse, result.run_id)]
+    assert found == [
+        (6, "scheduled_start", "required", "the appointment has no start time, so it cannot be placed in a period"),
+        (
+            7,
+            "checked_out_at",
+            "rule_checked_out_at",
+            "check-out at 2025-03-16 10:50 is before check-in at 2025-03-16 11:00",
+        ),
+        (
+            8,
+            "appointment_id",
+            "duplicate_conflict",
+            "appointment_id V1 appears earlier in this file (line 2) with different values "
+            "(status: noshow vs fulfilled, status_source: No Show vs Checked Out); the later occurrence is not loaded",
+        ),
+    ]
+    # the rejected visit's appointment is not loaded either: a record is accepted or rejected whole
+    assert rows(warehouse, "SELECT count(*) FROM appointments WHERE appointment_id = 'V6'") == [(0,)]
+
+
+def test_overlapping_later_export_updates_changed_records(warehouse: Warehouse) -> None:
+    load_one(warehouse, VENDOR_2025)
+    before = {r[0]: r[1:] for r in rows(warehouse, "SELECT appointment_id, status, ingest_run_id FROM appointments")}
+    later = load_one(warehouse, VENDOR_2026)
+    # V2 Scheduled -> No Show, V4 Scheduled -> Checked Out (and its visit appears), V7 is new
+    assert (later.read, later.inserted, later.updated, later.unchanged, later.rejected) == (3, 1, 2, 0, 0)
+    after = {r[0]: r[1:] for r in rows(warehouse, "SELECT appointment_id, status, ingest_run_id FROM appointments")}
+    assert after["V2"] == ("noshow", later.run_id)
+    assert after["V4"] == ("fulfilled", later.run_id)
+    assert after["V7"] == ("arrived", later.run_id)
+    assert after["V1"] == before["V1"] and after["V3"] == before["V3"]  # untouched, lineage kept
+    assert rows(warehouse, "SELECT encounter_id, status, checked_in_at FROM encounters ORDER BY 1") == [
+        ("V1", "finished", utc(2025, 3, 14, 13, 25)),
+        ("V4", "finished", utc(2025, 12, 31, 15, 55)),
+        ("V7", "arrived", utc(2026, 1, 5, 12, 58)),
+    ]
+
+
+def test_synthea_transactions_ledger(warehouse: Warehouse) -> None:
+    result = load_one(warehouse, FIXTURES / "billing" / "north_transactions.csv")
+    assert (result.read, result.inserted, result.rejected, result.ignored) == (4, 3, 1, 3)
+    assert "2 balance transfers between payer and patient" in result.message
+    assert "1 payments of 0.00 with no adjustment" in result.message
+    got = rows(
+        warehouse,
+        "SELECT entry_id, claim_id, patient_key, location_id, provider_id, service_date, posted_date, entry_type, "
+        "party, amount, group_code, reason_code FROM ledger ORDER BY entry_id",
+    )
+    patient = key("north", "MRN001")
+    common = ("CL1", patient, "NORTH", "3333333333", date(2025, 3, 14))
+    assert got == [
+        ("synthea:T1", *common, date(2025, 3, 15), "charge", None, Decimal("200.00"), None, None),
+        ("synthea:T2", *common, date(2025, 4, 20), "payment", "payer", Decimal("120.00"), None, None),
+        ("synthea:T2:adjustment", *common, date(2025, 4, 20), "adjustment", None, Decimal("50.00"), "CO", "45"),
+        ("synthea:T5", *common, date(2025, 5, 2), "payment", "patient", Decimal("30.00"), None, None),
+    ]
+    (bad,) = rejects(warehouse, result.run_id)
+    assert (bad["position"], bad["field"], bad["reason"]) == (
+        8,
+        "AMOUNT",
+        "AMOUNT '1O0.00' is not an amount like 1234.56",
+    )
+
+
+def test_portal_messages(warehouse: Warehouse) -> None:
+    result = load_one(warehouse, FIXTURES / "portal" / "portal_messages.csv")
+    assert (result.read, result.inserted, result.rejected) == (4, 3, 1)
+    assert rows(
+        warehouse,
+        "SELECT message_id, thread_id, patient_key, location_id, provider_id, category, received_at, first_response_at "
+        "FROM portal_messages ORDER BY 1",
+    ) == [
+        (
+            "M1",
+            "TH1",
+            key("portal", "MRN001"),
+            "EAST",
+            "1111111111",
+            "refill",
+            utc(2025, 3, 3, 13, 15),
+            utc(2025, 3, 3, 16),
+        ),
+        ("M2", "TH2", key("portal", "MRN002"), "WEST", "2222222222", "question", utc(2025, 3, 7, 21, 30), None),
+        # no offset: a local time of the practice (EDT)
+        ("M4", "TH1", key("portal", "MRN001"), "EAST", "1111111111", "refill", utc(2025, 3, 11, 13), None),
+    ]
+    (bad,) = rejects(warehouse, result.run_id)
+    assert (
+        bad["reason"]
+        == "the first staff reply at 2025-03-10 08:00 is before the message was received at 2025-03-10 09:00"
+    )
+
+
+def test_referrals_csv(warehouse: Warehouse) -> None:
+    result = load_one(warehouse, FIXTURES / "referrals" / "referrals.csv")
+    assert (result.read, result.inserted, result.rejected) == (3, 2, 1)
+    assert rows(
+        warehouse, "SELECT referral_id, status, status_source, sent_at, report_received_at FROM referrals ORDER BY 1"
+    ) == [
+        ("RF1", "closed", "Report Received", utc(2025, 3, 4, 15), utc(2025, 3, 25, 14)),
+        ("RF2", "cancelled", "cancelled", None, None),
+    ]
+    (bad,) = rejects(warehouse, result.run_id)
+    assert bad["reason"].startswith("priority 'soon' is not one of the words profile referrals knows (routine, ")
+
+
+def test_every_mapped_status_word_is_a_canonical_status() -> None:
+    """The mapping is data: each word maps to a value the schema allows (Tuva's slip, prevented)."""
+    allowed = {
+        ("appointments", "status"): {"booked", "arrived", "fulfilled", "noshow", "cancelled", "entered_in_error"},
+        ("appointments", "cancel_initiator"): {"patient", "provider", "practice", "other"},
+        ("referrals", "status"): {"created", "sent", "scheduled", "seen", "closed", "cancelled"},
+        ("referrals", "priority"): {"routine", "urgent", "asap", "stat"},
+        ("ledger", "party"): {"payer", "patient"},
+        ("payers", "payer_class"): {"commercial", "medicare", "medicaid", "self_pay", "other"},
+    }
+    checked = 0
+    for profile in shipped_profiles():
+        for out in profile.outputs:
+            for column, spec in out.columns.items():
+                for s in (spec, *spec.first):
+                    if s.mapping is not None and (out.table, column) in allowed:
+                        assert set(s.mapping.values()) <= allowed[(out.table, column)], (profile.name, column)
+                        checked += 1
+    assert checked >= 6
+
+
+def test_profile_errors_name_the_file_and_key(tmp_path: Path) -> None:
+    bad = tmp_path / "mine.toml"
+    bad.write_text(
+        '[[output]]\ntable = "appointments"\n[output.columns]\nappointment_id = { column = "Id", fromat = "x" }\n'
+    )
+    with pytest.raises(ProfileError, match=r"mine.toml: \[\[output\]\] 1 appointments.appointment_id: unknown key"):
+        load_profile(bad)
+    bad.write_text('[[output]]\ntable = "appointmentz"\n[output.columns]\nx = "y"\n')
+    with pytest.raises(ProfileError, match="'appointmentz' is not a warehouse table"):
+        load_profile(bad)
+
+
+def test_a_practice_adds_its_own_profile(warehouse: Warehouse, tmp_path: Path) -> None:
+    """A new system needs a profile, not code: point `--format csv:` at it."""
+    profile = tmp_path / "acme_pm.toml"
+    profile.write_text(
+        '[profile]\npatient_system = "acme"\ndelimiter = ";"\n'
+        '[[output]]\ntable = "appointments"\n[output.columns]\n'
+        'appointment_id = "Nr"\npatient_key = { column = "Pat", pseudonymize = true }\n'
+        'scheduled_start = { column = "Wann", format = "%d.%m.%Y %H:%M" }\n'
+        'status = { column = "Stand", map = { "erschienen" = "fulfilled", "nicht erschienen" = "noshow" } }\n'
+    )
+    data = tmp_path / "export.csv"
+    data.write_text("Nr;Pat;Wann;Stand\n1;P9;03.03.2025 09:00;erschienen\n2;P9;04.03.2025 09:00;nicht erschienen\n")
+    result = load_one(warehouse, data, fmt=f"csv:{profile}")
+    assert (result.inserted, result.adapter) == (2, "csv:acme_pm")
+    assert rows(warehouse, "SELECT source, appointment_id, status, scheduled_start FROM appointments ORDER BY 2") == [
+        ("csv:acme_pm", "1", "fulfilled", utc(2025, 3, 3, 14)),
+        ("csv:acme_pm", "2", "noshow", utc(2025, 3, 4, 14)),
+    ]
+
+
+def test_vendor_insurance_names_resolve_to_the_claims_payers(warehouse: Warehouse, tmp_path: Path) -> None:
+    """The vendor export names the plan; the 837 introduced the payer id behind that name."""
+    load_one(warehouse, FIXTURES / "x12" / "claims_2025-03.837")  # payer ACME01 "ACME HEALTH"
+    lines = VENDOR_2025.read_text().splitlines()
+    export = tmp_path / "north.csv"
+    export.write_text(
+        "\n".join([lines[0], lines[1].replace(",ACME01,", ",Acme Health,"), lines[2].replace(",ACME01,", ",Self Pay,")])
+    )
+    result = load_one(warehouse, export)
+    assert result.inserted == 2
+    assert rows(warehouse, "SELECT appointment_id, payer_id FROM appointments ORDER BY 1") == [
+        ("V1", "ACME01"),
+        ("V2", "Self Pay"),
+    ]
+    assert rows(warehouse, "SELECT payer_id, payer_class FROM payers ORDER BY 1") == [
+        ("ACME01", "commercial"),
+        ("Self Pay", "self_pay"),
+    ]

@@ -1,0 +1,164 @@
+"""The guarantees: idempotent loads, a file loaded before is skipped, and one file is one transaction —
+a failure or a kill in the middle of a file leaves the warehouse as it was before that file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ingest.load import Loader
+from kpis.warehouse import Warehouse
+from tests.ingest.conftest import FIXTURES, REPO_ROOT, SECRET, load, rows, snapshot
+
+EXPORTS = [FIXTURES / d for d in ("fhir", "x12", "phones", "vendor", "billing", "portal", "referrals")]
+
+
+def test_loading_everything_twice_changes_nothing(warehouse: Warehouse) -> None:
+    first = load(warehouse, *EXPORTS)
+    assert {r.status for r in first} == {"succeeded"}
+    assert sum(r.inserted for r in first) > 0
+    after_first = snapshot(warehouse)
+
+    again = load(warehouse, *EXPORTS)
+    assert {r.status for r in again} == {"skipped"}
+    assert all(r.message.startswith("already loaded as run ") for r in again)
+    assert snapshot(warehouse) == after_first
+
+    forced = load(warehouse, *EXPORTS, force=True)
+    assert {r.status for r in forced} == {"succeeded"}
+    for r in forced:
+        if r.path.endswith("north_appointments_2025.csv"):
+            # the older yearly export is loaded again before the newer one: V2 and V4 go back
+            # to their 2025 state, then the 2026 export brings them forward again
+            assert (r.inserted, r.updated, r.unchanged) == (0, 2, 2), r
+        elif r.path.endswith("north_appointments_2026.csv"):
+            assert (r.inserted, r.updated, r.unchanged) == (0, 2, 1), r
+        else:
+            assert (r.inserted, r.updated, r.unchanged) == (0, 0, r.read - r.rejected), r
+    assert snapshot(warehouse, lineage=False) == snapshot_without_lineage(after_first)
+    runs = rows(warehouse, "SELECT status, count(*) FROM ingest_runs GROUP BY 1 ORDER BY 1")
+    assert runs == [("skipped", len(again)), ("succeeded", len(first) + len(forced))]
+
+
+def test_loading_a_file_again_keeps_its_rows_and_their_lineage(warehouse: Warehouse) -> None:
+    for path in (FIXTURES / "fhir", FIXTURES / "x12", FIXTURES / "vendor" / "north_appointments_2026.csv"):
+        first = load(warehouse, path)
+        before = snapshot(warehouse)
+        forced = load(warehouse, path, force=True)
+        assert [(r.inserted, r.updated, r.unchanged) for r in forced] == [(0, 0, r.read - r.rejected) for r in first]
+        assert snapshot(warehouse) == before  # lineage included: unchanged rows keep their run
+
+
+def snapshot_without_lineage(snap: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
+    """`snap` with each row's last column (ingest_run_id, last in every table) dropped."""
+    return {t: sorted((r[:-1] for r in rs), key=repr) for t, rs in snap.items()}
+
+
+def test_the_same_content_under_another_name_is_skipped(warehouse: Warehouse, tmp_path: Path) -> None:
+    original = FIXTURES / "portal" / "portal_messages.csv"
+    copy = tmp_path / "renamed.csv"
+    copy.write_bytes(original.read_bytes())
+    (first,) = load(warehouse, original)
+    (second,) = load(warehouse, copy)
+    assert second.status == "skipped" and second.message.startswith(f"already loaded as run {first.run_id}")
+
+
+def test_archives_load_like_their_files(warehouse: Warehouse, tmp_path: Path) -> None:
+    import gzip
+    import zipfile
+
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted((FIXTURES / "fhir").iterdir()):
+            zf.write(path, f"fhir/{path.name}")
+    gz = tmp_path / "queue_log.gz"
+    gz.write_bytes(gzip.compress((FIXTURES / "phones" / "queue_log").read_bytes()))
+    results = load(warehouse, archive, gz)
+    assert [r.path for r in results][:2] == [
+        f"{archive}/fhir/Appointment.ndjson",
+        f"{archive}/fhir/DocumentReference.ndjson",
+    ]
+    assert results[-1].path == str(tmp_path / "queue_log") and results[-1].inserted == 6
+    from_archive = snapshot(warehouse)
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with Warehouse(plain / "w.duckdb") as other:
+        load(other, FIXTURES / "fhir", FIXTURES / "phones")
+        assert snapshot(other) == from_archive
+
+
+def test_a_failure_in_the_middle_of_a_file_leaves_the_warehouse_as_before(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load(warehouse, FIXTURES / "x12" / "claims_2025-03.837")
+    before = snapshot(warehouse)
+    runs_before = rows(warehouse, "SELECT * FROM ingest_runs")
+    real_apply = Loader._apply
+    applied: list[str] = []
+
+    def apply_then_crash(self: Loader, target, n, run_id):  # noqa: ANN001, ANN202
+        real_apply(self, target, n, run_id)
+        applied.append(target.table)
+        if len(applied) == 2:  # claims and lines of the new file are written; then the process "crashes"
+            raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(Loader, "_apply", apply_then_crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        load(warehouse, FIXTURES / "x12" / "claims_2025-04.837")
+    assert applied == ["claims", "claim_lines"]
+    assert snapshot(warehouse) == before
+    assert rows(warehouse, "SELECT * FROM ingest_runs") == runs_before
+
+
+KILL_SCRIPT = """
+import sys, time
+from ingest.load import Loader
+from ingest import ingest_paths
+from kpis.warehouse import Warehouse
+
+real_apply = Loader._apply
+def apply_then_hang(self, target, n, run_id):
+    real_apply(self, target, n, run_id)
+    print("written", target.table, flush=True)
+    time.sleep(120)
+
+Loader._apply = apply_then_hang
+with Warehouse(sys.argv[1]) as wh:
+    ingest_paths(wh, [sys.argv[2]])
+"""
+
+
+def test_a_killed_load_leaves_the_warehouse_as_before(
+    tmp_path: Path, empty_warehouse_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real `kill -9` while a file's rows are half written: the next open sees none of them."""
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", SECRET)
+    db = tmp_path / "w.duckdb"
+    db.write_bytes(empty_warehouse_file.read_bytes())
+    env = {**os.environ, "CLINIC_KPIS_SECRET": SECRET, "PYTHONPATH": str(REPO_ROOT)}
+    script = textwrap.dedent(KILL_SCRIPT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(db), str(FIXTURES / "vendor" / "north_appointments_2025.csv")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == "written appointments", line
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    with Warehouse(db) as wh:
+        assert rows(wh, "SELECT count(*) FROM appointments") == [(0,)]
+        assert rows(wh, "SELECT count(*) FROM ingest_runs") == [(0,)]
+        assert (
+            load(wh, FIXTURES / "vendor" / "north_appointments_2025.csv")[0].inserted
+        ) == 4  # and it loads afterwards

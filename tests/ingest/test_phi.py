@@ -1,0 +1,81 @@
+"""No name, birth date, address, phone number, email or raw patient id reaches the warehouse.
+
+The fixtures carry fake direct identifiers in every format (FHIR Patient and display names, X12
+NM1/N3/N4/DMG, vendor CSV name/DOB/phone columns, queue_log caller ids, CDR caller names), and
+several of their records are rejected, so the masked copies in `rejects` are searched too. The
+whole database file is searched byte by byte, and every text value is searched through SQL; a
+positive control proves the byte search sees strings that are stored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kpis.warehouse import Warehouse
+from tests.ingest.conftest import FIXTURES, load, rows
+
+PHI = [
+    # names
+    "zebulon",
+    "quixotezz",
+    "xanthippe",
+    "yarborough",
+    "wilhelmina",
+    "vexley",
+    "ursula",
+    # birth dates in the formats of the fixtures
+    "1970-01-02",
+    "01/02/1970",
+    "19700102",
+    "1980-03-04",
+    # addresses
+    "9 elm street",
+    "springfield",
+    # phone numbers and emails
+    "555-867-5309",
+    "5558675309",
+    "5551230001",
+    "555-111-2222",
+    "zebulon.q@example.org",
+    # raw patient ids (stored only as keyed hashes)
+    "mrn001",
+    "mem001",
+]
+STORED = ["eastside family medicine", "ada lovelace"]  # location and clinician names: allowed, and stored
+
+
+def test_no_direct_identifier_anywhere_in_the_database(warehouse: Warehouse, tmp_path: Path) -> None:
+    cdr = tmp_path / "Master.csv"
+    cdr.write_text(
+        '"","5558675309","600","queues","""Zebulon Quixotezz"" <5558675309>","SIP/t-1","SIP/a-2","Queue",'
+        '"appointments,t","2025-03-03 10:00:00","2025-03-03 10:00:42","2025-03-03 10:05:42",342,300,"ANSWERED",'
+        '"DOCUMENTATION","1741014000.11",""\n'
+        '"","5558675309","600","queues","""Zebulon Quixotezz"" <5558675309>","SIP/t-1","","Queue",'
+        '"appointments,t","2025-03-03 10:00:00",,"2025-03-03 09:59:00",0,0,"NO ANSWER",'
+        '"DOCUMENTATION","1741014000.12","zebulon.q@example.org"\n'
+    )
+    exports = [FIXTURES / d for d in ("fhir", "x12", "phones", "vendor", "billing", "portal", "referrals")]
+    results = load(warehouse, *exports, cdr)
+    assert all(r.status == "succeeded" for r in results)
+    assert rows(warehouse, "SELECT count(*) FROM rejects WHERE record_masked IS NOT NULL")[0][0] >= 15
+    path = warehouse.path
+    warehouse.close()  # written out to the database file (whatever is not, stays in the WAL, searched too)
+
+    data = path.read_bytes().lower()
+    wal = path.with_name(path.name + ".wal")
+    if wal.exists():
+        data += wal.read_bytes().lower()
+    for control in STORED:
+        assert control.encode() in data, f"the byte search cannot see stored text ({control!r})"
+    assert [p for p in PHI if p.encode() in data] == []
+
+    found = []
+    with Warehouse(path, read_only=True) as wh:
+        for table, column in rows(
+            wh, "SELECT table_name, column_name FROM information_schema.columns WHERE data_type = 'VARCHAR'"
+        ):
+            for phrase in PHI:
+                hits = rows(wh, f'SELECT count(*) FROM "{table}" WHERE lower("{column}") LIKE ?', f"%{phrase}%")
+                if hits[0][0]:
+                    found.append((table, column, phrase))
+    assert found == []

@@ -1,0 +1,90 @@
+"""Asterisk queue_log and CDR call logs -> calls, one row per call, outcome and seconds from the events."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from kpis.warehouse import Warehouse
+from tests.ingest.conftest import FIXTURES, load_one, rejects, rows
+
+QUEUE_LOG = FIXTURES / "phones" / "queue_log"
+T0 = datetime(2025, 3, 3, 15, 0, tzinfo=UTC)  # epoch 1741014000
+
+
+def at(seconds: int) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def test_queue_log_calls(warehouse: Warehouse) -> None:
+    result = load_one(warehouse, QUEUE_LOG)
+    assert (result.adapter, result.read, result.inserted, result.rejected, result.ignored) == ("queue_log", 9, 6, 3, 2)
+    assert rows(
+        warehouse,
+        "SELECT call_id, queue, entered_at, answered_at, ended_at, outcome, outcome_source, wait_seconds, "
+        "talk_seconds, agent FROM calls ORDER BY entered_at",
+    ) == [
+        ("1741014000.1", "appointments", at(0), at(25), at(205), "answered", "COMPLETECALLER", 25, 180, "Agent/1001"),
+        ("1741014100.3", "billing", at(100), None, at(140), "abandoned", "ABANDON", 40, None, None),
+        ("1741014200.4", "nurse", at(200), None, at(500), "timeout", "EXITWITHTIMEOUT", 300, None, None),
+        # EXITWITHKEY logs no wait: it is the time from entry to exit
+        ("1741014300.5", "appointments", at(300), None, at(312), "exit_key", "EXITWITHKEY", 12, None, None),
+        # RINGNOANSWER on another agent first; the call ends by transfer (holdtime 8, calltime 95)
+        ("1741014400.6", "billing", at(400), at(408), at(503), "answered", "TRANSFER", 8, 95, "Agent/2001"),
+        # the same uniqueid queues again after abandoning: a second call
+        ("1741014100.3#2", "billing", at(1000), at(1010), at(1070), "answered", "COMPLETEAGENT", 10, 60, "Agent/2001"),
+    ]
+
+
+def test_queue_log_rejects(warehouse: Warehouse) -> None:
+    result = load_one(warehouse, QUEUE_LOG)
+    found = rejects(warehouse, result.run_id)
+    assert [(r["position"], r["check_name"], r["reason"]) for r in found] == [
+        (
+            16,
+            "no_end_event",
+            "call 1741014600.8 entered queue nurse but the log has no CONNECT, ABANDON or EXIT event for it "
+            "(still waiting when the log was written?)",
+        ),
+        (17, "rule_ended_at", "the call ends at 2025-03-03 10:10, before it entered the queue at 2025-03-03 10:11"),
+        (19, "unreadable_line", "expected epoch|uniqueid|queue|agent|EVENT|data..., found 1 field(s)"),
+    ]
+    lines = json.loads(found[0]["record_masked"])["lines"]
+    assert lines == ["1741014600|1741014600.8|nurse|NONE|ENTERQUEUE||***|1"]  # the caller id is masked
+
+
+def test_call_log_cdr(warehouse: Warehouse, tmp_path: Path) -> None:
+    path = tmp_path / "Master.csv"
+    path.write_text(
+        '"","5558675309","600","queues","""Zebulon Q"" <5558675309>","SIP/trunk-1","SIP/agent7-2","Queue",'
+        '"appointments,t","2025-03-03 10:00:00","2025-03-03 10:00:42","2025-03-03 10:05:42",342,300,"ANSWERED",'
+        '"DOCUMENTATION","1741014000.11",""\n'
+        '"","5551230001","600","queues","5551230001","SIP/trunk-2","","Queue","billing,t","2025-03-03 10:01:00",,'
+        '"2025-03-03 10:01:30",30,0,"NO ANSWER","DOCUMENTATION","1741014060.12",""\n'
+        '"","5551230002","601","queues","5551230002","SIP/trunk-3","","Dial","SIP/600","2025-03-03 10:02:00",,'
+        '"2025-03-03 10:02:05",5,0,"BUSY","DOCUMENTATION","1741014120.13",""\n'
+    )
+    result = load_one(warehouse, path)
+    assert (result.adapter, result.read, result.inserted) == ("call_log", 3, 3)
+    assert rows(
+        warehouse,
+        "SELECT call_id, queue, entered_at, answered_at, ended_at, outcome, outcome_source, wait_seconds, "
+        "talk_seconds, agent FROM calls ORDER BY 1",
+    ) == [
+        ("1741014000.11", "appointments", at(0), at(42), at(342), "answered", "ANSWERED", 42, 300, "SIP/agent7-2"),
+        ("1741014060.12", "billing", at(60), None, at(90), "abandoned", "NO ANSWER", 30, None, None),
+        ("1741014120.13", "601", at(120), None, at(125), "other", "BUSY", 5, None, None),
+    ]
+    assert rows(warehouse, "SELECT count(*) FROM calls WHERE agent LIKE '%Zebulon%' OR queue LIKE '%555%'") == [(0,)]
+
+
+def test_truncated_cdr_line_is_quarantined(warehouse: Warehouse, external: Path) -> None:
+    result = load_one(warehouse, external / "asterisk-testsuite" / "cdrlib" / "buggy.csv")
+    assert (result.adapter, result.read, result.rejected) == ("call_log", 1, 1)
+    (bad,) = rejects(warehouse, result.run_id)
+    assert (bad["position"], bad["check_name"], bad["reason"]) == (
+        1,
+        "invalid_csv",
+        "a quoted field is never closed: the file is truncated or a closing quote is missing",
+    )

@@ -1,0 +1,154 @@
+"""Acceptance: the report built on the simulator's warehouse (simulate -> ingest -> report).
+
+A small practice (14 months, half volume) is simulated and loaded once per session with the
+real `clinic-kpis sample`, `init` and `ingest` commands. The report for its last month must
+show the KPI API's numbers, a summary whose directions and drivers the API confirms, a PDF of
+the expected length whose first page is drawn, and no small count or patient key.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+from PIL import Image
+
+from kpis import Warehouse
+from reports import formatting
+from reports.build import documents, prepare
+from reports.charts import ChartRenderer
+from reports.context import add_months
+from tests.conftest import require_tool
+from tests.reports.conftest import Built, Practice
+from tests.reports.test_render import kpi_cells, pdf_pages
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+MONTH = date(2026, 9, 1)  # the simulation's last month (September 30 is a weekday: the month is complete)
+CONFIG = """
+[practice]
+name = "Riverbend Family Medicine"
+timezone = "America/New_York"
+
+[warehouse]
+path = "clinic_kpis.duckdb"
+
+[locations]
+EAST = "Eastside"
+WEST = "Westside"
+NORTH = "Northside"
+"""
+
+
+def clinic_kpis(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run the real command line, as a user would, in a clean environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_KPIS_")}
+    command = [sys.executable, "-c", "from kpis.cli import main; main()", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def simulated(tmp_path_factory: pytest.TempPathFactory) -> Practice:
+    directory = tmp_path_factory.mktemp("simulated")
+    (directory / "clinic-kpis.toml").write_text(CONFIG, encoding="utf-8")
+    probe = clinic_kpis("ingest", cwd=directory)  # is ingest there at all (not the placeholder)?
+    if probe.returncode == 2 and "not available in this version yet" in probe.stderr:
+        pytest.skip("`clinic-kpis ingest` has not landed on this branch yet")
+    sample = ["sample", "--out", "exports", "--months", "14", "--providers", "6", "--scale", "0.5"]
+    for args in (["init"], [*sample, "--end", "2026-09-30"], ["ingest", "exports"]):
+        done = clinic_kpis(*args, cwd=directory)
+        assert done.returncode == 0, f"clinic-kpis {' '.join(args)}: {done.stderr}"
+    return Practice(db=directory / "clinic_kpis.duckdb", config=directory / "clinic-kpis.toml")
+
+
+@pytest.fixture(scope="session")
+def sim_report(simulated: Practice, renderer: ChartRenderer) -> Built:
+    with simulated.open() as wh:
+        ctx = prepare(wh, MONTH, None)
+    files = documents(ctx, renderer, ("html", "pdf"), "letter")
+    return Built(ctx=ctx, html=files["html"].decode("utf-8"), pdf=files["pdf"])
+
+
+@pytest.fixture
+def sim_wh(simulated: Practice) -> Iterator[Warehouse]:
+    with simulated.open() as wh:
+        yield wh
+
+
+def test_html_numbers_equal_the_kpi_api(sim_report: Built, sim_wh: Warehouse) -> None:
+    api = sim_wh.compute(start=add_months(MONTH, -12), end=MONTH)
+    api["period"] = api["period_start"].dt.date
+    specs = {s.id: s for s in sim_wh.catalog()}
+    cells = kpi_cells(sim_report.html)
+    shown = 0
+    for row in sim_report.ctx.rows:
+        spec = specs[row.id]
+        record = api[(api["kpi_id"] == row.id) & (api["period"] == row.period)].iloc[0]
+        expected = "n < 11" if 0 < record["n"] < 11 else formatting.value(record["value"], spec.fmt, spec.unit)
+        assert cells[row.id]["value"] == expected, row.id
+        shown += expected not in ("—", "n < 11")
+    assert shown >= 18  # nearly every KPI has a value on the simulated practice
+    assert sum(r.period == MONTH for r in sim_report.ctx.rows) >= 18
+
+
+def test_summary_directions_and_drivers_agree_with_the_api(sim_report: Built, sim_wh: Warehouse) -> None:
+    ctx = sim_report.ctx
+    assert 3 <= len(ctx.summary) <= 5
+    checked = 0
+    for mover in ctx.movers:
+        row = mover.row
+        sentence = next((s for s in ctx.summary if s.startswith(row.title + " ")), None)
+        if sentence is None:
+            continue
+        frame = sim_wh.compute(row.id, start=mover.before, end=row.period)
+        before, after = frame["value"].tolist()
+        assert (" rose to " in sentence) == (after > before), sentence
+        assert (" fell to " in sentence) == (after < before), sentence
+        if mover.dimension == "location" and mover.driver is not None and mover.driver.contribution is not None:
+            drivers = sim_wh.drivers(row.id, row.period, compare_to=mover.before, by="location")
+            same_way = drivers[(drivers["contribution"] > 0) == (after > before)]
+            labels = dict(sim_wh.dimension_values("location")[["id", "label"]].itertuples(index=False))
+            top = labels[same_way.iloc[0]["segment"]]
+            assert f"driven by {top} " in sentence, sentence
+        checked += 1
+    assert checked >= 1
+
+
+def test_pdf_has_the_expected_pages_and_a_drawn_first_page(sim_report: Built, tmp_path: Path) -> None:
+    pages = pdf_pages(sim_report.pdf, tmp_path)
+    assert 5 <= len(pages) <= 10
+    assert all("Scope: Whole practice (all locations)" in " ".join(p.split()) for p in pages)
+    path = tmp_path / "report.pdf"
+    path.write_bytes(sim_report.pdf)
+    pdftoppm = require_tool("pdftoppm")
+    subprocess.run([pdftoppm, "-r", "50", "-f", "1", "-l", "1", "-png", str(path), str(tmp_path / "p")], check=True)
+    (png,) = tmp_path.glob("p*.png")
+    with Image.open(png) as image:
+        grey = image.convert("L")
+        inked = sum(grey.histogram()[:200]) / (grey.size[0] * grey.size[1])
+    assert 0.02 < inked < 0.5
+
+
+def test_small_counts_and_patient_keys_never_reach_the_report(sim_report: Built, simulated: Practice) -> None:
+    truth = json.loads((simulated.db.parent / "exports" / "truth.json").read_text(encoding="utf-8"))
+    small = {f: n for f, n in truth["rejects"].items() if 0 < n < 11}
+    assert small  # the simulator quarantines a handful of records per file
+    text = html_lib.unescape(re.sub(r"<[^>]+>", " ", sim_report.html))
+    for file in small:
+        if file in text:
+            assert re.search(re.escape(file) + r" \(<11\)", text), file
+    for cell in re.findall(r'<td class="num">([0-9,]+)</td>', sim_report.html):
+        assert int(cell.replace(",", "")) == 0 or int(cell.replace(",", "")) >= 11 or not cell
+    with duckdb.connect(str(simulated.db), read_only=True) as con:
+        keys = [k for (k,) in con.execute("SELECT DISTINCT patient_key FROM appointments LIMIT 500").fetchall() if k]
+    assert keys and not any(k in sim_report.html for k in keys)
+    assert re.search(r"\b[0-9a-f]{64}\b", sim_report.html) is None

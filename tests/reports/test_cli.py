@@ -1,0 +1,124 @@
+"""`clinic-kpis report build|send` end to end through the real entry point."""
+
+from __future__ import annotations
+
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+
+from kpis.config import load_config
+from reports.charts import ChartRenderer
+from reports.cli import delivery_plan
+from tests.cli_helpers import run_cli
+from tests.reports.conftest import Practice
+from tests.reports.smtp_server import Recorder, smtp_server
+
+
+def config_file(tmp_path: Path, practice: Practice, extra: str = "") -> Path:
+    path = tmp_path / "clinic-kpis.toml"
+    path.write_text(
+        f'[practice]\nname = "Riverbend Family Medicine"\n\n[warehouse]\npath = "{practice.db}"\n\n{extra}',
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.mark.browser
+def test_build_writes_html_and_pdf_and_prints_their_paths(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, practice: Practice, renderer: ChartRenderer
+) -> None:
+    config = config_file(tmp_path, practice)
+    res = run_cli(capsys, "report", "build", "--config", str(config), "--month", "2026-10", "--out", "out")
+    assert res.code == 0, res.err
+    html, pdf = (tmp_path / "out" / f"clinic-kpis-report-2026-10-practice.{ext}" for ext in ("html", "pdf"))
+    assert res.out.splitlines() == [str(Path("out") / html.name), str(Path("out") / pdf.name)]
+    assert pdf.read_bytes().startswith(b"%PDF") and "No-show rate rose to 20.0%" in html.read_text("utf-8")
+    assert res.err == ""  # quiet when not on a terminal
+
+
+def test_each_configured_scope_gets_its_own_email_practice_first(tmp_path: Path, practice: Practice) -> None:
+    recipients = 'recipients = { WEST = ["west@x.example"], practice = ["owner@x.example"], EAST = [] }'
+    config = load_config(config_file(tmp_path, practice, f"[report]\n{recipients}\n"))
+    assert delivery_plan(config, None, None) == [("practice", ("owner@x.example",)), ("WEST", ("west@x.example",))]
+    assert delivery_plan(config, "WEST", None) == [("WEST", ("west@x.example",))]
+    assert delivery_plan(config, "EAST", ["east@x.example"]) == [("EAST", ("east@x.example",))]
+    assert delivery_plan(config, None, ["a@x.example", "b@x.example"]) == [("practice", ("a@x.example", "b@x.example"))]
+
+
+@pytest.mark.browser
+def test_send_dry_run_writes_the_eml_into_out(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, practice: Practice, renderer: ChartRenderer
+) -> None:
+    config = config_file(
+        tmp_path,
+        practice,
+        '[report]\nrecipients = { practice = ["owner@riverbend.example"], EAST = ["east@riverbend.example"] }\n\n'
+        '[smtp]\nfrom = "reports@riverbend.example"\n',
+    )
+    args = ["--config", str(config), "--month", "2026-10", "--location", "EAST", "--dry-run", "--out", "mail"]
+    res = run_cli(capsys, "report", "send", *args)
+    assert res.code == 0, res.err
+    eml = Path("mail") / "clinic-kpis-report-2026-10-EAST.eml"
+    assert res.out.splitlines() == [str(eml)]
+    east = message_from_bytes((tmp_path / eml).read_bytes(), policy=policy.default)
+    assert east["To"] == "east@riverbend.example" and east["From"] == "reports@riverbend.example"
+    assert "(Eastside (EAST))" in east["Subject"]
+    assert "No-show rate rose to 30.0%" in east.get_body(("plain",)).get_content()
+
+
+@pytest.mark.browser
+def test_send_delivers_to_the_configured_recipients(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, practice: Practice, renderer: ChartRenderer
+) -> None:
+    recorder = Recorder()
+    with smtp_server(recorder) as port:
+        config = config_file(
+            tmp_path,
+            practice,
+            '[report]\nrecipients = { practice = ["owner@riverbend.example", "partner@riverbend.example"] }\n\n'
+            f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\nfrom = "reports@riverbend.example"\n',
+        )
+        res = run_cli(capsys, "report", "send", "--config", str(config), "--month", "2026-10")
+    assert res.code == 0, res.err
+    assert res.out.strip() == (
+        "sent the practice report for 2026-10 to owner@riverbend.example, partner@riverbend.example"
+    )
+    (got,) = recorder.received
+    assert got.rcpt_tos == ["owner@riverbend.example", "partner@riverbend.example"]
+    (attachment,) = got.message.iter_attachments()
+    assert attachment.get_filename() == "clinic-kpis-report-2026-10-practice.pdf"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["build", "--month", "10/2026"], "error: --month must be a month like 2026-10, got '10/2026'"),
+        (["build", "--month", "2027-01"], "error: no data for 2027-01: the warehouse covers 2025-10 to 2026-10"),
+        (["build", "--location", "SOUTH"], "error: unknown location 'SOUTH'; the warehouse knows: EAST, NORTH, WEST"),
+        (["build", "--format", "docx"], "error: --format takes html and/or pdf separated by a comma, got 'docx'"),
+        (["build", "--paper", "legal"], "error: --paper must be one of letter, a4, got 'legal'"),
+        (["send", "--month", "2026-10"], "error: no recipients: add [report] recipients = { practice ="),
+        (["send", "--location", "EAST"], "error: no recipients for EAST: add EAST = [...] to [report] recipients"),
+        (["send", "--to", "owner at example"], "error: --to: 'owner at example' is not an email address"),
+    ],
+)
+def test_mistakes_are_one_clear_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, practice: Practice, args: list[str], message: str
+) -> None:
+    config = config_file(tmp_path, practice)
+    res = run_cli(capsys, "report", *args, "--config", str(config))
+    assert res.code == 1
+    assert res.err.startswith(message) and len(res.err.strip().splitlines()) == 1, res.err
+
+
+def test_send_without_the_smtp_password_stops_before_any_work(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, practice: Practice
+) -> None:
+    config = config_file(tmp_path, practice, '[smtp]\nusername = "reports@riverbend.example"\n')
+    res = run_cli(capsys, "report", "send", "--config", str(config), "--to", "owner@riverbend.example")
+    assert res.code == 1
+    assert res.err.strip() == (
+        "error: [smtp] username is 'reports@riverbend.example' but CLINIC_KPIS_SMTP_PASSWORD is not set: "
+        "nothing was sent"
+    )
