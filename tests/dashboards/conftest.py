@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from ingest import ingest_paths
 from kpis import Warehouse
-from kpis.config import ENV_DB
-from tests.dashboards.seed import build_practice
+from kpis.config import ENV_DB, Config
+from sample_data.practice import Params
+from sample_data.simulate import simulate
 
 APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
 TIMEOUT = 120  # generous: the first run of a page computes every KPI it shows
@@ -18,7 +20,20 @@ TIMEOUT = 120  # generous: the first run of a page computes every KPI it shows
 
 @pytest.fixture(scope="session")
 def practice_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_practice(tmp_path_factory.mktemp("practice") / "practice.duckdb")
+    """The simulator's practice (14 months, 4 providers) loaded through ingest, as a user's demo holds it.
+
+    Its exports stay beside the warehouse (`exports/`), for tests that upload one of them.
+    """
+    root = tmp_path_factory.mktemp("practice")
+    simulate(Params(months=14, providers=4), root / "exports")
+    secret = root / "secret"
+    secret.write_text("dashboard-tests\n", encoding="utf-8")
+    db = root / "practice.duckdb"
+    with Warehouse(db, config=Config(db_path=db, secret_file=secret)) as wh:
+        results = ingest_paths(wh, [root / "exports"])
+    failed = [f"{r.path}: {r.message}" for r in results if r.status == "failed"]
+    assert not failed, failed
+    return db
 
 
 @pytest.fixture(scope="session")

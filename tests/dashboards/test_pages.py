@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboards.formatting import change_text
 from kpis import Warehouse
-from kpis.config import ENV_DB
+from kpis.config import ENV_DB, ENV_SECRET
 from kpis.formatting import format_value
 from tests.dashboards.conftest import APP, TIMEOUT
 
@@ -33,7 +34,6 @@ PAGES = {
     "views/data_sources.py": "Data",
     "views/definitions.py": "Definitions",
 }
-MONTH = "2026-10-01"  # the seeded practice's last month covered by every domain: the Overview's default
 
 
 def expected_tiles(db: Path, filters: dict | None = None) -> dict[str, tuple[str, str | None]]:
@@ -297,3 +297,34 @@ def test_charts_carry_targets_units_hover_counts_and_one_colour_per_location(
             colours.setdefault(trace["name"], set()).add(trace["line"]["color"])
     assert len(colours) == 3 and all(len(c) == 1 for c in colours.values())  # same location, same colour
     assert len({c.pop() for c in colours.values()}) == 3
+
+
+def test_upload_box_ingests_an_export(
+    open_app: Callable, practice_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "fresh.duckdb"
+    Warehouse(db).close()
+    monkeypatch.setenv(ENV_SECRET, "dashboard-tests")  # ingest pseudonymizes with the practice secret
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the upload is written while it loads
+    # The simulator's queue_log, cut to its first lines to keep the test fast (a cut call is a reject).
+    queue_log = b"".join((practice_db.parent / "exports" / "phones" / "queue_log").read_bytes().splitlines(True)[:4000])
+    at = open_app(db)
+    at.switch_page("views/phones.py").run()
+    assert at.info[0].value.startswith("No phone data loaded")
+    at.switch_page("views/data_sources.py").run()
+    at.file_uploader(key="upload").set_value(("queue_log", queue_log, "text/plain")).run()
+    at.button(key="load").click().run()
+    no_errors(at)
+    with Warehouse.open(db, read_only=True) as wh:
+        runs = wh.ingest_runs()
+    assert runs["status"].tolist() == ["succeeded"] and runs["adapter"].tolist() == ["queue_log"]
+    result = at.dataframe[0].value
+    assert result["status"].tolist() == ["succeeded"]
+    assert result["inserted"].tolist() == runs["rows_inserted"].tolist() and runs["rows_inserted"].iloc[0] > 0
+    assert at.success[0].value.startswith("Loaded 1 file(s)")
+    assert not list(scratch.iterdir())  # the uploaded export (it holds patient details) is gone
+    at.switch_page("views/phones.py").run()
+    no_errors(at)
+    assert not [i.value for i in at.info if i.value.startswith("No phone data loaded")]
