@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboards.formatting import change_text
 from kpis import Warehouse
-from kpis.config import ENV_DB, ENV_SECRET
+from kpis.config import ENV_CONFIG, ENV_DB, ENV_SECRET
 from kpis.formatting import format_value
 from tests.dashboards.conftest import APP, TIMEOUT
 
@@ -328,3 +328,21 @@ def test_upload_box_ingests_an_export(
     at.switch_page("views/phones.py").run()
     no_errors(at)
     assert not [i.value for i in at.info if i.value.startswith("No phone data loaded")]
+
+
+def test_the_practice_config_sets_targets_and_names(
+    open_app: Callable, practice_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "clinic-kpis.toml"
+    config.write_text(
+        '[locations]\nEAST = "Harbor East"\n\n[targets]\nno_show_rate = { target = 0.05, red = 0.08 }\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv(ENV_CONFIG, str(config))  # as `clinic-kpis dashboard --config` passes it on
+    at = open_app(practice_db)
+    no_errors(at)
+    assert "Harbor East" in at.multiselect(key="location").options
+    captions = [c.value for c in at.caption]
+    # The no-show tile now has the practice's own band, the same as call abandonment's default one.
+    assert captions.count("Target ≤ 5.0% · red > 8.0%") == 2
+    assert "Target ≤ 7.0% · red > 10.0%" not in captions
