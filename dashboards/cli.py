@@ -24,7 +24,11 @@ DEFAULT_PORT = 8501
 
 
 def streamlit_argv(port: int, address: str) -> list[str]:
-    """The command that serves the app: this Python's streamlit, headless, no usage statistics."""
+    """The command that serves the app: this Python's streamlit, headless and set up for viewers.
+
+    No source watching and no developer menu (a manager's dashboard is not a development server),
+    and no usage statistics sent anywhere.
+    """
     return [
         sys.executable, "-m", "streamlit", "run", str(APP),
         "--server.port", str(port),
@@ -32,6 +36,7 @@ def streamlit_argv(port: int, address: str) -> list[str]:
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
         "--client.toolbarMode", "viewer",
+        "--server.fileWatcherType", "none",
     ]  # fmt: skip
 
 

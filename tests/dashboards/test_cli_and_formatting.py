@@ -38,6 +38,7 @@ def test_streamlit_is_served_headless_on_loopback_from_this_python() -> None:
     assert options["--server.address"] == "127.0.0.1"
     assert options["--server.headless"] == "true"
     assert options["--browser.gatherUsageStats"] == "false"
+    assert options["--server.fileWatcherType"] == "none"
     assert Path(APP).is_file()
 
 
