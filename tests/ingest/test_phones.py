@@ -6,6 +6,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from ingest.errors import IngestError
 from kpis.warehouse import Warehouse
 from tests.ingest.conftest import FIXTURES, load_one, rejects, rows
 
@@ -139,3 +142,33 @@ def utc(hour: int, minute: int, second: int) -> datetime:
 def edt(day: int, hour: int, minute: int) -> datetime:
     """A March 2025 local wall time after the DST change (UTC-4), as UTC."""
     return datetime(2025, 3, day, hour + 4, minute, tzinfo=UTC)
+
+
+def test_excel_call_log_loads_like_its_csv(warehouse: Warehouse, tmp_path: Path) -> None:
+    """The same call log saved from Excel (typed date-time and number cells) gives the same rows."""
+    from openpyxl import Workbook
+
+    source = FIXTURES / "phones_csv" / "call_log.csv"
+    book = Workbook()
+    sheet = book.active
+    for i, line in enumerate(source.read_text().splitlines()):
+        cells: list[object] = line.split(",")
+        if i:
+            cells[4:7] = [datetime.fromisoformat(c) if c else None for c in cells[4:7]]
+            cells[8] = int(cells[8])
+        sheet.append(cells)
+    book.save(tmp_path / "calls.xlsx")
+
+    from_excel = load_one(warehouse, tmp_path / "calls.xlsx")
+    assert (from_excel.adapter, from_excel.read, from_excel.inserted, from_excel.rejected) == ("csv:call_log", 6, 4, 2)
+    excel_rows = rows(warehouse, "SELECT * EXCLUDE (ingest_run_id) FROM calls ORDER BY call_id")
+    with Warehouse(tmp_path / "csv.duckdb") as other:
+        load_one(other, source)
+        assert rows(other, "SELECT * EXCLUDE (ingest_run_id) FROM calls ORDER BY call_id") == excel_rows
+
+
+def test_unreadable_workbook_is_a_clear_error(warehouse: Warehouse, tmp_path: Path) -> None:
+    bad = tmp_path / "report.xlsx"
+    bad.write_bytes(b"this is not a workbook")
+    with pytest.raises(IngestError, match=r"report\.xlsx: not a readable Excel workbook"):
+        load_one(warehouse, bad)
