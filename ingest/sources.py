@@ -1,7 +1,8 @@
 """Input files: expand the paths a user gives into files with their bytes and checksum.
 
-Folders are walked recursively, `.zip` archives yield their members and `.gz` files their
-decompressed content, so an export can be loaded the way it was delivered. Each input keeps a
+Folders are walked recursively, `.zip` archives yield their members, `.gz` files their
+decompressed content and Excel workbooks (`.xlsx`) their first sheet as CSV, so an export can
+be loaded the way it was delivered. Each input keeps a
 display name (`archive.zip/fhir/Appointment.ndjson`) used in every message and in lineage.
 """
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.errors import IngestError
+from ingest.excel import xlsx_to_csv
 
 
 @dataclass(frozen=True)
@@ -79,5 +81,7 @@ def _unpack(name: str, data: bytes, discovered: bool) -> Iterator[InputFile]:
         except (OSError, EOFError, zlib.error) as exc:
             raise IngestError(f"{name}: not a readable gzip file ({exc})") from None
         yield from _unpack(name[:-3], inner, discovered)
+    elif lower.endswith(".xlsx"):
+        yield InputFile(name=name, data=xlsx_to_csv(name, data), discovered=discovered)
     else:
         yield InputFile(name=name, data=data, discovered=discovered)

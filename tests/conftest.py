@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from kpis import Warehouse
+from kpis.config import load_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -43,3 +50,64 @@ def require_tool(name: str) -> str:
     if os.environ.get("CLINIC_KPIS_REQUIRE_BROWSER") == "1":
         pytest.fail(f"{name} is required here (CLINIC_KPIS_REQUIRE_BROWSER=1) but not installed")
     pytest.skip(f"{name} not installed")
+
+
+# -- the simulated practice shared by the end-to-end tests --------------------------------------
+
+SIMULATED_CONFIG = """\
+[practice]
+name = "Riverbend Family Medicine"
+timezone = "America/New_York"
+
+[warehouse]
+path = "clinic_kpis.duckdb"
+
+[locations]
+EAST = "Eastside"
+WEST = "Westside"
+NORTH = "Northside"
+"""
+
+# 14 months, so every month of the last year has a year-ago month; half volume keeps it quick.
+SIMULATED_ARGS = ("--months", "14", "--providers", "6", "--scale", "0.5", "--end", "2026-09-30", "--seed", "7")
+
+
+@dataclass(frozen=True)
+class SimulatedPractice:
+    """A practice simulated by `clinic-kpis sample` and loaded by `clinic-kpis ingest`, as a user would."""
+
+    directory: Path
+    exports: Path
+    db: Path
+    config: Path
+
+    @property
+    def truth(self) -> dict:
+        return json.loads((self.exports / "truth.json").read_text(encoding="utf-8"))
+
+    def open(self) -> Warehouse:
+        """Read-only, as the dashboard and the report open it (tests must not change it)."""
+        return Warehouse.open(config=load_config(self.config, db=self.db), read_only=True)
+
+
+def clinic_kpis(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """Run the real command line in a clean environment (no CLINIC_KPIS_* from the caller)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_KPIS_")}
+    command = [sys.executable, "-c", "from kpis.cli import main; main()", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def simulated_practice(tmp_path_factory: pytest.TempPathFactory) -> SimulatedPractice:
+    """One simulated practice per test session: init, sample, ingest through the real CLI."""
+    directory = tmp_path_factory.mktemp("simulated")
+    (directory / "clinic-kpis.toml").write_text(SIMULATED_CONFIG, encoding="utf-8")
+    for args in (["init"], ["sample", "--out", "exports", *SIMULATED_ARGS], ["ingest", "exports"]):
+        done = clinic_kpis(*args, cwd=directory)
+        assert done.returncode == 0, f"clinic-kpis {' '.join(args)}: {done.stderr}"
+    return SimulatedPractice(
+        directory=directory,
+        exports=directory / "exports",
+        db=directory / "clinic_kpis.duckdb",
+        config=directory / "clinic-kpis.toml",
+    )

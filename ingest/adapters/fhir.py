@@ -609,9 +609,11 @@ class _Mapper:
                     tracked = True
                     column = STAGE_COLUMNS[coding["code"]]
                     stages[column] = self.instant(output.get("valueDateTime"), f"output({coding['code']})")
-        if referral is None or not tracked:
-            raise Ignore("Tasks that do not track a referral (no referral-stage output)")
         location = _location_id(r.get("location"))
+        # A referral still at "created" has no stage output yet, but its Task already says
+        # which location referred the patient, and that belongs on the referral.
+        if referral is None or not (tracked or location):
+            raise Ignore("Tasks that do not track a referral (no referral-stage output or location)")
         return [("referral_stages", {"source": SOURCE, "referral_id": referral, "location_id": location, **stages})]
 
 

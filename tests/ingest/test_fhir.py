@@ -34,9 +34,9 @@ def test_bulk_export_folder_counts(warehouse: Warehouse) -> None:
         "Slot": (4, 4, 0, 0, 0, 1),
         "Appointment": (8, 6, 0, 0, 2, 0),
         "Encounter": (3, 2, 0, 0, 1, 1),
-        "ServiceRequest": (2, 2, 0, 0, 0, 1),
+        "ServiceRequest": (3, 3, 0, 0, 0, 1),
         "DocumentReference": (2, 0, 1, 0, 1, 1),
-        "Task": (3, 0, 2, 0, 1, 1),
+        "Task": (4, 0, 3, 0, 1, 1),
     }
     assert results["Patient"].message == "ignored: 2 Patient resources (patient demographics are never stored)"
     assert results["Slot"].warnings == [
@@ -194,6 +194,22 @@ def test_referrals_from_service_request_and_task(warehouse: Warehouse) -> None:
             None,
             "cancelled",
             "revoked",
+        ),
+        # created, never sent: its Task has no stage yet but names the referring location
+        (
+            "r4",
+            key("fhir", "pat-1"),
+            "1111111111",
+            "EAST",
+            "Neurology",
+            "routine",
+            utc(2025, 3, 6, 14, 30),
+            None,
+            None,
+            None,
+            None,
+            "created",
+            "active",
         ),
     ]
     (bad,) = rejects(warehouse, results["Task"].run_id)

@@ -6,6 +6,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from ingest.errors import IngestError
 from kpis.warehouse import Warehouse
 from tests.ingest.conftest import FIXTURES, load_one, rejects, rows
 
@@ -88,3 +91,84 @@ def test_truncated_cdr_line_is_quarantined(warehouse: Warehouse, external: Path)
         "invalid_csv",
         "a quoted field is never closed: the file is truncated or a closing quote is missing",
     )
+
+
+def test_generic_call_log_csv(warehouse: Warehouse) -> None:
+    """A non-Asterisk call log through the `call_log` profile, detected from its header.
+
+    Local times are America/New_York: EST (UTC-5) on 03-03, EDT (UTC-4) from 03-09. C-5's
+    result word is unknown and C-6 ends before it starts with a negative wait: both quarantined.
+    """
+    result = load_one(warehouse, FIXTURES / "phones_csv" / "call_log.csv")
+    assert (result.adapter, result.read, result.inserted, result.rejected) == ("csv:call_log", 6, 4, 2)
+    assert rows(
+        warehouse,
+        "SELECT call_id, queue, location_id, entered_at, answered_at, ended_at, outcome, outcome_source, "
+        "wait_seconds, talk_seconds, agent FROM calls ORDER BY call_id",
+    ) == [
+        (
+            "C-1",
+            "appointments",
+            "EAST",
+            utc(15, 0, 0),
+            utc(15, 0, 25),
+            utc(15, 3, 25),
+            "answered",
+            "Answered",
+            25,
+            180,
+            "Dana",
+        ),
+        ("C-2", "billing", None, utc(15, 5, 0), None, utc(15, 5, 40), "abandoned", "Abandoned", 40, None, None),
+        ("C-3", "nurse", "WEST", edt(10, 9, 0), None, edt(10, 9, 5), "timeout", "Timeout", 300, None, None),
+        ("C-4", "appointments", "EAST", edt(10, 9, 10), None, edt(10, 9, 11), "exit_key", "Voicemail", 60, None, None),
+    ]
+    found = {r["position"]: r for r in rejects(warehouse, result.run_id)}
+    assert set(found) == {6, 7}
+    assert "Hung up" in found[6]["reason"] and found[6]["field"] == "Result"  # the file's own column
+    assert (found[7]["field"], found[7]["reason"]) == ("wait_seconds", "the wait time -60 s is negative")
+    # the caller's number never reaches the warehouse, not even in quarantine
+    dump = json.dumps(rows(warehouse, "SELECT * FROM rejects"), default=str) + json.dumps(
+        rows(warehouse, "SELECT * FROM calls"), default=str
+    )
+    assert "555" not in dump
+
+
+def utc(hour: int, minute: int, second: int) -> datetime:
+    """2025-03-03 (EST) at a UTC wall time."""
+    return datetime(2025, 3, 3, hour, minute, second, tzinfo=UTC)
+
+
+def edt(day: int, hour: int, minute: int) -> datetime:
+    """A March 2025 local wall time after the DST change (UTC-4), as UTC."""
+    return datetime(2025, 3, day, hour + 4, minute, tzinfo=UTC)
+
+
+def test_excel_call_log_loads_like_its_csv(warehouse: Warehouse, tmp_path: Path) -> None:
+    """The same call log saved from Excel (typed date-time and number cells) gives the same rows."""
+    from openpyxl import Workbook
+
+    source = FIXTURES / "phones_csv" / "call_log.csv"
+    book = Workbook()
+    sheet = book.active
+    for i, line in enumerate(source.read_text().splitlines()):
+        cells: list[object] = line.split(",")
+        if i:
+            cells[4:7] = [datetime.fromisoformat(c) if c else None for c in cells[4:7]]
+            cells[8] = int(cells[8])
+        sheet.append(cells)
+    book.save(tmp_path / "calls.xlsx")
+
+    from_excel = load_one(warehouse, tmp_path / "calls.xlsx")
+    assert (from_excel.adapter, from_excel.read, from_excel.inserted, from_excel.rejected) == ("csv:call_log", 6, 4, 2)
+    excel_rows = rows(warehouse, "SELECT * EXCLUDE (ingest_run_id) FROM calls ORDER BY call_id")
+    with Warehouse(tmp_path / "csv.duckdb") as other:
+        load_one(other, source)
+        assert rows(other, "SELECT * EXCLUDE (ingest_run_id) FROM calls ORDER BY call_id") == excel_rows
+
+
+def test_unreadable_workbook_is_a_clear_error(warehouse: Warehouse, tmp_path: Path) -> None:
+    bad = tmp_path / "report.xlsx"
+    bad.write_bytes(b"this is not a workbook")
+    with pytest.raises(IngestError, match=r"report\.xlsx: not a readable Excel workbook"):
+        load_one(warehouse, bad)

@@ -1,26 +1,18 @@
 """End to end: simulate a practice, ingest its exports, and compare every KPI with truth.json.
 
-Runs once the simulator (`sample_data.simulate`) and the ingest pipeline (`ingest.run`) are
-part of the code base; skipped before. Every KPI, month, location and provider must equal the
-simulator's own ground truth (1e-9 relative), except for the differences listed in KNOWN, each
-with its reason, which are left to reconcile between the three parts.
+The practice is the session's simulated practice (tests/conftest.py). Every KPI, month,
+location and provider must equal the simulator's own ground truth (1e-9 relative).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from kpis import Warehouse
 from kpis.results import all_results
+from tests.conftest import SimulatedPractice
 
 pytestmark = pytest.mark.slow
 
@@ -34,25 +26,10 @@ KNOWN = {
 }
 
 
-def _available() -> bool:
-    return all(importlib.util.find_spec(name) is not None for name in ("sample_data.simulate", "ingest.run"))
-
-
-def _cli(*args: str, cwd: Path) -> None:
-    code = "from kpis.cli import main; main()"
-    env = {**os.environ, "CLINIC_KPIS_SECRET": "end-to-end-test"}
-    done = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-
-
-@pytest.mark.skipif(not _available(), reason="the simulator and the ingest pipeline are not in this code base yet")
-def test_every_kpi_equals_the_simulators_truth(tmp_path: Path) -> None:
-    out, db = tmp_path / "out", tmp_path / "w.duckdb"
-    _cli("sample", "--out", str(out), "--months", "6", "--scale", "0.5", cwd=tmp_path)
-    _cli("ingest", str(out), "--db", str(db), cwd=tmp_path)
-    truth = json.loads((out / "truth.json").read_text(encoding="utf-8"))
+def test_every_kpi_equals_the_simulators_truth(simulated_practice: SimulatedPractice) -> None:
+    truth = simulated_practice.truth
     expected = pd.DataFrame(truth["kpis"])
-    with Warehouse(db, read_only=True) as wh:
+    with simulated_practice.open() as wh:
         got = all_results(wh, start=truth["meta"]["start"], end=truth["meta"]["end"])
     got["period_start"] = got["period_start"].dt.strftime("%Y-%m-%d")
     key = ["kpi_id", "period_start", "dimension", "dimension_value"]

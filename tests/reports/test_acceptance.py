@@ -1,19 +1,18 @@
 """Acceptance: the report built on the simulator's warehouse (simulate -> ingest -> report).
 
-A small practice (14 months, half volume) is simulated and loaded once per session with the
-real `clinic-kpis sample`, `init` and `ingest` commands. The report for its last month must
-show the KPI API's numbers, a summary whose directions and drivers the API confirms, a PDF of
-the expected length whose first page is drawn, and no small count or patient key.
+The practice is the session's simulated practice (tests/conftest.py: 14 months, half volume,
+simulated and loaded with the real `clinic-kpis init`, `sample` and `ingest` commands). The
+report for its last month must show the KPI API's numbers, a summary whose directions and
+drivers the API confirms, a PDF of the expected length whose first page is drawn, and no small
+count or patient key.
 """
 
 from __future__ import annotations
 
 import html as html_lib
 import json
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -27,47 +26,18 @@ from reports import formatting
 from reports.build import documents, prepare
 from reports.charts import ChartRenderer
 from reports.context import add_months
-from tests.conftest import require_tool
+from tests.conftest import SimulatedPractice, require_tool
 from tests.reports.conftest import Built, Practice
 from tests.reports.test_render import kpi_cells, pdf_pages
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 MONTH = date(2026, 9, 1)  # the simulation's last month (September 30 is a weekday: the month is complete)
-CONFIG = """
-[practice]
-name = "Riverbend Family Medicine"
-timezone = "America/New_York"
-
-[warehouse]
-path = "clinic_kpis.duckdb"
-
-[locations]
-EAST = "Eastside"
-WEST = "Westside"
-NORTH = "Northside"
-"""
-
-
-def clinic_kpis(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run the real command line, as a user would, in a clean environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_KPIS_")}
-    command = [sys.executable, "-c", "from kpis.cli import main; main()", *args]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="session")
-def simulated(tmp_path_factory: pytest.TempPathFactory) -> Practice:
-    directory = tmp_path_factory.mktemp("simulated")
-    (directory / "clinic-kpis.toml").write_text(CONFIG, encoding="utf-8")
-    probe = clinic_kpis("ingest", cwd=directory)  # is ingest there at all (not the placeholder)?
-    if probe.returncode == 2 and "not available in this version yet" in probe.stderr:
-        pytest.skip("`clinic-kpis ingest` has not landed on this branch yet")
-    sample = ["sample", "--out", "exports", "--months", "14", "--providers", "6", "--scale", "0.5"]
-    for args in (["init"], [*sample, "--end", "2026-09-30"], ["ingest", "exports"]):
-        done = clinic_kpis(*args, cwd=directory)
-        assert done.returncode == 0, f"clinic-kpis {' '.join(args)}: {done.stderr}"
-    return Practice(db=directory / "clinic_kpis.duckdb", config=directory / "clinic-kpis.toml")
+def simulated(simulated_practice: SimulatedPractice) -> Practice:
+    return Practice(db=simulated_practice.db, config=simulated_practice.config)
 
 
 @pytest.fixture(scope="session")
