@@ -18,13 +18,14 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote_plus
 
 import pytest
 from PIL import Image, ImageStat
 
-from kpis import Warehouse
 from kpis.formatting import format_value
-from tests.conftest import require_tool
+from tests.conftest import SimulatedPractice, require_tool
+from tests.dashboards.conftest import Window
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -56,10 +57,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(db: Path, log: Path) -> Iterator[str]:
-    """Run `clinic-kpis dashboard --db DB --port N` until the health check answers; yield its URL."""
+def serve(db: Path, config: Path, log: Path) -> Iterator[str]:
+    """Run `clinic-kpis dashboard --db DB --config CONFIG --port N` until it answers its health check; yield its URL."""
     port = free_port()
-    cmd = [sys.executable, "-c", "from kpis.cli import main; main()", "dashboard", "--db", str(db), "--port", str(port)]
+    cli = [sys.executable, "-c", "from kpis.cli import main; main()"]
+    cmd = [*cli, "dashboard", "--db", str(db), "--config", str(config), "--port", str(port)]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -86,8 +88,8 @@ def serve(db: Path, log: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def dashboard_url(practice_db: Path, tmp_path: Path) -> Iterator[str]:
-    yield from serve(practice_db, tmp_path / "dashboard.log")
+def dashboard_url(practice: SimulatedPractice, tmp_path: Path) -> Iterator[str]:
+    yield from serve(practice.db, practice.config, tmp_path / "dashboard.log")
 
 
 def nav_link(page, title: str):  # noqa: ANN001, ANN201 (playwright Page and Locator)
@@ -114,13 +116,16 @@ def assert_not_blank(path: Path) -> None:
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_dashboard_in_a_real_browser(dashboard_url: str, practice_db: Path, tmp_path: Path) -> None:
+def test_dashboard_in_a_real_browser(
+    dashboard_url: str, practice: SimulatedPractice, window: Window, tmp_path: Path
+) -> None:
     chromium = require_tool("chromium")
     from playwright.sync_api import expect, sync_playwright
 
-    with Warehouse.open(practice_db, read_only=True) as wh:
-        no_show = wh.compute("no_show_rate", start="2026-10-01", end="2026-10-31")["value"].iloc[0]
-        east = wh.compute("no_show_rate", start="2026-10-01", end="2026-10-31", filters={"location": "EAST"})
+    with practice.open() as wh:
+        no_show = wh.compute("no_show_rate", start=window.month, end=window.end)["value"].iloc[0]
+        east = wh.compute("no_show_rate", start=window.month, end=window.end, filters={"location": "EAST"})
+        east_label = wh.dimension_values("location").set_index("id").loc["EAST", "label"]
     shots = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
@@ -142,11 +147,11 @@ def test_dashboard_in_a_real_browser(dashboard_url: str, practice_db: Path, tmp_
         nav_link(page, "Phones").click()
         wait_idle(page)
         page.get_by_test_id("stMultiSelect").filter(has_text="Location").click()
-        page.get_by_role("option", name="Eastside Family Medicine").click()
-        page.wait_for_url("**location=Eastside*")
+        page.get_by_role("option", name=east_label, exact=True).click()
+        page.wait_for_url(f"**location={quote_plus(east_label)}*")
         wait_idle(page)
         nav_link(page, "Overview").click()
-        page.wait_for_url("**location=Eastside*")
+        page.wait_for_url(f"**location={quote_plus(east_label)}*")
         expect(tile).to_have_text(format_value(east["value"].iloc[0], "pct1"), timeout=60_000)
         wait_idle(page)
         shots.append(tmp_path / "overview_east.png")
