@@ -298,6 +298,12 @@ holidays = []            # e.g. ["2026-12-25", "2027-01-01"]
 # Who receives the monthly report. "practice" gets the whole-practice report; a location id
 # gets that location's report.
 # recipients = {{ practice = ["owner@example.org"], EAST = ["east.manager@example.org"] }}
+paper = "letter"         # letter | a4
+
+[ingest]
+# Your own CSV/Excel export profiles (TOML, see ingest/profiles/ for examples), in addition to
+# the shipped ones; relative paths are relative to this file.
+# profiles = ["profiles/my_pm_system.toml"]
 
 [smtp]
 host = "localhost"

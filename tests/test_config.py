@@ -116,3 +116,18 @@ def test_init_with_secret_from_env_writes_no_secret_file(
     assert res.code == 0
     assert not (tmp_path / ".clinic-kpis.secret").exists()
     assert "s3cr3t-value" not in res.out + res.err
+
+
+def test_the_template_init_writes_is_valid_for_every_package(tmp_path: Path) -> None:
+    """Every table of the commented template loads, and the packages that own a table accept it."""
+    from kpis.config import render_config_template
+    from reports.settings import report_settings
+
+    path = write(
+        tmp_path / "c.toml",
+        render_config_template(practice_name="Oak", timezone="America/Denver", db_path="w.duckdb", secret_file="s"),
+    )
+    cfg = load_config(path)
+    assert (cfg.practice_name, cfg.timezone, cfg.db_path) == ("Oak", "America/Denver", tmp_path / "w.duckdb")
+    assert report_settings(cfg).paper == "letter"
+    assert cfg.raw["ingest"] == {} and cfg.smtp.port == 587
