@@ -50,6 +50,11 @@ _SOURCES: dict[str, tuple[str | None, tuple[tuple[str, str], ...]]] = {
     "new_patient": (None, (("appointments", "is_new_patient"),)),
     "queue": (None, (("calls", "queue"),)),
     "specialty": (None, (("referrals", "specialty"),)),
+    "denial_reason": (
+        "SELECT DISTINCT group_code || '-' || reason_code, NULL FROM remittance_adjustments "
+        "WHERE group_code IN ('CO', 'PI', 'OA') UNION ALL SELECT 'not denied', NULL",
+        (),
+    ),
 }
 
 
