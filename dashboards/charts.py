@@ -228,3 +228,28 @@ def aging(frame: pd.DataFrame, by: str | None, colors: Mapping[str, str]) -> go.
     fig.update_yaxes(title_text=f"A/R ({UNIT_LABELS['currency']})", tickformat="$,.0f")
     fig.update_xaxes(title_text="age bucket (days)")
     return fig
+
+
+def reasons(frame: pd.DataFrame, dim: str, *, leave_out: str, title: str, y_title: str) -> go.Figure:
+    """Each segment's part of a rate per period, stacked: its numerator over the period's total
+    denominator (all segments), so the stack is the rate itself (e.g. the denial rate by the
+    payer's reason). The `leave_out` segment (e.g. "not denied") counts in the totals only."""
+    fig = go.Figure()
+    totals = frame.groupby("period_start")["denominator"].transform("sum")
+    frame = frame.assign(part=frame["numerator"] / totals.where(totals > 0))
+    frame = frame[(frame[dim] != leave_out) & (frame["numerator"] > 0)]
+    for n, (segment, rows) in enumerate(frame.groupby(frame[dim].astype(str), sort=True)):
+        fig.add_trace(
+            go.Bar(
+                x=rows["period_start"],
+                y=rows["part"],
+                name=segment,
+                marker_color=PALETTE[n % len(PALETTE)],
+                customdata=[[count_text(v)] for v in rows["numerator"]],
+                hovertemplate="%{x}: %{y:.1%} (%{customdata[0]} claims)<extra>%{fullData.name}</extra>",
+            )
+        )
+    fig.update_layout(barmode="stack", title=title, **_LAYOUT)
+    fig.update_yaxes(title_text=y_title, tickformat=".0%")
+    fig.update_xaxes(title_text="period start")
+    return fig

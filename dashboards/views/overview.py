@@ -73,7 +73,7 @@ def _main_driver(spec: KpiSpec, change: float) -> str:
         if dim not in spec.dimensions:
             continue
         try:
-            split = data.drivers(ctx.src, spec.id, ctx.filters.month, dim)
+            split = data.drivers(ctx.src, spec.id, ctx.filters.month, dim, data.applicable(spec, ctx.filters.values))
         except ClinicKpisError:  # a median does not split into segment contributions
             return "a median, so it does not split into segment contributions"
         split = split[split["contribution"].notna() & split["segment"].notna()]  # e.g. calls with no location
@@ -106,5 +106,3 @@ for (_, v0, v1, complete), spec in moves[:MOVERS]:
         + ("" if complete else " The month is still open: more records may arrive.")
     )
 st.markdown("\n".join(lines))
-if moves:
-    st.caption("Segment contributions are for the whole practice (the sidebar filters are not applied to them).")

@@ -28,3 +28,17 @@ else:
     st.plotly_chart(charts.aging(aging, "payer_class", ctx.colors("payer_class")), key="aging")
 for spec in specs[1:]:
     kpi_section(ctx, spec)
+    if spec.id == "denial_rate":
+        denial_filters = data.applicable(spec, f.values)
+        by_reason = data.compute(ctx.src, (spec.id,), f.start, f.end, f.grain, ("denial_reason",), denial_filters)
+        if by_reason["numerator"].sum() > 0:
+            st.plotly_chart(
+                charts.reasons(
+                    by_reason,
+                    "denial_reason",
+                    leave_out="not denied",
+                    title="Denial rate by the payer's reason (CARC)",
+                    y_title="share of remitted claims denied",
+                ),
+                key="denial-reasons",
+            )

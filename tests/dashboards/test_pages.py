@@ -6,6 +6,7 @@ these tests check that each page shows what the API returns for the filters in f
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -249,9 +251,13 @@ def test_a_warehouse_being_written_shows_a_busy_message(
     no_errors(at)
 
 
+@pytest.mark.parametrize("filters", [{}, {"location": ["WEST"]}], ids=["practice", "west"])
 def test_what_changed_names_the_moves_and_their_main_segment(
-    at: AppTest, practice: SimulatedPractice, window: Window
+    at: AppTest, practice: SimulatedPractice, window: Window, filters: dict
 ) -> None:
+    """The moves and their drivers are those of the filtered view (drivers honour the filters)."""
+    for dim, values in filters.items():
+        at.multiselect(key=dim).set_value(values).run()
     no_errors(at)
     bullets = [line for m in at.markdown for line in m.value.splitlines() if line.startswith("- **")]
     assert len(bullets) == 3
@@ -259,13 +265,14 @@ def test_what_changed_names_the_moves_and_their_main_segment(
         specs = {s.title: s for s in wh.catalog()}
         for bullet in bullets:
             spec = specs[bullet[4 : bullet.index("**", 4)]]
-            before, after = wh.compute(spec.id, start=window.before, end=window.end)["value"].tolist()
+            own = {d: v for d, v in filters.items() if d in spec.dimensions} or None
+            before, after = wh.compute(spec.id, start=window.before, end=window.end, filters=own)["value"].tolist()
             assert f"{format_value(before, spec.fmt)} → {format_value(after, spec.fmt)}" in bullet
             assert change_text(after - before, spec) in bullet
             if "most of it from" in bullet:
                 named = bullet.split("most of it from ")[1].split(" (")[0]
                 dim, label = named.split(" ", 1)
-                top = wh.drivers(spec.id, window.month, by=dim).dropna(subset=["segment"]).iloc[0]
+                top = wh.drivers(spec.id, window.month, by=dim, filters=own).dropna(subset=["segment"]).iloc[0]
                 assert wh.dimension_values(dim).set_index("id").loc[top["segment"], "label"] == label
 
 
@@ -273,6 +280,13 @@ def test_sidebar_says_how_recent_the_data_is(at: AppTest, practice: SimulatedPra
     with practice.open() as wh:
         last = wh.coverage()["last_event_at"].max()
     assert [c.value for c in at.sidebar.caption] == [f"Data through {last:%b %-d, %Y} (latest record loaded)."]
+
+
+def numbers(array: list | dict) -> list[float]:
+    """A figure's data array: a plain list, or plotly's typed array ({"dtype", "bdata": base64})."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return array
 
 
 def figures(at: AppTest) -> list[dict]:
@@ -347,3 +361,20 @@ def test_the_practice_config_sets_targets_and_names(
     # The no-show tile now has the practice's own band, the same as call abandonment's default one.
     assert captions.count("Target ≤ 5.0% · red > 8.0%") == 2
     assert "Target ≤ 7.0% · red > 10.0%" not in captions
+
+
+def test_denial_reasons_stack_up_to_the_denial_rate(at: AppTest, practice: SimulatedPractice, window: Window) -> None:
+    """The Revenue cycle page splits each month's denial rate by the payer's reason (CARC); the
+    stacked parts of the last month add up to the rate the API gives."""
+    at.switch_page("views/revenue_cycle.py").run()
+    no_errors(at)
+    (chart,) = [f for f in figures(at) if f["layout"]["title"]["text"].startswith("Denial rate by the payer's reason")]
+    with practice.open() as wh:
+        rate = wh.compute("denial_rate", start=window.first, end=window.end)
+    reasons = {trace["name"] for trace in chart["data"]}
+    assert reasons and all(r[:3] in ("CO-", "PI-", "OA-", "CLP") for r in reasons)
+    month = rate["period_start"].iloc[-1].strftime("%Y-%m-%d")
+    stacked = sum(
+        y for t in chart["data"] for x, y in zip(t["x"], numbers(t["y"]), strict=True) if str(x)[:10] == month
+    )
+    assert stacked == pytest.approx(rate["value"].iloc[-1])
