@@ -37,6 +37,8 @@ DIMENSIONS = (
     "queue",
     "specialty",
     "denial_reason",
+    "weekday",
+    "hour_of_day",
 )
 
 
@@ -72,6 +74,15 @@ def local(column: str, tz: str) -> str:
 
 def local_date(column: str, tz: str) -> str:
     return f"CAST({local(column, tz)} AS DATE)"
+
+
+def local_weekday(column: str, tz: str) -> str:
+    """SQL: the ISO weekday (1 = Monday ... 7 = Sunday) of the local date of a TIMESTAMPTZ column.
+
+    Counted from Monday 1900-01-01 with plain date arithmetic, because the engines' weekday
+    functions disagree (Spark's DAYOFWEEK starts on Sunday) and transpile wrongly.
+    """
+    return f"CAST((DATE_DIFF('day', DATE '1900-01-01', {local_date(column, tz)}) % 7) + 1 AS INTEGER)"
 
 
 def build_relations(config: Config) -> dict[str, Relation]:
@@ -190,7 +201,7 @@ def build_relations(config: Config) -> dict[str, Relation]:
         Relation(
             "calls",
             "One row per call that entered a phone queue.",
-            """
+            f"""
             SELECT
                 source || ':' || call_id AS record_id,
                 CAST(NULL AS VARCHAR) AS patient_key,
@@ -198,7 +209,9 @@ def build_relations(config: Config) -> dict[str, Relation]:
                 outcome,
                 wait_seconds,
                 queue,
-                location_id AS location
+                location_id AS location,
+                {local_weekday("entered_at", tz)} AS weekday,
+                CAST(EXTRACT(HOUR FROM {local("entered_at", tz)}) AS INTEGER) AS hour_of_day
             FROM calls
             """,
             f"SELECT {local_date('MAX(entered_at)', tz)} FROM calls",
