@@ -22,6 +22,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from ingest import csv_lines
+from ingest.adapters.queue_log import COLUMNS  # one calls row layout for both phone formats
 from ingest.batch import Batch, Phase, RecordError, Target, rows_to_arrow
 from ingest.context import ParseContext
 from ingest.pseudonymize import MASK
@@ -53,20 +54,6 @@ EXTENDED = [*FIELDS, "peeraccount", "linkedid", "sequence"]
 PHI = {"src", "clid", "userfield"}  # caller number and name; userfield is free text
 OUTCOMES = {"ANSWERED": "answered", "NO ANSWER": "abandoned", "BUSY": "other", "FAILED": "other", "CONGESTION": "other"}
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
-COLUMNS = [
-    "_pos",
-    "source",
-    "call_id",
-    "queue",
-    "entered_at",
-    "answered_at",
-    "ended_at",
-    "outcome",
-    "outcome_source",
-    "wait_seconds",
-    "talk_seconds",
-    "agent",
-]
 
 
 def looks_like_cdr(head: str) -> bool:
