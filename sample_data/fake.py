@@ -11,6 +11,8 @@ import random
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from sample_data.draws import pick, randint
+
 _ONSETS = (
     "B",
     "C",
@@ -44,6 +46,8 @@ _CODAS = ("", "n", "r", "l", "s", "m", "nd", "rt", "ck")
 _SURNAME_ENDINGS = ("son", "man", "ford", "ton", "wood", "by", "er", "ridge", "field", "ham", "worth", "stead")
 _FIRST_ENDINGS_F = ("a", "ie", "elle", "ina", "ia", "ette", "y")
 _FIRST_ENDINGS_M = ("o", "an", "el", "us", "er", "on", "ik")
+_GIVEN_CODAS = ("", "", "n", "r", "l", "m")
+_AREA_CODES = (413, 508, 617, 781, 978)
 _STREETS = ("Maple", "Cedar", "Willow", "Juniper", "Aspen", "Hawthorn", "Linden", "Sycamore", "Alder", "Birch")
 _STREET_KINDS = ("St", "Ave", "Rd", "Ln", "Dr", "Ct", "Way")
 # Invented towns in one invented-looking corner of Massachusetts-style zip space.
@@ -65,28 +69,23 @@ class Person:
     postal_code: str
 
 
-def _syllables(rng: random.Random, n: int) -> str:
-    return "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(n)).capitalize()
-
-
 def family_name(rng: random.Random) -> str:
-    return _syllables(rng, 1) + rng.choice(_SURNAME_ENDINGS)
+    syllable = pick(rng, _ONSETS) + pick(rng, _VOWELS) + pick(rng, _CODAS)
+    return syllable.capitalize() + pick(rng, _SURNAME_ENDINGS)
 
 
 def given_name(rng: random.Random, gender: str) -> str:
     endings = _FIRST_ENDINGS_F if gender == "female" else _FIRST_ENDINGS_M
-    return (rng.choice(_ONSETS) + rng.choice(_VOWELS[:5]) + rng.choice(("", "", "n", "r", "l", "m"))).capitalize() + (
-        rng.choice(endings)
-    )
+    return (pick(rng, _ONSETS) + pick(rng, _VOWELS[:5]) + pick(rng, _GIVEN_CODAS)).capitalize() + pick(rng, endings)
 
 
 def phone(rng: random.Random) -> str:
     """A North American number in the 555-0100..0199 block, which is reserved for fictional use."""
-    return f"{rng.choice((413, 508, 617, 781, 978))}555{rng.randint(100, 199):04d}"
+    return f"{pick(rng, _AREA_CODES)}5550{randint(rng, 100, 199)}"
 
 
 def person(rng: random.Random, today: date) -> Person:
-    gender = rng.choice(("female", "male"))
+    gender = pick(rng, ("female", "male"))
     age_days = int(rng.triangular(1, 90, 45) * 365.25)
     return Person(
         given=given_name(rng, gender),
@@ -94,10 +93,10 @@ def person(rng: random.Random, today: date) -> Person:
         gender=gender,
         birth_date=today - timedelta(days=age_days),
         phone=phone(rng),
-        street=f"{rng.randint(10, 9899)} {rng.choice(_STREETS)} {rng.choice(_STREET_KINDS)}",
-        city=rng.choice(_TOWNS),
+        street=f"{randint(rng, 10, 9899)} {pick(rng, _STREETS)} {pick(rng, _STREET_KINDS)}",
+        city=pick(rng, _TOWNS),
         state="MA",
-        postal_code=f"0{rng.randint(1000, 2799):04d}",
+        postal_code=f"0{randint(rng, 1000, 2799)}",
     )
 
 

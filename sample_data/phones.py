@@ -14,7 +14,7 @@ from datetime import date
 
 from sample_data import fake
 from sample_data.clock import Clock
-from sample_data.draws import poisson
+from sample_data.draws import poisson, randint
 from sample_data.events import Call
 
 OPEN_HOURS = range(8, 17)
@@ -44,7 +44,7 @@ def simulate_day(
         arrivals: list[int] = []
         for hour, share in zip(OPEN_HOURS, HOURLY, strict=True):
             base = clock.at(d, hour * 60)
-            arrivals += [base + rng.randrange(3600) for _ in range(poisson(rng, lam * share))]
+            arrivals += [base + int(rng.random() * 3600) for _ in range(poisson(rng, lam * share))]
         arrivals.sort()
         names = [f"PJSIP/{_agent_base(queue) + i}" for i in range(agents_n)]
         free = [(clock.at(d, 8 * 60), name) for name in names]
@@ -88,7 +88,7 @@ def simulate_day(
                     else ""
                 )
                 calls.append(Call(uid, queue, t, "answered", wait, talk, name, position, caller, rna))
-                heapq.heappush(free, (at + talk + rng.randint(5, 40), name))
+                heapq.heappush(free, (at + talk + randint(rng, 5, 40), name))
                 heapq.heappush(waiting, at)
     calls.sort(key=lambda c: (c.entered, c.uniqueid))
     return calls

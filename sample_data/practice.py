@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from functools import lru_cache
 
@@ -140,6 +140,11 @@ class Practice:
     def n_patients(self) -> int:
         return len(self.patient_payer)
 
+    @property
+    def cutoff(self) -> int:
+        """The export instant: local midnight after the last simulated day. Nothing later is known."""
+        return self.clock.midnight(self.params.end + timedelta(days=1))
+
     def providers_at(self, loc: int) -> list[Provider]:
         return [p for p in self.providers if p.location == loc]
 
@@ -158,6 +163,11 @@ class Practice:
 
     def person(self, i: int) -> fake.Person:
         return _person(self.params.seed, i, self.params.end)
+
+
+def location_tag(loc: int) -> str:
+    """Two digits that make a location's sequential ids unique in the practice (EAST 01, WEST 02, ...)."""
+    return f"{loc + 1:02d}"
 
 
 @lru_cache(maxsize=65_536)

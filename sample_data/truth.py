@@ -6,7 +6,8 @@ Accumulation is streaming and memory-bounded: ratios and means keep sums per (KP
 provider); medians keep a histogram of integer minutes/days per (KPI, month, provider), which
 gives the exact continuous quantile without holding the values; A/R keeps per-month deltas.
 Locations and the practice total are merged from providers at the end, so every level is a
-ratio of sums.
+ratio of sums. Each shard of a run (a location, the phones) keeps its own Truth; the run adds
+their tallies together, which is exact because shards count disjoint events.
 """
 
 from __future__ import annotations
@@ -110,6 +111,46 @@ def quantile(counts: Counter[int], q: float) -> float | None:
     return lo + (hi - lo) * (pos - lo_rank)
 
 
+TALLIES = (
+    "ratio",
+    "mean",
+    "slot_count",
+    "hist",
+    "ar_delta",
+    "ar90_delta",
+    "ar_entries",
+    "adjusted_by_day",
+    "charges_by_day",
+    "collected",
+    "realism",
+)
+
+
+def _pair() -> list[int]:
+    return [0, 0]
+
+
+def _pairs() -> defaultdict[str, list[int]]:
+    return defaultdict(_pair)
+
+
+def _collected() -> list[Any]:
+    return [ZERO, ZERO, 0]  # payments, adjusted charges, entries
+
+
+def _add(into: Any, other: dict[Any, Any]) -> None:
+    """Add `other` into `into`, key by key: nested dicts recursively, lists element-wise, numbers."""
+    for key, value in other.items():
+        if isinstance(value, dict):
+            _add(into[key], value)
+        elif isinstance(value, list):
+            cell = into[key]
+            for i, x in enumerate(value):
+                cell[i] += x
+        else:
+            into[key] += value
+
+
 class Truth:
     """Accumulates events; `result()` renders truth.json's `meta`, `kpis` and `realism`."""
 
@@ -118,8 +159,8 @@ class Truth:
         self.clock = practice.clock
         params = practice.params
         self.start, self.end, self.months = params.start, params.end, params.months
-        self.ratio: defaultdict[tuple[str, int, int], list[int]] = defaultdict(lambda: [0, 0])
-        self.mean: defaultdict[tuple[str, int, int], list[int]] = defaultdict(lambda: [0, 0])
+        self.ratio: defaultdict[tuple[str, int, int], list[int]] = defaultdict(_pair)
+        self.mean: defaultdict[tuple[str, int, int], list[int]] = defaultdict(_pair)
         self.slot_count: Counter[tuple[int, int]] = Counter()
         self.hist: defaultdict[tuple[str, int, int], Counter[int]] = defaultdict(Counter)
         self.ar_delta: defaultdict[tuple[int, int], Decimal] = defaultdict(Decimal)
@@ -127,11 +168,20 @@ class Truth:
         self.ar_entries: Counter[tuple[int, int]] = Counter()
         self.adjusted_by_day: defaultdict[tuple[int, date], Decimal] = defaultdict(Decimal)
         self.charges_by_day: Counter[tuple[int, date]] = Counter()
-        self.collected: defaultdict[tuple[int, int], list[Any]] = defaultdict(lambda: [ZERO, ZERO, 0])
-        self.realism: defaultdict[str, defaultdict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+        self.collected: defaultdict[tuple[int, int], list[Any]] = defaultdict(_collected)
+        self.realism: defaultdict[str, defaultdict[str, list[int]]] = defaultdict(_pairs)
         self.change_location = next((i for i, loc in enumerate(practice.locations) if loc.code == "EAST"), None)
         self._prefix: dict[int, tuple[list[date], list[Decimal], list[int]]] | None = None
         self.month_ends = [month_end(add_months(self.start, k)) for k in range(self.months)]
+
+    def tallies(self) -> dict[str, Any]:
+        """The accumulated counts and sums (plain picklable containers), to merge into another Truth."""
+        return {name: getattr(self, name) for name in TALLIES}
+
+    def add(self, tallies: dict[str, Any]) -> None:
+        """Add another shard's tallies. Shards count disjoint events, so the sums are exact totals."""
+        for name, values in tallies.items():
+            _add(getattr(self, name), values)
 
     def _month(self, d: date) -> int | None:
         k = month_index(d, self.start)

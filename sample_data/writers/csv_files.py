@@ -7,11 +7,11 @@ that produce such reports do.
 from __future__ import annotations
 
 import csv
+import io
+import time
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
-from pathlib import Path
-from typing import IO, Any
 
 from sample_data.clock import Clock
 from sample_data.events import Appointment, Claim, PortalMessage
@@ -114,23 +114,29 @@ PROCEDURE_NAMES = {
     "17110": "Destruction of benign lesions",
 }
 ZERO = Decimal("0.00")
+CSV_HEADERS = {  # export file (relative path, `*` for the year) -> columns
+    "vendor/north_appointments_*.csv": VENDOR_COLUMNS,
+    "billing/north_transactions.csv": SYNTHEA_COLUMNS,
+    "billing/patient_payments.csv": SYNTHEA_COLUMNS,
+    "portal/portal_messages.csv": PORTAL_COLUMNS,
+}
+# "h:mm AM" for every minute of a day, as the vendor system prints times
+_CLOCK_TIMES = tuple(f"{(m // 60 - 1) % 12 + 1}:{m % 60:02d} {'AM' if m < 720 else 'PM'}" for m in range(24 * 60))
 
 
-def _clock_time(local: datetime) -> str:
-    return local.strftime("%I:%M %p").lstrip("0")
+def vendor_path(year: int) -> str:
+    return f"vendor/north_appointments_{year}.csv"
+
+
+def header(columns: tuple[str, ...]) -> str:
+    """The header line of a CSV export, quoted as the csv module quotes every row."""
+    text = io.StringIO()
+    csv.writer(text).writerow(columns)
+    return text.getvalue()
 
 
 def _us_date(d: date) -> str:
-    return d.strftime("%m/%d/%Y")
-
-
-def open_csv(path: Path, columns: tuple[str, ...]) -> tuple[IO[str], Any]:
-    """A CSV file open for streaming rows, its header written; the caller closes the file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - streamed into for the whole run
-    writer = csv.writer(fh)
-    writer.writerow(columns)
-    return fh, writer
+    return f"{d.month:02d}/{d.day:02d}/{d.year}"
 
 
 class VendorRows:
@@ -142,16 +148,16 @@ class VendorRows:
 
     def row(self, a: Appointment, *, status: str | None = None, as_of_export: bool = False) -> list[str]:
         """The row for `a`; `as_of_export` renders an upcoming appointment as still Scheduled."""
-        p, clock = self.practice, self.clock
+        p = self.practice
         prov = p.providers[a.provider]
         person = p.person(a.patient)
-        start = clock.local(a.start)
+        start_date, start_minute = self.clock.local_minute(a.start)
         status = status or ("booked" if as_of_export else a.status)
         enc = a.encounter if status == "fulfilled" else None
         times = ["", "", "", "", ""]
         if enc is not None:
             times = [
-                _clock_time(clock.local(t)) if t is not None else ""
+                _CLOCK_TIMES[self.clock.local_minute(t)[1]] if t is not None else ""
                 for t in (enc.checked_in, enc.roomed, enc.provider_start, enc.provider_end, enc.checked_out)
             ]
         cancelled = status == "cancelled"
@@ -161,8 +167,8 @@ class VendorRows:
         payer = p.payers[a.payer]
         return [
             a.appointment_id,
-            _us_date(start.date()),
-            _clock_time(start),
+            _us_date(start_date),
+            _CLOCK_TIMES[start_minute],
             str(a.minutes),
             f"{prov.family}, {prov.given} MD",
             prov.npi,
@@ -182,26 +188,27 @@ class VendorRows:
         ]
 
     def _stamp(self, epoch: int) -> str:
-        local = self.clock.local(epoch)
-        return f"{_us_date(local.date())} {_clock_time(local)}"
+        day, minute = self.clock.local_minute(epoch)
+        return f"{_us_date(day)} {_CLOCK_TIMES[minute]}"
+
+
+def _utc(epoch: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 class SyntheaRows:
     """Synthea `claims_transactions.csv` rows (plus POSTDATE) for a claim, up to the data's end."""
 
-    def __init__(self, practice: Practice, seed: int) -> None:
+    def __init__(self, practice: Practice, seed: int, tag: str) -> None:
         self.practice = practice
         self.clock: Clock = practice.clock
-        # UUID-shaped ids like Synthea's: a per-seed prefix and a sequence (uuid5 per row is too slow at scale)
+        # UUID-shaped ids like Synthea's: a per-seed prefix, the location's tag and a sequence
+        # (uuid5 per row is too slow at scale)
         ns = uuid.uuid5(uuid.NAMESPACE_URL, f"clinic-kpis-sample:{seed}")
-        self._row_prefix = str(uuid.uuid5(ns, "rows"))[:24]
+        self._row_prefix = str(uuid.uuid5(ns, "rows"))[:24] + tag
         self._patient_prefix = str(uuid.uuid5(ns, "patients"))[:24]
         self._places = {loc.code: str(uuid.uuid5(ns, loc.code)) for loc in practice.locations}
         self._n = 0
-
-    def _id(self) -> str:
-        self._n += 1
-        return f"{self._row_prefix}{self._n:012x}"
 
     def _patient_id(self, patient: int) -> str:
         return f"{self._patient_prefix}{patient:012x}"
@@ -214,38 +221,63 @@ class SyntheaRows:
         payer = p.payers[claim.payer]
         enc = a.encounter
         assert enc is not None
-        frm = datetime.fromtimestamp(enc.checked_in, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        to = datetime.fromtimestamp(enc.checked_out, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         lines = claim.submissions[0].lines
         self_pay = payer.payer_class == "self_pay"
         insurance = "" if self_pay else p.member_id(a.patient)
+        # the columns every row of this claim shares, in SYNTHEA_COLUMNS order around the varying ones
+        head = (claim.claim_id,)
+        patient = self._patient_id(a.patient)
+        span = (_utc(enc.checked_in), _utc(enc.checked_out), self._places[loc.code])
+        tail = (a.appointment_id, "")
 
-        def row(kind: str, line: int, posted: date, **money: str) -> list[str]:
+        def row(
+            kind: str,
+            line: int,
+            posted: date,
+            amount: str = "",
+            method: str = "",
+            transfer_type: str = "",
+            payments: str = "",
+            adjustments: str = "",
+            transfers: str = "",
+            outstanding: str = "",
+            insurance_id: str = "",
+        ) -> list[str]:
             ln = lines[line]
-            values = {
-                "ID": self._id(),
-                "CLAIMID": claim.claim_id,
-                "CHARGEID": str(line + 1),
-                "PATIENTID": self._patient_id(a.patient),
-                "TYPE": kind,
-                "FROMDATE": frm,
-                "TODATE": to,
-                "PLACEOFSERVICE": self._places[loc.code],
-                "PROCEDURECODE": ln.procedure,
-                "MODIFIER1": ln.modifier,
-                "DIAGNOSISREF1": "1",
-                "UNITS": "1",
-                "DEPARTMENTID": loc.code,
-                "NOTES": PROCEDURE_NAMES[ln.procedure],
-                "UNITAMOUNT": f"{ln.charge:.2f}",
-                "APPOINTMENTID": a.appointment_id,
-                "FEESCHEDULEID": "1",
-                "PROVIDERID": prov.npi,
-                "SUPERVISINGPROVIDERID": prov.npi,
-                "POSTDATE": posted.isoformat(),
-                **money,
-            }
-            return [values.get(c, "") for c in SYNTHEA_COLUMNS]
+            self._n += 1
+            return [
+                f"{self._row_prefix}{self._n:010x}",
+                *head,
+                str(line + 1),
+                patient,
+                kind,
+                amount,
+                method,
+                *span,
+                ln.procedure,
+                ln.modifier,
+                "",
+                "1",
+                "",
+                "",
+                "",
+                "1",
+                loc.code,
+                PROCEDURE_NAMES[ln.procedure],
+                f"{ln.charge:.2f}",
+                "",
+                transfer_type,
+                payments,
+                adjustments,
+                transfers,
+                outstanding,
+                *tail,
+                insurance_id,
+                "1",
+                prov.npi,
+                prov.npi,
+                posted.isoformat(),
+            ]
 
         out: list[list[str]] = []
         if not patient_only:
@@ -253,16 +285,17 @@ class SyntheaRows:
             if posted > end:
                 return out
             for i, ln in enumerate(lines):
+                charge = f"{ln.charge:.2f}"
                 out.append(
                     row(
                         "CHARGE",
                         i,
                         posted,
-                        AMOUNT=f"{ln.charge:.2f}",
-                        TRANSFERTYPE="p" if self_pay else "1",
-                        PAYMENTS="0.00",
-                        ADJUSTMENTS="0.00",
-                        OUTSTANDING=f"{ln.charge:.2f}",
+                        amount=charge,
+                        transfer_type="p" if self_pay else "1",
+                        payments="0.00",
+                        adjustments="0.00",
+                        outstanding=charge,
                     )
                 )
             for r in claim.remittances:
@@ -276,11 +309,11 @@ class SyntheaRows:
                             "PAYMENT",
                             i,
                             r.paid_date,
-                            METHOD="ECHECK",
-                            PAYMENTS=f"{r.paid[i]:.2f}",
-                            ADJUSTMENTS=f"{co:.2f}",
-                            OUTSTANDING=f"{ln.charge - r.paid[i] - co:.2f}",
-                            PATIENTINSURANCEID=insurance,
+                            method="ECHECK",
+                            payments=f"{r.paid[i]:.2f}",
+                            adjustments=f"{co:.2f}",
+                            outstanding=f"{ln.charge - r.paid[i] - co:.2f}",
+                            insurance_id=insurance,
                         )
                     )
                     if pr > 0:
@@ -289,10 +322,10 @@ class SyntheaRows:
                                 "TRANSFEROUT",
                                 i,
                                 r.paid_date,
-                                TRANSFERTYPE="1",
-                                TRANSFERS=f"{pr:.2f}",
-                                OUTSTANDING="0.00",
-                                PATIENTINSURANCEID=insurance,
+                                transfer_type="1",
+                                transfers=f"{pr:.2f}",
+                                outstanding="0.00",
+                                insurance_id=insurance,
                             )
                         )
                         out.append(
@@ -300,15 +333,15 @@ class SyntheaRows:
                                 "TRANSFERIN",
                                 i,
                                 r.paid_date,
-                                AMOUNT=f"{pr:.2f}",
-                                TRANSFERTYPE="p",
-                                OUTSTANDING=f"{pr:.2f}",
+                                amount=f"{pr:.2f}",
+                                transfer_type="p",
+                                outstanding=f"{pr:.2f}",
                             )
                         )
         for pay in claim.patient_payments:
             if pay.posted <= end:
                 out.append(
-                    row("PAYMENT", 0, pay.posted, METHOD=pay.method, PAYMENTS=f"{pay.amount:.2f}", ADJUSTMENTS="0.00")
+                    row("PAYMENT", 0, pay.posted, method=pay.method, payments=f"{pay.amount:.2f}", adjustments="0.00")
                 )
         return out
 
