@@ -39,7 +39,21 @@ DENIAL_CARCS = (
     ("CO", "29", 0.05, ""),
     ("PI", "204", 0.10, "N130"),
 )
-_LINES = {visit: Weighted([o[1] for o in options], [o[0] for o in options]) for visit, options in FEE_SCHEDULE.items()}
+
+
+def _service_lines(codes: list[tuple[str, str]], telehealth: bool) -> tuple[Line, ...]:
+    """The claim lines of a fee-schedule option: modifier 95 on telehealth, 25 on an E/M billed with a procedure."""
+    return tuple(
+        Line(code, "95" if telehealth else ("25" if len(codes) > 1 and i == 0 else ""), Decimal(charge))
+        for i, (code, charge) in enumerate(codes)
+    )
+
+
+# visit type -> weighted draw of {telehealth: lines}; the Line records are immutable and shared
+_LINES = {
+    visit: Weighted([{t: _service_lines(o[1], t) for t in (False, True)} for o in options], [o[0] for o in options])
+    for visit, options in FEE_SCHEDULE.items()
+}
 _DENIAL = Weighted(DENIAL_CARCS, [c[2] for c in DENIAL_CARCS])
 PATIENT_PAYS_FULL = 0.70
 PATIENT_PAYS_HALF = 0.12  # the other half never
@@ -80,12 +94,7 @@ class Biller:
         self._icns = 0
 
     def lines_for(self, rng: random.Random, appt: Appointment) -> list[Line]:
-        chosen = _LINES[appt.visit](rng)
-        lines = []
-        for i, (code, charge) in enumerate(chosen):
-            modifier = "95" if appt.telehealth else ("25" if len(chosen) > 1 and i == 0 else "")
-            lines.append(Line(code, modifier, Decimal(charge)))
-        return lines
+        return list(_LINES[appt.visit](rng)[appt.telehealth])
 
     def claim(self, rng: random.Random, appt: Appointment) -> list[Claim]:
         """The claim(s) a kept visit produces: usually one; a duplicate submission adds a second."""

@@ -87,8 +87,12 @@ EHR_ONLY = {
     "charge_lag",
 }
 PRACTICE_ONLY = {"call_abandonment_rate", "average_speed_of_answer", "service_level"}
+# ledger entry kinds: a charge (adjusted charges), a payment (collections), a CO-45 contractual
+# adjustment (subtracted from adjusted charges), another adjustment (A/R only)
+CHARGE, PAYMENT, CONTRACTUAL, ADJUSTMENT = range(4)
 LEAD_BANDS = ((7, "0-7"), (30, "8-30"), (10_000, ">30"))
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+HOURS = tuple(f"{h:02d}" for h in range(24))
 
 
 def quantile(counts: Counter[int], q: float) -> float | None:
@@ -172,6 +176,8 @@ class Truth:
         self.realism: defaultdict[str, defaultdict[str, list[int]]] = defaultdict(_pairs)
         self.change_location = next((i for i, loc in enumerate(practice.locations) if loc.code == "EAST"), None)
         self._prefix: dict[int, tuple[list[date], list[Decimal], list[int]]] | None = None
+        self._aging: dict[date, int] = {}  # service date -> first month in which it is over 90 days old
+        self._posting: dict[date, int] = {}  # posting date -> month index (-1: after the data's end)
         self.month_ends = [month_end(add_months(self.start, k)) for k in range(self.months)]
 
     def tallies(self) -> dict[str, Any]:
@@ -273,9 +279,9 @@ class Truth:
         answered = c.outcome == "answered"
         if not answered and c.wait < SHORT_ABANDON_SECONDS:
             return
-        hour = f"{self.clock.local(c.entered).hour:02d}"
-        self._real("abandonment_by_hour", hour, not answered)
-        self._real("abandonment_by_weekday", WEEKDAYS[self.clock.local_date(c.entered).weekday()], not answered)
+        day, minute = self.clock.local_minute(c.entered)
+        self._real("abandonment_by_hour", HOURS[minute // 60], not answered)
+        self._real("abandonment_by_weekday", WEEKDAYS[day.weekday()], not answered)
         cell = self.ratio["call_abandonment_rate", m, -1]
         cell[1] += 1
         cell[0] += not answered
@@ -292,60 +298,58 @@ class Truth:
     def claim(self, c: Claim) -> None:
         """Ledger entries (docs/contracts.md 'Derived ledger') and the claim-level KPIs."""
         p = c.appointment.provider
+        aged = self._aged_from(c.service_date)
         previous = ZERO
         for s in c.submissions:
-            posted = self.clock.local_date(s.at)
-            if s.frequency == "1":
-                self._ledger(p, c.service_date, posted, s.billed, charge=True)
-            elif s.frequency == "7":
-                self._ledger(p, c.service_date, posted, s.billed - previous, charge=True)
-            else:
-                self._ledger(p, c.service_date, posted, -previous, charge=True)
-            previous = s.billed
+            billed = s.billed
+            delta = billed if s.frequency == "1" else (billed - previous if s.frequency == "7" else -previous)
+            self._ledger(p, aged, self.clock.local_date(s.at), delta, CHARGE, delta)
+            previous = billed
         for r in c.remittances:
-            self._ledger(p, c.service_date, r.paid_date, -r.total_paid, payment=r.total_paid)
+            paid = r.total_paid
+            self._ledger(p, aged, r.paid_date, -paid, PAYMENT, paid)
             for adj in r.adjustments:
                 if adj.group in ("CO", "OA", "PI", "CR"):
-                    co45 = adj.amount if (adj.group, adj.reason) == ("CO", "45") else None
-                    self._ledger(p, c.service_date, r.paid_date, -adj.amount, contractual=co45)
+                    kind = CONTRACTUAL if adj.group == "CO" and adj.reason == "45" else ADJUSTMENT
+                    self._ledger(p, aged, r.paid_date, -adj.amount, kind, adj.amount)
         for pay in c.patient_payments:
-            self._ledger(p, c.service_date, pay.posted, -pay.amount, payment=pay.amount)
+            self._ledger(p, aged, pay.posted, -pay.amount, PAYMENT, pay.amount)
         if self.practice.locations[c.appointment.location].system == "ehr":
             self._claim_kpis(c)
 
-    def _ledger(
-        self,
-        p: int,
-        service: date,
-        posted: date,
-        delta: Decimal,
-        *,
-        charge: bool = False,
-        payment: Decimal | None = None,
-        contractual: Decimal | None = None,
-    ) -> None:
-        if posted > self.end:
+    def _aged_from(self, service: date) -> int:
+        """The first month whose end is more than 90 days after `service` (months when none is)."""
+        found = self._aging.get(service)
+        if found is None:
+            cutoff = service + timedelta(days=90)
+            found = self._aging[service] = next(
+                (m for m, end in enumerate(self.month_ends) if cutoff < end), self.months
+            )
+        return found
+
+    def _ledger(self, p: int, aged: int, posted: date, delta: Decimal, kind: int, amount: Decimal) -> None:
+        """One A/R entry of `kind` posted on `posted`: A/R changes by `delta`; `amount` is what the kind counts."""
+        k = self._posting.get(posted)
+        if k is None:
+            k = self._posting[posted] = month_index(posted, self.start) if posted <= self.end else -1
+        if k < 0:
             return
-        k = month_index(posted, self.start)
         self.ar_delta[p, k] += delta
         self.ar_entries[p, k] += 1
-        aged_from = k
-        while aged_from < self.months and not service < self.month_ends[aged_from] - timedelta(days=90):
-            aged_from += 1
-        self.ar90_delta[p, aged_from] += delta
+        self.ar90_delta[p, k if k > aged else aged] += delta
+        if kind == ADJUSTMENT:
+            return
         cell = self.collected[p, k]
-        if charge:
-            self.adjusted_by_day[p, posted] += delta
+        cell[2] += 1
+        if kind == PAYMENT:
+            cell[0] += amount
+        elif kind == CHARGE:
+            self.adjusted_by_day[p, posted] += amount
             self.charges_by_day[p, posted] += 1
-            cell[1] += delta
-            cell[2] += 1
-        if contractual is not None:
-            self.adjusted_by_day[p, posted] -= contractual
-            cell[1] -= contractual
-            cell[2] += 1
-        if payment is not None:
-            cell[0] += payment
-            cell[2] += 1
+            cell[1] += amount
+        else:
+            self.adjusted_by_day[p, posted] -= amount
+            cell[1] -= amount
 
     def _claim_kpis(self, c: Claim) -> None:
         p = c.appointment.provider
