@@ -37,6 +37,7 @@ def simulate_day(
 ) -> list[Call]:
     """All calls of one business day, every queue, in arrival order."""
     calls: list[Call] = []
+    choose = fake.chooser(rng)
     scale = providers / REFERENCE_PROVIDERS
     for queue, (per_day, agents_base, talk_mean) in QUEUES.items():
         agents_n = max(1, round(agents_base * scale))
@@ -65,7 +66,7 @@ def simulate_day(
             wait = at - t
             counter[0] += 1
             uid = f"{t}.{counter[0]}"
-            caller = fake.phone(rng)
+            caller = fake.phone(choose)
             wants_callback = rng.random() < CALLBACK_SHARE
             if wait > MAX_WAIT and patience > MAX_WAIT and not wants_callback:
                 calls.append(Call(uid, queue, t, "timeout", MAX_WAIT, position=position, caller=caller))

@@ -170,10 +170,14 @@ def location_tag(loc: int) -> str:
     return f"{loc + 1:02d}"
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=1 << 18)
 def _person(seed: int, i: int, today: date) -> fake.Person:
-    """A patient's fake identity, rebuilt on demand from its own stream (no panel held in memory)."""
-    return fake.person(random.Random(f"{seed}:person:{i}"), today)
+    """A patient's fake identity, rebuilt on demand from a hash of its number.
+
+    The cache (about 120 MB when full) holds a location's whole panel up to about scale 100,
+    so claims and remittances rarely rebuild a person; beyond, memory stays at that bound.
+    """
+    return fake.person(fake.HashChoices(f"{seed}:person:{i}"), today)
 
 
 def build_practice(params: Params) -> Practice:
@@ -210,8 +214,8 @@ def build_practice(params: Params) -> Practice:
                 index=i,
                 resource_id=f"pr-{i + 101:05d}",
                 npi=npi,
-                given=fake.given_name(rng, gender),
-                family=fake.family_name(rng),
+                given=fake.given_name(fake.chooser(rng), gender),
+                family=fake.family_name(fake.chooser(rng)),
                 location=i % len(locations),
                 taxonomy=taxonomy,
                 specialty=specialty,

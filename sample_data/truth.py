@@ -272,26 +272,31 @@ class Truth:
 
     # -- phones -------------------------------------------------------------------------------
 
-    def call(self, c: Call) -> None:
-        m = self._month(self.clock.local_date(c.entered))
-        if m is None or c.outcome == "exit_key":
+    def calls(self, d: date, calls: list[Call]) -> None:
+        """The calls that entered a queue on local day `d`."""
+        m = self._month(d)
+        if m is None or not calls:
             return
-        answered = c.outcome == "answered"
-        if not answered and c.wait < SHORT_ABANDON_SECONDS:
-            return
-        day, minute = self.clock.local_minute(c.entered)
-        self._real("abandonment_by_hour", HOURS[minute // 60], not answered)
-        self._real("abandonment_by_weekday", WEEKDAYS[day.weekday()], not answered)
-        cell = self.ratio["call_abandonment_rate", m, -1]
-        cell[1] += 1
-        cell[0] += not answered
+        midnight = self.clock.at(d, 0)  # calls come in office hours, where `at` is exact
+        by_hour = self.realism["abandonment_by_hour"]
+        by_weekday = self.realism["abandonment_by_weekday"][WEEKDAYS[d.weekday()]]
+        abandonment = self.ratio["call_abandonment_rate", m, -1]
         level = self.ratio["service_level", m, -1]
-        level[1] += 1
-        level[0] += answered and c.wait <= SERVICE_LEVEL_SECONDS
-        if answered:
-            asa = self.mean["average_speed_of_answer", m, -1]
-            asa[0] += c.wait
-            asa[1] += 1
+        asa = self.mean["average_speed_of_answer", m, -1]
+        for c in calls:
+            if c.outcome == "exit_key":
+                continue
+            answered = c.outcome == "answered"
+            if not answered and c.wait < SHORT_ABANDON_SECONDS:
+                continue
+            for cell in (by_hour[HOURS[(c.entered - midnight) // 3600]], by_weekday, abandonment):
+                cell[0] += not answered
+                cell[1] += 1
+            level[1] += 1
+            if answered:
+                level[0] += c.wait <= SERVICE_LEVEL_SECONDS
+                asa[0] += c.wait
+                asa[1] += 1
 
     # -- revenue cycle ------------------------------------------------------------------------
 
