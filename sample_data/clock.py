@@ -14,24 +14,25 @@ DAY = 86_400
 QUARTER_HOUR = 900
 _EPOCH_DATE = date(1970, 1, 1)
 _EPOCH_ORDINAL = _EPOCH_DATE.toordinal()
-_HOUR_MINUTE = tuple(f"{m // 60:02d}:{m % 60:02d}:" for m in range(24 * 60))
-_SECOND = tuple(f"{s:02d}" for s in range(60))
+_MINUTE_SECOND = tuple(f"{s // 60:02d}:{s % 60:02d}" for s in range(3600))  # "MM:SS" by second of the hour
 
 
 class Clock:
     """Conversions between epoch seconds and local dates/times in one time zone.
 
     Exports at scale hold hundreds of millions of instants, so conversions go through plain
-    dict caches (per date, per quarter hour of UTC, per day) instead of a datetime per call.
-    The caches grow with the simulated period only (tens of thousands of entries a year).
+    dict caches instead of a datetime per call. Zones change their UTC offset only on whole
+    quarter hours of UTC, so everything local about an instant follows from its quarter hour
+    (cached once: tens of thousands of entries a year of simulated time) and the seconds into it.
     """
 
     def __init__(self, timezone: str) -> None:
         self.tz = ZoneInfo(timezone)
         self.timezone = timezone
         self._noon: dict[date, int] = {}  # date -> UTC offset at local noon
-        self._zones: dict[int, tuple[int, str]] = {}  # quarter hour of UTC -> (offset seconds, "-05:00")
-        self._days: dict[int, tuple[date, str]] = {}  # local epoch day -> (date, "2025-01-06T")
+        # quarter hour of UTC -> (local "2025-01-06T09:", seconds into the local hour at its start,
+        # offset text "-05:00", local date, local minute of day at its start)
+        self._quarters: dict[int, tuple[str, int, str, date, int]] = {}
 
     def at(self, d: date, minute_of_day: int) -> int:
         """Epoch of local wall-clock `minute_of_day` on `d`.
@@ -54,33 +55,30 @@ class Clock:
 
     def local_date(self, epoch: int) -> date:
         """The local calendar date of an instant."""
-        offset = (self._zones.get(epoch // QUARTER_HOUR) or self._zone(epoch))[0]
-        return (self._days.get((epoch + offset) // DAY) or self._day((epoch + offset) // DAY))[0]
+        quarter = epoch // QUARTER_HOUR
+        return (self._quarters.get(quarter) or self._quarter(quarter))[3]
 
     def local_minute(self, epoch: int) -> tuple[date, int]:
         """The local calendar date and minute of day of an instant."""
-        offset = (self._zones.get(epoch // QUARTER_HOUR) or self._zone(epoch))[0]
-        day, second = divmod(epoch + offset, DAY)
-        return (self._days.get(day) or self._day(day))[0], second // 60
+        quarter, second = divmod(epoch, QUARTER_HOUR)
+        entry = self._quarters.get(quarter) or self._quarter(quarter)
+        return entry[3], entry[4] + second // 60
 
     def iso(self, epoch: int) -> str:
         """ISO 8601 with the local offset, e.g. 2025-01-06T09:20:00-05:00 (FHIR instant/dateTime)."""
-        offset, offset_text = self._zones.get(epoch // QUARTER_HOUR) or self._zone(epoch)
-        day, second = divmod(epoch + offset, DAY)
-        day_text = (self._days.get(day) or self._day(day))[1]
-        return day_text + _HOUR_MINUTE[second // 60] + _SECOND[second % 60] + offset_text
+        quarter, second = divmod(epoch, QUARTER_HOUR)
+        entry = self._quarters.get(quarter) or self._quarter(quarter)
+        return entry[0] + _MINUTE_SECOND[entry[1] + second] + entry[2]
 
-    def _zone(self, epoch: int) -> tuple[int, str]:
-        """Zones change their UTC offset only on whole quarter hours of UTC, so one lookup serves 15 minutes."""
-        quarter = epoch // QUARTER_HOUR
-        offset = _seconds(datetime.fromtimestamp(quarter * QUARTER_HOUR, self.tz).utcoffset())
+    def _quarter(self, quarter: int) -> tuple[str, int, str, date, int]:
+        start = quarter * QUARTER_HOUR
+        offset = _seconds(datetime.fromtimestamp(start, self.tz).utcoffset())
+        day, second = divmod(start + offset, DAY)
+        local_date = _EPOCH_DATE + timedelta(days=day)
         minutes = abs(offset) // 60
-        zone = self._zones[quarter] = (offset, f"{'-' if offset < 0 else '+'}{minutes // 60:02d}:{minutes % 60:02d}")
-        return zone
-
-    def _day(self, day: int) -> tuple[date, str]:
-        d = _EPOCH_DATE + timedelta(days=day)
-        entry = self._days[day] = (d, d.isoformat() + "T")
+        offset_text = f"{'-' if offset < 0 else '+'}{minutes // 60:02d}:{minutes % 60:02d}"
+        hour_text = f"{local_date.isoformat()}T{second // 3600:02d}:"
+        entry = self._quarters[quarter] = (hour_text, second % 3600, offset_text, local_date, second // 60)
         return entry
 
 

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from sample_data import portal, referrals
-from sample_data.access import LOOKAHEAD_MONTHS, AccessTracker, FinishedSlot
+from sample_data.access import LOOKAHEAD_MONTHS, AccessTracker
 from sample_data.billing import Biller
 from sample_data.clock import add_months, days, month_end
 from sample_data.events import Appointment, Claim, Remittance, Submission
 from sample_data.parts import PartInfo, StepParts, step_dir
-from sample_data.practice import Practice, location_tag
+from sample_data.practice import SLOT_MINUTES, Practice, location_tag
 from sample_data.schedule import DaySimulator, Ids
 from sample_data.shards import ShardResult
 from sample_data.truth import Truth
@@ -251,11 +251,11 @@ class LocationShard:
         for provider, snapshot, days_to in self.access.finish_month(first, self.params.end, self._slot):
             self.truth.third_next_available(provider, snapshot, days_to)
 
-    def _slot(self, s: FinishedSlot) -> None:
-        status = "busy-unavailable" if s.blocked else ("busy" if s.busy else "free")
+    def _slot(self, provider: int, start: int, blocked: bool, busy: bool) -> None:
+        status = "busy-unavailable" if blocked else ("busy" if busy else "free")
         slot_id = f"sl{self.tag}{self._next('slot'):09d}"
-        self._write(fhir_path("Slot"), self.fhir.slot(slot_id, s.provider, s.start, s.minutes, status))
-        self.truth.slot(s.provider, s.start, s.minutes, s.blocked, s.busy)
+        self._write(fhir_path("Slot"), self.fhir.slot(slot_id, provider, start, SLOT_MINUTES, status))
+        self.truth.slot(provider, start, SLOT_MINUTES, blocked, busy)
 
     # -- dirty records ----------------------------------------------------------------------------
 

@@ -178,6 +178,8 @@ class Truth:
         self._prefix: dict[int, tuple[list[date], list[Decimal], list[int]]] | None = None
         self._aging: dict[date, int] = {}  # service date -> first month in which it is over 90 days old
         self._posting: dict[date, int] = {}  # posting date -> month index (-1: after the data's end)
+        self._month_of: dict[date, int | None] = {}  # date -> month index (None: outside the period)
+        self.change_day = params.process_change
         self.month_ends = [month_end(add_months(self.start, k)) for k in range(self.months)]
 
     def tallies(self) -> dict[str, Any]:
@@ -190,8 +192,12 @@ class Truth:
             _add(getattr(self, name), values)
 
     def _month(self, d: date) -> int | None:
-        k = month_index(d, self.start)
-        return k if 0 <= k < self.months and d <= self.end else None
+        """The index of the simulated month `d` falls in, or None outside the period."""
+        k = self._month_of.get(d, -1)
+        if k == -1:
+            k = month_index(d, self.start)
+            k = self._month_of[d] = k if 0 <= k < self.months and d <= self.end else None
+        return k
 
     # -- access -------------------------------------------------------------------------------
 
@@ -212,7 +218,7 @@ class Truth:
             self._real("no_show_by_weekday", WEEKDAYS[day.weekday()], noshow)
             self._real("no_show_by_payer_class", self.practice.payers[a.payer].payer_class, noshow)
             if a.location == self.change_location:
-                when = "after" if day >= self.practice.params.process_change else "before"
+                when = "after" if day >= self.change_day else "before"
                 self._real("no_show_process_change_location", when, noshow)
         if a.status != "entered_in_error":
             cell = self.ratio["late_cancel_rate", m, p]
