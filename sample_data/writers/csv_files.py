@@ -93,6 +93,13 @@ SYNTHEA_COLUMNS = (
     "SUPERVISINGPROVIDERID",
     "POSTDATE",
 )
+# the columns a Synthea transaction sets (the others are the claim line's)
+_ID, _TYPE, _AMOUNT, _METHOD, _TRANSFERTYPE, _PAYMENTS = (
+    SYNTHEA_COLUMNS.index(c) for c in ("ID", "TYPE", "AMOUNT", "METHOD", "TRANSFERTYPE", "PAYMENTS")
+)
+_ADJUSTMENTS, _TRANSFERS, _OUTSTANDING, _INSURANCE, _POSTDATE = (
+    SYNTHEA_COLUMNS.index(c) for c in ("ADJUSTMENTS", "TRANSFERS", "OUTSTANDING", "PATIENTINSURANCEID", "POSTDATE")
+)
 PORTAL_COLUMNS = (
     "message_id",
     "thread_id",
@@ -218,66 +225,43 @@ class SyntheaRows:
         a = claim.appointment
         prov = p.providers[a.provider]
         loc = p.locations[a.location]
-        payer = p.payers[claim.payer]
         enc = a.encounter
         assert enc is not None
         lines = claim.submissions[0].lines
-        self_pay = payer.payer_class == "self_pay"
+        self_pay = p.payers[claim.payer].payer_class == "self_pay"
         insurance = "" if self_pay else p.member_id(a.patient)
-        # the columns every row of this claim shares, in SYNTHEA_COLUMNS order around the varying ones
-        head = (claim.claim_id,)
-        patient = self._patient_id(a.patient)
-        span = (_utc(enc.checked_in), _utc(enc.checked_out), self._places[loc.code])
-        tail = (a.appointment_id, "")
+        # one template per claim line, every column filled but those a transaction sets
+        template = dict.fromkeys(SYNTHEA_COLUMNS, "")
+        template.update(
+            CLAIMID=claim.claim_id,
+            PATIENTID=self._patient_id(a.patient),
+            FROMDATE=_utc(enc.checked_in),
+            TODATE=_utc(enc.checked_out),
+            PLACEOFSERVICE=self._places[loc.code],
+            DIAGNOSISREF1="1",
+            UNITS="1",
+            DEPARTMENTID=loc.code,
+            APPOINTMENTID=a.appointment_id,
+            FEESCHEDULEID="1",
+            PROVIDERID=prov.npi,
+            SUPERVISINGPROVIDERID=prov.npi,
+        )
+        bases = []
+        for i, ln in enumerate(lines):
+            template.update(
+                CHARGEID=str(i + 1),
+                PROCEDURECODE=ln.procedure,
+                MODIFIER1=ln.modifier,
+                NOTES=PROCEDURE_NAMES[ln.procedure],
+                UNITAMOUNT=f"{ln.charge:.2f}",
+            )
+            bases.append(list(template.values()))
 
-        def row(
-            kind: str,
-            line: int,
-            posted: date,
-            amount: str = "",
-            method: str = "",
-            transfer_type: str = "",
-            payments: str = "",
-            adjustments: str = "",
-            transfers: str = "",
-            outstanding: str = "",
-            insurance_id: str = "",
-        ) -> list[str]:
-            ln = lines[line]
+        def row(kind: str, line: int, posted: date) -> list[str]:
             self._n += 1
-            return [
-                f"{self._row_prefix}{self._n:010x}",
-                *head,
-                str(line + 1),
-                patient,
-                kind,
-                amount,
-                method,
-                *span,
-                ln.procedure,
-                ln.modifier,
-                "",
-                "1",
-                "",
-                "",
-                "",
-                "1",
-                loc.code,
-                PROCEDURE_NAMES[ln.procedure],
-                f"{ln.charge:.2f}",
-                "",
-                transfer_type,
-                payments,
-                adjustments,
-                transfers,
-                outstanding,
-                *tail,
-                insurance_id,
-                "1",
-                prov.npi,
-                prov.npi,
-                posted.isoformat(),
-            ]
+            out = bases[line].copy()
+            out[_ID], out[_TYPE], out[_POSTDATE] = f"{self._row_prefix}{self._n:010x}", kind, posted.isoformat()
+            return out
 
         out: list[list[str]] = []
         if not patient_only:
@@ -285,64 +269,34 @@ class SyntheaRows:
             if posted > end:
                 return out
             for i, ln in enumerate(lines):
-                charge = f"{ln.charge:.2f}"
-                out.append(
-                    row(
-                        "CHARGE",
-                        i,
-                        posted,
-                        amount=charge,
-                        transfer_type="p" if self_pay else "1",
-                        payments="0.00",
-                        adjustments="0.00",
-                        outstanding=charge,
-                    )
-                )
-            for r in claim.remittances:
-                if r.paid_date > end:
+                r = row("CHARGE", i, posted)
+                r[_AMOUNT] = r[_OUTSTANDING] = f"{ln.charge:.2f}"
+                r[_TRANSFERTYPE] = "p" if self_pay else "1"
+                r[_PAYMENTS] = r[_ADJUSTMENTS] = "0.00"
+                out.append(r)
+            for rem in claim.remittances:
+                if rem.paid_date > end:
                     continue
-                for i, ln in enumerate(r.lines):
-                    co = sum((x.amount for x in r.adjustments if x.line == i and x.group == "CO"), ZERO)
-                    pr = sum((x.amount for x in r.adjustments if x.line == i and x.group == "PR"), ZERO)
-                    out.append(
-                        row(
-                            "PAYMENT",
-                            i,
-                            r.paid_date,
-                            method="ECHECK",
-                            payments=f"{r.paid[i]:.2f}",
-                            adjustments=f"{co:.2f}",
-                            outstanding=f"{ln.charge - r.paid[i] - co:.2f}",
-                            insurance_id=insurance,
-                        )
-                    )
+                for i, ln in enumerate(rem.lines):
+                    co = sum((x.amount for x in rem.adjustments if x.line == i and x.group == "CO"), ZERO)
+                    pr = sum((x.amount for x in rem.adjustments if x.line == i and x.group == "PR"), ZERO)
+                    r = row("PAYMENT", i, rem.paid_date)
+                    r[_METHOD], r[_PAYMENTS], r[_ADJUSTMENTS] = "ECHECK", f"{rem.paid[i]:.2f}", f"{co:.2f}"
+                    r[_OUTSTANDING], r[_INSURANCE] = f"{ln.charge - rem.paid[i] - co:.2f}", insurance
+                    out.append(r)
                     if pr > 0:
-                        out.append(
-                            row(
-                                "TRANSFEROUT",
-                                i,
-                                r.paid_date,
-                                transfer_type="1",
-                                transfers=f"{pr:.2f}",
-                                outstanding="0.00",
-                                insurance_id=insurance,
-                            )
-                        )
-                        out.append(
-                            row(
-                                "TRANSFERIN",
-                                i,
-                                r.paid_date,
-                                amount=f"{pr:.2f}",
-                                transfer_type="p",
-                                outstanding=f"{pr:.2f}",
-                            )
-                        )
+                        r = row("TRANSFEROUT", i, rem.paid_date)
+                        r[_TRANSFERTYPE], r[_TRANSFERS], r[_OUTSTANDING] = "1", f"{pr:.2f}", "0.00"
+                        r[_INSURANCE] = insurance
+                        out.append(r)
+                        r = row("TRANSFERIN", i, rem.paid_date)
+                        r[_AMOUNT], r[_TRANSFERTYPE], r[_OUTSTANDING] = f"{pr:.2f}", "p", f"{pr:.2f}"
+                        out.append(r)
         for pay in claim.patient_payments:
             if pay.posted <= end:
-                out.append(
-                    row("PAYMENT", 0, pay.posted, method=pay.method, payments=f"{pay.amount:.2f}", adjustments="0.00")
-                )
+                r = row("PAYMENT", 0, pay.posted)
+                r[_METHOD], r[_PAYMENTS], r[_ADJUSTMENTS] = pay.method, f"{pay.amount:.2f}", "0.00"
+                out.append(r)
         return out
 
 
