@@ -75,6 +75,29 @@ class X12Writer:
         self.practice = practice
         self.clock: Clock = practice.clock
         self.tag = tag
+        # the segments that depend only on a provider, a payer or a patient, rendered once
+        self._rendering = {
+            prov.index: f"NM1*82*1*{prov.family.upper()}*{prov.given.upper()}****XX*{prov.npi}~\n"
+            for prov in practice.providers
+        }
+        self._subscriber_of = [f"SBR*P*18*******{payer.sbr09}~\n" for payer in practice.payers]
+        self._payer_name = [f"NM1*PR*2*{payer.name.upper()}*****PI*{payer.payer_id}~\n" for payer in practice.payers]
+        self._subscriber = lru_cache(maxsize=1 << 16)(self._render_subscriber)
+        self._patient = lru_cache(maxsize=1 << 16)(self._render_patient)
+
+    def _render_subscriber(self, patient: int) -> str:
+        """The 837 subscriber name, address and demographics (Loop 2010BA)."""
+        person = self.practice.person(patient)
+        return (
+            f"NM1*IL*1*{person.family.upper()}*{person.given.upper()}****MI*{self.practice.member_id(patient)}~\n"
+            f"N3*{person.street.upper()}~\nN4*{person.city.upper()}*{person.state}*{person.postal_code}~\n"
+            f"DMG*D8*{person.birth_date:%Y%m%d}*{'F' if person.gender == 'female' else 'M'}~\n"
+        )
+
+    def _render_patient(self, patient: int) -> str:
+        """The 835 patient name (NM1*QC)."""
+        person = self.practice.person(patient)
+        return f"NM1*QC*1*{person.family.upper()}*{person.given.upper()}****MI*{self.practice.member_id(patient)}~\n"
 
     def _number(self, n: int) -> str:
         return f"{self.tag}{n:04d}"
@@ -109,23 +132,16 @@ class X12Writer:
         ]
         for hl, (claim, sub) in enumerate(items, start=2):
             appt = claim.appointment
-            payer = p.payers[claim.payer]
-            person = p.person(appt.patient)
             prov = p.providers[appt.provider]
             pos = "10" if appt.telehealth else "11"
             out.append(
-                f"HL*{hl}*1*22*0~\nSBR*P*18*******{payer.sbr09}~\n"
-                f"NM1*IL*1*{person.family.upper()}*{person.given.upper()}****MI*{p.member_id(appt.patient)}~\n"
-                f"N3*{person.street.upper()}~\nN4*{person.city.upper()}*{person.state}*{person.postal_code}~\n"
-                f"DMG*D8*{person.birth_date:%Y%m%d}*{'F' if person.gender == 'female' else 'M'}~\n"
-                f"NM1*PR*2*{payer.name.upper()}*****PI*{payer.payer_id}~\n"
-                f"CLM*{claim.claim_id}*{amount(sub.billed)}***{pos}:B:{sub.frequency}*Y*A*Y*Y~\n"
+                f"HL*{hl}*1*22*0~\n{self._subscriber_of[claim.payer]}{self._subscriber(appt.patient)}"
+                f"{self._payer_name[claim.payer]}CLM*{claim.claim_id}*{amount(sub.billed)}***{pos}:B:{sub.frequency}*Y*A*Y*Y~\n"
             )
             if sub.frequency in ("7", "8"):
                 out.append(seg("REF", "F8", sub.payer_icn or ""))
             out.append(
-                f"HI*ABK:{DIAGNOSES[appt.visit]}~\n"
-                f"NM1*82*1*{prov.family.upper()}*{prov.given.upper()}****XX*{prov.npi}~\n"
+                f"HI*ABK:{DIAGNOSES[appt.visit]}~\n{self._rendering[prov.index]}"
                 f"PRV*PE*PXC*{prov.taxonomy}~\nNM1*77*2*{name}*****XX*{loc.billing_npi}~\n{facility}"
             )
             served = f"{claim.service_date:%Y%m%d}"
@@ -189,14 +205,11 @@ class X12Writer:
         ]
         for claim, r in items:
             appt = claim.appointment
-            person = p.person(appt.patient)
-            prov = p.providers[appt.provider]
             served = f"{claim.service_date:%Y%m%d}"
             out.append(
                 f"CLP*{claim.claim_id}*{r.status}*{amount(r.charge)}*{amount(r.total_paid)}*"
                 f"{amount(r.patient_responsibility)}*{payer.clp06}*{r.payer_icn}*11*1~\n"
-                f"NM1*QC*1*{person.family.upper()}*{person.given.upper()}****MI*{p.member_id(appt.patient)}~\n"
-                f"NM1*82*1*{prov.family.upper()}*{prov.given.upper()}****XX*{prov.npi}~\nDTM*232*{served}~\n"
+                f"{self._patient(appt.patient)}{self._rendering[appt.provider]}DTM*232*{served}~\n"
             )
             for i, line in enumerate(r.lines):
                 out.append(
