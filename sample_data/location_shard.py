@@ -10,12 +10,10 @@ after the month being simulated).
 
 from __future__ import annotations
 
-import csv
 import random
 from collections import defaultdict
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from sample_data import portal, referrals
 from sample_data.access import LOOKAHEAD_MONTHS, AccessTracker
@@ -80,7 +78,6 @@ class LocationShard:
         self._fhir_sample: Appointment | None = None
         self._numbers = {"slot": 0, "doc": 0, "referral": 0}
         self._out = StepParts(parts)
-        self._writers: dict[str, Any] = {}
 
     # -- steps ----------------------------------------------------------------------------------
 
@@ -88,7 +85,6 @@ class LocationShard:
         """Simulate month `k` (or, for k = months, finish the run) and return the step's parts."""
         p = self.params
         self._out = StepParts(step_dir(self.parts, k, self.index))
-        self._writers = {}
         if k == 0:
             for i in self.practice.patients_at(self.loc):
                 self._out.sink(fhir_path("Patient")).write(self.fhir.patient(i))
@@ -113,12 +109,9 @@ class LocationShard:
     def _write(self, rel: str, text: str) -> None:
         self._out.sink(rel).write(text)
 
-    def _csv(self, rel: str) -> Any:
-        """A csv writer into this step's part of `rel`."""
-        writer = self._writers.get(rel)
-        if writer is None:
-            writer = self._writers[rel] = csv.writer(self._out.sink(rel))
-        return writer
+    def _row(self, rel: str, fields: list[str]) -> None:
+        """One CSV row (fields quoted where needed, see `csv_files.line`)."""
+        self._out.sink(rel).write(csv_files.line(fields))
 
     # -- a day ----------------------------------------------------------------------------------
 
@@ -138,13 +131,12 @@ class LocationShard:
         rng = random.Random(f"{seed}:portal:{self.loc}:{d.isoformat()}")
         provs = [(pr.index, pr.runs_late) for pr in self.providers]
         patients = self.practice.patients_at(self.loc)
-        writer = self._csv(PORTAL)
         messages = portal.messages_for_day(
             rng, self.clock, d, self.loc, provs, patients, self._portal_counter, self.cutoff
         )
         for msg in messages:
             self.truth.portal(msg)
-            writer.writerow(csv_files.portal_row(self.practice, msg))
+            self._row(PORTAL, csv_files.portal_row(self.practice, msg))
 
     def _appointment(self, a: Appointment, rng: random.Random) -> None:
         self.result.appointments += 1
@@ -184,7 +176,7 @@ class LocationShard:
 
     def _vendor_appointment(self, a: Appointment) -> None:
         start = self.clock.local_date(a.start)
-        self._csv(vendor_path(start.year)).writerow(self._vendor_rows.row(a))
+        self._row(vendor_path(start.year), self._vendor_rows.row(a))
         if a.status == "fulfilled" and start.year not in self._vendor_sample:
             self._vendor_sample[start.year] = a
         previous = start.year - 1
@@ -195,7 +187,7 @@ class LocationShard:
                 and a.status != "entered_in_error"
                 and (a.cancelled is None or a.cancelled >= exported)
             ):
-                self._csv(vendor_path(previous)).writerow(self._vendor_rows.row(a, as_of_export=True))
+                self._row(vendor_path(previous), self._vendor_rows.row(a, as_of_export=True))
                 name = vendor_path(start.year)
                 self.result.updates[name] = self.result.updates.get(name, 0) + 1
 
@@ -204,9 +196,8 @@ class LocationShard:
     def _route(self, claim: Claim) -> None:
         end = self.params.end
         if not self.ehr:
-            writer = self._csv(NORTH_LEDGER)
             for row in self._synthea.rows(claim, end):
-                writer.writerow(row)
+                self._row(NORTH_LEDGER, row)
             return
         for sub in claim.submissions:
             day = self.clock.local_date(sub.at)
@@ -240,9 +231,8 @@ class LocationShard:
             dated = self.clock.at(ordered_runs[0][0], 6 * 60)
             self._out.x12(rel, self.x12.remits(info, ordered_runs), len(ordered_runs), dated)
         for month in sorted(m for m in pending.payments if m <= through):
-            writer = self._csv(PAYMENTS)
             for _, _, row in sorted(pending.payments.pop(month), key=lambda x: (x[0], x[1])):
-                writer.writerow(row)
+                self._row(PAYMENTS, row)
 
     # -- access ---------------------------------------------------------------------------------
 
@@ -274,11 +264,11 @@ class LocationShard:
             self._write(fhir_path("Encounter"), self.fhir.backwards_encounter(sample, "en-err-0001"))
             self.result.rejects[fhir_path("Encounter")] = 1
         for year, a in sorted(self._vendor_sample.items()):
-            writer = self._csv(vendor_path(year))
+            rel = vendor_path(year)
             row = self._vendor_rows.row(a)
             no_start = list(row)
             no_start[0], no_start[1], no_start[2] = f"ERR{year}01", "", ""
-            writer.writerow(no_start)  # rule: appointment without start
+            self._row(rel, no_start)  # rule: appointment without start
             backwards = list(row)
             backwards[0] = f"ERR{year}02"
             check_in, check_out = (
@@ -286,6 +276,6 @@ class LocationShard:
                 csv_files.VENDOR_COLUMNS.index("Check Out"),
             )
             backwards[check_in], backwards[check_out] = row[check_out], row[check_in]
-            writer.writerow(backwards)  # rule: check-out before check-in
-            writer.writerow(self._vendor_rows.row(a, status="noshow"))  # rule: conflicting duplicate id
+            self._row(rel, backwards)  # rule: check-out before check-in
+            self._row(rel, self._vendor_rows.row(a, status="noshow"))  # rule: conflicting duplicate id
             self.result.rejects[vendor_path(year)] = 3
