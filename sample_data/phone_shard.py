@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from datetime import date
+from operator import itemgetter
 from pathlib import Path
 
 from sample_data import phones
@@ -52,18 +53,16 @@ class PhoneShard:
         return out.close()
 
     def _lines(self, calls: list[Call], d: date) -> str:
-        """The day's queue_log lines in time order (ties in the order the events were made)."""
+        """The day's queue_log lines in time order (ties in the order the events were made: the sort is stable)."""
         self.truth.calls(d, calls)
         self.result.calls += len(calls)
-        lines: list[tuple[int, int, str]] = []
+        lines: list[tuple[int, str]] = []
         for i, c in enumerate(calls):
-            for epoch, line in call_lines(c, complete_by_caller=i % 3 != 0):
-                lines.append((epoch, len(lines), line))
+            lines += call_lines(c, complete_by_caller=i % 3 != 0)
         if not self._broken_call_written and d >= self._broken_call_day and calls:
             self._broken_call_written = True
             entered = calls[len(calls) // 2].entered + 7
-            for epoch, line in broken_call_lines(f"{entered}.999999", "appointments", entered):
-                lines.append((epoch, len(lines), line))
+            lines += broken_call_lines(f"{entered}.999999", "appointments", entered)
             self.result.rejects[QUEUE_LOG] = 1
-        lines.sort()
-        return "".join(line + "\n" for _, _, line in lines)
+        lines.sort(key=itemgetter(0))
+        return "".join([line + "\n" for _, line in lines])
