@@ -20,7 +20,7 @@ from sample_data.access import LOOKAHEAD_MONTHS, AccessTracker
 from sample_data.billing import Biller
 from sample_data.clock import add_months, days, month_end
 from sample_data.events import Appointment, Claim, Remittance, Submission
-from sample_data.parts import PartInfo, StepParts, step_dir
+from sample_data.parts import PartInfo, Sink, StepParts, step_dir
 from sample_data.practice import SLOT_MINUTES, Practice, location_tag
 from sample_data.schedule import DaySimulator, Ids
 from sample_data.shards import ShardResult
@@ -35,6 +35,7 @@ OVERLAP_DAYS = 14  # a yearly vendor export also lists the next year's first two
 PAYMENTS = "billing/patient_payments.csv"
 NORTH_LEDGER = "billing/north_transactions.csv"
 PORTAL = "portal/portal_messages.csv"
+FHIR_KINDS = ("Patient", "Slot", "Appointment", "Encounter", "DocumentReference", "ServiceRequest", "Task")
 
 
 class _Billing:
@@ -78,6 +79,7 @@ class LocationShard:
         self._fhir_sample: Appointment | None = None
         self._numbers = {"slot": 0, "doc": 0, "referral": 0}
         self._out = StepParts(parts)
+        self._fhir_out: dict[str, Sink] = {}
 
     # -- steps ----------------------------------------------------------------------------------
 
@@ -85,9 +87,11 @@ class LocationShard:
         """Simulate month `k` (or, for k = months, finish the run) and return the step's parts."""
         p = self.params
         self._out = StepParts(step_dir(self.parts, k, self.index))
+        self._fhir_out = {kind: self._out.sink(fhir_path(kind)) for kind in FHIR_KINDS}
         if k == 0:
+            patients = self._fhir_out["Patient"]
             for i in self.practice.patients_at(self.loc):
-                self._out.sink(fhir_path("Patient")).write(self.fhir.patient(i))
+                patients.write(self.fhir.patient(i))
         if k < p.months:
             first = add_months(p.start, k)
             for d in days(first, min(month_end(first), p.end)):
@@ -105,9 +109,6 @@ class LocationShard:
             self._dirty_records()
             self.result.tallies = self.truth.tallies()
         return self._out.close()
-
-    def _write(self, rel: str, text: str) -> None:
-        self._out.sink(rel).write(text)
 
     def _row(self, rel: str, fields: list[str]) -> None:
         """One CSV row (fields quoted where needed, see `csv_files.line`)."""
@@ -145,13 +146,13 @@ class LocationShard:
         if self.ehr:
             assert self.access is not None
             self.access.add_appointment(a)
-            self._write(fhir_path("Appointment"), self.fhir.appointment(a))
+            self._fhir_out["Appointment"].write(self.fhir.appointment(a))
             enc = self.fhir.encounter(a)
             if enc is not None:
-                self._write(fhir_path("Encounter"), enc)
+                self._fhir_out["Encounter"].write(enc)
                 doc = self.fhir.document(a, f"doc{self.tag}{self._next('doc'):08d}")
                 if doc is not None:
-                    self._write(fhir_path("DocumentReference"), doc)
+                    self._fhir_out["DocumentReference"].write(doc)
             if self._fhir_sample is None and a.status == "fulfilled" and not a.telehealth:
                 self._fhir_sample = a
         else:
@@ -167,8 +168,8 @@ class LocationShard:
         if ref is not None and not a.telehealth:
             self.truth.referral(ref)
             service_request, task = self.fhir.referral(ref)
-            self._write(fhir_path("ServiceRequest"), service_request)
-            self._write(fhir_path("Task"), task)
+            self._fhir_out["ServiceRequest"].write(service_request)
+            self._fhir_out["Task"].write(task)
 
     def _next(self, kind: str) -> int:
         self._numbers[kind] += 1
@@ -244,7 +245,7 @@ class LocationShard:
     def _slot(self, provider: int, start: int, blocked: bool, busy: bool) -> None:
         status = "busy-unavailable" if blocked else ("busy" if busy else "free")
         slot_id = f"sl{self.tag}{self._next('slot'):09d}"
-        self._write(fhir_path("Slot"), self.fhir.slot(slot_id, provider, start, SLOT_MINUTES, status))
+        self._fhir_out["Slot"].write(self.fhir.slot(slot_id, provider, start, SLOT_MINUTES, status))
         self.truth.slot(provider, start, SLOT_MINUTES, blocked, busy)
 
     # -- dirty records ----------------------------------------------------------------------------
@@ -257,11 +258,11 @@ class LocationShard:
         """
         sample = self._fhir_sample
         if self.loc == 0 and sample is not None:
-            appointments = fhir_path("Appointment")
-            self._write(appointments, self.fhir.appointment(sample, drop_start=True, resource_id="ap-err-0001"))
-            self._write(appointments, self.fhir.appointment(sample, status="noshow"))  # conflicting duplicate
-            self.result.rejects[appointments] = 2
-            self._write(fhir_path("Encounter"), self.fhir.backwards_encounter(sample, "en-err-0001"))
+            appointments = self._fhir_out["Appointment"]
+            appointments.write(self.fhir.appointment(sample, drop_start=True, resource_id="ap-err-0001"))
+            appointments.write(self.fhir.appointment(sample, status="noshow"))  # conflicting duplicate
+            self.result.rejects[fhir_path("Appointment")] = 2
+            self._fhir_out["Encounter"].write(self.fhir.backwards_encounter(sample, "en-err-0001"))
             self.result.rejects[fhir_path("Encounter")] = 1
         for year, a in sorted(self._vendor_sample.items()):
             rel = vendor_path(year)

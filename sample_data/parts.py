@@ -58,6 +58,8 @@ class Sink:
             self._flush()
 
     def _flush(self) -> None:
+        if not self._buffer:
+            return
         text = "".join(self._buffer)
         self._buffer.clear()
         self.lines += text.count("\n")

@@ -212,14 +212,19 @@ class Truth:
             cell[1] += 1
             noshow = a.status == "noshow"
             cell[0] += noshow
-            band = next(name for limit, name in LEAD_BANDS if a.lead_days <= limit)
-            self._real("no_show_by_lead_days", band, noshow)
-            self._real("no_show_by_patient", "new" if a.is_new else "established", noshow)
-            self._real("no_show_by_weekday", WEEKDAYS[day.weekday()], noshow)
-            self._real("no_show_by_payer_class", self.practice.payers[a.payer].payer_class, noshow)
+            realism = self.realism
+            cells = [
+                realism["no_show_by_lead_days"][next(name for limit, name in LEAD_BANDS if a.lead_days <= limit)],
+                realism["no_show_by_patient"]["new" if a.is_new else "established"],
+                realism["no_show_by_weekday"][WEEKDAYS[day.weekday()]],
+                realism["no_show_by_payer_class"][self.practice.payers[a.payer].payer_class],
+            ]
             if a.location == self.change_location:
                 when = "after" if day >= self.change_day else "before"
-                self._real("no_show_process_change_location", when, noshow)
+                cells.append(realism["no_show_process_change_location"][when])
+            for cell in cells:
+                cell[0] += noshow
+                cell[1] += 1
         if a.status != "entered_in_error":
             cell = self.ratio["late_cancel_rate", m, p]
             cell[1] += 1
