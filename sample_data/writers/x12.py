@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from sample_data.clock import Clock
 from sample_data.events import Claim, Remittance, Submission
@@ -68,6 +68,22 @@ def _procedure(procedure: str, modifier: str) -> str:
     return f"HC:{procedure}:{modifier}" if modifier else f"HC:{procedure}"
 
 
+def _subscriber(practice: Practice, patient: int) -> str:
+    """The 837 subscriber name, address and demographics (Loop 2010BA)."""
+    person = practice.person(patient)
+    return (
+        f"NM1*IL*1*{person.family.upper()}*{person.given.upper()}****MI*{practice.member_id(patient)}~\n"
+        f"N3*{person.street.upper()}~\nN4*{person.city.upper()}*{person.state}*{person.postal_code}~\n"
+        f"DMG*D8*{person.birth_date:%Y%m%d}*{'F' if person.gender == 'female' else 'M'}~\n"
+    )
+
+
+def _patient(practice: Practice, patient: int) -> str:
+    """The 835 patient name (NM1*QC)."""
+    person = practice.person(patient)
+    return f"NM1*QC*1*{person.family.upper()}*{person.given.upper()}****MI*{practice.member_id(patient)}~\n"
+
+
 class X12Writer:
     """Renders one location's claim batches and payment runs as transaction sets."""
 
@@ -82,22 +98,8 @@ class X12Writer:
         }
         self._subscriber_of = [f"SBR*P*18*******{payer.sbr09}~\n" for payer in practice.payers]
         self._payer_name = [f"NM1*PR*2*{payer.name.upper()}*****PI*{payer.payer_id}~\n" for payer in practice.payers]
-        self._subscriber = lru_cache(maxsize=1 << 16)(self._render_subscriber)
-        self._patient = lru_cache(maxsize=1 << 16)(self._render_patient)
-
-    def _render_subscriber(self, patient: int) -> str:
-        """The 837 subscriber name, address and demographics (Loop 2010BA)."""
-        person = self.practice.person(patient)
-        return (
-            f"NM1*IL*1*{person.family.upper()}*{person.given.upper()}****MI*{self.practice.member_id(patient)}~\n"
-            f"N3*{person.street.upper()}~\nN4*{person.city.upper()}*{person.state}*{person.postal_code}~\n"
-            f"DMG*D8*{person.birth_date:%Y%m%d}*{'F' if person.gender == 'female' else 'M'}~\n"
-        )
-
-    def _render_patient(self, patient: int) -> str:
-        """The 835 patient name (NM1*QC)."""
-        person = self.practice.person(patient)
-        return f"NM1*QC*1*{person.family.upper()}*{person.given.upper()}****MI*{self.practice.member_id(patient)}~\n"
+        self._subscriber = lru_cache(maxsize=1 << 16)(partial(_subscriber, practice))
+        self._patient = lru_cache(maxsize=1 << 16)(partial(_patient, practice))
 
     def _number(self, n: int) -> str:
         return f"{self.tag}{n:04d}"
