@@ -82,6 +82,18 @@ class Clock:
         return entry
 
 
+_UTC_DAYS: dict[int, str] = {}  # epoch day -> "2025-01-06T"
+
+
+def utc_text(epoch: int) -> str:
+    """UTC ISO 8601 with a Z, e.g. 2025-01-06T14:20:00Z (Synthea's timestamps)."""
+    day, second = divmod(epoch, DAY)
+    text = _UTC_DAYS.get(day)
+    if text is None:
+        text = _UTC_DAYS[day] = (_EPOCH_DATE + timedelta(days=day)).isoformat() + "T"
+    return f"{text}{second // 3600:02d}:{_MINUTE_SECOND[second % 3600]}Z"
+
+
 def _seconds(offset: timedelta | None) -> int:
     assert offset is not None
     return int(offset.total_seconds())

@@ -87,9 +87,6 @@ EHR_ONLY = {
     "charge_lag",
 }
 PRACTICE_ONLY = {"call_abandonment_rate", "average_speed_of_answer", "service_level"}
-# ledger entry kinds: a charge (adjusted charges), a payment (collections), a CO-45 contractual
-# adjustment (subtracted from adjusted charges), another adjustment (A/R only)
-CHARGE, PAYMENT, CONTRACTUAL, ADJUSTMENT = range(4)
 LEAD_BANDS = ((7, "0-7"), (30, "8-30"), (10_000, ">30"))
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 HOURS = tuple(f"{h:02d}" for h in range(24))
@@ -312,24 +309,31 @@ class Truth:
     # -- revenue cycle ------------------------------------------------------------------------
 
     def claim(self, c: Claim) -> None:
-        """Ledger entries (docs/contracts.md 'Derived ledger') and the claim-level KPIs."""
+        """Ledger entries (docs/contracts.md 'Derived ledger') and the claim-level KPIs.
+
+        The entries of one event (a submission, a remittance with its adjustments, a patient
+        payment) share their posting date, so each event is posted at once with its entry count.
+        """
         p = c.appointment.provider
         aged = self._aged_from(c.service_date)
         previous = ZERO
         for s in c.submissions:
             billed = s.billed
             delta = billed if s.frequency == "1" else (billed - previous if s.frequency == "7" else -previous)
-            self._ledger(p, aged, self.clock.local_date(s.at), delta, CHARGE, delta)
+            self._post(p, aged, self.clock.local_date(s.at), delta, 1, paid=ZERO, adjusted=delta, charges=1)
             previous = billed
         for r in c.remittances:
-            paid = r.total_paid
-            self._ledger(p, aged, r.paid_date, -paid, PAYMENT, paid)
+            delta, entries, contractual, counted = -r.total_paid, 1, ZERO, 1
             for adj in r.adjustments:
                 if adj.group in ("CO", "OA", "PI", "CR"):
-                    kind = CONTRACTUAL if adj.group == "CO" and adj.reason == "45" else ADJUSTMENT
-                    self._ledger(p, aged, r.paid_date, -adj.amount, kind, adj.amount)
+                    delta -= adj.amount
+                    entries += 1
+                    if adj.group == "CO" and adj.reason == "45":
+                        contractual += adj.amount
+                        counted += 1
+            self._post(p, aged, r.paid_date, delta, entries, paid=r.total_paid, adjusted=-contractual, counted=counted)
         for pay in c.patient_payments:
-            self._ledger(p, aged, pay.posted, -pay.amount, PAYMENT, pay.amount)
+            self._post(p, aged, pay.posted, -pay.amount, 1, paid=pay.amount)
         if self.practice.locations[c.appointment.location].system == "ehr":
             self._claim_kpis(c)
 
@@ -343,29 +347,38 @@ class Truth:
             )
         return found
 
-    def _ledger(self, p: int, aged: int, posted: date, delta: Decimal, kind: int, amount: Decimal) -> None:
-        """One A/R entry of `kind` posted on `posted`: A/R changes by `delta`; `amount` is what the kind counts."""
+    def _post(
+        self,
+        p: int,
+        aged: int,
+        posted: date,
+        delta: Decimal,
+        entries: int,
+        *,
+        paid: Decimal = ZERO,
+        adjusted: Decimal = ZERO,
+        charges: int = 0,
+        counted: int | None = None,
+    ) -> None:
+        """Ledger entries posted on one date: A/R changes by `delta` over `entries` entries; `paid`
+        adds to collections, `adjusted` to adjusted charges (charges minus CO-45), `charges` counts
+        charge entries, `counted` the entries net collection counts (charges, payments, CO-45;
+        default: all of them)."""
         k = self._posting.get(posted)
         if k is None:
             k = self._posting[posted] = month_index(posted, self.start) if posted <= self.end else -1
         if k < 0:
             return
         self.ar_delta[p, k] += delta
-        self.ar_entries[p, k] += 1
+        self.ar_entries[p, k] += entries
         self.ar90_delta[p, k if k > aged else aged] += delta
-        if kind == ADJUSTMENT:
-            return
         cell = self.collected[p, k]
-        cell[2] += 1
-        if kind == PAYMENT:
-            cell[0] += amount
-        elif kind == CHARGE:
-            self.adjusted_by_day[p, posted] += amount
-            self.charges_by_day[p, posted] += 1
-            cell[1] += amount
-        else:
-            self.adjusted_by_day[p, posted] -= amount
-            cell[1] -= amount
+        cell[0] += paid
+        cell[1] += adjusted
+        cell[2] += entries if counted is None else counted
+        if adjusted or charges:
+            self.adjusted_by_day[p, posted] += adjusted
+            self.charges_by_day[p, posted] += charges
 
     def _claim_kpis(self, c: Claim) -> None:
         p = c.appointment.provider

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 import uuid
 from datetime import date
 from decimal import Decimal
 
-from sample_data.clock import Clock
+from sample_data.clock import Clock, utc_text
 from sample_data.events import Appointment, Claim, PortalMessage
 from sample_data.practice import Practice
 
@@ -146,6 +145,9 @@ def line(fields: list[str]) -> str:
     return ",".join(fields) + "\r\n"
 
 
+_NOTES = {code: quote(name) for code, name in PROCEDURE_NAMES.items()}  # Synthea NOTES, quoted
+
+
 def vendor_path(year: int) -> str:
     return f"vendor/north_appointments_{year}.csv"
 
@@ -214,10 +216,6 @@ class VendorRows:
         return f"{_us_date(day)} {_CLOCK_TIMES[minute]}"
 
 
-def _utc(epoch: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
 class SyntheaRows:
     """Synthea `claims_transactions.csv` rows (plus POSTDATE) for a claim, up to the data's end."""
 
@@ -246,31 +244,47 @@ class SyntheaRows:
         self_pay = p.payers[claim.payer].payer_class == "self_pay"
         insurance = "" if self_pay else p.member_id(a.patient)
         # one template per claim line, every column filled but those a transaction sets
-        template = dict.fromkeys(SYNTHEA_COLUMNS, "")
-        template.update(
-            CLAIMID=claim.claim_id,
-            PATIENTID=self._patient_id(a.patient),
-            FROMDATE=_utc(enc.checked_in),
-            TODATE=_utc(enc.checked_out),
-            PLACEOFSERVICE=self._places[loc.code],
-            DIAGNOSISREF1="1",
-            UNITS="1",
-            DEPARTMENTID=loc.code,
-            APPOINTMENTID=a.appointment_id,
-            FEESCHEDULEID="1",
-            PROVIDERID=prov.npi,
-            SUPERVISINGPROVIDERID=prov.npi,
-        )
-        bases = []
-        for i, ln in enumerate(lines):
-            template.update(
-                CHARGEID=str(i + 1),
-                PROCEDURECODE=ln.procedure,
-                MODIFIER1=ln.modifier,
-                NOTES=quote(PROCEDURE_NAMES[ln.procedure]),
-                UNITAMOUNT=f"{ln.charge:.2f}",
-            )
-            bases.append(list(template.values()))
+        claim_id, patient = claim.claim_id, self._patient_id(a.patient)
+        start, end_text, place = utc_text(enc.checked_in), utc_text(enc.checked_out), self._places[loc.code]
+        bases = [
+            [
+                "",  # ID
+                claim_id,  # CLAIMID
+                str(i + 1),  # CHARGEID
+                patient,  # PATIENTID
+                "",  # TYPE
+                "",  # AMOUNT
+                "",  # METHOD
+                start,  # FROMDATE
+                end_text,  # TODATE
+                place,  # PLACEOFSERVICE
+                ln.procedure,  # PROCEDURECODE
+                ln.modifier,  # MODIFIER1
+                "",  # MODIFIER2
+                "1",  # DIAGNOSISREF1
+                "",  # DIAGNOSISREF2
+                "",  # DIAGNOSISREF3
+                "",  # DIAGNOSISREF4
+                "1",  # UNITS
+                loc.code,  # DEPARTMENTID
+                _NOTES[ln.procedure],  # NOTES
+                f"{ln.charge:.2f}",  # UNITAMOUNT
+                "",  # TRANSFEROUTID
+                "",  # TRANSFERTYPE
+                "",  # PAYMENTS
+                "",  # ADJUSTMENTS
+                "",  # TRANSFERS
+                "",  # OUTSTANDING
+                a.appointment_id,  # APPOINTMENTID
+                "",  # LINENOTE
+                "",  # PATIENTINSURANCEID
+                "1",  # FEESCHEDULEID
+                prov.npi,  # PROVIDERID
+                prov.npi,  # SUPERVISINGPROVIDERID
+                "",  # POSTDATE
+            ]
+            for i, ln in enumerate(lines)
+        ]
 
         def row(kind: str, line: int, posted: date) -> list[str]:
             self._n += 1
