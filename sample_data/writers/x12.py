@@ -64,6 +64,12 @@ def transaction(kind: str, number: str, segments: list[str]) -> str:
     return head + body + seg("SE", str(body.count("~") + 2), number)
 
 
+@lru_cache(maxsize=4096)
+def _ccyymmdd(d: date) -> str:
+    """An X12 D8 date (the same few hundred service dates recur on thousands of claims)."""
+    return f"{d:%Y%m%d}"
+
+
 def _procedure(procedure: str, modifier: str) -> str:
     return f"HC:{procedure}:{modifier}" if modifier else f"HC:{procedure}"
 
@@ -146,7 +152,7 @@ class X12Writer:
                 f"HI*ABK:{DIAGNOSES[appt.visit]}~\n{self._rendering[prov.index]}"
                 f"PRV*PE*PXC*{prov.taxonomy}~\nNM1*77*2*{name}*****XX*{loc.billing_npi}~\n{facility}"
             )
-            served = f"{claim.service_date:%Y%m%d}"
+            served = _ccyymmdd(claim.service_date)
             for n, line in enumerate(sub.lines, start=1):
                 out.append(
                     f"LX*{n}~\nSV1*{_procedure(line.procedure, line.modifier)}*{amount(line.charge)}*UN*1***1~\n"
@@ -207,7 +213,7 @@ class X12Writer:
         ]
         for claim, r in items:
             appt = claim.appointment
-            served = f"{claim.service_date:%Y%m%d}"
+            served = _ccyymmdd(claim.service_date)
             out.append(
                 f"CLP*{claim.claim_id}*{r.status}*{amount(r.charge)}*{amount(r.total_paid)}*"
                 f"{amount(r.patient_responsibility)}*{payer.clp06}*{r.payer_icn}*11*1~\n"
