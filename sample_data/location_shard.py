@@ -48,10 +48,12 @@ class _Billing:
         self.remits: defaultdict[tuple[int, date], defaultdict[date, list[tuple[Claim, Remittance]]]] = defaultdict(
             lambda: defaultdict(list)
         )
-        self.payments: defaultdict[date, list[tuple[date, int, list[str]]]] = defaultdict(list)
+        self.payments: defaultdict[date, list[tuple[date, int, str]]] = defaultdict(list)  # CSV lines
 
 
 class LocationShard:
+    """Simulates location `loc` step by step; `index` is its place in the assembly order."""
+
     def __init__(self, practice: Practice, loc: int, index: int, parts: Path) -> None:
         self.practice = practice
         self.params = practice.params
@@ -214,7 +216,7 @@ class LocationShard:
                 strict=True,
             ):
                 bucket = self._pending.payments[pay.posted.replace(day=1)]
-                bucket.append((pay.posted, len(bucket), row))
+                bucket.append((pay.posted, len(bucket), csv_files.line(row)))
 
     def _flush_billing(self, through: date) -> None:
         """Write the 837/835 transactions and patient payments of every month that can no longer change."""
@@ -232,8 +234,9 @@ class LocationShard:
             dated = self.clock.at(ordered_runs[0][0], 6 * 60)
             self._out.x12(rel, self.x12.remits(info, ordered_runs), len(ordered_runs), dated)
         for month in sorted(m for m in pending.payments if m <= through):
-            for _, _, row in sorted(pending.payments.pop(month), key=lambda x: (x[0], x[1])):
-                self._row(PAYMENTS, row)
+            sink = self._out.sink(PAYMENTS)
+            for _, _, text in sorted(pending.payments.pop(month), key=lambda x: (x[0], x[1])):
+                sink.write(text)
 
     # -- access ---------------------------------------------------------------------------------
 

@@ -24,6 +24,8 @@ from sample_data.writers.queue_log import broken_call_lines, call_lines
 
 
 class PhoneShard:
+    """Simulates the phone queues step by step; `index` is its place in the assembly order."""
+
     def __init__(self, practice: Practice, index: int, parts: Path) -> None:
         self.practice = practice
         self.params = practice.params

@@ -50,6 +50,8 @@ def simulate(params: Params, out: Path, progress: Progress | None = None, worker
     """Simulate `params` into the directory `out` (created if missing) and return what was written.
 
     `workers` processes share the work (1: all in this process); the files do not depend on it.
+    Workers are spawned, so a script that asks for more than one must call this under
+    `if __name__ == "__main__":` (the multiprocessing rule for every start method but fork).
     """
     out.mkdir(parents=True, exist_ok=True)
     practice = build_practice(params)
