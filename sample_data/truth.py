@@ -369,10 +369,11 @@ class Truth:
             k = self._posting[posted] = month_index(posted, self.start) if posted <= self.end else -1
         if k < 0:
             return
-        self.ar_delta[p, k] += delta
-        self.ar_entries[p, k] += entries
-        self.ar90_delta[p, k if k > aged else aged] += delta
-        cell = self.collected[p, k]
+        key = (p, k)
+        self.ar_delta[key] += delta
+        self.ar_entries[key] += entries
+        self.ar90_delta[key if k > aged else (p, aged)] += delta
+        cell = self.collected[key]
         cell[0] += paid
         cell[1] += adjusted
         cell[2] += entries if counted is None else counted

@@ -191,8 +191,9 @@ class Fhir:
         p, iso = self.practice, self.clock.iso
         code, display = _ENCOUNTER_CLASS[a.telehealth]
         history = ""
+        checked_in = iso(enc.checked_in)
         if enc.roomed is not None and enc.provider_start is not None and enc.provider_end is not None:
-            checked_in, roomed = iso(enc.checked_in), iso(enc.roomed)
+            roomed = iso(enc.roomed)
             started, ended = iso(enc.provider_start), iso(enc.provider_end)
             history = (
                 f',"statusHistory":[{{"period":{{"end":"{roomed}","start":"{checked_in}"}},"status":"arrived"}},'
@@ -204,7 +205,7 @@ class Fhir:
             f'"class":{{"code":"{code}","display":"{display}","system":"{ACT_CODE_SYSTEM}"}},'
             f'"id":"{enc.encounter_id}","location":[{{"location":{{"reference":"Location/{p.locations[a.location].code}"}}}}],'
             f'"participant":[{{"individual":{{"reference":"Practitioner/{p.providers[a.provider].resource_id}"}}}}],'
-            f'"period":{{"end":"{iso(enc.checked_out)}","start":"{iso(enc.checked_in)}"}},'
+            f'"period":{{"end":"{iso(enc.checked_out)}","start":"{checked_in}"}},'
             f'"resourceType":"Encounter","status":"finished"{history},'
             f'"subject":{{"reference":"Patient/{p.patient_id(a.patient)}"}}}}\n'
         )
