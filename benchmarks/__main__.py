@@ -133,10 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if status is not None:
             status.stop()
+    described["load_average_1m_end"] = round(os.getloadavg()[0], 2)
     print_table(figures, out)
     out.print(
         f"machine: {described['cores']} cores, {described['memory_gb']} GB, {described['cpu']}; "
-        f"Python {described['python']}, DuckDB {described['duckdb']}, pandas {described['pandas']}",
+        f"Python {described['python']}, DuckDB {described['duckdb']}, pandas {described['pandas']}; "
+        f"load average {described['load_average_1m']} at start, {described['load_average_1m_end']} at end",
         markup=False,
     )
     write_json(args.json, described, figures, {"scales": details, "repeat": args.repeat})

@@ -9,13 +9,14 @@ from pathlib import Path
 
 
 def describe() -> dict[str, object]:
-    """Cores, memory, CPU model, OS and the versions of what does the work."""
+    """Cores, memory, CPU model, OS, the current load and the versions of what does the work."""
     return {
         "cores": os.cpu_count(),
         "memory_gb": round(_meminfo_kb("MemTotal") / 1024**2, 1),
         "cpu": _cpu_model(),
         "os": platform.platform(),
         "python": platform.python_version(),
+        "load_average_1m": round(os.getloadavg()[0], 2),  # other work on the machine skews every figure
         **{package: version(package) for package in ("duckdb", "pandas", "numpy", "pyarrow")},
     }
 
