@@ -30,8 +30,11 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check kpis ingest dashboards reports sample_data tests benchmarks
 
+# BENCH_ARGS picks the sizes and repetitions, e.g. make bench BENCH_ARGS="--scale small --repeat 5";
+# see `python -m benchmarks --help`. Results: bench-results.json (and benchmarks/RESULTS.md by hand).
+BENCH_ARGS ?= --scale 1m --repeat 3
 bench: $(VENV)/.installed-dev  ## ingest and KPI speed, side by side with a pandas baseline
-	@echo "benchmarks land with issue #9; nothing to run yet" >&2; exit 2
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -23,22 +23,15 @@ SNAPSHOT_MINUTE = 8 * 60  # Mondays 08:00 local
 NEVER = 2**62
 
 
-@dataclass
+@dataclass(slots=True)
 class _Slot:
     start: int
     blocked: bool
     holds: list[tuple[int, int, bool]] = field(default_factory=list)  # (booked, cancelled or NEVER, still active)
 
 
-@dataclass
-class FinishedSlot:
-    """A slot whose final state is known, for the Slot export and utilization."""
-
-    provider: int
-    start: int
-    minutes: int
-    blocked: bool
-    busy: bool
+# a slot whose final state is known, for the Slot export and utilization: (provider, start, blocked, busy)
+OnSlot = Callable[[int, int, bool, bool], None]
 
 
 class AccessTracker:
@@ -69,9 +62,7 @@ class AccessTracker:
             if slot is not None:
                 slot.holds.append((appt.booked, cancelled, active))
 
-    def finish_month(
-        self, first: date, data_end: date, on_slot: Callable[[FinishedSlot], None]
-    ) -> list[tuple[int, date, int]]:
+    def finish_month(self, first: date, data_end: date, on_slot: OnSlot) -> list[tuple[int, date, int]]:
         """Emit the month's final slots and return its (provider, snapshot date, days) third-next-available rows."""
         last = min(month_end(first), data_end)
         rows: list[tuple[int, date, int]] = []
@@ -79,30 +70,31 @@ class AccessTracker:
         mondays = [d for d in mondays if d.weekday() == 0]
         for provider in sorted(self._days):
             days = self._days[provider]
+            dates = [d for d, _ in days]
             for snap_day in mondays:
-                found = self._third_available(days, snap_day, data_end)
+                found = self._third_available(days, dates, snap_day, data_end)
                 if found is not None:
                     rows.append((provider, snap_day, found))
-            keep = []
-            for d, slots in days:
-                if d > last:
-                    keep.append((d, slots))
-                    continue
+            by_start = self._by_start[provider]
+            done = bisect_right(dates, last)
+            for _, slots in days[:done]:
                 for s in slots:
-                    on_slot(FinishedSlot(provider, s.start, SLOT_MINUTES, s.blocked, any(h[2] for h in s.holds)))
-                    del self._by_start[provider][s.start]
-            self._days[provider] = keep
+                    on_slot(provider, s.start, s.blocked, any(h[2] for h in s.holds))
+                    del by_start[s.start]
+            self._days[provider] = days[done:]
         return rows
 
-    def _third_available(self, days: list[tuple[date, list[_Slot]]], snap_day: date, data_end: date) -> int | None:
+    def _third_available(
+        self, days: list[tuple[date, list[_Slot]]], dates: list[date], snap_day: date, data_end: date
+    ) -> int | None:
         t = self.clock.at(snap_day, SNAPSHOT_MINUTE)
         free = 0
-        first = bisect_right([d for d, _ in days], snap_day) - 1
-        for d, slots in days[max(first, 0) :]:
+        for i in range(max(bisect_right(dates, snap_day) - 1, 0), len(days)):
+            d, slots = days[i]
             for s in slots:
                 if s.start <= t or s.blocked:
                     continue
-                if any(b <= t < c for b, c, _ in s.holds):
+                if s.holds and any(b <= t < c for b, c, _ in s.holds):
                     continue
                 free += 1
                 if free == 3:

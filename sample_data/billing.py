@@ -12,6 +12,7 @@ import random
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from sample_data.draws import Weighted, pick, randint
 from sample_data.events import Adjustment, Appointment, Claim, Line, PatientPayment, Remittance, Submission
 from sample_data.practice import Payer, Practice
 
@@ -38,6 +39,22 @@ DENIAL_CARCS = (
     ("CO", "29", 0.05, ""),
     ("PI", "204", 0.10, "N130"),
 )
+
+
+def _service_lines(codes: list[tuple[str, str]], telehealth: bool) -> tuple[Line, ...]:
+    """The claim lines of a fee-schedule option: modifier 95 on telehealth, 25 on an E/M billed with a procedure."""
+    return tuple(
+        Line(code, "95" if telehealth else ("25" if len(codes) > 1 and i == 0 else ""), Decimal(charge))
+        for i, (code, charge) in enumerate(codes)
+    )
+
+
+# visit type -> weighted draw of {telehealth: lines}; the Line records are immutable and shared
+_LINES = {
+    visit: Weighted([{t: _service_lines(o[1], t) for t in (False, True)} for o in options], [o[0] for o in options])
+    for visit, options in FEE_SCHEDULE.items()
+}
+_DENIAL = Weighted(DENIAL_CARCS, [c[2] for c in DENIAL_CARCS])
 PATIENT_PAYS_FULL = 0.70
 PATIENT_PAYS_HALF = 0.12  # the other half never
 PATIENT_PAYS_LATE = 0.10  # in full after collection letters, 90-200 days on
@@ -63,22 +80,21 @@ def _last_business_day(d: date) -> date:
 
 
 class Biller:
-    """Turns visits into claims; holds only counters and the practice."""
+    """Turns one location's visits into claims; holds only counters and the practice.
 
-    def __init__(self, practice: Practice) -> None:
+    Claim ids and payer claim control numbers carry the location's `tag`, so they are unique
+    in the practice although each location is billed on its own.
+    """
+
+    def __init__(self, practice: Practice, tag: str) -> None:
         self.practice = practice
         self.clock = practice.clock
+        self.tag = tag
         self._claims = 0
         self._icns = 0
 
     def lines_for(self, rng: random.Random, appt: Appointment) -> list[Line]:
-        options = FEE_SCHEDULE[appt.visit]
-        chosen = rng.choices([o[1] for o in options], [o[0] for o in options])[0]
-        lines = []
-        for i, (code, charge) in enumerate(chosen):
-            modifier = "95" if appt.telehealth else ("25" if len(chosen) > 1 and i == 0 else "")
-            lines.append(Line(code, modifier, Decimal(charge)))
-        return lines
+        return list(_LINES[appt.visit](rng)[appt.telehealth])
 
     def claim(self, rng: random.Random, appt: Appointment) -> list[Claim]:
         """The claim(s) a kept visit produces: usually one; a duplicate submission adds a second."""
@@ -95,7 +111,8 @@ class Biller:
         ready = self.clock.local_date(enc.chart_closed) if enc.chart_closed is not None else None
         if ready is None:
             return []  # the note is not signed yet, so the claim cannot go out
-        day = business_day_on_or_after(max(service_date + timedelta(days=1), ready) + timedelta(days=rng.randint(0, 2)))
+        earliest = max(service_date + timedelta(days=1), ready)
+        day = business_day_on_or_after(earliest + timedelta(days=randint(rng, 0, 2)))
         if rng.random() < MONTH_END_HOLD:
             day = max(day, _last_business_day(day))
         claim = Claim(self._claim_id(loc.code), appt, service_date, appt.payer)
@@ -103,14 +120,14 @@ class Biller:
         claims = [claim]
         r = rng.random()
         if r < VOID_SHARE:
-            void_day = business_day_on_or_after(day + timedelta(days=rng.randint(1, 3)))
+            void_day = business_day_on_or_after(day + timedelta(days=randint(rng, 1, 3)))
             claim.submissions.append(
                 Submission("8", self._batch_time(void_day, appt.location), lines, self._icn(payer))
             )
             return claims
         r -= VOID_SHARE
         if r < CORRECTED_BEFORE_PAYMENT:
-            fix_day = business_day_on_or_after(day + timedelta(days=rng.randint(2, 5)))
+            fix_day = business_day_on_or_after(day + timedelta(days=randint(rng, 2, 5)))
             fixed = [Line(ln.procedure, ln.modifier or "25", ln.charge) for ln in lines]
             claim.submissions.append(Submission("7", self._batch_time(fix_day, appt.location), fixed, self._icn(payer)))
             claim.remittances.append(self._paid(rng, payer, fixed, self._pay_date(rng, payer, fix_day)))
@@ -119,7 +136,7 @@ class Biller:
         r -= CORRECTED_BEFORE_PAYMENT
         if r < DUPLICATE_SHARE:
             dup = Claim(self._claim_id(loc.code), appt, service_date, appt.payer)
-            dup_day = business_day_on_or_after(day + timedelta(days=rng.randint(3, 10)))
+            dup_day = business_day_on_or_after(day + timedelta(days=randint(rng, 3, 10)))
             dup.submissions.append(Submission("1", self._batch_time(dup_day, appt.location), lines))
             dup.remittances.append(
                 self._denied(payer, lines, ("CO", "18", "N522"), self._pay_date(rng, payer, dup_day))
@@ -127,10 +144,10 @@ class Biller:
             claims.append(dup)
         first_paid = self._pay_date(rng, payer, day)
         if rng.random() < payer.denial_rate:
-            group, carc, _, rarc = rng.choices(DENIAL_CARCS, [c[2] for c in DENIAL_CARCS])[0]
+            group, carc, _, rarc = _DENIAL(rng)
             claim.remittances.append(self._denied(payer, lines, (group, carc, rarc), first_paid))
             if carc == "16":
-                redo_day = business_day_on_or_after(first_paid + timedelta(days=rng.randint(5, 20)))
+                redo_day = business_day_on_or_after(first_paid + timedelta(days=randint(rng, 5, 20)))
                 icn = claim.remittances[0].payer_icn
                 claim.submissions.append(Submission("7", self._batch_time(redo_day, appt.location), lines, icn))
                 claim.remittances.append(self._paid(rng, payer, lines, self._pay_date(rng, payer, redo_day)))
@@ -139,7 +156,7 @@ class Biller:
         paid = self._paid(rng, payer, lines, first_paid)
         claim.remittances.append(paid)
         if rng.random() < REVERSAL_SHARE:
-            again = first_paid + timedelta(days=7 * rng.randint(3, 6))
+            again = first_paid + timedelta(days=7 * randint(rng, 3, 6))
             claim.remittances.append(self._reversal(paid, again))
             claim.remittances.append(self._paid(rng, payer, lines, again, ratio=payer.allowed_ratio - Decimal("0.03")))
         self._patient_pays(rng, claim)
@@ -149,18 +166,18 @@ class Biller:
 
     def _claim_id(self, code: str) -> str:
         self._claims += 1
-        return f"{code[0]}{self._claims:09d}"
+        return f"{code[0]}{self.tag}{self._claims:08d}"
 
     def _icn(self, payer: Payer) -> str:
         self._icns += 1
-        return f"{payer.payer_id[:2]}{self._icns:011d}"
+        return f"{payer.payer_id[:2]}{self.tag}{self._icns:09d}"
 
     def _batch_time(self, day: date, loc: int) -> int:
         """Claims go out in one clearinghouse batch per location and business day, at 17:30 + location."""
         return self.clock.at(day, 17 * 60 + 30 + 7 * loc)
 
     def _pay_date(self, rng: random.Random, payer: Payer, submitted: date) -> date:
-        d = submitted + timedelta(days=rng.randint(*payer.lag_days))
+        d = submitted + timedelta(days=randint(rng, *payer.lag_days))
         return d + timedelta(days=(payer.pay_weekday - d.weekday()) % 7)
 
     def _paid(
@@ -168,7 +185,7 @@ class Biller:
     ) -> Remittance:
         ratio = payer.allowed_ratio if ratio is None else ratio
         deductible = payer.payer_class in ("commercial", "medicare") and rng.random() < DEDUCTIBLE_ZERO_PAY
-        copay = Decimal(rng.choice(("20.00", "25.00", "30.00"))) if payer.payer_class == "commercial" else None
+        copay = Decimal(pick(rng, ("20.00", "25.00", "30.00"))) if payer.payer_class == "commercial" else None
         paid, adjustments = [], []
         for i, ln in enumerate(lines):
             allowed = _money(ln.charge * ratio)
@@ -213,29 +230,29 @@ class Biller:
         elif r < PATIENT_PAYS_FULL + PATIENT_PAYS_HALF:
             amount = _money(owed / 2)
         elif r < PATIENT_PAYS_FULL + PATIENT_PAYS_HALF + PATIENT_PAYS_LATE:
-            posted = last.paid_date + timedelta(days=rng.randint(90, 200))
+            posted = last.paid_date + timedelta(days=randint(rng, 90, 200))
             claim.patient_payments.append(PatientPayment(posted, owed, "CHECK"))
             return
         else:
             return
-        posted = last.paid_date + timedelta(days=rng.randint(7, 45))
-        claim.patient_payments.append(PatientPayment(posted, amount, rng.choice(("CC", "CC", "CHECK", "CASH"))))
+        posted = last.paid_date + timedelta(days=randint(rng, 7, 45))
+        claim.patient_payments.append(PatientPayment(posted, amount, pick(rng, ("CC", "CC", "CHECK", "CASH"))))
 
     def _ledger_claim(
         self, rng: random.Random, appt: Appointment, payer: Payer, service_date: date, lines: list[Line]
     ) -> Claim:
         """NORTH: the same story posted straight to the practice-management ledger (no denials there)."""
         claim = Claim(self._claim_id("NORTH"), appt, service_date, appt.payer)
-        posted = business_day_on_or_after(service_date + timedelta(days=rng.randint(0, 3)))
+        posted = business_day_on_or_after(service_date + timedelta(days=randint(rng, 0, 3)))
         claim.submissions.append(Submission("1", self.clock.at(posted, 12 * 60), lines))
         if payer.payer_class == "self_pay":
             total = sum((ln.charge for ln in lines), Decimal("0.00"))
             r = rng.random()
             if r < SELF_PAY_AT_VISIT:
-                claim.patient_payments.append(PatientPayment(service_date, total, rng.choice(("CC", "CASH"))))
+                claim.patient_payments.append(PatientPayment(service_date, total, pick(rng, ("CC", "CASH"))))
             elif r < SELF_PAY_AT_VISIT + 0.2:
                 claim.patient_payments.append(
-                    PatientPayment(service_date + timedelta(days=rng.randint(20, 70)), total, "CHECK")
+                    PatientPayment(service_date + timedelta(days=randint(rng, 20, 70)), total, "CHECK")
                 )
             return claim
         claim.remittances.append(self._paid(rng, payer, lines, self._pay_date(rng, payer, posted)))

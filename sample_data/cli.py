@@ -31,6 +31,13 @@ def sample_command(
     scale: Annotated[float, typer.Option(help="Volume multiplier: providers, patients, phone staff and calls.")] = 1.0,
     end: Annotated[str, typer.Option(help="Last simulated day (YYYY-MM-DD).")] = "2026-10-31",
     force: Annotated[bool, typer.Option("--force", help="Write into --out even if it is not empty.")] = False,
+    workers: Annotated[
+        Optional[int],
+        typer.Option(
+            help="Worker processes (default: the number of CPUs; 1 = in this process). The files do not depend on it.",
+            show_default=False,
+        ),
+    ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -39,8 +46,11 @@ def sample_command(
     The warehouse is not touched (--db and --config are accepted for symmetry with the other
     commands); load the result with `clinic-kpis ingest DIR`.
     """
-    from sample_data.simulate import simulate
+    from sample_data.simulate import default_workers, simulate
 
+    if workers is not None and workers < 1:
+        raise SampleError(f"--workers must be at least 1, got {workers}")
+    processes = workers or default_workers()
     if out is None:
         raise SampleError("--out DIR is required: the directory to write the simulated exports into")
     if out.exists() and not out.is_dir():
@@ -60,12 +70,15 @@ def sample_command(
             TimeElapsedColumn(),
             transient=True,
         ) as bar:
-            task = bar.add_task(f"{params.start:%Y-%m}", total=params.months)
+            task = bar.add_task(f"{params.start:%Y-%m}", total=params.months + 1)
             summary = simulate(
-                params, out, lambda label, done, total: bar.update(task, completed=done, description=label)
+                params,
+                out,
+                lambda label, done, total: bar.update(task, completed=done, total=total, description=label),
+                workers=processes,
             )
     else:
-        summary = simulate(params, out)
+        summary = simulate(params, out, workers=processes)
     typer.echo(
         f"simulated {params.months} months ({params.start} to {params.end}), seed {params.seed}, "
         f"{params.n_providers} providers at {params.locations} locations"

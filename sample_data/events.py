@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+ZERO = Decimal("0.00")
+
 
 @dataclass(slots=True)
 class Encounter:
@@ -48,7 +50,7 @@ class Appointment:
     last_updated: int = 0
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Line:
     procedure: str
     modifier: str
@@ -71,10 +73,10 @@ class Submission:
     at: int  # submission instant (BHT04/BHT05)
     lines: list[Line]
     payer_icn: str | None = None  # REF*F8 on 7/8
+    billed: Decimal = field(init=False)  # total charge (the records are never changed once made)
 
-    @property
-    def billed(self) -> Decimal:
-        return sum((ln.charge for ln in self.lines), Decimal("0.00"))
+    def __post_init__(self) -> None:
+        self.billed = sum((ln.charge for ln in self.lines), ZERO)
 
 
 @dataclass(slots=True)
@@ -88,18 +90,15 @@ class Remittance:
     adjustments: list[Adjustment]
     payer_icn: str
     remarks: tuple[str, ...] = ()
+    # totals, computed once (the records are never changed once made)
+    charge: Decimal = field(init=False)
+    total_paid: Decimal = field(init=False)
+    patient_responsibility: Decimal = field(init=False)
 
-    @property
-    def charge(self) -> Decimal:
-        return sum((ln.charge for ln in self.lines), Decimal("0.00"))
-
-    @property
-    def total_paid(self) -> Decimal:
-        return sum(self.paid, Decimal("0.00"))
-
-    @property
-    def patient_responsibility(self) -> Decimal:
-        return sum((a.amount for a in self.adjustments if a.group == "PR"), Decimal("0.00"))
+    def __post_init__(self) -> None:
+        self.charge = sum((ln.charge for ln in self.lines), ZERO)
+        self.total_paid = sum(self.paid, ZERO)
+        self.patient_responsibility = sum((a.amount for a in self.adjustments if a.group == "PR"), ZERO)
 
     @property
     def is_denial(self) -> bool:

@@ -7,9 +7,16 @@ from syllables and number ranges reserved for fiction, never from a list of real
 
 from __future__ import annotations
 
+import hashlib
+import math
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import partial
+from typing import Any
+
+from sample_data.draws import pick
 
 _ONSETS = (
     "B",
@@ -44,6 +51,12 @@ _CODAS = ("", "n", "r", "l", "s", "m", "nd", "rt", "ck")
 _SURNAME_ENDINGS = ("son", "man", "ford", "ton", "wood", "by", "er", "ridge", "field", "ham", "worth", "stead")
 _FIRST_ENDINGS_F = ("a", "ie", "elle", "ina", "ia", "ette", "y")
 _FIRST_ENDINGS_M = ("o", "an", "el", "us", "er", "on", "ik")
+_GIVEN_CODAS = ("", "", "n", "r", "l", "m")
+_AREA_CODES = (413, 508, 617, 781, 978)
+_LINE_NUMBERS = range(100, 200)
+_HOUSE_NUMBERS = range(10, 9900)
+_POSTAL_CODES = range(1000, 2800)
+_FRACTIONS = range(1 << 16)
 _STREETS = ("Maple", "Cedar", "Willow", "Juniper", "Aspen", "Hawthorn", "Linden", "Sycamore", "Alder", "Birch")
 _STREET_KINDS = ("St", "Ave", "Rd", "Ln", "Dr", "Ct", "Way")
 # Invented towns in one invented-looking corner of Massachusetts-style zip space.
@@ -65,40 +78,67 @@ class Person:
     postal_code: str
 
 
-def _syllables(rng: random.Random, n: int) -> str:
-    return "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(n)).capitalize()
+Choose = Callable[[Sequence[Any]], Any]  # picks one item of a sequence, uniformly
 
 
-def family_name(rng: random.Random) -> str:
-    return _syllables(rng, 1) + rng.choice(_SURNAME_ENDINGS)
+def chooser(rng: random.Random) -> Choose:
+    return partial(pick, rng)
 
 
-def given_name(rng: random.Random, gender: str) -> str:
+class HashChoices:
+    """Uniform choices taken from the bits of one hash of `key`: a pure function of the key.
+
+    Patients are rebuilt from their number whenever an export needs their name (millions of
+    times at scale); a hash and a few divisions cost a fraction of seeding a `random.Random`.
+    128 bits cover every choice a person needs (about 90 bits) with negligible bias.
+    """
+
+    __slots__ = ("_bits",)
+
+    def __init__(self, key: str) -> None:
+        self._bits = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=16).digest(), "little")
+
+    def __call__(self, items: Sequence[Any]) -> Any:
+        self._bits, i = divmod(self._bits, len(items))
+        return items[i]
+
+
+def family_name(choose: Choose) -> str:
+    syllable = choose(_ONSETS) + choose(_VOWELS) + choose(_CODAS)
+    return syllable.capitalize() + choose(_SURNAME_ENDINGS)
+
+
+def given_name(choose: Choose, gender: str) -> str:
     endings = _FIRST_ENDINGS_F if gender == "female" else _FIRST_ENDINGS_M
-    return (rng.choice(_ONSETS) + rng.choice(_VOWELS[:5]) + rng.choice(("", "", "n", "r", "l", "m"))).capitalize() + (
-        rng.choice(endings)
-    )
+    return (choose(_ONSETS) + choose(_VOWELS[:5]) + choose(_GIVEN_CODAS)).capitalize() + choose(endings)
 
 
-def phone(rng: random.Random) -> str:
+def phone(choose: Choose) -> str:
     """A North American number in the 555-0100..0199 block, which is reserved for fictional use."""
-    return f"{rng.choice((413, 508, 617, 781, 978))}555{rng.randint(100, 199):04d}"
+    return f"{choose(_AREA_CODES)}5550{choose(_LINE_NUMBERS)}"
 
 
-def person(rng: random.Random, today: date) -> Person:
-    gender = rng.choice(("female", "male"))
-    age_days = int(rng.triangular(1, 90, 45) * 365.25)
+def person(choose: Choose, today: date) -> Person:
+    gender = choose(("female", "male"))
+    age_years = _triangular(choose(_FRACTIONS) / len(_FRACTIONS), 1, 90)
     return Person(
-        given=given_name(rng, gender),
-        family=family_name(rng),
+        given=given_name(choose, gender),
+        family=family_name(choose),
         gender=gender,
-        birth_date=today - timedelta(days=age_days),
-        phone=phone(rng),
-        street=f"{rng.randint(10, 9899)} {rng.choice(_STREETS)} {rng.choice(_STREET_KINDS)}",
-        city=rng.choice(_TOWNS),
+        birth_date=today - timedelta(days=int(age_years * 365.25)),
+        phone=phone(choose),
+        street=f"{choose(_HOUSE_NUMBERS)} {choose(_STREETS)} {choose(_STREET_KINDS)}",
+        city=choose(_TOWNS),
         state="MA",
-        postal_code=f"0{rng.randint(1000, 2799):04d}",
+        postal_code=f"0{choose(_POSTAL_CODES)}",
     )
+
+
+def _triangular(u: float, low: float, high: float) -> float:
+    """The symmetric triangular distribution on [low, high] at quantile `u` (as `random.triangular`)."""
+    if u > 0.5:
+        u, low, high = 1.0 - u, high, low
+    return low + (high - low) * math.sqrt(u * 0.5)
 
 
 def npi(rng: random.Random) -> str:

@@ -14,7 +14,7 @@ from datetime import date
 
 from sample_data import fake
 from sample_data.clock import Clock
-from sample_data.draws import poisson
+from sample_data.draws import poisson, randint
 from sample_data.events import Call
 
 OPEN_HOURS = range(8, 17)
@@ -37,6 +37,7 @@ def simulate_day(
 ) -> list[Call]:
     """All calls of one business day, every queue, in arrival order."""
     calls: list[Call] = []
+    choose = fake.chooser(rng)
     scale = providers / REFERENCE_PROVIDERS
     for queue, (per_day, agents_base, talk_mean) in QUEUES.items():
         agents_n = max(1, round(agents_base * scale))
@@ -44,7 +45,7 @@ def simulate_day(
         arrivals: list[int] = []
         for hour, share in zip(OPEN_HOURS, HOURLY, strict=True):
             base = clock.at(d, hour * 60)
-            arrivals += [base + rng.randrange(3600) for _ in range(poisson(rng, lam * share))]
+            arrivals += [base + int(rng.random() * 3600) for _ in range(poisson(rng, lam * share))]
         arrivals.sort()
         names = [f"PJSIP/{_agent_base(queue) + i}" for i in range(agents_n)]
         free = [(clock.at(d, 8 * 60), name) for name in names]
@@ -65,7 +66,7 @@ def simulate_day(
             wait = at - t
             counter[0] += 1
             uid = f"{t}.{counter[0]}"
-            caller = fake.phone(rng)
+            caller = fake.phone(choose)
             wants_callback = rng.random() < CALLBACK_SHARE
             if wait > MAX_WAIT and patience > MAX_WAIT and not wants_callback:
                 calls.append(Call(uid, queue, t, "timeout", MAX_WAIT, position=position, caller=caller))
@@ -88,7 +89,7 @@ def simulate_day(
                     else ""
                 )
                 calls.append(Call(uid, queue, t, "answered", wait, talk, name, position, caller, rna))
-                heapq.heappush(free, (at + talk + rng.randint(5, 40), name))
+                heapq.heappush(free, (at + talk + randint(rng, 5, 40), name))
                 heapq.heappush(waiting, at)
     calls.sort(key=lambda c: (c.entered, c.uniqueid))
     return calls

@@ -13,8 +13,9 @@ import random
 from datetime import date, timedelta
 
 from sample_data.clock import Clock
-from sample_data.draws import poisson
+from sample_data.draws import Weighted, pick, poisson, randint
 from sample_data.events import PortalMessage
+from sample_data.practice import location_tag
 
 MESSAGES_PER_PROVIDER_DAY = 2.2  # weekdays; weekends a third of it
 CATEGORIES = (
@@ -24,6 +25,7 @@ CATEGORIES = (
     ("clinical_question", 0.20),
     ("billing", 0.08),
 )
+_CATEGORY = Weighted([c for c, _ in CATEGORIES], [w for _, w in CATEGORIES])
 MEDIAN_BUSINESS_MINUTES = 200.0
 SLOW_PROVIDER_FACTOR = 2.2  # providers who run late answer slower too
 NEVER_ANSWERED = 0.06
@@ -72,8 +74,13 @@ def messages_for_day(
     counter: list[int],
     cutoff: int,
 ) -> list[PortalMessage]:
-    """One location's messages received on `d`; providers as (index, answers slowly)."""
+    """One location's messages received on `d`; providers as (index, answers slowly).
+
+    `counter` numbers the location's messages; ids carry the location number so they are
+    unique in the practice.
+    """
     out = []
+    tag = location_tag(loc)
     per = MESSAGES_PER_PROVIDER_DAY * (1.0 if d.weekday() < 5 else 0.33)
     for prov, slow in providers:
         for _ in range(poisson(rng, per)):
@@ -89,15 +96,15 @@ def messages_for_day(
                 staff = add_business_minutes(clock, received, delay)
                 if staff >= cutoff:
                     staff = None
-            thread = max(1, n - rng.randint(1, 3)) if rng.random() < 0.2 else n  # a reply in an open thread
-            category = rng.choices([c for c, _ in CATEGORIES], [w for _, w in CATEGORIES])[0]
+            thread = max(1, n - randint(rng, 1, 3)) if rng.random() < 0.2 else n  # a reply in an open thread
+            category = _CATEGORY(rng)
             out.append(
                 PortalMessage(
-                    message_id=f"m{n:08d}",
-                    thread_id=f"t{thread:08d}",
+                    message_id=f"m{tag}{n:08d}",
+                    thread_id=f"t{tag}{thread:08d}",
                     location=loc,
                     provider=prov,
-                    patient=patients[rng.randrange(len(patients))],
+                    patient=pick(rng, patients),
                     category=category,
                     received=received,
                     auto_reply=received + 60 if after_hours else None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from functools import lru_cache
 
@@ -140,6 +140,11 @@ class Practice:
     def n_patients(self) -> int:
         return len(self.patient_payer)
 
+    @property
+    def cutoff(self) -> int:
+        """The export instant: local midnight after the last simulated day. Nothing later is known."""
+        return self.clock.midnight(self.params.end + timedelta(days=1))
+
     def providers_at(self, loc: int) -> list[Provider]:
         return [p for p in self.providers if p.location == loc]
 
@@ -160,10 +165,19 @@ class Practice:
         return _person(self.params.seed, i, self.params.end)
 
 
-@lru_cache(maxsize=65_536)
+def location_tag(loc: int) -> str:
+    """Two digits that make a location's sequential ids unique in the practice (EAST 01, WEST 02, ...)."""
+    return f"{loc + 1:02d}"
+
+
+@lru_cache(maxsize=1 << 18)
 def _person(seed: int, i: int, today: date) -> fake.Person:
-    """A patient's fake identity, rebuilt on demand from its own stream (no panel held in memory)."""
-    return fake.person(random.Random(f"{seed}:person:{i}"), today)
+    """A patient's fake identity, rebuilt on demand from a hash of its number.
+
+    The cache (about 120 MB when full) holds a location's whole panel up to about scale 100,
+    so claims and remittances rarely rebuild a person; beyond, memory stays at that bound.
+    """
+    return fake.person(fake.HashChoices(f"{seed}:person:{i}"), today)
 
 
 def build_practice(params: Params) -> Practice:
@@ -200,8 +214,8 @@ def build_practice(params: Params) -> Practice:
                 index=i,
                 resource_id=f"pr-{i + 101:05d}",
                 npi=npi,
-                given=fake.given_name(rng, gender),
-                family=fake.family_name(rng),
+                given=fake.given_name(fake.chooser(rng), gender),
+                family=fake.family_name(fake.chooser(rng)),
                 location=i % len(locations),
                 taxonomy=taxonomy,
                 specialty=specialty,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 
+from sample_data.draws import pick, randint
 from sample_data.events import Appointment, Referral
 
 REFERRAL_SHARE = 0.07  # of in-person visits
@@ -31,31 +32,34 @@ HOUR = 3600
 DAY = 86_400
 
 
-def refer(rng: random.Random, appt: Appointment, number: int, cutoff: int) -> Referral | None:
-    """The referral a visit produced, if any, with the stages reached before `cutoff`."""
+def refer(rng: random.Random, appt: Appointment, number: str, cutoff: int) -> Referral | None:
+    """The referral a visit produced, if any, with the stages reached before `cutoff`.
+
+    `number` is the text that makes its ServiceRequest and Task ids (`sr<number>`, `tk<number>`).
+    """
     enc = appt.encounter
     if enc is None or enc.provider_end is None or rng.random() >= REFERRAL_SHARE:
         return None
-    created = enc.provider_end + rng.randint(1, 30) * 60
+    created = enc.provider_end + randint(rng, 1, 30) * 60
     ref = Referral(
-        referral_id=f"sr{number:08d}",
-        task_id=f"tk{number:08d}",
+        referral_id=f"sr{number}",
+        task_id=f"tk{number}",
         location=appt.location,
         provider=appt.provider,
         patient=appt.patient,
-        specialty=rng.choice(SPECIALTIES),
+        specialty=pick(rng, SPECIALTIES),
         priority="urgent" if rng.random() < 0.12 else "routine",
         created=created,
     )
     urgent = ref.priority == "urgent"
     if rng.random() < CANCELLED:
-        ref.cancelled = created + rng.randint(1, 20) * DAY
+        ref.cancelled = created + randint(rng, 1, 20) * DAY
     elif rng.random() < SENT:
-        ref.sent = created + rng.randint(0, 72) * HOUR
+        ref.sent = created + randint(rng, 0, 72) * HOUR
         if rng.random() < SCHEDULED:
-            ref.scheduled = ref.sent + rng.randint(1, 7 if urgent else 30) * DAY + rng.randint(0, 8) * HOUR
+            ref.scheduled = ref.sent + randint(rng, 1, 7 if urgent else 30) * DAY + randint(rng, 0, 8) * HOUR
             if rng.random() < SEEN:
-                ref.seen = ref.scheduled + rng.randint(1, 10 if urgent else 55) * DAY
+                ref.seen = ref.scheduled + randint(rng, 1, 10 if urgent else 55) * DAY
                 if rng.random() < REPORTED:
                     ref.report = ref.seen + int(rng.lognormvariate(1.6, 0.9) * DAY)
     _forget_after(ref, cutoff)

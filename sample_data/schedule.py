@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from sample_data.clock import Clock
+from sample_data.draws import Weighted, pick, randint
 from sample_data.events import Appointment, Encounter
 from sample_data.practice import SLOT_MINUTES, Practice, Provider
 
@@ -48,6 +49,9 @@ RESCHEDULE_SHARE = 0.12  # appointments that replace an earlier one the patient 
 BACKFILL_SHARE = 0.55  # freed slots rebooked by someone else
 ENTERED_IN_ERROR = 0.004  # vendor system only
 
+_VISIT = Weighted(list(VISIT_TYPES), [v[0] for v in VISIT_TYPES.values()])
+_SICK_LEAD = Weighted((0, 1, 2, 3), (0.55, 0.30, 0.10, 0.05))
+
 SEASON = {1: 1.06, 2: 1.05, 3: 1.0, 4: 0.98, 5: 0.97, 6: 0.95, 7: 0.90, 8: 0.92, 9: 1.02, 10: 1.03, 11: 1.0, 12: 1.04}
 
 PATIENT_CANCEL_CODES = ("pat-crs", "pat-cpp", "pat-fb", "pat-lt", "pat-swl", "pat-mv")
@@ -70,9 +74,14 @@ class DaySlots:
 
 
 class Ids:
-    """Sequential ids per kind, so a run's ids depend only on its seed and settings."""
+    """Sequential ids per kind within one location, whose `tag` makes them unique in the practice.
 
-    def __init__(self) -> None:
+    Each location is simulated on its own (possibly in another process), so ids depend only
+    on the seed, the settings and the location, never on how the work was scheduled.
+    """
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
         self._next: dict[str, int] = {}
 
     def next(self, kind: str) -> int:
@@ -98,8 +107,6 @@ class DaySimulator:
         self.first_day = practice.params.start
         self.change_day = practice.params.process_change
         self.change_location = next((i for i, loc in enumerate(practice.locations) if loc.code == "EAST"), None)
-        self._visit_names = list(VISIT_TYPES)
-        self._visit_weights = [v[0] for v in VISIT_TYPES.values()]
         self._vacations: dict[tuple[int, int], set[int]] = {}
 
     def template(self, prov: Provider, d: date) -> DaySlots | None:
@@ -129,13 +136,13 @@ class DaySimulator:
         for i, start in enumerate(slots.starts):
             if taken[i] or slots.blocked[i] or rng.random() >= fill:
                 continue
-            visit = rng.choices(self._visit_names, self._visit_weights)[0]
+            visit = _VISIT(rng)
             k = VISIT_TYPES[visit][1] // SLOT_MINUTES
             if any(
                 j >= len(slots.starts) or taken[j] or slots.blocked[j] or session_of[j] != session_of[i]
                 for j in range(i, i + k)
             ):
-                visit, k = rng.choice(("followup", "sick")), 1
+                visit, k = pick(rng, ("followup", "sick")), 1
             for j in range(i, i + k):
                 taken[j] = True
             appt = self._booking(rng, prov, d, start, visit, k * SLOT_MINUTES)
@@ -155,25 +162,25 @@ class DaySimulator:
 
     def _new_id(self, loc: int) -> str:
         n = self.ids.next("appointment")
-        return f"ap{n:08d}" if self.practice.locations[loc].system == "ehr" else str(700_000 + n)
+        return f"ap{self.ids.tag}{n:08d}" if self.practice.locations[loc].system == "ehr" else str(700_000 + n)
 
     def _lead_days(self, rng: random.Random, visit: str) -> int:
         if visit == "sick":
-            return rng.choices((0, 1, 2, 3), (0.55, 0.30, 0.10, 0.05))[0]
+            return _SICK_LEAD(rng)
         if visit == "followup":
-            return rng.randint(2, 14) if rng.random() < 0.5 else rng.randint(15, 45)
+            return randint(rng, 2, 14) if rng.random() < 0.5 else randint(rng, 15, 45)
         if visit == "annual":
-            return rng.randint(14, 90)
+            return randint(rng, 14, 90)
         if visit == "new":
-            return rng.randint(4, 60)
-        return rng.randint(5, 30)
+            return randint(rng, 4, 60)
+        return randint(rng, 5, 30)
 
     def _booked_at(self, rng: random.Random, d: date, start: int, lead: int) -> int:
         """A booking instant `lead` days before `d`, in office hours, at least 30 minutes before start."""
         if lead == 0:
             latest = (start - self.clock.at(d, 7 * 60)) // 60 - 30
-            return self.clock.at(d, 7 * 60 + rng.randint(0, max(0, latest)))
-        return self.clock.at(d - timedelta(days=lead), rng.randint(7 * 60 + 30, 18 * 60))
+            return self.clock.at(d, 7 * 60 + randint(rng, 0, max(0, latest)))
+        return self.clock.at(d - timedelta(days=lead), randint(rng, 7 * 60 + 30, 18 * 60))
 
     def _booking(
         self, rng: random.Random, prov: Provider, d: date, start: int, visit: str, minutes: int
@@ -181,7 +188,7 @@ class DaySimulator:
         practice = self.practice
         loc = prov.location
         patients = practice.patients_at(loc)
-        patient = patients[rng.randrange(len(patients))]
+        patient = pick(rng, patients)
         payer = practice.patient_payer[patient]
         lead = self._lead_days(rng, visit)
         if lead == 0 and start < self.clock.at(d, 8 * 60 + 40):
@@ -218,10 +225,10 @@ class DaySimulator:
             if r < p_patient:
                 if self._cancel(rng, appt, d, late=rng.random() < LATE_SHARE):
                     appt.initiator = "patient"
-                    appt.cancel_code = rng.choice(PATIENT_CANCEL_CODES)
+                    appt.cancel_code = pick(rng, PATIENT_CANCEL_CODES)
                     return
             elif r < p_patient + PRACTICE_CANCEL and self._cancel(rng, appt, d, late=False):
-                appt.initiator, appt.cancel_code = rng.choice(PRACTICE_CANCEL_CODES)
+                appt.initiator, appt.cancel_code = pick(rng, PRACTICE_CANCEL_CODES)
                 return
         appt.status = "noshow" if rng.random() < self._no_show_probability(appt, d) else "fulfilled"
         appt.last_updated = appt.start + appt.minutes * 60
@@ -246,8 +253,8 @@ class DaySimulator:
         """Cancel `appt` at an office-hours instant between booking and start; False if none fits."""
         day_count = (d - self.clock.local_date(appt.booked)).days
         for _ in range(12):
-            back = rng.choice((0, 1)) if late else rng.randint(1, max(1, day_count))
-            at = self.clock.at(d - timedelta(days=back), rng.randint(7 * 60, 21 * 60))
+            back = pick(rng, (0, 1)) if late else randint(rng, 1, max(1, day_count))
+            at = self.clock.at(d - timedelta(days=back), randint(rng, 7 * 60, 21 * 60))
             if appt.booked + 600 <= at <= appt.start - 900 and (not late or at >= appt.start - 24 * 3600):
                 appt.status = "cancelled"
                 appt.cancelled = at
@@ -257,14 +264,14 @@ class DaySimulator:
 
     def _moved_from(self, rng: random.Random, appt: Appointment, per_slot: int) -> Appointment | None:
         """The appointment the patient had before moving to `appt` (cancelled when `appt` was booked)."""
-        moved_days = rng.randint(1, 21)
+        moved_days = randint(rng, 1, 21)
         start = appt.start - moved_days * 86_400
         start_day = self.clock.local_date(start)
         if start_day.weekday() >= 5 or start_day < self.first_day or start <= appt.booked + 3600:
             return None
         start = self.clock.at(start_day, (self.clock.local(appt.start).hour * 60 + self.clock.local(appt.start).minute))
-        lead = rng.randint(2, 30)
-        booked = self.clock.at(self.clock.local_date(appt.booked) - timedelta(days=lead), rng.randint(450, 1080))
+        lead = randint(rng, 2, 30)
+        booked = self.clock.at(self.clock.local_date(appt.booked) - timedelta(days=lead), randint(rng, 450, 1080))
         old = Appointment(
             appointment_id=self._new_id(appt.location),
             location=appt.location,
@@ -294,15 +301,15 @@ class DaySimulator:
         d = self.clock.local_date(cancelled.start)
         first = self.clock.local_date(cancelled.cancelled)
         for _ in range(8):
-            day = first + timedelta(days=rng.randint(0, (d - first).days))
-            at = self.clock.at(day, rng.randint(7 * 60, 19 * 60))
+            day = first + timedelta(days=randint(rng, 0, (d - first).days))
+            at = self.clock.at(day, randint(rng, 7 * 60, 19 * 60))
             if cancelled.cancelled + 300 <= at <= cancelled.start - 1800:
                 break
         else:
             return None
-        visit = "sick" if cancelled.minutes == SLOT_MINUTES else rng.choice(("new", "annual", "procedure"))
+        visit = "sick" if cancelled.minutes == SLOT_MINUTES else pick(rng, ("new", "annual", "procedure"))
         patients = self.practice.patients_at(prov.location)
-        patient = patients[rng.randrange(len(patients))]
+        patient = pick(rng, patients)
         appt = Appointment(
             appointment_id=self._new_id(prov.location),
             location=prov.location,
@@ -328,21 +335,21 @@ class DaySimulator:
         free_at = 0  # minute the provider is free (epoch minutes)
         for appt in sorted((a for a in appts if a.status == "fulfilled"), key=lambda a: (a.start, a.appointment_id)):
             start_min = appt.start // 60
-            enc_id = f"en{self.ids.next('encounter'):08d}"
+            enc_id = f"en{self.ids.tag}{self.ids.next('encounter'):08d}"
             if appt.telehealth:
-                checkin = start_min - rng.randint(0, 3)
+                checkin = start_min - randint(rng, 0, 3)
                 checkout = start_min + max(5, round(appt.minutes * rng.uniform(0.5, 0.95)))
                 appt.encounter = Encounter(enc_id, checkin * 60, checkout * 60)
                 appt.last_updated = checkout * 60
                 continue
             checkin = start_min + round(max(-25.0, min(15.0, rng.gauss(-9, 7))))
             roomed = checkin + round(rng.lognormvariate(math.log(11), 0.5))
-            ready = roomed + rng.randint(4, 9)
+            ready = roomed + randint(rng, 4, 9)
             pstart = max(ready, free_at + 1)
             stretch = rng.uniform(0.85, 1.35) if prov.runs_late else rng.uniform(0.5, 0.9)
             pend = pstart + max(6, round(appt.minutes * stretch))
             free_at = pend
-            checkout = pend + rng.randint(3, 12)
+            checkout = pend + randint(rng, 3, 12)
             closed_min = pend + round(rng.lognormvariate(math.log(prov.chart_hours * 60), 0.9))
             closed = closed_min * 60 if closed_min * 60 < self.cutoff else None
             appt.encounter = Encounter(enc_id, checkin * 60, checkout * 60, roomed * 60, pstart * 60, pend * 60, closed)

@@ -6,7 +6,8 @@ Accumulation is streaming and memory-bounded: ratios and means keep sums per (KP
 provider); medians keep a histogram of integer minutes/days per (KPI, month, provider), which
 gives the exact continuous quantile without holding the values; A/R keeps per-month deltas.
 Locations and the practice total are merged from providers at the end, so every level is a
-ratio of sums.
+ratio of sums. Each shard of a run (a location, the phones) keeps its own Truth; the run adds
+their tallies together, which is exact because shards count disjoint events.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ EHR_ONLY = {
 PRACTICE_ONLY = {"call_abandonment_rate", "average_speed_of_answer", "service_level"}
 LEAD_BANDS = ((7, "0-7"), (30, "8-30"), (10_000, ">30"))
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+HOURS = tuple(f"{h:02d}" for h in range(24))
 
 
 def quantile(counts: Counter[int], q: float) -> float | None:
@@ -110,6 +112,46 @@ def quantile(counts: Counter[int], q: float) -> float | None:
     return lo + (hi - lo) * (pos - lo_rank)
 
 
+TALLIES = (
+    "ratio",
+    "mean",
+    "slot_count",
+    "hist",
+    "ar_delta",
+    "ar90_delta",
+    "ar_entries",
+    "adjusted_by_day",
+    "charges_by_day",
+    "collected",
+    "realism",
+)
+
+
+def _pair() -> list[int]:
+    return [0, 0]
+
+
+def _pairs() -> defaultdict[str, list[int]]:
+    return defaultdict(_pair)
+
+
+def _collected() -> list[Any]:
+    return [ZERO, ZERO, 0]  # payments, adjusted charges, entries
+
+
+def _add(into: Any, other: dict[Any, Any]) -> None:
+    """Add `other` into `into`, key by key: nested dicts recursively, lists element-wise, numbers."""
+    for key, value in other.items():
+        if isinstance(value, dict):
+            _add(into[key], value)
+        elif isinstance(value, list):
+            cell = into[key]
+            for i, x in enumerate(value):
+                cell[i] += x
+        else:
+            into[key] += value
+
+
 class Truth:
     """Accumulates events; `result()` renders truth.json's `meta`, `kpis` and `realism`."""
 
@@ -118,8 +160,8 @@ class Truth:
         self.clock = practice.clock
         params = practice.params
         self.start, self.end, self.months = params.start, params.end, params.months
-        self.ratio: defaultdict[tuple[str, int, int], list[int]] = defaultdict(lambda: [0, 0])
-        self.mean: defaultdict[tuple[str, int, int], list[int]] = defaultdict(lambda: [0, 0])
+        self.ratio: defaultdict[tuple[str, int, int], list[int]] = defaultdict(_pair)
+        self.mean: defaultdict[tuple[str, int, int], list[int]] = defaultdict(_pair)
         self.slot_count: Counter[tuple[int, int]] = Counter()
         self.hist: defaultdict[tuple[str, int, int], Counter[int]] = defaultdict(Counter)
         self.ar_delta: defaultdict[tuple[int, int], Decimal] = defaultdict(Decimal)
@@ -127,15 +169,32 @@ class Truth:
         self.ar_entries: Counter[tuple[int, int]] = Counter()
         self.adjusted_by_day: defaultdict[tuple[int, date], Decimal] = defaultdict(Decimal)
         self.charges_by_day: Counter[tuple[int, date]] = Counter()
-        self.collected: defaultdict[tuple[int, int], list[Any]] = defaultdict(lambda: [ZERO, ZERO, 0])
-        self.realism: defaultdict[str, defaultdict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+        self.collected: defaultdict[tuple[int, int], list[Any]] = defaultdict(_collected)
+        self.realism: defaultdict[str, defaultdict[str, list[int]]] = defaultdict(_pairs)
         self.change_location = next((i for i, loc in enumerate(practice.locations) if loc.code == "EAST"), None)
         self._prefix: dict[int, tuple[list[date], list[Decimal], list[int]]] | None = None
+        self._aging: dict[date, int] = {}  # service date -> first month in which it is over 90 days old
+        self._posting: dict[date, int] = {}  # posting date -> month index (-1: after the data's end)
+        self._month_of: dict[date, int | None] = {}  # date -> month index (None: outside the period)
+        self.change_day = params.process_change
         self.month_ends = [month_end(add_months(self.start, k)) for k in range(self.months)]
 
+    def tallies(self) -> dict[str, Any]:
+        """The accumulated counts and sums (plain picklable containers), to merge into another Truth."""
+        return {name: getattr(self, name) for name in TALLIES}
+
+    def add(self, tallies: dict[str, Any]) -> None:
+        """Add another shard's tallies. Shards count disjoint events, so the sums are exact totals."""
+        for name, values in tallies.items():
+            _add(getattr(self, name), values)
+
     def _month(self, d: date) -> int | None:
-        k = month_index(d, self.start)
-        return k if 0 <= k < self.months and d <= self.end else None
+        """The index of the simulated month `d` falls in, or None outside the period."""
+        k = self._month_of.get(d, -1)
+        if k == -1:
+            k = month_index(d, self.start)
+            k = self._month_of[d] = k if 0 <= k < self.months and d <= self.end else None
+        return k
 
     # -- access -------------------------------------------------------------------------------
 
@@ -150,14 +209,19 @@ class Truth:
             cell[1] += 1
             noshow = a.status == "noshow"
             cell[0] += noshow
-            band = next(name for limit, name in LEAD_BANDS if a.lead_days <= limit)
-            self._real("no_show_by_lead_days", band, noshow)
-            self._real("no_show_by_patient", "new" if a.is_new else "established", noshow)
-            self._real("no_show_by_weekday", WEEKDAYS[day.weekday()], noshow)
-            self._real("no_show_by_payer_class", self.practice.payers[a.payer].payer_class, noshow)
+            realism = self.realism
+            cells = [
+                realism["no_show_by_lead_days"][next(name for limit, name in LEAD_BANDS if a.lead_days <= limit)],
+                realism["no_show_by_patient"]["new" if a.is_new else "established"],
+                realism["no_show_by_weekday"][WEEKDAYS[day.weekday()]],
+                realism["no_show_by_payer_class"][self.practice.payers[a.payer].payer_class],
+            ]
             if a.location == self.change_location:
-                when = "after" if day >= self.practice.params.process_change else "before"
-                self._real("no_show_process_change_location", when, noshow)
+                when = "after" if day >= self.change_day else "before"
+                cells.append(realism["no_show_process_change_location"][when])
+            for cell in cells:
+                cell[0] += noshow
+                cell[1] += 1
         if a.status != "entered_in_error":
             cell = self.ratio["late_cancel_rate", m, p]
             cell[1] += 1
@@ -216,86 +280,106 @@ class Truth:
 
     # -- phones -------------------------------------------------------------------------------
 
-    def call(self, c: Call) -> None:
-        m = self._month(self.clock.local_date(c.entered))
-        if m is None or c.outcome == "exit_key":
+    def calls(self, d: date, calls: list[Call]) -> None:
+        """The calls that entered a queue on local day `d`."""
+        m = self._month(d)
+        if m is None or not calls:
             return
-        answered = c.outcome == "answered"
-        if not answered and c.wait < SHORT_ABANDON_SECONDS:
-            return
-        hour = f"{self.clock.local(c.entered).hour:02d}"
-        self._real("abandonment_by_hour", hour, not answered)
-        self._real("abandonment_by_weekday", WEEKDAYS[self.clock.local_date(c.entered).weekday()], not answered)
-        cell = self.ratio["call_abandonment_rate", m, -1]
-        cell[1] += 1
-        cell[0] += not answered
+        midnight = self.clock.at(d, 0)  # calls come in office hours, where `at` is exact
+        by_hour = self.realism["abandonment_by_hour"]
+        by_weekday = self.realism["abandonment_by_weekday"][WEEKDAYS[d.weekday()]]
+        abandonment = self.ratio["call_abandonment_rate", m, -1]
         level = self.ratio["service_level", m, -1]
-        level[1] += 1
-        level[0] += answered and c.wait <= SERVICE_LEVEL_SECONDS
-        if answered:
-            asa = self.mean["average_speed_of_answer", m, -1]
-            asa[0] += c.wait
-            asa[1] += 1
+        asa = self.mean["average_speed_of_answer", m, -1]
+        for c in calls:
+            if c.outcome == "exit_key":
+                continue
+            answered = c.outcome == "answered"
+            if not answered and c.wait < SHORT_ABANDON_SECONDS:
+                continue
+            for cell in (by_hour[HOURS[(c.entered - midnight) // 3600]], by_weekday, abandonment):
+                cell[0] += not answered
+                cell[1] += 1
+            level[1] += 1
+            if answered:
+                level[0] += c.wait <= SERVICE_LEVEL_SECONDS
+                asa[0] += c.wait
+                asa[1] += 1
 
     # -- revenue cycle ------------------------------------------------------------------------
 
     def claim(self, c: Claim) -> None:
-        """Ledger entries (docs/contracts.md 'Derived ledger') and the claim-level KPIs."""
+        """Ledger entries (docs/contracts.md 'Derived ledger') and the claim-level KPIs.
+
+        The entries of one event (a submission, a remittance with its adjustments, a patient
+        payment) share their posting date, so each event is posted at once with its entry count.
+        """
         p = c.appointment.provider
+        aged = self._aged_from(c.service_date)
         previous = ZERO
         for s in c.submissions:
-            posted = self.clock.local_date(s.at)
-            if s.frequency == "1":
-                self._ledger(p, c.service_date, posted, s.billed, charge=True)
-            elif s.frequency == "7":
-                self._ledger(p, c.service_date, posted, s.billed - previous, charge=True)
-            else:
-                self._ledger(p, c.service_date, posted, -previous, charge=True)
-            previous = s.billed
+            billed = s.billed
+            delta = billed if s.frequency == "1" else (billed - previous if s.frequency == "7" else -previous)
+            self._post(p, aged, self.clock.local_date(s.at), delta, 1, paid=ZERO, adjusted=delta, charges=1)
+            previous = billed
         for r in c.remittances:
-            self._ledger(p, c.service_date, r.paid_date, -r.total_paid, payment=r.total_paid)
+            delta, entries, contractual, counted = -r.total_paid, 1, ZERO, 1
             for adj in r.adjustments:
                 if adj.group in ("CO", "OA", "PI", "CR"):
-                    co45 = adj.amount if (adj.group, adj.reason) == ("CO", "45") else None
-                    self._ledger(p, c.service_date, r.paid_date, -adj.amount, contractual=co45)
+                    delta -= adj.amount
+                    entries += 1
+                    if adj.group == "CO" and adj.reason == "45":
+                        contractual += adj.amount
+                        counted += 1
+            self._post(p, aged, r.paid_date, delta, entries, paid=r.total_paid, adjusted=-contractual, counted=counted)
         for pay in c.patient_payments:
-            self._ledger(p, c.service_date, pay.posted, -pay.amount, payment=pay.amount)
+            self._post(p, aged, pay.posted, -pay.amount, 1, paid=pay.amount)
         if self.practice.locations[c.appointment.location].system == "ehr":
             self._claim_kpis(c)
 
-    def _ledger(
+    def _aged_from(self, service: date) -> int:
+        """The first month whose end is more than 90 days after `service` (months when none is)."""
+        found = self._aging.get(service)
+        if found is None:
+            cutoff = service + timedelta(days=90)
+            found = self._aging[service] = next(
+                (m for m, end in enumerate(self.month_ends) if cutoff < end), self.months
+            )
+        return found
+
+    def _post(
         self,
         p: int,
-        service: date,
+        aged: int,
         posted: date,
         delta: Decimal,
+        entries: int,
         *,
-        charge: bool = False,
-        payment: Decimal | None = None,
-        contractual: Decimal | None = None,
+        paid: Decimal = ZERO,
+        adjusted: Decimal = ZERO,
+        charges: int = 0,
+        counted: int | None = None,
     ) -> None:
-        if posted > self.end:
+        """Ledger entries posted on one date: A/R changes by `delta` over `entries` entries; `paid`
+        adds to collections, `adjusted` to adjusted charges (charges minus CO-45), `charges` counts
+        charge entries, `counted` the entries net collection counts (charges, payments, CO-45;
+        default: all of them)."""
+        k = self._posting.get(posted)
+        if k is None:
+            k = self._posting[posted] = month_index(posted, self.start) if posted <= self.end else -1
+        if k < 0:
             return
-        k = month_index(posted, self.start)
-        self.ar_delta[p, k] += delta
-        self.ar_entries[p, k] += 1
-        aged_from = k
-        while aged_from < self.months and not service < self.month_ends[aged_from] - timedelta(days=90):
-            aged_from += 1
-        self.ar90_delta[p, aged_from] += delta
-        cell = self.collected[p, k]
-        if charge:
-            self.adjusted_by_day[p, posted] += delta
-            self.charges_by_day[p, posted] += 1
-            cell[1] += delta
-            cell[2] += 1
-        if contractual is not None:
-            self.adjusted_by_day[p, posted] -= contractual
-            cell[1] -= contractual
-            cell[2] += 1
-        if payment is not None:
-            cell[0] += payment
-            cell[2] += 1
+        key = (p, k)
+        self.ar_delta[key] += delta
+        self.ar_entries[key] += entries
+        self.ar90_delta[key if k > aged else (p, aged)] += delta
+        cell = self.collected[key]
+        cell[0] += paid
+        cell[1] += adjusted
+        cell[2] += entries if counted is None else counted
+        if adjusted or charges:
+            self.adjusted_by_day[p, posted] += adjusted
+            self.charges_by_day[p, posted] += charges
 
     def _claim_kpis(self, c: Claim) -> None:
         p = c.appointment.provider

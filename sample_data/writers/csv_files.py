@@ -1,19 +1,21 @@
 """The CSV exports: NORTH's vendor appointment report, Synthea-layout ledgers, portal messages.
 
-Written with the standard csv module (`\\r\\n` line ends, minimal quoting), as the systems
-that produce such reports do.
+Lines follow the standard csv module's defaults (`\\r\\n` line ends, minimal quoting), as the
+systems that produce such reports do. Rows are joined here rather than by `csv.writer`, which
+costs ten times as much per row: the row builders quote the few free-text fields that can hold
+a comma (`quote`), every other field is a code, number, id or date. The format tests check that
+every line equals what `csv.writer` would write.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
-from pathlib import Path
-from typing import IO, Any
 
-from sample_data.clock import Clock
+from sample_data.clock import Clock, utc_text
 from sample_data.events import Appointment, Claim, PortalMessage
 from sample_data.practice import Practice
 
@@ -93,6 +95,13 @@ SYNTHEA_COLUMNS = (
     "SUPERVISINGPROVIDERID",
     "POSTDATE",
 )
+# the columns a Synthea transaction sets (the others are the claim line's)
+_ID, _TYPE, _AMOUNT, _METHOD, _TRANSFERTYPE, _PAYMENTS = (
+    SYNTHEA_COLUMNS.index(c) for c in ("ID", "TYPE", "AMOUNT", "METHOD", "TRANSFERTYPE", "PAYMENTS")
+)
+_ADJUSTMENTS, _TRANSFERS, _OUTSTANDING, _INSURANCE, _POSTDATE = (
+    SYNTHEA_COLUMNS.index(c) for c in ("ADJUSTMENTS", "TRANSFERS", "OUTSTANDING", "PATIENTINSURANCEID", "POSTDATE")
+)
 PORTAL_COLUMNS = (
     "message_id",
     "thread_id",
@@ -114,23 +123,44 @@ PROCEDURE_NAMES = {
     "17110": "Destruction of benign lesions",
 }
 ZERO = Decimal("0.00")
+CSV_HEADERS = {  # export file (relative path, `*` for the year) -> columns
+    "vendor/north_appointments_*.csv": VENDOR_COLUMNS,
+    "billing/north_transactions.csv": SYNTHEA_COLUMNS,
+    "billing/patient_payments.csv": SYNTHEA_COLUMNS,
+    "portal/portal_messages.csv": PORTAL_COLUMNS,
+}
+# "h:mm AM" for every minute of a day, as the vendor system prints times
+_CLOCK_TIMES = tuple(f"{(m // 60 - 1) % 12 + 1}:{m % 60:02d} {'AM' if m < 720 else 'PM'}" for m in range(24 * 60))
 
 
-def _clock_time(local: datetime) -> str:
-    return local.strftime("%I:%M %p").lstrip("0")
+def quote(field: str) -> str:
+    """A field as `csv.writer` (QUOTE_MINIMAL) writes it."""
+    if any(c in field for c in ',"\r\n'):
+        return '"' + field.replace('"', '""') + '"'
+    return field
+
+
+def line(fields: list[str]) -> str:
+    """One CSV line of fields that are already quoted where they need it."""
+    return ",".join(fields) + "\r\n"
+
+
+_NOTES = {code: quote(name) for code, name in PROCEDURE_NAMES.items()}  # Synthea NOTES, quoted
+
+
+def vendor_path(year: int) -> str:
+    return f"vendor/north_appointments_{year}.csv"
+
+
+def header(columns: tuple[str, ...]) -> str:
+    """The header line of a CSV export, quoted as the csv module quotes every row."""
+    text = io.StringIO()
+    csv.writer(text).writerow(columns)
+    return text.getvalue()
 
 
 def _us_date(d: date) -> str:
-    return d.strftime("%m/%d/%Y")
-
-
-def open_csv(path: Path, columns: tuple[str, ...]) -> tuple[IO[str], Any]:
-    """A CSV file open for streaming rows, its header written; the caller closes the file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - streamed into for the whole run
-    writer = csv.writer(fh)
-    writer.writerow(columns)
-    return fh, writer
+    return f"{d.month:02d}/{d.day:02d}/{d.year}"
 
 
 class VendorRows:
@@ -142,16 +172,16 @@ class VendorRows:
 
     def row(self, a: Appointment, *, status: str | None = None, as_of_export: bool = False) -> list[str]:
         """The row for `a`; `as_of_export` renders an upcoming appointment as still Scheduled."""
-        p, clock = self.practice, self.clock
+        p = self.practice
         prov = p.providers[a.provider]
         person = p.person(a.patient)
-        start = clock.local(a.start)
+        start_date, start_minute = self.clock.local_minute(a.start)
         status = status or ("booked" if as_of_export else a.status)
         enc = a.encounter if status == "fulfilled" else None
         times = ["", "", "", "", ""]
         if enc is not None:
             times = [
-                _clock_time(clock.local(t)) if t is not None else ""
+                _CLOCK_TIMES[self.clock.local_minute(t)[1]] if t is not None else ""
                 for t in (enc.checked_in, enc.roomed, enc.provider_start, enc.provider_end, enc.checked_out)
             ]
         cancelled = status == "cancelled"
@@ -161,14 +191,14 @@ class VendorRows:
         payer = p.payers[a.payer]
         return [
             a.appointment_id,
-            _us_date(start.date()),
-            _clock_time(start),
+            _us_date(start_date),
+            _CLOCK_TIMES[start_minute],
             str(a.minutes),
-            f"{prov.family}, {prov.given} MD",
+            quote(f"{prov.family}, {prov.given} MD"),
             prov.npi,
             "North Clinic Main",
             p.patient_mrn(a.patient),
-            f"{person.family.upper()}, {person.given}",
+            quote(f"{person.family.upper()}, {person.given}"),
             _us_date(person.birth_date),
             f"({person.phone[:3]}) {person.phone[3:6]}-{person.phone[6:]}",
             VENDOR_VISIT[a.visit],
@@ -182,26 +212,23 @@ class VendorRows:
         ]
 
     def _stamp(self, epoch: int) -> str:
-        local = self.clock.local(epoch)
-        return f"{_us_date(local.date())} {_clock_time(local)}"
+        day, minute = self.clock.local_minute(epoch)
+        return f"{_us_date(day)} {_CLOCK_TIMES[minute]}"
 
 
 class SyntheaRows:
     """Synthea `claims_transactions.csv` rows (plus POSTDATE) for a claim, up to the data's end."""
 
-    def __init__(self, practice: Practice, seed: int) -> None:
+    def __init__(self, practice: Practice, seed: int, tag: str) -> None:
         self.practice = practice
         self.clock: Clock = practice.clock
-        # UUID-shaped ids like Synthea's: a per-seed prefix and a sequence (uuid5 per row is too slow at scale)
+        # UUID-shaped ids like Synthea's: a per-seed prefix, the location's tag and a sequence
+        # (uuid5 per row is too slow at scale)
         ns = uuid.uuid5(uuid.NAMESPACE_URL, f"clinic-kpis-sample:{seed}")
-        self._row_prefix = str(uuid.uuid5(ns, "rows"))[:24]
+        self._row_prefix = str(uuid.uuid5(ns, "rows"))[:24] + tag
         self._patient_prefix = str(uuid.uuid5(ns, "patients"))[:24]
         self._places = {loc.code: str(uuid.uuid5(ns, loc.code)) for loc in practice.locations}
         self._n = 0
-
-    def _id(self) -> str:
-        self._n += 1
-        return f"{self._row_prefix}{self._n:012x}"
 
     def _patient_id(self, patient: int) -> str:
         return f"{self._patient_prefix}{patient:012x}"
@@ -211,41 +238,59 @@ class SyntheaRows:
         a = claim.appointment
         prov = p.providers[a.provider]
         loc = p.locations[a.location]
-        payer = p.payers[claim.payer]
         enc = a.encounter
         assert enc is not None
-        frm = datetime.fromtimestamp(enc.checked_in, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        to = datetime.fromtimestamp(enc.checked_out, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         lines = claim.submissions[0].lines
-        self_pay = payer.payer_class == "self_pay"
+        self_pay = p.payers[claim.payer].payer_class == "self_pay"
         insurance = "" if self_pay else p.member_id(a.patient)
+        # one template per claim line, every column filled but those a transaction sets
+        claim_id, patient = claim.claim_id, self._patient_id(a.patient)
+        start, end_text, place = utc_text(enc.checked_in), utc_text(enc.checked_out), self._places[loc.code]
+        bases = [
+            [
+                "",  # ID
+                claim_id,  # CLAIMID
+                str(i + 1),  # CHARGEID
+                patient,  # PATIENTID
+                "",  # TYPE
+                "",  # AMOUNT
+                "",  # METHOD
+                start,  # FROMDATE
+                end_text,  # TODATE
+                place,  # PLACEOFSERVICE
+                ln.procedure,  # PROCEDURECODE
+                ln.modifier,  # MODIFIER1
+                "",  # MODIFIER2
+                "1",  # DIAGNOSISREF1
+                "",  # DIAGNOSISREF2
+                "",  # DIAGNOSISREF3
+                "",  # DIAGNOSISREF4
+                "1",  # UNITS
+                loc.code,  # DEPARTMENTID
+                _NOTES[ln.procedure],  # NOTES
+                f"{ln.charge:.2f}",  # UNITAMOUNT
+                "",  # TRANSFEROUTID
+                "",  # TRANSFERTYPE
+                "",  # PAYMENTS
+                "",  # ADJUSTMENTS
+                "",  # TRANSFERS
+                "",  # OUTSTANDING
+                a.appointment_id,  # APPOINTMENTID
+                "",  # LINENOTE
+                "",  # PATIENTINSURANCEID
+                "1",  # FEESCHEDULEID
+                prov.npi,  # PROVIDERID
+                prov.npi,  # SUPERVISINGPROVIDERID
+                "",  # POSTDATE
+            ]
+            for i, ln in enumerate(lines)
+        ]
 
-        def row(kind: str, line: int, posted: date, **money: str) -> list[str]:
-            ln = lines[line]
-            values = {
-                "ID": self._id(),
-                "CLAIMID": claim.claim_id,
-                "CHARGEID": str(line + 1),
-                "PATIENTID": self._patient_id(a.patient),
-                "TYPE": kind,
-                "FROMDATE": frm,
-                "TODATE": to,
-                "PLACEOFSERVICE": self._places[loc.code],
-                "PROCEDURECODE": ln.procedure,
-                "MODIFIER1": ln.modifier,
-                "DIAGNOSISREF1": "1",
-                "UNITS": "1",
-                "DEPARTMENTID": loc.code,
-                "NOTES": PROCEDURE_NAMES[ln.procedure],
-                "UNITAMOUNT": f"{ln.charge:.2f}",
-                "APPOINTMENTID": a.appointment_id,
-                "FEESCHEDULEID": "1",
-                "PROVIDERID": prov.npi,
-                "SUPERVISINGPROVIDERID": prov.npi,
-                "POSTDATE": posted.isoformat(),
-                **money,
-            }
-            return [values.get(c, "") for c in SYNTHEA_COLUMNS]
+        def row(kind: str, line: int, posted: date) -> list[str]:
+            self._n += 1
+            out = bases[line].copy()
+            out[_ID], out[_TYPE], out[_POSTDATE] = f"{self._row_prefix}{self._n:010x}", kind, posted.isoformat()
+            return out
 
         out: list[list[str]] = []
         if not patient_only:
@@ -253,63 +298,34 @@ class SyntheaRows:
             if posted > end:
                 return out
             for i, ln in enumerate(lines):
-                out.append(
-                    row(
-                        "CHARGE",
-                        i,
-                        posted,
-                        AMOUNT=f"{ln.charge:.2f}",
-                        TRANSFERTYPE="p" if self_pay else "1",
-                        PAYMENTS="0.00",
-                        ADJUSTMENTS="0.00",
-                        OUTSTANDING=f"{ln.charge:.2f}",
-                    )
-                )
-            for r in claim.remittances:
-                if r.paid_date > end:
+                r = row("CHARGE", i, posted)
+                r[_AMOUNT] = r[_OUTSTANDING] = f"{ln.charge:.2f}"
+                r[_TRANSFERTYPE] = "p" if self_pay else "1"
+                r[_PAYMENTS] = r[_ADJUSTMENTS] = "0.00"
+                out.append(r)
+            for rem in claim.remittances:
+                if rem.paid_date > end:
                     continue
-                for i, ln in enumerate(r.lines):
-                    co = sum((x.amount for x in r.adjustments if x.line == i and x.group == "CO"), ZERO)
-                    pr = sum((x.amount for x in r.adjustments if x.line == i and x.group == "PR"), ZERO)
-                    out.append(
-                        row(
-                            "PAYMENT",
-                            i,
-                            r.paid_date,
-                            METHOD="ECHECK",
-                            PAYMENTS=f"{r.paid[i]:.2f}",
-                            ADJUSTMENTS=f"{co:.2f}",
-                            OUTSTANDING=f"{ln.charge - r.paid[i] - co:.2f}",
-                            PATIENTINSURANCEID=insurance,
-                        )
-                    )
+                for i, ln in enumerate(rem.lines):
+                    co = sum((x.amount for x in rem.adjustments if x.line == i and x.group == "CO"), ZERO)
+                    pr = sum((x.amount for x in rem.adjustments if x.line == i and x.group == "PR"), ZERO)
+                    r = row("PAYMENT", i, rem.paid_date)
+                    r[_METHOD], r[_PAYMENTS], r[_ADJUSTMENTS] = "ECHECK", f"{rem.paid[i]:.2f}", f"{co:.2f}"
+                    r[_OUTSTANDING], r[_INSURANCE] = f"{ln.charge - rem.paid[i] - co:.2f}", insurance
+                    out.append(r)
                     if pr > 0:
-                        out.append(
-                            row(
-                                "TRANSFEROUT",
-                                i,
-                                r.paid_date,
-                                TRANSFERTYPE="1",
-                                TRANSFERS=f"{pr:.2f}",
-                                OUTSTANDING="0.00",
-                                PATIENTINSURANCEID=insurance,
-                            )
-                        )
-                        out.append(
-                            row(
-                                "TRANSFERIN",
-                                i,
-                                r.paid_date,
-                                AMOUNT=f"{pr:.2f}",
-                                TRANSFERTYPE="p",
-                                OUTSTANDING=f"{pr:.2f}",
-                            )
-                        )
+                        r = row("TRANSFEROUT", i, rem.paid_date)
+                        r[_TRANSFERTYPE], r[_TRANSFERS], r[_OUTSTANDING] = "1", f"{pr:.2f}", "0.00"
+                        r[_INSURANCE] = insurance
+                        out.append(r)
+                        r = row("TRANSFERIN", i, rem.paid_date)
+                        r[_AMOUNT], r[_TRANSFERTYPE], r[_OUTSTANDING] = f"{pr:.2f}", "p", f"{pr:.2f}"
+                        out.append(r)
         for pay in claim.patient_payments:
             if pay.posted <= end:
-                out.append(
-                    row("PAYMENT", 0, pay.posted, METHOD=pay.method, PAYMENTS=f"{pay.amount:.2f}", ADJUSTMENTS="0.00")
-                )
+                r = row("PAYMENT", 0, pay.posted)
+                r[_METHOD], r[_PAYMENTS], r[_ADJUSTMENTS] = pay.method, f"{pay.amount:.2f}", "0.00"
+                out.append(r)
         return out
 
 

@@ -1,15 +1,18 @@
 """FHIR R4 Bulk Data NDJSON: one resource per line, one file per resource type.
 
-Resources are plain dicts following docs/contracts.md section 1 (statuses, extensions, the
-stage-time Task outputs); json.dumps with sorted keys and fixed separators makes the bytes a
-function of the content alone.
+Resources follow docs/contracts.md section 1 (statuses, extensions, the stage-time Task
+outputs). The few directory resources are dicts rendered by `dumps`; the high-volume ones
+(Patient, Slot, Appointment, Encounter, DocumentReference, ServiceRequest, Task) are written
+from templates that give exactly what `dumps` gives for the same dict (sorted keys, no spaces),
+because building and encoding a dict per resource was the largest cost of a run. Every value
+put into a template is a number, an instant or text from the simulator's fixed ASCII tables,
+so none needs JSON escaping; the format tests parse every line.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from sample_data.clock import Clock
 from sample_data.events import Appointment, Referral
@@ -23,6 +26,7 @@ CANCEL_REASON_SYSTEM = "http://terminology.hl7.org/CodeSystem/appointment-cancel
 APPOINTMENT_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0276"
 REFERRAL_STAGE_SYSTEM = "http://clinic-kpis.org/fhir/CodeSystem/referral-stage"
 ACT_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+ORGANIZATION = "Riverside Community Physicians"
 
 # internal visit type -> (v2-0276 code, text)
 APPOINTMENT_TYPES = {
@@ -52,6 +56,12 @@ RESOURCE_TYPES = (
     "ServiceRequest",
     "Task",
 )
+_TYPE_JSON = {
+    visit: f'"appointmentType":{{"coding":[{{"code":"{code}","system":"{APPOINTMENT_TYPE_SYSTEM}"}}],"text":"{text}"}}'
+    for visit, (code, text) in APPOINTMENT_TYPES.items()
+}
+_BOOL = {True: "true", False: "false"}
+_ENCOUNTER_CLASS = {True: ("VR", "virtual"), False: ("AMB", "ambulatory")}  # by telehealth
 
 
 def dumps(resource: dict[str, Any]) -> str:
@@ -62,41 +72,32 @@ def ref(kind: str, ident: str) -> dict[str, str]:
     return {"reference": f"{kind}/{ident}"}
 
 
-class FhirWriter:
-    """Open NDJSON files under OUT/fhir, written as the simulation goes."""
+def path(kind: str) -> str:
+    """The export file of a resource type, relative to the output directory."""
+    return f"fhir/{kind}.ndjson"
 
-    def __init__(self, out: Path, practice: Practice) -> None:
-        self.dir = out / "fhir"
-        self.dir.mkdir(parents=True, exist_ok=True)
+
+class Fhir:
+    """Renders the practice's resources as NDJSON lines (each ending in a newline)."""
+
+    def __init__(self, practice: Practice) -> None:
         self.practice = practice
         self.clock: Clock = practice.clock
-        self._files: dict[str, IO[str]] = {
-            t: open(self.dir / f"{t}.ndjson", "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - see close()
-            for t in RESOURCE_TYPES
-        }
-
-    def write(self, kind: str, resource: dict[str, Any]) -> None:
-        self._files[kind].write(dumps(resource) + "\n")
-
-    def close(self) -> None:
-        for fh in self._files.values():
-            fh.close()
 
     # -- directory resources ----------------------------------------------------------------
 
-    def directory(self) -> None:
-        """Organization, Location, Practitioner and Patient: the shared directory of every location."""
+    def directory(self) -> dict[str, list[str]]:
+        """Organization, Location, Practitioner and Schedule lines, by resource type."""
         p = self.practice
-        self.write(
-            "Organization",
-            {"resourceType": "Organization", "id": "org-1", "active": True, "name": "Riverside Community Physicians"},
-        )
-        for loc in p.locations:
-            self.write("Location", self.location(loc))
-        for prov in p.providers:
-            self.write("Practitioner", self.practitioner(prov))
-        for i in range(p.n_patients):
-            self.write("Patient", self.patient(i))
+        organization = {"resourceType": "Organization", "id": "org-1", "active": True, "name": ORGANIZATION}
+        return {
+            "Organization": [dumps(organization) + "\n"],
+            "Location": [dumps(self.location(loc)) + "\n" for loc in p.locations],
+            "Practitioner": [dumps(self.practitioner(prov)) + "\n" for prov in p.providers],
+            "Schedule": [
+                dumps(self.schedule(prov)) + "\n" for prov in p.providers if p.locations[prov.location].system == "ehr"
+            ],
+        }
 
     def location(self, loc: Location) -> dict[str, Any]:
         return {
@@ -119,135 +120,138 @@ class FhirWriter:
             "qualification": [{"code": {"text": prov.specialty}}],
         }
 
-    def patient(self, i: int) -> dict[str, Any]:
-        person = self.practice.person(i)
+    def schedule(self, prov: Provider) -> dict[str, Any]:
+        p = self.practice
         return {
-            "resourceType": "Patient",
-            "id": self.practice.patient_id(i),
-            "identifier": [{"system": MRN_SYSTEM, "value": self.practice.patient_mrn(i)}],
-            "name": [{"family": person.family, "given": [person.given]}],
-            "gender": person.gender,
-            "birthDate": person.birth_date.isoformat(),
-            "telecom": [{"system": "phone", "value": person.phone, "use": "home"}],
-            "address": [
-                {"line": [person.street], "city": person.city, "state": person.state, "postalCode": person.postal_code}
-            ],
+            "resourceType": "Schedule",
+            "id": f"sch-{prov.resource_id}",
+            "active": True,
+            "actor": [ref("Practitioner", prov.resource_id), ref("Location", p.locations[prov.location].code)],
+            "planningHorizon": {
+                "start": self.clock.iso(self.clock.at(p.params.start, 8 * 60)),
+                "end": self.clock.iso(p.cutoff),
+            },
         }
 
-    def schedules(self, start: int, end: int) -> None:
-        for prov in self.practice.providers:
-            if self.practice.locations[prov.location].system != "ehr":
-                continue
-            self.write(
-                "Schedule",
-                {
-                    "resourceType": "Schedule",
-                    "id": f"sch-{prov.resource_id}",
-                    "active": True,
-                    "actor": [
-                        ref("Practitioner", prov.resource_id),
-                        ref("Location", self.practice.locations[prov.location].code),
-                    ],
-                    "planningHorizon": {"start": self.clock.iso(start), "end": self.clock.iso(end)},
-                },
-            )
+    def patient(self, i: int) -> str:
+        p = self.practice
+        person = p.person(i)
+        return (
+            f'{{"address":[{{"city":"{person.city}","line":["{person.street}"],"postalCode":"{person.postal_code}",'
+            f'"state":"{person.state}"}}],"birthDate":"{person.birth_date.isoformat()}","gender":"{person.gender}",'
+            f'"id":"{p.patient_id(i)}","identifier":[{{"system":"{MRN_SYSTEM}","value":"{p.patient_mrn(i)}"}}],'
+            f'"name":[{{"family":"{person.family}","given":["{person.given}"]}}],"resourceType":"Patient",'
+            f'"telecom":[{{"system":"phone","use":"home","value":"{person.phone}"}}]}}\n'
+        )
 
-    def slot(self, slot_id: str, provider: int, start: int, minutes: int, status: str) -> None:
-        self.write(
-            "Slot",
-            {
-                "resourceType": "Slot",
-                "id": slot_id,
-                "schedule": ref("Schedule", f"sch-{self.practice.providers[provider].resource_id}"),
-                "status": status,
-                "start": self.clock.iso(start),
-                "end": self.clock.iso(start + minutes * 60),
-            },
+    def slot(self, slot_id: str, provider: int, start: int, minutes: int, status: str) -> str:
+        iso = self.clock.iso
+        schedule = f"sch-{self.practice.providers[provider].resource_id}"
+        return (
+            f'{{"end":"{iso(start + minutes * 60)}","id":"{slot_id}","resourceType":"Slot",'
+            f'"schedule":{{"reference":"Schedule/{schedule}"}},"start":"{iso(start)}","status":"{status}"}}\n'
         )
 
     # -- scheduling and visits ----------------------------------------------------------------
 
-    def appointment(self, a: Appointment, *, status: str | None = None, drop_start: bool = False) -> dict[str, Any]:
-        p = self.practice
-        code, text = APPOINTMENT_TYPES[a.visit]
-        res: dict[str, Any] = {
-            "resourceType": "Appointment",
-            "id": a.appointment_id,
-            "meta": {"lastUpdated": self.clock.iso(a.last_updated)},
-            "status": FHIR_STATUS[status or a.status],
-            "appointmentType": {"coding": [{"system": APPOINTMENT_TYPE_SYSTEM, "code": code}], "text": text},
-            "minutesDuration": a.minutes,
-            "created": self.clock.iso(a.booked),
-            "participant": [
-                {"actor": ref("Patient", p.patient_id(a.patient)), "status": "accepted"},
-                {"actor": ref("Practitioner", p.providers[a.provider].resource_id), "status": "accepted"},
-                {"actor": ref("Location", p.locations[a.location].code), "status": "accepted"},
-            ],
-            "extension": [{"url": NEW_PATIENT_URL, "valueBoolean": a.is_new}],
-        }
-        if not drop_start:
-            res["start"] = self.clock.iso(a.start)
-            res["end"] = self.clock.iso(a.start + a.minutes * 60)
-        if a.cancel_code is not None and (status or a.status) == "cancelled":
-            res["cancelationReason"] = {"coding": [{"system": CANCEL_REASON_SYSTEM, "code": a.cancel_code}]}
-        if a.rebooked_from is not None:
-            res["extension"].append(
-                {"url": PREVIOUS_APPOINTMENT_URL, "valueReference": ref("Appointment", a.rebooked_from)}
+    def appointment(
+        self, a: Appointment, *, status: str | None = None, drop_start: bool = False, resource_id: str | None = None
+    ) -> str:
+        """The Appointment line; `status`, `drop_start` and `resource_id` make the dirty variants."""
+        p, iso = self.practice, self.clock.iso
+        status = status or a.status
+        cancel = ""
+        if a.cancel_code is not None and status == "cancelled":
+            cancel = (
+                f'"cancelationReason":{{"coding":[{{"code":"{a.cancel_code}","system":"{CANCEL_REASON_SYSTEM}"}}]}},'
             )
-        return res
+        end = "" if drop_start else f'"end":"{iso(a.start + a.minutes * 60)}",'
+        previous = ""
+        if a.rebooked_from is not None:
+            previous = (
+                f',{{"url":"{PREVIOUS_APPOINTMENT_URL}",'
+                f'"valueReference":{{"reference":"Appointment/{a.rebooked_from}"}}}}'
+            )
+        start = "" if drop_start else f',"start":"{iso(a.start)}"'
+        return (
+            f'{{{_TYPE_JSON[a.visit]},{cancel}"created":"{iso(a.booked)}",{end}'
+            f'"extension":[{{"url":"{NEW_PATIENT_URL}","valueBoolean":{_BOOL[a.is_new]}}}{previous}],'
+            f'"id":"{resource_id or a.appointment_id}","meta":{{"lastUpdated":"{iso(a.last_updated)}"}},'
+            f'"minutesDuration":{a.minutes},"participant":['
+            f'{{"actor":{{"reference":"Patient/{p.patient_id(a.patient)}"}},"status":"accepted"}},'
+            f'{{"actor":{{"reference":"Practitioner/{p.providers[a.provider].resource_id}"}},"status":"accepted"}},'
+            f'{{"actor":{{"reference":"Location/{p.locations[a.location].code}"}},"status":"accepted"}}],'
+            f'"resourceType":"Appointment"{start},"status":"{FHIR_STATUS[status]}"}}\n'
+        )
 
-    def encounter(self, a: Appointment) -> dict[str, Any] | None:
+    def encounter(self, a: Appointment) -> str | None:
         enc = a.encounter
         if enc is None:
             return None
-        p = self.practice
-        iso = self.clock.iso
-        res: dict[str, Any] = {
-            "resourceType": "Encounter",
-            "id": enc.encounter_id,
-            "status": "finished",
-            "class": {
-                "system": ACT_CODE_SYSTEM,
-                "code": "VR" if a.telehealth else "AMB",
-                "display": "virtual" if a.telehealth else "ambulatory",
-            },
-            "subject": ref("Patient", p.patient_id(a.patient)),
-            "participant": [{"individual": ref("Practitioner", p.providers[a.provider].resource_id)}],
-            "appointment": [ref("Appointment", a.appointment_id)],
-            "period": {"start": iso(enc.checked_in), "end": iso(enc.checked_out)},
-            "location": [{"location": ref("Location", p.locations[a.location].code)}],
-        }
+        p, iso = self.practice, self.clock.iso
+        code, display = _ENCOUNTER_CLASS[a.telehealth]
+        history = ""
+        checked_in = iso(enc.checked_in)
         if enc.roomed is not None and enc.provider_start is not None and enc.provider_end is not None:
-            res["statusHistory"] = [
-                {"status": "arrived", "period": {"start": iso(enc.checked_in), "end": iso(enc.roomed)}},
-                {"status": "triaged", "period": {"start": iso(enc.roomed), "end": iso(enc.provider_start)}},
-                {"status": "in-progress", "period": {"start": iso(enc.provider_start), "end": iso(enc.provider_end)}},
-            ]
-        return res
+            roomed = iso(enc.roomed)
+            started, ended = iso(enc.provider_start), iso(enc.provider_end)
+            history = (
+                f',"statusHistory":[{{"period":{{"end":"{roomed}","start":"{checked_in}"}},"status":"arrived"}},'
+                f'{{"period":{{"end":"{started}","start":"{roomed}"}},"status":"triaged"}},'
+                f'{{"period":{{"end":"{ended}","start":"{started}"}},"status":"in-progress"}}]'
+            )
+        return (
+            f'{{"appointment":[{{"reference":"Appointment/{a.appointment_id}"}}],'
+            f'"class":{{"code":"{code}","display":"{display}","system":"{ACT_CODE_SYSTEM}"}},'
+            f'"id":"{enc.encounter_id}","location":[{{"location":{{"reference":"Location/{p.locations[a.location].code}"}}}}],'
+            f'"participant":[{{"individual":{{"reference":"Practitioner/{p.providers[a.provider].resource_id}"}}}}],'
+            f'"period":{{"end":"{iso(enc.checked_out)}","start":"{checked_in}"}},'
+            f'"resourceType":"Encounter","status":"finished"{history},'
+            f'"subject":{{"reference":"Patient/{p.patient_id(a.patient)}"}}}}\n'
+        )
 
-    def document(self, a: Appointment, doc_id: str) -> dict[str, Any] | None:
+    def backwards_encounter(self, a: Appointment, resource_id: str) -> str:
+        """A dirty Encounter: no appointment link, checked out before it checked in (a reject)."""
+        enc = a.encounter
+        assert enc is not None
+        p, iso = self.practice, self.clock.iso
+        code, display = _ENCOUNTER_CLASS[a.telehealth]
+        return (
+            dumps(
+                {
+                    "resourceType": "Encounter",
+                    "id": resource_id,
+                    "status": "finished",
+                    "class": {"system": ACT_CODE_SYSTEM, "code": code, "display": display},
+                    "subject": ref("Patient", p.patient_id(a.patient)),
+                    "participant": [{"individual": ref("Practitioner", p.providers[a.provider].resource_id)}],
+                    "period": {"start": iso(enc.checked_out), "end": iso(enc.checked_in)},
+                    "location": [{"location": ref("Location", p.locations[a.location].code)}],
+                }
+            )
+            + "\n"
+        )
+
+    def document(self, a: Appointment, doc_id: str) -> str | None:
         enc = a.encounter
         if enc is None or enc.chart_closed is None:
             return None
         p = self.practice
-        return {
-            "resourceType": "DocumentReference",
-            "id": doc_id,
-            "status": "current",
-            "docStatus": "final",
-            "type": {"coding": [{"system": "http://loinc.org", "code": "11506-3", "display": "Progress note"}]},
-            "subject": ref("Patient", p.patient_id(a.patient)),
-            "date": self.clock.iso(enc.chart_closed),
-            "author": [ref("Practitioner", p.providers[a.provider].resource_id)],
-            "content": [{"attachment": {"contentType": "text/plain", "title": "Progress note"}}],
-            "context": {"encounter": [ref("Encounter", enc.encounter_id)]},
-        }
+        return (
+            f'{{"author":[{{"reference":"Practitioner/{p.providers[a.provider].resource_id}"}}],'
+            '"content":[{"attachment":{"contentType":"text/plain","title":"Progress note"}}],'
+            f'"context":{{"encounter":[{{"reference":"Encounter/{enc.encounter_id}"}}]}},'
+            f'"date":"{self.clock.iso(enc.chart_closed)}","docStatus":"final","id":"{doc_id}",'
+            f'"resourceType":"DocumentReference","status":"current",'
+            f'"subject":{{"reference":"Patient/{p.patient_id(a.patient)}"}},'
+            '"type":{"coding":[{"code":"11506-3","display":"Progress note","system":"http://loinc.org"}]}}\n'
+        )
 
     # -- referrals ------------------------------------------------------------------------------
 
-    def referral(self, r: Referral) -> None:
-        p = self.practice
-        iso = self.clock.iso
+    def referral(self, r: Referral) -> tuple[str, str]:
+        """The ServiceRequest and Task lines of a referral."""
+        p, iso = self.practice, self.clock.iso
         stages = [
             (code, at)
             for code, at in (
@@ -270,36 +274,28 @@ class FhirWriter:
                 latest[0],
                 latest[1],
             )
-        self.write(
-            "ServiceRequest",
-            {
-                "resourceType": "ServiceRequest",
-                "id": r.referral_id,
-                "status": sr_status,
-                "intent": "order",
-                "code": {"text": f"Referral to {r.specialty}"},
-                "subject": ref("Patient", p.patient_id(r.patient)),
-                "authoredOn": iso(r.created),
-                "requester": ref("Practitioner", p.providers[r.provider].resource_id),
-                "priority": r.priority,
-                "performerType": {"text": r.specialty},
-            },
+        created, patient = iso(r.created), p.patient_id(r.patient)
+        service_request = (
+            f'{{"authoredOn":"{created}","code":{{"text":"Referral to {r.specialty}"}},"id":"{r.referral_id}",'
+            f'"intent":"order","performerType":{{"text":"{r.specialty}"}},"priority":"{r.priority}",'
+            f'"requester":{{"reference":"Practitioner/{p.providers[r.provider].resource_id}"}},'
+            f'"resourceType":"ServiceRequest","status":"{sr_status}","subject":{{"reference":"Patient/{patient}"}}}}\n'
         )
-        task: dict[str, Any] = {
-            "resourceType": "Task",
-            "id": r.task_id,
-            "status": task_status,
-            "intent": "order",
-            "focus": ref("ServiceRequest", r.referral_id),
-            "for": ref("Patient", p.patient_id(r.patient)),
-            "authoredOn": iso(r.created),
-            "lastModified": iso(modified),
-            "businessStatus": {"text": business},
-            "location": ref("Location", p.locations[r.location].code),
-        }
+        output = ""
         if stages:  # FHIR forbids empty arrays
-            task["output"] = [
-                {"type": {"coding": [{"system": REFERRAL_STAGE_SYSTEM, "code": code}]}, "valueDateTime": iso(at)}
-                for code, at in stages
-            ]
-        self.write("Task", task)
+            output = (
+                ',"output":['
+                + ",".join(
+                    f'{{"type":{{"coding":[{{"code":"{code}","system":"{REFERRAL_STAGE_SYSTEM}"}}]}},"valueDateTime":"{iso(at)}"}}'
+                    for code, at in stages
+                )
+                + "]"
+            )
+        task = (
+            f'{{"authoredOn":"{created}","businessStatus":{{"text":"{business}"}},'
+            f'"focus":{{"reference":"ServiceRequest/{r.referral_id}"}},"for":{{"reference":"Patient/{patient}"}},'
+            f'"id":"{r.task_id}","intent":"order","lastModified":"{iso(modified)}",'
+            f'"location":{{"reference":"Location/{p.locations[r.location].code}"}}{output},'
+            f'"resourceType":"Task","status":"{task_status}"}}\n'
+        )
+        return service_request, task

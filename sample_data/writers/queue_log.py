@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from sample_data.events import Call
 
+PATH = "phones/queue_log"
+
 
 def call_lines(call: Call, complete_by_caller: bool) -> list[tuple[int, str]]:
     """(epoch, line) pairs for one call; the caller sorts a day's lines by time."""

@@ -162,3 +162,22 @@ def test_queue_log_lines_are_well_formed(small: Path) -> None:
     for line in (small / "phones" / "queue_log").read_text().splitlines():
         fields = line.split("|")
         assert fields[0].isdigit() and fields[2] in ("appointments", "nurse", "billing") and fields[4] in events
+
+
+def test_csv_lines_are_what_the_csv_module_writes(small: Path) -> None:
+    """Rows are joined by hand for speed; each line must be exactly csv.writer's (minimal quoting, CRLF)."""
+    files = [*sorted((small / "vendor").glob("*.csv")), *sorted((small / "billing").glob("*.csv"))]
+    files.append(small / "portal" / "portal_messages.csv")
+    quoted = 0
+    for path in files:
+        raw = path.read_bytes().decode("utf-8")
+        lines = raw.split("\r\n")
+        assert lines[-1] == "" and len(lines) > 2, path.name
+        rows = list(csv.reader(io.StringIO(raw, newline="")))
+        for n, (text, fields) in enumerate(zip(lines[:-1], rows, strict=True), 1):
+            expected = io.StringIO()
+            csv.writer(expected).writerow(fields)
+            assert text + "\r\n" == expected.getvalue(), (path.name, n)
+            assert len(fields) == len(rows[0]), (path.name, n)  # a comma left unquoted would add a field
+            quoted += '"' in text
+    assert quoted > 0  # names and procedure descriptions hold commas, so some fields are quoted

@@ -1,0 +1,157 @@
+"""`python -m benchmarks`: generate, ingest and compute at scale, side by side with a pandas baseline.
+
+One run, on one machine, per scale: the simulator's exports are generated (timed on their own),
+loaded into a fresh warehouse by `clinic-kpis ingest` (rows/s and MB/s per format, peak RSS of
+the process), then every KPI is computed over the simulated months by provider and by location,
+warm and cold, by this project and by the pandas baseline, whose numbers must agree. Prints one
+table and writes it as JSON. Exit status 1 if the two sides disagree.
+
+    python -m benchmarks --scale 1m --repeat 3 --json bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from benchmarks import machine, steps
+from benchmarks.measure import BenchmarkError, median
+from benchmarks.report import Figure, print_table, write_json
+
+DIMENSIONS = ["provider", "location"]
+MIN_FORMAT_ROWS = 100  # formats with fewer rows (the FHIR directory resources) are in the JSON only
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--scale",
+        action="append",
+        choices=list(steps.SCALES),
+        help="Size to run, repeatable (default: 1m). tiny ~2k appointments, small ~90k, 1m, 10m.",
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="Repetitions of each KPI timing; the median is shown.")
+    parser.add_argument(
+        "--ingest-repeat", type=int, default=1, help="Repetitions of the whole ingest (fresh warehouse each)."
+    )
+    parser.add_argument("--workdir", type=Path, default=Path("bench-work"), help="Where exports and warehouses go.")
+    parser.add_argument(
+        "--keep", action="store_true", help="Keep the generated exports and warehouse (default: delete)."
+    )
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Simulator worker processes.")
+    parser.add_argument("--json", type=Path, default=Path("bench-results.json"), help="Where to write the results.")
+    args = parser.parse_args(argv)
+    if args.repeat < 1 or args.ingest_repeat < 1:
+        parser.error("--repeat and --ingest-repeat must be at least 1")
+    args.scale = args.scale or ["1m"]
+    args.workdir = args.workdir.resolve()
+    return args
+
+
+def run_scale(scale: steps.Scale, args: argparse.Namespace, say) -> tuple[list[Figure], dict]:
+    """Every figure of one scale, and its details for the JSON (ingest per format, the comparison)."""
+    workdir = args.workdir / scale.name
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    try:
+        say(f"{scale.name}: generating exports")
+        generated = steps.generate(scale, workdir, args.workers)
+        ingests = []
+        for i in range(args.ingest_repeat):
+            say(f"{scale.name}: ingesting {generated.megabytes:,.0f} MB ({i + 1}/{args.ingest_repeat})")
+            ingests.append(steps.ingest(workdir))
+        project, frames = {}, {}
+        for dimension in DIMENSIONS:
+            say(f"{scale.name}: computing KPIs by {dimension}")
+            project[dimension], frames[dimension] = steps.project_kpis(workdir, dimension, args.repeat)
+        say(f"{scale.name}: pandas baseline")
+        load_seconds, pandas_seconds, pandas_frames = steps.pandas_kpis(workdir, DIMENSIONS, args.repeat)
+        comparisons = steps.check(frames, pandas_frames)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    s = scale.name
+    figures = [
+        Figure(s, "appointments generated", "count", generated.appointments),
+        Figure(s, "generate exports", "s", generated.seconds),
+        Figure(s, "exports size", "MB", generated.megabytes),
+        Figure(s, "ingest everything", "s", median([i.seconds for i in ingests])),
+        Figure(s, "ingest peak RSS", "MB", median([i.peak_rss_mb for i in ingests])),
+    ]
+    for label in [f.label for f in ingests[0].formats if f.rows >= MIN_FORMAT_ROWS]:
+        per_run = [next(f for f in i.formats if f.label == label) for i in ingests]
+        figures.append(Figure(s, f"ingest {label}", "rows/s", median([f.rows_per_second for f in per_run])))
+        figures.append(Figure(s, f"ingest {label}", "MB/s", median([f.mb_per_second for f in per_run])))
+    for dimension in DIMENSIONS:
+        k = project[dimension]
+        pandas = pandas_seconds[dimension]
+        figures.append(Figure(s, f"all KPIs by {dimension}, warm", "s", k.warm, pandas))
+        figures.append(Figure(s, f"all KPIs by {dimension}, cold", "s", k.cold, load_seconds + pandas))
+    details = {
+        "appointments": generated.appointments,
+        "ingest_formats": [
+            {**f.__dict__, "rows_per_second": f.rows_per_second, "mb_per_second": f.mb_per_second}
+            for f in ingests[0].formats
+        ],
+        "pandas_load_seconds": load_seconds,
+        "comparison": {
+            d: {"rows": c.rows, "kpis": c.kpis, "equal": c.equal, "differences": c.differences}
+            for d, c in comparisons.items()
+        },
+    }
+    return figures, details
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = Console() if sys.stdout.isatty() else Console(width=130)
+    progress = Console(stderr=True)
+    status = progress.status("starting") if progress.is_terminal else None
+
+    def say(text: str) -> None:
+        if status is not None:
+            status.update(text)
+
+    described = machine.describe()
+    figures: list[Figure] = []
+    details: dict[str, dict] = {}
+    try:
+        if status is not None:
+            status.start()
+        for name in args.scale:
+            scale_figures, details[name] = run_scale(steps.SCALES[name], args, say)
+            figures += scale_figures
+    except BenchmarkError as exc:
+        progress.print(f"error: {exc}", markup=False)
+        return 1
+    finally:
+        if status is not None:
+            status.stop()
+    described["load_average_1m_end"] = round(os.getloadavg()[0], 2)
+    print_table(figures, out)
+    out.print(
+        f"machine: {described['cores']} cores, {described['memory_gb']} GB, {described['cpu']}; "
+        f"Python {described['python']}, DuckDB {described['duckdb']}, pandas {described['pandas']}; "
+        f"load average {described['load_average_1m']} at start, {described['load_average_1m_end']} at end",
+        markup=False,
+    )
+    write_json(args.json, described, figures, {"scales": details, "repeat": args.repeat})
+    equal = all(c["equal"] for d in details.values() for c in d["comparison"].values())
+    for name, d in details.items():
+        for dimension, c in d["comparison"].items():
+            verdict = "equal" if c["equal"] else "DIFFERENT"
+            out.print(f"{name} by {dimension}: {c['rows']:,} KPI values in {c['kpis']} KPIs compared: {verdict}")
+            for line in c["differences"]:
+                out.print(f"  {line}", markup=False)
+    out.print(f"wrote {args.json}")
+    return 0 if equal else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

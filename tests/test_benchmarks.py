@@ -1,0 +1,70 @@
+"""One tiny run of the benchmark script, so it cannot rot; and the comparison it relies on.
+
+The figures themselves are not asserted (benchmarks print figures, tests assert behaviour), but
+the run must finish, write its JSON, and find the project and the pandas baseline equal on real
+KPI values; and the comparison must catch a difference.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmarks.compare import compare
+from tests.conftest import REPO
+
+
+@pytest.mark.slow
+def test_tiny_benchmark_run_agrees_with_the_pandas_baseline(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_KPIS_")}
+    env["PYTHONPATH"] = str(REPO)
+    out = tmp_path / "bench.json"
+    command = [sys.executable, "-m", "benchmarks", "--scale", "tiny", "--repeat", "1", "--workers", "1"]
+    command += ["--workdir", str(tmp_path / "work"), "--json", str(out)]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    document = json.loads(out.read_text())
+    figures = {f["figure"]: f for f in document["figures"]}
+    assert figures["appointments generated"]["project"] > 1000
+    assert figures["ingest FHIR NDJSON Appointment"]["unit"] in ("rows/s", "MB/s")
+    for dimension in ("provider", "location"):
+        warm = figures[f"all KPIs by {dimension}, warm"]
+        assert warm["project"] > 0 and warm["baseline"] > 0
+        comparison = document["scales"]["tiny"]["comparison"][dimension]
+        assert comparison == {"rows": comparison["rows"], "kpis": comparison["kpis"], "equal": True, "differences": []}
+        assert comparison["rows"] > 50
+    assert document["scales"]["tiny"]["comparison"]["location"]["kpis"] == 22
+    assert document["scales"]["tiny"]["comparison"]["provider"]["kpis"] == 19
+    assert document["machine"]["cores"] >= 1
+    assert "equal" in done.stdout and not (tmp_path / "work" / "tiny").exists()
+
+
+def _frame(values: list[float], ns: list[int]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "kpi_id": ["no_show_rate"] * len(values),
+            "period_start": pd.to_datetime(["2026-01-01", "2026-02-01"][: len(values)]),
+            "provider": ["1234567890"] * len(values),
+            "numerator": [v * 10 for v in values],
+            "denominator": [10.0] * len(values),
+            "value": values,
+            "n": ns,
+        }
+    )
+
+
+def test_the_comparison_reports_a_different_value_and_a_missing_row() -> None:
+    same = compare(_frame([0.1, 0.2], [10, 10]), _frame([0.1, 0.2], [10, 10]), "provider")
+    assert same.equal and same.rows == 2
+    changed = compare(_frame([0.1, 0.2], [10, 10]), _frame([0.1, 0.2000001], [10, 10]), "provider")
+    assert any("value project 0.2 != baseline 0.2000001" in d for d in changed.differences)
+    missing = compare(_frame([0.1, 0.2], [10, 10]), _frame([0.1], [10]), "provider")
+    assert missing.differences == ["no_show_rate 2026-02 1234567890: only in the project"]
+    empty_rows_ignored = compare(_frame([0.1, float("nan")], [10, 0]), _frame([0.1], [10]), "provider")
+    assert empty_rows_ignored.equal
