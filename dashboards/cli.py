@@ -1,8 +1,60 @@
-"""`clinic-kpis dashboard`."""
+"""`clinic-kpis dashboard`: serve the Streamlit app on this machine.
 
-from kpis.cli_options import ConfigOption, DbOption, not_yet
+The warehouse and config named by --db/--config are handed to the app through the same
+environment variables the rest of clinic-kpis reads (CLINIC_KPIS_DB, CLINIC_KPIS_CONFIG), so the
+app resolves settings exactly as every other command does. The server listens on loopback by
+default: the dashboard shows practice data and has no login of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kpis.cli_options import ConfigOption, DbOption
+from kpis.config import ENV_CONFIG, ENV_DB, load_config
+from kpis.warehouse import Warehouse
+
+APP = Path(__file__).with_name("app.py")
+DEFAULT_PORT = 8501
 
 
-def dashboard_command(db: DbOption = None, config: ConfigOption = None) -> None:
-    """Serve the practice manager's dashboard (Streamlit)."""
-    not_yet("dashboard", 6)
+def streamlit_argv(port: int, address: str) -> list[str]:
+    """The command that serves the app: this Python's streamlit, headless and set up for viewers.
+
+    No source watching and no developer menu (a manager's dashboard is not a development server),
+    and no usage statistics sent anywhere.
+    """
+    return [
+        sys.executable, "-m", "streamlit", "run", str(APP),
+        "--server.port", str(port),
+        "--server.address", address,
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "viewer",
+        "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+
+
+def dashboard_command(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    port: Annotated[int, typer.Option(help="Port to serve on.", min=1, max=65535)] = DEFAULT_PORT,
+    address: Annotated[
+        str, typer.Option(help="Address to listen on; use 0.0.0.0 to let other machines connect.")
+    ] = "127.0.0.1",
+) -> None:
+    """Serve the practice manager's dashboard (Streamlit) until interrupted."""
+    cfg = load_config(config, db=db)
+    db_path = cfg.db_path.resolve()
+    Warehouse(db_path, read_only=True, config=cfg).close()  # fail here, in one line, if it cannot be read
+    env = {**os.environ, ENV_DB: str(db_path)}
+    if cfg.path is not None:
+        env[ENV_CONFIG] = str(cfg.path.resolve())
+    typer.echo(f"Serving {db_path} at http://{address}:{port} (Ctrl+C stops it)", err=True)
+    argv = streamlit_argv(port, address)
+    os.execve(sys.executable, argv, env)

@@ -134,8 +134,14 @@ class KpiMethods:
         compare_to: Any = None,
         by: str = "location",
         grain: str = "month",
+        filters: Mapping[str, Any] | None = None,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> pd.DataFrame:
-        """How each segment of `by` moved the KPI from `compare_to` (default: previous period) to `period`."""
+        """How each segment of `by` moved the KPI from `compare_to` (default: previous period) to `period`.
+
+        `filters` and `options` are those of `compute`, so a location's report or a filtered
+        dashboard explains its own number, not the practice's.
+        """
         check_grain(grain)
         after = period_floor(parse_bound(period, end=False, what="period"), grain)
         if compare_to is None:
@@ -144,7 +150,10 @@ class KpiMethods:
             before = period_floor(parse_bound(compare_to, end=False, what="compare_to"), grain)
         spec = self._spec(kpi)
         check_decomposable(spec)
-        frames = [self.compute(kpi, start=p, end=p, grain=grain, by=by) for p in (before, after)]
+        frames = [
+            self.compute(kpi, start=p, end=p, grain=grain, by=by, filters=filters, options=options)
+            for p in (before, after)
+        ]
         out = decompose(frames[0], frames[1], by)
         out.attrs.update(kpi_id=kpi, period=after.isoformat(), compare_to=before.isoformat(), by=by)
         return out

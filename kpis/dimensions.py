@@ -50,7 +50,16 @@ _SOURCES: dict[str, tuple[str | None, tuple[tuple[str, str], ...]]] = {
     "new_patient": (None, (("appointments", "is_new_patient"),)),
     "queue": (None, (("calls", "queue"),)),
     "specialty": (None, (("referrals", "specialty"),)),
+    "denial_reason": (
+        "SELECT DISTINCT group_code || '-' || reason_code, NULL FROM remittance_adjustments "
+        "WHERE group_code IN ('CO', 'PI', 'OA') UNION ALL SELECT 'not denied', NULL",
+        (),
+    ),
+    "weekday": ("SELECT i, NULL FROM range(1, 8) AS r(i)", ()),
+    "hour_of_day": ("SELECT i, NULL FROM range(0, 24) AS r(i)", ()),
 }
+
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 class DimensionError(ClinicKpisError):
@@ -83,6 +92,10 @@ def dimension_values(cursor: Any, dimension: str, config: Config) -> pd.DataFram
 def _label(dimension: str, value: Any, label: Any, config: Config) -> str:
     if dimension == "new_patient":
         return "new" if value else "established"
+    if dimension == "weekday":
+        return _WEEKDAYS[int(value) - 1]
+    if dimension == "hour_of_day":
+        return f"{int(value):02d}:00"
     if dimension == "location" and value in config.location_names:
         return config.location_names[value]
     if isinstance(label, str) and label:

@@ -27,7 +27,19 @@ from kpis.config import Config
 from kpis.sql_literals import sql_literal
 
 # Every dimension a KPI may be cut by, with the reference data that lists its values.
-DIMENSIONS = ("location", "provider", "payer", "payer_class", "visit_type", "new_patient", "queue", "specialty")
+DIMENSIONS = (
+    "location",
+    "provider",
+    "payer",
+    "payer_class",
+    "visit_type",
+    "new_patient",
+    "queue",
+    "specialty",
+    "denial_reason",
+    "weekday",
+    "hour_of_day",
+)
 
 
 INSTANT, DATE = "instant", "date"
@@ -62,6 +74,15 @@ def local(column: str, tz: str) -> str:
 
 def local_date(column: str, tz: str) -> str:
     return f"CAST({local(column, tz)} AS DATE)"
+
+
+def local_weekday(column: str, tz: str) -> str:
+    """SQL: the ISO weekday (1 = Monday ... 7 = Sunday) of the local date of a TIMESTAMPTZ column.
+
+    Counted from Monday 1900-01-01 with plain date arithmetic, because the engines' weekday
+    functions disagree (Spark's DAYOFWEEK starts on Sunday) and transpile wrongly.
+    """
+    return f"CAST((DATE_DIFF('day', DATE '1900-01-01', {local_date(column, tz)}) % 7) + 1 AS INTEGER)"
 
 
 def build_relations(config: Config) -> dict[str, Relation]:
@@ -180,7 +201,7 @@ def build_relations(config: Config) -> dict[str, Relation]:
         Relation(
             "calls",
             "One row per call that entered a phone queue.",
-            """
+            f"""
             SELECT
                 source || ':' || call_id AS record_id,
                 CAST(NULL AS VARCHAR) AS patient_key,
@@ -188,7 +209,9 @@ def build_relations(config: Config) -> dict[str, Relation]:
                 outcome,
                 wait_seconds,
                 queue,
-                location_id AS location
+                location_id AS location,
+                {local_weekday("entered_at", tz)} AS weekday,
+                CAST(EXTRACT(HOUR FROM {local("entered_at", tz)}) AS INTEGER) AS hour_of_day
             FROM calls
             """,
             f"SELECT {local_date('MAX(entered_at)', tz)} FROM calls",
@@ -222,8 +245,38 @@ def build_relations(config: Config) -> dict[str, Relation]:
                 FROM remittance_adjustments
                 GROUP BY remittance_id
             ),
+            payer_reasons AS (
+                -- the payer's principal reason on a remittance: its largest CO/PI/OA adjustment
+                SELECT
+                    remittance_id,
+                    group_code || '-' || reason_code AS reason,
+                    ROW_NUMBER() OVER (
+                        PARTITION BY remittance_id ORDER BY ABS(amount) DESC, group_code, reason_code
+                    ) AS k
+                FROM remittance_adjustments
+                WHERE group_code IN ('CO', 'PI', 'OA')
+            ),
             first_submissions AS (SELECT * FROM claim_submissions WHERE k = 1),
-            first_remits AS (SELECT * FROM claim_remits WHERE k = 1)
+            first_remits AS (SELECT * FROM claim_remits WHERE k = 1),
+            first_outcomes AS (
+                -- docs/contracts.md: a denial is CLP02 = 4, or nothing paid with a payer
+                -- adjustment (CO/PI/OA) and no patient responsibility (PR never makes a denial)
+                SELECT
+                    f.*,
+                    COALESCE(j.has_payer_adjustment, FALSE) AS has_payer_adjustment,
+                    COALESCE(j.has_patient_responsibility, FALSE) AS has_patient_responsibility,
+                    COALESCE(j.has_carc18, FALSE) AS has_carc18,
+                    f.claim_status_code = '4'
+                    OR (
+                        f.paid_amount = 0
+                        AND COALESCE(j.has_payer_adjustment, FALSE)
+                        AND NOT COALESCE(j.has_patient_responsibility, FALSE)
+                    ) AS is_denial,
+                    r.reason AS payer_reason
+                FROM first_remits AS f
+                LEFT JOIN remit_adjustments AS j ON j.remittance_id = f.remittance_id
+                LEFT JOIN payer_reasons AS r ON r.remittance_id = f.remittance_id AND r.k = 1
+            )
             SELECT
                 COALESCE(s.claim_id, f.claim_id) AS record_id,
                 s.patient_key,
@@ -237,16 +290,19 @@ def build_relations(config: Config) -> dict[str, Relation]:
                 f.claim_status_code AS first_status_code,
                 f.paid_amount AS first_paid_amount,
                 f.billed_amount AS first_remit_billed_amount,
-                COALESCE(j.has_payer_adjustment, FALSE) AS first_has_payer_adjustment,
-                COALESCE(j.has_patient_responsibility, FALSE) AS first_has_patient_responsibility,
-                COALESCE(j.has_carc18, FALSE) AS first_has_carc18,
+                f.has_carc18 AS first_has_carc18,
+                f.is_denial AS first_is_denial,
+                CASE
+                    WHEN f.remittance_id IS NULL THEN NULL
+                    WHEN f.is_denial THEN COALESCE(f.payer_reason, 'CLP02-' || f.claim_status_code)
+                    ELSE 'not denied'
+                END AS denial_reason,
                 s.location_id AS location,
                 s.provider_id AS provider,
                 COALESCE(s.payer_id, f.payer_id) AS payer,
                 p.payer_class
             FROM first_submissions AS s
-            FULL OUTER JOIN first_remits AS f ON f.claim_id = s.claim_id
-            LEFT JOIN remit_adjustments AS j ON j.remittance_id = f.remittance_id
+            FULL OUTER JOIN first_outcomes AS f ON f.claim_id = s.claim_id
             LEFT JOIN claim_reworks AS w ON w.claim_id = COALESCE(s.claim_id, f.claim_id)
             LEFT JOIN payers AS p ON p.payer_id = COALESCE(s.payer_id, f.payer_id)
             """,

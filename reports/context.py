@@ -418,8 +418,9 @@ def _drivers(
     """The segments that moved the KPI the way it went, largest part first (at most MAX_DRIVERS).
 
     Ratios and means split exactly into segment contributions (the decomposition behind
-    `Warehouse.drivers`, applied here to the scope's filtered values, which `drivers` cannot
-    filter); a median does not, so its segments are ranked by how far their own median moved.
+    `Warehouse.drivers`, applied here to the one filtered `compute` per dimension that serves
+    every mover at once); a median does not, so its segments are ranked by how far their own
+    median moved.
     """
     old_rows = segments[segments["period_start"] == before]
     new_rows = segments[segments["period_start"] == row.period]

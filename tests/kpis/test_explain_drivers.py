@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kpis.errors import ClinicKpisError
-from tests.kpis.builder import Fixture
+from tests.kpis.builder import P1, Fixture
 from tests.kpis.helpers import one
 from tests.kpis.test_access import schedule
 from tests.kpis.test_revenue_cycle import ledger
@@ -110,3 +110,15 @@ def test_drivers_against_an_explicit_period_and_for_medians(fx: Fixture) -> None
     assert (out["contribution"] == 0).all()
     with pytest.raises(ClinicKpisError, match="visit_cycle_time is a median"):
         fx.wh.drivers("visit_cycle_time", "2026-10")
+
+
+def test_drivers_honour_filters(fx: Fixture) -> None:
+    """Within EAST only (filter), every appointment is provider P1's: EAST's own move, 0.25 -> 0.5,
+    is all P1's; unfiltered, the practice moved 0.375 -> 0.4."""
+    drivers_fixture(fx)
+    out = fx.wh.drivers("no_show_rate", "2026-10", by="provider", filters={"location": "EAST"})
+    assert out["segment"].tolist() == [P1]
+    assert (out.attrs["value_before"], out.attrs["value_after"]) == pytest.approx((0.25, 0.5))
+    assert out["contribution"].sum() == pytest.approx(0.25)
+    practice = fx.wh.drivers("no_show_rate", "2026-10", by="provider")
+    assert (practice.attrs["value_before"], practice.attrs["value_after"]) == pytest.approx((0.375, 0.4))

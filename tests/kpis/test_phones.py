@@ -101,3 +101,26 @@ def test_days_follow_the_practice_time_zone_across_dst(tmp_path: Path, timezone:
     frame = fx.wh.compute("average_speed_of_answer", start="2026-03-07", end="2026-03-09", grain="day")
     assert frame["n"].tolist() == per_day
     fx.close()
+
+
+def test_by_weekday_and_hour_of_day_in_local_time(fx: Fixture) -> None:
+    """Local New York times; the first is already Monday in UTC (03:30Z) but Sunday 23:30 here.
+
+    Sun 23:30 abandoned 40 s; Mon 09:15 answered; Mon 09:50 abandoned 20 s; Mon 2 Nov 00:10 (after
+    the DST change, 05:10Z) answered. By weekday x hour: Sun 23 -> 1/1, Mon 9 -> 1/2, Mon 0 -> 0/1.
+    """
+    rows = [
+        ("d1", "abandoned", 40, "2026-10-04 23:30"),
+        ("d2", "answered", 5, "2026-10-05 09:15"),
+        ("d3", "abandoned", 20, "2026-10-05 09:50"),
+        ("d4", "answered", 5, "2026-11-02 00:10"),
+    ]
+    fx.add("calls", *({"call_id": c, "outcome": o, "wait_seconds": w, "entered_at": t} for c, o, w, t in rows))
+    frame = fx.wh.compute(
+        "call_abandonment_rate", start="2026-01", end="2026-12", grain="year", by=["weekday", "hour_of_day"]
+    )
+    cells = {(r.weekday, r.hour_of_day): (r.numerator, r.denominator) for r in frame.itertuples() if r.n}
+    assert cells == {(7, 23): (1, 1), (1, 9): (1, 2), (1, 0): (0, 1)}
+    labels = fx.wh.dimension_values("weekday")
+    assert labels["label"].tolist()[:1] == ["Fri"] and len(labels) == 7  # sorted by label, all seven days
+    assert fx.wh.dimension_values("hour_of_day")["label"].tolist()[0] == "00:00"

@@ -253,3 +253,14 @@ def test_net_collection_cohort_never_subtracts_write_offs(fx: Fixture) -> None:
     frame = fx.wh.compute("net_collection_rate", start="2025-11", end="2025-11", options=options)
     row = one(frame, period_start="2025-11-01")
     assert (row.numerator, row.denominator, row.value) == (0, 300, 0)
+
+
+def test_denial_rate_by_reason_adds_up_to_the_rate(fx: Fixture) -> None:
+    """October's denials by the payer's principal reason (claims()): C2 CO-16, C4 CO-97, C10 CO-50,
+    each 1 of the 8 remitted claims; the other 5 are "not denied" (C12's CO-45 with PR-1 is no
+    denial). Numerators / the total denominator add up to the rate 3/8."""
+    claims(fx)
+    frame = fx.wh.compute("denial_rate", start="2026-10", end="2026-10", by="denial_reason")
+    counts = {r.denial_reason: (r.numerator, r.denominator) for r in frame.itertuples() if r.denominator}
+    assert counts == {"CO-16": (1, 1), "CO-97": (1, 1), "CO-50": (1, 1), "not denied": (0, 5)}
+    assert frame["numerator"].sum() / frame["denominator"].sum() == pytest.approx(3 / 8)

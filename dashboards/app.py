@@ -1,0 +1,46 @@
+"""The dashboard's router: page set-up, the shared sidebar, and the page list. No page logic here.
+
+Served by `clinic-kpis dashboard` (which passes --db/--config through the environment), or by
+`streamlit run dashboards/app.py` with CLINIC_KPIS_DB / CLINIC_KPIS_CONFIG set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from dashboards import data
+from dashboards.components import PageContext
+from dashboards.filters import sidebar
+from kpis.errors import ClinicKpisError
+
+VIEWS = Path(__file__).parent / "views"
+
+st.set_page_config(page_title="clinic-kpis", page_icon=":material/monitoring:", layout="wide")
+
+pages = {
+    "KPIs": [
+        st.Page(VIEWS / "overview.py", title="Overview", icon=":material/dashboard:", default=True),
+        st.Page(VIEWS / "access.py", title="Access & scheduling", icon=":material/event:"),
+        st.Page(VIEWS / "revenue_cycle.py", title="Revenue cycle", icon=":material/payments:"),
+        st.Page(VIEWS / "phones.py", title="Phones", icon=":material/call:"),
+        st.Page(VIEWS / "visit_flow.py", title="Visit flow", icon=":material/timer:"),
+        st.Page(VIEWS / "referrals_portal.py", title="Referrals & portal", icon=":material/forward_to_inbox:"),
+    ],
+    "About the numbers": [
+        st.Page(VIEWS / "data_sources.py", title="Data", icon=":material/database:"),
+        st.Page(VIEWS / "definitions.py", title="Definitions", icon=":material/menu_book:"),
+    ],
+}
+page = st.navigation(pages)
+
+try:
+    src = data.source()
+    filters = sidebar(src)
+    st.session_state["page_context"] = PageContext(src, filters, data.catalog(src))
+except ClinicKpisError as exc:  # no warehouse, a bad config, a busy file: one sentence, no traceback
+    st.error(str(exc), icon=":material/error:")
+    st.stop()
+
+page.run()

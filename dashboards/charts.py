@@ -1,0 +1,255 @@
+"""Plotly figures for the dashboard, with one colour per KPI status and one per segment everywhere.
+
+Colours are assigned here only: status colours are fixed, and a segment (a location, a payer)
+gets its colour from its position in that dimension's full list of values, so EAST is the same
+colour on every page whatever the filters. Hover text always carries the numerator, denominator
+and n, so a manager can see how many records a rate rests on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboards.formatting import (
+    STATUS_LABELS,
+    UNIT_LABELS,
+    axis_title,
+    count_text,
+    period_text,
+    segment_label,
+    tick_format,
+    value_text,
+)
+from kpis.spec import KpiSpec
+
+STATUS_COLORS = {"on_target": "#2e7d32", "watch": "#f9a825", "off_target": "#c62828"}
+NO_STATUS_COLOR = "#78909c"
+TARGET_COLOR = "#2e7d32"
+RED_COLOR = "#c62828"
+# Okabe-Ito: distinguishable with the common colour-vision deficiencies.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "height": 340, "hovermode": "closest"}
+
+
+def segment_colors(ids: Sequence[object]) -> dict[str, str]:
+    """A stable colour per segment id, given the dimension's full ordered list of ids."""
+    return {str(i): PALETTE[n % len(PALETTE)] for n, i in enumerate(ids)}
+
+
+def status_color(status: object) -> str:
+    return STATUS_COLORS.get(status, NO_STATUS_COLOR) if isinstance(status, str) else NO_STATUS_COLOR
+
+
+def _hover(frame: pd.DataFrame, spec: KpiSpec) -> list[list[str]]:
+    """customdata per point: period, value, numerator, denominator, n, status (all as text)."""
+    rows = []
+    for row in frame.itertuples(index=False):
+        status = row.status if isinstance(row.status, str) else None
+        rows.append(
+            [
+                period_text(row.period_start.date(), row.grain),
+                value_text(row.value, spec),
+                count_text(row.numerator),
+                count_text(row.denominator),
+                f"{row.n:,}",
+                (STATUS_LABELS.get(status, "no target") if status else "no target")
+                + ("" if row.complete else "; period still open"),
+            ]
+        )
+    return rows
+
+
+_HOVER_TEMPLATE = (
+    "<b>%{customdata[0]}</b><br>value %{customdata[1]} (%{customdata[5]})<br>"
+    "numerator %{customdata[2]} / denominator %{customdata[3]}<br>n = %{customdata[4]}<extra>%{fullData.name}</extra>"
+)
+
+
+def _value_axis(fig: go.Figure, spec: KpiSpec) -> None:
+    fig.update_yaxes(title_text=axis_title(spec), tickformat=tick_format(spec), rangemode="tozero")
+    fig.update_xaxes(title_text="period start")
+
+
+def _target_lines(fig: go.Figure, spec: KpiSpec) -> None:
+    if spec.target is not None:
+        fig.add_hline(
+            y=spec.target, line={"color": TARGET_COLOR, "dash": "dash", "width": 1.5},
+            annotation_text=f"target {value_text(spec.target, spec)}", annotation_position="top left",
+        )  # fmt: skip
+    if spec.red is not None:
+        fig.add_hline(
+            y=spec.red, line={"color": RED_COLOR, "dash": "dot", "width": 1},
+            annotation_text=f"red flag {value_text(spec.red, spec)}", annotation_position="top right",
+        )  # fmt: skip
+
+
+def trend(frame: pd.DataFrame, spec: KpiSpec) -> go.Figure:
+    """The KPI over time (one row per period), with target and red-flag lines.
+
+    Markers are coloured by status; an open marker is a period that is not complete yet (data may still arrive).
+    """
+    fig = go.Figure(
+        go.Scatter(
+            x=frame["period_start"],
+            y=frame["value"],
+            mode="lines+markers",
+            name=spec.title,
+            line={"color": "#455a64"},
+            marker={
+                "size": 9,
+                "color": [status_color(s) for s in frame["status"]],
+                "symbol": ["circle" if done else "circle-open" for done in frame["complete"]],
+            },
+            customdata=_hover(frame, spec),
+            hovertemplate=_HOVER_TEMPLATE,
+        )
+    )
+    _target_lines(fig, spec)
+    _value_axis(fig, spec)
+    fig.update_layout(title=f"{spec.title} by {frame['grain'].iloc[0] if len(frame) else 'period'}", **_LAYOUT)
+    return fig
+
+
+def breakdown(
+    frame: pd.DataFrame, spec: KpiSpec, dim: str, labels: Mapping[str, str], colors: Mapping[str, str]
+) -> go.Figure:
+    """One line per segment of `dim` over time, in the segment's fixed colour."""
+    fig = go.Figure()
+    keys = frame[dim].map(lambda v: None if v is None or v != v else str(v))
+    for key in keys.drop_duplicates():
+        rows = frame[keys.isna()] if key is None else frame[keys == key]
+        fig.add_trace(
+            go.Scatter(
+                x=rows["period_start"],
+                y=rows["value"],
+                mode="lines+markers",
+                name=segment_label(key, labels),
+                line={"color": colors.get(key, NO_STATUS_COLOR)},
+                customdata=_hover(rows, spec),
+                hovertemplate=_HOVER_TEMPLATE,
+            )
+        )
+    _target_lines(fig, spec)
+    _value_axis(fig, spec)
+    fig.update_layout(
+        title=f"{spec.title} by {dim.replace('_', ' ')}",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.25, "title": {"text": ""}},
+        **_LAYOUT,
+    )
+    return fig
+
+
+def stacked_segments(frame: pd.DataFrame, specs: Sequence[KpiSpec]) -> go.Figure:
+    """Median minutes of each visit segment per period, stacked in the order a visit goes."""
+    fig = go.Figure()
+    for n, spec in enumerate(specs):
+        rows = frame[frame["kpi_id"] == spec.id]
+        fig.add_trace(
+            go.Bar(
+                x=rows["period_start"],
+                y=rows["value"],
+                name=spec.title,
+                marker_color=PALETTE[n % len(PALETTE)],
+                customdata=_hover(rows, spec),
+                hovertemplate=_HOVER_TEMPLATE,
+            )
+        )
+    fig.update_layout(barmode="stack", title="Visit segments (median minutes)", **_LAYOUT)
+    fig.update_yaxes(title_text="minutes (median of each segment)")
+    fig.update_xaxes(title_text="period start")
+    return fig
+
+
+def heatmap(
+    cells: pd.DataFrame, value: str, x: str, y: str, *, title: str, colorbar: str, tickformat: str
+) -> go.Figure:
+    """A grid of `value` by `x` and `y`; `cells` carries a `hover` text column per cell."""
+    grid = cells.pivot(index=y, columns=x, values=value)
+    hover = cells.pivot(index=y, columns=x, values="hover")
+    fig = go.Figure(
+        go.Heatmap(
+            z=grid.values,
+            x=[str(c) for c in grid.columns],
+            y=[str(i) for i in grid.index],
+            text=hover.values,
+            hovertemplate="%{text}<extra></extra>",
+            colorscale="Reds",
+            colorbar={"title": {"text": colorbar}, "tickformat": tickformat},
+            zmin=0,
+        )
+    )
+    fig.update_layout(title=title, **{**_LAYOUT, "height": 320})
+    fig.update_yaxes(autorange="reversed")  # first row (Mon, the first feed) on top, as in a table
+    return fig
+
+
+def histogram(values: pd.Series, *, title: str, x_title: str, marker: float | None = None) -> go.Figure:
+    """The distribution of `values`, with an optional vertical marker (e.g. the service-level threshold)."""
+    fig = go.Figure(go.Histogram(x=values, nbinsx=40, marker_color=PALETTE[0], name="records"))
+    if marker is not None:
+        fig.add_vline(x=marker, line={"color": TARGET_COLOR, "dash": "dash"}, annotation_text=f"{marker:g}")
+    fig.update_layout(title=title, bargap=0.05, **_LAYOUT)
+    fig.update_xaxes(title_text=x_title)
+    fig.update_yaxes(title_text="records")
+    return fig
+
+
+def funnel(stages: Sequence[str], counts: Sequence[float], *, title: str) -> go.Figure:
+    """Counts reaching each stage, with the share of the first stage."""
+    fig = go.Figure(
+        go.Funnel(y=list(stages), x=list(counts), textinfo="value+percent initial", marker_color=PALETTE[0])
+    )
+    fig.update_layout(title=title, **_LAYOUT)
+    return fig
+
+
+def aging(frame: pd.DataFrame, by: str | None, colors: Mapping[str, str]) -> go.Figure:
+    """A/R by aging bucket, stacked by `by` (e.g. payer class) when given."""
+    fig = go.Figure()
+    groups = frame.groupby(frame[by].astype(str), sort=False) if by else [("A/R", frame)]
+    for segment, rows in groups:
+        fig.add_trace(
+            go.Bar(
+                x=rows["bucket"],
+                y=rows["amount"],
+                name=segment,
+                marker_color=colors.get(segment, PALETTE[0]),
+                customdata=[[f"${a:,.2f}", f"{s:.1%}", f"{int(n):,}"] for a, s, n in
+                            zip(rows["amount"], rows["share"], rows["accounts"], strict=True)],
+                hovertemplate="%{x} days: %{customdata[0]} (%{customdata[1]} of A/R), "
+                "%{customdata[2]} claims<extra>%{fullData.name}</extra>",
+            )
+        )  # fmt: skip
+    fig.update_layout(barmode="stack", title="A/R by age (days since date of service)", **_LAYOUT)
+    fig.update_yaxes(title_text=f"A/R ({UNIT_LABELS['currency']})", tickformat="$,.0f")
+    fig.update_xaxes(title_text="age bucket (days)")
+    return fig
+
+
+def reasons(frame: pd.DataFrame, dim: str, *, leave_out: str, title: str, y_title: str) -> go.Figure:
+    """Each segment's part of a rate per period, stacked: its numerator over the period's total
+    denominator (all segments), so the stack is the rate itself (e.g. the denial rate by the
+    payer's reason). The `leave_out` segment (e.g. "not denied") counts in the totals only."""
+    fig = go.Figure()
+    totals = frame.groupby("period_start")["denominator"].transform("sum")
+    frame = frame.assign(part=frame["numerator"] / totals.where(totals > 0))
+    frame = frame[(frame[dim] != leave_out) & (frame["numerator"] > 0)]
+    for n, (segment, rows) in enumerate(frame.groupby(frame[dim].astype(str), sort=True)):
+        fig.add_trace(
+            go.Bar(
+                x=rows["period_start"],
+                y=rows["part"],
+                name=segment,
+                marker_color=PALETTE[n % len(PALETTE)],
+                customdata=[[count_text(v)] for v in rows["numerator"]],
+                hovertemplate="%{x}: %{y:.1%} (%{customdata[0]} claims)<extra>%{fullData.name}</extra>",
+            )
+        )
+    fig.update_layout(barmode="stack", title=title, **_LAYOUT)
+    fig.update_yaxes(title_text=y_title, tickformat=".0%")
+    fig.update_xaxes(title_text="period start")
+    return fig

@@ -1,0 +1,223 @@
+"""The dashboard's only door to the warehouse: cached calls to the `kpis` Python API.
+
+Pages never see SQL or a connection. Each cached function opens the warehouse read-only for the
+length of one call and closes it again: DuckDB lets one process write a file *or* several read
+it, so a dashboard that held a connection open would block `clinic-kpis ingest` for as long as
+it runs. Results are cached per argument set (the filters) for `TTL_SECONDS`; the first
+argument, a `Source`, carries the file's modification time, so a finished ingest changes the
+key and the next view shows the new data at once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pandas as pd
+import streamlit as st
+
+from kpis import Warehouse
+from kpis.config import load_config
+from kpis.errors import WarehouseError
+from kpis.spec import KpiSpec
+
+TTL_SECONDS = 600
+# Opening can collide with a writer (another process's ingest, or an upload on the Data page):
+# DuckDB then refuses the lock. Retrying briefly rides out short writes; a long ingest gets a
+# clear "busy" message instead of a traceback.
+_OPEN_ATTEMPTS = 6
+_OPEN_PAUSE_SECONDS = 0.25
+_BUSY_HINTS = ("lock", "different configuration")
+
+Filters = tuple[tuple[str, tuple[str, ...]], ...]  # ((dimension, (id, ...)), ...): hashable for the cache
+
+
+class Source(NamedTuple):
+    """Which warehouse and config to read, and the file's version (its modification time)."""
+
+    db: str
+    config: str | None
+    version: int
+
+
+class WarehouseBusy(WarehouseError):
+    """The warehouse is being written (an ingest is running) and cannot be read right now."""
+
+
+def source() -> Source:
+    """The warehouse named by the environment (`clinic-kpis dashboard` sets it from --db/--config) or the config.
+
+    A missing file is reported when the first query opens it, with the command that creates one.
+    """
+    cfg = load_config()
+    db = cfg.db_path.resolve()
+    version = 0
+    for path in (db, db.with_name(db.name + ".wal")):
+        if path.exists():
+            version = max(version, path.stat().st_mtime_ns)
+    return Source(str(db), str(cfg.path.resolve()) if cfg.path else None, version)
+
+
+@contextmanager
+def _open(src: Source, *, read_only: bool = True) -> Iterator[Warehouse]:
+    config = Path(src.config) if src.config else None
+    for attempt in range(_OPEN_ATTEMPTS):
+        try:
+            wh = Warehouse.open(src.db, config=config, read_only=read_only)
+            break
+        except WarehouseError as exc:
+            if not any(hint in str(exc) for hint in _BUSY_HINTS):
+                raise
+            if attempt == _OPEN_ATTEMPTS - 1:
+                raise WarehouseBusy(
+                    f"{src.db} is busy (an ingest is probably running); reload the page in a moment"
+                ) from None
+            time.sleep(_OPEN_PAUSE_SECONDS * (attempt + 1))
+    try:
+        yield wh
+    finally:
+        wh.close()
+
+
+# -- KPIs ----------------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def catalog(src: Source) -> dict[str, KpiSpec]:
+    """Every KPI spec (with the practice's targets), by id, in catalog order."""
+    with _open(src) as wh:
+        return {spec.id: spec for spec in wh.catalog()}
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def compute(
+    src: Source,
+    kpis: tuple[str, ...],
+    start: str,
+    end: str,
+    grain: str,
+    by: tuple[str, ...] = (),
+    filters: Filters = (),
+    options: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = (),
+) -> pd.DataFrame:
+    """`Warehouse.compute` for periods starting in [start, end]; see docs/contracts.md section 4."""
+    with _open(src) as wh:
+        return wh.compute(
+            list(kpis),
+            start=start,
+            end=end,
+            grain=grain,
+            by=list(by) or None,
+            filters=dict(filters) or None,
+            options={kpi: dict(opts) for kpi, opts in options} or None,
+        )
+
+
+def compute_each(
+    src: Source,
+    specs: Sequence[KpiSpec],
+    start: str,
+    end: str,
+    grain: str,
+    filters: Mapping[str, Sequence[str]],
+    by: tuple[str, ...] = (),
+) -> pd.DataFrame:
+    """Several KPIs, each filtered by the filters it allows (a phone KPI has no payer to filter on).
+
+    KPIs that take the same filters are computed together, in one call per group.
+    """
+    groups: dict[Filters, list[str]] = {}
+    for spec in specs:
+        groups.setdefault(applicable(spec, filters), []).append(spec.id)
+    frames = [compute(src, tuple(ids), start, end, grain, by, key) for key, ids in groups.items()]
+    order = {spec.id: i for i, spec in enumerate(specs)}
+    out = pd.concat(frames, ignore_index=True)
+    return out.sort_values("kpi_id", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+
+
+def applicable(spec: KpiSpec, filters: Mapping[str, Sequence[str]]) -> Filters:
+    """The non-empty filters this KPI can honour, in a hashable form."""
+    return tuple((dim, tuple(values)) for dim, values in filters.items() if values and dim in spec.dimensions)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def drivers(src: Source, kpi: str, period: str, by: str, filters: Filters = ()) -> pd.DataFrame:
+    """`Warehouse.drivers`: each segment's part in the change from the previous month to `period`."""
+    with _open(src) as wh:
+        return wh.drivers(kpi, period, by=by, filters=dict(filters) or None)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def explain(src: Source, kpi: str, period: str, grain: str, filters: Filters = ()) -> pd.DataFrame:
+    """`Warehouse.explain`: the records behind one value (pseudonymous ids only)."""
+    with _open(src) as wh:
+        return wh.explain(kpi, period, grain=grain, filters=dict(filters) or None)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def ar_aging(src: Source, period: str, by: tuple[str, ...] = (), filters: Filters = ()) -> pd.DataFrame:
+    """`Warehouse.ar_aging`: A/R by aging bucket at the end of `period`'s month."""
+    with _open(src) as wh:
+        return wh.ar_aging(period, by=list(by) or None, filters=dict(filters) or None)
+
+
+# -- data views ----------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def dimension_values(src: Source, dimension: str) -> pd.DataFrame:
+    """id, label of every value of a dimension, for filter widgets and chart legends."""
+    with _open(src) as wh:
+        return wh.dimension_values(dimension)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def coverage(src: Source) -> pd.DataFrame:
+    """Rows per domain, table, source and month: which sources feed which months."""
+    with _open(src) as wh:
+        return wh.coverage(grain="month")
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def ingest_runs(src: Source) -> pd.DataFrame:
+    """Every file load, newest first."""
+    with _open(src) as wh:
+        return wh.ingest_runs()
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def rejects(src: Source, run_id: int | None = None, limit: int = 1000) -> pd.DataFrame:
+    """Quarantined records with their reasons (direct identifiers masked by ingest)."""
+    with _open(src) as wh:
+        return wh.rejects(run_id=run_id, limit=limit)
+
+
+def ingest_files(src: Source, files: Sequence[tuple[str, bytes]]) -> list[Any]:
+    """Load uploaded exports through `ingest/`, then drop every cached result.
+
+    The files are written under their own names to a private temporary folder (exports hold
+    patient details, so nothing is kept once loaded) and handed to `ingest.ingest_paths` on a
+    read-write open held only for the load.
+    """
+    from ingest import ingest_paths  # the upload is the only writer here; keep its import local
+
+    folder = Path(tempfile.mkdtemp(prefix="clinic-kpis-upload-"))
+    try:
+        paths = []
+        for name, content in files:
+            path = folder / Path(name).name
+            path.write_bytes(content)
+            os.chmod(path, 0o600)
+            paths.append(path)
+        with _open(src, read_only=False) as wh:
+            results = ingest_paths(wh, paths)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    st.cache_data.clear()
+    return results

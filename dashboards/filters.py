@@ -1,0 +1,128 @@
+"""The sidebar every page shares: months, grain, location, provider and payer.
+
+Each widget is bound to a URL query parameter (`?months=2025-11&months=2026-10&grain=month&
+location=EAST`), so a view can be bookmarked or sent to a colleague, and because the widgets
+live in the router (`app.py`) their values survive moving between pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import pandas as pd
+import streamlit as st
+
+from dashboards import data
+from dashboards.formatting import period_text
+
+GRAINS = ("day", "week", "month", "quarter", "year")
+FILTER_DIMENSIONS = ("location", "provider", "payer")
+DEFAULT_MONTHS = 13  # the KPI API's default window: a year plus the same month last year
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the manager asked to see. `month` (the last month of the range) is the Overview's month."""
+
+    first_month: date
+    last_month: date
+    grain: str = "month"
+    values: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def start(self) -> str:
+        return self.first_month.isoformat()
+
+    @property
+    def end(self) -> str:
+        """The last day of the range (so every period starting inside it is included)."""
+        return (add_months(self.last_month, 1) - timedelta(days=1)).isoformat()
+
+    @property
+    def month(self) -> str:
+        return self.last_month.isoformat()
+
+    def months(self) -> list[date]:
+        out, m = [], self.first_month
+        while m <= self.last_month:
+            out.append(m)
+            m = add_months(m, 1)
+        return out
+
+    def ignored(self, dimensions: tuple[str, ...]) -> list[str]:
+        """The active filters a KPI with these dimensions cannot honour."""
+        return [dim for dim, chosen in self.values.items() if chosen and dim not in dimensions]
+
+
+def add_months(month: date, n: int) -> date:
+    index = month.year * 12 + month.month - 1 + n
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def month_options(coverage: pd.DataFrame, today: date) -> tuple[list[date], date]:
+    """Every month from the first to the last with data, and the month to show by default.
+
+    The default is the last month that every loaded domain reaches: billing files run a few
+    days behind the schedule, so the very last month often holds only payments and the
+    Overview would show mostly empty tiles. Without data: the year up to this month.
+    """
+    if coverage.empty:
+        last = today.replace(day=1)
+        return [add_months(last, -n) for n in range(DEFAULT_MONTHS - 1, -1, -1)], last
+    first = coverage["period_start"].min().date().replace(day=1)
+    last = coverage["period_start"].max().date().replace(day=1)
+    default = coverage.groupby("domain")["period_start"].max().min().date().replace(day=1)
+    months, m = [], first
+    while m <= last:
+        months.append(m)
+        m = add_months(m, 1)
+    return months, default
+
+
+def option_labels(values: pd.DataFrame) -> dict[str, str]:
+    """id -> label for a filter widget. The URL carries labels, so two equal labels get their ids added."""
+    ids, labels = values["id"].astype(str).tolist(), values["label"].astype(str).tolist()
+    repeated = {label for label in labels if labels.count(label) > 1}
+    return {i: f"{label} ({i})" if label in repeated else label for i, label in zip(ids, labels, strict=True)}
+
+
+def sidebar(src: data.Source) -> Filters:
+    """Draw the filter widgets in the sidebar and return what they say."""
+    coverage = data.coverage(src)
+    choices, default_last = month_options(coverage, date.today())
+    months = [m.isoformat()[:7] for m in choices]
+    end = months.index(default_last.isoformat()[:7])
+    default = (months[max(0, end - DEFAULT_MONTHS + 1)], months[end])
+    with st.sidebar:
+        if len(months) > 1:
+            first, last = st.select_slider(
+                "Months",
+                options=months,
+                value=default,
+                format_func=lambda m: period_text(date.fromisoformat(m + "-01"), "month"),
+                key="months",
+                bind="query-params",
+                help="The periods shown on every page. The Overview reports on the last month.",
+            )
+        else:
+            first = last = months[0]
+        grain = st.selectbox(
+            "Grain", GRAINS, index=GRAINS.index("month"), key="grain", bind="query-params",
+            help="The length of each period in trend charts and tables.",
+        )  # fmt: skip
+        values = {}
+        for dim in FILTER_DIMENSIONS:
+            labels = option_labels(data.dimension_values(src, dim))
+            chosen = st.multiselect(
+                dim.capitalize(),
+                list(labels),
+                format_func=lambda v, labels=labels: labels.get(v, v),
+                key=dim,
+                bind="query-params",
+                placeholder=f"All {dim}s",
+            )
+            values[dim] = tuple(chosen)
+        if not coverage.empty:
+            st.caption(f"Data through {coverage['last_event_at'].max():%b %-d, %Y} (latest record loaded).")
+    return Filters(date.fromisoformat(first + "-01"), date.fromisoformat(last + "-01"), grain, values)

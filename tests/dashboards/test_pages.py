@@ -1,0 +1,380 @@
+"""Every page of the dashboard under Streamlit's AppTest, on the simulated practice's real warehouse.
+
+Expected numbers are asked of the `kpis` API directly and formatted with the shared helper, so
+these tests check that each page shows what the API returns for the filters in force.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboards.filters import add_months
+from dashboards.formatting import change_text, period_text
+from kpis import Warehouse
+from kpis.config import ENV_SECRET
+from kpis.formatting import format_value
+from tests.conftest import SimulatedPractice
+from tests.dashboards.conftest import Window
+
+PAGES = {
+    "views/overview.py": "Overview — {month}",
+    "views/access.py": "Access & scheduling",
+    "views/revenue_cycle.py": "Revenue cycle",
+    "views/phones.py": "Phones",
+    "views/visit_flow.py": "Visit flow",
+    "views/referrals_portal.py": "Referrals & portal",
+    "views/data_sources.py": "Data",
+    "views/definitions.py": "Definitions",
+}
+
+
+def expected_tiles(practice: SimulatedPractice, window: Window, filters: dict | None = None) -> dict:
+    """title -> (value, change vs previous month) of each headline KPI in the window's month, from the API."""
+    with practice.open() as wh:
+        out = {}
+        for spec in (s for s in wh.catalog() if s.headline):
+            own = {d: v for d, v in (filters or {}).items() if d in spec.dimensions} or None
+            frame = wh.compute(spec.id, start=window.before, end=window.end, filters=own)
+            before, after = frame["value"].tolist()
+            change = None if pd.isna(before) or pd.isna(after) else change_text(after - before, spec)
+            out[spec.title] = (format_value(after, spec.fmt), change)
+    return out
+
+
+def dimension_labels(practice: SimulatedPractice, dimension: str) -> dict[str, str]:
+    """id -> the label the sidebar shows for each value of a dimension (the API's dimension_values)."""
+    with practice.open() as wh:
+        values = wh.dimension_values(dimension)
+    return dict(zip(values["id"], values["label"], strict=True))
+
+
+def shown_tiles(at: AppTest) -> dict[str, tuple[str, str | None]]:
+    return {m.label: (m.value, m.delta or None) for m in at.metric}
+
+
+def no_errors(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_renders_on_a_populated_warehouse(at: AppTest, window: Window, page: str) -> None:
+    at.switch_page(page).run()
+    no_errors(at)
+    assert at.title[0].value == PAGES[page].format(month=period_text(window.month, "month"))
+    assert not at.info, [i.value for i in at.info]  # every domain has data: no empty state anywhere
+
+
+def test_overview_tiles_show_the_api_values_for_the_selected_month(
+    at: AppTest, practice: SimulatedPractice, window: Window
+) -> None:
+    no_errors(at)
+    expected = expected_tiles(practice, window)
+    assert len(expected) >= 8
+    assert shown_tiles(at) == expected
+
+
+def test_location_filter_changes_the_tiles(at: AppTest, practice: SimulatedPractice, window: Window) -> None:
+    unfiltered = shown_tiles(at)
+    at.multiselect(key="location").set_value(["EAST"]).run()
+    no_errors(at)
+    filtered = shown_tiles(at)
+    assert filtered == expected_tiles(practice, window, {"location": ["EAST"]})
+    assert filtered["No-show rate"] != unfiltered["No-show rate"]
+    # Every headline KPI here can be split by location, so none is left unfiltered.
+    assert not [c.value for c in at.caption if "filter is not applied" in c.value]
+
+
+def test_payer_filter_is_applied_where_allowed_and_said_where_not(
+    at: AppTest, practice: SimulatedPractice, window: Window
+) -> None:
+    payer = next(iter(dimension_labels(practice, "payer")))
+    at.multiselect(key="payer").set_value([payer]).run()
+    no_errors(at)
+    assert shown_tiles(at) == expected_tiles(practice, window, {"payer": [payer]})
+    notes = [c.value for c in at.caption if "filter is not applied" in c.value]
+    assert any(n.startswith("Call abandonment rate is not broken down by payer") for n in notes)
+
+
+def test_the_month_range_picks_the_overview_month(at: AppTest, practice: SimulatedPractice, window: Window) -> None:
+    month = add_months(window.month, -3)
+    at.select_slider(key="months").set_value((window.first.isoformat()[:7], month.isoformat()[:7])).run()
+    no_errors(at)
+    assert at.title[0].value == f"Overview — {period_text(month, 'month')}"
+    with practice.open() as wh:
+        row = wh.compute("no_show_rate", start=month, end=add_months(month, 1) - timedelta(days=1)).iloc[0]
+    assert shown_tiles(at)["No-show rate"][0] == format_value(row["value"], "pct1")
+
+
+def test_filters_come_from_the_url_and_survive_a_page_change(
+    open_app: Callable, practice: SimulatedPractice, window: Window
+) -> None:
+    at = open_app(practice.db, practice.config, run=False)
+    west = dimension_labels(practice, "location")["WEST"]
+    at.query_params["location"] = west  # bound widgets carry their labels in the URL
+    at.query_params["grain"] = "quarter"
+    at.run()
+    no_errors(at)
+    assert at.multiselect(key="location").value == ["WEST"]
+    assert shown_tiles(at) == expected_tiles(practice, window, {"location": ["WEST"]})
+    at.switch_page("views/access.py").run()
+    no_errors(at)
+    assert at.multiselect(key="location").value == ["WEST"]
+    assert at.selectbox(key="grain").value == "quarter"
+    table = at.dataframe[0].value  # the numbers behind the no-show trend
+    assert set(table["segment"]) == {"all", west}
+    with practice.open() as wh:
+        quarters = wh.compute("no_show_rate", start=window.first, end=window.end, grain="quarter")
+    total = table[table["segment"] == "all"]
+    assert total["period"].tolist() == [period_text(p.date(), "quarter") for p in quarters["period_start"]]
+
+
+def test_kpi_section_table_holds_the_numbers_behind_the_chart(
+    at: AppTest, practice: SimulatedPractice, window: Window
+) -> None:
+    at.switch_page("views/access.py").run()
+    no_errors(at)
+    table = at.dataframe[0].value
+    with practice.open() as wh:
+        api = wh.compute("no_show_rate", start=window.first, end=window.end)
+        split = wh.compute("no_show_rate", start=window.first, end=window.end, by="location")
+    total = table[table["segment"] == "all"]
+    assert total["numerator"].tolist() == api["numerator"].tolist()
+    assert total["denominator"].tolist() == api["denominator"].tolist()
+    assert total["value"].tolist() == [format_value(v, "pct1") for v in api["value"]]
+    east = table[table["segment"] == dimension_labels(practice, "location")["EAST"]]
+    assert east["n"].tolist() == split[split["location"] == "EAST"]["n"].tolist()
+    assert len(at.get("download_button")) == 4  # one CSV per KPI on the page
+
+
+def test_phone_heat_map_counts_every_offered_call(at: AppTest, practice: SimulatedPractice, window: Window) -> None:
+    at.switch_page("views/phones.py").run()
+    no_errors(at)
+    with practice.open() as wh:
+        offered = wh.compute("call_abandonment_rate", start=window.first, end=window.end)["denominator"].sum()
+    assert any(c.value.startswith(f"{int(offered):,} offered calls") for c in at.caption)
+
+
+def test_data_page_lists_runs_rejects_and_coverage(at: AppTest, practice: SimulatedPractice) -> None:
+    at.switch_page("views/data_sources.py").run()
+    no_errors(at)
+    frames = [d.value for d in at.dataframe]
+    runs = next(f for f in frames if "rows_read" in f.columns)
+    rejects = next(f for f in frames if "reason" in f.columns)
+    with practice.open() as wh:
+        api_runs, api_rejects = wh.ingest_runs(), wh.rejects()
+    assert runs["file_path"].tolist() == api_runs["file_path"].tolist()
+    assert rejects["reason"].tolist() == api_rejects["reason"].tolist() and len(rejects) > 0
+    assert len(at.get("file_uploader")) == 1
+
+
+def test_definitions_page_lists_the_whole_catalog(at: AppTest, practice: SimulatedPractice) -> None:
+    at.switch_page("views/definitions.py").run()
+    no_errors(at)
+    table = at.dataframe[0].value
+    with practice.open() as wh:
+        ids = [s.id for s in wh.catalog()]
+    assert table["id"].tolist() == ids
+    days = table.set_index("id").loc["days_in_ar"]
+    assert days["variant in use"].startswith("days_in_ar[preset=mgma")
+    assert days["target"] == "Target ≤ 40.0 · red > 50.0"
+    assert any(m.value.startswith("**Days in A/R** — ") for m in at.markdown)
+
+
+EMPTY_STATES = {
+    "views/access.py": "No scheduling data loaded",
+    "views/revenue_cycle.py": "No billing data loaded",
+    "views/phones.py": "No phone data loaded — here is how to ingest a queue_log",
+    "views/visit_flow.py": "No visit timeline data loaded",
+    "views/referrals_portal.py": "No referral or portal data loaded",
+    "views/overview.py": "No data loaded yet",
+    "views/data_sources.py": "Nothing loaded yet",
+}
+
+
+@pytest.mark.parametrize("page", list(EMPTY_STATES))
+def test_an_empty_warehouse_shows_how_to_load_data(open_app: Callable, empty_db: Path, page: str) -> None:
+    at = open_app(empty_db)
+    at.switch_page(page).run()
+    no_errors(at)
+    assert any(i.value.startswith(EMPTY_STATES[page]) for i in at.info), [i.value for i in at.info]
+    assert not at.get("plotly_chart")
+
+
+def test_definitions_work_on_an_empty_warehouse(open_app: Callable, empty_db: Path) -> None:
+    at = open_app(empty_db)
+    at.switch_page("views/definitions.py").run()
+    no_errors(at)
+    assert len(at.dataframe[0].value) > 20
+
+
+def test_a_missing_warehouse_is_one_clear_sentence(open_app: Callable, tmp_path: Path) -> None:
+    at = open_app(tmp_path / "nowhere.duckdb")
+    assert not at.exception
+    assert at.error[0].value.startswith(f"no warehouse at {tmp_path / 'nowhere.duckdb'}: create one with")
+
+
+def test_the_dashboard_leaves_the_warehouse_free_for_ingest(
+    open_app: Callable, practice: SimulatedPractice, tmp_path: Path
+) -> None:
+    """Read-only opens last one query: right after a page run, another process can open the file to write."""
+    db = Path(shutil.copy(practice.db, tmp_path / "shared.duckdb"))
+    at = open_app(db)
+    no_errors(at)
+    writer = "import sys; from kpis import Warehouse; Warehouse(sys.argv[1]).close()"
+    done = subprocess.run([sys.executable, "-c", writer, str(db)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_warehouse_being_written_shows_a_busy_message(
+    open_app: Callable, practice: SimulatedPractice, tmp_path: Path
+) -> None:
+    db = Path(shutil.copy(practice.db, tmp_path / "busy.duckdb"))
+    with Warehouse(db):  # a writer (an ingest) holds the file for the whole page run
+        at = open_app(db)
+    assert not at.exception
+    assert at.error[0].value.startswith(f"{db} is busy (an ingest is probably running)")
+    at.run()  # the writer is gone: the same session recovers
+    no_errors(at)
+
+
+@pytest.mark.parametrize("filters", [{}, {"location": ["WEST"]}], ids=["practice", "west"])
+def test_what_changed_names_the_moves_and_their_main_segment(
+    at: AppTest, practice: SimulatedPractice, window: Window, filters: dict
+) -> None:
+    """The moves and their drivers are those of the filtered view (drivers honour the filters)."""
+    for dim, values in filters.items():
+        at.multiselect(key=dim).set_value(values).run()
+    no_errors(at)
+    bullets = [line for m in at.markdown for line in m.value.splitlines() if line.startswith("- **")]
+    assert len(bullets) == 3
+    with practice.open() as wh:
+        specs = {s.title: s for s in wh.catalog()}
+        for bullet in bullets:
+            spec = specs[bullet[4 : bullet.index("**", 4)]]
+            own = {d: v for d, v in filters.items() if d in spec.dimensions} or None
+            before, after = wh.compute(spec.id, start=window.before, end=window.end, filters=own)["value"].tolist()
+            assert f"{format_value(before, spec.fmt)} → {format_value(after, spec.fmt)}" in bullet
+            assert change_text(after - before, spec) in bullet
+            if "most of it from" in bullet:
+                named = bullet.split("most of it from ")[1].split(" (")[0]
+                dim, label = named.split(" ", 1)
+                top = wh.drivers(spec.id, window.month, by=dim, filters=own).dropna(subset=["segment"]).iloc[0]
+                assert wh.dimension_values(dim).set_index("id").loc[top["segment"], "label"] == label
+
+
+def test_sidebar_says_how_recent_the_data_is(at: AppTest, practice: SimulatedPractice) -> None:
+    with practice.open() as wh:
+        last = wh.coverage()["last_event_at"].max()
+    assert [c.value for c in at.sidebar.caption] == [f"Data through {last:%b %-d, %Y} (latest record loaded)."]
+
+
+def numbers(array: list | dict) -> list[float]:
+    """A figure's data array: a plain list, or plotly's typed array ({"dtype", "bdata": base64})."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return array
+
+
+def figures(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def test_charts_carry_targets_units_hover_counts_and_one_colour_per_location(
+    at: AppTest, practice: SimulatedPractice, window: Window
+) -> None:
+    colours = {}
+    for page, kpi in (("views/access.py", "no_show_rate"), ("views/visit_flow.py", "visit_cycle_time")):
+        at.switch_page(page).run()
+        no_errors(at)
+        trend, split = figures(at)[:2]
+        with practice.open() as wh:
+            spec = {s.id: s for s in wh.catalog()}[kpi]
+            api = wh.compute(kpi, start=window.first, end=window.end)
+        assert trend["layout"]["shapes"][0]["y0"] == spec.target
+        assert trend["layout"]["yaxis"]["title"]["text"] == {"percent": "percent"}.get(spec.unit, spec.unit)
+        last = trend["data"][0]["customdata"][-1]  # period, value, numerator, denominator, n, status
+        assert last[0] == period_text(window.month, "month") and last[4] == f"{api['n'].iloc[-1]:,}"
+        assert "numerator %{customdata[2]} / denominator %{customdata[3]}" in trend["data"][0]["hovertemplate"]
+        for trace in split["data"]:
+            colours.setdefault(trace["name"], set()).add(trace["line"]["color"])
+    assert len(colours) == 3 and all(len(c) == 1 for c in colours.values())  # same location, same colour
+    assert len({c.pop() for c in colours.values()}) == 3
+
+
+def test_upload_box_ingests_an_export(
+    open_app: Callable, practice: SimulatedPractice, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "fresh.duckdb"
+    Warehouse(db).close()
+    monkeypatch.setenv(ENV_SECRET, "dashboard-tests")  # ingest pseudonymizes with the practice secret
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the upload is written while it loads
+    # The simulator's queue_log, cut to its first lines to keep the test fast (a cut call is a reject).
+    queue_log = b"".join((practice.exports / "phones" / "queue_log").read_bytes().splitlines(True)[:4000])
+    at = open_app(db)
+    at.switch_page("views/phones.py").run()
+    assert at.info[0].value.startswith("No phone data loaded")
+    at.switch_page("views/data_sources.py").run()
+    at.file_uploader(key="upload").set_value(("queue_log", queue_log, "text/plain")).run()
+    at.button(key="load").click().run()
+    no_errors(at)
+    with Warehouse.open(db, read_only=True) as wh:
+        runs = wh.ingest_runs()
+    assert runs["status"].tolist() == ["succeeded"] and runs["adapter"].tolist() == ["queue_log"]
+    result = at.dataframe[0].value
+    assert result["status"].tolist() == ["succeeded"]
+    assert result["inserted"].tolist() == runs["rows_inserted"].tolist() and runs["rows_inserted"].iloc[0] > 0
+    assert at.success[0].value.startswith("Loaded 1 file(s)")
+    assert not list(scratch.iterdir())  # the uploaded export (it holds patient details) is gone
+    at.switch_page("views/phones.py").run()
+    no_errors(at)
+    assert not [i.value for i in at.info if i.value.startswith("No phone data loaded")]
+
+
+def test_the_practice_config_sets_targets_and_names(
+    open_app: Callable, practice: SimulatedPractice, tmp_path: Path
+) -> None:
+    config = tmp_path / "clinic-kpis.toml"
+    config.write_text(
+        '[locations]\nEAST = "Harbor East"\n\n[targets]\nno_show_rate = { target = 0.05, red = 0.08 }\n',
+        encoding="utf-8",
+    )
+    at = open_app(practice.db, config)  # as `clinic-kpis dashboard --config` passes it on
+    no_errors(at)
+    assert "Harbor East" in at.multiselect(key="location").options
+    captions = [c.value for c in at.caption]
+    # The no-show tile now has the practice's own band, the same as call abandonment's default one.
+    assert captions.count("Target ≤ 5.0% · red > 8.0%") == 2
+    assert "Target ≤ 7.0% · red > 10.0%" not in captions
+
+
+def test_denial_reasons_stack_up_to_the_denial_rate(at: AppTest, practice: SimulatedPractice, window: Window) -> None:
+    """The Revenue cycle page splits each month's denial rate by the payer's reason (CARC); the
+    stacked parts of the last month add up to the rate the API gives."""
+    at.switch_page("views/revenue_cycle.py").run()
+    no_errors(at)
+    (chart,) = [f for f in figures(at) if f["layout"]["title"]["text"].startswith("Denial rate by the payer's reason")]
+    with practice.open() as wh:
+        rate = wh.compute("denial_rate", start=window.first, end=window.end)
+    reasons = {trace["name"] for trace in chart["data"]}
+    assert reasons and all(r[:3] in ("CO-", "PI-", "OA-", "CLP") for r in reasons)
+    month = rate["period_start"].iloc[-1].strftime("%Y-%m-%d")
+    stacked = sum(
+        y for t in chart["data"] for x, y in zip(t["x"], numbers(t["y"]), strict=True) if str(x)[:10] == month
+    )
+    assert stacked == pytest.approx(rate["value"].iloc[-1])
