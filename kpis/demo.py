@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dashboards.cli import DEFAULT_PORT, dashboard_command
 from kpis.cli_options import ConfigOption, DbOption
 from kpis.config import DEFAULT_CONFIG_NAME, DEFAULT_DB_NAME, Config, load_config
 from kpis.errors import ClinicKpisError
@@ -40,7 +41,6 @@ from sample_data.practice import Params
 DEFAULT_MONTHS = 13
 SCALE = 0.5
 PRACTICE_NAME = "Riverbend Family Medicine"
-DEFAULT_PORT = 8501
 
 
 class DemoError(ClinicKpisError):
@@ -67,7 +67,6 @@ def demo_command(
     Everything goes into --dir (default ./demo); --db and --config default to files inside it.
     Re-running reuses the simulation while it is current and rebuilds it from scratch when not.
     """
-    from dashboards.cli import dashboard_command
     from kpis.cli import init
     from reports.cli import build
 
