@@ -120,8 +120,8 @@ def _write_truth(out: Path, practice: Practice, truth: Truth, rejects: dict[str,
                 "what": "reminder calls start",
             },
             "notes": {
-                "days_in_ar": "value = 365 * numerator / denominator; numerator = A/R at month end, "
-                "denominator = adjusted charges posted in the 365 days ending that day",
+                "days_in_ar": "value = numerator / denominator; numerator = A/R at month end, "
+                "denominator = average daily adjusted charges of the 365 days ending that day",
                 "medians": "numerator and denominator are null; n counts the values",
                 "complete": "referral_completion_rate months whose end + 90 days is after meta.end are incomplete",
             },

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from sample_data.clock import add_months, month_end, month_index
-from sample_data.events import Appointment, Call, Claim, PortalMessage, Referral
+from sample_data.events import Appointment, Call, Claim, PortalMessage, Referral, Remittance
 from sample_data.portal import business_minutes
 from sample_data.practice import Practice
 
@@ -316,11 +316,13 @@ class Truth:
         """
         p = c.appointment.provider
         aged = self._aged_from(c.service_date)
+        per_line = self.practice.locations[c.appointment.location].system == "pms"
         previous = ZERO
         for s in c.submissions:
             billed = s.billed
             delta = billed if s.frequency == "1" else (billed - previous if s.frequency == "7" else -previous)
-            self._post(p, aged, self.clock.local_date(s.at), delta, 1, paid=ZERO, adjusted=delta, charges=1)
+            charges = len(s.lines) if per_line else 1
+            self._post(p, aged, self.clock.local_date(s.at), delta, charges, adjusted=delta, charges=charges)
             previous = billed
         for r in c.remittances:
             delta, entries, contractual, counted = -r.total_paid, 1, ZERO, 1
@@ -331,11 +333,20 @@ class Truth:
                     if adj.group == "CO" and adj.reason == "45":
                         contractual += adj.amount
                         counted += 1
+            if per_line:
+                entries = counted = self._line_entries(r)
             self._post(p, aged, r.paid_date, delta, entries, paid=r.total_paid, adjusted=-contractual, counted=counted)
         for pay in c.patient_payments:
             self._post(p, aged, pay.posted, -pay.amount, 1, paid=pay.amount)
         if self.practice.locations[c.appointment.location].system == "ehr":
             self._claim_kpis(c)
+
+    @staticmethod
+    def _line_entries(r: Remittance) -> int:
+        """Ledger rows of one remittance in the PMS (Synthea-style) ledger: per claim line, a
+        payment row when the line was paid and an adjustment row when it had CO amounts."""
+        adjusted_lines = {adj.line for adj in r.adjustments if adj.group == "CO" and adj.amount}
+        return sum(1 for paid in r.paid if paid) + len(adjusted_lines)
 
     def _aged_from(self, service: date) -> int:
         """The first month whose end is more than 90 days after `service` (months when none is)."""
@@ -522,11 +533,12 @@ class Truth:
             amount, count = self._window(p, end - timedelta(days=365), end)
             adjusted += amount
             n += count
+        daily = adjusted / 365  # average daily adjusted charges of the MGMA 365-day look-back
         return {
             "numerator": float(ar),
-            "denominator": float(adjusted),
+            "denominator": float(daily),
             "n": n,
-            "value": float(ar * 365 / adjusted) if adjusted else None,
+            "value": float(ar / daily) if adjusted else None,
         }
 
     def _window(self, p: int, after: date, through: date) -> tuple[Decimal, int]:

@@ -16,15 +16,6 @@ from tests.conftest import SimulatedPractice
 
 pytestmark = pytest.mark.slow
 
-# (kpi_id, column) -> why kpis/ and truth.json differ there
-KNOWN = {
-    ("days_in_ar", "denominator"): "kpis/ reports average daily charges (value = numerator / denominator); "
-    "truth.json the look-back window's total",
-    ("days_in_ar", "n"): "ingest posts Synthea (NORTH) charges per line, the simulator counts one per claim",
-    ("ar_over_90_pct", "n"): "same: ledger rows per line vs per claim",
-    ("net_collection_rate", "n"): "same: ledger rows per line vs per claim",
-}
-
 
 def test_every_kpi_equals_the_simulators_truth(simulated_practice: SimulatedPractice) -> None:
     truth = simulated_practice.truth
@@ -41,8 +32,6 @@ def test_every_kpi_equals_the_simulators_truth(simulated_practice: SimulatedPrac
     problems = []
     for row in merged.itertuples(index=False):
         for column in ("value", "numerator", "denominator", "n"):
-            if (row.kpi_id, column) in KNOWN:
-                continue
             a, b = getattr(row, f"{column}_truth"), getattr(row, f"{column}_kpis")
             if not _same(a, b):
                 problems.append((row.kpi_id, row.period_start, row.dimension, row.dimension_value, column, a, b))
