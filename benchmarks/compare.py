@@ -58,6 +58,6 @@ def compare(project: pd.DataFrame, baseline: pd.DataFrame, dimension: str, limit
             row = both.iloc[i]
             differences.append(
                 f"{row['kpi_id']} {row['period_start']:%Y-%m} {row[dimension]}: {column} "
-                f"project {left[i]!r} != baseline {right[i]!r}"
+                f"project {float(left[i])!r} != baseline {float(right[i])!r}"
             )
     return Comparison(rows=len(both), kpis=both["kpi_id"].nunique(), differences=differences[:limit])
