@@ -57,7 +57,7 @@ def _hover(frame: pd.DataFrame, spec: KpiSpec) -> list[list[str]]:
                 count_text(row.denominator),
                 f"{row.n:,}",
                 (STATUS_LABELS.get(status, "no target") if status else "no target")
-                + ("" if row.complete else "; period still open"),
+                + ("" if row.complete else "; not final"),
             ]
         )
     return rows

@@ -11,6 +11,7 @@ import streamlit as st
 from dashboards import charts, data
 from dashboards.filters import Filters, add_months, option_labels
 from dashboards.formatting import (
+    INCOMPLETE_HELP,
     STATUS_LABELS,
     change_text,
     missing,
@@ -128,7 +129,7 @@ def kpi_tile(spec: KpiSpec, rows: pd.DataFrame, month: date) -> None:
         elif missing(value):
             st.badge("No data", color="gray")
         if now is not None and not bool(now["complete"]):
-            st.badge("Period still open", color="blue", help="Data for this month may still arrive.")
+            st.badge("Not final", color="blue", help=INCOMPLETE_HELP)
         year_text = "—" if missing(year_ago) else value_text(year_ago, spec)
         year_change = "" if missing(value) or missing(year_ago) else f" ({change_text(value - year_ago, spec)})"
         n_text = "" if now is None else f" · n = {int(now['n']):,}"

@@ -24,6 +24,9 @@ UNIT_LABELS = {
 }
 NOT_RECORDED = "not recorded"
 STATUS_LABELS = {"on_target": "On target", "watch": "Watch", "off_target": "Off target"}
+# What `complete = false` means to a reader (kpis: the period's data may still arrive, or a
+# look-back window such as days in A/R's reaches before the first records loaded).
+INCOMPLETE_HELP = "Records for the month may still arrive, or the KPI looks back before the first records loaded"
 
 
 def missing(value: float | None) -> bool:

@@ -246,6 +246,15 @@ class KpiMethods:
             ends[name] = value.date() if isinstance(value, datetime) else value
         return ends
 
+    def _data_starts(self) -> dict[str, date | None]:
+        """The first local date of the relations that say (those a look-back window reads)."""
+        cur = self.cursor()
+        return {
+            name: cur.execute(relation.data_start_sql).fetchone()[0]
+            for name, relation in self._relations.items()
+            if relation.data_start_sql is not None
+        }
+
     def _prepare(
         self,
         kpis: str | Sequence[str] | None,
@@ -326,7 +335,7 @@ class KpiMethods:
         for group in ctx.grouping_sets:
             if len(group) == 1:
                 domains[group[0]] = self.dimension_values(group[0])["id"].tolist()
-        frame = engine.complete_table(raw, items, ctx, domains, ends)
+        frame = engine.complete_table(raw, items, ctx, domains, ends, self._data_starts())
         if not ctx.multiple_sets:
             order = {item.id: i for i, item in enumerate(items)}
             frame = frame.sort_values(

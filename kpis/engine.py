@@ -133,13 +133,16 @@ def complete_table(
     ctx: QueryContext,
     domains: Mapping[str, Sequence[Any]],
     data_ends: Mapping[str, date | None],
+    data_starts: Mapping[str, date | None] | None = None,
 ) -> pd.DataFrame:
     """Every KPI x period x dimension value present, then flags, labels, targets and status.
 
     `domains` lists the known values of each dimension (the reference tables): a single-dimension
     grouping shows every known value in every period; a multi-dimension grouping shows the
     combinations that occur. `data_ends` is the last local date each relation covers; a period
-    is complete when its last business day (plus the KPI's waiting time) is covered.
+    is complete when its last business day (plus the KPI's waiting time) is covered, and, for a
+    KPI that looks back over a window (days in A/R), when `data_starts` (the first local date of
+    its relation) is not after the window's first day.
     """
     raw = raw.copy()
     raw["period_start"] = pd.to_datetime(raw["period_start"]).astype("datetime64[us]")
@@ -149,6 +152,7 @@ def complete_table(
             "period_last": [
                 last_open_day(ctx.periods.last_day(s), ctx.config.business_hours) for s in ctx.periods.starts
             ],
+            "period_end": pd.to_datetime([ctx.periods.last_day(s) for s in ctx.periods.starts]),
         }
     )
     kpis = pd.DataFrame({"kpi_id": [item.id for item in items]})
@@ -169,13 +173,16 @@ def complete_table(
     frame["grain"] = ctx.periods.grain
     frame["n"] = frame["n"].fillna(0).astype("int64")
     frame["value"] = frame["value"].astype("float64")
-    info = pd.DataFrame([_kpi_info(item, data_ends) for item in items])
+    info = pd.DataFrame([_kpi_info(item, data_ends, data_starts or {}) for item in items])
     frame = frame.merge(info, on="kpi_id", how="left", validate="many_to_one")
     ratio = frame["has_ratio"].astype(bool)
     for side in ("numerator", "denominator"):
         frame[side] = frame[side].where(~ratio | frame[side].notna(), 0.0)
     last_day = pd.to_datetime(frame["period_last"]) + pd.to_timedelta(frame["lag_days"], unit="D")
     frame["complete"] = (last_day <= pd.to_datetime(frame["data_end"])).fillna(False).astype(bool)
+    window_first = frame["period_end"] - pd.to_timedelta(frame["lookback_days"] - 1, unit="D")
+    short = (frame["lookback_days"] > 0) & (window_first < pd.to_datetime(frame["data_start"]))
+    frame["complete"] = frame["complete"] & ~short
     frame["status"] = status_of(frame["value"], frame["better"], frame["watch"], frame["red"])
     columns = ["kpi_id", "period_start", "grain", *ctx.dims]
     columns += (["grouping_id"] if ctx.multiple_sets else []) + list(RESULT_COLUMNS)
@@ -203,14 +210,19 @@ def _has_ratio(spec: KpiSpec) -> bool:
     return spec.kind != "aggregate" or spec.value.agg == "mean"
 
 
-def _kpi_info(item: KpiRequest, data_ends: Mapping[str, date | None]) -> dict[str, Any]:
+def _kpi_info(
+    item: KpiRequest, data_ends: Mapping[str, date | None], data_starts: Mapping[str, date | None]
+) -> dict[str, Any]:
     """What every row of one KPI shares: fill rule, completeness inputs, label, target bands."""
     spec = item.spec
+    lookback = getattr(CUSTOM_QUERIES.get(spec.custom or ""), "lookback_days", None)
     return {
         "kpi_id": item.id,
         "has_ratio": _has_ratio(spec),
         "lag_days": spec.complete_lag(item.options),
+        "lookback_days": lookback(item) if lookback else 0,
         "data_end": data_ends.get(spec.relation),
+        "data_start": data_starts.get(spec.relation),
         "definition": spec.definition_label(item.options),
         "target": np.nan if spec.target is None else spec.target,
         "watch": np.nan if spec.watch is None else spec.watch,

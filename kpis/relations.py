@@ -52,6 +52,8 @@ class Relation:
     sql: str  # a SELECT (optionally WITH ...) in DuckDB SQL
     data_end_sql: str  # a scalar SELECT: the last local date the data covers (NULL when empty)
     events: Mapping[str, str]  # columns that can place a row in a period: INSTANT or DATE
+    # a scalar SELECT: the first local date the data cover, for KPIs that look back over a window
+    data_start_sql: str | None = None
 
     @property
     def columns(self) -> frozenset[str]:
@@ -348,6 +350,7 @@ def build_relations(config: Config) -> dict[str, Relation]:
             """,
             "SELECT MAX(posted_date) FROM ledger",
             {"posted_date": DATE, "service_date": DATE},
+            "SELECT MIN(posted_date) FROM ledger",
         ),
         Relation(
             "referrals",

@@ -9,7 +9,7 @@ import streamlit as st
 from dashboards import data
 from dashboards.components import empty_state, ignored_filters_note, kpi_tile, page_context
 from dashboards.filters import add_months
-from dashboards.formatting import change_text, missing, period_text, value_text
+from dashboards.formatting import INCOMPLETE_HELP, change_text, missing, period_text, value_text
 from kpis.errors import ClinicKpisError
 from kpis.spec import KpiSpec
 
@@ -91,7 +91,7 @@ def _main_driver(spec: KpiSpec, change: float) -> str:
 
 
 st.subheader(f"What changed since {period_text(add_months(month, -1), 'month')}")
-# A KPI whose month is still open (claims not yet remitted, referral windows running) would
+# A KPI whose month is not final (claims not yet remitted, referral windows running) would
 # top the list with a drop that is only missing data, so it is named apart, not ranked.
 moved = [(m, spec) for spec in headline if (m := _moved(spec)) is not None]
 moves = sorted(((m, spec) for m, spec in moved if m[3]), key=lambda item: -item[0][0])
@@ -109,4 +109,6 @@ for (_, v0, v1, _complete), spec in moves[:MOVERS]:
     )
 st.markdown("\n".join(lines))
 if still_open:
-    st.caption(f"Not compared while the month is still open (more records may arrive): {', '.join(still_open)}.")
+    st.caption(
+        f"Not compared while their month is not final ({INCOMPLETE_HELP[0].lower()}{INCOMPLETE_HELP[1:]}): {', '.join(still_open)}."
+    )

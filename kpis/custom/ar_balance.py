@@ -47,6 +47,13 @@ def preset_options(item: KpiRequest) -> tuple[str, int, str]:
     return preset, int(lookback), credits
 
 
+def lookback_days(item: KpiRequest) -> int:
+    """Days before a period's end whose charges the value needs: days in A/R averages a look-back
+    window, so a period whose window reaches before the first ledger entry is not complete (its
+    average daily charges would be too low and the days too high)."""
+    return preset_options(item)[1] if item.id == "days_in_ar" else 0
+
+
 def window_amount(item: KpiRequest) -> str:
     """SQL over a ledger row: its contribution to the look-back window's charges for the preset."""
     preset = item.options["preset"]

@@ -194,6 +194,24 @@ def test_days_in_ar_options_override_the_preset(fx: Fixture) -> None:
     assert one(frame, period_start="2026-09-01").value == pytest.approx(750 * 90 / 600)
 
 
+def test_days_in_ar_is_incomplete_while_its_look_back_reaches_before_the_first_entry(fx: Fixture) -> None:
+    """The first entry is posted 2025-11-15. On 09-30 the MGMA window (365 days, from 2025-10-01)
+    reads six weeks with no data, so its average daily charges are too low: not complete. The HFMA
+    window (90 days, from 07-03) is covered. The window of 320 days starts on 2025-11-15 itself
+    (covered); 321 days start one day before it. A/R over 90 days has no window: complete."""
+    ledger(fx)
+
+    def september(kpi: str, **options: object) -> bool:
+        frame = fx.wh.compute(kpi, start="2026-09", end="2026-09", options={kpi: options} if options else None)
+        return bool(one(frame, period_start="2026-09-01").complete)
+
+    assert not september("days_in_ar")
+    assert september("days_in_ar", preset="hfma")
+    assert september("days_in_ar", lookback_days=320)
+    assert not september("days_in_ar", lookback_days=321)
+    assert september("ar_over_90_pct")
+
+
 @pytest.mark.parametrize(
     ("credit_balances", "september", "october"),
     [("include", (400, 700), (450, 550)), ("exclude", (400, 750), (450, 550))],
