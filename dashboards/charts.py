@@ -8,7 +8,7 @@ and n, so a manager can see how many records a rate rests on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -210,7 +210,9 @@ def funnel(stages: Sequence[str], counts: Sequence[float], *, title: str) -> go.
 def aging(frame: pd.DataFrame, by: str | None, colors: Mapping[str, str]) -> go.Figure:
     """A/R by aging bucket, stacked by `by` (e.g. payer class) when given."""
     fig = go.Figure()
-    groups = frame.groupby(frame[by].astype(str), sort=False) if by else [("A/R", frame)]
+    groups: Iterable[tuple[str, pd.DataFrame]] = [("A/R", frame)]
+    if by:  # entries with no payer (e.g. a payment with no claim) form their own, named segment
+        groups = frame.groupby(frame[by].astype(object).fillna("no " + by.replace("_", " ")), sort=False)
     for segment, rows in groups:
         fig.add_trace(
             go.Bar(

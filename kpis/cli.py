@@ -25,6 +25,7 @@ from kpis.config import (
     DEFAULT_SECRET_NAME,
     DEFAULT_TIMEZONE,
     ENV_SECRET,
+    check_timezone,
     find_config_path,
     load_config,
     render_config_template,
@@ -84,6 +85,7 @@ def init(
     if cfg_path.exists():
         typer.echo(f"config     {cfg_path} (kept)")
     else:
+        check_timezone(timezone, "--timezone")  # before anything is written, so a re-run is not blocked
         cfg_path.parent.mkdir(parents=True, exist_ok=True)
         db_for_file = db if db is not None else Path(DEFAULT_DB_NAME)
         cfg_path.write_text(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from enum import StrEnum
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import pandas as pd
 import typer
@@ -16,6 +16,9 @@ from kpis.cli_options import ConfigOption, DbOption
 from kpis.errors import ClinicKpisError
 from kpis.formatting import format_value
 from kpis.periods import GRAINS, parse_bound
+
+if TYPE_CHECKING:
+    from kpis.warehouse import Warehouse
 
 
 class OutputFormat(StrEnum):
@@ -60,6 +63,7 @@ def kpis_command(
     options = _parse_options(option or [])
     filters = _parse_filters(filter_ or [])
     with Warehouse.open(db, config=config, read_only=True) as wh:
+        _check_filter_values(wh, filters)
         if show_sql:
             ids = kpi or [s.id for s in wh.catalog() if set(by or []) <= set(s.dimensions)]
             for kpi_id in ids:
@@ -95,7 +99,7 @@ def _for_text(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _print_table(frame: pd.DataFrame, fmts: dict[str, str], dims: list[str]) -> None:
     table = Table(show_edge=False, header_style="bold")
-    for name in ["kpi", "period", *dims, "value", "n", "numerator", "denominator", "target", "status", ""]:
+    for name in ["kpi", "period", *dims, "value", "n", "numerator", "denominator", "target", "status", "final"]:
         table.add_column(
             name, justify="right" if name in ("value", "n", "numerator", "denominator", "target") else "left"
         )
@@ -110,7 +114,7 @@ def _print_table(frame: pd.DataFrame, fmts: dict[str, str], dims: list[str]) -> 
             _number(row.denominator),
             format_value(row.target, fmt),
             row.status or "",
-            "" if row.complete else "incomplete",
+            "yes" if row.complete else "not yet",  # data may still arrive (or a look-back is short)
         ]
         table.add_row(*cells)
     Console(width=200).print(table)
@@ -131,6 +135,22 @@ def _parse_options(texts: list[str]) -> dict[str, dict[str, str]]:
             raise ClinicKpisError(f"--option {text!r}: expected KPI.OPTION=VALUE, e.g. days_in_ar.preset=hfma")
         options.setdefault(kpi_id.strip(), {})[name.strip()] = value.strip()
     return options
+
+
+def _check_filter_values(wh: Warehouse, filters: dict[str, list[Any]]) -> None:
+    """A value the warehouse does not know is a typo far more often than a wish for empty rows."""
+    for dim, values in filters.items():
+        if dim == "new_patient":
+            continue
+        known = [str(v) for v in wh.dimension_values(dim)["id"]]
+        for value in values:
+            if str(value) in known:
+                continue
+            same = [k for k in known if k.lower() == str(value).lower()]
+            hint = f" (did you mean {same[0]}?)" if same else ""
+            shown = ", ".join(known[:12]) + (f" and {len(known) - 12} more" if len(known) > 12 else "")
+            where = f"--filter {dim}={value}: no such {dim} in the warehouse{hint}"
+            raise ClinicKpisError(f"{where}; known: {shown or 'none'}")
 
 
 def _parse_filters(texts: list[str]) -> dict[str, list[Any]]:

@@ -128,6 +128,15 @@ def find_config_path(explicit: Path | None = None) -> Path | None:
     return default if default.exists() else None
 
 
+def check_timezone(timezone: str, where: str) -> str:
+    """`timezone` if it is an IANA zone name; else a ConfigError naming `where` it came from."""
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{where} {timezone!r} is not an IANA time zone such as 'America/New_York'") from None
+    return timezone
+
+
 def load_config(path: Path | None = None, *, db: Path | None = None) -> Config:
     """Load the config, apply environment and flag overrides, and validate it.
 
@@ -154,13 +163,7 @@ def load_config(path: Path | None = None, *, db: Path | None = None) -> Config:
     base = cfg_path.parent if cfg_path else Path(".")
 
     practice = _table(data, "practice", where)
-    timezone = str(practice.get("timezone", DEFAULT_TIMEZONE))
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
-            f"{where}: [practice] timezone {timezone!r} is not an IANA time zone such as 'America/New_York'"
-        ) from None
+    timezone = check_timezone(str(practice.get("timezone", DEFAULT_TIMEZONE)), f"{where}: [practice] timezone")
 
     warehouse = _table(data, "warehouse", where)
     if db is not None:

@@ -235,14 +235,16 @@ def status_of(values: pd.Series, better: pd.Series, watch: pd.Series, red: pd.Se
     """on_target / watch / off_target against each row's bands, respecting which way is better.
 
     Lower is better: on target up to `watch` (which defaults to the target), off target beyond
-    `red`, watch in between; higher is better: the mirror image. No target or no value: None.
+    `red`, watch in between; higher is better: the mirror image. No target or no value: None,
+    and None for a negative value too: no KPI here can be below zero in sound data (a negative
+    A/R means payments without their charges), so it gets no "on target".
     """
     v = values.astype("float64")
     lower = better == "lower"
     on = (lower & (v <= watch)) | (~lower & (v >= watch))
     off = red.notna() & ((lower & (v > red)) | (~lower & (v < red)))
     labels = np.select([on, off], ["on_target", "off_target"], default="watch").astype(object)
-    labels[(v.isna() | watch.isna()).to_numpy()] = None
+    labels[(v.isna() | watch.isna() | (v < 0)).to_numpy()] = None
     return pd.Series(labels, index=values.index, dtype="object")
 
 

@@ -321,7 +321,10 @@ def build_relations(config: Config) -> dict[str, Relation]:
             "One row per A/R transaction, with its signed effect on A/R and whether its claim is settled.",
             f"""
             WITH ledger_claims AS (
-                SELECT claim_id, MIN(submitted_at) AS first_billed_at FROM claims GROUP BY claim_id
+                -- a patient payment carries no payer: its A/R belongs to the claim's payer
+                -- (claims keep their payer across resubmissions; MIN only makes the choice total)
+                SELECT claim_id, MIN(submitted_at) AS first_billed_at, MIN(payer_id) AS claim_payer
+                FROM claims GROUP BY claim_id
             )
             SELECT
                 l.entry_id AS record_id,
@@ -342,11 +345,11 @@ def build_relations(config: Config) -> dict[str, Relation]:
                 ) OVER (PARTITION BY l.claim_id) = 0 AS claim_settled,
                 l.location_id AS location,
                 l.provider_id AS provider,
-                l.payer_id AS payer,
+                COALESCE(l.payer_id, c.claim_payer) AS payer,
                 p.payer_class
             FROM ledger AS l
             LEFT JOIN ledger_claims AS c ON c.claim_id = l.claim_id
-            LEFT JOIN payers AS p ON p.payer_id = l.payer_id
+            LEFT JOIN payers AS p ON p.payer_id = COALESCE(l.payer_id, c.claim_payer)
             """,
             "SELECT MAX(posted_date) FROM ledger",
             {"posted_date": DATE, "service_date": DATE},

@@ -55,3 +55,14 @@ def test_bad_config_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFi
     (tmp_path / "clinic-kpis.toml").write_text('[practice]\ntimezone = "Nowhere/Land"\n')
     res = run_cli(capsys, "init")
     assert res.code == 1 and "Nowhere/Land" in res.err and "Traceback" not in res.err
+
+
+def test_init_with_a_bad_time_zone_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The option is checked before the config file is written, so the corrected re-run works."""
+    res = run_cli(capsys, "init", "--timezone", "Mars/Olympus")
+    assert res.code == 1 and res.err.strip() == (
+        "error: --timezone 'Mars/Olympus' is not an IANA time zone such as 'America/New_York'"
+    )
+    assert list(tmp_path.iterdir()) == []
+    assert run_cli(capsys, "init", "--timezone", "America/Chicago").code == 0
+    assert 'timezone = "America/Chicago"' in (tmp_path / "clinic-kpis.toml").read_text()

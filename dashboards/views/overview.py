@@ -109,6 +109,5 @@ for (_, v0, v1, _complete), spec in moves[:MOVERS]:
     )
 st.markdown("\n".join(lines))
 if still_open:
-    st.caption(
-        f"Not compared while their month is not final ({INCOMPLETE_HELP[0].lower()}{INCOMPLETE_HELP[1:]}): {', '.join(still_open)}."
-    )
+    why = INCOMPLETE_HELP[0].lower() + INCOMPLETE_HELP[1:]
+    st.caption(f"Not compared while their month is not final ({why}): {', '.join(still_open)}.")

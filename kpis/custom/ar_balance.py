@@ -199,7 +199,10 @@ def query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
             ]
         else:
             raise ValueError(f"ar_balance does not compute {item.id}")
-        rows.append(output_row(item.id, ctx, f"{k}_num", f"{k}_den", ratio_value(f"{k}_num", f"{k}_den"), f"{k}_n"))
+        value = ratio_value(f"{k}_num", f"{k}_den")
+        if item.id == "days_in_ar":  # without positive charges in the window there are no days of charges
+            value = f"CASE WHEN {k}_den > 0 THEN {value} END"
+        rows.append(output_row(item.id, ctx, f"{k}_num", f"{k}_den", value, f"{k}_n"))
     ctes.append(
         (
             "grouped",

@@ -94,7 +94,8 @@ def test_table_formats_values_by_the_spec(db: Path, capsys: pytest.CaptureFixtur
     res = run_cli(capsys, "kpis", "--db", str(db), "--month", "2026-10", "--kpi", "no_show_rate", "--by", "location")
     assert res.code == 0, res.err
     east = next(line for line in res.out.splitlines() if "EAST" in line)
-    assert "50.0%" in east and "7.0%" in east and "off_target" in east and "incomplete" in east
+    assert "50.0%" in east and "7.0%" in east and "off_target" in east and east.rstrip().endswith("not yet")
+    assert res.out.splitlines()[0].replace("┃", " ").split()[-2:] == ["status", "final"]
 
 
 def test_options_and_filters(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -127,6 +128,11 @@ def test_show_sql_for_another_engine(db: Path, capsys: pytest.CaptureFixture[str
         (["--option", "days_in_ar=hfma"], "expected KPI.OPTION=VALUE"),
         (["--option", "days_in_ar.preset=cms"], "'cms' is not one of mgma, hfma, aafp"),
         (["--filter", "EAST"], "expected DIMENSION=VALUE"),
+        (
+            ["--filter", "location=east"],
+            "--filter location=east: no such location in the warehouse (did you mean EAST?)",
+        ),
+        (["--filter", "location=MARS"], "no such location in the warehouse; known: "),
         (["--month", "2026-10", "--start", "2026-01"], "--month cannot be combined"),
         (["--month", "October"], "--month 'October' is not a date"),
         (["--kpi", "no_show_rate", "--by", "queue"], "cannot be broken down or filtered by queue"),

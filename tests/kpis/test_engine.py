@@ -162,7 +162,12 @@ def test_targets_from_config_and_status(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("better", "values", "expected"),
     [
-        ("lower", [0.05, 0.07, 0.08, 0.10, 0.11, float("nan")], ["on", "on", "watch", "watch", "off", None]),
+        # a negative value (A/R from payments without their charges) has no status, not "on target"
+        (
+            "lower",
+            [0.05, 0.07, 0.08, 0.10, 0.11, float("nan"), -3.0],
+            ["on", "on", "watch", "watch", "off", None, None],
+        ),
         ("higher", [0.97, 0.95, 0.92, 0.90, 0.89], ["on", "on", "watch", "watch", "off"]),
     ],
 )

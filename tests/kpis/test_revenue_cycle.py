@@ -235,6 +235,56 @@ def test_ar_aging_buckets(fx: Fixture) -> None:
     assert aging["share"].tolist() == pytest.approx([100 / 550, 0, 0, 350 / 550, 100 / 550])
 
 
+def test_a_patient_payment_counts_in_the_claims_payer(fx: Fixture) -> None:
+    """Claim F is billed to PAY2 (medicare): charge 200 on 10-01; the patient pays 50 on 10-10,
+    an entry with no payer (patient_payments.csv has none). At 10-31 PAY2 holds A/R 150, and no
+    payer-less group appears (it would show -50 and PAY2 200)."""
+    fx.add("payers", {"payer_id": "PAY2", "payer_class": "medicare"})
+    fx.add(
+        "claims",
+        {
+            "claim_id": "F",
+            "submitted_at": "2026-10-01T17:30:00",
+            "payer_id": "PAY2",
+            "service_date": "2026-10-01",
+            "billed_amount": 200,
+        },
+    )
+    common = {"claim_id": "F", "service_date": "2026-10-01"}
+    fx.add(
+        "ledger",
+        {**common, "entry_type": "charge", "posted_date": "2026-10-01", "amount": 200, "payer_id": "PAY2"},
+        {
+            **common,
+            "entry_type": "payment",
+            "party": "patient",
+            "posted_date": "2026-10-10",
+            "amount": 50,
+            "payer_id": None,
+        },
+    )
+    frame = fx.wh.compute("ar_over_90_pct", start="2026-10", end="2026-10", by="payer")
+    held = frame[frame["denominator"] != 0]
+    assert held["payer"].tolist() == ["PAY2"] and held["denominator"].tolist() == [150]
+    aging = fx.wh.ar_aging("2026-10", by="payer_class")
+    assert aging.groupby("payer_class")["amount"].sum().to_dict() == {"medicare": 150}
+
+
+def test_days_in_ar_without_charges_in_the_window_has_no_value(fx: Fixture) -> None:
+    """Remittances loaded without their claims: on 10-31 the window holds a CO-45 adjustment of 40
+    and no charge (adjusted charges -40), A/R is -100 (payment 60, adjustment 40). Neither side is a
+    number of days: value None, and no status."""
+    fx.add(
+        "ledger",
+        {"claim_id": "G", "entry_type": "payment", "posted_date": "2026-10-05", "amount": 60},
+        {"claim_id": "G", "entry_type": "adjustment", "posted_date": "2026-10-05", "amount": 40}
+        | {"group_code": "CO", "reason_code": "45"},
+    )
+    row = one(fx.wh.compute("days_in_ar", start="2026-10", end="2026-10"), period_start="2026-10-01")
+    assert (row.numerator, row.denominator * 365) == (pytest.approx(-100), pytest.approx(-40))
+    assert math.isnan(row.value) and row.status is None
+
+
 def test_ar_aging_by_payer_class_and_without_data(fx: Fixture) -> None:
     fx.add("payers", {"payer_id": "PAY1", "payer_class": "commercial"})
     assert fx.wh.ar_aging("2026-10", by="payer_class")["amount"].tolist() == [0, 0, 0, 0, 0]  # no A/R yet

@@ -1,7 +1,10 @@
 WITH ledger_claims AS (
+  /* a patient payment carries no payer: its A/R belongs to the claim's payer */
+  /* (claims keep their payer across resubmissions; MIN only makes the choice total) */
   SELECT
     claim_id,
-    MIN(submitted_at) AS first_billed_at
+    MIN(submitted_at) AS first_billed_at,
+    MIN(payer_id) AS claim_payer
   FROM claims
   GROUP BY
     claim_id
@@ -26,13 +29,13 @@ WITH ledger_claims AS (
     AND SUM(CASE WHEN l.entry_type IN ('charge', 'refund') THEN l.amount ELSE -l.amount END) OVER (PARTITION BY l.claim_id) = 0 AS claim_settled,
     l.location_id AS location,
     l.provider_id AS provider,
-    l.payer_id AS payer,
+    COALESCE(l.payer_id, c.claim_payer) AS payer,
     p.payer_class
   FROM ledger AS l
   LEFT JOIN ledger_claims AS c
     ON c.claim_id = l.claim_id
   LEFT JOIN payers AS p
-    ON p.payer_id = l.payer_id
+    ON p.payer_id = COALESCE(l.payer_id, c.claim_payer)
 ), spine AS (
   SELECT
     *
@@ -204,6 +207,9 @@ SELECT
   location,
   CAST(k0_num AS DOUBLE PRECISION) AS numerator,
   CAST(k0_den AS DOUBLE PRECISION) AS denominator,
-  CAST(CAST(k0_num AS DOUBLE PRECISION) / NULLIF(CAST(k0_den AS DOUBLE PRECISION), 0) AS DOUBLE PRECISION) AS value,
+  CAST(CASE
+    WHEN k0_den > 0
+    THEN CAST(k0_num AS DOUBLE PRECISION) / NULLIF(CAST(k0_den AS DOUBLE PRECISION), 0)
+  END AS DOUBLE PRECISION) AS value,
   CAST(k0_n AS BIGINT) AS n
 FROM grouped
