@@ -8,6 +8,7 @@ call log; otherwise the CSV header is matched against the profiles.
 
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 
@@ -51,7 +52,14 @@ def choose(file: InputFile, fmt: str, profile: Profile | None, profiles: list[Pr
 
 
 def detect(file: InputFile, profiles: list[Profile]) -> Adapter | None:
-    head = _head(file)
+    """The adapter for `file` from its first bytes (None: not an export we know)."""
+    try:
+        return _detect(_head(file), profiles)
+    except csv.Error as exc:  # a file the sniffers cannot even split into fields is this file's error only
+        raise IngestError(f"cannot read the first lines as CSV ({exc})") from None
+
+
+def _detect(head: str, profiles: list[Profile]) -> Adapter | None:
     if _X12_START.match(head):
         return X12Adapter()
     stripped = head.lstrip()

@@ -61,7 +61,7 @@ def looks_like_cdr(head: str) -> bool:
 
     Read leniently: a first line with a broken quote is still a CDR line (and is then
     quarantined by the strict reader)."""
-    first = head.lstrip().split("\n", 1)[0]
+    first = next(iter(head.lstrip().splitlines()), "")  # any line ending, old Mac CR included
     row = next(csv.reader([first]), [])
     return len(row) in (len(FIELDS), len(EXTENDED)) and bool(_TIME.match(row[9])) and bool(_TIME.match(row[11]))
 

@@ -100,6 +100,8 @@ IGNORED_TYPES = {
     "PractitionerRole": "PractitionerRole resources",
 }
 PHI_KEYS = {"name", "telecom", "address", "birthDate", "photo", "contact", "display"}
+# free text may hold anything a person typed (names, phone numbers, clinical detail)
+FREE_TEXT_KEYS = {"text", "comment", "patientInstruction", "description", "note", "valueString"}
 
 
 class Reject(Exception):
@@ -735,17 +737,24 @@ def mask(resource: dict, pseudonymizer: Pseudonymizer) -> dict:
     return masked
 
 
-def _mask(node: Any, pseudonymizer: Pseudonymizer) -> None:
+def _mask(node: Any, pseudonymizer: Pseudonymizer, nested: bool = False) -> None:
+    """Mask in place. Below the resource's own level an identifier may be a patient's MRN or
+    member id (a logical reference), so nested identifier values are masked; the resource's own
+    identifiers stay, to find the record in the source system."""
     if isinstance(node, dict):
         for key in list(node):
             value = node[key]
-            if key in PHI_KEYS or (key == "text" and isinstance(value, dict)):  # a Narrative may name anyone
+            if key in PHI_KEYS or key in FREE_TEXT_KEYS:  # a Narrative or a comment may name anyone
                 node[key] = MASK
             elif key == "reference" and isinstance(value, str) and value.startswith("Patient"):
                 target = _reference({"reference": value})
                 node[key] = f"Patient/{pseudonymizer.key(SOURCE, target[1])}" if target else MASK
+            elif key == "identifier" and nested:
+                for ident in value if isinstance(value, list) else [value]:
+                    if isinstance(ident, dict) and "value" in ident:
+                        ident["value"] = MASK
             else:
-                _mask(value, pseudonymizer)
+                _mask(value, pseudonymizer, nested=True)
     elif isinstance(node, list):
         for item in node:
-            _mask(item, pseudonymizer)
+            _mask(item, pseudonymizer, nested=nested)

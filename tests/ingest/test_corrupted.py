@@ -81,6 +81,19 @@ def test_reordered_columns_load_like_the_original(warehouse: Warehouse, tmp_path
     assert snapshot(warehouse) == reordered
 
 
+def test_old_mac_line_endings_load_like_the_original(warehouse: Warehouse, tmp_path: Path) -> None:
+    """A CSV whose lines end in a bare CR (classic Mac OS exports) is detected and loads the same rows."""
+    lines = (FIXTURES / "vendor" / "north_appointments_2025.csv").read_text().splitlines()[:5]
+    original, mac = tmp_path / "original.csv", tmp_path / "mac.csv"
+    original.write_text("\n".join(lines) + "\n")
+    mac.write_text("\r".join(lines) + "\r", newline="")
+    load_one(warehouse, mac)
+    from_mac = snapshot(warehouse)
+    assert len(from_mac["appointments"]) == 4
+    load_one(warehouse, original)
+    assert snapshot(warehouse) == from_mac
+
+
 @pytest.mark.parametrize(
     ("name", "fmt", "message"),
     [

@@ -9,6 +9,7 @@ positive control proves the byte search sees strings that are stored.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from kpis.warehouse import Warehouse
@@ -54,8 +55,21 @@ def test_no_direct_identifier_anywhere_in_the_database(warehouse: Warehouse, tmp
         '"appointments,t","2025-03-03 10:00:00",,"2025-03-03 09:59:00",0,0,"NO ANSWER",'
         '"DOCUMENTATION","1741014000.12","zebulon.q@example.org"\n'
     )
+    # a rejected Appointment (no start) whose free text and logical patient reference carry identifiers
+    leak = tmp_path / "leak" / "Appointment.ndjson"
+    leak.parent.mkdir()
+    appointment = {
+        "resourceType": "Appointment",
+        "id": "leak-1",
+        "status": "booked",
+        "comment": "Call Zebulon Quixotezz at 555-867-5309",
+        "patientInstruction": "DOB 1970-01-02, 9 Elm Street, Springfield",
+        "participant": [{"actor": {"type": "Patient", "identifier": {"value": "MRN001"}}, "status": "accepted"}],
+    }
+    leak.write_text(json.dumps(appointment) + "\n")
     exports = [FIXTURES / d for d in ("fhir", "x12", "phones", "vendor", "billing", "portal", "referrals")]
-    results = load(warehouse, *exports, cdr)
+    results = load(warehouse, *exports, cdr, leak)
+    assert rows(warehouse, "SELECT count(*) FROM rejects WHERE record_masked LIKE '%leak-1%'")[0][0] == 1
     assert all(r.status == "succeeded" for r in results)
     assert rows(warehouse, "SELECT count(*) FROM rejects WHERE record_masked IS NOT NULL")[0][0] >= 15
     path = warehouse.path
