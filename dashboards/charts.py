@@ -30,6 +30,7 @@ NO_STATUS_COLOR = "#78909c"
 TARGET_COLOR = "#2e7d32"
 RED_COLOR = "#c62828"
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
+UNKNOWN_COLOR = "#9E9E9E"  # a segment without a known value (e.g. no payer class)
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "height": 340, "hovermode": "closest"}
@@ -211,15 +212,16 @@ def aging(frame: pd.DataFrame, by: str | None, colors: Mapping[str, str]) -> go.
     """A/R by aging bucket, stacked by `by` (e.g. payer class) when given."""
     fig = go.Figure()
     groups: Iterable[tuple[str, pd.DataFrame]] = [("A/R", frame)]
-    if by:  # entries with no payer (e.g. a payment with no claim) form their own, named segment
-        groups = frame.groupby(frame[by].astype(object).fillna("no " + by.replace("_", " ")), sort=False)
+    unknown = "no " + (by or "").replace("_", " ")
+    if by:  # entries with no payer (a ledger export without payers, a payment with no claim): a grey segment
+        groups = frame.groupby(frame[by].astype(object).fillna(unknown), sort=False)
     for segment, rows in groups:
         fig.add_trace(
             go.Bar(
                 x=rows["bucket"],
                 y=rows["amount"],
                 name=segment,
-                marker_color=colors.get(segment, PALETTE[0]),
+                marker_color=UNKNOWN_COLOR if segment == unknown else colors.get(segment, PALETTE[0]),
                 customdata=[[f"${a:,.2f}", f"{s:.1%}", f"{int(n):,}"] for a, s, n in
                             zip(rows["amount"], rows["share"], rows["accounts"], strict=True)],
                 hovertemplate="%{x} days: %{customdata[0]} (%{customdata[1]} of A/R), "
