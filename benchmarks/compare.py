@@ -42,12 +42,12 @@ def compare(project: pd.DataFrame, baseline: pd.DataFrame, dimension: str, limit
         frame["period_start"] = pd.to_datetime(frame["period_start"])
         frame["n"] = frame["n"].fillna(0).astype(int)
         sides.append(frame[(frame["n"] > 0) | frame["value"].notna()])
-    merged = sides[0].merge(sides[1], on=keys, how="outer", suffixes=("_project", "_baseline"), indicator=True)
+    merged = sides[0].merge(sides[1], on=keys, how="outer", suffixes=("_project", "_baseline"), indicator="found")
     differences = []
-    for row in merged[merged["_merge"] != "both"].itertuples():
-        side = "project" if row._merge == "left_only" else "baseline"
+    for row in merged[merged["found"] != "both"].itertuples():
+        side = "project" if row.found == "left_only" else "baseline"
         differences.append(f"{row.kpi_id} {row.period_start:%Y-%m} {getattr(row, dimension)}: only in the {side}")
-    both = merged[merged["_merge"] == "both"]
+    both = merged[merged["found"] == "both"]
     for column in RESULT_COLUMNS:
         left = both[f"{column}_project"].astype(float).to_numpy()
         right = both[f"{column}_baseline"].astype(float).to_numpy()
@@ -58,6 +58,6 @@ def compare(project: pd.DataFrame, baseline: pd.DataFrame, dimension: str, limit
             row = both.iloc[i]
             differences.append(
                 f"{row['kpi_id']} {row['period_start']:%Y-%m} {row[dimension]}: {column} "
-                f"project {left[i]!r} != baseline {right[i]!r}"
+                f"project {float(left[i])!r} != baseline {float(right[i])!r}"
             )
     return Comparison(rows=len(both), kpis=both["kpi_id"].nunique(), differences=differences[:limit])

@@ -150,7 +150,11 @@ class Biller:
                 redo_day = business_day_on_or_after(first_paid + timedelta(days=randint(rng, 5, 20)))
                 icn = claim.remittances[0].payer_icn
                 claim.submissions.append(Submission("7", self._batch_time(redo_day, appt.location), lines, icn))
-                claim.remittances.append(self._paid(rng, payer, lines, self._pay_date(rng, payer, redo_day)))
+                repaid = self._pay_date(rng, payer, redo_day)
+                # the payer reverses its denial (CLP02 22) in the 835 that pays the replacement,
+                # which puts the denied charge back in A/R before the payment takes it out
+                claim.remittances.append(self._reversal(claim.remittances[0], repaid))
+                claim.remittances.append(self._paid(rng, payer, lines, repaid))
                 self._patient_pays(rng, claim)
             return claims
         paid = self._paid(rng, payer, lines, first_paid)

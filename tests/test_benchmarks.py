@@ -62,8 +62,8 @@ def _frame(values: list[float], ns: list[int]) -> pd.DataFrame:
 def test_the_comparison_reports_a_different_value_and_a_missing_row() -> None:
     same = compare(_frame([0.1, 0.2], [10, 10]), _frame([0.1, 0.2], [10, 10]), "provider")
     assert same.equal and same.rows == 2
-    changed = compare(_frame([0.1, 0.2], [10, 10]), _frame([0.1, 0.2000001], [10, 10]), "provider")
-    assert any("value project 0.2 != baseline 0.2000001" in d for d in changed.differences)
+    changed = compare(_frame([0.1, 0.2], [10, 10]), _frame([0.1, 0.2001], [10, 10]), "provider")
+    assert any("value project 0.2 != baseline 0.2001" in d for d in changed.differences)
     missing = compare(_frame([0.1, 0.2], [10, 10]), _frame([0.1], [10]), "provider")
     assert missing.differences == ["no_show_rate 2026-02 1234567890: only in the project"]
     empty_rows_ignored = compare(_frame([0.1, float("nan")], [10, 0]), _frame([0.1], [10]), "provider")

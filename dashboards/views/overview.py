@@ -91,18 +91,22 @@ def _main_driver(spec: KpiSpec, change: float) -> str:
 
 
 st.subheader(f"What changed since {period_text(add_months(month, -1), 'month')}")
-moves = [(m, spec) for spec in headline if (m := _moved(spec)) is not None]
-moves.sort(key=lambda item: -item[0][0])
-if not moves:
+# A KPI whose month is still open (claims not yet remitted, referral windows running) would
+# top the list with a drop that is only missing data, so it is named apart, not ranked.
+moved = [(m, spec) for spec in headline if (m := _moved(spec)) is not None]
+moves = sorted(((m, spec) for m, spec in moved if m[3]), key=lambda item: -item[0][0])
+still_open = [spec.title for m, spec in moved if not m[3]]
+if not moved:
     st.caption("Nothing to compare: the month before has no values.")
 lines = []
-for (_, v0, v1, complete), spec in moves[:MOVERS]:
+for (_, v0, v1, _complete), spec in moves[:MOVERS]:
     better = (v1 < v0) == (spec.better == "lower")
     word = "improved" if better else "worsened"
     color = "green" if better else "red"
     lines.append(
         f"- **{spec.title}** :{color}[{word}] {change_text(v1 - v0, spec)}: "
         f"{value_text(v0, spec)} → {value_text(v1, spec)}; {_main_driver(spec, v1 - v0)}."
-        + ("" if complete else " The month is still open: more records may arrive.")
     )
 st.markdown("\n".join(lines))
+if still_open:
+    st.caption(f"Not compared while the month is still open (more records may arrive): {', '.join(still_open)}.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import date
 from pathlib import Path
@@ -34,4 +35,13 @@ def truth_rows(truth: dict[str, Any], kpi: str, dimension: str | None = None, va
         r["period_start"]: r
         for r in truth["kpis"]
         if r["kpi_id"] == kpi and r["dimension"] == dimension and r["dimension_value"] == value
+    }
+
+
+def digests(root: Path) -> dict[str, str]:
+    """SHA-256 of every file below `root`, by relative path: byte-identical output compares equal."""
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
     }

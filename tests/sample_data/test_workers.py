@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -14,21 +13,13 @@ from sample_data.shards import groups, plan
 from sample_data.simulate import simulate
 from sample_data.workers import run_group
 from tests.cli_helpers import run_cli
-from tests.sample_data.conftest import SMALL
-
-
-def _digests(root: Path) -> dict[str, str]:
-    return {
-        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
+from tests.sample_data.conftest import SMALL, digests
 
 
 def test_two_workers_write_the_same_bytes_as_one(small: Path, tmp_path: Path) -> None:
     summary = simulate(SMALL, tmp_path / "two", workers=2)
     assert not (tmp_path / "two" / PARTS_DIR).exists()
-    ours, reference = _digests(tmp_path / "two"), _digests(small)
+    ours, reference = digests(tmp_path / "two"), digests(small)
     assert len(ours) > 20 and ours == reference
     assert summary.files == {rel: len((small / rel).read_bytes().splitlines()) for rel in reference}
 
