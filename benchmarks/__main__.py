@@ -3,8 +3,9 @@
 One run, on one machine, per scale: the simulator's exports are generated (timed on their own),
 loaded into a fresh warehouse by `clinic-kpis ingest` (rows/s and MB/s per format, peak RSS of
 the process), then every KPI is computed over the simulated months by provider and by location,
-warm and cold, by this project and by the pandas baseline, whose numbers must agree. Prints one
-table and writes it as JSON. Exit status 1 if the two sides disagree.
+warm and cold, by this project and by the pandas baseline, whose numbers must agree, and the
+dashboard's Overview is timed under Streamlit's AppTest (first render, one filter change). Prints
+one table and writes it as JSON. Exit status 1 if the two sides disagree.
 
     python -m benchmarks --scale 1m --repeat 3 --json bench.json
 """
@@ -70,6 +71,8 @@ def run_scale(scale: steps.Scale, args: argparse.Namespace, say) -> tuple[list[F
         for dimension in DIMENSIONS:
             say(f"{scale.name}: computing KPIs by {dimension}")
             project[dimension], frames[dimension] = steps.project_kpis(workdir, dimension, args.repeat)
+        say(f"{scale.name}: dashboard Overview")
+        board = steps.dashboard(workdir, args.repeat)
         say(f"{scale.name}: pandas baseline")
         load_seconds, pandas_seconds, pandas_frames = steps.pandas_kpis(workdir, DIMENSIONS, args.repeat)
         comparisons = steps.check(frames, pandas_frames)
@@ -93,6 +96,8 @@ def run_scale(scale: steps.Scale, args: argparse.Namespace, say) -> tuple[list[F
         pandas = pandas_seconds[dimension]
         figures.append(Figure(s, f"all KPIs by {dimension}, warm", "s", k.warm, pandas))
         figures.append(Figure(s, f"all KPIs by {dimension}, cold", "s", k.cold, load_seconds + pandas))
+    figures.append(Figure(s, "dashboard Overview first render", "s", board.first_render))
+    figures.append(Figure(s, "dashboard filter change", "s", board.filter_change))
     details = {
         "appointments": generated.appointments,
         "ingest_formats": [

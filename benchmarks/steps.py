@@ -8,6 +8,7 @@ warm (one open warehouse, after a first call) and cold (a fresh process per repe
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from datetime import date
@@ -19,7 +20,7 @@ from benchmarks import baseline
 from benchmarks.compare import Comparison, compare
 from benchmarks.measure import clinic_kpis, median, run_child, timed
 from kpis import Warehouse
-from kpis.config import load_config
+from kpis.config import ENV_CONFIG, load_config
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,47 @@ def project_kpis(workdir: Path, dimension: str, repeat: int) -> tuple[KpiFigures
         frame = call()
         warm = [timed(call)[0] for _ in range(repeat)]
     return KpiFigures(dimension, median(warm), median(cold), len(frame)), frame
+
+
+DASHBOARD_SCRIPT = """
+import json, sys, time
+from streamlit.testing.v1 import AppTest
+started = time.perf_counter()
+at = AppTest.from_file(sys.argv[1], default_timeout=600).run()
+first = time.perf_counter() - started
+if at.exception:
+    sys.exit("the Overview failed: " + at.exception[0].message)
+location = at.multiselect(key="location")
+started = time.perf_counter()
+location.set_value(location.options[:1]).run()
+change = time.perf_counter() - started
+if at.exception:
+    sys.exit("the Overview failed after a filter change: " + at.exception[0].message)
+print(json.dumps({"first_render": first, "filter_change": change}))
+"""
+
+
+@dataclass(frozen=True)
+class DashboardFigures:
+    """Median seconds of the Overview's first render (fresh process) and of one location filter change."""
+
+    first_render: float
+    filter_change: float
+
+
+def dashboard(workdir: Path, repeat: int) -> DashboardFigures:
+    """The Streamlit Overview under AppTest, one fresh process per repetition (nothing cached).
+
+    AppTest runs the page's script as a browser session would, without the browser: the figure
+    is the app's own work (queries, frames, charts built), not the page's drawing."""
+    app = Path(__file__).resolve().parents[1] / "dashboards" / "app.py"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_KPIS_")}
+    env |= {ENV_CONFIG: str(workdir / "clinic-kpis.toml")}
+    runs = [
+        json.loads(run_child([sys.executable, "-c", DASHBOARD_SCRIPT, str(app)], cwd=workdir, env=env).stdout)
+        for _ in range(repeat)
+    ]
+    return DashboardFigures(median([r["first_render"] for r in runs]), median([r["filter_change"] for r in runs]))
 
 
 def pandas_kpis(workdir: Path, dimensions: list[str], repeat: int) -> tuple[float, dict[str, float], dict]:

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from sample_data.parts import PartInfo
 from sample_data.practice import Practice
 
-# Relative cost of a shard per provider, measured on the default run (PERFORMANCE.md): an EHR
+# Relative cost of a shard per provider, measured on the default run (benchmarks/RESULTS.md): an EHR
 # location writes FHIR and X12, NORTH writes CSV, the phones write the queue_log.
 COST_PER_PROVIDER = {"ehr": 1.0, "pms": 0.65, "phones": 0.15}
 

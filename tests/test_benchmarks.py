@@ -41,6 +41,8 @@ def test_tiny_benchmark_run_agrees_with_the_pandas_baseline(tmp_path: Path) -> N
         assert comparison["rows"] > 50
     assert document["scales"]["tiny"]["comparison"]["location"]["kpis"] == 22
     assert document["scales"]["tiny"]["comparison"]["provider"]["kpis"] == 19
+    for figure in ("dashboard Overview first render", "dashboard filter change"):
+        assert figures[figure]["unit"] == "s" and figures[figure]["project"] > 0
     assert document["machine"]["cores"] >= 1
     assert "equal" in done.stdout and not (tmp_path / "work" / "tiny").exists()
 

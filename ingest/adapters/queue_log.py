@@ -138,8 +138,9 @@ class QueueLogAdapter:
                 batch.errors.append(RecordError(call.first_line, *problem))
                 continue
             rows.append(_row(call))
-        masked = {call.first_line: _masked(call) for call in calls}
-        batch.records = masked.get
+        by_line = {call.first_line: call for call in calls}
+        # masked only when asked for, i.e. for the rejected calls, not for every call
+        batch.records = lambda pos: _masked(by_line[pos]) if pos in by_line else None
         batch.phases.append(Phase([(Target("calls"), rows_to_arrow(rows, COLUMNS))]))
         return batch
 

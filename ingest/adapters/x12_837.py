@@ -34,6 +34,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -110,12 +111,18 @@ def amount(seg: Segment, i: int, name: str) -> Decimal | None:
 
 def date8(text: str, name: str, seg: Segment) -> datetime | None:
     """CCYYMMDD as a date (a datetime at midnight); a Problem when it is not a real date."""
+    day = _ccyymmdd(text)
+    if day is None:
+        raise Problem(name, "unreadable_value", f"{name} {text!r} (segment {seg.number}) is not a date CCYYMMDD", text)
+    return day
+
+
+@lru_cache(maxsize=4096)  # a file has a few hundred distinct dates, each on thousands of segments; strptime is slow
+def _ccyymmdd(text: str) -> datetime | None:
     try:
         return datetime.strptime(text, "%Y%m%d")
     except ValueError:
-        raise Problem(
-            name, "unreadable_value", f"{name} {text!r} (segment {seg.number}) is not a date CCYYMMDD", text
-        ) from None
+        return None
 
 
 def service_date(seg: Segment, name: str) -> datetime | None:

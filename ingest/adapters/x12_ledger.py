@@ -36,6 +36,18 @@ _LEDGER_COLUMNS = (
     "entry_type, party, amount, group_code, reason_code, source"
 )
 
+# What a charge entry takes from its claim, and so what changes when the claim does.
+_CHARGE_FACTS = (
+    "claim_id",
+    "patient_key",
+    "location_id",
+    "provider_id",
+    "payer_id",
+    "service_date",
+    "posted_date",
+    "amount",
+)
+
 
 def derive_ledger(cur: duckdb.DuckDBPyConnection, run_id: int, timezone: str, claim_ids: list[str]) -> None:
     """Upsert the charge entries of `claim_ids` and fill the claim details of their remittance entries."""
@@ -58,30 +70,13 @@ def derive_ledger(cur: duckdb.DuckDBPyConnection, run_id: int, timezone: str, cl
         FROM subs
         """
     )
-    changed = " OR ".join(
-        f"l.{c} IS DISTINCT FROM c.{c}"
-        for c in (
-            "claim_id",
-            "patient_key",
-            "location_id",
-            "provider_id",
-            "payer_id",
-            "service_date",
-            "posted_date",
-            "amount",
-        )
-    )
-    cur.execute(
-        f"""
-        UPDATE ledger AS l SET claim_id = c.claim_id, patient_key = c.patient_key, location_id = c.location_id,
-               provider_id = c.provider_id, payer_id = c.payer_id, service_date = c.service_date,
-               posted_date = c.posted_date, amount = c.amount, ingest_run_id = {run_id}
-        FROM _charges c WHERE l.entry_id = c.entry_id AND ({changed})
-        """
-    )
+    # One upsert through the ledger's primary key: a join would scan the whole ledger for every file.
     cur.execute(
         f"INSERT INTO ledger ({_LEDGER_COLUMNS}, ingest_run_id) SELECT {_LEDGER_COLUMNS}, {run_id} FROM _charges "
-        "WHERE entry_id NOT IN (SELECT entry_id FROM ledger)"
+        "ON CONFLICT (entry_id) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in _CHARGE_FACTS)
+        + f", ingest_run_id = {run_id} WHERE "
+        + " OR ".join(f"ledger.{c} IS DISTINCT FROM excluded.{c}" for c in _CHARGE_FACTS)
     )
     cur.execute(
         f"""

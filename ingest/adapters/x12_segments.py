@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from ingest.errors import IngestError
 
@@ -48,17 +49,20 @@ SEGMENT_ID = re.compile(r"^[A-Z][A-Z0-9]{1,2}$")
 _WHITESPACE = " \t\r\n"
 
 
-@dataclass(frozen=True)
 class Segment:
-    """One segment: its number in the file, its id and its elements (index 1 = first element)."""
+    """One segment: its number in the file, its id and its elements (index 1 = first element).
 
-    number: int
-    elements: tuple[str, ...]
-    component: str
+    A plain class with slots rather than a frozen dataclass: a file has millions of segments,
+    and each is built once and its id compared several times.
+    """
 
-    @property
-    def id(self) -> str:
-        return self.elements[0]
+    __slots__ = ("number", "elements", "component", "id")
+
+    def __init__(self, number: int, elements: tuple[str, ...], component: str) -> None:
+        self.number = number
+        self.elements = elements
+        self.component = component
+        self.id = elements[0]
 
     def __getitem__(self, i: int) -> str:
         return self.elements[i].strip() if i < len(self.elements) else ""
@@ -181,13 +185,18 @@ def _interchange(
             )
         else:
             current.segments.append(seg)
-            if not SEGMENT_ID.match(seg.id) and current.syntax_error is None:
+            if not _is_segment_id(seg.id) and current.syntax_error is None:
                 current.syntax_error = f"segment {number}: {seg.id!r} is not a segment identifier"
             if seg.id == "SE":
                 yield current
                 current = None
         if end < 0:
             raise _truncated(name, current, isa_number)
+
+
+@lru_cache(maxsize=256)  # a file repeats a few dozen segment ids millions of times
+def _is_segment_id(segment_id: str) -> bool:
+    return SEGMENT_ID.match(segment_id) is not None
 
 
 def _truncated(name: str, current: TransactionSet | None, isa_number: int) -> IngestError:
