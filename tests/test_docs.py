@@ -5,6 +5,7 @@
   `clinic-kpis init` there).
 - Every command of the CLI (read from the typer app behind `clinic-kpis --help`) appears in
   README.md as `clinic-kpis COMMAND`.
+- Every relative link and image of the README and of docs/ points to a file that exists.
 - README's KPI table is generated from the catalog, the one source of truth: when a spec changes,
   the test fails and prints the table to paste between the README's kpi-table markers.
 """
@@ -90,6 +91,19 @@ def kpi_table(specs: list[KpiSpec]) -> str:
         definition = spec.definition.replace("|", "\\|")
         lines.append(f"| {DOMAIN_LABELS[spec.domain]} | {spec.title} | `{spec.id}` | {definition} | {target} |")
     return "\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    "doc", ["README.md", *sorted(p.relative_to(REPO).as_posix() for p in (REPO / "docs").rglob("*.md"))]
+)
+def test_relative_links_of_the_docs_resolve(doc: str) -> None:
+    path = REPO / doc
+    targets = re.findall(r"\]\(([^)\s]+)\)", path.read_text(encoding="utf-8"))
+    local = [t.split("#")[0] for t in targets if not re.match(r"[a-z]+:", t) and not t.startswith("#")]
+    if doc == "README.md":
+        assert len(local) > 10, "the pattern no longer finds the README's links"
+    missing = [t for t in local if not (path.parent / t).exists()]
+    assert missing == [], f"{doc} links to missing files: {missing}"
 
 
 def test_readme_kpi_table_is_generated_from_the_catalog() -> None:
