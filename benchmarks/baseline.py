@@ -36,39 +36,11 @@ TABLES = (
     "referrals",
     "portal_messages",
 )
-# The KPIs the baseline computes, by the dimensions they allow (calls have no provider).
-PROVIDER_KPIS = (
-    "no_show_rate",
-    "late_cancel_rate",
-    "third_next_available",
-    "slot_utilization",
-    "visit_cycle_time",
-    "visit_cycle_time_p90",
-    "visit_segment_checkin_to_roomed",
-    "visit_segment_roomed_to_provider",
-    "visit_segment_provider_time",
-    "visit_segment_provider_to_checkout",
-    "chart_closure_lag",
-    "days_in_ar",
-    "ar_over_90_pct",
-    "denial_rate",
-    "clean_claim_rate",
-    "net_collection_rate",
-    "charge_lag",
-    "referral_completion_rate",
-    "portal_response_time",
-)
-CALL_KPIS = ("call_abandonment_rate", "average_speed_of_answer", "service_level")
 DIMENSION_COLUMNS = {  # the source column of each dimension, per table
     "location": {"referrals": "location_id"},
     "provider": {"referrals": "referring_provider_id"},
 }
 RESULT_COLUMNS = ("numerator", "denominator", "value", "n")
-
-
-def kpis_for(dimension: str) -> tuple[str, ...]:
-    """The KPIs that can be broken down by `dimension` (provider or location)."""
-    return PROVIDER_KPIS + CALL_KPIS if dimension == "location" else PROVIDER_KPIS
 
 
 def load_tables(db: Path) -> dict[str, pd.DataFrame]:
