@@ -118,7 +118,8 @@ def trend(frame: pd.DataFrame, spec: KpiSpec) -> go.Figure:
 def breakdown(
     frame: pd.DataFrame, spec: KpiSpec, dim: str, labels: Mapping[str, str], colors: Mapping[str, str]
 ) -> go.Figure:
-    """One line per segment of `dim` over time, in the segment's fixed colour."""
+    """One line per segment of `dim` over time, in the segment's fixed colour; as in `trend`, an
+    open marker is a period that is not final."""
     fig = go.Figure()
     keys = frame[dim].map(lambda v: None if v is None or v != v else str(v))
     for key in keys.drop_duplicates():
@@ -130,6 +131,7 @@ def breakdown(
                 mode="lines+markers",
                 name=segment_label(key, labels),
                 line={"color": colors.get(key, NO_STATUS_COLOR)},
+                marker={"symbol": ["circle" if done else "circle-open" for done in rows["complete"]]},
                 customdata=_hover(rows, spec),
                 hovertemplate=_HOVER_TEMPLATE,
             )

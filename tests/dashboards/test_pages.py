@@ -322,6 +322,25 @@ def test_charts_carry_targets_units_hover_counts_and_one_colour_per_location(
     assert len({c.pop() for c in colours.values()}) == 3
 
 
+def test_breakdown_marks_the_months_that_are_not_final(
+    at: AppTest, practice: SimulatedPractice, window: Window
+) -> None:
+    """Days in A/R's early months look back before the first ledger entry: open markers, per location."""
+    at.switch_page("views/revenue_cycle.py").run()
+    no_errors(at)
+    split = figures(at)[1]
+    with practice.open() as wh:
+        api = wh.compute("days_in_ar", start=window.first, end=window.end, by="location")
+        ids = wh.dimension_values("location").set_index("label")["id"]
+    symbols = set()
+    for trace in split["data"]:
+        rows = api[api["location"] == ids[trace["name"]]]
+        expected = ["circle" if done else "circle-open" for done in rows["complete"]]
+        assert trace["marker"]["symbol"] == expected, trace["name"]
+        symbols.update(expected)
+    assert symbols == {"circle", "circle-open"}
+
+
 def test_upload_box_ingests_an_export(
     open_app: Callable, practice: SimulatedPractice, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
