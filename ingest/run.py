@@ -157,7 +157,8 @@ def _load_file(
                 step(cur, run_id, timezone)
             cur.execute(
                 "UPDATE ingest_runs SET finished_at = ?, adapter = ?, rows_read = ?, rows_inserted = ?, "
-                "rows_updated = ?, rows_unchanged = ?, rows_rejected = ?, status = 'succeeded' WHERE run_id = ?",
+                "rows_updated = ?, rows_unchanged = ?, rows_rejected = ?, rows_ignored = ?, status = 'succeeded' "
+                "WHERE run_id = ?",
                 [
                     datetime.now(UTC),
                     batch.adapter,
@@ -166,6 +167,7 @@ def _load_file(
                     counts.updated,
                     counts.unchanged,
                     counts.rejected,
+                    sum(batch.ignored.values()),
                     run_id,
                 ],
             )

@@ -100,7 +100,7 @@ def test_init_creates_everything_and_never_prints_the_secret(
     cfg = load_config(tmp_path / "clinic-kpis.toml")
     assert cfg.practice_name == "Oak Clinic"
     assert cfg.db_path == tmp_path / "w.duckdb"
-    assert "schema version 1" in res.out and "17 tables" in res.out
+    assert "schema version 2" in res.out and "17 tables" in res.out
 
     again = run_cli(capsys, "init")
     assert again.code == 0

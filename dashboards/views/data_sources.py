@@ -10,7 +10,7 @@ from dashboards.components import page_context
 from kpis.errors import ClinicKpisError
 
 RUN_COLUMNS = ["run_id", "file_path", "adapter", "status", "started_at", "finished_at", "rows_read", "rows_inserted",
-               "rows_updated", "rows_unchanged", "rows_rejected", "error"]  # fmt: skip
+               "rows_updated", "rows_unchanged", "rows_rejected", "rows_ignored", "error"]  # fmt: skip
 REJECT_COLUMNS = ["run_id", "file_path", "position_kind", "position", "target_table", "field", "reason", "value_masked"]
 
 ctx = page_context()

@@ -133,6 +133,9 @@ def test_overlapping_later_export_updates_changed_records(warehouse: Warehouse) 
 def test_synthea_transactions_ledger(warehouse: Warehouse) -> None:
     result = load_one(warehouse, FIXTURES / "billing" / "north_transactions.csv")
     assert (result.read, result.inserted, result.rejected, result.ignored) == (4, 3, 1, 3)
+    # the run record reconciles with the file's 7 data lines: read 4 + ignored 3
+    run = rows(warehouse, f"SELECT rows_read, rows_ignored FROM ingest_runs WHERE run_id = {result.run_id}")
+    assert run == [(4, 3)]
     assert "2 balance transfers between payer and patient" in result.message
     assert "1 payments of 0.00 with no adjustment" in result.message
     got = rows(
