@@ -79,7 +79,11 @@ def kpis_command(
     elif output is OutputFormat.csv:
         typer.echo(_for_text(frame).to_csv(index=False).rstrip("\n"))
     else:
-        _print_table(frame, fmts, list(by or []))
+        # a breakdown lists every known segment in every period; on screen the empty ones are noise
+        empty = (frame["n"] == 0) & frame["value"].isna() if by else pd.Series(False, index=frame.index)
+        _print_table(frame[~empty], fmts, list(by or []))
+        if empty.any():
+            typer.echo(f"{int(empty.sum())} rows without data not shown (--format csv or json lists every row)")
 
 
 def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -98,6 +98,31 @@ def test_table_formats_values_by_the_spec(db: Path, capsys: pytest.CaptureFixtur
     assert res.out.splitlines()[0].replace("┃", " ").split()[-2:] == ["status", "final"]
 
 
+def test_table_hides_the_segments_without_data(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """September has no appointment: its EAST and WEST rows are empty, left out on screen, kept in CSV."""
+    args = [
+        "kpis",
+        "--db",
+        str(db),
+        "--start",
+        "2026-09",
+        "--end",
+        "2026-10",
+        "--kpi",
+        "no_show_rate",
+        "--by",
+        "location",
+    ]
+    table = run_cli(capsys, *args).out.splitlines()
+    assert [line.split()[2] for line in table if "no_show_rate" in line] == ["2026-10-01", "2026-10-01"]
+    assert table[-1] == "2 rows without data not shown (--format csv or json lists every row)"
+    csv_rows = list(csv.DictReader(io.StringIO(run_cli(capsys, *args, "--format", "csv").out)))
+    assert [(r["period_start"], r["n"]) for r in csv_rows if r["location"] == "WEST"] == [
+        ("2026-09-01", "0"),
+        ("2026-10-01", "1"),
+    ]
+
+
 def test_options_and_filters(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     res = run_cli(
         capsys, "kpis", "--db", str(db), "--month", "2026-10", "--kpi", "no_show_rate", "--format", "json",
