@@ -9,6 +9,7 @@ every claim the file touched (`x12_ledger`).
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from ingest.adapters import x12_835, x12_837
 from ingest.adapters.x12_837 import masked_record
@@ -51,4 +52,23 @@ class X12Adapter:
         touched = claims.claim_ids() | remits.claim_ids()
         if touched:
             batch.post_steps.append(lambda cur, run_id, tz: derive_ledger(cur, run_id, tz, sorted(touched)))
+        if remits.rows:
+            remitted = sorted(remits.claim_ids())
+            batch.post_steps.append(lambda cur, run_id, tz: _warn_unbilled(cur, remitted, batch.warnings))
         return batch
+
+
+def _warn_unbilled(cur: Any, claim_ids: list[str], warnings: list[str]) -> None:
+    """Say when payments arrive for claims the warehouse has no charge for: until their 837 (or
+    ledger export) is loaded, those payments lower A/R with nothing to offset, and A/R can go negative."""
+    missing = cur.execute(
+        "SELECT count(*) FROM (SELECT unnest(?::VARCHAR[]) AS claim_id) AS r "
+        "WHERE NOT EXISTS (SELECT 1 FROM claims AS c WHERE c.claim_id = r.claim_id) "
+        "AND NOT EXISTS (SELECT 1 FROM ledger AS l WHERE l.claim_id = r.claim_id AND l.entry_type = 'charge')",
+        [claim_ids],
+    ).fetchone()[0]
+    if missing:
+        warnings.append(
+            f"{missing} of {len(claim_ids)} remitted claims have no claim or charge loaded: their payments lower "
+            "A/R with no charge to offset until the 837 files (or the ledger export) for them are ingested"
+        )

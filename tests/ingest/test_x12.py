@@ -113,6 +113,17 @@ def test_ledger_does_not_depend_on_load_order(warehouse: Warehouse) -> None:
     assert charges(warehouse) == EXPECTED_CHARGES
 
 
+def test_payments_for_claims_not_loaded_are_flagged(warehouse: Warehouse) -> None:
+    """The 835 pays C100 and C101: alone, both lack a charge; after their 837s, a re-load says nothing."""
+    alone = load_one(warehouse, REMITS)
+    assert alone.warnings == [
+        "2 of 2 remitted claims have no claim or charge loaded: their payments lower A/R with no charge to "
+        "offset until the 837 files (or the ledger export) for them are ingested"
+    ]
+    load_one(warehouse, MARCH)
+    assert load_one(warehouse, REMITS, force=True).warnings == []
+
+
 def test_remittances(warehouse: Warehouse) -> None:
     result = load_one(warehouse, REMITS)
     assert (result.adapter, result.read, result.inserted, result.ignored) == ("x12_835", 3, 3, 1)
