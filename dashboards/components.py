@@ -20,6 +20,7 @@ from dashboards.formatting import (
     target_text,
     value_text,
 )
+from kpis.relations import DIMENSIONS
 from kpis.spec import KpiSpec
 
 # What to do when a domain has no data at all: the export it needs and the command that loads it.
@@ -49,16 +50,9 @@ EMPTY_STATES = {
         "(`clinic-kpis ingest portal_messages.csv`)."
     ),
 }
-BREAKDOWN_DIMENSIONS = (
-    "location",
-    "provider",
-    "payer",
-    "payer_class",
-    "visit_type",
-    "new_patient",
-    "queue",
-    "specialty",
-)
+# the breakdown selector offers every dimension but those a page charts on its own
+# (denials by reason, the phones heat map by weekday and hour)
+BREAKDOWN_DIMENSIONS = tuple(d for d in DIMENSIONS if d not in ("denial_reason", "weekday", "hour_of_day"))
 
 
 @dataclass(frozen=True)

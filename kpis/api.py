@@ -246,13 +246,13 @@ class KpiMethods:
             ends[name] = value.date() if isinstance(value, datetime) else value
         return ends
 
-    def _data_starts(self) -> dict[str, date | None]:
-        """The first local date of the relations that say (those a look-back window reads)."""
+    def _data_starts(self, relations: set[str]) -> dict[str, date | None]:
+        """The first local date of those of `relations` that say (the ones a look-back window reads)."""
         cur = self.cursor()
         return {
-            name: cur.execute(relation.data_start_sql).fetchone()[0]
-            for name, relation in self._relations.items()
-            if relation.data_start_sql is not None
+            name: cur.execute(self._relations[name].data_start_sql).fetchone()[0]
+            for name in sorted(relations)
+            if self._relations[name].data_start_sql is not None
         }
 
     def _prepare(
@@ -335,7 +335,8 @@ class KpiMethods:
         for group in ctx.grouping_sets:
             if len(group) == 1:
                 domains[group[0]] = self.dimension_values(group[0])["id"].tolist()
-        frame = engine.complete_table(raw, items, ctx, domains, ends, self._data_starts())
+        starts = self._data_starts({item.spec.relation for item in items})
+        frame = engine.complete_table(raw, items, ctx, domains, ends, starts)
         if not ctx.multiple_sets:
             order = {item.id: i for i, item in enumerate(items)}
             frame = frame.sort_values(
