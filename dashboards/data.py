@@ -147,10 +147,10 @@ def applicable(spec: KpiSpec, filters: Mapping[str, Sequence[str]]) -> Filters:
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
-def drivers(src: Source, kpi: str, period: str, by: str, filters: Filters = ()) -> pd.DataFrame:
-    """`Warehouse.drivers`: each segment's part in the change from the previous month to `period`."""
+def drivers(src: Source, kpi: str, period: str, by: tuple[str, ...], filters: Filters = ()) -> dict[str, pd.DataFrame]:
+    """`Warehouse.drivers_by`: each segment's part in the change from the previous month to `period`, per dimension."""
     with _open(src) as wh:
-        return wh.drivers(kpi, period, by=by, filters=dict(filters) or None)
+        return wh.drivers_by(kpi, period, by, filters=dict(filters) or None)
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)

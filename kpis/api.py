@@ -142,20 +142,48 @@ class KpiMethods:
         `filters` and `options` are those of `compute`, so a location's report or a filtered
         dashboard explains its own number, not the practice's.
         """
+        return self.drivers_by(kpi, period, [by], compare_to, grain, filters, options)[by]
+
+    def drivers_by(
+        self,
+        kpi: str,
+        period: Any,
+        dimensions: Sequence[str],
+        compare_to: Any = None,
+        grain: str = "month",
+        filters: Mapping[str, Any] | None = None,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> dict[str, pd.DataFrame]:
+        """`drivers` for several dimensions at once, keyed by dimension.
+
+        Why: a page that looks for the segment behind a move (location, provider or payer)
+        would otherwise compute the KPI twice per dimension; here both periods and every
+        dimension come from one `compute_groupings`, i.e. one scan per relation.
+        """
         check_grain(grain)
         after = period_floor(parse_bound(period, end=False, what="period"), grain)
         if compare_to is None:
             before = previous_period(after, grain)
         else:
             before = period_floor(parse_bound(compare_to, end=False, what="compare_to"), grain)
-        spec = self._spec(kpi)
-        check_decomposable(spec)
-        frames = [
-            self.compute(kpi, start=p, end=p, grain=grain, by=by, filters=filters, options=options)
-            for p in (before, after)
-        ]
-        out = decompose(frames[0], frames[1], by)
-        out.attrs.update(kpi_id=kpi, period=after.isoformat(), compare_to=before.isoformat(), by=by)
+        check_decomposable(self._spec(kpi))
+        dims = list(dict.fromkeys(dimensions))
+        frame = self.compute_groupings(
+            kpi,
+            start=min(before, after),
+            end=max(before, after),
+            grain=grain,
+            groupings=[(d,) for d in dims],
+            filters=filters,
+            options=options,
+        )
+        out = {}
+        for dim in dims:
+            mine = frame[frame["grouping_id"] == engine.grouping_id((dim,), dims)] if len(dims) > 1 else frame
+            starts = mine["period_start"].dt.date
+            split = decompose(mine[starts == before], mine[starts == after], dim)
+            split.attrs.update(kpi_id=kpi, period=after.isoformat(), compare_to=before.isoformat(), by=dim)
+            out[dim] = split
         return out
 
     def ar_aging(

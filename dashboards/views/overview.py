@@ -69,13 +69,13 @@ def _main_driver(spec: KpiSpec, change: float) -> str:
     A segment whose contribution is under STANDS_OUT of the move does not explain it, and is not named.
     """
     best: tuple[float, str] | None = None
-    for dim in DRIVER_DIMENSIONS:
-        if dim not in spec.dimensions:
-            continue
-        try:
-            split = data.drivers(ctx.src, spec.id, ctx.filters.month, dim, data.applicable(spec, ctx.filters.values))
-        except ClinicKpisError:  # a median does not split into segment contributions
-            return "a median, so it does not split into segment contributions"
+    dims = tuple(dim for dim in DRIVER_DIMENSIONS if dim in spec.dimensions)
+    try:
+        filters = data.applicable(spec, ctx.filters.values)
+        splits = data.drivers(ctx.src, spec.id, ctx.filters.month, dims, filters) if dims else {}
+    except ClinicKpisError:  # a median does not split into segment contributions
+        return "a median, so it does not split into segment contributions"
+    for dim, split in splits.items():
         split = split[split["contribution"].notna() & split["segment"].notna()]  # e.g. calls with no location
         if split.empty:
             continue
@@ -85,8 +85,7 @@ def _main_driver(spec: KpiSpec, change: float) -> str:
         if best is None or abs(top["contribution"]) > best[0]:
             best = (abs(top["contribution"]), phrase)
     if best is None or best[0] < STANDS_OUT * abs(change):
-        dims = " or ".join(d for d in DRIVER_DIMENSIONS if d in spec.dimensions)
-        return f"no single {dims} stands out"
+        return f"no single {' or '.join(dims)} stands out"
     return f"most of it from {best[1]}"
 
 

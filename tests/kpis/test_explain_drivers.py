@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from kpis.errors import ClinicKpisError
@@ -122,3 +123,16 @@ def test_drivers_honour_filters(fx: Fixture) -> None:
     assert out["contribution"].sum() == pytest.approx(0.25)
     practice = fx.wh.drivers("no_show_rate", "2026-10", by="provider")
     assert (practice.attrs["value_before"], practice.attrs["value_after"]) == pytest.approx((0.375, 0.4))
+
+
+def test_drivers_by_several_dimensions_equal_one_call_per_dimension(fx: Fixture) -> None:
+    """One grouped computation serves location and provider alike, with and without a filter."""
+    drivers_fixture(fx)
+    for filters in (None, {"location": "EAST"}):
+        both = fx.wh.drivers_by("no_show_rate", "2026-10", ["location", "provider"], filters=filters)
+        assert list(both) == ["location", "provider"]
+        for dim, split in both.items():
+            alone = fx.wh.drivers("no_show_rate", "2026-10", by=dim, filters=filters)
+            pd.testing.assert_frame_equal(split.reset_index(drop=True), alone.reset_index(drop=True))
+            assert split.attrs == alone.attrs and split.attrs["by"] == dim
+    assert both["provider"]["segment"].tolist() == [P1]
