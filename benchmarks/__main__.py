@@ -8,6 +8,11 @@ dashboard's Overview is timed under Streamlit's AppTest (first render, one filte
 one table and writes it as JSON. Exit status 1 if the two sides disagree.
 
     python -m benchmarks --scale 1m --repeat 3 --json bench.json
+
+`--from-warehouse DIR` times the KPIs, the dashboard and the baseline on a warehouse already
+loaded (a `--keep` run's workdir, or one made by `python -m benchmarks.scale_up`), skipping
+generation and ingest; `--no-baseline` leaves out the pandas side (its memory grows with the
+data: at 10 M it would not fit beside the warehouse on a 24 GB machine).
 """
 
 from __future__ import annotations
@@ -46,9 +51,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Simulator worker processes.")
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"), help="Where to write the results.")
+    parser.add_argument(
+        "--from-warehouse",
+        type=Path,
+        help="A workdir with a loaded warehouse (clinic-kpis.toml, its database, exports/truth.json): "
+        "skip generating and ingesting, time the rest. It is never deleted.",
+    )
+    parser.add_argument("--no-baseline", action="store_true", help="Leave out the pandas baseline.")
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.ingest_repeat < 1:
         parser.error("--repeat and --ingest-repeat must be at least 1")
+    if args.from_warehouse is not None:
+        if args.scale and len(args.scale) > 1:
+            parser.error("--from-warehouse takes one --scale (the name its figures are filed under)")
+        args.from_warehouse = args.from_warehouse.resolve()
+        if not (args.from_warehouse / "clinic-kpis.toml").is_file():
+            parser.error(f"--from-warehouse {args.from_warehouse}: no clinic-kpis.toml there")
     args.scale = args.scale or ["1m"]
     args.workdir = args.workdir.resolve()
     return args
@@ -56,53 +74,61 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run_scale(scale: steps.Scale, args: argparse.Namespace, say) -> tuple[list[Figure], dict]:
     """Every figure of one scale, and its details for the JSON (ingest per format, the comparison)."""
-    workdir = args.workdir / scale.name
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
+    reuse = args.from_warehouse is not None
+    workdir = args.from_warehouse if reuse else args.workdir / scale.name
+    if not reuse:
+        if workdir.exists():
+            shutil.rmtree(workdir)
+        workdir.mkdir(parents=True)
+    generated, ingests = None, []
     try:
-        say(f"{scale.name}: generating exports")
-        generated = steps.generate(scale, workdir, args.workers)
-        ingests = []
-        for i in range(args.ingest_repeat):
-            say(f"{scale.name}: ingesting {generated.megabytes:,.0f} MB ({i + 1}/{args.ingest_repeat})")
-            ingests.append(steps.ingest(workdir))
+        if not reuse:
+            say(f"{scale.name}: generating exports")
+            generated = steps.generate(scale, workdir, args.workers)
+            for i in range(args.ingest_repeat):
+                say(f"{scale.name}: ingesting {generated.megabytes:,.0f} MB ({i + 1}/{args.ingest_repeat})")
+                ingests.append(steps.ingest(workdir))
         project, frames = {}, {}
         for dimension in DIMENSIONS:
             say(f"{scale.name}: computing KPIs by {dimension}")
             project[dimension], frames[dimension] = steps.project_kpis(workdir, dimension, args.repeat)
         say(f"{scale.name}: dashboard Overview")
         board = steps.dashboard(workdir, args.repeat)
-        say(f"{scale.name}: pandas baseline")
-        load_seconds, pandas_seconds, pandas_frames = steps.pandas_kpis(workdir, DIMENSIONS, args.repeat)
-        comparisons = steps.check(frames, pandas_frames)
+        load_seconds, pandas_seconds, comparisons = None, {}, {}
+        if not args.no_baseline:
+            say(f"{scale.name}: pandas baseline")
+            load_seconds, pandas_seconds, pandas_frames = steps.pandas_kpis(workdir, DIMENSIONS, args.repeat)
+            comparisons = steps.check(frames, pandas_frames)
     finally:
-        if not args.keep:
+        if not args.keep and not reuse:
             shutil.rmtree(workdir, ignore_errors=True)
     s = scale.name
-    figures = [
-        Figure(s, "appointments generated", "count", generated.appointments),
-        Figure(s, "generate exports", "s", generated.seconds),
-        Figure(s, "exports size", "MB", generated.megabytes),
-        Figure(s, "ingest everything", "s", median([i.seconds for i in ingests])),
-        Figure(s, "ingest peak RSS", "MB", median([i.peak_rss_mb for i in ingests])),
-    ]
-    for label in [f.label for f in ingests[0].formats if f.rows >= MIN_FORMAT_ROWS]:
-        per_run = [next(f for f in i.formats if f.label == label) for i in ingests]
-        figures.append(Figure(s, f"ingest {label}", "rows/s", median([f.rows_per_second for f in per_run])))
-        figures.append(Figure(s, f"ingest {label}", "MB/s", median([f.mb_per_second for f in per_run])))
+    figures = [Figure(s, "appointments", "count", steps.appointments(workdir) if reuse else generated.appointments)]
+    if generated is not None:
+        figures += [
+            Figure(s, "generate exports", "s", generated.seconds),
+            Figure(s, "exports size", "MB", generated.megabytes),
+            Figure(s, "ingest everything", "s", median([i.seconds for i in ingests])),
+            Figure(s, "ingest peak RSS", "MB", median([i.peak_rss_mb for i in ingests])),
+        ]
+        for label in [f.label for f in ingests[0].formats if f.rows >= MIN_FORMAT_ROWS]:
+            per_run = [next(f for f in i.formats if f.label == label) for i in ingests]
+            figures.append(Figure(s, f"ingest {label}", "rows/s", median([f.rows_per_second for f in per_run])))
+            figures.append(Figure(s, f"ingest {label}", "MB/s", median([f.mb_per_second for f in per_run])))
     for dimension in DIMENSIONS:
         k = project[dimension]
-        pandas = pandas_seconds[dimension]
+        pandas = pandas_seconds.get(dimension)
         figures.append(Figure(s, f"all KPIs by {dimension}, warm", "s", k.warm, pandas))
-        figures.append(Figure(s, f"all KPIs by {dimension}, cold", "s", k.cold, load_seconds + pandas))
+        cold_pandas = None if pandas is None else load_seconds + pandas
+        figures.append(Figure(s, f"all KPIs by {dimension}, cold", "s", k.cold, cold_pandas))
     figures.append(Figure(s, "dashboard Overview first render", "s", board.first_render))
     figures.append(Figure(s, "dashboard filter change", "s", board.filter_change))
     details = {
-        "appointments": generated.appointments,
+        "appointments": figures[0].project,
+        "from_warehouse": str(workdir) if reuse else None,
         "ingest_formats": [
             {**f.__dict__, "rows_per_second": f.rows_per_second, "mb_per_second": f.mb_per_second}
-            for f in ingests[0].formats
+            for f in (ingests[0].formats if ingests else [])
         ],
         "pandas_load_seconds": load_seconds,
         "comparison": {

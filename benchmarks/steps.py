@@ -148,6 +148,12 @@ class KpiFigures:
     rows: int
 
 
+def appointments(workdir: Path) -> int:
+    """Appointments in the workdir's warehouse (for a run on a warehouse loaded before)."""
+    with Warehouse.open(config=load_config(workdir / "clinic-kpis.toml"), read_only=True) as wh:
+        return wh.cursor().execute("SELECT count(*) FROM appointments").fetchone()[0]
+
+
 def _months(workdir: Path) -> tuple[date, date]:
     """First and last month of the simulated run (from truth.json), the KPI range."""
     meta = json.loads((workdir / "exports" / "truth.json").read_text(encoding="utf-8"))["meta"]

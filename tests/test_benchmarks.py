@@ -31,7 +31,7 @@ def test_tiny_benchmark_run_agrees_with_the_pandas_baseline(tmp_path: Path) -> N
     assert done.returncode == 0, done.stdout + done.stderr
     document = json.loads(out.read_text())
     figures = {f["figure"]: f for f in document["figures"]}
-    assert figures["appointments generated"]["project"] > 1000
+    assert figures["appointments"]["project"] > 1000
     assert figures["ingest FHIR NDJSON Appointment"]["unit"] in ("rows/s", "MB/s")
     for dimension in ("provider", "location"):
         warm = figures[f"all KPIs by {dimension}, warm"]
@@ -70,3 +70,31 @@ def test_the_comparison_reports_a_different_value_and_a_missing_row() -> None:
     assert missing.differences == ["no_show_rate 2026-02 1234567890: only in the project"]
     empty_rows_ignored = compare(_frame([0.1, float("nan")], [10, 0]), _frame([0.1], [10]), "provider")
     assert empty_rows_ignored.equal
+
+
+def test_scale_up_copies_every_row_with_its_own_identifiers(simulated_practice, tmp_path: Path) -> None:
+    """Three copies of the simulated warehouse: every fact table has three times the rows, and a
+    rate or a mean by location (custom KPIs included) is unchanged (each copy is the same practice again) while its n
+    triples; the providers triple with it, and locations and payers stay shared."""
+    from benchmarks.scale_up import scale_up
+    from kpis import Warehouse
+    from kpis.config import load_config
+
+    counts = scale_up(simulated_practice.directory, tmp_path / "x3", copies=3)
+    with simulated_practice.open() as wh:
+        before = {t: wh.cursor().execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in counts}
+        original = wh.compute(start="2025-09", end="2026-09", by="location")
+        specs = {s.id: s for s in wh.catalog()}
+    for table, n in counts.items():
+        shared = table in ("locations", "payers", "ingest_runs", "rejects", "schema_migrations")
+        assert n == before[table] * (1 if shared else 3), table
+    with Warehouse.open(config=load_config(tmp_path / "x3" / "clinic-kpis.toml"), read_only=True) as big:
+        assert big.cursor().execute("SELECT count(DISTINCT patient_key) FROM appointments").fetchone()[0] > 0
+        scaled = big.compute(start="2025-09", end="2026-09", by="location")
+    additive = [k for k, s in specs.items() if not (s.kind == "aggregate" and s.value.agg != "mean")]  # not medians
+    key = ["kpi_id", "period_start", "location"]
+    both = original.merge(scaled, on=key, suffixes=("", "_x3"))
+    both = both[both["kpi_id"].isin(additive) & both["value"].notna()]
+    assert len(both) > 100
+    pd.testing.assert_series_equal(both["value_x3"], both["value"], check_names=False, rtol=1e-9)
+    assert (both["n_x3"] == 3 * both["n"]).all()
