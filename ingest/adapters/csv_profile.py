@@ -356,7 +356,7 @@ class CsvProfileAdapter:
 
     def parse(self, file: InputFile, ctx: ParseContext) -> Batch:
         p = self.profile
-        text = decode(file.data, file.name, p.encoding)
+        text = decode(file.read(), file.name, p.encoding)
         raw = self._read(text, file.name, ctx)
         zone = ctx.timezone if p.timezone == "practice" else p.timezone
         con = duckdb.connect()

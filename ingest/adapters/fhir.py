@@ -151,7 +151,7 @@ class FhirAdapter:
         self.rank = RANK.get(kind or "", len(PHASES))
 
     def parse(self, file: InputFile, ctx: ParseContext) -> Batch:
-        text = decode(file.data, file.name)
+        text = decode(file.read(), file.name)
         kind, items = _resources(text, file.name)
         batch = Batch(adapter=self.name, position_kind=kind)
         mapper = _Mapper(ctx)
@@ -191,7 +191,7 @@ class FhirAdapter:
 
         Used for a file skipped as already loaded, so the other files of the call still resolve."""
         mapper = _Mapper(ctx)
-        _, items = _resources(decode(file.data, file.name), file.name)
+        _, items = _resources(decode(file.read(), file.name), file.name)
         for _, resource in items:
             if isinstance(resource, dict) and resource.get("resourceType") in ("Practitioner", "Schedule"):
                 with contextlib.suppress(Reject, Ignore):

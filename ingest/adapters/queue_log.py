@@ -98,7 +98,7 @@ class QueueLogAdapter:
     rank = 5
 
     def parse(self, file: InputFile, ctx: ParseContext) -> Batch:
-        text = decode(file.data, file.name)
+        text = decode(file.read(), file.name)
         batch = Batch(adapter=self.name, position_kind="line")
         last: dict[str, _Call] = {}  # each uniqueid's latest call
         attempts: dict[str, int] = {}
