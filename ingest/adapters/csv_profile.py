@@ -390,7 +390,7 @@ class CsvProfileAdapter:
 
     def _chunks(self, file: InputFile, ctx: ParseContext, batch: Batch) -> Iterator[Chunk]:
         p = self.profile
-        con = duckdb.connect()
+        con = duckdb.connect(config={"memory_limit": "256MB"})  # maps one chunk at a time
         try:
             con.execute("SET TimeZone = 'UTC'")
             con.execute("SET enable_progress_bar = false")

@@ -69,3 +69,24 @@ def test_a_file_loaded_from_a_gzip_in_a_zip_loads_like_the_file(warehouse: Wareh
     assert (result.read, result.inserted, result.rejected) == (7, 4, 3)  # as the plain file loads alone
     (again,) = load(warehouse, source)
     assert again.status == "skipped"  # same content, same checksum
+
+
+def test_duckdb_memory_is_bounded_while_files_load_and_restored_after(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB's default is 80% of RAM; during ingest it spills past 1 GB instead of growing."""
+    from ingest.load import Loader
+
+    setting = "SELECT current_setting('memory_limit')"
+    before = rows(warehouse, setting)[0][0]
+    seen: list[str] = []
+    real_load = Loader.load
+
+    def load_and_look(self: Loader, batch, run_id, file_name):  # noqa: ANN001, ANN202
+        seen.append(self.cur.execute(setting).fetchone()[0])
+        return real_load(self, batch, run_id, file_name)
+
+    monkeypatch.setattr(Loader, "load", load_and_look)
+    load(warehouse, FIXTURES / "portal" / "portal_messages.csv")
+    assert seen == ["953.6 MiB"]  # 1 GB
+    assert rows(warehouse, setting)[0][0] == before
