@@ -32,6 +32,8 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
+
 from ingest.batch import RESTART, Batch, Chunk, Phase, RecordError, Target, rows_to_arrow
 from ingest.context import ParseContext
 from ingest.errors import IngestError
@@ -319,10 +321,21 @@ def _ndjson(text: str) -> Iterator[tuple[int, dict | RecordError]]:
             yield number, _line_item(number, line)
 
 
+def _loads(text: str) -> Any:
+    """`json.loads(text)`, through orjson (about 3x faster) when it reads the text.
+
+    orjson refuses a few things `json` accepts (NaN, integers beyond 64 bits, lone surrogates);
+    for any text it refuses, `json` decides, so values and error messages stay exactly `json`'s."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def _line_item(number: int, line: str) -> dict | RecordError:
     """The resource on NDJSON line `number`, or why the line is not one."""
     try:
-        resource = json.loads(line)
+        resource = _loads(line)
     except ValueError as exc:
         return RecordError(number, None, "invalid_json", f"the line is not valid JSON ({exc.msg})")
     if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
