@@ -154,3 +154,16 @@ def test_csv_duplicates_and_side_rows_across_chunks(
     whole = _compare(tmp_path, empty_warehouse_file, monkeypatch, csv_profile, "CHUNK_ROWS", [1, 2], path)
     assert whole["results"][0][6] >= 1  # the conflicting copy is rejected
     _compare(tmp_path, empty_warehouse_file, monkeypatch, csv_profile, "CHUNK_CHARS", [1, 200], path)
+
+
+def test_queue_log_calls_in_chunks_give_the_whole_file_result(
+    tmp_path: Path, empty_warehouse_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingest.adapters import queue_log
+
+    log = (FIXTURES / "phones" / "queue_log").read_text(encoding="utf-8")
+    extra = "not a queue_log line\n1730462999|9.9|appointments|NONE|ENTERQUEUE||6175550100|1\n"  # a waiting call
+    path = tmp_path / "queue_log"
+    path.write_text(log + extra, encoding="utf-8")
+    whole = _compare(tmp_path, empty_warehouse_file, monkeypatch, queue_log, "CHUNK_CALLS", [1, 2], path)
+    assert whole["results"][0][6] >= 2 and any(r[9] and "6175550100" not in r[9] for r in whole["rejects"])
