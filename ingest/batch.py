@@ -4,12 +4,17 @@ Adapters only parse. Each returns a `Batch`: rows for canonical tables (as Arrow
 `_pos` column is the record's position in the file), the records it could not parse at all,
 and the records it deliberately ignored (with why). Everything else — validation, upsert,
 counting, quarantine, lineage — is done once, in `ingest.load`.
+
+A large line-oriented file is parsed in chunks rather than whole, so memory stays bounded: its
+`Batch` then has `chunks`, an iterator of `Chunk`s (rows and errors of the next N records,
+positions continuing across chunks), which the loader consumes as it goes; counts, ignored
+records and warnings are filled in on the `Batch` by the time the iterator is exhausted.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -67,6 +72,25 @@ class Phase:
     """
 
     targets: list[tuple[Target, pa.Table]] = field(default_factory=list)
+    # Phases load in this order (then in the order given); in a chunked file, the phases of the
+    # same order and the targets at the same index in them are one phase and one target.
+    order: int = 0
+
+
+@dataclass
+class Chunk:
+    """The next records of a file parsed in chunks: what a `Batch` holds for a whole file."""
+
+    phases: list[Phase] = field(default_factory=list)
+    errors: list[RecordError] = field(default_factory=list)
+    raw: pa.Table | None = None  # as Batch.raw
+    records: pa.Table | None = None  # or: `_pos` + the masked record JSON of each record
+
+
+# Yielded by a chunked parse to drop the chunks given so far and start over: the file turned
+# out not to be readable in chunks with exactly a whole-file load's result (e.g. a FHIR file
+# whose resource types are out of phase order), so it is parsed again whole.
+RESTART = Chunk()
 
 
 # A step that runs after the rows are written, in the same transaction, e.g. deriving ledger
@@ -84,9 +108,12 @@ class Batch:
     errors: list[RecordError] = field(default_factory=list)
     ignored: Counter[str] = field(default_factory=Counter)
     records: Callable[[int], str | None] = lambda pos: None  # masked record JSON for a reject
+    # or: the masked record JSON of several rejects at once (e.g. read again from the file)
+    records_for: Callable[[list[int]], dict[int, str | None]] | None = None
     raw: pa.Table | None = None  # or: `_pos` + masked source fields, turned into JSON in SQL for rejects
     post_steps: list[PostStep] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    chunks: Iterator[Chunk] | None = None  # instead of phases/errors/raw: the file in chunks
 
 
 def rows_to_arrow(rows: list[dict], columns: list[str]) -> pa.Table:

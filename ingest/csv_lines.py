@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from ingest.batch import RecordError
 
@@ -23,9 +23,11 @@ def lines(text: str) -> Iterator[str]:
     return (m.group() for m in _LINE.finditer(text))
 
 
-def records(text: str, delimiter: str = ",") -> Iterator[tuple[int, list[str]] | RecordError]:
-    """(start line, fields) for each non-blank record, or a RecordError for an unreadable one."""
-    reader = csv.reader(lines(text), delimiter=delimiter, strict=True)
+def records(text: str | Iterable[str], delimiter: str = ",") -> Iterator[tuple[int, list[str]] | RecordError]:
+    """(start line, fields) for each non-blank record, or a RecordError for an unreadable one.
+
+    `text` is the whole text, or its lines with their endings (e.g. read piece by piece)."""
+    reader = csv.reader(lines(text) if isinstance(text, str) else text, delimiter=delimiter, strict=True)
     prev = 0
     while True:
         try:

@@ -101,5 +101,6 @@ def _profile(name: str, profiles: list[Profile]) -> Profile:
 
 def _head(file: InputFile) -> str:
     """The first part of the file as text (lossy: only for sniffing)."""
-    encoding, skip = sniff_encoding(file.data[:_SNIFF_BYTES])
-    return file.data[skip:_SNIFF_BYTES].decode(encoding, errors="replace")
+    head = file.head(_SNIFF_BYTES)  # only the head is read: the file is read when it loads
+    encoding, skip = sniff_encoding(head)
+    return head[skip:].decode(encoding, errors="replace")

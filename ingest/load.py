@@ -27,7 +27,7 @@ import duckdb
 import pyarrow as pa
 
 from ingest import checks
-from ingest.batch import Batch, Phase, Target
+from ingest.batch import RESTART, Batch, Chunk, Target
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,17 @@ def read_schema(cur: duckdb.DuckDBPyConnection) -> dict[str, TableMeta]:
 
 
 @dataclass
+class _Slot:
+    """A target's rows staged so far: the temp table they are appended to, and their columns."""
+
+    target: Target
+    table: str
+    write: list[str]
+    errs: list[str]
+    rows: int = 0
+
+
+@dataclass
 class Counts:
     read: int = 0
     inserted: int = 0
@@ -109,22 +120,59 @@ class Loader:
     # -- public -------------------------------------------------------------------------------
 
     def load(self, batch: Batch, run_id: int, file_name: str) -> Counts:
-        """Write `batch` and its rejects for run `run_id`; return the record counts."""
+        """Write `batch` and its rejects for run `run_id`; return the record counts.
+
+        A chunked batch's rows are appended, chunk by chunk, to one typed temp table per target
+        (DuckDB keeps them in its buffer pool and spills them to disk past its memory limit),
+        and the checks and writes then run once over each whole table: the result is exactly
+        that of the whole file at once (duplicates across chunks, phase order, counts), while
+        Python holds one chunk at a time.
+        """
         cur = self.cur
         self._kind = batch.position_kind
+        self._reset()
+        chunks = batch.chunks if batch.chunks is not None else [Chunk(batch.phases, batch.errors, batch.raw)]
+        for chunk in chunks:
+            if chunk is RESTART:
+                self._reset()
+            else:
+                self._add(chunk)
+        for key in sorted({(order, k) for order, k, _ in self._slots}):
+            slots = [self._slots[s] for s in sorted(self._slots) if s[:2] == key]
+            self._phase([(slot.target, slot.table) for slot in slots if slot.rows], run_id)
+        for slot in self._slots.values():
+            cur.execute(f"DROP TABLE IF EXISTS {slot.table}")
+        counts = self._counts()
+        self._write_rejects(batch, run_id, file_name)
+        return counts
+
+    def _reset(self) -> None:
+        """No rows, failures or records staged yet (at the start of a file, or to start it over)."""
+        cur = self.cur
+        for slot in getattr(self, "_slots", {}).values():
+            cur.execute(f"DROP TABLE IF EXISTS {slot.table}")
+        self._slots: dict[tuple[int, int, int], _Slot] = {}
+        self._raw_cols: list[str] | None = None
+        self._has_records = False
         cur.execute(
             "CREATE OR REPLACE TEMP TABLE _fail (_pos BIGINT, _order BIGINT, target_table VARCHAR, field VARCHAR, "
             "check_name VARCHAR, reason VARCHAR, value_masked VARCHAR)"
         )
         cur.execute("CREATE OR REPLACE TEMP TABLE _outcome (_pos BIGINT, _target BIGINT, _action VARCHAR)")
-        if batch.errors:
+        cur.execute("CREATE OR REPLACE TEMP TABLE _raw_all (_pos BIGINT)")
+        cur.execute("CREATE OR REPLACE TEMP TABLE _records_all (_pos BIGINT, record VARCHAR)")
+
+    def _add(self, chunk: Chunk) -> None:
+        """Stage one chunk: its errors as failures, its rows appended to their targets' tables."""
+        cur = self.cur
+        if chunk.errors:
             errors = pa.table(
                 {
-                    "_pos": pa.array([e.pos for e in batch.errors], pa.int64()),
-                    "field": pa.array([e.field for e in batch.errors], pa.string()),
-                    "check_name": pa.array([e.check for e in batch.errors], pa.string()),
-                    "reason": pa.array([e.reason for e in batch.errors], pa.string()),
-                    "value_masked": pa.array([e.value for e in batch.errors], pa.string()),
+                    "_pos": pa.array([e.pos for e in chunk.errors], pa.int64()),
+                    "field": pa.array([e.field for e in chunk.errors], pa.string()),
+                    "check_name": pa.array([e.check for e in chunk.errors], pa.string()),
+                    "reason": pa.array([e.reason for e in chunk.errors], pa.string()),
+                    "value_masked": pa.array([e.value for e in chunk.errors], pa.string()),
                 }
             )
             cur.register("_errors_in", errors)
@@ -132,38 +180,77 @@ class Loader:
                 "INSERT INTO _fail SELECT _pos, -1, NULL, field, check_name, reason, value_masked FROM _errors_in"
             )
             cur.unregister("_errors_in")
-        for phase in batch.phases:
-            self._phase(phase, run_id)
-        counts = self._counts()
-        self._write_rejects(batch, run_id, file_name)
-        return counts
+        seen: dict[int, int] = {}
+        for phase in chunk.phases:
+            k = seen[phase.order] = seen.get(phase.order, -1) + 1
+            for i, (target, rows) in enumerate(phase.targets):
+                self._append((phase.order, k, i), target, rows)
+        if chunk.raw is not None:
+            if self._raw_cols is None:
+                self._raw_cols = [c for c in chunk.raw.column_names if c != "_pos"]
+                cur.register("_raw_in", chunk.raw.slice(0, 0))
+                cur.execute("CREATE OR REPLACE TEMP TABLE _raw_all AS SELECT * FROM _raw_in")
+                cur.unregister("_raw_in")
+            cur.register("_raw_in", chunk.raw)
+            cur.execute("INSERT INTO _raw_all BY NAME SELECT * FROM _raw_in")
+            cur.unregister("_raw_in")
+        if chunk.records is not None:
+            self._has_records = True
+            cur.register("_records_in", chunk.records)
+            cur.execute("INSERT INTO _records_all SELECT _pos, record FROM _records_in")
+            cur.unregister("_records_in")
+
+    def _append(self, key: tuple[int, int, int], target: Target, rows: pa.Table) -> None:
+        """Append `rows` to the typed input table of target `key`, numbering them in file order."""
+        meta = self.schema[target.table]
+        write = [c for c in rows.column_names if not c.startswith("_")]
+        errs = [c for c in ("_err_field", "_err_check", "_err_reason", "_err_value") if c in rows.column_names]
+        slot = self._slots.get(key)
+        if slot is None:
+            unknown = [c for c in write if c not in meta.columns]
+            missing_key = [k for k in meta.key if k not in write]
+            if unknown or missing_key:
+                raise ValueError(
+                    f"adapter rows for {target.table}: unknown columns {unknown}, missing key {missing_key}"
+                )
+            slot = self._slots[key] = _Slot(target, f"_s{len(self._slots) + 1}", write, errs)
+            typed = ["_pos BIGINT", "_row BIGINT", *(f"{c} VARCHAR" for c in errs)]
+            typed += [f"{q(c)} {meta.columns[c].type}" for c in write]
+            self.cur.execute(f"CREATE OR REPLACE TEMP TABLE {slot.table} ({', '.join(typed)})")
+        elif (slot.target, slot.write, slot.errs) != (target, write, errs):
+            raise ValueError(f"adapter rows for {target.table}: chunks differ in target or columns")
+        if not rows.num_rows:
+            return
+        numbers = pa.array(range(slot.rows + 1, slot.rows + 1 + rows.num_rows), pa.int64())
+        slot.rows += rows.num_rows
+        values = ["CAST(_pos AS BIGINT)", "_row", *(f"CAST({c} AS VARCHAR)" for c in errs)]
+        values += [f"CAST({q(c)} AS {meta.columns[c].type})" for c in write]
+        self.cur.register("_chunk_in", rows.append_column("_row", numbers))
+        self.cur.execute(f"INSERT INTO {slot.table} SELECT {', '.join(values)} FROM _chunk_in")
+        self.cur.unregister("_chunk_in")
 
     # -- one phase ----------------------------------------------------------------------------
 
-    def _phase(self, phase: Phase, run_id: int) -> None:
-        staged = [(target, self._stage(target, rows)) for target, rows in phase.targets if rows.num_rows]
+    def _phase(self, staged_inputs: list[tuple[Target, str]], run_id: int) -> None:
+        staged = [(target, self._stage(target, table)) for target, table in staged_inputs]
         for target, name in staged:
             self._check(target, name)
         for target, name in staged:
             self._dedupe(target, name)
         for target, name in staged:
             self._apply(target, name, run_id)
+        for _, name in staged:
+            self.cur.execute(f"DROP TABLE IF EXISTS _c{name}")
+            self.cur.execute(f"DROP TABLE IF EXISTS _d{name}")
 
-    def _stage(self, target: Target, rows: pa.Table) -> str:
+    def _stage(self, target: Target, table: str) -> str:
         """Temp table `_cN`: the rows as given, typed, merged with the warehouse row of their key."""
         meta = self.schema[target.table]
         self._n += 1
         n = str(self._n)
-        write = [c for c in rows.column_names if not c.startswith("_")]
-        unknown = [c for c in write if c not in meta.columns]
-        missing_key = [k for k in meta.key if k not in write]
-        if unknown or missing_key:
-            raise ValueError(f"adapter rows for {target.table}: unknown columns {unknown}, missing key {missing_key}")
-        errs = [c for c in ("_err_field", "_err_check", "_err_reason", "_err_value") if c in rows.column_names]
+        slot = next(s for s in self._slots.values() if s.table == table)
+        write, errs = slot.write, slot.errs
         self._write[n], self._errs[n] = write, errs
-        typed = ["CAST(_pos AS BIGINT) AS _pos", "row_number() OVER () AS _row"]
-        typed += [f"CAST({c} AS VARCHAR) AS {c}" for c in errs]
-        typed += [f"CAST({q(c)} AS {meta.columns[c].type}) AS {q(c)}" for c in write]
         join = " AND ".join(f"s.{q(k)} = w.{q(k)}" for k in meta.key)
         exists = f"(w.{q(meta.key[0])} IS NOT NULL)"
         merged = [f"s.{c}" for c in errs]
@@ -187,14 +274,13 @@ class Loader:
         compare = self._compare_columns(target, write)
         changed = " OR ".join(f"d.{q(c)} IS DISTINCT FROM w.{q(c)}" for c in compare) or "FALSE"
         join_d = " AND ".join(f"d.{q(k)} = w.{q(k)}" for k in meta.key)
-        self.cur.register(f"_in{n}", rows)
         self.cur.execute(
-            f"CREATE OR REPLACE TEMP TABLE _c{n} AS WITH s AS (SELECT {', '.join(typed)} FROM _in{n}), "
+            f"CREATE OR REPLACE TEMP TABLE _c{n} AS WITH s AS (SELECT * FROM {table}), "
             f"m AS ({merge}), d AS ({with_derived}) "
             f"SELECT d.*, (NOT d._exists OR {changed}) AS _changed "
             f"FROM d LEFT JOIN main.{q(target.table)} w ON {join_d}"
         )
-        self.cur.unregister(f"_in{n}")
+        self.cur.execute(f"DROP TABLE {table}")  # its rows are in _cN now
         return n
 
     def _compare_columns(self, target: Target, write: list[str]) -> list[str]:
@@ -325,26 +411,31 @@ class Loader:
             "CREATE OR REPLACE TEMP TABLE _first_fail AS SELECT * FROM _fail "
             "QUALIFY row_number() OVER (PARTITION BY _pos ORDER BY _order, field) = 1"
         )
-        if batch.raw is not None:
-            cols = [c for c in batch.raw.column_names if c != "_pos"]
-            cur.register("_raw_in", batch.raw)
+        if self._raw_cols is not None:
+            cols = self._raw_cols
             record = "to_json(struct_pack(" + ", ".join(f"{q(c)} := r.{q(c)}" for c in cols) + "))::VARCHAR"
             cur.execute(
-                f"CREATE OR REPLACE TEMP TABLE _records AS SELECT r._pos, {record} AS record FROM _raw_in r "
+                f"CREATE OR REPLACE TEMP TABLE _records AS SELECT r._pos, {record} AS record FROM _raw_all r "
                 "WHERE r._pos IN (SELECT _pos FROM _first_fail)"
             )
-            cur.unregister("_raw_in")
+        elif self._has_records:
+            cur.execute(
+                "CREATE OR REPLACE TEMP TABLE _records AS SELECT * FROM _records_all "
+                "WHERE _pos IN (SELECT _pos FROM _first_fail)"
+            )
         else:
             positions = [r[0] for r in cur.execute("SELECT _pos FROM _first_fail").fetchall()]
-            records = pa.table(
-                {
-                    "_pos": pa.array(positions, pa.int64()),
-                    "record": pa.array([batch.records(p) for p in positions], pa.string()),
-                }
-            )
+            if batch.records_for is not None:
+                found = batch.records_for(positions)
+                texts = [found.get(p) for p in positions]
+            else:
+                texts = [batch.records(p) for p in positions]
+            records = pa.table({"_pos": pa.array(positions, pa.int64()), "record": pa.array(texts, pa.string())})
             cur.register("_records_in", records)
             cur.execute("CREATE OR REPLACE TEMP TABLE _records AS SELECT * FROM _records_in")
             cur.unregister("_records_in")
+        cur.execute("DROP TABLE IF EXISTS _raw_all")
+        cur.execute("DROP TABLE IF EXISTS _records_all")
         cur.execute(
             "INSERT INTO rejects (run_id, file_path, position_kind, position, target_table, field, check_name, "
             "reason, value_masked, record_masked) "

@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
+
 from ingest.adapters import Adapter
 from ingest.adapters.csv_profile import Profile, load_profile, shipped_profiles
 from ingest.context import ParseContext
 from ingest.detect import check_format, choose
 from ingest.errors import IngestError
-from ingest.load import Loader, TableMeta, read_schema
+from ingest.load import Loader, TableMeta, lit, read_schema
 from ingest.pseudonymize import Pseudonymizer
 from ingest.sources import InputFile, expand
 from kpis.config import Config
@@ -94,13 +96,43 @@ def ingest_paths(
     plan.sort(key=lambda item: item[1].rank)
     with warehouse.cursor() as cur:
         schema = read_schema(cur)
-    for done, (i, adapter, file) in enumerate(plan):
-        if progress is not None:
-            progress(file.name, done, len(plan))
-        results[i] = _load_file(warehouse, file, adapter, pseudonymizer, references, schema, force)
+    with _bounded_memory(warehouse):
+        for done, (i, adapter, file) in enumerate(plan):
+            if progress is not None:
+                progress(file.name, done, len(plan))
+            results[i] = _load_file(warehouse, file, adapter, pseudonymizer, references, schema, force)
     if progress is not None:
         progress("", len(plan), len(plan))
     return [results[i] for i in sorted(results)]
+
+
+# DuckDB's own memory while files load. Its default is 80% of the machine's RAM, and a large
+# file's staged rows, sorts and joins then grow towards that instead of spilling. 1 GB holds a
+# million-row file's staging tables and the joins over them without spilling much, and leaves
+# room for the chunk Python is parsing (a few hundred MB) under a 2 GB process. A practice can
+# set `[ingest] memory_limit = "4GB"` (any DuckDB size) on a larger machine.
+MEMORY_LIMIT = "1GB"
+
+
+@contextmanager
+def _bounded_memory(warehouse: Warehouse) -> Iterator[None]:
+    """Bound DuckDB's buffer pool during ingest; the previous limit comes back afterwards (the
+    dashboard's queries keep theirs). Beyond it DuckDB spills to its temp directory, by default
+    `<warehouse>.tmp` next to the warehouse file (it cannot be switched once used, so it is left
+    as DuckDB set it)."""
+    limit = str(warehouse.config.raw.get("ingest", {}).get("memory_limit", MEMORY_LIMIT))
+    with warehouse.cursor() as cur:
+        before = cur.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        try:
+            cur.execute(f"SET memory_limit = {lit(limit)}")
+        except duckdb.Error as exc:
+            raise IngestError(f"[ingest] memory_limit {limit!r} is not a size DuckDB knows ({exc})") from None
+        try:
+            yield
+        finally:  # the default exactly (a limit read back as text is rounded), else what was set
+            cur.execute("RESET memory_limit")
+            if cur.execute("SELECT current_setting('memory_limit')").fetchone()[0] != before:
+                cur.execute(f"SET memory_limit = {lit(str(before))}")
 
 
 def available_profiles(config: Config) -> list[Profile]:

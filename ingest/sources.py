@@ -1,9 +1,19 @@
-"""Input files: expand the paths a user gives into files with their bytes and checksum.
+"""Input files: expand the paths a user gives into files that know where their bytes are.
 
 Folders are walked recursively, `.zip` archives yield their members, `.gz` files their
 decompressed content and Excel workbooks (`.xlsx`) their first sheet as CSV, so an export can
 be loaded the way it was delivered. Each input keeps a
 display name (`archive.zip/fhir/Appointment.ndjson`) used in every message and in lineage.
+
+Why lazy: a practice's exports can be many gigabytes (2.8 GB at a million appointments), and
+holding every file's bytes from the start of a run to its end was most of ingest's memory. An
+`InputFile` holds only how to open its content; an adapter reads it when its file loads (as a
+stream, or whole with `read()`), and nothing keeps the bytes after that. The checksum is
+computed over a stream, so skipping a file loaded before never needs its bytes in memory.
+
+Compressed content (an archive member, a `.gz`) is read through once while the paths are
+expanded, to compute its checksum and size: a corrupt archive or gzip stream is then found
+before anything loads, as it was when everything was read up front, and the error names it.
 """
 
 from __future__ import annotations
@@ -13,29 +23,71 @@ import hashlib
 import io
 import zipfile
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import BinaryIO
 
 from ingest.errors import IngestError
-from ingest.excel import xlsx_to_csv
+
+_BLOCK = 4 * 1024 * 1024  # bytes read at a time when streaming (checksums, text)
 
 
 @dataclass(frozen=True)
 class InputFile:
-    """One file to load: where it came from, its content and its checksum."""
+    """One file to load: its display name, and how to open its content (never the content itself).
+
+    `open()` streams the content, `read()` returns all of it, `head(n)` its first bytes;
+    `sha256` and `size` are computed on first use, over a stream.
+    """
 
     name: str
-    data: bytes
+    opener: Callable[[], BinaryIO] = field(repr=False, compare=False)
     discovered: bool  # found inside a folder or archive (not named by the user)
+    known_size: int | None = field(default=None, repr=False, compare=False)
+
+    @contextmanager
+    def open(self) -> Iterator[BinaryIO]:
+        """The content as a binary stream."""
+        stream = self.opener()
+        try:
+            yield stream
+        finally:
+            stream.close()
+
+    def read(self) -> bytes:
+        """All of the content (for the formats that are parsed as a whole, e.g. X12)."""
+        with self.open() as stream:
+            return stream.read()
+
+    def head(self, n: int) -> bytes:
+        """The first `n` bytes (detection looks at no more)."""
+        with self.open() as stream:
+            return stream.read(n)
+
+    def blocks(self) -> Iterator[bytes]:
+        """The content in blocks of a few megabytes."""
+        with self.open() as stream:
+            while block := stream.read(_BLOCK):
+                yield block
+
+    @cached_property
+    def _digest(self) -> tuple[str, int]:
+        sha, size = hashlib.sha256(), 0
+        for block in self.blocks():
+            sha.update(block)
+            size += len(block)
+        return sha.hexdigest(), size
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
+        return self._digest[0]
 
     @property
     def size(self) -> int:
-        return len(self.data)
+        return self.known_size if self.known_size is not None else self._digest[1]
 
 
 def expand(paths: list[str | Path]) -> Iterator[InputFile]:
@@ -57,31 +109,101 @@ def _hidden(rel: Path) -> bool:
 
 def _open(path: Path, *, discovered: bool) -> Iterator[InputFile]:
     try:
-        data = path.read_bytes()
+        with open(path, "rb"):  # readable now (a permission problem is found before anything loads)
+            size = path.stat().st_size
     except OSError as exc:
         raise IngestError(f"{path}: cannot be read ({exc.strerror})") from None
-    yield from _unpack(str(path), data, discovered)
+    yield from _unpack(str(path), lambda: open(path, "rb"), discovered, size)  # noqa: SIM115 - closed by InputFile.open
 
 
-def _unpack(name: str, data: bytes, discovered: bool) -> Iterator[InputFile]:
+def _unpack(name: str, opener: Callable[[], BinaryIO], discovered: bool, size: int | None) -> Iterator[InputFile]:
     lower = name.lower()
     if lower.endswith(".zip"):
         try:
-            archive = zipfile.ZipFile(io.BytesIO(data))
-            members = sorted(i.filename for i in archive.infolist() if not i.is_dir())
-            for member in members:
-                if _hidden(Path(member)) or member.startswith("__MACOSX/"):
-                    continue
-                yield from _unpack(f"{name}/{member}", archive.read(member), True)
-        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            with opener() as raw, zipfile.ZipFile(raw) as archive:
+                members = sorted(i.filename for i in archive.infolist() if not i.is_dir())
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
             raise IngestError(f"{name}: not a readable zip archive ({exc})") from None
+        for member in members:
+            if _hidden(Path(member)) or member.startswith("__MACOSX/"):
+                continue
+            inner = _checked(
+                InputFile(f"{name}/{member}", _member_opener(opener, member), True),
+                (zipfile.BadZipFile, zlib.error, EOFError),
+                f"{name}: not a readable zip archive",
+            )
+            yield from _unpack(inner.name, inner.opener, True, inner.size)
     elif lower.endswith(".gz"):
-        try:
-            inner = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise IngestError(f"{name}: not a readable gzip file ({exc})") from None
-        yield from _unpack(name[:-3], inner, discovered)
+        inner = _checked(
+            InputFile(name[:-3], lambda: gzip.GzipFile(fileobj=opener(), mode="rb"), discovered),
+            (OSError, EOFError, zlib.error),
+            f"{name}: not a readable gzip file",
+        )
+        yield from _unpack(inner.name, inner.opener, discovered, inner.size)
     elif lower.endswith(".xlsx"):
-        yield InputFile(name=name, data=xlsx_to_csv(name, data), discovered=discovered)
+        yield _workbook(name, opener, discovered)
     else:
-        yield InputFile(name=name, data=data, discovered=discovered)
+        yield InputFile(name=name, opener=opener, discovered=discovered, known_size=size)
+
+
+def _checked(file: InputFile, errors: tuple[type[BaseException], ...], message: str) -> InputFile:
+    """`file` with its checksum computed now: compressed content is verified while the paths are
+    expanded, so a corrupt archive fails the call before anything loads (as it always has)."""
+    try:
+        file.sha256  # noqa: B018 - computes and caches the checksum and size
+    except errors as exc:
+        raise IngestError(f"{message} ({exc})") from None
+    return InputFile(file.name, file.opener, file.discovered, known_size=file.size)
+
+
+def _member_opener(opener: Callable[[], BinaryIO], member: str) -> Callable[[], BinaryIO]:
+    """Opens one member of the archive `opener` opens (the archive is closed with the member)."""
+
+    def open_member() -> BinaryIO:
+        raw = opener()
+        try:
+            archive = zipfile.ZipFile(raw)
+            stream = archive.open(member)
+        except BaseException:
+            raw.close()
+            raise
+        return _Closing(stream, (archive, raw))
+
+    return open_member
+
+
+def _workbook(name: str, opener: Callable[[], BinaryIO], discovered: bool) -> InputFile:
+    """A workbook's first sheet as CSV. Converted when listed, as before: openpyxl reads the
+    whole workbook anyway, a sheet holds at most about a million rows, and an unreadable
+    workbook is then an error before anything loads."""
+    from ingest.excel import xlsx_to_csv
+
+    with opener() as raw:
+        data = xlsx_to_csv(name, raw.read())
+    return InputFile(name=name, opener=lambda: io.BytesIO(data), discovered=discovered, known_size=len(data))
+
+
+class _Closing(io.RawIOBase):
+    """A read-only stream that also closes the objects it was opened through."""
+
+    def __init__(self, stream: BinaryIO, also: tuple) -> None:
+        super().__init__()
+        self._stream, self._also = stream, also
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        return self._stream.read(n)
+
+    def readinto(self, buffer) -> int:  # noqa: ANN001 - a writable buffer
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._stream.close()
+            for obj in self._also:
+                obj.close()
+        super().close()

@@ -71,7 +71,7 @@ class CallLogAdapter:
     rank = 5
 
     def parse(self, file: InputFile, ctx: ParseContext) -> Batch:
-        text = decode(file.data, file.name)
+        text = decode(file.read(), file.name)
         zone = ZoneInfo(ctx.timezone)
         batch = Batch(adapter=self.name, position_kind="line")
         rows, masked = [], {}

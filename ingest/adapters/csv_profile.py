@@ -60,8 +60,10 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import tomllib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
@@ -74,16 +76,17 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from ingest import csv_lines
-from ingest.batch import Batch, Phase, RecordError, Target
+from ingest.batch import RESTART, Batch, Chunk, Phase, RecordError, Target
 from ingest.context import ParseContext
 from ingest.errors import IngestError
 from ingest.load import lit, q
 from ingest.pseudonymize import MASK
 from ingest.schema import column_types
 from ingest.sources import InputFile
-from ingest.text import decode
+from ingest.text import text_pieces
 
-_CHUNK = 200_000
+CHUNK_ROWS = 200_000  # records per chunk on the exact (Python) reader
+CHUNK_CHARS = 32 * 1024 * 1024  # characters of whole lines per chunk on the Arrow reader
 _VALUE = "__value "  # prefix of computed columns, apart from the export's own column names
 _SELF = "{value}"  # stands for the column's computed value inside its error sentence
 _QUOTE = "''''"  # SQL for a string holding one single quote, to quote values in sentences
@@ -339,6 +342,29 @@ def sniff_header(text: str, delimiter: str = ",") -> list[str]:
 
 
 @dataclass
+class _State:
+    """What a file's chunks carry over: which side rows were given already, and ignore counts."""
+
+    profile: Profile
+    chunks: int = 0
+    seen: dict[int, set[tuple]] = field(default_factory=dict)
+    ignored: Counter[int] = field(default_factory=Counter)
+
+    def first_seen(self, output: int, rows: pa.Table) -> pa.Table:
+        """The side rows (one per distinct value, at its first record in the chunk) that no earlier
+        chunk gave: a whole file gives each distinct value once, at its first record."""
+        seen = self.seen.setdefault(output, set())
+        names = [c for c in rows.column_names if c != "_pos"]
+        values = list(zip(*(rows.column(c).to_pylist() for c in names), strict=True))
+        keep = []
+        for i, value in enumerate(values):
+            if value not in seen:
+                seen.add(value)
+                keep.append(i)
+        return rows if len(keep) == rows.num_rows else rows.take(pa.array(keep, pa.int64()))
+
+
+@dataclass
 class _Raw:
     header: list[str]
     table: pa.Table  # _pos + used columns (patient ids already pseudonymized)
@@ -355,22 +381,52 @@ class CsvProfileAdapter:
         self.skip_reason = profile.skip
 
     def parse(self, file: InputFile, ctx: ParseContext) -> Batch:
+        """The file is read and mapped in chunks (`CHUNK_ROWS` records, or `CHUNK_CHARS` of text
+        on the Arrow path), so memory stays bounded; each chunk's rows are exactly the rows the
+        whole file gives for those records."""
+        batch = Batch(adapter=self.name, position_kind="line")
+        batch.chunks = self._chunks(file, ctx, batch)
+        return batch
+
+    def _chunks(self, file: InputFile, ctx: ParseContext, batch: Batch) -> Iterator[Chunk]:
         p = self.profile
-        text = decode(file.data, file.name, p.encoding)
-        raw = self._read(text, file.name, ctx)
-        zone = ctx.timezone if p.timezone == "practice" else p.timezone
-        con = duckdb.connect()
+        con = duckdb.connect(config={"memory_limit": "256MB"})  # maps one chunk at a time
         try:
             con.execute("SET TimeZone = 'UTC'")
             con.execute("SET enable_progress_bar = false")
             con.execute(_LOCAL_TO_UTC)
+            state = _State(self.profile)
+            exact = False
+            for raw in self._read_arrow(file, ctx):
+                if raw is None:  # some record is not one clean line: the exact reader reads the file
+                    exact = True
+                    break
+                yield self._map(con, raw, ctx, state, file.name)
+            if exact:
+                if state.chunks:
+                    yield RESTART
+                state = _State(self.profile)
+                for raw in self._read_exact(file, ctx):
+                    yield self._map(con, raw, ctx, state, file.name)
+        finally:
+            con.close()
+        for i, ign in enumerate(p.ignores):  # in the profile's order, as a whole-file count gives them
+            if state.ignored[i]:
+                batch.ignored[ign.reason] += state.ignored[i]
+
+    def _map(self, con: duckdb.DuckDBPyConnection, raw: _Raw, ctx: ParseContext, state: _State, name: str) -> Chunk:
+        """One chunk's canonical rows, by one generated query per output over its raw columns."""
+        p = self.profile
+        state.chunks += 1
+        zone = ctx.timezone if p.timezone == "practice" else p.timezone
+        try:
             con.register("raw", raw.table)
             present = set(raw.header)
-            batch = Batch(adapter=self.name, position_kind="line", errors=raw.errors)
+            chunk = Chunk(errors=raw.errors)
             phase = Phase()
             types = column_types()
             handled = []
-            for out in p.outputs:
+            for i, out in enumerate(p.outputs):
                 where = self._where(out.when)
                 if not out.reference:
                     handled.append(where)
@@ -394,32 +450,32 @@ class CsvProfileAdapter:
                     names = ", ".join(q(c) for c in [*out.columns, "source"] if c in types[out.table])
                     sql = f"SELECT min(_pos) AS _pos, {names} FROM ({sql}) GROUP BY {names}"
                 rows = con.sql(sql).to_arrow_table()
+                if out.reference:
+                    rows = state.first_seen(i, rows)
                 mode = "reference" if out.reference else "merge"
                 target = Target(out.table, mode=mode, counted=not out.reference, derived=derived)
                 phase.targets.append((target, rows))
             unmatched = " AND ".join(f"NOT ({w})" for w in handled)
-            for ign in p.ignores:
+            for i, ign in enumerate(p.ignores):
                 cond = self._where(ign.when)
                 n = con.sql(f"SELECT count(*) FROM raw WHERE ({cond}) AND {unmatched}").fetchall()[0][0]
-                if n:
-                    batch.ignored[ign.reason] += int(n)
+                state.ignored[i] += int(n)
                 unmatched += f" AND NOT ({cond})"
             if unmatched:
                 leftover = con.sql(f"SELECT _pos FROM raw WHERE {unmatched}").fetchall()
                 hint = self._conditions_text()
-                batch.errors += [
+                chunk.errors += [
                     RecordError(
                         pos, None, "unhandled_row", f"the row matches none of profile {p.name}'s outputs ({hint})"
                     )
                     for (pos,) in leftover
                 ]
+            con.unregister("raw")
         except duckdb.Error as exc:
-            raise IngestError(f"{file.name}: profile {p.name} cannot be applied: {exc}") from None
-        finally:
-            con.close()
-        batch.phases.append(phase)
-        batch.raw = _masked_raw(raw.table, p)
-        return batch
+            raise IngestError(f"{name}: profile {p.name} cannot be applied: {exc}") from None
+        chunk.phases.append(phase)
+        chunk.raw = _masked_raw(raw.table, p)
+        return chunk
 
     def _where(self, conditions: tuple[Condition, ...]) -> str:
         parts = []
@@ -444,10 +500,10 @@ class CsvProfileAdapter:
                     parts.append(f"{cond.column} {cond.kind.replace('_', ' ')}")
         return "; ".join(dict.fromkeys(parts)) or "no conditions"
 
-    def _read(self, text: str, name: str, ctx: ParseContext) -> _Raw:
+    def _header(self, records: Iterator[tuple[int, list[str]] | RecordError], name: str) -> tuple[int, list[str]]:
+        """(line, columns) of the header, the first record; IngestError if it does not fit the profile."""
         p = self.profile
-        lines = csv_lines.records(text, p.delimiter)
-        first = next(lines, None)
+        first = next(records, None)
         if isinstance(first, RecordError):
             raise IngestError(f"{name}: line {first.pos}: the header is not valid CSV ({first.reason})")
         if first is None:
@@ -467,16 +523,20 @@ class CsvProfileAdapter:
         dupes = [h for h, n in Counter(header).items() if n > 1 and h in used]
         if dupes:
             raise IngestError(f"{name}: line {header_line}: column(s) {_listing(dupes)} appear more than once")
-        keep = [c for c in used if c in header]
-        fast = self._read_arrow(text, header_line, header, keep, ctx)
-        if fast is not None:
-            return fast
+        return header_line, header
+
+    def _read_exact(self, file: InputFile, ctx: ParseContext) -> Iterator[_Raw]:
+        """The exact reader: Python's csv module over the file's lines, CHUNK_ROWS records at a time."""
+        p = self.profile
+        pieces = text_pieces(file, p.encoding, CHUNK_CHARS)
+        lines = csv_lines.records((line for piece in pieces for line in csv_lines.lines(piece)), p.delimiter)
+        header_line, header = self._header(lines, file.name)
+        keep = [c for c in p.used_columns() if c in header]
         index = [header.index(c) for c in keep]
         getter = itemgetter(*index) if len(index) > 1 else (lambda row: (row[index[0]],))
         pseudo = {c: keep.index(c) for c in p.pseudonymized() if c in keep}
         ncols = len(header)
         positions: list[int] = []
-        chunks: list[pa.RecordBatch] = []
         rows: list[tuple[str, ...]] = []
         errors: list[RecordError] = []
         for item in lines:
@@ -497,24 +557,56 @@ class CsvProfileAdapter:
                 continue
             positions.append(start)
             rows.append(getter(row))
-            if len(rows) >= _CHUNK:
-                chunks.append(self._chunk(keep, rows, positions, pseudo, ctx))
-                rows, positions = [], []
-        chunks.append(self._chunk(keep, rows, positions, pseudo, ctx))
-        return _Raw(header, pa.Table.from_batches(chunks), errors)
+            if len(rows) >= CHUNK_ROWS:
+                yield _Raw(header, pa.Table.from_batches([self._chunk(keep, rows, positions, pseudo, ctx)]), errors)
+                rows, positions, errors = [], [], []
+        yield _Raw(header, pa.Table.from_batches([self._chunk(keep, rows, positions, pseudo, ctx)]), errors)
 
-    def _read_arrow(
-        self, text: str, header_line: int, header: list[str], keep: list[str], ctx: ParseContext
-    ) -> _Raw | None:
+    def _read_arrow(self, file: InputFile, ctx: ParseContext) -> Iterator[_Raw | None]:
         """The fast path for the common file, where every record is one line: Arrow's CSV reader
-        (multi-threaded C++) and line numbers by position. None when any record is not one
-        clean line (a blank line, a quoted line break, a wrong field count): then the exact
-        reader takes over and says which line is wrong."""
+        (multi-threaded C++) over pieces of whole lines, and line numbers by position. Yields
+        None (and stops) when a record is not one clean line (a blank line, a quoted line
+        break, a wrong field count), or the header is not plainly in the first piece: then the
+        exact reader takes over and says which line is wrong."""
+        p = self.profile
+        pieces = text_pieces(file, p.encoding, CHUNK_CHARS)
+        first_piece = next(pieces, "")
+        records = csv_lines.records(first_piece, p.delimiter)
+        first = next(records, None)
+        more = next(pieces, None)
+        if more is not None and (first is None or isinstance(first, RecordError)):
+            yield None
+            return
+        header_line, header = self._header(iter([first]), file.name)
+        keep = [c for c in p.used_columns() if c in header]
+        position = header_line + 1
+        skip = header_line
+        for piece in itertools.chain([first_piece], [more] if more is not None else [], pieces):
+            table = self._arrow_piece(piece, skip, header, keep)
+            if table is None:
+                yield None
+                return
+            positions = pa.array(range(position, position + table.num_rows), pa.int64())
+            position += table.num_rows
+            skip = 0
+            columns = [positions]
+            system = self.profile.patient_system
+            for name in keep:
+                column = table.column(name).combine_chunks()
+                if name in self.profile.pseudonymized():
+                    encoded = column.dictionary_encode()
+                    keys = [ctx.pseudonymizer.key(system, v) for v in encoded.dictionary.to_pylist()]
+                    column = pa.array(keys, pa.string()).take(encoded.indices)
+                columns.append(column)
+            yield _Raw(header, pa.Table.from_arrays(columns, names=["_pos", *keep]))
+
+    def _arrow_piece(self, text: str, skip: int, header: list[str], keep: list[str]) -> pa.Table | None:
+        """Arrow's reading of a piece of whole lines, or None unless it is exactly one record per line."""
         lines = text.count("\n") + (0 if text.endswith("\n") else 1)
         try:
             table = pacsv.read_csv(
                 io.BytesIO(text.encode("utf-8")),
-                read_options=pacsv.ReadOptions(skip_rows=header_line, column_names=header),
+                read_options=pacsv.ReadOptions(skip_rows=skip, column_names=header),
                 parse_options=pacsv.ParseOptions(delimiter=self.profile.delimiter, newlines_in_values=False),
                 convert_options=pacsv.ConvertOptions(
                     include_columns=keep,
@@ -525,19 +617,7 @@ class CsvProfileAdapter:
             )
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return None
-        if table.num_rows != lines - header_line:
-            return None
-        positions = pa.array(range(header_line + 1, header_line + 1 + table.num_rows), pa.int64())
-        columns = [positions]
-        system = self.profile.patient_system
-        for name in keep:
-            column = table.column(name).combine_chunks()
-            if name in self.profile.pseudonymized():
-                encoded = column.dictionary_encode()
-                keys = pa.array([ctx.pseudonymizer.key(system, v) for v in encoded.dictionary.to_pylist()], pa.string())
-                column = keys.take(encoded.indices)
-            columns.append(column)
-        return _Raw(header, pa.Table.from_arrays(columns, names=["_pos", *keep]))
+        return table if table.num_rows == lines - skip else None
 
     def _chunk(
         self,

@@ -27,17 +27,19 @@ import contextlib
 import copy
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ingest.batch import Batch, Phase, RecordError, Target, rows_to_arrow
+import orjson
+
+from ingest.batch import RESTART, Batch, Chunk, Phase, RecordError, Target, rows_to_arrow
 from ingest.context import ParseContext
 from ingest.errors import IngestError
 from ingest.pseudonymize import MASK, Pseudonymizer
 from ingest.sources import InputFile
-from ingest.text import decode
+from ingest.text import decode, text_blocks, text_lines
 
 SOURCE = "fhir"
 NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
@@ -94,6 +96,15 @@ PHASES: list[tuple[str, ...]] = [
     ("DocumentReference", "Task"),
 ]
 RANK = {kind: i for i, kinds in enumerate(PHASES) for kind in kinds}
+# The targets each phase writes (each resource type maps to one), in the order they are staged.
+PHASE_TARGETS: list[tuple[str, ...]] = [
+    ("locations", "providers"),
+    (),
+    ("slots", "appointments"),
+    ("encounters", "referrals"),
+    ("charts", "referral_stages"),
+]
+CHUNK_LINES = 100_000  # NDJSON lines parsed and mapped at a time (a few hundred MB of Python objects)
 IGNORED_TYPES = {
     "Patient": "Patient resources (patient demographics are never stored)",
     "Organization": "Organization resources (not practice locations)",
@@ -151,14 +162,102 @@ class FhirAdapter:
         self.rank = RANK.get(kind or "", len(PHASES))
 
     def parse(self, file: InputFile, ctx: ParseContext) -> Batch:
-        text = decode(file.data, file.name)
+        """Bulk NDJSON is read and mapped CHUNK_LINES lines at a time (memory stays bounded);
+        a JSON document (a resource or Bundle) is read whole."""
+        if not _is_ndjson(file):
+            return self._parse_whole(file, ctx)
+        batch = Batch(adapter=self.name, position_kind="line")
+        batch.chunks = self._chunks(file, ctx, batch)
+        pseudo = ctx.pseudonymizer
+        batch.records_for = lambda positions: _masked_lines(file, set(positions), pseudo)
+        return batch
+
+    def _parse_whole(self, file: InputFile, ctx: ParseContext) -> Batch:
+        text = decode(file.read(), file.name)
         kind, items = _resources(text, file.name)
         batch = Batch(adapter=self.name, position_kind=kind)
+        mapped = _Mapped(_Mapper(ctx))
+        records = mapped.add(items)
+        batch.phases, batch.errors = mapped.phases, mapped.errors
+        mapped.finish(batch)
+        pseudo = ctx.pseudonymizer
+        batch.records = lambda pos: json.dumps(mask(records[pos], pseudo)) if pos in records else None
+        return batch
+
+    def _chunks(self, file: InputFile, ctx: ParseContext, batch: Batch) -> Iterator[Chunk]:
+        """The file's resources in chunks, mapped in the order a whole-file parse maps them.
+
+        A whole file is mapped phase by phase (what others refer to first: a Slot resolves its
+        Schedule through the Schedules mapped before it). Chunks give the same order as long as
+        no chunk holds a resource of an earlier phase than a chunk before it, which is so for
+        every Bulk export (one resource type per file); a file that breaks it is parsed again
+        whole (RESTART)."""
         mapper = _Mapper(ctx)
+        mapped = _Mapped(mapper)
+        highest = -1
+        items: list[tuple[int, dict | RecordError]] = []
+        lines = enumerate(text_lines(file), start=1)
+        while True:
+            items.clear()
+            for number, line in lines:
+                if line.strip():
+                    items.append((number, _line_item(number, line)))
+                    if len(items) >= CHUNK_LINES:
+                        break
+            if not items:
+                break
+            phases = {RANK[r["resourceType"]] for _, r in items if isinstance(r, dict) and r["resourceType"] in RANK}
+            if phases and min(phases) < highest:
+                yield RESTART
+                whole = self._parse_whole(file, ctx)
+                yield Chunk(whole.phases, whole.errors)
+                batch.ignored, batch.warnings, batch.records = whole.ignored, whole.warnings, whole.records
+                batch.records_for = None
+                return
+            highest = max(phases, default=highest)
+            mapped.phases, mapped.errors = [], []
+            mapped.add(items)
+            yield Chunk(mapped.phases, mapped.errors)
+        mapped.finish(batch)
+
+    def harvest(self, file: InputFile, ctx: ParseContext) -> None:
+        """Learn the references a file's Practitioners and Schedules define, without loading it.
+
+        Used for a file skipped as already loaded, so the other files of the call still resolve."""
+        mapper = _Mapper(ctx)
+        if _is_ndjson(file):
+            items = (
+                (number, _line_item(number, line))
+                for number, line in enumerate(text_lines(file), start=1)
+                if line.strip()
+            )
+        else:
+            _, items = _resources(decode(file.read(), file.name), file.name)
+        for _, resource in items:
+            if isinstance(resource, dict) and resource.get("resourceType") in ("Practitioner", "Schedule"):
+                with contextlib.suppress(Reject, Ignore):
+                    mapper.map(resource["resourceType"], resource)
+
+
+class _Mapped:
+    """Resources mapped to rows phase by phase, with the counts a file's Batch reports.
+
+    Ignored resources are counted as a whole-file parse counts them: first those of types no
+    KPI uses (in the order the types first appear), then those the mapping ignores."""
+
+    def __init__(self, mapper: _Mapper) -> None:
+        self.mapper = mapper
+        self.phases: list[Phase] = []
+        self.errors: list[RecordError] = []
+        self.unused: Counter[str] = Counter()
+        self.ignored: Counter[str] = Counter()
+
+    def add(self, items: Iterable[tuple[int, dict | RecordError]]) -> dict[int, dict]:
+        """Map `items` (positions in file order); return the resources by position."""
         records: dict[int, dict] = {}
         for pos, resource in items:
             if isinstance(resource, RecordError):
-                batch.errors.append(resource)
+                self.errors.append(resource)
                 continue
             records[pos] = resource
         by_type: dict[str, list[tuple[int, dict]]] = {}
@@ -167,35 +266,30 @@ class FhirAdapter:
         for rtype in by_type:
             if rtype not in RANK:
                 reason = IGNORED_TYPES.get(rtype, f"{rtype} resources (not used by any KPI)")
-                batch.ignored[reason] += len(by_type[rtype])
-        for kinds in PHASES:
+                self.unused[reason] += len(by_type[rtype])
+        for order, kinds in enumerate(PHASES):
             phase_rows: dict[str, list[dict]] = {}
             for rtype in kinds:
                 for pos, resource in by_type.get(rtype, []):
                     try:
-                        for target, row in mapper.map(rtype, resource):
+                        for target, row in self.mapper.map(rtype, resource):
                             phase_rows.setdefault(target, []).append({"_pos": pos, **row})
                     except Reject as r:
-                        batch.errors.append(RecordError(pos, r.field, r.check, r.reason, r.value))
+                        self.errors.append(RecordError(pos, r.field, r.check, r.reason, r.value))
                     except Ignore as why:
-                        batch.ignored[str(why)] += 1
+                        self.ignored[str(why)] += 1
             if phase_rows:
-                batch.phases.append(Phase([(TARGETS[t], _arrow(t, rs)) for t, rs in phase_rows.items()]))
-        pseudo = ctx.pseudonymizer
-        batch.records = lambda pos: json.dumps(mask(records[pos], pseudo)) if pos in records else None
-        batch.warnings += mapper.warnings()
-        return batch
+                # every target of the phase, in one order: a chunked file's chunks line up
+                targets = [*PHASE_TARGETS[order], *phase_rows]
+                self.phases.append(
+                    Phase([(TARGETS[t], _arrow(t, phase_rows.get(t, []))) for t in dict.fromkeys(targets)], order)
+                )
+        return records
 
-    def harvest(self, file: InputFile, ctx: ParseContext) -> None:
-        """Learn the references a file's Practitioners and Schedules define, without loading it.
-
-        Used for a file skipped as already loaded, so the other files of the call still resolve."""
-        mapper = _Mapper(ctx)
-        _, items = _resources(decode(file.data, file.name), file.name)
-        for _, resource in items:
-            if isinstance(resource, dict) and resource.get("resourceType") in ("Practitioner", "Schedule"):
-                with contextlib.suppress(Reject, Ignore):
-                    mapper.map(resource["resourceType"], resource)
+    def finish(self, batch: Batch) -> None:
+        batch.ignored.update(self.unused)
+        batch.ignored.update(self.ignored)
+        batch.warnings += self.mapper.warnings()
 
 
 # -- reading the file ---------------------------------------------------------------------
@@ -223,17 +317,61 @@ def _resources(text: str, name: str) -> tuple[str, Iterator[tuple[int, dict | Re
 
 def _ndjson(text: str) -> Iterator[tuple[int, dict | RecordError]]:
     for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            resource = json.loads(line)
-        except ValueError as exc:
-            yield number, RecordError(number, None, "invalid_json", f"the line is not valid JSON ({exc.msg})")
-            continue
-        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
-            yield number, RecordError(number, "resourceType", "not_fhir", "the line is not a FHIR resource")
-            continue
-        yield number, resource
+        if line.strip():
+            yield number, _line_item(number, line)
+
+
+def _loads(text: str) -> Any:
+    """`json.loads(text)`, through orjson (about 3x faster) when it reads the text.
+
+    orjson refuses a few things `json` accepts (NaN, integers beyond 64 bits, lone surrogates);
+    for any text it refuses, `json` decides, so values and error messages stay exactly `json`'s."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+def _line_item(number: int, line: str) -> dict | RecordError:
+    """The resource on NDJSON line `number`, or why the line is not one."""
+    try:
+        resource = _loads(line)
+    except ValueError as exc:
+        return RecordError(number, None, "invalid_json", f"the line is not valid JSON ({exc.msg})")
+    if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+        return RecordError(number, "resourceType", "not_fhir", "the line is not a FHIR resource")
+    return resource
+
+
+def _is_ndjson(file: InputFile) -> bool:
+    """Whether `_resources` would read `file` as NDJSON, decided from its first line.
+
+    Only a file whose first non-blank line ends within the first block of text and parses as
+    JSON is streamed; any other file goes the whole-file way, with its errors as before."""
+    head = next(text_blocks(file), "").lstrip()
+    if "\n" not in head:
+        return False
+    try:
+        json.loads(head.split("\n", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _masked_lines(file: InputFile, wanted: set[int], pseudonymizer: Pseudonymizer) -> dict[int, str | None]:
+    """The masked JSON of the resources on lines `wanted`, read again from the file (a chunked
+    load keeps no resources: only rejected ones are shown, and they are few)."""
+    found: dict[int, str | None] = {}
+    if not wanted:
+        return found
+    last = max(wanted)
+    for number, line in enumerate(text_lines(file), start=1):
+        if number in wanted and line.strip():
+            item = _line_item(number, line)
+            found[number] = json.dumps(mask(item, pseudonymizer)) if isinstance(item, dict) else None
+        if number >= last:
+            break
+    return found
 
 
 def _document(doc: Any, name: str) -> Iterator[tuple[int, dict | RecordError]]:

@@ -26,16 +26,18 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ingest.batch import Batch, Phase, RecordError, Target, rows_to_arrow
+from ingest.batch import Batch, Chunk, Phase, RecordError, Target, rows_to_arrow
 from ingest.context import ParseContext
 from ingest.pseudonymize import MASK
 from ingest.sources import InputFile
-from ingest.text import decode
+from ingest.text import text_lines
 
 SOURCE = "asterisk"
+CHUNK_CALLS = 200_000
 _LINE = re.compile(r"^\d{9,11}(\.\d+)?\|[^|\n]*\|[^|\n]*\|[^|\n]*\|[A-Z_]+")
 _END_ANSWERED = {"COMPLETECALLER", "COMPLETEAGENT", "TRANSFER", "BLINDTRANSFER", "ATTENDEDTRANSFER"}
 _END_WAITING = {"ABANDON": "abandoned", "EXITWITHTIMEOUT": "timeout", "EXITEMPTY": "timeout", "EXITWITHKEY": "exit_key"}
@@ -75,12 +77,12 @@ def looks_like_queue_log(head: str) -> bool:
     return bool(lines) and sum(bool(_LINE.match(ln)) for ln in lines) >= max(1, len(lines) // 2)
 
 
-@dataclass
+@dataclass(slots=True)  # millions of calls are alive until the log is read: a third of the memory
 class _Call:
     uniqueid: str
     call_id: str
     first_line: int
-    lines: list[tuple[int, list[str]]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # its line numbers (the text is read again for a reject)
     queue: str | None = None
     entered: int | None = None
     answered: int | None = None
@@ -98,12 +100,11 @@ class QueueLogAdapter:
     rank = 5
 
     def parse(self, file: InputFile, ctx: ParseContext) -> Batch:
-        text = decode(file.data, file.name)
         batch = Batch(adapter=self.name, position_kind="line")
         last: dict[str, _Call] = {}  # each uniqueid's latest call
         attempts: dict[str, int] = {}
         calls: list[_Call] = []
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate(text_lines(file), start=1):  # line by line: the text is not kept
             if not line.strip():
                 continue
             fields = line.rstrip("\r").split("|")
@@ -116,7 +117,7 @@ class QueueLogAdapter:
             call = last.get(uniqueid)
             if event not in _CALL_EVENTS:
                 if call is not None:
-                    call.lines.append((number, fields))  # e.g. RINGNOANSWER: part of the call, nothing to keep
+                    call.lines.append(number)  # e.g. RINGNOANSWER: part of the call, nothing to keep
                 elif uniqueid == "NONE" or event in _STATUS_EVENTS:
                     batch.ignored["queue and agent status lines (not calls)"] += 1
                 else:
@@ -129,20 +130,31 @@ class QueueLogAdapter:
                 call = _Call(uniqueid, uniqueid if n == 1 else f"{uniqueid}#{n}", number)
                 last[uniqueid] = call
                 calls.append(call)
-            call.lines.append((number, fields))
+            call.lines.append(number)
             _apply(call, event, epoch, queue, agent, data)
+        by_line = {call.first_line: call.lines for call in calls}
+        # masked only when asked for, i.e. for the rejected calls, read again from the file
+        batch.records_for = lambda positions: _masked_calls(file, {p: by_line[p] for p in positions if p in by_line})
+        batch.chunks = _chunks(calls, batch.errors)
+        batch.errors = []
+        return batch
+
+
+def _chunks(calls: list[_Call], line_errors: list[RecordError]) -> Iterator[Chunk]:
+    """The unreadable lines, then the calls' rows and rejects CHUNK_CALLS calls at a time (in the
+    order of their first line), so their dicts and Arrow rows are never all alive at once."""
+    yield Chunk(errors=line_errors)
+    for start in range(0, len(calls), CHUNK_CALLS):
+        chunk = Chunk()
         rows = []
-        for call in calls:
+        for call in calls[start : start + CHUNK_CALLS]:
             problem = call.problem or _incomplete(call)
             if problem:
-                batch.errors.append(RecordError(call.first_line, *problem))
-                continue
-            rows.append(_row(call))
-        by_line = {call.first_line: call for call in calls}
-        # masked only when asked for, i.e. for the rejected calls, not for every call
-        batch.records = lambda pos: _masked(by_line[pos]) if pos in by_line else None
-        batch.phases.append(Phase([(Target("calls"), rows_to_arrow(rows, COLUMNS))]))
-        return batch
+                chunk.errors.append(RecordError(call.first_line, *problem))
+            else:
+                rows.append(_row(call))
+        chunk.phases.append(Phase([(Target("calls"), rows_to_arrow(rows, COLUMNS))]))
+        yield chunk
 
 
 def _line_problem(fields: list[str]) -> tuple[str | None, str, str | None] | None:
@@ -239,10 +251,25 @@ def _row(call: _Call) -> dict:
     }
 
 
-def _masked(call: _Call) -> str:
+def _masked_calls(file: InputFile, calls: dict[int, list[int]]) -> dict[int, str | None]:
+    """The masked lines of each call (by its first line), read again from the file: the
+    parse keeps only line numbers, since only rejected calls are shown."""
+    wanted = {number for numbers in calls.values() for number in numbers}
+    text: dict[int, list[str]] = {}
+    if wanted:
+        last = max(wanted)
+        for number, line in enumerate(text_lines(file), start=1):
+            if number in wanted:
+                text[number] = line.rstrip("\r").split("|")
+            if number >= last:
+                break
+    return {first: _masked([text[n] for n in numbers]) for first, numbers in calls.items()}
+
+
+def _masked(call_lines: list[list[str]]) -> str:
     """The call's log lines, with the caller id of ENTERQUEUE masked."""
     lines = []
-    for _, fields in call.lines:
+    for fields in call_lines:
         shown = list(fields)
         if len(shown) > 6 and shown[4] == "ENTERQUEUE":
             shown[6] = MASK

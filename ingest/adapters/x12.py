@@ -28,7 +28,7 @@ class X12Adapter:
     rank = 5
 
     def parse(self, file: InputFile, ctx: ParseContext) -> Batch:
-        text = decode(file.data, file.name)
+        text = decode(file.read(), file.name)
         batch = Batch(adapter=self.name, position_kind="segment")
         claims, remits = x12_837.Claims(ctx), x12_835.Remittances(ctx)
         kinds: Counter[str] = Counter()

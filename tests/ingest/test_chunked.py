@@ -1,0 +1,169 @@
+"""Large line-oriented files load in chunks, with exactly the result of loading them whole.
+
+Why: a million-appointment FHIR export is half a gigabyte of NDJSON; parsed whole it was
+millions of dicts at once. Chunked, the rows, rejects, counts, ignored records and warnings
+must not move: a duplicate key straddling a chunk boundary is still the same key twice in one
+file, a reject in a later chunk keeps its true line number, and a FHIR reference resolves as it
+would in a whole-file parse. Each test loads with tiny chunks and with one chunk and compares.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ingest.adapters import csv_profile, fhir
+from ingest.sources import expand
+from kpis.warehouse import Warehouse
+from tests.ingest.conftest import FIXTURES, load, rows, snapshot
+
+WHOLE = 10**9
+
+
+def _outcome(wh: Warehouse, *paths: Path) -> dict:
+    results = load(wh, *paths)
+    return {
+        "results": [
+            (r.path, r.status, r.read, r.inserted, r.updated, r.unchanged, r.rejected, r.ignored, r.message, r.warnings)
+            for r in results
+        ],
+        "tables": snapshot(wh),
+        "rejects": rows(
+            wh,
+            "SELECT run_id, file_path, position_kind, position, target_table, field, check_name, reason, "
+            "value_masked, record_masked FROM rejects ORDER BY run_id, position",
+        ),
+    }
+
+
+def _fresh(tmp_path: Path, empty_warehouse_file: Path, name: str) -> Warehouse:
+    path = tmp_path / f"{name}.duckdb"
+    path.write_bytes(empty_warehouse_file.read_bytes())
+    return Warehouse(path)
+
+
+def _compare(tmp_path, empty_warehouse_file, monkeypatch, module, attr, sizes, *paths) -> dict:  # noqa: ANN001
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", "test-secret-not-for-production")
+    monkeypatch.setattr(module, attr, WHOLE)
+    with _fresh(tmp_path, empty_warehouse_file, "whole") as wh:
+        whole = _outcome(wh, *paths)
+    for size in sizes:
+        monkeypatch.setattr(module, attr, size)
+        with _fresh(tmp_path, empty_warehouse_file, f"chunks{size}") as wh:
+            assert _outcome(wh, *paths) == whole, f"chunks of {size}"
+    return whole
+
+
+APPOINTMENT = {
+    "resourceType": "Appointment",
+    "status": "booked",
+    "start": "2025-03-03T09:00:00-05:00",
+    "minutesDuration": 20,
+    "participant": [
+        {"actor": {"reference": "Patient/p1"}},
+        {"actor": {"reference": "Practitioner/pr1"}},
+        {"actor": {"reference": "Location/EAST"}},
+    ],
+}
+
+
+def _appointment(id_: str, **changes: object) -> str:
+    return json.dumps({**APPOINTMENT, "id": id_, **changes})
+
+
+def test_fhir_chunks_give_the_whole_file_result(
+    tmp_path: Path, empty_warehouse_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "fhir"
+    folder.mkdir()
+    for source in (FIXTURES / "fhir").iterdir():
+        (folder / source.name).write_bytes(source.read_bytes())
+    lines = [
+        _appointment("chunk-a1"),
+        _appointment("chunk-a2"),
+        _appointment("chunk-a1"),  # the same key again, agreeing: unchanged, in the next chunk
+        _appointment("chunk-a2", minutesDuration=30),  # the same key again, disagreeing: rejected at line 4
+        "{not json",  # line 5
+        "",
+        _appointment("chunk-a3", status="later"),  # line 7: unknown status
+        _appointment("chunk-a4"),  # loaded, its practitioner unresolved: a warning
+        json.dumps({"resourceType": "Patient", "id": "p1"}),  # ignored
+        _appointment("chunk-a5", status="cancelled", minutesDuration=-5),  # breaks a CHECK rule in SQL
+    ]
+    (folder / "More.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    whole = _compare(tmp_path, empty_warehouse_file, monkeypatch, fhir, "CHUNK_LINES", [1, 2, 3], folder)
+    more = next(r for r in whole["results"] if r[0].endswith("More.ndjson"))
+    assert more[2:8] == (8, 3, 0, 1, 4, 1), more  # read, inserted, updated, unchanged, rejected, ignored
+    assert more[9] and "Practitioner" in more[9][0]
+    positions = [(r[3], r[6]) for r in whole["rejects"] if r[1].endswith("More.ndjson")]
+    assert [p for p, _ in positions] == [4, 5, 7, 10], positions
+    assert dict(positions)[4] == "duplicate_conflict"
+
+
+def test_a_fhir_file_out_of_phase_order_is_parsed_again_whole(
+    tmp_path: Path, empty_warehouse_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Slot before the Schedule it refers to: whole, the Schedule is mapped first."""
+    slot = json.loads((FIXTURES / "fhir" / "Slot.ndjson").read_text().splitlines()[0])
+    schedule = (FIXTURES / "fhir" / "Schedule.ndjson").read_text().splitlines()[0]
+    practitioners = (FIXTURES / "fhir" / "Practitioner.ndjson").read_text().splitlines()
+    mixed = tmp_path / "mixed.ndjson"
+    mixed.write_text("\n".join([json.dumps(slot), schedule, *practitioners]) + "\n", encoding="utf-8")
+    whole = _compare(tmp_path, empty_warehouse_file, monkeypatch, fhir, "CHUNK_LINES", [1, 2], mixed)
+    assert whole["results"][0][9] == []  # no unresolved reference: the Schedule was known
+    (slot_row,) = whole["tables"]["slots"]
+    assert slot_row[2] is not None  # provider_id, from the Schedule's practitioner
+
+
+def test_fhir_ndjson_is_parsed_in_chunks(monkeypatch: pytest.MonkeyPatch, warehouse: Warehouse) -> None:
+    monkeypatch.setattr(fhir, "CHUNK_LINES", 3)
+    (file,) = expand([FIXTURES / "fhir" / "Appointment.ndjson"])
+    from ingest.context import ParseContext
+    from ingest.pseudonymize import Pseudonymizer
+
+    ctx = ParseContext("America/New_York", Pseudonymizer(b"k"), warehouse.cursor(), {})
+    batch = fhir.FhirAdapter("Appointment").parse(file, ctx)
+    chunks = list(batch.chunks)
+    lines = [n for n, line in enumerate(file.read().decode().splitlines(), 1) if line.strip()]
+    assert len(chunks) == -(-len(lines) // 3) > 1
+    first_rows = chunks[1].phases[0].targets[1][1]
+    assert first_rows.column("_pos").to_pylist()[0] == lines[3]  # positions continue across chunks
+
+
+def test_csv_chunks_give_the_whole_file_result(
+    tmp_path: Path, empty_warehouse_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = [FIXTURES / "vendor", FIXTURES / "billing", FIXTURES / "portal", FIXTURES / "corrupted"]
+    # the exact reader, record by record
+    _compare(tmp_path, empty_warehouse_file, monkeypatch, csv_profile, "CHUNK_ROWS", [1, 2], *paths)
+    # the Arrow reader, a few lines a piece (pieces end at a line end at or after this many characters)
+    _compare(tmp_path, empty_warehouse_file, monkeypatch, csv_profile, "CHUNK_CHARS", [1, 300], *paths)
+
+
+def test_csv_duplicates_and_side_rows_across_chunks(
+    tmp_path: Path, empty_warehouse_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = (FIXTURES / "vendor" / "north_appointments_2026.csv").read_text(encoding="utf-8").splitlines()
+    header, body = source[0], source[1:]
+    changed = body[0].replace(",20,", ",45,") if ",20," in body[0] else body[0] + "x"
+    text = "\n".join([header, *body, body[0], changed, "", *body]) + "\n"  # a blank line: the exact reader
+    path = tmp_path / "dupes.csv"
+    path.write_text(text, encoding="utf-8")
+    whole = _compare(tmp_path, empty_warehouse_file, monkeypatch, csv_profile, "CHUNK_ROWS", [1, 2], path)
+    assert whole["results"][0][6] >= 1  # the conflicting copy is rejected
+    _compare(tmp_path, empty_warehouse_file, monkeypatch, csv_profile, "CHUNK_CHARS", [1, 200], path)
+
+
+def test_queue_log_calls_in_chunks_give_the_whole_file_result(
+    tmp_path: Path, empty_warehouse_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingest.adapters import queue_log
+
+    log = (FIXTURES / "phones" / "queue_log").read_text(encoding="utf-8")
+    extra = "not a queue_log line\n1730462999|9.9|appointments|NONE|ENTERQUEUE||6175550100|1\n"  # a waiting call
+    path = tmp_path / "queue_log"
+    path.write_text(log + extra, encoding="utf-8")
+    whole = _compare(tmp_path, empty_warehouse_file, monkeypatch, queue_log, "CHUNK_CALLS", [1, 2], path)
+    assert whole["results"][0][6] >= 2 and any(r[9] and "6175550100" not in r[9] for r in whole["rejects"])

@@ -1,0 +1,92 @@
+"""Input files are lazy: listing them reads no content into memory, and each is read when it loads.
+
+Why: a practice's exports can be gigabytes; holding every file's bytes for the whole run was
+most of ingest's peak memory (benchmarks/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from ingest.errors import IngestError
+from ingest.sources import InputFile, expand
+from kpis.warehouse import Warehouse
+from tests.ingest.conftest import FIXTURES, load, rows
+
+
+def _held_bytes(file: InputFile) -> list[str]:
+    """The attributes of `file` that hold content (bytes or a buffer)."""
+    return [name for name, value in vars(file).items() if isinstance(value, bytes | bytearray | memoryview)]
+
+
+def test_listing_files_reads_no_content(tmp_path: Path) -> None:
+    files = list(expand([FIXTURES / "fhir", FIXTURES / "x12"]))
+    assert files and all(not _held_bytes(f) for f in files)
+    appointment = next(f for f in files if f.name.endswith("Appointment.ndjson"))
+    data = (FIXTURES / "fhir" / "Appointment.ndjson").read_bytes()
+    assert appointment.read() == data
+    assert appointment.sha256 == hashlib.sha256(data).hexdigest()
+    assert appointment.size == len(data)
+    assert not _held_bytes(appointment)  # the checksum was streamed, and nothing kept
+
+
+def test_archive_members_and_gzip_are_read_lazily_with_their_checksum(tmp_path: Path) -> None:
+    data = (FIXTURES / "phones" / "queue_log").read_bytes()
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("phones/queue_log.gz", gzip.compress(data))
+        zf.writestr("phones/plain_log", data)
+    (plain_member, gz_member) = list(expand([archive]))  # members in sorted order
+    assert gz_member.name == f"{archive}/phones/queue_log" and plain_member.name == f"{archive}/phones/plain_log"
+    for member in (gz_member, plain_member):
+        assert not _held_bytes(member)
+        assert member.sha256 == hashlib.sha256(data).hexdigest() and member.size == len(data)
+        assert member.head(10) == data[:10]
+        assert b"".join(member.blocks()) == data
+
+
+def test_a_corrupt_gzip_fails_before_anything_loads(warehouse: Warehouse, tmp_path: Path) -> None:
+    good = gzip.compress((FIXTURES / "phones" / "queue_log").read_bytes())
+    bad = tmp_path / "queue_log.gz"
+    bad.write_bytes(good[: len(good) // 2])  # truncated: the stream ends early
+    with pytest.raises(IngestError, match=r"queue_log\.gz: not a readable gzip file"):
+        load(warehouse, FIXTURES / "portal" / "portal_messages.csv", bad)
+    assert rows(warehouse, "SELECT count(*) FROM ingest_runs") == [(0,)]
+
+
+def test_a_file_loaded_from_a_gzip_in_a_zip_loads_like_the_file(warehouse: Warehouse, tmp_path: Path) -> None:
+    source = FIXTURES / "vendor" / "north_appointments_2025.csv"
+    archive = tmp_path / "vendor.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("north_appointments_2025.csv.gz", gzip.compress(source.read_bytes()))
+    (result,) = load(warehouse, archive)
+    assert result.status == "succeeded" and result.path == f"{archive}/north_appointments_2025.csv"
+    assert (result.read, result.inserted, result.rejected) == (7, 4, 3)  # as the plain file loads alone
+    (again,) = load(warehouse, source)
+    assert again.status == "skipped"  # same content, same checksum
+
+
+def test_duckdb_memory_is_bounded_while_files_load_and_restored_after(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB's default is 80% of RAM; during ingest it spills past 1 GB instead of growing."""
+    from ingest.load import Loader
+
+    setting = "SELECT current_setting('memory_limit')"
+    before = rows(warehouse, setting)[0][0]
+    seen: list[str] = []
+    real_load = Loader.load
+
+    def load_and_look(self: Loader, batch, run_id, file_name):  # noqa: ANN001, ANN202
+        seen.append(self.cur.execute(setting).fetchone()[0])
+        return real_load(self, batch, run_id, file_name)
+
+    monkeypatch.setattr(Loader, "load", load_and_look)
+    load(warehouse, FIXTURES / "portal" / "portal_messages.csv")
+    assert seen == ["953.6 MiB"]  # 1 GB
+    assert rows(warehouse, setting)[0][0] == before
