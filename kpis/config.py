@@ -307,6 +307,9 @@ paper = "letter"         # letter | a4
 # Your own CSV/Excel export profiles (TOML, see ingest/profiles/ for examples), in addition to
 # the shipped ones; relative paths are relative to this file.
 # profiles = ["profiles/my_pm_system.toml"]
+# DuckDB's memory while files load (it spills to <warehouse>.tmp beyond it); 1GB keeps a
+# large ingest under 2 GB of RAM; raise it on a bigger machine for speed.
+# memory_limit = "1GB"
 
 [smtp]
 host = "localhost"
