@@ -109,40 +109,49 @@ def _pairs_ctes(item: KpiRequest, ctx: QueryContext) -> list[tuple[str, str]]:
             SELECT s.*, p.schedule,
                    ROW_NUMBER() OVER (PARTITION BY p.schedule ORDER BY s.start_at, s.source, s.slot_id) AS r
             FROM (
-                SELECT source, slot_id, provider_id AS provider, location_id AS location, start_at,
-                       start_at + minutes * INTERVAL 1 MINUTE AS end_at
-                FROM slots
-                WHERE status <> 'blocked' AND provider_id IS NOT NULL{only_type}
+                SELECT *, CAST(start_at AS DATE) AS start_day, CAST(end_at AS DATE) AS end_day
+                FROM (
+                    SELECT source, slot_id, provider_id AS provider, location_id AS location, start_at,
+                           start_at + minutes * INTERVAL 1 MINUTE AS end_at
+                    FROM slots
+                    WHERE status <> 'blocked' AND provider_id IS NOT NULL{only_type}
+                ) AS s
             ) AS s
             JOIN schedules AS p ON p.provider = s.provider AND p.location IS NOT DISTINCT FROM s.location
             """,
         ),
         (
-            "slot_days",  # a slot under each local day it touches (a second row only when it crosses midnight)
+            "slot_days",  # each slot under the local day it starts and, when it crosses midnight, the day it ends
             """
-            SELECT provider, schedule, r, start_at, end_at, CAST(start_at AS DATE) AS day FROM open_slots
+            SELECT provider, schedule, r, start_at, end_at, start_day AS day FROM open_slots
             UNION ALL
-            SELECT provider, schedule, r, start_at, end_at, CAST(end_at AS DATE) AS day FROM open_slots
-            WHERE CAST(end_at AS DATE) <> CAST(start_at AS DATE)
+            SELECT provider, schedule, r, start_at, end_at, end_day
+            FROM open_slots
+            WHERE end_day <> start_day
             """,
         ),
         (
             "bookings",
             """
-            SELECT provider_id, scheduled_start AS start_at,
-                   scheduled_start + COALESCE(scheduled_minutes, 1) * INTERVAL 1 MINUTE AS end_at,
-                   booked_at, cancelled_at
-            FROM appointments
-            WHERE booked_at IS NOT NULL
+            SELECT provider_id, start_at, end_at, booked_at, cancelled_at,
+                   CAST(start_at AS DATE) AS start_day, CAST(end_at AS DATE) AS end_day
+            FROM (
+                SELECT provider_id, scheduled_start AS start_at,
+                       scheduled_start + COALESCE(scheduled_minutes, 1) * INTERVAL 1 MINUTE AS end_at,
+                       booked_at, cancelled_at
+                FROM appointments
+                WHERE booked_at IS NOT NULL
+            ) AS a
             """,
         ),
         (
             "booking_days",
             """
-            SELECT provider_id, start_at, end_at, booked_at, cancelled_at, CAST(start_at AS DATE) AS day FROM bookings
+            SELECT provider_id, start_at, end_at, booked_at, cancelled_at, start_day AS day FROM bookings
             UNION ALL
-            SELECT provider_id, start_at, end_at, booked_at, cancelled_at, CAST(end_at AS DATE) AS day FROM bookings
-            WHERE CAST(end_at AS DATE) <> CAST(start_at AS DATE)
+            SELECT provider_id, start_at, end_at, booked_at, cancelled_at, end_day
+            FROM bookings
+            WHERE end_day <> start_day
             """,
         ),
         (

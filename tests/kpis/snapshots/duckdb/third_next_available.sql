@@ -20,15 +20,21 @@ WITH schedules AS (
     ROW_NUMBER() OVER (PARTITION BY p.schedule ORDER BY s.start_at, s.source, s.slot_id) AS r
   FROM (
     SELECT
-      source,
-      slot_id,
-      provider_id AS provider,
-      location_id AS location,
-      start_at,
-      start_at + minutes * INTERVAL '1' MINUTE AS end_at
-    FROM slots
-    WHERE
-      status <> 'blocked' AND NOT provider_id IS NULL
+      *,
+      CAST(start_at AS DATE) AS start_day,
+      CAST(end_at AS DATE) AS end_day
+    FROM (
+      SELECT
+        source,
+        slot_id,
+        provider_id AS provider,
+        location_id AS location,
+        start_at,
+        start_at + minutes * INTERVAL '1' MINUTE AS end_at
+      FROM slots
+      WHERE
+        status <> 'blocked' AND NOT provider_id IS NULL
+    ) AS s
   ) AS s
   JOIN schedules AS p
     ON p.provider = s.provider AND p.location IS NOT DISTINCT FROM s.location
@@ -39,7 +45,7 @@ WITH schedules AS (
     r,
     start_at,
     end_at,
-    CAST(start_at AS DATE) AS day
+    start_day AS day
   FROM open_slots
   UNION ALL
   SELECT
@@ -48,20 +54,30 @@ WITH schedules AS (
     r,
     start_at,
     end_at,
-    CAST(end_at AS DATE) AS day
+    end_day
   FROM open_slots
   WHERE
-    CAST(end_at AS DATE) <> CAST(start_at AS DATE)
+    end_day <> start_day
 ), bookings AS (
   SELECT
     provider_id,
-    scheduled_start AS start_at,
-    scheduled_start + COALESCE(scheduled_minutes, 1) * INTERVAL '1' MINUTE AS end_at,
+    start_at,
+    end_at,
     booked_at,
-    cancelled_at
-  FROM appointments
-  WHERE
-    NOT booked_at IS NULL
+    cancelled_at,
+    CAST(start_at AS DATE) AS start_day,
+    CAST(end_at AS DATE) AS end_day
+  FROM (
+    SELECT
+      provider_id,
+      scheduled_start AS start_at,
+      scheduled_start + COALESCE(scheduled_minutes, 1) * INTERVAL '1' MINUTE AS end_at,
+      booked_at,
+      cancelled_at
+    FROM appointments
+    WHERE
+      NOT booked_at IS NULL
+  ) AS a
 ), booking_days AS (
   SELECT
     provider_id,
@@ -69,7 +85,7 @@ WITH schedules AS (
     end_at,
     booked_at,
     cancelled_at,
-    CAST(start_at AS DATE) AS day
+    start_day AS day
   FROM bookings
   UNION ALL
   SELECT
@@ -78,10 +94,10 @@ WITH schedules AS (
     end_at,
     booked_at,
     cancelled_at,
-    CAST(end_at AS DATE) AS day
+    end_day
   FROM bookings
   WHERE
-    CAST(end_at AS DATE) <> CAST(start_at AS DATE)
+    end_day <> start_day
 ), holds AS (
   SELECT
     s.schedule,
