@@ -159,24 +159,32 @@ def build_relations(config: Config) -> dict[str, Relation]:
             "One row per schedule template slot, with whether a live appointment of its provider overlaps it.",
             """
             WITH slot_spans AS (
-                SELECT source, slot_id, provider_id, start_at, start_at + minutes * INTERVAL 1 MINUTE AS end_at
-                FROM slots
+                SELECT source, slot_id, provider_id, start_at, end_at,
+                       CAST(start_at AS DATE) AS start_day, CAST(end_at AS DATE) AS end_day
+                FROM (SELECT *, start_at + minutes * INTERVAL 1 MINUTE AS end_at FROM slots) AS s
             ),
             slot_days AS (
-                SELECT source, slot_id, provider_id, start_at, end_at, CAST(start_at AS DATE) AS day FROM slot_spans
-                UNION
-                SELECT source, slot_id, provider_id, start_at, end_at, CAST(end_at AS DATE) AS day FROM slot_spans
+                -- each slot under the day it starts and, when it crosses midnight, the day it ends
+                SELECT source, slot_id, provider_id, start_at, end_at, start_day AS day FROM slot_spans
+                UNION ALL
+                SELECT source, slot_id, provider_id, start_at, end_at, end_day
+                FROM slot_spans
+                WHERE end_day <> start_day
             ),
             live_appointments AS (
-                SELECT provider_id, scheduled_start AS start_at,
-                       scheduled_start + COALESCE(scheduled_minutes, 1) * INTERVAL 1 MINUTE AS end_at
-                FROM appointments
-                WHERE status NOT IN ('cancelled', 'entered_in_error')
+                SELECT provider_id, start_at, end_at,
+                       CAST(start_at AS DATE) AS start_day, CAST(end_at AS DATE) AS end_day
+                FROM (
+                    SELECT provider_id, scheduled_start AS start_at,
+                           scheduled_start + COALESCE(scheduled_minutes, 1) * INTERVAL 1 MINUTE AS end_at
+                    FROM appointments
+                    WHERE status NOT IN ('cancelled', 'entered_in_error')
+                ) AS a
             ),
             appointment_days AS (
-                SELECT provider_id, start_at, end_at, CAST(start_at AS DATE) AS day FROM live_appointments
-                UNION
-                SELECT provider_id, start_at, end_at, CAST(end_at AS DATE) AS day FROM live_appointments
+                SELECT provider_id, start_at, end_at, start_day AS day FROM live_appointments
+                UNION ALL
+                SELECT provider_id, start_at, end_at, end_day FROM live_appointments WHERE end_day <> start_day
             ),
             booked_slots AS (
                 SELECT DISTINCT s.source, s.slot_id

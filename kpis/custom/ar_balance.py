@@ -65,11 +65,14 @@ def window_amount(item: KpiRequest) -> str:
     return "CASE WHEN entry_type = 'charge' THEN amount ELSE 0 END"
 
 
-def age_date(item: KpiRequest) -> str:
+def _age_columns(item: KpiRequest) -> tuple[str, ...]:
+    """The dates an account ages from, in order of preference, before its first posting."""
+    return ("first_billed_date", "service_date") if item.options.get("age_from") == "first_bill" else ("service_date",)
+
+
+def age_date(item: KpiRequest, first_posted: str = "first_posted", prefix: str = "") -> str:
     """SQL over an account row: the date its balance ages from (date of service unless first bill)."""
-    if item.options.get("age_from") == "first_bill":
-        return "COALESCE(first_billed_date, service_date, first_posted)"
-    return "COALESCE(service_date, first_posted)"
+    return f"COALESCE({', '.join([*(prefix + c for c in _age_columns(item)), first_posted])})"
 
 
 def _balance(credits: str, condition: str = "TRUE") -> str:
@@ -77,33 +80,57 @@ def _balance(credits: str, condition: str = "TRUE") -> str:
     return f"COALESCE(SUM(balance) FILTER (WHERE {kept} AND {condition}), 0)"
 
 
-def _account_ctes(ctx: QueryContext) -> list[tuple[str, str]]:
-    """CTEs ending in `open_accounts`: each account's non-zero balance at each period end it spans.
+def period_index_start(day: str, ctx: QueryContext) -> str:
+    """SQL: the first day of the period a date falls in, or of the first period for earlier dates.
 
-    Also `spine` (idx, period_start, period_end) and `located` (entries with their period index).
+    Joined to the spine by equality, it gives a ledger entry the index of the first period whose
+    end is on or after its posting (none after the last period) without a range join.
     """
-    last = len(ctx.periods.starts)
+    return (
+        f"GREATEST(CAST(DATE_TRUNC('{ctx.periods.grain}', {day}) AS DATE), DATE '{ctx.periods.first_day.isoformat()}')"
+    )
+
+
+def _located_ctes(ctx: QueryContext) -> list[tuple[str, str]]:
+    """`spine` (idx, period_start, period_end) and `located`: the entries with their period index."""
     rows = ", ".join(
         f"({i}, DATE '{s.isoformat()}', DATE '{e.isoformat()}')" for i, (s, e) in enumerate(ctx.periods.spine())
     )
-    dims = "".join(f", {d}" for d in ctx.dims)
-    key = f"account, service_date, first_billed_date{dims}"
-    window = f"PARTITION BY {key} ORDER BY posted_idx"
     return [
         ("spine", f"SELECT * FROM (VALUES {rows}) AS spine(idx, period_start, period_end)"),
         (
+            # entries before the first period count from its end: they share its index
             "located",
             f"""
             SELECT l.*, s.idx AS posted_idx
             FROM base AS l
-            JOIN spine AS s ON l.posted_date <= s.period_end AND (s.idx = 0 OR l.posted_date >= s.period_start)
+            JOIN spine AS s ON s.period_start = {period_index_start("l.posted_date", ctx)}
             WHERE TRUE{ctx.filter_sql()}
             """,
         ),
+    ]
+
+
+def _account_key(ctx: QueryContext) -> str:
+    return "account, service_date, first_billed_date" + "".join(f", {d}" for d in ctx.dims)
+
+
+def _account_ctes(ctx: QueryContext) -> list[tuple[str, str]]:
+    """CTEs ending in `open_accounts`: each account's non-zero balance at each period end it spans.
+
+    Also `spine`, `located` (see `_located_ctes`) and `deltas` (per account and period: the
+    change of balance and the number of entries).
+    """
+    last = len(ctx.periods.starts)
+    key = _account_key(ctx)
+    window = f"PARTITION BY {key} ORDER BY posted_idx"
+    return [
+        *_located_ctes(ctx),
         (
             "deltas",
             f"""
-            SELECT {key}, posted_idx, SUM(ar_amount) AS delta, MIN(posted_date) AS first_posted
+            SELECT {key}, posted_idx, SUM(ar_amount) AS delta, MIN(posted_date) AS first_posted,
+                   COUNT(*) AS entries
             FROM located
             GROUP BY {key}, posted_idx
             """,
@@ -131,49 +158,139 @@ def _account_ctes(ctx: QueryContext) -> list[tuple[str, str]]:
     ]
 
 
-def query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
+def _aged(item: KpiRequest | None, period_end: str = "period_end") -> str:
+    """SQL over an account row: its balance is aged more than 90 days at `period_end`."""
+    if item is None:
+        return "FALSE"
+    return f"DATE_DIFF('day', {age_date(item)}, {period_end}) > {AGED_DAYS}"
+
+
+def _account_balance_ctes(ctx: QueryContext, aging: KpiRequest | None) -> list[tuple[str, str]]:
+    """CTEs ending in `balances` (period, dims, balance, aged, entries), one row per open account."""
     dims = "".join(f", {d}" for d in ctx.dims)
     s_dims = "".join(f", c.{d}" for d in ctx.dims)
-    ctes = _account_ctes(ctx)
-    ctes.append(
+    return [
+        *_account_ctes(ctx),
         (
             "entry_counts",
             f"""
             SELECT s.period_start, s.period_end{s_dims}, SUM(c.entries) AS entries
-            FROM (SELECT posted_idx{dims}, COUNT(*) AS entries FROM located GROUP BY posted_idx{dims}) AS c
+            FROM (SELECT posted_idx{dims}, SUM(entries) AS entries FROM deltas GROUP BY posted_idx{dims}) AS c
             JOIN spine AS s ON c.posted_idx <= s.idx
             GROUP BY s.period_start, s.period_end{s_dims}
             """,
-        )
-    )
+        ),
+        (
+            "balances",
+            f"""
+            SELECT period_start, period_end{dims}, balance, {_aged(aging)} AS aged, 0 AS entries
+            FROM open_accounts
+            UNION ALL
+            SELECT period_start, period_end{dims}, NULL, FALSE, entries
+            FROM entry_counts
+            """,
+        ),
+    ]
+
+
+def _entry_balance_ctes(ctx: QueryContext, aging: KpiRequest | None) -> list[tuple[str, str]]:
+    """CTEs ending in `balances` (period, dims, balance, aged, entries) when credit balances count.
+
+    Then no account's balance needs to be known: the A/R at a period's end is the sum of the
+    entries posted by then, and the aged A/R the sum of those whose account is more than 90 days
+    old then. An entry of an account aging from day a is aged from the period holding a + 91
+    days (or from its own posting, if later), so both are running totals over the few periods of
+    entries grouped by (posting period, aged-from period): no window over millions of accounts.
+    An account without a date of service (or first bill) ages from its first posting, found
+    for those accounts only.
+    """
+    dims = "".join(f", {d}" for d in ctx.dims)
+    e_dims = "".join(f", e.{d}" for d in ctx.dims)
+    ctes = _located_ctes(ctx)
+    source, aged_idx = "located", "CAST(NULL AS INTEGER)"
+    if aging is not None:
+        undated = " AND ".join(f"{c} IS NULL" for c in _age_columns(aging))
+        key = _account_key(ctx)
+        same_account = " AND ".join(f"a.{c} IS NOT DISTINCT FROM l.{c}" for c in key.split(", "))
+        ctes += [
+            (
+                "first_postings",
+                f"SELECT {key}, MIN(posted_date) AS first_posted FROM located WHERE {undated} GROUP BY {key}",
+            ),
+            (
+                "aged_from",
+                f"""
+                SELECT l.*, CASE WHEN g.idx IS NOT NULL THEN GREATEST(l.posted_idx, g.idx) END AS aged_idx
+                FROM (
+                    SELECT l.*, {age_date(aging, "a.first_posted", "l.")} AS age_date
+                    FROM located AS l
+                    LEFT JOIN first_postings AS a ON {same_account}
+                ) AS l
+                LEFT JOIN spine AS g
+                  ON g.period_start = {period_index_start(f"l.age_date + INTERVAL {AGED_DAYS + 1} DAY", ctx)}
+                """,
+            ),
+        ]
+        source, aged_idx = "aged_from", "aged_idx"
+    return [
+        *ctes,
+        (
+            "entry_totals",
+            f"""
+            SELECT posted_idx, {aged_idx} AS aged_idx{dims}, SUM(ar_amount) AS amount, COUNT(*) AS entries
+            FROM {source}
+            GROUP BY posted_idx, {aged_idx}{dims}
+            """,
+        ),
+        (
+            "balances",
+            f"""
+            SELECT s.period_start, s.period_end{e_dims}, SUM(e.amount) AS balance,
+                   COALESCE(e.aged_idx <= s.idx, FALSE) AS aged, SUM(e.entries) AS entries
+            FROM entry_totals AS e
+            JOIN spine AS s ON e.posted_idx <= s.idx
+            GROUP BY s.period_start, s.period_end{e_dims}, COALESCE(e.aged_idx <= s.idx, FALSE)
+            """,
+        ),
+    ]
+
+
+def _credits(item: KpiRequest) -> str:
+    return preset_options(item)[2] if item.id == "days_in_ar" else item.options["credit_balances"]
+
+
+def query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
+    dims = "".join(f", {d}" for d in ctx.dims)
+    s_dims = "".join(f", c.{d}" for d in ctx.dims)
+    aging = next((i for i in items if i.id == "ar_over_90_pct"), None)
+    if all(_credits(item) == "include" for item in items):
+        ctes = _entry_balance_ctes(ctx, aging)
+    else:
+        ctes = _account_balance_ctes(ctx, aging)
     facts = f"""
-        SELECT period_start, period_end{dims}, balance, service_date, first_billed_date, first_posted,
-               0 AS entries, CAST(0 AS DECIMAL(18, 2)) AS window_amount, 0 AS window_charges
-        FROM open_accounts
-        UNION ALL
-        SELECT period_start, period_end{dims}, NULL, NULL, NULL, NULL, entries, 0, 0
-        FROM entry_counts
+        SELECT period_start, period_end{dims}, balance, aged, entries,
+               CAST(0 AS DECIMAL(18, 2)) AS window_amount, 0 AS window_charges
+        FROM balances
     """
     days_in_ar = next((i for i in items if i.id == "days_in_ar"), None)
     if days_in_ar is not None:
         _, lookback, _ = preset_options(days_in_ar)
-        first_end, last_end = ctx.periods.spine()[0][1].isoformat(), ctx.periods.spine()[-1][1].isoformat()
+        first_end = ctx.periods.spine()[0][1].isoformat()
         ctes.append(
             (
                 "daily",
                 f"""
                 SELECT posted_date{dims}, SUM({window_amount(days_in_ar)}) AS window_amount,
                        COUNT(*) FILTER (WHERE entry_type = 'charge') AS window_charges
-                FROM base
+                FROM located
                 WHERE posted_date > DATE '{first_end}' - INTERVAL {lookback} DAY
-                  AND posted_date <= DATE '{last_end}'{ctx.filter_sql()}
                 GROUP BY posted_date{dims}
                 """,
             )
         )
         facts += f"""
         UNION ALL
-        SELECT s.period_start, s.period_end{s_dims}, NULL, NULL, NULL, NULL, 0, c.window_amount, c.window_charges
+        SELECT s.period_start, s.period_end{s_dims}, NULL, FALSE, 0, c.window_amount, c.window_charges
         FROM spine AS s JOIN daily AS c
           ON c.posted_date > s.period_end - INTERVAL {lookback} DAY AND c.posted_date <= s.period_end
         """
@@ -191,9 +308,8 @@ def query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
             ]
         elif item.id == "ar_over_90_pct":
             credits = item.options["credit_balances"]
-            aged = f"DATE_DIFF('day', {age_date(item)}, period_end) > {AGED_DAYS}"
             aggregates += [
-                f"{_balance(credits, aged)} AS {k}_num",
+                f"{_balance(credits, 'aged')} AS {k}_num",
                 f"{_balance(credits)} AS {k}_den",
                 f"SUM(entries) AS {k}_n",
             ]
@@ -254,7 +370,7 @@ def explain(item: KpiRequest, ctx: QueryContext) -> str:
             "accounts",
             f"""
             SELECT account AS record_id, MIN(patient_key) AS patient_key,
-                   {age_date(item).replace("first_posted", "MIN(posted_date)")} AS age_date,
+                   {age_date(item, "MIN(posted_date)")} AS age_date,
                    SUM(ar_amount) AS balance{dims}
             FROM base
             WHERE posted_date <= DATE '{period_end}'{ctx.filter_sql()}

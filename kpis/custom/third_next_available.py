@@ -13,25 +13,51 @@ snapshot's date; pairs with fewer than three open slots left have no value. Snap
 only between the first slot and the last booking in the data.
 
 To avoid pairing each snapshot with every later slot of a long template, the slots of a
-provider are numbered by start, and a running count over slots and holds in time order gives,
-at each snapshot, the number of slots already past and of future slots held then: at most that
-many of the next slots are taken, so the third open one is among the next 3 + held slots.
+provider and location (a schedule) are numbered by start (rank r), and every instant is placed
+by arithmetic at the first snapshot at or after it (`week_of`). Then, per snapshot:
+
+* the slots already past are counted from slots grouped by that snapshot number (a few rows
+  per schedule and week, not a running sum over millions of events);
+* a booking holds its slot at the snapshots from its booking's number up to its release's, so
+  the holds, expanded to those snapshots, list the slots held at each (all of them ahead);
+* the m-th held slot (by rank) has r - past - m open slots before it; the third open slot is
+  at rank past + 3 + the number of held slots with fewer than three open ones before them.
+
+Every join is on integers, and the only range join pairs each hold with the snapshots it spans.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import time, timedelta
+from datetime import date, time, timedelta
 
 from kpis.business_time import business_days_between
 from kpis.periods import local_instant_utc, period_floor
 from kpis.query import KpiRequest, QueryContext, output_row, ratio_value, with_relation
-from kpis.relations import local_date
+from kpis.relations import local, local_date
 from kpis.sql_literals import sql_literal
 
 SNAPSHOT_WEEKDAY = 0  # Monday
 SNAPSHOT_TIME = time(8, 0)
 NTH_SLOT = 3
+EPOCH_MONDAY = date(1900, 1, 1)  # snapshot weeks are numbered from this Monday
+
+
+def week_of(instant: str, tz: str) -> str:
+    """SQL: the number of the first snapshot at or after a TIMESTAMPTZ instant.
+
+    Snapshot k is at 08:00 on the Monday 1900-01-01 + 7k days (`_snapshots` numbers them so).
+    The number is also how many snapshots come strictly before the instant, so `week_of(x) <= k`
+    exactly when x is at or before snapshot k. It is counted on the local wall clock shifted by
+    the snapshot time, so that snapshots fall on Monday midnights: d whole days since 1900-01-01
+    and a time into the day t give ceil((d + (t > 0)) / 7). The wall clock is exact here because
+    DST moves clocks on Sunday night, never across Monday 08:00. Plain arithmetic, so every
+    dialect runs it, and each row is placed without a join.
+    """
+    shifted = f"({local(instant, tz)} - INTERVAL {SNAPSHOT_TIME.hour * 60 + SNAPSHOT_TIME.minute} MINUTE)"
+    day = f"CAST({shifted} AS DATE)"
+    into_day = f"CASE WHEN {shifted} > CAST({day} AS TIMESTAMP) THEN 1 ELSE 0 END"
+    return f"CAST(FLOOR((DATE_DIFF('day', DATE '{EPOCH_MONDAY.isoformat()}', {day}) + 6 + {into_day}) / 7) AS INTEGER)"
 
 
 def _snapshots(ctx: QueryContext) -> str:
@@ -41,12 +67,15 @@ def _snapshots(ctx: QueryContext) -> str:
     while day < ctx.periods.end_exclusive:
         at = local_instant_utc(day, SNAPSHOT_TIME, ctx.tz)
         start = period_floor(day, ctx.periods.grain)
-        rows.append(f"(DATE '{start.isoformat()}', DATE '{day.isoformat()}', TIMESTAMPTZ '{at.isoformat(sep=' ')}')")
+        week = (day - EPOCH_MONDAY).days // 7
+        rows.append(
+            f"(DATE '{start.isoformat()}', DATE '{day.isoformat()}', TIMESTAMPTZ '{at.isoformat(sep=' ')}', {week})"
+        )
         day += timedelta(days=7)
     if not rows:  # a range without a Monday: an empty table of the right shape
-        rows.append("(CAST(NULL AS DATE), CAST(NULL AS DATE), CAST(NULL AS TIMESTAMPTZ))")
+        rows.append("(CAST(NULL AS DATE), CAST(NULL AS DATE), CAST(NULL AS TIMESTAMPTZ), CAST(NULL AS INTEGER))")
     return (
-        f"SELECT * FROM (VALUES {', '.join(rows)}) AS v(period_start, snapshot_date, snapshot_at) "
+        f"SELECT * FROM (VALUES {', '.join(rows)}) AS v(period_start, snapshot_date, snapshot_at, week) "
         "WHERE snapshot_at >= (SELECT MIN(start_at) FROM slots) "
         "AND snapshot_at <= (SELECT MAX(booked_at) FROM appointments)"
     )
@@ -61,49 +90,78 @@ def _pairs_ctes(item: KpiRequest, ctx: QueryContext) -> list[tuple[str, str]]:
         days = business_days_between("snapshot_date", slot_date, ctx.config.business_hours)
     else:
         days = f"DATE_DIFF('day', snapshot_date, {slot_date})"
+    release = "COALESCE(LEAST(b.cancelled_at, s.start_at), s.start_at)"
     return [
         (
-            "open_slots",
+            "schedules",  # one number per (provider, location) with open slots: joins and windows key on it
             f"""
-            SELECT *, ROW_NUMBER() OVER (PARTITION BY provider, location ORDER BY start_at, source, slot_id) AS r
+            SELECT provider, location, ROW_NUMBER() OVER (ORDER BY provider, location) AS schedule
             FROM (
-                SELECT source, slot_id, provider_id AS provider, location_id AS location, start_at,
-                       start_at + minutes * INTERVAL 1 MINUTE AS end_at
+                SELECT DISTINCT provider_id AS provider, location_id AS location
                 FROM slots
                 WHERE status <> 'blocked' AND provider_id IS NOT NULL{only_type}
             ) AS s WHERE TRUE{ctx.filter_sql()}
             """,
         ),
         (
-            "slot_days",
+            "open_slots",
+            f"""
+            SELECT s.*, p.schedule,
+                   ROW_NUMBER() OVER (PARTITION BY p.schedule ORDER BY s.start_at, s.source, s.slot_id) AS r
+            FROM (
+                SELECT *, CAST(start_at AS DATE) AS start_day, CAST(end_at AS DATE) AS end_day
+                FROM (
+                    SELECT source, slot_id, provider_id AS provider, location_id AS location, start_at,
+                           start_at + minutes * INTERVAL 1 MINUTE AS end_at
+                    FROM slots
+                    WHERE status <> 'blocked' AND provider_id IS NOT NULL{only_type}
+                ) AS s
+            ) AS s
+            JOIN schedules AS p ON p.provider = s.provider AND p.location IS NOT DISTINCT FROM s.location
+            """,
+        ),
+        (
+            "slot_days",  # each slot under the local day it starts and, when it crosses midnight, the day it ends
             """
-            SELECT source, slot_id, provider, start_at, end_at, CAST(start_at AS DATE) AS day FROM open_slots
-            UNION
-            SELECT source, slot_id, provider, start_at, end_at, CAST(end_at AS DATE) AS day FROM open_slots
+            SELECT provider, schedule, r, start_at, end_at, start_day AS day FROM open_slots
+            UNION ALL
+            SELECT provider, schedule, r, start_at, end_at, end_day
+            FROM open_slots
+            WHERE end_day <> start_day
             """,
         ),
         (
             "bookings",
             """
-            SELECT provider_id, scheduled_start AS start_at,
-                   scheduled_start + COALESCE(scheduled_minutes, 1) * INTERVAL 1 MINUTE AS end_at,
-                   booked_at, cancelled_at
-            FROM appointments
-            WHERE booked_at IS NOT NULL
+            SELECT provider_id, start_at, end_at, booked_at, cancelled_at,
+                   CAST(start_at AS DATE) AS start_day, CAST(end_at AS DATE) AS end_day
+            FROM (
+                SELECT provider_id, scheduled_start AS start_at,
+                       scheduled_start + COALESCE(scheduled_minutes, 1) * INTERVAL 1 MINUTE AS end_at,
+                       booked_at, cancelled_at
+                FROM appointments
+                WHERE booked_at IS NOT NULL
+            ) AS a
             """,
         ),
         (
             "booking_days",
             """
-            SELECT provider_id, start_at, end_at, booked_at, cancelled_at, CAST(start_at AS DATE) AS day FROM bookings
-            UNION
-            SELECT provider_id, start_at, end_at, booked_at, cancelled_at, CAST(end_at AS DATE) AS day FROM bookings
+            SELECT provider_id, start_at, end_at, booked_at, cancelled_at, start_day AS day FROM bookings
+            UNION ALL
+            SELECT provider_id, start_at, end_at, booked_at, cancelled_at, end_day
+            FROM bookings
+            WHERE end_day <> start_day
             """,
         ),
         (
+            # a booking holds an overlapping slot from its booking until its cancellation or the
+            # slot's start: at the snapshots numbered held_from .. held_until - 1 (none when it
+            # was cancelled before it was booked, or booked after the slot had started)
             "holds",
-            """
-            SELECT DISTINCT s.source, s.slot_id, s.provider, s.start_at, b.booked_at, b.cancelled_at
+            f"""
+            SELECT s.schedule, s.r, {week_of("b.booked_at", ctx.tz)} AS held_from,
+                   {week_of(release, ctx.tz)} AS held_until
             FROM slot_days AS s
             JOIN booking_days AS b ON b.provider_id = s.provider AND b.day = s.day
             WHERE b.start_at < s.end_at AND b.end_at > s.start_at
@@ -111,64 +169,53 @@ def _pairs_ctes(item: KpiRequest, ctx: QueryContext) -> list[tuple[str, str]]:
         ),
         ("snapshots", _snapshots(ctx)),
         (
-            "events",  # slots and holds in time order, with each snapshot after what happened at its instant
-            """
-            SELECT o.provider, o.location, o.start_at AS at, 0 AS kind, 1 AS slot_step, 0 AS hold_step
-            FROM open_slots AS o
-            UNION ALL
-            SELECT o.provider, o.location, h.booked_at, 0, 0, 1
-            FROM holds AS h JOIN open_slots AS o ON o.source = h.source AND o.slot_id = h.slot_id
-            WHERE h.booked_at < COALESCE(LEAST(h.cancelled_at, h.start_at), h.start_at)
-            UNION ALL
-            SELECT o.provider, o.location, COALESCE(LEAST(h.cancelled_at, h.start_at), h.start_at), 0, 0, -1
-            FROM holds AS h JOIN open_slots AS o ON o.source = h.source AND o.slot_id = h.slot_id
-            WHERE h.booked_at < COALESCE(LEAST(h.cancelled_at, h.start_at), h.start_at)
-            UNION ALL
-            SELECT p.provider, p.location, n.snapshot_at, 1, 0, 0
-            FROM (SELECT DISTINCT provider, location FROM open_slots) AS p CROSS JOIN snapshots AS n
-            """,
-        ),
-        (
-            "bounds",  # ranks that must hold the 3rd open slot: the next 3 plus one per slot held then
+            "slot_weeks",  # slots by the first snapshot at or after their start (a slot then is past)
             f"""
-            SELECT provider, location, at AS snapshot_at, slots_before + 1 AS r_from,
-                   slots_before + {NTH_SLOT} + held AS r_to
-            FROM (
-                SELECT *,
-                       SUM(slot_step) OVER (PARTITION BY provider, location ORDER BY at, kind ROWS UNBOUNDED PRECEDING)
-                           AS slots_before,
-                       SUM(hold_step) OVER (PARTITION BY provider, location ORDER BY at, kind ROWS UNBOUNDED PRECEDING)
-                           AS held
-                FROM events
-            ) AS counted
-            WHERE kind = 1
+            SELECT schedule, {week_of("start_at", ctx.tz)} AS week, COUNT(*) AS slots
+            FROM open_slots
+            GROUP BY schedule, {week_of("start_at", ctx.tz)}
             """,
         ),
         (
-            "candidates",
+            "bounds",  # every (snapshot, schedule) with the number of its slots already past
             """
-            SELECT n.period_start, n.snapshot_date, n.snapshot_at, o.provider, o.location,
-                   o.source, o.slot_id, o.start_at,
-                   ROW_NUMBER() OVER (PARTITION BY n.snapshot_at, o.provider, o.location ORDER BY o.r) AS k
+            SELECT n.period_start, n.snapshot_date, n.snapshot_at, n.week, p.schedule,
+                   CAST(COALESCE(SUM(w.slots), 0) AS BIGINT) AS slots_before
+            FROM schedules AS p
+            CROSS JOIN snapshots AS n
+            LEFT JOIN slot_weeks AS w ON w.schedule = p.schedule AND w.week <= n.week
+            GROUP BY n.period_start, n.snapshot_date, n.snapshot_at, n.week, p.schedule
+            """,
+        ),
+        (
+            "held",  # the slots held at each snapshot (all of them still ahead), the m-th by rank
+            """
+            SELECT n.week, h.schedule, h.r, DENSE_RANK() OVER (PARTITION BY n.week, h.schedule ORDER BY h.r) AS m
+            FROM holds AS h
+            JOIN snapshots AS n ON n.week >= h.held_from AND n.week < h.held_until
+            """,
+        ),
+        (
+            # the m-th held slot of rank r has r - slots_before - m open slots ahead of it: those with
+            # fewer than three come before the third open slot, which is therefore at rank
+            # slots_before + 3 + their number
+            "third",
+            f"""
+            SELECT b.period_start, b.snapshot_date, b.snapshot_at, b.schedule,
+                   b.slots_before + {NTH_SLOT} + COUNT(DISTINCT h.r) AS r
             FROM bounds AS b
-            JOIN snapshots AS n ON n.snapshot_at = b.snapshot_at
-            JOIN open_slots AS o
-              ON o.provider = b.provider AND o.location IS NOT DISTINCT FROM b.location
-             AND o.r BETWEEN b.r_from AND b.r_to
-            WHERE NOT EXISTS (
-                SELECT 1 FROM holds AS h
-                WHERE h.source = o.source AND h.slot_id = o.slot_id AND h.booked_at <= n.snapshot_at
-                  AND (h.cancelled_at IS NULL OR h.cancelled_at > n.snapshot_at)
-            )
+            LEFT JOIN held AS h
+              ON h.week = b.week AND h.schedule = b.schedule AND h.r - h.m - b.slots_before < {NTH_SLOT}
+            GROUP BY b.period_start, b.snapshot_date, b.snapshot_at, b.schedule, b.slots_before
             """,
         ),
         (
             "pairs",
             f"""
-            SELECT period_start, snapshot_date, snapshot_at, provider, location,
-                   source || ':' || slot_id AS record_id, start_at, {days} AS days
-            FROM candidates
-            WHERE k = {NTH_SLOT}
+            SELECT t.period_start, t.snapshot_date, t.snapshot_at, o.provider, o.location,
+                   o.source || ':' || o.slot_id AS record_id, o.start_at, {days} AS days
+            FROM third AS t
+            JOIN open_slots AS o ON o.schedule = t.schedule AND o.r = t.r
             """,
         ),
     ]

@@ -231,6 +231,36 @@ def test_third_next_available(fx: Fixture, days: str, first: int, second: int) -
     assert one(weeks, period_start="2026-10-05", provider=P2).n == 0
 
 
+def test_third_next_available_at_the_snapshot_instant(fx: Fixture) -> None:
+    """What happens exactly at Monday 08:00 is already known then; a microsecond later is not.
+
+    Snapshot 10-05 08:00: the slot starting at 08:00 is past; the 08:30 slot booked at 08:00 is
+    taken; the 09:00 slot's booking cancelled at 08:00 has freed it (open #1); the 10-06 slot
+    booked a microsecond after the snapshot is open (#2); the 10-08 slot is open #3: 3 days.
+    """
+    fx.add(
+        "slots",
+        *({"start_at": s} for s in ("2026-10-05 08:00", "2026-10-05 08:30", "2026-10-05 09:00", "2026-10-06 09:00")),
+        {"start_at": "2026-10-08 09:00"},
+        {"start_at": "2026-10-09 09:00"},
+    )
+    fx.add(
+        "appointments",
+        {"scheduled_start": "2026-10-05 08:30", "booked_at": "2026-10-05 08:00"},
+        {
+            "scheduled_start": "2026-10-05 09:00",
+            "booked_at": "2026-09-28 12:00",
+            "status": "cancelled",
+            "cancelled_at": "2026-10-05 08:00",
+        },
+        {"scheduled_start": "2026-10-06 09:00", "booked_at": "2026-10-05 08:00:00.000001"},
+    )
+    frame = fx.wh.explain("third_next_available", "2026-10")
+    assert len(frame) == 1
+    assert frame.iloc[0].value == 3
+    assert str(frame.iloc[0].third_slot_start.tz_convert("America/New_York")) == "2026-10-08 09:00:00-04:00"
+
+
 def test_third_next_available_snapshot_follows_dst(fx: Fixture) -> None:
     """DST ends on Sunday 2026-11-01: Monday's 08:00 snapshot is 13:00 UTC, not 12:00.
 

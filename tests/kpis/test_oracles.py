@@ -138,11 +138,19 @@ ledger_plan = st.lists(
     max_size=40,
 )
 SERVICE = {claim: date(2025, 9, 1) + timedelta(days=40 * claim) for claim in range(6)}
+UNDATED = 5  # claim C5's entries carry no date of service: its balance ages from its first posting
 
 
 @ORACLE_SETTINGS
-@given(ledger_plan, st.sampled_from(["mgma", "hfma", "aafp"]), st.sampled_from(["service", "first_bill"]))
-def test_ar_balances_match_a_brute_force_ledger(fx: Fixture, entries: list, preset: str, age_from: str) -> None:
+@given(
+    ledger_plan,
+    st.sampled_from(["mgma", "hfma", "aafp"]),
+    st.sampled_from(["service", "first_bill"]),
+    st.sampled_from(["include", "exclude"]),
+)
+def test_ar_balances_match_a_brute_force_ledger(
+    fx: Fixture, entries: list, preset: str, age_from: str, credits: str
+) -> None:
     clear(fx, "ledger", "claims")
     rows = []
     for i, (claim, kind, posted, amount, contractual, payer) in enumerate(entries):
@@ -151,7 +159,7 @@ def test_ar_balances_match_a_brute_force_ledger(fx: Fixture, entries: list, pres
             "claim_id": f"C{claim}",
             "entry_type": kind,
             "posted_date": date(2025, 9, 1) + timedelta(days=posted),
-            "service_date": SERVICE[claim],
+            "service_date": None if claim == UNDATED else SERVICE[claim],
             "amount": Decimal(amount),
             "payer_id": payer,
         }
@@ -171,7 +179,7 @@ def test_ar_balances_match_a_brute_force_ledger(fx: Fixture, entries: list, pres
             for c in range(3)
         ),
     )
-    options = {"days_in_ar": {"preset": preset}, "ar_over_90_pct": {"age_from": age_from, "credit_balances": "exclude"}}
+    options = {"days_in_ar": {"preset": preset}, "ar_over_90_pct": {"age_from": age_from, "credit_balances": credits}}
     frame = fx.wh.compute(["days_in_ar", "ar_over_90_pct"], start="2025-10", end="2026-09", by="payer", options=options)
 
     lookback = 365 if preset == "mgma" else 90
@@ -199,16 +207,19 @@ def test_ar_balances_match_a_brute_force_ledger(fx: Fixture, entries: list, pres
             )
             assert row.n == sum(1 for r in window if r["entry_type"] == "charge")
         else:
-            positive = {c: b for c, b in balances.items() if b > 0}
-            aged = [b for c, b in positive.items() if (end - aging_start(c, age_from)).days > 90]
-            assert row.denominator == float(sum(positive.values(), Decimal(0)))
+            kept = {c: b for c, b in balances.items() if credits == "include" or b > 0}
+            aged = [b for c, b in kept.items() if (end - aging_start(c, age_from, mine)).days > 90]
+            assert row.denominator == float(sum(kept.values(), Decimal(0)))
             assert row.numerator == float(sum(aged, Decimal(0)))
             assert row.n == sum(1 for r in mine if r["posted_date"] <= end)
 
 
-def aging_start(claim: str, age_from: str) -> date:
-    """The date a claim's balance ages from: service, or first bill (claims C0-C2 only have a bill)."""
+def aging_start(claim: str, age_from: str, rows: list[dict]) -> date:
+    """The date a claim's balance ages from: service, or first bill (claims C0-C2 only have a bill);
+    without either (claim C5), its first posting among `rows` (an account is a claim in one segment)."""
     index = int(claim[1:])
     if age_from == "first_bill" and index < 3:
         return SERVICE[index] + timedelta(days=20)
+    if index == UNDATED:
+        return min(r["posted_date"] for r in rows if r["claim_id"] == claim)
     return SERVICE[index]

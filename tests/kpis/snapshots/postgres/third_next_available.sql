@@ -1,49 +1,83 @@
-WITH open_slots AS (
+WITH schedules AS (
   SELECT
-    *,
-    ROW_NUMBER() OVER (PARTITION BY provider, location ORDER BY start_at, source, slot_id) AS r
+    provider,
+    location,
+    ROW_NUMBER() OVER (ORDER BY provider, location) AS schedule
   FROM (
-    SELECT
-      source,
-      slot_id,
+    SELECT DISTINCT
       provider_id AS provider,
-      location_id AS location,
-      start_at,
-      start_at + minutes * INTERVAL '1 MINUTE' AS end_at
+      location_id AS location
     FROM slots
     WHERE
       status <> 'blocked' AND NOT provider_id IS NULL
   ) AS s
   WHERE
     TRUE
+), open_slots AS (
+  SELECT
+    s.*,
+    p.schedule,
+    ROW_NUMBER() OVER (PARTITION BY p.schedule ORDER BY s.start_at, s.source, s.slot_id) AS r
+  FROM (
+    SELECT
+      *,
+      CAST(start_at AS DATE) AS start_day,
+      CAST(end_at AS DATE) AS end_day
+    FROM (
+      SELECT
+        source,
+        slot_id,
+        provider_id AS provider,
+        location_id AS location,
+        start_at,
+        start_at + minutes * INTERVAL '1 MINUTE' AS end_at
+      FROM slots
+      WHERE
+        status <> 'blocked' AND NOT provider_id IS NULL
+    ) AS s
+  ) AS s
+  JOIN schedules AS p
+    ON p.provider = s.provider AND p.location IS NOT DISTINCT FROM s.location
 ), slot_days AS (
   SELECT
-    source,
-    slot_id,
     provider,
+    schedule,
+    r,
     start_at,
     end_at,
-    CAST(start_at AS DATE) AS day
+    start_day AS day
   FROM open_slots
-  UNION
+  UNION ALL
   SELECT
-    source,
-    slot_id,
     provider,
+    schedule,
+    r,
     start_at,
     end_at,
-    CAST(end_at AS DATE) AS day
+    end_day
   FROM open_slots
+  WHERE
+    end_day <> start_day
 ), bookings AS (
   SELECT
     provider_id,
-    scheduled_start AS start_at,
-    scheduled_start + COALESCE(scheduled_minutes, 1) * INTERVAL '1 MINUTE' AS end_at,
+    start_at,
+    end_at,
     booked_at,
-    cancelled_at
-  FROM appointments
-  WHERE
-    NOT booked_at IS NULL
+    cancelled_at,
+    CAST(start_at AS DATE) AS start_day,
+    CAST(end_at AS DATE) AS end_day
+  FROM (
+    SELECT
+      provider_id,
+      scheduled_start AS start_at,
+      scheduled_start + COALESCE(scheduled_minutes, 1) * INTERVAL '1 MINUTE' AS end_at,
+      booked_at,
+      cancelled_at
+    FROM appointments
+    WHERE
+      NOT booked_at IS NULL
+  ) AS a
 ), booking_days AS (
   SELECT
     provider_id,
@@ -51,25 +85,69 @@ WITH open_slots AS (
     end_at,
     booked_at,
     cancelled_at,
-    CAST(start_at AS DATE) AS day
+    start_day AS day
   FROM bookings
-  UNION
+  UNION ALL
   SELECT
     provider_id,
     start_at,
     end_at,
     booked_at,
     cancelled_at,
-    CAST(end_at AS DATE) AS day
+    end_day
   FROM bookings
+  WHERE
+    end_day <> start_day
 ), holds AS (
-  SELECT DISTINCT
-    s.source,
-    s.slot_id,
-    s.provider,
-    s.start_at,
-    b.booked_at,
-    b.cancelled_at
+  SELECT
+    s.schedule,
+    s.r,
+    CAST(FLOOR(
+      CAST((
+        (
+          CAST((
+            (
+              b.booked_at AT TIME ZONE 'America/New_York'
+            ) - INTERVAL '480 MINUTE'
+          ) AS DATE) - CAST('1900-01-01' AS DATE)
+        ) + 6 + CASE
+          WHEN (
+            (
+              b.booked_at AT TIME ZONE 'America/New_York'
+            ) - INTERVAL '480 MINUTE'
+          ) > CAST(CAST((
+            (
+              b.booked_at AT TIME ZONE 'America/New_York'
+            ) - INTERVAL '480 MINUTE'
+          ) AS DATE) AS TIMESTAMP)
+          THEN 1
+          ELSE 0
+        END
+      ) AS DOUBLE PRECISION) / 7
+    ) AS INT) AS held_from,
+    CAST(FLOOR(
+      CAST((
+        (
+          CAST((
+            (
+              COALESCE(LEAST(b.cancelled_at, s.start_at), s.start_at) AT TIME ZONE 'America/New_York'
+            ) - INTERVAL '480 MINUTE'
+          ) AS DATE) - CAST('1900-01-01' AS DATE)
+        ) + 6 + CASE
+          WHEN (
+            (
+              COALESCE(LEAST(b.cancelled_at, s.start_at), s.start_at) AT TIME ZONE 'America/New_York'
+            ) - INTERVAL '480 MINUTE'
+          ) > CAST(CAST((
+            (
+              COALESCE(LEAST(b.cancelled_at, s.start_at), s.start_at) AT TIME ZONE 'America/New_York'
+            ) - INTERVAL '480 MINUTE'
+          ) AS DATE) AS TIMESTAMP)
+          THEN 1
+          ELSE 0
+        END
+      ) AS DOUBLE PRECISION) / 7
+    ) AS INT) AS held_until
   FROM slot_days AS s
   JOIN booking_days AS b
     ON b.provider_id = s.provider AND b.day = s.day
@@ -82,43 +160,51 @@ WITH open_slots AS (
     (
       CAST('2026-01-01' AS DATE),
       CAST('2026-01-05' AS DATE),
-      CAST('2026-01-05 13:00:00+00:00' AS TIMESTAMPTZ)
+      CAST('2026-01-05 13:00:00+00:00' AS TIMESTAMPTZ),
+      6575
     ),
     (
       CAST('2026-01-01' AS DATE),
       CAST('2026-01-12' AS DATE),
-      CAST('2026-01-12 13:00:00+00:00' AS TIMESTAMPTZ)
+      CAST('2026-01-12 13:00:00+00:00' AS TIMESTAMPTZ),
+      6576
     ),
     (
       CAST('2026-01-01' AS DATE),
       CAST('2026-01-19' AS DATE),
-      CAST('2026-01-19 13:00:00+00:00' AS TIMESTAMPTZ)
+      CAST('2026-01-19 13:00:00+00:00' AS TIMESTAMPTZ),
+      6577
     ),
     (
       CAST('2026-01-01' AS DATE),
       CAST('2026-01-26' AS DATE),
-      CAST('2026-01-26 13:00:00+00:00' AS TIMESTAMPTZ)
+      CAST('2026-01-26 13:00:00+00:00' AS TIMESTAMPTZ),
+      6578
     ),
     (
       CAST('2026-02-01' AS DATE),
       CAST('2026-02-02' AS DATE),
-      CAST('2026-02-02 13:00:00+00:00' AS TIMESTAMPTZ)
+      CAST('2026-02-02 13:00:00+00:00' AS TIMESTAMPTZ),
+      6579
     ),
     (
       CAST('2026-02-01' AS DATE),
       CAST('2026-02-09' AS DATE),
-      CAST('2026-02-09 13:00:00+00:00' AS TIMESTAMPTZ)
+      CAST('2026-02-09 13:00:00+00:00' AS TIMESTAMPTZ),
+      6580
     ),
     (
       CAST('2026-02-01' AS DATE),
       CAST('2026-02-16' AS DATE),
-      CAST('2026-02-16 13:00:00+00:00' AS TIMESTAMPTZ)
+      CAST('2026-02-16 13:00:00+00:00' AS TIMESTAMPTZ),
+      6581
     ),
     (
       CAST('2026-02-01' AS DATE),
       CAST('2026-02-23' AS DATE),
-      CAST('2026-02-23 13:00:00+00:00' AS TIMESTAMPTZ)
-    )) AS v(period_start, snapshot_date, snapshot_at)
+      CAST('2026-02-23 13:00:00+00:00' AS TIMESTAMPTZ),
+      6582
+    )) AS v(period_start, snapshot_date, snapshot_at, week)
   WHERE
     snapshot_at >= (
       SELECT
@@ -130,128 +216,119 @@ WITH open_slots AS (
         MAX(booked_at)
       FROM appointments
     )
-), events AS (
+), slot_weeks AS (
   SELECT
-    o.provider,
-    o.location,
-    o.start_at AS at,
-    0 AS kind,
-    1 AS slot_step,
-    0 AS hold_step
-  FROM open_slots AS o
-  UNION ALL
-  SELECT
-    o.provider,
-    o.location,
-    h.booked_at,
-    0,
-    0,
-    1
-  FROM holds AS h
-  JOIN open_slots AS o
-    ON o.source = h.source AND o.slot_id = h.slot_id
-  WHERE
-    h.booked_at < COALESCE(LEAST(h.cancelled_at, h.start_at), h.start_at)
-  UNION ALL
-  SELECT
-    o.provider,
-    o.location,
-    COALESCE(LEAST(h.cancelled_at, h.start_at), h.start_at),
-    0,
-    0,
-    -1
-  FROM holds AS h
-  JOIN open_slots AS o
-    ON o.source = h.source AND o.slot_id = h.slot_id
-  WHERE
-    h.booked_at < COALESCE(LEAST(h.cancelled_at, h.start_at), h.start_at)
-  UNION ALL
-  SELECT
-    p.provider,
-    p.location,
-    n.snapshot_at,
-    1,
-    0,
-    0
-  FROM (
-    SELECT DISTINCT
-      provider,
-      location
-    FROM open_slots
-  ) AS p
-  CROSS JOIN snapshots AS n
+    schedule,
+    CAST(FLOOR(
+      CAST((
+        (
+          CAST((
+            (
+              start_at AT TIME ZONE 'America/New_York'
+            ) - INTERVAL '480 MINUTE'
+          ) AS DATE) - CAST('1900-01-01' AS DATE)
+        ) + 6 + CASE
+          WHEN (
+            (
+              start_at AT TIME ZONE 'America/New_York'
+            ) - INTERVAL '480 MINUTE'
+          ) > CAST(CAST((
+            (
+              start_at AT TIME ZONE 'America/New_York'
+            ) - INTERVAL '480 MINUTE'
+          ) AS DATE) AS TIMESTAMP)
+          THEN 1
+          ELSE 0
+        END
+      ) AS DOUBLE PRECISION) / 7
+    ) AS INT) AS week,
+    COUNT(*) AS slots
+  FROM open_slots
+  GROUP BY
+    schedule,
+    CAST(FLOOR(
+      CAST((
+        (
+          CAST((
+            (
+              start_at AT TIME ZONE 'America/New_York'
+            ) - INTERVAL '480 MINUTE'
+          ) AS DATE) - CAST('1900-01-01' AS DATE)
+        ) + 6 + CASE
+          WHEN (
+            (
+              start_at AT TIME ZONE 'America/New_York'
+            ) - INTERVAL '480 MINUTE'
+          ) > CAST(CAST((
+            (
+              start_at AT TIME ZONE 'America/New_York'
+            ) - INTERVAL '480 MINUTE'
+          ) AS DATE) AS TIMESTAMP)
+          THEN 1
+          ELSE 0
+        END
+      ) AS DOUBLE PRECISION) / 7
+    ) AS INT)
 ), bounds AS (
-  SELECT
-    provider,
-    location,
-    at AS snapshot_at,
-    slots_before + 1 AS r_from,
-    slots_before + 3 + held AS r_to
-  FROM (
-    SELECT
-      *,
-      SUM(slot_step) OVER (
-        PARTITION BY provider, location
-        ORDER BY at, kind
-        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-      ) AS slots_before,
-      SUM(hold_step) OVER (
-        PARTITION BY provider, location
-        ORDER BY at, kind
-        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-      ) AS held
-    FROM events
-  ) AS counted
-  WHERE
-    kind = 1
-), candidates AS (
   SELECT
     n.period_start,
     n.snapshot_date,
     n.snapshot_at,
-    o.provider,
-    o.location,
-    o.source,
-    o.slot_id,
-    o.start_at,
-    ROW_NUMBER() OVER (PARTITION BY n.snapshot_at, o.provider, o.location ORDER BY o.r) AS k
-  FROM bounds AS b
+    n.week,
+    p.schedule,
+    CAST(COALESCE(SUM(w.slots), 0) AS BIGINT) AS slots_before
+  FROM schedules AS p
+  CROSS JOIN snapshots AS n
+  LEFT JOIN slot_weeks AS w
+    ON w.schedule = p.schedule AND w.week <= n.week
+  GROUP BY
+    n.period_start,
+    n.snapshot_date,
+    n.snapshot_at,
+    n.week,
+    p.schedule
+), held AS (
+  SELECT
+    n.week,
+    h.schedule,
+    h.r,
+    DENSE_RANK() OVER (PARTITION BY n.week, h.schedule ORDER BY h.r) AS m
+  FROM holds AS h
   JOIN snapshots AS n
-    ON n.snapshot_at = b.snapshot_at
-  JOIN open_slots AS o
-    ON o.provider = b.provider
-    AND o.location IS NOT DISTINCT FROM b.location
-    AND o.r BETWEEN b.r_from AND b.r_to
-  WHERE
-    NOT EXISTS(
-      SELECT
-        1
-      FROM holds AS h
-      WHERE
-        h.source = o.source
-        AND h.slot_id = o.slot_id
-        AND h.booked_at <= n.snapshot_at
-        AND (
-          h.cancelled_at IS NULL OR h.cancelled_at > n.snapshot_at
-        )
-    )
+    ON n.week >= h.held_from AND n.week < h.held_until
+), third AS (
+  SELECT
+    b.period_start,
+    b.snapshot_date,
+    b.snapshot_at,
+    b.schedule,
+    b.slots_before + 3 + COUNT(DISTINCT h.r) AS r
+  FROM bounds AS b
+  LEFT JOIN held AS h
+    ON h.week = b.week AND h.schedule = b.schedule AND h.r - h.m - b.slots_before < 3
+  GROUP BY
+    b.period_start,
+    b.snapshot_date,
+    b.snapshot_at,
+    b.schedule,
+    b.slots_before
 ), pairs AS (
   SELECT
-    period_start,
-    snapshot_date,
-    snapshot_at,
-    provider,
-    location,
-    source || ':' || slot_id AS record_id,
-    start_at,
+    t.period_start,
+    t.snapshot_date,
+    t.snapshot_at,
+    o.provider,
+    o.location,
+    o.source || ':' || o.slot_id AS record_id,
+    o.start_at,
     (
       CAST((
         start_at AT TIME ZONE 'America/New_York'
       ) AS DATE) - CAST(snapshot_date AS DATE)
     ) AS days
-  FROM candidates
-  WHERE
-    k = 3
+  FROM third AS t
+  JOIN open_slots AS o
+    ON o.schedule = t.schedule AND o.r = t.r
 ), grouped AS (
   SELECT
     period_start,

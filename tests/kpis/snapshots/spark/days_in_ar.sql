@@ -48,82 +48,37 @@ WITH ledger_claims AS (
     s.idx AS posted_idx
   FROM base AS l
   JOIN spine AS s
-    ON l.posted_date <= s.period_end
-    AND (
-      s.idx = 0 OR l.posted_date >= s.period_start
-    )
+    ON s.period_start = GREATEST(CAST(DATE_TRUNC('MONTH', l.posted_date) AS DATE), CAST('2026-01-01' AS DATE))
   WHERE
     TRUE
-), deltas AS (
+), entry_totals AS (
   SELECT
-    account,
-    service_date,
-    first_billed_date,
-    location,
     posted_idx,
-    SUM(ar_amount) AS delta,
-    MIN(posted_date) AS first_posted
+    CAST(NULL AS INT) AS aged_idx,
+    location,
+    SUM(ar_amount) AS amount,
+    COUNT(*) AS entries
   FROM located
   GROUP BY
-    account,
-    service_date,
-    first_billed_date,
-    location,
-    posted_idx
-), states AS (
-  SELECT
-    account,
-    service_date,
-    first_billed_date,
-    location,
     posted_idx,
-    SUM(delta) OVER (
-      PARTITION BY account, service_date, first_billed_date, location
-      ORDER BY posted_idx NULLS LAST
-    ) AS balance,
-    LEAD(posted_idx, 1, 2) OVER (
-      PARTITION BY account, service_date, first_billed_date, location
-      ORDER BY posted_idx NULLS LAST
-    ) AS next_idx,
-    MIN(first_posted) OVER (PARTITION BY account, service_date, first_billed_date, location) AS first_posted
-  FROM deltas
-), open_accounts AS (
+    CAST(NULL AS INT),
+    location
+), balances AS (
   SELECT
     s.period_start,
     s.period_end,
-    a.account,
-    a.service_date,
-    a.first_billed_date,
-    a.first_posted,
-    a.balance,
-    a.location
-  FROM states AS a
+    e.location,
+    SUM(e.amount) AS balance,
+    COALESCE(e.aged_idx <= s.idx, FALSE) AS aged,
+    SUM(e.entries) AS entries
+  FROM entry_totals AS e
   JOIN spine AS s
-    ON s.idx >= a.posted_idx AND s.idx < a.next_idx
-  WHERE
-    a.balance <> 0
-), entry_counts AS (
-  SELECT
-    s.period_start,
-    s.period_end,
-    c.location,
-    SUM(c.entries) AS entries
-  FROM (
-    SELECT
-      posted_idx,
-      location,
-      COUNT(*) AS entries
-    FROM located
-    GROUP BY
-      posted_idx,
-      location
-  ) AS c
-  JOIN spine AS s
-    ON c.posted_idx <= s.idx
+    ON e.posted_idx <= s.idx
   GROUP BY
     s.period_start,
     s.period_end,
-    c.location
+    e.location,
+    COALESCE(e.aged_idx <= s.idx, FALSE)
 ), daily AS (
   SELECT
     posted_date,
@@ -139,10 +94,9 @@ WITH ledger_claims AS (
     ) AS window_amount,
     COUNT(*) FILTER(WHERE
       entry_type = 'charge') AS window_charges
-  FROM base
+  FROM located
   WHERE
     posted_date > CAST('2026-01-31' AS DATE) - INTERVAL '365' DAY
-    AND posted_date <= CAST('2026-02-28' AS DATE)
   GROUP BY
     posted_date,
     location
@@ -152,35 +106,18 @@ WITH ledger_claims AS (
     period_end,
     location,
     balance,
-    service_date,
-    first_billed_date,
-    first_posted,
-    0 AS entries,
+    aged,
+    entries,
     CAST(0 AS DECIMAL(18, 2)) AS window_amount,
     0 AS window_charges
-  FROM open_accounts
-  UNION ALL
-  SELECT
-    period_start,
-    period_end,
-    location,
-    NULL,
-    NULL,
-    NULL,
-    NULL,
-    entries,
-    0,
-    0
-  FROM entry_counts
+  FROM balances
   UNION ALL
   SELECT
     s.period_start,
     s.period_end,
     c.location,
     NULL,
-    NULL,
-    NULL,
-    NULL,
+    FALSE,
     0,
     c.window_amount,
     c.window_charges
