@@ -270,7 +270,7 @@ class Loader:
             f"FROM s LEFT JOIN main.{q(target.table)} w ON {join}"
         )
         derived = ", ".join(f"({expression}) AS {q(column)}" for column, expression in target.derived)
-        with_derived = f"SELECT * REPLACE ({derived}) FROM m AS row" if derived else "SELECT * FROM m"
+        with_derived = f"SELECT row.* REPLACE ({derived}) FROM m AS row {target.join}" if derived else "SELECT * FROM m"
         compare = self._compare_columns(target, write)
         changed = " OR ".join(f"d.{q(c)} IS DISTINCT FROM w.{q(c)}" for c in compare) or "FALSE"
         join_d = " AND ".join(f"d.{q(k)} = w.{q(k)}" for k in meta.key)
