@@ -106,9 +106,20 @@ class QueueLogAdapter:
     def parse(self, file: InputFile, ctx: ParseContext) -> Batch:
         batch = Batch(adapter=self.name, position_kind="line")
         # masked only when asked for, i.e. for the rejected calls, found again in the file
-        batch.records_for = lambda positions: _masked_calls(file, set(positions))
-        batch.chunks = _chunks(file, batch)
+        seen = _Seen()
+        batch.records_for = lambda positions: _masked_calls(file, set(positions), seen)
+        batch.chunks = _chunks(file, batch, seen)
         return batch
+
+
+@dataclass(slots=True)
+class _Seen:
+    """What the parse keeps for showing rejected calls: the last-line marks (so a replay need not
+    read the log for them again) and the lines of the calls the adapter itself rejects."""
+
+    is_last: np.ndarray | None = None
+    rejected: dict[int, list[int]] = field(default_factory=dict)
+    unreadable: set[int] = field(default_factory=set)  # the lines rejected as no queue_log line
 
 
 def _last_lines(file: InputFile) -> np.ndarray:
@@ -133,11 +144,13 @@ def _last_lines(file: InputFile) -> np.ndarray:
     return last
 
 
-def _calls(file: InputFile, batch: Batch) -> Iterator[_Call]:
+def _calls(file: InputFile, batch: Batch, seen: _Seen) -> Iterator[_Call]:
     """The calls of the log, each as soon as no later line can change it: when its uniqueid queues
     again (a new call), or after the last line of its uniqueid. Only the calls still open are held,
     never the whole log's; the unreadable lines and ignored lines go to `batch`."""
-    is_last = _last_lines(file)
+    if seen.is_last is None:
+        seen.is_last = _last_lines(file)
+    is_last = seen.is_last
     last: dict[str, _Call] = {}  # each uniqueid's latest call
     attempts: dict[str, int] = {}
     for number, line in enumerate(text_lines(file), start=1):  # line by line: the text is not kept
@@ -177,23 +190,26 @@ def _calls(file: InputFile, batch: Batch) -> Iterator[_Call]:
     yield from last.values()
 
 
-def _chunks(file: InputFile, batch: Batch) -> Iterator[Chunk]:
+def _chunks(file: InputFile, batch: Batch, seen: _Seen) -> Iterator[Chunk]:
     """The unreadable lines and the calls' rows and rejects, CHUNK_CALLS complete calls at a time
     (in the order they complete: the loader orders by position), so neither the calls nor their
     rows are ever all alive at once."""
     chunk, rows, size = Chunk(), [], 0
-    for call in _calls(file, batch):
+    for call in _calls(file, batch, seen):
         problem = call.problem or _incomplete(call)
         if problem:
+            seen.rejected[call.first_line] = call.lines
             chunk.errors.append(RecordError(call.first_line, *problem))
         else:
             rows.append(_row(call))
         size += 1
         if size >= CHUNK_CALLS:
+            seen.unreadable.update(e.pos for e in batch.errors)
             chunk.errors[:0], batch.errors = batch.errors, []
             chunk.phases.append(Phase([(Target("calls"), rows_to_arrow(rows, COLUMNS))]))
             yield chunk
             chunk, rows, size = Chunk(), [], 0
+    seen.unreadable.update(e.pos for e in batch.errors)
     chunk.errors[:0], batch.errors = batch.errors, []
     chunk.phases.append(Phase([(Target("calls"), rows_to_arrow(rows, COLUMNS))]))
     yield chunk
@@ -293,14 +309,20 @@ def _row(call: _Call) -> dict:
     }
 
 
-def _masked_calls(file: InputFile, positions: set[int]) -> dict[int, str | None]:
-    """The masked lines of each call at `positions` (its first line), found again in the file: the
-    parse keeps no call once it is loaded, since only rejected calls are shown."""
-    calls: dict[int, list[int]] = {}
-    if positions:
-        for call in _calls(file, Batch(adapter="queue_log", position_kind="line")):
-            if call.first_line in positions:
+def _masked_calls(file: InputFile, positions: set[int], seen: _Seen) -> dict[int, str | None]:
+    """The masked lines of each call at `positions` (its first line). The parse keeps the lines of
+    the calls it rejects only; a call a schema rule rejects is found again by replaying the calls
+    up to its completion, and its lines are read again from the file."""
+    calls = {p: seen.rejected[p] for p in positions if p in seen.rejected}
+    others = positions - calls.keys() - seen.unreadable
+    if others:
+        replay = Batch(adapter="queue_log", position_kind="line")
+        for call in _calls(file, replay, seen):
+            if call.first_line in others:
                 calls[call.first_line] = call.lines
+                others.discard(call.first_line)
+                if not others:
+                    break
     wanted = {number for numbers in calls.values() for number in numbers}
     text: dict[int, list[str]] = {}
     if wanted:
