@@ -38,6 +38,10 @@ class Target:
     `derived` columns are SQL expressions over the merged row (the existing row with this
     record's columns applied; qualify its columns as `row.<column>` inside subqueries), for
     facts that depend on columns written by different records or files.
+    `join` (e.g. `LEFT JOIN (...) AS x ON x.k = row.k`) is joined to the merged row for those
+    expressions, so that a lookup is one join instead of a correlated subquery per expression; it
+    may read the file's staged rows as `s`, to look up only the keys the file holds, and must
+    match at most one row per merged row.
     `counted` rows decide the record's inserted/updated/unchanged outcome.
     """
 
@@ -45,6 +49,7 @@ class Target:
     mode: Mode = "merge"
     counted: bool = True
     derived: tuple[tuple[str, str], ...] = ()
+    join: str = ""
 
     @property
     def insert_only(self) -> frozenset[str]:

@@ -265,20 +265,22 @@ class Loader:
                 merged.append(f"coalesce(w.{q(c)}, s.{q(c)}) AS {q(c)}")
             else:
                 merged.append(f"s.{q(c)} AS {q(c)}")
+        # the warehouse row's compared columns ride along as `_was<i>`, so that whether a row
+        # changed needs no second join with the (whole) warehouse table
+        compare = self._compare_columns(target, write)
+        was = [f"w.{q(c)} AS _was{i}" for i, c in enumerate(compare)]
         merge = (
-            f"SELECT s._pos, s._row, {exists} AS _exists, {', '.join(merged)} "
+            f"SELECT s._pos, s._row, {exists} AS _exists, {', '.join([*merged, *was])} "
             f"FROM s LEFT JOIN main.{q(target.table)} w ON {join}"
         )
         derived = ", ".join(f"({expression}) AS {q(column)}" for column, expression in target.derived)
-        with_derived = f"SELECT * REPLACE ({derived}) FROM m AS row" if derived else "SELECT * FROM m"
-        compare = self._compare_columns(target, write)
-        changed = " OR ".join(f"d.{q(c)} IS DISTINCT FROM w.{q(c)}" for c in compare) or "FALSE"
-        join_d = " AND ".join(f"d.{q(k)} = w.{q(k)}" for k in meta.key)
+        with_derived = f"SELECT row.* REPLACE ({derived}) FROM m AS row {target.join}" if derived else "SELECT * FROM m"
+        changed = " OR ".join(f"d.{q(c)} IS DISTINCT FROM d._was{i}" for i, c in enumerate(compare)) or "FALSE"
+        exclude = f" EXCLUDE ({', '.join(f'_was{i}' for i in range(len(compare)))})" if compare else ""
         self.cur.execute(
             f"CREATE OR REPLACE TEMP TABLE _c{n} AS WITH s AS (SELECT * FROM {table}), "
             f"m AS ({merge}), d AS ({with_derived}) "
-            f"SELECT d.*, (NOT d._exists OR {changed}) AS _changed "
-            f"FROM d LEFT JOIN main.{q(target.table)} w ON {join_d}"
+            f"SELECT d.*{exclude}, (NOT d._exists OR {changed}) AS _changed FROM d"
         )
         self.cur.execute(f"DROP TABLE {table}")  # its rows are in _cN now
         return n

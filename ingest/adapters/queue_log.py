@@ -26,9 +26,12 @@ from __future__ import annotations
 
 import json
 import re
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+import numpy as np
 
 from ingest.batch import Batch, Chunk, Phase, RecordError, Target, rows_to_arrow
 from ingest.context import ParseContext
@@ -38,6 +41,7 @@ from ingest.text import text_lines
 
 SOURCE = "asterisk"
 CHUNK_CALLS = 200_000
+_hash = hash  # of a uniqueid, to know its last line (tests make every uniqueid collide)
 _LINE = re.compile(r"^\d{9,11}(\.\d+)?\|[^|\n]*\|[^|\n]*\|[^|\n]*\|[A-Z_]+")
 _END_ANSWERED = {"COMPLETECALLER", "COMPLETEAGENT", "TRANSFER", "BLINDTRANSFER", "ATTENDEDTRANSFER"}
 _END_WAITING = {"ABANDON": "abandoned", "EXITWITHTIMEOUT": "timeout", "EXITEMPTY": "timeout", "EXITWITHKEY": "exit_key"}
@@ -77,7 +81,7 @@ def looks_like_queue_log(head: str) -> bool:
     return bool(lines) and sum(bool(_LINE.match(ln)) for ln in lines) >= max(1, len(lines) // 2)
 
 
-@dataclass(slots=True)  # millions of calls are alive until the log is read: a third of the memory
+@dataclass(slots=True)
 class _Call:
     uniqueid: str
     call_id: str
@@ -101,60 +105,114 @@ class QueueLogAdapter:
 
     def parse(self, file: InputFile, ctx: ParseContext) -> Batch:
         batch = Batch(adapter=self.name, position_kind="line")
-        last: dict[str, _Call] = {}  # each uniqueid's latest call
-        attempts: dict[str, int] = {}
-        calls: list[_Call] = []
-        for number, line in enumerate(text_lines(file), start=1):  # line by line: the text is not kept
-            if not line.strip():
-                continue
-            fields = line.rstrip("\r").split("|")
-            problem = _line_problem(fields)
-            if problem:
-                batch.errors.append(RecordError(number, problem[0], "unreadable_line", problem[1], problem[2]))
-                continue
-            epoch, uniqueid, queue, agent, event = int(float(fields[0])), fields[1], fields[2], fields[3], fields[4]
-            data = fields[5:] + [""] * 5
-            call = last.get(uniqueid)
-            if event not in _CALL_EVENTS:
-                if call is not None:
-                    call.lines.append(number)  # e.g. RINGNOANSWER: part of the call, nothing to keep
-                elif uniqueid == "NONE" or event in _STATUS_EVENTS:
-                    batch.ignored["queue and agent status lines (not calls)"] += 1
-                else:
-                    batch.ignored[f"{event} lines outside a queued call"] += 1
-                continue
+        # masked only when asked for, i.e. for the rejected calls, found again in the file
+        seen = _Seen()
+        batch.records_for = lambda positions: _masked_calls(file, set(positions), seen)
+        batch.chunks = _chunks(file, batch, seen)
+        return batch
+
+
+@dataclass(slots=True)
+class _Seen:
+    """What the parse keeps for showing rejected calls: the last-line marks (so a replay need not
+    read the log for them again) and the lines of the calls the adapter itself rejects."""
+
+    is_last: np.ndarray | None = None
+    rejected: dict[int, list[int]] = field(default_factory=dict)
+    unreadable: set[int] = field(default_factory=set)  # the lines rejected as no queue_log line
+
+
+def _last_lines(file: InputFile) -> np.ndarray:
+    """Whether each line number is the last line of the log whose uniqueid hashes (32 bits) as its
+    own does. After such a line no later line has its uniqueid, so its calls are complete; a hash
+    shared by several uniqueids only keeps their calls open longer."""
+    keys = array("Q")
+    for number, line in enumerate(text_lines(file), start=1):
+        fields = line.split("|", 2)
+        if len(fields) > 2 and fields[1]:
+            keys.append((_hash(fields[1]) & 0xFFFFFFFF) << 32 | number)
+    last = np.zeros(len(keys) and (keys[-1] & 0xFFFFFFFF) + 1, dtype=bool)
+    if not keys:
+        return last
+    sorted_keys = np.frombuffer(keys, dtype=np.uint64)
+    sorted_keys.sort()
+    block = 1 << 22
+    for start in range(0, len(sorted_keys), block):  # in blocks: no whole-size temporaries
+        here = sorted_keys[start : start + block + 1]
+        ends = np.append((here[1:] >> np.uint64(32)) != (here[:-1] >> np.uint64(32)), True)[: min(block, len(here))]
+        last[(here[: len(ends)][ends] & np.uint64(0xFFFFFFFF)).astype(np.int64)] = True
+    return last
+
+
+def _calls(file: InputFile, batch: Batch, seen: _Seen) -> Iterator[_Call]:
+    """The calls of the log, each as soon as no later line can change it: when its uniqueid queues
+    again (a new call), or after the last line of its uniqueid. Only the calls still open are held,
+    never the whole log's; the unreadable lines and ignored lines go to `batch`."""
+    if seen.is_last is None:
+        seen.is_last = _last_lines(file)
+    is_last = seen.is_last
+    last: dict[str, _Call] = {}  # each uniqueid's latest call
+    attempts: dict[str, int] = {}
+    for number, line in enumerate(text_lines(file), start=1):  # line by line: the text is not kept
+        if not line.strip():
+            continue
+        fields = line.rstrip("\r").split("|")
+        problem = _line_problem(fields)
+        if problem:
+            batch.errors.append(RecordError(number, problem[0], "unreadable_line", problem[1], problem[2]))
+            continue
+        epoch, uniqueid, queue, agent, event = int(float(fields[0])), fields[1], fields[2], fields[3], fields[4]
+        data = fields[5:] + [""] * 5
+        call = last.get(uniqueid)
+        if event not in _CALL_EVENTS:
+            if call is not None:
+                call.lines.append(number)  # e.g. RINGNOANSWER: part of the call, nothing to keep
+            elif uniqueid == "NONE" or event in _STATUS_EVENTS:
+                batch.ignored["queue and agent status lines (not calls)"] += 1
+            else:
+                batch.ignored[f"{event} lines outside a queued call"] += 1
+        else:
             # a new call: the first event of a uniqueid, or it queues again after its entry was seen
             if call is None or (event == "ENTERQUEUE" and call.entered is not None):
                 attempts[uniqueid] = attempts.get(uniqueid, 0) + 1
                 n = attempts[uniqueid]
+                if call is not None:
+                    yield call  # its uniqueid's later events belong to the new call
                 call = _Call(uniqueid, uniqueid if n == 1 else f"{uniqueid}#{n}", number)
                 last[uniqueid] = call
-                calls.append(call)
             call.lines.append(number)
             _apply(call, event, epoch, queue, agent, data)
-        by_line = {call.first_line: call.lines for call in calls}
-        # masked only when asked for, i.e. for the rejected calls, read again from the file
-        batch.records_for = lambda positions: _masked_calls(file, {p: by_line[p] for p in positions if p in by_line})
-        batch.chunks = _chunks(calls, batch.errors)
-        batch.errors = []
-        return batch
+        if number < len(is_last) and is_last[number]:  # no later line has this uniqueid
+            done = last.pop(uniqueid, None)
+            attempts.pop(uniqueid, None)
+            if done is not None:
+                yield done
+    yield from last.values()
 
 
-def _chunks(calls: list[_Call], line_errors: list[RecordError]) -> Iterator[Chunk]:
-    """The unreadable lines, then the calls' rows and rejects CHUNK_CALLS calls at a time (in the
-    order of their first line), so their dicts and Arrow rows are never all alive at once."""
-    yield Chunk(errors=line_errors)
-    for start in range(0, len(calls), CHUNK_CALLS):
-        chunk = Chunk()
-        rows = []
-        for call in calls[start : start + CHUNK_CALLS]:
-            problem = call.problem or _incomplete(call)
-            if problem:
-                chunk.errors.append(RecordError(call.first_line, *problem))
-            else:
-                rows.append(_row(call))
-        chunk.phases.append(Phase([(Target("calls"), rows_to_arrow(rows, COLUMNS))]))
-        yield chunk
+def _chunks(file: InputFile, batch: Batch, seen: _Seen) -> Iterator[Chunk]:
+    """The unreadable lines and the calls' rows and rejects, CHUNK_CALLS complete calls at a time
+    (in the order they complete: the loader orders by position), so neither the calls nor their
+    rows are ever all alive at once."""
+    chunk, rows, size = Chunk(), [], 0
+    for call in _calls(file, batch, seen):
+        problem = call.problem or _incomplete(call)
+        if problem:
+            seen.rejected[call.first_line] = call.lines
+            chunk.errors.append(RecordError(call.first_line, *problem))
+        else:
+            rows.append(_row(call))
+        size += 1
+        if size >= CHUNK_CALLS:
+            seen.unreadable.update(e.pos for e in batch.errors)
+            chunk.errors[:0], batch.errors = batch.errors, []
+            chunk.phases.append(Phase([(Target("calls"), rows_to_arrow(rows, COLUMNS))]))
+            yield chunk
+            chunk, rows, size = Chunk(), [], 0
+    seen.unreadable.update(e.pos for e in batch.errors)
+    chunk.errors[:0], batch.errors = batch.errors, []
+    chunk.phases.append(Phase([(Target("calls"), rows_to_arrow(rows, COLUMNS))]))
+    yield chunk
 
 
 def _line_problem(fields: list[str]) -> tuple[str | None, str, str | None] | None:
@@ -251,9 +309,20 @@ def _row(call: _Call) -> dict:
     }
 
 
-def _masked_calls(file: InputFile, calls: dict[int, list[int]]) -> dict[int, str | None]:
-    """The masked lines of each call (by its first line), read again from the file: the
-    parse keeps only line numbers, since only rejected calls are shown."""
+def _masked_calls(file: InputFile, positions: set[int], seen: _Seen) -> dict[int, str | None]:
+    """The masked lines of each call at `positions` (its first line). The parse keeps the lines of
+    the calls it rejects only; a call a schema rule rejects is found again by replaying the calls
+    up to its completion, and its lines are read again from the file."""
+    calls = {p: seen.rejected[p] for p in positions if p in seen.rejected}
+    others = positions - calls.keys() - seen.unreadable
+    if others:
+        replay = Batch(adapter="queue_log", position_kind="line")
+        for call in _calls(file, replay, seen):
+            if call.first_line in others:
+                calls[call.first_line] = call.lines
+                others.discard(call.first_line)
+                if not others:
+                    break
     wanted = {number for numbers in calls.values() for number in numbers}
     text: dict[int, list[str]] = {}
     if wanted:

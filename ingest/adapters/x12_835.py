@@ -33,7 +33,7 @@ from decimal import Decimal, InvalidOperation
 import pyarrow as pa
 
 from ingest.adapters.x12_837 import Problem, amount, date8
-from ingest.adapters.x12_ledger import CLAIM_DETAILS
+from ingest.adapters.x12_ledger import CLAIM_DETAILS, CLAIM_DETAILS_JOIN
 from ingest.adapters.x12_segments import Segment, TransactionSet
 from ingest.batch import RecordError, Target, rows_to_arrow
 from ingest.context import ParseContext
@@ -121,7 +121,10 @@ class Remittances:
         return [
             (Target("remittances"), rows_to_arrow(self.rows, REMIT_COLUMNS)),
             (Target("remittance_adjustments"), rows_to_arrow(self.adjustments, ADJ_COLUMNS)),
-            (Target("ledger", derived=CLAIM_DETAILS), rows_to_arrow(self.ledger, LEDGER_COLUMNS)),
+            (
+                Target("ledger", derived=CLAIM_DETAILS, join=CLAIM_DETAILS_JOIN),
+                rows_to_arrow(self.ledger, LEDGER_COLUMNS),
+            ),
         ]
 
     def add(self, ts: TransactionSet) -> None:

@@ -21,14 +21,16 @@ import pyarrow as pa
 from ingest.load import lit
 
 # A remittance entry's claim details: its own when the 835 states them, else the claim's first
-# submission's (evaluated over the merged ledger row `row`, see Target.derived).
-CLAIM_DETAILS = tuple(
-    (
-        column,
-        f"coalesce(row.{column}, (SELECT arg_min(c.{column}, c.submitted_at) FROM main.claims c "
-        "WHERE c.source = 'x12' AND c.claim_id = row.claim_id))",
-    )
-    for column in ("service_date", "location_id", "provider_id")
+# submission's (evaluated over the merged ledger row `row`, see Target.derived). The claims are
+# looked up by one join, aggregated over the submissions of the claims the file's entries name
+# only (`s`: its staged rows), so the cost follows the file, not the warehouse's claims.
+_DETAILS = ("service_date", "location_id", "provider_id")
+CLAIM_DETAILS = tuple((column, f"coalesce(row.{column}, claim.{column})") for column in _DETAILS)
+CLAIM_DETAILS_JOIN = (
+    "LEFT JOIN (SELECT claim_id, "
+    + ", ".join(f"arg_min({column}, submitted_at) AS {column}" for column in _DETAILS)
+    + " FROM main.claims WHERE source = 'x12' AND claim_id IN (SELECT claim_id FROM s) GROUP BY claim_id) AS claim "
+    "ON claim.claim_id = row.claim_id"
 )
 
 _LEDGER_COLUMNS = (

@@ -391,3 +391,30 @@ def test_reader_keeps_each_interchanges_separators() -> None:
 def test_not_x12_is_an_ingest_error() -> None:
     with pytest.raises(IngestError, match="the file is empty"):
         list(transaction_sets("  \n ", "empty.837"))
+
+
+@pytest.mark.parametrize("layout", ["837 files first", "837 and 835 in one file"])
+def test_remittance_entries_take_the_first_submissions_details(
+    warehouse: Warehouse, tmp_path: Path, layout: str
+) -> None:
+    """The 835's entries look up their claims' first submissions (loaded by earlier files, or by
+    the same file), not a later replacement's details, nor another claim's."""
+    moved = tmp_path / "claims_2025-04.837"  # C100's replacement, loaded first, moved to WEST by another provider
+    moved.write_text(APRIL.read_text().replace("REF|LU|EAST", "REF|LU|WEST").replace("1111111111", "2222222222"))
+    load_one(warehouse, moved)
+    if layout == "837 files first":
+        load_one(warehouse, MARCH)
+        load_one(warehouse, REMITS)
+    else:
+        mixed = tmp_path / "mixed.x12"
+        mixed.write_bytes(REMITS.read_bytes() + MARCH.read_bytes())
+        assert load_one(warehouse, mixed).adapter == "x12"
+    assert rows(
+        warehouse,
+        "SELECT claim_id, entry_type, service_date, location_id, provider_id FROM ledger "
+        "WHERE entry_id LIKE 'x12:payment:%' ORDER BY amount",
+    ) == [
+        ("C100", "payment", date(2025, 3, 3), "EAST", "1111111111"),
+        ("C101", "payment", date(2025, 3, 1), None, "9999999999"),
+        ("C100", "payment", date(2025, 3, 3), "EAST", "1111111111"),
+    ]
