@@ -87,6 +87,19 @@ def local_weekday(column: str, tz: str) -> str:
     return f"CAST((DATE_DIFF('day', DATE '1900-01-01', {local_date(column, tz)}) % 7) + 1 AS INTEGER)"
 
 
+def each_day(table: str, columns: str) -> str:
+    """`columns` of `table` (which has start_day and end_day) under each day its span touches, as `day`.
+
+    Why: overlap of slots and appointments is joined on provider and day (an equi-join, not a
+    range join over every pair); a span that crosses midnight is listed under its second day too,
+    and only then, so the common case costs one row.
+    """
+    return (
+        f"SELECT {columns}, start_day AS day FROM {table} "
+        f"UNION ALL SELECT {columns}, end_day FROM {table} WHERE end_day <> start_day"
+    )
+
+
 def build_relations(config: Config) -> dict[str, Relation]:
     """Every relation, with the practice time zone and business hours of `config` filled in."""
     tz = config.timezone
@@ -157,20 +170,13 @@ def build_relations(config: Config) -> dict[str, Relation]:
         Relation(
             "slots",
             "One row per schedule template slot, with whether a live appointment of its provider overlaps it.",
-            """
+            f"""
             WITH slot_spans AS (
                 SELECT source, slot_id, provider_id, start_at, end_at,
                        CAST(start_at AS DATE) AS start_day, CAST(end_at AS DATE) AS end_day
                 FROM (SELECT *, start_at + minutes * INTERVAL 1 MINUTE AS end_at FROM slots) AS s
             ),
-            slot_days AS (
-                -- each slot under the day it starts and, when it crosses midnight, the day it ends
-                SELECT source, slot_id, provider_id, start_at, end_at, start_day AS day FROM slot_spans
-                UNION ALL
-                SELECT source, slot_id, provider_id, start_at, end_at, end_day
-                FROM slot_spans
-                WHERE end_day <> start_day
-            ),
+            slot_days AS ({each_day("slot_spans", "source, slot_id, provider_id, start_at, end_at")}),
             live_appointments AS (
                 SELECT provider_id, start_at, end_at,
                        CAST(start_at AS DATE) AS start_day, CAST(end_at AS DATE) AS end_day
@@ -181,11 +187,7 @@ def build_relations(config: Config) -> dict[str, Relation]:
                     WHERE status NOT IN ('cancelled', 'entered_in_error')
                 ) AS a
             ),
-            appointment_days AS (
-                SELECT provider_id, start_at, end_at, start_day AS day FROM live_appointments
-                UNION ALL
-                SELECT provider_id, start_at, end_at, end_day FROM live_appointments WHERE end_day <> start_day
-            ),
+            appointment_days AS ({each_day("live_appointments", "provider_id, start_at, end_at")}),
             booked_slots AS (
                 SELECT DISTINCT s.source, s.slot_id
                 FROM slot_days AS s

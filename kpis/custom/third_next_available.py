@@ -34,7 +34,7 @@ from datetime import date, time, timedelta
 from kpis.business_time import business_days_between
 from kpis.periods import local_instant_utc, period_floor
 from kpis.query import KpiRequest, QueryContext, output_row, ratio_value, with_relation
-from kpis.relations import local, local_date
+from kpis.relations import each_day, local, local_date
 from kpis.sql_literals import sql_literal
 
 SNAPSHOT_WEEKDAY = 0  # Monday
@@ -121,14 +121,8 @@ def _pairs_ctes(item: KpiRequest, ctx: QueryContext) -> list[tuple[str, str]]:
             """,
         ),
         (
-            "slot_days",  # each slot under the local day it starts and, when it crosses midnight, the day it ends
-            """
-            SELECT provider, schedule, r, start_at, end_at, start_day AS day FROM open_slots
-            UNION ALL
-            SELECT provider, schedule, r, start_at, end_at, end_day
-            FROM open_slots
-            WHERE end_day <> start_day
-            """,
+            "slot_days",
+            each_day("open_slots", "provider, schedule, r, start_at, end_at"),
         ),
         (
             "bookings",
@@ -146,13 +140,7 @@ def _pairs_ctes(item: KpiRequest, ctx: QueryContext) -> list[tuple[str, str]]:
         ),
         (
             "booking_days",
-            """
-            SELECT provider_id, start_at, end_at, booked_at, cancelled_at, start_day AS day FROM bookings
-            UNION ALL
-            SELECT provider_id, start_at, end_at, booked_at, cancelled_at, end_day
-            FROM bookings
-            WHERE end_day <> start_day
-            """,
+            each_day("bookings", "provider_id, start_at, end_at, booked_at, cancelled_at"),
         ),
         (
             # a booking holds an overlapping slot from its booking until its cancellation or the

@@ -284,18 +284,22 @@ def test_remittances(warehouse: Warehouse) -> None:
     ]
 
 
+PAYMENT_DETAILS = (
+    "SELECT claim_id, entry_type, service_date, location_id, provider_id FROM ledger "
+    "WHERE entry_id LIKE 'x12:payment:%' ORDER BY amount"
+)
+# REMITS' payments after MARCH's claims are known, whichever file came first
+PAYMENTS_WITH_CLAIM_DETAILS = [
+    ("C100", "payment", date(2025, 3, 3), "EAST", "1111111111"),
+    ("C101", "payment", date(2025, 3, 1), None, "9999999999"),
+    ("C100", "payment", date(2025, 3, 3), "EAST", "1111111111"),
+]
+
+
 def test_remittance_entries_get_the_claims_details_whichever_loads_first(warehouse: Warehouse) -> None:
     load_one(warehouse, REMITS)
     load_one(warehouse, MARCH)
-    assert rows(
-        warehouse,
-        "SELECT claim_id, entry_type, service_date, location_id, provider_id FROM ledger "
-        "WHERE entry_id LIKE 'x12:payment:%' ORDER BY amount",
-    ) == [
-        ("C100", "payment", date(2025, 3, 3), "EAST", "1111111111"),
-        ("C101", "payment", date(2025, 3, 1), None, "9999999999"),
-        ("C100", "payment", date(2025, 3, 3), "EAST", "1111111111"),
-    ]
+    assert rows(warehouse, PAYMENT_DETAILS) == PAYMENTS_WITH_CLAIM_DETAILS
 
 
 def test_same_rows_from_utf16_and_single_line_layouts(warehouse: Warehouse, tmp_path: Path) -> None:
@@ -409,12 +413,4 @@ def test_remittance_entries_take_the_first_submissions_details(
         mixed = tmp_path / "mixed.x12"
         mixed.write_bytes(REMITS.read_bytes() + MARCH.read_bytes())
         assert load_one(warehouse, mixed).adapter == "x12"
-    assert rows(
-        warehouse,
-        "SELECT claim_id, entry_type, service_date, location_id, provider_id FROM ledger "
-        "WHERE entry_id LIKE 'x12:payment:%' ORDER BY amount",
-    ) == [
-        ("C100", "payment", date(2025, 3, 3), "EAST", "1111111111"),
-        ("C101", "payment", date(2025, 3, 1), None, "9999999999"),
-        ("C100", "payment", date(2025, 3, 3), "EAST", "1111111111"),
-    ]
+    assert rows(warehouse, PAYMENT_DETAILS) == PAYMENTS_WITH_CLAIM_DETAILS
