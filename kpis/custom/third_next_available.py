@@ -159,9 +159,9 @@ def _pairs_ctes(item: KpiRequest, ctx: QueryContext) -> list[tuple[str, str]]:
         (
             "slot_weeks",  # slots by the first snapshot at or after their start (a slot then is past)
             f"""
-            SELECT schedule, {week_of("start_at", ctx.tz)} AS week, COUNT(*) AS slots
-            FROM open_slots
-            GROUP BY schedule, {week_of("start_at", ctx.tz)}
+            SELECT schedule, week, COUNT(*) AS slots
+            FROM (SELECT schedule, {week_of("start_at", ctx.tz)} AS week FROM open_slots) AS o
+            GROUP BY schedule, week
             """,
         ),
         (

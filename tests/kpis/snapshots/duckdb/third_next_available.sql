@@ -223,60 +223,41 @@ WITH schedules AS (
 ), slot_weeks AS (
   SELECT
     schedule,
-    CAST(FLOOR(
-      (
-        DATE_DIFF(
-          'DAY',
-          CAST('1900-01-01' AS DATE),
-          CAST((
-            (
-              start_at AT TIME ZONE 'America/New_York'
-            ) - INTERVAL '480' MINUTE
-          ) AS DATE)
-        ) + 6 + CASE
-          WHEN (
-            (
-              start_at AT TIME ZONE 'America/New_York'
-            ) - INTERVAL '480' MINUTE
-          ) > CAST(CAST((
-            (
-              start_at AT TIME ZONE 'America/New_York'
-            ) - INTERVAL '480' MINUTE
-          ) AS DATE) AS TIMESTAMP)
-          THEN 1
-          ELSE 0
-        END
-      ) / 7
-    ) AS INT) AS week,
+    week,
     COUNT(*) AS slots
-  FROM open_slots
+  FROM (
+    SELECT
+      schedule,
+      CAST(FLOOR(
+        (
+          DATE_DIFF(
+            'DAY',
+            CAST('1900-01-01' AS DATE),
+            CAST((
+              (
+                start_at AT TIME ZONE 'America/New_York'
+              ) - INTERVAL '480' MINUTE
+            ) AS DATE)
+          ) + 6 + CASE
+            WHEN (
+              (
+                start_at AT TIME ZONE 'America/New_York'
+              ) - INTERVAL '480' MINUTE
+            ) > CAST(CAST((
+              (
+                start_at AT TIME ZONE 'America/New_York'
+              ) - INTERVAL '480' MINUTE
+            ) AS DATE) AS TIMESTAMP)
+            THEN 1
+            ELSE 0
+          END
+        ) / 7
+      ) AS INT) AS week
+    FROM open_slots
+  ) AS o
   GROUP BY
     schedule,
-    CAST(FLOOR(
-      (
-        DATE_DIFF(
-          'DAY',
-          CAST('1900-01-01' AS DATE),
-          CAST((
-            (
-              start_at AT TIME ZONE 'America/New_York'
-            ) - INTERVAL '480' MINUTE
-          ) AS DATE)
-        ) + 6 + CASE
-          WHEN (
-            (
-              start_at AT TIME ZONE 'America/New_York'
-            ) - INTERVAL '480' MINUTE
-          ) > CAST(CAST((
-            (
-              start_at AT TIME ZONE 'America/New_York'
-            ) - INTERVAL '480' MINUTE
-          ) AS DATE) AS TIMESTAMP)
-          THEN 1
-          ELSE 0
-        END
-      ) / 7
-    ) AS INT)
+    week
 ), bounds AS (
   SELECT
     n.period_start,

@@ -219,56 +219,39 @@ WITH schedules AS (
 ), slot_weeks AS (
   SELECT
     schedule,
-    CAST(FLOOR(
-      CAST((
-        (
-          CAST((
-            (
-              start_at AT TIME ZONE 'America/New_York'
-            ) - INTERVAL '480 MINUTE'
-          ) AS DATE) - CAST('1900-01-01' AS DATE)
-        ) + 6 + CASE
-          WHEN (
-            (
-              start_at AT TIME ZONE 'America/New_York'
-            ) - INTERVAL '480 MINUTE'
-          ) > CAST(CAST((
-            (
-              start_at AT TIME ZONE 'America/New_York'
-            ) - INTERVAL '480 MINUTE'
-          ) AS DATE) AS TIMESTAMP)
-          THEN 1
-          ELSE 0
-        END
-      ) AS DOUBLE PRECISION) / 7
-    ) AS INT) AS week,
+    week,
     COUNT(*) AS slots
-  FROM open_slots
+  FROM (
+    SELECT
+      schedule,
+      CAST(FLOOR(
+        CAST((
+          (
+            CAST((
+              (
+                start_at AT TIME ZONE 'America/New_York'
+              ) - INTERVAL '480 MINUTE'
+            ) AS DATE) - CAST('1900-01-01' AS DATE)
+          ) + 6 + CASE
+            WHEN (
+              (
+                start_at AT TIME ZONE 'America/New_York'
+              ) - INTERVAL '480 MINUTE'
+            ) > CAST(CAST((
+              (
+                start_at AT TIME ZONE 'America/New_York'
+              ) - INTERVAL '480 MINUTE'
+            ) AS DATE) AS TIMESTAMP)
+            THEN 1
+            ELSE 0
+          END
+        ) AS DOUBLE PRECISION) / 7
+      ) AS INT) AS week
+    FROM open_slots
+  ) AS o
   GROUP BY
     schedule,
-    CAST(FLOOR(
-      CAST((
-        (
-          CAST((
-            (
-              start_at AT TIME ZONE 'America/New_York'
-            ) - INTERVAL '480 MINUTE'
-          ) AS DATE) - CAST('1900-01-01' AS DATE)
-        ) + 6 + CASE
-          WHEN (
-            (
-              start_at AT TIME ZONE 'America/New_York'
-            ) - INTERVAL '480 MINUTE'
-          ) > CAST(CAST((
-            (
-              start_at AT TIME ZONE 'America/New_York'
-            ) - INTERVAL '480 MINUTE'
-          ) AS DATE) AS TIMESTAMP)
-          THEN 1
-          ELSE 0
-        END
-      ) AS DOUBLE PRECISION) / 7
-    ) AS INT)
+    week
 ), bounds AS (
   SELECT
     n.period_start,

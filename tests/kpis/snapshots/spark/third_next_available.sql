@@ -226,60 +226,41 @@ WITH schedules AS (
 ), slot_weeks AS (
   SELECT
     schedule,
-    CAST(FLOOR(
-      (
-        DATEDIFF(
-          DAY,
-          CAST('1900-01-01' AS DATE),
-          CAST((
-            (
-              FROM_UTC_TIMESTAMP(start_at, 'America/New_York')
-            ) - INTERVAL '480' MINUTE
-          ) AS DATE)
-        ) + 6 + CASE
-          WHEN (
-            (
-              FROM_UTC_TIMESTAMP(start_at, 'America/New_York')
-            ) - INTERVAL '480' MINUTE
-          ) > CAST(CAST((
-            (
-              FROM_UTC_TIMESTAMP(start_at, 'America/New_York')
-            ) - INTERVAL '480' MINUTE
-          ) AS DATE) AS TIMESTAMP_NTZ)
-          THEN 1
-          ELSE 0
-        END
-      ) / 7
-    ) AS INT) AS week,
+    week,
     COUNT(*) AS slots
-  FROM open_slots
+  FROM (
+    SELECT
+      schedule,
+      CAST(FLOOR(
+        (
+          DATEDIFF(
+            DAY,
+            CAST('1900-01-01' AS DATE),
+            CAST((
+              (
+                FROM_UTC_TIMESTAMP(start_at, 'America/New_York')
+              ) - INTERVAL '480' MINUTE
+            ) AS DATE)
+          ) + 6 + CASE
+            WHEN (
+              (
+                FROM_UTC_TIMESTAMP(start_at, 'America/New_York')
+              ) - INTERVAL '480' MINUTE
+            ) > CAST(CAST((
+              (
+                FROM_UTC_TIMESTAMP(start_at, 'America/New_York')
+              ) - INTERVAL '480' MINUTE
+            ) AS DATE) AS TIMESTAMP_NTZ)
+            THEN 1
+            ELSE 0
+          END
+        ) / 7
+      ) AS INT) AS week
+    FROM open_slots
+  ) AS o
   GROUP BY
     schedule,
-    CAST(FLOOR(
-      (
-        DATEDIFF(
-          DAY,
-          CAST('1900-01-01' AS DATE),
-          CAST((
-            (
-              FROM_UTC_TIMESTAMP(start_at, 'America/New_York')
-            ) - INTERVAL '480' MINUTE
-          ) AS DATE)
-        ) + 6 + CASE
-          WHEN (
-            (
-              FROM_UTC_TIMESTAMP(start_at, 'America/New_York')
-            ) - INTERVAL '480' MINUTE
-          ) > CAST(CAST((
-            (
-              FROM_UTC_TIMESTAMP(start_at, 'America/New_York')
-            ) - INTERVAL '480' MINUTE
-          ) AS DATE) AS TIMESTAMP_NTZ)
-          THEN 1
-          ELSE 0
-        END
-      ) / 7
-    ) AS INT)
+    week
 ), bounds AS (
   SELECT
     n.period_start,
