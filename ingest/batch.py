@@ -14,7 +14,7 @@ records and warnings are filled in on the `Batch` by the time the iterator is ex
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -89,7 +89,6 @@ class Chunk:
     phases: list[Phase] = field(default_factory=list)
     errors: list[RecordError] = field(default_factory=list)
     raw: pa.Table | None = None  # as Batch.raw
-    records: pa.Table | None = None  # or: `_pos` + the masked record JSON of each record
 
 
 # Yielded by a chunked parse to drop the chunks given so far and start over: the file turned
@@ -112,9 +111,9 @@ class Batch:
     phases: list[Phase] = field(default_factory=list)
     errors: list[RecordError] = field(default_factory=list)
     ignored: Counter[str] = field(default_factory=Counter)
-    records: Callable[[int], str | None] = lambda pos: None  # masked record JSON for a reject
-    # or: the masked record JSON of several rejects at once (e.g. read again from the file)
-    records_for: Callable[[list[int]], dict[int, str | None]] | None = None
+    # the masked record JSON of the rejected records at these positions (e.g. read again from
+    # the file); a position left out has none
+    records: Callable[[list[int]], Mapping[int, str | None]] = lambda positions: {}
     raw: pa.Table | None = None  # or: `_pos` + masked source fields, turned into JSON in SQL for rejects
     post_steps: list[PostStep] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

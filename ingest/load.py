@@ -139,7 +139,7 @@ class Loader:
                 self._add(chunk)
         for key in sorted({(order, k) for order, k, _ in self._slots}):
             slots = [self._slots[s] for s in sorted(self._slots) if s[:2] == key]
-            self._phase([(slot.target, slot.table) for slot in slots if slot.rows], run_id)
+            self._phase([slot for slot in slots if slot.rows], run_id)
         for slot in self._slots.values():
             cur.execute(f"DROP TABLE IF EXISTS {slot.table}")
         counts = self._counts()
@@ -153,14 +153,12 @@ class Loader:
             cur.execute(f"DROP TABLE IF EXISTS {slot.table}")
         self._slots: dict[tuple[int, int, int], _Slot] = {}
         self._raw_cols: list[str] | None = None
-        self._has_records = False
         cur.execute(
             "CREATE OR REPLACE TEMP TABLE _fail (_pos BIGINT, _order BIGINT, target_table VARCHAR, field VARCHAR, "
             "check_name VARCHAR, reason VARCHAR, value_masked VARCHAR)"
         )
         cur.execute("CREATE OR REPLACE TEMP TABLE _outcome (_pos BIGINT, _target BIGINT, _action VARCHAR)")
         cur.execute("CREATE OR REPLACE TEMP TABLE _raw_all (_pos BIGINT)")
-        cur.execute("CREATE OR REPLACE TEMP TABLE _records_all (_pos BIGINT, record VARCHAR)")
 
     def _add(self, chunk: Chunk) -> None:
         """Stage one chunk: its errors as failures, its rows appended to their targets' tables."""
@@ -194,11 +192,6 @@ class Loader:
             cur.register("_raw_in", chunk.raw)
             cur.execute("INSERT INTO _raw_all BY NAME SELECT * FROM _raw_in")
             cur.unregister("_raw_in")
-        if chunk.records is not None:
-            self._has_records = True
-            cur.register("_records_in", chunk.records)
-            cur.execute("INSERT INTO _records_all SELECT _pos, record FROM _records_in")
-            cur.unregister("_records_in")
 
     def _append(self, key: tuple[int, int, int], target: Target, rows: pa.Table) -> None:
         """Append `rows` to the typed input table of target `key`, numbering them in file order."""
@@ -231,8 +224,8 @@ class Loader:
 
     # -- one phase ----------------------------------------------------------------------------
 
-    def _phase(self, staged_inputs: list[tuple[Target, str]], run_id: int) -> None:
-        staged = [(target, self._stage(target, table)) for target, table in staged_inputs]
+    def _phase(self, slots: list[_Slot], run_id: int) -> None:
+        staged = [(slot.target, self._stage(slot)) for slot in slots]
         for target, name in staged:
             self._check(target, name)
         for target, name in staged:
@@ -243,13 +236,12 @@ class Loader:
             self.cur.execute(f"DROP TABLE IF EXISTS _c{name}")
             self.cur.execute(f"DROP TABLE IF EXISTS _d{name}")
 
-    def _stage(self, target: Target, table: str) -> str:
+    def _stage(self, slot: _Slot) -> str:
         """Temp table `_cN`: the rows as given, typed, merged with the warehouse row of their key."""
+        target, table, write, errs = slot.target, slot.table, slot.write, slot.errs
         meta = self.schema[target.table]
         self._n += 1
         n = str(self._n)
-        slot = next(s for s in self._slots.values() if s.table == table)
-        write, errs = slot.write, slot.errs
         self._write[n], self._errs[n] = write, errs
         join = " AND ".join(f"s.{q(k)} = w.{q(k)}" for k in meta.key)
         exists = f"(w.{q(meta.key[0])} IS NOT NULL)"
@@ -420,24 +412,15 @@ class Loader:
                 f"CREATE OR REPLACE TEMP TABLE _records AS SELECT r._pos, {record} AS record FROM _raw_all r "
                 "WHERE r._pos IN (SELECT _pos FROM _first_fail)"
             )
-        elif self._has_records:
-            cur.execute(
-                "CREATE OR REPLACE TEMP TABLE _records AS SELECT * FROM _records_all "
-                "WHERE _pos IN (SELECT _pos FROM _first_fail)"
-            )
         else:
             positions = [r[0] for r in cur.execute("SELECT _pos FROM _first_fail").fetchall()]
-            if batch.records_for is not None:
-                found = batch.records_for(positions)
-                texts = [found.get(p) for p in positions]
-            else:
-                texts = [batch.records(p) for p in positions]
+            found = batch.records(positions)
+            texts = [found.get(p) for p in positions]
             records = pa.table({"_pos": pa.array(positions, pa.int64()), "record": pa.array(texts, pa.string())})
             cur.register("_records_in", records)
             cur.execute("CREATE OR REPLACE TEMP TABLE _records AS SELECT * FROM _records_in")
             cur.unregister("_records_in")
         cur.execute("DROP TABLE IF EXISTS _raw_all")
-        cur.execute("DROP TABLE IF EXISTS _records_all")
         cur.execute(
             "INSERT INTO rejects (run_id, file_path, position_kind, position, target_table, field, check_name, "
             "reason, value_masked, record_masked) "

@@ -169,7 +169,7 @@ class FhirAdapter:
         batch = Batch(adapter=self.name, position_kind="line")
         batch.chunks = self._chunks(file, ctx, batch)
         pseudo = ctx.pseudonymizer
-        batch.records_for = lambda positions: _masked_lines(file, set(positions), pseudo)
+        batch.records = lambda positions: _masked_lines(file, set(positions), pseudo)
         return batch
 
     def _parse_whole(self, file: InputFile, ctx: ParseContext) -> Batch:
@@ -181,7 +181,7 @@ class FhirAdapter:
         batch.phases, batch.errors = mapped.phases, mapped.errors
         mapped.finish(batch)
         pseudo = ctx.pseudonymizer
-        batch.records = lambda pos: json.dumps(mask(records[pos], pseudo)) if pos in records else None
+        batch.records = lambda positions: {p: json.dumps(mask(records[p], pseudo)) for p in positions if p in records}
         return batch
 
     def _chunks(self, file: InputFile, ctx: ParseContext, batch: Batch) -> Iterator[Chunk]:
@@ -212,7 +212,6 @@ class FhirAdapter:
                 whole = self._parse_whole(file, ctx)
                 yield Chunk(whole.phases, whole.errors)
                 batch.ignored, batch.warnings, batch.records = whole.ignored, whole.warnings, whole.records
-                batch.records_for = None
                 return
             highest = max(phases, default=highest)
             mapped.phases, mapped.errors = [], []

@@ -107,7 +107,7 @@ class QueueLogAdapter:
         batch = Batch(adapter=self.name, position_kind="line")
         # masked only when asked for, i.e. for the rejected calls, found again in the file
         seen = _Seen()
-        batch.records_for = lambda positions: _masked_calls(file, set(positions), seen)
+        batch.records = lambda positions: _masked_calls(file, set(positions), seen)
         batch.chunks = _chunks(file, batch, seen)
         return batch
 

@@ -48,7 +48,7 @@ class X12Adapter:
             batch.ignored.update(part.ignored)
             batch.phases += [Phase(part.targets())] if part.rows else []
         records = {**claims.records, **remits.records}
-        batch.records = lambda pos: masked_record(records.get(pos))
+        batch.records = lambda positions: {p: masked_record(records.get(p)) for p in positions}
         touched = claims.claim_ids() | remits.claim_ids()
         if touched:
             batch.post_steps.append(lambda cur, run_id, tz: derive_ledger(cur, run_id, tz, sorted(touched)))
