@@ -2,7 +2,7 @@
 
 This is the Python entry point behind `clinic-kpis ingest` and the dashboard's upload box:
 
-    with Warehouse.open(db) as wh:
+    with Store.open(db) as wh:
         results = ingest_paths(wh, ["exports/"])
 
 A file that cannot be read fails on its own (its transaction is rolled back and a `failed` run
@@ -31,7 +31,7 @@ from ingest.load import Loader, TableMeta, lit, read_schema
 from ingest.pseudonymize import Pseudonymizer
 from ingest.sources import InputFile, expand
 from kpis.config import Config
-from kpis.warehouse import Warehouse
+from kpis.storage import Store
 
 NOT_RECOGNIZED = "not a recognized export (FHIR, X12 837/835, Asterisk queue_log or CDR, or a CSV matching a profile)"
 
@@ -58,7 +58,7 @@ Progress = Callable[[str, int, int], None]
 
 
 def ingest_paths(
-    warehouse: Warehouse,
+    warehouse: Store,
     paths: list[str | Path],
     *,
     fmt: str = "auto",
@@ -115,7 +115,7 @@ MEMORY_LIMIT = "1GB"
 
 
 @contextmanager
-def _bounded_memory(warehouse: Warehouse) -> Iterator[None]:
+def _bounded_memory(warehouse: Store) -> Iterator[None]:
     """Bound DuckDB's buffer pool during ingest; the previous limit comes back afterwards (the
     dashboard's queries keep theirs). Beyond it DuckDB spills to its temp directory, by default
     `<warehouse>.tmp` next to the warehouse file (it cannot be switched once used, so it is left
@@ -148,7 +148,7 @@ def available_profiles(config: Config) -> list[Profile]:
 
 
 def _load_file(
-    warehouse: Warehouse,
+    warehouse: Store,
     file: InputFile,
     adapter: Adapter,
     pseudonymizer: Pseudonymizer,
@@ -247,14 +247,14 @@ def _ignored_note(ignored: Counter[str]) -> str | None:
 
 
 def _record_failure(
-    warehouse: Warehouse, file: InputFile, adapter: str | None, message: str, started: datetime | None = None
+    warehouse: Store, file: InputFile, adapter: str | None, message: str, started: datetime | None = None
 ) -> FileResult:
     run_id = _record_run(warehouse, file, adapter, "failed", error=message, started=started)
     return FileResult(file.name, "failed", adapter, run_id, message=message)
 
 
 def _record_run(
-    warehouse: Warehouse,
+    warehouse: Store,
     file: InputFile,
     adapter: str | None,
     status: str,

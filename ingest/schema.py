@@ -11,7 +11,7 @@ from functools import cache
 
 import duckdb
 
-from kpis.warehouse import migrations
+from kpis.storage import migrations
 
 
 @cache

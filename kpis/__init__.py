@@ -5,15 +5,29 @@ Public API: `from kpis import Warehouse`, then `wh.compute(...)`, `wh.catalog()`
 `kpis.formatting.format_value` (a value as the spec's `fmt` writes it) and
 `kpis.results.all_results` (every KPI for the practice, each location and each provider).
 KPI definitions live in kpis/specs/*.toml.
+
+`Warehouse` is imported on first use (module `__getattr__`), so `import kpis.config`,
+`kpis.errors` or `kpis.storage` (what ingest and the command line need) does not load the
+KPI engine and pandas.
 """
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kpis.warehouse import Warehouse
 
 try:
     __version__ = version("clinic-kpis")
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
-from kpis.warehouse import Warehouse  # noqa: E402  (after __version__, which cli imports)
-
 __all__ = ["Warehouse", "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    if name == "Warehouse":
+        from kpis.warehouse import Warehouse
+
+        return Warehouse
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,9 +1,9 @@
 """The KPI methods of `Warehouse`: the only API dashboards, reports and notebooks call.
 
-`KpiMethods` is mixed into `kpis.warehouse.Warehouse`, which keeps to opening and migrating the
-file. Each method turns its arguments into KPI requests and a query context (checking every id,
-dimension, filter and option with a message that says what is allowed), then hands them to the
-engine. See docs/contracts.md section 4 for the contract.
+`KpiMethods` is mixed into `kpis.warehouse.Warehouse`, whose `kpis.storage.Store` part keeps to
+opening and migrating the file. Each method turns its arguments into KPI requests and a query
+context (checking every id, dimension, filter and option with a message that says what is
+allowed), then hands them to the engine. See docs/contracts.md section 4 for the contract.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ DEFAULT_MONTHS = 13
 class KpiMethods:
     """compute, catalog, explain, drivers, sql and the data-quality views of one warehouse."""
 
-    # Provided by Warehouse: the resolved config and `cursor()`, a new DuckDB cursor.
+    # Provided by Store: the resolved config and `cursor()`, a new DuckDB cursor.
     config: Config
 
     # -- catalog ----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 
 from kpis import Warehouse
 from kpis.errors import SchemaVersionError, WarehouseError
-from kpis.warehouse import latest_schema_version, migrations
+from kpis.storage import latest_schema_version, migrations
 
 REQUIRED_TABLES = {
     "locations",

@@ -1,0 +1,196 @@
+"""The DuckDB warehouse file as storage: open or create it, migrate the schema, hand out cursors.
+
+The canonical schema lives in `kpis/schema/NNN_name.sql`, applied in order on every
+read-write open and recorded in `schema_migrations`. A warehouse written by a newer
+clinic-kpis (a version this code does not know) is refused rather than guessed at.
+
+Presentation layers open the warehouse read-only, which never migrates: a stale file is
+reported with the command that brings it up to date.
+
+This module knows nothing of KPIs, so writers (`ingest`, the sample loader) use `Store` without
+loading the KPI engine; `kpis.warehouse.Warehouse` is a `Store` with the KPI API on top.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Self
+
+import duckdb
+
+from kpis.config import Config, load_config
+from kpis.errors import SchemaVersionError, WarehouseError
+
+_MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+
+_BOOTSTRAP = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       VARCHAR NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def migrations() -> list[Migration]:
+    """Every schema migration shipped with this code, in version order."""
+    found = []
+    for entry in resources.files("kpis.schema").iterdir():
+        m = _MIGRATION_NAME.match(entry.name)
+        if m:
+            found.append(Migration(int(m.group(1)), m.group(2), entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda mig: mig.version)
+    versions = [mig.version for mig in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise RuntimeError(f"schema migrations must be numbered 001, 002, ... without gaps, found {versions}")
+    return found
+
+
+def latest_schema_version() -> int:
+    return migrations()[-1].version
+
+
+class Store:
+    """One DuckDB warehouse file, without the KPI API.
+
+    Use `Store.open(...)` (or the constructor) as a context manager. `cursor()` gives a
+    cursor per caller, since one DuckDB connection must not be shared across threads.
+    """
+
+    def __init__(self, path: str | Path, *, read_only: bool = False, config: Config | None = None) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        self.config = config if config is not None else load_config(db=self.path)
+        if read_only and not self.path.exists():
+            raise WarehouseError(
+                f"no warehouse at {self.path}: create one with `clinic-kpis init --db {self.path}` "
+                "and load data with `clinic-kpis ingest`"
+            )
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from None
+        except duckdb.Error as exc:
+            raise WarehouseError(f"{self.path} is not a usable DuckDB warehouse: {exc}") from None
+        # Instants are stored in UTC and shown in UTC; the practice time zone is applied
+        # explicitly in queries, never through the session setting.
+        self._con.execute("SET TimeZone = 'UTC'")
+        try:
+            self._check_or_migrate()
+        except BaseException:
+            self._con.close()
+            raise
+
+    @classmethod
+    def open(
+        cls,
+        db: str | Path | None = None,
+        *,
+        config: Config | Path | None = None,
+        read_only: bool = False,
+    ) -> Self:
+        """Open the warehouse named by `db`, else by the config (`[warehouse] path`), else the default.
+
+        `config` is a loaded `Config` or the path of a config file.
+        """
+        if not isinstance(config, Config):
+            config = load_config(config, db=Path(db) if db is not None else None)
+        elif db is not None and Path(db) != config.db_path:
+            raise WarehouseError(f"two warehouse paths given: {db} and the config's {config.db_path}")
+        return cls(config.db_path, read_only=read_only, config=config)
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        """The highest migration applied to this file (0 for a file with no schema yet)."""
+        has_table = self._con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_migrations'"
+        ).fetchone()[0]
+        if not has_table:
+            return 0
+        return int(self._con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0])
+
+    def _check_or_migrate(self) -> None:
+        known = migrations()
+        current = self.schema_version()
+        latest = known[-1].version
+        if current > latest:
+            raise SchemaVersionError(
+                f"{self.path} has schema version {current}, but this clinic-kpis only knows up to "
+                f"version {latest}: upgrade clinic-kpis to use this warehouse"
+            )
+        if current == latest:
+            return
+        if self.read_only:
+            raise SchemaVersionError(
+                f"{self.path} has schema version {current} and needs migrating to {latest}: "
+                f"run `clinic-kpis init --db {self.path}` once"
+            )
+        self._con.execute(_BOOTSTRAP)
+        for mig in known:
+            if mig.version <= current:
+                continue
+            self._con.execute("BEGIN TRANSACTION")
+            try:
+                self._con.execute(mig.sql)
+                self._con.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [mig.version, mig.name]
+                )
+                self._con.execute("COMMIT")
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+
+    def tables(self) -> list[str]:
+        """Names of the tables in the warehouse, sorted."""
+        rows = self._con.execute("SELECT table_name FROM duckdb_tables() ORDER BY table_name").fetchall()
+        return [r[0] for r in rows]
+
+    # -- connections ----------------------------------------------------------------------
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A new cursor on the warehouse connection; use one per thread or per task."""
+        return self._con.cursor()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor inside one transaction: committed on success, rolled back on any error."""
+        if self.read_only:
+            raise WarehouseError(f"{self.path} is open read-only")
+        cur = self._con.cursor()
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            yield cur
+        except BaseException:
+            cur.execute("ROLLBACK")
+            cur.close()
+            raise
+        cur.execute("COMMIT")
+        cur.close()
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self.read_only else "read-write"
+        return f"{type(self).__name__}({str(self.path)!r}, {mode})"
