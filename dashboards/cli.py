@@ -17,10 +17,11 @@ import typer
 
 from kpis.cli_options import ConfigOption, DbOption
 from kpis.config import ENV_CONFIG, ENV_DB, load_config
-from kpis.warehouse import Warehouse
 
 APP = Path(__file__).with_name("app.py")
 DEFAULT_PORT = 8501
+
+commands = typer.Typer()  # registered in pyproject.toml (clinic_kpis.commands)
 
 
 def streamlit_argv(port: int, address: str) -> list[str]:
@@ -40,6 +41,7 @@ def streamlit_argv(port: int, address: str) -> list[str]:
     ]  # fmt: skip
 
 
+@commands.command(name="dashboard")
 def dashboard_command(
     db: DbOption = None,
     config: ConfigOption = None,
@@ -49,6 +51,8 @@ def dashboard_command(
     ] = "127.0.0.1",
 ) -> None:
     """Serve the practice manager's dashboard (Streamlit) until interrupted."""
+    from kpis import Warehouse
+
     cfg = load_config(config, db=db)
     db_path = cfg.db_path.resolve()
     Warehouse(db_path, read_only=True, config=cfg).close()  # fail here, in one line, if it cannot be read

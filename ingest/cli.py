@@ -15,7 +15,10 @@ from ingest.detect import FORMATS
 from ingest.run import FileResult, ingest_paths
 from kpis.cli_options import ConfigOption, DbOption
 
+commands = typer.Typer()  # registered in pyproject.toml (clinic_kpis.commands)
 
+
+@commands.command(name="ingest")
 def ingest_command(
     paths: Annotated[
         list[Path],
@@ -44,12 +47,12 @@ def ingest_command(
     `rejects` with the reason, the rest is loaded, and a file that cannot be read at all
     changes nothing. Exit code 1 if any file failed.
     """
-    from kpis.warehouse import Warehouse
+    from kpis.storage import Store
 
     out = Console()
     if not out.is_terminal:
         out = Console(width=200)  # piped: no progress, and a summary that is not squeezed into 80 columns
-    with Warehouse.open(db, config=config) as wh:
+    with Store.open(db, config=config) as wh:
         if out.is_terminal:
             columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
             with Progress(*columns, console=out, transient=True) as progress:

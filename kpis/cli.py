@@ -1,24 +1,27 @@
-"""The `clinic-kpis` command line.
+"""The `clinic-kpis` command line: `init` and the commands every package registers.
 
-Each command lives with the package that owns it (`ingest/cli.py`, `reports/cli.py`, ...) and
-is registered here, so this module stays a thin table of contents. Every command that touches
-the warehouse takes `--db` and `--config`; user errors are printed as one line and exit 1.
+Each command lives with the package that owns it (`ingest/cli.py`, `reports/cli.py`, ...), in a
+`typer.Typer` that pyproject.toml names in the entry-point group `clinic_kpis.commands`; this
+module loads them, so `kpis` never imports the packages built on it. A new command is one
+`@commands.command()` in its package (a new package: one entry-point line, then reinstall).
+
+Every command that touches the warehouse takes `--db` and `--config`. User errors are printed as
+one line and exit 1: `ClinicKpisError` and the types in the group `clinic_kpis.user_errors` (for
+a package that must not import kpis, such as sample_data).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from dashboards.cli import dashboard_command
-from ingest.cli import ingest_command
 from kpis import __version__
 from kpis.cli_options import ConfigOption, DbOption
-from kpis.commands import kpis_command
 from kpis.config import (
     DEFAULT_CONFIG_NAME,
     DEFAULT_DB_NAME,
@@ -31,10 +34,10 @@ from kpis.config import (
     render_config_template,
     write_secret,
 )
-from kpis.demo import demo_command
 from kpis.errors import ClinicKpisError
-from reports.cli import app as report_app
-from sample_data.cli import sample_command
+
+COMMANDS = "clinic_kpis.commands"
+USER_ERRORS = "clinic_kpis.user_errors"
 
 app = typer.Typer(
     name="clinic-kpis",
@@ -79,7 +82,7 @@ def init(
     Existing files are kept: re-running `init` only migrates the warehouse schema. The secret
     is never printed.
     """
-    from kpis.warehouse import Warehouse
+    from kpis.storage import Store
 
     cfg_path = find_config_path(config) or Path(DEFAULT_CONFIG_NAME)
     if cfg_path.exists():
@@ -107,22 +110,31 @@ def init(
     else:
         typer.echo(f"secret     {cfg.secret_file} (kept)")
 
-    with Warehouse(cfg.db_path, config=cfg) as wh:
+    with Store(cfg.db_path, config=cfg) as wh:
         typer.echo(f"warehouse  {wh.path} (schema version {wh.schema_version()}, {len(wh.tables())} tables)")
 
 
-app.command(name="sample")(sample_command)
-app.command(name="ingest")(ingest_command)
-app.command(name="kpis")(kpis_command)
-app.add_typer(report_app, name="report")
-app.command(name="dashboard")(dashboard_command)
-app.command(name="demo")(demo_command)
+def _registered(group: str) -> list[Any]:
+    """What the installed packages registered under `group`, by entry-point name."""
+    return [entry.load() for entry in sorted(entry_points(group=group), key=lambda entry: entry.name)]
+
+
+def _add_registered_commands() -> None:
+    registered = _registered(COMMANDS)
+    if not registered:
+        raise RuntimeError(f"no {COMMANDS} entry points: install clinic-kpis (`pip install -e .`) to register them")
+    for commands in registered:
+        app.add_typer(commands)
+
+
+_add_registered_commands()
 
 
 def main() -> None:
     """Entry point: run the app, turning user errors into one line on stderr and exit code 1."""
+    user_errors = (ClinicKpisError, *_registered(USER_ERRORS))
     try:
         app()
-    except ClinicKpisError as exc:
+    except user_errors as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -21,12 +21,16 @@ if TYPE_CHECKING:
     from kpis.warehouse import Warehouse
 
 
+commands = typer.Typer()  # registered in pyproject.toml (clinic_kpis.commands)
+
+
 class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
 
 
+@commands.command(name="kpis")
 def kpis_command(
     db: DbOption = None,
     config: ConfigOption = None,

@@ -1,9 +1,9 @@
 """`clinic-kpis demo`: the newcomer's tour, end to end, in one folder.
 
-The tour runs the steps a practice runs by hand (`init`, `sample`, `ingest`, `kpis`, `report
-build`, `dashboard`) through the same code, so what the demo shows is what the commands do.
-Everything it writes stays in the demo folder: config, secret, warehouse, simulated exports and
-the report.
+The tour runs the steps a practice runs by hand (`init`, `sample`, `ingest`, `report build`,
+`dashboard`) as the registered commands themselves, in this process, so what the demo shows is
+what the commands do (and kpis imports none of the packages that provide them). Everything it
+writes stays in the demo folder: config, secret, warehouse, simulated exports and the report.
 
 Re-running keeps what is still current: the same simulation is reused, files already loaded are
 skipped and the report is rebuilt. When the simulation would differ (another `--months`, or a
@@ -15,39 +15,44 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dashboards.cli import DEFAULT_PORT, dashboard_command
 from kpis.cli_options import ConfigOption, DbOption
-from kpis.config import DEFAULT_CONFIG_NAME, DEFAULT_DB_NAME, Config, load_config
+from kpis.config import DEFAULT_CONFIG_NAME, DEFAULT_DB_NAME, DEFAULT_TIMEZONE, Config, load_config
 from kpis.errors import ClinicKpisError
 from kpis.formatting import format_value
+from kpis.periods import period_floor, previous_period
 from kpis.warehouse import Warehouse
-from sample_data.clock import add_months
-from sample_data.practice import Params
 
 # Half the default practice (6 providers) over 13 months: the last month has a year-ago month,
 # and simulating plus loading it takes about 35 s on a 2-core machine (the default 24 months
 # at full scale take about 2 minutes), which keeps the whole non-serving tour under a minute.
 DEFAULT_MONTHS = 13
-SCALE = 0.5
+# What `clinic-kpis sample` is asked for besides --months and --end; the demo compares these with
+# the meta of the truth.json it finds to tell whether the simulation is still current. One worker
+# process: the files do not depend on it.
+SIMULATION = {"seed": 7, "locations": 3, "providers": 12, "scale": 0.5}
 PRACTICE_NAME = "Riverbend Family Medicine"
+# the simulated practice's time zone (sample_data's default), written into the demo's config
+TIMEZONE = DEFAULT_TIMEZONE
+DEFAULT_PORT = 8501  # the dashboard command's default
+
+commands = typer.Typer()  # registered in pyproject.toml (clinic_kpis.commands)
 
 
 class DemoError(ClinicKpisError):
     """The demo folder or warehouse cannot be used for the demo."""
 
 
+@commands.command(name="demo")
 def demo_command(
+    ctx: typer.Context,
     folder: Annotated[
         Path, typer.Option("--dir", help="Work folder for config, secret, warehouse, exports and report.")
     ] = Path("demo"),
@@ -67,46 +72,59 @@ def demo_command(
     Everything goes into --dir (default ./demo); --db and --config default to files inside it.
     Re-running reuses the simulation while it is current and rebuilds it from scratch when not.
     """
-    from kpis.cli import init
-    from reports.cli import build
-
     cfg_path = config if config is not None else folder / DEFAULT_CONFIG_NAME
     db_path = db if db is not None else folder / DEFAULT_DB_NAME
     exports = (folder / "exports").resolve()
-    last_day = _parse_end(end) if end is not None else _last_month_end(Params.timezone)
-    params = Params(months=months, scale=SCALE, end=last_day)
+    last_day = _parse_end(end) if end is not None else _last_month_end(TIMEZONE)
+    first_day = _first_month(last_day, months)
+    where = ("--db", db_path, "--config", cfg_path)
 
     _step(1, f"set up {folder}")
-    current = _is_current(exports, params)
+    current = _is_current(exports, months, last_day)
     if db_path.exists():
         _check_demo_warehouse(db_path, exports)
     if not current:
         _start_over(exports, db_path)
-    init(db=db_path, config=cfg_path, practice_name=PRACTICE_NAME, timezone=params.timezone)
+    _run(ctx, "init", *where, "--practice-name", PRACTICE_NAME, "--timezone", TIMEZONE)
     cfg = load_config(cfg_path, db=db_path)
 
-    _step(2, f"simulate {params.months} months ({params.start} to {params.end})")
+    _step(2, f"simulate {months} months ({first_day} to {last_day})")
     if current:
         typer.echo(f"exports    {exports} (kept: same simulation)")
     else:
-        _simulate(params, exports)
+        options = [(f"--{name}", value) for name, value in SIMULATION.items()]
+        simulation = [part for option in options for part in option]
+        _run(ctx, "sample", "--out", exports, *simulation, "--months", months, "--end", last_day, "--workers", 1)
 
     _step(3, "ingest the exports")
-    _ingest(cfg, exports)
+    _ingest(ctx, cfg, exports, where)
 
     # The last month the simulation covers in full (the month of --end when it is a month end).
-    month = max(params.start, add_months(params.end + timedelta(days=1), -1))
+    month = max(first_day, previous_period(period_floor(last_day + timedelta(days=1), "month"), "month"))
     _step(4, f"headline KPIs for {month:%B %Y}")
     print_headline(cfg, month)
 
     _step(5, "build the monthly report")
-    build(month=f"{month:%Y-%m}", out=folder / "report", db=db_path, config=cfg_path)
+    _run(ctx, "report", "build", "--month", f"{month:%Y-%m}", "--out", folder / "report", *where)
 
     if no_serve:
         typer.echo(f"\nServe the dashboard with: clinic-kpis dashboard --config {cfg_path}")
         return
     _step(6, "serve the dashboard")
-    dashboard_command(db=db_path, config=cfg_path, port=port)
+    _run(ctx, "dashboard", *where, "--port", port)
+
+
+def _run(ctx: typer.Context, *argv: object) -> int:
+    """Run a registered `clinic-kpis` command in this process, as if typed; its exit code.
+
+    User errors propagate as they would from the command itself (one line, exit 1).
+    """
+    root = ctx.find_root().command
+    code = root.main([str(arg) for arg in argv], prog_name="clinic-kpis", standalone_mode=False)
+    code = 0 if code is None else code
+    if code and argv[0] != "ingest":  # ingest: the demo says which files failed
+        raise DemoError(f"`clinic-kpis {' '.join(str(arg) for arg in argv[:2])}` failed (exit code {code})")
+    return code
 
 
 def _step(number: int, text: str) -> None:
@@ -127,22 +145,33 @@ def _last_month_end(timezone: str) -> date:
     return datetime.now(ZoneInfo(timezone)).date().replace(day=1) - timedelta(days=1)
 
 
+def _first_month(last_day: date, months: int) -> date:
+    """The first day of the first of `months` simulated months ending with the month of `last_day`."""
+    first = period_floor(last_day, "month")
+    for _ in range(months - 1):
+        first = previous_period(first, "month")
+    return first
+
+
 # -- the folder --------------------------------------------------------------------------------
 
 
-def _is_current(exports: Path, params: Params) -> bool:
-    """Whether `exports` holds the simulation `params` asks for (its truth.json says how it was made)."""
+def _is_current(exports: Path, months: int, last_day: date) -> bool:
+    """Whether `exports` holds the simulation the demo asks for (its truth.json says how it was made).
+
+    `providers` is not compared: the meta holds providers after --scale, and the demo always
+    asks for the same number.
+    """
     truth = exports / "truth.json"
     if not truth.is_file():
         return False
     meta = json.loads(truth.read_text(encoding="utf-8"))["meta"]
     wanted = {
-        "seed": params.seed,
-        "start": params.start.isoformat(),
-        "end": params.end.isoformat(),
-        "locations": params.locations,
-        "providers": params.n_providers,
-        "scale": params.scale,
+        "seed": SIMULATION["seed"],
+        "months": months,
+        "end": last_day.isoformat(),
+        "locations": SIMULATION["locations"],
+        "scale": SIMULATION["scale"],
     }
     made = {**meta, "locations": len(meta.get("locations", []))}
     return all(made.get(key) == value for key, value in wanted.items())
@@ -172,54 +201,34 @@ def _start_over(exports: Path, db_path: Path) -> None:
             typer.echo(f"removed    {path} (held an earlier simulation)")
 
 
-# -- simulate and load -------------------------------------------------------------------------
+# -- load --------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _progress(description: str) -> Iterator[Callable[[str, int, int], None] | None]:
-    """A callback(label, done, total) driving a bar on a terminal; None when output is piped."""
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        yield None
-        return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task(description, total=None)
-
-        def update(label: str, done: int, total: int) -> None:
-            bar.update(task, description=f"{description} {Path(label).name}", completed=done, total=total)
-
-        yield update
-
-
-def _simulate(params: Params, exports: Path) -> None:
-    from sample_data.simulate import simulate
-
-    with _progress("simulating") as progress:
-        summary = simulate(params, exports, progress)
-    typer.echo(
-        f"exports    {exports}: {summary.appointments:,} appointments, {summary.claims:,} claims, "
-        f"{summary.calls:,} calls at {params.locations} locations with {params.n_providers} providers"
-    )
-
-
-def _ingest(cfg: Config, exports: Path) -> None:
-    """Load every export folder, as `clinic-kpis ingest` does, and sum up what happened."""
-    from ingest.run import ingest_paths
-
+def _ingest(ctx: typer.Context, cfg: Config, exports: Path, where: tuple[object, ...]) -> None:
+    """Load every export folder with `clinic-kpis ingest` and sum up what its runs did."""
     folders = sorted(p for p in exports.iterdir() if p.is_dir())
-    with Warehouse.open(config=cfg) as wh, _progress("loading") as progress:
-        results = ingest_paths(wh, folders, progress=progress)
-    failed = [r for r in results if r.status == "failed"]
-    if failed:
-        raise DemoError(f"{len(failed)} file(s) failed to load, first: {failed[0].message}")
-    loaded = [r for r in results if r.status == "succeeded"]
-    skipped = len(results) - len(loaded)
+    before = _last_run_id(cfg)
+    code = _run(ctx, "ingest", *folders, *where)
+    with Warehouse.open(config=cfg, read_only=True) as wh:
+        runs = wh.ingest_runs()
+    runs = runs[runs["run_id"] > before].sort_values("run_id")
+    failed = runs[runs["status"] == "failed"]
+    if code or len(failed):
+        first = failed["error"].iloc[0] if len(failed) else f"exit code {code}"
+        raise DemoError(f"{len(failed)} file(s) failed to load, first: {first}")
+    loaded = runs[runs["status"] == "succeeded"]
+    skipped = len(runs) - len(loaded)
     typer.echo(
-        f"loaded     {len(loaded)} files: {sum(r.read for r in loaded):,} records read, "
-        f"{sum(r.inserted for r in loaded):,} inserted, {sum(r.updated for r in loaded):,} updated, "
-        f"{sum(r.rejected for r in loaded):,} quarantined" + (f"; {skipped} already loaded" if skipped else "")
+        f"loaded     {len(loaded)} files: {loaded['rows_read'].sum():,} records read, "
+        f"{loaded['rows_inserted'].sum():,} inserted, {loaded['rows_updated'].sum():,} updated, "
+        f"{loaded['rows_rejected'].sum():,} quarantined" + (f"; {skipped} already loaded" if skipped else "")
     )
+
+
+def _last_run_id(cfg: Config) -> int:
+    with Warehouse.open(config=cfg, read_only=True) as wh:
+        runs = wh.ingest_runs()
+    return int(runs["run_id"].max()) if len(runs) else 0
 
 
 # -- the headline table ------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from reports.errors import ReportError
 from reports.settings import PAPER_SIZES, PRACTICE, check_address, report_settings
 
 app = typer.Typer(help="Build the monthly owner report (HTML + PDF) or send it by email.", no_args_is_help=True)
+commands = typer.Typer()  # registered in pyproject.toml (clinic_kpis.commands)
+commands.add_typer(app, name="report")
 
 MonthOption = Annotated[
     Optional[str],

@@ -1,4 +1,8 @@
-"""`clinic-kpis sample`: simulate a practice and write its exports with ground truth."""
+"""`clinic-kpis sample`: simulate a practice and write its exports with ground truth.
+
+sample_data imports nothing from kpis (its truth must not follow from the code it checks), so
+the --db/--config options every command takes are declared here too.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from kpis.cli_options import ConfigOption, DbOption
 from sample_data.practice import Params, SampleError
+
+commands = typer.Typer()  # registered in pyproject.toml (clinic_kpis.commands)
+
+DbOption = Annotated[
+    Optional[Path], typer.Option("--db", help="Accepted like every command's --db; not used.", show_default=False)
+]
+ConfigOption = Annotated[
+    Optional[Path],
+    typer.Option("--config", help="Accepted like every command's --config; not used.", show_default=False),
+]
 
 
 def _parse_end(value: str) -> date:
@@ -20,6 +33,7 @@ def _parse_end(value: str) -> date:
         raise SampleError(f"--end must be a date like 2026-10-31, got {value!r}") from None
 
 
+@commands.command(name="sample")
 def sample_command(
     out: Annotated[
         Optional[Path], typer.Option("--out", help="Directory to write the exports and truth.json into.")
