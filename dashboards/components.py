@@ -20,7 +20,6 @@ from dashboards.formatting import (
     target_text,
     value_text,
 )
-from kpis.relations import DIMENSIONS
 from kpis.spec import KpiSpec
 
 # What to do when a domain has no data at all: the export it needs and the command that loads it.
@@ -50,9 +49,9 @@ EMPTY_STATES = {
         "(`clinic-kpis ingest portal_messages.csv`)."
     ),
 }
-# the breakdown selector offers every dimension but those a page charts on its own
-# (denials by reason, the phones heat map by weekday and hour)
-BREAKDOWN_DIMENSIONS = tuple(d for d in DIMENSIONS if d not in ("denial_reason", "weekday", "hour_of_day"))
+# the breakdown selector offers every dimension of the KPI (in its spec's order) but those a page
+# charts on its own (denials by reason, the phones heat map by weekday and hour)
+CHARTED_APART = ("denial_reason", "weekday", "hour_of_day")
 
 
 @dataclass(frozen=True)
@@ -151,7 +150,7 @@ def kpi_section(ctx: PageContext, spec: KpiSpec) -> None:
         hint = f" Records without a {active} are left out by that filter: clear it to see them." if active else ""
         st.info(f"No records behind {spec.title.lower()} in the selected months and filters.{hint}")
         return
-    dims = [d for d in BREAKDOWN_DIMENSIONS if d in spec.dimensions]
+    dims = [d for d in spec.dimensions if d not in CHARTED_APART]
     left, right = st.columns(2)
     with left:
         st.plotly_chart(charts.trend(total, spec), key=f"trend-{spec.id}")
