@@ -20,7 +20,7 @@ from kpis import engine
 from kpis.catalog import practice_catalog
 from kpis.config import Config
 from kpis.custom import ar_balance
-from kpis.dimensions import DimensionError, check_dimension, dimension_values
+from kpis.dimensions import DimensionError, check_dimension, dimension_values, resolve_values
 from kpis.drivers import check_decomposable, decompose
 from kpis.errors import ClinicKpisError
 from kpis.explain import explain_query
@@ -32,6 +32,7 @@ from kpis.spec import KpiSpec
 from kpis.sql_literals import sql_literal
 
 DEFAULT_MONTHS = 13
+NAMED_DIMENSIONS = ("location", "provider", "payer")  # ids a person reads by name
 
 
 class KpiMethods:
@@ -65,15 +66,31 @@ class KpiMethods:
         by: str | Sequence[str] | None = None,
         filters: Mapping[str, Any] | None = None,
         options: Mapping[str, Mapping[str, Any]] | None = None,
+        names: bool = False,
     ) -> pd.DataFrame:
         """KPIs by period (and dimensions) as one tidy frame; see docs/contracts.md section 4.
 
         `kpis=None` means every KPI that can be broken down by `by` and filtered by `filters`.
+        `names=True` adds a `<dimension>_name` column after each named dimension (location,
+        provider, payer): what a person reads instead of an NPI or a code.
         """
         dims = _as_tuple(by)
         ends = self._data_ends()
         items, ctx = self._prepare(kpis, start, end, grain, (dims,), filters, options, ends)
-        return self._evaluate(items, ctx, ends)
+        frame = self._evaluate(items, ctx, ends)
+        return self.with_names(frame, dims) if names else frame
+
+    def with_names(self, frame: pd.DataFrame, dimensions: Sequence[str]) -> pd.DataFrame:
+        """`frame` with a `<dimension>_name` column after each of `dimensions` that has names."""
+        out = frame.copy()
+        for dim in dimensions:
+            if dim not in NAMED_DIMENSIONS or dim not in out.columns:
+                continue
+            values = self.dimension_values(dim)
+            labels = dict(zip(values["id"].astype(str), values["label"], strict=True))
+            named = out[dim].map(lambda v, labels=labels: None if v is None or v != v else labels.get(str(v), str(v)))
+            out.insert(out.columns.get_loc(dim) + 1, f"{dim}_name", named.astype("object"))
+        return out
 
     def compute_groupings(
         self,
@@ -266,6 +283,13 @@ class KpiMethods:
             raise ClinicKpisError(f"unknown KPI {kpi!r}{hint}; known: {', '.join(self._specs)}")
         return self._specs[kpi]
 
+    def _resolve_filters(self, filters: Mapping[str, Any] | None) -> dict[str, tuple[Any, ...]]:
+        """Filters as {dimension: ids}: a value may be an id or a name; an unknown one is an error."""
+        cur = self.cursor() if filters else None
+        return {
+            check_dimension(d): resolve_values(cur, d, _as_values(v), self.config) for d, v in (filters or {}).items()
+        }
+
     def _data_ends(self) -> dict[str, date | None]:
         cur = self.cursor()
         ends = {}
@@ -305,8 +329,7 @@ class KpiMethods:
         for group in sets:
             if len(set(group)) != len(group):
                 raise DimensionError(f"dimension listed twice in {list(group)}")
-        clean_filters = {check_dimension(d): _as_values(v) for d, v in (filters or {}).items()}
-        needed = wanted | set(clean_filters)
+        needed = wanted | {check_dimension(d) for d in filters or {}}
         if kpis is None:
             specs = [s for s in self._specs.values() if needed <= set(s.dimensions)]
             if not specs:
@@ -322,6 +345,7 @@ class KpiMethods:
                         f"{spec.id} cannot be broken down or filtered by {', '.join(missing)} "
                         f"(it allows {', '.join(spec.dimensions)})"
                     )
+        clean_filters = self._resolve_filters(filters)
         options = options or {}
         for kpi_id in options:
             self._spec(kpi_id)

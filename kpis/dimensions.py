@@ -101,3 +101,41 @@ def _label(dimension: str, value: Any, label: Any, config: Config) -> str:
     if isinstance(label, str) and label:
         return label
     return str(value)
+
+
+# Dimensions whose values are text ids a person may also give by their label (a name).
+_NAMED = ("location", "provider", "payer", "payer_class", "visit_type", "queue", "specialty", "denial_reason")
+_LISTED = 12  # known values named in an error before "and N more"
+
+
+def resolve_values(cursor: Any, dimension: str, values: tuple[Any, ...], config: Config) -> tuple[Any, ...]:
+    """Filter values as ids: each given as an id or as its label ("Northgate Clinic" for NORTH).
+
+    A value the warehouse does not know is an error, not an empty result: it is a typo far more
+    often than a wish for no rows. The message is the same for the API and the command line.
+    """
+    if dimension not in _NAMED:
+        return values
+    known = dimension_values(cursor, dimension, config)
+    ids = [str(i) for i in known["id"]]
+    labels = [str(label) for label in known["label"]]
+    out = []
+    for value in values:
+        text = str(value).strip()
+        if text in ids:
+            out.append(text)
+            continue
+        named = [i for i, label in zip(ids, labels, strict=True) if label.casefold() == text.casefold()]
+        if len(set(named)) == 1:
+            out.append(named[0])
+            continue
+        if named:
+            raise DimensionError(
+                f"{dimension} {text!r} is the name of several: give one id of {', '.join(sorted(set(named)))}"
+            )
+        same = [i for i in ids if i.casefold() == text.casefold()]
+        hint = f" (did you mean {same[0]}?)" if same else ""
+        shown = [label if label == i else f"{label} ({i})" for i, label in zip(ids, labels, strict=True)]
+        listed = ", ".join(shown[:_LISTED]) + (f" and {len(shown) - _LISTED} more" if len(shown) > _LISTED else "")
+        raise DimensionError(f"no {dimension} {text!r} in the warehouse{hint}; known: {listed or 'none'}")
+    return tuple(out)

@@ -52,8 +52,15 @@ def next_period(start: date, grain: str) -> date:
         return start + timedelta(days=1)
     if grain == "week":
         return start + timedelta(days=7)
-    months = {"month": 1, "quarter": 3, "year": 12}[grain]
-    index = start.year * 12 + start.month - 1 + months
+    return add_months(start, {"month": 1, "quarter": 3, "year": 12}[grain])
+
+
+def add_months(day: date, months: int) -> date:
+    """The first day of the month `months` after (or, negative, before) the month of `day`.
+
+    The one month arithmetic of the project: the dashboard, the report and the engine use it.
+    """
+    index = day.year * 12 + day.month - 1 + months
     return date(index // 12, index % 12 + 1, 1)
 
 

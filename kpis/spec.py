@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -106,6 +106,11 @@ class KpiSpec:
     headline: bool
     domain: str
     target_source: str = ""
+    domain_title: str = ""  # the domain's name to show ("Access & scheduling"), from its spec file
+    drivers: tuple[str, ...] = ()  # the dimensions a move is explained by, in order of preference
+    history_days: int = 0  # days of data before a period's end its value rests on (balances, lagged payments)
+    part_of: str | None = None  # the KPI this one is a component of (a visit segment of the cycle time)
+    patient_records: bool = True  # n counts records about patients or callers: small cells are withheld
     relation: str = ""
     kind: str = "ratio"  # ratio | aggregate | custom
     numerator: Measure | None = None
@@ -260,7 +265,9 @@ def _from_text(opt: OptionSpec, text: str, where: str) -> Any:
 
 # -- loading -------------------------------------------------------------------------------------
 
-_FILE_KEYS = {"domain", "fragments", "kpis"}
+_FILE_KEYS = {"domain", "title", "fragments", "kpis"}
+# What explains a move when a spec does not say: the practice's structure, then who pays.
+DEFAULT_DRIVERS = ("location", "provider", "payer")
 _KPI_KEYS = {
     "title",
     "definition",
@@ -282,6 +289,10 @@ _KPI_KEYS = {
     "authority",
     "headline",
     "complete_after_days",
+    "drivers",
+    "history_days",
+    "part_of",
+    "patient_records",
 }
 _REQUIRED = ("title", "definition", "formula", "unit", "fmt", "better", "relation", "event_time", "dimensions")
 _TARGET_KEYS = {"target", "watch", "red", "source"}
@@ -314,7 +325,15 @@ def load_specs(
             if spec.id in specs:
                 raise SpecError(f"{name}: KPI id {spec.id!r} is already declared in {specs[spec.id].source_file}")
             specs[spec.id] = spec
-    return specs
+    # A domain's title is given once, by any of its files; a file that adds KPIs to it need not repeat it.
+    titles: dict[str, str] = {}
+    for spec in specs.values():
+        if spec.domain_title:
+            titles.setdefault(spec.domain, spec.domain_title)
+    return {
+        kpi_id: replace(spec, domain_title=titles.get(spec.domain, spec.domain.replace("_", " ").capitalize()))
+        for kpi_id, spec in specs.items()
+    }
 
 
 def _load_file(
@@ -322,10 +341,15 @@ def _load_file(
 ) -> list[KpiSpec]:
     unknown = sorted(set(data) - _FILE_KEYS)
     if unknown:
-        raise SpecError(f"{name}: unknown top-level key(s) {', '.join(unknown)}; expected domain, fragments, kpis")
+        raise SpecError(
+            f"{name}: unknown top-level key(s) {', '.join(unknown)}; expected domain, title, fragments, kpis"
+        )
     domain = data.get("domain")
     if domain not in DOMAINS:
         raise SpecError(f"{name}: domain {domain!r} is not one of {', '.join(DOMAINS)}")
+    title = data.get("title", "")
+    if not isinstance(title, str):
+        raise SpecError(f'{name}: title is the domain\'s name to show, e.g. "Visit flow"')
     fragments = {}
     for frag_name, body in data.get("fragments", {}).items():
         where = f"{name}: fragments.{frag_name}"
@@ -349,7 +373,14 @@ def _load_file(
     kpis = data.get("kpis")
     if not isinstance(kpis, dict) or not kpis:
         raise SpecError(f"{name}: no [kpis.<id>] tables")
-    return [_load_kpi(name, kpi_id, body, domain, fragments, relations, known_custom) for kpi_id, body in kpis.items()]
+    specs = [
+        _load_kpi(name, kpi_id, body, domain, title.strip(), fragments, relations, known_custom)
+        for kpi_id, body in kpis.items()
+    ]
+    for spec in specs:
+        if spec.part_of is not None and spec.part_of not in {s.id for s in specs if s.id != spec.id}:
+            raise SpecError(f"{name}: {spec.id}.part_of: {spec.part_of!r} is not another KPI of this file")
+    return specs
 
 
 def _check_no_cycle(frag: str, fragments: dict[str, Fragment], path: list[str], file: str) -> None:
@@ -366,6 +397,7 @@ def _load_kpi(
     kpi_id: str,
     body: Any,
     domain: str,
+    domain_title: str,
     fragments: dict[str, Fragment],
     relations: Mapping[str, Relation],
     known_custom: frozenset[str],
@@ -444,6 +476,18 @@ def _load_kpi(
     headline = body.get("headline", False)
     if not isinstance(headline, bool):
         raise SpecError(f"{where}.headline: true or false")
+    drivers = body.get("drivers", [d for d in DEFAULT_DRIVERS if d in dims])
+    if not isinstance(drivers, list) or any(d not in dims for d in drivers) or len(set(drivers)) != len(drivers):
+        raise SpecError(f"{where}.drivers: a list of this KPI's dimensions ({', '.join(dims)}), each once")
+    history = body.get("history_days", 0)
+    if not isinstance(history, int) or isinstance(history, bool) or history < 0:
+        raise SpecError(f"{where}.history_days: a number of days is required")
+    patient_records = body.get("patient_records", True)
+    if not isinstance(patient_records, bool):
+        raise SpecError(f"{where}.patient_records: true or false")
+    part_of = body.get("part_of")
+    if part_of is not None and not isinstance(part_of, str):
+        raise SpecError(f"{where}.part_of: the id of another KPI of this file")
 
     spec = KpiSpec(
         id=kpi_id,
@@ -463,6 +507,11 @@ def _load_kpi(
         headline=headline,
         domain=domain,
         target_source=target_source,
+        domain_title=domain_title,
+        drivers=tuple(drivers),
+        history_days=history,
+        part_of=part_of,
+        patient_records=patient_records,
         relation=relation.name,
         kind=kind,
         numerator=numerator,

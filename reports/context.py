@@ -22,11 +22,10 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from kpis import Warehouse, __version__
+from kpis import Warehouse, __version__, privacy
 from kpis.drivers import check_decomposable, decompose
 from kpis.errors import ClinicKpisError
 from kpis.spec import KpiSpec
-from reports import privacy
 from reports.errors import ReportError
 from reports.settings import PRACTICE
 

@@ -11,7 +11,7 @@ import math
 from datetime import date
 
 from kpis.formatting import format_value
-from reports.privacy import SMALL_CELL
+from kpis.privacy import SMALL_CELL
 
 _UNIT_SUFFIX = {"days": " days", "minutes": " min", "hours": " h", "seconds": " s", "count": ""}
 _UNIT_WORDS = {"days": "days", "minutes": "minutes", "hours": "hours", "seconds": "seconds"}

@@ -36,7 +36,25 @@ def test_explain_follows_options_and_filters(fx: Fixture) -> None:
     options = {"no_show_rate": {"late_cancel": "as_noshow"}}
     frame = fx.wh.explain("no_show_rate", "2026-10", options=options, filters={"location": "EAST"})
     assert sorted(frame.loc[frame["side"] == "numerator", "record_id"]) == ["fhir:a2", "fhir:a4"]
+    fx.add("locations", {"location_id": "WEST", "name": "Westside"})  # known, with no appointments
     assert fx.wh.explain("no_show_rate", "2026-10", filters={"location": "WEST"}).empty
+    assert len(fx.wh.explain("no_show_rate", "2026-10", filters={"location": "Westside"})) == 0
+
+
+def test_an_unknown_filter_value_is_an_error_not_an_empty_result(fx: Fixture) -> None:
+    """`location="Nope"` is a typo far more often than a wish for no rows: every method says so."""
+    schedule(fx)
+    fx.add("locations", {"location_id": "EAST", "name": "Northgate Clinic"})
+    named = fx.wh.compute("no_show_rate", start="2026-10", end="2026-10", filters={"location": "northgate clinic"})
+    by_id = fx.wh.compute("no_show_rate", start="2026-10", end="2026-10", filters={"location": "EAST"})
+    assert named["numerator"].tolist() == by_id["numerator"].tolist() and by_id["n"].iloc[0] > 0
+    message = r"no location 'Nope' in the warehouse; known: Northgate Clinic \(EAST\)"
+    with pytest.raises(ClinicKpisError, match=message):
+        fx.wh.explain("no_show_rate", "2026-10", filters={"location": "Nope"})
+    with pytest.raises(ClinicKpisError, match=message):
+        fx.wh.compute("no_show_rate", filters={"location": ["EAST", "Nope"]})
+    with pytest.raises(ClinicKpisError, match=r"no location 'east' in the warehouse \(did you mean EAST\?\)"):
+        fx.wh.drivers("no_show_rate", "2026-10", by="provider", filters={"location": "east"})
 
 
 def test_explain_days_in_ar_shows_open_accounts_and_window_entries(fx: Fixture) -> None:

@@ -8,9 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from kpis import privacy
 from kpis.config import load_config
 from kpis.errors import ConfigError
-from reports import formatting, narrative, privacy
+from reports import formatting, narrative
 from reports.context import Driver, KpiRow, Mover
 from reports.settings import ReportSettings, report_settings
 

@@ -1,0 +1,589 @@
+"""Comparison: which month a KPI is reported for, what it is compared with, what moved and who drove it.
+
+One implementation, asked for by every surface (the dashboard's Overview, the monthly report
+and its summary, the command line, the demo), so one month tells one story. The policy
+(docs/contracts.md section 5):
+
+* **The month reported** is the last *complete* one. A KPI whose asked month is still open
+  (claims not yet remitted, referrals waiting 90 days for their report) is reported for its
+  latest complete month within a year, and says which; its open value is given apart
+  (`asked_value`), never as the headline.
+* **A value is a fact** only when its month is complete, its look-back is covered (a KPI that
+  rests on a year of ledger history, `history_days` in its spec, is not a fact in the first
+  12 months of data) and it passes the small-cell rule (`kpis.privacy`). Every other value has
+  a `state` that says why not: open, history, small, empty, no_source.
+* **A comparison** (with the month before, with the same month a year before) exists only
+  between two facts; otherwise it is absent and its state says why.
+* **One scale** for every move: the change over the KPI's target-to-red band; a KPI without a
+  band uses its own month-to-month variation (the XmR sigma: mean moving range / 1.128 over
+  the 12 months before). A change under `MIN_MOVE` of it is steady.
+* **One ranking** of moves (by that scale, catalog order on ties), with one set of driver
+  dimensions per KPI (the spec's `drivers`). Ratios and means split exactly into segment
+  contributions; a median does not (said so), and its segments are ranked by how far their own
+  median moved the same way. A segment is named only when its values are facts in both months.
+* **Consequence first**: findings are ordered by how far off target, in the same scale
+  (`findings`); that is the one place a cost of friction would rank them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from kpis import privacy, sources
+from kpis.drivers import decompose
+from kpis.engine import grouping_id
+from kpis.errors import ClinicKpisError
+from kpis.periods import add_months, parse_bound, period_floor
+from kpis.spec import KpiSpec
+
+if TYPE_CHECKING:
+    from kpis.api import KpiMethods
+
+    _Base = KpiMethods
+else:
+    _Base = object
+
+FALLBACK_MONTHS = 12  # an open KPI is reported for its latest complete month at most a year back
+VARIATION_MONTHS = 12  # months before the reported one whose moves make the fallback scale
+XMR_D2 = 1.128  # moving range of two points -> sigma (SPC constant d2)
+MIN_MOVE = 0.25  # a change under a quarter of the KPI's scale is steady, and not a mover
+STANDS_OUT = 0.25  # a segment explains a move when it carries at least a quarter of it
+MAX_DRIVERS = 3
+DEFAULT_MOVERS = 5
+TREND_MONTHS = 13
+STATES = ("final", "small", "history", "empty", "open", "no_source")
+SCORECARD_COLUMNS = [
+    "kpi_id",
+    "month",
+    "period_start",
+    "state",
+    "value",
+    "n",
+    "status",
+    "target",
+    "asked_state",
+    "asked_value",
+    "previous_period",
+    "previous_value",
+    "previous_state",
+    "change_previous",
+    "effect_previous",
+    "year_period",
+    "year_value",
+    "year_state",
+    "change_year",
+    "effect_year",
+    "scale",
+    "scale_basis",
+    "move",
+    "gap",
+    "wait_days",
+    "history_days",
+    "unfiltered",
+    "missing",
+    "definition",
+]
+
+
+@dataclass(frozen=True)
+class Driver:
+    """One segment's part in a move. `contribution` and `share` are None for a median."""
+
+    dimension: str
+    segment: Any  # the id (an NPI, a location code, a queue)
+    label: str  # what a person reads
+    value_before: float
+    value_after: float
+    change: float
+    contribution: float | None  # points of the KPI's change that come from this segment
+    share: float | None  # contribution / the whole change
+    outweighs: bool  # the segment moved the KPI more than the whole change (others moved back)
+
+
+@dataclass(frozen=True)
+class Move:
+    """A KPI that moved between two facts, and the segments that drove it."""
+
+    kpi_id: str
+    title: str
+    period: date
+    before: date
+    value: float
+    previous: float
+    change: float
+    effect: str  # better | worse
+    move: float  # |change| in the KPI's scale (band widths, or sigmas of its own variation)
+    scale_basis: str  # band | variation
+    dimension: str  # what the drivers are segments of ("" when none is named)
+    decomposable: bool
+    drivers: tuple[Driver, ...]
+    note: str  # when no driver is named, why
+
+    @property
+    def driver(self) -> Driver | None:
+        return self.drivers[0] if self.drivers else None
+
+
+class ComparisonMethods(_Base):
+    """scorecard, trend, movers, totals, parts and missing_sources of a warehouse."""
+
+    def scorecard(
+        self,
+        period: Any = None,
+        filters: Mapping[str, Any] | None = None,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+        kpis: str | Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """One row per KPI (catalog order): the month reported, its value as a fact, and its comparisons.
+
+        `period`: the month asked about (default: the month of the data's last day). Each KPI is
+        filtered by the filters it allows (`unfiltered` names the others). See SCORECARD_COLUMNS
+        and docs/api.md for the columns.
+        """
+        month = self._asked_month(period)
+        specs = self._specs_of(kpis)
+        first = add_months(month, -(FALLBACK_MONTHS + 12))
+        facts, unfiltered, missing = self._facts(specs, first, month, filters, options)
+        rows = [
+            self._card(
+                spec, facts[facts["kpi_id"] == spec.id], month, unfiltered[spec.id], missing.get(spec.id), options
+            )
+            for spec in specs
+        ]
+        frame = pd.DataFrame(rows, columns=SCORECARD_COLUMNS)
+        for column in ("month", "period_start", "previous_period", "year_period"):
+            frame[column] = pd.to_datetime(frame[column]).astype("datetime64[us]")
+        return frame
+
+    def trend(
+        self,
+        kpis: str | Sequence[str] | None = None,
+        period: Any = None,
+        months: int = TREND_MONTHS,
+        filters: Mapping[str, Any] | None = None,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> pd.DataFrame:
+        """Each KPI's `months` monthly values ending with `period`, with what a person may read as a fact.
+
+        Columns: kpi_id, period_start, value (as computed), n, complete, state, shown (the value
+        when it is a fact, else NaN), status (of a shown value).
+        """
+        month = self._asked_month(period)
+        specs = self._specs_of(kpis)
+        facts, _, _ = self._facts(specs, add_months(month, -(months - 1)), month, filters, options)
+        out = facts[["kpi_id", "period_start", "value", "n", "complete", "state", "shown", "status"]].copy()
+        out["status"] = out["status"].where(out["state"] == "final", None)
+        out["period_start"] = pd.to_datetime(out["period_start"]).astype("datetime64[us]")
+        return out.reset_index(drop=True)
+
+    def movers(
+        self,
+        period: Any = None,
+        filters: Mapping[str, Any] | None = None,
+        by: Sequence[str] | None = None,
+        limit: int = DEFAULT_MOVERS,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> list[Move]:
+        """The KPIs that moved most since their month before (both facts), largest first, with drivers.
+
+        `by` narrows the driver dimensions (default: each spec's `drivers`); `limit` caps the list.
+        """
+        card = self.scorecard(period, filters, options)
+        specs = {s.id: s for s in self.catalog()}
+        moved = card[card["effect_previous"].isin(["better", "worse"]) & card["move"].notna()]
+        moved = moved.assign(order=range(len(moved))).sort_values(["move", "order"], ascending=[False, True])
+        resolved = self._resolve_filters(filters)
+        out = []
+        for row in moved.head(limit).itertuples(index=False):
+            spec = specs[row.kpi_id]
+            after, before = row.period_start.date(), row.previous_period.date()
+            own = {d: v for d, v in resolved.items() if d in spec.dimensions}
+            dims = [d for d in (by or spec.drivers) if d in spec.dimensions and len(own.get(d, ())) != 1]
+            dimension, drivers, note = self._drivers(spec, before, after, row.change_previous, dims, own, options)
+            out.append(
+                Move(
+                    kpi_id=spec.id,
+                    title=spec.title,
+                    period=after,
+                    before=before,
+                    value=float(row.value),
+                    previous=float(row.previous_value),
+                    change=float(row.change_previous),
+                    effect=row.effect_previous,
+                    move=float(row.move),
+                    scale_basis=row.scale_basis,
+                    dimension=dimension,
+                    decomposable=_decomposable(spec),
+                    drivers=drivers,
+                    note=note,
+                )
+            )
+        return out
+
+    def totals(
+        self,
+        kpis: str | Sequence[str],
+        start: Any,
+        end: Any,
+        by: str | Sequence[str] | None = None,
+        filters: Mapping[str, Any] | None = None,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+        complete_only: bool = False,
+    ) -> pd.DataFrame:
+        """A KPI over a whole date range (one value per KPI and segment), for ratios and means.
+
+        Numerators, denominators and n add up over the range's periods (whole months when the
+        range is, else days), and the value is their ratio: exact, not an average of monthly
+        rates. `complete_only` keeps only the complete periods (e.g. referrals whose 90-day
+        window has passed). Columns: kpi_id, <by>, first_period, last_period, periods,
+        numerator, denominator, value, n, complete.
+        """
+        dims = [by] if isinstance(by, str) else list(by or [])
+        ids = [kpis] if isinstance(kpis, str) else list(kpis)
+        for kpi in ids:
+            spec = self._spec(kpi)
+            if not _decomposable(spec) or spec.kind == "custom":
+                raise ClinicKpisError(
+                    f"{kpi} does not add up over a range (a median, a balance or a custom KPI): "
+                    "compute it at a coarser grain instead"
+                )
+        first, last = parse_bound(start, end=False, what="start"), parse_bound(end, end=True, what="end")
+        whole_months = first.day == 1 and (last + timedelta(days=1)).day == 1
+        frame = self.compute(
+            ids, start=first, end=last, grain="month" if whole_months else "day", by=dims or None, filters=filters,
+            options=options,
+        )  # fmt: skip
+        if complete_only:
+            frame = frame[frame["complete"]]
+        keys = ["kpi_id", *dims]
+        grouped = frame.groupby(keys, dropna=False, sort=False)
+        out = grouped.agg(
+            first_period=("period_start", "min"),
+            last_period=("period_start", "max"),
+            periods=("period_start", "nunique"),
+            numerator=("numerator", "sum"),
+            denominator=("denominator", "sum"),
+            n=("n", "sum"),
+            complete=("complete", "all"),
+        ).reset_index()
+        out["value"] = out["numerator"] / out["denominator"].where(out["denominator"] != 0)
+        columns = [*keys, "first_period", "last_period", "periods", "numerator", "denominator", "value", "n"]
+        return out[[*columns, "complete"]]
+
+    def parts(
+        self,
+        kpi: str,
+        start: Any = None,
+        end: Any = None,
+        by: str = "location",
+        grain: str = "month",
+        filters: Mapping[str, Any] | None = None,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> pd.DataFrame:
+        """Each segment's part of a ratio per period: its numerator over the period's whole denominator.
+
+        The parts of a period add up to the KPI's value (e.g. the denial rate split by the
+        payer's reason). Columns: those of `compute(by=by)` plus `part`.
+        """
+        if not _decomposable(self._spec(kpi)):
+            raise ClinicKpisError(f"{kpi} is a median: it does not split into parts")
+        frame = self.compute(kpi, start=start, end=end, grain=grain, by=by, filters=filters, options=options)
+        totals = frame.groupby("period_start")["denominator"].transform("sum")
+        frame["part"] = frame["numerator"] / totals.where(totals > 0)
+        return frame
+
+    def missing_sources(
+        self, kpis: str | Sequence[str] | None = None, filters: Mapping[str, Any] | None = None
+    ) -> pd.DataFrame:
+        """The KPIs whose feeding table holds no row at all for the scope of `filters`: kpi_id, table, export."""
+        specs = self._specs_of(kpis)
+        missing = sources.missing(self.cursor(), specs, self._resolve_filters(filters))
+        rows = [(kpi, table, sources.EXPORTS[table]) for kpi, table in missing.items()]
+        return pd.DataFrame(rows, columns=["kpi_id", "table", "export"])
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _asked_month(self, period: Any) -> date:
+        if period is None:
+            return period_floor(self.data_end() or date.today(), "month")
+        return period_floor(parse_bound(period, end=False, what="period"), "month")
+
+    def _specs_of(self, kpis: str | Sequence[str] | None) -> list[KpiSpec]:
+        if kpis is None:
+            return self.catalog()
+        return [self._spec(k) for k in ([kpis] if isinstance(kpis, str) else kpis)]
+
+    def _facts(
+        self,
+        specs: Sequence[KpiSpec],
+        first: date,
+        last: date,
+        filters: Mapping[str, Any] | None,
+        options: Mapping[str, Mapping[str, Any]] | None,
+    ) -> tuple[pd.DataFrame, dict[str, tuple[str, ...]], dict[str, str]]:
+        """Monthly results of `specs` in [first, last], each row with its `state` and `shown` value.
+
+        Returns the frame, the filters each KPI could not honour, and the KPIs whose feeding
+        table is not loaded for the scope (kpi_id -> table).
+        """
+        resolved = self._resolve_filters(filters)
+        groups: dict[tuple[tuple[str, tuple[Any, ...]], ...], list[str]] = {}
+        unfiltered = {}
+        for spec in specs:
+            key = tuple((d, v) for d, v in resolved.items() if d in spec.dimensions)
+            groups.setdefault(key, []).append(spec.id)
+            unfiltered[spec.id] = tuple(d for d in resolved if d not in spec.dimensions)
+        end = add_months(last, 1) - timedelta(days=1)
+        frames = [
+            self.compute(ids, start=first, end=end, filters=dict(key) or None, options=options)
+            for key, ids in groups.items()
+        ]
+        frame = pd.concat(frames, ignore_index=True)
+        frame["period_start"] = frame["period_start"].dt.date
+        by_id = {s.id: s for s in specs}
+        starts = self._data_starts({s.relation for s in specs if s.history_days})
+        missing = sources.missing(self.cursor(), specs, resolved)
+
+        def covered(kpi: str, start: date) -> bool:
+            spec = by_id[kpi]
+            if not spec.history_days:
+                return True
+            since = starts.get(spec.relation)
+            period_end = add_months(start, 1) - timedelta(days=1)
+            return since is not None and period_end - timedelta(days=spec.history_days - 1) >= since
+
+        kpi, starts_ = frame["kpi_id"].tolist(), frame["period_start"].tolist()
+        is_covered = np.array([covered(k, s) for k, s in zip(kpi, starts_, strict=True)], dtype=bool)
+        withheld = np.array(
+            [
+                _withheld(by_id[k], n, num)
+                for k, n, num in zip(frame["kpi_id"], frame["n"], frame["numerator"], strict=True)
+            ],
+            dtype=bool,
+        )  # fmt: skip
+        empty = (frame["n"] == 0) | frame["value"].isna()
+        complete = frame["complete"].to_numpy(dtype=bool)
+        no_source = frame["kpi_id"].isin(list(missing)).to_numpy()
+        frame["state"] = np.select(
+            [empty & no_source, ~is_covered & ~empty, ~complete, empty, withheld],
+            ["no_source", "history", "open", "empty", "small"],
+            default="final",
+        )
+        frame["withheld"] = withheld
+        frame["shown"] = frame["value"].where(frame["state"] == "final")
+        return frame, unfiltered, missing
+
+    def _card(
+        self,
+        spec: KpiSpec,
+        rows: pd.DataFrame,
+        month: date,
+        unfiltered: tuple[str, ...],
+        missing: str | None,
+        options: Mapping[str, Mapping[str, Any]] | None,
+    ) -> dict[str, Any]:
+        """One KPI's scorecard row (see the module docstring for the policy)."""
+        by = rows.set_index("period_start")
+
+        def at(period: date, column: str) -> Any:
+            return by.loc[period, column] if period in by.index else None
+
+        asked = at(month, "state") or "empty"
+        reported: date | None = month
+        if asked == "open":
+            earlier = [p for p in by.index if add_months(month, -FALLBACK_MONTHS) <= p < month]
+            complete = [p for p in earlier if by.loc[p, "state"] in ("final", "small")]
+            reported = max(complete) if complete else None
+        state = at(reported, "state") if reported else asked
+        value = at(reported, "shown") if reported else None
+        value = None if value is None or math.isnan(value) else float(value)
+        # the asked month's own value, when it is not a fact: shown apart, as not final
+        show_asked = asked in ("open", "history") and not bool(at(month, "withheld"))
+        scale, basis = _scale(spec, by, reported)
+        card: dict[str, Any] = {
+            "kpi_id": spec.id,
+            "month": month,
+            "period_start": reported,
+            "state": state,
+            "value": value,
+            "n": int(at(reported, "n")) if reported and at(reported, "n") is not None else 0,
+            "status": at(reported, "status") if value is not None else None,
+            "target": spec.target,
+            "asked_state": asked,
+            "asked_value": float(at(month, "value")) if show_asked and _known(at(month, "value")) else None,
+            "scale": scale,
+            "scale_basis": basis,
+            "wait_days": spec.complete_lag(self._options_of(spec, options)),
+            "history_days": spec.history_days,
+            "unfiltered": ", ".join(unfiltered),
+            "missing": sources.EXPORTS[missing] if missing else "",
+            "definition": at(reported or month, "definition") or spec.id,
+        }
+        for name, months in (("previous", 1), ("year", 12)):
+            base = add_months(reported, -months) if reported else None
+            other = at(base, "shown") if base else None
+            other = None if other is None or math.isnan(other) else float(other)
+            change = value - other if value is not None and other is not None else None
+            card[f"{name}_period"] = base
+            card[f"{name}_value"] = other
+            card[f"{name}_state"] = (at(base, "state") or "empty") if base else None
+            card[f"change_{name}"] = change
+            card[f"effect_{name}"] = _effect(change, spec.better, scale)
+        change = card["change_previous"]
+        card["move"] = abs(change) / scale if change is not None and scale else None
+        card["gap"] = _gap(spec, value, scale)
+        return card
+
+    def _options_of(self, spec: KpiSpec, options: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Any]:
+        return spec.resolve_options(
+            ("[kpi_options]", self.config.kpi_options.get(spec.id)), ("options", (options or {}).get(spec.id))
+        )
+
+    def _drivers(
+        self,
+        spec: KpiSpec,
+        before: date,
+        after: date,
+        change: float,
+        dims: Sequence[str],
+        filters: Mapping[str, tuple[Any, ...]],
+        options: Mapping[str, Mapping[str, Any]] | None,
+    ) -> tuple[str, tuple[Driver, ...], str]:
+        """(dimension, drivers, note): the segments of one dimension that drove a move.
+
+        Of the KPI's driver dimensions, the one whose largest same-direction segment carries the
+        most of the move is used (the earlier on ties); segments must be facts in both months.
+        """
+        if not dims:
+            return "", (), "No dimension left to split it by in this view."
+        frame = self.compute_groupings(
+            spec.id, start=before, end=after, groupings=[(d,) for d in dims], filters=dict(filters) or None,
+            options=options,
+        )  # fmt: skip
+        frame["period_start"] = frame["period_start"].dt.date
+        best: tuple[float, str, list[tuple[Any, float]], pd.DataFrame, pd.DataFrame] | None = None
+        recorded = []
+        for dim in dims:
+            mine = frame[frame["grouping_id"] == grouping_id((dim,), dims)] if len(dims) > 1 else frame
+            old, new = mine[mine["period_start"] == before], mine[mine["period_start"] == after]
+            if not (new[dim].notna() & (new["n"] > 0)).any():
+                continue  # the source does not record it (calls carry no location)
+            recorded.append(dim)
+            fact_old, fact_new = _facts_by_segment(old, dim, spec), _facts_by_segment(new, dim, spec)
+            named = [s for s in fact_new if s in fact_old]
+            if _decomposable(spec):
+                split = decompose(old, new, dim).set_index("segment")
+                parts = [(s, float(split.loc[s, "contribution"])) for s in named if s in split.index]
+            else:
+                parts = [(s, fact_new[s] - fact_old[s]) for s in named]
+            parts = sorted((p for p in parts if p[1] != 0 and (p[1] > 0) == (change > 0)), key=lambda p: -abs(p[1]))
+            if parts and (best is None or abs(parts[0][1]) > best[0] * (1 + 1e-9)):
+                best = (abs(parts[0][1]), dim, parts, old.set_index(dim), new.set_index(dim))
+        if not recorded:
+            return "", (), f"The data do not record its {' or '.join(dims)}."
+        if best is None or (_decomposable(spec) and best[0] < STANDS_OUT * abs(change)):
+            return "", (), f"No single {' or '.join(d.replace('_', ' ') for d in recorded)} stands out."
+        _, dim, parts, old_by, new_by = best
+        labels = self.dimension_values(dim)
+        label_of = dict(zip(labels["id"].astype(str), labels["label"], strict=True))
+        drivers = []
+        for segment, amount in parts[:MAX_DRIVERS]:
+            v0, v1 = float(old_by.loc[segment, "value"]), float(new_by.loc[segment, "value"])
+            contribution = amount if _decomposable(spec) else None
+            drivers.append(
+                Driver(
+                    dimension=dim,
+                    segment=segment,
+                    label=label_of.get(str(segment), str(segment)),
+                    value_before=v0,
+                    value_after=v1,
+                    change=v1 - v0,
+                    contribution=contribution,
+                    share=contribution / change if contribution is not None else None,
+                    outweighs=contribution is not None and abs(contribution) > abs(change) * (1 + 1e-9),
+                )
+            )
+        return dim, tuple(drivers), ""
+
+
+def findings(card: pd.DataFrame) -> pd.DataFrame:
+    """The scorecard rows off target, then to watch, the most consequential first.
+
+    Consequence today is the gap to the target in the KPI's scale (`gap`). This is the one place
+    a cost of friction (what the gap costs the practice) would come first in the order.
+    """
+    rank = {"off_target": 0, "watch": 1}
+    out = card[card["status"].isin(list(rank))]
+    out = out.assign(_rank=out["status"].map(rank), _order=range(len(out)))
+    out = out.sort_values(["_rank", "gap", "_order"], ascending=[True, False, True], na_position="last")
+    return out.drop(columns=["_rank", "_order"]).reset_index(drop=True)
+
+
+# -- the policy's small pieces ---------------------------------------------------------------------
+
+
+def _known(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _decomposable(spec: KpiSpec) -> bool:
+    """Ratios and means split into segment contributions; medians and p90s do not."""
+    return spec.kind != "aggregate" or spec.value.agg == "mean"
+
+
+def _withheld(spec: KpiSpec, n: float, numerator: float | None) -> bool:
+    """The small-cell rule for one value of `spec`: over its n, and over a numerator that counts records."""
+    if not spec.patient_records:
+        return False
+    counts = spec.kind == "ratio" and spec.numerator is not None and spec.numerator.agg == "count"
+    return privacy.withheld(n, numerator, counts)
+
+
+def _facts_by_segment(rows: pd.DataFrame, dim: str, spec: KpiSpec) -> dict[Any, float]:
+    """segment -> value, for the segments whose value is a fact (known, not withheld)."""
+    out = {}
+    for segment, value, n, numerator in zip(rows[dim], rows["value"], rows["n"], rows["numerator"], strict=True):
+        if segment is None or segment != segment or not _known(value) or n == 0:
+            continue
+        if not _withheld(spec, n, numerator):
+            out[segment] = float(value)
+    return out
+
+
+def _scale(spec: KpiSpec, by: pd.DataFrame, reported: date | None) -> tuple[float | None, str | None]:
+    """The size of a meaningful move: the target-to-red band, else the XmR sigma of the year before."""
+    if spec.target is not None and spec.red is not None and spec.red != spec.target:
+        return abs(spec.red - spec.target), "band"
+    if reported is None:
+        return None, None
+    months = [add_months(reported, -k) for k in range(VARIATION_MONTHS, 0, -1)]
+    values = [by.loc[m, "shown"] if m in by.index else np.nan for m in months]
+    ranges = [abs(b - a) for a, b in itertools.pairwise(values) if _known(a) and _known(b)]
+    if len(ranges) < 2 or sum(ranges) == 0:
+        return None, None
+    return sum(ranges) / len(ranges) / XMR_D2, "variation"
+
+
+def _effect(change: float | None, better: str, scale: float | None) -> str | None:
+    """better, worse or steady (a change under MIN_MOVE of the scale); None without a change."""
+    if change is None:
+        return None
+    if change == 0 or (scale and abs(change) < MIN_MOVE * scale):
+        return "steady"
+    return "better" if (change > 0) == (better == "higher") else "worse"
+
+
+def _gap(spec: KpiSpec, value: float | None, scale: float | None) -> float | None:
+    """How far a value is on the wrong side of its target, in the KPI's scale (0 when on target)."""
+    if value is None or spec.target is None or not scale:
+        return None
+    beyond = value - spec.target if spec.better == "lower" else spec.target - value
+    return max(0.0, beyond / scale)

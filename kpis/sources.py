@@ -1,0 +1,73 @@
+"""Which export feeds each KPI, and whether it is loaded for a scope: honest empty views.
+
+A location with no billing feed has no revenue-cycle numbers; saying "no data" there hides the
+reason, and saying "records without a location are left out" is wrong. `missing` finds, for a
+set of KPIs and filters, the tables that hold no row at all for that scope, and `EXPORTS` says
+which export loads each, so a page can say "claims (X12 837) are not loaded for Northside".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kpis.spec import KpiSpec
+from kpis.sql_literals import sql_literal
+
+# relation -> the table whose rows it is built from (the one that must be loaded)
+TABLE_OF_RELATION = {
+    "appointments": "appointments",
+    "encounters": "encounters",
+    "slots": "slots",
+    "calls": "calls",
+    "claim_outcomes": "claims",
+    "ledger": "ledger",
+    "referrals": "referrals",
+    "portal_messages": "portal_messages",
+}
+# table -> the exports that load it, in words
+EXPORTS = {
+    "appointments": "appointments (FHIR Appointment, or a vendor appointment CSV)",
+    "encounters": "visit timelines (FHIR Encounter, or a vendor appointment CSV with check-in and check-out times)",
+    "slots": "schedule slots (FHIR Slot and Schedule)",
+    "calls": "phone calls (an Asterisk queue_log)",
+    "claims": "claims (X12 837)",
+    "ledger": "billing transactions (X12 835 remittances with their 837 claims, or a transaction CSV)",
+    "referrals": "referrals (FHIR ServiceRequest and Task)",
+    "portal_messages": "portal messages (the portal message CSV)",
+}
+# dimension -> the column of each table that carries it (only tables that record it)
+_COLUMNS = {
+    "location": {t: "location_id" for t in EXPORTS},
+    "provider": {
+        "appointments": "provider_id",
+        "encounters": "provider_id",
+        "slots": "provider_id",
+        "claims": "provider_id",
+        "ledger": "provider_id",
+        "referrals": "referring_provider_id",
+        "portal_messages": "provider_id",
+    },
+    "payer": {"appointments": "payer_id", "claims": "payer_id", "ledger": "payer_id"},
+}
+
+
+def missing(cursor: Any, specs: Iterable[KpiSpec], filters: Mapping[str, tuple[Any, ...]]) -> dict[str, str]:
+    """kpi_id -> the table with no row at all in the scope of `filters`, for the KPIs that have one.
+
+    Only location, provider and payer filters narrow the check (the structure of the practice);
+    a table that does not record a filtered dimension counts as loaded when it has any row.
+    """
+    found: dict[str, bool] = {}
+    out = {}
+    for spec in specs:
+        table = TABLE_OF_RELATION[spec.relation]
+        scope = {d: v for d, v in filters.items() if d in spec.dimensions and table in _COLUMNS.get(d, {})}
+        key = repr((table, sorted(scope.items())))
+        if key not in found:
+            where = " AND ".join(f"{_COLUMNS[d][table]} IN ({sql_literal(list(v))})" for d, v in scope.items())
+            sql = f"SELECT EXISTS (SELECT 1 FROM {table}{' WHERE ' + where if where else ''})"
+            found[key] = bool(cursor.execute(sql).fetchone()[0])
+        if not found[key]:
+            out[spec.id] = table
+    return out
