@@ -1,8 +1,8 @@
 """Plotly figures for the dashboard, with one colour per KPI status and one per segment everywhere.
 
-Colours are assigned here only: status colours are fixed, and a segment (a location, a payer)
-gets its colour from its position in that dimension's full list of values, so EAST is the same
-colour on every page whatever the filters. Hover text always carries the numerator, denominator
+Colours come from `kpis.palette` (the report's too): status colours are fixed, and a segment (a
+location, a payer) gets its colour from its position in that dimension's full list of values, so
+EAST is the same colour on every page whatever the filters. Hover text always carries the numerator, denominator
 and n, so a manager can see how many records a rate rests on.
 """
 
@@ -13,36 +13,13 @@ from collections.abc import Iterable, Mapping, Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboards.formatting import (
-    STATUS_LABELS,
-    UNIT_LABELS,
-    axis_title,
-    count_text,
-    period_text,
-    segment_label,
-    tick_format,
-    value_text,
-)
+from dashboards.formatting import axis_title, segment_label, tick_format
+from kpis.formatting import STATUS_LABELS, UNIT_LABELS, count_text, period_text, value_text
+from kpis.palette import NO_STATUS_COLOR, RED_COLOR, SEGMENTS, TARGET_COLOR, UNKNOWN_COLOR, status_color
 from kpis.spec import KpiSpec
 
-STATUS_COLORS = {"on_target": "#2e7d32", "watch": "#f9a825", "off_target": "#c62828"}
-NO_STATUS_COLOR = "#78909c"
-TARGET_COLOR = "#2e7d32"
-RED_COLOR = "#c62828"
-# Okabe-Ito: distinguishable with the common colour-vision deficiencies.
-UNKNOWN_COLOR = "#9E9E9E"  # a segment without a known value (e.g. no payer class)
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "height": 340, "hovermode": "closest"}
-
-
-def segment_colors(ids: Sequence[object]) -> dict[str, str]:
-    """A stable colour per segment id, given the dimension's full ordered list of ids."""
-    return {str(i): PALETTE[n % len(PALETTE)] for n, i in enumerate(ids)}
-
-
-def status_color(status: object) -> str:
-    return STATUS_COLORS.get(status, NO_STATUS_COLOR) if isinstance(status, str) else NO_STATUS_COLOR
 
 
 def _hover(frame: pd.DataFrame, spec: KpiSpec) -> list[list[str]]:
@@ -156,7 +133,7 @@ def stacked_segments(frame: pd.DataFrame, specs: Sequence[KpiSpec]) -> go.Figure
                 x=rows["period_start"],
                 y=rows["value"],
                 name=spec.title,
-                marker_color=PALETTE[n % len(PALETTE)],
+                marker_color=SEGMENTS[n % len(SEGMENTS)],
                 customdata=_hover(rows, spec),
                 hovertemplate=_HOVER_TEMPLATE,
             )
@@ -192,7 +169,7 @@ def heatmap(
 
 def histogram(values: pd.Series, *, title: str, x_title: str, marker: float | None = None) -> go.Figure:
     """The distribution of `values`, with an optional vertical marker (e.g. the service-level threshold)."""
-    fig = go.Figure(go.Histogram(x=values, nbinsx=40, marker_color=PALETTE[0], name="records"))
+    fig = go.Figure(go.Histogram(x=values, nbinsx=40, marker_color=SEGMENTS[0], name="records"))
     if marker is not None:
         fig.add_vline(x=marker, line={"color": TARGET_COLOR, "dash": "dash"}, annotation_text=f"{marker:g}")
     fig.update_layout(title=title, bargap=0.05, **_LAYOUT)
@@ -204,7 +181,7 @@ def histogram(values: pd.Series, *, title: str, x_title: str, marker: float | No
 def funnel(stages: Sequence[str], counts: Sequence[float], *, title: str) -> go.Figure:
     """Counts reaching each stage, with the share of the first stage."""
     fig = go.Figure(
-        go.Funnel(y=list(stages), x=list(counts), textinfo="value+percent initial", marker_color=PALETTE[0])
+        go.Funnel(y=list(stages), x=list(counts), textinfo="value+percent initial", marker_color=SEGMENTS[0])
     )
     fig.update_layout(title=title, **_LAYOUT)
     return fig
@@ -223,7 +200,7 @@ def aging(frame: pd.DataFrame, by: str | None, colors: Mapping[str, str]) -> go.
                 x=rows["bucket"],
                 y=rows["amount"],
                 name=segment,
-                marker_color=UNKNOWN_COLOR if segment == unknown else colors.get(segment, PALETTE[0]),
+                marker_color=UNKNOWN_COLOR if segment == unknown else colors.get(segment, SEGMENTS[0]),
                 customdata=[[f"${a:,.2f}", f"{s:.1%}", f"{int(n):,}"] for a, s, n in
                             zip(rows["amount"], rows["share"], rows["accounts"], strict=True)],
                 hovertemplate="%{x} days: %{customdata[0]} (%{customdata[1]} of A/R), "
@@ -237,12 +214,10 @@ def aging(frame: pd.DataFrame, by: str | None, colors: Mapping[str, str]) -> go.
 
 
 def reasons(frame: pd.DataFrame, dim: str, *, leave_out: str, title: str, y_title: str) -> go.Figure:
-    """Each segment's part of a rate per period, stacked: its numerator over the period's total
-    denominator (all segments), so the stack is the rate itself (e.g. the denial rate by the
-    payer's reason). The `leave_out` segment (e.g. "not denied") counts in the totals only."""
+    """Each segment's part of a rate per period, stacked (`Warehouse.parts`: its numerator over the
+    period's whole denominator), so the stack is the rate itself (e.g. the denial rate by the
+    payer's reason). The `leave_out` segment (e.g. "not denied") is not drawn."""
     fig = go.Figure()
-    totals = frame.groupby("period_start")["denominator"].transform("sum")
-    frame = frame.assign(part=frame["numerator"] / totals.where(totals > 0))
     frame = frame[(frame[dim] != leave_out) & (frame["numerator"] > 0)]
     for n, (segment, rows) in enumerate(frame.groupby(frame[dim].astype(str), sort=True)):
         fig.add_trace(
@@ -250,7 +225,7 @@ def reasons(frame: pd.DataFrame, dim: str, *, leave_out: str, title: str, y_titl
                 x=rows["period_start"],
                 y=rows["part"],
                 name=segment,
-                marker_color=PALETTE[n % len(PALETTE)],
+                marker_color=SEGMENTS[n % len(SEGMENTS)],
                 customdata=[[count_text(v)] for v in rows["numerator"]],
                 hovertemplate="%{x}: %{y:.1%} (%{customdata[0]} claims)<extra>%{fullData.name}</extra>",
             )

@@ -9,17 +9,21 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import charts, data
-from dashboards.filters import Filters, add_months, option_labels
-from dashboards.formatting import (
-    INCOMPLETE_HELP,
+from dashboards.filters import Filters, option_labels
+from dashboards.formatting import segment_label
+from kpis.formatting import (
     STATUS_LABELS,
     change_text,
+    column_header,
+    in_unit,
     missing,
+    n_text,
     period_text,
-    segment_label,
+    state_text,
     target_text,
     value_text,
 )
+from kpis.palette import segment_colors
 from kpis.spec import KpiSpec
 
 # What to do when a domain has no data at all: the export it needs and the command that loads it.
@@ -71,7 +75,23 @@ class PageContext:
         return option_labels(data.dimension_values(self.src, dimension))
 
     def colors(self, dimension: str) -> dict[str, str]:
-        return charts.segment_colors(data.dimension_values(self.src, dimension)["id"].tolist())
+        return segment_colors(data.dimension_values(self.src, dimension)["id"].tolist())
+
+    def domain_specs(self, domain: str) -> list[KpiSpec]:
+        """A page's KPIs: its domain's, in catalog order, but the parts shown with a whole (visit segments)."""
+        return [s for s in self.specs.values() if s.domain == domain and s.part_of is None]
+
+    def parts_of(self, kpi: str) -> list[KpiSpec]:
+        return [s for s in self.specs.values() if s.part_of == kpi]
+
+    def scope_text(self, dimensions: tuple[str, ...]) -> str:
+        """The filters in force on a KPI, by name: `location Northside`, or "" without filters."""
+        parts = []
+        for dim, chosen in self.filters.active:
+            if dim in dimensions:
+                labels = self.labels(dim)
+                parts.append(f"{dim} {', '.join(labels.get(v, v) for v in chosen)}")
+        return "; ".join(parts)
 
 
 def page_context() -> PageContext:
@@ -93,46 +113,61 @@ def ignored_filters_note(ctx: PageContext, specs: list[KpiSpec]) -> None:
 
 # -- tiles -----------------------------------------------------------------------------------------
 
+EFFECT_DELTA = {"better": "green", "worse": "red", "steady": "gray"}
+STATE_BADGES = {
+    "open": ("Not final", "blue"),
+    "history": ("Early data", "blue"),
+    "small": ("Withheld (n < 11)", "gray"),
+    "empty": ("No data", "gray"),
+    "no_source": ("Not loaded", "gray"),
+}
 
-def kpi_tile(spec: KpiSpec, rows: pd.DataFrame, month: date) -> None:
-    """One headline KPI for `month`: value, change vs the month before and a year before, status, sparkline.
 
-    `rows` holds this KPI's monthly results for the 13 months ending with `month`.
-    """
-    by_month = rows.set_index(rows["period_start"].dt.date)
-    now = by_month.loc[month] if month in by_month.index else None
-    value = None if now is None else now["value"]
-    before = _value_at(by_month, add_months(month, -1))
-    year_ago = _value_at(by_month, add_months(month, -12))
+def kpi_tile(spec: KpiSpec, card: pd.Series, trend: pd.DataFrame, month: date) -> None:
+    """One KPI as `Warehouse.scorecard` reports it: the value of its latest complete month (never an
+    open one), the change since the month before and a year before when both are facts, its status
+    and the 13-month trend of facts."""
+    value, change, state = card["value"], card["change_previous"], card["state"]
+    period = None if pd.isna(card["period_start"]) else card["period_start"].date()
+    before = None if pd.isna(card["previous_period"]) else card["previous_period"].date()
     with st.container(border=True):
         st.metric(
             spec.title,
-            value_text(value, spec),
-            delta=None if missing(value) or missing(before) else change_text(value - before, spec),
-            delta_color="inverse" if spec.better == "lower" else "normal",
-            delta_description=f"vs {period_text(add_months(month, -1), 'month')}",
+            "n < 11" if state == "small" else value_text(value, spec),
+            delta=None if missing(change) else change_text(change, spec),
+            delta_color=EFFECT_DELTA.get(card["effect_previous"], "gray"),
+            delta_arrow="off" if missing(change) or change == 0 else "up" if change > 0 else "down",
+            delta_description=f"vs {period_text(before)}" if before else None,
             help=spec.definition,
-            chart_data=[float(v) for v in rows["value"] if not missing(v)] or None,
+            chart_data=[float(v) for v in trend["shown"] if not missing(v)] or None,
             chart_type="line",
         )
-        status = None if now is None else now["status"]
+        status = card["status"]
         if isinstance(status, str):
             color = {"on_target": "green", "watch": "orange", "off_target": "red"}[status]
             st.badge(STATUS_LABELS[status], color=color)
-        elif missing(value):
-            st.badge("No data", color="gray")
-        if now is not None and not bool(now["complete"]):
-            st.badge("Not final", color="blue", help=INCOMPLETE_HELP)
-        year_text = "—" if missing(year_ago) else value_text(year_ago, spec)
-        year_change = "" if missing(value) or missing(year_ago) else f" ({change_text(value - year_ago, spec)})"
-        n_text = "" if now is None else f" · n = {int(now['n']):,}"
-        st.caption(f"{period_text(add_months(month, -12), 'month')}: {year_text}{year_change}{n_text}")
+        elif state in STATE_BADGES:
+            st.badge(STATE_BADGES[state][0], color=STATE_BADGES[state][1])
+        notes = []
+        if period is not None and period != month and not missing(value):
+            notes.append(f"For {period_text(period)}, the latest complete month.")
+        if not missing(card["asked_value"]):
+            why = state_text(card["asked_state"], wait_days=card["wait_days"], history_days=card["history_days"])
+            notes.append(f"{period_text(month)} so far: {value_text(card['asked_value'], spec)}, {why}.")
+        elif missing(value) and state not in ("final", "small"):
+            notes.append(state_text(state, missing_sources=card["missing"]).capitalize() + ".")
+        if not missing(value):
+            year = card["year_period"].date()
+            if missing(card["change_year"]):
+                why = "early data" if card["year_state"] == "history" else "no final value to compare"
+                notes.append(f"vs {period_text(year)}: — ({why})")
+            else:
+                year_value = value_text(card["year_value"], spec)
+                notes.append(f"{period_text(year)}: {year_value} ({change_text(card['change_year'], spec)})")
+            notes[-1] += f" · n = {n_text(card['n'], spec)}"
+        st.caption("  \n".join(notes))
         if spec.target is not None:
             st.caption(target_text(spec))
-
-
-def _value_at(by_month: pd.DataFrame, month: date) -> float | None:
-    return by_month.loc[month, "value"] if month in by_month.index else None
 
 
 # -- KPI sections ------------------------------------------------------------------------------------
@@ -146,11 +181,10 @@ def kpi_section(ctx: PageContext, spec: KpiSpec) -> None:
     filters = dict(data.applicable(spec, f.values))
     total = data.compute(ctx.src, (spec.id,), f.start, f.end, f.grain, (), tuple(filters.items()))
     if total["n"].sum() == 0:
-        active = ", ".join(filters)
-        hint = f" Records without a {active} are left out by that filter: clear it to see them." if active else ""
-        st.info(f"No records behind {spec.title.lower()} in the selected months and filters.{hint}")
+        empty_note(ctx, spec)
         return
-    dims = [d for d in spec.dimensions if d not in CHARTED_APART]
+    # the dimensions that explain a move first (phones: the queue, which every call records)
+    dims = list(dict.fromkeys(d for d in (*spec.drivers, *spec.dimensions) if d not in CHARTED_APART))
     left, right = st.columns(2)
     with left:
         st.plotly_chart(charts.trend(total, spec), key=f"trend-{spec.id}")
@@ -171,10 +205,25 @@ def kpi_section(ctx: PageContext, spec: KpiSpec) -> None:
         )
 
 
+def empty_note(ctx: PageContext, spec: KpiSpec) -> None:
+    """Why a KPI has no records here: the export not loaded for the filtered scope, when that is why."""
+    scope = ctx.scope_text(spec.dimensions)
+    loaded = data.missing_sources(ctx.src, data.applicable(spec, ctx.filters.values))
+    if spec.id in loaded:
+        where, it = (f" for {scope}", " for it") if scope else ("", "")
+        st.info(
+            f"No {spec.title.lower()}{where}: {loaded[spec.id]} are not loaded{it}. Load that export "
+            "(`clinic-kpis ingest`, or the Data page), or choose another scope.",
+            icon=":material/inbox:",
+        )
+    else:
+        st.info(f"No records behind {spec.title.lower()} in the selected months and filters.")
+
+
 def numbers_table(
     total: pd.DataFrame, split: pd.DataFrame, spec: KpiSpec, dim: str, labels: dict[str, str]
 ) -> pd.DataFrame:
-    """The rows behind both charts, readable and exportable: period, segment, value, numerator, denominator, n."""
+    """The rows behind both charts, readable and exportable: period, segment, value (with its unit), counts."""
     frame = pd.concat([total, split], ignore_index=True)
     segments = ["all"] * len(total) + [segment_label(v, labels) for v in split[dim]]
     return pd.DataFrame(
@@ -182,10 +231,11 @@ def numbers_table(
             "period": [period_text(p.date(), g) for p, g in zip(frame["period_start"], frame["grain"], strict=True)],
             "segment": segments,
             "value": [value_text(v, spec) for v in frame["value"]],
-            "raw_value": frame["value"],
+            column_header("value", spec): [in_unit(v, spec) for v in frame["value"]],
             "numerator": frame["numerator"],
             "denominator": frame["denominator"],
             "n": frame["n"],
+            column_header("target", spec): in_unit(spec.target, spec),
             "status": frame["status"].map(lambda s: STATUS_LABELS.get(s, "") if isinstance(s, str) else ""),
             "complete": frame["complete"],
             "definition": frame["definition"],

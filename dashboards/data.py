@@ -23,6 +23,7 @@ import pandas as pd
 import streamlit as st
 
 from kpis import Warehouse
+from kpis.comparison import Move
 from kpis.config import load_config
 from kpis.errors import WarehouseError
 from kpis.spec import KpiSpec
@@ -151,6 +152,61 @@ def drivers(src: Source, kpi: str, period: str, by: tuple[str, ...], filters: Fi
     """`Warehouse.drivers_by`: each segment's part in the change from the previous month to `period`, per dimension."""
     with _open(src) as wh:
         return wh.drivers_by(kpi, period, by, filters=dict(filters) or None)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def scorecard(src: Source, month: str, filters: Filters = ()) -> pd.DataFrame:
+    """`Warehouse.scorecard`: each KPI's value for its latest complete month up to `month`, with its comparisons."""
+    with _open(src) as wh:
+        return wh.scorecard(month, filters=dict(filters) or None)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def trend(src: Source, kpis: tuple[str, ...], month: str, filters: Filters = ()) -> pd.DataFrame:
+    """`Warehouse.trend`: the 13 months ending with `month`, with the values a person may read as facts."""
+    with _open(src) as wh:
+        return wh.trend(list(kpis), month, filters=dict(filters) or None)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def movers(src: Source, month: str, filters: Filters = ()) -> list[Move]:
+    """`Warehouse.movers`: what moved most since the month before, and who drove it (the report's list too)."""
+    with _open(src) as wh:
+        return wh.movers(month, filters=dict(filters) or None)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def totals(
+    src: Source,
+    kpi: str,
+    start: str,
+    end: str,
+    by: tuple[str, ...] = (),
+    filters: Filters = (),
+    options: tuple[tuple[str, Any], ...] = (),
+    complete_only: bool = False,
+) -> pd.DataFrame:
+    """`Warehouse.totals`: one KPI over the whole range (e.g. the phones heat map, the referral funnel)."""
+    with _open(src) as wh:
+        return wh.totals(
+            kpi, start, end, by=list(by) or None, filters=dict(filters) or None,
+            options={kpi: dict(options)} if options else None, complete_only=complete_only,
+        )  # fmt: skip
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def parts(src: Source, kpi: str, start: str, end: str, grain: str, by: str, filters: Filters = ()) -> pd.DataFrame:
+    """`Warehouse.parts`: each segment's part of a rate per period (they stack up to the rate)."""
+    with _open(src) as wh:
+        return wh.parts(kpi, start, end, by=by, grain=grain, filters=dict(filters) or None)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def missing_sources(src: Source, filters: Filters = ()) -> dict[str, str]:
+    """kpi_id -> the export not loaded for this scope (`Warehouse.missing_sources`), for honest empty views."""
+    with _open(src) as wh:
+        frame = wh.missing_sources(filters=dict(filters) or None)
+    return dict(zip(frame["kpi_id"], frame["export"], strict=True))
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)

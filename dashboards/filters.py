@@ -14,7 +14,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import data
-from dashboards.formatting import period_text
+from kpis.formatting import period_text
+from kpis.periods import add_months
 
 GRAINS = ("day", "week", "month", "quarter", "year")
 FILTER_DIMENSIONS = ("location", "provider", "payer")
@@ -50,14 +51,14 @@ class Filters:
             m = add_months(m, 1)
         return out
 
+    @property
+    def active(self) -> data.Filters:
+        """The filters in force, in the hashable form the cached API calls take."""
+        return tuple((dim, chosen) for dim, chosen in self.values.items() if chosen)
+
     def ignored(self, dimensions: tuple[str, ...]) -> list[str]:
         """The active filters a KPI with these dimensions cannot honour."""
         return [dim for dim, chosen in self.values.items() if chosen and dim not in dimensions]
-
-
-def add_months(month: date, n: int) -> date:
-    index = month.year * 12 + month.month - 1 + n
-    return date(index // 12, index % 12 + 1, 1)
 
 
 def month_options(coverage: pd.DataFrame, today: date) -> tuple[list[date], date]:

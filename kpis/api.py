@@ -283,7 +283,7 @@ class KpiMethods:
             raise ClinicKpisError(f"unknown KPI {kpi!r}{hint}; known: {', '.join(self._specs)}")
         return self._specs[kpi]
 
-    def _resolve_filters(self, filters: Mapping[str, Any] | None) -> dict[str, tuple[Any, ...]]:
+    def resolve_filters(self, filters: Mapping[str, Any] | None) -> dict[str, tuple[Any, ...]]:
         """Filters as {dimension: ids}: a value may be an id or a name; an unknown one is an error."""
         cur = self.cursor() if filters else None
         return {
@@ -345,7 +345,7 @@ class KpiMethods:
                         f"{spec.id} cannot be broken down or filtered by {', '.join(missing)} "
                         f"(it allows {', '.join(spec.dimensions)})"
                     )
-        clean_filters = self._resolve_filters(filters)
+        clean_filters = self.resolve_filters(filters)
         options = options or {}
         for kpi_id in options:
             self._spec(kpi_id)

@@ -16,7 +16,8 @@ and its summary, the command line, the demo), so one month tells one story. The 
   between two facts; otherwise it is absent and its state says why.
 * **One scale** for every move: the change over the KPI's target-to-red band; a KPI without a
   band uses its own month-to-month variation (the XmR sigma: mean moving range / 1.128 over
-  the 12 months before). A change under `MIN_MOVE` of it is steady.
+  the 12 months before, at least a tenth of its level). A change under `MIN_MOVE` of it is
+  steady.
 * **One ranking** of moves (by that scale, catalog order on ties), with one set of driver
   dimensions per KPI (the spec's `drivers`). Ratios and means split exactly into segment
   contributions; a median does not (said so), and its segments are ranked by how far their own
@@ -54,6 +55,9 @@ else:
 FALLBACK_MONTHS = 12  # an open KPI is reported for its latest complete month at most a year back
 VARIATION_MONTHS = 12  # months before the reported one whose moves make the fallback scale
 XMR_D2 = 1.128  # moving range of two points -> sigma (SPC constant d2)
+# ... never less than a tenth of the KPI's level: a median of whole minutes hardly varies, and a
+# one-minute step in it is not a large move
+MIN_LEVEL_SHARE = 0.1
 MIN_MOVE = 0.25  # a change under a quarter of the KPI's scale is steady, and not a mover
 STANDS_OUT = 0.25  # a segment explains a move when it carries at least a quarter of it
 MAX_DRIVERS = 3
@@ -200,7 +204,7 @@ class ComparisonMethods(_Base):
         specs = {s.id: s for s in self.catalog()}
         moved = card[card["effect_previous"].isin(["better", "worse"]) & card["move"].notna()]
         moved = moved.assign(order=range(len(moved))).sort_values(["move", "order"], ascending=[False, True])
-        resolved = self._resolve_filters(filters)
+        resolved = self.resolve_filters(filters)
         out = []
         for row in moved.head(limit).itertuples(index=False):
             spec = specs[row.kpi_id]
@@ -305,7 +309,7 @@ class ComparisonMethods(_Base):
     ) -> pd.DataFrame:
         """The KPIs whose feeding table holds no row at all for the scope of `filters`: kpi_id, table, export."""
         specs = self._specs_of(kpis)
-        missing = sources.missing(self.cursor(), specs, self._resolve_filters(filters))
+        missing = sources.missing(self.cursor(), specs, self.resolve_filters(filters))
         rows = [(kpi, table, sources.EXPORTS[table]) for kpi, table in missing.items()]
         return pd.DataFrame(rows, columns=["kpi_id", "table", "export"])
 
@@ -334,7 +338,7 @@ class ComparisonMethods(_Base):
         Returns the frame, the filters each KPI could not honour, and the KPIs whose feeding
         table is not loaded for the scope (kpi_id -> table).
         """
-        resolved = self._resolve_filters(filters)
+        resolved = self.resolve_filters(filters)
         groups: dict[tuple[tuple[str, tuple[Any, ...]], ...], list[str]] = {}
         unfiltered = {}
         for spec in specs:
@@ -488,9 +492,9 @@ class ComparisonMethods(_Base):
             if parts and (best is None or abs(parts[0][1]) > best[0] * (1 + 1e-9)):
                 best = (abs(parts[0][1]), dim, parts, old.set_index(dim), new.set_index(dim))
         if not recorded:
-            return "", (), f"The data do not record its {' or '.join(dims)}."
+            return "", (), f"The data do not record its {_either(dims)}."
         if best is None or (_decomposable(spec) and best[0] < STANDS_OUT * abs(change)):
-            return "", (), f"No single {' or '.join(d.replace('_', ' ') for d in recorded)} stands out."
+            return "", (), f"No single {_either(recorded)} stands out."
         _, dim, parts, old_by, new_by = best
         labels = self.dimension_values(dim)
         label_of = dict(zip(labels["id"].astype(str), labels["label"], strict=True))
@@ -530,6 +534,12 @@ def findings(card: pd.DataFrame) -> pd.DataFrame:
 # -- the policy's small pieces ---------------------------------------------------------------------
 
 
+def _either(dims: Sequence[str]) -> str:
+    """`location`, `location or provider`, `location, provider or payer`."""
+    words = [d.replace("_", " ") for d in dims]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
 def _known(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
@@ -567,9 +577,11 @@ def _scale(spec: KpiSpec, by: pd.DataFrame, reported: date | None) -> tuple[floa
     months = [add_months(reported, -k) for k in range(VARIATION_MONTHS, 0, -1)]
     values = [by.loc[m, "shown"] if m in by.index else np.nan for m in months]
     ranges = [abs(b - a) for a, b in itertools.pairwise(values) if _known(a) and _known(b)]
-    if len(ranges) < 2 or sum(ranges) == 0:
+    if len(ranges) < 2:
         return None, None
-    return sum(ranges) / len(ranges) / XMR_D2, "variation"
+    level = float(np.nanmean([abs(v) for v in values if _known(v)]))
+    sigma = max(sum(ranges) / len(ranges) / XMR_D2, MIN_LEVEL_SHARE * level)
+    return (sigma, "variation") if sigma > 0 else (None, None)
 
 
 def _effect(change: float | None, better: str, scale: float | None) -> str | None:

@@ -16,6 +16,7 @@ import math
 from datetime import date
 from typing import Protocol
 
+from kpis import privacy
 from kpis.privacy import SMALL_CELL
 from kpis.spec import FORMATS
 
@@ -124,6 +125,20 @@ def count_text(n: int | float | str | None) -> str:
         return SMALL_CELL
     value = float(n)
     return f"{value:,.0f}" if value.is_integer() else f"{value:,.2f}"
+
+
+def in_unit(value: float | None, spec: Formatted) -> float | None:
+    """A value as a number in the unit its column header names: a percent as 7.37, not 0.0737."""
+    if missing(value):
+        return None
+    return float(value) * 100 if spec.unit == "percent" else float(value)
+
+
+def n_text(n: float | None, spec: object) -> str:
+    """A KPI's n as a surface may show it: a count under 11 of patients' records is `<11`."""
+    if getattr(spec, "patient_records", True):
+        return count_text(privacy.count(n))
+    return count_text(n)
 
 
 def column_header(name: str, spec: Formatted) -> str:

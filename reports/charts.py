@@ -16,13 +16,14 @@ import kaleido
 import plotly.graph_objects as go
 from choreographer.browsers.chromium import Chromium
 
+from kpis import palette
 from reports.context import Trend
 from reports.errors import ReportError
 
 WIDTH, HEIGHT = 340, 190  # CSS pixels: two charts side by side on a Letter or A4 page
 PNG_SCALE = 2  # PNG pixels per CSS pixel, sharp on high-density screens
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
-LINE, TARGET, GRID = "#1f5f8b", "#c0392b", "#e5e8eb"
+LINE, TARGET, GRID = palette.LINE_COLOR, palette.TARGET_COLOR, palette.GRID_COLOR
 _CHOREOGRAPHER_LOG = logging.getLogger("choreographer")
 
 

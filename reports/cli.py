@@ -22,7 +22,7 @@ MonthOption = Annotated[
     typer.Option("--month", help="The month to report, YYYY-MM (default: last month, in the practice time zone)."),
 ]
 LocationOption = Annotated[
-    Optional[str], typer.Option("--location", help="One location's report (a location id, e.g. EAST).")
+    Optional[str], typer.Option("--location", help="One location's report (its id or name, e.g. EAST).")
 ]
 PaperOption = Annotated[
     Optional[str], typer.Option("--paper", help="PDF page size: letter or a4 (default: [report] paper, else letter).")
@@ -31,7 +31,8 @@ OutOption = Annotated[Path, typer.Option("--out", help="Directory to write into.
 
 
 def _month(text: str | None, config: Config) -> date:
-    from reports.context import add_months, parse_month
+    from kpis.periods import add_months
+    from reports.context import parse_month
 
     if text is not None:
         return parse_month(text)

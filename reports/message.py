@@ -14,13 +14,13 @@ from __future__ import annotations
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from reports import formatting
+from kpis.formatting import month_text
 from reports.build import EmailParts, file_name
 from reports.context import ReportContext
 
 
 def subject(ctx: ReportContext) -> str:
-    return f"{ctx.practice_name}: monthly report, {formatting.month(ctx.month)} ({ctx.scope.label})"
+    return f"{ctx.practice_name}: monthly report, {month_text(ctx.month)} ({ctx.scope.label})"
 
 
 def sender_domain(sender: str) -> str:

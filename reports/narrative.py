@@ -1,28 +1,29 @@
 """The executive summary: three to five plain sentences written from the report's numbers.
 
-Owners read this first and often only this, so each sentence states a fact the tables below
-back up: how many headline measures are on target, the biggest moves since last month (the
-direction, the size, and the segment that drove it), and what is still off target. It is built
-from the finished context alone, so it can never disagree with the tables.
+Owners read this first and often only this, so it leads with consequence: how many headline
+measures are on target, then every measure off target, furthest from its target first, then
+the biggest moves since last month (direction, size, and the segment that drove it). It is
+built from the finished context alone (whose numbers and order `kpis` decided), so it can never
+disagree with the tables, and it names no segment the small-cell rule withholds.
 """
 
 from __future__ import annotations
 
-from reports import formatting
-from reports.context import KpiRow, Mover, ReportContext, add_months
+from kpis.comparison import Move
+from kpis.formatting import change_text, magnitude, month_text, value_text
+from kpis.periods import add_months
+from reports.context import KpiRow, ReportContext
 
 MAX_MOVE_SENTENCES = 3
-MAX_LISTED = 3
 
 
 def summarize(ctx: ReportContext) -> tuple[str, ...]:
     """The summary sentences for `ctx` (3 to 5)."""
-    sentences = [_overview(ctx)]
-    moves = _headline_first(ctx.movers)[:MAX_MOVE_SENTENCES]
+    sentences = [_overview(ctx), _standing(ctx)]
+    moves = list(ctx.movers[:MAX_MOVE_SENTENCES])
     sentences += [_move(m, ctx) for m in moves]
     if not moves:
-        sentences.append(f"No headline measure moved by more than 2% since {_previous_month_name(ctx)}.")
-    sentences.append(_standing(ctx))
+        sentences.append(f"No measure moved noticeably since {add_months(ctx.month, -1):%B}.")
     return tuple(sentences)
 
 
@@ -32,9 +33,9 @@ def _scope_name(ctx: ReportContext) -> str:
 
 def _overview(ctx: ReportContext) -> str:
     rows = [r for r in ctx.headline_rows if r.value is not None]
-    when = formatting.month(ctx.month)
+    when = month_text(ctx.month)
     if not rows:
-        return f"No headline measure of {_scope_name(ctx)} has data for {when}."
+        return f"No headline measure of {_scope_name(ctx)} has a final value for {when}."
     counts = {s: sum(1 for r in rows if r.status == s) for s in ("on_target", "watch", "off_target")}
     measures = "headline measure was" if len(rows) == 1 else "headline measures were"
     parts = [f"{counts['on_target']} of {len(rows)} {measures} on target"]
@@ -46,57 +47,44 @@ def _overview(ctx: ReportContext) -> str:
     return f"In {when}, {listed} for {_scope_name(ctx)}."
 
 
-def _headline_first(movers: tuple[Mover, ...]) -> list[Mover]:
-    return [m for m in movers if m.row.headline] + [m for m in movers if not m.row.headline]
+def _for(row: KpiRow, ctx: ReportContext) -> str:
+    """`No-show rate`, or `Clean claim rate (for August 2026)` when reported for an earlier month."""
+    return row.title if row.period == ctx.month else f"{row.title} (for {month_text(row.period)})"
 
 
-def _move(mover: Mover, ctx: ReportContext) -> str:
-    row = mover.row
-    rising = row.change_month > 0
-    title = row.title if row.period == ctx.month else f"{row.title} (for {formatting.month(row.period)})"
-    value = formatting.value(row.value, row.fmt, row.unit)
-    size = formatting.change(row.change_month, row.fmt, row.unit, words=True)
+def _move(move: Move, ctx: ReportContext) -> str:
+    row = ctx.row(move.kpi_id)
+    rising = move.change > 0
+    size = change_text(move.change, row, words=True)
     text = (
-        f"{title} {'rose' if rising else 'fell'} to {value}, {'up' if rising else 'down'} {size} from {mover.before:%B}"
+        f"{_for(row, ctx)} {'rose' if rising else 'fell'} to {value_text(move.value, row)}, "
+        f"{'up' if rising else 'down'} {size} from {move.before:%B}"
     )
-    driver = mover.driver
-    who = "" if driver is None else f"the {driver.segment} queue" if mover.dimension == "queue" else driver.segment
-    if driver is not None and driver.contribution is not None:
-        outweighs = abs(driver.contribution) - abs(row.change_month) > 1e-9 * abs(row.change_month)
-        if outweighs:  # other segments moved the other way
-            part = formatting.change(driver.contribution, row.fmt, row.unit, words=True)
-            text += f", driven by {who} ({part}, more than the whole change)"
-        else:
-            part = formatting.magnitude(driver.contribution, row.fmt, row.unit)
-            text += f", driven by {who} ({part} of the {size})"
-    elif driver is not None:
-        before = formatting.value(driver.value_before, row.fmt, row.unit)
-        after = formatting.value(driver.value_after, row.fmt, row.unit)
-        text += f", with the largest {'rise' if rising else 'fall'} at {who} ({before} to {after})"
-    return text + "."
+    driver = move.driver
+    if driver is None:
+        return text + "."
+    who = f"the {driver.label} queue" if driver.dimension == "queue" else driver.label
+    if driver.contribution is not None and driver.outweighs:  # other segments moved the other way
+        part = change_text(driver.contribution, row, words=True)
+        return text + f", driven by {who} ({part}, more than the whole change)."
+    if driver.contribution is not None:
+        return text + f", driven by {who} ({magnitude(driver.contribution, row)} of the {size})."
+    before, after = value_text(driver.value_before, row), value_text(driver.value_after, row)
+    return text + f", with the largest {'rise' if rising else 'fall'} at {who} ({before} to {after})."
 
 
 def _standing(ctx: ReportContext) -> str:
-    rows = [r for r in ctx.headline_rows if r.value is not None]
+    """Every measure off target (or, with none, to watch), furthest from its target first."""
+    rows = [ctx.row(kpi) for kpi in ctx.findings]
     off = [r for r in rows if r.status == "off_target"]
     watch = [r for r in rows if r.status == "watch"]
     if off:
-        return f"Off target: {_listing(off)}."
+        return f"Off target, furthest first: {_listing(off, ctx)}."
     if watch:
-        return f"Nothing is off target; to watch: {_listing(watch)}."
-    return "Every headline measure with a target is on target."
+        return f"Nothing is off target; to watch: {_listing(watch, ctx)}."
+    return "Every measure with a target is on target."
 
 
-def _listing(rows: list[KpiRow]) -> str:
-    items = [
-        f"{r.title} ({formatting.value(r.value, r.fmt, r.unit)} against a target of "
-        f"{formatting.value(r.target, r.fmt, r.unit)})"
-        for r in rows[:MAX_LISTED]
-    ]
-    if len(rows) > MAX_LISTED:
-        items.append(f"{len(rows) - MAX_LISTED} more")
+def _listing(rows: list[KpiRow], ctx: ReportContext) -> str:
+    items = [f"{_for(r, ctx)} ({value_text(r.value, r)} against a target of {value_text(r.target, r)})" for r in rows]
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _previous_month_name(ctx: ReportContext) -> str:
-    return f"{add_months(ctx.month, -1):%B}"

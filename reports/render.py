@@ -16,17 +16,9 @@ import jinja2
 from weasyprint import HTML
 from weasyprint.urls import URLFetcher
 
-from reports import formatting
+from kpis import formatting, palette
 from reports.context import ReportContext
 from reports.settings import PAPER_SIZES
-
-DOMAINS = {
-    "access": "Access",
-    "visit_flow": "Visit flow",
-    "phones": "Phones",
-    "revenue_cycle": "Revenue cycle",
-    "referrals_portal": "Referrals and portal",
-}
 
 
 def _css_string(text: object) -> str:
@@ -51,16 +43,27 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(
-        value=formatting.value,
-        change=formatting.change,
-        count=formatting.count,
-        month=formatting.month,
-        short_month=formatting.short_month,
-        status=formatting.status,
-        domain=DOMAINS.__getitem__,
+        value=formatting.value_text,
+        change=formatting.change_text,
+        count=formatting.count_text,
+        month=formatting.month_text,
+        short_month=formatting.period_text,
+        status=formatting.status_text,
+        state=_state,
         css_string=_css_string,
     )
+    env.globals["palette"] = palette
     return env
+
+
+def _state(row: object) -> str:
+    """Why a row's value, or its month, is not a fact, in words (kpis' vocabulary)."""
+    return formatting.state_text(
+        row.state if row.value is None else row.asked_state,
+        missing_sources=row.missing,
+        wait_days=row.wait_days,
+        history_days=row.history_days,
+    )
 
 
 def data_uri(content: bytes, mime: str) -> str:

@@ -7,15 +7,7 @@ import streamlit as st
 
 from dashboards import data
 from dashboards.components import page_context
-from dashboards.formatting import UNIT_LABELS, target_text
-
-DOMAIN_TITLES = {
-    "access": "Access & scheduling",
-    "visit_flow": "Visit flow",
-    "phones": "Phones",
-    "revenue_cycle": "Revenue cycle",
-    "referrals_portal": "Referrals & portal",
-}
+from kpis.formatting import UNIT_LABELS, target_text
 
 ctx = page_context()
 st.title("Definitions")
@@ -25,7 +17,8 @@ specs = list(ctx.specs.values())
 variants = data.compute(ctx.src, tuple(ctx.specs), ctx.filters.month, ctx.filters.month, "month")
 variant = variants.drop_duplicates("kpi_id").set_index("kpi_id")["definition"]
 
-for domain, title in DOMAIN_TITLES.items():
+domains = {s.domain: s.domain_title for s in specs}  # catalog order
+for domain, title in domains.items():
     st.subheader(title)
     for spec in (s for s in specs if s.domain == domain):
         target = target_text(spec) or "No target"
@@ -43,7 +36,7 @@ with st.expander("All definitions as one table"):
             {
                 "id": [s.id for s in specs],
                 "KPI": [s.title for s in specs],
-                "area": [DOMAIN_TITLES[s.domain] for s in specs],
+                "area": [s.domain_title for s in specs],
                 "definition": [s.definition for s in specs],
                 "formula": [s.formula for s in specs],
                 "variant in use": [variant.get(s.id, s.id) for s in specs],

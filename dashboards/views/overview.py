@@ -1,4 +1,8 @@
-"""Overview: the headline KPIs for the selected month, and what changed since the month before."""
+"""Overview: what is off target, the headline KPIs of their latest complete month, and what changed.
+
+Every number and word comes from `kpis`' comparison (`Warehouse.scorecard`, `trend`, `movers`),
+the same the monthly report reads, so the screen and the report tell one story.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,11 @@ import streamlit as st
 
 from dashboards import data
 from dashboards.components import empty_state, ignored_filters_note, kpi_tile, page_context
-from dashboards.filters import add_months
-from dashboards.formatting import INCOMPLETE_HELP, change_text, missing, period_text, value_text
-from kpis.errors import ClinicKpisError
-from kpis.spec import KpiSpec
+from kpis.comparison import Move, findings
+from kpis.formatting import change_text, magnitude, period_text, value_text
+from kpis.periods import add_months
 
 TILES_PER_ROW = 4
-MOVERS = 3
-DRIVER_DIMENSIONS = ("location", "provider", "payer")
-STANDS_OUT = 0.25
 
 ctx = page_context()
 month = date.fromisoformat(ctx.filters.month)
@@ -33,80 +33,71 @@ if data.coverage(ctx.src).empty:
         empty_state(domain)
     st.stop()
 
+card = data.scorecard(ctx.src, ctx.filters.month, ctx.filters.active)
 headline = [spec for spec in ctx.specs.values() if spec.headline]
-first = add_months(month, -12).isoformat()
-frame = data.compute_each(ctx.src, headline, first, ctx.filters.end, "month", ctx.filters.values)
+trend = data.trend(ctx.src, tuple(s.id for s in headline), ctx.filters.month, ctx.filters.active)
 
+st.subheader("Off target")
+off = findings(card)
+off = off[off["status"] == "off_target"]
+if off.empty:
+    st.caption("Nothing is off target.")
+else:
+    lines = []
+    for row in off.itertuples(index=False):
+        spec = ctx.specs[row.kpi_id]
+        when = "" if row.period_start.date() == month else f" (for {period_text(row.period_start.date())})"
+        lines.append(f"- **{spec.title}**{when}: {value_text(row.value, spec)} against a target of "
+                     f"{value_text(spec.target, spec)}")  # fmt: skip
+    st.markdown("\n".join(lines))
+    st.caption("Furthest from its target first (the distance in the measure's target-to-red band).")
+
+st.subheader("Headline measures")
 st.caption(
-    "Each tile: the month's value (tiles are monthly whatever the grain), its change since the month before "
-    "(arrow), the same month last year, and the 13-month trend. Colours follow each KPI's target band."
+    "Each tile: the value of the latest complete month (a month whose records may still arrive is shown only "
+    "as “so far”), its change since the month before (arrow) and a year before, when both are final, and the "
+    "13-month trend. Colours follow each KPI's target band; tiles are monthly whatever the grain."
 )
-
+by_kpi = card.set_index("kpi_id")
 for start in range(0, len(headline), TILES_PER_ROW):
     for column, spec in zip(st.columns(TILES_PER_ROW), headline[start : start + TILES_PER_ROW], strict=False):
         with column:
-            kpi_tile(spec, frame[frame["kpi_id"] == spec.id], month)
+            kpi_tile(spec, by_kpi.loc[spec.id], trend[trend["kpi_id"] == spec.id], month)
 ignored_filters_note(ctx, headline)
 
 
-def _moved(spec: KpiSpec) -> tuple[float, float, float, bool] | None:
-    """(relative size of the move, before, after, month complete) for this month against the month before."""
-    rows = frame[frame["kpi_id"] == spec.id]
-    rows = rows.set_index(rows["period_start"].dt.date)
-    before, after = add_months(month, -1), month
-    if before not in rows.index or after not in rows.index:
-        return None
-    v0, v1 = rows.loc[before, "value"], rows.loc[after, "value"]
-    if missing(v0) or missing(v1) or v0 == v1:
-        return None
-    scale = abs(spec.red - spec.target) if spec.red is not None and spec.target is not None else abs(v0) or 1.0
-    return abs(v1 - v0) / scale, v0, v1, bool(rows.loc[after, "complete"])
+def _driver(move: Move) -> str:
+    """The segment that drove a move, as a phrase (or why none is named)."""
+    spec = ctx.specs[move.kpi_id]
+    driver = move.driver
+    if driver is None:
+        return move.note.rstrip(".").lower() if move.note else ""
+    who = f"{driver.dimension.replace('_', ' ')} {driver.label}"
+    if driver.contribution is None:  # a median: the segment whose own median moved most the same way
+        moved = f"{value_text(driver.value_before, spec)} → {value_text(driver.value_after, spec)}"
+        return f"a median does not split into parts; the largest move the same way at {who} ({moved})"
+    if driver.outweighs:
+        return f"most of it from {who} ({change_text(driver.contribution, spec)}, more than the whole change)"
+    whole = change_text(move.change, spec, words=True)
+    return f"most of it from {who} ({magnitude(driver.contribution, spec)} of the {whole})"
 
 
-def _main_driver(spec: KpiSpec, change: float) -> str:
-    """The segment (location, provider or payer) that contributed most to the move, as a phrase.
-
-    A segment whose contribution is under STANDS_OUT of the move does not explain it, and is not named.
-    """
-    best: tuple[float, str] | None = None
-    dims = tuple(dim for dim in DRIVER_DIMENSIONS if dim in spec.dimensions)
-    try:
-        filters = data.applicable(spec, ctx.filters.values)
-        splits = data.drivers(ctx.src, spec.id, ctx.filters.month, dims, filters) if dims else {}
-    except ClinicKpisError:  # a median does not split into segment contributions
-        return "a median, so it does not split into segment contributions"
-    for dim, split in splits.items():
-        split = split[split["contribution"].notna() & split["segment"].notna()]  # e.g. calls with no location
-        if split.empty:
-            continue
-        top = split.iloc[0]
-        labels = ctx.labels(dim)
-        phrase = f"{dim} {labels.get(str(top['segment']), top['segment'])} ({change_text(top['contribution'], spec)})"
-        if best is None or abs(top["contribution"]) > best[0]:
-            best = (abs(top["contribution"]), phrase)
-    if best is None or best[0] < STANDS_OUT * abs(change):
-        return f"no single {' or '.join(dims)} stands out"
-    return f"most of it from {best[1]}"
-
-
-st.subheader(f"What changed since {period_text(add_months(month, -1), 'month')}")
-# A KPI whose month is not final (claims not yet remitted, referral windows running) would
-# top the list with a drop that is only missing data, so it is named apart, not ranked.
-moved = [(m, spec) for spec in headline if (m := _moved(spec)) is not None]
-moves = sorted(((m, spec) for m, spec in moved if m[3]), key=lambda item: -item[0][0])
-still_open = [spec.title for m, spec in moved if not m[3]]
-if not moved:
-    st.caption("Nothing to compare: the month before has no values.")
+st.subheader(f"What changed since {period_text(add_months(month, -1))}")
+moves = data.movers(ctx.src, ctx.filters.month, ctx.filters.active)
+if not moves:
+    st.caption("No measure moved noticeably since the month before (between two final values).")
 lines = []
-for (_, v0, v1, _complete), spec in moves[:MOVERS]:
-    better = (v1 < v0) == (spec.better == "lower")
-    word = "improved" if better else "worsened"
-    color = "green" if better else "red"
+for move in moves:
+    spec = ctx.specs[move.kpi_id]
+    color = "green" if move.effect == "better" else "red"
+    word = "improved" if move.effect == "better" else "worsened"
+    when = "" if move.period == month else f" ({period_text(move.before)} to {period_text(move.period)})"
     lines.append(
-        f"- **{spec.title}** :{color}[{word}] {change_text(v1 - v0, spec)}: "
-        f"{value_text(v0, spec)} → {value_text(v1, spec)}; {_main_driver(spec, v1 - v0)}."
+        f"- **{spec.title}**{when} :{color}[{word}] {change_text(move.change, spec)}: "
+        f"{value_text(move.previous, spec)} → {value_text(move.value, spec)}; {_driver(move)}."
     )
 st.markdown("\n".join(lines))
-if still_open:
-    why = INCOMPLETE_HELP[0].lower() + INCOMPLETE_HELP[1:]
-    st.caption(f"Not compared while their month is not final ({why}): {', '.join(still_open)}.")
+st.caption(
+    "Ranked by the size of the move against each measure's target band (or its usual month-to-month variation); "
+    "only final months are compared, and a segment is named only when its own values are final and not withheld."
+)

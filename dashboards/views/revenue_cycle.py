@@ -6,31 +6,30 @@ import streamlit as st
 
 from dashboards import charts, data
 from dashboards.components import empty_state, ignored_filters_note, kpi_section, page_context
-from dashboards.formatting import period_text
-
-KPIS = ("days_in_ar", "ar_over_90_pct", "denial_rate", "clean_claim_rate", "net_collection_rate", "charge_lag")
+from kpis.formatting import period_text
 
 ctx = page_context()
 f = ctx.filters
-st.title("Revenue cycle")
+specs = ctx.domain_specs("revenue_cycle")
+st.title(specs[0].domain_title)
 if not ctx.has_data("revenue_cycle"):
     empty_state("revenue_cycle")
     st.stop()
-specs = [ctx.specs[k] for k in KPIS]
 ignored_filters_note(ctx, specs)
-kpi_section(ctx, ctx.specs["days_in_ar"])
-
-st.subheader(f"A/R aging at the end of {period_text(f.last_month, 'month')}")
-aging = data.ar_aging(ctx.src, f.month, ("payer_class",), data.applicable(ctx.specs["ar_over_90_pct"], f.values))
-if aging["amount"].sum() == 0:
-    st.info("No open A/R at the end of this month.")
-else:
-    st.plotly_chart(charts.aging(aging, "payer_class", ctx.colors("payer_class")), key="aging")
-for spec in specs[1:]:
+for spec in specs:
     kpi_section(ctx, spec)
+    if spec.id == "days_in_ar":
+        st.subheader(f"A/R aging at the end of {period_text(f.last_month, 'month')}")
+        aging_spec = ctx.specs["ar_over_90_pct"]
+        aging = data.ar_aging(ctx.src, f.month, ("payer_class",), data.applicable(aging_spec, f.values))
+        if aging["amount"].sum() == 0:
+            st.info("No open A/R at the end of this month.")
+        else:
+            st.plotly_chart(charts.aging(aging, "payer_class", ctx.colors("payer_class")), key="aging")
     if spec.id == "denial_rate":
-        denial_filters = data.applicable(spec, f.values)
-        by_reason = data.compute(ctx.src, (spec.id,), f.start, f.end, f.grain, ("denial_reason",), denial_filters)
+        by_reason = data.parts(
+            ctx.src, spec.id, f.start, f.end, f.grain, "denial_reason", data.applicable(spec, f.values)
+        )
         if by_reason["numerator"].sum() > 0:
             st.plotly_chart(
                 charts.reasons(
