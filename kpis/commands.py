@@ -1,9 +1,16 @@
-"""`clinic-kpis kpis`: compute KPIs from the command line, as a table, CSV or JSON."""
+"""`clinic-kpis kpis` and `clinic-kpis scorecard`: KPIs from the command line, as a table, CSV or JSON.
+
+`kpis` prints what `Warehouse.compute` returns (every period, with numerators and denominators);
+`scorecard` prints what a person should read for a month (`Warehouse.scorecard` and `movers`),
+the same as the dashboard's Overview and the monthly report. Locations, providers and payers
+are shown by name, and every value with its unit.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+from datetime import date
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -12,13 +19,26 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kpis import privacy
 from kpis.cli_options import ConfigOption, DbOption
 from kpis.errors import ClinicKpisError
-from kpis.formatting import format_value
+from kpis.formatting import (
+    STATUS_LABELS,
+    UNIT_LABELS,
+    change_text,
+    format_value,
+    n_text,
+    period_text,
+    state_text,
+    value_text,
+)
 from kpis.periods import GRAINS, parse_bound
 
 if TYPE_CHECKING:
-    from kpis.warehouse import Warehouse
+    from kpis.comparison import Move
+    from kpis.spec import KpiSpec
+
+NAMED = ("location", "provider", "payer")  # shown by name, with the id beside it
 
 
 commands = typer.Typer()  # registered in pyproject.toml (clinic_kpis.commands)
@@ -43,7 +63,8 @@ def kpis_command(
     ] = None,
     kpi: Annotated[Optional[list[str]], typer.Option("--kpi", help="A KPI id (repeatable; default: all).")] = None,
     filter_: Annotated[
-        Optional[list[str]], typer.Option("--filter", help="Keep one dimension value, e.g. location=EAST (repeatable).")
+        Optional[list[str]],
+        typer.Option("--filter", help='Keep one dimension value, by id or name, e.g. location="Northgate Clinic".'),
     ] = None,
     option: Annotated[
         Optional[list[str]],
@@ -55,7 +76,8 @@ def kpis_command(
 ) -> None:
     """Compute KPIs for a month or range, by period and dimension, as a table, CSV or JSON.
 
-    JSON is an array of result rows with the columns of `Warehouse.compute` (dates as ISO text).
+    JSON and CSV rows carry the columns of `Warehouse.compute(names=True)` (dates as ISO text), with
+    each value's `unit` after it.
     """
     from kpis.warehouse import Warehouse
 
@@ -67,7 +89,6 @@ def kpis_command(
     options = _parse_options(option or [])
     filters = _parse_filters(filter_ or [])
     with Warehouse.open(db, config=config, read_only=True) as wh:
-        _check_filter_values(wh, filters)
         if show_sql:
             ids = kpi or [s.id for s in wh.catalog() if set(by or []) <= set(s.dimensions)]
             for kpi_id in ids:
@@ -76,56 +97,80 @@ def kpis_command(
                 )
                 typer.echo(f"-- {kpi_id}\n{sql};\n")
             return
-        frame = wh.compute(kpis=kpi or None, start=start, end=end, grain=grain, by=by, filters=filters, options=options)
-        fmts = {s.id: s.fmt for s in wh.catalog()}
+        frame = wh.compute(
+            kpis=kpi or None, start=start, end=end, grain=grain, by=by, filters=filters, options=options, names=True
+        )
+        specs = {s.id: s for s in wh.catalog()}
     if output is OutputFormat.json:
-        typer.echo(json.dumps(to_records(frame), indent=2))
+        typer.echo(json.dumps(to_records(frame, specs), indent=2))
     elif output is OutputFormat.csv:
-        typer.echo(_for_text(frame).to_csv(index=False).rstrip("\n"))
+        typer.echo(_for_text(frame, specs).to_csv(index=False).rstrip("\n"))
     else:
         # a breakdown lists every known segment in every period; on screen the empty ones are noise
         empty = (frame["n"] == 0) & frame["value"].isna() if by else pd.Series(False, index=frame.index)
-        _print_table(frame[~empty], fmts, list(by or []))
+        _print_table(frame[~empty], specs, list(by or []))
         if empty.any():
             typer.echo(f"{int(empty.sum())} rows without data not shown (--format csv or json lists every row)")
 
 
-def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as JSON-ready dicts: ISO dates, None for missing values."""
+def to_records(frame: pd.DataFrame, specs: dict[str, KpiSpec]) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts: ISO dates, None for missing values, each value's unit."""
     records = []
-    for row in _for_text(frame).to_dict(orient="records"):
+    for row in _for_text(frame, specs).to_dict(orient="records"):
         records.append({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
     return records
 
 
-def _for_text(frame: pd.DataFrame) -> pd.DataFrame:
+def _for_text(frame: pd.DataFrame, specs: dict[str, KpiSpec]) -> pd.DataFrame:
+    """CSV and JSON rows: ISO dates, and a `unit` column after the value (values stay as computed)."""
     out = frame.copy()
-    out["period_start"] = out["period_start"].dt.strftime("%Y-%m-%d")
-    out["complete"] = out["complete"].astype(bool)
-    return out.astype({"n": "int64"})
+    for column in [c for c in out.columns if str(out[c].dtype).startswith("datetime")]:
+        out[column] = out[column].dt.strftime("%Y-%m-%d")
+    if "complete" in out.columns:
+        out["complete"] = out["complete"].astype(bool)
+    if "n" in out.columns and pd.api.types.is_numeric_dtype(out["n"]):
+        out = out.astype({"n": "int64"})
+    out.insert(out.columns.get_loc("value") + 1, "unit", out["kpi_id"].map(lambda k: specs[k].unit))
+    return out
 
 
-def _print_table(frame: pd.DataFrame, fmts: dict[str, str], dims: list[str]) -> None:
+def _print_table(frame: pd.DataFrame, specs: dict[str, KpiSpec], dims: list[str]) -> None:
+    """Values and targets with their unit: in the header when every row shares it, else in each cell."""
+    units = {specs[k].unit for k in frame["kpi_id"].unique()}
+    shared = next(iter(units)) if len(units) == 1 else None
+    in_header = f" ({UNIT_LABELS[shared]})" if shared else ""
     table = Table(show_edge=False, header_style="bold")
-    for name in ["kpi", "period", *dims, "value", "n", "numerator", "denominator", "target", "status", "final"]:
-        table.add_column(
-            name, justify="right" if name in ("value", "n", "numerator", "denominator", "target") else "left"
-        )
+    columns = ["kpi", "period", *dims, f"value{in_header}", "n", "numerator", "denominator", f"target{in_header}"]
+    for name in [*columns, "status", "final"]:
+        table.add_column(name, justify="right" if name in columns[2 + len(dims) :] else "left")
     for row in frame.itertuples(index=False):
-        fmt = fmts[row.kpi_id]
+        spec = specs[row.kpi_id]
+
+        def shown(value: float | None, spec: KpiSpec = spec) -> str:
+            return format_value(value, spec.fmt) if shared else value_text(value, spec)
+
         cells = [row.kpi_id, row.period_start.strftime("%Y-%m-%d")]
-        cells += ["" if getattr(row, d) is None else str(getattr(row, d)) for d in dims]
+        cells += [_segment(getattr(row, d), getattr(row, f"{d}_name", None), d) for d in dims]
         cells += [
-            format_value(row.value, fmt),
+            shown(row.value),
             str(row.n),
             _number(row.numerator),
             _number(row.denominator),
-            format_value(row.target, fmt),
+            shown(row.target),
             row.status or "",
             "yes" if row.complete else "not yet",  # data may still arrive (or a look-back is short)
         ]
         table.add_row(*cells)
     Console(width=200).print(table)
+
+
+def _segment(value: Any, name: Any, dim: str) -> str:
+    """`Eastside (EAST)`, `Dr. Ada Park (1234567890)`; other dimensions as they are."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "not recorded"
+    if dim in NAMED and name is not None and str(name) != str(value):
+        return f"{name} ({value})"
+    return str(value)
 
 
 def _number(value: float) -> str:
@@ -145,22 +190,6 @@ def _parse_options(texts: list[str]) -> dict[str, dict[str, str]]:
     return options
 
 
-def _check_filter_values(wh: Warehouse, filters: dict[str, list[Any]]) -> None:
-    """A value the warehouse does not know is a typo far more often than a wish for empty rows."""
-    for dim, values in filters.items():
-        if dim == "new_patient":
-            continue
-        known = [str(v) for v in wh.dimension_values(dim)["id"]]
-        for value in values:
-            if str(value) in known:
-                continue
-            same = [k for k in known if k.lower() == str(value).lower()]
-            hint = f" (did you mean {same[0]}?)" if same else ""
-            shown = ", ".join(known[:12]) + (f" and {len(known) - 12} more" if len(known) > 12 else "")
-            where = f"--filter {dim}={value}: no such {dim} in the warehouse{hint}"
-            raise ClinicKpisError(f"{where}; known: {shown or 'none'}")
-
-
 def _parse_filters(texts: list[str]) -> dict[str, list[Any]]:
     filters: dict[str, list[Any]] = {}
     for text in texts:
@@ -175,3 +204,101 @@ def _parse_filters(texts: list[str]) -> dict[str, list[Any]]:
             parsed = parsed.lower() == "true"
         filters.setdefault(dim, []).append(parsed)
     return filters
+
+
+@commands.command(name="scorecard")
+def scorecard_command(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    month: Annotated[
+        Optional[str], typer.Option(help="The month asked about, YYYY-MM (default: the month of the last data).")
+    ] = None,
+    filter_: Annotated[
+        Optional[list[str]],
+        typer.Option("--filter", help='Keep one dimension value, by id or name, e.g. location="Northgate Clinic".'),
+    ] = None,
+    headline: Annotated[bool, typer.Option("--headline", help="Only the headline KPIs.")] = False,
+    output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+) -> None:
+    """Each KPI for its latest complete month, compared only with final months, and what moved most.
+
+    The same numbers and words as the dashboard's Overview and the monthly report. CSV and JSON
+    rows carry the columns of `Warehouse.scorecard` with each value's `unit`.
+    """
+    from kpis.warehouse import Warehouse
+
+    if month is not None:
+        parse_bound(month, end=False, what="--month")
+    filters = _parse_filters(filter_ or [])
+    with Warehouse.open(db, config=config, read_only=True) as wh:
+        catalog = {s.id: s for s in wh.catalog()}
+        specs = {k: s for k, s in catalog.items() if s.headline or not headline}
+        card = wh.scorecard(month, filters=filters or None, kpis=list(specs))
+        moves = wh.movers(month, filters=filters or None) if output is OutputFormat.table else []
+    # the n of a withheld value would give its small count back: "<11", as on every surface
+    counts = zip(card["kpi_id"], card["n"], strict=True)
+    safe = card.assign(n=[privacy.count(n) if specs[k].patient_records else int(n) for k, n in counts])
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(to_records(safe, specs), indent=2, default=str))
+    elif output is OutputFormat.csv:
+        typer.echo(_for_text(safe, specs).to_csv(index=False).rstrip("\n"))
+    else:
+        print_scorecard(card, specs)
+        print_movers(moves, catalog, card["month"].iloc[0].date())
+
+
+def print_scorecard(card: pd.DataFrame, specs: dict[str, KpiSpec], console: Console | None = None) -> None:
+    """The scorecard as a table: value for its month, changes between final months, target, status, notes."""
+    asked = card["month"].iloc[0].date()
+    table = Table(show_edge=False, header_style="bold")
+    for name, justify in (("KPI", "left"), ("month", "left"), ("value", "right"), ("vs month before", "right"),
+                          ("vs last year", "right"), ("target", "right"), ("status", "left"), ("n", "right"),
+                          ("note", "left")):  # fmt: skip
+        table.add_column(name, justify=justify)
+    for row in card.itertuples(index=False):
+        spec = specs[row.kpi_id]
+        period = row.period_start.date() if not pd.isna(row.period_start) else None
+        notes = []
+        if not pd.isna(row.asked_value):
+            why = state_text(row.asked_state, wait_days=row.wait_days, history_days=row.history_days)
+            notes.append(f"{period_text(asked)} so far: {value_text(row.asked_value, spec)}, {why}")
+        elif pd.isna(row.value) and row.state != "small":
+            notes.append(state_text(row.state, missing_sources=row.missing))
+        if not pd.isna(row.value) and row.year_state == "history":
+            notes.append("vs last year: early data (less than a year of ledger before it)")
+        if row.unfiltered:
+            notes.append(f"not filtered by {row.unfiltered}")
+        table.add_row(
+            spec.title,
+            period_text(period) if period else "—",
+            "n < 11" if row.state == "small" else value_text(row.value, spec),
+            change_text(row.change_previous, spec),
+            change_text(row.change_year, spec),
+            value_text(spec.target, spec),
+            STATUS_LABELS.get(row.status, "") if isinstance(row.status, str) else "",
+            n_text(row.n, spec),
+            "; ".join(notes),
+        )
+    (console or Console(width=200)).print(table)
+
+
+def print_movers(moves: list[Move], specs: dict[str, KpiSpec], month: date) -> None:
+    """What changed: each move between two final months, and the segment that drove it."""
+    typer.echo(f"\nWhat changed since the month before ({period_text(month)} asked):")
+    if not moves:
+        typer.echo("  no measure moved noticeably between two final months")
+    for move in moves:
+        spec = specs[move.kpi_id]
+        line = (
+            f"  {spec.title} ({period_text(move.before)} to {period_text(move.period)}): {move.effect} "
+            f"{change_text(move.change, spec)}, {value_text(move.previous, spec)} -> {value_text(move.value, spec)}"
+        )
+        driver = move.driver
+        if driver is None:
+            line += f"; {move.note.rstrip('.').lower()}" if move.note else ""
+        elif driver.contribution is not None:
+            line += f"; most from {driver.dimension} {driver.label} ({change_text(driver.contribution, spec)})"
+        else:
+            moved = f"{value_text(driver.value_before, spec)} -> {value_text(driver.value_after, spec)}"
+            line += f"; a median: largest move at {driver.dimension} {driver.label} ({moved})"
+        typer.echo(line)

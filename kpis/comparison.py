@@ -474,13 +474,17 @@ class ComparisonMethods(_Base):
         )  # fmt: skip
         frame["period_start"] = frame["period_start"].dt.date
         best: tuple[float, str, list[tuple[Any, float]], pd.DataFrame, pd.DataFrame] | None = None
-        recorded = []
+        recorded, split_up = [], []
         for dim in dims:
             mine = frame[frame["grouping_id"] == grouping_id((dim,), dims)] if len(dims) > 1 else frame
             old, new = mine[mine["period_start"] == before], mine[mine["period_start"] == after]
-            if not (new[dim].notna() & (new["n"] > 0)).any():
+            seen = mine.loc[mine[dim].notna() & (mine["n"] > 0), dim]
+            if seen.empty:
                 continue  # the source does not record it (calls carry no location)
             recorded.append(dim)
+            if seen.nunique() < 2:
+                continue  # one segment (a single queue) would "explain" every move
+            split_up.append(dim)
             fact_old, fact_new = _facts_by_segment(old, dim, spec), _facts_by_segment(new, dim, spec)
             named = [s for s in fact_new if s in fact_old]
             if _decomposable(spec):
@@ -493,6 +497,8 @@ class ComparisonMethods(_Base):
                 best = (abs(parts[0][1]), dim, parts, old.set_index(dim), new.set_index(dim))
         if not recorded:
             return "", (), f"The data do not record its {_either(dims)}."
+        if not split_up:
+            return "", (), f"One {_either(recorded)} only in this view: nothing to split it by."
         if best is None or (_decomposable(spec) and best[0] < STANDS_OUT * abs(change)):
             return "", (), f"No single {_either(recorded)} stands out."
         _, dim, parts, old_by, new_by = best

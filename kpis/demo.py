@@ -21,12 +21,11 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from kpis.cli_options import ConfigOption, DbOption
+from kpis.commands import print_scorecard
 from kpis.config import DEFAULT_CONFIG_NAME, DEFAULT_DB_NAME, DEFAULT_TIMEZONE, Config, load_config
 from kpis.errors import ClinicKpisError
-from kpis.formatting import format_value
 from kpis.periods import period_floor, previous_period
 from kpis.warehouse import Warehouse
 
@@ -235,21 +234,15 @@ def _last_run_id(cfg: Config) -> int:
 
 
 def print_headline(cfg: Config, month: date) -> None:
-    """The catalog's headline KPIs for `month`, for the practice: value, target and status."""
+    """The catalog's headline KPIs for `month`, as `clinic-kpis scorecard --headline` prints them.
+
+    Each value is for the KPI's latest complete month (referral completion waits 90 days); an
+    open month is shown only as "so far", and comparisons are made between final months only.
+    """
     with Warehouse.open(config=cfg, read_only=True) as wh:
-        specs = [s for s in wh.catalog() if s.headline]
-        frame = wh.compute([s.id for s in specs], start=month, end=month)
-    rows = frame.set_index("kpi_id")
-    table = Table(show_edge=False, header_style="bold")
-    for name, justify in (("KPI", "left"), ("value", "right"), ("target", "right"), ("status", "left"), ("n", "right")):
-        table.add_column(name, justify=justify)
-    for spec in specs:
-        row = rows.loc[spec.id]
-        # An open period (claims not yet paid, referrals not yet closed) is not judged yet.
-        status = (row["status"] or "").replace("_", " ") if row["complete"] else "still open"
-        value, target = format_value(row["value"], spec.fmt), format_value(row["target"], spec.fmt)
-        table.add_row(spec.title, value, target, status, str(row["n"]))
+        specs = {s.id: s for s in wh.catalog() if s.headline}
+        card = wh.scorecard(month, kpis=list(specs))
     console = Console()
     if not console.is_terminal:
-        console = Console(width=120)
-    console.print(table)
+        console = Console(width=160)
+    print_scorecard(card, specs, console)

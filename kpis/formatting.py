@@ -170,7 +170,7 @@ def state_text(state: str, *, missing_sources: str = "", wait_days: int = 0, his
     `missing_sources` names the exports not loaded for the scope (`Warehouse.missing_sources`).
     """
     if state == "no_source":
-        return f"not loaded for this scope: {missing_sources}" if missing_sources else "no export loaded"
+        return f"not loaded: {missing_sources}" if missing_sources else "no export loaded"
     if state == "open":
         waiting = f" (it waits {wait_days} days after the month)" if wait_days else ""
         return f"not final: records may still arrive{waiting}"

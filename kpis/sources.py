@@ -27,14 +27,14 @@ TABLE_OF_RELATION = {
 }
 # table -> the exports that load it, in words
 EXPORTS = {
-    "appointments": "appointments (FHIR Appointment, or a vendor appointment CSV)",
-    "encounters": "visit timelines (FHIR Encounter, or a vendor appointment CSV with check-in and check-out times)",
-    "slots": "schedule slots (FHIR Slot and Schedule)",
-    "calls": "phone calls (an Asterisk queue_log)",
+    "appointments": "appointments (FHIR or vendor CSV)",
+    "encounters": "visit timelines (FHIR Encounter or vendor CSV)",
+    "slots": "schedule slots (FHIR Slot)",
+    "calls": "phone calls (queue_log)",
     "claims": "claims (X12 837)",
-    "ledger": "billing transactions (X12 835 remittances with their 837 claims, or a transaction CSV)",
-    "referrals": "referrals (FHIR ServiceRequest and Task)",
-    "portal_messages": "portal messages (the portal message CSV)",
+    "ledger": "billing transactions (X12 835 or transaction CSV)",
+    "referrals": "referrals (FHIR ServiceRequest)",
+    "portal_messages": "portal messages (portal CSV)",
 }
 # dimension -> the column of each table that carries it (only tables that record it)
 _COLUMNS = {

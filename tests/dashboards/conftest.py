@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboards.filters import add_months
 from kpis import Warehouse
 from kpis.config import ENV_CONFIG, ENV_DB
+from kpis.periods import add_months
 from tests.conftest import SimulatedPractice
 
 APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"

@@ -1,15 +1,14 @@
-"""`clinic-kpis dashboard` argument handling, and the one formatting helper every page uses."""
+"""`clinic-kpis dashboard` argument handling, and the chart-only formatting (the rest is kpis.formatting)."""
 
 from __future__ import annotations
 
 import sys
-from datetime import date
 from pathlib import Path
 
 import pytest
 
 from dashboards.cli import APP, streamlit_argv
-from dashboards.formatting import change_text, period_text, target_text, tick_format, value_text
+from dashboards.formatting import axis_title, tick_format
 from kpis.catalog import shipped_specs
 from tests.cli_helpers import run_cli
 
@@ -45,36 +44,7 @@ def test_streamlit_is_served_headless_on_loopback_from_this_python() -> None:
 SPECS = shipped_specs()
 
 
-@pytest.mark.parametrize(
-    ("kpi", "value", "text"),
-    [("no_show_rate", 0.07884615, "7.9%"), ("days_in_ar", 41.25, "41.2"), ("visit_cycle_time", 41.5, "42"),
-     ("no_show_rate", None, "—"), ("no_show_rate", float("nan"), "—")],
-)  # fmt: skip
-def test_values_follow_the_spec_format(kpi: str, value: float | None, text: str) -> None:
-    assert value_text(value, SPECS[kpi]) == text
-
-
-@pytest.mark.parametrize(
-    ("kpi", "change", "text"),
-    [("no_show_rate", 0.0123, "+1.2 pp"), ("no_show_rate", -0.005, "-0.5 pp"), ("days_in_ar", -3.04, "-3.0 days"),
-     ("visit_cycle_time", 2.0, "+2 minutes"), ("average_speed_of_answer", 12.4, "+12 seconds"),
-     ("days_in_ar", float("nan"), "—")],
-)  # fmt: skip
-def test_changes_are_signed_and_in_the_kpi_unit(kpi: str, change: float, text: str) -> None:
-    assert change_text(change, SPECS[kpi]) == text
-
-
-def test_targets_read_in_the_direction_that_is_better() -> None:
-    assert target_text(SPECS["no_show_rate"]) == "Target ≤ 7.0% · red > 10.0%"
-    assert target_text(SPECS["clean_claim_rate"]) == "Target ≥ 95.0% · red < 90.0%"
-    assert target_text(SPECS["late_cancel_rate"]) == ""
+def test_chart_axes_follow_the_spec() -> None:
     assert tick_format(SPECS["no_show_rate"]) == ".1%"
     assert tick_format(SPECS["days_in_ar"]) == ",.1f"
-
-
-def test_periods_are_named_for_people() -> None:
-    assert period_text(date(2026, 10, 1), "month") == "Oct 2026"
-    assert period_text(date(2026, 10, 1), "quarter") == "2026-Q4"
-    assert period_text(date(2026, 1, 1), "year") == "2026"
-    assert period_text(date(2026, 10, 5), "week") == "week of 2026-10-05"
-    assert period_text(date(2026, 10, 5), "day") == "2026-10-05"
+    assert axis_title(SPECS["no_show_rate"]) == "percent" and axis_title(SPECS["days_in_ar"]) == "days"

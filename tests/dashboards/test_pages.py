@@ -21,11 +21,11 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboards.filters import add_months
 from dashboards.formatting import change_text, period_text
 from kpis import Warehouse
 from kpis.config import ENV_SECRET
 from kpis.formatting import format_value
+from kpis.periods import add_months
 from tests.conftest import SimulatedPractice
 from tests.dashboards.conftest import Window
 

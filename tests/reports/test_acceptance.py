@@ -22,10 +22,10 @@ import pytest
 from PIL import Image
 
 from kpis import Warehouse
-from reports import formatting
+from kpis.formatting import value_text
+from kpis.periods import add_months
 from reports.build import documents, prepare
 from reports.charts import ChartRenderer
-from reports.context import add_months
 from tests.conftest import SimulatedPractice, require_tool
 from tests.reports.conftest import Built, Practice
 from tests.reports.test_render import kpi_cells, pdf_pages
@@ -63,7 +63,8 @@ def test_html_numbers_equal_the_kpi_api(sim_report: Built, sim_wh: Warehouse) ->
     for row in sim_report.ctx.rows:
         spec = specs[row.id]
         record = api[(api["kpi_id"] == row.id) & (api["period"] == row.period)].iloc[0]
-        expected = "n < 11" if 0 < record["n"] < 11 else formatting.value(record["value"], spec.fmt, spec.unit)
+        assert record["complete"], row.id  # never an open month as the value
+        expected = "n < 11" if row.suppressed else value_text(record["value"], spec)
         assert cells[row.id]["value"] == expected, row.id
         shown += expected not in ("—", "n < 11")
     assert shown >= 18  # nearly every KPI has a value on the simulated practice
@@ -74,21 +75,21 @@ def test_summary_directions_and_drivers_agree_with_the_api(sim_report: Built, si
     ctx = sim_report.ctx
     assert 3 <= len(ctx.summary) <= 5
     checked = 0
-    for mover in ctx.movers:
-        row = mover.row
-        sentence = next((s for s in ctx.summary if s.startswith(row.title + " ")), None)
+    for move in ctx.movers:
+        sentence = next((s for s in ctx.summary if s.startswith(move.title + " ")), None)
         if sentence is None:
             continue
-        frame = sim_wh.compute(row.id, start=mover.before, end=row.period)
+        frame = sim_wh.compute(move.kpi_id, start=move.before, end=move.period)
+        assert frame["complete"].all()  # a move is between two final months
         before, after = frame["value"].tolist()
         assert (" rose to " in sentence) == (after > before), sentence
         assert (" fell to " in sentence) == (after < before), sentence
-        if mover.dimension == "location" and mover.driver is not None and mover.driver.contribution is not None:
-            drivers = sim_wh.drivers(row.id, row.period, compare_to=mover.before, by="location")
-            same_way = drivers[(drivers["contribution"] > 0) == (after > before)]
-            labels = dict(sim_wh.dimension_values("location")[["id", "label"]].itertuples(index=False))
-            top = labels[same_way.iloc[0]["segment"]]
-            assert f"driven by {top} " in sentence, sentence
+        driver = move.driver
+        if driver is not None and driver.contribution is not None:
+            drivers = sim_wh.drivers(move.kpi_id, move.period, compare_to=move.before, by=driver.dimension)
+            part = drivers.set_index("segment").loc[driver.segment, "contribution"]
+            assert part == pytest.approx(driver.contribution) and (part > 0) == (after > before)
+            assert f"driven by {driver.label} " in sentence, sentence
         checked += 1
     assert checked >= 1
 

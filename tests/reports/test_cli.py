@@ -95,7 +95,7 @@ def test_send_delivers_to_the_configured_recipients(
     [
         (["build", "--month", "10/2026"], "error: --month must be a month like 2026-10, got '10/2026'"),
         (["build", "--month", "2027-01"], "error: no data for 2027-01: the warehouse covers 2025-10 to 2026-10"),
-        (["build", "--location", "SOUTH"], "error: unknown location 'SOUTH'; the warehouse knows: EAST, NORTH, WEST"),
+        (["build", "--location", "SOUTH"], "error: --location: no location 'SOUTH' in the warehouse; known: Eastside"),
         (["build", "--format", "docx"], "error: --format takes html and/or pdf separated by a comma, got 'docx'"),
         (["build", "--paper", "legal"], "error: --paper must be one of letter, a4, got 'legal'"),
         (["send", "--month", "2026-10"], "error: no recipients: add [report] recipients = { practice ="),

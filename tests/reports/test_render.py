@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from kpis import Warehouse
-from reports import formatting
+from kpis.formatting import value_text
 from reports.build import documents, prepare
 from reports.charts import ChartRenderer
 from reports.context import ReportContext
@@ -42,13 +42,13 @@ def test_html_shows_the_api_values_for_the_month(practice_report: Built, wh: War
         row = next(r for r in practice_report.ctx.rows if r.id == record.kpi_id)
         if row.period != MONTH:
             continue  # reported for its latest complete month, checked in test_context
-        shown = "n < 11" if 0 < record.n < 11 else formatting.value(record.value, spec.fmt, spec.unit)
+        shown = "n < 11" if 0 < record.n < 11 else value_text(record.value, spec)
         assert cells[record.kpi_id]["value"] == shown, record.kpi_id
-        assert cells[record.kpi_id]["target"] == formatting.value(record.target, spec.fmt, spec.unit)
+        assert cells[record.kpi_id]["target"] == value_text(record.target, spec)
     assert cells["no_show_rate"]["value"] == "20.0%"
-    assert cells["no_show_rate"]["month-change"] == "+8.9 pts"
+    assert cells["no_show_rate"]["month-change"] == "+9.8 pts"
     assert cells["no_show_rate"]["status-cell"] == "Off target"
-    assert cells["call_abandonment_rate"]["value"] == "5.0%"
+    assert cells["call_abandonment_rate"]["value"] == "0.0%"
     assert cells["call_abandonment_rate"]["month-change"] == "−10.0 pts"
     for sentence in practice_report.ctx.summary:
         assert html_lib.escape(sentence, quote=False) in practice_report.html
