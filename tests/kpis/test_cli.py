@@ -11,7 +11,7 @@ import pytest
 import sqlglot
 
 from tests.cli_helpers import run_cli
-from tests.kpis.builder import Fixture
+from tests.kpis.builder import P1, P2, Fixture
 
 COLUMNS = [
     "kpi_id",
@@ -20,6 +20,7 @@ COLUMNS = [
     "numerator",
     "denominator",
     "value",
+    "unit",
     "n",
     "complete",
     "definition",
@@ -33,10 +34,14 @@ def db(tmp_path: Path) -> Path:
     """October 2026: EAST 1 no-show of 2 kept/no-show visits (plus a late cancellation), WEST 0 of 1."""
     fx = Fixture(tmp_path)
     fx.add(
+        "locations", {"location_id": "EAST", "name": "Eastside"}, {"location_id": "WEST", "name": "Northgate Clinic"}
+    )
+    fx.add("providers", {"provider_id": P1, "name": "Dr. Ada Park"}, {"provider_id": P2, "name": "Dr. Ben Ito"})
+    fx.add(
         "appointments",
         {"scheduled_start": "2026-10-05 09:00", "status": "noshow"},
         {"scheduled_start": "2026-10-06 09:00", "status": "fulfilled"},
-        {"scheduled_start": "2026-10-07 09:00", "status": "fulfilled", "location_id": "WEST"},
+        {"scheduled_start": "2026-10-07 09:00", "status": "fulfilled", "location_id": "WEST", "provider_id": P2},
         {
             "scheduled_start": "2026-10-08 09:00",
             "status": "cancelled",
@@ -56,6 +61,7 @@ def test_json_is_an_array_of_rows_with_the_dataframe_columns(db: Path, capsys: p
     row = rows[0]
     assert (row["period_start"], row["numerator"], row["denominator"], row["n"]) == ("2026-10-01", 1, 3, 3)
     assert row["value"] == pytest.approx(1 / 3) and row["complete"] is False and row["status"] == "off_target"
+    assert row["unit"] == "percent"
 
 
 def test_json_with_a_breakdown_and_missing_values(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -74,7 +80,7 @@ def test_json_with_a_breakdown_and_missing_values(db: Path, capsys: pytest.Captu
         "json",
     )
     rows = json.loads(res.out)
-    assert [r["location"] for r in rows] == ["EAST", "WEST"]
+    assert [(r["location"], r["location_name"]) for r in rows] == [("EAST", "Eastside"), ("WEST", "Northgate Clinic")]
     assert all(r["value"] is None and r["n"] == 0 and r["status"] is None for r in rows)
 
 
@@ -94,8 +100,36 @@ def test_table_formats_values_by_the_spec(db: Path, capsys: pytest.CaptureFixtur
     res = run_cli(capsys, "kpis", "--db", str(db), "--month", "2026-10", "--kpi", "no_show_rate", "--by", "location")
     assert res.code == 0, res.err
     east = next(line for line in res.out.splitlines() if "EAST" in line)
+    assert "Eastside (EAST)" in east
     assert "50.0%" in east and "7.0%" in east and "off_target" in east and east.rstrip().endswith("not yet")
-    assert res.out.splitlines()[0].replace("┃", " ").split()[-2:] == ["status", "final"]
+    header = [cell.strip() for cell in res.out.splitlines()[0].split("┃")]
+    assert "value (%)" in header and "target (%)" in header and header[-2:] == ["status", "final"]
+
+
+def test_table_by_provider_shows_names(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    res = run_cli(capsys, "kpis", "--db", str(db), "--month", "2026-10", "--by", "provider", "--kpi", "no_show_rate")
+    assert res.code == 0, res.err
+    ada = next(line for line in res.out.splitlines() if "Ada" in line)
+    assert f"Dr. Ada Park ({P1})" in ada and "50.0%" in ada
+    assert f"Dr. Ben Ito ({P2})" in res.out
+
+
+def test_table_with_several_units_writes_each_value_with_its_own(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    res = run_cli(
+        capsys, "kpis", "--db", str(db), "--month", "2026-10", "--kpi", "no_show_rate", "--kpi", "third_next_available"
+    )
+    assert res.code == 0, res.err
+    header = [cell.strip() for cell in res.out.splitlines()[0].split("┃")]
+    assert "value" in header and "target" in header
+    third = next(line for line in res.out.splitlines() if "third_next_available" in line)
+    assert "10.0 days" in third  # its target, in days
+
+
+def test_a_filter_takes_a_name_or_an_id(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["kpis", "--db", str(db), "--month", "2026-10", "--kpi", "no_show_rate", "--format", "json"]
+    by_name = json.loads(run_cli(capsys, *args, "--filter", "location=Northgate Clinic").out)
+    by_id = json.loads(run_cli(capsys, *args, "--filter", "location=WEST").out)
+    assert by_name == by_id and (by_id[0]["numerator"], by_id[0]["denominator"]) == (0, 1)
 
 
 def test_table_hides_the_segments_without_data(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -153,11 +187,8 @@ def test_show_sql_for_another_engine(db: Path, capsys: pytest.CaptureFixture[str
         (["--option", "days_in_ar=hfma"], "expected KPI.OPTION=VALUE"),
         (["--option", "days_in_ar.preset=cms"], "'cms' is not one of mgma, hfma, aafp"),
         (["--filter", "EAST"], "expected DIMENSION=VALUE"),
-        (
-            ["--filter", "location=east"],
-            "--filter location=east: no such location in the warehouse (did you mean EAST?)",
-        ),
-        (["--filter", "location=MARS"], "no such location in the warehouse; known: "),
+        (["--filter", "location=east"], "no location 'east' in the warehouse (did you mean EAST?)"),
+        (["--filter", "location=MARS"], "no location 'MARS' in the warehouse; known: Eastside (EAST), Northgate"),
         (["--month", "2026-10", "--start", "2026-01"], "--month cannot be combined"),
         (["--month", "October"], "--month 'October' is not a date"),
         (["--kpi", "no_show_rate", "--by", "queue"], "cannot be broken down or filtered by queue"),
