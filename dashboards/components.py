@@ -155,7 +155,8 @@ def kpi_tile(spec: KpiSpec, card: pd.Series, trend: pd.DataFrame, month: date) -
             why = state_text(card["asked_state"], wait_days=card["wait_days"], history_days=card["history_days"])
             notes.append(f"{period_text(month)} so far: {value_text(card['asked_value'], spec)}, {why}.")
         elif missing(value) and state not in ("final", "small"):
-            notes.append(state_text(state, missing_sources=card["missing"]).capitalize() + ".")
+            why = state_text(state, missing_sources=card["missing"])
+            notes.append(why[:1].upper() + why[1:] + ".")
         if not missing(value):
             year = card["year_period"].date()
             if missing(card["change_year"]):

@@ -21,14 +21,15 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboards.formatting import change_text, period_text
 from kpis import Warehouse
+from kpis.catalog import shipped_specs
 from kpis.config import ENV_SECRET
-from kpis.formatting import format_value
+from kpis.formatting import change_text, format_value, period_text, value_text
 from kpis.periods import add_months
 from tests.conftest import SimulatedPractice
 from tests.dashboards.conftest import Window
 
+SPECS = shipped_specs()
 PAGES = {
     "views/overview.py": "Overview — {month}",
     "views/access.py": "Access & scheduling",
@@ -42,15 +43,21 @@ PAGES = {
 
 
 def expected_tiles(practice: SimulatedPractice, window: Window, filters: dict | None = None) -> dict:
-    """title -> (value, change vs previous month) of each headline KPI in the window's month, from the API."""
+    """title -> (value, change vs previous month) of each headline KPI in the window's month, from the
+    API's scorecard; checked against compute: the value is that of a complete month."""
     with practice.open() as wh:
+        card = wh.scorecard(window.month, filters=filters).set_index("kpi_id")
         out = {}
         for spec in (s for s in wh.catalog() if s.headline):
+            row = card.loc[spec.id]
             own = {d: v for d, v in (filters or {}).items() if d in spec.dimensions} or None
-            frame = wh.compute(spec.id, start=window.before, end=window.end, filters=own)
-            before, after = frame["value"].tolist()
-            change = None if pd.isna(before) or pd.isna(after) else change_text(after - before, spec)
-            out[spec.title] = (format_value(after, spec.fmt), change)
+            if row["state"] == "final":
+                period = row["period_start"]
+                raw = wh.compute(spec.id, start=period, end=period, filters=own).iloc[0]
+                assert raw["complete"] and raw["value"] == pytest.approx(row["value"]), spec.id
+            change = None if pd.isna(row["change_previous"]) else change_text(row["change_previous"], spec)
+            value = "n < 11" if row["state"] == "small" else value_text(row["value"], spec)
+            out[spec.title] = (value, change)
     return out
 
 
@@ -190,7 +197,7 @@ def test_definitions_page_lists_the_whole_catalog(at: AppTest, practice: Simulat
     assert table["id"].tolist() == ids
     days = table.set_index("id").loc["days_in_ar"]
     assert days["variant in use"].startswith("days_in_ar[preset=mgma")
-    assert days["target"] == "Target ≤ 40.0 · red > 50.0"
+    assert days["target"] == "Target ≤ 40.0 days · red > 50.0 days"
     assert any(m.value.startswith("**Days in A/R** — ") for m in at.markdown)
 
 
@@ -255,32 +262,78 @@ def test_a_warehouse_being_written_shows_a_busy_message(
 def test_what_changed_names_the_moves_and_their_main_segment(
     at: AppTest, practice: SimulatedPractice, window: Window, filters: dict
 ) -> None:
-    """The moves and their drivers are those of the filtered view (drivers honour the filters)."""
+    """The moves and their drivers are those of the filtered view (drivers honour the filters), each
+    between two final months, and every KPI off target is named, furthest first."""
     for dim, values in filters.items():
         at.multiselect(key=dim).set_value(values).run()
     no_errors(at)
-    bullets = [line for m in at.markdown for line in m.value.splitlines() if line.startswith("- **")]
-    assert len(bullets) == 3
+    bullets = what_changed(at)
     with practice.open() as wh:
-        specs = {s.title: s for s in wh.catalog()}
-        for bullet in bullets:
-            spec = specs[bullet[4 : bullet.index("**", 4)]]
-            own = {d: v for d, v in filters.items() if d in spec.dimensions} or None
-            both = wh.compute(spec.id, start=window.before, end=window.end, filters=own)
+        moves = wh.movers(window.month, filters=filters or None)
+        specs = {s.id: s for s in wh.catalog()}
+        card = wh.scorecard(window.month, filters=filters or None)
+        assert len(bullets) == len(moves) >= 3
+        for bullet, move in zip(bullets, moves, strict=True):
+            spec = specs[move.kpi_id]
+            assert bullet.startswith(f"- **{spec.title}**")
+            both = wh.compute(spec.id, start=move.before, end=move.period, filters=own_filters(spec, filters))
+            assert both["complete"].all(), f"{spec.id}: a month not final is never compared"
             before, after = both["value"].tolist()
-            assert both["complete"].iloc[-1], f"{spec.id}: a month not final is not ranked among the moves"
-            assert f"{format_value(before, spec.fmt)} → {format_value(after, spec.fmt)}" in bullet
+            assert f"{value_text(before, spec)} → {value_text(after, spec)}" in bullet
             assert change_text(after - before, spec) in bullet
-            if "most of it from" in bullet:
-                named = bullet.split("most of it from ")[1].split(" (")[0]
-                dim, label = named.split(" ", 1)
-                top = wh.drivers(spec.id, window.month, by=dim, filters=own).dropna(subset=["segment"]).iloc[0]
-                assert wh.dimension_values(dim).set_index("id").loc[top["segment"], "label"] == label
-        apart = [c.value for c in at.caption if c.value.startswith("Not compared while their month is not final")]
-        assert len(apart) == 1, "the simulated month has open KPIs (claims not yet remitted)"
-        for title in apart[0].split(": ", 1)[1].rstrip(".").split(", "):
-            own = {d: v for d, v in filters.items() if d in specs[title].dimensions} or None
-            assert not wh.compute(specs[title].id, start=window.month, end=window.end, filters=own)["complete"].iloc[0]
+            if move.driver is not None:
+                assert f"{move.driver.dimension} {move.driver.label}" in bullet
+    off = [
+        line for m in at.markdown for line in m.value.splitlines() if line.startswith("- **") and "target of" in line
+    ]
+    expected = card[card["status"] == "off_target"].sort_values("gap", ascending=False)
+    assert [line[4 : line.index("**", 4)] for line in off] == [specs[k].title for k in expected["kpi_id"]]
+
+
+def own_filters(spec: object, filters: dict) -> dict | None:
+    return {d: v for d, v in filters.items() if d in spec.dimensions} or None
+
+
+def what_changed(at: AppTest) -> list[str]:
+    """The bullets of "What changed" (the markdown block after its subheader)."""
+    blocks = [m.value for m in at.markdown if m.value.startswith("- **") and "→" in m.value]
+    return [line for block in blocks for line in block.splitlines() if line.startswith("- **")]
+
+
+def test_an_open_month_is_never_a_headline_value(at: AppTest, practice: SimulatedPractice, window: Window) -> None:
+    """Clean claims of the last month wait for their remittances: the tile shows the last complete
+    month's value and says so, and the open month's value only as "so far"."""
+    no_errors(at)
+    with practice.open() as wh:
+        row = wh.scorecard(window.month).set_index("kpi_id").loc["clean_claim_rate"]
+        raw = wh.compute("clean_claim_rate", start=window.month, end=window.end).iloc[0]
+    assert not raw["complete"] and row["period_start"].date() < window.month
+    assert shown_tiles(at)["Clean claim rate"][0] == value_text(row["value"], SPECS["clean_claim_rate"])
+    assert shown_tiles(at)["Clean claim rate"][0] != value_text(raw["value"], SPECS["clean_claim_rate"])
+    notes = "\n".join(c.value for c in at.caption)
+    assert f"For {period_text(row['period_start'].date())}, the latest complete month." in notes
+    assert f"{period_text(window.month)} so far: {value_text(raw['value'], SPECS['clean_claim_rate'])}" in notes
+
+
+def test_a_location_without_billing_says_which_export_is_missing(at: AppTest, practice: SimulatedPractice) -> None:
+    """NORTH sends no X12: its claim KPIs are empty because no claims export is loaded for it."""
+    north = dimension_labels(practice, "location")["NORTH"]
+    at.multiselect(key="location").set_value(["NORTH"]).run()
+    no_errors(at)
+    notes = "\n".join(c.value for c in at.caption)
+    assert "Not loaded: claims (X12 837)." in notes
+    at.switch_page("views/revenue_cycle.py").run()
+    no_errors(at)
+    infos = [i.value for i in at.info]
+    assert f"No denial rate for location {north}: claims (X12 837) are not loaded for it." in " ".join(infos)
+    assert not any("left out by that filter" in i for i in infos)
+
+
+def test_phones_break_down_by_queue_first(at: AppTest) -> None:
+    """Calls carry a queue, rarely a location: the breakdown starts with the dimension they record."""
+    at.switch_page("views/phones.py").run()
+    no_errors(at)
+    assert at.selectbox(key="by-call_abandonment_rate").value == "queue"
 
 
 def test_sidebar_says_how_recent_the_data_is(at: AppTest, practice: SimulatedPractice) -> None:
