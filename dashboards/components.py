@@ -13,6 +13,7 @@ from dashboards.filters import Filters, option_labels
 from dashboards.formatting import segment_label
 from kpis.formatting import (
     STATUS_LABELS,
+    asked_note,
     change_text,
     column_header,
     in_unit,
@@ -152,8 +153,9 @@ def kpi_tile(spec: KpiSpec, card: pd.Series, trend: pd.DataFrame, month: date) -
         if period is not None and period != month and not missing(value):
             notes.append(f"For {period_text(period)}, the latest complete month.")
         if not missing(card["asked_value"]):
-            why = state_text(card["asked_state"], wait_days=card["wait_days"], history_days=card["history_days"])
-            notes.append(f"{period_text(month)} so far: {value_text(card['asked_value'], spec)}, {why}.")
+            shown = value_text(card["asked_value"], spec)
+            days = {"wait_days": card["wait_days"], "history_days": card["history_days"]}
+            notes.append(asked_note(month, shown, card["asked_state"], **days) + ".")
         elif missing(value) and state not in ("final", "small"):
             why = state_text(state, missing_sources=card["missing"])
             notes.append(why[:1].upper() + why[1:] + ".")

@@ -25,6 +25,7 @@ from kpis.errors import ClinicKpisError
 from kpis.formatting import (
     STATUS_LABELS,
     UNIT_LABELS,
+    asked_note,
     change_text,
     format_value,
     n_text,
@@ -260,8 +261,10 @@ def print_scorecard(card: pd.DataFrame, specs: dict[str, KpiSpec], console: Cons
         period = row.period_start.date() if not pd.isna(row.period_start) else None
         notes = []
         if not pd.isna(row.asked_value):
-            why = state_text(row.asked_state, wait_days=row.wait_days, history_days=row.history_days)
-            notes.append(f"{period_text(asked)} so far: {value_text(row.asked_value, spec)}, {why}")
+            shown = value_text(row.asked_value, spec)
+            notes.append(
+                asked_note(asked, shown, row.asked_state, wait_days=row.wait_days, history_days=row.history_days)
+            )
         elif pd.isna(row.value) and row.state != "small":
             notes.append(state_text(row.state, missing_sources=row.missing))
         if not pd.isna(row.value) and row.year_state == "history":

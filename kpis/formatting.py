@@ -182,3 +182,11 @@ def state_text(state: str, *, missing_sources: str = "", wait_days: int = 0, his
     if state == "empty":
         return "no data" + (f": {missing_sources} not loaded for this scope" if missing_sources else "")
     return ""
+
+
+def asked_note(month: date, value: str, state: str, *, wait_days: int = 0, history_days: int = 0) -> str:
+    """The asked month's own value when it is not a fact: `Sep 2026 so far: 18.6%, not final: ...`
+    (open), `Sep 2026: 0.0%, not comparable yet: ...` (early data)."""
+    why = state_text(state, wait_days=wait_days, history_days=history_days)
+    so_far = " so far" if state == "open" else ""
+    return f"{period_text(month)}{so_far}: {value}, {why}"

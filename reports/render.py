@@ -50,6 +50,7 @@ def environment() -> jinja2.Environment:
         short_month=formatting.period_text,
         status=formatting.status_text,
         state=_state,
+        asked=_asked,
         css_string=_css_string,
     )
     env.globals["palette"] = palette
@@ -86,3 +87,9 @@ def render_pdf(html: str) -> bytes:
     """The HTML as a paginated PDF (WeasyPrint). Any reference to a URL that is not data: fails."""
     fetcher = URLFetcher(allowed_protocols={"data"}, fail_on_errors=True)
     return HTML(string=html, url_fetcher=fetcher).write_pdf()
+
+
+def _asked(row: object, month: object) -> str:
+    """The report month's own value of a row, when it is not final (kpis' vocabulary)."""
+    value = formatting.value_text(row.asked_value, row)
+    return formatting.asked_note(month, value, row.asked_state, wait_days=row.wait_days, history_days=row.history_days)
