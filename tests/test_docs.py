@@ -20,20 +20,13 @@ import typer
 
 from kpis.catalog import shipped_specs
 from kpis.cli import app
-from kpis.formatting import format_value
+from kpis.formatting import value_text
 from kpis.spec import KpiSpec
 from tests.conftest import REPO, SimulatedPractice
 
 API_DOC = REPO / "docs" / "api.md"
 README = REPO / "README.md"
 TABLE_START, TABLE_END = "<!-- kpi-table:start -->", "<!-- kpi-table:end -->"
-DOMAIN_LABELS = {
-    "access": "Access",
-    "visit_flow": "Visit flow",
-    "phones": "Phones",
-    "revenue_cycle": "Revenue cycle",
-    "referrals_portal": "Referrals & portal",
-}
 
 
 def python_blocks(markdown: str) -> list[str]:
@@ -87,9 +80,9 @@ def kpi_table(specs: list[KpiSpec]) -> str:
         if spec.target is None:
             target = ""
         else:
-            target = ("≤ " if spec.better == "lower" else "≥ ") + format_value(spec.target, spec.fmt)
+            target = ("≤ " if spec.better == "lower" else "≥ ") + value_text(spec.target, spec)
         definition = spec.definition.replace("|", "\\|")
-        lines.append(f"| {DOMAIN_LABELS[spec.domain]} | {spec.title} | `{spec.id}` | {definition} | {target} |")
+        lines.append(f"| {spec.domain_title} | {spec.title} | `{spec.id}` | {definition} | {target} |")
     return "\n".join(lines)
 
 
