@@ -183,7 +183,7 @@ def kpi_section(ctx: PageContext, spec: KpiSpec) -> None:
     st.caption(f"{spec.definition} {target_text(spec)}".strip())
     filters = dict(data.applicable(spec, f.values))
     total = data.compute(ctx.src, (spec.id,), f.start, f.end, f.grain, (), tuple(filters.items()))
-    if total["n"].sum() == 0:
+    if not total["n"].gt(0).any():
         empty_note(ctx, spec)
         return
     # the dimensions that explain a move first (phones: the queue, which every call records)

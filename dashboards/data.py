@@ -148,13 +148,6 @@ def applicable(spec: KpiSpec, filters: Mapping[str, Sequence[str]]) -> Filters:
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
-def drivers(src: Source, kpi: str, period: str, by: tuple[str, ...], filters: Filters = ()) -> dict[str, pd.DataFrame]:
-    """`Warehouse.drivers_by`: each segment's part in the change from the previous month to `period`, per dimension."""
-    with _open(src) as wh:
-        return wh.drivers_by(kpi, period, by, filters=dict(filters) or None)
-
-
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def scorecard(src: Source, month: str, filters: Filters = ()) -> pd.DataFrame:
     """`Warehouse.scorecard`: each KPI's value for its latest complete month up to `month`, with its comparisons."""
     with _open(src) as wh:

@@ -22,7 +22,7 @@ for spec in specs:
         st.subheader(f"A/R aging at the end of {period_text(f.last_month, 'month')}")
         aging_spec = ctx.specs["ar_over_90_pct"]
         aging = data.ar_aging(ctx.src, f.month, ("payer_class",), data.applicable(aging_spec, f.values))
-        if aging["amount"].sum() == 0:
+        if not aging["amount"].ne(0).any():
             st.info("No open A/R at the end of this month.")
         else:
             st.plotly_chart(charts.aging(aging, "payer_class", ctx.colors("payer_class")), key="aging")
@@ -30,7 +30,7 @@ for spec in specs:
         by_reason = data.parts(
             ctx.src, spec.id, f.start, f.end, f.grain, "denial_reason", data.applicable(spec, f.values)
         )
-        if by_reason["numerator"].sum() > 0:
+        if by_reason["numerator"].gt(0).any():
             st.plotly_chart(
                 charts.reasons(
                     by_reason,
