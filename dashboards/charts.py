@@ -14,12 +14,22 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboards.formatting import axis_title, segment_label, tick_format
-from kpis.formatting import STATUS_LABELS, UNIT_LABELS, count_text, period_text, value_text
+from kpis.formatting import STATE_LABELS, STATUS_LABELS, UNIT_LABELS, count_text, period_text, value_text
 from kpis.palette import NO_STATUS_COLOR, RED_COLOR, SEGMENTS, TARGET_COLOR, UNKNOWN_COLOR, status_color
 from kpis.spec import KpiSpec
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "height": 340, "hovermode": "closest"}
+
+
+def drawn(frame: pd.DataFrame) -> pd.Series:
+    """The values a chart draws: every one but those withheld by the small-cell rule."""
+    return frame["value"].where(frame["state"] != "small")
+
+
+def symbols(frame: pd.DataFrame) -> list[str]:
+    """A filled marker for a fact, an open one for a value that is not final (or early data)."""
+    return ["circle" if state == "final" else "circle-open" for state in frame["state"]]
 
 
 def _hover(frame: pd.DataFrame, spec: KpiSpec) -> list[list[str]]:
@@ -35,7 +45,7 @@ def _hover(frame: pd.DataFrame, spec: KpiSpec) -> list[list[str]]:
                 count_text(row.denominator),
                 f"{row.n:,}",
                 (STATUS_LABELS.get(status, "no target") if status else "no target")
-                + ("" if row.complete else "; not final"),
+                + ("" if row.state == "final" else f"; {STATE_LABELS[row.state]}"),
             ]
         )
     return rows
@@ -68,19 +78,21 @@ def _target_lines(fig: go.Figure, spec: KpiSpec) -> None:
 def trend(frame: pd.DataFrame, spec: KpiSpec) -> go.Figure:
     """The KPI over time (one row per period), with target and red-flag lines.
 
-    Markers are coloured by status; an open marker is a period that is not complete yet (data may still arrive).
+    `frame` comes from `Warehouse.facts`. Markers are coloured by status; an open marker is a period
+    whose value is not a fact yet (records may still arrive, or its look-back is not covered), and a
+    withheld value (a count under 11) is not drawn.
     """
     fig = go.Figure(
         go.Scatter(
             x=frame["period_start"],
-            y=frame["value"],
+            y=drawn(frame),
             mode="lines+markers",
             name=spec.title,
             line={"color": "#455a64"},
             marker={
                 "size": 9,
                 "color": [status_color(s) for s in frame["status"]],
-                "symbol": ["circle" if done else "circle-open" for done in frame["complete"]],
+                "symbol": symbols(frame),
             },
             customdata=_hover(frame, spec),
             hovertemplate=_HOVER_TEMPLATE,
@@ -104,11 +116,11 @@ def breakdown(
         fig.add_trace(
             go.Scatter(
                 x=rows["period_start"],
-                y=rows["value"],
+                y=drawn(rows),
                 mode="lines+markers",
                 name=segment_label(key, labels),
                 line={"color": colors.get(key, NO_STATUS_COLOR)},
-                marker={"symbol": ["circle" if done else "circle-open" for done in rows["complete"]]},
+                marker={"symbol": symbols(rows)},
                 customdata=_hover(rows, spec),
                 hovertemplate=_HOVER_TEMPLATE,
             )

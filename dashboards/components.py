@@ -11,7 +11,9 @@ import streamlit as st
 from dashboards import charts, data
 from dashboards.filters import Filters, option_labels
 from dashboards.formatting import segment_label
+from kpis import privacy
 from kpis.formatting import (
+    STATE_LABELS,
     STATUS_LABELS,
     asked_note,
     change_text,
@@ -182,7 +184,7 @@ def kpi_section(ctx: PageContext, spec: KpiSpec) -> None:
     st.subheader(spec.title)
     st.caption(f"{spec.definition} {target_text(spec)}".strip())
     filters = dict(data.applicable(spec, f.values))
-    total = data.compute(ctx.src, (spec.id,), f.start, f.end, f.grain, (), tuple(filters.items()))
+    total = data.facts(ctx.src, spec.id, f.start, f.end, f.grain, (), tuple(filters.items()))
     if not total["n"].gt(0).any():
         empty_note(ctx, spec)
         return
@@ -193,7 +195,7 @@ def kpi_section(ctx: PageContext, spec: KpiSpec) -> None:
         st.plotly_chart(charts.trend(total, spec), key=f"trend-{spec.id}")
     with right:
         dim = st.selectbox("Break down by", dims, key=f"by-{spec.id}", format_func=lambda d: d.replace("_", " "))
-        split = data.compute(ctx.src, (spec.id,), f.start, f.end, f.grain, (dim,), tuple(filters.items()))
+        split = data.facts(ctx.src, spec.id, f.start, f.end, f.grain, (dim,), tuple(filters.items()))
         split = split[split["n"] > 0]
         st.plotly_chart(charts.breakdown(split, spec, dim, ctx.labels(dim), ctx.colors(dim)), key=f"split-{spec.id}")
     table = numbers_table(total, split, spec, dim, ctx.labels(dim))
@@ -226,21 +228,27 @@ def empty_note(ctx: PageContext, spec: KpiSpec) -> None:
 def numbers_table(
     total: pd.DataFrame, split: pd.DataFrame, spec: KpiSpec, dim: str, labels: dict[str, str]
 ) -> pd.DataFrame:
-    """The rows behind both charts, readable and exportable: period, segment, value (with its unit), counts."""
+    """The rows behind both charts, readable and exportable: period, segment, value (with its unit), counts.
+
+    A value withheld by the small-cell rule is "n < 11" here too, without the counts that give it back.
+    """
     frame = pd.concat([total, split], ignore_index=True)
+    small = frame["state"] == "small"
     segments = ["all"] * len(total) + [segment_label(v, labels) for v in split[dim]]
     return pd.DataFrame(
         {
             "period": [period_text(p.date(), g) for p, g in zip(frame["period_start"], frame["grain"], strict=True)],
             "segment": segments,
-            "value": [value_text(v, spec) for v in frame["value"]],
-            column_header("value", spec): [in_unit(v, spec) for v in frame["value"]],
-            "numerator": frame["numerator"],
-            "denominator": frame["denominator"],
-            "n": frame["n"],
+            "value": ["n < 11" if hide else value_text(v, spec) for v, hide in zip(frame["value"], small, strict=True)],
+            column_header("value", spec): [
+                None if hide else in_unit(v, spec) for v, hide in zip(frame["value"], small, strict=True)
+            ],
+            "numerator": frame["numerator"].where(~small),
+            "denominator": frame["denominator"].where(~small),
+            "n": [privacy.count(n) if hide else n for n, hide in zip(frame["n"], small, strict=True)],
             column_header("target", spec): in_unit(spec.target, spec),
             "status": frame["status"].map(lambda s: STATUS_LABELS.get(s, "") if isinstance(s, str) else ""),
-            "complete": frame["complete"],
+            "final": frame["state"].map(STATE_LABELS),
             "definition": frame["definition"],
         }
     )

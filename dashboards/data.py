@@ -120,31 +120,18 @@ def compute(
         )
 
 
-def compute_each(
-    src: Source,
-    specs: Sequence[KpiSpec],
-    start: str,
-    end: str,
-    grain: str,
-    filters: Mapping[str, Sequence[str]],
-    by: tuple[str, ...] = (),
-) -> pd.DataFrame:
-    """Several KPIs, each filtered by the filters it allows (a phone KPI has no payer to filter on).
-
-    KPIs that take the same filters are computed together, in one call per group.
-    """
-    groups: dict[Filters, list[str]] = {}
-    for spec in specs:
-        groups.setdefault(applicable(spec, filters), []).append(spec.id)
-    frames = [compute(src, tuple(ids), start, end, grain, by, key) for key, ids in groups.items()]
-    order = {spec.id: i for i, spec in enumerate(specs)}
-    out = pd.concat(frames, ignore_index=True)
-    return out.sort_values("kpi_id", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
-
-
 def applicable(spec: KpiSpec, filters: Mapping[str, Sequence[str]]) -> Filters:
     """The non-empty filters this KPI can honour, in a hashable form."""
     return tuple((dim, tuple(values)) for dim, values in filters.items() if values and dim in spec.dimensions)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def facts(
+    src: Source, kpi: str, start: str, end: str, grain: str, by: tuple[str, ...] = (), filters: Filters = ()
+) -> pd.DataFrame:
+    """`Warehouse.facts`: `compute` with each value's state (final, open, early data, withheld ...)."""
+    with _open(src) as wh:
+        return wh.facts(kpi, start, end, grain, by=list(by) or None, filters=dict(filters) or None)
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)

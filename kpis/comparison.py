@@ -42,7 +42,7 @@ from kpis import privacy, sources
 from kpis.drivers import decompose
 from kpis.engine import grouping_id
 from kpis.errors import ClinicKpisError
-from kpis.periods import add_months, parse_bound, period_floor
+from kpis.periods import add_months, next_period, parse_bound, period_floor
 from kpis.spec import KpiSpec
 
 if TYPE_CHECKING:
@@ -187,6 +187,25 @@ class ComparisonMethods(_Base):
         out["status"] = out["status"].where(out["state"] == "final", None)
         out["period_start"] = pd.to_datetime(out["period_start"]).astype("datetime64[us]")
         return out.reset_index(drop=True)
+
+    def facts(
+        self,
+        kpis: str | Sequence[str] | None = None,
+        start: Any = None,
+        end: Any = None,
+        grain: str = "month",
+        by: str | Sequence[str] | None = None,
+        filters: Mapping[str, Any] | None = None,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> pd.DataFrame:
+        """`compute`, each row judged by the same policy as the scorecard: `state` and `shown`.
+
+        `state` is final, small, history, empty, open or no_source; `shown` is the value when it
+        is a fact (what a chart may draw as one), else NaN. Any grain and breakdown.
+        """
+        frame = self.compute(kpis, start, end, grain, by, filters, options)
+        judged, _ = self._judge(frame, self.resolve_filters(filters))
+        return judged.drop(columns="withheld")
 
     def movers(
         self,
@@ -335,8 +354,8 @@ class ComparisonMethods(_Base):
     ) -> tuple[pd.DataFrame, dict[str, tuple[str, ...]], dict[str, str]]:
         """Monthly results of `specs` in [first, last], each row with its `state` and `shown` value.
 
-        Returns the frame, the filters each KPI could not honour, and the KPIs whose feeding
-        table is not loaded for the scope (kpi_id -> table).
+        Each KPI is filtered by the filters it allows. Returns the frame, the filters each KPI
+        could not honour, and the KPIs whose feeding table is not loaded for the scope.
         """
         resolved = self.resolve_filters(filters)
         groups: dict[tuple[tuple[str, tuple[Any, ...]], ...], list[str]] = {}
@@ -350,22 +369,30 @@ class ComparisonMethods(_Base):
             self.compute(ids, start=first, end=end, filters=dict(key) or None, options=options)
             for key, ids in groups.items()
         ]
-        frame = pd.concat(frames, ignore_index=True)
+        frame, missing = self._judge(pd.concat(frames, ignore_index=True), resolved)
         frame["period_start"] = frame["period_start"].dt.date
+        return frame, unfiltered, missing
+
+    def _judge(
+        self, frame: pd.DataFrame, filters: Mapping[str, tuple[Any, ...]]
+    ) -> tuple[pd.DataFrame, dict[str, str]]:
+        """`compute` rows with `state`, `withheld` and `shown` (the value when it is a fact); and the
+        KPIs whose feeding table has no row for the scope of `filters`."""
+        specs = [self._spec(k) for k in frame["kpi_id"].unique()]
         by_id = {s.id: s for s in specs}
         starts = self._data_starts({s.relation for s in specs if s.history_days})
-        missing = sources.missing(self.cursor(), specs, resolved)
+        missing = sources.missing(self.cursor(), specs, filters)
 
-        def covered(kpi: str, start: date) -> bool:
+        def covered(kpi: str, start: pd.Timestamp, grain: str) -> bool:
             spec = by_id[kpi]
             if not spec.history_days:
                 return True
             since = starts.get(spec.relation)
-            period_end = add_months(start, 1) - timedelta(days=1)
+            period_end = next_period(start.date(), grain) - timedelta(days=1)
             return since is not None and period_end - timedelta(days=spec.history_days - 1) >= since
 
-        kpi, starts_ = frame["kpi_id"].tolist(), frame["period_start"].tolist()
-        is_covered = np.array([covered(k, s) for k, s in zip(kpi, starts_, strict=True)], dtype=bool)
+        rows = zip(frame["kpi_id"], frame["period_start"], frame["grain"], strict=True)
+        is_covered = np.array([covered(k, s, g) for k, s, g in rows], dtype=bool)
         withheld = np.array(
             [
                 _withheld(by_id[k], n, num)
@@ -373,9 +400,10 @@ class ComparisonMethods(_Base):
             ],
             dtype=bool,
         )  # fmt: skip
-        empty = (frame["n"] == 0) | frame["value"].isna()
+        empty = ((frame["n"] == 0) | frame["value"].isna()).to_numpy()
         complete = frame["complete"].to_numpy(dtype=bool)
         no_source = frame["kpi_id"].isin(list(missing)).to_numpy()
+        frame = frame.copy()
         frame["state"] = np.select(
             [empty & no_source, ~is_covered & ~empty, ~complete, empty, withheld],
             ["no_source", "history", "open", "empty", "small"],
@@ -383,7 +411,7 @@ class ComparisonMethods(_Base):
         )
         frame["withheld"] = withheld
         frame["shown"] = frame["value"].where(frame["state"] == "final")
-        return frame, unfiltered, missing
+        return frame, missing
 
     def _card(
         self,

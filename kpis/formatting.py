@@ -37,6 +37,15 @@ UNIT_LABELS = {
 _UNIT_WORDS = {"percent": "points", "days": "days", "minutes": "minutes", "hours": "hours", "seconds": "seconds"}
 STATUS_LABELS = {"on_target": "On target", "watch": "Watch", "off_target": "Off target"}
 EFFECT_WORDS = {"better": "better", "worse": "worse", "steady": "steady"}
+# a value's state (kpis.comparison) in a word or two, e.g. for a chart's hover text
+STATE_LABELS = {
+    "final": "final",
+    "open": "not final",
+    "history": "early data",
+    "small": "withheld (n < 11)",
+    "empty": "no data",
+    "no_source": "not loaded",
+}
 
 
 class Formatted(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from dashboards import charts, data
@@ -20,7 +21,10 @@ for spec in specs:
     parts = ctx.parts_of(spec.id)  # the segments of a visit, stacked under the whole
     if parts:
         st.subheader("Where the time goes")
-        segments = data.compute_each(ctx.src, parts, f.start, f.end, f.grain, f.values)
+        segments = pd.concat(
+            [data.facts(ctx.src, p.id, f.start, f.end, f.grain, (), data.applicable(p, f.values)) for p in parts],
+            ignore_index=True,
+        )
         st.plotly_chart(charts.stacked_segments(segments, parts), key=f"parts-{spec.id}")
         st.caption(
             "Each bar stacks the median of each segment (check-in → roomed, roomed → provider, with the provider, "

@@ -378,20 +378,25 @@ def test_charts_carry_targets_units_hover_counts_and_one_colour_per_location(
 def test_breakdown_marks_the_months_that_are_not_final(
     at: AppTest, practice: SimulatedPractice, window: Window
 ) -> None:
-    """Days in A/R's early months look back before the first ledger entry: open markers, per location."""
+    """The ledger KPIs' early months rest on less than a year of ledger: open markers, per location,
+    for A/R over 90 days too (whose months are complete: its look-back is a history, not a window)."""
     at.switch_page("views/revenue_cycle.py").run()
     no_errors(at)
-    split = figures(at)[1]
+    charts = figures(at)
+    splits = [f for f in charts if f["layout"]["title"]["text"].endswith("by location")]
     with practice.open() as wh:
-        api = wh.compute("days_in_ar", start=window.first, end=window.end, by="location")
         ids = wh.dimension_values("location").set_index("label")["id"]
-    symbols = set()
-    for trace in split["data"]:
-        rows = api[api["location"] == ids[trace["name"]]]
-        expected = ["circle" if done else "circle-open" for done in rows["complete"]]
-        assert trace["marker"]["symbol"] == expected, trace["name"]
-        symbols.update(expected)
-    assert symbols == {"circle", "circle-open"}
+        for kpi, split in zip(("days_in_ar", "ar_over_90_pct"), splits, strict=False):
+            api = wh.facts(kpi, start=window.first, end=window.end, by="location")
+            raw = wh.compute(kpi, start=window.first, end=window.end, by="location")
+            symbols = set()
+            for trace in split["data"]:
+                rows = api[api["location"] == ids[trace["name"]]]
+                expected = ["circle" if state == "final" else "circle-open" for state in rows["state"]]
+                assert trace["marker"]["symbol"] == expected, trace["name"]
+                symbols.update(expected)
+            assert symbols == {"circle", "circle-open"}, kpi
+        assert raw["complete"].all()  # A/R over 90 days: every month complete, the first year still early
 
 
 def test_upload_box_ingests_an_export(
