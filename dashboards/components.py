@@ -140,7 +140,7 @@ def kpi_tile(spec: KpiSpec, card: pd.Series, trend: pd.DataFrame, month: date) -
             delta=None if missing(change) else change_text(change, spec),
             delta_color=EFFECT_DELTA.get(card["effect_previous"], "gray"),
             delta_arrow="off" if missing(change) or change == 0 else "up" if change > 0 else "down",
-            delta_description=f"vs {period_text(before)}" if before else None,
+            delta_description=f"vs {period_text(before)}" if before and not missing(change) else None,
             help=spec.definition,
             chart_data=[float(v) for v in trend["shown"] if not missing(v)] or None,
             chart_type="line",
