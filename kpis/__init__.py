@@ -1,8 +1,10 @@
 """clinic-kpis KPI library: the warehouse and the KPI definitions evaluated over it.
 
 Public API: `from kpis import Warehouse`, then `wh.compute(...)`, `wh.catalog()`, `wh.explain(...)`,
-`wh.drivers(...)`, `wh.sql(...)` and the data views (docs/contracts.md section 4). Also
-`kpis.formatting.format_value` (a value as the spec's `fmt` writes it) and
+`wh.drivers(...)`, `wh.sql(...)`, the comparison every surface reads (`wh.scorecard(...)`,
+`wh.movers(...)`, `wh.trend(...)`, `wh.totals(...)`; docs/contracts.md section 5) and the data
+views (section 4). Also `kpis.formatting` (the one vocabulary: values with units, changes,
+statuses, periods), `kpis.privacy` (the small-cell rule), `kpis.palette` and
 `kpis.results.all_results` (every KPI for the practice, each location and each provider).
 KPI definitions live in kpis/specs/*.toml.
 
