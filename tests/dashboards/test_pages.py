@@ -165,6 +165,8 @@ def test_kpi_section_table_holds_the_numbers_behind_the_chart(
     east = table[table["segment"] == dimension_labels(practice, "location")["EAST"]]
     assert east["n"].tolist() == split[split["location"] == "EAST"]["n"].tolist()
     assert len(at.get("download_button")) == 4  # one CSV per KPI on the page
+    assert {"value (%)", "target (%)"} <= set(table.columns)  # the CSV's columns carry the unit
+    assert total["value (%)"].tolist() == pytest.approx([v * 100 for v in api["value"]])
 
 
 def test_phone_heat_map_counts_every_offered_call(at: AppTest, practice: SimulatedPractice, window: Window) -> None:
