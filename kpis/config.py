@@ -101,10 +101,13 @@ class Config:
         return ZoneInfo(self.timezone)
 
     def secret(self) -> bytes:
-        """The HMAC key for patient pseudonyms: `$CLINIC_KPIS_SECRET`, else the secret file."""
+        """The HMAC key for patient pseudonyms: `$CLINIC_KPIS_SECRET`, else the secret file.
+
+        A weak key (short, or a few characters repeated) is refused: anyone could then recompute
+        the pseudonym of a known patient id. `clinic-kpis init` writes 64 random hex digits."""
         env = os.environ.get(ENV_SECRET)
         if env:
-            return env.encode()
+            return _strong(env, ENV_SECRET)
         try:
             value = self.secret_file.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
@@ -114,7 +117,22 @@ class Config:
             ) from None
         if not value:
             raise ConfigError(f"the secret file {self.secret_file} is empty")
-        return value.encode()
+        return _strong(value, str(self.secret_file))
+
+
+MIN_SECRET_LENGTH = 16
+MIN_SECRET_CHARACTERS = 8
+
+
+def _strong(value: str, where: str) -> bytes:
+    """`value` as the key, or a ConfigError when it is too weak to protect patient ids."""
+    if len(value) < MIN_SECRET_LENGTH or len(set(value)) < MIN_SECRET_CHARACTERS:
+        raise ConfigError(
+            f"the pseudonymization secret from {where} is too weak ({len(value)} characters, {len(set(value))} "
+            f"different): use at least {MIN_SECRET_LENGTH} characters with {MIN_SECRET_CHARACTERS} or more "
+            "different ones, e.g. the 64 random hex digits `clinic-kpis init` writes"
+        )
+    return value.encode()
 
 
 def find_config_path(explicit: Path | None = None) -> Path | None:
