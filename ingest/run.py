@@ -39,7 +39,7 @@ from ingest.load import Loader, TableMeta, lit, read_schema
 from ingest.pseudonymize import Pseudonymizer
 from ingest.references import Reference, affected, waiting_derivations
 from ingest.settings import IngestSettings, ingest_settings
-from ingest.sources import InputFile, Unusable, expand
+from ingest.sources import InputFile, Unusable, Upload, expand
 from kpis.config import ENV_SECRET, Config
 from kpis.storage import Store
 
@@ -89,14 +89,14 @@ class _Run:
 
 def ingest_paths(
     warehouse: Store,
-    paths: list[str | Path],
+    paths: list[str | Path | Upload],
     *,
     fmt: str = "auto",
     force: bool = False,
     progress: Progress | None = None,
     rotate_secret: bool = False,
 ) -> list[FileResult]:
-    """Load every file behind `paths` (files, folders, .zip, .gz) and say what happened to each.
+    """Load every file behind `paths` (files, folders, .zip, .gz, or `Upload`s) and say what happened to each.
 
     `fmt` is auto, fhir, x12, queue-log, call-log or csv:PROFILE (a profile name or .toml path);
     a bad `fmt`, a missing path, a bad `[ingest]` config or a pseudonymization secret other than

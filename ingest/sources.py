@@ -105,16 +105,29 @@ class Unusable:
     message: str
 
 
+@dataclass(frozen=True)
+class Upload:
+    """An export handed over as bytes (the dashboard's upload box): loaded under its own name, from
+    memory, never written to disk (exports hold patient details)."""
+
+    name: str
+    content: bytes = field(repr=False)
+
+
 def printable(name: str) -> str:
     """`name` with control characters escaped (`\\n`), so a message naming it stays one line."""
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in name)
 
 
-def expand(paths: list[str | Path]) -> Iterator[InputFile | Unusable]:
+def expand(paths: list[str | Path | Upload]) -> Iterator[InputFile | Unusable]:
     """Every input file behind `paths`, in a stable order (folders in natural order: `2026-9`
     before `2026-10`), and what is not loaded with the reason. A path that does not exist or
     cannot be read raises IngestError before anything loads."""
     for raw in paths:
+        if isinstance(raw, Upload):
+            data = raw.content
+            yield from _unpack(printable(raw.name), lambda data=data: io.BytesIO(data), False, len(data))
+            continue
         path = Path(raw)
         if path.is_dir():
             yield from _walk(path)
