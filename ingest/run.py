@@ -40,7 +40,7 @@ from ingest.pseudonymize import Pseudonymizer
 from ingest.references import Reference, affected, waiting_derivations
 from ingest.settings import IngestSettings, ingest_settings
 from ingest.sources import InputFile, Unusable, Upload, expand
-from kpis.config import ENV_SECRET, Config
+from kpis.config import ENV_SECRET, Config, private_files
 from kpis.storage import Store
 
 NOT_RECOGNIZED = "not a recognized export (FHIR, X12 837/835, Asterisk queue_log or CDR, or a CSV matching a profile)"
@@ -140,7 +140,7 @@ def ingest_paths(
     with warehouse.cursor() as cur:
         schema = read_schema(cur)
     run = _Run(warehouse, pseudonymizer, schema, settings, settings.date_range(), references, force)
-    with _bounded_memory(warehouse, settings.memory_limit):
+    with _bounded_memory(warehouse, settings.memory_limit), private_files():  # the WAL and spill files too
         for done, (i, adapter, file) in enumerate(plan):
             if progress is not None:
                 progress(file.name, done, len(plan))

@@ -16,6 +16,8 @@ import os
 import secrets
 import stat
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -260,6 +262,17 @@ def _smtp(tbl: dict[str, Any], where: str) -> SmtpSettings:
         username=tbl.get("username"),
         sender=str(tbl.get("from", SmtpSettings.sender)),
     )
+
+
+@contextmanager
+def private_files() -> Iterator[None]:
+    """Files created inside are readable and writable by their owner only (umask 077), like the
+    secret: the warehouse file, its write-ahead log and DuckDB's spill files hold practice data."""
+    before = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(before)
 
 
 def write_secret(path: Path) -> bool:
