@@ -105,6 +105,18 @@ def ingest_paths(
     before (same sha256) is skipped unless `force`. `progress(name, done, total)` is called
     before each file.
     """
+    with private_files():  # what this writes to disk (the WAL, DuckDB's spill files) is the owner's only
+        return _ingest(warehouse, paths, fmt, force, progress, rotate_secret)
+
+
+def _ingest(
+    warehouse: Warehouse,
+    paths: list[str | Path | Upload],
+    fmt: str,
+    force: bool,
+    progress: Progress | None,
+    rotate_secret: bool,
+) -> list[FileResult]:
     config = warehouse.config
     settings = ingest_settings(config)
     secret = config.secret()
@@ -140,7 +152,7 @@ def ingest_paths(
     with warehouse.cursor() as cur:
         schema = read_schema(cur)
     run = _Run(warehouse, pseudonymizer, schema, settings, settings.date_range(), references, force)
-    with _bounded_memory(warehouse, settings.memory_limit), private_files():  # the WAL and spill files too
+    with _bounded_memory(warehouse, settings.memory_limit):
         for done, (i, adapter, file) in enumerate(plan):
             if progress is not None:
                 progress(file.name, done, len(plan))
