@@ -17,6 +17,7 @@ exports one file per run ends with the same warehouse as loading them all at onc
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import hmac
@@ -105,8 +106,17 @@ def ingest_paths(
     before (same sha256) is skipped unless `force`. `progress(name, done, total)` is called
     before each file.
     """
+    _tighten(warehouse.path)
     with private_files():  # what this writes to disk (the WAL, DuckDB's spill files) is the owner's only
         return _ingest(warehouse, paths, fmt, force, progress, rotate_secret)
+
+
+def _tighten(db: Path) -> None:
+    """Make a warehouse created before files were private (0644) readable by its owner only."""
+    for path in (db, db.with_name(db.name + ".wal")):
+        with contextlib.suppress(OSError):  # not there (no log yet), or not ours to change
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
 
 
 def _ingest(

@@ -113,3 +113,15 @@ def test_the_warehouse_and_its_log_are_readable_by_their_owner_only(
         written = [p for p in (db, wal) if p.exists()]
         assert wal in written  # the load's rows are in the log until the warehouse is closed
         assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in written} == {p.name: 0o600 for p in written}
+
+
+def test_a_warehouse_made_before_is_made_private_by_the_next_ingest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", SECRET)
+    db = tmp_path / "w.duckdb"
+    Warehouse(db).close()
+    db.chmod(0o644)  # as every warehouse was created until now
+    with Warehouse(db) as wh:
+        load(wh, FIXTURES / "portal")
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
