@@ -200,7 +200,7 @@ def load_config(path: Path | None = None, *, db: Path | None = None) -> Config:
 
     return Config(
         path=cfg_path,
-        practice_name=str(practice.get("name", "My Practice")),
+        practice_name=_one_line(str(practice.get("name", "My Practice")), f"{where}: [practice] name"),
         timezone=timezone,
         db_path=db_path,
         secret_file=secret_file,
@@ -260,8 +260,17 @@ def _smtp(tbl: dict[str, Any], where: str) -> SmtpSettings:
         port=port,
         security=security,
         username=tbl.get("username"),
-        sender=str(tbl.get("from", SmtpSettings.sender)),
+        sender=_one_line(str(tbl.get("from", SmtpSettings.sender)), f"{where}: [smtp] from"),
     )
+
+
+def _one_line(value: str, where: str) -> str:
+    """`value` if it holds no line break or other control character: it goes into email headers
+    and one-line messages, where a line break would start a new header."""
+    bad = next((c for c in value if not c.isprintable()), None)
+    if bad is not None:
+        raise ConfigError(f"{where} must be one line of text; it holds {bad!r}")
+    return value
 
 
 @contextmanager

@@ -140,12 +140,12 @@ def first_resource_type(head: str) -> str | None:
     for line in head.splitlines():
         if line.strip():
             try:
-                doc = json.loads(line)
+                doc = _json_loads(line)
             except ValueError:
                 break
             return _type_of(doc)
     try:
-        return _type_of(json.loads(head))
+        return _type_of(_json_loads(head))
     except ValueError:
         marker = head.find('"resourceType"')
         if marker < 0:
@@ -190,7 +190,7 @@ class FhirAdapter:
         batch.phases, batch.errors = mapped.phases, mapped.errors
         mapped.finish(batch)
         pseudo = ctx.pseudonymizer
-        batch.records = lambda positions: {p: json.dumps(mask(records[p], pseudo)) for p in positions if p in records}
+        batch.records = lambda positions: {p: masked_json(records[p], pseudo) for p in positions if p in records}
         batch.after_load.append(_warn_unresolved(batch))
         return batch
 
@@ -306,10 +306,10 @@ def _resources(text: str, name: str) -> tuple[str, Iterator[tuple[int, dict | Re
         raise IngestError(f"{name}: the file is empty; expected FHIR resources, one JSON object per line")
     first = stripped.split("\n", 1)[0]
     try:
-        json.loads(first)
+        _json_loads(first)
     except ValueError:
         try:
-            doc = json.loads(stripped)
+            doc = _json_loads(stripped)
         except ValueError as exc:
             raise IngestError(
                 f"{name}: line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}); "
@@ -325,6 +325,15 @@ def _ndjson(text: str) -> Iterator[tuple[int, dict | RecordError]]:
             yield number, _line_item(number, line)
 
 
+def _json_loads(text: str) -> Any:
+    """`json.loads`, with JSON nested deeper than Python's recursion allows as a ValueError (a
+    JSONDecodeError saying so) rather than a RecursionError that would abort the whole command."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply to read", text, 0) from None
+
+
 def _loads(text: str) -> Any:
     """`json.loads(text)`, through orjson (about 3x faster) when it reads the text.
 
@@ -333,7 +342,7 @@ def _loads(text: str) -> Any:
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
-        return json.loads(text)
+        return _json_loads(text)
 
 
 def _line_item(number: int, line: str) -> dict | RecordError:
@@ -356,7 +365,7 @@ def _is_ndjson(file: InputFile) -> bool:
     if "\n" not in head:
         return False
     try:
-        json.loads(head.split("\n", 1)[0])
+        _json_loads(head.split("\n", 1)[0])
     except ValueError:
         return False
     return True
@@ -372,7 +381,7 @@ def _masked_lines(file: InputFile, wanted: set[int], pseudonymizer: Pseudonymize
     for number, line in enumerate(text_lines(file), start=1):
         if number in wanted and line.strip():
             item = _line_item(number, line)
-            found[number] = json.dumps(mask(item, pseudonymizer)) if isinstance(item, dict) else None
+            found[number] = masked_json(item, pseudonymizer) if isinstance(item, dict) else None
         if number >= last:
             break
     return found
@@ -968,6 +977,15 @@ def _human_name(names: Any) -> str | None:
         if text:
             return text
     return None
+
+
+def masked_json(resource: dict, pseudonymizer: Pseudonymizer) -> str:
+    """The masked resource as JSON for `rejects`; a resource nested too deeply to walk keeps only
+    its type and id."""
+    try:
+        return json.dumps(mask(resource, pseudonymizer))
+    except RecursionError:
+        return json.dumps({"resourceType": resource.get("resourceType"), "id": resource.get("id"), "masked": MASK})
 
 
 def mask(resource: dict, pseudonymizer: Pseudonymizer) -> dict:

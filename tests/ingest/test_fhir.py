@@ -288,3 +288,21 @@ def test_a_bad_ndjson_line_is_quarantined(warehouse: Warehouse, tmp_path: Path) 
     assert (result.read, result.inserted, result.rejected) == (3, 2, 1)
     (bad,) = rejects(warehouse, result.run_id)
     assert (bad["position"], bad["check_name"]) == (2, "invalid_json")
+
+
+def test_json_nested_too_deeply_is_an_error_or_a_reject_not_a_traceback(warehouse: Warehouse, tmp_path: Path) -> None:
+    """Issue 19 item 8: Python's JSON reader recursed past its limit in format detection, and the
+    RecursionError aborted the whole command, the other files included."""
+    deep = "[" * 100_000 + "]" * 100_000
+    document = tmp_path / "deep.json"
+    document.write_text('{"resourceType": "Appointment", "x": ' + deep + "}")
+    ndjson = tmp_path / "deep" / "Appointment.ndjson"
+    ndjson.parent.mkdir()
+    good = (FHIR / "Appointment.ndjson").read_text().splitlines()[0]
+    ndjson.write_text(good + '\n{"resourceType": "Appointment", "id": "deep", "x": ' + deep + "}\n")
+    whole, lines, other = load(warehouse, document, ndjson, FIXTURES / "portal" / "portal_messages.csv")
+    assert whole.status == "failed" and "nested too deeply to read" in whole.message
+    assert (lines.status, lines.inserted, lines.rejected) == ("succeeded", 1, 1)
+    (bad,) = rejects(warehouse, lines.run_id)
+    assert (bad["position"], bad["reason"]) == (2, "the line is not valid JSON (nested too deeply to read)")
+    assert other.status == "succeeded"
