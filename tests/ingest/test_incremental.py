@@ -12,6 +12,7 @@ import json
 import random
 import shutil
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -274,3 +275,34 @@ def test_a_chart_note_loaded_before_its_visit_waits_for_it(warehouse: Warehouse)
         ("e2", False),
     ]
     assert rows(warehouse, "SELECT record_key FROM waiting_rows") == [("fhir\x1fe404",)]
+
+
+# -- plausible dates ----------------------------------------------------------------------------------
+
+
+def test_dates_outside_the_plausible_range_are_quarantined_and_do_not_stretch_the_data(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """Issue 19 item 9: one appointment dated 2999 moved the default window to 2998-2999, and a
+    placeholder 1900-01-01 stretched the month slider back to 1900."""
+    lines = (FIXTURES / "vendor" / "north_appointments_2025.csv").read_text().splitlines()
+    typo = lines[1].replace("V1,03/14/2025", "T1,06/01/2999")
+    placeholder = lines[2].replace("V2,12/30/2025", "T2,01/01/1900")
+    export = tmp_path / "north.csv"
+    export.write_text("\n".join([lines[0], lines[1], typo, placeholder]) + "\n")
+    result = load_one(warehouse, export)
+    assert (result.inserted, result.rejected) == (1, 2)
+    latest = f"{date.today().year + 2}-12-31"
+    reasons = rows(warehouse, "SELECT position, field, reason FROM rejects WHERE check_name = 'implausible_date'")
+    assert (
+        3,
+        "scheduled_start",
+        f"scheduled_start 2999-06-01 09:30 is outside the plausible range 1901-01-01 to "
+        f"{latest}; check the export (the range is [ingest] earliest_date and latest_years_ahead)",
+    ) in reasons
+    assert {(p, f) for p, f, _ in reasons} >= {(3, "scheduled_start"), (4, "scheduled_start")}
+    coverage = warehouse.coverage()
+    assert (coverage["period_start"].min().date(), coverage["period_start"].max().date()) == (
+        date(2025, 3, 1),
+        date(2025, 3, 1),
+    )
