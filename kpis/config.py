@@ -12,6 +12,7 @@ identifiers.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import stat
@@ -262,6 +263,16 @@ def _smtp(tbl: dict[str, Any], where: str) -> SmtpSettings:
         username=tbl.get("username"),
         sender=_one_line(str(tbl.get("from", SmtpSettings.sender)), f"{where}: [smtp] from"),
     )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _one_line(value: str, where: str) -> str:

@@ -18,9 +18,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingest import ingest_paths
+from ingest import IngestError, ingest_paths
+from ingest.context import Lookup
 from kpis.config import load_config
 from kpis.warehouse import Warehouse
+from tests.cli_helpers import run_cli
 from tests.conftest import clinic_kpis
 from tests.ingest.conftest import FIXTURES, SECRET, load, load_one, rows
 
@@ -306,3 +308,54 @@ def test_dates_outside_the_plausible_range_are_quarantined_and_do_not_stretch_th
         date(2025, 3, 1),
         date(2025, 3, 1),
     )
+
+
+# -- the pseudonymization key ---------------------------------------------------------------------------
+
+
+def test_a_different_secret_is_refused_and_rotating_on_purpose_is_explicit(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 19 item 7: another key silently gave every patient a second pseudonym (1,169 rows
+    'updated'). The warehouse keeps the key's fingerprint (never the key) and refuses another."""
+    load(warehouse, FIXTURES / "portal")
+    keys = rows(warehouse, "SELECT patient_key FROM portal_messages ORDER BY 1")
+    (fingerprint,) = rows(warehouse, "SELECT value FROM warehouse_settings WHERE name = 'key_fingerprint'")
+    assert SECRET not in fingerprint[0] and len(fingerprint[0]) == 64
+
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", "another-secret-entirely-0123456789")
+    with pytest.raises(IngestError, match="is not the one .* was loaded with .* --rotate-secret"):
+        load(warehouse, FIXTURES / "portal", force=True)
+    assert rows(warehouse, "SELECT patient_key FROM portal_messages ORDER BY 1") == keys
+
+    path = warehouse.path
+    warehouse.close()
+    res = run_cli(capsys, "ingest", str(FIXTURES / "portal"), "--db", str(path), "--force")
+    assert res.code == 1 and res.err.startswith("error: the pseudonymization secret is not the one")
+    res = run_cli(capsys, "ingest", str(FIXTURES / "portal"), "--db", str(path), "--force", "--rotate-secret")
+    assert res.code == 0, res.err
+    assert "warning: " in res.err and "the pseudonymization secret changed on purpose" in res.err
+    with Warehouse(path, read_only=True) as wh:
+        assert rows(wh, "SELECT value FROM warehouse_settings WHERE name = 'key_fingerprint'") != [fingerprint]
+        assert rows(wh, "SELECT patient_key FROM portal_messages ORDER BY 1") != keys  # loaded again: new keys
+
+
+# -- one write path ---------------------------------------------------------------------------------------
+
+
+def test_ledger_charges_derived_from_claims_go_through_the_load_path(warehouse: Warehouse) -> None:
+    """Issue 14 item 5: the ledger rows an 837 implies were written by a side step, unchecked and
+    uncounted; they now go through the Loader: checked, counted as derived, with the run's lineage."""
+    result = load_one(warehouse, FIXTURES / "x12" / "claims_2025-03.837")
+    charges = rows(warehouse, "SELECT count(*), min(ingest_run_id), max(ingest_run_id) FROM ledger")
+    assert charges == [(2, result.run_id, result.run_id)]
+    assert result.derived == 2
+    assert rows(warehouse, "SELECT rows_derived FROM ingest_runs WHERE run_id = ?", result.run_id) == [(2,)]
+
+
+def test_adapters_read_the_warehouse_and_cannot_write_it(warehouse: Warehouse) -> None:
+    lookup = Lookup(warehouse.cursor())
+    assert lookup.rows("SELECT count(*) FROM appointments") == [(0,)]
+    for statement in ("DELETE FROM appointments", "SELECT 1; DROP TABLE appointments", "CREATE TABLE x (a INT)"):
+        with pytest.raises(ValueError, match="a lookup runs one SELECT statement"):
+            lookup.rows(statement)

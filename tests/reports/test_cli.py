@@ -14,7 +14,7 @@ from reports.charts import ChartRenderer
 from reports.cli import delivery_plan
 from tests.cli_helpers import run_cli
 from tests.reports.conftest import Practice
-from tests.reports.smtp_server import Recorder, smtp_server
+from tests.reports.smtp_server import PASSWORD, USER, Recorder, check_login, smtp_server
 
 
 def config_file(tmp_path: Path, practice: Practice, extra: str = "") -> Path:
@@ -170,3 +170,29 @@ def test_a_line_break_in_the_practice_name_or_sender_is_a_config_error(
     res = run_cli(capsys, "report", "send", "--config", str(config), "--dry-run", "--to", "a@x.example")
     assert res.code == 1
     assert res.err.startswith(f"error: {config}: {message}") and len(res.err.splitlines()) == 1, res.err
+
+
+@pytest.mark.browser
+def test_a_login_without_tls_is_sent_with_a_warning(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    practice: Practice,
+    renderer: ChartRenderer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 19 item 11: `security = "none"` with a username sent the password in clear, silently."""
+    monkeypatch.setenv("CLINIC_KPIS_SMTP_PASSWORD", PASSWORD)
+    recorder = Recorder()
+    with smtp_server(recorder, authenticator=check_login, auth_require_tls=False) as port:
+        config = config_file(
+            tmp_path,
+            practice,
+            f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\nusername = "{USER}"\nfrom = "{USER}"\n',
+        )
+        res = run_cli(capsys, "report", "send", "--config", str(config), "--month", "2026-10", "--to", "o@x.example")
+    assert res.code == 0, res.err
+    assert res.err.splitlines() == [
+        f'warning: [smtp] security = "none" with username {USER!r}: the password is sent unencrypted to '
+        f"127.0.0.1:{port}, readable on the way; use starttls or ssl"
+    ]
+    assert len(recorder.received) == 1
