@@ -361,6 +361,12 @@ paper = "letter"         # letter | a4
 # DuckDB's memory while files load (it spills to <warehouse>.tmp beyond it); 1GB keeps a
 # large ingest under 2 GB of RAM; raise it on a bigger machine for speed.
 # memory_limit = "1GB"
+# While another program has the warehouse open (the dashboard, another ingest), an ingest
+# waits this many seconds for it before it gives up.
+# lock_wait_seconds = 120
+# Dates outside this range are placeholders or typos: their records are quarantined.
+# earliest_date = "1901-01-01"
+# latest_years_ahead = 2
 
 [smtp]
 host = "localhost"

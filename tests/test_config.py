@@ -133,6 +133,7 @@ def test_init_with_secret_from_env_writes_no_secret_file(
 
 def test_the_template_init_writes_is_valid_for_every_package(tmp_path: Path) -> None:
     """Every table of the commented template loads, and the packages that own a table accept it."""
+    from ingest.settings import IngestSettings, ingest_settings
     from kpis.config import render_config_template
     from reports.settings import report_settings
 
@@ -144,3 +145,8 @@ def test_the_template_init_writes_is_valid_for_every_package(tmp_path: Path) -> 
     assert (cfg.practice_name, cfg.timezone, cfg.db_path) == ("Oak", "America/Denver", tmp_path / "w.duckdb")
     assert report_settings(cfg).paper == "letter"
     assert cfg.raw["ingest"] == {} and cfg.smtp.port == 587
+    uncommented = path.read_text().replace("\n# memory_limit", "\nmemory_limit").replace("\n# lock_wait", "\nlock_wait")
+    uncommented = uncommented.replace("\n# earliest_date", "\nearliest_date").replace(
+        "\n# latest_years", "\nlatest_years"
+    )
+    assert ingest_settings(load_config(write(tmp_path / "d.toml", uncommented))) == IngestSettings()  # the defaults
