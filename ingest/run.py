@@ -120,7 +120,7 @@ def _tighten(db: Path) -> None:
 
 
 def _ingest(
-    warehouse: Warehouse,
+    warehouse: Store,
     paths: list[str | Path | Upload],
     fmt: str,
     force: bool,
