@@ -1,9 +1,11 @@
 """What an adapter hands to the shared load path: canonical rows, grouped, with their positions.
 
 Adapters only parse. Each returns a `Batch`: rows for canonical tables (as Arrow tables whose
-`_pos` column is the record's position in the file), the records it could not parse at all,
-and the records it deliberately ignored (with why). Everything else — validation, upsert,
-counting, quarantine, lineage — is done once, in `ingest.load`.
+`_pos` column is the record's position in the file, with optional `_version`, when the source
+says the record last changed, and `_errs`, the values the adapter could not read), the records
+it could not parse at all, and the records it deliberately ignored (with why). Everything else
+— validation, upsert, versions, references, counting, quarantine, lineage — is done once, in
+`ingest.load`; rows that follow from a file's rows (`Derivation`) go through it too.
 
 A large line-oriented file is parsed in chunks rather than whole, so memory stays bounded: its
 `Batch` then has `chunks`, an iterator of `Chunk`s (rows and errors of the next N records,

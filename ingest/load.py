@@ -275,10 +275,16 @@ class Loader:
         a waiting update) and fails a check is quarantined under that origin; any other failure
         means the warehouse contradicts itself, and the file fails with the reason.
         """
+        self._deriving, self._version = True, None
+        try:
+            return self._derive(derivation, run_id)
+        finally:
+            self._deriving = False
+
+    def _derive(self, derivation: Derivation, run_id: int) -> int:
         cur = self.cur
         target = derivation.target
         meta = self.schema[target.table]
-        self._deriving, self._version = True, None
         self._reset()
         self._n += 1
         table, origins = f"_s_derived{self._n}", f"_origins{self._n}"
@@ -304,7 +310,6 @@ class Loader:
         if not rows:
             cur.execute(f"DROP TABLE {table}")
             cur.execute(f"DROP TABLE {origins}")
-            self._deriving = False
             return 0
         slot = _Slot(target, table, write, [], rows=rows, versioned=versioned)
         self._phase([slot], run_id, outcomes=True)
@@ -316,7 +321,6 @@ class Loader:
                 raise IngestError(f"a {target.table} row derived from this file breaks a rule: {failed[0]}")
         cur.execute(f"DROP TABLE IF EXISTS {origins}")
         (changed,) = cur.execute("SELECT count(*) FROM _outcome WHERE _action IN ('insert', 'update')").fetchone()
-        self._deriving = False
         return int(changed)
 
     def clear_waiting(self, table: str, writer: str) -> None:
