@@ -36,10 +36,11 @@ class ParseContext:
 
     References between records (a FHIR Appointment naming `Practitioner/abc`) are not resolved
     here: the rows keep them (`provider_ref`), and the load path resolves them against what the
-    warehouse holds, in this run or whenever the referenced record arrives later.
+    warehouse holds, in this run or whenever the referenced record arrives later. An adapter that
+    needs to read the warehouse does so after its rows are in (`Batch.after_load`), through a
+    `Lookup`.
     """
 
     timezone: str
     pseudonymizer: Pseudonymizer
-    lookup: Lookup | None = None
     dates: tuple[datetime, datetime] | None = None  # the plausible range of instants (earliest, latest)

@@ -280,7 +280,7 @@ def _load_file(run: _Run, file: InputFile, adapter: Adapter) -> FileResult:
                 [started, file.name, sha, file.size, adapter.name],
             ).fetchone()[0]
             lookup = Lookup(cur)
-            batch = adapter.parse(file, ParseContext(timezone, run.pseudonymizer, lookup, run.dates))
+            batch = adapter.parse(file, ParseContext(timezone, run.pseudonymizer, run.dates))
             loader = Loader(cur, run.schema, timezone, run.dates)
             counts = loader.load(batch, run_id, file.name)
             derived = sum(loader.derive(derivation, run_id) for derivation in batch.derived)
