@@ -23,10 +23,10 @@ import duckdb
 
 from kpis.config import load_config
 
-SHARED_TABLES = ("locations", "payers", "ingest_runs", "rejects", "schema_migrations")
+SHARED_TABLES = ("locations", "payers", "ingest_runs", "rejects", "schema_migrations", "warehouse_settings")
 SHARED_COLUMNS = ("location_id", "payer_id", "source")
-OWN_SUFFIXES = ("_id", "_key", "_number")  # identifiers that must differ between copies
-OWN_COLUMNS = ("agent", "npi")
+OWN_SUFFIXES = ("_id", "_key", "_number", "_ref")  # identifiers that must differ between copies
+OWN_COLUMNS = ("agent", "npi", "reference")
 
 
 def scale_up(source: Path, target: Path, copies: int) -> dict[str, int]:

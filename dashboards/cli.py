@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from kpis.cli_options import ConfigOption, DbOption
-from kpis.config import ENV_CONFIG, ENV_DB, load_config
+from kpis.config import ENV_CONFIG, ENV_DB, is_loopback, load_config
 
 APP = Path(__file__).with_name("app.py")
 DEFAULT_PORT = 8501
@@ -59,6 +59,13 @@ def dashboard_command(
     env = {**os.environ, ENV_DB: str(db_path)}
     if cfg.path is not None:
         env[ENV_CONFIG] = str(cfg.path.resolve())
+    if not is_loopback(address):
+        typer.echo(
+            f"warning: serving on {address}: the dashboard has no sign-in yet, so anyone who can reach this machine "
+            f"on port {port} sees the practice's data; keep the default 127.0.0.1 and reach it through a VPN or an "
+            "SSH tunnel",
+            err=True,
+        )
     typer.echo(f"Serving {db_path} at http://{address}:{port} (Ctrl+C stops it)", err=True)
     argv = streamlit_argv(port, address)
     os.execve(sys.executable, argv, env)

@@ -10,10 +10,8 @@ key and the next view shows the new data at once.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -237,23 +235,21 @@ def rejects(src: Source, run_id: int | None = None, limit: int = 1000) -> pd.Dat
 def ingest_files(src: Source, files: Sequence[tuple[str, bytes]]) -> list[Any]:
     """Load uploaded exports through `ingest/`, then drop every cached result.
 
-    The files are written under their own names to a private temporary folder (exports hold
-    patient details, so nothing is kept once loaded) and handed to `ingest.ingest_paths` on a
-    read-write open held only for the load.
+    The files are loaded from memory, never written to disk (exports hold patient details), each
+    under its own name (`uploaded/Appointment.ndjson`), which is what the run log records; two
+    uploads with the same name (Bulk exports all call theirs `Appointment.ndjson`) are both
+    loaded, the second as `uploaded/Appointment.ndjson (2)`. The warehouse is opened read-write
+    only for the load.
     """
     from ingest import ingest_paths  # the upload is the only writer here; keep its import local
+    from ingest.sources import Upload
 
-    folder = Path(tempfile.mkdtemp(prefix="clinic-kpis-upload-"))
-    try:
-        paths = []
-        for name, content in files:
-            path = folder / Path(name).name
-            path.write_bytes(content)
-            os.chmod(path, 0o600)
-            paths.append(path)
-        with _open(src, read_only=False) as wh:
-            results = ingest_paths(wh, paths)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    uploads, seen = [], Counter[str]()
+    for name, content in files:
+        base = Path(name).name or "upload"
+        seen[base] += 1
+        uploads.append(Upload(f"uploaded/{base}" + (f" ({seen[base]})" if seen[base] > 1 else ""), content))
+    with _open(src, read_only=False) as wh:
+        results = ingest_paths(wh, uploads)
     st.cache_data.clear()
     return results

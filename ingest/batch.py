@@ -1,9 +1,11 @@
 """What an adapter hands to the shared load path: canonical rows, grouped, with their positions.
 
 Adapters only parse. Each returns a `Batch`: rows for canonical tables (as Arrow tables whose
-`_pos` column is the record's position in the file), the records it could not parse at all,
-and the records it deliberately ignored (with why). Everything else — validation, upsert,
-counting, quarantine, lineage — is done once, in `ingest.load`.
+`_pos` column is the record's position in the file, with optional `_version`, when the source
+says the record last changed, and `_errs`, the values the adapter could not read), the records
+it could not parse at all, and the records it deliberately ignored (with why). Everything else
+— validation, upsert, versions, references, counting, quarantine, lineage — is done once, in
+`ingest.load`; rows that follow from a file's rows (`Derivation`) go through it too.
 
 A large line-oriented file is parsed in chunks rather than whole, so memory stays bounded: its
 `Batch` then has `chunks`, an iterator of `Chunk`s (rows and errors of the next N records,
@@ -16,10 +18,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
 
-import duckdb
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from ingest.context import Lookup
 
 Mode = Literal["merge", "update", "reference"]
 PositionKind = Literal["line", "segment", "record"]
@@ -30,7 +35,9 @@ class Target:
     """Where rows go and how they are written.
 
     - `merge`: insert new keys, update changed ones (the record owns the columns it writes);
-    - `update`: the row must exist already (e.g. a DocumentReference closing an Encounter's chart);
+    - `update`: columns of a row another record owns (e.g. a DocumentReference closing an
+      Encounter's chart); an update whose row is not loaded yet waits for it (`waiting_rows`)
+      and is applied when a later file (or this one) brings the row;
     - `reference`: a side row (payer, provider) implied by a fact record: never counted, and it
       only fills in what is still empty, so the system that owns the row (a FHIR Practitioner
       for a provider) keeps its values whichever file loads first.
@@ -43,6 +50,9 @@ class Target:
     may read the file's staged rows as `s`, to look up only the keys the file holds, and must
     match at most one row per merged row.
     `counted` rows decide the record's inserted/updated/unchanged outcome.
+    `writer` names the kind of record that owns the columns written, when a table's rows are
+    written by several (a visit and its chart note): versions and waiting updates are kept per
+    writer, so a newer chart note never makes an older visit record stale.
     """
 
     table: str
@@ -50,6 +60,7 @@ class Target:
     counted: bool = True
     derived: tuple[tuple[str, str], ...] = ()
     join: str = ""
+    writer: str = ""
 
     @property
     def insert_only(self) -> frozenset[str]:
@@ -97,9 +108,21 @@ class Chunk:
 RESTART = Chunk()
 
 
-# A step that runs after the rows are written, in the same transaction, e.g. deriving ledger
-# charges from all the submissions of the claims a file touched.
-PostStep = Callable[[duckdb.DuckDBPyConnection, int, str], None]
+@dataclass(frozen=True)
+class Derivation:
+    """Rows that follow from what a file wrote, computed in the warehouse after its rows are in
+    and written through the same load path (checks, upsert, lineage), e.g. the ledger charges of
+    the claims an 837 touched. `sql` is a SELECT giving the target's columns; it may read the
+    Arrow tables of `inputs` by name (e.g. the claim ids the file touched)."""
+
+    target: Target
+    sql: str
+    inputs: Mapping[str, pa.Table] = field(default_factory=dict)
+
+
+# A check that runs after a file's rows are written (given the run id), reading the warehouse (never writing it),
+# e.g. saying how many remitted claims have no charge loaded yet; it adds to `Batch.warnings`.
+AfterLoad = Callable[["Lookup", int], None]
 
 
 @dataclass
@@ -115,9 +138,14 @@ class Batch:
     # the file); a position left out has none
     records: Callable[[list[int]], Mapping[int, str | None]] = lambda positions: {}
     raw: pa.Table | None = None  # or: `_pos` + masked source fields, turned into JSON in SQL for rejects
-    post_steps: list[PostStep] = field(default_factory=list)
+    derived: list[Derivation] = field(default_factory=list)
+    after_load: list[AfterLoad] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     chunks: Iterator[Chunk] | None = None  # instead of phases/errors/raw: the file in chunks
+    # The file's own date (an export's as-of time), the version of every record that states
+    # none of its own (a `_version` column); None: the file states none. Set by the time the
+    # chunks are exhausted.
+    version: datetime | None = None
 
 
 def rows_to_arrow(rows: list[dict], columns: list[str]) -> pa.Table:

@@ -68,4 +68,7 @@ DUPLICATE = (
     "{what} appears earlier in this file ({kind} {first}) with different values ({diff}); "
     "the later occurrence is not loaded"
 )
-MISSING_PARENT = "no {table} row with this id ({key}) has been loaded; load the file that contains it first"
+IMPLAUSIBLE_DATE = (
+    "{field} {value} is outside the plausible range {earliest} to {latest}; check the export "
+    "(the range is [ingest] earliest_date and latest_years_ahead)"
+)

@@ -38,6 +38,14 @@ def ingest_command(
     force: Annotated[
         bool, typer.Option("--force", help="Load files again even if the same content was loaded before.")
     ] = False,
+    rotate_secret: Annotated[
+        bool,
+        typer.Option(
+            "--rotate-secret",
+            help="Accept a pseudonymization secret other than the one the warehouse was loaded with (on purpose: "
+            "then load every export again with --force).",
+        ),
+    ] = False,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -45,14 +53,19 @@ def ingest_command(
 
     Every file loads in its own transaction: records that break a rule are quarantined in
     `rejects` with the reason, the rest is loaded, and a file that cannot be read at all
-    changes nothing. Exit code 1 if any file failed.
+    changes nothing. Files may come in any order and in separate runs: a newer version of a
+    record wins over an older one, and references resolve whenever their target is loaded.
+    While another program has the warehouse open, the ingest waits ([ingest] lock_wait_seconds).
+    Exit code 1 if any file failed.
     """
-    from kpis.storage import Store
+    from ingest.lock import open_for_ingest
+    from kpis.config import load_config
 
     out = Console()
     if not out.is_terminal:
-        out = Console(width=200)  # piped: no progress, and a summary that is not squeezed into 80 columns
-    with Store.open(db, config=config) as wh:
+        out = Console(width=220)  # piped: no progress, and a summary that is not squeezed into 80 columns
+    settings = load_config(config, db=db)
+    with open_for_ingest(settings, say=lambda message: typer.echo(f"note: {message}", err=True)) as wh:
         if out.is_terminal:
             columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
             with Progress(*columns, console=out, transient=True) as progress:
@@ -63,9 +76,11 @@ def ingest_command(
                         task, description=f"loading {Path(name).name}" if name else "done", completed=done, total=total
                     )
 
-                results = ingest_paths(wh, list(paths), fmt=fmt, force=force, progress=report)
+                results = ingest_paths(
+                    wh, list(paths), fmt=fmt, force=force, progress=report, rotate_secret=rotate_secret
+                )
         else:
-            results = ingest_paths(wh, list(paths), fmt=fmt, force=force)
+            results = ingest_paths(wh, list(paths), fmt=fmt, force=force, rotate_secret=rotate_secret)
     out.print(summary_table(results))
     for result in results:  # plain lines, never wrapped: one line per message
         if result.status == "skipped" or (result.message and result.status == "succeeded"):
@@ -79,15 +94,16 @@ def ingest_command(
 
 
 def summary_table(results: list[FileResult]) -> Table:
-    """One row per file: read / inserted / updated / unchanged / rejected / ignored and the status."""
+    """One row per file: read / inserted / updated / unchanged / stale / waiting / rejected / ignored
+    and the status."""
     table = Table(title="ingest summary", title_justify="left", show_lines=False)
     table.add_column("file", overflow="fold")
     table.add_column("format")
-    for name in ("read", "inserted", "updated", "unchanged", "rejected", "ignored"):
+    for name in ("read", "inserted", "updated", "unchanged", "stale", "waiting", "rejected", "ignored"):
         table.add_column(name, justify="right")
     table.add_column("status")
     for r in results:
-        numbers = [r.read, r.inserted, r.updated, r.unchanged, r.rejected, r.ignored]
+        numbers = [r.read, r.inserted, r.updated, r.unchanged, r.stale, r.waiting, r.rejected, r.ignored]
         shown = [str(n) for n in numbers] if r.status == "succeeded" else [""] * len(numbers)
         table.add_row(r.path, r.adapter or "", *shown, r.status)
     return table

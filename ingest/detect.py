@@ -1,7 +1,7 @@
 """Which adapter reads a file: from `--format`, else from the file's first bytes.
 
 Content decides, not the file name, because exports are renamed freely: an ISA header (or a
-bare ST segment) is X12; JSON with a `resourceType` is FHIR; `epoch|uniqueid|queue|agent|EVENT`
+bare GS or ST segment) is X12; JSON with a `resourceType` is FHIR; `epoch|uniqueid|queue|agent|EVENT`
 lines are an Asterisk queue_log; an 18- or 21-field line with Asterisk's date layout is a CDR
 call log; otherwise the CSV header is matched against the profiles.
 """
@@ -24,7 +24,10 @@ from ingest.text import sniff_encoding
 
 FORMATS = ("auto", "fhir", "x12", "queue-log", "call-log", "csv:PROFILE")
 _SNIFF_BYTES = 64 * 1024
-_X12_START = re.compile(r"^\s*(ISA|GS|ST)[^A-Za-z0-9\s]")
+# An ISA header; or a bare GS (functional group: two letters) or ST (transaction set: three
+# digits), which is X12 without its envelope (named as such in the error). A CSV header that
+# merely starts with a column named ST (a state) is not X12.
+_X12_START = re.compile(r"^\s*(ISA[^A-Za-z0-9\s]|GS([^A-Za-z0-9\s])[A-Z]{2}\2|ST([^A-Za-z0-9\s])[0-9]{3}\3)")
 
 
 def check_format(fmt: str, profiles: list[Profile]) -> Profile | None:

@@ -3,12 +3,20 @@
 Every adapter's `Batch` goes through `Loader.load`, inside the caller's transaction:
 
 1. stage each target's Arrow rows in a temp table, cast to the warehouse column types and
-   merged with the existing warehouse row (a record owns only the columns it writes);
+   merged with the existing warehouse row (a record owns only the columns it writes), with the
+   version of the record the warehouse already holds;
 2. check the merged rows against the schema's own NOT NULL and CHECK constraints, plus
-   "the row an update refers to exists" and "the same key twice in this file agrees";
-3. reject a record as a whole if any of its rows fails, with the first failure's sentence;
+   "dates are plausible" and "the same key twice in this file agrees"; a record older than the
+   version already loaded is stale (the newer is kept), and an update whose row is not loaded
+   yet waits for it;
+3. reject a record as a whole if any of its rows fails, keeping every failure's sentence;
 4. write: insert new keys, update changed rows, leave identical rows (and their lineage) alone;
-5. count every record exactly once: read = inserted + updated + unchanged + rejected.
+5. count every record exactly once:
+   read = inserted + updated + unchanged + stale + waiting + rejected.
+
+Rows that follow from what a file wrote rather than being read from it (the ledger charges
+of its claims, references resolved now that their target arrived, waiting updates whose row
+arrived) go through the same steps (`Loader.derive`).
 
 A record is one source record (a CSV line, a FHIR resource, an X12 claim or claim payment, a
 call); it may write rows to several tables (an appointment and its visit; a claim and its
@@ -22,12 +30,15 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass
+from datetime import datetime
 
 import duckdb
 import pyarrow as pa
 
 from ingest import checks
-from ingest.batch import RESTART, Batch, Chunk, Target
+from ingest.batch import RESTART, Batch, Chunk, Derivation, Target
+from ingest.errors import IngestError
+from ingest.phi import masked_sql
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,7 @@ class _Slot:
     write: list[str]
     errs: list[str]
     rows: int = 0
+    versioned: bool = False  # the rows carry their own `_version`
 
 
 @dataclass
@@ -92,6 +104,16 @@ class Counts:
     updated: int = 0
     unchanged: int = 0
     rejected: int = 0
+    stale: int = 0
+    waiting: int = 0
+
+
+# An adapter's own failures of a row (values it could not read), as a list per row: `_errs`.
+ERRORS_TYPE = "STRUCT(field VARCHAR, check_name VARCHAR, reason VARCHAR, value VARCHAR)[]"
+
+# Joins the values of a key into one text (record_versions, waiting_rows): U+001F, the ASCII
+# unit separator, is in no id.
+KEY_SEPARATOR = "chr(31)"
 
 
 def q(name: str) -> str:
@@ -107,15 +129,27 @@ def lit(value: str) -> str:
 class Loader:
     """Loads batches into the warehouse through one cursor (temp tables are per connection)."""
 
-    def __init__(self, cur: duckdb.DuckDBPyConnection, schema: dict[str, TableMeta], timezone: str) -> None:
+    def __init__(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        schema: dict[str, TableMeta],
+        timezone: str,
+        dates: tuple[datetime, datetime] | None = None,
+    ) -> None:
         self.cur = cur
         self.schema = schema
         self.tz = timezone
+        self.dates = dates  # (earliest, latest) plausible instant; None: no date check
         self._n = 0
         self._order = 0
         self._kind = "record"
+        self._file = ""
+        self._version: datetime | None = None  # the file's own date, for rows without one
+        self._deriving = False
         self._write: dict[str, list[str]] = {}  # per staged target: the columns its rows write
-        self._errs: dict[str, list[str]] = {}  # and the adapter's `_err_*` columns it has
+        self._errs: dict[str, list[str]] = {}  # and whether it has the adapter's `_errs` column
+        self._versioned: dict[str, bool] = {}  # and whether its rows have a version
+        self.changed: dict[str, int] = {}  # table -> rows inserted or updated so far (this file and what followed)
 
     # -- public -------------------------------------------------------------------------------
 
@@ -130,6 +164,8 @@ class Loader:
         """
         cur = self.cur
         self._kind = batch.position_kind
+        self._file = file_name
+        self._deriving = False
         self._reset()
         chunks = batch.chunks if batch.chunks is not None else [Chunk(batch.phases, batch.errors, batch.raw)]
         for chunk in chunks:
@@ -137,6 +173,7 @@ class Loader:
                 self._reset()
             else:
                 self._add(chunk)
+        self._version = batch.version  # known once the chunks are read
         for key in sorted({(order, k) for order, k, _ in self._slots}):
             slots = [self._slots[s] for s in sorted(self._slots) if s[:2] == key]
             self._phase([slot for slot in slots if slot.rows], run_id)
@@ -158,6 +195,8 @@ class Loader:
             "check_name VARCHAR, reason VARCHAR, value_masked VARCHAR)"
         )
         cur.execute("CREATE OR REPLACE TEMP TABLE _outcome (_pos BIGINT, _target BIGINT, _action VARCHAR)")
+        cur.execute("CREATE OR REPLACE TEMP TABLE _stale (_pos BIGINT)")
+        cur.execute("CREATE OR REPLACE TEMP TABLE _wait (_pos BIGINT)")
         cur.execute("CREATE OR REPLACE TEMP TABLE _raw_all (_pos BIGINT)")
 
     def _add(self, chunk: Chunk) -> None:
@@ -197,7 +236,8 @@ class Loader:
         """Append `rows` to the typed input table of target `key`, numbering them in file order."""
         meta = self.schema[target.table]
         write = [c for c in rows.column_names if not c.startswith("_")]
-        errs = [c for c in ("_err_field", "_err_check", "_err_reason", "_err_value") if c in rows.column_names]
+        errs = ["_errs"] if "_errs" in rows.column_names else []
+        versioned = "_version" in rows.column_names
         slot = self._slots.get(key)
         if slot is None:
             unknown = [c for c in write if c not in meta.columns]
@@ -206,38 +246,119 @@ class Loader:
                 raise ValueError(
                     f"adapter rows for {target.table}: unknown columns {unknown}, missing key {missing_key}"
                 )
-            slot = self._slots[key] = _Slot(target, f"_s{len(self._slots) + 1}", write, errs)
-            typed = ["_pos BIGINT", "_row BIGINT", *(f"{c} VARCHAR" for c in errs)]
+            slot = self._slots[key] = _Slot(target, f"_s{len(self._slots) + 1}", write, errs, versioned=versioned)
+            typed = ["_pos BIGINT", "_row BIGINT", *(f"{c} {ERRORS_TYPE}" for c in errs)]
+            typed += ["_version TIMESTAMPTZ"] if versioned else []
             typed += [f"{q(c)} {meta.columns[c].type}" for c in write]
             self.cur.execute(f"CREATE OR REPLACE TEMP TABLE {slot.table} ({', '.join(typed)})")
-        elif (slot.target, slot.write, slot.errs) != (target, write, errs):
+        elif (slot.target, slot.write, slot.errs, slot.versioned) != (target, write, errs, versioned):
             raise ValueError(f"adapter rows for {target.table}: chunks differ in target or columns")
         if not rows.num_rows:
             return
         numbers = pa.array(range(slot.rows + 1, slot.rows + 1 + rows.num_rows), pa.int64())
         slot.rows += rows.num_rows
-        values = ["CAST(_pos AS BIGINT)", "_row", *(f"CAST({c} AS VARCHAR)" for c in errs)]
+        values = ["CAST(_pos AS BIGINT)", "_row", *(f"CAST({c} AS {ERRORS_TYPE})" for c in errs)]
+        values += ["CAST(_version AS TIMESTAMPTZ)"] if versioned else []
         values += [f"CAST({q(c)} AS {meta.columns[c].type})" for c in write]
         self.cur.register("_chunk_in", rows.append_column("_row", numbers))
         self.cur.execute(f"INSERT INTO {slot.table} SELECT {', '.join(values)} FROM _chunk_in")
         self.cur.unregister("_chunk_in")
 
+    # -- rows that follow from the file ----------------------------------------------------------
+
+    def derive(self, derivation: Derivation, run_id: int) -> int:
+        """Write the rows `derivation.sql` gives (after `load`), checked and upserted like a file's
+        rows; return how many were inserted or updated.
+
+        Derived rows are not records of the file: they are not counted in its balance. A row that
+        names where it came from (`_origin_run`, `_origin_file`, `_origin_kind`, `_origin_pos`:
+        a waiting update) and fails a check is quarantined under that origin; any other failure
+        means the warehouse contradicts itself, and the file fails with the reason.
+        """
+        self._deriving, self._version = True, None
+        try:
+            return self._derive(derivation, run_id)
+        finally:
+            self._deriving = False
+
+    def _derive(self, derivation: Derivation, run_id: int) -> int:
+        cur = self.cur
+        target = derivation.target
+        meta = self.schema[target.table]
+        self._reset()
+        self._n += 1
+        table, origins = f"_s_derived{self._n}", f"_origins{self._n}"
+        for name, rows in derivation.inputs.items():
+            cur.register(name, rows)
+        try:
+            cur.execute(
+                f"CREATE OR REPLACE TEMP TABLE {origins} AS SELECT CAST(row_number() OVER () AS BIGINT) AS _pos, "
+                f"CAST(row_number() OVER () AS BIGINT) AS _row, * FROM ({derivation.sql})"
+            )
+        finally:
+            for name in derivation.inputs:
+                cur.unregister(name)
+        columns = [d[0] for d in cur.execute(f"SELECT * FROM {origins} LIMIT 0").description]
+        write = [c for c in columns if not c.startswith("_")]
+        versioned = "_version" in columns
+        origin = [c for c in ("_origin_run", "_origin_file", "_origin_kind", "_origin_pos") if c in columns]
+        values = ["_pos", "_row", *(["CAST(_version AS TIMESTAMPTZ) AS _version"] if versioned else [])]
+        values += [f"CAST({q(c)} AS {meta.columns[c].type}) AS {q(c)}" for c in write]
+        (rows,) = cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {', '.join(values)} FROM {origins}"
+        ).fetchone()
+        if not rows:
+            cur.execute(f"DROP TABLE {table}")
+            cur.execute(f"DROP TABLE {origins}")
+            return 0
+        slot = _Slot(target, table, write, [], rows=rows, versioned=versioned)
+        self._phase([slot], run_id, outcomes=True)
+        if origin:
+            self._quarantine_origins(origins)
+        else:
+            failed = cur.execute("SELECT reason FROM _fail ORDER BY _pos, _order LIMIT 1").fetchone()
+            if failed is not None:
+                raise IngestError(f"a {target.table} row derived from this file breaks a rule: {failed[0]}")
+        cur.execute(f"DROP TABLE IF EXISTS {origins}")
+        (changed,) = cur.execute("SELECT count(*) FROM _outcome WHERE _action IN ('insert', 'update')").fetchone()
+        return int(changed)
+
+    def clear_waiting(self, table: str, writer: str) -> None:
+        """Drop the waiting updates of `table` whose row is loaded now (applied, or quarantined)."""
+        meta = self.schema[table]
+        key_text = f"concat_ws({KEY_SEPARATOR}, {', '.join(f'CAST(t.{q(k)} AS VARCHAR)' for k in meta.key)})"
+        self.cur.execute(
+            f"DELETE FROM waiting_rows WHERE table_name = {lit(table)} AND writer = {lit(writer)} "
+            f"AND record_key IN (SELECT {key_text} FROM main.{q(table)} t)"
+        )
+
+    def _quarantine_origins(self, origins: str) -> None:
+        """Rejects for derived rows that failed, under the file and run they came from."""
+        self.cur.execute(
+            "INSERT INTO rejects (run_id, file_path, position_kind, position, target_table, field, check_name, "
+            "reason, value_masked, record_masked) "
+            "SELECT o._origin_run, o._origin_file, o._origin_kind, o._origin_pos, f.target_table, f.field, "
+            f"f.check_name, f.reason, {masked_sql('f.value_masked')}, NULL FROM _fail f JOIN {origins} o USING (_pos) "
+            "ORDER BY o._origin_run, o._origin_pos, f._order"
+        )
+
     # -- one phase ----------------------------------------------------------------------------
 
-    def _phase(self, slots: list[_Slot], run_id: int) -> None:
+    def _phase(self, slots: list[_Slot], run_id: int, *, outcomes: bool = False) -> None:
         staged = [(slot.target, self._stage(slot)) for slot in slots]
         for target, name in staged:
             self._check(target, name)
         for target, name in staged:
             self._dedupe(target, name)
         for target, name in staged:
-            self._apply(target, name, run_id)
+            self._apply(target, name, run_id, outcomes or target.counted)
         for _, name in staged:
             self.cur.execute(f"DROP TABLE IF EXISTS _c{name}")
             self.cur.execute(f"DROP TABLE IF EXISTS _d{name}")
 
     def _stage(self, slot: _Slot) -> str:
-        """Temp table `_cN`: the rows as given, typed, merged with the warehouse row of their key."""
+        """Temp table `_cN`: the rows as given, typed, merged with the warehouse row of their key,
+        with the record's version (`_version`) and the version the warehouse holds (`_held`)."""
         target, table, write, errs = slot.target, slot.table, slot.write, slot.errs
         meta = self.schema[target.table]
         self._n += 1
@@ -261,9 +382,21 @@ class Loader:
         # changed needs no second join with the (whole) warehouse table
         compare = self._compare_columns(target, write)
         was = [f"w.{q(c)} AS _was{i}" for i, c in enumerate(compare)]
+        key_text = f"concat_ws({KEY_SEPARATOR}, {', '.join(f'CAST(s.{q(k)} AS VARCHAR)' for k in meta.key)})"
+        version = self._version_sql(slot)
+        self._versioned[n] = version != "NULL"
+        versions = ""
+        held = "CAST(NULL AS TIMESTAMPTZ)"
+        if self._versioned[n]:
+            versions = (
+                f"LEFT JOIN main.record_versions v ON v.table_name = {lit(target.table)} "
+                f"AND v.writer = {lit(target.writer)} AND v.record_key = {key_text}"
+            )
+            held = "v.version_at"
         merge = (
-            f"SELECT s._pos, s._row, {exists} AS _exists, {', '.join([*merged, *was])} "
-            f"FROM s LEFT JOIN main.{q(target.table)} w ON {join}"
+            f"SELECT s._pos, s._row, {exists} AS _exists, {key_text} AS _key, {version} AS _version, "
+            f"{held} AS _held, {', '.join([*merged, *was])} "
+            f"FROM s LEFT JOIN main.{q(target.table)} w ON {join} {versions}"
         )
         derived = ", ".join(f"({expression}) AS {q(column)}" for column, expression in target.derived)
         with_derived = f"SELECT row.* REPLACE ({derived}) FROM m AS row {target.join}" if derived else "SELECT * FROM m"
@@ -277,64 +410,125 @@ class Loader:
         self.cur.execute(f"DROP TABLE {table}")  # its rows are in _cN now
         return n
 
+    def _version_sql(self, slot: _Slot) -> str:
+        """SQL for a staged row's version: its own, else the file's date, else none (reference
+        rows only fill in blanks, so they have none)."""
+        if slot.target.mode == "reference":
+            return "NULL"
+        file_version = f"CAST({lit(self._version.isoformat())} AS TIMESTAMPTZ)" if self._version else None
+        if slot.versioned:
+            return f"coalesce(s._version, {file_version})" if file_version else "s._version"
+        return file_version or "NULL"
+
     def _compare_columns(self, target: Target, write: list[str]) -> list[str]:
         meta = self.schema[target.table]
         cols = list(dict.fromkeys([*write, *(c for c, _ in target.derived)]))
         return [c for c in cols if c not in meta.key and c not in target.insert_only and c != "ingest_run_id"]
 
     def _check(self, target: Target, n: str) -> None:
-        """Every failure of every row, in rule order, as one INSERT into `_fail`."""
+        """Every failure of every row, in rule order, as one INSERT into `_fail`; then the
+        records that are stale, and the updates that wait for their row."""
         meta = self.schema[target.table]
         table = lit(target.table)
         parts = []
-        if "_err_check" in self._errs[n]:
+        if "_errs" in self._errs[n]:
             parts.append(
-                f"SELECT _pos, {self._next_order()}, {table}, _err_field, _err_check, _err_reason, _err_value "
-                f"FROM _c{n} WHERE _err_check IS NOT NULL"
+                f"SELECT _pos, {self._next_order()}, {table}, e.field, e.check_name, e.reason, e.value "
+                f"FROM (SELECT _pos, unnest(_errs) AS e FROM _c{n})"
             )
-        if target.mode == "update":
-            key = self._key_text(meta, "")
-            reason = _fill(checks.MISSING_PARENT, {"table": table, "key": key})
-            parts.append(
-                f"SELECT _pos, {self._next_order()}, {table}, {lit(meta.key[-1])}, 'missing_{target.table}', "
-                f"{reason}, {key} FROM _c{n} WHERE NOT _exists"
-            )
+        # An update's row may not be loaded yet: it then waits, and only what it writes is checked now.
+        present = " AND _exists" if target.mode == "update" else ""
         for col in meta.columns.values():
             if col.nullable or col.default is not None:
                 continue
             sentence = checks.REQUIRED.get((target.table, col.name), f"{col.name} is missing")
             parts.append(
                 f"SELECT _pos, {self._next_order()}, {table}, {lit(col.name)}, 'required', {lit(sentence)}, NULL "
-                f"FROM _c{n} WHERE {q(col.name)} IS NULL"
+                f"FROM _c{n} WHERE {q(col.name)} IS NULL{present}"
             )
         for rule in meta.checks:
             field = rule.columns[0]
             parts.append(
                 f"SELECT _pos, {self._next_order()}, {table}, {lit(field)}, {lit('rule_' + field)}, "
                 f"{self._sentence(meta, rule)}, {self._fmt(meta, field)} "
-                f"FROM _c{n} WHERE NOT coalesce({rule.expression}, TRUE)"
+                f"FROM _c{n} WHERE NOT coalesce({rule.expression}, TRUE){present}"
             )
-        self.cur.execute("INSERT INTO _fail " + " UNION ALL ".join(parts))
+        parts += self._date_checks(target, n)
+        if self._versioned[n]:
+            parts.append(f"SELECT _pos, NULL, NULL, NULL, '_stale', NULL, NULL FROM _c{n} WHERE _version < _held")
+        if target.mode == "update":
+            parts.append(f"SELECT _pos, NULL, NULL, NULL, '_wait', NULL, NULL FROM _c{n} WHERE NOT _exists")
+        # one scan for every rule; the stale and waiting records are then moved to their own tables
+        self.cur.execute(
+            "CREATE OR REPLACE TEMP TABLE _found AS SELECT * FROM (" + " UNION ALL ".join(parts) + ") "
+            "AS f(_pos, _order, target_table, field, check_name, reason, value_masked)"
+        )
+        self.cur.execute("INSERT INTO _fail SELECT * FROM _found WHERE check_name NOT IN ('_stale', '_wait')")
+        if self._versioned[n] or target.mode == "update":
+            self.cur.execute("INSERT INTO _stale SELECT _pos FROM _found WHERE check_name = '_stale'")
+            self.cur.execute("INSERT INTO _wait SELECT _pos FROM _found WHERE check_name = '_wait'")
+
+    def _date_checks(self, target: Target, n: str) -> list[str]:
+        """Failures for instants and dates outside the plausible range (a typo such as 2999, or a
+        placeholder such as 1900-01-01 would otherwise stretch every period range)."""
+        if self.dates is None:
+            return []
+        meta = self.schema[target.table]
+        earliest, latest = self.dates
+        columns = dict.fromkeys([*self._write[n], *(c for c, _ in target.derived)])
+        parts = []
+        for column in columns:
+            ctype = meta.columns[column].type
+            if ctype == "DATE":
+                low, high = lit(earliest.date().isoformat()), lit(latest.date().isoformat())
+                bounds = f"CAST({low} AS DATE) AND CAST({high} AS DATE)"
+            elif ctype.startswith("TIMESTAMP WITH TIME ZONE"):
+                low, high = lit(earliest.isoformat()), lit(latest.isoformat())
+                bounds = f"CAST({low} AS TIMESTAMPTZ) AND CAST({high} AS TIMESTAMPTZ)"
+            else:
+                continue
+            sentence = _fill(
+                checks.IMPLAUSIBLE_DATE,
+                {
+                    "field": lit(column),
+                    "value": self._fmt(meta, column),
+                    "earliest": lit(earliest.date().isoformat()),
+                    "latest": lit(latest.date().isoformat()),
+                },
+            )
+            parts.append(
+                f"SELECT _pos, {self._next_order()}, {lit(target.table)}, {lit(column)}, 'implausible_date', "
+                f"{sentence}, {self._fmt(meta, column)} FROM _c{n} WHERE {q(column)} NOT BETWEEN {bounds}"
+            )
+        return parts
 
     def _dedupe(self, target: Target, n: str) -> None:
-        """`_dN`: the rows not failed so far, ranked per key. A later row that disagrees with the
-        first is a failure (merge and update targets; references keep the first silently)."""
+        """`_dN`: the rows not failed or stale so far, ranked per key, newest version first. A
+        later row that disagrees with the first is stale if it is an older version, else a failure
+        (merge and update targets; references keep the first silently)."""
         meta = self.schema[target.table]
         keys = ", ".join(q(k) for k in meta.key)
         self.cur.execute(
             f"CREATE OR REPLACE TEMP TABLE _d{n} AS SELECT *, row_number() OVER (PARTITION BY {keys} "
-            f"ORDER BY _pos, _row) AS _rn FROM _c{n} WHERE _pos NOT IN (SELECT _pos FROM _fail)"
+            f"ORDER BY _version DESC NULLS LAST, _pos, _row) AS _rn FROM _c{n} "
+            "WHERE _pos NOT IN (SELECT _pos FROM _fail) AND _pos NOT IN (SELECT _pos FROM _stale)"
         )
         compare = [c for c in meta.columns if c in self._write[n] and c not in meta.key]
         if target.mode == "reference" or not compare:
             return
+        if not self.cur.execute(f"SELECT count(*) FROM _d{n} WHERE _rn > 1").fetchone()[0]:
+            return  # every key once: nothing can disagree
+        differs = " OR ".join(f"a.{q(c)} IS DISTINCT FROM b.{q(c)}" for c in compare)
+        join = " AND ".join(f"a.{q(k)} = b.{q(k)}" for k in meta.key)
+        self.cur.execute(
+            f"INSERT INTO _stale SELECT b._pos FROM _d{n} a JOIN _d{n} b ON {join} AND a._rn = 1 AND b._rn > 1 "
+            f"WHERE ({differs}) AND b._version < a._version"
+        )
         diff = ", ".join(
             f"CASE WHEN a.{q(c)} IS DISTINCT FROM b.{q(c)} THEN {lit(c + ': ')} || {self._fmt(meta, c, 'b')} "
             f"|| ' vs ' || {self._fmt(meta, c, 'a')} END"
             for c in compare
         )
-        differs = " OR ".join(f"a.{q(c)} IS DISTINCT FROM b.{q(c)}" for c in compare)
-        join = " AND ".join(f"a.{q(k)} = b.{q(k)}" for k in meta.key)
         what = self._key_text(meta, "b.")
         reason = _fill(
             checks.DUPLICATE,
@@ -348,72 +542,114 @@ class Loader:
         self.cur.execute(
             f"INSERT INTO _fail SELECT b._pos, {self._next_order()}, {lit(target.table)}, {lit(meta.key[-1])}, "
             f"'duplicate_conflict', {reason}, {what} "
-            f"FROM _d{n} a JOIN _d{n} b ON {join} AND a._rn = 1 AND b._rn > 1 WHERE {differs}"
+            f"FROM _d{n} a JOIN _d{n} b ON {join} AND a._rn = 1 AND b._rn > 1 "
+            f"WHERE ({differs}) AND b._version IS NOT DISTINCT FROM a._version"
         )
 
-    def _apply(self, target: Target, n: str, run_id: int) -> None:
-        """Write the first row of each key of records that were not rejected; note each row's outcome."""
+    def _apply(self, target: Target, n: str, run_id: int, outcomes: bool) -> None:
+        """Write the first row of each key of records that were not rejected, stale or waiting;
+        keep waiting updates aside; note each row's outcome."""
         meta = self.schema[target.table]
         cur = self.cur
-        live = "_rn = 1 AND _pos NOT IN (SELECT _pos FROM _fail)"
+        out = "(SELECT _pos FROM _fail UNION ALL SELECT _pos FROM _stale UNION ALL SELECT _pos FROM _wait)"
+        live = f"_rn = 1 AND _pos NOT IN {out}"
+        changed = 0
         update_cols = self._compare_columns(target, [c for c in meta.columns if c in self._write[n]])
         if update_cols:
             sets = ", ".join(f"{q(c)} = c.{q(c)}" for c in update_cols)
             join = " AND ".join(f"main.{q(target.table)}.{q(k)} = c.{q(k)}" for k in meta.key)
-            cur.execute(
+            changed += cur.execute(
                 f"UPDATE main.{q(target.table)} SET {sets}, ingest_run_id = {run_id} "
                 f"FROM _d{n} c WHERE {join} AND c._exists AND c._changed AND c.{live}"
+            ).fetchone()[0]
+        if target.mode != "update":
+            insert_cols = [c for c in meta.columns if c in self._write[n] or c in dict(target.derived)]
+            values = []
+            for c in insert_cols:
+                default = meta.columns[c].default
+                values.append(f"coalesce({q(c)}, {default})" if default is not None else q(c))
+            changed += cur.execute(
+                f"INSERT INTO main.{q(target.table)} ({', '.join(q(c) for c in insert_cols)}, ingest_run_id) "
+                f"SELECT {', '.join(values)}, {run_id} FROM _d{n} WHERE NOT _exists AND {live}"
+            ).fetchone()[0]
+        elif not self._deriving:
+            self._keep_waiting(target, n, run_id)
+        if changed:
+            self.changed[target.table] = self.changed.get(target.table, 0) + changed
+        if self._versioned[n]:
+            # the newest version seen, also for a record whose content did not change: an older
+            # version loaded later must not win over it
+            cur.execute(
+                "INSERT INTO record_versions (table_name, writer, record_key, version_at, ingest_run_id) "
+                f"SELECT {lit(target.table)}, {lit(target.writer)}, _key, _version, {run_id} FROM _d{n} "
+                f"WHERE _version IS NOT NULL AND {live} "
+                "ON CONFLICT (table_name, writer, record_key) DO UPDATE SET version_at = excluded.version_at, "
+                "ingest_run_id = excluded.ingest_run_id WHERE excluded.version_at > record_versions.version_at"
             )
-        insert_cols = [c for c in meta.columns if c in self._write[n] or c in dict(target.derived)]
-        values = []
-        for c in insert_cols:
-            default = meta.columns[c].default
-            values.append(f"coalesce({q(c)}, {default})" if default is not None else q(c))
-        cur.execute(
-            f"INSERT INTO main.{q(target.table)} ({', '.join(q(c) for c in insert_cols)}, ingest_run_id) "
-            f"SELECT {', '.join(values)}, {run_id} FROM _d{n} WHERE NOT _exists AND {live}"
-        )
-        if target.counted:
+        if outcomes:
             cur.execute(
                 f"INSERT INTO _outcome SELECT c._pos, {n}, CASE WHEN c._pos IN (SELECT _pos FROM _fail) THEN 'reject' "
-                f"WHEN d._rn > 1 THEN 'same' WHEN NOT c._exists THEN 'insert' WHEN c._changed THEN 'update' "
-                f"ELSE 'same' END FROM _c{n} c LEFT JOIN (SELECT _row, _rn FROM _d{n}) d USING (_row)"
+                "WHEN c._pos IN (SELECT _pos FROM _stale) THEN 'stale' WHEN c._pos IN (SELECT _pos FROM _wait) "
+                "THEN 'wait' WHEN d._rn > 1 THEN 'same' WHEN NOT c._exists THEN 'insert' "
+                f"WHEN c._changed THEN 'update' ELSE 'same' END FROM _c{n} c LEFT JOIN (SELECT _row, _rn FROM _d{n}) d "
+                "USING (_row)"
             )
+
+    def _keep_waiting(self, target: Target, n: str, run_id: int) -> None:
+        """Updates whose row is not loaded yet, kept until it is (a newer one replaces an older)."""
+        meta = self.schema[target.table]
+        written = [c for c in meta.columns if c in self._write[n]]
+        record = "to_json(struct_pack(" + ", ".join(f"{q(c)} := {q(c)}" for c in written) + "))::VARCHAR"
+        self.cur.execute(
+            "INSERT INTO waiting_rows (table_name, writer, record_key, row_json, version_at, file_path, position_kind, "
+            f"position, ingest_run_id) SELECT {lit(target.table)}, {lit(target.writer)}, _key, {record}, _version, "
+            f"{lit(self._file)}, {lit(self._kind)}, _pos, {run_id} FROM _d{n} "
+            "WHERE _rn = 1 AND _pos IN (SELECT _pos FROM _wait) "
+            "AND _pos NOT IN (SELECT _pos FROM _fail) AND _pos NOT IN (SELECT _pos FROM _stale) "
+            "ON CONFLICT (table_name, writer, record_key) DO UPDATE SET row_json = excluded.row_json, "
+            "version_at = excluded.version_at, file_path = excluded.file_path, position_kind = excluded.position_kind, "
+            "position = excluded.position, "
+            "ingest_run_id = excluded.ingest_run_id "
+            "WHERE NOT (excluded.version_at < waiting_rows.version_at)"
+        )
 
     # -- totals and rejects -------------------------------------------------------------------
 
     def _counts(self) -> Counts:
-        """Each record once: rejected if any of its rows failed; inserted if its first row (the
-        record itself, e.g. the appointment) is new; updated if any of its rows changed or was
-        added (e.g. the visit of a known appointment); else unchanged."""
+        """Each record once: rejected if any of its rows failed; stale if it is older than the
+        version loaded; waiting if it updates a row not loaded yet; inserted if its first row
+        (the record itself, e.g. the appointment) is new; updated if any of its rows changed or
+        was added (e.g. the visit of a known appointment); else unchanged."""
         row = self.cur.execute(
             "WITH o AS (SELECT _pos, _action, _target = min(_target) OVER (PARTITION BY _pos) AS _first "
             "  FROM _outcome), "
             "rec AS (SELECT _pos, "
-            "  CASE WHEN bool_or(_first AND _action = 'insert') THEN 'inserted' "
+            "  CASE WHEN _pos IN (SELECT _pos FROM _stale) THEN 'stale' "
+            "       WHEN _pos IN (SELECT _pos FROM _wait) THEN 'waiting' "
+            "       WHEN bool_or(_first AND _action = 'insert') THEN 'inserted' "
             "       WHEN bool_or(_action IN ('insert', 'update')) THEN 'updated' ELSE 'unchanged' END AS outcome "
             "  FROM o WHERE _pos NOT IN (SELECT _pos FROM _fail) GROUP BY _pos "
             "  UNION ALL SELECT DISTINCT _pos, 'rejected' FROM _fail) "
             "SELECT count(*), count(*) FILTER (outcome = 'inserted'), count(*) FILTER (outcome = 'updated'), "
-            "count(*) FILTER (outcome = 'unchanged'), count(*) FILTER (outcome = 'rejected') FROM rec"
+            "count(*) FILTER (outcome = 'unchanged'), count(*) FILTER (outcome = 'rejected'), "
+            "count(*) FILTER (outcome = 'stale'), count(*) FILTER (outcome = 'waiting') FROM rec"
         ).fetchone()
         return Counts(*(int(v) for v in row))
 
     def _write_rejects(self, batch: Batch, run_id: int, file_name: str) -> None:
+        """Every failure of every rejected record, each with the record (identifiers masked)."""
         cur = self.cur
-        cur.execute(
-            "CREATE OR REPLACE TEMP TABLE _first_fail AS SELECT * FROM _fail "
-            "QUALIFY row_number() OVER (PARTITION BY _pos ORDER BY _order, field) = 1"
-        )
         if self._raw_cols is not None:
             cols = self._raw_cols
-            record = "to_json(struct_pack(" + ", ".join(f"{q(c)} := r.{q(c)}" for c in cols) + "))::VARCHAR"
+            values = (masked_sql(f"CAST(r.{q(c)} AS VARCHAR)") for c in cols)  # free text is withheld
+            record = "to_json(struct_pack(" + ", ".join(f"{q(c)} := {v}" for c, v in zip(cols, values, strict=True))
+            record += "))::VARCHAR"
             cur.execute(
                 f"CREATE OR REPLACE TEMP TABLE _records AS SELECT r._pos, {record} AS record FROM _raw_all r "
-                "WHERE r._pos IN (SELECT _pos FROM _first_fail)"
+                "WHERE r._pos IN (SELECT _pos FROM _fail)"
             )
         else:
-            positions = [r[0] for r in cur.execute("SELECT _pos FROM _first_fail").fetchall()]
+            positions = [r[0] for r in cur.execute("SELECT DISTINCT _pos FROM _fail ORDER BY 1").fetchall()]
             found = batch.records(positions)
             texts = [found.get(p) for p in positions]
             records = pa.table({"_pos": pa.array(positions, pa.int64()), "record": pa.array(texts, pa.string())})
@@ -425,8 +661,8 @@ class Loader:
             "INSERT INTO rejects (run_id, file_path, position_kind, position, target_table, field, check_name, "
             "reason, value_masked, record_masked) "
             f"SELECT {run_id}, {lit(file_name)}, {lit(batch.position_kind)}, f._pos, f.target_table, f.field, "
-            "f.check_name, f.reason, f.value_masked, r.record FROM _first_fail f LEFT JOIN _records r USING (_pos) "
-            "ORDER BY f._pos"
+            f"f.check_name, f.reason, {masked_sql('f.value_masked')}, r.record FROM (SELECT DISTINCT * FROM _fail) f "
+            "LEFT JOIN _records r USING (_pos) ORDER BY f._pos, f._order, f.field"
         )
 
     # -- SQL helpers --------------------------------------------------------------------------

@@ -8,11 +8,19 @@ This is the Python entry point behind `clinic-kpis ingest` and the dashboard's u
 A file that cannot be read fails on its own (its transaction is rolled back and a `failed` run
 records why); the other files still load. Nothing is raised for a bad file: each result says
 what happened, and the caller decides how to report it.
+
+Files may come in any order and in separate runs (docs/contracts.md, "Loading in any order"):
+after each file, what follows from it is brought up to date in the same transaction — rows
+whose references now resolve, updates that waited for a row it brought — so loading a month's
+exports one file per run ends with the same warehouse as loading them all at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import hashlib
+import hmac
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,14 +31,17 @@ from pathlib import Path
 import duckdb
 
 from ingest.adapters import Adapter
-from ingest.adapters.csv_profile import Profile, load_profile, shipped_profiles
-from ingest.context import ParseContext
+from ingest.adapters.csv_profile import Profile, load_profile, profile_references, shipped_profiles
+from ingest.adapters.fhir import REFERENCES, WAITING_TARGETS
+from ingest.context import Lookup, ParseContext
 from ingest.detect import check_format, choose
 from ingest.errors import IngestError
 from ingest.load import Loader, TableMeta, lit, read_schema
 from ingest.pseudonymize import Pseudonymizer
-from ingest.sources import InputFile, expand
-from kpis.config import Config
+from ingest.references import Reference, affected, waiting_derivations
+from ingest.settings import IngestSettings, ingest_settings
+from ingest.sources import InputFile, Unusable, Upload, expand
+from kpis.config import ENV_SECRET, Config, private_files
 from kpis.storage import Store
 
 NOT_RECOGNIZED = "not a recognized export (FHIR, X12 837/835, Asterisk queue_log or CDR, or a CSV matching a profile)"
@@ -38,7 +49,11 @@ NOT_RECOGNIZED = "not a recognized export (FHIR, X12 837/835, Asterisk queue_log
 
 @dataclass
 class FileResult:
-    """What happened to one file. `status` is succeeded, failed or skipped."""
+    """What happened to one file. `status` is succeeded, failed or skipped.
+
+    A succeeded file balances: read = inserted + updated + unchanged + stale + waiting + rejected.
+    `derived` counts rows written as a consequence (ledger charges, references resolved, waiting
+    updates applied), outside that balance."""
 
     path: str
     status: str
@@ -50,6 +65,9 @@ class FileResult:
     unchanged: int = 0
     rejected: int = 0
     ignored: int = 0
+    stale: int = 0
+    waiting: int = 0
+    derived: int = 0
     message: str | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -57,76 +75,165 @@ class FileResult:
 Progress = Callable[[str, int, int], None]
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every file of one call shares."""
+
+    warehouse: Store
+    pseudonymizer: Pseudonymizer
+    schema: dict[str, TableMeta]
+    settings: IngestSettings
+    dates: tuple[datetime, datetime]
+    references: list[Reference]
+    force: bool
+
+
 def ingest_paths(
     warehouse: Store,
-    paths: list[str | Path],
+    paths: list[str | Path | Upload],
     *,
     fmt: str = "auto",
     force: bool = False,
     progress: Progress | None = None,
+    rotate_secret: bool = False,
 ) -> list[FileResult]:
-    """Load every file behind `paths` (files, folders, .zip, .gz) and say what happened to each.
+    """Load every file behind `paths` (files, folders, .zip, .gz, or `Upload`s) and say what happened to each.
 
     `fmt` is auto, fhir, x12, queue-log, call-log or csv:PROFILE (a profile name or .toml path);
-    a bad `fmt` or a missing path raises IngestError before anything loads. A file whose
-    content was loaded before (same sha256) is skipped unless `force`.
-    `progress(name, done, total)` is called before each file.
+    a bad `fmt`, a missing path, a bad `[ingest]` config or a pseudonymization secret other than
+    the one the warehouse was loaded with raises IngestError (or ConfigError) before anything
+    loads; `rotate_secret` accepts a new secret on purpose. A file whose content was loaded
+    before (same sha256) is skipped unless `force`. `progress(name, done, total)` is called
+    before each file.
     """
+    _tighten(warehouse.path)
+    with private_files():  # what this writes to disk (the WAL, DuckDB's spill files) is the owner's only
+        return _ingest(warehouse, paths, fmt, force, progress, rotate_secret)
+
+
+def _tighten(db: Path) -> None:
+    """Make a warehouse created before files were private (0644) readable by its owner only."""
+    for path in (db, db.with_name(db.name + ".wal")):
+        with contextlib.suppress(OSError):  # not there (no log yet), or not ours to change
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+
+
+def _ingest(
+    warehouse: Store,
+    paths: list[str | Path | Upload],
+    fmt: str,
+    force: bool,
+    progress: Progress | None,
+    rotate_secret: bool,
+) -> list[FileResult]:
     config = warehouse.config
-    pseudonymizer = Pseudonymizer(config.secret())
-    profiles = available_profiles(config)
+    settings = ingest_settings(config)
+    secret = config.secret()
+    pseudonymizer = Pseudonymizer(secret)
+    profiles = available_profiles(config, settings)
     profile = check_format(fmt, profiles)
     files = list(expand(paths))
-    references: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+    rotated = _check_secret(warehouse, secret, rotate_secret)
+    references = [*REFERENCES, *(ref for p in _distinct(profiles) for ref in profile_references(p))]
     results: dict[int, FileResult] = {}
     plan: list[tuple[int, Adapter, InputFile]] = []
     for i, file in enumerate(files):
+        if isinstance(file, Unusable):
+            if file.status == "failed":
+                results[i] = _record_failure(warehouse, file.name, None, None, None, file.message)
+            else:
+                results[i] = FileResult(file.name, "skipped", message=file.message)
+            continue
         try:
             adapter = choose(file, fmt, profile, profiles)
         except IngestError as exc:
-            results[i] = _record_failure(warehouse, file, None, f"{file.name}: {exc}")
+            results[i] = _record_failure(warehouse, file.name, file.sha256, file.size, None, f"{file.name}: {exc}")
             continue
         if adapter is None:
             if file.discovered:
                 results[i] = FileResult(file.name, "skipped", message=NOT_RECOGNIZED)
             else:
-                results[i] = _record_failure(warehouse, file, None, f"{file.name}: {NOT_RECOGNIZED}")
+                message = f"{file.name}: {NOT_RECOGNIZED}"
+                results[i] = _record_failure(warehouse, file.name, file.sha256, file.size, None, message)
             continue
         plan.append((i, adapter, file))
     plan.sort(key=lambda item: item[1].rank)
     with warehouse.cursor() as cur:
         schema = read_schema(cur)
-    with _bounded_memory(warehouse):
+    run = _Run(warehouse, pseudonymizer, schema, settings, settings.date_range(), references, force)
+    with _bounded_memory(warehouse, settings.memory_limit):
         for done, (i, adapter, file) in enumerate(plan):
             if progress is not None:
                 progress(file.name, done, len(plan))
-            results[i] = _load_file(warehouse, file, adapter, pseudonymizer, references, schema, force)
+            results[i] = _load_file(run, file, adapter)
     if progress is not None:
         progress("", len(plan), len(plan))
-    return [results[i] for i in sorted(results)]
+    ordered = [results[i] for i in sorted(results)]
+    if rotated and ordered:
+        ordered[0].warnings.insert(0, rotated)
+    return ordered
 
 
-# DuckDB's own memory while files load. Its default is 80% of the machine's RAM, and a large
-# file's staged rows, sorts and joins then grow towards that instead of spilling. 1 GB holds a
-# million-row file's staging tables and the joins over them without spilling much, and leaves
-# room for the chunk Python is parsing (a few hundred MB) under a 2 GB process. A practice can
-# set `[ingest] memory_limit = "4GB"` (any DuckDB size) on a larger machine.
-MEMORY_LIMIT = "1GB"
+def _distinct(profiles: list[Profile]) -> list[Profile]:
+    """One profile per source (a practice's own copy of a shipped profile replaces it)."""
+    return list({p.source: p for p in profiles}.values())
+
+
+# The fingerprint of the pseudonymization key: an HMAC of a fixed text, so it identifies the key
+# without revealing it, and cannot be computed without it.
+_FINGERPRINT_TEXT = b"clinic-kpis pseudonymization key fingerprint, version 1"
+
+
+def key_fingerprint(secret: bytes) -> str:
+    return hmac.new(secret, _FINGERPRINT_TEXT, hashlib.sha256).hexdigest()
+
+
+def _check_secret(warehouse: Store, secret: bytes, rotate: bool) -> str | None:
+    """Refuse a key other than the one the warehouse was loaded with: it would silently give every
+    patient a second pseudonym. The first load records the key's fingerprint; `rotate` records a
+    new one on purpose (and the returned warning says what that means)."""
+    new = key_fingerprint(secret)
+    with warehouse.transaction() as cur:
+        row = cur.execute("SELECT value FROM warehouse_settings WHERE name = 'key_fingerprint'").fetchone()
+        if row is not None and row[0] == new:
+            return None
+        if row is not None and not rotate:
+            raise IngestError(
+                f"the pseudonymization secret is not the one {warehouse.path} was loaded with (key fingerprint "
+                f"{new[:12]}, the warehouse's {row[0][:12]}): loading with it would give every patient a second "
+                f"pseudonym. Use the original secret ({ENV_SECRET} or {warehouse.config.secret_file}); to change it "
+                "on purpose, run `clinic-kpis ingest --rotate-secret` with the new one and load every export again "
+                "with --force (see docs/contracts.md, 'The pseudonymization key')"
+            )
+        cur.execute(
+            "INSERT INTO warehouse_settings (name, value, set_at) VALUES ('key_fingerprint', ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value, set_at = excluded.set_at",
+            [new, datetime.now(UTC)],
+        )
+    if row is None:
+        return None
+    return (
+        f"the pseudonymization secret changed on purpose (fingerprint {row[0][:12]} -> {new[:12]}): rows loaded before "
+        "keep their old pseudonyms until their exports are loaded again with --force"
+    )
 
 
 @contextmanager
-def _bounded_memory(warehouse: Store) -> Iterator[None]:
-    """Bound DuckDB's buffer pool during ingest; the previous limit comes back afterwards (the
-    dashboard's queries keep theirs). Beyond it DuckDB spills to its temp directory, by default
+def _bounded_memory(warehouse: Store, limit: str) -> Iterator[None]:
+    """Bound DuckDB's buffer pool during ingest (`[ingest] memory_limit`); the previous limit comes
+    back afterwards (the dashboard's queries keep theirs). DuckDB's default is 80% of the
+    machine's RAM, and a large file's staged rows, sorts and joins then grow towards that instead
+    of spilling. Beyond the limit DuckDB spills to its temp directory, by default
     `<warehouse>.tmp` next to the warehouse file (it cannot be switched once used, so it is left
     as DuckDB set it)."""
-    limit = str(warehouse.config.raw.get("ingest", {}).get("memory_limit", MEMORY_LIMIT))
     with warehouse.cursor() as cur:
         before = cur.execute("SELECT current_setting('memory_limit')").fetchone()[0]
         try:
             cur.execute(f"SET memory_limit = {lit(limit)}")
         except duckdb.Error as exc:
-            raise IngestError(f"[ingest] memory_limit {limit!r} is not a size DuckDB knows ({exc})") from None
+            where = f"{warehouse.config.path}: [ingest]" if warehouse.config.path else "[ingest]"
+            raise IngestError(f"{where} memory_limit {limit!r} is not a size DuckDB knows ({exc})") from None
         try:
             yield
         finally:  # the default exactly (a limit read back as text is rounded), else what was set
@@ -135,27 +242,20 @@ def _bounded_memory(warehouse: Store) -> Iterator[None]:
                 cur.execute(f"SET memory_limit = {lit(str(before))}")
 
 
-def available_profiles(config: Config) -> list[Profile]:
+def available_profiles(config: Config, settings: IngestSettings | None = None) -> list[Profile]:
     """The shipped CSV profiles plus the practice's own (`[ingest] profiles = [...]` in the config)."""
+    settings = settings or ingest_settings(config)
     found = shipped_profiles()
-    entries = config.raw.get("ingest", {}).get("profiles", [])
     base = config.path.parent if config.path else Path(".")
-    for entry in entries:
+    for entry in settings.profiles:
         path = Path(entry) if Path(entry).is_absolute() else base / entry
         files = sorted(path.glob("*.toml")) if path.is_dir() else [path]
         found += [load_profile(f) for f in files]
     return found
 
 
-def _load_file(
-    warehouse: Store,
-    file: InputFile,
-    adapter: Adapter,
-    pseudonymizer: Pseudonymizer,
-    references: dict[tuple[str, str], tuple[str | None, str | None]],
-    schema: dict[str, TableMeta],
-    force: bool,
-) -> FileResult:
+def _load_file(run: _Run, file: InputFile, adapter: Adapter) -> FileResult:
+    warehouse = run.warehouse
     sha = file.sha256
     with warehouse.cursor() as cur:
         ((prior,),) = cur.execute(
@@ -164,15 +264,11 @@ def _load_file(
     timezone = warehouse.config.timezone
     skip_reason = getattr(adapter, "skip_reason", None)
     if skip_reason:
-        run_id = _record_run(warehouse, file, adapter.name, "skipped", error=skip_reason)
+        run_id = _record_run(warehouse, file.name, sha, file.size, adapter.name, "skipped", error=skip_reason)
         return FileResult(file.name, "skipped", adapter.name, run_id, message=skip_reason)
-    if prior is not None and not force:
+    if prior is not None and not run.force:
         message = f"already loaded as run {prior} (same content); use --force to load it again"
-        harvest = getattr(adapter, "harvest", None)
-        if harvest is not None:
-            with warehouse.cursor() as cur:
-                harvest(file, ParseContext(timezone, pseudonymizer, cur, references))
-        run_id = _record_run(warehouse, file, adapter.name, "skipped", error=message)
+        run_id = _record_run(warehouse, file.name, sha, file.size, adapter.name, "skipped", error=message)
         return FileResult(file.name, "skipped", adapter.name, run_id, message=message)
     started = datetime.now(UTC)
     try:
@@ -183,14 +279,24 @@ def _load_file(
                 "VALUES (?, ?, ?, ?, ?, 'running') RETURNING run_id",
                 [started, file.name, sha, file.size, adapter.name],
             ).fetchone()[0]
-            batch = adapter.parse(file, ParseContext(timezone, pseudonymizer, cur, references))
-            counts = Loader(cur, schema, timezone).load(batch, run_id, file.name)
-            for step in batch.post_steps:
-                step(cur, run_id, timezone)
+            lookup = Lookup(cur)
+            batch = adapter.parse(file, ParseContext(timezone, run.pseudonymizer, run.dates))
+            loader = Loader(cur, run.schema, timezone, run.dates)
+            counts = loader.load(batch, run_id, file.name)
+            derived = sum(loader.derive(derivation, run_id) for derivation in batch.derived)
+            derived += _follow_up(loader, lookup, run, run_id)
+            for check in batch.after_load:
+                check(lookup, run_id)
+            if prior is not None:  # loaded again: this run's rejects replace the earlier runs' of the same content
+                cur.execute(
+                    "DELETE FROM rejects WHERE run_id IN (SELECT run_id FROM ingest_runs WHERE sha256 = ? "
+                    "AND run_id <> ?)",
+                    [sha, run_id],
+                )
             cur.execute(
                 "UPDATE ingest_runs SET finished_at = ?, adapter = ?, rows_read = ?, rows_inserted = ?, "
-                "rows_updated = ?, rows_unchanged = ?, rows_rejected = ?, rows_ignored = ?, status = 'succeeded' "
-                "WHERE run_id = ?",
+                "rows_updated = ?, rows_unchanged = ?, rows_rejected = ?, rows_ignored = ?, rows_stale = ?, "
+                "rows_waiting = ?, rows_derived = ?, status = 'succeeded' WHERE run_id = ?",
                 [
                     datetime.now(UTC),
                     batch.adapter,
@@ -200,12 +306,15 @@ def _load_file(
                     counts.unchanged,
                     counts.rejected,
                     sum(batch.ignored.values()),
+                    counts.stale,
+                    counts.waiting,
+                    derived,
                     run_id,
                 ],
             )
     except IngestError as exc:
         message = str(exc) if str(exc).startswith(file.name) else f"{file.name}: {exc}"
-        return _record_failure(warehouse, file, adapter.name, message, started)
+        return _record_failure(warehouse, file.name, sha, file.size, adapter.name, message, started)
     return FileResult(
         path=file.name,
         status="succeeded",
@@ -217,9 +326,35 @@ def _load_file(
         unchanged=counts.unchanged,
         rejected=counts.rejected,
         ignored=sum(batch.ignored.values()),
-        message=_ignored_note(batch.ignored),
+        stale=counts.stale,
+        waiting=counts.waiting,
+        derived=derived,
+        message=_notes(batch.ignored, counts.stale, counts.waiting, derived),
         warnings=list(batch.warnings),
     )
+
+
+# Each round reacts to what the previous one changed (a Schedule loaded makes slots resolve; no
+# chain is longer than that today); the bound only guards against a cycle.
+_ROUNDS = 5
+
+
+def _follow_up(loader: Loader, lookup: Lookup, run: _Run, run_id: int) -> int:
+    """Bring up to date what follows from the tables this file changed: updates that waited for a
+    row it brought, and rows whose references now resolve. Returns the rows written."""
+    written = 0
+    seen: dict[str, int] = {}
+    for _ in range(_ROUNDS):
+        changed = {table for table, n in loader.changed.items() if n != seen.get(table, 0)}
+        if not changed:
+            break
+        seen = dict(loader.changed)
+        for derivation, table, writer in waiting_derivations(lookup, run.schema, WAITING_TARGETS, changed):
+            written += loader.derive(derivation, run_id)
+            loader.clear_waiting(table, writer)
+        for reference in affected(run.references, changed):
+            written += loader.derive(reference.derivation(run.schema, run_id), run_id)
+    return written
 
 
 @contextmanager
@@ -240,22 +375,41 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _ignored_note(ignored: Counter[str]) -> str | None:
-    if not ignored:
-        return None
-    return "ignored: " + "; ".join(f"{n} {reason}" for reason, n in ignored.most_common())
+def _notes(ignored: Counter[str], stale: int, waiting: int, derived: int) -> str | None:
+    """One line on what the counts alone do not say."""
+    notes = []
+    if stale:
+        notes.append(f"stale: {stale} record(s) older than the version already loaded, kept the newer")
+    if waiting:
+        notes.append(
+            f"waiting: {waiting} update(s) for rows not loaded yet (e.g. chart notes before their visits), "
+            "applied when those rows are loaded"
+        )
+    if derived:
+        notes.append(f"derived: {derived} row(s) written as a consequence (ledger charges, references resolved)")
+    if ignored:
+        notes.append("ignored: " + "; ".join(f"{n} {reason}" for reason, n in ignored.most_common()))
+    return "; ".join(notes) or None
 
 
 def _record_failure(
-    warehouse: Store, file: InputFile, adapter: str | None, message: str, started: datetime | None = None
+    warehouse: Store,
+    name: str,
+    sha: str | None,
+    size: int | None,
+    adapter: str | None,
+    message: str,
+    started: datetime | None = None,
 ) -> FileResult:
-    run_id = _record_run(warehouse, file, adapter, "failed", error=message, started=started)
-    return FileResult(file.name, "failed", adapter, run_id, message=message)
+    run_id = _record_run(warehouse, name, sha, size, adapter, "failed", error=message, started=started)
+    return FileResult(name, "failed", adapter, run_id, message=message)
 
 
 def _record_run(
     warehouse: Store,
-    file: InputFile,
+    name: str,
+    sha: str | None,
+    size: int | None,
     adapter: str | None,
     status: str,
     *,
@@ -268,5 +422,5 @@ def _record_run(
         return cur.execute(
             "INSERT INTO ingest_runs (started_at, finished_at, file_path, sha256, size_bytes, adapter, status, "
             "error) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING run_id",
-            [started or now, now, file.name, file.sha256, file.size, adapter, status, error],
+            [started or now, now, name, sha, size, adapter, status, error],
         ).fetchone()[0]

@@ -12,8 +12,11 @@ stream, or whole with `read()`), and nothing keeps the bytes after that. The che
 computed over a stream, so skipping a file loaded before never needs its bytes in memory.
 
 Compressed content (an archive member, a `.gz`) is read through once while the paths are
-expanded, to compute its checksum and size: a corrupt archive or gzip stream is then found
-before anything loads, as it was when everything was read up front, and the error names it.
+expanded, to compute its checksum and size: a corrupt archive, member or gzip stream is then
+found before anything loads and named in its own failure (`Unusable`), while every other file
+still loads. What is left out on purpose is said too: hidden files (a name starting with a
+dot), and archive members whose name would point outside the archive (`../`, `/etc/...`).
+Names are shown with control characters escaped, so every message stays one line.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
+import re
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -90,69 +95,136 @@ class InputFile:
         return self.known_size if self.known_size is not None else self._digest[1]
 
 
-def expand(paths: list[str | Path]) -> Iterator[InputFile]:
-    """Every input file behind `paths`, in a stable order (folders sorted by path)."""
+@dataclass(frozen=True)
+class Unusable:
+    """A path or archive member that is not loaded, and why: `skipped` on purpose (a hidden file,
+    a member named outside its archive) or `failed` (a corrupt archive, member or gzip stream)."""
+
+    name: str
+    status: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An export handed over as bytes (the dashboard's upload box): loaded under its own name, from
+    memory, never written to disk (exports hold patient details)."""
+
+    name: str
+    content: bytes = field(repr=False)
+
+
+def printable(name: str) -> str:
+    """`name` with control characters escaped (`\\n`), so a message naming it stays one line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in name)
+
+
+def expand(paths: list[str | Path | Upload]) -> Iterator[InputFile | Unusable]:
+    """Every input file behind `paths`, in a stable order (folders in natural order: `2026-9`
+    before `2026-10`), and what is not loaded with the reason. A path that does not exist or
+    cannot be read raises IngestError before anything loads."""
     for raw in paths:
+        if isinstance(raw, Upload):
+            data = raw.content
+            yield from _unpack(printable(raw.name), lambda data=data: io.BytesIO(data), False, len(data))
+            continue
         path = Path(raw)
         if path.is_dir():
-            for child in sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path))):
-                yield from _open(child, discovered=True)
+            yield from _walk(path)
         elif path.is_file():
             yield from _open(path, discovered=False)
         else:
-            raise IngestError(f"{path}: no such file or folder")
+            raise IngestError(f"{printable(str(path))}: no such file or folder")
 
 
-def _hidden(rel: Path) -> bool:
-    return any(part.startswith(".") for part in rel.parts)
+def _walk(folder: Path) -> Iterator[InputFile | Unusable]:
+    """The files under `folder`; hidden ones (and hidden folders, once each) are noted, not loaded."""
+    found: list[tuple[Path, bool]] = []
+    for top, dirs, files in os.walk(folder):
+        for d in [d for d in dirs if d.startswith(".")]:
+            dirs.remove(d)
+            found.append((Path(top) / d, True))
+        found += [(Path(top) / f, f.startswith(".")) for f in files]
+    for path, hidden in sorted(found, key=lambda item: natural_key(str(item[0].relative_to(folder)))):
+        if hidden:
+            kind = "folder" if path.is_dir() else "file"
+            yield Unusable(printable(str(path)), "skipped", f"hidden {kind} (its name starts with a dot): not loaded")
+        elif path.is_file():
+            yield from _open(path, discovered=True)
 
 
-def _open(path: Path, *, discovered: bool) -> Iterator[InputFile]:
+def natural_key(text: str) -> list[tuple[int, int | str]]:
+    """Sorts numbers by value: `exports/2026-9` before `exports/2026-10`."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text) if part]
+
+
+def _open(path: Path, *, discovered: bool) -> Iterator[InputFile | Unusable]:
+    name = printable(str(path))
     try:
         with open(path, "rb"):  # readable now (a permission problem is found before anything loads)
             size = path.stat().st_size
     except OSError as exc:
-        raise IngestError(f"{path}: cannot be read ({exc.strerror})") from None
-    yield from _unpack(str(path), lambda: open(path, "rb"), discovered, size)  # noqa: SIM115 - closed by InputFile.open
+        raise IngestError(f"{name}: cannot be read ({exc.strerror})") from None
+    yield from _unpack(name, lambda: open(path, "rb"), discovered, size)  # noqa: SIM115 - closed by InputFile.open
 
 
-def _unpack(name: str, opener: Callable[[], BinaryIO], discovered: bool, size: int | None) -> Iterator[InputFile]:
+def _unpack(
+    name: str, opener: Callable[[], BinaryIO], discovered: bool, size: int | None
+) -> Iterator[InputFile | Unusable]:
     lower = name.lower()
     if lower.endswith(".zip"):
         try:
             with opener() as raw, zipfile.ZipFile(raw) as archive:
-                members = sorted(i.filename for i in archive.infolist() if not i.is_dir())
+                members = sorted((i.filename for i in archive.infolist() if not i.is_dir()), key=natural_key)
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-            raise IngestError(f"{name}: not a readable zip archive ({exc})") from None
+            yield Unusable(name, "failed", f"{name}: not a readable zip archive ({exc})")
+            return
+        resource_forks = 0
         for member in members:
-            if _hidden(Path(member)) or member.startswith("__MACOSX/"):
-                continue
-            inner = _checked(
-                InputFile(f"{name}/{member}", _member_opener(opener, member), True),
-                (zipfile.BadZipFile, zlib.error, EOFError),
-                f"{name}: not a readable zip archive",
+            shown = f"{name}/{printable(member)}"
+            if member.startswith("__MACOSX/"):
+                resource_forks += 1
+            elif member.startswith(("/", "\\")) or ".." in Path(member.replace("\\", "/")).parts:
+                yield Unusable(shown, "skipped", "the member's name points outside the archive: not loaded")
+            elif any(part.startswith(".") for part in Path(member).parts):
+                yield Unusable(shown, "skipped", "hidden file (its name starts with a dot): not loaded")
+            else:
+                inner = _checked(
+                    InputFile(shown, _member_opener(opener, member), True),
+                    (zipfile.BadZipFile, zlib.error, EOFError),
+                    f"{shown}: not a readable archive member",
+                )
+                if isinstance(inner, Unusable):
+                    yield inner
+                else:
+                    yield from _unpack(inner.name, inner.opener, True, inner.size)
+        if resource_forks:
+            yield Unusable(
+                f"{name}/__MACOSX/", "skipped", f"{resource_forks} macOS resource-fork member(s): not exports"
             )
-            yield from _unpack(inner.name, inner.opener, True, inner.size)
     elif lower.endswith(".gz"):
         inner = _checked(
             InputFile(name[:-3], lambda: gzip.GzipFile(fileobj=opener(), mode="rb"), discovered),
             (OSError, EOFError, zlib.error),
             f"{name}: not a readable gzip file",
         )
-        yield from _unpack(inner.name, inner.opener, discovered, inner.size)
+        if isinstance(inner, Unusable):
+            yield Unusable(name, inner.status, inner.message)
+        else:
+            yield from _unpack(inner.name, inner.opener, discovered, inner.size)
     elif lower.endswith(".xlsx"):
         yield _workbook(name, opener, discovered)
     else:
         yield InputFile(name=name, opener=opener, discovered=discovered, known_size=size)
 
 
-def _checked(file: InputFile, errors: tuple[type[BaseException], ...], message: str) -> InputFile:
+def _checked(file: InputFile, errors: tuple[type[BaseException], ...], message: str) -> InputFile | Unusable:
     """`file` with its checksum computed now: compressed content is verified while the paths are
-    expanded, so a corrupt archive fails the call before anything loads (as it always has)."""
+    expanded, so a corrupt member fails on its own before anything loads."""
     try:
         file.sha256  # noqa: B018 - computes and caches the checksum and size
     except errors as exc:
-        raise IngestError(f"{message} ({exc})") from None
+        return Unusable(file.name, "failed", f"{message} ({exc})")
     return InputFile(file.name, file.opener, file.discovered, known_size=file.size)
 
 

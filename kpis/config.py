@@ -12,10 +12,13 @@ identifiers.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import stat
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,10 +104,13 @@ class Config:
         return ZoneInfo(self.timezone)
 
     def secret(self) -> bytes:
-        """The HMAC key for patient pseudonyms: `$CLINIC_KPIS_SECRET`, else the secret file."""
+        """The HMAC key for patient pseudonyms: `$CLINIC_KPIS_SECRET`, else the secret file.
+
+        A weak key (short, or a few characters repeated) is refused: anyone could then recompute
+        the pseudonym of a known patient id. `clinic-kpis init` writes 64 random hex digits."""
         env = os.environ.get(ENV_SECRET)
         if env:
-            return env.encode()
+            return _strong(env, ENV_SECRET)
         try:
             value = self.secret_file.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
@@ -114,7 +120,22 @@ class Config:
             ) from None
         if not value:
             raise ConfigError(f"the secret file {self.secret_file} is empty")
-        return value.encode()
+        return _strong(value, str(self.secret_file))
+
+
+MIN_SECRET_LENGTH = 16
+MIN_SECRET_CHARACTERS = 8
+
+
+def _strong(value: str, where: str) -> bytes:
+    """`value` as the key, or a ConfigError when it is too weak to protect patient ids."""
+    if len(value) < MIN_SECRET_LENGTH or len(set(value)) < MIN_SECRET_CHARACTERS:
+        raise ConfigError(
+            f"the pseudonymization secret from {where} is too weak ({len(value)} characters, {len(set(value))} "
+            f"different): use at least {MIN_SECRET_LENGTH} characters with {MIN_SECRET_CHARACTERS} or more "
+            "different ones, e.g. the 64 random hex digits `clinic-kpis init` writes"
+        )
+    return value.encode()
 
 
 def find_config_path(explicit: Path | None = None) -> Path | None:
@@ -180,7 +201,7 @@ def load_config(path: Path | None = None, *, db: Path | None = None) -> Config:
 
     return Config(
         path=cfg_path,
-        practice_name=str(practice.get("name", "My Practice")),
+        practice_name=_one_line(str(practice.get("name", "My Practice")), f"{where}: [practice] name"),
         timezone=timezone,
         db_path=db_path,
         secret_file=secret_file,
@@ -240,8 +261,38 @@ def _smtp(tbl: dict[str, Any], where: str) -> SmtpSettings:
         port=port,
         security=security,
         username=tbl.get("username"),
-        sender=str(tbl.get("from", SmtpSettings.sender)),
+        sender=_one_line(str(tbl.get("from", SmtpSettings.sender)), f"{where}: [smtp] from"),
     )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _one_line(value: str, where: str) -> str:
+    """`value` if it holds no line break or other control character: it goes into email headers
+    and one-line messages, where a line break would start a new header."""
+    bad = next((c for c in value if not c.isprintable()), None)
+    if bad is not None:
+        raise ConfigError(f"{where} must be one line of text; it holds {bad!r}")
+    return value
+
+
+@contextmanager
+def private_files() -> Iterator[None]:
+    """Files created inside are readable and writable by their owner only (umask 077), like the
+    secret: the warehouse file, its write-ahead log and DuckDB's spill files hold practice data."""
+    before = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(before)
 
 
 def write_secret(path: Path) -> bool:
@@ -310,6 +361,12 @@ paper = "letter"         # letter | a4
 # DuckDB's memory while files load (it spills to <warehouse>.tmp beyond it); 1GB keeps a
 # large ingest under 2 GB of RAM; raise it on a bigger machine for speed.
 # memory_limit = "1GB"
+# While another program has the warehouse open (the dashboard, another ingest), an ingest
+# waits this many seconds for it before it gives up.
+# lock_wait_seconds = 120
+# Dates outside this range are placeholders or typos: their records are quarantined.
+# earliest_date = "1901-01-01"
+# latest_years_ahead = 2
 
 [smtp]
 host = "localhost"

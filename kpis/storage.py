@@ -23,7 +23,7 @@ from typing import Self
 
 import duckdb
 
-from kpis.config import Config, load_config
+from kpis.config import Config, load_config, private_files
 from kpis.errors import SchemaVersionError, WarehouseError
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
@@ -81,7 +81,8 @@ class Store:
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._con = duckdb.connect(str(self.path), read_only=read_only)
+            with private_files():  # a new warehouse is readable by its owner only, like the secret
+                self._con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as exc:
             raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from None
         except duckdb.Error as exc:
@@ -90,7 +91,8 @@ class Store:
         # explicitly in queries, never through the session setting.
         self._con.execute("SET TimeZone = 'UTC'")
         try:
-            self._check_or_migrate()
+            with private_files():  # and so is the log a migration writes
+                self._check_or_migrate()
         except BaseException:
             self._con.close()
             raise

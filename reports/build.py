@@ -7,6 +7,7 @@ report. Chromium (for the charts) is started once per command, not once per docu
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,7 +44,13 @@ def prepare(wh: Warehouse, month: date, location: str | None, *, generated_at: d
 
 def file_name(ctx: ReportContext, ext: str) -> str:
     """`clinic-kpis-report-2026-10-practice.pdf`, `...-EAST.html`: one name per month and scope."""
-    return f"clinic-kpis-report-{ctx.month:%Y-%m}-{ctx.scope.key}.{ext}"
+    return f"clinic-kpis-report-{ctx.month:%Y-%m}-{safe_key(ctx.scope.key)}.{ext}"
+
+
+def safe_key(key: str) -> str:
+    """A scope key as it can appear in a file name or Content-ID: a location id comes from the
+    data and may hold `/` or spaces (`NORTH/2` -> `NORTH_2`)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", key) or "_"
 
 
 def documents(ctx: ReportContext, renderer: ChartRenderer, formats: tuple[str, ...], paper: str) -> dict[str, bytes]:
@@ -71,7 +78,7 @@ class EmailParts:
 def email_parts(ctx: ReportContext, renderer: ChartRenderer, paper: str, domain: str) -> EmailParts:
     """The email body refers to its charts as `cid:` parts, since mail clients block data URIs and SVG."""
     pngs = render_trends(renderer, ctx.trends, "png")
-    cids = {kpi: f"chart-{kpi}.{ctx.month:%Y-%m}.{ctx.scope.key}@{domain}" for kpi in pngs}
+    cids = {kpi: f"chart-{kpi}.{ctx.month:%Y-%m}.{safe_key(ctx.scope.key)}@{domain}" for kpi in pngs}
     html = render_html(ctx, {kpi: f"cid:{cid}" for kpi, cid in cids.items()}, paper)
     pdf = documents(ctx, renderer, ("pdf",), paper)["pdf"]
     return EmailParts(html=html, text=render_text(ctx), pdf=pdf, images={cids[k]: png for k, png in pngs.items()})

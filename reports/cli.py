@@ -106,7 +106,7 @@ def send(
     from kpis import Warehouse
     from reports.build import email_parts, file_name, prepare, progress
     from reports.charts import ChartRenderer
-    from reports.delivery import Outgoing, check_credentials, send_all
+    from reports.delivery import Outgoing, check_credentials, insecure_warning, send_all
     from reports.message import build_message, sender_domain
 
     cfg = load_config(config, db=db)
@@ -114,6 +114,8 @@ def send(
     plan = delivery_plan(cfg, location, to)
     if not dry_run:
         check_credentials(cfg.smtp)
+        if warning := insecure_warning(cfg.smtp):
+            typer.echo(f"warning: {warning}", err=True)
     with Warehouse.open(config=cfg, read_only=True) as wh, progress("reading the numbers"):
         contexts = [(prepare(wh, when, None if scope == PRACTICE else scope), rcpts) for scope, rcpts in plan]
     outgoing = []

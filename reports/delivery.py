@@ -72,6 +72,17 @@ def send_all(
     return sent
 
 
+def insecure_warning(settings: SmtpSettings) -> str | None:
+    """The warning for a login over a connection without TLS: the password would cross the
+    network readable by anyone on the path."""
+    if settings.security != "none" or not settings.username:
+        return None
+    return (
+        f'[smtp] security = "none" with username {settings.username!r}: the password is sent unencrypted to '
+        f"{settings.host}:{settings.port}, readable on the way; use starttls or ssl"
+    )
+
+
 def check_credentials(settings: SmtpSettings) -> None:
     """A login needs the password from the environment: say so before any work is done."""
     if settings.username and not settings.password:

@@ -20,7 +20,11 @@ from reports.context import ReportContext
 
 
 def subject(ctx: ReportContext) -> str:
-    return f"{ctx.practice_name}: monthly report, {month_text(ctx.month)} ({ctx.scope.label})"
+    """One line: a location's name comes from the data and may hold a line break, which in a
+    header would start a new one (Python refuses it): control characters and whitespace runs
+    become one space."""
+    text = f"{ctx.practice_name}: monthly report, {month_text(ctx.month)} ({ctx.scope.label})"
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
 
 def sender_domain(sender: str) -> str:

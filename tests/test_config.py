@@ -86,8 +86,21 @@ def test_secret_from_env_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     cfg = load_config()
     with pytest.raises(ConfigError, match="clinic-kpis init"):
         cfg.secret()
-    monkeypatch.setenv("CLINIC_KPIS_SECRET", "from-env")
-    assert cfg.secret() == b"from-env"
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", "from-env-0123456789")
+    assert cfg.secret() == b"from-env-0123456789"
+
+
+@pytest.mark.parametrize("weak", ["x", "short-secret", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "abababababababababab"])
+def test_a_weak_secret_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, weak: str) -> None:
+    """Issue 19 item 7: a 1-character (or short, or repetitive) key would let anyone recompute a
+    known patient's pseudonym; it is refused from the environment and from the file alike."""
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", weak)
+    with pytest.raises(ConfigError, match=rf"from CLINIC_KPIS_SECRET is too weak \({len(weak)} characters"):
+        load_config().secret()
+    monkeypatch.delenv("CLINIC_KPIS_SECRET")
+    (tmp_path / ".clinic-kpis.secret").write_text(weak + "\n")
+    with pytest.raises(ConfigError, match="is too weak"):
+        load_config().secret()
 
 
 def test_init_creates_everything_and_never_prints_the_secret(
@@ -100,7 +113,7 @@ def test_init_creates_everything_and_never_prints_the_secret(
     cfg = load_config(tmp_path / "clinic-kpis.toml")
     assert cfg.practice_name == "Oak Clinic"
     assert cfg.db_path == tmp_path / "w.duckdb"
-    assert "schema version 2" in res.out and "17 tables" in res.out
+    assert "schema version 3" in res.out and "21 tables" in res.out
 
     again = run_cli(capsys, "init")
     assert again.code == 0
@@ -111,15 +124,16 @@ def test_init_creates_everything_and_never_prints_the_secret(
 def test_init_with_secret_from_env_writes_no_secret_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("CLINIC_KPIS_SECRET", "s3cr3t-value")
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", "s3cr3t-value-for-this-test")
     res = run_cli(capsys, "init")
     assert res.code == 0
     assert not (tmp_path / ".clinic-kpis.secret").exists()
-    assert "s3cr3t-value" not in res.out + res.err
+    assert "s3cr3t-value-for-this-test" not in res.out + res.err
 
 
 def test_the_template_init_writes_is_valid_for_every_package(tmp_path: Path) -> None:
     """Every table of the commented template loads, and the packages that own a table accept it."""
+    from ingest.settings import IngestSettings, ingest_settings
     from kpis.config import render_config_template
     from reports.settings import report_settings
 
@@ -131,3 +145,8 @@ def test_the_template_init_writes_is_valid_for_every_package(tmp_path: Path) -> 
     assert (cfg.practice_name, cfg.timezone, cfg.db_path) == ("Oak", "America/Denver", tmp_path / "w.duckdb")
     assert report_settings(cfg).paper == "letter"
     assert cfg.raw["ingest"] == {} and cfg.smtp.port == 587
+    uncommented = path.read_text().replace("\n# memory_limit", "\nmemory_limit").replace("\n# lock_wait", "\nlock_wait")
+    uncommented = uncommented.replace("\n# earliest_date", "\nearliest_date").replace(
+        "\n# latest_years", "\nlatest_years"
+    )
+    assert ingest_settings(load_config(write(tmp_path / "d.toml", uncommented))) == IngestSettings()  # the defaults

@@ -38,6 +38,9 @@ def ddl_tables() -> set[str]:
     names = set()
     for mig in migrations():
         names |= set(re.findall(r"CREATE TABLE (\w+)", mig.sql))
+        names -= set(re.findall(r"DROP TABLE (\w+)", mig.sql))
+        for old, new in re.findall(r"ALTER TABLE (\w+) RENAME TO (\w+)", mig.sql):  # a table rebuilt
+            names = (names - {old}) | {new}
     return names | {"schema_migrations"}
 
 

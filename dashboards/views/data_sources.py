@@ -10,7 +10,8 @@ from dashboards.components import page_context
 from kpis.errors import ClinicKpisError
 
 RUN_COLUMNS = ["run_id", "file_path", "adapter", "status", "started_at", "finished_at", "rows_read", "rows_inserted",
-               "rows_updated", "rows_unchanged", "rows_rejected", "rows_ignored", "error"]  # fmt: skip
+               "rows_updated", "rows_unchanged", "rows_stale", "rows_waiting", "rows_rejected", "rows_ignored",
+               "error"]  # fmt: skip
 REJECT_COLUMNS = ["run_id", "file_path", "position_kind", "position", "target_table", "field", "reason", "value_masked"]
 
 ctx = page_context()
@@ -33,7 +34,8 @@ if uploads and st.button("Load into the warehouse", type="primary", key="load"):
             pd.DataFrame(
                 [
                     {"file": r.path, "status": r.status, "format": r.adapter, "read": r.read, "inserted": r.inserted,
-                     "updated": r.updated, "unchanged": r.unchanged, "rejected": r.rejected, "message": r.message}
+                     "updated": r.updated, "unchanged": r.unchanged, "stale": r.stale, "waiting": r.waiting,
+                     "rejected": r.rejected, "message": r.message}
                     for r in results
                 ]
             ),

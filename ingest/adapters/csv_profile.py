@@ -20,6 +20,7 @@ Profile reference (every key but `columns` is optional):
     encoding = "utf-8"
     timezone = "practice"            # zone of local dates/times ("practice" = config's zone)
     patient_system = "my_system"     # the <system> in patient_key = HMAC("<system>|<id>")
+    as_of = ["appointments.booked_at"]  # the columns whose latest value dates the export (default: every date)
     phi = ["Patient Name", "DOB"]    # direct identifiers: never read into the warehouse
     detect = ["Appt ID", "Status"]   # header columns that identify this export (default: all used)
 
@@ -46,7 +47,15 @@ Profile reference (every key but `columns` is optional):
 
 A column may also be, or be refined by, an SQL expression evaluated in the warehouse at load
 time over the merged row (`warehouse_sql`; the file's value, if the column has one, is
-`row.<column>`), e.g. a claim's billed amount as the sum of its charges loaded before it.
+`row.<column>`), e.g. a claim's billed amount as the sum of its charges loaded before it. Name
+the warehouse tables it reads `main.<table>`: a column computed only in the warehouse is
+computed again whenever a later file changes one of them, so it never depends on load order
+(a payer named before the claims that introduce it is filled in when they arrive).
+
+Versions: an export's records are as new as the export, and a CSV rarely says when it was
+taken; the latest date among its `as_of` columns (by default every date and date-time it maps)
+stands for it, since an export cannot hold an event that had not happened yet. A record loaded
+from an older export after a newer one is kept out as stale.
 
 Values are parsed by the canonical column's type: whole numbers, amounts (`$1,234.50`,
 `(12.00)`), yes/no words, dates and date-times (`format` in strftime codes; without one, ISO
@@ -61,6 +70,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import re
 import tomllib
 from collections import Counter
 from collections.abc import Iterator
@@ -77,10 +87,12 @@ import pyarrow.csv as pacsv
 
 from ingest import csv_lines
 from ingest.batch import RESTART, Batch, Chunk, Phase, RecordError, Target
-from ingest.context import ParseContext
+from ingest.context import Lookup, ParseContext
 from ingest.errors import IngestError
 from ingest.load import lit, q
+from ingest.phi import shown_sql
 from ingest.pseudonymize import MASK
+from ingest.references import Reference
 from ingest.schema import column_types
 from ingest.sources import InputFile
 from ingest.text import text_pieces
@@ -89,7 +101,6 @@ CHUNK_ROWS = 200_000  # records per chunk on the exact (Python) reader
 CHUNK_CHARS = 32 * 1024 * 1024  # characters of whole lines per chunk on the Arrow reader
 _VALUE = "__value "  # prefix of computed columns, apart from the export's own column names
 _SELF = "{value}"  # stands for the column's computed value inside its error sentence
-_QUOTE = "''''"  # SQL for a string holding one single quote, to quote values in sentences
 _COLUMN_KEYS = {"column", "value", "map", "strict", "format", "timezone", "pseudonymize", "optional", "default"}
 _COLUMN_KEYS |= {"first", "case", "else", "prefix", "suffix", "warehouse_sql"}
 _LOCAL_TO_UTC = (
@@ -173,6 +184,15 @@ class Profile:
     ignores: tuple[Ignore, ...] = ()
     skip: str | None = None
     rank: int = 5
+    as_of: tuple[str, ...] | None = None  # "table.column" names; None: every date of the outputs
+
+    def as_of_columns(self, table: str) -> list[str]:
+        """The columns of `table` whose latest value dates the export."""
+        types = column_types()[table]
+        if self.as_of is None:
+            found = [c for out in self.outputs if out.table == table and not out.reference for c in out.columns]
+            return [c for c in dict.fromkeys(found) if types[c] in ("DATE", "TIMESTAMP WITH TIME ZONE")]
+        return [name.split(".", 1)[1] for name in self.as_of if name.split(".", 1)[0] == table]
 
     def used_columns(self) -> dict[str, bool]:
         """Every column the profile reads -> whether it may be absent from the header."""
@@ -239,6 +259,19 @@ def load_profile(path: Path | str, text: str | None = None) -> Profile:
         Ignore(_conditions(raw.get("when"), where), str(raw.get("reason", "ignored by the profile")))
         for raw in data.get("ignore", [])
     )
+    as_of = head.get("as_of")
+    if as_of is not None:
+        dated = {
+            f"{o.table}.{c}"
+            for o in outputs
+            for c in o.columns
+            if not o.reference and known_types[o.table][c] in ("DATE", "TIMESTAMP WITH TIME ZONE")
+        }
+        if not isinstance(as_of, list) or any(name not in dated for name in as_of):
+            raise ProfileError(
+                f"{where}: [profile] as_of must list dates the profile maps, as table.column; known: "
+                f"{', '.join(sorted(dated))}"
+            )
     profile = Profile(
         name=name,
         path=str(path),
@@ -254,6 +287,7 @@ def load_profile(path: Path | str, text: str | None = None) -> Profile:
         ignores=ignores,
         skip=str(skip) if skip else None,
         rank=int(head.get("rank", 5)),
+        as_of=tuple(as_of) if as_of is not None else None,
     )
     detect = tuple(head.get("detect", [c for c, opt in profile.used_columns().items() if not opt]))
     if not detect:
@@ -349,6 +383,7 @@ class _State:
     chunks: int = 0
     seen: dict[int, set[tuple]] = field(default_factory=dict)
     ignored: Counter[int] = field(default_factory=Counter)
+    as_of: datetime | None = None  # the latest plausible date among the export's as_of columns
 
     def first_seen(self, output: int, rows: pa.Table) -> pa.Table:
         """The side rows (one per distinct value, at its first record in the chunk) that no earlier
@@ -386,7 +421,15 @@ class CsvProfileAdapter:
         whole file gives for those records."""
         batch = Batch(adapter=self.name, position_kind="line")
         batch.chunks = self._chunks(file, ctx, batch)
+        batch.after_load.append(lambda lookup, run_id: self._warn_unresolved(lookup, run_id, batch))
         return batch
+
+    def _warn_unresolved(self, lookup: Lookup, run_id: int, batch: Batch) -> None:
+        """Say which of the file's rows name something not loaded yet (a payer no claim introduced)."""
+        for reference in profile_references(self.profile):
+            warning = reference.unresolved(lookup, run_id)
+            if warning:
+                batch.warnings.append(warning)
 
     def _chunks(self, file: InputFile, ctx: ParseContext, batch: Batch) -> Iterator[Chunk]:
         p = self.profile
@@ -413,6 +456,7 @@ class CsvProfileAdapter:
         for i, ign in enumerate(p.ignores):  # in the profile's order, as a whole-file count gives them
             if state.ignored[i]:
                 batch.ignored[ign.reason] += state.ignored[i]
+        batch.version = state.as_of
 
     def _map(self, con: duckdb.DuckDBPyConnection, raw: _Raw, ctx: ParseContext, state: _State, name: str) -> Chunk:
         """One chunk's canonical rows, by one generated query per output over its raw columns."""
@@ -452,6 +496,8 @@ class CsvProfileAdapter:
                 rows = con.sql(sql).to_arrow_table()
                 if out.reference:
                     rows = state.first_seen(i, rows)
+                else:
+                    self._note_as_of(con, out.table, rows, ctx, state)
                 mode = "reference" if out.reference else "merge"
                 target = Target(out.table, mode=mode, counted=not out.reference, derived=derived)
                 phase.targets.append((target, rows))
@@ -476,6 +522,26 @@ class CsvProfileAdapter:
         chunk.phases.append(phase)
         chunk.raw = _masked_raw(raw.table, p)
         return chunk
+
+    def _note_as_of(
+        self, con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table, ctx: ParseContext, state: _State
+    ) -> None:
+        """Move the export's date (`state.as_of`) forward to the latest plausible date of `rows`."""
+        columns = [c for c in self.profile.as_of_columns(table) if c in rows.column_names]
+        if not columns or not rows.num_rows:
+            return
+        values = ", ".join(f"CAST({q(c)} AS TIMESTAMPTZ)" for c in columns)
+        readable = "WHERE len(_errs) = 0" if "_errs" in rows.column_names else ""
+        bounds = ""
+        if ctx.dates is not None:
+            low, high = (lit(d.isoformat()) for d in ctx.dates)
+            bounds = f"WHERE v BETWEEN CAST({low} AS TIMESTAMPTZ) AND CAST({high} AS TIMESTAMPTZ)"
+        con.register("_mapped", rows)
+        found = con.sql(f"SELECT max(v) FROM (SELECT unnest([{values}]) AS v FROM _mapped {readable}) {bounds}")
+        latest = found.fetchall()[0][0]
+        con.unregister("_mapped")
+        if latest is not None and (state.as_of is None or latest > state.as_of):
+            state.as_of = latest
 
     def _where(self, conditions: tuple[Condition, ...]) -> str:
         parts = []
@@ -639,6 +705,27 @@ class CsvProfileAdapter:
         return pa.RecordBatch.from_arrays(arrays, names=["_pos", *keep])
 
 
+def profile_references(profile: Profile) -> list[Reference]:
+    """The columns computed only in the warehouse, to compute again when the tables they read change."""
+    types = column_types()
+    found = []
+    for out in profile.outputs:
+        if out.reference:
+            continue
+        for column, spec in out.columns.items():
+            if not _warehouse_only(spec):
+                continue
+            sql = spec.warehouse_sql or ""
+            reads = frozenset(re.findall(r"\bmain\.([A-Za-z_][A-Za-z0-9_]*)", sql)) & set(types)
+            refs = [c for c in dict.fromkeys(re.findall(r"\brow\.([A-Za-z_][A-Za-z0-9_]*)", sql)) if c != column]
+            target = Target(out.table, mode="update", counted=False, derived=((column, sql),), writer="references")
+            ref = refs[0] if len(refs) == 1 and refs[0] in out.columns else None
+            what = f"{column.removesuffix('_id')}s"
+            waits = f"a file that adds it to {' or '.join(sorted(reads))} is loaded"
+            found.append(Reference(target, profile.source, reads, "TRUE", ref, what, waits))
+    return found
+
+
 def _warehouse_only(spec: Spec) -> bool:
     """A column computed only in the warehouse (no value from the file to stage)."""
     return bool(spec.warehouse_sql) and not (spec.columns or spec.first or spec.case or spec.value is not None)
@@ -697,7 +784,7 @@ def _compile(spec: Spec, ctype: str, present: set[str], zones: tuple[str, str], 
         return (text if spec.default is None else f"coalesce({text}, {_literal(spec.default)})"), None
     if spec.default is not None:
         value = f"coalesce({value}, CAST({_literal(spec.default)} AS {ctype}))"
-    said = f"{lit(label + ' ')} || {_QUOTE} || {text} || {_QUOTE} || {lit(' ' + _expectation(ctype, spec))}"
+    said = f"{lit(label + ' ')} || {shown_sql(text)} || {lit(' ' + _expectation(ctype, spec))}"
     error = f"CASE WHEN {text} IS NOT NULL AND {_SELF} IS NULL THEN {said} END"
     return value, error
 
@@ -711,7 +798,7 @@ def _mapped(spec: Spec, text: str, label: str, ctype: str, p: Profile) -> tuple[
         return value, None
     known = ", ".join(lit(k) for k in spec.mapping)
     said = lit(f" is not one of the words profile {p.name} knows ({', '.join(spec.mapping)})")
-    sentence = f"{lit(label + ' ')} || {_QUOTE} || {text} || {_QUOTE} || {said}"
+    sentence = f"{lit(label + ' ')} || {shown_sql(text)} || {said}"
     error = f"CASE WHEN {text} IS NOT NULL AND lower({text}) NOT IN ({known}) THEN {sentence} END"
     return value, error
 
@@ -767,21 +854,17 @@ def _expectation(ctype: str, spec: Spec) -> str:
 
 
 def _error_columns(errors: list[tuple[list[str], str]]) -> list[str]:
-    """The `_err_*` columns: the first failing spec's source columns, sentence and raw value."""
+    """The `_errs` column: every spec of the row that failed, with its source columns, sentence and raw value."""
     if not errors:
         return []
-    reason = "coalesce(" + ", ".join(e for _, e in errors) + ")"
-    field_case = " ".join(f"WHEN ({e}) IS NOT NULL THEN {lit(' + '.join(cols))}" for cols, e in errors)
-    value_case = " ".join(
-        f"WHEN ({e}) IS NOT NULL THEN " + (" || ' ' || ".join(f"coalesce({q(c)}, '')" for c in cols) or "NULL")
-        for cols, e in errors
-    )
-    return [
-        f"CASE WHEN {reason} IS NOT NULL THEN CASE {field_case} END END AS _err_field",
-        f"CASE WHEN {reason} IS NOT NULL THEN 'unreadable_value' END AS _err_check",
-        f"{reason} AS _err_reason",
-        f"CASE WHEN {reason} IS NOT NULL THEN CASE {value_case} END END AS _err_value",
-    ]
+    items = []
+    for cols, error in errors:
+        value = f"concat_ws(' ', {', '.join(q(c) for c in cols)})" if cols else "CAST(NULL AS VARCHAR)"
+        items.append(
+            f"struct_pack(field := {lit(' + '.join(cols))}, check_name := 'unreadable_value', "
+            f"reason := ({error}), value := {value})"
+        )
+    return [f"list_filter([{', '.join(items)}], lambda x: x.reason IS NOT NULL) AS _errs"]
 
 
 def _literal(value: Any) -> str:

@@ -5,8 +5,8 @@ The mapping is docs/contracts.md section 1 ("FHIR R4"); in short:
 | resource | rows |
 |---|---|
 | Location | locations (location_id = Location.id) |
-| Practitioner | providers (provider_id = NPI) |
-| Schedule | nothing stored: its practitioner and location are what its Slots refer to |
+| Practitioner | providers (provider_id = NPI), and source_references (Practitioner/id -> NPI) |
+| Schedule | source_references (Schedule/id -> its practitioner and location, what its Slots refer to) |
 | Slot | slots (status busy-unavailable -> blocked, busy-tentative -> tentative) |
 | Appointment | appointments (cancelled_at = meta.lastUpdated of a cancelled one) |
 | Encounter (AMB, VR) | encounters: period = check-in/out; statusHistory triaged = roomed, in-progress = provider |
@@ -14,16 +14,18 @@ The mapping is docs/contracts.md section 1 ("FHIR R4"); in short:
 | ServiceRequest (a referral) | referrals (created, requester, specialty, priority) |
 | Task (focus = that ServiceRequest) | referrals stage times (sent, scheduled, seen, report-received) and location |
 
-Patient resources are counted as ignored: patients appear only as pseudonymous keys. References
-resolve to canonical ids through the files loaded in the same call (a Bulk export's folder or
-zip) — including files skipped as already loaded — or, for a Practitioner whose id is its
-NPI, through the providers table. One that cannot be resolved leaves the column empty and
-says so in a warning. Unknown extensions are ignored.
+Patient resources are counted as ignored: patients appear only as pseudonymous keys. A
+reference to a Practitioner or Schedule is kept on the row as written (`provider_ref`,
+`schedule_ref`) and resolves to canonical ids through `source_references` (or, for a
+Practitioner whose id is its NPI, through the providers table), whenever that resource is
+loaded: in the same file, the same call or any later run (`ingest.references`). Until then the
+id is empty, and the run says so in a warning. A resource's version is its `meta.lastUpdated`
+(a Task's `lastModified`): an older version loaded after a newer one is kept out as stale.
+Unknown extensions are ignored.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 from collections import Counter
@@ -35,9 +37,11 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from ingest.batch import RESTART, Batch, Chunk, Phase, RecordError, Target, rows_to_arrow
-from ingest.context import ParseContext
+from ingest.context import Lookup, ParseContext
 from ingest.errors import IngestError
+from ingest.phi import is_free_text, shown
 from ingest.pseudonymize import MASK, Pseudonymizer
+from ingest.references import Reference
 from ingest.sources import InputFile
 from ingest.text import decode, text_blocks, text_lines
 
@@ -98,8 +102,8 @@ PHASES: list[tuple[str, ...]] = [
 RANK = {kind: i for i, kinds in enumerate(PHASES) for kind in kinds}
 # The targets each phase writes (each resource type maps to one), in the order they are staged.
 PHASE_TARGETS: list[tuple[str, ...]] = [
-    ("locations", "providers"),
-    (),
+    ("locations", "providers", "practitioner_refs"),
+    ("schedules",),
     ("slots", "appointments"),
     ("encounters", "referrals"),
     ("charts", "referral_stages"),
@@ -111,8 +115,12 @@ IGNORED_TYPES = {
     "PractitionerRole": "PractitionerRole resources",
 }
 PHI_KEYS = {"name", "telecom", "address", "birthDate", "photo", "contact", "display"}
-# free text may hold anything a person typed (names, phone numbers, clinical detail)
+# free text may hold anything a person typed (names, phone numbers, clinical detail); reasons and
+# diagnoses are clinical detail too
 FREE_TEXT_KEYS = {"text", "comment", "patientInstruction", "description", "note", "valueString"}
+CLINICAL_KEYS = {"reasonCode", "reasonReference", "diagnosis", "condition", "supportingInformation"}
+# values a quarantined resource keeps as they are: its id and its (pseudonymized) references
+KEPT_KEYS = {"id", "resourceType", "reference", "system", "url"}
 
 
 class Reject(Exception):
@@ -132,12 +140,12 @@ def first_resource_type(head: str) -> str | None:
     for line in head.splitlines():
         if line.strip():
             try:
-                doc = json.loads(line)
+                doc = _json_loads(line)
             except ValueError:
                 break
             return _type_of(doc)
     try:
-        return _type_of(json.loads(head))
+        return _type_of(_json_loads(head))
     except ValueError:
         marker = head.find('"resourceType"')
         if marker < 0:
@@ -170,6 +178,7 @@ class FhirAdapter:
         batch.chunks = self._chunks(file, ctx, batch)
         pseudo = ctx.pseudonymizer
         batch.records = lambda positions: _masked_lines(file, set(positions), pseudo)
+        batch.after_load.append(_warn_unresolved(batch))
         return batch
 
     def _parse_whole(self, file: InputFile, ctx: ParseContext) -> Batch:
@@ -181,7 +190,8 @@ class FhirAdapter:
         batch.phases, batch.errors = mapped.phases, mapped.errors
         mapped.finish(batch)
         pseudo = ctx.pseudonymizer
-        batch.records = lambda positions: {p: json.dumps(mask(records[p], pseudo)) for p in positions if p in records}
+        batch.records = lambda positions: {p: masked_json(records[p], pseudo) for p in positions if p in records}
+        batch.after_load.append(_warn_unresolved(batch))
         return batch
 
     def _chunks(self, file: InputFile, ctx: ParseContext, batch: Batch) -> Iterator[Chunk]:
@@ -219,23 +229,18 @@ class FhirAdapter:
             yield Chunk(mapped.phases, mapped.errors)
         mapped.finish(batch)
 
-    def harvest(self, file: InputFile, ctx: ParseContext) -> None:
-        """Learn the references a file's Practitioners and Schedules define, without loading it.
 
-        Used for a file skipped as already loaded, so the other files of the call still resolve."""
-        mapper = _Mapper(ctx)
-        if _is_ndjson(file):
-            items = (
-                (number, _line_item(number, line))
-                for number, line in enumerate(text_lines(file), start=1)
-                if line.strip()
-            )
-        else:
-            _, items = _resources(decode(file.read(), file.name), file.name)
-        for _, resource in items:
-            if isinstance(resource, dict) and resource.get("resourceType") in ("Practitioner", "Schedule"):
-                with contextlib.suppress(Reject, Ignore):
-                    mapper.map(resource["resourceType"], resource)
+def _warn_unresolved(batch: Batch) -> Callable[[Lookup, int], None]:
+    """After the file loads: say which of its rows refer to resources not loaded yet."""
+
+    def check(lookup: Lookup, run_id: int) -> None:
+        for ref in REFERENCES:
+            if ref.ref_column is not None:
+                warning = ref.unresolved(lookup, run_id)
+                if warning:
+                    batch.warnings.append(warning)
+
+    return check
 
 
 class _Mapped:
@@ -271,8 +276,9 @@ class _Mapped:
             for rtype in kinds:
                 for pos, resource in by_type.get(rtype, []):
                     try:
+                        version = self.mapper.version(resource)
                         for target, row in self.mapper.map(rtype, resource):
-                            phase_rows.setdefault(target, []).append({"_pos": pos, **row})
+                            phase_rows.setdefault(target, []).append({"_pos": pos, "_version": version, **row})
                     except Reject as r:
                         self.errors.append(RecordError(pos, r.field, r.check, r.reason, r.value))
                     except Ignore as why:
@@ -288,7 +294,6 @@ class _Mapped:
     def finish(self, batch: Batch) -> None:
         batch.ignored.update(self.unused)
         batch.ignored.update(self.ignored)
-        batch.warnings += self.mapper.warnings()
 
 
 # -- reading the file ---------------------------------------------------------------------
@@ -301,10 +306,10 @@ def _resources(text: str, name: str) -> tuple[str, Iterator[tuple[int, dict | Re
         raise IngestError(f"{name}: the file is empty; expected FHIR resources, one JSON object per line")
     first = stripped.split("\n", 1)[0]
     try:
-        json.loads(first)
+        _json_loads(first)
     except ValueError:
         try:
-            doc = json.loads(stripped)
+            doc = _json_loads(stripped)
         except ValueError as exc:
             raise IngestError(
                 f"{name}: line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}); "
@@ -320,6 +325,15 @@ def _ndjson(text: str) -> Iterator[tuple[int, dict | RecordError]]:
             yield number, _line_item(number, line)
 
 
+def _json_loads(text: str) -> Any:
+    """`json.loads`, with JSON nested deeper than Python's recursion allows as a ValueError (a
+    JSONDecodeError saying so) rather than a RecursionError that would abort the whole command."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply to read", text, 0) from None
+
+
 def _loads(text: str) -> Any:
     """`json.loads(text)`, through orjson (about 3x faster) when it reads the text.
 
@@ -328,7 +342,7 @@ def _loads(text: str) -> Any:
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
-        return json.loads(text)
+        return _json_loads(text)
 
 
 def _line_item(number: int, line: str) -> dict | RecordError:
@@ -351,7 +365,7 @@ def _is_ndjson(file: InputFile) -> bool:
     if "\n" not in head:
         return False
     try:
-        json.loads(head.split("\n", 1)[0])
+        _json_loads(head.split("\n", 1)[0])
     except ValueError:
         return False
     return True
@@ -367,7 +381,7 @@ def _masked_lines(file: InputFile, wanted: set[int], pseudonymizer: Pseudonymize
     for number, line in enumerate(text_lines(file), start=1):
         if number in wanted and line.strip():
             item = _line_item(number, line)
-            found[number] = json.dumps(mask(item, pseudonymizer)) if isinstance(item, dict) else None
+            found[number] = masked_json(item, pseudonymizer) if isinstance(item, dict) else None
         if number >= last:
             break
     return found
@@ -389,24 +403,120 @@ def _document(doc: Any, name: str) -> Iterator[tuple[int, dict | RecordError]]:
 
 # -- mapping ----------------------------------------------------------------------------------
 
+
+# A Practitioner reference resolves to the NPI its Practitioner resource states (source_references),
+# else to itself when the export uses NPIs as Practitioner ids (a provider of that NPI is loaded).
+def _practitioner_join(ref: str, alias: str = "pr") -> str:
+    return (
+        f"LEFT JOIN main.source_references AS {alias} ON {alias}.source = '{SOURCE}' AND {alias}.reference = {ref} "
+        f"LEFT JOIN main.providers AS {alias}_npi "
+        f"ON {alias}_npi.provider_id = regexp_extract({ref}, '^Practitioner/(.+)$', 1)"
+    )
+
+
+def _provider(ref_column: str, id_column: str) -> tuple[str, str]:
+    """A provider column derived from its reference column (the id as written when there is none)."""
+    return (
+        id_column,
+        f"CASE WHEN row.{ref_column} IS NULL THEN row.{id_column} "
+        "ELSE coalesce(pr.provider_id, pr_npi.provider_id) END",
+    )
+
+
+# A Slot's provider and location are its Schedule's; the Schedule names its practitioner by reference.
+_SLOT_JOIN = (
+    f"LEFT JOIN main.source_references AS sch ON sch.source = '{SOURCE}' AND sch.reference = row.schedule_ref "
+    + _practitioner_join("sch.provider_ref")
+)
+_SLOT_DERIVED = (
+    (
+        "provider_id",
+        "CASE WHEN row.schedule_ref IS NULL THEN row.provider_id "
+        "ELSE coalesce(sch.provider_id, pr.provider_id, pr_npi.provider_id) END",
+    ),
+    ("location_id", "CASE WHEN row.schedule_ref IS NULL THEN row.location_id ELSE sch.location_id END"),
+)
+
 TARGETS = {
     "locations": Target("locations"),
     "providers": Target("providers"),
-    "slots": Target("slots"),
-    "appointments": Target("appointments"),
-    "encounters": Target("encounters"),
-    "charts": Target("encounters", mode="update"),
-    "referrals": Target("referrals", derived=(("status", REFERRAL_STATUS),)),
-    "referral_stages": Target("referrals", mode="update", derived=(("status", REFERRAL_STATUS),)),
+    "practitioner_refs": Target("source_references", counted=False),
+    "schedules": Target("source_references"),
+    "slots": Target("slots", derived=_SLOT_DERIVED, join=_SLOT_JOIN),
+    "appointments": Target(
+        "appointments", derived=(_provider("provider_ref", "provider_id"),), join=_practitioner_join("row.provider_ref")
+    ),
+    "encounters": Target(
+        "encounters", derived=(_provider("provider_ref", "provider_id"),), join=_practitioner_join("row.provider_ref")
+    ),
+    "charts": Target("encounters", mode="update", writer="chart"),
+    "referrals": Target(
+        "referrals",
+        derived=(("status", REFERRAL_STATUS), _provider("referring_provider_ref", "referring_provider_id")),
+        join=_practitioner_join("row.referring_provider_ref"),
+    ),
+    "referral_stages": Target("referrals", mode="update", derived=(("status", REFERRAL_STATUS),), writer="stages"),
 }
+# Updates that wait for their row, by (table, writer): applied by these targets when it arrives.
+WAITING_TARGETS = {(t.table, t.writer): t for t in TARGETS.values() if t.mode == "update"}
+
+
+def _again(target: str, columns: tuple[str, ...], where: str, ref: str, what: str, waits_for: str) -> Reference:
+    """The rows of `target` whose `columns` may resolve differently once a run changed what they read."""
+    full = TARGETS[target]
+    derived = tuple((c, sql) for c, sql in full.derived if c in columns)
+    update = Target(full.table, mode="update", counted=False, derived=derived, join=full.join, writer="references")
+    reads = frozenset({"source_references", "providers"})
+    return Reference(update, SOURCE, reads, where, ref, what, waits_for)
+
+
+_PRACTITIONERS = ("Practitioner resources", "the Practitioner export is loaded")
+
+
+_CHANGED = f"SELECT reference FROM main.source_references WHERE source = '{SOURCE}' AND ingest_run_id = {{run}}"
+REFERENCES = [
+    _again(
+        "appointments",
+        ("provider_id",),
+        f"provider_ref IS NOT NULL AND (provider_id IS NULL OR provider_ref IN ({_CHANGED}))",
+        "provider_ref",
+        *_PRACTITIONERS,
+    ),
+    _again(
+        "encounters",
+        ("provider_id",),
+        f"provider_ref IS NOT NULL AND (provider_id IS NULL OR provider_ref IN ({_CHANGED}))",
+        "provider_ref",
+        *_PRACTITIONERS,
+    ),
+    _again(
+        "referrals",
+        ("referring_provider_id",),
+        f"referring_provider_ref IS NOT NULL "
+        f"AND (referring_provider_id IS NULL OR referring_provider_ref IN ({_CHANGED}))",
+        "referring_provider_ref",
+        *_PRACTITIONERS,
+    ),
+    _again(
+        "slots",
+        ("provider_id", "location_id"),
+        f"schedule_ref IS NOT NULL AND (provider_id IS NULL OR location_id IS NULL OR schedule_ref IN ({_CHANGED}) "
+        f"OR schedule_ref IN (SELECT reference FROM main.source_references WHERE source = '{SOURCE}' "
+        f"AND provider_ref IN ({_CHANGED})))",
+        "schedule_ref",
+        "Schedule resources (or the Practitioner they name)",
+        "the Schedule and Practitioner exports are loaded",
+    ),
+]
 COLUMNS = {
     "locations": ["location_id", "name", "source"],
     "providers": ["provider_id", "npi", "name", "source"],
+    "practitioner_refs": ["source", "reference", "provider_id"],
+    "schedules": ["source", "reference", "provider_id", "provider_ref", "location_id"],
     "slots": [
         "source",
         "slot_id",
-        "provider_id",
-        "location_id",
+        "schedule_ref",
         "visit_type",
         "start_at",
         "minutes",
@@ -418,6 +528,7 @@ COLUMNS = {
         "appointment_id",
         "location_id",
         "provider_id",
+        "provider_ref",
         "patient_key",
         "visit_type",
         "is_new_patient",
@@ -436,6 +547,7 @@ COLUMNS = {
         "appointment_id",
         "location_id",
         "provider_id",
+        "provider_ref",
         "patient_key",
         "is_telehealth",
         "status",
@@ -451,6 +563,7 @@ COLUMNS = {
         "referral_id",
         "patient_key",
         "referring_provider_id",
+        "referring_provider_ref",
         "specialty",
         "priority",
         "created_at",
@@ -461,19 +574,15 @@ COLUMNS = {
 
 
 def _arrow(target: str, rows: list[dict]):  # noqa: ANN202 - pyarrow.Table
-    return rows_to_arrow(rows, ["_pos", *COLUMNS[target]])
+    return rows_to_arrow(rows, ["_pos", "_version", *COLUMNS[target]])
 
 
 class _Mapper:
-    """Maps one resource at a time; remembers this file's practitioners and schedules."""
+    """Maps one resource at a time to canonical rows (references kept as written)."""
 
     def __init__(self, ctx: ParseContext) -> None:
         self.tz = ZoneInfo(ctx.timezone)
         self.key = ctx.pseudonymizer.key
-        self.known = ctx.references
-        self.npis = {r[0] for r in ctx.cursor.execute("SELECT provider_id FROM providers").fetchall()}
-        self.unresolved: Counter[str] = Counter()
-        self.example: dict[str, str] = {}
         self.handlers: dict[str, Callable[[dict], list[tuple[str, dict]]]] = {
             "Location": self.location,
             "Practitioner": self.practitioner,
@@ -491,37 +600,28 @@ class _Mapper:
             raise Reject("id", "required", f"the {rtype} has no id")
         return self.handlers[rtype](r)
 
-    def warnings(self) -> list[str]:
-        return [
-            f"{n} reference(s) to {kind} resources that are not loaded (e.g. {self.example[kind]}): "
-            f"the {'provider' if kind == 'Practitioner' else 'provider and location'} is left empty; "
-            f"load the {kind} export first, then this file again with --force"
-            for kind, n in self.unresolved.items()
-        ]
+    def version(self, r: dict) -> datetime | None:
+        """When the source last changed the resource: meta.lastUpdated (a Task's lastModified)."""
+        meta = r.get("meta")
+        if isinstance(meta, dict) and meta.get("lastUpdated") is not None:
+            return self.instant(meta["lastUpdated"], "meta.lastUpdated")
+        if r.get("resourceType") == "Task" and r.get("lastModified") is not None:
+            return self.instant(r["lastModified"], "lastModified")
+        return None
 
     # -- references ---------------------------------------------------------------------------
 
-    def provider(self, ref: Any) -> str | None:
+    def provider(self, ref: Any) -> tuple[str | None, str | None]:
+        """(NPI, None) for a reference that states the NPI; (None, 'Practitioner/<id>') for one
+        that resolves through the Practitioner resource (see `REFERENCES`)."""
         target = _reference(ref)
-        if target is None:
-            return None
-        kind, rid = target
-        if kind != "Practitioner":
-            return None
+        if target is None or target[0] != "Practitioner":
+            return None, None
+        rid = target[1]
         if rid.startswith("identifier="):
             system, _, value = rid[len("identifier=") :].partition("|")
-            return value if system == NPI_SYSTEM and value else None
-        found = self.known.get(("Practitioner", rid))
-        if found is not None:
-            return found[0]
-        if rid in self.npis:  # the export uses the NPI as the Practitioner id
-            return rid
-        self._unresolved("Practitioner", f"Practitioner/{rid}")
-        return None
-
-    def _unresolved(self, kind: str, example: str) -> None:
-        self.unresolved[kind] += 1
-        self.example.setdefault(kind, example)
+            return (value if system == NPI_SYSTEM and value else None), None
+        return None, f"Practitioner/{rid}"
 
     def patient(self, ref: Any) -> str | None:
         target = _reference(ref)
@@ -547,20 +647,28 @@ class _Mapper:
         )
         if npi is None:
             raise Reject("identifier", "no_npi", f"the Practitioner has no NPI identifier (system {NPI_SYSTEM})")
-        self.known[("Practitioner", r["id"])] = (npi, None)
         name = _human_name(r.get("name"))
-        return [("providers", {"provider_id": npi, "npi": npi, "name": name, "source": SOURCE})]
+        return [
+            ("providers", {"provider_id": npi, "npi": npi, "name": name, "source": SOURCE}),
+            ("practitioner_refs", {"source": SOURCE, "reference": f"Practitioner/{r['id']}", "provider_id": npi}),
+        ]
 
     def schedule(self, r: dict) -> list[tuple[str, dict]]:
-        provider = location = None
+        provider = provider_ref = location = None
         for actor in r.get("actor", []):
             target = _reference(actor)
-            if target and target[0] == "Practitioner":
-                provider = provider or self.provider(actor)
+            if target and target[0] == "Practitioner" and provider is None and provider_ref is None:
+                provider, provider_ref = self.provider(actor)
             elif target and target[0] == "Location":
                 location = location or _location_id(actor)
-        self.known[("Schedule", r["id"])] = (provider, location)
-        raise Ignore("Schedule resources (nothing to store: their Slots carry the practitioner and location)")
+        row = {
+            "source": SOURCE,
+            "reference": f"Schedule/{r['id']}",
+            "provider_id": provider,
+            "provider_ref": provider_ref,
+            "location_id": location,
+        }
+        return [("schedules", row)]
 
     def slot(self, r: dict) -> list[tuple[str, dict]]:
         raw = r.get("status")
@@ -569,22 +677,14 @@ class _Mapper:
         status = _mapped(raw, SLOT_STATUS, "status", "Slot")
         start, end = self.instant(r.get("start"), "start"), self.instant(r.get("end"), "end")
         minutes = round((end - start).total_seconds() / 60) if start and end else None
-        provider = location = None
         target = _reference(r.get("schedule"))
-        if target and target[0] == "Schedule":
-            found = self.known.get(("Schedule", target[1]))
-            if found is None:
-                self._unresolved("Schedule", f"Schedule/{target[1]}")
-            else:
-                provider, location = found
         return [
             (
                 "slots",
                 {
                     "source": SOURCE,
                     "slot_id": r["id"],
-                    "provider_id": provider,
-                    "location_id": location,
+                    "schedule_ref": f"Schedule/{target[1]}" if target and target[0] == "Schedule" else None,
                     "visit_type": _code(r.get("appointmentType")),
                     "start_at": start,
                     "minutes": minutes,
@@ -597,7 +697,7 @@ class _Mapper:
     def appointment(self, r: dict) -> list[tuple[str, dict]]:
         raw = r.get("status")
         status = _mapped(raw, APPOINTMENT_STATUS, "status", "Appointment")
-        patient = provider = location = None
+        patient = provider = provider_ref = location = None
         for participant in r.get("participant", []):
             actor = participant.get("actor")
             target = _reference(actor)
@@ -605,8 +705,8 @@ class _Mapper:
                 continue
             if target[0] == "Patient":
                 patient = patient or self.patient(actor)
-            elif target[0] == "Practitioner":
-                provider = provider or self.provider(actor)
+            elif target[0] == "Practitioner" and provider is None and provider_ref is None:
+                provider, provider_ref = self.provider(actor)
             elif target[0] == "Location":
                 location = location or _location_id(actor)
         start = self.instant(r.get("start"), "start")
@@ -615,7 +715,9 @@ class _Mapper:
         if minutes is None and start and end:
             minutes = round((end - start).total_seconds() / 60)
         if minutes is not None and not isinstance(minutes, int):
-            raise Reject("minutesDuration", "unreadable_value", f"minutesDuration {minutes!r} is not a whole number")
+            raise Reject(
+                "minutesDuration", "unreadable_value", f"minutesDuration {shown(minutes)} is not a whole number"
+            )
         cancelled = status == "cancelled"
         return [
             (
@@ -625,6 +727,7 @@ class _Mapper:
                     "appointment_id": r["id"],
                     "location_id": location,
                     "provider_id": provider,
+                    "provider_ref": provider_ref,
                     "patient_key": patient,
                     "visit_type": _appointment_type(r.get("appointmentType")),
                     "is_new_patient": _extension(r, NEW_PATIENT_URL, "valueBoolean"),
@@ -654,7 +757,7 @@ class _Mapper:
         stages: dict[str, dict] = {}
         for entry in r.get("statusHistory", []):
             stages.setdefault(entry.get("status"), entry.get("period") or {})
-        provider = None
+        provider = provider_ref = None
         participants = sorted(
             r.get("participant", []),
             key=lambda p: (
@@ -662,7 +765,8 @@ class _Mapper:
             ),
         )
         for participant in participants:
-            provider = provider or self.provider(participant.get("individual"))
+            if provider is None and provider_ref is None:
+                provider, provider_ref = self.provider(participant.get("individual"))
         location = next((_location_id(loc.get("location")) for loc in r.get("location", [])), None)
         appointment = next(iter(r.get("appointment", [])), None)
         return [
@@ -674,6 +778,7 @@ class _Mapper:
                     "appointment_id": _reference_id(appointment, "Appointment"),
                     "location_id": location,
                     "provider_id": provider,
+                    "provider_ref": provider_ref,
                     "patient_key": self.patient(r.get("subject")),
                     "is_telehealth": klass == "VR",
                     "status": status,
@@ -719,7 +824,13 @@ class _Mapper:
             specialty = performer.get("text") or coding.get("display") or coding.get("code")
         priority = r.get("priority")
         if priority is not None and priority not in ("routine", "urgent", "asap", "stat"):
-            raise Reject("priority", "unknown_value", f"priority {priority!r} is not routine, urgent, asap or stat")
+            raise Reject(
+                "priority",
+                "unknown_value",
+                f"priority {shown(priority)} is not routine, urgent, asap or stat",
+                str(priority),
+            )
+        requester, requester_ref = self.provider(r.get("requester"))
         return [
             (
                 "referrals",
@@ -727,7 +838,8 @@ class _Mapper:
                     "source": SOURCE,
                     "referral_id": r["id"],
                     "patient_key": self.patient(r.get("subject")),
-                    "referring_provider_id": self.provider(r.get("requester")),
+                    "referring_provider_id": requester,
+                    "referring_provider_ref": requester_ref,
                     "specialty": specialty,
                     "priority": priority,
                     "created_at": self.instant(r.get("authoredOn"), "authoredOn"),
@@ -790,8 +902,8 @@ def _location_id(ref: Any) -> str | None:
 
 def _mapped(raw: Any, table: dict[str, str], field: str, rtype: str) -> str:
     if raw not in table:
-        shown = "missing" if raw is None else repr(raw)
-        raise Reject(field, "unknown_value", f"{rtype} {field} {shown} is not one of {', '.join(table)}", str(raw))
+        said = "missing" if raw is None else shown(raw)
+        raise Reject(field, "unknown_value", f"{rtype} {field} {said} is not one of {', '.join(table)}", str(raw))
     return table[raw]
 
 
@@ -800,7 +912,7 @@ def _instant(value: Any, field: str, tz: ZoneInfo) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise Reject(field, "unreadable_value", f"{field} {value!r} is not a date-time", str(value))
+        raise Reject(field, "unreadable_value", f"{field} {shown(value)} is not a date-time", str(value))
     try:
         if len(value) == 10:
             day = date.fromisoformat(value)
@@ -810,7 +922,7 @@ def _instant(value: Any, field: str, tz: ZoneInfo) -> datetime | None:
         raise Reject(
             field,
             "unreadable_value",
-            f"{field} {value!r} is not a FHIR date-time like 2025-03-14T09:30:00-04:00",
+            f"{field} {shown(value)} is not a FHIR date-time like 2025-03-14T09:30:00-04:00",
             value,
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=tz)
@@ -867,6 +979,15 @@ def _human_name(names: Any) -> str | None:
     return None
 
 
+def masked_json(resource: dict, pseudonymizer: Pseudonymizer) -> str:
+    """The masked resource as JSON for `rejects`; a resource nested too deeply to walk keeps only
+    its type and id."""
+    try:
+        return json.dumps(mask(resource, pseudonymizer))
+    except RecursionError:
+        return json.dumps({"resourceType": resource.get("resourceType"), "id": resource.get("id"), "masked": MASK})
+
+
 def mask(resource: dict, pseudonymizer: Pseudonymizer) -> dict:
     """A copy of `resource` safe to keep in `rejects`: direct identifiers masked, patient ids pseudonymized."""
     masked = copy.deepcopy(resource)
@@ -874,24 +995,32 @@ def mask(resource: dict, pseudonymizer: Pseudonymizer) -> dict:
     return masked
 
 
-def _mask(node: Any, pseudonymizer: Pseudonymizer, nested: bool = False) -> None:
-    """Mask in place. Below the resource's own level an identifier may be a patient's MRN or
-    member id (a logical reference), so nested identifier values are masked; the resource's own
-    identifiers stay, to find the record in the source system."""
+def _mask(node: Any, pseudonymizer: Pseudonymizer) -> None:
+    """Mask in place. Identifiers (an MRN, a member id, the resource's own business ids) are
+    masked: the resource's `id` and position find it in the source system. Diagnoses and
+    reasons are clinical detail, and any other value that reads like free text (a phone number,
+    a sentence: `ingest.phi`) is masked too, wherever the export put it."""
     if isinstance(node, dict):
         for key in list(node):
             value = node[key]
-            if key in PHI_KEYS or key in FREE_TEXT_KEYS:  # a Narrative or a comment may name anyone
+            if key in PHI_KEYS or key in FREE_TEXT_KEYS or key in CLINICAL_KEYS:  # may name anyone
                 node[key] = MASK
             elif key == "reference" and isinstance(value, str) and value.startswith("Patient"):
                 target = _reference({"reference": value})
                 node[key] = f"Patient/{pseudonymizer.key(SOURCE, target[1])}" if target else MASK
-            elif key == "identifier" and nested:
+            elif key == "identifier":
                 for ident in value if isinstance(value, list) else [value]:
                     if isinstance(ident, dict) and "value" in ident:
                         ident["value"] = MASK
+            elif key in KEPT_KEYS:
+                continue
+            elif isinstance(value, str):
+                node[key] = MASK if is_free_text(value) else value
             else:
-                _mask(value, pseudonymizer, nested=True)
+                _mask(value, pseudonymizer)
     elif isinstance(node, list):
-        for item in node:
-            _mask(item, pseudonymizer, nested=nested)
+        for i, item in enumerate(node):
+            if isinstance(item, str):
+                node[i] = MASK if is_free_text(item) else item
+            else:
+                _mask(item, pseudonymizer)

@@ -9,14 +9,13 @@ every claim the file touched (`x12_ledger`).
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 from ingest.adapters import x12_835, x12_837
 from ingest.adapters.x12_837 import masked_record
-from ingest.adapters.x12_ledger import derive_ledger
+from ingest.adapters.x12_ledger import ledger_derivations
 from ingest.adapters.x12_segments import transaction_sets
 from ingest.batch import Batch, Phase
-from ingest.context import ParseContext
+from ingest.context import Lookup, ParseContext
 from ingest.sources import InputFile
 from ingest.text import decode
 
@@ -51,23 +50,24 @@ class X12Adapter:
         batch.records = lambda positions: {p: masked_record(records.get(p)) for p in positions}
         touched = claims.claim_ids() | remits.claim_ids()
         if touched:
-            batch.post_steps.append(lambda cur, run_id, tz: derive_ledger(cur, run_id, tz, sorted(touched)))
+            batch.derived += ledger_derivations(ctx.timezone, sorted(touched))
         if remits.rows:
             remitted = sorted(remits.claim_ids())
-            batch.post_steps.append(lambda cur, run_id, tz: _warn_unbilled(cur, remitted, batch.warnings))
+            batch.after_load.append(lambda lookup, run_id: _warn_unbilled(lookup, remitted, batch.warnings))
         return batch
 
 
-def _warn_unbilled(cur: Any, claim_ids: list[str], warnings: list[str]) -> None:
+def _warn_unbilled(lookup: Lookup, claim_ids: list[str], warnings: list[str]) -> None:
     """Say when payments arrive for claims the warehouse has no charge for: until their 837 (or
     ledger export) is loaded, those payments lower A/R with nothing to offset, and A/R can go negative."""
-    # runs after derive_ledger, so a loaded 837 claim has its charge in the ledger by now, as a
-    # ledger export's claim does: one semi-join of the ledger against this file's claim ids
-    charged = cur.execute(
+    # runs after the ledger charges are derived, so a loaded 837 claim has its charge in the
+    # ledger by now, as a ledger export's claim does: one semi-join of the ledger against this
+    # file's claim ids
+    charged = lookup.rows(
         "SELECT count(DISTINCT claim_id) FROM ledger "
         "WHERE entry_type = 'charge' AND claim_id IN (SELECT unnest(?::VARCHAR[]))",
         [claim_ids],
-    ).fetchone()[0]
+    )[0][0]
     missing = len(claim_ids) - charged
     if missing:
         warnings.append(

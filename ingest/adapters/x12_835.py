@@ -29,6 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
@@ -43,6 +44,7 @@ PAID = {"1", "2", "3", "19", "20", "21"}
 LEDGER_GROUPS = {"CO", "OA", "PI", "CR"}
 REMIT_COLUMNS = [
     "_pos",
+    "_version",
     "remittance_id",
     "claim_id",
     "payer_id",
@@ -59,6 +61,7 @@ REMIT_COLUMNS = [
 ]
 ADJ_COLUMNS = [
     "_pos",
+    "_version",
     "remittance_id",
     "seq",
     "line_no",
@@ -72,6 +75,7 @@ ADJ_COLUMNS = [
 ]
 LEDGER_COLUMNS = [
     "_pos",
+    "_version",
     "entry_id",
     "claim_id",
     "patient_key",
@@ -107,6 +111,7 @@ class Remittances:
 
     def __init__(self, ctx: ParseContext) -> None:
         self.key = ctx.pseudonymizer.key
+        self.tz = ZoneInfo(ctx.timezone)
         self.rows: list[dict] = []
         self.adjustments: list[dict] = []
         self.ledger: list[dict] = []
@@ -258,6 +263,9 @@ class Remittances:
         else:
             status = "other"
         paid_date = header["paid"] or header["production"]
+        # the transaction set's own date: when the payer produced it (DTM*405), else paid it
+        dated = header["production"] or header["paid"]
+        version = dated.replace(tzinfo=self.tz) if dated else None
         payer = header["payer"]
         patient = self.key(SOURCE, p.member_il or p.member_qc)
         dates = ([p.statement_date] if p.statement_date else []) or p.line_dates
@@ -265,6 +273,7 @@ class Remittances:
         self.rows.append(
             {
                 "_pos": pos,
+                "_version": version,
                 "remittance_id": remittance_id,
                 "claim_id": clp[1] or None,
                 "payer_id": payer,
@@ -282,6 +291,7 @@ class Remittances:
         )
         ledger = {
             "_pos": pos,
+            "_version": version,
             "claim_id": clp[1] or None,
             "patient_key": patient,
             "payer_id": payer,
@@ -299,7 +309,9 @@ class Remittances:
             }
         )
         for seq, adj in enumerate(p.adjustments, start=1):
-            self.adjustments.append({"_pos": pos, "remittance_id": remittance_id, "seq": seq, "source": SOURCE, **adj})
+            self.adjustments.append(
+                {"_pos": pos, "_version": version, "remittance_id": remittance_id, "seq": seq, "source": SOURCE, **adj}
+            )
             if adj["group_code"] in LEDGER_GROUPS:
                 self.ledger.append(
                     {

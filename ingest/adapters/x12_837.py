@@ -53,10 +53,12 @@ PAYER_CLASS = {
     "09": "self_pay",
 }
 PATIENT_ENTITIES = {"IL", "QC", "74"}
-MASKED_SEGMENTS = {"N3", "N4", "DMG", "PER"}
+# addresses, birth data, contacts; diagnoses (HI) and free-text notes (NTE, K3) are clinical detail
+MASKED_SEGMENTS = {"N3", "N4", "DMG", "PER", "HI", "NTE", "K3"}
 MASKED_REFS = {"SY", "1W", "EA", "IG", "Y4"}
 CLAIM_COLUMNS = [
     "_pos",
+    "_version",
     "submission_id",
     "claim_id",
     "frequency_code",
@@ -72,6 +74,7 @@ CLAIM_COLUMNS = [
 ]
 LINE_COLUMNS = [
     "_pos",
+    "_version",
     "submission_id",
     "line_no",
     "procedure_code",
@@ -472,6 +475,7 @@ class Claims:
         self.rows.append(
             {
                 "_pos": clm.number,
+                "_version": submitted,  # the transaction set's own date (BHT04/BHT05)
                 "submission_id": submission_id,
                 "claim_id": claim_id,
                 "frequency_code": frequency,
@@ -490,6 +494,7 @@ class Claims:
             self.lines.append(
                 {
                     "_pos": clm.number,
+                    "_version": submitted,
                     "submission_id": submission_id,
                     "line_no": line["line_no"],
                     "procedure_code": line["procedure_code"],

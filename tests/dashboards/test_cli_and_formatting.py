@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from dashboards.cli import APP, streamlit_argv
 from dashboards.formatting import axis_title, tick_format
 from kpis.catalog import shipped_specs
+from kpis.warehouse import Warehouse
 from tests.cli_helpers import run_cli
 
 
@@ -39,6 +41,22 @@ def test_streamlit_is_served_headless_on_loopback_from_this_python() -> None:
     assert options["--browser.gatherUsageStats"] == "false"
     assert options["--server.fileWatcherType"] == "none"
     assert Path(APP).is_file()
+
+
+@pytest.mark.parametrize(("address", "warned"), [("0.0.0.0", True), ("192.168.1.20", True), ("127.0.0.1", False)])
+def test_serving_beyond_this_machine_warns_that_there_is_no_sign_in(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, address: str, warned: bool
+) -> None:
+    """Issue 19 item 11: `--address 0.0.0.0` served the practice's data to the network silently."""
+    Warehouse(tmp_path / "w.duckdb").close()
+    served: list[list[str]] = []
+    monkeypatch.setattr(os, "execve", lambda path, argv, env: served.append(argv))
+    result = run_cli(capsys, "dashboard", "--db", str(tmp_path / "w.duckdb"), "--address", address)
+    assert result.code == 0 and served and served[0][served[0].index("--server.address") + 1] == address
+    warning = [line for line in result.err.splitlines() if line.startswith("warning: ")]
+    assert bool(warning) == warned
+    if warned:
+        assert warning[0].startswith(f"warning: serving on {address}: the dashboard has no sign-in yet")
 
 
 SPECS = shipped_specs()

@@ -406,7 +406,7 @@ def test_upload_box_ingests_an_export(
 ) -> None:
     db = tmp_path / "fresh.duckdb"
     Warehouse(db).close()
-    monkeypatch.setenv(ENV_SECRET, "dashboard-tests")  # ingest pseudonymizes with the practice secret
+    monkeypatch.setenv(ENV_SECRET, "dashboard-tests-secret")  # ingest pseudonymizes with the practice secret
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the upload is written while it loads
@@ -430,6 +430,41 @@ def test_upload_box_ingests_an_export(
     at.switch_page("views/phones.py").run()
     no_errors(at)
     assert not [i.value for i in at.info if i.value.startswith("No phone data loaded")]
+
+
+def test_two_uploads_with_the_same_name_both_load_under_their_names(
+    open_app: Callable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19 item 3 and issue 18: every Bulk export calls its file Appointment.ndjson; the second
+    upload must not replace the first, and the run log names the uploads, not a temporary path."""
+    db = tmp_path / "fresh.duckdb"
+    Warehouse(db).close()
+    monkeypatch.setenv(ENV_SECRET, "dashboard-tests-secret")
+    first, second = (
+        json.dumps(
+            {
+                "resourceType": "Appointment",
+                "id": appointment_id,
+                "status": "fulfilled",
+                "start": "2026-09-01T09:00:00-04:00",
+                "end": "2026-09-01T09:20:00-04:00",
+            }
+        ).encode()
+        for appointment_id in ("east-1", "west-1")
+    )
+    at = open_app(db)
+    at.switch_page("views/data_sources.py").run()
+    upload = at.file_uploader(key="upload")
+    upload.set_value([("Appointment.ndjson", first, "application/fhir+ndjson"), ("Appointment.ndjson", second, "")])
+    at.run()
+    at.button(key="load").click().run()
+    no_errors(at)
+    with Warehouse.open(db, read_only=True) as wh:
+        runs = wh.ingest_runs().sort_values("run_id")
+        loaded = wh.cursor().execute("SELECT appointment_id FROM appointments ORDER BY 1").fetchall()
+    assert runs["file_path"].tolist() == ["uploaded/Appointment.ndjson", "uploaded/Appointment.ndjson (2)"]
+    assert runs["status"].tolist() == ["succeeded", "succeeded"]
+    assert loaded == [("east-1",), ("west-1",)]
 
 
 def test_the_practice_config_sets_targets_and_names(

@@ -44,7 +44,7 @@ def load(wh: Warehouse, *paths: str | Path, **options: object) -> list[FileResul
     results = ingest_paths(wh, list(paths), **options)
     for r in results:
         if r.status == "succeeded":
-            assert r.read == r.inserted + r.updated + r.unchanged + r.rejected, r
+            assert r.read == r.inserted + r.updated + r.unchanged + r.stale + r.waiting + r.rejected, r
     return results
 
 
@@ -67,17 +67,26 @@ def rejects(wh: Warehouse, run_id: int) -> list[dict]:
     return records(
         wh,
         "SELECT position_kind, position, target_table, field, check_name, reason, value_masked, record_masked "
-        "FROM rejects WHERE run_id = ? ORDER BY position",
+        "FROM rejects WHERE run_id = ? ORDER BY position, reject_id",
         run_id,
     )
 
 
+# Columns that say which run or file wrote a row, not what the row says.
+LINEAGE = {"ingest_run_id", "file_path", "position_kind", "position"}
+
+
 def snapshot(wh: Warehouse, *, lineage: bool = True) -> dict[str, list[tuple]]:
-    """Every canonical table's rows, sorted, for before/after comparisons (with or without ingest_run_id)."""
+    """Every table's rows but the run log's (and the key fingerprint's), sorted, for before/after
+    comparisons (with or without the columns that record lineage)."""
     tables = [
         t
         for (t,) in rows(wh, "SELECT table_name FROM duckdb_tables() ORDER BY 1")
-        if t not in ("ingest_runs", "rejects", "schema_migrations")
+        if t not in ("ingest_runs", "rejects", "schema_migrations", "warehouse_settings")
     ]
-    exclude = "" if lineage else " EXCLUDE (ingest_run_id)"
-    return {t: sorted(rows(wh, f'SELECT *{exclude} FROM "{t}"'), key=repr) for t in tables}
+    found = {}
+    for t in tables:
+        columns = [c for (c,) in rows(wh, "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", t)]
+        kept = [c for c in columns if lineage or c not in LINEAGE]
+        found[t] = sorted(rows(wh, f'SELECT {", ".join(kept)} FROM "{t}"'), key=repr)
+    return found

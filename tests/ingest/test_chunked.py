@@ -123,7 +123,7 @@ def test_fhir_ndjson_is_parsed_in_chunks(monkeypatch: pytest.MonkeyPatch, wareho
     from ingest.context import ParseContext
     from ingest.pseudonymize import Pseudonymizer
 
-    ctx = ParseContext("America/New_York", Pseudonymizer(b"k"), warehouse.cursor(), {})
+    ctx = ParseContext("America/New_York", Pseudonymizer(b"k"))
     batch = fhir.FhirAdapter("Appointment").parse(file, ctx)
     chunks = list(batch.chunks)
     lines = [n for n, line in enumerate(file.read().decode().splitlines(), 1) if line.strip()]

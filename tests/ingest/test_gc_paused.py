@@ -22,9 +22,9 @@ def test_the_collector_is_paused_while_a_file_loads_and_resumed_after_a_crash(
     real_apply = Loader._apply
     enabled_while_loading: list[bool] = []
 
-    def apply_then_crash(self: Loader, target, n, run_id):  # noqa: ANN001, ANN202
+    def apply_then_crash(self: Loader, target, n, run_id, outcomes):  # noqa: ANN001, ANN202
         enabled_while_loading.append(gc.isenabled())
-        real_apply(self, target, n, run_id)
+        real_apply(self, target, n, run_id, outcomes)
         if target.table == "claim_lines":
             raise RuntimeError("simulated crash")
 

@@ -10,10 +10,13 @@ positive control proves the byte search sees strings that are stored.
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
+import pytest
+
 from kpis.warehouse import Warehouse
-from tests.ingest.conftest import FIXTURES, load, rows
+from tests.ingest.conftest import FIXTURES, SECRET, load, rows
 
 PHI = [
     # names
@@ -93,3 +96,32 @@ def test_no_direct_identifier_anywhere_in_the_database(warehouse: Warehouse, tmp
                 if hits[0][0]:
                     found.append((table, column, phrase))
     assert found == []
+
+
+def test_the_warehouse_and_its_log_are_readable_by_their_owner_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19 item 4: the warehouse was created 0644 (world-readable); it holds practice data,
+    so it is created 0600 like the secret, and so are the write-ahead log and spill files an
+    ingest writes."""
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", SECRET)
+    db = tmp_path / "w.duckdb"
+    with Warehouse(db) as wh:
+        assert stat.S_IMODE(db.stat().st_mode) == 0o600
+        load(wh, FIXTURES / "portal")
+        wal = db.with_name(db.name + ".wal")
+        written = [p for p in (db, wal) if p.exists()]
+        assert wal in written  # the load's rows are in the log until the warehouse is closed
+        assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in written} == {p.name: 0o600 for p in written}
+
+
+def test_a_warehouse_made_before_is_made_private_by_the_next_ingest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", SECRET)
+    db = tmp_path / "w.duckdb"
+    Warehouse(db).close()
+    db.chmod(0o644)  # as every warehouse was created until now
+    with Warehouse(db) as wh:
+        load(wh, FIXTURES / "portal")
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600

@@ -123,7 +123,7 @@ def test_generic_call_log_csv(warehouse: Warehouse) -> None:
         ("C-3", "nurse", "WEST", edt(10, 9, 0), None, edt(10, 9, 5), "timeout", "Timeout", 300, None, None),
         ("C-4", "appointments", "EAST", edt(10, 9, 10), None, edt(10, 9, 11), "exit_key", "Voicemail", 60, None, None),
     ]
-    found = {r["position"]: r for r in rejects(warehouse, result.run_id)}
+    found = {r["position"]: r for r in reversed(rejects(warehouse, result.run_id))}  # each record's first failure
     assert set(found) == {6, 7}
     assert "Hung up" in found[6]["reason"] and found[6]["field"] == "Result"  # the file's own column
     assert (found[7]["field"], found[7]["reason"]) == ("wait_seconds", "the wait time -60 s is negative")

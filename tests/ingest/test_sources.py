@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from ingest.errors import IngestError
 from ingest.sources import InputFile, expand
 from kpis.warehouse import Warehouse
 from tests.ingest.conftest import FIXTURES, load, rows
@@ -50,13 +49,17 @@ def test_archive_members_and_gzip_are_read_lazily_with_their_checksum(tmp_path: 
         assert b"".join(member.blocks()) == data
 
 
-def test_a_corrupt_gzip_fails_before_anything_loads(warehouse: Warehouse, tmp_path: Path) -> None:
+def test_a_corrupt_gzip_fails_on_its_own_and_the_other_files_load(warehouse: Warehouse, tmp_path: Path) -> None:
     good = gzip.compress((FIXTURES / "phones" / "queue_log").read_bytes())
     bad = tmp_path / "queue_log.gz"
     bad.write_bytes(good[: len(good) // 2])  # truncated: the stream ends early
-    with pytest.raises(IngestError, match=r"queue_log\.gz: not a readable gzip file"):
-        load(warehouse, FIXTURES / "portal" / "portal_messages.csv", bad)
-    assert rows(warehouse, "SELECT count(*) FROM ingest_runs") == [(0,)]
+    portal, broken = load(warehouse, FIXTURES / "portal" / "portal_messages.csv", bad)
+    assert (portal.status, portal.inserted) == ("succeeded", 3)
+    assert broken.status == "failed" and broken.message.startswith(f"{bad}: not a readable gzip file")
+    assert rows(warehouse, "SELECT status, file_path FROM ingest_runs ORDER BY run_id") == [
+        ("failed", str(bad)),
+        ("succeeded", str(FIXTURES / "portal" / "portal_messages.csv")),
+    ]
 
 
 def test_a_file_loaded_from_a_gzip_in_a_zip_loads_like_the_file(warehouse: Warehouse, tmp_path: Path) -> None:
@@ -90,3 +93,82 @@ def test_duckdb_memory_is_bounded_while_files_load_and_restored_after(
     load(warehouse, FIXTURES / "portal" / "portal_messages.csv")
     assert seen == ["953.6 MiB"]  # 1 GB
     assert rows(warehouse, setting)[0][0] == before
+
+
+def _corrupt_member(archive: Path, member: str) -> None:
+    """Flip bytes inside `member`'s compressed data, so reading it fails its CRC or inflate."""
+    with zipfile.ZipFile(archive) as zf:
+        info = zf.getinfo(member)
+    data = bytearray(archive.read_bytes())
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    for i in range(start + 5, start + 40):
+        data[i] ^= 0xFF
+    archive.write_bytes(bytes(data))
+
+
+def test_every_archive_member_left_out_says_why_and_a_corrupt_one_fails_alone(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """Issue 19 item 10: members named `../...` or starting with a dot were skipped with no note,
+    and one corrupt member aborted the command, the other paths given included."""
+    archive = tmp_path / "exports.zip"
+    portal = (FIXTURES / "portal" / "portal_messages.csv").read_bytes()
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("../outside.csv", portal)
+        zf.writestr(".hidden.csv", portal)
+        zf.writestr("__MACOSX/._portal.csv", b"\x00\x05\x16\x07")
+        zf.writestr("broken/queue_log", (FIXTURES / "phones" / "queue_log").read_bytes() * 20)
+        zf.writestr("portal/portal_messages.csv", portal)
+    _corrupt_member(archive, "broken/queue_log")
+    results = {r.path.removeprefix(f"{archive}/"): r for r in load(warehouse, archive, FIXTURES / "referrals")}
+    assert {name: (r.status, r.message) for name, r in results.items() if r.status != "succeeded"} == {
+        "../outside.csv": ("skipped", "the member's name points outside the archive: not loaded"),
+        ".hidden.csv": ("skipped", "hidden file (its name starts with a dot): not loaded"),
+        "__MACOSX/": ("skipped", "1 macOS resource-fork member(s): not exports"),
+        "broken/queue_log": ("failed", results["broken/queue_log"].message),
+    }
+    assert results["broken/queue_log"].message.startswith(f"{archive}/broken/queue_log: not a readable archive member")
+    assert results["portal/portal_messages.csv"].inserted == 3
+    assert any(r.status == "succeeded" and "referrals" in name for name, r in results.items())
+
+
+def test_hidden_files_in_a_folder_are_noted(warehouse: Warehouse, tmp_path: Path) -> None:
+    folder = tmp_path / "exports"
+    (folder / ".cache").mkdir(parents=True)
+    (folder / ".cache" / "old.csv").write_bytes((FIXTURES / "portal" / "portal_messages.csv").read_bytes())
+    (folder / ".DS_Store").write_bytes(b"\x00\x00")
+    (folder / "portal_messages.csv").write_bytes((FIXTURES / "portal" / "portal_messages.csv").read_bytes())
+    results = {Path(r.path).name: (r.status, r.message) for r in load(warehouse, folder)}
+    assert results == {
+        ".cache": ("skipped", "hidden folder (its name starts with a dot): not loaded"),
+        ".DS_Store": ("skipped", "hidden file (its name starts with a dot): not loaded"),
+        "portal_messages.csv": ("succeeded", None),
+    }
+
+
+def test_a_file_name_with_control_characters_stays_one_line(warehouse: Warehouse, tmp_path: Path) -> None:
+    odd = tmp_path / "notes\nfor\tQ3\x1b.txt"
+    odd.write_text("nothing an ingest knows\n")
+    (result,) = load(warehouse, odd)
+    assert result.status == "failed"
+    assert result.path == f"{tmp_path}/notes\\nfor\\tQ3\\x1b.txt"
+    assert "\n" not in result.message and result.message.startswith(result.path + ": not a recognized export")
+    assert rows(warehouse, "SELECT file_path FROM ingest_runs") == [(result.path,)]
+
+
+def test_a_csv_whose_first_column_is_named_st_is_not_taken_for_x12(warehouse: Warehouse, tmp_path: Path) -> None:
+    lines = (FIXTURES / "portal" / "portal_messages.csv").read_text().splitlines()
+    export = tmp_path / "portal_by_state.csv"
+    export.write_text("\n".join(["ST," + lines[0], *("NY," + line for line in lines[1:])]) + "\n")
+    (result,) = load(warehouse, export)
+    assert (result.status, result.adapter, result.inserted) == ("succeeded", "csv:portal_messages", 3)
+
+
+def test_loading_a_file_again_replaces_its_rejects(warehouse: Warehouse) -> None:
+    """`--force` used to add a second copy of every reject of the file."""
+    vendor = FIXTURES / "vendor" / "north_appointments_2025.csv"
+    first = load(warehouse, vendor)[0]
+    before = rows(warehouse, "SELECT position, check_name, reason FROM rejects ORDER BY 1, 2")
+    again = load(warehouse, vendor, force=True)[0]
+    assert rows(warehouse, "SELECT position, check_name, reason FROM rejects ORDER BY 1, 2") == before
+    assert rows(warehouse, "SELECT DISTINCT run_id FROM rejects") == [(again.run_id,)] != [(first.run_id,)]

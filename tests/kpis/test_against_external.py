@@ -27,7 +27,7 @@ TZ = "America/New_York"  # the default practice time zone: it decides the calend
 
 @pytest.fixture
 def secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CLINIC_KPIS_SECRET", "external-files")
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", "external-files-test-secret")
 
 
 def _month_ends(first: date, last: date) -> list[pd.Timestamp]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 from email import message_from_bytes, policy
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from kpis.config import load_config
@@ -12,7 +14,7 @@ from reports.charts import ChartRenderer
 from reports.cli import delivery_plan
 from tests.cli_helpers import run_cli
 from tests.reports.conftest import Practice
-from tests.reports.smtp_server import Recorder, smtp_server
+from tests.reports.smtp_server import PASSWORD, USER, Recorder, check_login, smtp_server
 
 
 def config_file(tmp_path: Path, practice: Practice, extra: str = "") -> Path:
@@ -122,3 +124,75 @@ def test_send_without_the_smtp_password_stops_before_any_work(
         "error: [smtp] username is 'reports@riverbend.example' but CLINIC_KPIS_SMTP_PASSWORD is not set: "
         "nothing was sent"
     )
+
+
+@pytest.mark.browser
+def test_a_location_id_with_a_slash_and_a_name_with_a_line_break_still_give_a_report_and_an_email(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, practice: Practice, renderer: ChartRenderer
+) -> None:
+    """Issue 19 item 8: both come from the data. The id was used as is in a file name (a traceback
+    for `NORTH/2`) and the name in the Subject header (a line break there made Python refuse it)."""
+    db = tmp_path / "copy.duckdb"
+    shutil.copyfile(practice.db, db)
+    with duckdb.connect(str(db)) as con:
+        for (table,) in con.execute(
+            "SELECT DISTINCT table_name FROM duckdb_columns() WHERE column_name = 'location_id'"
+        ).fetchall():
+            con.execute(f"UPDATE {table} SET location_id = 'EAST/2' WHERE location_id = 'EAST'")
+        con.execute("UPDATE locations SET name = 'East\nside' WHERE location_id = 'EAST/2'")
+    config = tmp_path / "clinic-kpis.toml"
+    config.write_text(f'[practice]\nname = "Riverbend Family Medicine"\n\n[warehouse]\npath = "{db}"\n')
+    built = run_cli(capsys, "report", "build", "--config", str(config), "--month", "2026-10", "--location", "EAST/2")
+    assert built.code == 0, built.err
+    assert (tmp_path / "clinic-kpis-report-2026-10-EAST_2.html").exists()
+    args = ["--month", "2026-10", "--location", "EAST/2", "--to", "east@x.example", "--dry-run", "--out", "mail"]
+    sent = run_cli(capsys, "report", "send", "--config", str(config), *args)
+    assert sent.code == 0, sent.err
+    eml = tmp_path / "mail" / "clinic-kpis-report-2026-10-EAST_2.eml"
+    message = message_from_bytes(eml.read_bytes(), policy=policy.default)
+    assert (
+        str(message["Subject"]).strip().startswith("Riverbend Family Medicine: monthly report, October 2026 (East side")
+    )
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('[practice]\nname = "River\\nbend"\n', "[practice] name must be one line of text; it holds '\\n'"),
+        ('[smtp]\nfrom = "reports@x.example\\r\\nBcc: all@x.example"\n', "[smtp] from must be one line of text"),
+    ],
+)
+def test_a_line_break_in_the_practice_name_or_sender_is_a_config_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, table: str, message: str
+) -> None:
+    config = tmp_path / "clinic-kpis.toml"
+    config.write_text(table)
+    res = run_cli(capsys, "report", "send", "--config", str(config), "--dry-run", "--to", "a@x.example")
+    assert res.code == 1
+    assert res.err.startswith(f"error: {config}: {message}") and len(res.err.splitlines()) == 1, res.err
+
+
+@pytest.mark.browser
+def test_a_login_without_tls_is_sent_with_a_warning(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    practice: Practice,
+    renderer: ChartRenderer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 19 item 11: `security = "none"` with a username sent the password in clear, silently."""
+    monkeypatch.setenv("CLINIC_KPIS_SMTP_PASSWORD", PASSWORD)
+    recorder = Recorder()
+    with smtp_server(recorder, authenticator=check_login, auth_require_tls=False) as port:
+        config = config_file(
+            tmp_path,
+            practice,
+            f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\nusername = "{USER}"\nfrom = "{USER}"\n',
+        )
+        res = run_cli(capsys, "report", "send", "--config", str(config), "--month", "2026-10", "--to", "o@x.example")
+    assert res.code == 0, res.err
+    assert res.err.splitlines() == [
+        f'warning: [smtp] security = "none" with username {USER!r}: the password is sent unencrypted to '
+        f"127.0.0.1:{port}, readable on the way; use starttls or ssl"
+    ]
+    assert len(recorder.received) == 1

@@ -1,0 +1,113 @@
+"""Issue 19 item 6: an ingest started while another program has the warehouse open (the dashboard
+opens it read-only for every query) waits for it, bounded and saying so, instead of failing at
+random; when it gives up, its one-line error says what to do, not DuckDB's "open it read-only"."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from kpis.warehouse import Warehouse
+from tests.cli_helpers import run_cli
+from tests.ingest.conftest import FIXTURES, SECRET
+
+# A second process holding the warehouse open read-only, as a dashboard query does.
+HOLDER = textwrap.dedent(
+    """
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1], read_only=True)
+    print("open", flush=True)
+    time.sleep(float(sys.argv[2]))
+    con.close()
+    """
+)
+
+
+def hold(db: Path, seconds: float) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(db), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "open"
+    return proc
+
+
+@pytest.fixture
+def practice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", SECRET)
+    db = tmp_path / "w.duckdb"
+    Warehouse(db).close()
+    return db, tmp_path / "clinic-kpis.toml"
+
+
+def test_an_ingest_waits_for_a_reader_and_then_loads(
+    practice: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, config = practice
+    config.write_text("[ingest]\nlock_wait_seconds = 60\n")
+    holder = hold(db, 3)
+    try:
+        res = run_cli(capsys, "ingest", str(FIXTURES / "portal"), "--db", str(db), "--config", str(config))
+    finally:
+        holder.wait(timeout=30)
+    assert res.code == 0, res.err
+    note = res.err.splitlines()[0]
+    assert note.startswith(f"note: waiting for {db}: it is open in python") and f"PID {holder.pid}" in note
+    assert "succeeded" in res.out
+    with Warehouse(db, read_only=True) as wh:
+        assert wh.cursor().execute("SELECT count(*) FROM portal_messages").fetchone()[0] > 0
+
+
+def test_an_ingest_gives_up_after_the_wait_with_one_line_that_says_what_to_do(
+    practice: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, config = practice
+    config.write_text("[ingest]\nlock_wait_seconds = 1\n")
+    holder = hold(db, 60)
+    try:
+        res = run_cli(capsys, "ingest", str(FIXTURES / "portal"), "--db", str(db), "--config", str(config))
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert res.code == 1
+    error = res.err.splitlines()[-1]
+    assert error.startswith(f"error: {db} is still open in python") and f"PID {holder.pid}" in error
+    assert error.endswith("run the ingest again when it is done, or wait longer with [ingest] lock_wait_seconds")
+    assert "read-only" not in res.err and "Traceback" not in res.err
+    assert res.out == ""  # nothing was loaded
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            'memory = "1GB"',
+            "[ingest]: unknown key(s) memory; known: profiles, memory_limit, lock_wait_seconds, earliest_date, "
+            "latest_years_ahead",
+        ),
+        ('lock_wait_seconds = "soon"', "[ingest] lock_wait_seconds must be a number of seconds, 0 or more, got 'soon'"),
+        ("lock_wait_seconds = -5", "[ingest] lock_wait_seconds must be a number of seconds, 0 or more, got -5"),
+        (
+            'earliest_date = "last year"',
+            "[ingest] earliest_date must be a date such as \"1980-01-01\", got 'last year'",
+        ),
+        (
+            "latest_years_ahead = 2.5",
+            "[ingest] latest_years_ahead must be a whole number of years from 0 to 100, got 2.5",
+        ),
+        ("profiles = 3", '[ingest] profiles must be a list of paths, e.g. ["profiles/my_system.toml"]'),
+        ("memory_limit = 1", '[ingest] memory_limit must be a size such as "1GB", got 1'),
+    ],
+)
+def test_ingest_config_mistakes_name_the_file_and_key(
+    practice: tuple[Path, Path], capsys: pytest.CaptureFixture[str], table: str, message: str
+) -> None:
+    """Issue 14 item 5: `[ingest]` is validated like `[report]`: a typo or a wrong kind of value is
+    one line naming the config file and the key, not a setting silently ignored or a traceback."""
+    db, config = practice
+    config.write_text(f"[ingest]\n{table}\n")
+    res = run_cli(capsys, "ingest", str(FIXTURES / "portal"), "--db", str(db), "--config", str(config))
+    assert res.code == 1
+    assert res.err == f"error: {config}: {message}\n"
+    assert res.out == ""
