@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from kpis.cost_settings import check_costs
 from kpis.errors import ConfigError
 
 DEFAULT_CONFIG_NAME = "clinic-kpis.toml"
@@ -48,6 +49,7 @@ KNOWN_SECTIONS = frozenset(
         "smtp",
         "dashboard",
         "ingest",
+        "costs",
     }
 )
 
@@ -175,6 +177,7 @@ def load_config(path: Path | None = None, *, db: Path | None = None) -> Config:
     else:
         db_path = Path(DEFAULT_DB_NAME)
 
+    check_costs(_table(data, "costs", where), where)  # used by kpis/costs.py from `raw`
     secret_tbl = _table(data, "secret", where)
     secret_file = _relative(base, secret_tbl.get("file", DEFAULT_SECRET_NAME))
 
@@ -310,6 +313,19 @@ paper = "letter"         # letter | a4
 # DuckDB's memory while files load (it spills to <warehouse>.tmp beyond it); 1GB keeps a
 # large ingest under 2 GB of RAM; raise it on a bigger machine for speed.
 # memory_limit = "1GB"
+
+[costs]
+# What a KPI's gap to its target costs (the friction-cost ranking). Each default cites its
+# source in docs/contracts.md section 5; set your own, e.g.
+# visit_value = 95.0            # USD per visit (default: your 835s' average payment per claim)
+# denial_rework_cost = 118.0    # USD to rework a denied claim
+# denial_rework_minutes = 30    # staff minutes per denied claim
+# no_show_staff_minutes = 10    # staff minutes per no-show (call, rebook)
+# booking_queues = ["appointments", "scheduling"]   # phone queues of callers who want a visit
+# booking_share = 0.5           # share of abandoned calls wanting a visit, if no such queue
+# callback_minutes = 3          # staff minutes per abandoned call
+# cost_of_capital = 0.075       # per year, on money waiting in A/R
+# staff_cost_per_hour = 20.84   # USD per staff hour
 
 [smtp]
 host = "localhost"

@@ -7,11 +7,13 @@ This is what dashboards, reports and notebooks open. Opening, migrating and curs
 from __future__ import annotations
 
 from kpis.api import KpiMethods
+from kpis.improvement import ImprovementMethods
 from kpis.storage import Store
 
 
-class Warehouse(KpiMethods, Store):
-    """One DuckDB warehouse file with the KPI methods (`compute`, `catalog`, `explain`, ...).
+class Warehouse(KpiMethods, ImprovementMethods, Store):
+    """One DuckDB warehouse file with the KPI methods (`compute`, `catalog`, `explain`, ...), and
+    the change log, control charts and friction costs (`kpis.improvement.ImprovementMethods`).
 
     Use `Warehouse.open(...)` (or the constructor) as a context manager; see `kpis.storage.Store`
     for opening, migrating, `cursor()` and `transaction()`.
