@@ -12,7 +12,6 @@ the catalog and the warehouse with the same messages as `compute` and `clinic-kp
 from __future__ import annotations
 
 import csv
-import difflib
 import io
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -322,7 +321,7 @@ class ChangeLogMethods:
             for value in values:
                 if value in known:
                     continue
-                same = [k for k in known if k.lower() == value.lower()] or difflib.get_close_matches(value, known, 1)
+                same = [k for k in known if k.lower() == value.lower()]
                 hint = f" (did you mean {same[0]}?)" if same else ""
                 shown = ", ".join(known[:12]) + (f" and {len(known) - 12} more" if len(known) > 12 else "")
                 raise ChangeLogError(
