@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from kpis.cost_settings import check_costs
 from kpis.errors import ConfigError
 
 DEFAULT_CONFIG_NAME = "clinic-kpis.toml"
@@ -96,6 +95,7 @@ class Config:
     kpi_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    costs: dict[str, Any] = field(default_factory=lambda: _costs({}, "defaults"))  # friction-cost assumptions
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -177,7 +177,6 @@ def load_config(path: Path | None = None, *, db: Path | None = None) -> Config:
     else:
         db_path = Path(DEFAULT_DB_NAME)
 
-    check_costs(_table(data, "costs", where), where)  # used by kpis/costs.py from `raw`
     secret_tbl = _table(data, "secret", where)
     secret_file = _relative(base, secret_tbl.get("file", DEFAULT_SECRET_NAME))
 
@@ -193,6 +192,7 @@ def load_config(path: Path | None = None, *, db: Path | None = None) -> Config:
         kpi_options=_table(data, "kpi_options", where),
         report=_table(data, "report", where),
         smtp=_smtp(_table(data, "smtp", where), where),
+        costs=_costs(_table(data, "costs", where), where),
         raw=data,
     )
 
@@ -245,6 +245,85 @@ def _smtp(tbl: dict[str, Any], where: str) -> SmtpSettings:
         username=tbl.get("username"),
         sender=str(tbl.get("from", SmtpSettings.sender)),
     )
+
+
+# -- [costs]: the friction-cost assumptions (used by kpis/costs.py) ------------------------------
+
+
+@dataclass(frozen=True)
+class CostSetting:
+    """One assumption of the friction-cost model: its default, unit and source (docs/contracts.md section 5)."""
+
+    default: Any
+    unit: str
+    source: str
+
+
+COST_SETTINGS: dict[str, CostSetting] = {
+    "visit_value": CostSetting(
+        None,
+        "USD per visit",
+        "the practice's own average payer payment per paid claim over the 12 months before the "
+        "period's end, from its 835 remittances; set a value here when no 835s are loaded",
+    ),
+    "denial_rework_cost": CostSetting(
+        118.0,
+        "USD per denied claim",
+        "Change Healthcare, Healthy Hospital Revenue Cycle Index (HFMA ANI, June 2017): about $118 "
+        "to rework and appeal a denied claim (hospital claims; a practice's own cost is often lower)",
+    ),
+    "denial_rework_minutes": CostSetting(
+        30.0, "staff minutes per denied claim", "estimate (no published figure): read the remittance, fix, resubmit"
+    ),
+    "no_show_staff_minutes": CostSetting(
+        10.0, "staff minutes per no-show", "estimate (no published figure): call the patient and rebook the visit"
+    ),
+    "booking_queues": CostSetting(
+        ["appointments", "scheduling"],
+        "phone queue names",
+        "the queues whose callers want an appointment; their share of abandoned calls is measured",
+    ),
+    "booking_share": CostSetting(
+        None,
+        "share of abandoned calls",
+        "used only when no booking queue is found in the calls: set the share of abandoned calls "
+        "that wanted an appointment",
+    ),
+    "callback_minutes": CostSetting(
+        3.0, "staff minutes per abandoned call", "estimate (no published figure): return a missed call"
+    ),
+    "cost_of_capital": CostSetting(
+        0.075,
+        "per year",
+        "Federal Reserve statistical release H.15, bank prime loan rate: 7.50% from Dec 2024 to Sep 2025",
+    ),
+    "staff_cost_per_hour": CostSetting(
+        20.84,
+        "USD per staff hour",
+        "US Bureau of Labor Statistics, OEWS May 2023: medical assistants' mean annual wage $43,350 "
+        "/ 2,080 hours (wages only, no benefits)",
+    ),
+}
+
+_SHARES = {"booking_share"}
+
+
+def _costs(table: dict[str, Any], where: str) -> dict[str, Any]:
+    """The friction-cost assumptions in use: the defaults overridden by [costs], each checked."""
+    unknown = sorted(set(table) - set(COST_SETTINGS))
+    if unknown:
+        raise ConfigError(f"{where}: [costs] unknown key(s) {', '.join(unknown)}; known: {', '.join(COST_SETTINGS)}")
+    values = {name: s.default for name, s in COST_SETTINGS.items()}
+    for name, value in table.items():
+        if name == "booking_queues":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{where}: [costs] booking_queues must be a list of queue names")
+        elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"{where}: [costs] {name} must be a number >= 0, got {value!r}")
+        elif name in _SHARES and value > 1:
+            raise ConfigError(f"{where}: [costs] {name} is a share between 0 and 1, got {value!r}")
+        values[name] = list(value) if name == "booking_queues" else float(value)
+    return values
 
 
 def write_secret(path: Path) -> bool:

@@ -3,7 +3,7 @@
 One row per costed KPI, ranked by money: the gap (value - target, in the KPI's unit, only when
 worse than target), the volume it applies to, the excess it makes (no-shows, denials, abandoned
 calls, dollars of A/R, patient-minutes), and money and staff hours from the assumptions of the
-config's `[costs]` (kpis/cost_settings.py; sources in docs/contracts.md section 5). Every row
+config's `[costs]` (kpis/config.py; sources in docs/contracts.md section 5). Every row
 carries its formula with the numbers filled in and the assumptions it used, so a page can print
 them and anyone can redo the arithmetic:
 
@@ -24,17 +24,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
-from kpis.cost_settings import SETTINGS, check_costs
+from kpis.config import COST_SETTINGS
 from kpis.formatting import format_value
 from kpis.periods import next_period, parse_bound, period_floor
 from kpis.sql_literals import sql_literal
 
-if TYPE_CHECKING:
-    from kpis.warehouse import Warehouse
+# `wh` below is a kpis.warehouse.Warehouse; not imported here, as Warehouse imports this module.
+Warehouse = Any
 
 # kpi id -> (what one unit of excess is, the assumptions it uses)
 COSTED = {
@@ -64,7 +64,7 @@ def friction_costs(wh: Warehouse, period: Any = None, filters: Mapping[str, Any]
     the KPI has no target or value, or an assumption has no value (e.g. no 835s and no visit_value).
     `assumptions` lists {name, value, unit, source} for every figure used.
     """
-    settings = check_costs(dict(wh.config.raw.get("costs", {})), str(wh.config.path or "defaults"))
+    settings = wh.config.costs
     month = _month(wh, period)
     filters = dict(filters or {})
     specs = {s.id: s for s in wh.catalog()}
@@ -105,9 +105,8 @@ def friction_costs(wh: Warehouse, period: Any = None, filters: Mapping[str, Any]
             {
                 "name": name,
                 "value": value,
-                "unit": SETTINGS[name].unit,
-                "source": sources.get(name)
-                or (SETTINGS[name].source if value == SETTINGS[name].default else "the practice's config [costs]"),
+                "unit": COST_SETTINGS[name].unit,
+                "source": sources.get(name) or _source(name, value),
             }
             for name, value in used.items()
         ]
@@ -125,6 +124,11 @@ def friction_costs(wh: Warehouse, period: Any = None, filters: Mapping[str, Any]
         .drop(columns="_o")
         .reset_index(drop=True)
     )
+
+
+def _source(name: str, value: Any) -> str:
+    setting = COST_SETTINGS[name]
+    return setting.source if value == setting.default else "the practice's config [costs]"
 
 
 def _gap_text(spec: Any, value: float, target: float, gap: float) -> str:

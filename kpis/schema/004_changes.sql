@@ -16,4 +16,4 @@ CREATE TABLE change_versions (
     removed        BOOLEAN NOT NULL DEFAULT false,
     PRIMARY KEY (change_id, version)
 );
-COMMENT ON TABLE change_versions IS 'Every version of every recorded process change, oldest first; the latest version of a change is its current state.';
+COMMENT ON TABLE change_versions IS 'One row per version of a recorded process change; a change''s latest version is its current state.';

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from kpis import Warehouse
-from kpis.config import load_config
-from kpis.cost_settings import SETTINGS
+from kpis.config import COST_SETTINGS, load_config
 from kpis.errors import ConfigError
 from tests.conftest import SIMULATED_CONFIG, SimulatedPractice
 
@@ -106,5 +105,5 @@ def test_bad_cost_settings_are_config_errors(tmp_path: Path, text: str, message:
 
 
 def test_every_default_names_its_source() -> None:
-    for name, setting in SETTINGS.items():
+    for name, setting in COST_SETTINGS.items():
         assert setting.source and setting.unit, name
