@@ -77,7 +77,7 @@ def snapshot(wh: Warehouse, *, lineage: bool = True) -> dict[str, list[tuple]]:
     tables = [
         t
         for (t,) in rows(wh, "SELECT table_name FROM duckdb_tables() ORDER BY 1")
-        if t not in ("ingest_runs", "rejects", "schema_migrations")
+        if t not in ("ingest_runs", "rejects", "schema_migrations", "change_versions")  # the last: not ingest's
     ]
     exclude = "" if lineage else " EXCLUDE (ingest_run_id)"
     return {t: sorted(rows(wh, f'SELECT *{exclude} FROM "{t}"'), key=repr) for t in tables}
