@@ -51,6 +51,7 @@ KNOWN_SECTIONS = frozenset(
         "smtp",
         "dashboard",
         "ingest",
+        "costs",
     }
 )
 
@@ -97,6 +98,7 @@ class Config:
     kpi_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    costs: dict[str, Any] = field(default_factory=lambda: _costs({}, "defaults"))  # friction-cost assumptions
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -211,6 +213,7 @@ def load_config(path: Path | None = None, *, db: Path | None = None) -> Config:
         kpi_options=_table(data, "kpi_options", where),
         report=_table(data, "report", where),
         smtp=_smtp(_table(data, "smtp", where), where),
+        costs=_costs(_table(data, "costs", where), where),
         raw=data,
     )
 
@@ -295,6 +298,85 @@ def private_files() -> Iterator[None]:
         os.umask(before)
 
 
+# -- [costs]: the friction-cost assumptions (used by kpis/costs.py) ------------------------------
+
+
+@dataclass(frozen=True)
+class CostSetting:
+    """One assumption of the friction-cost model: its default, unit and source (docs/contracts.md section 7)."""
+
+    default: Any
+    unit: str
+    source: str
+
+
+COST_SETTINGS: dict[str, CostSetting] = {
+    "visit_value": CostSetting(
+        None,
+        "USD per visit",
+        "the practice's own average payer payment per paid claim over the 12 months before the "
+        "period's end, from its 835 remittances; set a value here when no 835s are loaded",
+    ),
+    "denial_rework_cost": CostSetting(
+        118.0,
+        "USD per denied claim",
+        "Change Healthcare, Healthy Hospital Revenue Cycle Index (HFMA ANI, June 2017): about $118 "
+        "to rework and appeal a denied claim (hospital claims; a practice's own cost is often lower)",
+    ),
+    "denial_rework_minutes": CostSetting(
+        30.0, "staff minutes per denied claim", "estimate (no published figure): read the remittance, fix, resubmit"
+    ),
+    "no_show_staff_minutes": CostSetting(
+        10.0, "staff minutes per no-show", "estimate (no published figure): call the patient and rebook the visit"
+    ),
+    "booking_queues": CostSetting(
+        ["appointments", "scheduling"],
+        "phone queue names",
+        "the queues whose callers want an appointment; their share of abandoned calls is measured",
+    ),
+    "booking_share": CostSetting(
+        None,
+        "share of abandoned calls",
+        "used only when no booking queue is found in the calls: set the share of abandoned calls "
+        "that wanted an appointment",
+    ),
+    "callback_minutes": CostSetting(
+        3.0, "staff minutes per abandoned call", "estimate (no published figure): return a missed call"
+    ),
+    "cost_of_capital": CostSetting(
+        0.075,
+        "per year",
+        "Federal Reserve statistical release H.15, bank prime loan rate: 7.50% from Dec 2024 to Sep 2025",
+    ),
+    "staff_cost_per_hour": CostSetting(
+        20.84,
+        "USD per staff hour",
+        "US Bureau of Labor Statistics, OEWS May 2023: medical assistants' mean annual wage $43,350 "
+        "/ 2,080 hours (wages only, no benefits)",
+    ),
+}
+
+_SHARES = {"booking_share"}
+
+
+def _costs(table: dict[str, Any], where: str) -> dict[str, Any]:
+    """The friction-cost assumptions in use: the defaults overridden by [costs], each checked."""
+    unknown = sorted(set(table) - set(COST_SETTINGS))
+    if unknown:
+        raise ConfigError(f"{where}: [costs] unknown key(s) {', '.join(unknown)}; known: {', '.join(COST_SETTINGS)}")
+    values = {name: s.default for name, s in COST_SETTINGS.items()}
+    for name, value in table.items():
+        if name == "booking_queues":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{where}: [costs] booking_queues must be a list of queue names")
+        elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"{where}: [costs] {name} must be a number >= 0, got {value!r}")
+        elif name in _SHARES and value > 1:
+            raise ConfigError(f"{where}: [costs] {name} is a share between 0 and 1, got {value!r}")
+        values[name] = list(value) if name == "booking_queues" else float(value)
+    return values
+
+
 def write_secret(path: Path) -> bool:
     """Create a new random secret at `path` (mode 0600). Returns False if one already exists.
 
@@ -367,6 +449,19 @@ paper = "letter"         # letter | a4
 # Dates outside this range are placeholders or typos: their records are quarantined.
 # earliest_date = "1901-01-01"
 # latest_years_ahead = 2
+
+[costs]
+# What a KPI's gap to its target costs (the friction-cost ranking). Each default cites its
+# source in docs/contracts.md section 7; set your own, e.g.
+# visit_value = 95.0            # USD per visit (default: your 835s' average payment per claim)
+# denial_rework_cost = 118.0    # USD to rework a denied claim
+# denial_rework_minutes = 30    # staff minutes per denied claim
+# no_show_staff_minutes = 10    # staff minutes per no-show (call, rebook)
+# booking_queues = ["appointments", "scheduling"]   # phone queues of callers who want a visit
+# booking_share = 0.5           # share of abandoned calls wanting a visit, if no such queue
+# callback_minutes = 3          # staff minutes per abandoned call
+# cost_of_capital = 0.075       # per year, on money waiting in A/R
+# staff_cost_per_hour = 20.84   # USD per staff hour
 
 [smtp]
 host = "localhost"

@@ -97,6 +97,8 @@ def demo_command(
 
     _step(3, "ingest the exports")
     _ingest(ctx, cfg, exports, where)
+    if (exports / "change_log.csv").is_file():  # the practice's log of its process changes
+        _run(ctx, "changes", "import", exports / "change_log.csv", *where)
 
     # The last month the simulation covers in full (the month of --end when it is a month end).
     month = max(first_day, previous_period(period_floor(last_day + timedelta(days=1), "month"), "month"))

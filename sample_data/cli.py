@@ -106,7 +106,7 @@ def sample_command(
         groups[top][1] += lines
     for top, (files, lines) in sorted(groups.items()):
         typer.echo(
-            f"  {top + '/' if top not in ('truth.json', 'ASSUMPTIONS.md') else top:<16} "
+            f"  {top + '/' if top not in ('truth.json', 'ASSUMPTIONS.md', 'change_log.csv') else top:<16} "
             f"{files:>3} file(s) {lines:>10,} lines"
         )
     typer.echo(f"wrote {out} (ground truth: {out / 'truth.json'})")

@@ -13,6 +13,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from sample_data import fake
+from sample_data.changes import InjectedChange, default_changes
 from sample_data.clock import Clock, add_months, month_start
 
 DEFAULT_TIMEZONE = "America/New_York"
@@ -40,6 +41,7 @@ class Params:
     scale: float = 1.0
     end: date = date(2026, 10, 31)
     timezone: str = DEFAULT_TIMEZONE
+    changes: tuple[InjectedChange, ...] | None = None  # None: reminder calls at EAST and a placebo at WEST
 
     def __post_init__(self) -> None:
         if self.months < 1:
@@ -148,6 +150,13 @@ class Practice:
     def cutoff(self) -> int:
         """The export instant: local midnight after the last simulated day. Nothing later is known."""
         return self.clock.midnight(self.params.end + timedelta(days=1))
+
+    @property
+    def changes(self) -> tuple[InjectedChange, ...]:
+        """The process changes of this run: `Params.changes`, else the default pair (changes.py)."""
+        if self.params.changes is not None:
+            return self.params.changes
+        return default_changes(self.params.process_change, [loc.code for loc in self.locations])
 
     def providers_at(self, loc: int) -> list[Provider]:
         return [p for p in self.providers if p.location == loc]

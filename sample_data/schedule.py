@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from sample_data.changes import no_show_factor
 from sample_data.clock import Clock
 from sample_data.draws import Weighted, pick, randint
 from sample_data.events import Appointment, Encounter
@@ -38,7 +39,6 @@ NO_SHOW_NEW_PATIENT = 1.45
 NO_SHOW_MONDAY = 1.25
 NO_SHOW_PAYER = {"commercial": 0.85, "medicare": 0.80, "medicaid": 1.60, "self_pay": 1.50}
 NO_SHOW_TELEHEALTH = 0.70
-NO_SHOW_REMINDER_CALLS = 0.55  # the process change
 NO_SHOW_WINTER = 1.10  # December-February
 
 PATIENT_CANCEL = 0.065  # base; more for long lead times
@@ -105,8 +105,7 @@ class DaySimulator:
         self.cutoff = cutoff
         self.params = practice.params
         self.first_day = practice.params.start
-        self.change_day = practice.params.process_change
-        self.change_location = next((i for i, loc in enumerate(practice.locations) if loc.code == "EAST"), None)
+        self.changes = practice.changes
         self._vacations: dict[tuple[int, int], set[int]] = {}
 
     def template(self, prov: Provider, d: date) -> DaySlots | None:
@@ -243,8 +242,7 @@ class DaySimulator:
         p *= NO_SHOW_PAYER[self.practice.payers[appt.payer].payer_class]
         if appt.telehealth:
             p *= NO_SHOW_TELEHEALTH
-        if appt.location == self.change_location and d >= self.change_day:
-            p *= NO_SHOW_REMINDER_CALLS
+        p *= no_show_factor(self.changes, self.practice.locations[appt.location].code, d)  # process changes
         if d.month in (12, 1, 2):
             p *= NO_SHOW_WINTER
         return min(p, 0.6)

@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 from sample_data import shards
+from sample_data.changes import CHANGE_LOG, write_change_log
 from sample_data.clock import add_months
 from sample_data.parts import Assembler, PartInfo
 from sample_data.practice import Params, Practice, build_practice
@@ -84,9 +85,10 @@ def simulate(params: Params, out: Path, progress: Progress | None = None, worker
         summary.claims += result.claims
         summary.calls += result.calls
     _write_truth(out, practice, truth, rejects, updates)
+    write_change_log(out, practice.changes)
     assumptions = resources.files("sample_data").joinpath("ASSUMPTIONS.md").read_text(encoding="utf-8")
     (out / "ASSUMPTIONS.md").write_text(assumptions, encoding="utf-8")
-    for rel in ("truth.json", "ASSUMPTIONS.md"):
+    for rel in ("truth.json", "ASSUMPTIONS.md", CHANGE_LOG):
         with open(out / rel, "rb") as fh:
             summary.files[rel] = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
     return summary
@@ -119,6 +121,7 @@ def _write_truth(out: Path, practice: Practice, truth: Truth, rejects: dict[str,
                 "date": p.process_change.isoformat(),
                 "what": "reminder calls start",
             },
+            "changes": [change.truth() for change in practice.changes],
             "notes": {
                 "days_in_ar": "value = numerator / denominator; numerator = A/R at month end, "
                 "denominator = average daily adjusted charges of the 365 days ending that day",

@@ -67,7 +67,10 @@ def test_demo_writes_config_secret_warehouse_exports_and_report(demo: tuple[Path
     assert "dashboard" in stdout  # how to serve it next
     with Warehouse.open(config=load_config(folder / "clinic-kpis.toml"), read_only=True) as wh:
         runs = wh.ingest_runs()
+        changes = wh.changes()
     assert (runs["status"] == "succeeded").all() and runs["rows_inserted"].sum() > 10_000
+    assert "imported 2 change(s) from" in stdout  # the practice's log of its process changes
+    assert changes["title"].tolist() == ["Reminder calls 48 h ahead", "New waiting-room posters"]
 
 
 def test_demo_table_shows_the_truth_for_the_last_full_month(demo: tuple[Path, str]) -> None:

@@ -82,7 +82,7 @@ def snapshot(wh: Warehouse, *, lineage: bool = True) -> dict[str, list[tuple]]:
     tables = [
         t
         for (t,) in rows(wh, "SELECT table_name FROM duckdb_tables() ORDER BY 1")
-        if t not in ("ingest_runs", "rejects", "schema_migrations", "warehouse_settings")
+        if t not in ("ingest_runs", "rejects", "schema_migrations", "warehouse_settings", "change_versions")
     ]
     found = {}
     for t in tables:
