@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from kpis.dimensions import DimensionError, check_dimension
+from kpis.dimensions import DimensionError, check_dimension, resolve_values
 from kpis.errors import ClinicKpisError
 
 if TYPE_CHECKING:
@@ -306,27 +306,31 @@ class ChangeLogMethods:
                     f"{spec.id} cannot be broken down or filtered by {', '.join(missing)} "
                     f"(it allows {', '.join(spec.dimensions)})"
                 )
-        self._check_scope_values(scope)
-        return day, title.strip(), str(description or "").strip(), kpi_ids, dict(scope)
+        scope = self._check_scope_values(scope)
+        return day, title.strip(), str(description or "").strip(), kpi_ids, scope
 
-    def _check_scope_values(self, scope: Mapping[str, tuple[str, ...]]) -> None:
-        """A value the warehouse does not know is a typo far more often than a wish for an empty chart."""
+    def _check_scope_values(self, scope: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        """The scope with every value as an id (a name is accepted, as in `compute` filters).
+
+        A value the warehouse does not know is a typo far more often than a wish for an empty
+        chart: the same error as the `kpis` command's `--filter`, prefixed with the option.
+        """
+        resolved = {}
         for dim, values in scope.items():
             if dim == "new_patient":
                 bad = [v for v in values if v.lower() not in ("true", "false")]
                 if bad:
                     raise ChangeLogError(f"--scope new_patient={bad[0]}: new_patient is true or false")
+                resolved[dim] = tuple(values)
                 continue
-            known = [str(v) for v in self.dimension_values(dim)["id"]]
+            ids = []
             for value in values:
-                if value in known:
-                    continue
-                same = [k for k in known if k.lower() == value.lower()]
-                hint = f" (did you mean {same[0]}?)" if same else ""
-                shown = ", ".join(known[:12]) + (f" and {len(known) - 12} more" if len(known) > 12 else "")
-                raise ChangeLogError(
-                    f"--scope {dim}={value}: no such {dim} in the warehouse{hint}; known: {shown or 'none'}"
-                )
+                try:
+                    ids += [str(v) for v in resolve_values(self.cursor(), dim, (value,), self.config)]
+                except DimensionError as exc:
+                    raise ChangeLogError(f"--scope {dim}={value}: {exc}") from None
+            resolved[dim] = tuple(ids)
+        return resolved
 
 
 def scope_filters(scope: Mapping[str, Sequence[str]]) -> dict[str, list[Any]]:
