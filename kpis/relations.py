@@ -54,6 +54,8 @@ class Relation:
     events: Mapping[str, str]  # columns that can place a row in a period: INSTANT or DATE
     # a scalar SELECT: the first local date the data cover, for KPIs that look back over a window
     data_start_sql: str | None = None
+    # what a sum that should be positive (a denominator, an A/R balance) but is not usually means
+    not_positive: str = ""
 
     @property
     def columns(self) -> frozenset[str]:
@@ -364,6 +366,8 @@ def build_relations(config: Config) -> dict[str, Relation]:
             "SELECT MAX(posted_date) FROM ledger",
             {"posted_date": DATE, "service_date": DATE},
             "SELECT MIN(posted_date) FROM ledger",
+            "The ledger holds payments or adjustments whose charges are not loaded: load the claims "
+            "(837s, or the transaction export) behind the remittances.",
         ),
         Relation(
             "referrals",

@@ -316,8 +316,8 @@ def query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
         else:
             raise ValueError(f"ar_balance does not compute {item.id}")
         value = ratio_value(f"{k}_num", f"{k}_den")
-        if item.id == "days_in_ar":  # without positive charges in the window there are no days of charges
-            value = f"CASE WHEN {k}_den > 0 THEN {value} END"
+        if item.id == "days_in_ar":  # negative A/R (payments without their charges) is no number of days;
+            value = f"CASE WHEN {k}_num >= 0 THEN {value} END"  # zero A/R is: all collected, 0 days
         rows.append(output_row(item.id, ctx, f"{k}_num", f"{k}_den", value, f"{k}_n"))
     ctes.append(
         (

@@ -26,6 +26,7 @@ COLUMNS = [
     "definition",
     "target",
     "status",
+    "note",
 ]
 
 

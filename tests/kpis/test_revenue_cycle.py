@@ -283,6 +283,39 @@ def test_days_in_ar_without_charges_in_the_window_has_no_value(fx: Fixture) -> N
     row = one(fx.wh.compute("days_in_ar", start="2026-10", end="2026-10"), period_start="2026-10-01")
     assert (row.numerator, row.denominator * 365) == (pytest.approx(-100), pytest.approx(-40))
     assert math.isnan(row.value) and row.status is None
+    assert row.note.startswith("No value: charges of the look-back window / look-back days is -0.11, not positive.")
+
+
+def test_remittances_without_their_claims_give_no_impossible_ratios(fx: Fixture) -> None:
+    """835s loaded without their 837s (the issue's -3,368% net collection and -0.0% "on target").
+
+    October: payment 60 and CO-45 adjustment 240 of claim G; one small charge of 10 for claim H.
+    Net collection 60 / (10 - 240): a negative denominator, so no value. A/R at 10-31 is
+    10 - 60 - 240 = -290: days in A/R over gross charges (10, positive) with credit balances
+    counted still has no value, and A/R over 90 days has none either. Each says why, and
+    none gets a status.
+    """
+    fx.add(
+        "ledger",
+        {"claim_id": "G", "entry_type": "payment", "posted_date": "2026-10-05", "amount": 60},
+        {"claim_id": "G", "entry_type": "adjustment", "posted_date": "2026-10-05", "amount": 240}
+        | {"group_code": "CO", "reason_code": "45"},
+        {"claim_id": "H", "entry_type": "charge", "posted_date": "2026-10-06", "amount": 10},
+    )
+    kpis = ["net_collection_rate", "days_in_ar", "ar_over_90_pct"]
+    options = {"days_in_ar": {"preset": "aafp", "credit_balances": "include"}}  # gross charges of 90 days
+    frame = fx.wh.compute(kpis, start="2026-10", end="2026-10", options=options)
+    for kpi in kpis:
+        row = one(frame, kpi_id=kpi)
+        assert math.isnan(row.value) and row.status is None, kpi
+        assert "load the claims (837s, or the transaction export)" in row.note, kpi
+    assert one(frame, kpi_id="net_collection_rate").note.startswith(
+        "No value: charges - contractual adjustments is -230.00, not positive."
+    )
+    days = one(frame, kpi_id="days_in_ar")
+    assert (days.numerator, days.denominator * 90) == (pytest.approx(-290), pytest.approx(10))
+    assert days.note.startswith("No value: A/R at period end is -290.00, below zero.")
+    assert one(frame, kpi_id="ar_over_90_pct").note.startswith("No value: total A/R at period end is -290.00")
 
 
 def test_ar_aging_by_payer_class_and_without_data(fx: Fixture) -> None:
