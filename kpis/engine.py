@@ -150,6 +150,8 @@ def complete_table(
     """
     raw = raw.copy()
     raw["period_start"] = pd.to_datetime(raw["period_start"]).astype("datetime64[us]")
+    for dim in ctx.dims:  # one spelling of "no value" (statements may give None or NaN): one group
+        raw[dim] = raw[dim].astype("object").where(raw[dim].notna(), None)
     periods = pd.DataFrame(
         {
             "period_start": pd.to_datetime(list(ctx.periods.starts)).astype("datetime64[us]"),
