@@ -232,6 +232,7 @@ def _kpi_info(
         "numerator_label": numerator_label.strip(),
         "denominator_label": denominator_label.strip() or "the denominator",
         "unknown_reason": spec.unknown_reason,
+        "over_100": spec.over_100,
         "not_positive": relation.not_positive if relation is not None else "",
         "lag_days": spec.complete_lag(item.options),
         "lookback_days": lookback(item) if lookback else 0,
@@ -250,9 +251,12 @@ def notes(frame: pd.DataFrame) -> pd.Series:
 
     Two reasons: rows whose side the export cannot decide (the spec's `unknown`, counted in
     `unknown`), and a ratio whose denominator is not positive (or, for days in A/R, whose A/R
-    balance is negative): no rate means anything over it, and no status is given either.
+    balance is negative): no rate means anything over it, and no status is given either. A
+    value over 100% that the definition allows (the spec's `over_100`) says why as well.
     """
     out = pd.Series([None] * len(frame), index=frame.index, dtype="object")
+    over = (frame["value"] > 1) & (frame["over_100"] != "")
+    out[over] = frame.loc[over, "over_100"]
     has_data = (frame["n"] > 0) | frame["numerator"].fillna(0).ne(0) | frame["denominator"].fillna(0).ne(0)
     refused = frame["has_ratio"].astype(bool) & frame["value"].isna() & has_data & (frame["unknown"] == 0)
     for i in frame.index[refused | (frame["unknown"] > 0)]:

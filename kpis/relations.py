@@ -306,6 +306,9 @@ def build_relations(config: Config) -> dict[str, Relation]:
                 f.billed_amount AS first_remit_billed_amount,
                 f.has_carc18 AS first_has_carc18,
                 f.is_denial AS first_is_denial,
+                -- whether the system that sent the claim also sends its remittances: a practice-
+                -- management claims export (Synthea claims.csv) has its payments in a ledger, not 835s
+                COALESCE(s.source IN (SELECT DISTINCT source FROM remittances), FALSE) AS remits_loaded,
                 CASE
                     WHEN f.remittance_id IS NULL THEN NULL
                     WHEN f.is_denial THEN COALESCE(f.payer_reason, 'CLP02-' || f.claim_status_code)

@@ -121,6 +121,8 @@ class KpiSpec:
     # period holds any, its value is unknown; `unknown_reason` says what they are, for the note
     unknown: str | None = None
     unknown_reason: str = ""
+    # for a percent KPI that a definition lets exceed 100% (timing): why, for the note
+    over_100: str = ""
     custom: str | None = None
     event_time_option: str | None = None  # the option that chooses the event time, if any
     event_times: Mapping[str, str] = field(default_factory=dict)  # option value -> column
@@ -298,6 +300,7 @@ _KPI_KEYS = {
     "part_of",
     "patient_records",
     "unknown",
+    "over_100",
 }
 _REQUIRED = ("title", "definition", "formula", "unit", "fmt", "better", "relation", "event_time", "dimensions")
 _TARGET_KEYS = {"target", "watch", "red", "source"}
@@ -465,6 +468,9 @@ def _load_kpi(
     if population is not None and (kind != "ratio" or not isinstance(population, str) or not population.strip()):
         raise SpecError(f"{where}.population: a SQL condition, for ratio KPIs only")
     unknown_filter, unknown_reason = _unknown(body.get("unknown"), kind, f"{where}.unknown")
+    over_100 = body.get("over_100", "")
+    if not isinstance(over_100, str) or (over_100 and body["unit"] != "percent"):
+        raise SpecError(f"{where}.over_100: a sentence, for percent KPIs only")
     if kind == "custom":  # a custom query places rows itself; event_time only describes how
         if not isinstance(body["event_time"], str):
             raise SpecError(f"{where}.event_time: describe the event time of a custom KPI in words")
@@ -526,6 +532,7 @@ def _load_kpi(
         population=" ".join(population.split()) if population else None,
         unknown=unknown_filter,
         unknown_reason=unknown_reason,
+        over_100=" ".join(over_100.split()),
         custom=custom,
         event_time_option=event_option,
         event_times=event_times,

@@ -401,13 +401,15 @@ def denial_rate(t: Tables, group: Group = total) -> dict:
 
 
 def clean_claim_rate(t: Tables, group: Group = total) -> dict:
-    """Claims paid on the first remittance, not denied, without a 7/8 before payment / claims first submitted."""
+    """Claims paid on the first remittance, not denied, without a 7/8 before payment / claims first
+    submitted, among the claims of systems that send remittances (others cannot be judged)."""
+    remitting = {r["source"] for r in t["remittances"]}
 
     def clean(r: dict) -> bool:
         c = r["_c"]
         return c.remit is not None and not c.denied and (c.rework_date is None or c.rework_date >= c.remit["paid_date"])
 
-    rows = [_claim_row(c) | {"_c": c} for c in claims(t)]
+    rows = [_claim_row(c) | {"_c": c} for c in claims(t) if c.first is None or c.first["source"] in remitting]
     return _ratios(rows, "first_submitted_at", group, clean, lambda r: True)
 
 

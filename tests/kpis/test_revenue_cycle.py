@@ -365,3 +365,38 @@ def test_denial_rate_by_reason_adds_up_to_the_rate(fx: Fixture) -> None:
     counts = {r.denial_reason: (r.numerator, r.denominator) for r in frame.itertuples() if r.denominator}
     assert counts == {"CO-16": (1, 1), "CO-97": (1, 1), "CO-50": (1, 1), "not denied": (0, 5)}
     assert frame["numerator"].sum() / frame["denominator"].sum() == pytest.approx(3 / 8)
+
+
+def test_claims_of_a_system_without_remittances_are_not_judged_clean_or_not(fx: Fixture) -> None:
+    """A practice-management claims export (Synthea claims.csv, source csv:synthea_claims) has its
+    payments in its transaction ledger, never in 835s: counted as "not yet remitted" it would make
+    every such claim unclean (NORTH at 0%). It is left out of the clean claim rate, and still has
+    a charge lag. X1 (x12, paid clean) and X2 (x12, never remitted) are judged: 1 / 2."""
+    fx.add(
+        "claims",
+        {"claim_id": "X1", "submitted_at": "2026-10-06 17:00", "service_date": "2026-10-02", "billed_amount": 100},
+        {"claim_id": "X2", "submitted_at": "2026-10-07 17:00", "service_date": "2026-10-05", "billed_amount": 100},
+        {"claim_id": "N1", "source": "csv:synthea_claims", "submitted_at": "2026-10-08 12:00"}
+        | {"service_date": "2026-10-06", "billed_amount": 100, "location_id": "NORTH"},
+    )
+    fx.add("remittances", {"claim_id": "X1", "paid_date": "2026-10-20", "paid_amount": 60, "billed_amount": 100})
+    frame = fx.wh.compute(["clean_claim_rate", "charge_lag"], start="2026-10", end="2026-10")
+    clean = one(frame, kpi_id="clean_claim_rate")
+    assert (clean.numerator, clean.denominator) == (1, 2)
+    assert one(frame, kpi_id="charge_lag").n == 3
+    by_location = fx.wh.compute("clean_claim_rate", start="2026-10", end="2026-10", by="location")
+    assert one(by_location, location="NORTH").n == 0
+
+
+def test_net_collection_over_100_percent_says_why(fx: Fixture) -> None:
+    """October's payments (90) settle September's larger charges; October's net charges are 60:
+    150%, kept (it is what the period method says) with a note giving the reason."""
+    fx.add(
+        "ledger",
+        {"claim_id": "S", "entry_type": "charge", "posted_date": "2026-09-10", "amount": 200},
+        {"claim_id": "S", "entry_type": "payment", "posted_date": "2026-10-05", "amount": 90},
+        {"claim_id": "O", "entry_type": "charge", "posted_date": "2026-10-20", "amount": 60},
+    )
+    october = one(fx.wh.compute("net_collection_rate", start="2026-10", end="2026-10"))
+    assert october.value == pytest.approx(1.5) and october.status == "on_target"
+    assert october.note.startswith("Over 100%: this period's payments settle earlier, larger charges.")
