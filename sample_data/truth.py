@@ -84,7 +84,6 @@ EHR_ONLY = {
     "chart_closure_lag",
     "denial_rate",
     "clean_claim_rate",
-    "charge_lag",
 }
 PRACTICE_ONLY = {"call_abandonment_rate", "average_speed_of_answer", "service_level"}
 LEAD_BANDS = ((7, "0-7"), (30, "8-30"), (10_000, ">30"))
@@ -338,8 +337,15 @@ class Truth:
             self._post(p, aged, r.paid_date, delta, entries, paid=r.total_paid, adjusted=-contractual, counted=counted)
         for pay in c.patient_payments:
             self._post(p, aged, pay.posted, -pay.amount, 1, paid=pay.amount)
+        for w in c.writeoffs:  # bad debt: out of A/R, never out of net collection's denominator
+            self._post(p, aged, w.posted, -w.amount, 1, counted=0)
         if self.practice.locations[c.appointment.location].system == "ehr":
             self._claim_kpis(c)
+        else:  # NORTH's claims.csv dates the claims (charge lag); its payments come without 835s
+            first_day = self.clock.local_date(c.submissions[0].at)
+            m = self._month(first_day)
+            if m is not None:
+                self.hist["charge_lag_days", m, p][(first_day - c.service_date).days] += 1
 
     @staticmethod
     def _line_entries(r: Remittance) -> int:
@@ -521,13 +527,14 @@ class Truth:
                 "numerator": float(paid),
                 "denominator": float(adjusted),
                 "n": n,
-                "value": float(paid / adjusted) if adjusted else None,
+                "value": float(paid / adjusted) if adjusted > 0 else None,  # no rate over a sum that is not positive
             }
         ar = sum((self.ar_delta[p, k] for p in members for k in range(m + 1) if (p, k) in self.ar_delta), ZERO)
         if kpi == "ar_over_90_pct":
             old = sum((self.ar90_delta[p, k] for p in members for k in range(m + 1) if (p, k) in self.ar90_delta), ZERO)
             n = sum(self.ar_entries[p, k] for p in members for k in range(m + 1))
-            return {"numerator": float(old), "denominator": float(ar), "n": n, "value": float(old / ar) if ar else None}
+            value = float(old / ar) if ar > 0 else None
+            return {"numerator": float(old), "denominator": float(ar), "n": n, "value": value}
         adjusted, n = ZERO, 0
         for p in members:
             amount, count = self._window(p, end - timedelta(days=365), end)
@@ -538,7 +545,7 @@ class Truth:
             "numerator": float(ar),
             "denominator": float(daily),
             "n": n,
-            "value": float(ar / daily) if adjusted else None,
+            "value": float(ar / daily) if adjusted > 0 and ar >= 0 else None,
         }
 
     def _window(self, p: int, after: date, through: date) -> tuple[Decimal, int]:
