@@ -317,7 +317,7 @@ def test_cancellations_without_a_reason_are_bookings_and_make_late_cancels_unkno
     once dropped the three and gave 4 / 18). Who cancelled the three 2 hours before the start is not
     in the export, so the late-cancellation rate is unknown, with the reason, not 0%.
     """
-    monkeypatch.setenv("CLINIC_KPIS_SECRET", "test")
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", "a-test-secret-long-enough-0123456789")
     lines = [fhir_appointment(i, "noshow") for i in range(4)]
     lines += [fhir_appointment(i, "fulfilled") for i in range(4, 18)]
     lines += [fhir_appointment(i, "cancelled") for i in range(18, 21)]
