@@ -12,7 +12,7 @@ import pytest
 
 import sample_data
 from kpis.catalog import shipped_specs
-from kpis.demo import DEFAULT_MONTHS, SCALE
+from kpis.demo import DEFAULT_MONTHS, SIMULATION
 from sample_data.clock import add_months
 from sample_data.practice import Params
 from sample_data.simulate import simulate
@@ -79,7 +79,7 @@ WARM_UP_MONTHS = 5  # the practice "opens" on the first day: A/R and its aging f
 def demo_truth(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The half-size practice `clinic-kpis demo` simulates, over its 13 months."""
     out = tmp_path_factory.mktemp("demo")
-    simulate(Params(months=DEFAULT_MONTHS, scale=SCALE, end=date(2026, 9, 30)), out)
+    simulate(Params(months=DEFAULT_MONTHS, end=date(2026, 9, 30), **SIMULATION), out)
     return json.loads((out / "truth.json").read_text(encoding="utf-8"))
 
 
