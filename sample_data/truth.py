@@ -41,6 +41,7 @@ RATIO_KPIS = (
     "referral_completion_rate",
 )
 MEAN_KPIS = ("third_next_available", "average_speed_of_answer")
+SNAPSHOT_MINUTE = 8 * 60  # third next available: Mondays 08:00 local
 MEDIAN_KPIS = {  # kpi -> (histogram, quantile, divisor turning the stored integer into the KPI's unit)
     "visit_cycle_time": ("cycle", 0.5, 1),
     "visit_cycle_time_p90": ("cycle", 0.9, 1),
@@ -112,6 +113,8 @@ def quantile(counts: Counter[int], q: float) -> float | None:
 
 
 TALLIES = (
+    "tna",
+    "last_booked",
     "ratio",
     "mean",
     "slot_count",
@@ -161,6 +164,10 @@ class Truth:
         self.start, self.end, self.months = params.start, params.end, params.months
         self.ratio: defaultdict[tuple[str, int, int], list[int]] = defaultdict(_pair)
         self.mean: defaultdict[tuple[str, int, int], list[int]] = defaultdict(_pair)
+        # third next available by (provider, snapshot date): a snapshot counts only up to the last
+        # booking the exports hold (docs/contracts.md), which is known once every shard is in
+        self.tna: Counter[tuple[int, date]] = Counter()
+        self.last_booked: Counter[int] = Counter()  # per location (shards are disjoint): its last booking
         self.slot_count: Counter[tuple[int, int]] = Counter()
         self.hist: defaultdict[tuple[str, int, int], Counter[int]] = defaultdict(Counter)
         self.ar_delta: defaultdict[tuple[int, int], Decimal] = defaultdict(Decimal)
@@ -198,6 +205,8 @@ class Truth:
     # -- access -------------------------------------------------------------------------------
 
     def appointment(self, a: Appointment) -> None:
+        if a.booked <= self.practice.cutoff:
+            self.last_booked[a.location] = max(self.last_booked[a.location], a.booked)
         day = self.clock.local_date(a.start)
         m = self._month(day)
         if m is None:
@@ -242,11 +251,19 @@ class Truth:
         self.slot_count[m, provider] += 1
 
     def third_next_available(self, provider: int, snapshot: date, days: int) -> None:
-        m = self._month(snapshot)
-        if m is not None:
-            cell = self.mean["third_next_available", m, provider]
-            cell[0] += days
-            cell[1] += 1
+        if self._month(snapshot) is not None:
+            self.tna[provider, snapshot] = days
+
+    def _third_next_available(self) -> None:
+        """Place the snapshots taken by the last booking of the exports in their months."""
+        last = max(self.last_booked.values(), default=0)
+        for (provider, snapshot), days in self.tna.items():
+            m = self._month(snapshot)
+            if m is not None and self.clock.at(snapshot, SNAPSHOT_MINUTE) <= last:
+                cell = self.mean["third_next_available", m, provider]
+                cell[0] += days
+                cell[1] += 1
+        self.tna.clear()
 
     # -- visit flow ---------------------------------------------------------------------------
 
@@ -457,6 +474,7 @@ class Truth:
     # -- output -------------------------------------------------------------------------------
 
     def rows(self) -> list[dict[str, Any]]:
+        self._third_next_available()
         practice = self.practice
         ehr = {i for i, loc in enumerate(practice.locations) if loc.system == "ehr"}
         out: list[dict[str, Any]] = []
