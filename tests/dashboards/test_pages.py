@@ -319,16 +319,17 @@ def test_an_open_month_is_never_a_headline_value(at: AppTest, practice: Simulate
 
 
 def test_a_location_without_billing_says_which_export_is_missing(at: AppTest, practice: SimulatedPractice) -> None:
-    """NORTH sends no X12: its claim KPIs are empty because no claims export is loaded for it."""
+    """NORTH sends no X12: its claims come from its practice-management export, but no remittance
+    (835) does, so denials and clean claims are empty because that export is missing for it."""
     north = dimension_labels(practice, "location")["NORTH"]
     at.multiselect(key="location").set_value(["NORTH"]).run()
     no_errors(at)
     notes = "\n".join(c.value for c in at.caption)
-    assert "Not loaded: claims (X12 837)." in notes
+    assert "Not loaded: remittances (X12 835)." in notes
     at.switch_page("views/revenue_cycle.py").run()
     no_errors(at)
     infos = [i.value for i in at.info]
-    assert f"No denial rate for location {north}: claims (X12 837) are not loaded for it." in " ".join(infos)
+    assert f"No denial rate for location {north}: remittances (X12 835) are not loaded for it." in " ".join(infos)
     assert not any("left out by that filter" in i for i in infos)
 
 
