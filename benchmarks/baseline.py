@@ -124,7 +124,7 @@ def _ratio(
         }
     )
     grouped = parts.groupby(["period_start", "dim"], dropna=False).sum().reset_index()
-    grouped["value"] = grouped["numerator"] / grouped["denominator"].where(grouped["denominator"] != 0)
+    grouped["value"] = grouped["numerator"] / grouped["denominator"].where(grouped["denominator"] > 0)
     return _shaped(kpi, grouped, scope)
 
 
@@ -171,12 +171,22 @@ def _appointment_kpis(appointments: pd.DataFrame, scope: Scope) -> pd.DataFrame:
         & ~a["rescheduled"]
         & (a["cancelled_at"] >= a["scheduled_start"] - pd.Timedelta(hours=24))
     )
-    return pd.concat(
-        [
-            _count_ratio("no_show_rate", a, a["status"] == "noshow", expected, scope),
-            _count_ratio("late_cancel_rate", a, late_cancel, a["status"] != "entered_in_error", scope),
-        ]
+    # a cancellation without its initiator (or the patient's without a time) may have been late:
+    # the period's late-cancellation rate is then unknown
+    window = a["cancelled_at"] >= a["scheduled_start"] - pd.Timedelta(hours=24)
+    unknown = (
+        (a["status"] == "cancelled")
+        & ~a["rescheduled"]
+        & (
+            (a["cancel_initiator"].isna() & (a["cancelled_at"].isna() | window))
+            | ((a["cancel_initiator"] == "patient") & a["cancelled_at"].isna())
+        )
     )
+    late = _count_ratio("late_cancel_rate", a, late_cancel, a["status"] != "entered_in_error", scope)
+    uncertain = unknown.groupby([a["period_start"], a["dim"]], dropna=False).any()
+    keys = pd.MultiIndex.from_frame(late[["period_start", scope.dimension]])
+    late["value"] = late["value"].where(~uncertain.reindex(keys, fill_value=False).to_numpy())
+    return pd.concat([_count_ratio("no_show_rate", a, a["status"] == "noshow", expected, scope), late])
 
 
 def _spans(frame: pd.DataFrame, start: str, minutes: pd.Series) -> pd.DataFrame:
@@ -321,7 +331,8 @@ def _ar_kpis(ledger: pd.DataFrame, scope: Scope) -> pd.DataFrame:
     last_end = pd.Timestamp(scope.last) + pd.offsets.MonthEnd(0)
     entries = entries[entries["posted_date"] <= last_end]
     account_key = ["account", "service_date", "dim"]
-    first_posted = entries.groupby(account_key, dropna=False)["posted_date"].transform("min")
+    # an account without a date of service ages from its first posting in any segment
+    first_posted = entries.groupby(["account", "service_date"], dropna=False)["posted_date"].transform("min")
     entries = entries.assign(age_from=entries["service_date"].fillna(first_posted))
     rows = []
     for start in scope.months():
@@ -343,13 +354,13 @@ def _ar_kpis(ledger: pd.DataFrame, scope: Scope) -> pd.DataFrame:
     days = months.assign(
         numerator=months["ar"],
         denominator=daily_charges,
-        value=months["ar"] / daily_charges.where(daily_charges != 0),
+        value=(months["ar"] / daily_charges.where(daily_charges > 0)).where(months["ar"] >= 0),
         n=months["charge_count"].astype(int),
     )
     over_90 = months.assign(
         numerator=months["aged"],
         denominator=months["ar"],
-        value=months["aged"] / months["ar"].where(months["ar"] != 0),
+        value=months["aged"] / months["ar"].where(months["ar"] > 0),
         n=months["entries"].astype(int),
     )
     return pd.concat([_shaped("days_in_ar", days, scope), _shaped("ar_over_90_pct", over_90, scope)])
@@ -376,7 +387,7 @@ def _net_collection_rate(ledger: pd.DataFrame, scope: Scope) -> pd.DataFrame:
         numerator=("numerator", "sum"), denominator=("denominator", "sum"), n=("numerator", "size")
     )
     grouped = grouped.reset_index()
-    grouped["value"] = grouped["numerator"] / grouped["denominator"].where(grouped["denominator"] != 0)
+    grouped["value"] = grouped["numerator"] / grouped["denominator"].where(grouped["denominator"] > 0)
     return _shaped("net_collection_rate", grouped, scope)
 
 
@@ -414,16 +425,18 @@ def _claim_kpis(claims: pd.DataFrame, remittances: pd.DataFrame, adjustments: pd
     paid = _frame(outcomes, "claims", "paid_date", scope)
     counted = paid["paid_date"].notna() & ~paid["has_carc18"]
     submitted = _frame(outcomes, "claims", "submitted_at", scope)
+    # claims of a system that sends no remittances (a PM claims export) are not judged clean or not
+    judged = submitted[submitted["source"].isin(set(remittances["source"]))]
     clean = (
-        submitted["paid_date"].notna()
-        & ~submitted["denied"]
-        & (submitted["rework_date"].isna() | (submitted["rework_date"] >= submitted["paid_date"]))
+        judged["paid_date"].notna()
+        & ~judged["denied"]
+        & (judged["rework_date"].isna() | (judged["rework_date"] >= judged["paid_date"]))
     )
     lag = (submitted["submitted_date"] - submitted["service_date"]).dt.days
     return pd.concat(
         [
             _count_ratio("denial_rate", paid, paid["denied"], counted, scope),
-            _count_ratio("clean_claim_rate", submitted, clean, submitted["submitted_at"].notna(), scope),
+            _count_ratio("clean_claim_rate", judged, clean, judged["submitted_at"].notna(), scope),
             _quantile("charge_lag", submitted, lag, submitted["service_date"].notna(), 0.5, scope),
         ]
     )

@@ -158,6 +158,8 @@ def kpi_tile(spec: KpiSpec, card: pd.Series, trend: pd.DataFrame, month: date) -
             shown = value_text(card["asked_value"], spec)
             days = {"wait_days": card["wait_days"], "history_days": card["history_days"]}
             notes.append(asked_note(month, shown, card["asked_state"], **days) + ".")
+        elif missing(value) and isinstance(card.get("note"), str):  # data, but no value: say why
+            notes.append(card["note"])
         elif missing(value) and state not in ("final", "small"):
             why = state_text(state, missing_sources=card["missing"])
             notes.append(why[:1].upper() + why[1:] + ".")
@@ -170,6 +172,8 @@ def kpi_tile(spec: KpiSpec, card: pd.Series, trend: pd.DataFrame, month: date) -
                 year_value = value_text(card["year_value"], spec)
                 notes.append(f"{period_text(year)}: {year_value} ({change_text(card['change_year'], spec)})")
             notes[-1] += f" · n = {n_text(card['n'], spec)}"
+        if isinstance(card.get("note"), str) and not missing(value):  # e.g. why over 100%
+            notes.append(card["note"])
         st.caption("  \n".join(notes))
         if spec.target is not None:
             st.caption(target_text(spec))
@@ -250,5 +254,6 @@ def numbers_table(
             "status": frame["status"].map(lambda s: STATUS_LABELS.get(s, "") if isinstance(s, str) else ""),
             "final": frame["state"].map(STATE_LABELS),
             "definition": frame["definition"],
+            "note": frame["note"],  # why a value is missing (or over 100%)
         }
     )

@@ -163,6 +163,19 @@ def _print_table(frame: pd.DataFrame, specs: dict[str, KpiSpec], dims: list[str]
         ]
         table.add_row(*cells)
     Console(width=200).print(table)
+    _print_notes(frame, dims)
+
+
+def _print_notes(frame: pd.DataFrame, dims: list[str]) -> None:
+    """Why a value is missing (or above 100%), once per KPI and reason, with the rows it concerns."""
+    noted = frame[frame["note"].notna()]
+    for (kpi, note), rows in noted.groupby(["kpi_id", "note"], sort=False):
+        where = [
+            " ".join([p.strftime("%Y-%m-%d"), *("" if r[d] is None else str(r[d]) for d in dims)]).strip()
+            for p, (_, r) in zip(rows["period_start"], rows.iterrows(), strict=True)
+        ]
+        shown = ", ".join(where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else "")
+        typer.echo(f"note: {kpi} ({shown}): {note}")
 
 
 def _segment(value: Any, name: Any, dim: str) -> str:

@@ -94,6 +94,7 @@ SCORECARD_COLUMNS = [
     "unfiltered",
     "missing",
     "definition",
+    "note",
 ]
 
 
@@ -458,6 +459,9 @@ class ComparisonMethods(_Base):
             "unfiltered": ", ".join(unfiltered),
             "missing": sources.EXPORTS[missing] if missing else "",
             "definition": at(reported or month, "definition") or spec.id,
+            # why the month's value is missing (data the export cannot decide, a denominator that
+            # is not positive) or over 100%: compute's note
+            "note": _note(at(reported or month, "note")),
         }
         for name, months in (("previous", 1), ("year", 12)):
             base = add_months(reported, -months) if reported else None
@@ -633,3 +637,7 @@ def _gap(spec: KpiSpec, value: float | None, scale: float | None) -> float | Non
         return None
     beyond = value - spec.target if spec.better == "lower" else spec.target - value
     return max(0.0, beyond / scale)
+
+
+def _note(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -25,7 +25,7 @@ from kpis.custom import CUSTOM_QUERIES
 from kpis.query import KpiRequest, QueryContext, output_row, ratio_value, render, with_relation
 from kpis.spec import QUANTILES, KpiSpec, Measure
 
-RESULT_COLUMNS = ("numerator", "denominator", "value", "n", "complete", "definition", "target", "status")
+RESULT_COLUMNS = ("numerator", "denominator", "value", "n", "complete", "definition", "target", "status", "note")
 
 
 def standard_query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
@@ -67,8 +67,12 @@ def _measures(item: KpiRequest, k: str, ctx: QueryContext) -> tuple[list[str], s
             f"{_aggregate(item, spec.denominator)} AS {k}_den",
             f"COUNT(*) FILTER (WHERE {population}) AS {k}_n",
         ]
+        unknown = "0"
+        if spec.unknown is not None and item.condition(spec.unknown) != "FALSE":
+            aggregates.append(f"COUNT(*) FILTER (WHERE {item.condition(spec.unknown)}) AS {k}_unk")
+            unknown = f"{k}_unk"
         value = ratio_value(f"{k}_num", f"{k}_den")
-        return aggregates, output_row(spec.id, ctx, f"{k}_num", f"{k}_den", value, f"{k}_n")
+        return aggregates, output_row(spec.id, ctx, f"{k}_num", f"{k}_den", value, f"{k}_n", unknown)
     value, population = item.condition(spec.value.expr), item.condition(spec.value.filter)
     if spec.value.agg == "mean":
         aggregates = [
@@ -115,7 +119,7 @@ def run(
     for _, statement in step(plan(items, ctx)):
         frames.append(cursor.execute(render(statement)).df())
     columns = ["kpi_id", "period_start", *ctx.dims] + (["grouping_id"] if ctx.multiple_sets else [])
-    columns += ["numerator", "denominator", "value", "n"]
+    columns += ["numerator", "denominator", "value", "n", "unknown"]
     frames = [f for f in frames if not f.empty]
     if not frames:
         return pd.DataFrame(columns=columns)
@@ -146,6 +150,8 @@ def complete_table(
     """
     raw = raw.copy()
     raw["period_start"] = pd.to_datetime(raw["period_start"]).astype("datetime64[us]")
+    for dim in ctx.dims:  # one spelling of "no value" (statements may give None or NaN): one group
+        raw[dim] = raw[dim].astype("object").where(raw[dim].notna(), None)
     periods = pd.DataFrame(
         {
             "period_start": pd.to_datetime(list(ctx.periods.starts)).astype("datetime64[us]"),
@@ -161,7 +167,7 @@ def complete_table(
         rows = raw[raw["grouping_id"] == grouping_id(group, ctx.dims)] if ctx.multiple_sets else raw
         keys = ["kpi_id", "period_start", *group]
         index = kpis.merge(periods, how="cross").merge(_combinations(rows, group, ctx, domains), how="cross")
-        rows = rows[[*keys, "numerator", "denominator", "value", "n"]].astype({d: "object" for d in group})
+        rows = rows[[*keys, "numerator", "denominator", "value", "n", "unknown"]].astype({d: "object" for d in group})
         merged = index.merge(rows, on=keys, how="left", validate="one_to_one")
         for dim in ctx.dims:
             if dim not in group:
@@ -172,12 +178,14 @@ def complete_table(
     frame = pd.concat(pieces, ignore_index=True)
     frame["grain"] = ctx.periods.grain
     frame["n"] = frame["n"].fillna(0).astype("int64")
-    frame["value"] = frame["value"].astype("float64")
-    info = pd.DataFrame([_kpi_info(item, data_ends, data_starts or {}) for item in items])
+    frame["unknown"] = frame["unknown"].fillna(0).astype("int64")
+    frame["value"] = frame["value"].astype("float64").where(frame["unknown"] == 0)
+    info = pd.DataFrame([_kpi_info(item, ctx, data_ends, data_starts or {}) for item in items])
     frame = frame.merge(info, on="kpi_id", how="left", validate="many_to_one")
     ratio = frame["has_ratio"].astype(bool)
     for side in ("numerator", "denominator"):
         frame[side] = frame[side].where(~ratio | frame[side].notna(), 0.0)
+    frame["note"] = notes(frame)
     last_day = pd.to_datetime(frame["period_last"]) + pd.to_timedelta(frame["lag_days"], unit="D")
     frame["complete"] = (last_day <= pd.to_datetime(frame["data_end"])).fillna(False).astype(bool)
     window_first = frame["period_end"] - pd.to_timedelta(frame["lookback_days"] - 1, unit="D")
@@ -211,14 +219,21 @@ def _has_ratio(spec: KpiSpec) -> bool:
 
 
 def _kpi_info(
-    item: KpiRequest, data_ends: Mapping[str, date | None], data_starts: Mapping[str, date | None]
+    item: KpiRequest, ctx: QueryContext, data_ends: Mapping[str, date | None], data_starts: Mapping[str, date | None]
 ) -> dict[str, Any]:
-    """What every row of one KPI shares: fill rule, completeness inputs, label, target bands."""
+    """What every row of one KPI shares: fill rule, completeness inputs, label, notes, target bands."""
     spec = item.spec
+    relation = ctx.relations.get(spec.relation)
     lookback = getattr(CUSTOM_QUERIES.get(spec.custom or ""), "lookback_days", None)
+    numerator_label, _, denominator_label = spec.formula.partition(" / ")
     return {
         "kpi_id": item.id,
         "has_ratio": _has_ratio(spec),
+        "numerator_label": numerator_label.strip(),
+        "denominator_label": denominator_label.strip() or "the denominator",
+        "unknown_reason": spec.unknown_reason,
+        "over_100": spec.over_100,
+        "not_positive": relation.not_positive if relation is not None else "",
         "lag_days": spec.complete_lag(item.options),
         "lookback_days": lookback(item) if lookback else 0,
         "data_end": data_ends.get(spec.relation),
@@ -229,6 +244,36 @@ def _kpi_info(
         "red": np.nan if spec.red is None else spec.red,
         "better": spec.better,
     }
+
+
+def notes(frame: pd.DataFrame) -> pd.Series:
+    """Why a row with data has no value (None where it has one, or has no data at all).
+
+    Two reasons: rows whose side the export cannot decide (the spec's `unknown`, counted in
+    `unknown`), and a ratio whose denominator is not positive (or, for days in A/R, whose A/R
+    balance is negative): no rate means anything over it, and no status is given either. A
+    value over 100% that the definition allows (the spec's `over_100`) says why as well.
+    """
+    out = pd.Series([None] * len(frame), index=frame.index, dtype="object")
+    over = (frame["value"] > 1) & (frame["over_100"] != "")
+    out[over] = frame.loc[over, "over_100"]
+    has_data = (frame["n"] > 0) | frame["numerator"].fillna(0).ne(0) | frame["denominator"].fillna(0).ne(0)
+    refused = frame["has_ratio"].astype(bool) & frame["value"].isna() & has_data & (frame["unknown"] == 0)
+    for i in frame.index[refused | (frame["unknown"] > 0)]:
+        row = frame.loc[i]
+        if row["unknown"] > 0:
+            text = f"Unknown: {int(row['unknown']):,} {row['unknown_reason']}."
+        elif row["denominator"] <= 0:
+            text = f"No value: {_strip(row['denominator_label'])} is {row['denominator']:,.2f}, not positive."
+        else:
+            text = f"No value: {_strip(row['numerator_label'])} is {row['numerator']:,.2f}, below zero."
+        out[i] = f"{text} {row['not_positive']}".strip() if row["unknown"] == 0 else text
+    return out
+
+
+def _strip(label: str) -> str:
+    """A formula's side without its outer parentheses, for a sentence."""
+    return label[1:-1] if label.startswith("(") and label.endswith(")") else label
 
 
 def status_of(values: pd.Series, better: pd.Series, watch: pd.Series, red: pd.Series) -> pd.Series:

@@ -3,7 +3,9 @@
 For a spec KPI, every row of its relation placed in the period (after the dimension filters)
 is listed with the side of the ratio it falls on: `numerator` (counted on both sides when the
 numerator is part of the denominator), `denominator`, or `excluded`, with the first condition
-of the population it fails as the reason. For an aggregate KPI (median, mean) the rows in the
+of the population it fails as the reason; a row whose side the export cannot decide (the
+spec's `unknown`, e.g. a cancellation without its initiator) keeps its side and says so in
+`reason`. For an aggregate KPI (median, mean) the rows in the
 population are on the `numerator` side and carry their value. Custom KPIs explain themselves
 (see kpis/custom/).
 
@@ -46,6 +48,10 @@ def explain_query(item: KpiRequest, ctx: QueryContext) -> str:
         side = f"CASE WHEN {included} THEN 'numerator' ELSE 'excluded' END"
         value = expr
         reason = _first_failed(item, spec.value.filter, extra=f"({expr}) IS NOT NULL")
+    if spec.unknown is not None:  # a row whose side the export cannot decide says so, on its side
+        unknown = sql_literal(f"unknown: {spec.unknown_reason}")
+        reason = f"CASE WHEN COALESCE({item.condition(spec.unknown)}, FALSE) THEN {unknown} ELSE {reason} END"
+        included = f"({included}) AND NOT COALESCE({item.condition(spec.unknown)}, FALSE)"
     dims = "".join(f", {d}" for d in spec.dimensions)
     final = f"""
         SELECT record_id, patient_key, {event} AS event_time, {side} AS side,

@@ -107,19 +107,28 @@ class QueryContext:
         return f"CAST(DATE_TRUNC('{self.periods.grain}', {value}) AS DATE)"
 
 
-def output_row(kpi_id: str, ctx: QueryContext, numerator: str, denominator: str, value: str, n: str) -> str:
-    """One SELECT list in the common output shape."""
+def output_row(
+    kpi_id: str, ctx: QueryContext, numerator: str, denominator: str, value: str, n: str, unknown: str = "0"
+) -> str:
+    """One SELECT list in the common output shape.
+
+    `unknown` counts the rows whose side the export cannot decide (a spec's `unknown` filter);
+    the engine turns it into "no value" and a note, and leaves it out of the result.
+    """
     dims = "".join(f"{d}, " for d in ctx.dims) + ("grouping_id, " if ctx.multiple_sets else "")
     return (
         f"SELECT {sql_literal(kpi_id)} AS kpi_id, period_start, {dims}"
         f"CAST({numerator} AS DOUBLE) AS numerator, CAST({denominator} AS DOUBLE) AS denominator, "
-        f"CAST({value} AS DOUBLE) AS value, CAST({n} AS BIGINT) AS n"
+        f"CAST({value} AS DOUBLE) AS value, CAST({n} AS BIGINT) AS n, CAST({unknown} AS BIGINT) AS unknown"
     )
 
 
 def ratio_value(numerator: str, denominator: str) -> str:
-    """A ratio of sums; a zero denominator gives NULL ("no data"), never 0."""
-    return f"CAST({numerator} AS DOUBLE) / NULLIF(CAST({denominator} AS DOUBLE), 0)"
+    """A ratio of sums, only over a positive denominator: zero gives NULL ("no data"), never 0, and
+    a negative one (charges net of adjustments below zero when the claims behind 835 payments are
+    not loaded) gives NULL too, since no share or rate means anything over it."""
+    den = f"CAST({denominator} AS DOUBLE)"
+    return f"CASE WHEN {den} > 0 THEN CAST({numerator} AS DOUBLE) / {den} END"
 
 
 def with_relation(relation: Relation | None, ctes: Sequence[tuple[str, str]], final: str) -> str:

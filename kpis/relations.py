@@ -54,6 +54,8 @@ class Relation:
     events: Mapping[str, str]  # columns that can place a row in a period: INSTANT or DATE
     # a scalar SELECT: the first local date the data cover, for KPIs that look back over a window
     data_start_sql: str | None = None
+    # what a sum that should be positive (a denominator, an A/R balance) but is not usually means
+    not_positive: str = ""
 
     @property
     def columns(self) -> frozenset[str]:
@@ -304,6 +306,9 @@ def build_relations(config: Config) -> dict[str, Relation]:
                 f.billed_amount AS first_remit_billed_amount,
                 f.has_carc18 AS first_has_carc18,
                 f.is_denial AS first_is_denial,
+                -- whether the system that sent the claim also sends its remittances: a practice-
+                -- management claims export (Synthea claims.csv) has its payments in a ledger, not 835s
+                COALESCE(s.source IN (SELECT DISTINCT source FROM remittances), FALSE) AS remits_loaded,
                 CASE
                     WHEN f.remittance_id IS NULL THEN NULL
                     WHEN f.is_denial THEN COALESCE(f.payer_reason, 'CLP02-' || f.claim_status_code)
@@ -364,6 +369,8 @@ def build_relations(config: Config) -> dict[str, Relation]:
             "SELECT MAX(posted_date) FROM ledger",
             {"posted_date": DATE, "service_date": DATE},
             "SELECT MIN(posted_date) FROM ledger",
+            "The ledger holds payments or adjustments whose charges are not loaded: load the claims "
+            "(837s, or the transaction export) behind the remittances.",
         ),
         Relation(
             "referrals",

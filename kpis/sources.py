@@ -25,6 +25,9 @@ TABLE_OF_RELATION = {
     "referrals": "referrals",
     "portal_messages": "portal_messages",
 }
+# KPIs that need more than their relation's table: a claim is judged (denied, clean) only on
+# its payer's remittances, which a practice-management claims export does not bring
+TABLE_OF_KPI = {"denial_rate": "remittances", "clean_claim_rate": "remittances"}
 # table -> the exports that load it, in words
 EXPORTS = {
     "appointments": "appointments (FHIR or vendor CSV)",
@@ -32,6 +35,7 @@ EXPORTS = {
     "slots": "schedule slots (FHIR Slot)",
     "calls": "phone calls (queue_log)",
     "claims": "claims (X12 837)",
+    "remittances": "remittances (X12 835)",
     "ledger": "billing transactions (X12 835 or transaction CSV)",
     "referrals": "referrals (FHIR ServiceRequest)",
     "portal_messages": "portal messages (portal CSV)",
@@ -48,8 +52,10 @@ _COLUMNS = {
         "referrals": "referring_provider_id",
         "portal_messages": "provider_id",
     },
-    "payer": {"appointments": "payer_id", "claims": "payer_id", "ledger": "payer_id"},
+    "payer": {"appointments": "payer_id", "claims": "payer_id", "ledger": "payer_id", "remittances": "payer_id"},
 }
+# a remittance records no location or provider: it has its claim's
+_THROUGH_CLAIM = {"location", "provider"}
 
 
 def missing(cursor: Any, specs: Iterable[KpiSpec], filters: Mapping[str, tuple[Any, ...]]) -> dict[str, str]:
@@ -61,13 +67,22 @@ def missing(cursor: Any, specs: Iterable[KpiSpec], filters: Mapping[str, tuple[A
     found: dict[str, bool] = {}
     out = {}
     for spec in specs:
-        table = TABLE_OF_RELATION[spec.relation]
-        scope = {d: v for d, v in filters.items() if d in spec.dimensions and table in _COLUMNS.get(d, {})}
+        table = TABLE_OF_KPI.get(spec.id) or TABLE_OF_RELATION[spec.relation]
+        scope = {d: v for d, v in filters.items() if d in spec.dimensions and _condition(table, d, v)}
         key = repr((table, sorted(scope.items())))
         if key not in found:
-            where = " AND ".join(f"{_COLUMNS[d][table]} IN ({sql_literal(list(v))})" for d, v in scope.items())
+            where = " AND ".join(_condition(table, d, v) for d, v in scope.items())
             sql = f"SELECT EXISTS (SELECT 1 FROM {table}{' WHERE ' + where if where else ''})"
             found[key] = bool(cursor.execute(sql).fetchone()[0])
         if not found[key]:
             out[spec.id] = table
     return out
+
+
+def _condition(table: str, dimension: str, values: tuple[Any, ...]) -> str:
+    """SQL: a row of `table` is in the scope of one filter ("" when the table cannot tell)."""
+    listed = sql_literal(list(values))
+    if table == "remittances" and dimension in _THROUGH_CLAIM:
+        return f"claim_id IN (SELECT claim_id FROM claims WHERE {_COLUMNS[dimension]['claims']} IN ({listed}))"
+    column = _COLUMNS.get(dimension, {}).get(table)
+    return f"{column} IN ({listed})" if column else ""

@@ -117,6 +117,12 @@ class KpiSpec:
     denominator: Measure | None = None
     value: Measure | None = None
     population: str | None = None  # rows counted in n for a ratio (default: the denominator's)
+    # rows whose side the export cannot decide (e.g. a cancellation without its initiator): when a
+    # period holds any, its value is unknown; `unknown_reason` says what they are, for the note
+    unknown: str | None = None
+    unknown_reason: str = ""
+    # for a percent KPI that a definition lets exceed 100% (timing): why, for the note
+    over_100: str = ""
     custom: str | None = None
     event_time_option: str | None = None  # the option that chooses the event time, if any
     event_times: Mapping[str, str] = field(default_factory=dict)  # option value -> column
@@ -293,6 +299,8 @@ _KPI_KEYS = {
     "history_days",
     "part_of",
     "patient_records",
+    "unknown",
+    "over_100",
 }
 _REQUIRED = ("title", "definition", "formula", "unit", "fmt", "better", "relation", "event_time", "dimensions")
 _TARGET_KEYS = {"target", "watch", "red", "source"}
@@ -459,6 +467,10 @@ def _load_kpi(
     population = body.get("population")
     if population is not None and (kind != "ratio" or not isinstance(population, str) or not population.strip()):
         raise SpecError(f"{where}.population: a SQL condition, for ratio KPIs only")
+    unknown_filter, unknown_reason = _unknown(body.get("unknown"), kind, f"{where}.unknown")
+    over_100 = body.get("over_100", "")
+    if not isinstance(over_100, str) or (over_100 and body["unit"] != "percent"):
+        raise SpecError(f"{where}.over_100: a sentence, for percent KPIs only")
     if kind == "custom":  # a custom query places rows itself; event_time only describes how
         if not isinstance(body["event_time"], str):
             raise SpecError(f"{where}.event_time: describe the event time of a custom KPI in words")
@@ -518,6 +530,9 @@ def _load_kpi(
         denominator=denominator,
         value=value,
         population=" ".join(population.split()) if population else None,
+        unknown=unknown_filter,
+        unknown_reason=unknown_reason,
+        over_100=" ".join(over_100.split()),
         custom=custom,
         event_time_option=event_option,
         event_times=event_times,
@@ -580,6 +595,9 @@ def _measure_texts(body: dict[str, Any]) -> list[str]:
             texts += [v for k, v in measure.items() if k in ("filter", "expr") and isinstance(v, str)]
     if isinstance(body.get("population"), str):
         texts.append(body["population"])
+    unknown = body.get("unknown")
+    if isinstance(unknown, dict) and isinstance(unknown.get("filter"), str):
+        texts.append(unknown["filter"])
     return texts
 
 
@@ -631,6 +649,22 @@ def _computation(
     if sides == ["value"]:
         return "aggregate", None, None, _measure(body["value"], f"{where}.value", ("mean", "median", "p90")), None
     raise SpecError(f"{where}: give numerator and denominator, or value, or custom")
+
+
+def _unknown(decl: Any, kind: str, where: str) -> tuple[str | None, str]:
+    """The `unknown` table of a ratio KPI: {filter = SQL condition, reason = what those rows are}."""
+    if decl is None:
+        return None, ""
+    _expect_table(decl, where)
+    if kind != "ratio":
+        raise SpecError(f"{where}: for ratio KPIs only")
+    extra = sorted(set(decl) - {"filter", "reason"})
+    if extra:
+        raise SpecError(f"{where}: unknown key(s) {', '.join(extra)}; expected filter, reason")
+    for key in ("filter", "reason"):
+        if not isinstance(decl.get(key), str) or not decl[key].strip():
+            raise SpecError(f"{where}.{key}: a non-empty text is required")
+    return " ".join(decl["filter"].split()), " ".join(decl["reason"].split())
 
 
 def _measure(decl: Any, where: str, aggs: tuple[str, ...]) -> Measure:

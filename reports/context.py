@@ -77,6 +77,7 @@ class KpiRow:
     wait_days: int
     history_days: int
     definition: str  # the id and the variant in use, e.g. days_in_ar[preset=mgma]
+    note: str | None = None  # why there is no value, or why it is over 100% (Warehouse.compute's note)
 
     @property
     def suppressed(self) -> bool:
@@ -275,6 +276,7 @@ def _row(spec: KpiSpec, card: pd.Series) -> KpiRow:
         wait_days=int(card["wait_days"]),
         history_days=int(card["history_days"]),
         definition=str(card["definition"]),
+        note=_given(card["note"]),
     )
 
 

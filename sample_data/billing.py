@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from sample_data.draws import Weighted, pick, randint
-from sample_data.events import Adjustment, Appointment, Claim, Line, PatientPayment, Remittance, Submission
+from sample_data.events import Adjustment, Appointment, Claim, Line, PatientPayment, Remittance, Submission, WriteOff
 from sample_data.practice import Payer, Practice
 
 CENT = Decimal("0.01")
@@ -25,12 +25,15 @@ FEE_SCHEDULE: dict[str, list[tuple[float, list[tuple[str, str]]]]] = {
     "sick": [(0.7, [("99213", "125.00")]), (0.3, [("99212", "85.00")])],
     "procedure": [(1.0, [("99213", "125.00"), ("17110", "160.00")])],
 }
-MONTH_END_HOLD = 0.18  # claims held for the month-end billing catch-up
+MONTH_END_HOLD = 0.06  # claims held for the month-end billing catch-up
 VOID_SHARE = 0.004
 CORRECTED_BEFORE_PAYMENT = 0.01
 DUPLICATE_SHARE = 0.005
 REVERSAL_SHARE = 0.008
-DEDUCTIBLE_ZERO_PAY = 0.02  # commercial and Medicare claims applied wholly to the deductible
+# commercial and Medicare claims applied wholly to the deductible (PR-1, paid 0): many more in
+# the first months of the year, when deductibles start over
+DEDUCTIBLE_ZERO_PAY = {"early": 0.32, "rest": 0.18}
+COINSURANCE_PLANS = 0.65  # commercial plans with 20% coinsurance instead of a flat copay
 DENIAL_CARCS = (
     ("CO", "16", 0.40, "MA130"),
     ("CO", "97", 0.15, "M15"),
@@ -55,10 +58,17 @@ _LINES = {
     for visit, options in FEE_SCHEDULE.items()
 }
 _DENIAL = Weighted(DENIAL_CARCS, [c[2] for c in DENIAL_CARCS])
-PATIENT_PAYS_FULL = 0.70
-PATIENT_PAYS_HALF = 0.12  # the other half never
-PATIENT_PAYS_LATE = 0.10  # in full after collection letters, 90-200 days on
-SELF_PAY_AT_VISIT = 0.70
+# How patients settle the share their payer left them, from the statement sent after the last
+# remittance: (behaviour, share). Balances still unpaid go to the collection agency and are
+# collected or written off as bad debt COLLECTION_DAYS after the statement.
+PATIENT_BEHAVIOUR = Weighted(("prompt", "slow", "plan", "collections", "bad_debt"), (0.34, 0.36, 0.07, 0.10, 0.13))
+PROMPT_DAYS = (7, 30)  # pays in full
+SLOW_DAYS = (80, 150)  # pays in full after reminder statements
+PLAN_INSTALLMENTS = 3  # monthly instalments from 30 days on (balances of 100.00 or more; else prompt)
+COLLECTION_DAYS = (90, 150)
+SELF_PAY_AT_VISIT = 0.50
+SELF_PAY_LATER = 0.32  # within SELF_PAY_LATER_DAYS; the rest goes to collections and is written off
+SELF_PAY_LATER_DAYS = (30, 120)
 
 
 def _money(x: Decimal) -> Decimal:
@@ -181,15 +191,18 @@ class Biller:
         return self.clock.at(day, 17 * 60 + 30 + 7 * loc)
 
     def _pay_date(self, rng: random.Random, payer: Payer, submitted: date) -> date:
-        d = submitted + timedelta(days=randint(rng, *payer.lag_days))
-        return d + timedelta(days=(payer.pay_weekday - d.weekday()) % 7)
+        """Adjudicated after the payer's lag and paid by EFT on the next business day."""
+        return business_day_on_or_after(submitted + timedelta(days=randint(rng, *payer.lag_days)))
 
     def _paid(
         self, rng: random.Random, payer: Payer, lines: list[Line], paid_date: date, ratio: Decimal | None = None
     ) -> Remittance:
         ratio = payer.allowed_ratio if ratio is None else ratio
-        deductible = payer.payer_class in ("commercial", "medicare") and rng.random() < DEDUCTIBLE_ZERO_PAY
-        copay = Decimal(pick(rng, ("20.00", "25.00", "30.00"))) if payer.payer_class == "commercial" else None
+        season = "early" if paid_date.month <= 3 else "rest"
+        deductible = payer.payer_class in ("commercial", "medicare") and rng.random() < DEDUCTIBLE_ZERO_PAY[season]
+        commercial = payer.payer_class == "commercial"
+        coinsurance = payer.payer_class == "medicare" or (commercial and rng.random() < COINSURANCE_PLANS)
+        copay = Decimal(pick(rng, ("20.00", "25.00", "30.00"))) if commercial and not coinsurance else None
         paid, adjustments = [], []
         for i, ln in enumerate(lines):
             allowed = _money(ln.charge * ratio)
@@ -200,7 +213,7 @@ class Biller:
             elif copay is not None and i == 0:
                 patient = min(copay, allowed)
                 adjustments.append(Adjustment("PR", "3", patient, i))
-            elif payer.payer_class == "medicare":
+            elif coinsurance:
                 patient = _money(allowed * Decimal("0.20"))
                 adjustments.append(Adjustment("PR", "2", patient, i))
             else:
@@ -221,26 +234,38 @@ class Biller:
         return Remittance(paid_date, "22", lines, [-p for p in original.paid], adjustments, original.payer_icn)
 
     def _patient_pays(self, rng: random.Random, claim: Claim) -> None:
-        """The patient's share, billed after the last remittance: paid in full, in half, or never."""
+        """The patient's share, billed after the last remittance: paid in full or in half within
+        weeks, through the collection agency, or never; what is left unpaid is written off as bad
+        debt when collections give up (`COLLECTION_DAYS`)."""
         if not claim.remittances:
             return
         last = claim.remittances[-1]
         owed = last.patient_responsibility
         if owed <= 0:
             return
-        r = rng.random()
-        if r < PATIENT_PAYS_FULL:
-            amount = owed
-        elif r < PATIENT_PAYS_FULL + PATIENT_PAYS_HALF:
-            amount = _money(owed / 2)
-        elif r < PATIENT_PAYS_FULL + PATIENT_PAYS_HALF + PATIENT_PAYS_LATE:
-            posted = last.paid_date + timedelta(days=randint(rng, 90, 200))
-            claim.patient_payments.append(PatientPayment(posted, owed, "CHECK"))
-            return
+        self._collect(rng, claim, owed, last.paid_date)
+
+    def _collect(self, rng: random.Random, claim: Claim, owed: Decimal, billed: date) -> None:
+        """The patient's balance `owed`, stated on `billed`: paid, paid late, in instalments, by the
+        collection agency, or written off."""
+        behaviour = PATIENT_BEHAVIOUR(rng)
+        if behaviour == "plan" and owed < 100:
+            behaviour = "prompt"
+        method = pick(rng, ("CC", "CC", "CHECK", "CASH"))
+        if behaviour in ("prompt", "slow"):
+            days_ = PROMPT_DAYS if behaviour == "prompt" else SLOW_DAYS
+            claim.patient_payments.append(PatientPayment(billed + timedelta(days=randint(rng, *days_)), owed, method))
+        elif behaviour == "plan":
+            part = _money(owed / PLAN_INSTALLMENTS)
+            for k in range(PLAN_INSTALLMENTS):
+                amount = part if k < PLAN_INSTALLMENTS - 1 else owed - part * (PLAN_INSTALLMENTS - 1)
+                claim.patient_payments.append(PatientPayment(billed + timedelta(days=30 * (k + 1)), amount, "CC"))
         else:
-            return
-        posted = last.paid_date + timedelta(days=randint(rng, 7, 45))
-        claim.patient_payments.append(PatientPayment(posted, amount, pick(rng, ("CC", "CC", "CHECK", "CASH"))))
+            later = billed + timedelta(days=randint(rng, *COLLECTION_DAYS))
+            if behaviour == "collections":
+                claim.patient_payments.append(PatientPayment(later, owed, "COLLECTION"))
+            else:
+                claim.writeoffs.append(WriteOff(later, owed))
 
     def _ledger_claim(
         self, rng: random.Random, appt: Appointment, payer: Payer, service_date: date, lines: list[Line]
@@ -254,10 +279,12 @@ class Biller:
             r = rng.random()
             if r < SELF_PAY_AT_VISIT:
                 claim.patient_payments.append(PatientPayment(service_date, total, pick(rng, ("CC", "CASH"))))
-            elif r < SELF_PAY_AT_VISIT + 0.2:
+            elif r < SELF_PAY_AT_VISIT + SELF_PAY_LATER:
                 claim.patient_payments.append(
-                    PatientPayment(service_date + timedelta(days=randint(rng, 20, 70)), total, "CHECK")
+                    PatientPayment(service_date + timedelta(days=randint(rng, *SELF_PAY_LATER_DAYS)), total, "CHECK")
                 )
+            else:
+                claim.writeoffs.append(WriteOff(service_date + timedelta(days=randint(rng, *COLLECTION_DAYS)), total))
             return claim
         claim.remittances.append(self._paid(rng, payer, lines, self._pay_date(rng, payer, posted)))
         self._patient_pays(rng, claim)

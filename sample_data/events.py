@@ -115,7 +115,15 @@ class Remittance:
 class PatientPayment:
     posted: date
     amount: Decimal
-    method: str  # CC | CASH | CHECK
+    method: str  # CC | CASH | CHECK | COLLECTION (paid through the collection agency)
+
+
+@dataclass(slots=True)
+class WriteOff:
+    """A patient balance the practice gives up on (bad debt), posted on a date."""
+
+    posted: date
+    amount: Decimal
 
 
 @dataclass(slots=True)
@@ -129,6 +137,7 @@ class Claim:
     submissions: list[Submission] = field(default_factory=list)
     remittances: list[Remittance] = field(default_factory=list)
     patient_payments: list[PatientPayment] = field(default_factory=list)
+    writeoffs: list[WriteOff] = field(default_factory=list)
 
 
 @dataclass(slots=True)

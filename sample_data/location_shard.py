@@ -34,6 +34,7 @@ from sample_data.writers.x12 import X12Writer
 OVERLAP_DAYS = 14  # a yearly vendor export also lists the next year's first two weeks, as still Scheduled
 PAYMENTS = "billing/patient_payments.csv"
 NORTH_LEDGER = "billing/north_transactions.csv"
+NORTH_CLAIMS = "billing/north_claims.csv"  # Synthea claims.csv: the payer of each claim
 PORTAL = "portal/portal_messages.csv"
 FHIR_KINDS = ("Patient", "Slot", "Appointment", "Encounter", "DocumentReference", "ServiceRequest", "Task")
 
@@ -201,6 +202,8 @@ class LocationShard:
         if not self.ehr:
             for row in self._synthea.rows(claim, end):
                 self._row(NORTH_LEDGER, row)
+            if self.clock.local_date(claim.submissions[0].at) <= end:
+                self._row(NORTH_CLAIMS, self._synthea.claim_row(claim, end))
             return
         for sub in claim.submissions:
             day = self.clock.local_date(sub.at)
@@ -209,14 +212,11 @@ class LocationShard:
         for r in claim.remittances:
             if r.paid_date <= end:
                 self._pending.remits[claim.payer, r.paid_date.replace(day=1)][r.paid_date].append((claim, r))
-        if claim.patient_payments:
-            for row, pay in zip(
-                self._synthea.rows(claim, end, patient_only=True),
-                [x for x in claim.patient_payments if x.posted <= end],
-                strict=True,
-            ):
-                bucket = self._pending.payments[pay.posted.replace(day=1)]
-                bucket.append((pay.posted, len(bucket), csv_files.line(row)))
+        if claim.patient_payments or claim.writeoffs:
+            for row in self._synthea.rows(claim, end, patient_only=True):
+                posted = date.fromisoformat(row[csv_files.SYNTHEA_COLUMNS.index("POSTDATE")])
+                bucket = self._pending.payments[posted.replace(day=1)]
+                bucket.append((posted, len(bucket), csv_files.line(row)))
 
     def _flush_billing(self, through: date) -> None:
         """Write the 837/835 transactions and patient payments of every month that can no longer change."""

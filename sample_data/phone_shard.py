@@ -14,6 +14,7 @@ from pathlib import Path
 from sample_data import phones
 from sample_data.clock import add_months, days, month_end
 from sample_data.events import Call
+from sample_data.holidays import is_holiday
 from sample_data.parts import PartInfo, StepParts, step_dir
 from sample_data.practice import Practice
 from sample_data.schedule import SEASON
@@ -44,7 +45,7 @@ class PhoneShard:
         if k < p.months:
             first = add_months(p.start, k)
             for d in days(first, min(month_end(first), p.end)):
-                if d.weekday() < 5:
+                if d.weekday() < 5 and not is_holiday(d):  # the phones are closed with the clinic
                     rng = random.Random(f"{p.seed}:phones:{d.isoformat()}")
                     calls = phones.simulate_day(
                         rng, self.practice.clock, d, p.n_providers, SEASON[d.month], self._counter

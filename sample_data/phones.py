@@ -1,14 +1,16 @@
 """The practice's shared phone queues: arrivals by hour and weekday, agents, patience.
 
 Each business day is a first-come-first-served multi-agent queue: a caller waits for the
-first free agent and hangs up if that takes longer than their patience. Staffing is flat
-while demand peaks on Monday mornings and over lunch (when half the agents are on break), so
-abandonment rises exactly where a practice manager would look for it.
+first free agent and hangs up if that takes longer than their patience. Each queue is staffed
+for its busiest hour by the square-root rule (`agents_for`), the same all day, while demand
+peaks on Monday mornings and over lunch (when half the agents are on break), so abandonment
+rises exactly where a practice manager would look for it, at any size of practice.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 import random
 from datetime import date
 
@@ -21,15 +23,16 @@ OPEN_HOURS = range(8, 17)
 # share of a day's calls arriving in each open hour (08..16)
 HOURLY = (0.15, 0.15, 0.12, 0.10, 0.10, 0.12, 0.10, 0.09, 0.07)
 WEEKDAY = (1.30, 1.05, 1.00, 0.95, 0.85)
-# queue: (calls per business day, agents, mean talk seconds) for a practice of REFERENCE_PROVIDERS providers
-QUEUES = {"appointments": (190.0, 3, 170), "nurse": (70.0, 2, 230), "billing": (38.0, 1, 260)}
-REFERENCE_PROVIDERS = 12  # volumes and staff scale with the number of providers
+# queue: (calls per business day, mean talk seconds) for a practice of REFERENCE_PROVIDERS providers
+QUEUES = {"appointments": (190.0, 170), "nurse": (70.0, 230), "billing": (38.0, 260)}
+REFERENCE_PROVIDERS = 12  # volumes scale with the number of providers, and staff with volumes
 LUNCH_HOUR = 12  # half the agents (rounded down) are on break
 MEAN_PATIENCE = 150.0  # seconds
 MAX_WAIT = 300  # the queue's timeout: callers are sent to voicemail (EXITWITHTIMEOUT)
 CALLBACK_SHARE = 0.12  # of callers still waiting at 60 s who press 1 for a callback (EXITWITHKEY)
 CALLBACK_AFTER = 60
 RING_NO_ANSWER = 0.03
+STAFFING_MARGIN = 1.2  # b of the square-root staffing rule
 
 
 def simulate_day(
@@ -39,8 +42,8 @@ def simulate_day(
     calls: list[Call] = []
     choose = fake.chooser(rng)
     scale = providers / REFERENCE_PROVIDERS
-    for queue, (per_day, agents_base, talk_mean) in QUEUES.items():
-        agents_n = max(1, round(agents_base * scale))
+    for queue, (per_day, talk_mean) in QUEUES.items():
+        agents_n = agents_for(per_day * scale, talk_mean)
         lam = per_day * scale * WEEKDAY[d.weekday()] * season
         arrivals: list[int] = []
         for hour, share in zip(OPEN_HOURS, HOURLY, strict=True):
@@ -93,6 +96,13 @@ def simulate_day(
                 heapq.heappush(waiting, at)
     calls.sort(key=lambda c: (c.entered, c.uniqueid))
     return calls
+
+
+def agents_for(calls_per_day: float, talk_mean: float) -> int:
+    """Agents a queue is staffed with: the square-root staffing rule of call centres, N = A + b*sqrt(A)
+    for the busiest hour's load A (in Erlangs), which keeps service alike whatever the volume."""
+    load = calls_per_day * max(HOURLY) * talk_mean / 3600
+    return max(1, math.ceil(load + STAFFING_MARGIN * math.sqrt(load)))
 
 
 def _agent_base(queue: str) -> int:

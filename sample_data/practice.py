@@ -95,7 +95,7 @@ class Provider:
     specialty: str
     runs_late: bool
     day_off: int | None  # weekday (0 = Monday) without clinic, or None
-    fill: float  # share of template slots that demand fills
+    fill: float  # share of open template slots that routine demand (booked ahead) fills
     chart_hours: float  # median hours from visit end to signed note
 
 
@@ -108,18 +108,17 @@ class Payer:
     clp06: str  # 835 claim filing indicator
     allowed_ratio: Decimal  # allowed amount as a share of billed charges
     denial_rate: float  # share of claims whose first remittance denies them
-    lag_days: tuple[int, int]  # adjudication days after submission (min, max)
-    pay_weekday: int  # the weekday this payer issues payments (0 = Monday)
+    lag_days: tuple[int, int]  # adjudication days after submission (min, max); paid by EFT the next business day
     share: float  # share of the patient panel
 
 
 PAYERS = (
-    Payer("60054", "Summit Mutual Health", "commercial", "CI", "12", Decimal("0.62"), 0.06, (10, 24), 1, 0.24),
-    Payer("87726", "Harborline Insurance", "commercial", "HM", "HM", Decimal("0.66"), 0.07, (12, 28), 3, 0.17),
-    Payer("39026", "Keystone Blue Plan", "commercial", "BL", "12", Decimal("0.64"), 0.06, (9, 24), 2, 0.10),
-    Payer("04402", "Medicare Part B", "medicare", "MB", "MB", Decimal("0.52"), 0.05, (14, 21), 0, 0.24),
-    Payer("MCD01", "Commonwealth Medicaid", "medicaid", "MC", "MC", Decimal("0.41"), 0.10, (21, 45), 4, 0.17),
-    Payer("SELF", "Self Pay", "self_pay", "09", "09", Decimal("0.70"), 0.0, (0, 0), 0, 0.08),
+    Payer("60054", "Summit Mutual Health", "commercial", "CI", "12", Decimal("0.68"), 0.06, (6, 14), 0.24),
+    Payer("87726", "Harborline Insurance", "commercial", "HM", "HM", Decimal("0.72"), 0.07, (7, 16), 0.17),
+    Payer("39026", "Keystone Blue Plan", "commercial", "BL", "12", Decimal("0.70"), 0.06, (6, 14), 0.10),
+    Payer("04402", "Medicare Part B", "medicare", "MB", "MB", Decimal("0.56"), 0.05, (14, 16), 0.24),
+    Payer("MCD01", "Commonwealth Medicaid", "medicaid", "MC", "MC", Decimal("0.46"), 0.10, (14, 28), 0.17),
+    Payer("SELF", "Self Pay", "self_pay", "09", "09", Decimal("0.70"), 0.0, (0, 0), 0.08),
 )
 
 _LOCATION_NAMES = {"EAST": "Eastside Family Medicine", "WEST": "Westbrook Primary Care", "NORTH": "Northgate Clinic"}
@@ -234,7 +233,7 @@ def build_practice(params: Params) -> Practice:
                 specialty=specialty,
                 runs_late=i in late,
                 day_off=rng.choice((None, None, 0, 2, 4)) if i not in late else None,
-                fill=rng.uniform(0.86, 0.96),
+                fill=rng.uniform(0.975, 0.99),
                 chart_hours=rng.uniform(14.0, 30.0) if i in late else rng.uniform(2.0, 7.0),
             )
         )

@@ -17,23 +17,28 @@ from sample_data.changes import no_show_factor
 from sample_data.clock import Clock
 from sample_data.draws import Weighted, pick, randint
 from sample_data.events import Appointment, Encounter
+from sample_data.holidays import is_holiday
 from sample_data.practice import SLOT_MINUTES, Practice, Provider
 
 SESSIONS = ((8 * 60, 12 * 60), (13 * 60, 17 * 60))  # local minutes of day: morning and afternoon clinic
 ADMIN_BLOCK = (2, 15 * 60 + 40)  # Wednesdays from 15:40: blocked for team meetings
 VACATION_WEEKS_PER_YEAR = 3
 
-# visit type: (share of demand, minutes, lead-time sampler name)
+# visit types booked ahead: (share of that demand, minutes). Routine demand exceeds what the
+# template offers, so it is booked days to weeks ahead and fills nearly every slot (the backlog
+# that third next available measures); acute ("sick") visits are booked the same or next day
+# into what is left: slots no routine booking took, and slots freed by cancellations.
 VISIT_TYPES = {
-    "followup": (0.40, 20),
-    "sick": (0.22, 20),
-    "annual": (0.15, 40),
-    "new": (0.13, 40),
-    "procedure": (0.10, 40),
+    "followup": (0.50, 20),
+    "annual": (0.19, 40),
+    "new": (0.18, 40),
+    "procedure": (0.13, 40),
 }
+SAME_DAY_VISIT = "sick"  # 20 minutes
+SAME_DAY_TAKE = 0.55  # of the slots routine demand left open, taken by acute visits (x season)
 TELEHEALTH_SHARE = 0.10  # of follow-ups at EHR locations
 
-BASE_NO_SHOW = 0.068
+BASE_NO_SHOW = 0.056
 NO_SHOW_LEAD = ((1, 0.45), (7, 0.80), (30, 1.10), (10_000, 1.75))  # (max lead days, multiplier)
 NO_SHOW_NEW_PATIENT = 1.45
 NO_SHOW_MONDAY = 1.25
@@ -46,11 +51,14 @@ PATIENT_CANCEL_LONG_LEAD = 0.05  # added when booked more than 30 days ahead
 LATE_SHARE = 0.30  # of patient cancellations, within 24 h of the start
 PRACTICE_CANCEL = 0.015
 RESCHEDULE_SHARE = 0.12  # appointments that replace an earlier one the patient moved
-BACKFILL_SHARE = 0.55  # freed slots rebooked by someone else
+# a slot a patient frees is rebooked by someone else (within a day or two) more often the more
+# notice there is: (minimum days of notice, share rebooked)
+BACKFILL_BY_NOTICE = ((3, 0.90), (1, 0.60), (0, 0.25))
+BACKFILL_WITHIN_HOURS = 36
 ENTERED_IN_ERROR = 0.004  # vendor system only
 
 _VISIT = Weighted(list(VISIT_TYPES), [v[0] for v in VISIT_TYPES.values()])
-_SICK_LEAD = Weighted((0, 1, 2, 3), (0.55, 0.30, 0.10, 0.05))
+_SICK_LEAD = Weighted((0, 1, 2), (0.60, 0.30, 0.10))
 
 SEASON = {1: 1.06, 2: 1.05, 3: 1.0, 4: 0.98, 5: 0.97, 6: 0.95, 7: 0.90, 8: 0.92, 9: 1.02, 10: 1.03, 11: 1.0, 12: 1.04}
 
@@ -109,8 +117,8 @@ class DaySimulator:
         self._vacations: dict[tuple[int, int], set[int]] = {}
 
     def template(self, prov: Provider, d: date) -> DaySlots | None:
-        """The day's slots, or None if the provider holds no clinic that day."""
-        if d.weekday() >= 5 or d.weekday() == prov.day_off:
+        """The day's slots, or None if the provider holds no clinic that day (weekends, a day off, holidays)."""
+        if d.weekday() >= 5 or d.weekday() == prov.day_off or is_holiday(d):
             return None
         iso_year, iso_week, _ = d.isocalendar()
         key = (prov.index, iso_year)
@@ -125,23 +133,35 @@ class DaySimulator:
         return DaySlots(prov.index, d, starts, blocked)
 
     def day(self, rng: random.Random, prov: Provider, slots: DaySlots) -> list[Appointment]:
-        """Fill the day's slots with appointments (plus moved and backfilled ones) and run the visits."""
+        """Fill the day's slots with appointments (plus moved and backfilled ones) and run the visits.
+
+        Routine demand, booked ahead, takes a slot with the provider's `fill`; a slot it leaves
+        open goes to an acute visit booked the same or the day before with `SAME_DAY_TAKE`
+        (more in winter), or stays empty.
+        """
         d = slots.day
-        fill = min(0.99, prov.fill * SEASON[d.month] * (1.03 if d.weekday() == 0 else 1.0))
+        fill = min(0.995, prov.fill * (1.01 if d.weekday() == 0 else 1.0))
+        same_day = min(1.0, SAME_DAY_TAKE * SEASON[d.month])
         taken = [False] * len(slots.starts)
         session_of = [0 if (slots.starts[i] - slots.starts[0]) < 4 * 3600 else 1 for i in range(len(slots.starts))]
         out: list[Appointment] = []
         per_slot = SLOT_MINUTES * 60
         for i, start in enumerate(slots.starts):
-            if taken[i] or slots.blocked[i] or rng.random() >= fill:
+            if taken[i] or slots.blocked[i]:
                 continue
-            visit = _VISIT(rng)
-            k = VISIT_TYPES[visit][1] // SLOT_MINUTES
+            r = rng.random()
+            if r < fill:
+                visit = _VISIT(rng)
+            elif r < fill + (1 - fill) * same_day:
+                visit = SAME_DAY_VISIT
+            else:
+                continue
+            k = VISIT_TYPES[visit][1] // SLOT_MINUTES if visit in VISIT_TYPES else 1
             if any(
                 j >= len(slots.starts) or taken[j] or slots.blocked[j] or session_of[j] != session_of[i]
                 for j in range(i, i + k)
             ):
-                visit, k = pick(rng, ("followup", "sick")), 1
+                visit, k = "followup", 1
             for j in range(i, i + k):
                 taken[j] = True
             appt = self._booking(rng, prov, d, start, visit, k * SLOT_MINUTES)
@@ -150,7 +170,7 @@ class DaySimulator:
                 moved = self._moved_from(rng, appt, per_slot)
                 if moved is not None:
                     out.append(moved)
-            if appt.status == "cancelled" and appt.initiator == "patient" and rng.random() < BACKFILL_SHARE:
+            if appt.status == "cancelled" and appt.initiator == "patient":
                 filler = self._backfill(rng, prov, appt)
                 if filler is not None:
                     out.append(filler)
@@ -164,15 +184,16 @@ class DaySimulator:
         return f"ap{self.ids.tag}{n:08d}" if self.practice.locations[loc].system == "ehr" else str(700_000 + n)
 
     def _lead_days(self, rng: random.Random, visit: str) -> int:
-        if visit == "sick":
+        """Days between booking and visit: routine visits wait for the backlog (new patients longest)."""
+        if visit == SAME_DAY_VISIT:
             return _SICK_LEAD(rng)
         if visit == "followup":
-            return randint(rng, 2, 14) if rng.random() < 0.5 else randint(rng, 15, 45)
+            return randint(rng, 6, 14) if rng.random() < 0.4 else randint(rng, 15, 45)
         if visit == "annual":
             return randint(rng, 14, 90)
         if visit == "new":
-            return randint(rng, 4, 60)
-        return randint(rng, 5, 30)
+            return randint(rng, 8, 45)
+        return randint(rng, 7, 30)
 
     def _booked_at(self, rng: random.Random, d: date, start: int, lead: int) -> int:
         """A booking instant `lead` days before `d`, in office hours, at least 30 minutes before start."""
@@ -265,7 +286,12 @@ class DaySimulator:
         moved_days = randint(rng, 1, 21)
         start = appt.start - moved_days * 86_400
         start_day = self.clock.local_date(start)
-        if start_day.weekday() >= 5 or start_day < self.first_day or start <= appt.booked + 3600:
+        if (
+            start_day.weekday() >= 5
+            or is_holiday(start_day)
+            or start_day < self.first_day
+            or start <= appt.booked + 3600
+        ):
             return None
         start = self.clock.at(start_day, (self.clock.local(appt.start).hour * 60 + self.clock.local(appt.start).minute))
         lead = randint(rng, 2, 30)
@@ -294,18 +320,20 @@ class DaySimulator:
         return old
 
     def _backfill(self, rng: random.Random, prov: Provider, cancelled: Appointment) -> Appointment | None:
-        """Someone else booked into the slot freed by a cancellation."""
+        """Someone else booked into the slot freed by a cancellation, within a day or two of it
+        (the more notice, the likelier: `BACKFILL_BY_NOTICE`)."""
         assert cancelled.cancelled is not None
-        d = self.clock.local_date(cancelled.start)
-        first = self.clock.local_date(cancelled.cancelled)
-        for _ in range(8):
-            day = first + timedelta(days=randint(rng, 0, (d - first).days))
-            at = self.clock.at(day, randint(rng, 7 * 60, 19 * 60))
-            if cancelled.cancelled + 300 <= at <= cancelled.start - 1800:
-                break
-        else:
+        notice = cancelled.start - cancelled.cancelled
+        share = next(s for days_, s in BACKFILL_BY_NOTICE if notice >= days_ * 86_400)
+        if rng.random() >= share:
             return None
-        visit = "sick" if cancelled.minutes == SLOT_MINUTES else pick(rng, ("new", "annual", "procedure"))
+        latest = min(cancelled.cancelled + BACKFILL_WITHIN_HOURS * 3600, cancelled.start - 1800)
+        if latest < cancelled.cancelled + 300:
+            return None
+        at = cancelled.cancelled + 300 + int(rng.random() * (latest - cancelled.cancelled - 300))
+        d = self.clock.local_date(cancelled.start)
+        day = self.clock.local_date(at)
+        visit = SAME_DAY_VISIT if cancelled.minutes == SLOT_MINUTES else pick(rng, ("new", "annual", "procedure"))
         patients = self.practice.patients_at(prov.location)
         patient = pick(rng, patients)
         appt = Appointment(

@@ -41,6 +41,7 @@ RATIO_KPIS = (
     "referral_completion_rate",
 )
 MEAN_KPIS = ("third_next_available", "average_speed_of_answer")
+SNAPSHOT_MINUTE = 8 * 60  # third next available: Mondays 08:00 local
 MEDIAN_KPIS = {  # kpi -> (histogram, quantile, divisor turning the stored integer into the KPI's unit)
     "visit_cycle_time": ("cycle", 0.5, 1),
     "visit_cycle_time_p90": ("cycle", 0.9, 1),
@@ -84,7 +85,6 @@ EHR_ONLY = {
     "chart_closure_lag",
     "denial_rate",
     "clean_claim_rate",
-    "charge_lag",
 }
 PRACTICE_ONLY = {"call_abandonment_rate", "average_speed_of_answer", "service_level"}
 LEAD_BANDS = ((7, "0-7"), (30, "8-30"), (10_000, ">30"))
@@ -113,6 +113,8 @@ def quantile(counts: Counter[int], q: float) -> float | None:
 
 
 TALLIES = (
+    "tna",
+    "last_booked",
     "ratio",
     "mean",
     "slot_count",
@@ -162,6 +164,10 @@ class Truth:
         self.start, self.end, self.months = params.start, params.end, params.months
         self.ratio: defaultdict[tuple[str, int, int], list[int]] = defaultdict(_pair)
         self.mean: defaultdict[tuple[str, int, int], list[int]] = defaultdict(_pair)
+        # third next available by (provider, snapshot date): a snapshot counts only up to the last
+        # booking the exports hold (docs/contracts.md), which is known once every shard is in
+        self.tna: Counter[tuple[int, date]] = Counter()
+        self.last_booked: Counter[int] = Counter()  # per location (shards are disjoint): its last booking
         self.slot_count: Counter[tuple[int, int]] = Counter()
         self.hist: defaultdict[tuple[str, int, int], Counter[int]] = defaultdict(Counter)
         self.ar_delta: defaultdict[tuple[int, int], Decimal] = defaultdict(Decimal)
@@ -199,6 +205,8 @@ class Truth:
     # -- access -------------------------------------------------------------------------------
 
     def appointment(self, a: Appointment) -> None:
+        if a.booked <= self.practice.cutoff:
+            self.last_booked[a.location] = max(self.last_booked[a.location], a.booked)
         day = self.clock.local_date(a.start)
         m = self._month(day)
         if m is None:
@@ -243,11 +251,19 @@ class Truth:
         self.slot_count[m, provider] += 1
 
     def third_next_available(self, provider: int, snapshot: date, days: int) -> None:
-        m = self._month(snapshot)
-        if m is not None:
-            cell = self.mean["third_next_available", m, provider]
-            cell[0] += days
-            cell[1] += 1
+        if self._month(snapshot) is not None:
+            self.tna[provider, snapshot] = days
+
+    def _third_next_available(self) -> None:
+        """Place the snapshots taken by the last booking of the exports in their months."""
+        last = max(self.last_booked.values(), default=0)
+        for (provider, snapshot), days in self.tna.items():
+            m = self._month(snapshot)
+            if m is not None and self.clock.at(snapshot, SNAPSHOT_MINUTE) <= last:
+                cell = self.mean["third_next_available", m, provider]
+                cell[0] += days
+                cell[1] += 1
+        self.tna.clear()
 
     # -- visit flow ---------------------------------------------------------------------------
 
@@ -338,8 +354,15 @@ class Truth:
             self._post(p, aged, r.paid_date, delta, entries, paid=r.total_paid, adjusted=-contractual, counted=counted)
         for pay in c.patient_payments:
             self._post(p, aged, pay.posted, -pay.amount, 1, paid=pay.amount)
+        for w in c.writeoffs:  # bad debt: out of A/R, never out of net collection's denominator
+            self._post(p, aged, w.posted, -w.amount, 1, counted=0)
         if self.practice.locations[c.appointment.location].system == "ehr":
             self._claim_kpis(c)
+        else:  # NORTH's claims.csv dates the claims (charge lag); its payments come without 835s
+            first_day = self.clock.local_date(c.submissions[0].at)
+            m = self._month(first_day)
+            if m is not None:
+                self.hist["charge_lag_days", m, p][(first_day - c.service_date).days] += 1
 
     @staticmethod
     def _line_entries(r: Remittance) -> int:
@@ -451,6 +474,7 @@ class Truth:
     # -- output -------------------------------------------------------------------------------
 
     def rows(self) -> list[dict[str, Any]]:
+        self._third_next_available()
         practice = self.practice
         ehr = {i for i, loc in enumerate(practice.locations) if loc.system == "ehr"}
         out: list[dict[str, Any]] = []
@@ -521,13 +545,14 @@ class Truth:
                 "numerator": float(paid),
                 "denominator": float(adjusted),
                 "n": n,
-                "value": float(paid / adjusted) if adjusted else None,
+                "value": float(paid / adjusted) if adjusted > 0 else None,  # no rate over a sum that is not positive
             }
         ar = sum((self.ar_delta[p, k] for p in members for k in range(m + 1) if (p, k) in self.ar_delta), ZERO)
         if kpi == "ar_over_90_pct":
             old = sum((self.ar90_delta[p, k] for p in members for k in range(m + 1) if (p, k) in self.ar90_delta), ZERO)
             n = sum(self.ar_entries[p, k] for p in members for k in range(m + 1))
-            return {"numerator": float(old), "denominator": float(ar), "n": n, "value": float(old / ar) if ar else None}
+            value = float(old / ar) if ar > 0 else None
+            return {"numerator": float(old), "denominator": float(ar), "n": n, "value": value}
         adjusted, n = ZERO, 0
         for p in members:
             amount, count = self._window(p, end - timedelta(days=365), end)
@@ -538,7 +563,7 @@ class Truth:
             "numerator": float(ar),
             "denominator": float(daily),
             "n": n,
-            "value": float(ar / daily) if adjusted else None,
+            "value": float(ar / daily) if adjusted > 0 and ar >= 0 else None,
         }
 
     def _window(self, p: int, after: date, through: date) -> tuple[Decimal, int]:

@@ -9,7 +9,7 @@ The mapping is docs/contracts.md section 1 ("FHIR R4"); in short:
 | Schedule | source_references (Schedule/id -> its practitioner and location, what its Slots refer to) |
 | Slot | slots (status busy-unavailable -> blocked, busy-tentative -> tentative) |
 | Appointment | appointments (cancelled_at = meta.lastUpdated of a cancelled one) |
-| Encounter (AMB, VR) | encounters: period = check-in/out; statusHistory triaged = roomed, in-progress = provider |
+| Encounter (AMB, VR, v2 O) | encounters: period = check-in/out; history triaged = roomed, in-progress = provider |
 | DocumentReference (final) | encounters.chart_closed_at of the encounter it documents |
 | ServiceRequest (a referral) | referrals (created, requester, specialty, priority) |
 | Task (focus = that ServiceRequest) | referrals stage times (sent, scheduled, seen, report-received) and location |
@@ -77,7 +77,11 @@ ENCOUNTER_STATUS = {
     "entered-in-error": "entered_in_error",
 }
 SLOT_STATUS = {"free": "free", "busy": "busy", "busy-unavailable": "blocked", "busy-tentative": "tentative"}
-CLINIC_CLASSES = {"AMB", "VR"}
+# Encounter.class of a clinic visit -> whether it is telehealth: HL7 v3 ActCode AMB and VR (R4's
+# binding), and HL7 v2 table 0004 "O" (outpatient), which some EHRs export instead.
+CLINIC_CLASSES = {"AMB": False, "VR": True}
+V2_PATIENT_CLASS = "http://terminology.hl7.org/CodeSystem/v2-0004"
+V2_CLINIC_CLASSES = {"O": False}
 STAGE_COLUMNS = {
     "sent": "sent_at",
     "scheduled": "scheduled_at",
@@ -748,10 +752,17 @@ class _Mapper:
         ]
 
     def encounter(self, r: dict) -> list[tuple[str, dict]]:
-        klass = (r.get("class") or {}).get("code", "AMB")
-        if klass not in CLINIC_CLASSES:
-            raise Ignore(f"encounters of class {klass} (not a clinic visit: only AMB and VR are)")
+        coding = r.get("class") or {}
+        klass, system = coding.get("code", "AMB"), coding.get("system")
+        if system == V2_PATIENT_CLASS:
+            classes = V2_CLINIC_CLASSES
+        else:  # a v3 code, or a bare code either table may have written
+            classes = CLINIC_CLASSES | (V2_CLINIC_CLASSES if system is None else {})
+        if klass not in classes:
+            raise Ignore(f"encounters of class {klass} (not a clinic visit: only AMB, VR and v2 O are)")
         raw = r.get("status")
+        if raw == "unknown":  # valid R4: the EHR cannot say whether the visit happened
+            raise Ignore("encounters of status unknown (not known to be a visit)")
         status = _mapped(raw, ENCOUNTER_STATUS, "status", "Encounter")
         period = r.get("period") or {}
         stages: dict[str, dict] = {}
@@ -780,7 +791,7 @@ class _Mapper:
                     "provider_id": provider,
                     "provider_ref": provider_ref,
                     "patient_key": self.patient(r.get("subject")),
-                    "is_telehealth": klass == "VR",
+                    "is_telehealth": classes[klass],
                     "status": status,
                     "checked_in_at": self.instant(period.get("start"), "period.start"),
                     "roomed_at": self.instant(stages.get("triaged", {}).get("start"), "statusHistory(triaged).start"),

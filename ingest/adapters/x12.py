@@ -1,7 +1,9 @@
 """X12 files -> the 837P claim and 835 remittance mappers, through one segment reader.
 
 A file may mix transaction sets; each is mapped by its ST01. Other transaction sets (999
-acknowledgments, 277 claim status) are counted as ignored. After the rows are written, the
+acknowledgments, 277 claim status) are counted as ignored. What loads but deserves a look is a
+warning (an 837 without claims, a claim billed before its service, a payment dated by DTM*405
+for want of BPR16), and an envelope error in a UTF-16 file says so. After the rows are written, the
 ledger entries the contract derives from claims and remittances are brought up to date for
 every claim the file touched (`x12_ledger`).
 """
@@ -16,8 +18,9 @@ from ingest.adapters.x12_ledger import ledger_derivations
 from ingest.adapters.x12_segments import transaction_sets
 from ingest.batch import Batch, Phase
 from ingest.context import Lookup, ParseContext
+from ingest.errors import IngestError
 from ingest.sources import InputFile
-from ingest.text import decode
+from ingest.text import decode, sniff_encoding
 
 
 class X12Adapter:
@@ -27,21 +30,28 @@ class X12Adapter:
     rank = 5
 
     def parse(self, file: InputFile, ctx: ParseContext) -> Batch:
-        text = decode(file.read(), file.name)
+        data = file.read()
+        text = decode(data, file.name)
         batch = Batch(adapter=self.name, position_kind="segment")
         claims, remits = x12_837.Claims(ctx), x12_835.Remittances(ctx)
         kinds: Counter[str] = Counter()
-        for ts in transaction_sets(text, file.name):
-            kinds[ts.kind] += 1
-            if ts.kind == "837":
-                claims.add(ts)
-            elif ts.kind == "835":
-                remits.add(ts)
-            else:
-                batch.ignored[f"X12 {ts.kind} transaction sets (only 837 claims and 835 remittances are loaded)"] += 1
+        try:
+            for ts in transaction_sets(text, file.name):
+                kinds[ts.kind] += 1
+                if ts.kind == "837":
+                    claims.add(ts)
+                elif ts.kind == "835":
+                    remits.add(ts)
+                else:
+                    batch.ignored[
+                        f"X12 {ts.kind} transaction sets (only 837 claims and 835 remittances are loaded)"
+                    ] += 1
+        except IngestError as exc:
+            raise IngestError(f"{exc}{_encoding_note(data)}") from None
         batch.adapter = {frozenset({"837"}): "x12_837", frozenset({"835"}): "x12_835"}.get(
             frozenset(k for k in kinds if k in ("837", "835")), "x12"
         )
+        batch.warnings += claims.warnings() + remits.warnings()
         for part in (claims, remits):
             batch.errors += part.errors
             batch.ignored.update(part.ignored)
@@ -55,6 +65,23 @@ class X12Adapter:
             remitted = sorted(remits.claim_ids())
             batch.after_load.append(lambda lookup, run_id: _warn_unbilled(lookup, remitted, batch.warnings))
         return batch
+
+
+def _encoding_note(data: bytes) -> str:
+    """What to add to an envelope error when the file is not in X12's usual single-byte encoding.
+
+    A UTF-16 file (a Windows tool's "Unicode" save) decodes fine, but a structural error in it
+    reads like a plain truncation; naming the encoding tells the reader where to look.
+    """
+    encoding, bom = sniff_encoding(data)
+    if not encoding.startswith("utf-16"):
+        return ""
+    order = "little" if encoding.endswith("le") else "big"
+    marked = "with" if bom else "without"
+    return (
+        f" [the file is UTF-16 text ({order}-endian, {marked} a byte-order mark), not the ASCII/UTF-8 "
+        "X12 is sent in: if it was converted or saved as 'Unicode', export it again as ASCII]"
+    )
 
 
 def _warn_unbilled(lookup: Lookup, claim_ids: list[str], warnings: list[str]) -> None:

@@ -118,9 +118,22 @@ class Remittances:
         self.errors: list[RecordError] = []
         self.ignored: Counter[str] = Counter()
         self.records: dict[int, list[Segment]] = {}  # each payment's segments, masked only if it is rejected
+        self.undated: list[tuple[str, datetime]] = []  # (transaction set, DTM*405) of payments without BPR16
 
     def claim_ids(self) -> set[str]:
         return {r["claim_id"] for r in self.rows}
+
+    def warnings(self) -> list[str]:
+        """What a person should check although every row loaded: payments dated by a fallback."""
+        if not self.undated:
+            return []
+        label, production = self.undated[0]
+        more = f" and {len(self.undated) - 1} more" if len(self.undated) > 1 else ""
+        return [
+            f"{len(self.undated)} 835 transaction set(s) have no BPR16 payment date: their payments are dated by "
+            f"DTM*405, the production date ({label}: {production.date().isoformat()}{more}); denial rate and "
+            "collections place them in that date's period"
+        ]
 
     def targets(self) -> list[tuple[Target, pa.Table]]:
         return [
@@ -135,6 +148,8 @@ class Remittances:
     def add(self, ts: TransactionSet) -> None:
         header = self._header(ts)
         payments = self._walk(ts)
+        if payments and isinstance(header, dict) and header["paid"] is None and header["production"] is not None:
+            self.undated.append((ts.label, header["production"]))
         seen: Counter[tuple[str, ...]] = Counter()
         for payment in payments:
             pos = payment.clp.number

@@ -213,9 +213,33 @@ class Claims:
         self.errors: list[RecordError] = []
         self.ignored: Counter[str] = Counter()
         self.records: dict[int, list[Segment]] = {}  # each claim's segments, masked only if it is rejected
+        self.empty: list[str] = []  # transaction sets without a claim
 
     def claim_ids(self) -> set[str]:
         return {r["claim_id"] for r in self.rows}
+
+    def warnings(self) -> list[str]:
+        """What a person should check although the rows loaded: 837s without claims, claims billed
+        before their date of service (a negative charge lag: BHT04 or DTP*472 is wrong)."""
+        out = []
+        if self.empty:
+            more = f" and {len(self.empty) - 1} more" if len(self.empty) > 1 else ""
+            out.append(
+                f"{len(self.empty)} 837 transaction set(s) hold no claim (no CLM segment): {self.empty[0]}{more}"
+            )
+        early = sorted(
+            ((r["service_date"] - r["submitted_at"].astimezone(self.tz).date()).days, r["_pos"], r["claim_id"])
+            for r in self.rows
+            if r["service_date"] is not None and r["submitted_at"].astimezone(self.tz).date() < r["service_date"]
+        )
+        if early:
+            days, pos, claim_id = early[-1]
+            out.append(
+                f"{len(early)} claim(s) were submitted before their date of service, by up to {days} days "
+                f"(claim {claim_id}, segment {pos}): their charge lag is negative; check the submission date "
+                "(BHT04) and the service dates (DTP*472)"
+            )
+        return out
 
     def targets(self) -> list[tuple[Target, pa.Table]]:
         return [
@@ -235,6 +259,8 @@ class Claims:
     def add(self, ts: TransactionSet) -> None:
         submitted = self._submitted(ts)
         claims = self._walk(ts)
+        if not claims:
+            self.empty.append(ts.label)
         for claim in claims:
             pos = claim.clm.number
             context = [s for loop in claim.loops for s in loop.segments if s.id in ("SBR", "NM1")]

@@ -12,7 +12,10 @@ hundred lines), with the rules stated where the mappers apply them.
 The envelope, per interchange (a file may hold many, each with its own separators):
 ISA is fixed-width — 16 elements of set widths, 106 characters — so its 4th character is the
 element separator, ISA16 the component separator and the character after it the segment
-terminator (any character: `~`, `_`, a carriage return or a bare newline). Line breaks and
+terminator (any character: `~`, `_`, a carriage return or a bare newline). A header that is not
+exactly that wide (ISA16 left out, a character too many) would give wrong separators and a
+puzzling error further on, so it is named where it is: the terminator must not be a letter or
+digit, the next segment must be GS and must not end with the component separator. Line breaks and
 indentation between segments are ignored. Segments are numbered from 1 across the file; that
 number is the position of every message and reject.
 """
@@ -141,6 +144,23 @@ def _isa(text: str, start: int, name: str, number: int) -> tuple[str, str, str, 
     terminator = text[pos + 1 : pos + 2]
     if not terminator:
         raise IngestError(f"{name}: segment {number}: the file ends inside the ISA header")
+    next_end = text.find(terminator, pos + 2)
+    next_segment = text[pos + 2 : next_end if next_end >= 0 else pos + 200].strip(_WHITESPACE)
+    if terminator.isalnum() or terminator == element or next_segment.endswith(component):
+        # e.g. "...*P*~GS*...~": ISA16 is empty, so the terminator '~' is taken for ISA16 and 'G' (or the
+        # line break) would end segments; named here, before it turns into a puzzling error further on
+        raise IngestError(
+            f"{name}: segment {number}: the ISA header is malformed: ISA16 (the component separator) is missing "
+            f"(ISA15 is followed by {text[pos - 1 : pos + 3]!r}); ISA is fixed-width, 106 characters ending with "
+            "ISA16 and the segment terminator, e.g. '*P*:~'"
+        )
+    after = text[pos + 2 : pos + 40].lstrip(_WHITESPACE)
+    if after and not after.startswith(tuple(f"{tag}{element}" for tag in ("GS", "TA1", "IEA"))):
+        raise IngestError(
+            f"{name}: segment {number}: the ISA header is malformed: after its segment terminator {terminator!r} "
+            f"comes {after[:12]!r}, not a GS segment; ISA is fixed-width (106 characters, ISA16 then the "
+            "terminator), so check that nothing is missing or added at its end"
+        )
     return element, component, terminator, pos + 2
 
 

@@ -111,8 +111,12 @@ def _located_ctes(ctx: QueryContext) -> list[tuple[str, str]]:
     ]
 
 
+ACCOUNT = "account, service_date, first_billed_date"  # what an account is, whatever the breakdown
+
+
 def _account_key(ctx: QueryContext) -> str:
-    return "account, service_date, first_billed_date" + "".join(f", {d}" for d in ctx.dims)
+    """An account within a breakdown's segment (a claim's entries may fall in several)."""
+    return ACCOUNT + "".join(f", {d}" for d in ctx.dims)
 
 
 def _account_ctes(ctx: QueryContext) -> list[tuple[str, str]]:
@@ -141,7 +145,7 @@ def _account_ctes(ctx: QueryContext) -> list[tuple[str, str]]:
             SELECT {key}, posted_idx,
                    SUM(delta) OVER ({window}) AS balance,
                    LEAD(posted_idx, 1, {last}) OVER ({window}) AS next_idx,
-                   MIN(first_posted) OVER (PARTITION BY {key}) AS first_posted
+                   MIN(first_posted) OVER (PARTITION BY {ACCOUNT}) AS first_posted
             FROM deltas
             """,
         ),
@@ -210,7 +214,9 @@ def _entry_balance_ctes(ctx: QueryContext, aging: KpiRequest | None) -> list[tup
     source, aged_idx = "located", "CAST(NULL AS INTEGER)"
     if aging is not None:
         undated = " AND ".join(f"{c} IS NULL" for c in _age_columns(aging))
-        key = _account_key(ctx)
+        # an account without a date ages from its first posting in any segment: its age (and so the
+        # practice total) must not depend on the breakdown asked for
+        key = ACCOUNT
         same_account = " AND ".join(f"a.{c} IS NOT DISTINCT FROM l.{c}" for c in key.split(", "))
         ctes += [
             (
@@ -316,8 +322,8 @@ def query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
         else:
             raise ValueError(f"ar_balance does not compute {item.id}")
         value = ratio_value(f"{k}_num", f"{k}_den")
-        if item.id == "days_in_ar":  # without positive charges in the window there are no days of charges
-            value = f"CASE WHEN {k}_den > 0 THEN {value} END"
+        if item.id == "days_in_ar":  # negative A/R (payments without their charges) is no number of days;
+            value = f"CASE WHEN {k}_num >= 0 THEN {value} END"  # zero A/R is: all collected, 0 days
         rows.append(output_row(item.id, ctx, f"{k}_num", f"{k}_den", value, f"{k}_n"))
     ctes.append(
         (

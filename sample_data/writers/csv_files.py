@@ -99,8 +99,37 @@ SYNTHEA_COLUMNS = (
 _ID, _TYPE, _AMOUNT, _METHOD, _TRANSFERTYPE, _PAYMENTS = (
     SYNTHEA_COLUMNS.index(c) for c in ("ID", "TYPE", "AMOUNT", "METHOD", "TRANSFERTYPE", "PAYMENTS")
 )
-_ADJUSTMENTS, _TRANSFERS, _OUTSTANDING, _INSURANCE, _POSTDATE = (
-    SYNTHEA_COLUMNS.index(c) for c in ("ADJUSTMENTS", "TRANSFERS", "OUTSTANDING", "PATIENTINSURANCEID", "POSTDATE")
+_ADJUSTMENTS, _TRANSFERS, _OUTSTANDING, _INSURANCE, _POSTDATE, _LINENOTE = (
+    SYNTHEA_COLUMNS.index(c)
+    for c in ("ADJUSTMENTS", "TRANSFERS", "OUTSTANDING", "PATIENTINSURANCEID", "POSTDATE", "LINENOTE")
+)
+# Synthea claims.csv: one row per claim, with its payer (PRIMARYPATIENTINSURANCEID holds the payer's
+# id, as in Synthea's own files); the amounts are the claim's charges in the transactions file.
+SYNTHEA_CLAIM_COLUMNS = (
+    "Id",
+    "PATIENTID",
+    "PROVIDERID",
+    "PRIMARYPATIENTINSURANCEID",
+    "SECONDARYPATIENTINSURANCEID",
+    "DEPARTMENTID",
+    "PATIENTDEPARTMENTID",
+    *(f"DIAGNOSIS{i}" for i in range(1, 9)),
+    "REFERRINGPROVIDERID",
+    "APPOINTMENTID",
+    "CURRENTILLNESSDATE",
+    "SERVICEDATE",
+    "SUPERVISINGPROVIDERID",
+    "STATUS1",
+    "STATUS2",
+    "STATUSP",
+    "OUTSTANDING1",
+    "OUTSTANDING2",
+    "OUTSTANDINGP",
+    "LASTBILLEDDATE1",
+    "LASTBILLEDDATE2",
+    "LASTBILLEDDATEP",
+    "HEALTHCARECLAIMTYPEID1",
+    "HEALTHCARECLAIMTYPEID2",
 )
 PORTAL_COLUMNS = (
     "message_id",
@@ -127,6 +156,7 @@ CSV_HEADERS = {  # export file (relative path, `*` for the year) -> columns
     "vendor/north_appointments_*.csv": VENDOR_COLUMNS,
     "billing/north_transactions.csv": SYNTHEA_COLUMNS,
     "billing/patient_payments.csv": SYNTHEA_COLUMNS,
+    "billing/north_claims.csv": SYNTHEA_CLAIM_COLUMNS,
     "portal/portal_messages.csv": PORTAL_COLUMNS,
 }
 # "h:mm AM" for every minute of a day, as the vendor system prints times
@@ -233,6 +263,44 @@ class SyntheaRows:
     def _patient_id(self, patient: int) -> str:
         return f"{self._patient_prefix}{patient:012x}"
 
+    def claim_row(self, claim: Claim, end: date) -> list[str]:
+        """The claims.csv row of a claim: billed to its payer (to the patient when self-pay)."""
+        p = self.practice
+        a = claim.appointment
+        assert a.encounter is not None
+        npi, code = p.providers[a.provider].npi, p.locations[a.location].code
+        payer = p.payers[claim.payer]
+        billed = utc_text(claim.submissions[0].at)
+        self_pay = payer.payer_class == "self_pay"
+        settled = any(r.paid_date <= end for r in claim.remittances) or self_pay
+        service = utc_text(a.encounter.checked_in)
+        return [
+            claim.claim_id,
+            self._patient_id(a.patient),
+            npi,
+            payer.name if self_pay else payer.payer_id,  # the vendor export's "Self Pay" payer, or the 837 id
+            "",
+            code,
+            code,
+            *([""] * 8),
+            "",
+            a.appointment_id,
+            service,
+            service,
+            npi,
+            "" if self_pay else ("CLOSED" if settled else "BILLED"),
+            "",
+            "BILLED",
+            "0",
+            "0",
+            "0",
+            "" if self_pay else billed,
+            "",
+            billed if self_pay else "",
+            "1",
+            "",
+        ]
+
     def rows(self, claim: Claim, end: date, *, patient_only: bool = False) -> list[list[str]]:
         p = self.practice
         a = claim.appointment
@@ -295,9 +363,7 @@ class SyntheaRows:
         out: list[list[str]] = []
         if not patient_only:
             posted = self.clock.local_date(claim.submissions[0].at)
-            if posted > end:
-                return out
-            for i, ln in enumerate(lines):
+            for i, ln in enumerate(lines if posted <= end else ()):  # a desk payment may come before the charge
                 r = row("CHARGE", i, posted)
                 r[_AMOUNT] = r[_OUTSTANDING] = f"{ln.charge:.2f}"
                 r[_TRANSFERTYPE] = "p" if self_pay else "1"
@@ -324,7 +390,18 @@ class SyntheaRows:
         for pay in claim.patient_payments:
             if pay.posted <= end:
                 r = row("PAYMENT", 0, pay.posted)
-                r[_METHOD], r[_PAYMENTS], r[_ADJUSTMENTS] = pay.method, f"{pay.amount:.2f}", "0.00"
+                method = "CHECK" if pay.method == "COLLECTION" else pay.method
+                r[_METHOD], r[_PAYMENTS], r[_ADJUSTMENTS] = method, f"{pay.amount:.2f}", "0.00"
+                if pay.method == "COLLECTION":
+                    r[_LINENOTE] = "paid through the collection agency"
+                out.append(r)
+        for w in claim.writeoffs:
+            if w.posted <= end:
+                # a patient balance adjusted off without payment (Synthea's ADJUSTMENT, method SYSTEM)
+                r = row("ADJUSTMENT", 0, w.posted)
+                r[_METHOD], r[_TRANSFERTYPE] = "SYSTEM", "p"
+                r[_PAYMENTS], r[_ADJUSTMENTS], r[_OUTSTANDING] = "0.00", f"{w.amount:.2f}", "0.00"
+                r[_LINENOTE] = "bad debt write-off"
                 out.append(r)
         return out
 

@@ -28,6 +28,7 @@ from kpis.formatting import change_text, format_value, period_text, value_text
 from kpis.periods import add_months
 from tests.conftest import SimulatedPractice
 from tests.dashboards.conftest import Window
+from tests.kpis.builder import Fixture
 
 SPECS = shipped_specs()
 PAGES = {
@@ -318,16 +319,17 @@ def test_an_open_month_is_never_a_headline_value(at: AppTest, practice: Simulate
 
 
 def test_a_location_without_billing_says_which_export_is_missing(at: AppTest, practice: SimulatedPractice) -> None:
-    """NORTH sends no X12: its claim KPIs are empty because no claims export is loaded for it."""
+    """NORTH sends no X12: its claims come from its practice-management export, but no remittance
+    (835) does, so denials and clean claims are empty because that export is missing for it."""
     north = dimension_labels(practice, "location")["NORTH"]
     at.multiselect(key="location").set_value(["NORTH"]).run()
     no_errors(at)
     notes = "\n".join(c.value for c in at.caption)
-    assert "Not loaded: claims (X12 837)." in notes
+    assert "Not loaded: remittances (X12 835)." in notes
     at.switch_page("views/revenue_cycle.py").run()
     no_errors(at)
     infos = [i.value for i in at.info]
-    assert f"No denial rate for location {north}: claims (X12 837) are not loaded for it." in " ".join(infos)
+    assert f"No denial rate for location {north}: remittances (X12 835) are not loaded for it." in " ".join(infos)
     assert not any("left out by that filter" in i for i in infos)
 
 
@@ -499,3 +501,22 @@ def test_denial_reasons_stack_up_to_the_denial_rate(at: AppTest, practice: Simul
         y for t in chart["data"] for x, y in zip(t["x"], numbers(t["y"]), strict=True) if str(x)[:10] == month
     )
     assert stacked == pytest.approx(rate["value"].iloc[-1])
+
+
+def test_a_value_the_export_cannot_give_says_why(open_app: Callable, tmp_path: Path) -> None:
+    """Cancellations without an initiator: the late-cancellation numbers show no value and a note
+    with the reason, not 0%."""
+    fx = Fixture(tmp_path)
+    start = pd.Timestamp.now(tz="America/New_York").normalize() - pd.DateOffset(months=1)
+    days = [start.replace(day=d) for d in range(1, 25)]
+    fx.add("appointments", *({"scheduled_start": d.to_pydatetime().replace(hour=9)} for d in days))
+    fx.add(
+        "appointments",
+        *({"scheduled_start": d.to_pydatetime().replace(hour=10), "status": "cancelled"} for d in days),
+    )
+    fx.close()
+    at = open_app(fx.path)
+    at.switch_page("views/access.py").run()
+    no_errors(at)
+    notes = [n for frame in at.dataframe if "note" in frame.value for n in frame.value["note"].dropna()]
+    assert any(n.startswith("Unknown: 24 cancellation(s) without the initiator") for n in notes), notes

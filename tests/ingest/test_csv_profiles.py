@@ -280,3 +280,20 @@ def test_vendor_insurance_names_resolve_to_the_claims_payers(warehouse: Warehous
         ("ACME01", "commercial"),
         ("Self Pay", "self_pay"),
     ]
+
+
+def test_synthea_patient_balance_adjustment_is_a_write_off(warehouse: Warehouse, tmp_path: Path) -> None:
+    """A patient balance adjusted off without payment (ADJUSTMENT, TRANSFERTYPE p, method SYSTEM) is
+    bad debt: a `writeoff`, out of A/R, never a contractual adjustment."""
+    header, charge, *_ = (FIXTURES / "billing" / "north_transactions.csv").read_text().splitlines()
+    fields = charge.split(",")
+    columns = header.split(",")
+    fields[columns.index("ID")], fields[columns.index("TYPE")], fields[columns.index("AMOUNT")] = "T8", "ADJUSTMENT", ""
+    fields[columns.index("METHOD")], fields[columns.index("TRANSFERTYPE")] = "SYSTEM", "p"
+    fields[columns.index("ADJUSTMENTS")], fields[columns.index("POSTDATE")] = "45.50", "2025-08-01"
+    path = tmp_path / "transactions.csv"
+    path.write_text("\n".join([header, charge, ",".join(fields)]) + "\n")
+    result = load_one(warehouse, path)
+    assert (result.read, result.inserted, result.rejected) == (2, 2, 0)
+    got = rows(warehouse, "SELECT entry_id, entry_type, party, amount, posted_date FROM ledger ORDER BY 1")
+    assert got[1] == ("synthea:T8", "writeoff", "patient", Decimal("45.50"), date(2025, 8, 1))

@@ -140,10 +140,11 @@ EXPECTED: dict[str, tuple[str, dict[str, int], str]] = {
     },
     "x12-oopfactory/_837P/_5010/MedicaidExample.txt": ("succeeded", {"unreadable_value": 5}, "BHT05 time '9999'"),
     "x12-oopfactory/_837P/_5010/MissingEntityCode.txt": ("succeeded", {"unreadable_value": 5}, "BHT05 time '9999'"),
-    "x12-oopfactory/_837P/_5010/UnicodeExample.txt": (
+    "x12-oopfactory/_837P/_5010/UnicodeExample.txt": (  # a cut-off fragment, in UTF-16: both are said
         "failed",
         {},
-        "the file ends inside transaction set ST*837*000000001 (segment 3): it has no SE trailer",
+        "the file ends inside transaction set ST*837*000000001 (segment 3): it has no SE trailer (is the file "
+        "truncated?) [the file is UTF-16 text (little-endian, without a byte-order mark)",
     ),
 }
 # files that need another file loaded with them

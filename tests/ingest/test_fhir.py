@@ -306,3 +306,32 @@ def test_json_nested_too_deeply_is_an_error_or_a_reject_not_a_traceback(warehous
     (bad,) = rejects(warehouse, lines.run_id)
     assert (bad["position"], bad["reason"]) == (2, "the line is not valid JSON (nested too deeply to read)")
     assert other.status == "succeeded"
+
+
+def test_encounter_status_unknown_is_ignored_and_v2_outpatient_class_is_a_clinic_visit(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """R4 allows status `unknown` (the EHR cannot say whether the visit happened): it is left out
+    like other non-visits, never rejected. Class `O` from HL7 v2 table 0004 (outpatient, as one
+    large EHR vendor exports it) is an in-person clinic visit like v3 AMB; v2 `I` (inpatient) is not."""
+
+    def encounter(i: int, status: str, klass: dict) -> str:
+        period = {"start": "2026-03-02T09:00:00-05:00", "end": "2026-03-02T09:40:00-05:00"}
+        return json.dumps(
+            {"resourceType": "Encounter", "id": f"e{i}", "status": status, "class": klass, "period": period}
+        )
+
+    v2 = "http://terminology.hl7.org/CodeSystem/v2-0004"
+    path = tmp_path / "Encounter.ndjson"
+    lines = [
+        encounter(1, "unknown", {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"}),
+        encounter(2, "finished", {"system": v2, "code": "O"}),
+        encounter(3, "finished", {"code": "O"}),
+        encounter(4, "finished", {"system": v2, "code": "I"}),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    result = load_one(warehouse, path)
+    assert (result.read, result.inserted, result.rejected, result.ignored) == (2, 2, 0, 2)
+    assert "1 encounters of status unknown (not known to be a visit)" in result.message
+    got = rows(warehouse, "SELECT encounter_id, status, is_telehealth FROM encounters ORDER BY 1")
+    assert got == [("e2", "finished", False), ("e3", "finished", False)]

@@ -340,8 +340,23 @@ def test_same_rows_from_utf16_and_single_line_layouts(warehouse: Warehouse, tmp_
             lambda t: t[: t.index("IEA")],
             "the file ends inside the interchange that starts at segment 1: it has no IEA trailer",
         ),
+        (  # ISA16 empty: the terminator would be read as ISA16 and "G" as the terminator
+            lambda t: t.replace("\n", "").replace("*P*:~", "*P*~", 1),
+            "segment 1: the ISA header is malformed: ISA16 (the component separator) is missing "
+            "(ISA15 is followed by '*~GS')",
+        ),
+        (  # ... or the line break as the terminator
+            lambda t: t.replace("*P*:~", "*P*~", 1),
+            "segment 1: the ISA header is malformed: ISA16 (the component separator) is missing "
+            "(ISA15 is followed by '*~\\nG')",
+        ),
+        (
+            lambda t: t.replace("*P*:~", "*P*::~", 1),
+            "segment 1: the ISA header is malformed: after its segment terminator ':' comes '~\\nGS*HC*CLIN', "
+            "not a GS segment",
+        ),
     ],
-    ids=["truncated", "no-envelope", "isa-width", "no-se", "no-iea"],
+    ids=["truncated", "no-envelope", "isa-width", "no-se", "no-iea", "no-isa16", "no-isa16-lines", "isa-too-long"],
 )
 def test_broken_envelopes_fail_the_file(warehouse: Warehouse, tmp_path: Path, change, message: str) -> None:  # noqa: ANN001
     path = tmp_path / "broken.837"
@@ -414,3 +429,54 @@ def test_remittance_entries_take_the_first_submissions_details(
         mixed.write_bytes(REMITS.read_bytes() + MARCH.read_bytes())
         assert load_one(warehouse, mixed).adapter == "x12"
     assert rows(warehouse, PAYMENT_DETAILS) == PAYMENTS_WITH_CLAIM_DETAILS
+
+
+def test_a_utf16_file_names_its_encoding_when_it_is_broken(warehouse: Warehouse, tmp_path: Path) -> None:
+    """A cut-off UTF-16 file (as the external UnicodeExample.txt) is truncated, and says it is UTF-16."""
+    path = tmp_path / "claims.837"
+    text = MARCH.read_text()
+    path.write_bytes(text[: text.index("CLM*C101")].encode("utf-16-le"))
+    result = load_one(warehouse, path)
+    assert result.status == "failed"
+    assert "it has no SE trailer (is the file truncated?)" in result.message
+    assert result.message.endswith(
+        "[the file is UTF-16 text (little-endian, without a byte-order mark), not the ASCII/UTF-8 X12 is sent in: "
+        "if it was converted or saved as 'Unicode', export it again as ASCII]"
+    )
+
+
+def test_remittances_without_bpr16_say_which_date_they_use(warehouse: Warehouse, tmp_path: Path) -> None:
+    path = tmp_path / "remits.835"
+    path.write_text(REMITS.read_text(encoding="utf-8-sig").replace("*DA*654321*20250415~", "*DA*654321~"))
+    result = load_one(warehouse, path)
+    assert result.status == "succeeded" and result.rejected == 0
+    assert result.warnings[0] == (
+        "1 835 transaction set(s) have no BPR16 payment date: their payments are dated by DTM*405, the production "
+        "date (transaction set ST*835*0001 (segment 3): 2025-04-14); denial rate and collections place them in "
+        "that date's period"
+    )
+    assert {d for (d,) in rows(warehouse, "SELECT DISTINCT paid_date FROM remittances")} == {date(2025, 4, 14)}
+    assert load_one(warehouse, REMITS, force=True).warnings[:1] != result.warnings[:1]  # BPR16 given: no warning
+
+
+def test_claims_billed_before_their_service_and_837s_without_claims_are_warned_about(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """A BHT04 typed 2025-03-05 for services in 2027 gives a charge lag of -940 days; say so. An 837
+    transaction set without a CLM loads nothing; say that too. Neither is an error: the rows load."""
+    early = tmp_path / "early.837"
+    early.write_text(MARCH.read_text().replace("DTP*472*D8*20250303", "DTP*472*D8*20271001"))
+    result = load_one(warehouse, early)
+    assert (result.status, result.inserted) == ("succeeded", 2)
+    assert result.warnings == [
+        "1 claim(s) were submitted before their date of service, by up to 940 days (claim C100, segment 19): "
+        "their charge lag is negative; check the submission date (BHT04) and the service dates (DTP*472)"
+    ]
+    text = MARCH.read_text()
+    empty = tmp_path / "empty.837"
+    empty.write_text(text[: text.index("HL*1")] + "SE*3*0001~\r\nGE*1*1~\r\nIEA*1*000000001~\r\n")
+    result = load_one(warehouse, empty)
+    assert (result.status, result.read) == ("succeeded", 0)
+    assert result.warnings == [
+        "1 837 transaction set(s) hold no claim (no CLM segment): transaction set ST*837*0001 (segment 3)"
+    ]

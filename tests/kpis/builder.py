@@ -89,6 +89,12 @@ class Fixture:
                 cur.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", values)
         return self
 
+    def rows(self, table: str) -> list[dict[str, Any]]:
+        """Every row of a table as the warehouse holds it (what SQL sees), as plain dicts."""
+        cur = self.wh.cursor().execute(f"SELECT * FROM {table}")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, values, strict=True)) for values in cur.fetchall()]
+
     def local(self, text: str) -> datetime:
         """A naive local time as an aware instant in the practice time zone."""
         return datetime.fromisoformat(text).replace(tzinfo=self.tz)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 
+from ingest import ingest_paths
+from kpis import Warehouse
 from tests.kpis.builder import P1, P2, Fixture
 from tests.kpis.helpers import one
 
@@ -279,3 +283,64 @@ def test_third_next_available_snapshot_follows_dst(fx: Fixture) -> None:
     assert len(frame) == 1
     assert frame.iloc[0].value == 0
     assert str(frame.iloc[0].third_slot_start.tz_convert("America/New_York")) == "2026-11-02 09:30:00-05:00"
+
+
+def fhir_appointment(i: int, status: str, reason: str | None = None) -> dict:
+    """An R4 Appointment as an EHR's Bulk export writes it (cancelationReason optional, as in R4)."""
+    day = 5 + i % 20
+    resource = {
+        "resourceType": "Appointment",
+        "id": f"ap{i}",
+        "meta": {"lastUpdated": f"2026-10-{day:02d}T08:00:00-04:00"},
+        "status": status,
+        "start": f"2026-10-{day:02d}T10:00:00-04:00",
+        "minutesDuration": 20,
+        "created": "2026-09-20T09:00:00-04:00",
+        "participant": [
+            {"actor": {"reference": f"Patient/p{i}"}, "status": "accepted"},
+            {"actor": {"reference": "Location/EAST"}, "status": "accepted"},
+        ],
+    }
+    if reason:
+        system = "http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason"
+        resource["cancelationReason"] = {"coding": [{"system": system, "code": reason}]}
+    return resource
+
+
+def test_cancellations_without_a_reason_are_bookings_and_make_late_cancels_unknown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's case: 4 no-shows, 14 kept, 3 cancellations without cancelationReason (R4 makes it
+    optional), 1 provider cancellation, all loaded from FHIR NDJSON.
+
+    Scheduled denominator: every booking but the provider's cancellation = 21, so 4 / 21 (NULL logic
+    once dropped the three and gave 4 / 18). Who cancelled the three 2 hours before the start is not
+    in the export, so the late-cancellation rate is unknown, with the reason, not 0%.
+    """
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", "a-test-secret-long-enough-0123456789")
+    lines = [fhir_appointment(i, "noshow") for i in range(4)]
+    lines += [fhir_appointment(i, "fulfilled") for i in range(4, 18)]
+    lines += [fhir_appointment(i, "cancelled") for i in range(18, 21)]
+    lines.append(fhir_appointment(21, "cancelled", "prov"))
+    path = tmp_path / "Appointment.ndjson"
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        (result,) = ingest_paths(wh, [path])
+        assert (result.status, result.inserted) == ("succeeded", 22)
+        options = {"no_show_rate": {"denominator": "scheduled"}}
+        frame = wh.compute(["no_show_rate", "late_cancel_rate"], start="2026-10", end="2026-10", options=options)
+        no_show = one(frame, kpi_id="no_show_rate")
+        assert (no_show.numerator, no_show.denominator, no_show.value) == (4, 21, pytest.approx(4 / 21))
+        assert no_show.note is None
+        late = one(frame, kpi_id="late_cancel_rate")
+        assert (late.numerator, late.denominator) == (0, 22)  # every appointment but none in error
+        assert math.isnan(late.value) and late.status is None
+        assert late.note.startswith("Unknown: 3 cancellation(s) without the initiator")
+        explained = wh.explain("late_cancel_rate", "2026-10")
+        unknown = explained[explained["reason"].fillna("").str.startswith("unknown:")]
+        assert sorted(unknown["record_id"]) == ["fhir:ap18", "fhir:ap19", "fhir:ap20"]
+        # counting late cancellations as no-shows depends on them too: unknown as well
+        as_noshow = wh.compute(
+            "no_show_rate", start="2026-10", end="2026-10", options={"no_show_rate": {"late_cancel": "as_noshow"}}
+        )
+        assert math.isnan(one(as_noshow).value) and one(as_noshow).note.startswith("Unknown: 3")

@@ -140,6 +140,25 @@ def test_x12_denial_rate(external: Path, tmp_path: Path, secret: None) -> None:
     assert got["denominator"].fillna(0).sum() >= sum(c[2] for c in bounds.values())
 
 
+def test_835s_without_their_837s_have_no_impossible_ratios(external: Path, tmp_path: Path, secret: None) -> None:
+    """The real 835s above, loaded without any 837: the ledger holds payments and adjustments whose
+    charges are missing. Net collection over a negative denominator (-3,368% once) and A/R shares
+    or days over a negative A/R (-0.0% "on target" once) have no value and no status, and say why;
+    every value given is a real share or number of days."""
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        ingest_paths(wh, [external / p for p in REMITS])
+        kpis = ["net_collection_rate", "ar_over_90_pct", "days_in_ar"]
+        frame = wh.compute(kpis, start="2000-01", end="2022-12")
+    with_data = frame[(frame["n"] > 0) | (frame["numerator"] != 0) | (frame["denominator"] != 0)]
+    refused = (with_data["denominator"] <= 0) | ((with_data["kpi_id"] == "days_in_ar") & (with_data["numerator"] < 0))
+    assert with_data.loc[refused, "value"].isna().all()
+    assert with_data.loc[refused, "status"].isna().all()
+    assert with_data.loc[refused, "note"].str.contains("load the claims (837s", regex=False).all()
+    assert (with_data.loc[~refused, "value"] >= 0).all() and with_data.loc[~refused, "note"].isna().all()
+    negative = with_data[refused & (with_data["denominator"] < 0)]
+    assert {"net_collection_rate", "ar_over_90_pct"} <= set(negative["kpi_id"])  # the cases of the issue
+
+
 def _denied(remit: dict) -> bool:
     groups = remit["groups"]
     return remit["status"] == "4" or (remit["amount"] == 0 and bool(groups & {"CO", "PI", "OA"}) and "PR" not in groups)

@@ -26,6 +26,7 @@ COLUMNS = [
     "definition",
     "target",
     "status",
+    "note",
 ]
 
 
@@ -130,6 +131,24 @@ def test_a_filter_takes_a_name_or_an_id(db: Path, capsys: pytest.CaptureFixture[
     by_name = json.loads(run_cli(capsys, *args, "--filter", "location=Northgate Clinic").out)
     by_id = json.loads(run_cli(capsys, *args, "--filter", "location=WEST").out)
     assert by_name == by_id and (by_id[0]["numerator"], by_id[0]["denominator"]) == (0, 1)
+
+
+def test_table_says_why_a_value_is_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A cancellation without its initiator makes October's late-cancellation rate unknown: the
+    table shows no value and a note line says why."""
+    fx = Fixture(tmp_path)
+    fx.add(
+        "appointments",
+        {"scheduled_start": "2026-10-05 09:00", "status": "fulfilled"},
+        {"scheduled_start": "2026-10-08 09:00", "status": "cancelled", "cancelled_at": "2026-10-08 07:00"},
+    )
+    fx.close()
+    res = run_cli(capsys, "kpis", "--db", str(fx.path), "--month", "2026-10", "--kpi", "late_cancel_rate")
+    assert res.code == 0, res.err
+    assert res.out.splitlines()[-1] == (
+        "note: late_cancel_rate (2026-10-01): Unknown: 1 cancellation(s) without the initiator or the time in the "
+        "export: whether they were late patient cancellations is unknown."
+    )
 
 
 def test_table_hides_the_segments_without_data(db: Path, capsys: pytest.CaptureFixture[str]) -> None:

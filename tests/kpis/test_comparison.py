@@ -92,7 +92,8 @@ def test_findings_are_ordered_by_how_far_off_target(fx: Fixture) -> None:
 def test_a_location_without_an_export_says_which_one_is_missing(fx: Fixture) -> None:
     visits(fx)
     missing = fx.wh.missing_sources(filters={"location": "Westside"}).set_index("kpi_id")
-    assert missing.loc["denial_rate", "export"] == "claims (X12 837)"  # no claims anywhere
+    assert missing.loc["denial_rate", "export"] == "remittances (X12 835)"  # a claim is judged on its 835
+    assert missing.loc["charge_lag", "export"] == "claims (X12 837)"  # no claims anywhere
     assert missing.loc["net_collection_rate", "table"] == "ledger"  # the ledger has EAST rows only
     assert "no_show_rate" not in missing.index
     assert "net_collection_rate" not in fx.wh.missing_sources(filters={"location": "EAST"})["kpi_id"].tolist()

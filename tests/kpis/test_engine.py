@@ -27,6 +27,7 @@ CONTRACT_COLUMNS = [
     "definition",
     "target",
     "status",
+    "note",
 ]
 
 

@@ -2,12 +2,13 @@
 
 Third next available and A/R balances are computed in SQL with shortcuts (ranks and running
 counts; per-account balance intervals) so that they scale. Here each is recomputed the slow,
-obvious way from the same rows, and the results must agree exactly.
+obvious way from the same rows (tests/kpis/oracles.py, which holds every KPI's definition in
+plain Python), and the results must agree exactly.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import math
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.kpis import oracles
 from tests.kpis.builder import P1, P2, Fixture
 
 TZ = ZoneInfo("America/New_York")
@@ -92,31 +94,8 @@ def test_third_next_available_matches_a_brute_force_count(fx: Fixture, slots: li
     if booking_rows:
         fx.add("appointments", *booking_rows)
 
-    expected: dict[tuple[date, str], int] = {}
-    first_slot = min((s["start_at"] for s in slot_rows.values()), default=None)
-    last_booking = max((b["booked_at"] for b in booking_rows), default=None)
-    for monday in MONDAYS:
-        t = datetime.combine(monday, time(8, 0), tzinfo=TZ)
-        if first_slot is None or last_booking is None or not first_slot <= t <= last_booking:
-            continue
-        for provider in (P1, P2):
-            open_slots = []
-            for s in sorted(slot_rows.values(), key=lambda s: (s["start_at"], s["slot_id"])):
-                if s["provider_id"] != provider or s["status"] == "blocked" or s["start_at"] <= t:
-                    continue
-                end = s["start_at"] + timedelta(minutes=s["minutes"])
-                held = any(
-                    b["provider_id"] == provider
-                    and b["scheduled_start"] < end
-                    and b["scheduled_start"] + timedelta(minutes=b["scheduled_minutes"]) > s["start_at"]
-                    and b["booked_at"] <= t
-                    and (b["cancelled_at"] is None or b["cancelled_at"] > t)
-                    for b in booking_rows
-                )
-                if not held:
-                    open_slots.append(s)
-            if len(open_slots) >= 3:
-                expected[monday, provider] = (open_slots[2]["start_at"].astimezone(TZ).date() - monday).days
+    pairs = oracles.third_next_available_pairs(fx.rows("slots"), fx.rows("appointments"), MONDAYS)
+    expected = {(monday, provider): days for (monday, provider, _location), days in pairs.items()}
 
     got = fx.wh.explain("third_next_available", "2026-10")
     actual = {
@@ -182,44 +161,14 @@ def test_ar_balances_match_a_brute_force_ledger(
     options = {"days_in_ar": {"preset": preset}, "ar_over_90_pct": {"age_from": age_from, "credit_balances": credits}}
     frame = fx.wh.compute(["days_in_ar", "ar_over_90_pct"], start="2025-10", end="2026-09", by="payer", options=options)
 
-    lookback = 365 if preset == "mgma" else 90
+    ends = [oracles.month_end(date(2025 + (9 + k) // 12, (9 + k) % 12 + 1, 1)) for k in range(12)]
+    loaded = {"ledger": fx.rows("ledger"), "claims": fx.rows("claims")}
+    expected = oracles.ar_balances(loaded, ends, lambda e: e["payer_id"], preset, age_from, credits)
     for row in frame.itertuples(index=False):
-        end = row.period_start.date().replace(day=28) + timedelta(days=4)
-        end -= timedelta(days=end.day)  # the month's last day
-        mine = [r for r in rows if r["payer_id"] == row.payer]
-        balances: dict[str, Decimal] = defaultdict(Decimal)
-        for r in mine:
-            if r["posted_date"] <= end:
-                sign = 1 if r["entry_type"] in ("charge", "refund") else -1
-                balances[r["claim_id"]] += sign * r["amount"]
-        if row.kpi_id == "days_in_ar":
-            keep = (lambda b: b) if preset == "mgma" else (lambda b: max(b, Decimal(0)))
-            ar = sum((keep(b) for b in balances.values()), Decimal(0))
-            window = [r for r in mine if end - timedelta(days=lookback) < r["posted_date"] <= end]
-            charges = sum((r["amount"] for r in window if r["entry_type"] == "charge"), Decimal(0))
-            if preset == "mgma":
-                charges -= sum((r["amount"] for r in window if r.get("reason_code") == "45"), Decimal(0))
-            elif preset == "hfma":
-                charges -= sum((r["amount"] for r in window if r["entry_type"] == "adjustment"), Decimal(0))
-            assert row.numerator == float(ar)
-            assert (
-                row.denominator == float(charges / lookback) or abs(row.denominator - float(charges) / lookback) < 1e-9
-            )
-            assert row.n == sum(1 for r in window if r["entry_type"] == "charge")
-        else:
-            kept = {c: b for c, b in balances.items() if credits == "include" or b > 0}
-            aged = [b for c, b in kept.items() if (end - aging_start(c, age_from, mine)).days > 90]
-            assert row.denominator == float(sum(kept.values(), Decimal(0)))
-            assert row.numerator == float(sum(aged, Decimal(0)))
-            assert row.n == sum(1 for r in mine if r["posted_date"] <= end)
-
-
-def aging_start(claim: str, age_from: str, rows: list[dict]) -> date:
-    """The date a claim's balance ages from: service, or first bill (claims C0-C2 only have a bill);
-    without either (claim C5), its first posting among `rows` (an account is a claim in one segment)."""
-    index = int(claim[1:])
-    if age_from == "first_bill" and index < 3:
-        return SERVICE[index] + timedelta(days=20)
-    if index == UNDATED:
-        return min(r["posted_date"] for r in rows if r["claim_id"] == claim)
-    return SERVICE[index]
+        want = expected[row.kpi_id].get((row.period_start.date(), row.payer))
+        if want is None:  # a payer without entries by then
+            assert row.n == 0 and row.numerator == 0 and row.denominator == 0
+            continue
+        assert (row.numerator, row.n) == (want.numerator, want.n)
+        assert abs(row.denominator - want.denominator) < 1e-9
+        assert (math.isnan(row.value) and want.value is None) or abs(row.value - want.value) < 1e-9

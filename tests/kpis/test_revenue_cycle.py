@@ -283,6 +283,39 @@ def test_days_in_ar_without_charges_in_the_window_has_no_value(fx: Fixture) -> N
     row = one(fx.wh.compute("days_in_ar", start="2026-10", end="2026-10"), period_start="2026-10-01")
     assert (row.numerator, row.denominator * 365) == (pytest.approx(-100), pytest.approx(-40))
     assert math.isnan(row.value) and row.status is None
+    assert row.note.startswith("No value: charges of the look-back window / look-back days is -0.11, not positive.")
+
+
+def test_remittances_without_their_claims_give_no_impossible_ratios(fx: Fixture) -> None:
+    """835s loaded without their 837s (the issue's -3,368% net collection and -0.0% "on target").
+
+    October: payment 60 and CO-45 adjustment 240 of claim G; one small charge of 10 for claim H.
+    Net collection 60 / (10 - 240): a negative denominator, so no value. A/R at 10-31 is
+    10 - 60 - 240 = -290: days in A/R over gross charges (10, positive) with credit balances
+    counted still has no value, and A/R over 90 days has none either. Each says why, and
+    none gets a status.
+    """
+    fx.add(
+        "ledger",
+        {"claim_id": "G", "entry_type": "payment", "posted_date": "2026-10-05", "amount": 60},
+        {"claim_id": "G", "entry_type": "adjustment", "posted_date": "2026-10-05", "amount": 240}
+        | {"group_code": "CO", "reason_code": "45"},
+        {"claim_id": "H", "entry_type": "charge", "posted_date": "2026-10-06", "amount": 10},
+    )
+    kpis = ["net_collection_rate", "days_in_ar", "ar_over_90_pct"]
+    options = {"days_in_ar": {"preset": "aafp", "credit_balances": "include"}}  # gross charges of 90 days
+    frame = fx.wh.compute(kpis, start="2026-10", end="2026-10", options=options)
+    for kpi in kpis:
+        row = one(frame, kpi_id=kpi)
+        assert math.isnan(row.value) and row.status is None, kpi
+        assert "load the claims (837s, or the transaction export)" in row.note, kpi
+    assert one(frame, kpi_id="net_collection_rate").note.startswith(
+        "No value: charges - contractual adjustments is -230.00, not positive."
+    )
+    days = one(frame, kpi_id="days_in_ar")
+    assert (days.numerator, days.denominator * 90) == (pytest.approx(-290), pytest.approx(10))
+    assert days.note.startswith("No value: A/R at period end is -290.00, below zero.")
+    assert one(frame, kpi_id="ar_over_90_pct").note.startswith("No value: total A/R at period end is -290.00")
 
 
 def test_ar_aging_by_payer_class_and_without_data(fx: Fixture) -> None:
@@ -332,3 +365,38 @@ def test_denial_rate_by_reason_adds_up_to_the_rate(fx: Fixture) -> None:
     counts = {r.denial_reason: (r.numerator, r.denominator) for r in frame.itertuples() if r.denominator}
     assert counts == {"CO-16": (1, 1), "CO-97": (1, 1), "CO-50": (1, 1), "not denied": (0, 5)}
     assert frame["numerator"].sum() / frame["denominator"].sum() == pytest.approx(3 / 8)
+
+
+def test_claims_of_a_system_without_remittances_are_not_judged_clean_or_not(fx: Fixture) -> None:
+    """A practice-management claims export (Synthea claims.csv, source csv:synthea_claims) has its
+    payments in its transaction ledger, never in 835s: counted as "not yet remitted" it would make
+    every such claim unclean (NORTH at 0%). It is left out of the clean claim rate, and still has
+    a charge lag. X1 (x12, paid clean) and X2 (x12, never remitted) are judged: 1 / 2."""
+    fx.add(
+        "claims",
+        {"claim_id": "X1", "submitted_at": "2026-10-06 17:00", "service_date": "2026-10-02", "billed_amount": 100},
+        {"claim_id": "X2", "submitted_at": "2026-10-07 17:00", "service_date": "2026-10-05", "billed_amount": 100},
+        {"claim_id": "N1", "source": "csv:synthea_claims", "submitted_at": "2026-10-08 12:00"}
+        | {"service_date": "2026-10-06", "billed_amount": 100, "location_id": "NORTH"},
+    )
+    fx.add("remittances", {"claim_id": "X1", "paid_date": "2026-10-20", "paid_amount": 60, "billed_amount": 100})
+    frame = fx.wh.compute(["clean_claim_rate", "charge_lag"], start="2026-10", end="2026-10")
+    clean = one(frame, kpi_id="clean_claim_rate")
+    assert (clean.numerator, clean.denominator) == (1, 2)
+    assert one(frame, kpi_id="charge_lag").n == 3
+    by_location = fx.wh.compute("clean_claim_rate", start="2026-10", end="2026-10", by="location")
+    assert one(by_location, location="NORTH").n == 0
+
+
+def test_net_collection_over_100_percent_says_why(fx: Fixture) -> None:
+    """October's payments (90) settle September's larger charges; October's net charges are 60:
+    150%, kept (it is what the period method says) with a note giving the reason."""
+    fx.add(
+        "ledger",
+        {"claim_id": "S", "entry_type": "charge", "posted_date": "2026-09-10", "amount": 200},
+        {"claim_id": "S", "entry_type": "payment", "posted_date": "2026-10-05", "amount": 90},
+        {"claim_id": "O", "entry_type": "charge", "posted_date": "2026-10-20", "amount": 60},
+    )
+    october = one(fx.wh.compute("net_collection_rate", start="2026-10", end="2026-10"))
+    assert october.value == pytest.approx(1.5) and october.status == "on_target"
+    assert october.note.startswith("Over 100%: this period's payments settle earlier, larger charges.")

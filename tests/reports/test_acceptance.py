@@ -89,7 +89,8 @@ def test_summary_directions_and_drivers_agree_with_the_api(sim_report: Built, si
             drivers = sim_wh.drivers(move.kpi_id, move.period, compare_to=move.before, by=driver.dimension)
             part = drivers.set_index("segment").loc[driver.segment, "contribution"]
             assert part == pytest.approx(driver.contribution) and (part > 0) == (after > before)
-            assert f"driven by {driver.label} " in sentence, sentence
+            who = f"the {driver.label} queue" if driver.dimension == "queue" else driver.label
+            assert f"driven by {who} " in sentence, sentence
         checked += 1
     assert checked >= 1
 

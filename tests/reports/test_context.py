@@ -162,3 +162,21 @@ def test_a_month_the_data_do_not_cover_to_its_end_is_flagged(tmp_path: Path) -> 
     assert "The data reach only to 2026-10-15, before the end of October 2026" in html
     assert "Oct 2026 so far: 0.0%, not final: records may still arrive" in html
     fx.close()
+
+
+def test_a_value_the_data_cannot_give_says_why(tmp_path: Path) -> None:
+    """October's cancellations carry no initiator: its late-cancellation rate is unknown, and the
+    report says why next to the missing value instead of showing 0%."""
+    fx = Fixture(tmp_path)
+    fx.add("appointments", *({"scheduled_start": f"2026-10-{d:02d} 09:00"} for d in range(1, 31)))
+    fx.add(
+        "appointments",
+        *({"scheduled_start": f"2026-10-{d:02d} 10:00", "status": "cancelled"} for d in range(1, 31)),
+    )
+    ctx = summarized(build_context(fx.wh, MONTH, resolve_scope(fx.wh, None)))
+    late = row(ctx, "late_cancel_rate")
+    assert late.value is None and late.status is None
+    assert late.note.startswith("Unknown: 30 cancellation(s) without the initiator or the time in the export")
+    html = render_html(ctx, {t.row.id: "data:," for t in ctx.trends})
+    assert '<span class="note kpi-note">Unknown: 30 cancellation(s)' in html
+    fx.close()

@@ -8,8 +8,11 @@ import io
 import json
 import logging
 import re
+from collections import Counter
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -181,3 +184,21 @@ def test_csv_lines_are_what_the_csv_module_writes(small: Path) -> None:
             assert len(fields) == len(rows[0]), (path.name, n)  # a comma left unquoted would add a field
             quoted += '"' in text
     assert quoted > 0  # names and procedure descriptions hold commas, so some fields are quoted
+
+
+def test_nothing_happens_on_public_holidays(small: Path) -> None:
+    """The practice is closed on Christmas Day 2024 and New Year's Day 2025 (ASSUMPTIONS.md's list):
+    no slot, appointment or call then, while the days around them are busy."""
+    tz = ZoneInfo("America/New_York")
+    days: Counter[date] = Counter()
+    for kind, field in (("Appointment", "start"), ("Slot", "start")):
+        for line in (small / "fhir" / f"{kind}.ndjson").read_text(encoding="utf-8").splitlines():
+            start = json.loads(line).get(field)
+            if start:
+                days[datetime.fromisoformat(start).astimezone(tz).date()] += 1
+    with open(small / "vendor" / "north_appointments_2025.csv", newline="", encoding="utf-8") as fh:
+        days.update(datetime.strptime(r["Appt Date"], "%m/%d/%Y").date() for r in csv.DictReader(fh) if r["Appt Date"])
+    for line in (small / "phones" / "queue_log").read_text(encoding="utf-8").splitlines():
+        days[datetime.fromtimestamp(int(line.split("|")[0]), tz).date()] += 1
+    assert days[date(2024, 12, 25)] == days[date(2025, 1, 1)] == 0
+    assert days[date(2024, 12, 24)] > 100 and days[date(2025, 1, 2)] > 100

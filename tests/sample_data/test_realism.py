@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import date
+from pathlib import Path
 from statistics import mean
 from typing import Any
 
 import pytest
 
+import sample_data
+from kpis.catalog import shipped_specs
+from kpis.demo import DEFAULT_MONTHS, SIMULATION
+from sample_data.clock import add_months
 from sample_data.practice import Params
 from sample_data.simulate import simulate
 from tests.sample_data.conftest import truth_rows
@@ -58,19 +64,70 @@ def test_abandonment_peaks_when_phones_are_busiest(truth: dict[str, Any]) -> Non
     assert lunch > 2 * quiet and monday_morning > _share(truth, "abandonment_by_weekday", "fri")
 
 
-def test_headline_rates_sit_in_published_ranges(truth: dict[str, Any]) -> None:
-    def overall(kpi: str) -> float:
-        rows = truth_rows(truth, kpi).values()
-        return sum(r["numerator"] for r in rows) / sum(r["denominator"] for r in rows)
+def bands() -> dict[str, tuple[float, float]]:
+    """KPI -> (low, high): the typical bands of ASSUMPTIONS.md (the one place they are written)."""
+    text = (Path(sample_data.__file__).parent / "ASSUMPTIONS.md").read_text(encoding="utf-8")
+    table = text[text.index("<!-- bands:start -->") : text.index("<!-- bands:end -->")]
+    rows = [line.strip("|").split("|") for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    return {kpi.strip(): (float(low), float(high)) for kpi, low, high, _ in rows[1:]}
 
-    assert 0.05 <= overall("no_show_rate") <= 0.10
-    assert 0.04 <= overall("call_abandonment_rate") <= 0.09
-    assert 0.04 <= overall("denial_rate") <= 0.12
-    last_year = [r for m, r in truth_rows(truth, "days_in_ar").items() if m >= "2025-11-01"]
-    assert all(25 <= r["value"] <= 80 for r in last_year)
-    complete = [r for r in truth_rows(truth, "referral_completion_rate").values() if r["complete"]]
-    closed = sum(r["numerator"] for r in complete) / sum(r["denominator"] for r in complete)
-    assert 0.35 <= closed <= 0.65
+
+WARM_UP_MONTHS = 5  # the practice "opens" on the first day: A/R and its aging fill up first (ASSUMPTIONS.md)
+
+
+@pytest.fixture(scope="module")
+def demo_truth(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The half-size practice `clinic-kpis demo` simulates, over its 13 months."""
+    out = tmp_path_factory.mktemp("demo")
+    simulate(Params(months=DEFAULT_MONTHS, end=date(2026, 9, 30), **SIMULATION), out)
+    return json.loads((out / "truth.json").read_text(encoding="utf-8"))
+
+
+def test_the_bands_cover_every_headline_kpi() -> None:
+    assert set(bands()) == {s.id for s in shipped_specs().values() if s.headline}
+
+
+@pytest.mark.parametrize("practice", ["default", "demo"])
+def test_headline_kpis_land_in_their_typical_bands(practice: str, request: pytest.FixtureRequest) -> None:
+    """After the warm-up, every headline KPI of the practice lands in its typical band over the
+    complete months, and no month strays more than 25% beyond the band's ends."""
+    truth = request.getfixturevalue("truth" if practice == "default" else "demo_truth")
+    start = date.fromisoformat(truth["meta"]["start"])
+    steady = add_months(start, WARM_UP_MONTHS).isoformat()
+    year_in = add_months(start, 11).isoformat()  # days in A/R's 365-day window is within the data
+    problems = []
+    for kpi, (low, high) in bands().items():
+        rows = [r for m, r in sorted(truth_rows(truth, kpi).items()) if m >= steady and r["complete"]]
+        if kpi == "days_in_ar":
+            rows = [r for r in rows if r["period_start"] >= year_in]
+        if kpi == "clean_claim_rate":  # a month stays open until its claims are remitted
+            rows = rows[:-1]
+        assert rows, kpi
+        monthly = [r["value"] for r in rows]
+        if kpi in ("visit_cycle_time", "days_in_ar"):  # a median and a stock: their months' mean
+            overall = mean(monthly)
+        else:
+            overall = sum(r["numerator"] for r in rows) / sum(r["denominator"] for r in rows)
+        if not low <= overall <= high:
+            problems.append((kpi, "overall", round(overall, 3)))
+        strays = [(r["period_start"], round(v, 3)) for r, v in zip(rows, monthly, strict=True)]
+        strays = [(m, v) for m, v in strays if not 0.75 * low <= v <= 1.25 * high]
+        if strays:
+            problems.append((kpi, "months", strays))
+    assert problems == []
+
+
+@pytest.mark.parametrize("practice", ["default", "demo"])
+def test_no_location_collects_far_above_its_net_charges(practice: str, request: pytest.FixtureRequest) -> None:
+    truth = request.getfixturevalue("truth" if practice == "default" else "demo_truth")
+    steady = add_months(date.fromisoformat(truth["meta"]["start"]), WARM_UP_MONTHS).isoformat()
+    high = {
+        (r["dimension_value"], r["period_start"]): round(r["value"], 3)
+        for r in truth["kpis"]
+        if r["kpi_id"] == "net_collection_rate" and r["dimension"] == "location" and r["period_start"] >= steady
+        if r["value"] > 1.20
+    }
+    assert high == {}
 
 
 def test_late_running_providers_have_longer_visits(truth: dict[str, Any]) -> None:

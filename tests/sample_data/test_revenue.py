@@ -55,6 +55,8 @@ def _ledger(small: Path) -> list[tuple[date, Decimal]]:
                     entries.append((posted, Decimal(row["AMOUNT"])))
                 elif row["TYPE"] == "PAYMENT":
                     entries.append((posted, -Decimal(row["PAYMENTS"]) - Decimal(row["ADJUSTMENTS"] or "0")))
+                elif row["TYPE"] == "ADJUSTMENT" and row["TRANSFERTYPE"] == "p":  # bad-debt write-off
+                    entries.append((posted, -Decimal(row["ADJUSTMENTS"])))
     return entries
 
 

@@ -57,6 +57,10 @@ SELECT
   location,
   CAST(k0_num AS DOUBLE) AS numerator,
   CAST(k0_den AS DOUBLE) AS denominator,
-  CAST(CAST(k0_num AS DOUBLE) / NULLIF(CAST(k0_den AS DOUBLE), 0) AS DOUBLE) AS value,
-  CAST(k0_n AS BIGINT) AS n
+  CAST(CASE
+    WHEN CAST(k0_den AS DOUBLE) > 0
+    THEN CAST(k0_num AS DOUBLE) / CAST(k0_den AS DOUBLE)
+  END AS DOUBLE) AS value,
+  CAST(k0_n AS BIGINT) AS n,
+  CAST(0 AS BIGINT) AS unknown
 FROM grouped_0

@@ -333,6 +333,10 @@ SELECT
   location,
   CAST(total_days AS DOUBLE) AS numerator,
   CAST(pairs AS DOUBLE) AS denominator,
-  CAST(CAST(total_days AS DOUBLE) / NULLIF(CAST(pairs AS DOUBLE), 0) AS DOUBLE) AS value,
-  CAST(pairs AS BIGINT) AS n
+  CAST(CASE
+    WHEN CAST(pairs AS DOUBLE) > 0
+    THEN CAST(total_days AS DOUBLE) / CAST(pairs AS DOUBLE)
+  END AS DOUBLE) AS value,
+  CAST(pairs AS BIGINT) AS n,
+  CAST(0 AS BIGINT) AS unknown
 FROM grouped

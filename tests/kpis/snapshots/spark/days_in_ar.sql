@@ -145,8 +145,12 @@ SELECT
   CAST(k0_num AS DOUBLE) AS numerator,
   CAST(k0_den AS DOUBLE) AS denominator,
   CAST(CASE
-    WHEN k0_den > 0
-    THEN CAST(k0_num AS DOUBLE) / NULLIF(CAST(k0_den AS DOUBLE), 0)
+    WHEN k0_num >= 0
+    THEN CASE
+      WHEN CAST(k0_den AS DOUBLE) > 0
+      THEN CAST(k0_num AS DOUBLE) / CAST(k0_den AS DOUBLE)
+    END
   END AS DOUBLE) AS value,
-  CAST(k0_n AS BIGINT) AS n
+  CAST(k0_n AS BIGINT) AS n,
+  CAST(0 AS BIGINT) AS unknown
 FROM grouped

@@ -60,5 +60,6 @@ SELECT
   CAST(NULL AS DOUBLE) AS numerator,
   CAST(NULL AS DOUBLE) AS denominator,
   CAST(k0_val AS DOUBLE) AS value,
-  CAST(k0_n AS BIGINT) AS n
+  CAST(k0_n AS BIGINT) AS n,
+  CAST(0 AS BIGINT) AS unknown
 FROM grouped_0
