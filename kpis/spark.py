@@ -25,6 +25,7 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,11 @@ def spark_session(master: str = "local[*]", conf: Mapping[str, str] | None = Non
     if SparkSession is None:
         raise SparkError('Spark is not installed: pip install "clinic-kpis[spark]" (it also needs Java 17+)')
     settings = dict(SESSION_CONF) | {"spark.ui.showConsoleProgress": "false"}
+    conf = dict(conf or {})
+    quiet = f"-Dlog4j2.configurationFile={(resources.files('kpis') / 'spark_log4j2.properties')}"
+    settings["spark.driver.extraJavaOptions"] = " ".join([quiet, conf.pop("spark.driver.extraJavaOptions", "")]).strip()
     if master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # else Spark looks for a public address, and says so
         cores = master.removeprefix("local").strip("[]").split(",")[0]
         partitions = (os.cpu_count() or 1) if cores in ("", "*") else int(cores)
         settings |= {
@@ -74,12 +79,14 @@ def spark_session(master: str = "local[*]", conf: Mapping[str, str] | None = Non
             "spark.driver.bindAddress": "127.0.0.1",
             "spark.sql.shuffle.partitions": str(partitions),
         }
-    settings |= dict(conf or {})
+    settings |= conf
     builder = SparkSession.builder.master(master).appName("clinic-kpis")
     for key, value in settings.items():
         builder = builder.config(key, value)
     try:
-        session = builder.getOrCreate()
+        with warnings.catch_warnings():  # pyspark 4.3 warns about pandas 3 (see SparkResult.df)
+            warnings.simplefilter("ignore", FutureWarning)
+            session = builder.getOrCreate()
     except Exception as exc:  # the JVM did not start: no Java, or a bad master URL
         raise SparkError(f"cannot start Spark ({master}): {str(exc).strip().splitlines()[0]}") from None
     session.sparkContext.setLogLevel("ERROR")
