@@ -171,10 +171,12 @@ def _for_spark(node: exp.Expression) -> exp.Expression:
     * a / b: always a DOUBLE in DuckDB; Spark divides DECIMALs as DECIMALs, rounded to a few
       places, so the dividend is made a DOUBLE first.
     """
+    # A node returned in place of another is not visited further: its operands are fixed here.
     if isinstance(node, exp.PercentileCont) and node.expression is not None:
-        return exp.Anonymous(this="PERCENTILE", expressions=[node.this.copy(), node.expression.copy()])
+        return exp.Anonymous(this="PERCENTILE", expressions=[node.this.transform(_for_spark), node.expression.copy()])
     if isinstance(node, exp.TimeToUnix):
-        micros = exp.Anonymous(this="UNIX_MICROS", expressions=[exp.cast(node.this.copy(), "TIMESTAMPLTZ")])
+        instant = exp.cast(node.this.transform(_for_spark), "TIMESTAMPLTZ")
+        micros = exp.Anonymous(this="UNIX_MICROS", expressions=[instant])
         return exp.Div(this=micros, expression=exp.cast(exp.Literal.number(1_000_000), "DOUBLE"))
     if isinstance(node, exp.Grouping) and len(node.expressions) > 1:
         columns = node.expressions
