@@ -43,7 +43,7 @@ from kpis.relations import DATE, INSTANT, local
 from kpis.sql_literals import sql_literal
 
 if TYPE_CHECKING:
-    from kpis.warehouse import Warehouse
+    from kpis.storage import Store
 
 MANIFEST = "manifest.json"
 FORMAT = "clinic-kpis parquet export"
@@ -143,7 +143,7 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def export_parquet(wh: Warehouse, directory: str | Path, months: Sequence[str] | None = None) -> ExportSummary:
+def export_parquet(wh: Store, directory: str | Path, months: Sequence[str] | None = None) -> ExportSummary:
     """Write the warehouse's tables to `directory` as Parquet, or only `months` ("YYYY-MM") of them.
 
     A month-only export updates an existing export made with the same schema version and time

@@ -103,7 +103,7 @@ class SparkLake(KpiMethods):
     """
 
     def __init__(self, directory: str | Path, *, config: Config, spark: Any = None, master: str = "local[*]") -> None:
-        from kpis.warehouse import latest_schema_version
+        from kpis.storage import latest_schema_version
 
         self.directory = Path(directory)
         self.config = config

@@ -11,7 +11,7 @@ import pytest
 
 from kpis.export import MANIFEST, NULL_PARTITION, ExportError, export_parquet, read_manifest
 from kpis.spark import SparkError, SparkLake
-from kpis.warehouse import latest_schema_version
+from kpis.storage import latest_schema_version
 from tests.cli_helpers import run_cli
 from tests.kpis.builder import Fixture
 
