@@ -20,6 +20,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.from_warehouse
     config = load_config(workdir / "clinic-kpis.toml")
     first, last = _months(workdir)
-    info = machine.describe() | {"spark_master": args.master, "spark_driver_memory": args.driver_memory}
+    info = machine.describe() | {
+        "pyspark": version("pyspark"),
+        "spark_master": args.master,
+        "spark_driver_memory": args.driver_memory,
+    }
     lake = workdir / "lake"
     shutil.rmtree(lake, ignore_errors=True)
     console.print(f"exporting {config.db_path.name} to {lake} ...")
