@@ -22,6 +22,7 @@ Requires the `spark` extra (`pip install "clinic-kpis[spark]"`) and Java 17 or l
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
@@ -71,8 +72,8 @@ def spark_session(master: str = "local[*]", conf: Mapping[str, str] | None = Non
     settings["spark.driver.extraJavaOptions"] = " ".join([quiet, conf.pop("spark.driver.extraJavaOptions", "")]).strip()
     if master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # else Spark looks for a public address, and says so
-        cores = master.removeprefix("local").strip("[]").split(",")[0]
-        partitions = (os.cpu_count() or 1) if cores in ("", "*") else int(cores)
+        cores = re.match(r"local\[(\d+)", master)  # local[N] or local[N,F]; local and local[*]: every core
+        partitions = int(cores.group(1)) if cores else (os.cpu_count() or 1)
         settings |= {
             "spark.ui.enabled": "false",
             "spark.driver.host": "127.0.0.1",
