@@ -66,7 +66,11 @@ MONTH_OF: dict[str, tuple[str, str, tuple[str, str] | None]] = {
     "referrals": ("created_at", INSTANT, None),
     "portal_messages": ("received_at", INSTANT, None),
 }
-NOT_EXPORTED = frozenset({"schema_migrations"})  # its content is the manifest's schema_version
+# How the warehouse is loaded, not what happened: the schema version (in the manifest instead),
+# the incremental-load state (versions, references, waiting updates) and the key's fingerprint.
+NOT_EXPORTED = frozenset(
+    {"schema_migrations", "record_versions", "source_references", "waiting_rows", "warehouse_settings"}
+)
 
 # DuckDB column type -> the Spark SQL type a reader declares; anything else is refused, so a
 # migration adding a type no lake engine reads the same way fails the export test, not a user.
@@ -126,6 +130,8 @@ def spark_type(duckdb_type: str, where: str) -> str:
     m = _DECIMAL.match(duckdb_type)
     if m:
         return f"DECIMAL({m.group(1)},{m.group(2)})"
+    if duckdb_type.endswith("[]"):  # a list (the KPIs a recorded change is about): a Parquet LIST
+        return f"ARRAY<{spark_type(duckdb_type[:-2], where)}>"
     raise ExportError(f"{where}: type {duckdb_type} has no portable Parquet form; add it to kpis/export.py")
 
 

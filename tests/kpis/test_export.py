@@ -39,6 +39,7 @@ def practice(fx: Fixture) -> None:
     fx.add("remittances", {"remittance_id": "R1", "claim_id": "C1", "paid_date": "2026-11-03", "paid_amount": 100})
     fx.add("remittance_adjustments", {"remittance_id": "R1", "group_code": "CO", "reason_code": "45", "amount": 20.55})
     fx.add("ledger", {"claim_id": "C1", "entry_type": "charge", "posted_date": "2026-10-02", "amount": 120.55})
+    fx.wh.add_change("2026-10-01", "Reminder calls two days ahead", ["no_show_rate", "late_cancel_rate"])
 
 
 def files(root: Path, table: str) -> list[str]:
@@ -62,7 +63,8 @@ def test_tables_by_local_month_with_a_manifest(fx: Fixture, tmp_path: Path) -> N
     manifest = read_manifest(lake)
     assert manifest["schema_version"] == latest_schema_version() == summary.schema_version
     assert manifest["time_zone"] == "America/New_York"
-    assert "schema_migrations" not in manifest["tables"]
+    loading = {"schema_migrations", "record_versions", "source_references", "waiting_rows", "warehouse_settings"}
+    assert set(manifest["tables"]).isdisjoint(loading) and "change_versions" in manifest["tables"]
     appointments = manifest["tables"]["appointments"]
     assert (appointments["partition_by"], appointments["month_of"]) == ("month", "scheduled_start")
     assert appointments["months"] == {"2026-09": 1, "2026-10": 1} and appointments["rows"] == 2
@@ -108,6 +110,8 @@ def test_spark_reads_the_export_with_its_types(fx: Fixture, tmp_path: Path, spar
     assert fields["scheduled_start"] == T.TimestampType() and fields["month"] == T.StringType()
     assert fields["is_new_patient"] == T.BooleanType() and fields["scheduled_minutes"] == T.IntegerType()
     assert {f.name: f.dataType for f in lake.spark.table("ledger").schema.fields}["amount"] == T.DecimalType(18, 2)
+    changes = lake.cursor().execute("SELECT kpis FROM change_versions").fetchall()
+    assert changes == [(["no_show_rate", "late_cancel_rate"],)]  # a list stays a list
     rows = lake.cursor().execute("SELECT appointment_id, month, booked_at FROM appointments ORDER BY 1").df()
     assert rows["month"].tolist() == ["2026-09", "2026-10"]
     assert rows["booked_at"][0] == fx.local("2026-09-01 10:00:00.125")  # an instant, to the microsecond
