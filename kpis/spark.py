@@ -2,10 +2,11 @@
 
 A group whose data sits in a lake (or outgrows one machine) runs the same KPI specs on Spark:
 `SparkLake` reads a folder written by `clinic-kpis export --parquet` (kpis/export.py) and offers
-the methods of `Warehouse` (compute, compute_groupings, explain, drivers, ar_aging, sql, the
-dimension values), with results in the same shape. Nothing is re-implemented: the engine builds
-the same DuckDB-dialect statements, `kpis.query.render` writes them for Spark (with the fixes that
-keep them exact there), and Spark runs them.
+the read methods of `Warehouse` (compute, compute_groupings, explain, drivers, ar_aging, sql, the
+dimension values; scorecard, trend, movers; control charts and friction costs), with results in
+the same shape. The change log is read from the export, written only in the warehouse. Nothing
+is re-implemented: the engine builds the same DuckDB-dialect statements, `kpis.query.render`
+writes them for Spark (with the fixes that keep them exact there), and Spark runs them.
 
 What keeps the numbers equal to DuckDB's:
 
@@ -33,9 +34,11 @@ from typing import Any
 import pandas as pd
 
 from kpis.api import KpiMethods
+from kpis.comparison import ComparisonMethods
 from kpis.config import Config, load_config
 from kpis.errors import ClinicKpisError
 from kpis.export import MONTH_COLUMN, read_manifest
+from kpis.improvement import ImprovementMethods
 from kpis.query import render
 
 try:
@@ -94,8 +97,8 @@ def spark_session(master: str = "local[*]", conf: Mapping[str, str] | None = Non
     return session
 
 
-class SparkLake(KpiMethods):
-    """The KPI methods of `Warehouse`, computed by Spark over a Parquet export.
+class SparkLake(ComparisonMethods, KpiMethods, ImprovementMethods):
+    """The read methods of `Warehouse` (KPIs, comparison, control charts), computed by Spark over an export.
 
     Use `SparkLake.open(directory, config=..., master=...)` as a context manager. `spark=` takes
     an existing session (a notebook's, a test's): the lake works in a new session of it, with
@@ -157,6 +160,12 @@ class SparkLake(KpiMethods):
 
     def schema_version(self) -> int:
         return int(self.manifest["schema_version"])
+
+    def transaction(self) -> Any:
+        """An export is read, never written: what changes (the change log) is recorded in the warehouse."""
+        raise SparkError(
+            f"{self.directory} is a Parquet export, read-only here: record changes in the warehouse, then export it"
+        )
 
     def _data_ends(self) -> dict[str, date | None]:
         """Every relation's data end in one Spark job (DuckDB asks one query per relation)."""

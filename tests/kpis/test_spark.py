@@ -19,7 +19,7 @@ import pytest
 
 from kpis.export import export_parquet
 from kpis.results import all_results
-from kpis.spark import SparkLake
+from kpis.spark import SparkError, SparkLake
 from tests.cli_helpers import run_cli
 from tests.conftest import SimulatedPractice
 
@@ -79,6 +79,18 @@ def test_weeks_and_time_zone_rules_on_the_practice(simulated_practice: Simulated
     assert_same_numbers(expected, got, ["kpi_id", "period_start", "location"])
     weeks = sorted(got["period_start"].dt.date.unique())
     assert [d.isoformat() for d in weeks] == ["2026-02-23", "2026-03-02", "2026-03-09", "2026-03-16"]
+
+
+def test_the_scorecard_on_spark(simulated_practice: SimulatedPractice, lake: SparkLake) -> None:
+    """What the dashboard's Overview and the report read (the comparison methods) comes out the same."""
+    with simulated_practice.open() as wh:
+        expected, movers = wh.scorecard(period="2026-09"), wh.movers(period="2026-09")
+    got = lake.scorecard(period="2026-09")
+    pd.testing.assert_frame_equal(expected, got, check_dtype=False, rtol=1e-12)
+    assert len(got) == len(lake.catalog()) and got["value"].notna().sum() > 15
+    assert repr(lake.movers(period="2026-09")) == repr(movers)
+    with pytest.raises(SparkError, match="a Parquet export, read-only here: record changes in the warehouse"):
+        lake.add_change("2026-09-01", "Reminder calls", ["no_show_rate"])
 
 
 def test_the_command_line_on_spark_prints_what_duckdb_prints(
