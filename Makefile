@@ -15,8 +15,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install $(PIP_FLAGS) -e .
 	touch $@
 
+# dev includes the spark extra: the suite checks that Spark computes what DuckDB computes
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install $(PIP_FLAGS) -e ".[dev]"
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e ".[dev,spark]"
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed  ## simulate a practice, ingest, compute, build a report, serve the dashboard

@@ -12,6 +12,7 @@ import json
 import math
 from datetime import date
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import pandas as pd
@@ -21,7 +22,9 @@ from rich.table import Table
 
 from kpis import privacy
 from kpis.cli_options import ConfigOption, DbOption
+from kpis.config import load_config
 from kpis.errors import ClinicKpisError
+from kpis.export_cli import export_command
 from kpis.formatting import (
     STATUS_LABELS,
     UNIT_LABELS,
@@ -37,7 +40,9 @@ from kpis.periods import GRAINS, parse_bound
 
 if TYPE_CHECKING:
     from kpis.comparison import Move
+    from kpis.spark import SparkLake
     from kpis.spec import KpiSpec
+    from kpis.warehouse import Warehouse
 
 NAMED = ("location", "provider", "payer")  # shown by name, with the id beside it
 
@@ -49,6 +54,11 @@ class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
+
+
+class Engine(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
 
 
 @commands.command(name="kpis")
@@ -74,14 +84,21 @@ def kpis_command(
     output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
     show_sql: Annotated[bool, typer.Option("--show-sql", help="Print the SQL of each KPI instead of results.")] = False,
     dialect: Annotated[str, typer.Option(help="SQL dialect for --show-sql (duckdb, spark, postgres, ...).")] = "duckdb",
+    engine: Annotated[
+        Engine, typer.Option(help="duckdb: the warehouse; spark: a Parquet export (--parquet), on Spark.")
+    ] = Engine.duckdb,
+    parquet: Annotated[
+        Optional[Path], typer.Option(help="The folder `clinic-kpis export --parquet` wrote (--engine spark).")
+    ] = None,
+    master: Annotated[
+        str, typer.Option(help="Spark master for --engine spark: local[N], or a cluster such as spark://host:7077.")
+    ] = "local[*]",
 ) -> None:
     """Compute KPIs for a month or range, by period and dimension, as a table, CSV or JSON.
 
     JSON and CSV rows carry the columns of `Warehouse.compute(names=True)` (dates as ISO text), with
     each value's `unit` after it.
     """
-    from kpis.warehouse import Warehouse
-
     if month is not None:
         if start is not None or end is not None:
             raise ClinicKpisError("--month cannot be combined with --start or --end")
@@ -89,7 +106,7 @@ def kpis_command(
         start = end = month
     options = _parse_options(option or [])
     filters = _parse_filters(filter_ or [])
-    with Warehouse.open(db, config=config, read_only=True) as wh:
+    with _open(engine, db, config, parquet, master) as wh:
         if show_sql:
             ids = kpi or [s.id for s in wh.catalog() if set(by or []) <= set(s.dimensions)]
             for kpi_id in ids:
@@ -112,6 +129,23 @@ def kpis_command(
         _print_table(frame[~empty], specs, list(by or []))
         if empty.any():
             typer.echo(f"{int(empty.sum())} rows without data not shown (--format csv or json lists every row)")
+
+
+def _open(
+    engine: Engine, db: Path | None, config: Path | None, parquet: Path | None, master: str
+) -> Warehouse | SparkLake:
+    """The warehouse, or (--engine spark) a SparkLake over a Parquet export, to compute from."""
+    if engine is Engine.spark:
+        if parquet is None:
+            raise ClinicKpisError("--engine spark reads a Parquet export: give --parquet DIR (`clinic-kpis export`)")
+        from kpis.spark import SparkLake
+
+        return SparkLake.open(parquet, config=load_config(config, db=db), master=master)
+    if parquet is not None:
+        raise ClinicKpisError("--parquet is read by --engine spark; without it KPIs come from the warehouse")
+    from kpis.warehouse import Warehouse
+
+    return Warehouse.open(db, config=config, read_only=True)
 
 
 def to_records(frame: pd.DataFrame, specs: dict[str, KpiSpec]) -> list[dict[str, Any]]:
@@ -318,3 +352,6 @@ def print_movers(moves: list[Move], specs: dict[str, KpiSpec], month: date) -> N
             moved = f"{value_text(driver.value_before, spec)} -> {value_text(driver.value_after, spec)}"
             line += f"; a median: largest move at {driver.dimension} {driver.label} ({moved})"
         typer.echo(line)
+
+
+commands.command(name="export")(export_command)

@@ -55,8 +55,8 @@ _SOURCES: dict[str, tuple[str | None, tuple[tuple[str, str], ...]]] = {
         "WHERE group_code IN ('CO', 'PI', 'OA') UNION ALL SELECT 'not denied', NULL",
         (),
     ),
-    "weekday": ("SELECT i, NULL FROM range(1, 8) AS r(i)", ()),
-    "hour_of_day": ("SELECT i, NULL FROM range(0, 24) AS r(i)", ()),
+    "weekday": (f"SELECT i, NULL FROM (VALUES {', '.join(f'({i})' for i in range(1, 8))}) AS r(i)", ()),
+    "hour_of_day": (f"SELECT i, NULL FROM (VALUES {', '.join(f'({i})' for i in range(24))}) AS r(i)", ()),
 }
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

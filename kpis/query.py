@@ -163,16 +163,47 @@ def render(statement: str, dialect: str = "duckdb", pretty: bool = False) -> str
     """
     parsed = sqlglot.parse_one(statement, read="duckdb")
     if dialect in ("spark", "databricks"):
-        parsed = parsed.transform(_spark_percentile)
+        parsed = parsed.transform(_for_spark)
     return parsed.sql(dialect=dialect, pretty=pretty)
 
 
-def _spark_percentile(node: exp.Expression) -> exp.Expression:
-    """Spark: PERCENTILE_CONT(x, q) is invalid; PERCENTILE(x, q) is the exact interpolated quantile.
+def _for_spark(node: exp.Expression) -> exp.Expression:
+    """Where DuckDB's meaning and SQLGlot's Spark output differ, write what DuckDB means (exactly).
 
-    (SQLGlot 30 writes DuckDB's QUANTILE_CONT as PERCENTILE_CONT(x, q), which Spark rejects; the
-    WITHIN GROUP form becomes an approximate percentile. See RECIPES.md section 8.)
+    * QUANTILE_CONT(x, q): SQLGlot 30 writes PERCENTILE_CONT(x, q), which Spark rejects (and the
+      WITHIN GROUP form becomes an approximate percentile); PERCENTILE(x, q) is the exact
+      interpolated quantile (RECIPES.md, Spark local).
+    * EPOCH(ts): seconds with their microseconds, as a DOUBLE; SQLGlot's UNIX_TIMESTAMP drops the
+      fraction, UNIX_MICROS / 1e6 keeps it (the same double DuckDB computes).
+    * GROUPING(a, b): DuckDB's bitmask over several columns; Spark's GROUPING takes one column
+      (and its GROUPING_ID must name every grouping column), so the bits are added up.
+    * a / b: always a DOUBLE in DuckDB; Spark divides DECIMALs as DECIMALs, rounded to a few
+      places, so the dividend is made a DOUBLE first.
     """
+    # A node returned in place of another is not visited further: its operands are fixed here.
     if isinstance(node, exp.PercentileCont) and node.expression is not None:
-        return exp.Anonymous(this="PERCENTILE", expressions=[node.this.copy(), node.expression.copy()])
+        return exp.Anonymous(this="PERCENTILE", expressions=[node.this.transform(_for_spark), node.expression.copy()])
+    if isinstance(node, exp.TimeToUnix):
+        instant = exp.cast(node.this.transform(_for_spark), "TIMESTAMPLTZ")
+        micros = exp.Anonymous(this="UNIX_MICROS", expressions=[instant])
+        return exp.Div(this=micros, expression=exp.cast(exp.Literal.number(1_000_000), "DOUBLE"))
+    if isinstance(node, exp.Grouping) and len(node.expressions) > 1:
+        columns = node.expressions
+        bits = [
+            exp.Mul(
+                this=exp.cast(exp.Grouping(expressions=[c.copy()]), "INT"),
+                expression=exp.Literal.number(1 << (len(columns) - 1 - i)),
+            )
+            for i, c in enumerate(columns)
+        ]
+        total = bits[0]
+        for bit in bits[1:]:
+            total = exp.Add(this=total, expression=bit)
+        return exp.Paren(this=total)
+    if isinstance(node, exp.Div) and not _is_double(node.this):
+        node.set("this", exp.cast(node.this, "DOUBLE"))  # in place, so its operands are visited too
     return node
+
+
+def _is_double(node: exp.Expression) -> bool:
+    return isinstance(node, exp.Cast) and node.to.is_type(exp.DataType.Type.DOUBLE)

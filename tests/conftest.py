@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 
@@ -41,15 +44,52 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-def require_tool(name: str) -> str:
-    """Path of a system tool (chromium, pdftoppm); skip without it unless CI demands it."""
+def require_tool(name: str, demanded_by: str = "CLINIC_KPIS_REQUIRE_BROWSER") -> str:
+    """Path of a system tool (chromium, pdftoppm, java); skip without it unless CI demands it."""
     found = os.environ.get("CHROMIUM_PATH") if name == "chromium" else None
     found = found or shutil.which(name)
     if found:
         return found
-    if os.environ.get("CLINIC_KPIS_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{name} is required here (CLINIC_KPIS_REQUIRE_BROWSER=1) but not installed")
-    pytest.skip(f"{name} not installed")
+    missing(f"{name} is not installed", demanded_by)
+
+
+def missing(what: str, demanded_by: str) -> NoReturn:
+    """Skip a test for want of `what`, or fail it where the environment variable says it must run."""
+    if os.environ.get(demanded_by) == "1":
+        pytest.fail(f"{what}, but it is required here ({demanded_by}=1)")
+    pytest.skip(what)
+
+
+# -- one Spark session per run ---------------------------------------------------------------
+
+# RECIPES.md, Spark local: one core, no UI, driver on loopback (kpis.spark does those for a local
+# master), one shuffle partition, and a JVM that starts in half the time. For the tiny fixtures,
+# compiling each query to Java (whole-stage codegen) and re-planning it (adaptive execution) cost
+# more than they save: off here, which makes the Spark tests a third faster. The test on the
+# simulated practice turns both back on, as a user's session has them.
+SPARK_TEST_CONF = {
+    "spark.sql.shuffle.partitions": "1",
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.adaptive.enabled": "false",
+}
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """A local Spark session shared by every Spark test (starting one takes ~10 s).
+
+    Skipped without Java or pyspark (`pip install -e ".[dev,spark]"`), unless
+    CLINIC_KPIS_REQUIRE_SPARK=1 (as .ci/run sets), which makes either missing a failure.
+    """
+    require_tool("java", "CLINIC_KPIS_REQUIRE_SPARK")
+    if importlib.util.find_spec("pyspark") is None:
+        missing("pyspark is not installed", "CLINIC_KPIS_REQUIRE_SPARK")
+    from kpis.spark import spark_session
+
+    session = spark_session("local[1]", SPARK_TEST_CONF)
+    yield session
+    session.stop()
 
 
 # -- the simulated practice shared by the end-to-end tests --------------------------------------

@@ -98,3 +98,28 @@ def test_scale_up_copies_every_row_with_its_own_identifiers(simulated_practice, 
     assert len(both) > 100
     pd.testing.assert_series_equal(both["value_x3"], both["value"], check_names=False, rtol=1e-9)
     assert (both["n_x3"] == 3 * both["n"]).all()
+
+
+def test_the_spark_benchmark_compares_both_engines_value_by_value() -> None:
+    from benchmarks.spark import differences
+
+    rows = {
+        "kpi_id": ["no_show_rate", "no_show_rate"],
+        "period_start": pd.to_datetime(["2026-01-01", "2026-01-01"]),
+        "dimension": [None, "location"],
+        "dimension_value": [None, "EAST"],
+        "numerator": [3.0, 1.0],
+        "denominator": [30.0, 10.0],
+        "value": [0.1, 0.1],
+        "n": [30, 10],
+    }
+    duckdb = pd.DataFrame(rows)
+    assert differences(duckdb, duckdb.copy()) == (2, [])
+    spark = duckdb.copy()
+    spark.loc[1, "value"] = 0.1 * (1 + 1e-11)  # beyond 1e-12: a difference
+    spark.loc[0, "n"] = 31
+    compared, found = differences(duckdb, spark)
+    assert compared == 2 and len(found) == 2
+    assert "n 30.0 (DuckDB) vs 31.0 (Spark)" in found[0] and "value" in found[1]
+    alone = differences(duckdb, duckdb.iloc[:1])[1]
+    assert len(alone) == 1 and alone[0].endswith("'location', 'EAST'): only in left_only")

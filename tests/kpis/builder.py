@@ -3,6 +3,10 @@
 Rows are plain dicts naming only what a case is about; the builder fills the other required
 columns with neutral defaults. Instants may be written as naive local times
 ("2026-10-05 09:00"), read in the practice time zone as the exports would state them.
+
+While `Fixture.spark` holds a Spark session (tests/kpis/test_on_spark.py sets it), every
+fixture's KPI methods answer from Spark instead (see `OnSpark`), so the same hand-computed
+cases check both engines.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from zoneinfo import ZoneInfo
 
 from kpis import Warehouse
 from kpis.config import load_config
+from kpis.export import export_parquet
+from kpis.spark import SparkLake
 
 TZ = "America/New_York"
 P1, P2 = "1000000001", "1000000002"
@@ -59,6 +65,8 @@ _INSTANT_SUFFIXES = ("_at", "scheduled_start")
 class Fixture:
     """A warehouse file under `tmp_path` and helpers to fill it."""
 
+    spark: Any = None  # a Spark session: the KPI methods of `wh` then run on Spark
+
     def __init__(self, tmp_path: Path, config_text: str | None = None) -> None:
         self.path = tmp_path / "fixture.duckdb"
         config_path = None
@@ -68,6 +76,8 @@ class Fixture:
         self.config = load_config(config_path, db=self.path)
         self.tz = ZoneInfo(self.config.timezone)
         self.wh = Warehouse(self.path, config=self.config)
+        if Fixture.spark is not None:
+            self.wh = OnSpark(self.wh, Fixture.spark, tmp_path / "lake")
         self._ids = itertools.count(1)
 
     def add(self, table: str, *rows: dict[str, Any]) -> Fixture:
@@ -119,3 +129,29 @@ class Fixture:
 
     def close(self) -> None:
         self.wh.close()
+
+
+class OnSpark:
+    """A fixture's warehouse whose KPI methods answer from Spark, over a Parquet export of it.
+
+    Rows still go into the DuckDB file (`Fixture.add`, `transaction`, `cursor`). A KPI call
+    after any such access exports the file again (so Spark sees every row added, and not the
+    rows deleted) and opens a new `SparkLake` over the export.
+    """
+
+    FROM_SPARK = frozenset(
+        {"compute", "compute_groupings", "explain", "drivers", "drivers_by", "ar_aging", "dimension_values", "data_end"}
+    )
+
+    def __init__(self, duckdb: Warehouse, spark: Any, directory: Path) -> None:
+        self.duckdb, self.spark, self.directory = duckdb, spark, directory
+        self._lake: SparkLake | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self.FROM_SPARK:
+            self._lake = None  # the warehouse may change through what is handed out
+            return getattr(self.duckdb, name)
+        if self._lake is None:
+            export_parquet(self.duckdb, self.directory)
+            self._lake = SparkLake(self.directory, config=self.duckdb.config, spark=self.spark)
+        return getattr(self._lake, name)

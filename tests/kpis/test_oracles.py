@@ -56,8 +56,11 @@ def at(day: int, slot: int) -> datetime:
     )
 
 
+TNA_CASES = (slot_plan, booking_plan)
+
+
 @ORACLE_SETTINGS
-@given(slot_plan, booking_plan)
+@given(*TNA_CASES)
 def test_third_next_available_matches_a_brute_force_count(fx: Fixture, slots: list, bookings: list) -> None:
     clear(fx, "slots", "appointments")
     slot_rows = {}
@@ -120,13 +123,16 @@ SERVICE = {claim: date(2025, 9, 1) + timedelta(days=40 * claim) for claim in ran
 UNDATED = 5  # claim C5's entries carry no date of service: its balance ages from its first posting
 
 
-@ORACLE_SETTINGS
-@given(
+AR_CASES = (
     ledger_plan,
     st.sampled_from(["mgma", "hfma", "aafp"]),
     st.sampled_from(["service", "first_bill"]),
     st.sampled_from(["include", "exclude"]),
 )
+
+
+@ORACLE_SETTINGS
+@given(*AR_CASES)
 def test_ar_balances_match_a_brute_force_ledger(
     fx: Fixture, entries: list, preset: str, age_from: str, credits: str
 ) -> None:

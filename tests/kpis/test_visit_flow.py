@@ -156,3 +156,19 @@ def test_cycle_time_across_the_dst_change(fx: Fixture) -> None:
     days = fx.wh.compute("visit_cycle_time", start="2026-10-31", end="2026-11-02", grain="day")
     assert [(r.value, r.n) for r in days.itertuples()][:2] == [(10, 1), (30, 2)]
     assert one(days, period_start="2026-11-02").n == 0
+
+
+def test_durations_keep_fractions_of_a_second(fx: Fixture) -> None:
+    """Exports may state instants to the millisecond (FHIR instants do): 09:00:00.250 to 09:30:01.750
+    is 1801.5 s, i.e. 30.025 minutes, not 30.0167 (whole seconds) - on every engine."""
+    fx.add(
+        "encounters",
+        {
+            "checked_in_at": "2026-10-05 09:00:00.250",
+            "roomed_at": "2026-10-05 09:04:59.500",
+            "checked_out_at": "2026-10-05 09:30:01.750",
+        },
+    )
+    frame = fx.wh.compute(["visit_cycle_time", "visit_segment_checkin_to_roomed"], start="2026-10", end="2026-10")
+    assert one(frame, kpi_id="visit_cycle_time").value == 1801.5 / 60
+    assert one(frame, kpi_id="visit_segment_checkin_to_roomed").value == 299.25 / 60

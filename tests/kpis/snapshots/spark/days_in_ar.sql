@@ -131,7 +131,7 @@ WITH ledger_claims AS (
     location,
     COALESCE(SUM(balance) FILTER(WHERE
       TRUE AND TRUE), 0) AS k0_num,
-    COALESCE(SUM(window_amount), 0) / 365 AS k0_den,
+    CAST(COALESCE(SUM(window_amount), 0) AS DOUBLE) / 365 AS k0_den,
     SUM(window_charges) AS k0_n
   FROM facts
   GROUP BY

@@ -106,7 +106,7 @@ WITH schedules AS (
     s.schedule,
     s.r,
     CAST(FLOOR(
-      (
+      CAST((
         DATEDIFF(
           DAY,
           CAST('1900-01-01' AS DATE),
@@ -128,10 +128,10 @@ WITH schedules AS (
           THEN 1
           ELSE 0
         END
-      ) / 7
+      ) AS DOUBLE) / 7
     ) AS INT) AS held_from,
     CAST(FLOOR(
-      (
+      CAST((
         DATEDIFF(
           DAY,
           CAST('1900-01-01' AS DATE),
@@ -153,7 +153,7 @@ WITH schedules AS (
           THEN 1
           ELSE 0
         END
-      ) / 7
+      ) AS DOUBLE) / 7
     ) AS INT) AS held_until
   FROM slot_days AS s
   JOIN booking_days AS b
@@ -232,7 +232,7 @@ WITH schedules AS (
     SELECT
       schedule,
       CAST(FLOOR(
-        (
+        CAST((
           DATEDIFF(
             DAY,
             CAST('1900-01-01' AS DATE),
@@ -254,7 +254,7 @@ WITH schedules AS (
             THEN 1
             ELSE 0
           END
-        ) / 7
+        ) AS DOUBLE) / 7
       ) AS INT) AS week
     FROM open_slots
   ) AS o

@@ -34,16 +34,21 @@ WITH base AS (
   SELECT
     period_start,
     location,
-    PERCENTILE((
-      UNIX_TIMESTAMP(checked_out_at) - UNIX_TIMESTAMP(checked_in_at)
-    ) / 60, 0.5) FILTER(WHERE
+    PERCENTILE(
+      CAST((
+        UNIX_MICROS(CAST(checked_out_at AS TIMESTAMP_LTZ)) / CAST(1000000 AS DOUBLE) - UNIX_MICROS(CAST(checked_in_at AS TIMESTAMP_LTZ)) / CAST(1000000 AS DOUBLE)
+      ) AS DOUBLE) / 60,
+      0.5
+    ) FILTER(WHERE
       NOT checked_in_at IS NULL
       AND NOT checked_out_at IS NULL
       AND NOT is_telehealth
       AND status = 'finished') AS k0_val,
-    COUNT((
-      UNIX_TIMESTAMP(checked_out_at) - UNIX_TIMESTAMP(checked_in_at)
-    ) / 60) FILTER(WHERE
+    COUNT(
+      CAST((
+        UNIX_MICROS(CAST(checked_out_at AS TIMESTAMP_LTZ)) / CAST(1000000 AS DOUBLE) - UNIX_MICROS(CAST(checked_in_at AS TIMESTAMP_LTZ)) / CAST(1000000 AS DOUBLE)
+      ) AS DOUBLE) / 60
+    ) FILTER(WHERE
       NOT checked_in_at IS NULL
       AND NOT checked_out_at IS NULL
       AND NOT is_telehealth
