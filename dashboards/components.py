@@ -211,14 +211,21 @@ def kpi_section(ctx: PageContext, spec: KpiSpec) -> None:
         )
 
 
+def control_key(kpi: str, filters: data.Filters) -> str:
+    """The control-chart toggle's widget key: `spc-no_show_rate`, `spc-no_show_rate@location=EAST`."""
+    scope = ";".join(f"{dim}={','.join(values)}" for dim, values in filters)
+    return f"spc-{kpi}" + (f"@{scope}" if scope else "")
+
+
 def control_chart(ctx: PageContext, spec: KpiSpec, filters: data.Filters) -> pd.DataFrame | None:
     """The KPI's control chart (`Warehouse.spc`) when its toggle is on: on by default where a logged
-    change targets this KPI with exactly this scope, so its phases show without a click."""
+    change targets this KPI with exactly this scope, so its phases show without a click. Each scope
+    has its own toggle (`control_key`), so a new filter starts from its own default."""
     phases = data.changes_for(ctx.src, spec.id, filters)
     shown = st.toggle(
         "Control chart",
         value=not phases.empty,
-        key=f"spc-{spec.id}",
+        key=control_key(spec.id, filters),
         help="The 3-sigma limits and centre line, a phase from each logged change (limits frozen on the "
         "periods before it) and a ring on every point that signals special-cause variation.",
     )
