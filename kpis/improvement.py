@@ -120,7 +120,7 @@ class ImprovementMethods(ChangeLogMethods):
         if changes is not None:
             chosen = [c if isinstance(c, Change) else self.change(int(c)) for c in changes]
         else:
-            wanted = _normalized(filters or {})
+            wanted = _normalized(self.resolve_filters(filters))  # a location by name is the same scope
             chosen = [
                 c
                 for c in self._current()
