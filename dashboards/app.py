@@ -27,6 +27,7 @@ pages = {
         st.Page(VIEWS / "phones.py", title="Phones", icon=":material/call:"),
         st.Page(VIEWS / "visit_flow.py", title="Visit flow", icon=":material/timer:"),
         st.Page(VIEWS / "referrals_portal.py", title="Referrals & portal", icon=":material/forward_to_inbox:"),
+        st.Page(VIEWS / "improvement.py", title="Improvement", icon=":material/published_with_changes:"),
     ],
     "About the numbers": [
         st.Page(VIEWS / "data_sources.py", title="Data", icon=":material/database:"),

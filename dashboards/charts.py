@@ -15,7 +15,18 @@ import plotly.graph_objects as go
 
 from dashboards.formatting import axis_title, segment_label, tick_format
 from kpis.formatting import STATE_LABELS, STATUS_LABELS, UNIT_LABELS, count_text, period_text, value_text
-from kpis.palette import NO_STATUS_COLOR, RED_COLOR, SEGMENTS, TARGET_COLOR, UNKNOWN_COLOR, status_color
+from kpis.palette import (
+    CENTRE_COLOR,
+    CHANGE_COLOR,
+    LIMIT_COLOR,
+    NO_STATUS_COLOR,
+    RED_COLOR,
+    SEGMENTS,
+    SIGNAL_COLOR,
+    TARGET_COLOR,
+    UNKNOWN_COLOR,
+    status_color,
+)
 from kpis.spec import KpiSpec
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -75,12 +86,13 @@ def _target_lines(fig: go.Figure, spec: KpiSpec) -> None:
         )  # fmt: skip
 
 
-def trend(frame: pd.DataFrame, spec: KpiSpec) -> go.Figure:
+def trend(frame: pd.DataFrame, spec: KpiSpec, control: pd.DataFrame | None = None) -> go.Figure:
     """The KPI over time (one row per period), with target and red-flag lines.
 
     `frame` comes from `Warehouse.facts`. Markers are coloured by status; an open marker is a period
     whose value is not a fact yet (records may still arrive, or its look-back is not covered), and a
-    withheld value (a count under 11) is not drawn.
+    withheld value (a count under 11) is not drawn. `control` (from `Warehouse.spc`) adds the
+    control chart: see `add_control_chart`.
     """
     fig = go.Figure(
         go.Scatter(
@@ -100,8 +112,82 @@ def trend(frame: pd.DataFrame, spec: KpiSpec) -> go.Figure:
     )
     _target_lines(fig, spec)
     _value_axis(fig, spec)
-    fig.update_layout(title=f"{spec.title} by {frame['grain'].iloc[0] if len(frame) else 'period'}", **_LAYOUT)
+    title = f"{spec.title} by {frame['grain'].iloc[0] if len(frame) else 'period'}"
+    if control is not None:
+        add_control_chart(fig, control, frame, spec)
+        title += f" · {control.attrs['chart_name']}"
+    fig.update_layout(title=title, **_LAYOUT)
+    if control is not None:
+        fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.25}, height=_LAYOUT["height"] + 60)
     return fig
+
+
+def add_control_chart(fig: go.Figure, control: pd.DataFrame, shown: pd.DataFrame, spec: KpiSpec) -> None:
+    """Draw a control chart over a trend: limits, centre lines, change markers and signals, as `kpis` computed them.
+
+    `control` is `Warehouse.spc` (limits frozen on the phase before each change, judged on its
+    whole history); only the periods of `shown` (the trend's `Warehouse.facts`) are drawn. Per
+    phase: the upper and lower 3-sigma limits, the centre the points are judged by (the baseline
+    centre after a change) and the phase's own centre (before/after). A vertical line marks each
+    change; a ring marks every point that signals, unless its value is withheld (small cells).
+    """
+    rows = control[control["period_start"].isin(shown["period_start"])]
+    values = dict(zip(shown["period_start"], drawn(shown), strict=True))
+    lines = (
+        ("ucl", "3-sigma limits", {"color": LIMIT_COLOR, "dash": "dot", "width": 1.2}),
+        ("lcl", "3-sigma limits", {"color": LIMIT_COLOR, "dash": "dot", "width": 1.2}),
+        ("centre", "centre judged by", {"color": CENTRE_COLOR, "dash": "dash", "width": 1}),
+        ("phase_centre", "phase centre (before/after)", {"color": CENTRE_COLOR, "width": 2}),
+    )
+    legend: set[str] = set()
+    for phase, part in rows.groupby("phase", sort=True):
+        for column, name, line in lines:
+            if part[column].isna().all() or (column == "centre" and phase == 0):
+                continue  # phase 0 is judged by its own centre: one line is enough
+            fig.add_trace(
+                go.Scatter(
+                    x=part["period_start"],
+                    y=part[column],
+                    mode="lines",
+                    line={**line, "shape": "hvh"},
+                    name=name,
+                    legendgroup=name,
+                    showlegend=name not in legend,
+                    customdata=[[value_text(v, spec)] for v in part[column]],
+                    hovertemplate=f"{name}: %{{customdata[0]}}<extra></extra>",
+                )
+            )
+            legend.add(name)
+    for phase in control.attrs["phases"][1:]:
+        start = pd.Timestamp(phase["date"])
+        if rows.empty or not rows["period_start"].min() <= start <= rows["period_start"].max():
+            continue
+        fig.add_shape(
+            type="line", x0=start, x1=start, yref="paper", y0=0, y1=1, line={"color": CHANGE_COLOR, "width": 1.5}
+        )
+        fig.add_annotation(
+            x=start, y=1, yref="paper", text=phase["title"], showarrow=False, xanchor="left", yanchor="top",
+            font={"color": CHANGE_COLOR, "size": 11},
+        )  # fmt: skip
+    signals = rows[rows["signal"] & rows["period_start"].map(lambda p: not pd.isna(values.get(p)))]
+    why = [
+        "beyond the 3-sigma limits" if outside else "part of an unusually long run"
+        for outside in signals["outside"]
+    ]  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=signals["period_start"],
+            y=[values[p] for p in signals["period_start"]],
+            mode="markers",
+            marker={"symbol": "circle-open", "size": 17, "color": SIGNAL_COLOR, "line": {"width": 2.5}},
+            name="signal (special cause)",
+            customdata=[
+                [period_text(p.date(), control.attrs["grain"]), w]
+                for p, w in zip(signals["period_start"], why, strict=True)
+            ],
+            hovertemplate="<b>%{customdata[0]}</b>: a signal, %{customdata[1]}<extra></extra>",
+        )
+    )
 
 
 def breakdown(

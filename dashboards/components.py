@@ -196,7 +196,8 @@ def kpi_section(ctx: PageContext, spec: KpiSpec) -> None:
     dims = list(dict.fromkeys(d for d in (*spec.drivers, *spec.dimensions) if d not in CHARTED_APART))
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(charts.trend(total, spec), key=f"trend-{spec.id}")
+        control = control_chart(ctx, spec, tuple(filters.items()))
+        st.plotly_chart(charts.trend(total, spec, control), key=f"trend-{spec.id}")
     with right:
         dim = st.selectbox("Break down by", dims, key=f"by-{spec.id}", format_func=lambda d: d.replace("_", " "))
         split = data.facts(ctx.src, spec.id, f.start, f.end, f.grain, (dim,), tuple(filters.items()))
@@ -212,6 +213,35 @@ def kpi_section(ctx: PageContext, spec: KpiSpec) -> None:
             mime="text/csv",
             key=f"csv-{spec.id}",
         )
+
+
+def control_key(kpi: str, filters: data.Filters) -> str:
+    """The control-chart toggle's widget key: `spc-no_show_rate`, `spc-no_show_rate@location=EAST`."""
+    scope = ";".join(f"{dim}={','.join(values)}" for dim, values in filters)
+    return f"spc-{kpi}" + (f"@{scope}" if scope else "")
+
+
+def control_chart(ctx: PageContext, spec: KpiSpec, filters: data.Filters) -> pd.DataFrame | None:
+    """The KPI's control chart (`Warehouse.spc`) when its toggle is on: on by default where a logged
+    change targets this KPI with exactly this scope, so its phases show without a click. Each scope
+    has its own toggle (`control_key`), so a new filter starts from its own default."""
+    phases = data.changes_for(ctx.src, spec.id, filters)
+    shown = st.toggle(
+        "Control chart",
+        value=not phases.empty,
+        key=control_key(spec.id, filters),
+        help="The 3-sigma limits and centre line, a phase from each logged change (limits frozen on the "
+        "periods before it) and a ring on every point that signals special-cause variation.",
+    )
+    if not shown:
+        return None
+    control = data.spc(ctx.src, spec.id, ctx.filters.grain, filters)
+    titles = ", ".join(f"{p['title']} ({p['date']:%-d %b %Y})" for p in control.attrs["phases"][1:])
+    st.caption(
+        f"{control.attrs['chart_name']} over the KPI's history; "
+        + (f"phases from {titles}." if titles else "no logged change for this KPI and scope: one phase.")
+    )
+    return control
 
 
 def empty_note(ctx: PageContext, spec: KpiSpec) -> None:

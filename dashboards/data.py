@@ -253,3 +253,69 @@ def ingest_files(src: Source, files: Sequence[tuple[str, bytes]]) -> list[Any]:
         results = ingest_paths(wh, uploads)
     st.cache_data.clear()
     return results
+
+
+# -- the improvement loop ------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def changes(src: Source) -> pd.DataFrame:
+    """`Warehouse.changes`: the change log, one row per change (its current version)."""
+    with _open(src) as wh:
+        return wh.changes()
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def change_effects(src: Source) -> pd.DataFrame:
+    """`Warehouse.change_effects`: per change and KPI, the chart, centres, rules, signal and verdict
+    (what `clinic-kpis changes list` prints), judged on every period loaded."""
+    with _open(src) as wh:
+        return wh.change_effects()
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def changes_for(src: Source, kpi: str, filters: Filters = ()) -> pd.DataFrame:
+    """`Warehouse.changes_for`: the logged changes that start a phase on this KPI's chart in this scope."""
+    with _open(src) as wh:
+        return wh.changes_for(kpi, dict(filters) or None)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def spc(src: Source, kpi: str, grain: str, filters: Filters = ()) -> pd.DataFrame:
+    """`Warehouse.spc`: the KPI as a control chart (limits, phases, signals) over its default history."""
+    with _open(src) as wh:
+        return wh.spc(kpi, filters=dict(filters) or None, grain=grain)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def friction_costs(src: Source, month: str, filters: Filters = ()) -> pd.DataFrame:
+    """`Warehouse.friction_costs`: what each KPI's gap to target costs in `month`, costliest first."""
+    with _open(src) as wh:
+        return wh.friction_costs(month, filters=dict(filters) or None)
+
+
+def record_change(src: Source, fields: Mapping[str, Any]) -> int:
+    """Record a change through `Warehouse.add_change` and return its id: the dashboard's one write
+    to the change log. `fields` are add_change's arguments (date, title, kpis, scope, description, by).
+
+    The dashboard reads a read-only warehouse; this opens it read-write for the one write and
+    closes it at once. A file another program holds (an ingest) raises `WarehouseBusy`, and a
+    mistake in the fields (an unknown KPI, a scope the KPI cannot be filtered by) the API's
+    `ClinicKpisError`, each one sentence. Every cached result is dropped after the write.
+    """
+    config = Path(src.config) if src.config else None
+    try:
+        wh = Warehouse.open(src.db, config=config)
+    except WarehouseError as exc:
+        if not any(hint in str(exc) for hint in _BUSY_HINTS):
+            raise
+        raise WarehouseBusy(
+            "the warehouse is busy (an ingest is probably writing to it): the change was not recorded; "
+            "submit it again in a minute"
+        ) from None
+    try:
+        change_id = wh.add_change(**fields)
+    finally:
+        wh.close()
+    st.cache_data.clear()
+    return change_id

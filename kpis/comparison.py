@@ -22,8 +22,9 @@ and its summary, the command line, the demo), so one month tells one story. The 
   dimensions per KPI (the spec's `drivers`). Ratios and means split exactly into segment
   contributions; a median does not (said so), and its segments are ranked by how far their own
   median moved the same way. A segment is named only when its values are facts in both months.
-* **Consequence first**: findings are ordered by how far off target, in the same scale
-  (`findings`); that is the one place a cost of friction would rank them.
+* **Consequence first**: findings (off target, then to watch) are ordered by what their gap
+  costs a month where the friction cost is known (`Warehouse.friction_costs`), then by how far
+  off target they are, in the same scale (`findings`).
 """
 
 from __future__ import annotations
@@ -556,17 +557,34 @@ class ComparisonMethods(_Base):
         return dim, tuple(drivers), ""
 
 
-def findings(card: pd.DataFrame) -> pd.DataFrame:
+def findings(card: pd.DataFrame, costs: pd.DataFrame | None = None) -> pd.DataFrame:
     """The scorecard rows off target, then to watch, the most consequential first.
 
-    Consequence today is the gap to the target in the KPI's scale (`gap`). This is the one place
-    a cost of friction (what the gap costs the practice) would come first in the order.
+    Consequence is money where it is known: `costs` (`Warehouse.friction_costs` for the card's
+    month and filters) prices a KPI's gap when its month is the one the card reports; those
+    findings come first, costliest first, and the others follow by their gap to the target in the
+    KPI's scale (`gap`). Every surface ranks with this one function. Adds `money` (a month's cost
+    of the gap, NaN when unknown).
     """
     rank = {"off_target": 0, "watch": 1}
     out = card[card["status"].isin(list(rank))]
-    out = out.assign(_rank=out["status"].map(rank), _order=range(len(out)))
-    out = out.sort_values(["_rank", "gap", "_order"], ascending=[True, False, True], na_position="last")
-    return out.drop(columns=["_rank", "_order"]).reset_index(drop=True)
+    money = pd.Series(np.nan, index=out.index, dtype=float)
+    if costs is not None and len(costs):
+        known = costs[costs["money"].notna()]
+        priced = {
+            (kpi, pd.Timestamp(period)): float(value)
+            for kpi, period, value in zip(known["kpi_id"], known["period_start"], known["money"], strict=True)
+        }
+        for index, kpi, period in zip(out.index, out["kpi_id"], out["period_start"], strict=True):
+            if not pd.isna(period):
+                money[index] = priced.get((kpi, pd.Timestamp(period)), np.nan)
+    out = out.assign(money=money, _rank=out["status"].map(rank), _priced=money.isna(), _order=range(len(out)))
+    out = out.sort_values(
+        ["_rank", "_priced", "money", "gap", "_order"],
+        ascending=[True, True, False, False, True],
+        na_position="last",
+    )
+    return out.drop(columns=["_rank", "_priced", "_order"]).reset_index(drop=True)
 
 
 # -- the policy's small pieces ---------------------------------------------------------------------

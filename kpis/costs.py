@@ -28,8 +28,9 @@ from typing import Any
 
 import pandas as pd
 
+from kpis import privacy
 from kpis.config import COST_SETTINGS
-from kpis.formatting import format_value
+from kpis.formatting import format_value, state_text
 from kpis.periods import next_period, parse_bound, period_floor
 from kpis.sql_literals import sql_literal
 
@@ -61,7 +62,9 @@ def friction_costs(wh: Warehouse, period: Any = None, filters: Mapping[str, Any]
     """The costed KPIs for one month (default: the last full month of data), costliest first.
 
     `money` and `staff_hours` are per month; None (with a `note`) when the month is not complete,
-    the KPI has no target or value, or an assumption has no value (e.g. no 835s and no visit_value).
+    the KPI has no target or value, its value is withheld by the small-cell rule (`kpis.privacy`:
+    the volume and excess would give the count back), or an assumption has no value (e.g. no 835s
+    and no visit_value).
     `assumptions` lists {name, value, unit, source} for every figure used.
     """
     settings = wh.config.costs
@@ -80,6 +83,11 @@ def friction_costs(wh: Warehouse, period: Any = None, filters: Mapping[str, Any]
             continue
         result = wh.compute(kpi, start=month, end=month, filters=filters).iloc[0]
         row.update(complete=bool(result["complete"]), value=_num(result["value"]), target=_num(result["target"]))
+        counts = spec.kind == "ratio" and spec.numerator is not None and spec.numerator.agg == "count"
+        if spec.patient_records and privacy.withheld(result["n"], result["numerator"], counts):
+            # the value, its volume and the excess would give a count under 11 back
+            rows.append(row | {"value": None, "note": state_text("small")})
+            continue
         if row["value"] is None or row["target"] is None:
             rows.append(row | {"note": "no value" if row["target"] is not None else "no target"})
             continue
@@ -169,7 +177,7 @@ def _cost(kpi: str, g: str, gap: float, volume: float, used: dict[str, Any]) -> 
         minutes, per = used["callback_minutes"], "booking share × visit value"
     hours = excess * minutes / 60
     money = None if price is None else excess * price
-    head = f"{g} above target × {volume:,.0f} {VOLUMES[kpi]} = {excess:,.1f} {unit}"
+    head = f"{g} above target × {volume:,.0f} {VOLUMES[kpi]} = {excess:,.2f} {unit}"
     if kpi == "call_abandonment_rate" and price is not None:
         cost = f" × {used['booking_share']:.1%} × ${used['visit_value']:,.2f} ({per}) = ${money:,.2f}"
     elif price is not None:

@@ -47,6 +47,20 @@ STATE_LABELS = {
     "no_source": "not loaded",
 }
 
+# what a control chart's rules say (kpis.spc), and a change's status (Warehouse.change_effects)
+RULE_LABELS = {
+    "shewhart": "a point beyond the 3-sigma limits",
+    "long_run": "a long run on one side of the centre",
+    "few_crossings": "too few crossings of the centre",
+}
+EFFECT_STATUS_LABELS = {
+    "signal": "signal",
+    "no_signal": "no signal",
+    "too_early": "too early to tell",
+    "no_baseline": "too little history",
+    "no_data": "no data yet",
+}
+
 
 class Formatted(Protocol):
     """What formatting needs of a KPI: how to write its values, and in which unit."""
@@ -191,6 +205,35 @@ def state_text(state: str, *, missing_sources: str = "", wait_days: int = 0, his
     if state == "empty":
         return "no data" + (f": {missing_sources} not loaded for this scope" if missing_sources else "")
     return ""
+
+
+def rules_text(rules: list[str] | tuple[str, ...]) -> str:
+    """The control-chart rules that fired, in words (`none` when none did)."""
+    return "; ".join(RULE_LABELS.get(rule, rule) for rule in rules) or "none"
+
+
+def money_text(amount: float | None) -> str:
+    """Dollars to the cent, `$6,250.61`; missing is an em dash (a cost nobody can price)."""
+    return format_value(amount, "usd2")
+
+
+def hours_text(hours: float | None) -> str:
+    """Staff hours to a tenth, `299.9 h`; missing is an em dash."""
+    return MISSING if missing(hours) else f"{hours:,.1f} h"
+
+
+def assumption_text(value: float | None, unit: str) -> str:
+    """A friction-cost assumption (`Warehouse.friction_costs`) in its unit, as its formula prints it:
+    `$80.08` (USD ...), `79.5%` (a share), `7.50%` (a rate per year), `10` (minutes)."""
+    if missing(value):
+        return MISSING
+    if unit.startswith("USD"):
+        return money_text(value)
+    if unit.startswith("share"):
+        return f"{value:.1%}"
+    if unit == "per year":
+        return f"{value:.2%}"
+    return f"{value:g}"
 
 
 def asked_note(month: date, value: str, state: str, *, wait_days: int = 0, history_days: int = 0) -> str:

@@ -55,14 +55,19 @@ class ImprovementMethods(ChangeLogMethods):
         chosen = self._changes_for(spec, filters, changes)
         return _chart(spec, frame, grain, chosen, dict(filters or {}), self._scope_words(filters or {}))
 
-    def change_effects(self, change_ids: Sequence[int] | None = None, grain: str = "month") -> pd.DataFrame:
+    def change_effects(
+        self, change_ids: Sequence[int] | None = None, grain: str = "month", end: Any = None
+    ) -> pd.DataFrame:
         """What each logged change did, per change and KPI: centres before/after, chart, rules, verdict.
 
-        Columns: change_id, title, date, kpi_id, kpi_title, scope, scope_label, chart, chart_name,
-        status (signal, no_signal, too_early, no_baseline, no_data), signal (bool), rules (list of
-        shewhart, long_run, few_crossings), direction (down, up or None), better (bool or None),
-        n_before, n_after, centre_before, centre_after, lcl, ucl, points_below, points_above,
-        fmt, verdict (a sentence).
+        Columns: change_id, title, date, kpi_id, kpi_title, scope, scope_label, where (the scope
+        in words: "at Eastside", "" for the practice), chart, chart_name, status (signal,
+        no_signal, too_early, no_baseline, no_data), signal (bool), signal_since (the first
+        period whose data made it a signal, or NaT), rules (list of shewhart, long_run,
+        few_crossings), direction (down, up or None), better (bool or None), n_before, n_after,
+        centre_before, centre_after, lcl, ucl, points_below, points_above, fmt, verdict (a
+        sentence). `end` judges the changes on the periods up to it (a report for an earlier
+        month); by default on every period loaded.
         """
         wanted = None if change_ids is None else {int(i) for i in change_ids}
         current = [c for c in self._current() if not c.removed]
@@ -75,18 +80,29 @@ class ImprovementMethods(ChangeLogMethods):
             if wanted is not None and not any(c.change_id in wanted for c in members):
                 continue
             filters = scope_filters(members[0].scope)
-            chart = self.spc(kpi, filters=filters, grain=grain, changes=members)
+            chart = self.spc(kpi, filters=filters, grain=grain, end=end, changes=members)
             for effect in chart.attrs["effects"]:
                 if wanted is None or effect["change_id"] in wanted:
                     rows.append({**effect, "scope": {d: list(v) for d, v in members[0].scope.items()}})
         columns = [
-            "change_id", "title", "date", "kpi_id", "kpi_title", "scope", "scope_label", "chart", "chart_name",
-            "status", "signal", "rules", "direction", "better", "n_before", "n_after", "centre_before",
-            "centre_after", "lcl", "ucl", "points_below", "points_above", "fmt", "verdict",
+            "change_id", "title", "date", "kpi_id", "kpi_title", "scope", "scope_label", "where", "chart",
+            "chart_name", "status", "signal", "signal_since", "rules", "direction", "better", "n_before", "n_after",
+            "centre_before", "centre_after", "lcl", "ucl", "points_below", "points_above", "fmt", "verdict",
         ]  # fmt: skip
         frame = pd.DataFrame(rows, columns=columns)
         frame["date"] = pd.to_datetime(frame["date"])
+        frame["signal_since"] = pd.to_datetime(frame["signal_since"])
         return frame.sort_values(["date", "change_id", "kpi_id"]).reset_index(drop=True)
+
+    def changes_for(self, kpi: str, filters: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """The logged changes `spc(kpi, filters)` starts its phases at (rows of `changes()`), by date.
+
+        A change counts when it targets `kpi` and its scope is exactly `filters`: a chart can ask
+        whether it has phases to show without drawing them.
+        """
+        ids = [c.change_id for c in self._changes_for(self._spec(kpi), filters, None)]
+        log = self.changes()
+        return log[log["change_id"].isin(ids)].reset_index(drop=True)
 
     def friction_costs(self, period: Any = None, filters: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """What each KPI's gap to target costs per month, ranked; see `kpis.costs.friction_costs`."""
@@ -104,7 +120,7 @@ class ImprovementMethods(ChangeLogMethods):
         if changes is not None:
             chosen = [c if isinstance(c, Change) else self.change(int(c)) for c in changes]
         else:
-            wanted = _normalized(filters or {})
+            wanted = _normalized(self.resolve_filters(filters))  # a location by name is the same scope
             chosen = [
                 c
                 for c in self._current()
@@ -214,7 +230,9 @@ def _chart(
                 chart, before["value"], own["value"], before["numerator"], before["denominator"],
                 own["numerator"], own["denominator"],
             )  # fmt: skip
-            effects.append(_effect_row(spec, change, effect, grain, scope_words))
+            row = _effect_row(spec, change, effect, grain, scope_words)
+            row["signal_since"] = _signal_since(chart, before, own) if effect.signal else None
+            effects.append(row)
         phases.append(phase)
     out["signal"] = out["outside"] | out["in_run"]
     out.attrs.update(
@@ -244,6 +262,7 @@ def _effect_row(spec: KpiSpec, change: Change, effect: spc.Effect, grain: str, s
         "kpi_id": spec.id,
         "kpi_title": spec.title,
         "scope_label": "; ".join(change.scope_items) or "practice",
+        "where": scope_words,
         "chart": effect.chart,
         "chart_name": spc.CHART_NAMES[effect.chart],
         "status": effect.status,
@@ -262,6 +281,21 @@ def _effect_row(spec: KpiSpec, change: Change, effect: spc.Effect, grain: str, s
         "fmt": spec.fmt,
         "verdict": verdict(spec, change, effect, grain, scope_words),
     }
+
+
+def _signal_since(chart: str, before: pd.DataFrame, after: pd.DataFrame) -> date | None:
+    """The first after-period whose data made the change a signal: the judgement of each prefix of
+    the periods after the change, as it read when that period was the last one (a run grows into
+    a signal; the later points do not move that day back)."""
+    for k in range(1, len(after) + 1):
+        seen = after.iloc[:k]
+        effect = spc.evaluate(
+            chart, before["value"], seen["value"], before["numerator"], before["denominator"],
+            seen["numerator"], seen["denominator"],
+        )  # fmt: skip
+        if effect.signal:
+            return seen["period_start"].iloc[-1].date()
+    return None
 
 
 def _float(value: float) -> float | None:

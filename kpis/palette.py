@@ -18,6 +18,11 @@ TARGET_COLOR = STATUS_COLORS["on_target"]
 RED_COLOR = STATUS_COLORS["off_target"]
 LINE_COLOR = "#1f5f8b"  # a KPI's own line, and the report's headings
 GRID_COLOR = "#e5e8eb"
+# a control chart's limits and centre lines, and the ring around a point that signals (kpis.spc)
+LIMIT_COLOR = "#7e57c2"
+CENTRE_COLOR = "#5e35b1"
+SIGNAL_COLOR = "#d81b60"
+CHANGE_COLOR = "#37474f"  # the vertical line where a logged change starts a phase
 UNKNOWN_COLOR = "#9E9E9E"  # a segment without a known value (e.g. no payer class)
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 SEGMENTS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")

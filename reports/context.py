@@ -94,6 +94,63 @@ class Trend:
 
 
 @dataclass(frozen=True)
+class Finding:
+    """A KPI off target or to watch, in the one ranking of `kpis.comparison.findings`: costliest
+    first where the cost of its gap is known (`money`, per month), then furthest from its target."""
+
+    kpi_id: str
+    money: float | None
+
+
+@dataclass(frozen=True)
+class Assumption:
+    name: str
+    value: float | None
+    unit: str
+    source: str
+
+
+@dataclass(frozen=True)
+class FrictionCost:
+    """What one KPI's gap to its target costs a month (`Warehouse.friction_costs`), with its formula."""
+
+    kpi_id: str
+    title: str
+    unit: str
+    fmt: str
+    value: float | None
+    target: float | None
+    money: float | None
+    staff_hours: float | None
+    formula: str | None  # the arithmetic with its numbers, as kpis wrote it
+    note: str | None  # why there is no cost (open month, no visit value, withheld ...)
+    assumptions: tuple[Assumption, ...]
+
+
+@dataclass(frozen=True)
+class ChangeEffect:
+    """What one logged change did to one KPI it targets (`Warehouse.change_effects`)."""
+
+    change_id: int
+    title: str
+    date: date
+    where: str  # "at Eastside", or "" for the whole practice
+    kpi_id: str
+    kpi_title: str
+    unit: str
+    fmt: str
+    chart_name: str
+    status: str  # signal, no_signal, too_early, no_baseline, no_data
+    signal: bool
+    signal_since: date | None  # the first month whose data made it a signal
+    rules: tuple[str, ...]
+    centre_before: float | None
+    centre_after: float | None
+    verdict: str
+    new: bool  # a signal that first showed in the report's month
+
+
+@dataclass(frozen=True)
 class SourceCoverage:
     domain: str
     area: str  # the domain's title
@@ -147,7 +204,9 @@ class ReportContext:
     quarantined_files: tuple[QuarantinedFile, ...]
     definitions: tuple[Definition, ...]
     variants: tuple[str, ...]  # definition labels of the KPIs the practice configured a variant for
-    findings: tuple[str, ...] = field(default=())  # ids of the KPIs off target, then to watch, furthest first
+    findings: tuple[Finding, ...] = field(default=())  # off target, then to watch: costliest, then furthest first
+    costs: tuple[FrictionCost, ...] = field(default=())  # costliest first
+    changes: tuple[ChangeEffect, ...] = field(default=())  # the changes logged up to the month, by date
     summary: tuple[str, ...] = field(default=())  # the executive summary, filled by reports.narrative
 
     @property
@@ -172,6 +231,10 @@ class ReportContext:
 
     def row(self, kpi_id: str) -> KpiRow:
         return next(r for r in self.rows if r.id == kpi_id)
+
+    @property
+    def new_signals(self) -> tuple[ChangeEffect, ...]:
+        return tuple(c for c in self.changes if c.new)
 
 
 def parse_month(text: str) -> date:
@@ -212,6 +275,8 @@ def build_context(wh: Warehouse, month: date, scope: Scope, *, generated_at: dat
     runs = wh.ingest_runs()
     quarantined = _quarantined(runs)
     configured = set(wh.config.kpi_options)
+    costs = wh.friction_costs(month, filters=scope.filters or None)
+    ranked = findings(card.reset_index(), costs)
     return ReportContext(
         practice_name=wh.config.practice_name,
         month=month,
@@ -221,7 +286,9 @@ def build_context(wh: Warehouse, month: date, scope: Scope, *, generated_at: dat
         data_end=data_end,
         partial_month=data_end < add_months(month, 1) - timedelta(days=1),
         rows=rows,
-        findings=tuple(str(kpi) for kpi in findings(card.reset_index())["kpi_id"]),
+        findings=tuple(Finding(str(k), _given(m)) for k, m in zip(ranked["kpi_id"], ranked["money"], strict=True)),
+        costs=tuple(_cost(row, {s.id: s for s in specs}[row["kpi_id"]]) for row in costs.to_dict(orient="records")),
+        changes=_changes(wh, month, scope),
         trends=trends,
         movers=tuple(wh.movers(month, filters=scope.filters or None, limit=MAX_MOVERS)),
         coverage=_coverage(coverage, month, {s.domain: s.domain_title for s in specs}),
@@ -304,6 +371,64 @@ def _definition(spec: KpiSpec, label: str) -> Definition:
         red=spec.red,
         authority=spec.authority,
     )
+
+
+# -- the improvement loop ---------------------------------------------------------------------------
+
+
+def _cost(row: dict[str, Any], spec: KpiSpec) -> FrictionCost:
+    return FrictionCost(
+        kpi_id=spec.id,
+        title=spec.title,
+        unit=spec.unit,
+        fmt=spec.fmt,
+        value=_given(row["value"]),
+        target=_given(row["target"]),
+        money=_given(row["money"]),
+        staff_hours=_given(row["staff_hours"]),
+        formula=_given(row["formula"]),
+        note=_given(row["note"]),
+        assumptions=tuple(Assumption(a["name"], a["value"], a["unit"], a["source"]) for a in row["assumptions"]),
+    )
+
+
+def _changes(wh: Warehouse, month: date, scope: Scope) -> tuple[ChangeEffect, ...]:
+    """The changes logged up to the end of `month` that concern `scope`, judged on the months up to it.
+
+    A location's report shows the practice-wide changes and those whose scope names the location.
+    """
+    end = add_months(month, 1) - timedelta(days=1)
+    effects = wh.change_effects(end=end)
+    specs = {s.id: s for s in wh.catalog()}
+    out = []
+    for e in effects.to_dict(orient="records"):
+        places = e["scope"].get("location")
+        if e["date"].date() > end or (scope.location and places and scope.location not in places):
+            continue
+        since = _day(e["signal_since"])
+        spec = specs[e["kpi_id"]]
+        out.append(
+            ChangeEffect(
+                change_id=int(e["change_id"]),
+                title=e["title"],
+                date=e["date"].date(),
+                where=e["where"],
+                kpi_id=spec.id,
+                kpi_title=spec.title,
+                unit=spec.unit,
+                fmt=spec.fmt,
+                chart_name=e["chart_name"],
+                status=e["status"],
+                signal=bool(e["signal"]),
+                signal_since=since,
+                rules=tuple(e["rules"]),
+                centre_before=_given(e["centre_before"]),
+                centre_after=_given(e["centre_after"]),
+                verdict=e["verdict"],
+                new=bool(e["signal"]) and since is not None and since >= month,
+            )
+        )
+    return tuple(out)
 
 
 # -- data coverage and freshness -----------------------------------------------------------------

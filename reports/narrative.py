@@ -1,30 +1,55 @@
 """The executive summary: three to five plain sentences written from the report's numbers.
 
-Owners read this first and often only this, so it leads with consequence: how many headline
-measures are on target, then every measure off target, furthest from its target first, then
-the biggest moves since last month (direction, size, and the segment that drove it). It is
-built from the finished context alone (whose numbers and order `kpis` decided), so it can never
-disagree with the tables, and it names no segment the small-cell rule withholds.
+Owners read this first and often only this, so it leads with consequence: the costliest friction
+of the month (what a KPI's gap to target costs, when it can be priced) and any change whose
+control chart showed a new signal this month, then how many headline measures are on target,
+every measure off target (costliest, then furthest from its target first), and the biggest moves
+since last month (direction, size, and the segment that drove it). It is built from the finished
+context alone (whose numbers and order `kpis` decided), so it can never disagree with the
+tables, and it names no segment the small-cell rule withholds.
 """
 
 from __future__ import annotations
 
 from kpis.comparison import Move
-from kpis.formatting import change_text, magnitude, month_text, value_text
+from kpis.formatting import change_text, hours_text, magnitude, money_text, month_text, value_text
 from kpis.periods import add_months
-from reports.context import KpiRow, ReportContext
+from reports.context import Finding, KpiRow, ReportContext
 
-MAX_MOVE_SENTENCES = 3
+MAX_MOVE_SENTENCES = 3  # fewer when the summary leads with a cost or a new signal: 5 sentences at most
 
 
 def summarize(ctx: ReportContext) -> tuple[str, ...]:
     """The summary sentences for `ctx` (3 to 5)."""
-    sentences = [_overview(ctx), _standing(ctx)]
-    moves = list(ctx.movers[:MAX_MOVE_SENTENCES])
+    lead = [s for s in (_costliest(ctx), _new_signal(ctx)) if s]
+    sentences = [*lead, _overview(ctx), _standing(ctx)]
+    moves = list(ctx.movers[: max(1, MAX_MOVE_SENTENCES - len(lead))])
     sentences += [_move(m, ctx) for m in moves]
     if not moves:
         sentences.append(f"No measure moved noticeably since {add_months(ctx.month, -1):%B}.")
     return tuple(sentences)
+
+
+def _costliest(ctx: ReportContext) -> str | None:
+    """The friction that cost most this month, when any gap could be priced."""
+    if not ctx.costs or not ctx.costs[0].money:
+        return None
+    top = ctx.costs[0]
+    return (
+        f"The costliest friction in {month_text(ctx.month)} was {top.title[0].lower() + top.title[1:]}: "
+        f"{value_text(top.value, top)} against a target of {value_text(top.target, top)}, about "
+        f"{money_text(top.money)} a month and {hours_text(top.staff_hours)} of staff time (how, under "
+        "“Where friction cost most”)."
+    )
+
+
+def _new_signal(ctx: ReportContext) -> str | None:
+    """A change whose control chart first showed a signal this month, in the chart's own words."""
+    new = ctx.new_signals
+    if not new:
+        return None
+    more = f" ({len(new) - 1} more under “Changes you made and what they did”)" if len(new) > 1 else ""
+    return f"New signal this month: {new[0].verdict}{more}"
 
 
 def _scope_name(ctx: ReportContext) -> str:
@@ -74,17 +99,26 @@ def _move(move: Move, ctx: ReportContext) -> str:
 
 
 def _standing(ctx: ReportContext) -> str:
-    """Every measure off target (or, with none, to watch), furthest from its target first."""
-    rows = [ctx.row(kpi) for kpi in ctx.findings]
-    off = [r for r in rows if r.status == "off_target"]
-    watch = [r for r in rows if r.status == "watch"]
+    """Every measure off target (or, with none, to watch): costliest first, then furthest from its target."""
+    off = [f for f in ctx.findings if ctx.row(f.kpi_id).status == "off_target"]
+    watch = [f for f in ctx.findings if ctx.row(f.kpi_id).status == "watch"]
     if off:
-        return f"Off target, furthest first: {_listing(off, ctx)}."
+        return f"Off target, {_order(off)}: {_listing(off, ctx)}."
     if watch:
-        return f"Nothing is off target; to watch: {_listing(watch, ctx)}."
+        return f"Nothing is off target; to watch, {_order(watch)}: {_listing(watch, ctx)}."
     return "Every measure with a target is on target."
 
 
-def _listing(rows: list[KpiRow], ctx: ReportContext) -> str:
-    items = [f"{_for(r, ctx)} ({value_text(r.value, r)} against a target of {value_text(r.target, r)})" for r in rows]
+def _order(found: list[Finding]) -> str:
+    return "costliest first" if any(f.money is not None for f in found) else "furthest first"
+
+
+def _listing(found: list[Finding], ctx: ReportContext) -> str:
+    items = []
+    for f in found:
+        r = ctx.row(f.kpi_id)
+        cost = "" if f.money is None else f", about {money_text(f.money)} a month"
+        item = f"{_for(r, ctx)} ({value_text(r.value, r)} against a target of {value_text(r.target, r)}{cost})"
+        priced_before = items and found[len(items) - 1].money is not None and f.money is None
+        items.append(("then, furthest first, " if priced_before else "") + item)
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

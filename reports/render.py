@@ -51,6 +51,11 @@ def environment() -> jinja2.Environment:
         status=formatting.status_text,
         state=_state,
         asked=_asked,
+        money=formatting.money_text,
+        hours=formatting.hours_text,
+        rules=formatting.rules_text,
+        assumption=_assumption,
+        effect_status=lambda status: formatting.EFFECT_STATUS_LABELS.get(status, status),
         css_string=_css_string,
     )
     env.globals["palette"] = palette
@@ -65,6 +70,11 @@ def _state(row: object) -> str:
         wait_days=row.wait_days,
         history_days=row.history_days,
     )
+
+
+def _assumption(assumption: object) -> str:
+    """A friction-cost assumption's value in its unit (kpis' vocabulary)."""
+    return formatting.assumption_text(assumption.value, assumption.unit)
 
 
 def data_uri(content: bytes, mime: str) -> str:

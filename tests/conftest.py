@@ -151,3 +151,22 @@ def simulated_practice(tmp_path_factory: pytest.TempPathFactory) -> SimulatedPra
         db=directory / "clinic_kpis.duckdb",
         config=directory / "clinic-kpis.toml",
     )
+
+
+@pytest.fixture(scope="session")
+def practice_with_changes(
+    simulated_practice: SimulatedPractice, tmp_path_factory: pytest.TempPathFactory
+) -> SimulatedPractice:
+    """The session's practice with the simulator's change log imported by `clinic-kpis changes import`,
+    in a copy (the shared practice stays without one): reminder calls at EAST, a placebo at WEST."""
+    directory = tmp_path_factory.mktemp("with-changes") / "practice"
+    exports = ("fhir", "vendor", "billing", "phones", "portal", "*.wal")  # not needed: the warehouse is loaded
+    shutil.copytree(simulated_practice.directory, directory, ignore=shutil.ignore_patterns(*exports))
+    done = clinic_kpis("changes", "import", "exports/change_log.csv", cwd=directory)
+    assert done.returncode == 0, done.stderr
+    return SimulatedPractice(
+        directory=directory,
+        exports=directory / "exports",
+        db=directory / "clinic_kpis.duckdb",
+        config=directory / "clinic-kpis.toml",
+    )

@@ -13,7 +13,7 @@ import streamlit as st
 from dashboards import data
 from dashboards.components import empty_state, ignored_filters_note, kpi_tile, page_context
 from kpis.comparison import Move, findings
-from kpis.formatting import change_text, magnitude, period_text, value_text
+from kpis.formatting import change_text, magnitude, missing, money_text, period_text, value_text
 from kpis.periods import add_months
 
 TILES_PER_ROW = 4
@@ -38,7 +38,7 @@ headline = [spec for spec in ctx.specs.values() if spec.headline]
 trend = data.trend(ctx.src, tuple(s.id for s in headline), ctx.filters.month, ctx.filters.active)
 
 st.subheader("Off target")
-off = findings(card)
+off = findings(card, data.friction_costs(ctx.src, ctx.filters.month, ctx.filters.active))
 off = off[off["status"] == "off_target"]
 if off.empty:
     st.caption("Nothing is off target.")
@@ -47,10 +47,14 @@ else:
     for row in off.itertuples(index=False):
         spec = ctx.specs[row.kpi_id]
         when = "" if row.period_start.date() == month else f" (for {period_text(row.period_start.date())})"
+        cost = "" if missing(row.money) else f" — costs about {money_text(row.money)} a month".replace("$", r"\$")
         lines.append(f"- **{spec.title}**{when}: {value_text(row.value, spec)} against a target of "
-                     f"{value_text(spec.target, spec)}")  # fmt: skip
+                     f"{value_text(spec.target, spec)}{cost}")  # fmt: skip
     st.markdown("\n".join(lines))
-    st.caption("Furthest from its target first (the distance in the measure's target-to-red band).")
+    st.caption(
+        "Costliest first where the cost of the gap is known (the Improvement page shows each formula), then "
+        "furthest from its target (the distance in the measure's target-to-red band)."
+    )
 
 st.subheader("Headline measures")
 st.caption(

@@ -8,6 +8,7 @@ set, the pictures are also copied to DIR (how docs/screenshots/ is regenerated).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -23,8 +24,9 @@ from urllib.parse import quote_plus
 import pytest
 from PIL import Image, ImageStat
 
-from kpis.formatting import format_value
-from tests.conftest import SimulatedPractice, require_tool
+from kpis.formatting import format_value, money_text, rules_text, value_text
+from kpis.spc import CHART_NAMES
+from tests.conftest import SimulatedPractice, clinic_kpis, require_tool
 from tests.dashboards.conftest import Window
 
 CHROMIUM_ARGS = [
@@ -167,3 +169,67 @@ def test_dashboard_in_a_real_browser(
         Path(target).mkdir(parents=True, exist_ok=True)
         for shot in shots[: len(PAGES)]:
             shutil.copy(shot, Path(target) / shot.name)
+
+
+@pytest.fixture
+def improvement_url(practice_with_changes: SimulatedPractice, tmp_path: Path) -> Iterator[str]:
+    yield from serve(practice_with_changes.db, practice_with_changes.config, tmp_path / "dashboard.log")
+
+
+def table_rows(page, header: str) -> list[dict[str, str]]:  # noqa: ANN001 (playwright Page)
+    """The rows of the st.table whose header has `header`, as {column: text}."""
+    table = page.get_by_test_id("stTable").filter(has=page.locator("th", has_text=header))
+    columns = [c.strip() for c in table.locator("thead th").all_inner_texts()]
+    return [
+        dict(zip(columns, [c.strip() for c in row.locator("td, th").all_inner_texts()], strict=True))
+        for row in table.locator("tbody tr").all()
+    ]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_improvement_page_in_a_real_browser(
+    improvement_url: str, practice_with_changes: SimulatedPractice, window: Window, tmp_path: Path
+) -> None:
+    """The page served for real shows, per change and KPI, what `clinic-kpis changes list --format
+    json` prints, the API's friction costs, and the first change's control chart."""
+    chromium = require_tool("chromium")
+    from playwright.sync_api import expect, sync_playwright
+
+    done = clinic_kpis("changes", "list", "--format", "json", cwd=practice_with_changes.directory)
+    records = json.loads(done.stdout)
+    with practice_with_changes.open() as wh:
+        specs = {s.id: s for s in wh.catalog()}
+        costs = wh.friction_costs(window.month)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 4200})
+        page.goto(f"{improvement_url}/improvement")
+        expect(page.get_by_role("heading", level=1).filter(has_text="Improvement")).to_be_visible(timeout=90_000)
+        wait_idle(page)
+        verdicts = table_rows(page, "verdict")
+        assert len(verdicts) == len(records) == 2
+        for row, record in zip(verdicts, records, strict=True):
+            spec = specs[record["kpi_id"]]
+            assert row["change"] == f"{record['title']} (#{record['change_id']})"
+            assert row["chart"] == CHART_NAMES[record["chart"]]
+            assert (row["before"], row["after"]) == (
+                value_text(record["centre_before"], spec),
+                value_text(record["centre_after"], spec),
+            )
+            assert row["rules fired"] == rules_text(record["rules"])
+            assert row["signal"] == ("yes" if record["signal"] else "no")
+            assert row["verdict"] == record["verdict"]
+        ranking = table_rows(page, "cost a month")
+        assert [r["cost a month"] for r in ranking] == [money_text(m) for m in costs["money"]]
+        chart = page.get_by_test_id("stPlotlyChart").last
+        expect(chart.locator(".annotation-text").filter(has_text="Reminder calls 48 h ahead")).to_have_count(1)
+        expect(chart.locator(".legendtext").filter(has_text="signal (special cause)")).to_have_count(1)
+        shot = tmp_path / "improvement.png"
+        page.screenshot(path=shot)
+        browser.close()
+    assert_not_blank(shot)
+    target = os.environ.get("CLINIC_KPIS_SCREENSHOTS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(target) / shot.name)

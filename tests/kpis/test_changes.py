@@ -6,6 +6,7 @@ import json
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from kpis.changes import ChangeLogError
@@ -218,3 +219,25 @@ def test_changes_list_json_gives_each_change_and_kpi(fx: Fixture, capsys: pytest
     csv_out = run_cli(capsys, "changes", "list", "--db", db, "--format", "csv")
     assert csv_out.out.splitlines()[0].startswith("change_id,date,title,description,scope,recorded_by,kpi_id,chart")
     assert "location=EAST" in csv_out.out
+
+
+def test_a_signal_dates_from_the_first_month_whose_data_made_it_one(fx: Fixture) -> None:
+    """Five months below the baseline centre are not yet a signal; the sixth is (no crossing in six
+    points: fewer than qbinom(0.05, 5, 0.5) = 1). Judged up to May, then June, then on all the data."""
+    wh = fx.wh
+    cid = wh.add_change("2026-01-01", "Reminder calls", ["no_show_rate"], ["location=EAST"])
+    may = wh.change_effects(end="2026-05-31").iloc[0]
+    assert (may["status"], may["signal"], may["n_after"]) == ("too_early", False, 5) and pd.isna(may["signal_since"])
+    june = wh.change_effects(end="2026-06-30").iloc[0]
+    assert (june["status"], june["rules"], june["n_after"]) == ("signal", ["few_crossings"], 6)
+    assert june["signal_since"] == pd.Timestamp("2026-06-01")
+    assert "6 of 6 months below the baseline centre" in june["verdict"]
+    everything = wh.change_effects().iloc[0]
+    assert everything["signal_since"] == pd.Timestamp("2026-06-01") and everything["n_after"] == 9
+    assert everything["where"] == "at Eastside"
+    # the changes a chart starts phases at: this KPI, exactly this scope (a location by id or name)
+    assert wh.changes_for("no_show_rate", {"location": "EAST"})["change_id"].tolist() == [cid]
+    assert wh.changes_for("no_show_rate", {"location": ["Eastside"]})["change_id"].tolist() == [cid]
+    assert len(wh.spc("no_show_rate", filters={"location": "Eastside"}).attrs["phases"]) == 2
+    assert wh.changes_for("no_show_rate").empty and wh.changes_for("no_show_rate", {"location": "WEST"}).empty
+    assert wh.changes_for("late_cancel_rate", {"location": "EAST"}).empty

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import pandas as pd
 import pytest
 
 from kpis.comparison import findings
@@ -170,3 +171,46 @@ def test_an_open_month_is_reported_as_its_latest_complete_month(fx: Fixture) -> 
     assert card["asked_value"] is not None and card["wait_days"] == 90
     moves = fx.wh.movers("2026-10")
     assert all(m.kpi_id != "referral_completion_rate" for m in moves)  # a steady month is not a move
+
+
+def test_findings_rank_by_what_a_gap_costs_where_known_then_by_gap(fx: Fixture) -> None:
+    """No-show rate is further off target than abandonment, but a known cost ranks first; a cost for
+    another month than the one reported does not count."""
+    visits(fx)
+    card = fx.wh.scorecard("2026-10")
+    october, september = pd.Timestamp("2026-10-01"), pd.Timestamp("2026-09-01")
+
+    def ranked(rows: list[tuple[str, pd.Timestamp, float | None]]) -> list[tuple[str, float | None]]:
+        costs = pd.DataFrame(rows, columns=["kpi_id", "period_start", "money"])
+        off = findings(card, costs)
+        return [(k, None if pd.isna(m) else m) for k, m in zip(off["kpi_id"], off["money"], strict=True)][:2]
+
+    assert ranked([("call_abandonment_rate", october, 120.0), ("no_show_rate", september, 5000.0)]) == [
+        ("call_abandonment_rate", 120.0),
+        ("no_show_rate", None),
+    ]
+    assert ranked([("call_abandonment_rate", october, 120.0), ("no_show_rate", october, 50.0)]) == [
+        ("call_abandonment_rate", 120.0),
+        ("no_show_rate", 50.0),
+    ]
+    assert ranked([("call_abandonment_rate", october, 120.0), ("no_show_rate", october, 500.0)]) == [
+        ("no_show_rate", 500.0),
+        ("call_abandonment_rate", 120.0),
+    ]
+    assert ranked([("call_abandonment_rate", october, None)]) == [
+        ("no_show_rate", None),
+        ("call_abandonment_rate", None),
+    ]
+    # the API's costs: no 835 (no visit value) and no booking queue, so nothing is priced: the order by gap
+    priced = findings(card, fx.wh.friction_costs("2026-10"))
+    assert priced["kpi_id"].tolist() == findings(card)["kpi_id"].tolist() and priced["money"].isna().all()
+
+
+def test_friction_costs_withhold_a_value_that_rests_on_a_small_cell(fx: Fixture) -> None:
+    visits(fx)
+    west = fx.wh.friction_costs("2026-10", filters={"location": "Westside"}).set_index("kpi_id")
+    row = west.loc["no_show_rate"]  # 8 no-shows of 8 visits
+    assert row["note"] == "withheld: a count under 11 behind it (small-cell rule)"
+    assert row["value"] is None and row["money"] is None and row["volume"] is None and row["excess"] is None
+    east = fx.wh.friction_costs("2026-10", filters={"location": "EAST"}).set_index("kpi_id")
+    assert east.loc["no_show_rate", "value"] == pytest.approx(12 / 40)
