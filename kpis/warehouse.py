@@ -6,9 +6,15 @@ This is what dashboards, reports and notebooks open. Opening, migrating and curs
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
+from typing import Self
+
 from kpis.api import KpiMethods
 from kpis.comparison import ComparisonMethods
+from kpis.config import Config
 from kpis.improvement import ImprovementMethods
+from kpis.scope import EVERYTHING, Scope
 from kpis.storage import Store
 
 
@@ -18,5 +24,42 @@ class Warehouse(ComparisonMethods, KpiMethods, ImprovementMethods, Store):
     the change log, control charts and friction costs (`kpis.improvement.ImprovementMethods`).
 
     Use `Warehouse.open(...)` (or the constructor) as a context manager; see `kpis.storage.Store`
-    for opening, migrating, `cursor()` and `transaction()`.
+    for opening, migrating, `cursor()` and `transaction()`. `scope` (`kpis.scope.Scope`) limits
+    what every method answers: which locations, whether records, whether small cells.
     """
+
+    def __init__(
+        self, path: str | Path, *, read_only: bool = False, config: Config | None = None, scope: Scope = EVERYTHING
+    ) -> None:
+        self.scope = scope
+        self._shares_connection = False
+        super().__init__(path, read_only=read_only, config=config)
+
+    @classmethod
+    def open(
+        cls,
+        db: str | Path | None = None,
+        *,
+        config: Config | Path | None = None,
+        read_only: bool = False,
+        scope: Scope = EVERYTHING,
+    ) -> Self:
+        """`Store.open` with a scope (default: everything, with small cells withheld)."""
+        wh = super().open(db, config=config, read_only=read_only)
+        wh.scope = scope
+        return wh
+
+    def narrowed(self, scope: Scope) -> Warehouse:
+        """This warehouse as `scope` may see it (never more than this one's scope), on the same connection.
+
+        Why: one open snapshot can serve several signed-in people, each through their own scope.
+        Closing the narrowed warehouse leaves the connection to its owner.
+        """
+        view = copy.copy(self)  # caches of the catalog and relations hold for every scope
+        view.scope = self.scope.narrow(scope)
+        view._shares_connection = True
+        return view
+
+    def close(self) -> None:
+        if not self._shares_connection:
+            super().close()
