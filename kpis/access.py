@@ -23,7 +23,7 @@ from typing import Any
 from kpis.audit import DEFAULT_RETENTION_DAYS
 from kpis.config import Config
 from kpis.errors import ConfigError
-from kpis.users import LOCATION_ROLES, ROLES, User, UserError, article, find_user, normalize_name
+from kpis.users import LOCATION_ROLES, ROLES, User, UserError, article, normalize_name
 
 DEFAULT_SESSION_MINUTES = 8 * 60
 _KEYS = {"session_minutes", "audit_retention_days", "oidc_claim", "oidc_groups_claim", "oidc_groups"}
@@ -65,22 +65,25 @@ def access_settings(config: Config) -> AccessSettings:
     )
 
 
-def oidc_user(store: Any, claims: Mapping[str, Any], settings: AccessSettings) -> User | None:
-    """The user an identity provider's claims sign in as here, or None (see the module docstring)."""
+def oidc_user(users: Mapping[str, User], claims: Mapping[str, Any], settings: AccessSettings) -> User | None:
+    """The user an identity provider's claims sign in as here, or None (see the module docstring).
+
+    `users`: the warehouse's users by name (`kpis.users.list_users`).
+    """
     name = claims.get(settings.oidc_claim)
     if not isinstance(name, str) or not name.strip():
         return None
-    user = find_user(store, name)
+    try:
+        user = users.get(normalize_name(name))
+    except UserError:
+        return None
     if user is not None:
         return user
     groups = claims.get(settings.oidc_groups_claim) or []
     groups = [groups] if isinstance(groups, str) else list(groups)
     for group, granted in settings.oidc_groups.items():
         if group in groups:
-            try:
-                return User(normalize_name(name), granted.role, granted.locations)
-            except UserError:
-                return None
+            return User(normalize_name(name), granted.role, granted.locations)
     return None
 
 

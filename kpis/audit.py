@@ -112,6 +112,8 @@ class AuditLog:
             [{**e, "filters": _json(e.get("filters")), "detail": _json(e.get("detail"))} for e in rows],
             columns=COLUMNS,
         )
+        for column in COLUMNS[1:]:  # text, with None (not NaN) where an entry has no value
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
         frame["at"] = pd.to_datetime(frame["at"], utc=True, format="ISO8601")
         return frame
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import stat
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from kpis.audit import AuditError, AuditLog, audit_path
+from tests.conftest import REPO
 
 
 def test_entries_are_appended_in_order_with_user_and_filters(tmp_path: Path) -> None:
@@ -61,14 +63,14 @@ def _append_many(path: str, who: str, count: int) -> None:
 def test_threads_and_processes_append_whole_lines(tmp_path: Path) -> None:
     """The dashboard's sessions (threads) and the command line (processes) write at once: no line is lost or torn."""
     path = str(tmp_path / "a.audit.jsonl")
+    code = f"from tests.kpis.test_audit_log import _append_many as a; import sys; a({path!r}, sys.argv[1], 100)"
+    procs = [subprocess.Popen([sys.executable, "-c", code, f"p{i}"], cwd=REPO) for i in range(2)]
     threads = [threading.Thread(target=_append_many, args=(path, f"t{i}", 100)) for i in range(4)]
-    procs = [
-        multiprocessing.get_context("spawn").Process(target=_append_many, args=(path, f"p{i}", 100)) for i in range(2)
-    ]
-    for worker in [*threads, *procs]:
-        worker.start()
-    for worker in [*threads, *procs]:
-        worker.join()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [proc.wait(timeout=60) for proc in procs] == [0, 0]
     entries = AuditLog(path).entries()
     assert len(entries) == 600
     for who in ["t0", "t1", "t2", "t3", "p0", "p1"]:

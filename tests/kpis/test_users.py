@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import argon2
 import pytest
 
 from kpis.access import AccessSettings, GroupRole, access_settings, oidc_user
@@ -29,6 +28,7 @@ from kpis.users import (
     set_role,
     verify_password,
 )
+from tests.conftest import CHEAP_HASHER as CHEAP
 from tests.kpis.builder import Fixture
 
 CONFIG = """\
@@ -36,7 +36,6 @@ CONFIG = """\
 EAST = "Eastside"
 WEST = "Westside"
 """
-CHEAP = argon2.PasswordHasher.from_parameters(argon2.profiles.CHEAPEST)
 PASSWORD = "correct horse battery"
 
 
@@ -148,12 +147,14 @@ def test_access_settings_defaults_and_mistakes(tmp_path: Path) -> None:
 def test_oidc_claims_name_a_user_or_a_group_role(fx: Fixture) -> None:
     add_user(fx.wh, "cat@clinic.example", "manager", ["EAST"], password=None)
     settings = AccessSettings(oidc_groups={"kpi-analysts": GroupRole("analyst")})
-    assert oidc_user(fx.wh, {"email": "Cat@Clinic.example", "groups": ["kpi-analysts"]}, settings).role == "manager"
-    assert oidc_user(fx.wh, {"email": "dan@clinic.example", "groups": ["kpi-analysts"]}, settings) == User(
+    users = {u.name: u for u in list_users(fx.wh)}
+    assert oidc_user(users, {"email": "Cat@Clinic.example", "groups": ["kpi-analysts"]}, settings).role == "manager"
+    assert oidc_user(users, {"email": "dan@clinic.example", "groups": ["kpi-analysts"]}, settings) == User(
         "dan@clinic.example", "analyst"
     )
-    assert oidc_user(fx.wh, {"email": "eve@clinic.example", "groups": ["other"]}, settings) is None
-    assert oidc_user(fx.wh, {"sub": "no email"}, settings) is None
+    assert oidc_user(users, {"email": "eve@clinic.example", "groups": ["other"]}, settings) is None
+    assert oidc_user(users, {"sub": "no email"}, settings) is None
+    assert oidc_user(users, {"email": "two words"}, settings) is None
 
 
 # -- the throttle ------------------------------------------------------------------------------
