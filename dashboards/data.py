@@ -5,7 +5,9 @@ length of one call and closes it again: DuckDB lets one process write a file *or
 it, so a dashboard that held a connection open would block `clinic-kpis ingest` for as long as
 it runs. Results are cached per argument set (the filters) for `TTL_SECONDS`; the first
 argument, a `Source`, carries the file's modification time, so a finished ingest changes the
-key and the next view shows the new data at once.
+key and the next view shows the new data at once. It also carries the scope of the person
+signed in (`kpis.scope`, from dashboards/auth.py): the warehouse is opened with it, so every
+answer is within it, and two people with different scopes never share a cached answer.
 """
 
 from __future__ import annotations
@@ -21,10 +23,14 @@ import pandas as pd
 import streamlit as st
 
 from kpis import Warehouse
+from kpis.access import access_settings
+from kpis.audit import AuditLog
 from kpis.comparison import Move
-from kpis.config import load_config
+from kpis.config import Config, load_config
 from kpis.errors import WarehouseError
+from kpis.scope import EVERYTHING, Scope
 from kpis.spec import KpiSpec
+from kpis.users import User, list_users
 
 TTL_SECONDS = 600
 # Opening can collide with a writer (another process's ingest, or an upload on the Data page):
@@ -38,19 +44,21 @@ Filters = tuple[tuple[str, tuple[str, ...]], ...]  # ((dimension, (id, ...)), ..
 
 
 class Source(NamedTuple):
-    """Which warehouse and config to read, and the file's version (its modification time)."""
+    """Which warehouse and config to read, the file's version (its modification time), and whose eyes."""
 
     db: str
     config: str | None
     version: int
+    scope: Scope = EVERYTHING
 
 
 class WarehouseBusy(WarehouseError):
     """The warehouse is being written (an ingest is running) and cannot be read right now."""
 
 
-def source() -> Source:
-    """The warehouse named by the environment (`clinic-kpis dashboard` sets it from --db/--config) or the config.
+def source(scope: Scope = EVERYTHING) -> Source:
+    """The warehouse named by the environment (`clinic-kpis dashboard` sets it from --db/--config) or the config,
+    as `scope` sees it.
 
     A missing file is reported when the first query opens it, with the command that creates one.
     """
@@ -60,7 +68,7 @@ def source() -> Source:
     for path in (db, db.with_name(db.name + ".wal")):
         if path.exists():
             version = max(version, path.stat().st_mtime_ns)
-    return Source(str(db), str(cfg.path.resolve()) if cfg.path else None, version)
+    return Source(str(db), str(cfg.path.resolve()) if cfg.path else None, version, scope)
 
 
 @contextmanager
@@ -68,7 +76,7 @@ def _open(src: Source, *, read_only: bool = True) -> Iterator[Warehouse]:
     config = Path(src.config) if src.config else None
     for attempt in range(_OPEN_ATTEMPTS):
         try:
-            wh = Warehouse.open(src.db, config=config, read_only=read_only)
+            wh = Warehouse.open(src.db, config=config, read_only=read_only, scope=src.scope)
             break
         except WarehouseError as exc:
             if not any(hint in str(exc) for hint in _BUSY_HINTS):
@@ -201,6 +209,32 @@ def ar_aging(src: Source, period: str, by: tuple[str, ...] = (), filters: Filter
         return wh.ar_aging(period, by=list(by) or None, filters=dict(filters) or None)
 
 
+# -- who may sign in, and the audit log ----------------------------------------------------------
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def users(src: Source) -> dict[str, User]:
+    """The users who may sign in, by name (the version in `src` changes when `clinic-kpis users` writes)."""
+    with _open(src._replace(scope=EVERYTHING)) as wh:
+        return {user.name: user for user in list_users(wh)}
+
+
+@st.cache_resource(show_spinner=False)
+def config(src: Source) -> Config:
+    """The practice's configuration (names, time zone, [access] settings)."""
+    return load_config(Path(src.config) if src.config else None, db=Path(src.db))
+
+
+def audit_log(src: Source) -> AuditLog:
+    """The audit log beside the warehouse (kpis.audit), with the practice's retention."""
+    return AuditLog.beside(src.db, access_settings(config(src)).audit_retention_days)
+
+
+def audit_entries(src: Source) -> pd.DataFrame:
+    """Every audit entry, oldest first (not cached: the log grows with every click)."""
+    return audit_log(src).entries()
+
+
 # -- data views ----------------------------------------------------------------------------------
 
 
@@ -244,6 +278,7 @@ def ingest_files(src: Source, files: Sequence[tuple[str, bytes]]) -> list[Any]:
     from ingest import ingest_paths  # the upload is the only writer here; keep its import local
     from ingest.sources import Upload
 
+    src.scope.require_practice("loading exports")
     uploads, seen = [], Counter[str]()
     for name, content in files:
         base = Path(name).name or "upload"
