@@ -59,13 +59,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(db: Path, config: Path, log: Path) -> Iterator[str]:
-    """Run `clinic-kpis dashboard --db DB --config CONFIG --port N` until it answers its health check; yield its URL."""
-    port = free_port()
+def serve(db: Path, config: Path, log: Path, cwd: Path | None = None, port: int | None = None) -> Iterator[str]:
+    """Run `clinic-kpis dashboard --db DB --config CONFIG --port N` until it answers its health check; yield its URL.
+
+    `cwd`: where it starts (Streamlit reads `.streamlit/secrets.toml` there).
+    """
+    port = port or free_port()
     cli = [sys.executable, "-c", "from kpis.cli import main; main()"]
     cmd = [*cli, "dashboard", "--db", str(db), "--config", str(config), "--port", str(port)]
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_SECONDS

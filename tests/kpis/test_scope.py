@@ -28,6 +28,7 @@ from kpis.dimensions import DimensionError
 from kpis.relations import DIMENSIONS
 from kpis.scope import AccessDenied, Scope
 from tests.conftest import SimulatedPractice
+from tests.kpis.helpers import USED_IN, elsewhere_only, ids_of
 
 OWNER = Scope(small_cells=False, label="the owner")
 EAST = Scope(locations=frozenset({"EAST"}), records=True, small_cells=False, label="Eastside's manager")
@@ -53,24 +54,6 @@ class Practice:
     changes: dict[str, int]
 
 
-# Oracle (plain SQL, not the API): where each dimension's values are used.
-USED_IN = {
-    "provider": [(t, "provider_id") for t in ("appointments", "slots", "claims", "ledger", "encounters")]
-    + [("referrals", "referring_provider_id"), ("portal_messages", "provider_id")],
-    "payer": [("appointments", "payer_id"), ("claims", "payer_id"), ("ledger", "payer_id")],
-    "visit_type": [("appointments", "visit_type"), ("slots", "visit_type")],
-    "new_patient": [("appointments", "is_new_patient")],
-    "queue": [("calls", "queue")],
-    "specialty": [("referrals", "specialty")],
-}
-
-
-def _ids_of(wh: Warehouse, dim: str, where: str) -> frozenset[str]:
-    """The ids of `dim` that rows of the locations in `where` use."""
-    parts = [f"SELECT {column} FROM {table} WHERE location_id {where}" for table, column in USED_IN[dim]]
-    return frozenset(str(r[0]) for r in wh.cursor().execute(" UNION ".join(parts)).fetchall() if r[0] is not None)
-
-
 @pytest.fixture(scope="module")
 def practice(simulated_practice: SimulatedPractice, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Practice]:
     """A copy of the simulated practice (its change log gets entries) opened by the owner and for EAST."""
@@ -79,7 +62,7 @@ def practice(simulated_practice: SimulatedPractice, tmp_path_factory: pytest.Tem
     shutil.copy(simulated_practice.db, db)
     config = load_config(simulated_practice.config, db=db)
     with Warehouse.open(config=config) as wh:
-        west_provider = sorted(_ids_of(wh, "provider", "= 'WEST'") - _ids_of(wh, "provider", "= 'EAST'"))[0]
+        west_provider = sorted(ids_of(wh, "provider", "= 'WEST'") - ids_of(wh, "provider", "= 'EAST'"))[0]
         changes = {
             "east": wh.add_change("2026-03-01", "Reminder calls", ["no_show_rate"], ["location=EAST"]),
             "west": wh.add_change("2026-03-01", "Posters", ["no_show_rate"], ["location=WEST"]),
@@ -90,16 +73,11 @@ def practice(simulated_practice: SimulatedPractice, tmp_path_factory: pytest.Tem
         }
     owner = Warehouse.open(config=config, read_only=True, scope=OWNER)
     east = Warehouse.open(config=config, read_only=True, scope=EAST)
-    foreign = {"WEST", "NORTH"}
-    for dim in ("provider", "payer"):
-        foreign |= _ids_of(owner, dim, "<> 'EAST'") - _ids_of(owner, dim, "= 'EAST'")
-    names = owner.dimension_values("location").set_index("id")["label"]
-    foreign |= {names["WEST"], names["NORTH"]}
-    labels = {d: owner.dimension_values(d).set_index("id")["label"] for d in ("provider", "payer")}
-    foreign |= {str(labels[d][i]) for d in labels for i in foreign if i in labels[d].index}
-    east_ids = {"location": frozenset({"EAST"})} | {d: _ids_of(owner, d, "= 'EAST'") for d in USED_IN}
+    foreign = elsewhere_only(owner, "EAST")
+    assert {"WEST", "NORTH", "Westside", "Northside"} <= foreign
+    east_ids = {"location": frozenset({"EAST"})} | {d: ids_of(owner, d, "= 'EAST'") for d in USED_IN}
     month = owner.scorecard()["month"].iloc[0].date().isoformat()
-    yield Practice(owner, east, frozenset(foreign), east_ids, month, changes)
+    yield Practice(owner, east, foreign, east_ids, month, changes)
     east.close()
     owner.close()
 
@@ -338,7 +316,7 @@ def test_every_public_method_stays_in_its_scope(practice: Practice, method: str)
     [
         {"location": "WEST"},
         {"location": ["EAST", "WEST"]},
-        {"location": "Westbrook Primary Care"},  # another location's name
+        {"location": "Westside"},  # another location's name
         {"location": "EAST' OR location_id <> 'EAST"},  # a crafted value
         {"location": "west"},
     ],
