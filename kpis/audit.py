@@ -18,6 +18,7 @@ and counts.
 from __future__ import annotations
 
 import fcntl
+import getpass
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -49,6 +50,14 @@ COLUMNS = ["at", "event", "user", "role", "outcome", "client", "page", "kpi", "p
 
 class AuditError(ClinicKpisError):
     """The audit log cannot be written or read."""
+
+
+def command_line_user() -> str:
+    """Who ran a command, for the audit log: the operating-system account."""
+    try:
+        return f"{getpass.getuser()} (command line)"
+    except OSError:
+        return "command line"
 
 
 def audit_path(db_path: str | Path) -> Path:

@@ -8,7 +8,6 @@ prompted for twice without echo; it is never an argument (it would stay in the s
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from kpis.audit import command_line_user
 from kpis.cli_options import ConfigOption, DbOption
 
 if TYPE_CHECKING:
@@ -66,8 +66,10 @@ def add_command(
     password = None if no_password else _read_password()
     with _writing(db, config) as (store, audit):
         user = add_user(store, name, role, location or [], password)
-        audit.record("user_added", _actor(), target=user.name, target_role=user.role, locations=user.locations,
-                     password=user.has_password)  # fmt: skip
+        audit.record(
+            "user_added", command_line_user(), target=user.name, target_role=user.role, locations=user.locations,
+            password=user.has_password,
+        )  # fmt: skip
     typer.echo(f"user {user.name} added: {_describe(user)}")
 
 
@@ -121,7 +123,9 @@ def set_role_command(
     check_role(role)
     with _writing(db, config) as (store, audit):
         user = set_role(store, name, role, location or [])
-        audit.record("user_changed", _actor(), target=user.name, target_role=user.role, locations=user.locations)
+        audit.record(
+            "user_changed", command_line_user(), target=user.name, target_role=user.role, locations=user.locations
+        )
     typer.echo(f"user {user.name} is now {_describe(user)}")
 
 
@@ -136,7 +140,7 @@ def set_password_command(name: NameArgument, db: DbOption = None, config: Config
     password = _read_password()
     with _writing(db, config) as (store, audit):
         user = set_password(store, name, password)
-        audit.record("user_changed", _actor(), target=user.name, password=True)
+        audit.record("user_changed", command_line_user(), target=user.name, password=True)
     typer.echo(f"user {user.name}: password changed")
 
 
@@ -147,7 +151,7 @@ def remove_command(name: NameArgument, db: DbOption = None, config: ConfigOption
 
     with _writing(db, config) as (store, audit):
         user = remove_user(store, name)
-        audit.record("user_removed", _actor(), target=user.name, target_role=user.role)
+        audit.record("user_removed", command_line_user(), target=user.name, target_role=user.role)
     typer.echo(f"user {user.name} removed")
 
 
@@ -177,14 +181,6 @@ def _read_password() -> str:
             raise UserError("no password on standard input (or use --no-password for identity-provider sign-in)")
         password = line.rstrip("\r\n")
     return check_password(password)
-
-
-def _actor() -> str:
-    """Who ran the command, for the audit log: the operating-system account."""
-    try:
-        return f"{getpass.getuser()} (command line)"
-    except OSError:
-        return "command line"
 
 
 def _describe(user: User) -> str:
