@@ -216,6 +216,16 @@ def east_change_effects(p: Practice) -> None:
     pd.testing.assert_frame_equal(east, owners)
 
 
+def east_changes_for(p: Practice) -> None:
+    """EAST's charts start phases at EAST's changes only (the owner's chart for EAST shows the same)."""
+    scoped = p.east.changes_for("no_show_rate")
+    assert list(scoped["change_id"]) == [p.changes["east"]]
+    assert_nothing_foreign(scoped, p)
+    assert_same(scoped, p.owner.changes_for("no_show_rate", EAST_FILTER), p)
+    with pytest.raises(DimensionError, match="Eastside"):
+        p.east.changes_for("no_show_rate", {"location": "WEST"})
+
+
 def names_from_scope(p: Practice) -> None:
     frame = p.east.compute("no_show_rate", by="location")
     named = p.east.with_names(frame, ["location"])
@@ -264,6 +274,7 @@ CASES: dict[str, Case] = {
     "parts": same_as_filtered(lambda wh, f: wh.parts("denial_rate", by="payer", filters=f)),
     "missing_sources": same_as_filtered(lambda wh, f: wh.missing_sources(filters=f)),
     "spc": same_as_filtered(lambda wh, f: wh.spc("no_show_rate", filters=f, changes=[])),
+    "changes_for": east_changes_for,
     "friction_costs": same_as_filtered(lambda wh, f: wh.friction_costs("2026-06", filters=f)),
     "resolve_filters": same_as_filtered(lambda wh, f: wh.resolve_filters(f)),
     "dimension_values": only_east_values,
