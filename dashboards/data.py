@@ -340,7 +340,7 @@ def record_change(src: Source, fields: Mapping[str, Any]) -> int:
     """
     config = Path(src.config) if src.config else None
     try:
-        wh = Warehouse.open(src.db, config=config)
+        wh = Warehouse.open(src.db, config=config, scope=src.scope)  # the API refuses a limited scope
     except WarehouseError as exc:
         if not any(hint in str(exc) for hint in _BUSY_HINTS):
             raise

@@ -19,8 +19,8 @@ from kpis.users import remove_user, set_role
 from tests.conftest import SimulatedPractice
 from tests.dashboards.conftest import Staff, staffed
 
-PAGES = ["views/overview.py", "views/access.py", "views/revenue_cycle.py", "views/phones.py", "views/visit_flow.py",
-         "views/referrals_portal.py", "views/data_sources.py", "views/definitions.py"]  # fmt: skip
+# every page of the app, pages added later included
+PAGES = sorted(f"views/{p.name}" for p in (Path(__file__).parents[2] / "dashboards" / "views").glob("*.py"))
 
 
 def sign_in(at: AppTest, name: str, password: str) -> AppTest:
@@ -140,6 +140,17 @@ def test_a_viewer_sees_aggregates_only(app: AppTest, staff: Staff) -> None:
     app.switch_page("views/data_sources.py").run()
     assert any("cover the whole practice" in c.value for c in app.caption)
     assert not app.dataframe or all("run_id" not in d.value.columns for d in app.dataframe)
+
+
+@pytest.mark.parametrize("name", ["mark", "vera"])
+def test_only_the_whole_practice_records_a_change(app: AppTest, staff: Staff, name: str) -> None:
+    """The change log is the practice's: a manager or a viewer reads their locations' changes, and no form."""
+    sign_in(app, name, staff.password)
+    app.switch_page("views/improvement.py").run()
+    assert not app.exception
+    assert any("records changes in the practice's change log" in c.value for c in app.caption)
+    assert not [b for b in app.button if b.label == "Record the change"]
+    assert app.multiselect(key="location").options == ["Eastside"]
 
 
 def test_only_the_owner_reads_the_audit_log(app: AppTest, staff: Staff) -> None:
