@@ -37,6 +37,11 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 
 
+# What every write transaction records: the results store (schema `serving`, migration 005) no
+# longer matches the warehouse until the next refresh.
+_MARK_STALE = "UPDATE serving.meta SET value = 'true' WHERE key = 'stale'"
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -158,8 +163,10 @@ class Store:
                 raise
 
     def tables(self) -> list[str]:
-        """Names of the tables in the warehouse, sorted."""
-        rows = self._con.execute("SELECT table_name FROM duckdb_tables() ORDER BY table_name").fetchall()
+        """Names of the warehouse's own tables (schema main; the results store's are derived), sorted."""
+        rows = self._con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY table_name"
+        ).fetchall()
         return [r[0] for r in rows]
 
     # -- connections ----------------------------------------------------------------------
@@ -170,11 +177,16 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor inside one transaction: committed on success, rolled back on any error."""
+        """A cursor inside one transaction: committed on success, rolled back on any error.
+
+        It marks the results store stale (derived data no longer matches the rows), so readers
+        answer from the raw engine until the store is refreshed (kpis/serving/).
+        """
         if self.read_only:
             raise WarehouseError(f"{self.path} is open read-only")
         cur = self._con.cursor()
         cur.execute("BEGIN TRANSACTION")
+        cur.execute(_MARK_STALE)
         try:
             yield cur
         except BaseException:
