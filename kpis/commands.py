@@ -45,6 +45,12 @@ NAMED = ("location", "provider", "payer")  # shown by name, with the id beside i
 commands = typer.Typer()  # registered in pyproject.toml (clinic_kpis.commands)
 
 
+class Via(StrEnum):
+    auto = "auto"
+    store = "store"
+    raw = "raw"
+
+
 class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
@@ -74,6 +80,13 @@ def kpis_command(
     output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
     show_sql: Annotated[bool, typer.Option("--show-sql", help="Print the SQL of each KPI instead of results.")] = False,
     dialect: Annotated[str, typer.Option(help="SQL dialect for --show-sql (duckdb, spark, postgres, ...).")] = "duckdb",
+    via: Annotated[
+        Via,
+        typer.Option(
+            "--from",
+            help="Who answers: auto (the results store where it can, else the raw engine), store or raw.",
+        ),
+    ] = Via.auto,
 ) -> None:
     """Compute KPIs for a month or range, by period and dimension, as a table, CSV or JSON.
 
@@ -94,12 +107,28 @@ def kpis_command(
             ids = kpi or [s.id for s in wh.catalog() if set(by or []) <= set(s.dimensions)]
             for kpi_id in ids:
                 sql = wh.sql(
-                    kpi_id, grain=grain, by=by, filters=filters, options=options, dialect=dialect, start=start, end=end
+                    kpi_id,
+                    grain=grain,
+                    by=by,
+                    filters=filters,
+                    options=options,
+                    dialect=dialect,
+                    start=start,
+                    end=end,
+                    via=via.value,
                 )
                 typer.echo(f"-- {kpi_id}\n{sql};\n")
             return
         frame = wh.compute(
-            kpis=kpi or None, start=start, end=end, grain=grain, by=by, filters=filters, options=options, names=True
+            kpis=kpi or None,
+            start=start,
+            end=end,
+            grain=grain,
+            by=by,
+            filters=filters,
+            options=options,
+            names=True,
+            via=via.value,
         )
         specs = {s.id: s for s in wh.catalog()}
     if output is OutputFormat.json:

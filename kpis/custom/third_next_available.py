@@ -225,6 +225,15 @@ def query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
     return with_relation(None, ctes, final)
 
 
+def pairs_query(item: KpiRequest, ctx: QueryContext) -> str:
+    """Every (snapshot, provider, location) of ctx's periods with its days to the third open slot.
+
+    The rows the KPI averages, before any grouping: what the results store keeps (kpis/serving/).
+    """
+    final = "SELECT snapshot_date, provider, location, record_id, days FROM pairs"
+    return with_relation(None, _pairs_ctes(item, ctx), final)
+
+
 def explain(item: KpiRequest, ctx: QueryContext) -> str:
     """One row per (snapshot, provider, location): the third open slot and its days."""
     final = """

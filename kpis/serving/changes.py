@@ -1,0 +1,212 @@
+"""What a load touched, relation by relation: the fact rows a refresh recomputes, and the rows it reads.
+
+Every row a load writes carries that load's `ingest_run_id` (the Loader sets it on insert and on
+update), so the rows changed since the store was refreshed are those with a run id above the
+store's watermark (or none at all: rows written outside ingest, re-read by every refresh).
+
+A relation row depends on more than its own canonical row; the joins and windows of its SQL
+(`kpis/relations.py`) say on what, and each relation here says the same in two parts:
+
+* `touched`: the record ids whose facts must be recomputed, from the changed canonical rows and
+  from the facts' previous state (an appointment moved to another day or provider frees the
+  slots it overlapped; a remittance moved to another claim reopens the old claim);
+* `reads`: for each canonical table the relation reads, the rows needed to recompute those
+  record ids (all the rows a window or aggregate of the relation sees for them), so a refresh
+  evaluates the relation over a few rows, not the whole warehouse.
+
+Both are SQL over `main.<table>`, the fact tables (`{facts}`: this relation's previous facts,
+`{facts_appointments}`) and the temp table `_keys(key)` (the touched record ids). `{changed}`
+stands for "the row changed since the watermark", with the table alias `t`.
+
+A new join in a relation needs its dependency here; the tests that compare an incremental
+refresh with a full rebuild after every kind of load are what catch a missing one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import sqlglot
+from sqlglot import exp
+
+CHANGED = "(t.ingest_run_id > {watermark} OR t.ingest_run_id IS NULL)"
+KEYS = "(SELECT key FROM _keys)"
+_PAYERS = "(SELECT payer_id FROM main.payers AS t WHERE {changed})"
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """How one relation's rows depend on canonical rows (see the module docstring)."""
+
+    touched: str
+    reads: Mapping[str, str]
+    keep: Mapping[str, str] = field(default_factory=dict)  # fact column -> relation column: previous state
+
+
+def _own(table: str, key: str) -> Dependencies:
+    """A relation row per canonical row, depending on nothing else."""
+    return Dependencies(
+        touched=f"SELECT {key} FROM main.{table} AS t WHERE {{changed}}",
+        reads={table: f"{key} IN {KEYS}"},
+    )
+
+
+_APPOINTMENT_KEY = "t.source || ':' || t.appointment_id"
+_SPAN_END = "{start} + COALESCE({minutes}, 1) * INTERVAL 1 MINUTE"
+
+DEPENDENCIES: dict[str, Dependencies] = {
+    "appointments": Dependencies(
+        # an appointment is rescheduled when a later booking names it (rebooked_from_id)
+        touched=f"""
+            SELECT {_APPOINTMENT_KEY} FROM main.appointments AS t WHERE {{changed}}
+            UNION SELECT t.source || ':' || t.rebooked_from_id FROM main.appointments AS t
+                  WHERE {{changed}} AND t.rebooked_from_id IS NOT NULL
+            UNION SELECT f._key FROM {{facts}} AS f WHERE f._rescheduled AND f._key NOT IN (
+                  SELECT source || ':' || rebooked_from_id FROM main.appointments WHERE rebooked_from_id IS NOT NULL)
+            UNION SELECT f._key FROM {{facts}} AS f WHERE f.payer IN {_PAYERS}
+        """,
+        reads={
+            "appointments": f"{_APPOINTMENT_KEY} IN {KEYS} OR t.source || ':' || t.rebooked_from_id IN {KEYS}",
+        },
+        keep={
+            "_rescheduled": "rescheduled",
+            "_provider": "provider",
+            "_start": "scheduled_start",
+            "_minutes": "scheduled_minutes",
+        },
+    ),
+    "encounters": Dependencies(
+        # an encounter shows its appointment's scheduled start, payer, visit type and new/established
+        touched=f"""
+            SELECT t.source || ':' || t.encounter_id FROM main.encounters AS t WHERE {{changed}}
+            UNION SELECT e.source || ':' || e.encounter_id
+                  FROM main.encounters AS e
+                  JOIN main.appointments AS t ON t.source = e.source AND t.appointment_id = e.appointment_id
+                  WHERE {{changed}}
+            UNION SELECT f._key FROM {{facts}} AS f WHERE f.payer IN {_PAYERS}
+        """,
+        reads={
+            "encounters": f"t.source || ':' || t.encounter_id IN {KEYS}",
+            "appointments": f"""EXISTS (
+                SELECT 1 FROM main.encounters AS e
+                WHERE e.source = t.source AND e.appointment_id = t.appointment_id
+                  AND e.source || ':' || e.encounter_id IN {KEYS})""",
+        },
+    ),
+    "slots": Dependencies(
+        # a slot is booked while a live appointment of its provider overlaps it: a changed
+        # appointment touches the slots its previous and its new span overlap
+        touched=f"""
+            SELECT t.source || ':' || t.slot_id FROM main.slots AS t WHERE {{changed}}
+            UNION SELECT s.source || ':' || s.slot_id
+                  FROM main.slots AS s
+                  JOIN (
+                      SELECT t.provider_id AS provider, t.scheduled_start AS start_at,
+                             {_SPAN_END.format(start="t.scheduled_start", minutes="t.scheduled_minutes")} AS end_at
+                      FROM main.appointments AS t WHERE {{changed}}
+                      UNION ALL
+                      SELECT f._provider, f._start, {_SPAN_END.format(start="f._start", minutes="f._minutes")}
+                      FROM {{facts_appointments}} AS f
+                      WHERE f._key IN (SELECT {_APPOINTMENT_KEY} FROM main.appointments AS t WHERE {{changed}})
+                  ) AS a ON a.provider = s.provider_id
+                  WHERE a.start_at < s.start_at + s.minutes * INTERVAL 1 MINUTE AND a.end_at > s.start_at
+        """,
+        reads={
+            "slots": f"t.source || ':' || t.slot_id IN {KEYS}",
+            "appointments": (
+                f"t.provider_id IN (SELECT provider_id FROM main.slots WHERE source || ':' || slot_id IN {KEYS})"
+            ),
+        },
+    ),
+    "calls": _own("calls", "t.source || ':' || t.call_id"),
+    "claim_outcomes": Dependencies(
+        # one row per claim: its submissions, its remittances (the first non-reversal one) and
+        # that remittance's adjustments
+        touched=f"""
+            SELECT t.claim_id FROM main.claims AS t WHERE {{changed}}
+            UNION SELECT t.claim_id FROM main.remittances AS t WHERE {{changed}}
+            UNION SELECT r.claim_id FROM main.remittances AS r
+                  JOIN main.remittance_adjustments AS t ON t.remittance_id = r.remittance_id WHERE {{changed}}
+            UNION SELECT f._key FROM {{facts}} AS f
+                  WHERE f._first_remittance IN (SELECT t.remittance_id FROM main.remittances AS t WHERE {{changed}})
+            UNION SELECT f._key FROM {{facts}} AS f WHERE f.payer IN {_PAYERS}
+        """,
+        reads={
+            "claims": f"t.claim_id IN {KEYS}",
+            "remittances": f"t.claim_id IN {KEYS}",
+            "remittance_adjustments": (
+                f"t.remittance_id IN (SELECT remittance_id FROM main.remittances WHERE claim_id IN {KEYS})"
+            ),
+        },
+        keep={"_first_remittance": "first_remittance_id"},
+    ),
+    "ledger": Dependencies(
+        # an entry's claim decides whether the claim is settled (all its entries), its first bill
+        # and the payer of a patient payment; A/R ages an undated account from its first posting
+        touched=f"""
+            WITH claims_touched AS (
+                SELECT t.claim_id FROM main.ledger AS t WHERE {{changed}} AND t.claim_id IS NOT NULL
+                UNION SELECT f._claim FROM {{facts}} AS f
+                      WHERE f._claim IS NOT NULL
+                        AND f._key IN (SELECT t.entry_id FROM main.ledger AS t WHERE {{changed}})
+                UNION SELECT t.claim_id FROM main.claims AS t WHERE {{changed}}
+            )
+            SELECT t.entry_id FROM main.ledger AS t
+            WHERE {{changed}} OR t.claim_id IN (SELECT claim_id FROM claims_touched)
+            UNION SELECT f._key FROM {{facts}} AS f WHERE f.payer IN {_PAYERS}
+        """,
+        reads={
+            "ledger": f"""t.entry_id IN {KEYS}
+                OR t.claim_id IN (SELECT claim_id FROM main.ledger WHERE entry_id IN {KEYS})""",
+            "claims": f"t.claim_id IN (SELECT claim_id FROM main.ledger WHERE entry_id IN {KEYS})",
+        },
+        keep={"_claim": "claim_id"},
+    ),
+    "referrals": _own("referrals", "t.source || ':' || t.referral_id"),
+    "portal_messages": _own("portal_messages", "t.source || ':' || t.message_id"),
+}
+
+# Third next available depends on every slot and booking of a provider over the weeks around
+# each snapshot; its rows are recomputed whole when slots or appointments changed.
+TNA_TABLES = ("slots", "appointments")
+
+
+def kept_columns(relation: str) -> dict[str, str]:
+    """Fact column -> relation column: the previous state a refresh reads before replacing rows."""
+    return dict(DEPENDENCIES[relation].keep)
+
+
+def touched_sql(relation: str, watermark: int, facts: Mapping[str, str]) -> str:
+    """SELECT of the record ids (one column) whose facts the changes since `watermark` touch.
+
+    `facts` names the existing fact tables by relation (their previous state).
+    """
+    text = DEPENDENCIES[relation].touched
+    text = text.replace("{changed}", CHANGED.format(watermark=int(watermark)))
+    text = text.replace("{facts}", facts[relation]).replace("{facts_appointments}", facts["appointments"])
+    return text
+
+
+def changed_anywhere_sql(tables: tuple[str, ...], watermark: int) -> str:
+    """SELECT true when any row of `tables` changed since `watermark` (for third next available)."""
+    changed = CHANGED.format(watermark=int(watermark))
+    return "SELECT " + " OR ".join(f"EXISTS (SELECT 1 FROM main.{t} AS t WHERE {changed})" for t in tables)
+
+
+def restricted(sql: str, relation: str) -> str:
+    """The relation's SQL reading only the rows its `reads` name (for the record ids in `_keys`).
+
+    Every reference to a canonical table listed in `reads` becomes a filtered subquery with the
+    same alias; the rest of the statement (joins, windows, aggregates) is unchanged.
+    """
+    reads = DEPENDENCIES[relation].reads
+    tree = sqlglot.parse_one(sql, read="duckdb")
+
+    def swap(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table) and not node.db and node.name in reads:
+            inner = sqlglot.parse_one(f"SELECT * FROM main.{node.name} AS t WHERE {reads[node.name]}", read="duckdb")
+            return inner.subquery(node.alias or node.name)
+        return node
+
+    return tree.transform(swap).sql(dialect="duckdb")
