@@ -287,6 +287,15 @@ class KpiMethods:
         frame["rows"] = frame["rows"].astype("int64")
         return frame[["domain", "source", "period_start", "rows", "last_event_at", "table_name"]]
 
+    def snapshot_time(self) -> datetime | None:
+        """When the data of this snapshot was last refreshed (its publication), in the practice's zone.
+
+        None when the warehouse has no results store yet or was written since its refresh.
+        """
+        state = self._store_state()
+        text = state.meta.get("refreshed_at") if state.fresh else None
+        return datetime.fromisoformat(text).astimezone(self.config.tz) if text else None
+
     def data_end(self) -> date | None:
         """The last local date any fact table covers (None for an empty warehouse)."""
         return _latest(self._data_ends())
@@ -432,6 +441,9 @@ class KpiMethods:
         if stored:
             frames.append(answer.run(self.cursor(), stored, ctx, chosen, self._layout))
         raw = frames[0] if len(frames) == 1 else pd.concat([f for f in frames if not f.empty] or frames[:1])
+        for dim in ctx.dims:  # a missing dimension value is None, whichever statement (or path) found it
+            if not pd.api.types.is_numeric_dtype(raw[dim]) and not pd.api.types.is_bool_dtype(raw[dim]):
+                raw[dim] = raw[dim].astype(object).where(raw[dim].notna(), None)
         domains = {}
         for group in ctx.grouping_sets:
             if len(group) == 1:
