@@ -251,11 +251,12 @@ def test_the_dashboard_leaves_the_warehouse_free_for_ingest(
 def test_a_warehouse_being_written_shows_a_busy_message(
     open_app: Callable, practice: SimulatedPractice, tmp_path: Path
 ) -> None:
+    """A program that writes the file itself (not through a load, which writes a copy) holds it."""
     db = Path(shutil.copy(practice.db, tmp_path / "busy.duckdb"))
-    with Warehouse(db):  # a writer (an ingest) holds the file for the whole page run
+    with Warehouse(db):  # a writer outside clinic-kpis' loads holds the file for the whole page run
         at = open_app(db)
     assert not at.exception
-    assert at.error[0].value.startswith(f"{db} is busy (an ingest is probably running)")
+    assert at.error[0].value.startswith(f"{db} is open for writing by another program")
     at.run()  # the writer is gone: the same session recovers
     no_errors(at)
 
