@@ -6,12 +6,16 @@ DuckDB lets one process write a file *or* several read it. So a writer (`clinic-
 1. it takes the warehouse's write lock (`<db>.lock`, an flock; it records the writer's pid,
    start time and what it does, which the dashboard shows as "a load is running since ...");
 2. copies the published file to `<db>.next` (a kernel-side copy: on a file system with reflinks,
-   such as XFS or btrfs, it shares the blocks and costs nothing; on ext4 it is a full copy);
+   such as XFS or btrfs, it shares the blocks and costs nothing; on ext4 it is a full copy), or
+   finds that copy ready: the previous writer made it after publishing (see 5);
 3. opens the copy read-write and does its work there (ingest, then the steps registered under
    the entry-point group `clinic_kpis.before_publish`, i.e. the results store's refresh, so a
    published snapshot always holds results that match its raw tables);
 4. closes it (DuckDB checkpoints on close: no WAL is left), fsyncs it and renames it over the
-   published file, which is atomic on POSIX.
+   published file, which is atomic on POSIX;
+5. copies the newly published file to `<db>.next` for the next writer (and notes, in
+   `<db>.next.ready`, which published file it copies), still holding the lock: the copy costs
+   a full write of the file on ext4, and this takes it off the next load's way to publication.
 
 A reader that opened the old file keeps reading that consistent snapshot; the next open sees
 the new one. A writer that fails or is killed leaves the published file untouched; its `.next`
@@ -111,14 +115,18 @@ def writing(
     Another writer is waited for (up to `wait_seconds`; `on_wait` is told who it is, once).
     Before publishing, every step registered under `clinic_kpis.before_publish` runs on the
     copy (the results store's refresh). On an error the copy is discarded and nothing changes.
+    After publishing, the copy for the next writer is prepared (`[warehouse] standby_copy =
+    false` in the config leaves it to the next writer, e.g. where disk space is short).
     """
     db = config.db_path
     db.parent.mkdir(parents=True, exist_ok=True)
     with _write_lock(db, what, wait_seconds, on_wait):
         copy = next_path(db)
-        _discard(copy)
-        if db.exists():
-            _copy(db, copy)
+        if not _standby_ready(db):
+            _discard(copy)
+            if db.exists():
+                _copy(db, copy)
+        _ready_note(db).unlink(missing_ok=True)  # the copy is about to change
         store = Store(copy, config=config)
         try:
             yield store
@@ -130,6 +138,46 @@ def writing(
             raise
         store.close()
         _publish(copy, db)
+        if config.raw.get("warehouse", {}).get("standby_copy", True):
+            _prepare_standby(db)
+
+
+def _standby_ready(db: Path) -> bool:
+    """Whether `<db>.next` is a finished copy of the file published now (made by the last writer)."""
+    try:
+        note = json.loads(_ready_note(db).read_text(encoding="utf-8"))
+        return note == _identity(db) and next_path(db).exists() and not _wal(db).exists()
+    except (OSError, ValueError):
+        return False
+
+
+def _prepare_standby(db: Path) -> None:
+    """Copy the published file for the next writer; a failure (disk full) only leaves it to that writer."""
+    copy = next_path(db)
+    try:
+        _discard(copy)
+        _copy(db, copy)
+        _fsync(copy)
+        _ready_note(db).write_text(json.dumps(_identity(db)), encoding="utf-8")
+    except OSError:
+        _discard(copy)
+
+
+def _identity(db: Path) -> dict[str, int]:
+    stat = db.stat()
+    return {"inode": stat.st_ino, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _ready_note(db: Path) -> Path:
+    return db.with_name(db.name + ".next.ready")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _before_publish_steps() -> list[Callable[[Store], None]]:
@@ -203,11 +251,7 @@ def _publish(copy: Path, db: Path) -> None:
     """Make `copy` durable, then put it in `db`'s place in one rename."""
     if _wal(copy).exists():
         raise WarehouseError(f"{copy}: DuckDB left a WAL after closing; not publishing a file that needs it")
-    fd = os.open(copy, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync(copy)
     _wal(db).unlink(missing_ok=True)  # its changes were copied; the new file must not replay them
     os.replace(copy, db)
     directory = os.open(db.parent, os.O_RDONLY)
@@ -220,7 +264,7 @@ def _publish(copy: Path, db: Path) -> None:
 
 def _discard(copy: Path) -> None:
     """Remove what a previous writer that failed or was killed left of its copy."""
-    for path in (copy, _wal(copy)):
+    for path in (copy, _wal(copy), copy.with_name(copy.name + ".ready")):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
     shutil.rmtree(copy.with_name(copy.name + ".tmp"), ignore_errors=True)
