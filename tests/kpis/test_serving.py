@@ -9,6 +9,8 @@ relative: float sums may differ in the last bits), n and completeness exactly.
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from kpis import Warehouse
 from kpis.errors import ClinicKpisError
 from kpis.relations import DIMENSIONS
 from kpis.serving.answer import StoreUnavailable
+from tests.cli_helpers import run_cli
 from tests.conftest import SimulatedPractice
 
 # each grain over a range long enough to hold several periods and short enough to stay quick
@@ -160,8 +163,6 @@ def test_snapshot_views_come_from_the_store_and_match(wh: Warehouse, simulated_p
 
 def test_a_direct_write_makes_the_store_step_aside(simulated_practice: SimulatedPractice, tmp_path: Path) -> None:
     """A write outside a load (through Store.transaction) marks the store stale: the raw engine answers."""
-    import shutil
-
     db = Path(shutil.copy(simulated_practice.db, tmp_path / "w.duckdb"))
     with Warehouse.open(db, config=simulated_practice.config) as wh:
         assert set(wh.compute("no_show_rate").attrs["answered_from"].values()) == {"results"}
@@ -173,3 +174,61 @@ def test_a_direct_write_makes_the_store_step_aside(simulated_practice: Simulated
         with pytest.raises(StoreUnavailable, match="older than the warehouse's data"):
             wh.compute("no_show_rate", via="store")
         assert wh.snapshot_time() is None
+
+
+def test_the_command_line_prints_the_same_values_from_the_store_and_the_raw_engine(
+    simulated_practice: SimulatedPractice, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["kpis", "--config", str(simulated_practice.config), "--start", "2025-10", "--end", "2026-09"]
+    outputs = {}
+    for via in ("default", "store", "raw"):
+        for by in ([], ["--by", "provider"]):
+            extra = [] if via == "default" else ["--from", via]
+            res = run_cli(capsys, *base, *by, *extra, "--format", "json")
+            assert res.code == 0, res.err
+            outputs[(via, tuple(by))] = pd.DataFrame(json.loads(res.out))
+    for by in ([], ["--by", "provider"]):
+        assert_same(outputs[("default", tuple(by))], outputs[("raw", tuple(by))])
+        assert_same(outputs[("store", tuple(by))], outputs[("raw", tuple(by))])
+    res = run_cli(capsys, *base, "--kpi", "charge_lag", "--grain", "week", "--show-sql")
+    assert res.out.startswith("-- charge_lag\n-- answered from the results store (an aggregate over its fact rows)")
+    res = run_cli(capsys, *base, "--kpi", "days_in_ar", "--option", "days_in_ar.preset=aafp", "--from", "store")
+    assert res.code == 1 and res.err.startswith("error: days_in_ar: the results store cannot answer this request")
+
+
+def test_refresh_rebuilds_what_other_definitions_change_and_nothing_else(
+    simulated_practice: SimulatedPractice, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = Path(shutil.copy(simulated_practice.db, tmp_path / "clinic_kpis.duckdb"))
+    config = tmp_path / "clinic-kpis.toml"
+    config.write_text(simulated_practice.config.read_text(encoding="utf-8"), encoding="utf-8")
+    res = run_cli(capsys, "refresh", "--config", str(config))
+    assert res.code == 0 and "up to date" in res.out, res.err
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + '\n[kpi_options]\nno_show_rate = { late_cancel = "as_noshow" }\ndays_in_ar = { preset = "hfma" }\n',
+        encoding="utf-8",
+    )
+    with Warehouse.open(config=config, read_only=True) as wh:  # built for the old definitions: not used for these
+        frame = wh.compute(
+            ["no_show_rate", "late_cancel_rate", "call_abandonment_rate"], start="2026-09", end="2026-09"
+        )
+        assert frame.attrs["answered_from"] == {
+            "no_show_rate": "raw",
+            "late_cancel_rate": "raw",
+            "call_abandonment_rate": "results",
+        }
+    res = run_cli(capsys, "refresh", "--config", str(config))
+    assert res.code == 0, res.err
+    # slots follow appointments: a slot's changes are found from the appointments' previous facts
+    assert "rebuilt: appointments, slots, ledger)" in res.out
+    with Warehouse.open(config=config, read_only=True) as wh:
+        args = dict(kpis=["no_show_rate", "days_in_ar"], start="2025-10", end="2026-09", by="location")
+        store = wh.compute(**args)
+        assert store.attrs["answered_from"] == {"no_show_rate": "results", "days_in_ar": "raw"}
+        assert store["definition"].str.contains("late_cancel=as_noshow").any()
+        assert_same(store, wh.compute(**args, via="raw"))
+        with pytest.raises(StoreUnavailable, match="keeps this KPI only with credit balances included"):
+            wh.compute("days_in_ar", via="store")
+    res = run_cli(capsys, "refresh", "--full", "--config", str(config))
+    assert res.code == 0 and "rebuilt: appointments, slots, encounters, calls" in res.out, res.err
