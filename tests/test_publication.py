@@ -95,9 +95,12 @@ def test_a_second_writer_waits_and_is_told_who_holds_the_lock(config) -> None:
     thread.start()
     holding.wait(10)
     try:
-        with pytest.raises(WarehouseError, match=r"another load \(pid \d+\) since .* still holds the write lock"):
-            with writing(config, what="refresh", wait_seconds=0.5, on_wait=told.append):
-                pass
+        held = r"another load \(pid \d+\) since .* still holds the write lock"
+        with (
+            pytest.raises(WarehouseError, match=held),
+            writing(config, what="refresh", wait_seconds=0.5, on_wait=told.append),
+        ):
+            pass
         assert [w.pid for w in told] == [os.getpid()]
         running = Warehouse.load_running(db)
         assert running.what == "load" and running.started_at is not None

@@ -199,7 +199,7 @@ def test_the_command_line_prints_the_same_values_from_the_store_and_the_raw_engi
 def test_refresh_rebuilds_what_other_definitions_change_and_nothing_else(
     simulated_practice: SimulatedPractice, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    db = Path(shutil.copy(simulated_practice.db, tmp_path / "clinic_kpis.duckdb"))
+    shutil.copy(simulated_practice.db, tmp_path / "clinic_kpis.duckdb")
     config = tmp_path / "clinic-kpis.toml"
     config.write_text(simulated_practice.config.read_text(encoding="utf-8"), encoding="utf-8")
     res = run_cli(capsys, "refresh", "--config", str(config))
