@@ -23,7 +23,7 @@ from streamlit.testing.v1 import AppTest
 
 from kpis import Warehouse
 from kpis.catalog import shipped_specs
-from kpis.config import ENV_SECRET
+from kpis.config import ENV_SECRET, load_config
 from kpis.formatting import change_text, format_value, period_text, value_text
 from kpis.periods import add_months
 from tests.conftest import SimulatedPractice
@@ -342,7 +342,34 @@ def test_phones_break_down_by_queue_first(at: AppTest) -> None:
 def test_sidebar_says_how_recent_the_data_is(at: AppTest, practice: SimulatedPractice) -> None:
     with practice.open() as wh:
         last = wh.coverage()["last_event_at"].max()
-    assert [c.value for c in at.sidebar.caption] == [f"Data through {last:%b %-d, %Y} (latest record loaded)."]
+        as_of = wh.snapshot_time()
+    assert [c.value for c in at.sidebar.caption] == [
+        f"Data through {last:%b %-d, %Y} (latest record loaded).",
+        f"Data as of {as_of:%b %-d, %Y %H:%M}.",
+    ]
+
+
+def test_sidebar_says_a_load_is_running_and_the_pages_still_answer(
+    open_app: Callable, practice: SimulatedPractice, tmp_path: Path
+) -> None:
+    """While a load writes the next snapshot, every page shows the previous one, and says so."""
+    shutil.copy(practice.db, tmp_path / "clinic_kpis.duckdb")
+    shutil.copy(practice.config, tmp_path / "clinic-kpis.toml")
+    config = load_config(tmp_path / "clinic-kpis.toml")
+    with Warehouse.writing(config=config, what="load") as store:
+        with store.transaction() as cur:  # a load in progress, on its copy
+            cur.execute("UPDATE appointments SET status = 'noshow'")
+        at = open_app(config.db_path, config.path)
+        no_errors(at)
+        running = Warehouse.load_running(config.db_path)
+        caption = at.sidebar.caption[-1].value
+        assert caption.endswith(
+            f"A load is running since {running.started_at.astimezone(config.tz):%H:%M}; "
+            "these pages show the data before it until it is done."
+        )
+        assert shown_tiles(at) == shown_tiles(open_app(practice.db, practice.config))
+    at.run()
+    assert "A load is running" not in at.sidebar.caption[-1].value
 
 
 def numbers(array: list | dict) -> list[float]:
