@@ -93,7 +93,9 @@ class _Refresh:
         self.fingerprints = lay.fingerprints()
         (self.last_run,) = cur.execute("SELECT coalesce(max(run_id), 0) FROM ingest_runs").fetchone()
         covered = self.meta.get("covered_run")
-        self.watermark = None if full or covered is None else int(covered)
+        # a write whose rows may not carry a new run id cannot be found: rebuild everything
+        untracked = self.meta.get("untracked_writes") == "true"
+        self.watermark = None if full or covered is None or untracked else int(covered)
         self.existing = {
             name
             for (name,) in cur.execute(
@@ -122,7 +124,8 @@ class _Refresh:
         if self.lay.tna is not None:
             groups.append((TNA, TNA_TABLE))
         return (
-            self.meta.get("stale") == "false"
+            self.meta.get("untracked_writes") != "true"
+            and self.meta.get("stale") == "false"
             and self.meta.get("covered_run") == str(self.last_run)
             and self.has_results()
             and all(self.fresh(group, table) for group, table in groups)
@@ -368,6 +371,7 @@ class _Refresh:
         updates["covered_run"] = str(self.last_run)
         updates["refreshed_at"] = datetime.now(UTC).isoformat()
         updates["stale"] = "false"
+        self.cur.execute(f"DELETE FROM {SCHEMA}.meta WHERE key = 'untracked_writes'")
         stale_groups = [
             k for k in self.meta if k.startswith("fingerprint:") and k.split(":", 1)[1] not in self.fingerprints
         ]
