@@ -1,8 +1,9 @@
 """The dashboard's only door to the warehouse: cached calls to the `kpis` Python API.
 
-Pages never see SQL or a connection. Each cached function opens the published warehouse
-read-only for the length of one call: a load works on a copy and publishes it by rename
-(`Warehouse.writing`), so reading never waits for it, and the next call opens the new snapshot.
+Pages never see SQL or a connection. The published warehouse is opened read-only once per
+version and shared (`_snapshot`): a load works on a copy and publishes it by rename
+(`Warehouse.writing`), so reading never waits for it, and the file a reader opened never
+changes under it; the first call after a publication opens the new file.
 Results are cached per argument set (the filters) for `TTL_SECONDS`; the first argument, a
 `Source`, carries the file's modification time, so a published load changes the key and the
 next view shows the new data at once. Whether a load is running is asked on every rerun
@@ -11,10 +12,12 @@ next view shows the new data at once. Whether a load is running is asked on ever
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -65,25 +68,43 @@ def source() -> Source:
     return Source(str(db), str(cfg.path.resolve()) if cfg.path else None, version)
 
 
-@contextmanager
-def _open(src: Source) -> Iterator[Warehouse]:
+@dataclass(frozen=True)
+class _Snapshot:
+    """One published snapshot, open read-only, shared by every session; one call at a time uses it."""
+
+    warehouse: Warehouse
+    lock: threading.RLock
+
+
+def _close(snapshot: _Snapshot) -> None:
+    with snapshot.lock:  # after the call that may be using it
+        snapshot.warehouse.close()
+
+
+@st.cache_resource(max_entries=1, show_spinner=False, on_release=_close)
+def _snapshot(src: Source) -> _Snapshot:
+    """The published warehouse of `src`, opened once per version (a load publishes a new file).
+
+    Why keep it open: opening costs more than most cached calls' queries, and the file a reader
+    opened never changes (loads write a copy). When a new version is published, the next call
+    opens it and the old connection is closed, which frees the replaced file's disk space.
+    """
     config = Path(src.config) if src.config else None
     for attempt in range(_OPEN_ATTEMPTS):
         try:
-            wh = Warehouse.open(src.db, config=config, read_only=True)
-            break
+            return _Snapshot(Warehouse.open(src.db, config=config, read_only=True), threading.RLock())
         except WarehouseError as exc:
             if not any(hint in str(exc) for hint in _BUSY_HINTS):
                 raise
-            if attempt == _OPEN_ATTEMPTS - 1:
-                raise WarehouseBusy(
-                    f"{src.db} is open for writing by another program; reload the page in a moment"
-                ) from None
-            time.sleep(_OPEN_PAUSE_SECONDS * (attempt + 1))
-    try:
-        yield wh
-    finally:
-        wh.close()
+        time.sleep(_OPEN_PAUSE_SECONDS * (attempt + 1))
+    raise WarehouseBusy(f"{src.db} is open for writing by another program; reload the page in a moment")
+
+
+@contextmanager
+def _open(src: Source) -> Iterator[Warehouse]:
+    snapshot = _snapshot(src)
+    with snapshot.lock:
+        yield snapshot.warehouse
 
 
 # -- KPIs ----------------------------------------------------------------------------------------

@@ -236,16 +236,25 @@ def test_a_missing_warehouse_is_one_clear_sentence(open_app: Callable, tmp_path:
     assert at.error[0].value.startswith(f"no warehouse at {tmp_path / 'nowhere.duckdb'}: create one with")
 
 
-def test_the_dashboard_leaves_the_warehouse_free_for_ingest(
+def test_a_load_in_another_process_goes_through_while_the_dashboard_reads(
     open_app: Callable, practice: SimulatedPractice, tmp_path: Path
 ) -> None:
-    """Read-only opens last one query: right after a page run, another process can open the file to write."""
-    db = Path(shutil.copy(practice.db, tmp_path / "shared.duckdb"))
-    at = open_app(db)
+    """The dashboard keeps its snapshot open; a load writes a copy, publishes it, and the next run shows it."""
+    shutil.copy(practice.db, tmp_path / "clinic_kpis.duckdb")
+    shutil.copy(practice.config, tmp_path / "clinic-kpis.toml")
+    config = load_config(tmp_path / "clinic-kpis.toml")
+    at = open_app(config.db_path, config.path)
     no_errors(at)
-    writer = "import sys; from kpis import Warehouse; Warehouse(sys.argv[1]).close()"
-    done = subprocess.run([sys.executable, "-c", writer, str(db)], capture_output=True, text=True, timeout=60)
+    writer = (
+        "import sys; from kpis import Warehouse\n"
+        "with Warehouse.writing(config=sys.argv[1]) as store, store.transaction() as cur:\n"
+        "    cur.execute(\"UPDATE appointments SET status = 'noshow' WHERE status IN ('fulfilled', 'arrived')\")\n"
+    )
+    done = subprocess.run([sys.executable, "-c", writer, str(config.path)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    at.run()
+    no_errors(at)
+    assert shown_tiles(at)["No-show rate"][0] == format_value(1.0, "pct1")
 
 
 def test_a_warehouse_being_written_shows_a_busy_message(
