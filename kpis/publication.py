@@ -109,6 +109,7 @@ def writing(
     what: str,
     wait_seconds: float = DEFAULT_WAIT_SECONDS,
     on_wait: Callable[[Writer], None] | None = None,
+    standby: bool | None = None,
 ) -> Iterator[Store]:
     """A read-write `Store` on a copy of the warehouse, published when the block ends without error.
 
@@ -116,7 +117,8 @@ def writing(
     Before publishing, every step registered under `clinic_kpis.before_publish` runs on the
     copy (the results store's refresh). On an error the copy is discarded and nothing changes.
     After publishing, the copy for the next writer is prepared (`[warehouse] standby_copy =
-    false` in the config leaves it to the next writer, e.g. where disk space is short).
+    false` in the config, or `standby=False`, leaves it to the next writer, e.g. where disk
+    space is short; the benchmark makes it apart, to time it).
     """
     db = config.db_path
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -125,7 +127,7 @@ def writing(
         if not _standby_ready(db):
             _discard(copy)
             if db.exists():
-                _copy(db, copy)
+                copy_file(db, copy)
         _ready_note(db).unlink(missing_ok=True)  # the copy is about to change
         store = Store(copy, config=config)
         try:
@@ -138,8 +140,9 @@ def writing(
             raise
         store.close()
         _publish(copy, db)
-        if config.raw.get("warehouse", {}).get("standby_copy", True):
-            _prepare_standby(db)
+        keep = config.raw.get("warehouse", {}).get("standby_copy", True) if standby is None else standby
+        if keep:
+            prepare_standby(db)
 
 
 def _standby_ready(db: Path) -> bool:
@@ -151,12 +154,12 @@ def _standby_ready(db: Path) -> bool:
         return False
 
 
-def _prepare_standby(db: Path) -> None:
+def prepare_standby(db: Path) -> None:
     """Copy the published file for the next writer; a failure (disk full) only leaves it to that writer."""
     copy = next_path(db)
     try:
         _discard(copy)
-        _copy(db, copy)
+        copy_file(db, copy)
         _fsync(copy)
         _ready_note(db).write_text(json.dumps(_identity(db)), encoding="utf-8")
     except OSError:
@@ -222,7 +225,7 @@ def _write_lock(db: Path, what: str, wait_seconds: float, on_wait: Callable[[Wri
         os.close(fd)
 
 
-def _copy(source: Path, target: Path) -> None:
+def copy_file(source: Path, target: Path) -> None:
     """A kernel-side copy (reflinked where the file system can), with the source's permissions.
 
     A WAL beside the source (left by a writer that bypassed this module and stopped before
