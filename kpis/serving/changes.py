@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 import sqlglot
 from sqlglot import exp
 
+from kpis.custom.third_next_available import week_of
+
 CHANGED = "(t.ingest_run_id > {watermark} OR t.ingest_run_id IS NULL)"
 KEYS = "(SELECT key FROM _keys)"
 _PAYERS = "(SELECT payer_id FROM main.payers AS t WHERE {changed})"
@@ -74,6 +76,8 @@ DEPENDENCIES: dict[str, Dependencies] = {
             "_provider": "provider",
             "_start": "scheduled_start",
             "_minutes": "scheduled_minutes",
+            "_booked": "booked_at",
+            "_cancelled": "cancelled_at",
         },
     ),
     "encounters": Dependencies(
@@ -112,6 +116,7 @@ DEPENDENCIES: dict[str, Dependencies] = {
                   ) AS a ON a.provider = s.provider_id
                   WHERE a.start_at < s.start_at + s.minutes * INTERVAL 1 MINUTE AND a.end_at > s.start_at
         """,
+        keep={"_start": "start_at"},
         reads={
             "slots": f"t.source || ':' || t.slot_id IN {KEYS}",
             "appointments": (
@@ -167,9 +172,78 @@ DEPENDENCIES: dict[str, Dependencies] = {
     "portal_messages": _own("portal_messages", "t.source || ':' || t.message_id"),
 }
 
-# Third next available depends on every slot and booking of a provider over the weeks around
-# each snapshot; its rows are recomputed whole when slots or appointments changed.
-TNA_TABLES = ("slots", "appointments")
+
+def tna_changes_sql(watermark: int, facts: Mapping[str, str], tna: str, tz: str) -> str:
+    """SELECT provider, first week, last week: the snapshots of third next available a change can move.
+
+    A snapshot's third open slot depends on the provider's open slots ahead of it and on the
+    bookings holding them then. A booking holds its slots at the snapshots from its booking to its
+    release (cancellation or the slot's start, before the visit's end): a changed appointment moves
+    the snapshots of its previous and new hold, and when only its cancellation changed (the same
+    booking, provider and time), just those between the two releases. A slot only matters to
+    snapshots before it starts whose third open slot is at or after it (or that had none): a
+    changed slot moves those, for its previous and new schedule. Week numbers as `week_of`.
+    """
+    changed = CHANGED.format(watermark=int(watermark))
+    end = "{start} + COALESCE({minutes}, 1) * INTERVAL 1 MINUTE"
+    appointments, slots = facts["appointments"], facts["slots"]
+    earliest_release = week_of("LEAST(COALESCE(cancelled, s - INTERVAL 1 DAY), s - INTERVAL 1 DAY)", tz)
+    return f"""
+        WITH changed_appointments AS (
+            SELECT {_APPOINTMENT_KEY} AS key FROM main.appointments AS t WHERE {changed}
+        ),
+        versions AS (
+            SELECT c.key, t.provider_id AS provider, t.booked_at AS booked, t.cancelled_at AS cancelled,
+                   t.scheduled_start AS s, {end.format(start="t.scheduled_start", minutes="t.scheduled_minutes")} AS e
+            FROM main.appointments AS t JOIN changed_appointments AS c ON c.key = {_APPOINTMENT_KEY}
+            UNION ALL
+            SELECT f._key, f._provider, f._booked, f._cancelled, f._start,
+                   {end.format(start="f._start", minutes="f._minutes")}
+            FROM {appointments} AS f WHERE f._key IN (SELECT key FROM changed_appointments)
+        ),
+        holds AS (
+            SELECT provider, booked, cancelled, s, e,
+                   count(*) OVER w = 2
+                   AND min(provider) OVER w IS NOT DISTINCT FROM max(provider) OVER w
+                   AND min(booked) OVER w = max(booked) OVER w
+                   AND min(s) OVER w = max(s) OVER w AND min(e) OVER w = max(e) OVER w AS same_hold
+            FROM versions WHERE booked IS NOT NULL AND provider IS NOT NULL
+            WINDOW w AS (PARTITION BY key)
+        ),
+        slot_versions AS (
+            SELECT t.provider_id AS provider, t.location_id AS location, t.start_at AS at
+            FROM main.slots AS t WHERE {changed}
+            UNION ALL
+            SELECT f.provider, f.location, f._start FROM {slots} AS f
+            WHERE f._key IN (SELECT t.source || ':' || t.slot_id FROM main.slots AS t WHERE {changed})
+        ),
+        schedule_gaps AS (  -- each schedule's first week after which a snapshot has no third slot
+            SELECT provider, location, min(week + 1) AS gap
+            FROM (SELECT provider, location, week,
+                         lead(week) OVER (PARTITION BY provider, location ORDER BY week) AS next_week
+                  FROM {tna}) AS p
+            WHERE next_week IS NULL OR next_week > week + 1
+            GROUP BY provider, location
+        )
+        SELECT provider,
+               CASE WHEN same_hold THEN {earliest_release} ELSE {week_of("booked", tz)} END AS first_week,
+               {week_of("e", tz)} AS last_week
+        FROM holds
+        UNION ALL
+        SELECT v.provider,
+               LEAST({week_of("v.at", tz)},
+                     coalesce((SELECT min(p.week) FROM {tna} AS p WHERE p.provider = v.provider
+                               AND p.location IS NOT DISTINCT FROM v.location AND p.third_slot_start >= v.at),
+                              {week_of("v.at", tz)}),
+                     coalesce(g.gap, {week_of("v.at", tz)}),
+                     CASE WHEN v.at <= (SELECT min(p.third_slot_start) FROM {tna} AS p WHERE p.provider = v.provider
+                                        AND p.location IS NOT DISTINCT FROM v.location)
+                          OR g.gap IS NULL THEN 0 END),
+               {week_of("v.at", tz)}
+        FROM slot_versions AS v
+        LEFT JOIN schedule_gaps AS g ON g.provider = v.provider AND g.location IS NOT DISTINCT FROM v.location
+        WHERE v.provider IS NOT NULL
+    """
 
 
 def kept_columns(relation: str) -> dict[str, str]:

@@ -33,7 +33,7 @@ from kpis.coverage import COVERAGE, coverage_sql
 from kpis.custom import third_next_available
 from kpis.dimensions import values_sql
 from kpis.engine import grouping_id
-from kpis.periods import Periods, next_period, period_floor
+from kpis.periods import Periods, local_instant_utc, next_period, period_floor
 from kpis.progress import steps
 from kpis.query import QueryContext, render, with_relation
 from kpis.relations import DIMENSIONS, Relation
@@ -44,6 +44,7 @@ from kpis.serving.stored import COVERAGE_TABLE, values_table
 from kpis.storage import Store
 
 TNA_TABLE = f"{SCHEMA}.facts_{TNA}"
+EMPTY_WEEK = 5218  # a snapshot week without data (2000-01-03), to build an empty table of the right shape
 
 
 @dataclass
@@ -138,6 +139,8 @@ class _Refresh:
             incremental.remove(tables["slots"])  # its changes are found from the appointments' previous facts
         rebuilt = [t for t in self.lay.tables if t not in incremental]
         work: list[tuple[str, Callable[[], None]]] = [("what changed", lambda: self.find_touched(incremental))]
+        if self.lay.tna is not None:
+            work.append(("what changed for third next available", self.find_tna_changes))
         work += [(f"facts of {t.group}", lambda t=t: self.update(t)) for t in incremental]
         work += [(f"facts of {t.group}", lambda t=t: self.rebuild(t)) for t in rebuilt]
         if self.lay.tna is not None:
@@ -211,29 +214,93 @@ class _Refresh:
             if first is not None:
                 self.tails[table.group] = min(first, self.tails.get(table.group, first))
 
-    def third_next_available(self) -> None:
-        """The (snapshot, provider, location) rows, recomputed whole when slots or bookings changed."""
-        if self.fresh(TNA, TNA_TABLE):
-            (changed,) = self.cur.execute(changes.changed_anywhere_sql(changes.TNA_TABLES, self.watermark)).fetchone()
-            if not changed:
-                return
+    def find_tna_changes(self) -> None:
+        """Which snapshots of third next available to recompute, found before any fact row changes.
+
+        `self.tna_work` is None (nothing changed), "full", or (providers or None for all, first
+        week, last week) ranges: those `changes.tna_changes_sql` names, and the weeks a wider
+        span of data adds (new snapshots after the last booking or before the first slot).
+        """
+        self.tna_work: str | list[tuple[tuple[str, ...] | None, int, int]] | None = "full"
+        stored = self.meta.get("tna_weeks")
+        if not (self.fresh(TNA, TNA_TABLE) and stored and self.fresh("appointments", f"{SCHEMA}.facts_appointments")):
+            return
+        if not self.fresh("slots", f"{SCHEMA}.facts_slots"):
+            return
+        weeks = self.tna_weeks()
+        first, last = (int(w) for w in stored.split(","))
+        if weeks is None or weeks[0] > first or weeks[1] < last:
+            return  # fewer snapshots than before: only a deletion does that; start over
+        ranges: list[tuple[tuple[str, ...] | None, int, int]] = []
+        if weeks[0] < first:
+            ranges.append((None, weeks[0], first - 1))
+        if weeks[1] > last:
+            ranges.append((None, last + 1, weeks[1]))
+        facts = {t.group: t.name for t in self.lay.tables}
+        rows = self.cur.execute(changes.tna_changes_sql(self.watermark, facts, TNA_TABLE, self.config.timezone))
+        spans = [(p, max(lo, weeks[0]), min(hi, weeks[1])) for p, lo, hi in rows.fetchall()]
+        spans = [s for s in spans if s[1] <= s[2]]
+        if spans:
+            providers = tuple(sorted({p for p, _, _ in spans}))
+            ranges.append((providers, min(s[1] for s in spans), max(s[2] for s in spans)))
+        self.tna_work = ranges or None
+
+    def tna_weeks(self) -> tuple[int, int] | None:
+        """The first and last snapshot the data allow: at or after the first slot, up to the last booking."""
         first, last = self.cur.execute(
-            f"SELECT CAST(MIN(start_at) AT TIME ZONE '{self.config.timezone}' AS DATE), "
-            f"CAST(MAX(booked_at) AT TIME ZONE '{self.config.timezone}' AS DATE) "
-            "FROM (SELECT start_at, NULL AS booked_at FROM slots UNION ALL SELECT NULL, booked_at FROM appointments)"
+            "SELECT (SELECT MIN(start_at) FROM slots), (SELECT MAX(booked_at) FROM appointments)"
         ).fetchone()
-        if first is None or last is None or last < first:
-            first = last = date(2000, 1, 3)
-        ctx = self.lay.build_context(Periods.between(first, last, "day", self.config.timezone))
-        pairs = third_next_available.pairs_query(self.lay.tna, ctx)
-        self.cur.execute(
-            f"CREATE OR REPLACE TABLE {TNA_TABLE} AS "
-            f"SELECT snapshot_date AS day, provider, location, record_id, days FROM ({render(pairs)}) AS p ORDER BY day"
+        if first is None or last is None:
+            return None
+        tz = self.config.timezone
+
+        def at(week: int) -> datetime:
+            return local_instant_utc(_monday(week), third_next_available.SNAPSHOT_TIME, tz)
+
+        lo = (first.astimezone(UTC).date() - third_next_available.EPOCH_MONDAY).days // 7 - 1
+        while at(lo) < first:
+            lo += 1
+        hi = (last.astimezone(UTC).date() - third_next_available.EPOCH_MONDAY).days // 7 + 1
+        while at(hi) > last:
+            hi -= 1
+        return (lo, hi) if lo <= hi else None
+
+    def third_next_available(self) -> None:
+        """The (snapshot, provider, location) rows: rebuilt, or recomputed for the snapshots a change moves."""
+        if self.tna_work is None:
+            return
+        weeks = self.tna_weeks() if self.tna_work == "full" else None
+        if self.tna_work == "full":
+            first, last = weeks or (EMPTY_WEEK, EMPTY_WEEK)
+            self.cur.execute(f"CREATE OR REPLACE TABLE {TNA_TABLE} AS {self.tna_pairs(None, first, last)} ORDER BY day")
+            self.summary.rebuilt.append(TNA)
+            self.months[TNA] = set(self.all_months(TNA_TABLE, ["day"]))
+            if self.has_results():
+                self.cur.execute(f"DELETE FROM {RESULTS_TABLE} WHERE kpi_id = '{self.lay.tna.id}'")
+            self.meta_updates["tna_weeks"] = f"{weeks[0]},{weeks[1]}" if weeks else ""
+            return
+        months = self.months.setdefault(TNA, set())
+        for providers, first, last in self.tna_work:
+            only = "" if providers is None else f" AND provider IN ({', '.join(map(_literal, providers))})"
+            days = f"day >= DATE '{_monday(first)}' AND day <= DATE '{_monday(last)}'"
+            self.cur.execute(f"DELETE FROM {TNA_TABLE} WHERE {days}{only}")
+            self.cur.execute(f"INSERT INTO {TNA_TABLE} BY NAME {self.tna_pairs(providers, first, last)}")
+            months |= set(_months_between(_monday(first), _monday(last)))
+            self.summary.recomputed_rows[TNA] = self.summary.recomputed_rows.get(TNA, 0) + (last - first + 1)
+        weeks = self.tna_weeks()
+        self.meta_updates["tna_weeks"] = f"{weeks[0]},{weeks[1]}"
+
+    def tna_pairs(self, providers: tuple[str, ...] | None, first: int, last: int) -> str:
+        """SELECT of the pairs of snapshots first..last (week numbers), of some providers or all."""
+        periods = Periods.between(_monday(first), _monday(last), "day", self.config.timezone)
+        filters = {} if providers is None else {"provider": providers}
+        ctx = QueryContext(self.config, self.lay.relations, periods, filters=filters)
+        pairs = render(third_next_available.pairs_query(self.lay.tna, ctx))
+        week = f"CAST(DATE_DIFF('day', DATE '{third_next_available.EPOCH_MONDAY}', snapshot_date) / 7 AS INTEGER)"
+        return (
+            f"SELECT snapshot_date AS day, {week} AS week, provider, location, record_id, third_slot_start, days "
+            f"FROM ({pairs}) AS p"
         )
-        self.summary.rebuilt.append(TNA)
-        self.months[TNA] = set(self.all_months(TNA_TABLE, ["day"]))
-        if self.has_results():
-            self.cur.execute(f"DELETE FROM {RESULTS_TABLE} WHERE kpi_id = '{self.lay.tna.id}'")
 
     # -- month results --------------------------------------------------------------------------
 
@@ -405,6 +472,14 @@ class _Refresh:
 
 def _with_sql(relation: Relation, sql: str) -> Relation:
     return dataclasses.replace(relation, sql=sql)
+
+
+def _monday(week: int) -> date:
+    return third_next_available.EPOCH_MONDAY + timedelta(days=7 * week)
+
+
+def _literal(value: Any) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _ids(items: Iterable) -> str:
