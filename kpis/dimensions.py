@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+import sqlglot
+from sqlglot import exp
 
 from kpis.config import Config
 from kpis.errors import ClinicKpisError
@@ -87,6 +89,15 @@ def values_sql(dimension: str) -> str:
         + " UNION ALL ".join(f"SELECT * FROM ({p}) AS x(id, label)" for p in parts)
         + ") WHERE id IS NOT NULL GROUP BY id"
     )
+
+
+def source_tables(dimension: str) -> frozenset[str]:
+    """The tables a dimension's values come from (a refresh recounts them only when these changed)."""
+    reference, facts = _SOURCES[check_dimension(dimension)]
+    found = {table for table, _ in facts}
+    if reference:
+        found |= {t.name for t in sqlglot.parse_one(reference, read="duckdb").find_all(exp.Table)}
+    return frozenset(found)
 
 
 def labelled(frame: pd.DataFrame, dimension: str, config: Config) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 Every row a load writes carries that load's `ingest_run_id` (the Loader sets it on insert and on
 update), so the rows changed since the store was refreshed are those with a run id above the
-store's watermark (or none at all: rows written outside ingest, re-read by every refresh).
+store's watermark (rows written outside ingest make the refresh a full rebuild instead).
 
 A relation row depends on more than its own canonical row; the joins and windows of its SQL
 (`kpis/relations.py`) say on what, and each relation here says the same in two parts:
@@ -32,9 +32,15 @@ from sqlglot import exp
 
 from kpis.custom.third_next_available import week_of
 
-CHANGED = "(t.ingest_run_id > {watermark} OR t.ingest_run_id IS NULL)"
+# Rows written outside ingest may carry no run id; such a write is untracked (Store.transaction)
+# and makes the refresh a full rebuild, so here every changed row has a run id above the
+# watermark, which DuckDB can test on each row group's statistics without reading it.
+CHANGED = "t.ingest_run_id > {watermark}"
 KEYS = "(SELECT key FROM _keys)"
-_PAYERS = "(SELECT payer_id FROM main.payers AS t WHERE {changed})"
+# every relation row with a payer whose class changed: only when some payer changed
+_PAYERS = (
+    "UNION SELECT f._key FROM {facts} AS f WHERE f.payer IN (SELECT payer_id FROM main.payers AS t WHERE {changed})"
+)
 
 
 @dataclass(frozen=True)
@@ -64,15 +70,16 @@ DEPENDENCIES: dict[str, Dependencies] = {
             SELECT {_APPOINTMENT_KEY} FROM main.appointments AS t WHERE {{changed}}
             UNION SELECT t.source || ':' || t.rebooked_from_id FROM main.appointments AS t
                   WHERE {{changed}} AND t.rebooked_from_id IS NOT NULL
-            UNION SELECT f._key FROM {{facts}} AS f WHERE f._rescheduled AND f._key NOT IN (
-                  SELECT source || ':' || rebooked_from_id FROM main.appointments WHERE rebooked_from_id IS NOT NULL)
-            UNION SELECT f._key FROM {{facts}} AS f WHERE f.payer IN {_PAYERS}
+            UNION SELECT f._rebooked FROM {{facts}} AS f
+                  WHERE f._rebooked IS NOT NULL
+                    AND f._key IN (SELECT {_APPOINTMENT_KEY} FROM main.appointments AS t WHERE {{changed}})
+            {{payers}}
         """,
         reads={
             "appointments": f"{_APPOINTMENT_KEY} IN {KEYS} OR t.source || ':' || t.rebooked_from_id IN {KEYS}",
         },
         keep={
-            "_rescheduled": "rescheduled",
+            "_rebooked": "rebooked_record_id",
             "_provider": "provider",
             "_start": "scheduled_start",
             "_minutes": "scheduled_minutes",
@@ -82,13 +89,13 @@ DEPENDENCIES: dict[str, Dependencies] = {
     ),
     "encounters": Dependencies(
         # an encounter shows its appointment's scheduled start, payer, visit type and new/established
-        touched=f"""
-            SELECT t.source || ':' || t.encounter_id FROM main.encounters AS t WHERE {{changed}}
+        touched="""
+            SELECT t.source || ':' || t.encounter_id FROM main.encounters AS t WHERE {changed}
             UNION SELECT e.source || ':' || e.encounter_id
                   FROM main.encounters AS e
                   JOIN main.appointments AS t ON t.source = e.source AND t.appointment_id = e.appointment_id
-                  WHERE {{changed}}
-            UNION SELECT f._key FROM {{facts}} AS f WHERE f.payer IN {_PAYERS}
+                  WHERE {changed}
+            {payers}
         """,
         reads={
             "encounters": f"t.source || ':' || t.encounter_id IN {KEYS}",
@@ -102,19 +109,22 @@ DEPENDENCIES: dict[str, Dependencies] = {
         # a slot is booked while a live appointment of its provider overlaps it: a changed
         # appointment touches the slots its previous and its new span overlap
         touched=f"""
+            WITH spans AS (
+                SELECT t.provider_id AS provider, t.scheduled_start AS start_at,
+                       {_SPAN_END.format(start="t.scheduled_start", minutes="t.scheduled_minutes")} AS end_at
+                FROM main.appointments AS t WHERE {{changed}}
+                UNION ALL
+                SELECT f._provider, f._start, {_SPAN_END.format(start="f._start", minutes="f._minutes")}
+                FROM {{facts_appointments}} AS f
+                WHERE f._key IN (SELECT {_APPOINTMENT_KEY} FROM main.appointments AS t WHERE {{changed}})
+            )
             SELECT t.source || ':' || t.slot_id FROM main.slots AS t WHERE {{changed}}
             UNION SELECT s.source || ':' || s.slot_id
                   FROM main.slots AS s
-                  JOIN (
-                      SELECT t.provider_id AS provider, t.scheduled_start AS start_at,
-                             {_SPAN_END.format(start="t.scheduled_start", minutes="t.scheduled_minutes")} AS end_at
-                      FROM main.appointments AS t WHERE {{changed}}
-                      UNION ALL
-                      SELECT f._provider, f._start, {_SPAN_END.format(start="f._start", minutes="f._minutes")}
-                      FROM {{facts_appointments}} AS f
-                      WHERE f._key IN (SELECT {_APPOINTMENT_KEY} FROM main.appointments AS t WHERE {{changed}})
-                  ) AS a ON a.provider = s.provider_id
+                  JOIN spans AS a ON a.provider = s.provider_id
                   WHERE a.start_at < s.start_at + s.minutes * INTERVAL 1 MINUTE AND a.end_at > s.start_at
+                    AND s.start_at >= (SELECT min(start_at) - INTERVAL 1 DAY FROM spans)
+                    AND s.start_at < (SELECT max(end_at) FROM spans)
         """,
         keep={"_start": "start_at"},
         reads={
@@ -128,14 +138,14 @@ DEPENDENCIES: dict[str, Dependencies] = {
     "claim_outcomes": Dependencies(
         # one row per claim: its submissions, its remittances (the first non-reversal one) and
         # that remittance's adjustments
-        touched=f"""
-            SELECT t.claim_id FROM main.claims AS t WHERE {{changed}}
-            UNION SELECT t.claim_id FROM main.remittances AS t WHERE {{changed}}
+        touched="""
+            SELECT t.claim_id FROM main.claims AS t WHERE {changed}
+            UNION SELECT t.claim_id FROM main.remittances AS t WHERE {changed}
             UNION SELECT r.claim_id FROM main.remittances AS r
-                  JOIN main.remittance_adjustments AS t ON t.remittance_id = r.remittance_id WHERE {{changed}}
-            UNION SELECT f._key FROM {{facts}} AS f
-                  WHERE f._first_remittance IN (SELECT t.remittance_id FROM main.remittances AS t WHERE {{changed}})
-            UNION SELECT f._key FROM {{facts}} AS f WHERE f.payer IN {_PAYERS}
+                  JOIN main.remittance_adjustments AS t ON t.remittance_id = r.remittance_id WHERE {changed}
+            UNION SELECT f._key FROM {facts} AS f
+                  WHERE f._first_remittance IN (SELECT t.remittance_id FROM main.remittances AS t WHERE {changed})
+            {payers}
         """,
         reads={
             "claims": f"t.claim_id IN {KEYS}",
@@ -149,17 +159,17 @@ DEPENDENCIES: dict[str, Dependencies] = {
     "ledger": Dependencies(
         # an entry's claim decides whether the claim is settled (all its entries), its first bill
         # and the payer of a patient payment; A/R ages an undated account from its first posting
-        touched=f"""
+        touched="""
             WITH claims_touched AS (
-                SELECT t.claim_id FROM main.ledger AS t WHERE {{changed}} AND t.claim_id IS NOT NULL
-                UNION SELECT f._claim FROM {{facts}} AS f
+                SELECT t.claim_id FROM main.ledger AS t WHERE {changed} AND t.claim_id IS NOT NULL
+                UNION SELECT f._claim FROM {facts} AS f
                       WHERE f._claim IS NOT NULL
-                        AND f._key IN (SELECT t.entry_id FROM main.ledger AS t WHERE {{changed}})
-                UNION SELECT t.claim_id FROM main.claims AS t WHERE {{changed}}
+                        AND f._key IN (SELECT t.entry_id FROM main.ledger AS t WHERE {changed})
+                UNION SELECT t.claim_id FROM main.claims AS t WHERE {changed}
             )
             SELECT t.entry_id FROM main.ledger AS t
-            WHERE {{changed}} OR t.claim_id IN (SELECT claim_id FROM claims_touched)
-            UNION SELECT f._key FROM {{facts}} AS f WHERE f.payer IN {_PAYERS}
+            WHERE {changed} OR t.claim_id IN (SELECT claim_id FROM claims_touched)
+            {payers}
         """,
         reads={
             "ledger": f"""t.entry_id IN {KEYS}
@@ -251,12 +261,12 @@ def kept_columns(relation: str) -> dict[str, str]:
     return dict(DEPENDENCIES[relation].keep)
 
 
-def touched_sql(relation: str, watermark: int, facts: Mapping[str, str]) -> str:
+def touched_sql(relation: str, watermark: int, facts: Mapping[str, str], payers_changed: bool) -> str:
     """SELECT of the record ids (one column) whose facts the changes since `watermark` touch.
 
     `facts` names the existing fact tables by relation (their previous state).
     """
-    text = DEPENDENCIES[relation].touched
+    text = DEPENDENCIES[relation].touched.replace("{payers}", _PAYERS if payers_changed else "")
     text = text.replace("{changed}", CHANGED.format(watermark=int(watermark)))
     text = text.replace("{facts}", facts[relation]).replace("{facts_appointments}", facts["appointments"])
     return text

@@ -31,7 +31,7 @@ from typing import Any
 from kpis.config import Config
 from kpis.coverage import COVERAGE, coverage_sql
 from kpis.custom import third_next_available
-from kpis.dimensions import values_sql
+from kpis.dimensions import source_tables, values_sql
 from kpis.engine import grouping_id
 from kpis.periods import Periods, local_instant_utc, next_period, period_floor
 from kpis.progress import steps
@@ -158,8 +158,10 @@ class _Refresh:
     def find_touched(self, tables: list[FactTable]) -> None:
         """The record ids each table must recompute, all found before any fact row is replaced."""
         facts = {t.group: t.name for t in self.lay.tables}
+        changed = changes.CHANGED.format(watermark=self.watermark) if self.watermark is not None else "TRUE"
+        (payers,) = self.cur.execute(f"SELECT EXISTS (SELECT 1 FROM main.payers AS t WHERE {changed})").fetchone()
         for table in tables:
-            touched = changes.touched_sql(table.group, self.watermark, facts)
+            touched = changes.touched_sql(table.group, self.watermark, facts, payers)
             self.cur.execute(
                 f"CREATE OR REPLACE TEMP TABLE _keys_{table.group} AS SELECT DISTINCT * FROM ({touched}) AS x(key)"
             )
@@ -399,12 +401,7 @@ class _Refresh:
     def coverage(self) -> None:
         tables = [table for _, table, _, _ in COVERAGE]
         if COVERAGE_TABLE.split(".")[1] in self.existing and self.watermark is not None:
-            changed = changes.CHANGED.format(watermark=self.watermark)
-            tables = [
-                t
-                for t in tables
-                if self.cur.execute(f"SELECT EXISTS (SELECT 1 FROM {t} AS t WHERE {changed})").fetchone()[0]
-            ]
+            tables = [t for t in tables if t in self.changed_tables()]
             if not tables:
                 return
             self.cur.execute(f"DELETE FROM {COVERAGE_TABLE} WHERE table_name IN ({', '.join(repr(t) for t in tables)})")
@@ -413,8 +410,32 @@ class _Refresh:
             self.cur.execute(f"CREATE OR REPLACE TABLE {COVERAGE_TABLE} AS {coverage_sql(self.config.timezone, 'day')}")
 
     def dimension_values(self) -> None:
+        """Each dimension's values, recounted when a table they come from changed (or in full)."""
+        changed = self.changed_tables()
         for dimension in DIMENSIONS:
-            self.cur.execute(f"CREATE OR REPLACE TABLE {values_table(dimension)} AS {values_sql(dimension)}")
+            missing = values_table(dimension).split(".")[1] not in self.existing
+            if missing or changed is None or source_tables(dimension) & changed or not source_tables(dimension):
+                self.cur.execute(f"CREATE OR REPLACE TABLE {values_table(dimension)} AS {values_sql(dimension)}")
+
+    def changed_tables(self) -> set[str] | None:
+        """The canonical tables with rows changed since the watermark (None: everything is rebuilt)."""
+        if self.watermark is None:
+            return None
+        if not hasattr(self, "_changed_tables"):
+            condition = changes.CHANGED.format(watermark=self.watermark)
+            names = [
+                t
+                for (t,) in self.cur.execute(
+                    "SELECT table_name FROM duckdb_columns() WHERE schema_name = 'main' "
+                    "AND column_name = 'ingest_run_id' AND database_name = current_database()"
+                ).fetchall()
+            ]
+            self._changed_tables = {
+                t
+                for t in names
+                if self.cur.execute(f"SELECT EXISTS (SELECT 1 FROM main.{t} AS t WHERE {condition})").fetchone()[0]
+            }
+        return self._changed_tables
 
     def finish(self) -> None:
         """Data ends and starts of the snapshot, the A/R precondition, fingerprints, watermark, not stale."""

@@ -220,8 +220,9 @@ def test_refresh_rebuilds_what_other_definitions_change_and_nothing_else(
         }
     res = run_cli(capsys, "refresh", "--config", str(config))
     assert res.code == 0, res.err
-    # slots follow appointments: a slot's changes are found from the appointments' previous facts
-    assert "rebuilt: appointments, slots, ledger)" in res.out
+    # slots and third next available follow appointments: their changes are found from the
+    # appointments' previous facts
+    assert "rebuilt: appointments, slots, ledger, third_next_available)" in res.out
     with Warehouse.open(config=config, read_only=True) as wh:
         args = dict(kpis=["no_show_rate", "days_in_ar"], start="2025-10", end="2026-09", by="location")
         store = wh.compute(**args)
