@@ -281,25 +281,65 @@ def dashboard(workdir: Path, repeat: int, process: str = "cold") -> DashboardFig
     )
 
 
-def report(workdir: Path, repeat: int) -> float:
-    """Median seconds of `clinic-kpis report build` (HTML and PDF) for the last complete month, a fresh process each."""
+REPORT_SCRIPT = """
+import json, sys, time
+from datetime import date
+from kpis import Warehouse
+from kpis.catalog import shipped_specs
+from reports.build import documents, prepare
+from reports.charts import ChartRenderer
+started = time.perf_counter()
+shipped_specs()
+specs = time.perf_counter()
+with Warehouse.open(config=sys.argv[1], read_only=True) as wh:
+    ctx = prepare(wh, date.fromisoformat(sys.argv[2]), None)
+numbers = time.perf_counter()
+with ChartRenderer() as renderer:
+    documents(ctx, renderer, ["html", "pdf"], "a4")
+rendered = time.perf_counter()
+print(json.dumps({"catalog": specs - started, "numbers": numbers - specs, "render": rendered - numbers}))
+"""
+
+
+@dataclass(frozen=True)
+class ReportFigures:
+    """Median seconds of the monthly report's build (HTML and PDF) and of its parts, in a fresh process."""
+
+    total: float
+    catalog: float
+    numbers: float
+    render: float
+
+
+def report(workdir: Path, repeat: int) -> ReportFigures:
+    """`clinic-kpis report build` for the last complete month, a fresh process each: the whole command,
+    and its parts (loading the KPI catalog, reading the numbers, drawing the charts and the PDF)."""
     _, last = _months(workdir)
-    month = (last - timedelta(days=1)).strftime("%Y-%m")
+    month = (last - timedelta(days=1)).replace(day=1)
     out = workdir / "report-out"
-    runs = [
-        clinic_kpis("report", "build", "--month", month, "--out", str(out), cwd=workdir).seconds for _ in range(repeat)
-    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_KPIS_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    totals, parts = [], []
+    for _ in range(repeat):
+        totals.append(
+            clinic_kpis("report", "build", "--month", f"{month:%Y-%m}", "--out", str(out), cwd=workdir).seconds
+        )
+        args = [sys.executable, "-c", REPORT_SCRIPT, str(workdir / "clinic-kpis.toml"), month.isoformat()]
+        parts.append(json.loads(run_child(args, cwd=workdir, env=env).stdout))
     shutil.rmtree(out, ignore_errors=True)
-    return median(runs)
+    return ReportFigures(median(totals), *(median([p[k] for p in parts]) for k in ("catalog", "numbers", "render")))
 
 
 DAY_SCRIPT = """
 import json, sys, time
 from ingest import ingest_paths
 from kpis.config import load_config
-from kpis.publication import prepare_standby, writing
+from kpis.publication import prepare_standby, standby_ready, writing
 from kpis.serving.refresh import refresh
 config = load_config(sys.argv[1])
+ready = standby_ready(config.db_path)
+if not ready:  # the steady state: the previous load made the copy after publishing
+    prepare_standby(config.db_path)
 started = time.perf_counter()
 with writing(config, what="load", standby=False) as store:
     opened = time.perf_counter()
@@ -316,6 +356,7 @@ print(json.dumps({
     "publish": published - refreshed, "to_publication": published - started, "standby_copy": copied - published,
     "rows_read": sum(r.read for r in results), "failed": [r.message for r in results if r.status == "failed"],
     "recomputed_rows": summary.recomputed_rows, "months": summary.months, "rebuilt": summary.rebuilt,
+    "copy_was_ready": ready,
 }))
 """
 
@@ -353,6 +394,7 @@ def day_load(workdir: Path, day: Path) -> DayLoad:
     if figures.pop("failed"):
         raise BenchmarkError(f"loading {day} failed: {figures}")
     figures.pop("rebuilt")
+    figures.pop("copy_was_ready")
     return DayLoad(**figures, peak_rss_mb=child.peak_rss_mb)
 
 

@@ -124,7 +124,7 @@ def writing(
     db.parent.mkdir(parents=True, exist_ok=True)
     with _write_lock(db, what, wait_seconds, on_wait):
         copy = next_path(db)
-        if not _standby_ready(db):
+        if not standby_ready(db):
             _discard(copy)
             if db.exists():
                 copy_file(db, copy)
@@ -145,7 +145,7 @@ def writing(
             prepare_standby(db)
 
 
-def _standby_ready(db: Path) -> bool:
+def standby_ready(db: Path) -> bool:
     """Whether `<db>.next` is a finished copy of the file published now (made by the last writer)."""
     try:
         note = json.loads(_ready_note(db).read_text(encoding="utf-8"))
