@@ -110,13 +110,15 @@ def writing(
     wait_seconds: float = DEFAULT_WAIT_SECONDS,
     on_wait: Callable[[Writer], None] | None = None,
     standby: bool | None = None,
+    store_class: type[Store] = Store,
 ) -> Iterator[Store]:
     """A read-write `Store` on a copy of the warehouse, published when the block ends without error.
 
     Another writer is waited for (up to `wait_seconds`; `on_wait` is told who it is, once).
     Before publishing, every step registered under `clinic_kpis.before_publish` runs on the
     copy (the results store's refresh). On an error the copy is discarded and nothing changes.
-    After publishing, the copy for the next writer is prepared (`[warehouse] standby_copy =
+    `store_class` opens the copy (a `Warehouse` for writers that use the KPI API, e.g. the change
+    log). After publishing, the copy for the next writer is prepared (`[warehouse] standby_copy =
     false` in the config, or `standby=False`, leaves it to the next writer, e.g. where disk
     space is short; the benchmark makes it apart, to time it).
     """
@@ -129,7 +131,7 @@ def writing(
             if db.exists():
                 copy_file(db, copy)
         _ready_note(db).unlink(missing_ok=True)  # the copy is about to change
-        store = Store(copy, config=config)
+        store = store_class(copy, config=config)
         try:
             yield store
             for step in _before_publish_steps():

@@ -31,16 +31,16 @@ class Warehouse(ComparisonMethods, KpiMethods, ImprovementMethods, Store):
     @contextmanager
     def writing(
         db: str | Path | None = None, *, config: Config | Path | None = None, what: str = "load"
-    ) -> Iterator[Store]:
-        """A read-write `Store` on a copy of the warehouse, published (results store refreshed) at the end.
+    ) -> Iterator[Warehouse]:
+        """A read-write `Warehouse` on a copy of the warehouse, published (results store refreshed) at the end.
 
         Readers keep the previous snapshot meanwhile; on an error nothing changes. See
         `kpis.publication.writing`.
         """
         if not isinstance(config, Config):
             config = load_config(config, db=Path(db) if db is not None else None)
-        with publication.writing(config, what=what) as store:
-            yield store
+        with publication.writing(config, what=what, store_class=Warehouse) as warehouse:
+            yield warehouse
 
     @staticmethod
     def load_running(db: str | Path) -> publication.Writer | None:
