@@ -9,11 +9,12 @@ allowed), then hands them to the engine. See docs/contracts.md section 4 for the
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from kpis import engine
@@ -451,15 +452,22 @@ class KpiMethods:
         starts = self._data_starts({item.spec.relation for item in items})
         frame = engine.complete_table(raw.reset_index(drop=True), items, ctx, domains, ends, starts)
         if not ctx.multiple_sets:
-            order = {item.id: i for i, item in enumerate(items)}
-            frame = frame.sort_values(
-                ["kpi_id", "period_start", *ctx.dims],
-                key=lambda s: s.map(order) if s.name == "kpi_id" else s.astype(str) if s.name in ctx.dims else s,
-                kind="stable",
-            )
+            order = [item.id for item in items]
+            keys = [_ranks(frame[dim], key=str) for dim in reversed(ctx.dims)]
+            keys += [frame["period_start"].to_numpy(), _ranks(frame["kpi_id"], key=order.index)]
+            frame = frame.iloc[np.lexsort(keys)]  # by KPI (catalog order), period, dimensions as text; stable
         frame = frame.reset_index(drop=True)
         frame.attrs["answered_from"] = dict(chosen)
         return frame
+
+
+def _ranks(values: pd.Series, key: Callable[[Any], Any]) -> np.ndarray:
+    """Each value's rank among the column's distinct values ordered by `key`: what sorting by the
+    key gives, computed once per distinct value instead of once per row (frames run to 600 k rows)."""
+    distinct = pd.Index(values.unique())
+    rank = np.empty(len(distinct), dtype=np.int64)
+    rank[sorted(range(len(distinct)), key=lambda i: key(distinct[i]))] = np.arange(len(distinct))
+    return rank[distinct.get_indexer(values)]
 
 
 def _stored_date(meta: Mapping[str, str], key: str) -> date | None:
