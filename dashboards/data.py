@@ -1,19 +1,24 @@
 """The dashboard's only door to the warehouse: cached calls to the `kpis` Python API.
 
-Pages never see SQL or a connection. Each cached function opens the warehouse read-only for the
-length of one call and closes it again: DuckDB lets one process write a file *or* several read
-it, so a dashboard that held a connection open would block `clinic-kpis ingest` for as long as
-it runs. Results are cached per argument set (the filters) for `TTL_SECONDS`; the first
-argument, a `Source`, carries the file's modification time, so a finished ingest changes the
-key and the next view shows the new data at once.
+Pages never see SQL or a connection. The published warehouse is opened read-only once per
+version and shared (`_snapshot`): a load works on a copy and publishes it by rename
+(`Warehouse.writing`), so reading never waits for it, and the file a reader opened never
+changes under it; the first call after a publication opens the new file.
+Results are cached per argument set (the filters) for `TTL_SECONDS`; the first argument, a
+`Source`, carries the file's modification time, so a published load changes the key and the
+next view shows the new data at once. Whether a load is running is asked on every rerun
+(`load_running`), never cached.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -27,9 +32,9 @@ from kpis.errors import WarehouseError
 from kpis.spec import KpiSpec
 
 TTL_SECONDS = 600
-# Opening can collide with a writer (another process's ingest, or an upload on the Data page):
-# DuckDB then refuses the lock. Retrying briefly rides out short writes; a long ingest gets a
-# clear "busy" message instead of a traceback.
+# Loads and refreshes write on a copy, so they never hold this file; a program that opens it for
+# writing directly (a notebook, an old clinic-kpis) makes DuckDB refuse the lock. Retrying briefly
+# rides out short writes; a long one gets a clear "busy" message instead of a traceback.
 _OPEN_ATTEMPTS = 6
 _OPEN_PAUSE_SECONDS = 0.25
 _BUSY_HINTS = ("lock", "different configuration")
@@ -46,7 +51,7 @@ class Source(NamedTuple):
 
 
 class WarehouseBusy(WarehouseError):
-    """The warehouse is being written (an ingest is running) and cannot be read right now."""
+    """The warehouse file is open for writing by another program and cannot be read right now."""
 
 
 def source() -> Source:
@@ -63,25 +68,43 @@ def source() -> Source:
     return Source(str(db), str(cfg.path.resolve()) if cfg.path else None, version)
 
 
-@contextmanager
-def _open(src: Source, *, read_only: bool = True) -> Iterator[Warehouse]:
+@dataclass(frozen=True)
+class _Snapshot:
+    """One published snapshot, open read-only, shared by every session; one call at a time uses it."""
+
+    warehouse: Warehouse
+    lock: threading.RLock
+
+
+def _close(snapshot: _Snapshot) -> None:
+    with snapshot.lock:  # after the call that may be using it
+        snapshot.warehouse.close()
+
+
+@st.cache_resource(max_entries=1, show_spinner=False, on_release=_close)
+def _snapshot(src: Source) -> _Snapshot:
+    """The published warehouse of `src`, opened once per version (a load publishes a new file).
+
+    Why keep it open: opening costs more than most cached calls' queries, and the file a reader
+    opened never changes (loads write a copy). When a new version is published, the next call
+    opens it and the old connection is closed, which frees the replaced file's disk space.
+    """
     config = Path(src.config) if src.config else None
     for attempt in range(_OPEN_ATTEMPTS):
         try:
-            wh = Warehouse.open(src.db, config=config, read_only=read_only)
-            break
+            return _Snapshot(Warehouse.open(src.db, config=config, read_only=True), threading.RLock())
         except WarehouseError as exc:
             if not any(hint in str(exc) for hint in _BUSY_HINTS):
                 raise
-            if attempt == _OPEN_ATTEMPTS - 1:
-                raise WarehouseBusy(
-                    f"{src.db} is busy (an ingest is probably running); reload the page in a moment"
-                ) from None
-            time.sleep(_OPEN_PAUSE_SECONDS * (attempt + 1))
-    try:
-        yield wh
-    finally:
-        wh.close()
+        time.sleep(_OPEN_PAUSE_SECONDS * (attempt + 1))
+    raise WarehouseBusy(f"{src.db} is open for writing by another program; reload the page in a moment")
+
+
+@contextmanager
+def _open(src: Source) -> Iterator[Warehouse]:
+    snapshot = _snapshot(src)
+    with snapshot.lock:
+        yield snapshot.warehouse
 
 
 # -- KPIs ----------------------------------------------------------------------------------------
@@ -205,6 +228,21 @@ def ar_aging(src: Source, period: str, by: tuple[str, ...] = (), filters: Filter
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def snapshot_time(src: Source) -> datetime | None:
+    """When the data shown was published (`Warehouse.snapshot_time`), in the practice's zone."""
+    with _open(src) as wh:
+        return wh.snapshot_time()
+
+
+def load_running(src: Source) -> datetime | None:
+    """Since when a load (or refresh) has been writing the next snapshot, if one is running now."""
+    writer = Warehouse.load_running(src.db)
+    if writer is None:
+        return None
+    return writer.started_at or datetime.now(UTC)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def dimension_values(src: Source, dimension: str) -> pd.DataFrame:
     """id, label of every value of a dimension, for filter widgets and chart legends."""
     with _open(src) as wh:
@@ -238,8 +276,8 @@ def ingest_files(src: Source, files: Sequence[tuple[str, bytes]]) -> list[Any]:
     The files are loaded from memory, never written to disk (exports hold patient details), each
     under its own name (`uploaded/Appointment.ndjson`), which is what the run log records; two
     uploads with the same name (Bulk exports all call theirs `Appointment.ndjson`) are both
-    loaded, the second as `uploaded/Appointment.ndjson (2)`. The warehouse is opened read-write
-    only for the load.
+    loaded, the second as `uploaded/Appointment.ndjson (2)`. They load into a copy of
+    the warehouse, published when the load is done (`Warehouse.writing`).
     """
     from ingest import ingest_paths  # the upload is the only writer here; keep its import local
     from ingest.sources import Upload
@@ -249,7 +287,7 @@ def ingest_files(src: Source, files: Sequence[tuple[str, bytes]]) -> list[Any]:
         base = Path(name).name or "upload"
         seen[base] += 1
         uploads.append(Upload(f"uploaded/{base}" + (f" ({seen[base]})" if seen[base] > 1 else ""), content))
-    with _open(src, read_only=False) as wh:
+    with Warehouse.writing(src.db, config=Path(src.config) if src.config else None, what="upload") as wh:
         results = ingest_paths(wh, uploads)
     st.cache_data.clear()
     return results

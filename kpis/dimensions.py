@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+import sqlglot
+from sqlglot import exp
 
 from kpis.config import Config
 from kpis.errors import ClinicKpisError
@@ -74,15 +76,32 @@ def check_dimension(dimension: str) -> str:
 
 def dimension_values(cursor: Any, dimension: str, config: Config) -> pd.DataFrame:
     """id, label of every known value of `dimension`, sorted by label."""
+    return labelled(cursor.execute(values_sql(dimension)).df(), dimension, config)
+
+
+def values_sql(dimension: str) -> str:
+    """SELECT id, label (the reference table's name, if any) of every known value of a dimension."""
     reference, facts = _SOURCES[check_dimension(dimension)]
     parts = [reference] if reference else []
     parts += [f"SELECT DISTINCT {column}, NULL FROM {table}" for table, column in facts]
-    sql = (
+    return (
         "SELECT id, MAX(label) AS label FROM ("
         + " UNION ALL ".join(f"SELECT * FROM ({p}) AS x(id, label)" for p in parts)
         + ") WHERE id IS NOT NULL GROUP BY id"
     )
-    frame = cursor.execute(sql).df()
+
+
+def source_tables(dimension: str) -> frozenset[str]:
+    """The tables a dimension's values come from (a refresh recounts them only when these changed)."""
+    reference, facts = _SOURCES[check_dimension(dimension)]
+    found = {table for table, _ in facts}
+    if reference:
+        found |= {t.name for t in sqlglot.parse_one(reference, read="duckdb").find_all(exp.Table)}
+    return frozenset(found)
+
+
+def labelled(frame: pd.DataFrame, dimension: str, config: Config) -> pd.DataFrame:
+    """`values_sql`'s rows with the labels people read (config names, weekdays, ...), sorted by label."""
     ids = frame["id"].astype("object").tolist()
     labels = [_label(dimension, i, lbl, config) for i, lbl in zip(ids, frame["label"].tolist(), strict=True)]
     out = pd.DataFrame({"id": pd.Series(ids, dtype="object"), "label": pd.Series(labels, dtype="object")})
@@ -108,15 +127,19 @@ _NAMED = ("location", "provider", "payer", "payer_class", "visit_type", "queue",
 _LISTED = 12  # known values named in an error before "and N more"
 
 
-def resolve_values(cursor: Any, dimension: str, values: tuple[Any, ...], config: Config) -> tuple[Any, ...]:
+def resolve_values(
+    cursor: Any, dimension: str, values: tuple[Any, ...], config: Config, known: pd.DataFrame | None = None
+) -> tuple[Any, ...]:
     """Filter values as ids: each given as an id or as its label ("Northgate Clinic" for NORTH).
 
     A value the warehouse does not know is an error, not an empty result: it is a typo far more
     often than a wish for no rows. The message is the same for the API and the command line.
+    `known` is the dimension's values when the caller has them (the results store keeps them).
     """
     if dimension not in _NAMED:
         return values
-    known = dimension_values(cursor, dimension, config)
+    if known is None:
+        known = dimension_values(cursor, dimension, config)
     ids = [str(i) for i in known["id"]]
     labels = [str(label) for label in known["label"]]
     out = []

@@ -6,8 +6,14 @@ This is what dashboards, reports and notebooks open. Opening, migrating and curs
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from kpis import publication
 from kpis.api import KpiMethods
 from kpis.comparison import ComparisonMethods
+from kpis.config import Config, load_config
 from kpis.improvement import ImprovementMethods
 from kpis.storage import Store
 
@@ -20,3 +26,23 @@ class Warehouse(ComparisonMethods, KpiMethods, ImprovementMethods, Store):
     Use `Warehouse.open(...)` (or the constructor) as a context manager; see `kpis.storage.Store`
     for opening, migrating, `cursor()` and `transaction()`.
     """
+
+    @staticmethod
+    @contextmanager
+    def writing(
+        db: str | Path | None = None, *, config: Config | Path | None = None, what: str = "load"
+    ) -> Iterator[Warehouse]:
+        """A read-write `Warehouse` on a copy of the warehouse, published (results store refreshed) at the end.
+
+        Readers keep the previous snapshot meanwhile; on an error nothing changes. See
+        `kpis.publication.writing`.
+        """
+        if not isinstance(config, Config):
+            config = load_config(config, db=Path(db) if db is not None else None)
+        with publication.writing(config, what=what, store_class=Warehouse) as warehouse:
+            yield warehouse
+
+    @staticmethod
+    def load_running(db: str | Path) -> publication.Writer | None:
+        """The load or refresh writing a new snapshot of `db` right now (pid, started_at, what), if any."""
+        return publication.current_writer(Path(db))

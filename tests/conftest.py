@@ -170,3 +170,20 @@ def practice_with_changes(
         db=directory / "clinic_kpis.duckdb",
         config=directory / "clinic-kpis.toml",
     )
+
+
+@pytest.fixture(scope="session")
+def monthly_practice(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list[Path]]]:
+    """A practice's exports cut into four monthly exports (tests/monthly_exports.py), with a config.
+
+    The warehouse is created but empty: a test loads the months it needs (and must copy the
+    directory if it changes it and others use it too).
+    """
+    from tests.monthly_exports import SAMPLE, split_by_month
+
+    directory = tmp_path_factory.mktemp("monthly")
+    (directory / "clinic-kpis.toml").write_text(SIMULATED_CONFIG, encoding="utf-8")
+    for args in (["init"], ["sample", "--out", "exports", *SAMPLE]):
+        done = clinic_kpis(*args, cwd=directory)
+        assert done.returncode == 0, done.stderr
+    return directory, split_by_month(directory / "exports", directory / "monthly")

@@ -34,10 +34,10 @@ REQUIRED_TABLES = {
 
 
 def ddl_tables() -> set[str]:
-    """Table names declared in the shipped DDL files (read independently of the warehouse)."""
+    """Table names declared in the shipped DDL files (read independently of the warehouse), schema main."""
     names = set()
     for mig in migrations():
-        names |= set(re.findall(r"CREATE TABLE (\w+)", mig.sql))
+        names |= set(re.findall(r"CREATE TABLE (\w+)\s*\(", mig.sql))
         names -= set(re.findall(r"DROP TABLE (\w+)", mig.sql))
         for old, new in re.findall(r"ALTER TABLE (\w+) RENAME TO (\w+)", mig.sql):  # a table rebuilt
             names = (names - {old}) | {new}
