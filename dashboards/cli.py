@@ -54,8 +54,8 @@ def dashboard_command(
     from kpis import Warehouse
 
     cfg = load_config(config, db=db)
+    Warehouse(cfg.db_path, read_only=True, config=cfg).close()  # fail here, in one line, if it cannot be read
     db_path = cfg.db_path.resolve()
-    Warehouse(db_path, read_only=True, config=cfg).close()  # fail here, in one line, if it cannot be read
     env = {**os.environ, ENV_DB: str(db_path)}
     if cfg.path is not None:
         env[ENV_CONFIG] = str(cfg.path.resolve())

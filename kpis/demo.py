@@ -14,7 +14,9 @@ so the warehouse never mixes two simulations.
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
+import sysconfig
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Optional
@@ -24,7 +26,14 @@ from rich.console import Console
 
 from kpis.cli_options import ConfigOption, DbOption
 from kpis.commands import print_scorecard
-from kpis.config import DEFAULT_CONFIG_NAME, DEFAULT_DB_NAME, DEFAULT_TIMEZONE, Config, load_config
+from kpis.config import (
+    DEFAULT_CONFIG_NAME,
+    DEFAULT_DB_NAME,
+    DEFAULT_DEMO_DIR,
+    DEFAULT_TIMEZONE,
+    Config,
+    load_config,
+)
 from kpis.errors import ClinicKpisError
 from kpis.periods import period_floor, previous_period
 from kpis.warehouse import Warehouse
@@ -54,7 +63,7 @@ def demo_command(
     ctx: typer.Context,
     folder: Annotated[
         Path, typer.Option("--dir", help="Work folder for config, secret, warehouse, exports and report.")
-    ] = Path("demo"),
+    ] = DEFAULT_DEMO_DIR,
     no_serve: Annotated[
         bool, typer.Option("--no-serve", help="Stop after the report instead of serving the dashboard.")
     ] = False,
@@ -109,9 +118,10 @@ def demo_command(
     _run(ctx, "report", "build", "--month", f"{month:%Y-%m}", "--out", folder / "report", *where)
 
     if no_serve:
-        typer.echo(f"\nServe the dashboard with: clinic-kpis dashboard --config {cfg_path}")
+        _print_next("Next, from this folder:", cfg_path, ["dashboard", "scorecard"])
         return
     _step(6, "serve the dashboard")
+    _print_next("Meanwhile, from this folder in another terminal:", cfg_path, ["scorecard", "kpis --by location"])
     _run(ctx, "dashboard", *where, "--port", port)
 
 
@@ -126,6 +136,31 @@ def _run(ctx: typer.Context, *argv: object) -> int:
     if code and argv[0] != "ingest":  # ingest: the demo says which files failed
         raise DemoError(f"`clinic-kpis {' '.join(str(arg) for arg in argv[:2])}` failed (exit code {code})")
     return code
+
+
+def command_name() -> str:
+    """`clinic-kpis` as it can be typed here: the bare name when PATH finds this installation's
+    script, else the script's path (after `make demo`, `.venv/bin/clinic-kpis`: make installs
+    into the venv without activating it in the user's shell)."""
+    script = Path(sysconfig.get_path("scripts")) / "clinic-kpis"
+    found = shutil.which("clinic-kpis")
+    if not script.exists() or (found is not None and Path(found).resolve() == script.resolve()):
+        return "clinic-kpis"
+    try:
+        return str(script.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(script)
+
+
+def _print_next(heading: str, cfg_path: Path, commands: list[str]) -> None:
+    """The commands to try next, as they can be pasted into a shell in this folder."""
+    program = command_name()
+    typer.echo(f"\n{heading}")
+    for command in commands:
+        typer.echo(f"  {shlex.quote(program)} {command} --config {shlex.quote(str(cfg_path))}")
+    if program != "clinic-kpis":
+        activate = Path(program).parent / "activate"
+        typer.echo(f"  (or `. {shlex.quote(str(activate))}` once, then type clinic-kpis alone)")
 
 
 def _step(number: int, text: str) -> None:

@@ -90,9 +90,11 @@ class SimulatedPractice:
         return Warehouse.open(config=load_config(self.config, db=self.db), read_only=True)
 
 
-def clinic_kpis(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    """Run the real command line in a clean environment (no CLINIC_KPIS_* from the caller)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_KPIS_")}
+def clinic_kpis(
+    *args: str, cwd: Path, timeout: float = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real command line in a clean environment (no CLINIC_KPIS_* from the caller; `env` on top)."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CLINIC_KPIS_")}, **(env or {})}
     command = [sys.executable, "-c", "from kpis.cli import main; main()", *args]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 

@@ -8,7 +8,10 @@ own ground truth (truth.json) and against the API over the warehouse the demo bu
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sysconfig
 from datetime import datetime
 from pathlib import Path
 
@@ -46,10 +49,16 @@ def headline_table(stdout: str) -> tuple[str, dict[str, list[str]]]:
     return datetime.strptime(month, "%B %Y").strftime("%Y-%m-01"), rows
 
 
+def shell_path() -> str:
+    """PATH as in the shell `make demo` ran from: make installs into .venv without activating it."""
+    scripts = Path(sysconfig.get_path("scripts")).resolve()
+    return os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p and Path(p).resolve() != scripts)
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     work = tmp_path_factory.mktemp("demo")
-    done = clinic_kpis("demo", "--no-serve", *SHORT, "--dir", "tour", cwd=work)
+    done = clinic_kpis("demo", "--no-serve", *SHORT, "--dir", "tour", cwd=work, env={"PATH": shell_path()})
     assert done.returncode == 0, done.stderr
     return work / "tour", done.stdout
 
@@ -71,6 +80,21 @@ def test_demo_writes_config_secret_warehouse_exports_and_report(demo: tuple[Path
     assert (runs["status"] == "succeeded").all() and runs["rows_inserted"].sum() > 10_000
     assert "imported 2 change(s) from" in stdout  # the practice's log of its process changes
     assert changes["title"].tolist() == ["Reminder calls 48 h ahead", "New waiting-room posters"]
+
+
+def test_demo_next_commands_run_verbatim_without_an_activated_venv(demo: tuple[Path, str]) -> None:
+    """What the demo says to type next works as pasted, in the shell the demo ran from."""
+    folder, stdout = demo
+    lines = stdout.split("Next, from this folder:\n")[1].splitlines()
+    dashboard, scorecard, activate = lines[:3]
+    program = str(Path(sysconfig.get_path("scripts")) / "clinic-kpis")  # not on this PATH: named by its path
+    assert dashboard == f"  {program} dashboard --config tour/clinic-kpis.toml"
+    assert scorecard == f"  {program} scorecard --config tour/clinic-kpis.toml"
+    assert activate == f"  (or `. {Path(program).parent / 'activate'}` once, then type clinic-kpis alone)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_KPIS_")} | {"PATH": shell_path()}
+    done = subprocess.run(scorecard, shell=True, cwd=folder.parent, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "No-show rate" in done.stdout
 
 
 def test_demo_table_shows_the_truth_for_the_last_full_month(demo: tuple[Path, str]) -> None:
