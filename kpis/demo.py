@@ -24,7 +24,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from kpis.cli_options import ConfigOption, DbOption
+from kpis.cli_options import ConfigOption, DbOption, serving_port
 from kpis.commands import print_scorecard
 from kpis.config import (
     DEFAULT_CONFIG_NAME,
@@ -49,7 +49,8 @@ SIMULATION = {"seed": 7, "locations": 3, "providers": 12, "scale": 0.5}
 PRACTICE_NAME = "Riverbend Family Medicine"
 # the simulated practice's time zone (sample_data's default), written into the demo's config
 TIMEZONE = DEFAULT_TIMEZONE
-DEFAULT_PORT = 8501  # the dashboard command's default
+DEFAULT_PORT = 8501  # the dashboard command's defaults
+ADDRESS = "127.0.0.1"
 
 commands = typer.Typer()  # registered in pyproject.toml (clinic_kpis.commands)
 
@@ -67,7 +68,10 @@ def demo_command(
     no_serve: Annotated[
         bool, typer.Option("--no-serve", help="Stop after the report instead of serving the dashboard.")
     ] = False,
-    port: Annotated[int, typer.Option(help="Port for the dashboard.", min=1, max=65535)] = DEFAULT_PORT,
+    port: Annotated[
+        Optional[int],
+        typer.Option(help=f"Port for the dashboard [default: {DEFAULT_PORT}, or the next free one]", min=1, max=65535),
+    ] = None,
     months: Annotated[int, typer.Option(help="Months to simulate, ending with last month.", min=1)] = DEFAULT_MONTHS,
     end: Annotated[
         Optional[str], typer.Option(help="Last simulated day, YYYY-MM-DD (default: the end of last month).")
@@ -88,6 +92,8 @@ def demo_command(
     where = ("--db", db_path, "--config", cfg_path)
 
     _step(1, f"set up {folder}")
+    if not no_serve:  # before the work, not after it: a taken port is known now
+        port = serving_port(ADDRESS, DEFAULT_PORT if port is None else port, chosen=port is not None)
     current = _is_current(exports, months, last_day)
     if db_path.exists():
         _check_demo_warehouse(db_path, exports)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +53,15 @@ def require_tool(name: str) -> str:
     if os.environ.get("CLINIC_KPIS_REQUIRE_BROWSER") == "1":
         pytest.fail(f"{name} is required here (CLINIC_KPIS_REQUIRE_BROWSER=1) but not installed")
     pytest.skip(f"{name} not installed")
+
+
+@contextmanager
+def taken_port(port: int = 0) -> Iterator[int]:
+    """A port another program listens on (127.0.0.1; any free one by default), for the length of the block."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+        yield sock.getsockname()[1]
 
 
 # -- the simulated practice shared by the end-to-end tests --------------------------------------

@@ -20,7 +20,7 @@ import pytest
 from kpis import Warehouse
 from kpis.config import load_config
 from kpis.formatting import n_text, period_text, value_text
-from tests.conftest import clinic_kpis
+from tests.conftest import clinic_kpis, taken_port
 
 # A short simulation with a fixed end, so the numbers do not depend on today's date.
 SHORT = ("--months", "2", "--end", "2026-09-30")
@@ -141,6 +141,16 @@ def test_demo_refuses_a_warehouse_it_did_not_fill(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.startswith("error: clinic_kpis.duckdb holds data the demo did not load")
     assert not (tmp_path / "tour" / "exports").exists()
+
+
+def test_demo_with_its_port_taken_stops_before_any_work(tmp_path: Path) -> None:
+    """A port the user chose that is taken is known at once, not after the tour's minutes of work."""
+    with taken_port() as port:
+        done = clinic_kpis("demo", "--port", str(port), "--dir", "tour", cwd=tmp_path, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error: port {port} on 127.0.0.1 is in use"), done.stderr
+    assert "choose another port, e.g. --port" in done.stderr
+    assert not (tmp_path / "tour").exists()
 
 
 @pytest.mark.slow
