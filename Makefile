@@ -8,14 +8,18 @@ PIP_FLAGS ?= -q --disable-pip-version-check
 .PHONY: demo test lint bench clean
 
 $(BIN)/python:
+	@echo "Creating the virtual environment $(VENV) (a few seconds)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install $(PIP_FLAGS) --upgrade pip
 
+# pip shows its own progress here: the first install downloads and unpacks about 70 packages.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install $(PIP_FLAGS) -e .
+	@echo "Installing clinic-kpis and its dependencies into $(VENV): about 1 minute the first time, more on a slow network"
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar on -e .
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	@echo "Installing clinic-kpis with its test tools into $(VENV): about 2 minutes the first time, quietly"
 	$(BIN)/python -m pip install $(PIP_FLAGS) -e ".[dev]"
 	touch $@ $(VENV)/.installed
 

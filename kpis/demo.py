@@ -17,6 +17,7 @@ import json
 import shlex
 import shutil
 import sysconfig
+import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Optional
@@ -91,7 +92,8 @@ def demo_command(
     first_day = _first_month(last_day, months)
     where = ("--db", db_path, "--config", cfg_path)
 
-    _step(1, f"set up {folder}")
+    steps = _Steps()
+    steps.start("set up", f"set up {folder}")
     if not no_serve:  # before the work, not after it: a taken port is known now
         port = serving_port(ADDRESS, DEFAULT_PORT if port is None else port, chosen=port is not None)
     current = _is_current(exports, months, last_day)
@@ -102,7 +104,7 @@ def demo_command(
     _run(ctx, "init", *where, "--practice-name", PRACTICE_NAME, "--timezone", TIMEZONE)
     cfg = load_config(cfg_path, db=db_path)
 
-    _step(2, f"simulate {months} months ({first_day} to {last_day})")
+    steps.start("simulate", f"simulate {months} months ({first_day} to {last_day})")
     if current:
         typer.echo(f"exports    {exports} (kept: same simulation)")
     else:
@@ -110,23 +112,24 @@ def demo_command(
         simulation = [part for option in options for part in option]
         _run(ctx, "sample", "--out", exports, *simulation, "--months", months, "--end", last_day, "--workers", 1)
 
-    _step(3, "ingest the exports")
+    steps.start("ingest", "ingest the exports")
     _ingest(ctx, cfg, exports, where)
     if (exports / "change_log.csv").is_file():  # the practice's log of its process changes
         _run(ctx, "changes", "import", exports / "change_log.csv", *where)
 
     # The last month the simulation covers in full (the month of --end when it is a month end).
     month = max(first_day, previous_period(period_floor(last_day + timedelta(days=1), "month"), "month"))
-    _step(4, f"headline KPIs for {month:%B %Y}")
+    steps.start("headline KPIs", f"headline KPIs for {month:%B %Y}")
     print_headline(cfg, month)
 
-    _step(5, "build the monthly report")
+    steps.start("report", "build the monthly report")
     _run(ctx, "report", "build", "--month", f"{month:%Y-%m}", "--out", folder / "report", *where)
 
+    typer.echo(f"\n{steps.summary()}")
     if no_serve:
         _print_next("Next, from this folder:", cfg_path, ["dashboard", "scorecard"])
         return
-    _step(6, "serve the dashboard")
+    steps.start("serve", "serve the dashboard")
     _print_next("Meanwhile, from this folder in another terminal:", cfg_path, ["scorecard", "kpis --by location"])
     _run(ctx, "dashboard", *where, "--port", port)
 
@@ -169,8 +172,23 @@ def _print_next(heading: str, cfg_path: Path, commands: list[str]) -> None:
         typer.echo(f"  (or `. {shlex.quote(str(activate))}` once, then type clinic-kpis alone)")
 
 
-def _step(number: int, text: str) -> None:
-    typer.secho(f"\n[{number}] {text}", bold=True)
+class _Steps:
+    """The tour's numbered steps, each timed, so the demo says where its minutes go."""
+
+    def __init__(self) -> None:
+        self._begun = time.monotonic()
+        self._steps: list[tuple[str, float]] = []  # (short name, start)
+
+    def start(self, name: str, heading: str) -> None:
+        self._steps.append((name, time.monotonic()))
+        typer.secho(f"\n[{len(self._steps)}] {heading}", bold=True)
+
+    def summary(self) -> str:
+        """`The tour took 74 s: set up 1 s, simulate 31 s, ...` for the steps so far."""
+        now = time.monotonic()
+        ends = [begun for _, begun in self._steps[1:]] + [now]
+        parts = [f"{name} {end - begun:.0f} s" for (name, begun), end in zip(self._steps, ends, strict=True)]
+        return f"The tour took {now - self._begun:.0f} s: {', '.join(parts)}."
 
 
 def _parse_end(text: str) -> date:

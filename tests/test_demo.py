@@ -74,6 +74,8 @@ def test_demo_writes_config_secret_warehouse_exports_and_report(demo: tuple[Path
     html = stem.with_suffix(".html").read_text(encoding="utf-8")
     assert "Riverbend Family Medicine" in html
     assert "dashboard" in stdout  # how to serve it next
+    steps = r"set up \d+ s, simulate \d+ s, ingest \d+ s, headline KPIs \d+ s, report \d+ s"
+    assert re.search(rf"^The tour took \d+ s: {steps}\.$", stdout, re.MULTILINE)  # where the minutes go
     with Warehouse.open(config=load_config(folder / "clinic-kpis.toml"), read_only=True) as wh:
         runs = wh.ingest_runs()
         changes = wh.changes()
