@@ -23,8 +23,9 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install $(PIP_FLAGS) -e ".[dev]"
 	touch $@ $(VENV)/.installed
 
+# DEMO_ARGS passes options to `clinic-kpis demo`, e.g. make demo DEMO_ARGS="--port 8502 --no-serve".
 demo: $(VENV)/.installed  ## simulate a practice, ingest, compute, build a report, serve the dashboard
-	$(BIN)/clinic-kpis demo
+	$(BIN)/clinic-kpis demo $(DEMO_ARGS)
 
 test: $(VENV)/.installed-dev  ## run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
