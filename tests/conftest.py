@@ -1,4 +1,5 @@
-"""Shared fixtures: where the external real files are, and a clean environment per test."""
+"""Shared fixtures: where the external real files are, a clean environment per test, and progress
+lines for the long tests (pytest itself shows nothing until a test ends)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,14 +28,51 @@ def external_dir() -> Path:
     return Path(os.environ.get("CLINIC_KPIS_EXTERNAL") or REPO.parent / "shared" / "external")
 
 
+EXTERNAL_SKIP = "external test files not found at"
+
+
 @pytest.fixture
 def external() -> Path:
     path = external_dir()
     if not path.is_dir():
         if os.environ.get("CI"):
             pytest.fail(f"external test files missing at {path}")
-        pytest.skip(f"external test files not found at {path}")
+        pytest.skip(f"{EXTERNAL_SKIP} {path}")
     return path
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line saying how to run the tests that were skipped for want of the external files."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if EXTERNAL_SKIP in str(r.longrepr)]
+    if skipped:
+        terminalreporter.write_line(
+            f"{len(skipped)} test(s) on real third-party files skipped: none at {external_dir()}. "
+            "tests/EXTERNAL.md says where to get them; then set CLINIC_KPIS_EXTERNAL to their folder.",
+            yellow=True,
+            bold=True,
+        )
+
+
+def say(config: pytest.Config, text: str) -> None:
+    """`text` on the terminal now, on a line of its own, even while a test's output is captured."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or config.get_verbosity() < -1:  # -qq: quiet
+        return
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture is not None else nullcontext():
+        reporter.ensure_newline()
+        reporter.write_line(f"  {text}")
+
+
+@pytest.fixture
+def progress(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Tell how a long test is getting on: `progress("Overview drawn")` prints `  test_x: Overview drawn (12 s)`."""
+    started = time.monotonic()
+
+    def step(text: str) -> None:
+        say(request.config, f"{request.node.name}: {text} ({time.monotonic() - started:.0f} s)")
+
+    return step
 
 
 @pytest.fixture(autouse=True)
@@ -112,11 +151,14 @@ def clinic_kpis(
 
 
 @pytest.fixture(scope="session")
-def simulated_practice(tmp_path_factory: pytest.TempPathFactory) -> SimulatedPractice:
+def simulated_practice(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> SimulatedPractice:
     """One simulated practice per test session: init, sample, ingest through the real CLI."""
     directory = tmp_path_factory.mktemp("simulated")
     (directory / "clinic-kpis.toml").write_text(SIMULATED_CONFIG, encoding="utf-8")
+    started = time.monotonic()  # a minute or two: say what is happening
     for args in (["init"], ["sample", "--out", "exports", *SIMULATED_ARGS], ["ingest", "exports"]):
+        elapsed = time.monotonic() - started
+        say(request.config, f"the session's simulated practice: clinic-kpis {args[0]} ({elapsed:.0f} s)")
         done = clinic_kpis(*args, cwd=directory)
         assert done.returncode == 0, f"clinic-kpis {' '.join(args)}: {done.stderr}"
     return SimulatedPractice(
