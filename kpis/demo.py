@@ -238,15 +238,23 @@ def _is_current(exports: Path, months: int, last_day: date) -> bool:
 
 
 def _check_demo_warehouse(db_path: Path, exports: Path) -> None:
-    """Refuse a warehouse holding anything but this demo's exports: the demo never touches real data."""
+    """Refuse a warehouse the demo did not make: the demo never writes into real data.
+
+    The demo's own warehouse holds its simulation's files, and may hold more: what was loaded
+    since through its dashboard's upload box (or `ingest`), which is said, not refused. A
+    warehouse that holds files but none of the simulation's is someone else's.
+    """
     with Warehouse(db_path, read_only=True, config=Config(db_path=db_path)) as wh:
-        paths = wh.ingest_runs()["file_path"]
+        paths = list(dict.fromkeys(wh.ingest_runs()["file_path"]))
     foreign = [p for p in paths if not Path(p).is_relative_to(exports)]
-    if foreign:
+    if foreign and len(foreign) == len(paths):
         raise DemoError(
             f"{db_path} holds data the demo did not load (e.g. {foreign[0]}); "
             "the demo only writes to its own warehouse: choose another --dir or --db"
         )
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        typer.echo(f"warehouse  {db_path} also holds {len(foreign)} file(s) the demo did not load ({shown})")
 
 
 def _start_over(exports: Path, db_path: Path) -> None:

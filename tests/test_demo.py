@@ -16,11 +16,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from kpis import Warehouse
-from kpis.config import load_config
+from kpis.config import ENV_CONFIG, load_config
 from kpis.formatting import n_text, period_text, value_text
-from tests.conftest import clinic_kpis, taken_port
+from tests.conftest import REPO, clinic_kpis, taken_port
 
 # A short simulation with a fixed end, so the numbers do not depend on today's date.
 SHORT = ("--months", "2", "--end", "2026-09-30")
@@ -153,6 +154,28 @@ def test_demo_with_its_port_taken_stops_before_any_work(tmp_path: Path) -> None:
     assert done.stderr.startswith(f"error: port {port} on 127.0.0.1 is in use"), done.stderr
     assert "choose another port, e.g. --port" in done.stderr
     assert not (tmp_path / "tour").exists()
+
+
+@pytest.mark.slow
+def test_demo_starts_again_after_uploads_through_its_dashboard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file uploaded on the demo's Data page (loaded or not) is the demo's: a re-run says so and goes on."""
+    tour = ("demo", "--no-serve", "--months", "1", "--end", "2026-09-30", "--dir", "tour")
+    first = clinic_kpis(*tour, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    monkeypatch.setenv(ENV_CONFIG, str(tmp_path / "tour" / "clinic-kpis.toml"))
+    at = AppTest.from_file(str(REPO / "dashboards" / "app.py"), default_timeout=120).run()
+    at.switch_page("views/data_sources.py").run()
+    queue_log = b"1767261600|1767261600.1|billing|NONE|ENTERQUEUE||5551234|1\n"
+    upload = [("shapes.csv", b"colour,shape\nred,round\n", "text/csv"), ("queue_log", queue_log, "text/plain")]
+    at.file_uploader(key="upload").set_value(upload).run()
+    at.button(key="load").click().run()
+    assert len(at.error) == 1 and len(at.success) == 1  # one failed, one loaded
+    again = clinic_kpis(*tour, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    said = re.search(r"^warehouse  (\S+) also holds 2 file\(s\) the demo did not load \((.*)\)$", again.stdout, re.M)
+    assert said and said[1] == str(Path("tour") / "clinic_kpis.duckdb"), again.stdout
+    assert sorted(said[2].split(", ")) == ["uploaded/queue_log", "uploaded/shapes.csv"]
+    assert "kept: same simulation" in again.stdout
 
 
 @pytest.mark.slow
