@@ -14,7 +14,7 @@ $(BIN)/python:
 
 # pip shows its own progress here: the first install downloads and unpacks about 70 packages.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	@echo "Installing clinic-kpis and its dependencies into $(VENV): about 1 minute the first time, more on a slow network"
+	@echo "Installing clinic-kpis and its dependencies into $(VENV): 1 to 2 minutes the first time, more on a slow network"
 	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar on -e .
 	touch $@
 
