@@ -62,20 +62,16 @@ def serving_port(address: str, port: int, *, chosen: bool) -> int:
 
 
 def _port_is_free(address: str, port: int) -> bool:
-    """Whether a server could listen on (address, port) now; an address it could never use is an error."""
+    """Whether something already listens on (address, port). Any other reason the server could not
+    listen there (an address not of this machine, a privileged port) is left to the server to say."""
     try:
         family, kind, proto, _, where = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM)[0]
-    except socket.gaierror as exc:
-        raise ClinicKpisError(f"--address {address}: not an address of this machine ({exc.strerror})") from None
-    with socket.socket(family, kind, proto) as sock:
-        # as the server will: connections of an earlier server still closing do not hold the port
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
+        with socket.socket(family, kind, proto) as sock:
+            # as the server will: connections of an earlier server still closing do not hold the port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(where)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                return False
-            raise ClinicKpisError(f"cannot listen on {address} port {port}: {exc.strerror}") from None
+    except OSError as exc:
+        return exc.errno != errno.EADDRINUSE
     return True
 
 
