@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
-from kpis.cli_options import ConfigOption, DbOption
+from kpis.cli_options import ConfigOption, DbOption, serving_port
 from kpis.config import ENV_CONFIG, ENV_DB, is_loopback, load_config
 
 APP = Path(__file__).with_name("app.py")
@@ -45,17 +45,24 @@ def streamlit_argv(port: int, address: str) -> list[str]:
 def dashboard_command(
     db: DbOption = None,
     config: ConfigOption = None,
-    port: Annotated[int, typer.Option(help="Port to serve on.", min=1, max=65535)] = DEFAULT_PORT,
+    port: Annotated[
+        Optional[int],
+        typer.Option(help=f"Port to serve on [default: {DEFAULT_PORT}, or the next free one]", min=1, max=65535),
+    ] = None,
     address: Annotated[
         str, typer.Option(help="Address to listen on; use 0.0.0.0 to let other machines connect.")
     ] = "127.0.0.1",
 ) -> None:
-    """Serve the practice manager's dashboard (Streamlit) until interrupted."""
+    """Serve the practice manager's dashboard (Streamlit) until interrupted.
+
+    When the default port is taken, the next free one is used; a --port that is taken is an error.
+    """
     from kpis import Warehouse
 
     cfg = load_config(config, db=db)
+    Warehouse(cfg.db_path, read_only=True, config=cfg).close()  # fail here, in one line, if it cannot be read
+    port = serving_port(address, DEFAULT_PORT if port is None else port, chosen=port is not None)
     db_path = cfg.db_path.resolve()
-    Warehouse(db_path, read_only=True, config=cfg).close()  # fail here, in one line, if it cannot be read
     env = {**os.environ, ENV_DB: str(db_path)}
     if cfg.path is not None:
         env[ENV_CONFIG] = str(cfg.path.resolve())

@@ -30,6 +30,7 @@ DEFAULT_CONFIG_NAME = "clinic-kpis.toml"
 DEFAULT_DB_NAME = "clinic_kpis.duckdb"
 DEFAULT_SECRET_NAME = ".clinic-kpis.secret"
 DEFAULT_TIMEZONE = "America/New_York"
+DEFAULT_DEMO_DIR = Path("demo")  # where `clinic-kpis demo` (and so `make demo`) works unless told otherwise
 
 ENV_CONFIG = "CLINIC_KPIS_CONFIG"
 ENV_DB = "CLINIC_KPIS_DB"
@@ -149,6 +150,25 @@ def find_config_path(explicit: Path | None = None) -> Path | None:
         return Path(env)
     default = Path(DEFAULT_CONFIG_NAME)
     return default if default.exists() else None
+
+
+def missing_warehouse_text(db_path: Path, config: Config) -> str:
+    """Why the warehouse at `db_path` cannot be read, and the command that gives one.
+
+    Where the demo has run (the repository after `make demo`), the only warehouse is the demo's,
+    and `init` would make an empty one here: so, when nothing named another warehouse, point at
+    the demo's config instead.
+    """
+    demo_config = DEFAULT_DEMO_DIR / DEFAULT_CONFIG_NAME
+    if config.path is None and db_path == Path(DEFAULT_DB_NAME) and demo_config.is_file():
+        return (
+            f"no warehouse at {db_path}; the demo's is in {DEFAULT_DEMO_DIR}/: add --config {demo_config} "
+            f'(in Python: Warehouse.open(config="{demo_config}")), or create your own with `clinic-kpis init`'
+        )
+    return (
+        f"no warehouse at {db_path}: create one with `clinic-kpis init --db {db_path}` "
+        "and load data with `clinic-kpis ingest`"
+    )
 
 
 def check_timezone(timezone: str, where: str) -> str:

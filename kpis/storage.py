@@ -23,7 +23,7 @@ from typing import Self
 
 import duckdb
 
-from kpis.config import Config, load_config, private_files
+from kpis.config import Config, load_config, missing_warehouse_text, private_files
 from kpis.errors import SchemaVersionError, WarehouseError
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
@@ -101,10 +101,7 @@ class Store:
         self.read_only = read_only
         self.config = config if config is not None else load_config(db=self.path)
         if read_only and not self.path.exists():
-            raise WarehouseError(
-                f"no warehouse at {self.path}: create one with `clinic-kpis init --db {self.path}` "
-                "and load data with `clinic-kpis ingest`"
-            )
+            raise WarehouseError(missing_warehouse_text(self.path, self.config))
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:

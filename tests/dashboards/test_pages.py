@@ -462,13 +462,42 @@ def test_upload_box_ingests_an_export(
         runs = wh.ingest_runs()
     assert runs["status"].tolist() == ["succeeded"] and runs["adapter"].tolist() == ["queue_log"]
     result = at.dataframe[0].value
-    assert result["status"].tolist() == ["succeeded"]
+    assert result["file"].tolist() == ["uploaded/queue_log"]
     assert result["inserted"].tolist() == runs["rows_inserted"].tolist() and runs["rows_inserted"].iloc[0] > 0
     assert at.success[0].value.startswith("Loaded 1 file(s)")
     assert not list(scratch.iterdir())  # the uploaded export (it holds patient details) is gone
     at.switch_page("views/phones.py").run()
     no_errors(at)
     assert not [i.value for i in at.info if i.value.startswith("No phone data loaded")]
+
+
+def test_a_failed_upload_is_an_error_with_its_reason_and_success_is_said_of_what_loaded(
+    open_app: Callable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18: an unknown CSV showed "failed" in a cut-off column beside a green "Loaded 1 file(s)"."""
+    db = tmp_path / "fresh.duckdb"
+    Warehouse(db).close()
+    monkeypatch.setenv(ENV_SECRET, "dashboard-tests-secret")
+    unknown = b"colour,shape\nred,round\n"
+    queue_log = b"1767261600|1767261600.1|billing|NONE|ENTERQUEUE||5551234|1\n"
+    at = open_app(db)
+    at.switch_page("views/data_sources.py").run()
+    at.file_uploader(key="upload").set_value([("shapes.csv", unknown, "text/csv"), ("queue_log", queue_log, "")]).run()
+    at.button(key="load").click().run()
+    assert not at.exception
+    with Warehouse.open(db, read_only=True) as wh:
+        runs = wh.ingest_runs().set_index("file_path")
+    assert runs["status"].to_dict() == {"uploaded/shapes.csv": "failed", "uploaded/queue_log": "succeeded"}
+    reason = runs.loc["uploaded/shapes.csv", "error"]
+    assert reason.startswith("uploaded/shapes.csv: not a recognized export (FHIR, X12 837/835")
+    assert [e.value for e in at.error] == [f"Not loaded: {reason}"]  # the reason in full
+    assert [s.value for s in at.success] == ["Loaded 1 file(s): uploaded/queue_log. Every page now shows the new data."]
+    assert at.dataframe[0].value["file"].tolist() == ["uploaded/queue_log"]  # only what loaded
+    # nothing loaded: an error, and no word of success
+    at.file_uploader(key="upload").set_value(("other.csv", b"a,b\n1,2\n", "text/csv")).run()
+    at.button(key="load").click().run()
+    assert [e.value for e in at.error] == ["Not loaded: uploaded/other.csv: " + reason.split(": ", 1)[1]]
+    assert not at.success
 
 
 def test_two_uploads_with_the_same_name_both_load_under_their_names(
