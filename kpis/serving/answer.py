@@ -149,7 +149,7 @@ def run(
     """The store's answer for `items` (each answered by its path in `chosen`), as engine.run returns it."""
     frames = [cursor.execute(render(statement)).df() for _, statement in statements(items, ctx, chosen, layout)]
     columns = ["kpi_id", "period_start", *ctx.dims] + (["grouping_id"] if ctx.multiple_sets else [])
-    columns += ["numerator", "denominator", "value", "n"]
+    columns += ["numerator", "denominator", "value", "n", "unknown"]
     frames = [f for f in frames if not f.empty]
     if not frames:
         return pd.DataFrame(columns=columns)
@@ -223,8 +223,12 @@ def _aggregates(item: KpiRequest, k: str, ctx: QueryContext) -> tuple[list[str],
             f"{_sum(spec.denominator.agg, f'{c}__den')} AS {k}_den",
             f"COUNT(*) FILTER (WHERE {c}__pop) AS {k}_n",
         ]
+        unknown = "0"
+        if item.unknown_condition() is not None:
+            aggregates.append(f"COUNT(*) FILTER (WHERE {c}__unk) AS {k}_unk")
+            unknown = f"{k}_unk"
         value = ratio_value(f"{k}_num", f"{k}_den")
-        return aggregates, output_row(spec.id, ctx, f"{k}_num", f"{k}_den", value, f"{k}_n")
+        return aggregates, output_row(spec.id, ctx, f"{k}_num", f"{k}_den", value, f"{k}_n", unknown)
     if spec.value.agg == "mean":
         aggregates = [f"COALESCE(SUM({c}__val), 0) AS {k}_num", f"COUNT({c}__val) AS {k}_n"]
         return aggregates, output_row(spec.id, ctx, f"{k}_num", f"{k}_n", ratio_value(f"{k}_num", f"{k}_n"), f"{k}_n")
@@ -294,7 +298,7 @@ def results_statement(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
         dims = "".join(f"{d}, " if d in group else f"NULL AS {d}, " for d in ctx.dims)
         gid = f"{grouping_id(group, ctx.dims)} AS grouping_id, " if ctx.multiple_sets else ""
         parts.append(
-            f"SELECT kpi_id, period_start, {dims}{gid}numerator, denominator, value, n FROM {RESULTS_TABLE} "
+            f"SELECT kpi_id, period_start, {dims}{gid}numerator, denominator, value, n, unknown FROM {RESULTS_TABLE} "
             f"WHERE kpi_id IN ({ids}) AND grouping = '{grouping_name([*group, *ctx.filters])}' "
             f"AND period_start >= DATE '{first}' AND period_start <= DATE '{last}'{filters}"
         )

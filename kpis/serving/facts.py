@@ -7,7 +7,8 @@ A fact table holds one row per row of a KPI relation. Its columns:
 * the dimension columns its KPIs allow, named as in the relation;
 * per KPI, the row's contribution, from the spec's own conditions with the options in force:
   `<kpi>__num` and `<kpi>__den` (a flag for a count, the amount or NULL for a sum) and
-  `<kpi>__pop` (counted in n) for a ratio; `<kpi>__val` (the value, NULL outside the
+  `<kpi>__pop` (counted in n) for a ratio, and `<kpi>__unk` when a row's side can be unknown
+  (the spec's `unknown`, e.g. a cancellation without its initiator); `<kpi>__val` (the value, NULL outside the
   population) for a mean, median or p90;
 * what the refresh needs to know of a row's previous state (`kpis.serving.changes`);
 * for the ledger's A/R KPIs (credit balances included, as by default): `ar_amount`, the day the
@@ -37,7 +38,7 @@ from kpis.relations import DATE, DIMENSIONS, Relation, build_relations, local_da
 from kpis.serving import changes
 
 # Bump when the layout of the store or the SQL that reads it changes: every store is rebuilt.
-STORE_VERSION = "1"
+STORE_VERSION = "2"
 SCHEMA = "serving"
 TNA = "third_next_available"
 
@@ -103,11 +104,15 @@ def contribution_columns(item: KpiRequest) -> dict[str, str]:
     spec, k = item.spec, item.id
     if spec.kind == "ratio":
         population = item.condition(spec.population or spec.denominator.filter)
-        return {
+        columns = {
             f"{k}__num": _measure(item, spec.numerator),
             f"{k}__den": _measure(item, spec.denominator),
             f"{k}__pop": f"({population})",
         }
+        undecided = item.unknown_condition()
+        if undecided is not None:
+            columns[f"{k}__unk"] = f"({undecided})"
+        return columns
     value, population = item.condition(spec.value.expr), item.condition(spec.value.filter)
     return {f"{k}__val": f"CASE WHEN {population} THEN {value} END"}
 

@@ -382,7 +382,7 @@ class _Refresh:
                     types[name] = kind
         columns = [f"{d} {types[d]}" for d in DIMENSIONS if d in types]
         wanted = ["kpi_id VARCHAR", "period_start DATE", "grouping VARCHAR", *columns]
-        wanted += ["numerator DOUBLE", "denominator DOUBLE", "value DOUBLE", "n BIGINT"]
+        wanted += ["numerator DOUBLE", "denominator DOUBLE", "value DOUBLE", "n BIGINT", "unknown BIGINT"]
         if self.has_results():
             have = [
                 f"{n} {k}"
