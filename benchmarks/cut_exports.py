@@ -42,6 +42,7 @@ CSV_DATE: dict[str, Callable[[dict], date]] = {
     "north_appointments": lambda r: datetime.strptime(r["Appt Date"], "%m/%d/%Y").date(),
     "portal_messages": lambda r: datetime.fromisoformat(r["received_at"]).date(),
     "north_transactions": lambda r: date.fromisoformat(r["POSTDATE"]),
+    "north_claims": lambda r: datetime.fromisoformat(r["SERVICEDATE"]).date(),  # Synthea claims.csv
     "patient_payments": lambda r: date.fromisoformat(r["POSTDATE"]),
 }
 
@@ -79,7 +80,11 @@ def cut_exports(
 
         fhir_day = {kind: (lambda r, find=find: local(find(r))) for kind, find in FHIR_DATE.items()}
 
-        for path in sorted(p for p in exports.rglob("*") if p.is_file() and p.suffix not in (".json", ".md")):
+        # truth, notes and the practice's change log (read by `changes import`, not by ingest) stay out
+        skipped = (".json", ".md")
+        for path in sorted(p for p in exports.rglob("*") if p.is_file() and p.suffix not in skipped):
+            if path.name == "change_log.csv":
+                continue
             rel = path.relative_to(exports).as_posix()
             if path.suffix in (".837", ".835"):
                 name = bucket(date.fromisoformat(path.stem.rsplit("_", 1)[1] + "-01"))

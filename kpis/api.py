@@ -464,10 +464,11 @@ class KpiMethods:
 def _ranks(values: pd.Series, key: Callable[[Any], Any]) -> np.ndarray:
     """Each value's rank among the column's distinct values ordered by `key`: what sorting by the
     key gives, computed once per distinct value instead of once per row (frames run to 600 k rows)."""
-    distinct = pd.Index(values.unique())
+    codes, distinct = pd.factorize(values, use_na_sentinel=False)  # a missing value is a value too
     rank = np.empty(len(distinct), dtype=np.int64)
-    rank[sorted(range(len(distinct)), key=lambda i: key(distinct[i]))] = np.arange(len(distinct))
-    return rank[distinct.get_indexer(values)]
+    keys = [key(None if pd.isna(value) else value) for value in distinct]  # None, as the frame holds it
+    rank[sorted(range(len(distinct)), key=keys.__getitem__)] = np.arange(len(distinct))
+    return rank[codes]
 
 
 def _stored_date(meta: Mapping[str, str], key: str) -> date | None:

@@ -162,7 +162,7 @@ class SparkLake(ComparisonMethods, KpiMethods, ImprovementMethods):
     def schema_version(self) -> int:
         return int(self.manifest["schema_version"])
 
-    def transaction(self) -> Any:
+    def transaction(self, *, tracked: bool = False, kpi_data: bool = True) -> Any:
         """An export is read, never written: what changes (the change log) is recorded in the warehouse."""
         raise SparkError(
             f"{self.directory} is a Parquet export, read-only here: record changes in the warehouse, then export it"
