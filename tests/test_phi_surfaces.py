@@ -92,11 +92,12 @@ def test_the_planted_records_are_quarantined_and_nothing_planted_is_stored(plant
             ("north_appointments_extra.csv", 3),
         ]
         found = []
-        for table, column in cur.execute(
-            "SELECT table_name, column_name FROM information_schema.columns WHERE data_type = 'VARCHAR'"
+        for schema, table, column in cur.execute(  # every schema: the results store's too
+            "SELECT table_schema, table_name, column_name FROM information_schema.columns WHERE data_type = 'VARCHAR'"
         ).fetchall():
             for phrase in PLANTED:
-                n = cur.execute(f'SELECT count(*) FROM "{table}" WHERE lower("{column}") LIKE ?', [f"%{phrase}%"])
+                sql = f'SELECT count(*) FROM "{schema}"."{table}" WHERE lower("{column}") LIKE ?'
+                n = cur.execute(sql, [f"%{phrase}%"])
                 if n.fetchone()[0]:
                     found.append((table, column, phrase))
     assert found == []
