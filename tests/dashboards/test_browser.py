@@ -205,6 +205,13 @@ def test_the_improvement_page_in_a_real_browser(
     with practice_with_changes.open() as wh:
         specs = {s.id: s for s in wh.catalog()}
         costs = wh.friction_costs(window.month)
+        first = wh.change_effects().iloc[0]  # the change whose control chart the page shows first
+        control = wh.spc(first["kpi_id"], filters=first["scope"])
+        months = control["period_start"]
+        facts = wh.facts(first["kpi_id"], start=months.min(), end=months.max(), filters=first["scope"])
+    # a ring (and its legend) only where a signalling month's value may be shown: none on a withheld one
+    drawn = set(facts.loc[facts["state"] != "small", "period_start"])
+    rings = [p for p in control.loc[control["signal"], "period_start"] if p in drawn]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 4200})
@@ -228,7 +235,8 @@ def test_the_improvement_page_in_a_real_browser(
         assert [r["cost a month"] for r in ranking] == [money_text(m) for m in costs["money"]]
         chart = page.get_by_test_id("stPlotlyChart").last
         expect(chart.locator(".annotation-text").filter(has_text="Reminder calls 48 h ahead")).to_have_count(1)
-        expect(chart.locator(".legendtext").filter(has_text="signal (special cause)")).to_have_count(1)
+        expect(chart.locator(".legendtext").filter(has_text="3-sigma limits")).to_have_count(1)
+        expect(chart.locator(".legendtext").filter(has_text="signal (special cause)")).to_have_count(min(len(rings), 1))
         shot = tmp_path / "improvement.png"
         page.screenshot(path=shot)
         browser.close()

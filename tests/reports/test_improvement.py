@@ -13,16 +13,20 @@ import html as html_lib
 import json
 import re
 import subprocess
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from PIL import Image
 
+from kpis.comparison import findings
 from kpis.formatting import money_text, rules_text, value_text
+from kpis.periods import add_months
 from kpis.spc import CHART_NAMES
 from reports.build import documents, prepare
 from reports.charts import ChartRenderer
+from reports.context import ReportContext
 from tests.conftest import SimulatedPractice, clinic_kpis, require_tool
 from tests.reports.conftest import Built
 from tests.reports.test_render import pdf_pages
@@ -110,27 +114,82 @@ def test_the_friction_section_prints_the_api_costs_with_their_formulas(
             assert assumption["source"] in section
 
 
+def _standing_holds(sentence: str, ctx: ReportContext, off: pd.DataFrame) -> None:
+    """The summary's off-target sentence lists `off` (the API's ranking) in its order, with each known cost,
+    and says which order it is: costliest first when any gap is priced, else furthest first."""
+    order = "costliest first" if off["money"].notna().any() else "furthest first"
+    assert sentence.startswith(f"Off target, {order}: "), sentence
+    at = [sentence.index(f"{ctx.row(k).title} (") for k in off["kpi_id"]]
+    assert at == sorted(at), sentence  # in the API's order
+    for start, end, money in zip(at, [*at[1:], len(sentence)], off["money"], strict=True):
+        item = sentence[start:end]
+        assert item.count("about $") == (0 if pd.isna(money) else 1), item
+        assert pd.isna(money) or f"about {money_text(money)} a month" in item, item
+
+
 def test_the_summary_leads_with_the_costliest_friction(report: Built, practice_with_changes: SimulatedPractice) -> None:
     with practice_with_changes.open() as wh:
-        top = wh.friction_costs(MONTH).iloc[0]
+        costs = wh.friction_costs(MONTH)
+        ranked = findings(wh.scorecard(MONTH), costs)
+        first_signals = wh.change_effects(end=add_months(MONTH, 1) - timedelta(days=1))["signal_since"]
+    top = costs.iloc[0]
     summary = report.ctx.summary
     assert 3 <= len(summary) <= 5
     assert summary[0].startswith(f"The costliest friction in September 2026 was {top['kpi_title'].lower()}: ")
     assert f"about {money_text(top['money'])} a month" in summary[0]
-    assert report.ctx.new_signals == ()  # the reminder calls' signal first showed in June, not September
+    new = (first_signals.dt.year == MONTH.year) & (first_signals.dt.month == MONTH.month)
+    assert not new.any() and report.ctx.new_signals == ()  # no change's signal first showed in September
     assert not any(s.startswith("New signal") for s in summary)
-    assert summary[2].startswith("Off target, costliest first: ")
+    off = ranked[ranked["status"] == "off_target"]
+    assert len(off) >= 1
+    _standing_holds(summary[2], report.ctx, off)
+
+
+def test_a_location_with_a_priced_gap_off_target_lists_it_costliest_first(
+    practice_with_changes: SimulatedPractice,
+) -> None:
+    """Each location's summary ranks what is off target as the API does; somewhere a priced gap leads."""
+    priced = 0
+    with practice_with_changes.open() as wh:
+        for location in practice_with_changes.truth["meta"]["locations"]:
+            ctx = prepare(wh, MONTH, location)
+            where = {"location": location}
+            ranked = findings(wh.scorecard(MONTH, filters=where), wh.friction_costs(MONTH, filters=where))
+            off = ranked[ranked["status"] == "off_target"]
+            standing = next(s for s in ctx.summary if s.startswith(("Off target", "Nothing is off target", "Every")))
+            if off.empty:
+                assert not standing.startswith("Off target"), (location, standing)
+                continue
+            _standing_holds(standing, ctx, off)
+            priced += int(off["money"].notna().any())
+    assert priced >= 1  # the simulated practice has a costed gap off target at some location
 
 
 def test_in_the_month_a_signal_first_shows_the_summary_says_so(practice_with_changes: SimulatedPractice) -> None:
-    june = date(2026, 6, 1)
+    truth = practice_with_changes.truth["meta"]["changes"]
+    injected = next(c for c in truth if not c["placebo"])  # the change the simulator made work
+    placebo = next(c for c in truth if c["placebo"])
+    start = date.fromisoformat(injected["date"])
     with practice_with_changes.open() as wh:
-        ctx = prepare(wh, june, None)
-        effects = wh.change_effects(end="2026-06-30").set_index("change_id")
-        west = prepare(wh, june, "WEST")
-    assert [c.change_id for c in ctx.new_signals] == [1]
-    assert ctx.summary[1] == f"New signal this month: {effects.loc[1, 'verdict']}"
-    assert "6 of 6 months" in ctx.summary[1]  # judged on the months up to June, as the report saw them
+        ids = wh.changes().set_index("title")["change_id"]
+        worked = int(ids[injected["title"]])
+        everything = wh.change_effects().set_index("change_id")
+        first = everything.loc[worked, "signal_since"].date()  # the month whose data first made it a signal
+        ctx = prepare(wh, first, None)
+        before = prepare(wh, add_months(first, -1), None)
+        effects = wh.change_effects(end=add_months(first, 1) - timedelta(days=1)).set_index("change_id")
+        at_placebo = prepare(wh, first, placebo["location"])
+    assert first >= start
+    assert [c.change_id for c in ctx.new_signals] == [worked] and before.new_signals == ()
+    assert ctx.summary[1] == f"New signal this month: {effects.loc[worked, 'verdict']}"
+    # judged on the months up to the report's month, as the report saw them, not on all the data loaded
+    assert effects.loc[worked, "n_after"] == (first.year - start.year) * 12 + first.month - start.month + 1
+    assert effects.loc[worked, "verdict"] != everything.loc[worked, "verdict"]
+    lower = injected["no_show_probability_factor"] < 1  # what the simulator did to no-shows
+    assert f"shifted {'down' if lower else 'up'}" in ctx.summary[1]
+    assert ctx.summary[1].endswith(f"a signal, {'better' if lower else 'worse'}.")
     assert len(ctx.summary) <= 5
     # a location's report: the practice-wide changes and its own (the posters at WEST), no other site's
-    assert [c.change_id for c in west.changes] == [2] and west.new_signals == ()
+    logged = date.fromisoformat(placebo["date"]) < add_months(first, 1)
+    assert [c.change_id for c in at_placebo.changes] == ([int(ids[placebo["title"]])] if logged else [])
+    assert at_placebo.new_signals == ()
