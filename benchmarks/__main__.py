@@ -18,7 +18,7 @@ sides disagree.
 loaded (a `--keep` run's workdir, or one made by `python -m benchmarks.scale_up`), skipping
 generation and ingest (and loads DIR/day as one more day of exports, if there is one);
 `--no-baseline` leaves out the pandas side (its memory grows with the data: at 10 M it would not
-fit beside the warehouse on a 24 GB machine).
+fit beside the warehouse on a 24 GB machine); `--no-raw` the raw engine (minutes per pass at 10 M).
 """
 
 from __future__ import annotations
@@ -69,6 +69,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-baseline", action="store_true", help="Leave out the pandas baseline.")
     parser.add_argument(
+        "--no-raw", action="store_true", help="Leave out the raw engine (at 10 M one pass takes minutes)."
+    )
+    parser.add_argument(
         "--refresh-full", action="store_true", help="Also time `clinic-kpis refresh --full` (the whole store rebuilt)."
     )
     args = parser.parse_args(argv)
@@ -107,7 +110,8 @@ def run_scale(scale: steps.Scale, args: argparse.Namespace, say) -> tuple[list[F
         elif (workdir / "day").is_dir():
             day = workdir / "day"
         project, frames = {}, {}
-        for via in VIAS:
+        vias = [v for v in VIAS if not (args.no_raw and v == "raw")]
+        for via in vias:
             for dimension in DIMENSIONS:
                 say(f"{scale.name}: computing KPIs by {dimension} from the {VIAS[via]}")
                 project[(via, dimension)], frames[(via, dimension)] = steps.project_kpis(
@@ -124,7 +128,7 @@ def run_scale(scale: steps.Scale, args: argparse.Namespace, say) -> tuple[list[F
             say(f"{scale.name}: pandas baseline")
             load_seconds, pandas_seconds, pandas_frames = steps.pandas_kpis(workdir, DIMENSIONS, args.repeat)
             comparisons = steps.check({d: frames[("store", d)] for d in DIMENSIONS}, pandas_frames)
-        same_paths = {d: compare(frames[("store", d)], frames[("raw", d)], d) for d in DIMENSIONS}
+        same_paths = {d: compare(frames[("store", d)], frames[("raw", d)], d) for d in DIMENSIONS if "raw" in vias}
         loaded = None
         if day is not None:
             say(f"{scale.name}: one more day of exports")
@@ -149,7 +153,8 @@ def run_scale(scale: steps.Scale, args: argparse.Namespace, say) -> tuple[list[F
             per_run = [next(f for f in i.formats if f.label == label) for i in ingests]
             figures.append(Figure(s, f"ingest {label}", "rows/s", median([f.rows_per_second for f in per_run])))
             figures.append(Figure(s, f"ingest {label}", "MB/s", median([f.mb_per_second for f in per_run])))
-    for via, name in VIAS.items():
+    for via in vias:
+        name = VIAS[via]
         for dimension in DIMENSIONS:
             k = project[(via, dimension)]
             pandas = pandas_seconds.get(dimension)

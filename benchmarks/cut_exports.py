@@ -6,7 +6,9 @@ export per month or per day. This cuts them: each FHIR resource, CSV row and que
 to the bucket of its local date (a call by its first event), the directory resources
 (Practitioner, Location, ...) to every bucket, as each bulk export holds them, and each 837/835
 file to the bucket of its month's first day. A record without a usable date (the simulator
-writes a few broken ones, which ingest rejects) goes to the first bucket.
+writes a few broken ones, which ingest rejects) goes to the first bucket. The practice's
+`change_log.csv` is not an export ingest loads (`clinic-kpis changes import` reads it): it is
+left out.
 
     python -m benchmarks.cut_exports bench-work/1m/exports bench-work/1m-cut --day 2026-10-30
 
@@ -30,6 +32,7 @@ from zoneinfo import ZoneInfo
 Bucket = Callable[[date], str | None]  # a local date -> the bucket it goes to (None: left out)
 
 DIRECTORY = {"Practitioner", "Location", "Organization", "Schedule"}  # Patient: ignored by ingest
+NOT_EXPORTS = {"change_log.csv"}  # the practice's log of process changes, read by `changes import`
 FHIR_DATE: dict[str, Callable[[dict], str]] = {
     "Appointment": lambda r: r["start"],
     "Encounter": lambda r: r["period"]["start"],
@@ -80,11 +83,8 @@ def cut_exports(
 
         fhir_day = {kind: (lambda r, find=find: local(find(r))) for kind, find in FHIR_DATE.items()}
 
-        # truth, notes and the practice's change log (read by `changes import`, not by ingest) stay out
-        skipped = (".json", ".md")
-        for path in sorted(p for p in exports.rglob("*") if p.is_file() and p.suffix not in skipped):
-            if path.name == "change_log.csv":
-                continue
+        exported = (p for p in exports.rglob("*") if p.is_file() and p.suffix not in (".json", ".md"))
+        for path in sorted(p for p in exported if p.name not in NOT_EXPORTS):
             rel = path.relative_to(exports).as_posix()
             if path.suffix in (".837", ".835"):
                 name = bucket(date.fromisoformat(path.stem.rsplit("_", 1)[1] + "-01"))
