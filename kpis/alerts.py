@@ -443,7 +443,8 @@ class AlertMethods:
                     "ON CONFLICT (alert_id, recipient) DO UPDATE SET status = excluded.status, "
                     "attempts = alert_deliveries.attempts + excluded.attempts, "
                     "last_attempt_at = coalesce(excluded.last_attempt_at, alert_deliveries.last_attempt_at), "
-                    "last_error = coalesce(excluded.last_error, alert_deliveries.last_error), "
+                    "last_error = CASE WHEN excluded.status = 'sent' THEN NULL "
+                    "ELSE coalesce(excluded.last_error, alert_deliveries.last_error) END, "
                     "sent_at = excluded.sent_at, message_id = excluded.message_id",
                     [
                         int(alert_id), recipient, scope, "sent" if sent else "pending", int(attempts),
