@@ -623,6 +623,27 @@ security = "starttls"    # starttls | ssl | none
 # username = "reports@example.org"
 from = "clinic-kpis@localhost"
 # The password is read from the environment variable CLINIC_KPIS_SMTP_PASSWORD only.
+
+[dashboard]
+# Where `clinic-kpis dashboard` is served, for the links in alert emails, e.g.
+# url = "http://clinic-server:8501"
+
+# Alert rules, checked by `clinic-kpis alerts check` (run it after each ingest) on each KPI's
+# latest complete period; the digests go to [report] recipients. Without any table here, every
+# headline KPI has two rules, for the practice and each location, monthly:
+#   <kpi>.red_line     its value is beyond the KPI's red line
+#   <kpi>.off_target   its value missed the target 3 months in a row
+# for no_show_rate, third_next_available, visit_cycle_time, call_abandonment_rate, days_in_ar,
+# ar_over_90_pct, denial_rate, clean_claim_rate, net_collection_rate and referral_completion_rate.
+# An [[alerts]] table with one of those names changes it (e.g. periods = 2) or switches it off
+# (enabled = false); a table with a new name (or none) adds a rule, e.g.
+# [[alerts]]
+# name = "denials shift at a payer"
+# kpi = "denial_rate"
+# condition = "spc_signal"  # red_line | off_target (periods = N) | change (points = X or percent = X) | spc_signal
+# scope = "payers"          # practice | locations | providers | payers | location=EAST ..., or a list of them
+# direction = "worse"       # worse | better | either (for change and spc_signal)
+# grain = "month"           # week | month | quarter
 """
 
 

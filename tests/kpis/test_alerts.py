@@ -8,6 +8,7 @@ No-show rate: target 7%, red line 10% (the shipped defaults).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -16,6 +17,7 @@ import pandas as pd
 import pytest
 
 from kpis import Warehouse
+from kpis.alerts import rules_in_force
 from kpis.config import load_config
 from kpis.errors import ConfigError
 from tests.kpis.builder import Fixture
@@ -358,3 +360,16 @@ def test_a_pending_delivery_is_never_lost_and_a_sent_one_never_due_again(practic
     (row,) = practice.wh.alert_deliveries().to_dict(orient="records")
     assert (row["status"], row["attempts"], row["last_error"], row["message_id"]) == ("sent", 4, None, "<m@x>")
     assert practice.wh.alerts_to_deliver("new.partner@riverbend.example").empty  # cleared before they joined
+
+
+def test_the_config_template_documents_the_default_rules() -> None:
+    """The config `init` writes names the KPIs that have default rules, and the rules' names."""
+    from kpis.catalog import shipped_specs
+    from kpis.config import CONFIG_TEMPLATE, Config
+
+    listed = CONFIG_TEMPLATE.split("# for no_show_rate", 1)[1].split("\n# An [[alerts]]", 1)[0]
+    kpis = {"no_show_rate", *re.findall(r"[a-z0-9]+(?:_[a-z0-9]+)+", listed)}
+    defaults = rules_in_force(Config(), shipped_specs())
+    assert kpis == {rule.kpi for rule in defaults}
+    assert {rule.name.split(".")[1] for rule in defaults} == {"red_line", "off_target"}
+    assert "<kpi>.red_line" in CONFIG_TEMPLATE and "<kpi>.off_target" in CONFIG_TEMPLATE
