@@ -65,8 +65,9 @@ def check(
     send is retried, reported (exit code 1) and left pending for the next run.
     """
     from kpis import Warehouse
+    from reports.context import resolve_scope
     from reports.delivery import check_credentials
-    from reports.settings import report_settings
+    from reports.settings import PRACTICE, report_settings
 
     cfg = load_config(config, db=db)
     recipients = {scope: list(rcpts) for scope, rcpts in report_settings(cfg).recipients.items() if rcpts}
@@ -74,6 +75,10 @@ def check(
     if mailing and not dry_run and recipients:
         check_credentials(cfg.smtp)
     with Warehouse.open(config=cfg, read_only=dry_run) as wh:
+        if mailing:  # a recipients scope the warehouse does not know fails now, before anything is recorded
+            for scope in recipients:
+                if scope != PRACTICE:
+                    resolve_scope(wh, scope)
         evaluation = wh.evaluate_alerts(record=not dry_run, trigger="alerts check")
         digests = _digests(wh, recipients, evaluation) if mailing and recipients else []
         raised = _records(evaluation.raised)

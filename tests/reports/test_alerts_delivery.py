@@ -230,3 +230,32 @@ def test_dry_run_json_lists_what_would_be_sent_and_records_nothing(
     assert east["To"] == EAST and east["Subject"] == SUBJECTS[EAST]
     with Warehouse.open(config=load_config(config), read_only=True) as wh:
         assert wh.alert_evaluations().empty and wh.alerts().empty and wh.alert_deliveries().empty
+
+
+def test_a_recipients_scope_the_warehouse_does_not_know_fails_before_anything_is_recorded(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, practice: Practice, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV_SMTP_PASSWORD, PASSWORD)
+    config = setup(tmp_path, practice, free_port())
+    config.write_text(config.read_text(encoding="utf-8").replace("EAST = [", "SOUTH = ["), encoding="utf-8")
+    res = run_cli(capsys, "alerts", "check", "--config", str(config))
+    assert res.code == 1
+    assert res.err.strip() == "error: unknown location 'SOUTH'; the warehouse knows: EAST, NORTH, WEST"
+    with Warehouse.open(config=load_config(config), read_only=True) as wh:
+        assert wh.alert_evaluations().empty
+
+
+def test_a_bad_alert_rule_is_one_line_naming_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, practice: Practice, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV_SMTP_PASSWORD, PASSWORD)
+    config = setup(tmp_path, practice, free_port())
+    with config.open("a", encoding="utf-8") as fh:
+        fh.write('\n[[alerts]]\nname = "abandonment east"\nkpi = "call_abandonment_rate"\ncondition = "red_line"\n')
+        fh.write('scope = "location=EASTT"\n')
+    res = run_cli(capsys, "alerts", "check", "--config", str(config))
+    assert res.code == 1
+    assert res.err.strip() == (
+        f"error: {config}: [[alerts]] #1 (abandonment east): scope location=EASTT: no such location in the "
+        "warehouse; known: EAST, NORTH, WEST"
+    )
