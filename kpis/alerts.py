@@ -277,7 +277,7 @@ class AlertMethods:
         clear_these = []
         for key, (alert_id, _) in open_now.items():
             finding = by_key.get(key)
-            if key[0] not in names:
+            if key[0] not in names or finding is None:  # the rule, or this scope value of it, is gone
                 clear_these.append((alert_id, None, "rule_removed"))
             elif finding is not None and finding.period is not None and not finding.fired:
                 clear_these.append((alert_id, finding, "recovered"))

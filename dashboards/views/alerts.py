@@ -65,6 +65,6 @@ for row in shown.itertuples():
             who = f" by {row.acknowledged_by}" if isinstance(row.acknowledged_by, str) else ""
             st.caption(f"Acknowledged{who} on {pd.Timestamp(row.acknowledged_at):%b %-d, %Y}; still firing.")
         else:
-            reason = "its rule was removed" if row.cleared_reason == "rule_removed" else "the KPI recovered"
+            reason = "its rule no longer covers it" if row.cleared_reason == "rule_removed" else "the KPI recovered"
             since = f" in {period_text(row.cleared_period.date(), row.grain)}" if pd.notna(row.cleared_period) else ""
             st.caption(f"Cleared{since}: {reason}.")

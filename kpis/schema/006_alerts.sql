@@ -47,7 +47,7 @@ CREATE TABLE alerts (
     cleared_at        TIMESTAMPTZ,
     cleared_by        INTEGER,               -- evaluation_id
     cleared_period    DATE,                  -- the period on which it no longer fired
-    cleared_reason    VARCHAR CHECK (cleared_reason IN ('recovered', 'rule_removed'))
+    cleared_reason    VARCHAR CHECK (cleared_reason IN ('recovered', 'rule_removed'))  -- rule_removed: or its scope value
 );
 COMMENT ON TABLE alerts IS 'One row per alert raised; open while cleared_at is NULL.';
 

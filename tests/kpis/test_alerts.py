@@ -265,6 +265,21 @@ def test_a_rule_taken_out_of_the_config_clears_its_alerts(tmp_path: Path) -> Non
         assert wh.alerts()["cleared_reason"].tolist() == ["rule_removed"]
 
 
+def test_a_scope_taken_out_of_a_rule_clears_its_alerts(tmp_path: Path) -> None:
+    p = Practice(tmp_path, RED_LINE_ONLY)
+    p.month(date(2026, 1, 1), 3)
+    assert len(p.check().raised) == 1
+    p.fx.close()
+    other = tmp_path / "other.toml"
+    other.write_text(RED_LINE_ONLY.replace('scope = "practice"', 'scope = "locations"'), encoding="utf-8")
+    with Warehouse.open(config=load_config(other, db=p.fx.path)) as wh:
+        run = wh.evaluate_alerts()
+        assert run.raised["scope_label"].tolist() == ["Eastside (EAST)"]  # the rule's new scope fires on its own
+        assert len(run.cleared) == 1
+        assert wh.alerts(status="cleared")["scope_label"].tolist() == ["Whole practice"]
+        assert wh.alerts(status="cleared")["cleared_reason"].tolist() == ["rule_removed"]
+
+
 def test_the_defaults_cover_every_headline_kpi_and_can_be_changed(tmp_path: Path) -> None:
     p = Practice(tmp_path, CONFIG + '[[alerts]]\nname = "days_in_ar.off_target"\nperiods = 6\n')
     try:
