@@ -17,13 +17,15 @@ A **rule** (config `[[alerts]]`, or one of the defaults) names a KPI, a scope an
 `<kpi>.off_target` (3 periods), for the practice and each location, monthly; a `[[alerts]]`
 table with a default's name changes or (`enabled = false`) turns it off.
 
-**Evaluation** judges, for each rule and scope value, only its latest complete period (with at
-least `MIN_RECORDS` records: a smaller one could not be shown, as reports withhold it). The
-state machine per (rule, scope value): an alert is raised when the rule fires and none is open,
-stays open (quiet) while it keeps firing, clears on the first judged period it does not fire,
-and the next firing raises a new alert. Every recorded evaluation and what it raised and
-cleared is kept (tables in kpis/schema/006_alerts.sql); so is each alert's delivery to each
-recipient address, which `reports/` records through `record_delivery`.
+**Evaluation** judges, for each rule and scope value, only its latest complete period, and only
+when its value is a fact by the policy every surface follows (`Warehouse.facts`: complete, its
+look-back covered, not withheld by the small-cell rule), so an alert never rests on, or shows, a
+value a report would withhold. The state machine per (rule, scope value): an alert is raised
+when the rule fires and none is open, stays open (quiet) while it keeps firing, clears on the
+first judged period it does not fire, and the next firing raises a new alert. Every recorded
+evaluation and what it raised and cleared is kept (tables in kpis/schema/006_alerts.sql); so is
+each alert's delivery to each recipient address, which `reports/` records through
+`record_delivery`.
 """
 
 from __future__ import annotations
@@ -40,18 +42,16 @@ import pandas as pd
 
 from kpis.config import ALERT_SCOPES, AlertRuleSettings, Config
 from kpis.errors import ClinicKpisError, ConfigError
-from kpis.formatting import format_value
+from kpis.formatting import change_text, month_text, value_text
 from kpis.periods import period_floor, previous_period
 from kpis.spec import KpiSpec
 
 if TYPE_CHECKING:
     import duckdb
 
-MIN_RECORDS = 11  # the small-cell threshold reports apply: a value of 1-10 records is withheld
 DEFAULT_PERIODS = 3
 DEFAULT_SCOPE = ("practice", "locations")
 WINDOW = 13  # periods read for a rule, at least (more when `periods` asks for more)
-_UNIT_SUFFIX = {"days": " days", "minutes": " min", "hours": " h", "seconds": " s"}
 _GRAIN_WORDS = {"week": "week", "month": "month", "quarter": "quarter"}
 
 
@@ -81,9 +81,9 @@ class AlertRule:
         unit = _GRAIN_WORDS[self.grain]
         if self.condition == "red_line":
             side = "above" if spec.better == "lower" else "below"
-            words = f"{title} {side} its red line ({_value(spec.red, spec)})"
+            words = f"{title} {side} its red line ({value_text(spec.red, spec)})"
         elif self.condition == "off_target":
-            words = f"{title} off target ({_value(spec.target, spec)}) {self.periods} {unit}s in a row"
+            words = f"{title} off target ({value_text(spec.target, spec)}) {self.periods} {unit}s in a row"
         elif self.condition == "change":
             if self.points is not None:
                 size = f"{self.points:g} {'points' if spec.unit == 'percent' else spec.unit}"
@@ -494,21 +494,24 @@ class AlertMethods:
         for rule, dim, value in instances:
             spec = self._specs[rule.kpi]
             where = _scope_words(dim, value, labels.get(dim or "", {}))
+            rows = series.get((rule.kpi, rule.grain, dim, value))
             if rule.condition == "spc_signal":
-                findings.append(self._spc_finding(rule, spec, dim, value, where))
+                findings.append(self._spc_finding(rule, spec, dim, value, rows, where))
             else:
-                findings.append(_judge(rule, spec, dim, value, series.get((rule.kpi, rule.grain, dim, value)), where))
+                findings.append(_judge(rule, spec, dim, value, rows, where))
         return findings
 
     def _rule_series(
         self, instances: Sequence[tuple[AlertRule, str | None, str | None]], last: date
     ) -> dict[tuple[str, str, str | None, str | None], pd.DataFrame]:
-        """One compute per grain and dimension for every KPI that needs it; rows per (kpi, grain, dim, value)."""
+        """One `facts` per grain and dimension for every KPI that needs it; rows per (kpi, grain, dim, value).
+
+        `facts` is `compute` judged by the comparison policy: its `state` says whether a period's
+        value is a fact (final) or still open, early (look-back not covered), withheld or empty.
+        """
         wanted: dict[tuple[str, str | None], set[str]] = {}
         length: dict[str, int] = {}
         for rule, dim, _ in instances:
-            if rule.condition == "spc_signal":
-                continue
             wanted.setdefault((rule.grain, dim), set()).add(rule.kpi)
             length[rule.grain] = max(length.get(rule.grain, WINDOW), rule.periods + 2)
         out = {}
@@ -518,7 +521,7 @@ class AlertMethods:
             for _ in range(length[grain] - 1):
                 start = previous_period(start, grain)
             ordered = [k for k in self._specs if k in kpis]
-            frame = self.compute(ordered, start=start, end=end, grain=grain, by=dim)
+            frame = self.facts(ordered, start=start, end=end, grain=grain, by=dim)
             keys = ["kpi_id", dim] if dim else ["kpi_id"]
             for key, rows in frame.groupby(keys, sort=False, dropna=False):
                 key = key if isinstance(key, tuple) else (key,)
@@ -526,14 +529,19 @@ class AlertMethods:
                 out[(key[0], grain, dim, value)] = rows.sort_values("period_start").reset_index(drop=True)
         return out
 
-    def _spc_finding(self, rule: AlertRule, spec: KpiSpec, dim: str | None, value: str | None, where: str) -> Finding:
-        chart = self.spc(rule.kpi, filters={dim: value} if dim else None, grain=rule.grain)
-        complete = chart[chart["complete"].astype(bool) & (chart["n"] > 0)]
-        if complete.empty:
+    def _spc_finding(
+        self, rule: AlertRule, spec: KpiSpec, dim: str | None, value: str | None, rows: pd.DataFrame | None, where: str
+    ) -> Finding:
+        latest = _latest_fact(rows)
+        if latest is None:
             return Finding(rule, dim, value, None)
-        point = complete.iloc[-1]
+        chart = self.spc(rule.kpi, filters={dim: value} if dim else None, grain=rule.grain)
+        points = chart[chart["period_start"] == latest["period_start"]]
+        if points.empty:
+            return Finding(rule, dim, value, None)
+        point = points.iloc[0]
         period = point["period_start"].date()
-        if not bool(point["included"]) or point["n"] < MIN_RECORDS or math.isnan(point["centre"]):
+        if not bool(point["included"]) or math.isnan(point["centre"]):
             return Finding(rule, dim, value, None)
         v, centre = float(point["value"]), float(point["centre"])
         side = "up" if v > centre else "down" if v < centre else None
@@ -542,16 +550,16 @@ class AlertMethods:
         if bool(point["signal"]) and bool(point["outside"]):
             reference = float(point["ucl"] if side == "up" else point["lcl"])
             limit = "above the upper" if side == "up" else "below the lower"
-            evidence = f"{limit} control limit of its {chart_name} ({_value(reference, spec)})"
+            evidence = f"{limit} control limit of its {chart_name} ({value_text(reference, spec)})"
         elif bool(point["signal"]):
             reference = centre
             run = _ordinal(_run_length(chart, point))
             evidence = f"the {run} {_GRAIN_WORDS[rule.grain]} in a row {'above' if side == 'up' else 'below'} "
-            evidence += f"the centre line of its {chart_name} ({_value(centre, spec)})"
+            evidence += f"the centre line of its {chart_name} ({value_text(centre, spec)})"
         else:
             reference = centre
-            evidence = f"within the common-cause variation of its {chart_name} (centre {_value(centre, spec)})"
-        message = f"{what} was {_value(v, spec)} in {when}, {evidence}"
+            evidence = f"within the common-cause variation of its {chart_name} (centre {value_text(centre, spec)})"
+        message = f"{what} was {value_text(v, spec)} in {when}, {evidence}"
         message += f": a special-cause signal, {_better_or_worse(side, spec)}." if bool(point["signal"]) else "."
         return Finding(rule, dim, value, period, fired, v, int(point["n"]), reference, _capital(message))
 
@@ -637,13 +645,8 @@ def _judge(
     rule: AlertRule, spec: KpiSpec, dim: str | None, value: str | None, rows: pd.DataFrame | None, where: str
 ) -> Finding:
     """red_line, off_target or change on the latest complete period of one scope value's series."""
-    if rows is None:
-        return Finding(rule, dim, value, None)
-    complete = rows[rows["complete"].astype(bool) & (rows["n"] > 0)]
-    if complete.empty:
-        return Finding(rule, dim, value, None)
-    latest = complete.iloc[-1]
-    if pd.isna(latest["value"]) or latest["n"] < MIN_RECORDS:
+    latest = _latest_fact(rows)
+    if latest is None:
         return Finding(rule, dim, value, None)
     period = latest["period_start"].date()
     v, n = float(latest["value"]), int(latest["n"])
@@ -651,21 +654,21 @@ def _judge(
     if rule.condition == "red_line":
         fired = latest["status"] == "off_target"
         side = ("above" if spec.better == "lower" else "below") if fired else "within"
-        message = f"{what} was {_value(v, spec)} in {when}, {side} its red line of {_value(spec.red, spec)}"
-        message += f" (target {_value(spec.target, spec)})." if spec.target is not None else "."
+        message = f"{what} was {value_text(v, spec)} in {when}, {side} its red line of {value_text(spec.red, spec)}"
+        message += f" (target {value_text(spec.target, spec)})." if spec.target is not None else "."
         return Finding(rule, dim, value, period, bool(fired), v, n, spec.red, _capital(message))
     if rule.condition == "off_target":
         run = _last_periods(rows, period, rule.periods, rule.grain)
         fired = run is not None and all(s in ("watch", "off_target") for s in run["status"])
-        shown = ", ".join(_value(x, spec) for x in (run["value"] if run is not None else [v]))
+        shown = ", ".join(value_text(x, spec) for x in (run["value"] if run is not None else [v]))
         first = _period_words(run["period_start"].iloc[0].date(), rule.grain) if run is not None else when
         unit = _GRAIN_WORDS[rule.grain]
         message = (
-            f"{what} has missed its target of {_value(spec.target, spec)} {rule.periods} {unit}s in a row, "
+            f"{what} has missed its target of {value_text(spec.target, spec)} {rule.periods} {unit}s in a row, "
             f"{first} to {when}: {shown}."
         )
         if not fired:
-            message = f"{what} was {_value(v, spec)} in {when} (target {_value(spec.target, spec)})."
+            message = f"{what} was {value_text(v, spec)} in {when} (target {value_text(spec.target, spec)})."
         return Finding(rule, dim, value, period, bool(fired), v, n, spec.target, _capital(message))
     before = _last_periods(rows, period, 2, rule.grain)
     if before is None:
@@ -680,16 +683,30 @@ def _judge(
     side = "up" if delta > 0 else "down" if delta < 0 else None
     fired = big and side is not None and _wanted(side, rule.direction, spec)
     verb = "rose" if side == "up" else "fell" if side == "down" else "held"
-    size_text = _change(delta, spec)
+    size_text = change_text(delta, spec, words=True)
     message = (
-        f"{what} {verb} {size_text} in {when}, from {_value(previous, spec)} to {_value(v, spec)} "
+        f"{what} {verb} {size_text} in {when}, from {value_text(previous, spec)} to {value_text(v, spec)} "
         f"({_better_or_worse(side, spec) if side else 'steady'})."
     )
     return Finding(rule, dim, value, period, bool(fired), v, n, previous, _capital(message))
 
 
+def _latest_fact(rows: pd.DataFrame | None) -> pd.Series | None:
+    """The latest complete period with data, if its value is a fact (else nothing to judge).
+
+    A latest period that is withheld (small cell) or early (look-back not covered) is not skipped
+    for an older one: the rule waits until a period it may judge comes.
+    """
+    if rows is None:
+        return None
+    done = rows[~rows["state"].isin(["open", "empty", "no_source"])]
+    if done.empty or done.iloc[-1]["state"] != "final":
+        return None
+    return done.iloc[-1]
+
+
 def _last_periods(rows: pd.DataFrame, period: date, count: int, grain: str) -> pd.DataFrame | None:
-    """The `count` consecutive periods ending with `period`, if each is complete with enough records."""
+    """The `count` consecutive periods ending with `period`, if the value of each is a fact."""
     starts = [period]
     for _ in range(count - 1):
         starts.insert(0, previous_period(starts[0], grain))
@@ -697,7 +714,7 @@ def _last_periods(rows: pd.DataFrame, period: date, count: int, grain: str) -> p
     if not all(s in by_start.index for s in starts):
         return None
     run = by_start.loc[starts]
-    ok = run["complete"].astype(bool) & run["value"].notna() & (run["n"] >= MIN_RECORDS)
+    ok = run["state"] == "final"
     return run.reset_index(drop=True) if bool(ok.all()) else None
 
 
@@ -739,25 +756,12 @@ def _what(spec: KpiSpec, where: str) -> str:
     return " ".join(p for p in (spec.title, where) if p)
 
 
-def _value(value: float | None, spec: KpiSpec) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return format_value(value, spec.fmt) + _UNIT_SUFFIX.get(spec.unit, "")
-
-
-def _change(delta: float, spec: KpiSpec) -> str:
-    digits = int(spec.fmt[-1])
-    if spec.unit == "percent":
-        return f"{abs(delta) * 100:,.{digits}f} points"
-    return format_value(abs(delta), spec.fmt) + _UNIT_SUFFIX.get(spec.unit, "")
-
-
 def _period_words(start: date, grain: str) -> str:
     if grain == "week":
         return f"the week of {start.day} {start:%b %Y}"
     if grain == "quarter":
         return f"Q{(start.month - 1) // 3 + 1} {start.year}"
-    return f"{start:%B %Y}"
+    return month_text(start)
 
 
 def _ordinal(n: int) -> str:

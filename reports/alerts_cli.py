@@ -13,6 +13,7 @@ import math
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated, Any
 
 import typer
@@ -65,8 +66,9 @@ def check(
     send is retried, reported (exit code 1) and left pending for the next run.
     """
     from kpis import Warehouse
-    from reports.context import resolve_scope
-    from reports.delivery import check_credentials
+    from kpis.errors import ClinicKpisError
+    from reports.delivery import check_credentials, insecure_warning
+    from reports.errors import ReportError
     from reports.settings import PRACTICE, report_settings
 
     cfg = load_config(config, db=db)
@@ -74,11 +76,16 @@ def check(
     mailing = send or dry_run
     if mailing and not dry_run and recipients:
         check_credentials(cfg.smtp)
+        if warning := insecure_warning(cfg.smtp):
+            typer.echo(f"warning: {warning}", err=True)
     with Warehouse.open(config=cfg, read_only=dry_run) as wh:
         if mailing:  # a recipients scope the warehouse does not know fails now, before anything is recorded
             for scope in recipients:
                 if scope != PRACTICE:
-                    resolve_scope(wh, scope)
+                    try:
+                        wh.resolve_filters({"location": scope})
+                    except ClinicKpisError as exc:
+                        raise ReportError(f"{cfg.path or 'config'}: [report] recipients.{scope}: {exc}") from None
         evaluation = wh.evaluate_alerts(record=not dry_run, trigger="alerts check")
         digests = _digests(wh, recipients, evaluation) if mailing and recipients else []
         raised = _records(evaluation.raised)
@@ -271,7 +278,7 @@ def _scope_object(dimension: str | None, value: str | None, label: str) -> dict[
 
 
 def _alert_object(row: dict[str, Any], *, new: bool) -> dict[str, Any]:
-    from reports import formatting
+    from kpis.formatting import value_text
 
     return {
         "alert_id": row["alert_id"],
@@ -283,7 +290,7 @@ def _alert_object(row: dict[str, Any], *, new: bool) -> dict[str, Any]:
         "period": row["period_start"],
         "grain": row["grain"],
         "value": row["value"],
-        "value_text": formatting.value(row["value"], row["fmt"], row["unit"]),
+        "value_text": value_text(row["value"], SimpleNamespace(fmt=row["fmt"], unit=row["unit"])),
         "message": row["message"],
         "status": row["status"],
         "recipients": [],

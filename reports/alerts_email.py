@@ -6,9 +6,10 @@ alerts only, so a location manager never sees another location's numbers. What i
 address (new alerts, and alerts a failed send left pending) comes from the kpis API
 (`Warehouse.alerts_to_deliver`), which also records each delivery, so an alert goes to an address
 once. The chart is the alert's KPI for its scope over the 13 periods ending with the alert's,
-drawn as the report draws trends (PNG, inline), with periods of fewer than 11 records withheld
-as the report withholds them. Links open the dashboard page of the KPI's area with the alert's
-scope and months as its filters (`[dashboard] url`).
+drawn as the report draws trends (PNG, inline), from `Warehouse.facts`: a period whose value is
+not a fact (open, early, or withheld by the small-cell rule) is not plotted, as in the report.
+Links open the dashboard page of the KPI's area with the alert's scope and months as its
+filters (`[dashboard] url`).
 
     multipart/alternative
       text/plain                 the alerts, their rules and links
@@ -35,7 +36,9 @@ import plotly.graph_objects as go
 
 from kpis import Warehouse
 from kpis.config import Config
-from reports import formatting, privacy
+from kpis.formatting import value_text
+from kpis.periods import add_months, previous_period
+from kpis.spec import KpiSpec
 from reports.charts import FONT, GRID, LINE, TARGET, ChartRenderer
 from reports.message import sender_domain
 from reports.render import environment
@@ -142,24 +145,28 @@ def plan_digests(
     from reports.context import resolve_scope
 
     labels = {dim: _labels(wh, dim) for dim in URL_FILTERS}
+    specs = {spec.id: spec for spec in wh.catalog()}
     months = _data_months(wh)
     now = generated_at or datetime.now(wh.config.tz)
     series: dict[tuple[str, str, str | None, str | None, date], pd.DataFrame] = {}
     carried: dict[str, set[Any]] = {}
     digests = []
     for scope in sorted(recipients, key=lambda s: (s != PRACTICE, s)):
-        label = "the whole practice" if scope == PRACTICE else resolve_scope(wh, scope).label
+        where = None if scope == PRACTICE else resolve_scope(wh, scope)
+        label = "the whole practice" if where is None else where.label
         for recipient in recipients[scope]:
-            due = wh.alerts_to_deliver(recipient, None if scope == PRACTICE else [scope], evaluation)
+            due = wh.alerts_to_deliver(recipient, None if where is None else [where.key], evaluation)
             seen = carried.setdefault(recipient, set())
             due = due[[_key(row) not in seen for row in due.to_dict(orient="records")]]
             if due.empty:
                 continue
-            items = tuple(_item(wh, row, labels, months, series) for row in due.to_dict(orient="records"))
+            rows = due.to_dict(orient="records")
+            items = tuple(_item(wh, row, specs[row["kpi_id"]], labels, months, series) for row in rows)
             seen.update(_key(row) for row in due.to_dict(orient="records"))
             inbox = _inbox_link(wh.config, scope, labels)
             domain = sender_domain(wh.config.smtp.sender)
-            digests.append(Digest(wh.config.practice_name, scope, label, recipient, items, inbox, now, domain))
+            key = PRACTICE if where is None else where.key
+            digests.append(Digest(wh.config.practice_name, key, label, recipient, items, inbox, now, domain))
     return digests
 
 
@@ -251,7 +258,7 @@ def dashboard_link(
     if not config.dashboard_url or item["domain"] not in PAGES:
         return None
     period = _as_date(item["period_start"])
-    start = _add_months(period.replace(day=1), -(TREND_PERIODS - 1))
+    start = add_months(period, -(TREND_PERIODS - 1))
     if first is not None:
         start = max(start, first)
     query: list[tuple[str, str]] = [("months", f"{start:%Y-%m}"), ("months", f"{period:%Y-%m}")]
@@ -276,6 +283,7 @@ def _key(row: Mapping[str, Any]) -> Any:
 def _item(
     wh: Warehouse,
     row: dict[str, Any],
+    spec: KpiSpec,
     labels: Mapping[str, Mapping[str, str]],
     months: tuple[date | None, date | None],
     series: dict[tuple, pd.DataFrame],
@@ -296,7 +304,7 @@ def _item(
         grain=row["grain"],
         period=period,
         raw_value=float(row["value"]),
-        value=formatting.value(row["value"], row["fmt"], row["unit"]),
+        value=value_text(row["value"], spec),
         message=row["message"],
         status=row["status"],
         link=dashboard_link(wh.config, row, labels, months[0]),
@@ -312,22 +320,20 @@ def _item(
 def _trend(
     wh: Warehouse, row: Mapping[str, Any], period: date, series: dict[tuple, pd.DataFrame]
 ) -> tuple[tuple[date, ...], tuple[float | None, ...]]:
-    """The KPI for the alert's scope over the periods ending with the alert's; None where not shown."""
+    """The KPI for the alert's scope over the periods ending with the alert's: the facts only
+    (`Warehouse.facts`, the report's policy), None where a value is open, early or withheld."""
     dim, value = row["scope_dimension"], row["scope_value"]
-    filters = {dim: value} if isinstance(dim, str) else None
     dim, value = (dim, value) if isinstance(dim, str) else (None, None)
     key = (row["kpi_id"], row["grain"], dim, value, period)
     if key not in series:
         start = period
         for _ in range(TREND_PERIODS - 1):
-            start = _previous(start, row["grain"])
-        series[key] = wh.compute(row["kpi_id"], start=start, end=period, grain=row["grain"], filters=filters)
+            start = previous_period(start, row["grain"])
+        filters = {dim: value} if dim else None
+        series[key] = wh.facts(row["kpi_id"], start=start, end=period, grain=row["grain"], filters=filters)
     frame = series[key]
     periods = tuple(p.date() for p in frame["period_start"])
-    values = tuple(
-        None if pd.isna(v) or privacy.is_small(n) or not complete else float(v)
-        for v, n, complete in zip(frame["value"], frame["n"], frame["complete"], strict=True)
-    )
+    values = tuple(None if pd.isna(v) else float(v) for v in frame["shown"])
     return periods, values
 
 
@@ -364,17 +370,6 @@ def _as_date(value: Any) -> date:
 
 def _number(value: Any) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
-
-
-def _add_months(day: date, months: int) -> date:
-    index = day.year * 12 + day.month - 1 + months
-    return date(index // 12, index % 12 + 1, 1)
-
-
-def _previous(start: date, grain: str) -> date:
-    if grain == "week":
-        return date.fromordinal(start.toordinal() - 7)
-    return _add_months(start, -3 if grain == "quarter" else -1)
 
 
 def _short(day: date, grain: str) -> str:

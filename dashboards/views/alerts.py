@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboards import data
 from dashboards.components import page_context
-from dashboards.formatting import UNIT_LABELS, period_text, value_text
+from kpis.formatting import period_text, value_text
 
 STATUSES = {"open": "Open", "acknowledged": "Acknowledged", "cleared": "Cleared"}
 
@@ -50,8 +50,6 @@ if status in (None, "open"):
 for row in shown.itertuples():
     spec = ctx.specs.get(row.kpi_id)
     value = value_text(row.value, spec) if spec is not None else f"{row.value:g}"
-    if spec is not None and spec.unit not in ("percent", "currency"):
-        value += f" {UNIT_LABELS[spec.unit]}"
     with st.container(border=True, key=f"alert-{row.alert_id}"):
         when = period_text(row.period_start.date(), row.grain)
         st.markdown(f"**{row.kpi_title}** — {row.scope_label}: **{value}** in {when}")

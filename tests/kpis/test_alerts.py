@@ -1,9 +1,10 @@
 """Alert rules on hand-made warehouses: raised once on complete periods, quiet, cleared, re-armed.
 
 Each month of appointments is loaded as a practice would load it (one month after the other,
-20 visits a month at EAST, the last on the month's last day so the month is complete), and the
+240 visits a month at EAST, the last on the month's last day so the month is complete), and the
 rules are evaluated after each load, the way `clinic-kpis alerts check` runs after each ingest.
-No-show rate: target 7%, red line 10% (the shipped defaults).
+No-show rate: target 7%, red line 10% (the shipped defaults); 12 no-shows are 5%, 24 10%, 36
+15%, 48 20%, 60 25%: every count passes the small-cell rule (0, or 11 and more).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from kpis import Warehouse
 from kpis.alerts import rules_in_force
 from kpis.config import load_config
 from kpis.errors import ConfigError
-from tests.kpis.builder import Fixture
+from tests.kpis.builder import P1, Fixture
 
 CONFIG = """
 [practice]
@@ -65,17 +66,18 @@ class Practice:
     def wh(self) -> Warehouse:
         return self.fx.wh
 
-    def month(self, first: date, noshows: int, visits: int = 20, *, last_day: bool = True) -> None:
+    def month(self, first: date, noshows: int, visits: int = 240, *, last_day: bool = True) -> None:
         """`visits` appointments at EAST in the month of `first`, `noshows` of them missed."""
         end = (pd.Timestamp(first) + pd.offsets.MonthEnd(0)).day
         rows = []
         for i in range(visits):
-            day = end if (i == visits - 1 and last_day) else 1 + i % 27
+            day = end if (i == visits - 1 and last_day) else 1 + i % (27 if last_day else 15)
             rows.append(
                 {
                     "scheduled_start": self.fx.local(f"{first:%Y-%m}-{day:02d} {9 + i % 8:02d}:00"),
                     "status": "noshow" if i < noshows else "fulfilled",
                     "patient_key": f"{self.months:02d}{i:062x}",
+                    "provider_id": P1,
                 }
             )
         self.months += 1
@@ -93,11 +95,11 @@ def practice(tmp_path: Path) -> Iterator[Practice]:
 
 
 def test_an_alert_is_raised_once_clears_and_raises_again(practice: Practice) -> None:
-    practice.month(date(2026, 1, 1), 1)  # 5%: within the red line
+    practice.month(date(2026, 1, 1), 12)  # 5%: within the red line
     first = practice.check()
     assert first.raised.empty and first.judged == 1
 
-    practice.month(date(2026, 2, 1), 3)  # 15%: crosses the red line
+    practice.month(date(2026, 2, 1), 36)  # 15%: crosses the red line
     raised = practice.check().raised
     assert raised[["rule_name", "scope_label", "value", "status"]].to_dict(orient="records") == [
         {"rule_name": "no_show_rate.red_line", "scope_label": "Whole practice", "value": 0.15, "status": "open"}
@@ -108,18 +110,18 @@ def test_an_alert_is_raised_once_clears_and_raises_again(practice: Practice) -> 
     )
     assert practice.check().raised.empty  # a re-run raises nothing new
 
-    practice.month(date(2026, 3, 1), 4)  # 20%: still beyond it, so quiet
+    practice.month(date(2026, 3, 1), 48)  # 20%: still beyond it, so quiet
     again = practice.check()
     assert again.raised.empty and again.cleared == ()
     (alert,) = practice.wh.alerts().to_dict(orient="records")
     assert alert["last_period"] == pd.Timestamp("2026-03-01") and alert["status"] == "open"
 
-    practice.month(date(2026, 4, 1), 1)  # 5%: recovered, the alert clears and re-arms
+    practice.month(date(2026, 4, 1), 12)  # 5%: recovered, the alert clears and re-arms
     cleared = practice.check()
     assert cleared.raised.empty and cleared.cleared == (alert["alert_id"],)
     assert practice.check().cleared == ()
 
-    practice.month(date(2026, 5, 1), 3)  # crosses again: a new alert
+    practice.month(date(2026, 5, 1), 36)  # crosses again: a new alert
     second = practice.check().raised
     assert len(second) == 1 and second["alert_id"].iloc[0] != alert["alert_id"]
     assert second["period_start"].iloc[0] == pd.Timestamp("2026-05-01")
@@ -139,25 +141,29 @@ def test_an_alert_is_raised_once_clears_and_raises_again(practice: Practice) -> 
 
 
 def test_only_complete_periods_are_judged(practice: Practice) -> None:
-    practice.month(date(2026, 1, 1), 3)  # 15%: raised
+    practice.month(date(2026, 1, 1), 36)  # 15%: raised
     assert len(practice.check().raised) == 1
-    # February so far (no visit on its last day yet): 0 no-shows, but the month is open
-    practice.month(date(2026, 2, 1), 0, visits=15, last_day=False)
+    # February so far (its first half): 0 no-shows, but the month is open
+    practice.month(date(2026, 2, 1), 0, visits=150, last_day=False)
     run = practice.check()
     assert run.cleared == () and run.findings[0].period == date(2026, 1, 1)
 
 
-def test_a_period_of_fewer_than_11_records_is_not_judged(practice: Practice) -> None:
-    practice.month(date(2026, 1, 1), 5, visits=10)  # 50% of 10 visits: too few to say
+@pytest.mark.parametrize(
+    ("noshows", "visits"),
+    [(5, 10), (9, 60)],  # 50% of 10 visits; 15% of 60, but 9 no-shows: both small cells
+)
+def test_a_value_withheld_by_the_small_cell_rule_is_not_judged(practice: Practice, noshows: int, visits: int) -> None:
+    practice.month(date(2026, 1, 1), noshows, visits=visits)
     run = practice.check()
     assert run.raised.empty and run.findings[0].period is None
 
 
 def test_acknowledged_alerts_stay_until_they_clear(practice: Practice) -> None:
-    practice.month(date(2026, 1, 1), 3)
+    practice.month(date(2026, 1, 1), 36)
     alert_id = int(practice.check().raised["alert_id"].iloc[0])
     practice.wh.acknowledge_alert(alert_id, by="Office manager")
-    practice.month(date(2026, 2, 1), 3)
+    practice.month(date(2026, 2, 1), 36)
     assert practice.check().raised.empty
     (row,) = practice.wh.alerts().to_dict(orient="records")
     assert row["status"] == "acknowledged" and row["acknowledged_by"] == "Office manager"
@@ -170,7 +176,7 @@ def test_acknowledged_alerts_stay_until_they_clear(practice: Practice) -> None:
 
 
 def test_a_dry_run_writes_nothing(practice: Practice) -> None:
-    practice.month(date(2026, 1, 1), 3)
+    practice.month(date(2026, 1, 1), 36)
     run = practice.wh.evaluate_alerts(record=False)
     assert run.evaluation_id is None and len(run.raised) == 1 and run.raised["alert_id"].iloc[0] is None
     assert practice.wh.alerts().empty and practice.wh.alert_evaluations().empty
@@ -187,10 +193,10 @@ def test_off_target_needs_that_many_complete_months_in_a_row(tmp_path: Path) -> 
         '[[alerts]]\nname = "no_show_rate.red_line"\nenabled = false\n',
     )
     try:
-        for month, noshows in ((1, 2), (2, 1), (3, 2)):  # 10%, 5%, 10%: never two misses in a row
+        for month, noshows in ((1, 24), (2, 12), (3, 24)):  # 10%, 5%, 10%: never two misses in a row
             p.month(date(2026, month, 1), noshows)
             assert p.check().raised.empty
-        p.month(date(2026, 4, 1), 2)  # 10% again: March and April missed the 7% target
+        p.month(date(2026, 4, 1), 24)  # 10% again: March and April missed the 7% target
         raised = p.check().raised
         assert raised["rule_name"].tolist() == ["no_show_rate.off_target"]
         assert raised["scope_label"].tolist() == ["Eastside (EAST)"]
@@ -232,18 +238,18 @@ scope = "practice"
     )
     p = rules_practice(tmp_path, rules)
     try:
-        p.month(date(2026, 1, 1), 2)  # 10%
+        p.month(date(2026, 1, 1), 24)  # 10%
         p.check()
-        p.month(date(2026, 2, 1), 3)  # 15%: +5 points (not more than 5), +50% (not more than 50%)
+        p.month(date(2026, 2, 1), 36)  # 15%: +5 points (not more than 5), +50% (not more than 50%)
         assert p.check().raised.empty
-        p.month(date(2026, 3, 1), 5)  # 25%: +10 points, +67%
+        p.month(date(2026, 3, 1), 60)  # 25%: +10 points, +67%
         raised = p.check().raised.set_index("rule_name")
         assert set(raised.index) == {"up 5 points", "half again"}
         assert raised.loc["up 5 points", "message"] == (
             "No-show rate rose 10.0 points in March 2026, from 15.0% to 25.0% (worse)."
         )
         assert raised.loc["up 5 points", "reference"] == pytest.approx(0.15)
-        p.month(date(2026, 4, 1), 1)  # 5%: -20 points: "better" fires, the others clear
+        p.month(date(2026, 4, 1), 12)  # 5%: -20 points: "better" fires, the others clear
         run = p.check()
         assert run.raised["rule_name"].tolist() == ["better by 5 points"]
         assert len(run.cleared) == 1  # "half again" (either way) keeps firing: -80%
@@ -253,7 +259,7 @@ scope = "practice"
 
 def test_a_rule_taken_out_of_the_config_clears_its_alerts(tmp_path: Path) -> None:
     p = Practice(tmp_path, RED_LINE_ONLY)
-    p.month(date(2026, 1, 1), 3)
+    p.month(date(2026, 1, 1), 36)
     assert len(p.check().raised) == 1
     p.fx.close()
     other = tmp_path / "other.toml"
@@ -267,7 +273,7 @@ def test_a_rule_taken_out_of_the_config_clears_its_alerts(tmp_path: Path) -> Non
 
 def test_a_scope_taken_out_of_a_rule_clears_its_alerts(tmp_path: Path) -> None:
     p = Practice(tmp_path, RED_LINE_ONLY)
-    p.month(date(2026, 1, 1), 3)
+    p.month(date(2026, 1, 1), 36)
     assert len(p.check().raised) == 1
     p.fx.close()
     other = tmp_path / "other.toml"
@@ -348,7 +354,7 @@ def test_an_unknown_scope_value_is_found_before_anything_is_evaluated(tmp_path: 
         tmp_path, CONFIG + '[[alerts]]\nkpi = "no_show_rate"\ncondition = "red_line"\nscope = "location=east"\n'
     )
     try:
-        p.month(date(2026, 1, 1), 3)
+        p.month(date(2026, 1, 1), 36)
         with pytest.raises(
             ConfigError, match=r"scope location=east: no such location in the warehouse \(did you mean EAST\?\)"
         ):
@@ -359,7 +365,7 @@ def test_an_unknown_scope_value_is_found_before_anything_is_evaluated(tmp_path: 
 
 
 def test_a_pending_delivery_is_never_lost_and_a_sent_one_never_due_again(practice: Practice) -> None:
-    practice.month(date(2026, 1, 1), 3)
+    practice.month(date(2026, 1, 1), 36)
     alert_id = int(practice.check().raised["alert_id"].iloc[0])
     owner, manager = "owner@riverbend.example", "east@riverbend.example"
     assert practice.wh.alerts_to_deliver(owner)["alert_id"].tolist() == [alert_id]
