@@ -59,7 +59,8 @@ CREATE TABLE alert_events (
     evaluation_id INTEGER,                   -- NULL for an acknowledgement
     period_start  DATE,
     value         DOUBLE,
-    actor         VARCHAR                    -- who acknowledged
+    actor         VARCHAR,                   -- who acknowledged
+    PRIMARY KEY (alert_id, event)            -- an alert is raised, acknowledged and cleared once each
 );
 COMMENT ON TABLE alert_events IS 'One row per state change of an alert.';
 
