@@ -275,13 +275,13 @@ class AlertMethods:
         names = {rule.name for rule in rules}
         raise_these = [f for f in findings if f.fired and f.key not in open_now]
         clear_these = []
-        for key, (alert_id, _) in open_now.items():
+        for key, alert_id in open_now.items():
             finding = by_key.get(key)
             if key[0] not in names or finding is None:  # the rule, or this scope value of it, is gone
                 clear_these.append((alert_id, None, "rule_removed"))
-            elif finding is not None and finding.period is not None and not finding.fired:
+            elif finding.period is not None and not finding.fired:
                 clear_these.append((alert_id, finding, "recovered"))
-        still_firing = [(open_now[f.key][0], f) for f in findings if f.fired and f.key in open_now]
+        still_firing = [(open_now[f.key], f) for f in findings if f.fired and f.key in open_now]
         data_end = self.data_end()
         if not record:
             raised = self._as_alert_rows([(None, f, started) for f in raise_these])
@@ -459,16 +459,10 @@ class AlertMethods:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _open_alerts(self) -> dict[tuple[str, str | None, str | None], tuple[int, date]]:
-        rows = (
-            self.cursor()
-            .execute(
-                "SELECT rule_name, scope_dimension, scope_value, alert_id, period_start FROM alerts "
-                "WHERE cleared_at IS NULL"
-            )
-            .fetchall()
-        )
-        return {(r[0], r[1], r[2]): (int(r[3]), r[4]) for r in rows}
+    def _open_alerts(self) -> dict[tuple[str, str | None, str | None], int]:
+        """(rule, scope dimension, scope value) -> the id of its open alert."""
+        sql = "SELECT rule_name, scope_dimension, scope_value, alert_id FROM alerts WHERE cleared_at IS NULL"
+        return {(r[0], r[1], r[2]): int(r[3]) for r in self.cursor().execute(sql).fetchall()}
 
     def _findings(self, rules: Sequence[AlertRule]) -> list[Finding]:
         """Each rule x scope value judged on its latest complete period."""
