@@ -644,6 +644,8 @@ from = "clinic-kpis@localhost"
 # scope = "payers"          # practice | locations | providers | payers | location=EAST ..., or a list of them
 # direction = "worse"       # worse | better | either (for change and spc_signal)
 # grain = "month"           # week | month | quarter
+# spc_signal uses the KPI's control chart (P chart for rates): a change that did nothing still
+# signalled at 13.5% of the simulator's seeds (docs/api.md), so treat it as a reason to look.
 """
 
 
