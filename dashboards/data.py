@@ -288,10 +288,17 @@ def alert_evaluations(src: Source) -> pd.DataFrame:
 
 
 def acknowledge_alert(src: Source, alert_id: int, by: str | None) -> None:
-    """Mark an alert as seen through the kpis API's write path (a read-write open held for the write only)."""
-    with _open(src, read_only=False) as wh:
+    """Mark an alert as seen through the kpis API's write path: like every write, on a copy of the
+    warehouse published when done (`Warehouse.writing`), so readers never wait for it.
+
+    While a load is writing the next snapshot the acknowledgement is refused (`WarehouseBusy`)
+    rather than left waiting for the load: the page says so and the button can be pressed again.
+    """
+    if (writer := Warehouse.load_running(src.db)) is not None:
+        raise WarehouseBusy(f"a {writer.what} is writing the warehouse right now: acknowledge again when it is done")
+    with Warehouse.writing(src.db, config=Path(src.config) if src.config else None, what="alert acknowledgement") as wh:
         wh.acknowledge_alert(alert_id, by=by)
-    alerts.clear()
+    st.cache_data.clear()
 
 
 def ingest_files(src: Source, files: Sequence[tuple[str, bytes]]) -> list[Any]:

@@ -286,7 +286,7 @@ class AlertMethods:
         if not record:
             raised = self._as_alert_rows([(None, f, started) for f in raise_these])
             return AlertEvaluation(None, tuple(findings), raised, tuple(a for a, _, _ in clear_these), data_end)
-        with self.transaction() as cur:
+        with self.transaction(kpi_data=False) as cur:
             evaluation_id = _next_id(cur, "alert_evaluations", "evaluation_id")
             first_alert = _next_id(cur, "alerts", "alert_id")
             new = [(first_alert + i, f, started) for i, f in enumerate(raise_these)]
@@ -369,7 +369,7 @@ class AlertMethods:
             return
         now = datetime.now(UTC)
         who = (by or "").strip() or None
-        with self.transaction() as cur:
+        with self.transaction(kpi_data=False) as cur:
             cur.execute(
                 "UPDATE alerts SET acknowledged_at = ?, acknowledged_by = ? WHERE alert_id = ?",
                 [now, who, int(alert_id)],
@@ -435,7 +435,7 @@ class AlertMethods:
         for that address even if the process dies mid-send; then once more with the outcome.
         """
         now = datetime.now(UTC)
-        with self.transaction() as cur:
+        with self.transaction(kpi_data=False) as cur:
             for alert_id in alert_ids:
                 cur.execute(
                     "INSERT INTO alert_deliveries (alert_id, recipient, scope, status, attempts, last_attempt_at, "

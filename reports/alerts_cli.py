@@ -78,7 +78,11 @@ def check(
         check_credentials(cfg.smtp)
         if warning := insecure_warning(cfg.smtp):
             typer.echo(f"warning: {warning}", err=True)
-    with Warehouse.open(config=cfg, read_only=dry_run) as wh:
+    # Like every write, a recorded run works on a copy of the warehouse, published when it is done
+    # (`Warehouse.writing`): readers never wait for it, and a run that fails records nothing.
+    recording = Warehouse.writing(config=cfg, what="alerts check")
+    opened = Warehouse.open(config=cfg, read_only=True) if dry_run else recording
+    with opened as wh:
         if mailing:  # a recipients scope the warehouse does not know fails now, before anything is recorded
             for scope in recipients:
                 if scope != PRACTICE:
@@ -89,6 +93,9 @@ def check(
         evaluation = wh.evaluate_alerts(record=not dry_run, trigger="alerts check")
         digests = _digests(wh, recipients, evaluation) if mailing and recipients else []
         raised = _records(evaluation.raised)
+        if send and not dry_run:  # pending before the first attempt, published with the alerts: never lost
+            for digest in digests:
+                wh.record_delivery(digest.alert_ids, digest.recipient, digest.scope, sent=False, attempts=0)
     digests = _with_charts(digests)
     if dry_run:
         _dry_run(cfg, evaluation, digests, out, output)
@@ -133,8 +140,6 @@ def _deliver(cfg: Config, digests: list[Any]) -> list[tuple[Any, str]]:
     for digest in digests:
         message = build_message(digest, sender=cfg.smtp.sender)
         item = Outgoing(scope=digest.scope, message=message, recipients=(digest.recipient,), what="alert digest")
-        with Warehouse.open(config=cfg) as wh:  # pending before the first attempt: never lost
-            wh.record_delivery(digest.alert_ids, digest.recipient, digest.scope, sent=False, attempts=0)
 
         def retrying(attempt: int, error: DeliveryError, wait: float, digest: Any = digest) -> None:
             typer.echo(
@@ -146,7 +151,7 @@ def _deliver(cfg: Config, digests: list[Any]) -> list[tuple[Any, str]]:
         try:
             attempts = send_with_retries(cfg.smtp, item, attempts=ATTEMPTS, backoff=BACKOFF_SECONDS, on_retry=retrying)
         except DeliveryError as exc:
-            with Warehouse.open(config=cfg) as wh:
+            with Warehouse.writing(config=cfg, what="alert delivery") as wh:
                 wh.record_delivery(
                     digest.alert_ids, digest.recipient, digest.scope, sent=False, attempts=ATTEMPTS, error=str(exc)
                 )
@@ -157,7 +162,7 @@ def _deliver(cfg: Config, digests: list[Any]) -> list[tuple[Any, str]]:
             )
             failed.append((digest, str(exc)))
             continue
-        with Warehouse.open(config=cfg) as wh:
+        with Warehouse.writing(config=cfg, what="alert delivery") as wh:  # each outcome at once: never sent twice
             wh.record_delivery(
                 digest.alert_ids,
                 digest.recipient,

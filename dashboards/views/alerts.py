@@ -57,8 +57,12 @@ for row in shown.itertuples():
         st.caption(f"Rule {row.rule_name}: {row.rule_text}. Raised {pd.Timestamp(row.raised_at):%b %-d, %Y}.")
         if row.status == "open":
             if st.button("Acknowledge", key=f"ack-{row.alert_id}", icon=":material/done:"):
-                data.acknowledge_alert(ctx.src, int(row.alert_id), by)
-                st.rerun()
+                try:
+                    data.acknowledge_alert(ctx.src, int(row.alert_id), by)
+                except data.WarehouseBusy as exc:
+                    st.warning(str(exc), icon=":material/hourglass_top:")
+                else:
+                    st.rerun()
         elif row.status == "acknowledged":
             who = f" by {row.acknowledged_by}" if isinstance(row.acknowledged_by, str) else ""
             st.caption(f"Acknowledged{who} on {pd.Timestamp(row.acknowledged_at):%b %-d, %Y}; still firing.")

@@ -29,7 +29,8 @@ def practice(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def evaluate(db: Path, config: Path) -> None:
-    with Warehouse.open(config=load_config(config, db=db)) as wh:
+    """What `clinic-kpis alerts check` records: on a copy, published (the app may hold the file open)."""
+    with Warehouse.writing(config=load_config(config, db=db), what="alerts check") as wh:
         assert len(wh.evaluate_alerts().raised) == 5
 
 
@@ -114,3 +115,21 @@ def test_before_any_evaluation_the_inbox_says_how_alerts_are_made(
     at.switch_page("views/alerts.py").run()
     no_errors(at)
     assert "clinic-kpis alerts check" in at.info[0].value
+
+
+def test_acknowledging_while_a_load_writes_says_so_and_records_nothing(
+    open_app: Callable[..., AppTest], practice: tuple[Path, Path]
+) -> None:
+    db, config = practice
+    evaluate(db, config)
+    at = open_app(db, config)
+    at.switch_page("views/alerts.py").run()
+    first = at.button[0].key
+    with Warehouse.writing(config=load_config(config, db=db), what="load"):  # a load holds the write lock
+        at.button(key=first).click().run()
+    no_errors(at)
+    assert len(at.warning) == 1
+    assert at.warning[0].value == "a load is writing the warehouse right now: acknowledge again when it is done"
+    assert len(messages(at)) == 5
+    with Warehouse.open(config=load_config(config, db=db), read_only=True) as wh:
+        assert wh.alerts(status="acknowledged").empty and len(wh.alerts(status="open")) == 5
