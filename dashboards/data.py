@@ -270,6 +270,37 @@ def rejects(src: Source, run_id: int | None = None, limit: int = 1000) -> pd.Dat
         return wh.rejects(run_id=run_id, limit=limit)
 
 
+# -- alerts --------------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def alerts(src: Source, status: tuple[str, ...] = (), locations: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """`Warehouse.alerts`: the inbox (open, acknowledged, cleared), newest first."""
+    with _open(src) as wh:
+        return wh.alerts(status=list(status) or None, locations=list(locations) if locations is not None else None)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def alert_evaluations(src: Source) -> pd.DataFrame:
+    """Every recorded evaluation of the alert rules, newest first."""
+    with _open(src) as wh:
+        return wh.alert_evaluations()
+
+
+def acknowledge_alert(src: Source, alert_id: int, by: str | None) -> None:
+    """Mark an alert as seen through the kpis API's write path: like every write, on a copy of the
+    warehouse published when done (`Warehouse.writing`), so readers never wait for it.
+
+    While a load is writing the next snapshot the acknowledgement is refused (`WarehouseBusy`)
+    rather than left waiting for the load: the page says so and the button can be pressed again.
+    """
+    if (writer := Warehouse.load_running(src.db)) is not None:
+        raise WarehouseBusy(f"a {writer.what} is writing the warehouse right now: acknowledge again when it is done")
+    with Warehouse.writing(src.db, config=Path(src.config) if src.config else None, what="alert acknowledgement") as wh:
+        wh.acknowledge_alert(alert_id, by=by)
+    st.cache_data.clear()
+
+
 def ingest_files(src: Source, files: Sequence[tuple[str, bytes]]) -> list[Any]:
     """Load uploaded exports through `ingest/`, then drop every cached result.
 

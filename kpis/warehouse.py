@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from kpis import publication
+from kpis.alerts import AlertMethods
 from kpis.api import KpiMethods
 from kpis.comparison import ComparisonMethods
 from kpis.config import Config, load_config
@@ -18,10 +19,11 @@ from kpis.improvement import ImprovementMethods
 from kpis.storage import Store
 
 
-class Warehouse(ComparisonMethods, KpiMethods, ImprovementMethods, Store):
+class Warehouse(ComparisonMethods, KpiMethods, ImprovementMethods, AlertMethods, Store):
     """One DuckDB warehouse file with the KPI methods (`compute`, `catalog`, `explain`, ...), the
-    comparison methods (`scorecard`, `trend`, `movers`, `totals`, ...; `kpis.comparison`), and
-    the change log, control charts and friction costs (`kpis.improvement.ImprovementMethods`).
+    comparison methods (`scorecard`, `trend`, `movers`, `totals`, ...; `kpis.comparison`), the
+    change log, control charts and friction costs (`kpis.improvement.ImprovementMethods`), and the
+    alerts (`kpis.alerts.AlertMethods`).
 
     Use `Warehouse.open(...)` (or the constructor) as a context manager; see `kpis.storage.Store`
     for opening, migrating, `cursor()` and `transaction()`.
