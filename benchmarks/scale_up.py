@@ -9,6 +9,7 @@ larger practice group would. It measures query cost, not ingest; `RESULTS.md` sa
 figures come from such a warehouse.
 
     python -m benchmarks.scale_up bench-work/1m bench-work/10m --copies 10
+    clinic-kpis refresh --config bench-work/10m/clinic-kpis.toml     # builds the results store
     python -m benchmarks --from-warehouse bench-work/10m --no-baseline
 """
 
@@ -22,6 +23,7 @@ from pathlib import Path
 import duckdb
 
 from kpis.config import load_config
+from kpis.storage import Store
 
 SHARED_TABLES = ("locations", "payers", "ingest_runs", "rejects", "schema_migrations", "warehouse_settings")
 SHARED_COLUMNS = ("location_id", "payer_id", "source")
@@ -30,7 +32,12 @@ OWN_COLUMNS = ("agent", "npi", "reference")
 
 
 def scale_up(source: Path, target: Path, copies: int) -> dict[str, int]:
-    """Write `target`/clinic_kpis.duckdb as `copies` copies of `source`'s; rows per table."""
+    """Write `target`/clinic_kpis.duckdb as `copies` copies of `source`'s; rows per table.
+
+    The target is created by clinic-kpis itself (every migration applied, the results store empty
+    and stale: `clinic-kpis refresh` builds it), then filled with the source's rows; its run and
+    reject numbers continue after the copied ones, so a later load gets new ones.
+    """
     config = load_config(source / "clinic-kpis.toml")
     target.mkdir(parents=True, exist_ok=True)
     for name in ("clinic-kpis.toml", ".clinic-kpis.secret"):
@@ -39,22 +46,24 @@ def scale_up(source: Path, target: Path, copies: int) -> dict[str, int]:
     (target / "exports").mkdir(exist_ok=True)
     shutil.copy2(source / "exports" / "truth.json", target / "exports" / "truth.json")  # the simulated months
     db = target / config.db_path.name
-    db.unlink(missing_ok=True)
+    for leftover in target.glob(config.db_path.name + "*"):
+        leftover.unlink()
+    Store(db, config=load_config(target / "clinic-kpis.toml", db=db)).close()
     con = duckdb.connect(str(db))
     con.execute("SET enable_progress_bar = false")
     con.execute(f"ATTACH '{config.db_path}' AS src (READ_ONLY)")
-    # The same DDL as the source (constraints included), from the source's own catalog.
-    for (sql,) in con.execute("SELECT sql FROM duckdb_sequences() WHERE database_name = 'src'").fetchall():
-        con.execute(sql)
-    tables = []
-    for table, sql in con.execute("SELECT table_name, sql FROM duckdb_tables() WHERE database_name = 'src'").fetchall():
-        con.execute(sql)
-        tables.append(table)
+    tables = [
+        name
+        for (name,) in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'src' AND schema_name = 'main' "
+            "AND table_name <> 'schema_migrations'"
+        ).fetchall()
+    ]
     counts = {}
     for table in tables:
         columns = con.execute(
             "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'src' AND table_name = ? "
-            "ORDER BY column_index",
+            "AND schema_name = 'main' ORDER BY column_index",
             [table],
         ).fetchall()
         for k in range(1 if table in SHARED_TABLES else copies):
@@ -62,6 +71,13 @@ def scale_up(source: Path, target: Path, copies: int) -> dict[str, int]:
             con.execute(f'INSERT INTO main."{table}" SELECT {select} FROM src.main."{table}"')
         counts[table] = con.execute(f'SELECT count(*) FROM main."{table}"').fetchone()[0]
         print(f"{table:24s} {counts[table]:>12,} rows", flush=True)
+    for sequence, table, column in (
+        ("ingest_run_seq", "ingest_runs", "run_id"),
+        ("reject_seq", "rejects", "reject_id"),
+    ):
+        (last,) = con.execute(f"SELECT coalesce(max({column}), 0) FROM {table}").fetchone()
+        con.execute(f"SELECT max(nextval('{sequence}')) FROM range({int(last)})")
+    counts["schema_migrations"] = con.execute("SELECT count(*) FROM schema_migrations").fetchone()[0]
     con.execute("DETACH src")
     con.execute("CHECKPOINT")
     con.close()

@@ -9,6 +9,7 @@ on the monthly no-show rate of its location from the simulator's own `truth.json
 numbers the warehouse computes (tests/kpis/test_against_truth.py), without loading each seed.
 
     python -m benchmarks.spc_false_signals --seeds 100
+    python -m benchmarks.spc_false_signals --seeds 100 --chart pp    # Laney's P′ for every month
 
 Prints the false-signal rate of the placebo and the detection rate of the real change, each with
 a 95% Wilson interval, and the rules that fired. The figures are written in docs/api.md.
@@ -33,8 +34,11 @@ from sample_data.simulate import simulate
 END = date(2026, 9, 30)
 
 
-def judge(truth: dict, change: dict) -> spc.Effect:
-    """The effect of one injected change on its location's monthly no-show rate."""
+def judge(truth: dict, change: dict, chart: str = "auto") -> spc.Effect:
+    """The effect of one injected change on its location's monthly no-show rate.
+
+    `chart`: auto (the chart `change_effects` chooses), or p, pp (Laney's P′), i, to compare them.
+    """
     rows = sorted(
         (r for r in truth["kpis"] if r["kpi_id"] == change["kpi"] and r["dimension_value"] == change["location"]),
         key=lambda r: r["period_start"],
@@ -43,7 +47,8 @@ def judge(truth: dict, change: dict) -> spc.Effect:
     day = date.fromisoformat(change["date"])
     before = [r for r in rows if date.fromisoformat(r["period_start"]) < day]
     after = [r for r in rows if date.fromisoformat(r["period_start"]) >= day]
-    chart = spc.choose_chart("proportion", [r["denominator"] for r in rows])
+    if chart == "auto":
+        chart = spc.choose_chart("proportion", [r["denominator"] for r in rows])
     return spc.evaluate(
         chart,
         [r["value"] for r in before],
@@ -70,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=100, help="number of seeds (1..N)")
     parser.add_argument("--first", type=int, default=1, help="first seed")
     parser.add_argument("--json", type=Path, help="also write the per-seed results here")
+    parser.add_argument(
+        "--chart",
+        choices=("auto", "p", "pp", "i"),
+        default="auto",
+        help="the control chart (default: as change_effects)",
+    )
     args = parser.parse_args(argv)
     results = []
     rules: dict[str, Counter[str]] = {"placebo": Counter(), "real": Counter()}
@@ -81,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             row = {"seed": seed}
             for change in truth["meta"]["changes"]:
                 kind = "placebo" if change["placebo"] else "real"
-                effect = judge(truth, change)
+                effect = judge(truth, change, args.chart)
                 row[kind] = {"signal": effect.signal, "direction": effect.direction, "rules": list(effect.rules)}
                 rules[kind].update(effect.rules)
             results.append(row)

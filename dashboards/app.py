@@ -27,6 +27,7 @@ st.set_page_config(page_title="clinic-kpis", page_icon=":material/monitoring:", 
 pages = {
     "KPIs": [
         st.Page(VIEWS / "overview.py", title="Overview", icon=":material/dashboard:", default=True),
+        st.Page(VIEWS / "alerts.py", title="Alerts", icon=":material/notifications:"),
         st.Page(VIEWS / "access.py", title="Access & scheduling", icon=":material/event:"),
         st.Page(VIEWS / "revenue_cycle.py", title="Revenue cycle", icon=":material/payments:"),
         st.Page(VIEWS / "phones.py", title="Phones", icon=":material/call:"),

@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
-from kpis.cli_options import ConfigOption, DbOption
+from kpis.cli_options import ConfigOption, DbOption, serving_port
 from kpis.config import ENV_CONFIG, ENV_DB, is_loopback, load_config
 from kpis.errors import ClinicKpisError
 
@@ -47,7 +47,10 @@ def streamlit_argv(port: int, address: str) -> list[str]:
 def dashboard_command(
     db: DbOption = None,
     config: ConfigOption = None,
-    port: Annotated[int, typer.Option(help="Port to serve on.", min=1, max=65535)] = DEFAULT_PORT,
+    port: Annotated[
+        Optional[int],
+        typer.Option(help=f"Port to serve on [default: {DEFAULT_PORT}, or the next free one]", min=1, max=65535),
+    ] = None,
     address: Annotated[
         str, typer.Option(help="Address to listen on; use 0.0.0.0 to let other machines connect.")
     ] = "127.0.0.1",
@@ -58,29 +61,33 @@ def dashboard_command(
         ),
     ] = False,
 ) -> None:
-    """Serve the practice manager's dashboard (Streamlit) until interrupted."""
+    """Serve the practice manager's dashboard (Streamlit) until interrupted.
+
+    When the default port is taken, the next free one is used; a --port that is taken is an error.
+    """
     from kpis import Warehouse
     from kpis.users import list_users
 
     cfg = load_config(config, db=db)
-    db_path = cfg.db_path.resolve()
-    with Warehouse(db_path, read_only=True, config=cfg) as wh:  # fail here, in one line, if it cannot be read
+    with Warehouse(cfg.db_path, read_only=True, config=cfg) as wh:  # fail here, in one line, if it cannot be read
         users = len(list_users(wh))
-    env = {**os.environ, ENV_DB: str(db_path)}
-    if cfg.path is not None:
-        env[ENV_CONFIG] = str(cfg.path.resolve())
+    db_path = cfg.db_path.resolve()
     if users and no_auth:
         raise ClinicKpisError(
             f"--no-auth: sign-in is on ({users} user(s) in {db_path.name}); it cannot be turned off here. "
             "Remove the users (`clinic-kpis users remove`) to serve without it"
         )
+    if not is_loopback(address) and not users and not no_auth:
+        raise ClinicKpisError(
+            f"refusing to serve on {address} without sign-in: anyone who reaches the dashboard would see the "
+            "practice's data. Add the owner first (`clinic-kpis users add NAME --role owner`), keep the default "
+            "127.0.0.1 and use a VPN or an SSH tunnel, or pass --no-auth if that is really meant"
+        )
+    port = serving_port(address, DEFAULT_PORT if port is None else port, chosen=port is not None)
+    env = {**os.environ, ENV_DB: str(db_path)}
+    if cfg.path is not None:
+        env[ENV_CONFIG] = str(cfg.path.resolve())
     if not is_loopback(address) and not users:
-        if not no_auth:
-            raise ClinicKpisError(
-                f"refusing to serve on {address} without sign-in: anyone who reaches port {port} would see the "
-                "practice's data. Add the owner first (`clinic-kpis users add NAME --role owner`), keep the default "
-                "127.0.0.1 and use a VPN or an SSH tunnel, or pass --no-auth if that is really meant"
-            )
         typer.echo(
             f"warning: serving on {address} with --no-auth: anyone who can reach this machine on port {port} sees "
             "the whole practice's data, without signing in",

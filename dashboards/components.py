@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -138,10 +139,11 @@ STATE_BADGES = {
 }
 
 
-def kpi_tile(spec: KpiSpec, card: pd.Series, trend: pd.DataFrame, month: date) -> None:
+def kpi_tile(spec: KpiSpec, card: pd.Series, trend: pd.DataFrame, month: date, alerts: Sequence[str] = ()) -> None:
     """One KPI as `Warehouse.scorecard` reports it: the value of its latest complete month (never an
     open one), the change since the month before and a year before when both are facts, its status
-    and the 13-month trend of facts."""
+    and the 13-month trend of facts; `alerts`, its open or acknowledged alerts in the scope shown
+    (the tile is marked; the Alerts page lists them)."""
     value, change, state = card["value"], card["change_previous"], card["state"]
     period = None if pd.isna(card["period_start"]) else card["period_start"].date()
     before = None if pd.isna(card["previous_period"]) else card["previous_period"].date()
@@ -163,6 +165,10 @@ def kpi_tile(spec: KpiSpec, card: pd.Series, trend: pd.DataFrame, month: date) -
             st.badge(STATUS_LABELS[status], color=color)
         elif state in STATE_BADGES:
             st.badge(STATE_BADGES[state][0], color=STATE_BADGES[state][1])
+        if alerts:
+            count = f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''}"
+            help_text = "Not cleared yet (Alerts page): " + "; ".join(alerts)
+            st.badge(count, color="red", icon=":material/notifications:", help=help_text)
         notes = []
         if period is not None and period != month and not missing(value):
             notes.append(f"For {period_text(period)}, the latest complete month.")

@@ -1,21 +1,27 @@
 """The dashboard's only door to the warehouse: cached calls to the `kpis` Python API.
 
-Pages never see SQL or a connection. Each cached function opens the warehouse read-only for the
-length of one call and closes it again: DuckDB lets one process write a file *or* several read
-it, so a dashboard that held a connection open would block `clinic-kpis ingest` for as long as
-it runs. Results are cached per argument set (the filters) for `TTL_SECONDS`; the first
-argument, a `Source`, carries the file's modification time, so a finished ingest changes the
-key and the next view shows the new data at once. It also carries the scope of the person
-signed in (`kpis.scope`, from dashboards/auth.py): the warehouse is opened with it, so every
-answer is within it, and two people with different scopes never share a cached answer.
+Pages never see SQL or a connection. The published warehouse is opened read-only once per
+version and shared (`_snapshot`): a load works on a copy and publishes it by rename
+(`Warehouse.writing`), so reading never waits for it, and the file a reader opened never
+changes under it; the first call after a publication opens the new file.
+Results are cached per argument set (the filters) for `TTL_SECONDS`; the first argument, a
+`Source`, carries the file's modification time, so a published load changes the key and the
+next view shows the new data at once. Whether a load is running is asked on every rerun
+(`load_running`), never cached. The `Source` also carries the scope of the person signed in
+(`kpis.scope`, from dashboards/auth.py): every call reads the shared snapshot narrowed to it
+(`Warehouse.narrowed`), so every answer is within it, and two people with different scopes
+never share a cached answer.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,9 +39,9 @@ from kpis.spec import KpiSpec
 from kpis.users import User, list_users
 
 TTL_SECONDS = 600
-# Opening can collide with a writer (another process's ingest, or an upload on the Data page):
-# DuckDB then refuses the lock. Retrying briefly rides out short writes; a long ingest gets a
-# clear "busy" message instead of a traceback.
+# Loads and refreshes write on a copy, so they never hold this file; a program that opens it for
+# writing directly (a notebook, an old clinic-kpis) makes DuckDB refuse the lock. Retrying briefly
+# rides out short writes; a long one gets a clear "busy" message instead of a traceback.
 _OPEN_ATTEMPTS = 6
 _OPEN_PAUSE_SECONDS = 0.25
 _BUSY_HINTS = ("lock", "different configuration")
@@ -53,7 +59,7 @@ class Source(NamedTuple):
 
 
 class WarehouseBusy(WarehouseError):
-    """The warehouse is being written (an ingest is running) and cannot be read right now."""
+    """The warehouse file is open for writing by another program and cannot be read right now."""
 
 
 def source(scope: Scope = EVERYTHING) -> Source:
@@ -71,25 +77,46 @@ def source(scope: Scope = EVERYTHING) -> Source:
     return Source(str(db), str(cfg.path.resolve()) if cfg.path else None, version, scope)
 
 
-@contextmanager
-def _open(src: Source, *, read_only: bool = True) -> Iterator[Warehouse]:
+@dataclass(frozen=True)
+class _Snapshot:
+    """One published snapshot, open read-only, shared by every session; one call at a time uses it."""
+
+    warehouse: Warehouse
+    lock: threading.RLock
+
+
+def _close(snapshot: _Snapshot) -> None:
+    with snapshot.lock:  # after the call that may be using it
+        snapshot.warehouse.close()
+
+
+@st.cache_resource(max_entries=1, show_spinner=False, on_release=_close)
+def _snapshot(src: Source) -> _Snapshot:
+    """The published warehouse of `src` (given without its scope), opened once per version (a
+    load publishes a new file) with the widest scope; each call narrows it to its reader's.
+
+    Why keep it open: opening costs more than most cached calls' queries, and the file a reader
+    opened never changes (loads write a copy). When a new version is published, the next call
+    opens it and the old connection is closed, which frees the replaced file's disk space.
+    """
     config = Path(src.config) if src.config else None
     for attempt in range(_OPEN_ATTEMPTS):
         try:
-            wh = Warehouse.open(src.db, config=config, read_only=read_only, scope=src.scope)
-            break
+            wh = Warehouse.open(src.db, config=config, read_only=True, scope=Scope(small_cells=False))
+            return _Snapshot(wh, threading.RLock())
         except WarehouseError as exc:
             if not any(hint in str(exc) for hint in _BUSY_HINTS):
                 raise
-            if attempt == _OPEN_ATTEMPTS - 1:
-                raise WarehouseBusy(
-                    f"{src.db} is busy (an ingest is probably running); reload the page in a moment"
-                ) from None
-            time.sleep(_OPEN_PAUSE_SECONDS * (attempt + 1))
-    try:
-        yield wh
-    finally:
-        wh.close()
+        time.sleep(_OPEN_PAUSE_SECONDS * (attempt + 1))
+    raise WarehouseBusy(f"{src.db} is open for writing by another program; reload the page in a moment")
+
+
+@contextmanager
+def _open(src: Source) -> Iterator[Warehouse]:
+    """The shared snapshot as `src.scope` sees it (narrowing only takes away)."""
+    snapshot = _snapshot(src._replace(scope=EVERYTHING))
+    with snapshot.lock:
+        yield snapshot.warehouse.narrowed(src.scope)
 
 
 # -- KPIs ----------------------------------------------------------------------------------------
@@ -239,6 +266,21 @@ def audit_entries(src: Source) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def snapshot_time(src: Source) -> datetime | None:
+    """When the data shown was published (`Warehouse.snapshot_time`), in the practice's zone."""
+    with _open(src) as wh:
+        return wh.snapshot_time()
+
+
+def load_running(src: Source) -> datetime | None:
+    """Since when a load (or refresh) has been writing the next snapshot, if one is running now."""
+    writer = Warehouse.load_running(src.db)
+    if writer is None:
+        return None
+    return writer.started_at or datetime.now(UTC)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def dimension_values(src: Source, dimension: str) -> pd.DataFrame:
     """id, label of every value of a dimension, for filter widgets and chart legends."""
     with _open(src) as wh:
@@ -266,14 +308,45 @@ def rejects(src: Source, run_id: int | None = None, limit: int = 1000) -> pd.Dat
         return wh.rejects(run_id=run_id, limit=limit)
 
 
+# -- alerts --------------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def alerts(src: Source, status: tuple[str, ...] = (), locations: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """`Warehouse.alerts`: the inbox (open, acknowledged, cleared), newest first."""
+    with _open(src) as wh:
+        return wh.alerts(status=list(status) or None, locations=list(locations) if locations is not None else None)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def alert_evaluations(src: Source) -> pd.DataFrame:
+    """Every recorded evaluation of the alert rules, newest first."""
+    with _open(src) as wh:
+        return wh.alert_evaluations()
+
+
+def acknowledge_alert(src: Source, alert_id: int, by: str | None) -> None:
+    """Mark an alert as seen through the kpis API's write path: like every write, on a copy of the
+    warehouse published when done (`Warehouse.writing`), so readers never wait for it.
+
+    While a load is writing the next snapshot the acknowledgement is refused (`WarehouseBusy`)
+    rather than left waiting for the load: the page says so and the button can be pressed again.
+    """
+    if (writer := Warehouse.load_running(src.db)) is not None:
+        raise WarehouseBusy(f"a {writer.what} is writing the warehouse right now: acknowledge again when it is done")
+    with Warehouse.writing(src.db, config=Path(src.config) if src.config else None, what="alert acknowledgement") as wh:
+        wh.narrowed(src.scope).acknowledge_alert(alert_id, by=by)  # within the signed-in scope
+    st.cache_data.clear()
+
+
 def ingest_files(src: Source, files: Sequence[tuple[str, bytes]]) -> list[Any]:
     """Load uploaded exports through `ingest/`, then drop every cached result.
 
     The files are loaded from memory, never written to disk (exports hold patient details), each
     under its own name (`uploaded/Appointment.ndjson`), which is what the run log records; two
     uploads with the same name (Bulk exports all call theirs `Appointment.ndjson`) are both
-    loaded, the second as `uploaded/Appointment.ndjson (2)`. The warehouse is opened read-write
-    only for the load.
+    loaded, the second as `uploaded/Appointment.ndjson (2)`. They load into a copy of
+    the warehouse, published when the load is done (`Warehouse.writing`).
     """
     from ingest import ingest_paths  # the upload is the only writer here; keep its import local
     from ingest.sources import Upload
@@ -284,7 +357,7 @@ def ingest_files(src: Source, files: Sequence[tuple[str, bytes]]) -> list[Any]:
         base = Path(name).name or "upload"
         seen[base] += 1
         uploads.append(Upload(f"uploaded/{base}" + (f" ({seen[base]})" if seen[base] > 1 else ""), content))
-    with _open(src, read_only=False) as wh:
+    with Warehouse.writing(src.db, config=Path(src.config) if src.config else None, what="upload") as wh:
         results = ingest_paths(wh, uploads)
     st.cache_data.clear()
     return results
@@ -333,24 +406,18 @@ def record_change(src: Source, fields: Mapping[str, Any]) -> int:
     """Record a change through `Warehouse.add_change` and return its id: the dashboard's one write
     to the change log. `fields` are add_change's arguments (date, title, kpis, scope, description, by).
 
-    The dashboard reads a read-only warehouse; this opens it read-write for the one write and
-    closes it at once. A file another program holds (an ingest) raises `WarehouseBusy`, and a
-    mistake in the fields (an unknown KPI, a scope the KPI cannot be filtered by) the API's
+    Like every write, on a copy of the warehouse published when done (`Warehouse.writing`), so
+    readers never wait for it, through the signed-in scope (the API refuses a limited one). While
+    a load is writing the next snapshot it is refused (`WarehouseBusy`), and a mistake in the
+    fields (an unknown KPI, a scope the KPI cannot be filtered by) raises the API's
     `ClinicKpisError`, each one sentence. Every cached result is dropped after the write.
     """
-    config = Path(src.config) if src.config else None
-    try:
-        wh = Warehouse.open(src.db, config=config, scope=src.scope)  # the API refuses a limited scope
-    except WarehouseError as exc:
-        if not any(hint in str(exc) for hint in _BUSY_HINTS):
-            raise
+    if (writer := Warehouse.load_running(src.db)) is not None:
         raise WarehouseBusy(
-            "the warehouse is busy (an ingest is probably writing to it): the change was not recorded; "
-            "submit it again in a minute"
-        ) from None
-    try:
-        change_id = wh.add_change(**fields)
-    finally:
-        wh.close()
+            f"a {writer.what} is writing the warehouse right now: the change was not recorded; submit it again "
+            "when it is done"
+        )
+    with Warehouse.writing(src.db, config=Path(src.config) if src.config else None, what="change log") as wh:
+        change_id = wh.narrowed(src.scope).add_change(**fields)
     st.cache_data.clear()
     return change_id

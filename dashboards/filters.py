@@ -8,7 +8,7 @@ live in the router (`app.py`) their values survive moving between pages.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 import streamlit as st
@@ -92,6 +92,17 @@ def option_labels(values: pd.DataFrame) -> dict[str, str]:
     return {i: f"{label} ({i})" if label in repeated else label for i, label in zip(ids, labels, strict=True)}
 
 
+def freshness_text(as_of: datetime | None, load_since: datetime | None) -> str:
+    """'Data as of ...', and whether a load is writing the next snapshot (the page shows the previous one)."""
+    parts = []
+    if as_of is not None:
+        parts.append(f"Data as of {as_of:%b %-d, %Y %H:%M}.")
+    if load_since is not None:
+        since = load_since.astimezone(as_of.tzinfo) if as_of is not None else load_since
+        parts.append(f"A load is running since {since:%H:%M}; these pages show the data before it until it is done.")
+    return " ".join(parts)
+
+
 def sidebar(src: data.Source) -> Filters:
     """Draw the filter widgets in the sidebar and return what they say."""
     coverage = data.coverage(src)
@@ -130,4 +141,7 @@ def sidebar(src: data.Source) -> Filters:
             values[dim] = tuple(chosen)
         if not coverage.empty:
             st.caption(f"Data through {coverage['last_event_at'].max():%b %-d, %Y} (latest record loaded).")
+        freshness = freshness_text(data.snapshot_time(src), data.load_running(src))
+        if freshness:
+            st.caption(freshness)
     return Filters(date.fromisoformat(first + "-01"), date.fromisoformat(last + "-01"), grain, values)

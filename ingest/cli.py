@@ -55,8 +55,9 @@ def ingest_command(
     `rejects` with the reason, the rest is loaded, and a file that cannot be read at all
     changes nothing. Files may come in any order and in separate runs: a newer version of a
     record wins over an older one, and references resolve whenever their target is loaded.
-    While another program has the warehouse open, the ingest waits ([ingest] lock_wait_seconds).
-    Exit code 1 if any file failed.
+    The load works on a copy of the warehouse, published (with its results store refreshed)
+    when it is done: the dashboard keeps answering meanwhile. While another load or refresh is
+    writing, the ingest waits ([ingest] lock_wait_seconds). Exit code 1 if any file failed.
     """
     from ingest.lock import open_for_ingest
     from kpis.config import load_config

@@ -194,7 +194,7 @@ def _check_secret(warehouse: Store, secret: bytes, rotate: bool) -> str | None:
     patient a second pseudonym. The first load records the key's fingerprint; `rotate` records a
     new one on purpose (and the returned warning says what that means)."""
     new = key_fingerprint(secret)
-    with warehouse.transaction() as cur:
+    with warehouse.transaction(kpi_data=False) as cur:
         row = cur.execute("SELECT value FROM warehouse_settings WHERE name = 'key_fingerprint'").fetchone()
         if row is not None and row[0] == new:
             return None
@@ -272,7 +272,7 @@ def _load_file(run: _Run, file: InputFile, adapter: Adapter) -> FileResult:
         return FileResult(file.name, "skipped", adapter.name, run_id, message=message)
     started = datetime.now(UTC)
     try:
-        with warehouse.transaction() as cur, _cyclic_gc_paused():
+        with warehouse.transaction(tracked=True) as cur, _cyclic_gc_paused():
             cur.execute("SET enable_progress_bar = false")  # the CLI shows its own progress, and none when piped
             run_id = cur.execute(
                 "INSERT INTO ingest_runs (started_at, file_path, sha256, size_bytes, adapter, status) "
@@ -418,7 +418,7 @@ def _record_run(
 ) -> int:
     """A run that loaded nothing: `error` says why (a failure, or the run it duplicates)."""
     now = datetime.now(UTC)
-    with warehouse.transaction() as cur:
+    with warehouse.transaction(tracked=True) as cur:
         return cur.execute(
             "INSERT INTO ingest_runs (started_at, finished_at, file_path, sha256, size_bytes, adapter, status, "
             "error) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING run_id",

@@ -9,28 +9,33 @@ allowed), then hands them to the engine. See docs/contracts.md section 4 for the
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from kpis import engine
 from kpis.catalog import practice_catalog
 from kpis.config import Config
+from kpis.coverage import coverage_sql
 from kpis.custom import ar_balance
-from kpis.dimensions import DimensionError, check_dimension, dimension_values, resolve_values
+from kpis.dimensions import DimensionError, check_dimension, dimension_values, labelled, resolve_values
 from kpis.drivers import check_decomposable, decompose
 from kpis.errors import ClinicKpisError
 from kpis.explain import explain_query
 from kpis.periods import Periods, check_grain, next_period, parse_bound, period_floor, previous_period
 from kpis.progress import steps
 from kpis.query import KpiRequest, QueryContext, render
-from kpis.relations import DATE, INSTANT, Relation, build_relations
+from kpis.relations import Relation, build_relations
 from kpis.scope import AccessDenied, Scope
+from kpis.serving import answer
+from kpis.serving.facts import Layout
+from kpis.serving.facts import layout as serving_layout
+from kpis.serving.stored import stored_coverage_sql, stored_values_sql
 from kpis.spec import KpiSpec
-from kpis.sql_literals import sql_literal
 
 DEFAULT_MONTHS = 13
 NAMED_DIMENSIONS = ("location", "provider", "payer")  # ids a person reads by name
@@ -77,17 +82,21 @@ class KpiMethods:
         filters: Mapping[str, Any] | None = None,
         options: Mapping[str, Mapping[str, Any]] | None = None,
         names: bool = False,
+        via: str = "auto",
     ) -> pd.DataFrame:
         """KPIs by period (and dimensions) as one tidy frame; see docs/contracts.md section 4.
 
         `kpis=None` means every KPI that can be broken down by `by` and filtered by `filters`.
         `names=True` adds a `<dimension>_name` column after each named dimension (location,
         provider, payer): what a person reads instead of an NPI or a code.
+        `via` chooses who answers: `auto` (the results store where it can, else the raw engine;
+        the same numbers either way), `store` (an error if the store cannot) or `raw`. The
+        frame's `attrs["answered_from"]` says, per KPI: results, facts or raw.
         """
         dims = _as_tuple(by)
         ends = self._data_ends()
         items, ctx = self._prepare(kpis, start, end, grain, (dims,), filters, options, ends)
-        frame = self._evaluate(items, ctx, ends)
+        frame = self._evaluate(items, ctx, ends, via)
         return self.with_names(frame, dims) if names else frame
 
     def with_names(self, frame: pd.DataFrame, dimensions: Sequence[str]) -> pd.DataFrame:
@@ -111,16 +120,18 @@ class KpiMethods:
         groupings: Sequence[Sequence[str]] = ((),),
         filters: Mapping[str, Any] | None = None,
         options: Mapping[str, Mapping[str, Any]] | None = None,
+        via: str = "auto",
     ) -> pd.DataFrame:
         """Several groupings (e.g. total, by location, by provider) in one scan per relation.
 
         Rows carry every dimension column of any grouping and a `grouping_id` (SQL GROUPING()
-        over those columns, first column highest bit: a set bit means "rolled up").
+        over those columns, first column highest bit: a set bit means "rolled up"). `via` is
+        compute's.
         """
         sets = tuple(_as_tuple(g) for g in groupings)
         ends = self._data_ends()
         items, ctx = self._prepare(kpis, start, end, grain, sets, filters, options, ends)
-        return self._evaluate(items, ctx, ends)
+        return self._evaluate(items, ctx, ends, via)
 
     def sql(
         self,
@@ -133,9 +144,21 @@ class KpiMethods:
         dialect: str = "duckdb",
         start: Any = None,
         end: Any = None,
+        via: str = "auto",
     ) -> str:
-        """The SQL that computes one KPI, written for `dialect` (duckdb, spark, postgres, ...)."""
+        """The SQL that computes one KPI, written for `dialect` (duckdb, spark, postgres, ...).
+
+        In DuckDB's dialect it is the statement of whoever answers (`via` as in `compute`): when
+        that is the results store, a first comment line says so and names the store's tables.
+        Other dialects get the raw engine's statement, over the canonical tables.
+        """
         items, ctx = self._prepare([kpi], start, end, grain, (_as_tuple(by),), filters, options)
+        if dialect == "duckdb":
+            chosen = answer.paths(items, ctx, self._store_state(), self._layout, via)
+            if chosen[kpi] != answer.RAW:
+                ((_, statement),) = answer.statements(items, ctx, chosen, self._layout)
+                comment = f"-- answered from the results store ({answer.DESCRIPTIONS[chosen[kpi]]})\n"
+                return comment + render(statement, pretty=True)
         ((_, statement),) = engine.plan(items, ctx)
         return render(statement, dialect=dialect, pretty=True)
 
@@ -251,7 +274,12 @@ class KpiMethods:
     # -- data views -------------------------------------------------------------------------
 
     def dimension_values(self, dimension: str) -> pd.DataFrame:
-        """id, label of every known value of a dimension (for filter widgets), as far as the scope sees."""
+        """id, label of every known value of a dimension (for filter widgets), as far as the scope sees.
+
+        The results store keeps the whole practice's values: a limited scope counts its own.
+        """
+        if not self.scope.limited and self._store_state().fresh:
+            return labelled(self.cursor().execute(stored_values_sql(dimension)).df(), dimension, self.config)
         return dimension_values(self.cursor(), dimension, self.config, self.scope.locations)
 
     def ingest_runs(self) -> pd.DataFrame:
@@ -275,20 +303,23 @@ class KpiMethods:
         A limited scope counts its locations' rows only (a remittance by its claim's location).
         """
         check_grain(grain)
-        parts = []
-        for domain, table, column, kind in _COVERAGE:
-            local = f"{column} AT TIME ZONE {sql_literal(self.config.timezone)}" if kind == INSTANT else column
-            parts.append(
-                f"SELECT '{domain}' AS domain, '{table}' AS table_name, source, "
-                f"CAST(DATE_TRUNC('{grain}', {local}) AS DATE) AS period_start, COUNT(*) AS rows, "
-                f"MAX(CAST({local} AS TIMESTAMP)) AS last_event_at FROM {table}{self._scoped_rows(table)} "
-                "GROUP BY source, period_start"
-            )
-        sql = " UNION ALL ".join(parts) + " ORDER BY domain, table_name, source, period_start"
+        if not self.scope.limited and self._store_state().fresh:
+            sql = stored_coverage_sql(grain)
+        else:
+            sql = coverage_sql(self.config.timezone, grain, locations=self.scope.locations)
         frame = self.cursor().execute(sql).df()
         frame["period_start"] = pd.to_datetime(frame["period_start"])
         frame["rows"] = frame["rows"].astype("int64")
         return frame[["domain", "source", "period_start", "rows", "last_event_at", "table_name"]]
+
+    def snapshot_time(self) -> datetime | None:
+        """When the data of this snapshot was last refreshed (its publication), in the practice's zone.
+
+        None when the warehouse has no results store yet or was written since its refresh.
+        """
+        state = self._store_state()
+        text = state.meta.get("refreshed_at") if state.fresh else None
+        return datetime.fromisoformat(text).astimezone(self.config.tz) if text else None
 
     def data_end(self) -> date | None:
         """The last local date any fact table covers (None for an empty warehouse).
@@ -318,24 +349,19 @@ class KpiMethods:
         """
         locations = self.scope.locations
         cur = self.cursor() if filters else None
-        resolved = {
-            check_dimension(d): resolve_values(cur, d, _as_values(v), self.config, locations)
-            for d, v in (filters or {}).items()
-        }
-        if locations is not None and "location" not in resolved:
-            resolved["location"] = tuple(sorted(locations))
-        return resolved
-
-    def _scoped_rows(self, table: str) -> str:
-        """SQL: a WHERE clause keeping the rows of `table` the scope may see ('' for an unlimited scope)."""
-        if self.scope.locations is None:
-            return ""
-        allowed = sql_literal(sorted(self.scope.locations))
-        if table == "remittances":
-            return f" WHERE claim_id IN (SELECT claim_id FROM claims WHERE location_id IN ({allowed}))"
-        return f" WHERE location_id IN ({allowed})"
+        out = {}
+        for d, v in (filters or {}).items():
+            dim = check_dimension(d)
+            known = self.dimension_values(dim) if dim in NAMED_DIMENSIONS else None
+            out[dim] = resolve_values(cur, dim, _as_values(v), self.config, known, locations)
+        if locations is not None and "location" not in out:
+            out["location"] = tuple(sorted(locations))
+        return out
 
     def _data_ends(self) -> dict[str, date | None]:
+        state = self._store_state()
+        if state.fresh:
+            return {name: _stored_date(state.meta, f"data_end:{name}") for name in self._relations}
         cur = self.cursor()
         ends = {}
         for name, relation in self._relations.items():
@@ -345,12 +371,28 @@ class KpiMethods:
 
     def _data_starts(self, relations: set[str]) -> dict[str, date | None]:
         """The first local date of those of `relations` that say (the ones a look-back window reads)."""
+        wanted = [name for name in sorted(relations) if self._relations[name].data_start_sql is not None]
+        state = self._store_state()
+        if state.fresh:
+            return {name: _stored_date(state.meta, f"data_start:{name}") for name in wanted}
         cur = self.cursor()
-        return {
-            name: cur.execute(self._relations[name].data_start_sql).fetchone()[0]
-            for name in sorted(relations)
-            if self._relations[name].data_start_sql is not None
-        }
+        return {name: cur.execute(self._relations[name].data_start_sql).fetchone()[0] for name in wanted}
+
+    @cached_property
+    def _layout(self) -> Layout:
+        return serving_layout(self.config)
+
+    def _store_state(self) -> answer.StoreState:
+        """What the results store can answer in this snapshot.
+
+        A read-only warehouse reads it once: its file is a published snapshot that a writer
+        never changes (kpis.publication), so the answer holds for as long as it is open.
+        """
+        if getattr(self, "read_only", False):
+            if "_read_only_state" not in self.__dict__:
+                self.__dict__["_read_only_state"] = answer.read_state(self.cursor(), self._layout)
+            return self.__dict__["_read_only_state"]
+        return answer.read_state(self.cursor(), self._layout)
 
     def _prepare(
         self,
@@ -428,35 +470,50 @@ class KpiMethods:
             start_day = first
         return Periods.between(start_day, end_day, grain, self.config.timezone)
 
-    def _evaluate(self, items: list[KpiRequest], ctx: QueryContext, ends: Mapping[str, date | None]) -> pd.DataFrame:
-        raw = engine.run(self.cursor(), items, ctx, step=lambda plan: steps(plan, "computing KPIs"))
+    def _evaluate(
+        self, items: list[KpiRequest], ctx: QueryContext, ends: Mapping[str, date | None], via: str = "auto"
+    ) -> pd.DataFrame:
+        chosen = answer.paths(items, ctx, self._store_state(), self._layout, via)
+        raw_items = [item for item in items if chosen[item.id] == answer.RAW]
+        stored = [item for item in items if chosen[item.id] != answer.RAW]
+        frames = []
+        if raw_items:
+            frames.append(engine.run(self.cursor(), raw_items, ctx, step=lambda plan: steps(plan, "computing KPIs")))
+        if stored:
+            frames.append(answer.run(self.cursor(), stored, ctx, chosen, self._layout))
+        raw = frames[0] if len(frames) == 1 else pd.concat([f for f in frames if not f.empty] or frames[:1])
+        for dim in ctx.dims:  # a missing dimension value is None, whichever statement (or path) found it
+            if not pd.api.types.is_numeric_dtype(raw[dim]) and not pd.api.types.is_bool_dtype(raw[dim]):
+                raw[dim] = raw[dim].astype(object).where(raw[dim].notna(), None)
         domains = {}
         for group in ctx.grouping_sets:
             if len(group) == 1:
                 domains[group[0]] = self.dimension_values(group[0])["id"].tolist()
         starts = self._data_starts({item.spec.relation for item in items})
-        frame = engine.complete_table(raw, items, ctx, domains, ends, starts)
+        frame = engine.complete_table(raw.reset_index(drop=True), items, ctx, domains, ends, starts)
         if not ctx.multiple_sets:
-            order = {item.id: i for i, item in enumerate(items)}
-            frame = frame.sort_values(
-                ["kpi_id", "period_start", *ctx.dims],
-                key=lambda s: s.map(order) if s.name == "kpi_id" else s.astype(str) if s.name in ctx.dims else s,
-                kind="stable",
-            )
-        return frame.reset_index(drop=True)
+            order = [item.id for item in items]
+            keys = [_ranks(frame[dim], key=str) for dim in reversed(ctx.dims)]
+            keys += [frame["period_start"].to_numpy(), _ranks(frame["kpi_id"], key=order.index)]
+            frame = frame.iloc[np.lexsort(keys)]  # by KPI (catalog order), period, dimensions as text; stable
+        frame = frame.reset_index(drop=True)
+        frame.attrs["answered_from"] = dict(chosen)
+        return frame
 
 
-_COVERAGE = (  # domain, table, the column that dates a row, its kind
-    ("access", "appointments", "scheduled_start", INSTANT),
-    ("access", "slots", "start_at", INSTANT),
-    ("visit_flow", "encounters", "checked_in_at", INSTANT),
-    ("phones", "calls", "entered_at", INSTANT),
-    ("revenue_cycle", "claims", "submitted_at", INSTANT),
-    ("revenue_cycle", "remittances", "paid_date", DATE),
-    ("revenue_cycle", "ledger", "posted_date", DATE),
-    ("referrals_portal", "referrals", "created_at", INSTANT),
-    ("referrals_portal", "portal_messages", "received_at", INSTANT),
-)
+def _ranks(values: pd.Series, key: Callable[[Any], Any]) -> np.ndarray:
+    """Each value's rank among the column's distinct values ordered by `key`: what sorting by the
+    key gives, computed once per distinct value instead of once per row (frames run to 600 k rows)."""
+    codes, distinct = pd.factorize(values, use_na_sentinel=False)  # a missing value is a value too
+    rank = np.empty(len(distinct), dtype=np.int64)
+    keys = [key(None if pd.isna(value) else value) for value in distinct]  # None, as the frame holds it
+    rank[sorted(range(len(distinct)), key=keys.__getitem__)] = np.arange(len(distinct))
+    return rank[codes]
+
+
+def _stored_date(meta: Mapping[str, str], key: str) -> date | None:
+    text = meta.get(key)
+    return date.fromisoformat(text) if text else None
 
 
 def _latest(ends: Mapping[str, date | None]) -> date | None:

@@ -59,7 +59,7 @@ def add_command(
     """Record a process change; without --scope it applies to the whole practice."""
     from kpis.warehouse import Warehouse
 
-    with Warehouse.open(db, config=config) as wh:
+    with Warehouse.writing(db, config=config, what="change log edit") as wh:
         change_id = wh.add_change(date, title, kpi or [], scope or [], description, by)
         change = wh.change(change_id)
     typer.echo(f"change {change_id} recorded: {change.title} from {change.date} ({_scope(change.scope_items)})")
@@ -80,7 +80,7 @@ def edit_command(
     """Change some fields of a recorded change; the earlier version is kept in its history."""
     from kpis.warehouse import Warehouse
 
-    with Warehouse.open(db, config=config) as wh:
+    with Warehouse.writing(db, config=config, what="change log edit") as wh:
         version = wh.edit_change(
             change_id, date=date, title=title, kpis=kpi or None, scope=scope or None, description=description, by=by
         )
@@ -97,7 +97,7 @@ def remove_command(
     """Take a change out of the log (its history is kept)."""
     from kpis.warehouse import Warehouse
 
-    with Warehouse.open(db, config=config) as wh:
+    with Warehouse.writing(db, config=config, what="change log edit") as wh:
         wh.remove_change(change_id, by=by)
     typer.echo(f"change {change_id} removed")
 
@@ -112,7 +112,7 @@ def import_command(
     """Add the changes listed in a file; changes already in the log are skipped."""
     from kpis.warehouse import Warehouse
 
-    with Warehouse.open(db, config=config) as wh:
+    with Warehouse.writing(db, config=config, what="change log edit") as wh:
         result = wh.import_changes(file, by=by)
     typer.echo(f"imported {len(result.added)} change(s) from {file}; {result.skipped} already in the log")
 

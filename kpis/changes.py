@@ -164,7 +164,7 @@ class ChangeLogMethods:
         """Record a change and return its id. `scope` is `["location=EAST"]` or `{"location": "EAST"}`."""
         self.scope.require_practice("the change log")
         fields = self._checked(date, title, kpis, parse_scope(scope), description)
-        with self.transaction() as cur:
+        with self.transaction(kpi_data=False) as cur:
             change_id = cur.execute("SELECT COALESCE(MAX(change_id), 0) + 1 FROM change_versions").fetchone()[0]
             _insert(cur, change_id, 1, fields, by, removed=False)
         return int(change_id)
@@ -192,7 +192,7 @@ class ChangeLogMethods:
             old.scope if scope is None else parse_scope(scope),
             old.description if description is None else description,
         )
-        with self.transaction() as cur:
+        with self.transaction(kpi_data=False) as cur:
             _insert(cur, old.change_id, old.version + 1, fields, by, removed=False)
         return old.version + 1
 
@@ -203,7 +203,7 @@ class ChangeLogMethods:
         if old.removed:
             raise ChangeLogError(f"change {change_id} is already removed")
         fields = (old.date, old.title, old.description, old.kpis, old.scope)
-        with self.transaction() as cur:
+        with self.transaction(kpi_data=False) as cur:
             _insert(cur, old.change_id, old.version + 1, fields, by, removed=True)
 
     def import_changes(self, path: str | Path, by: str | None = None) -> ImportResult:
@@ -233,7 +233,7 @@ class ChangeLogMethods:
                 raise ChangeLogError(message if message.startswith(where) else f"{where}: {message}") from None
             checked.append((fields, row.get("recorded_by") or by))
         added, skipped = [], 0
-        with self.transaction() as cur:
+        with self.transaction(kpi_data=False) as cur:
             next_id = cur.execute("SELECT COALESCE(MAX(change_id), 0) + 1 FROM change_versions").fetchone()[0]
             for fields, author in checked:
                 key = (fields[0], fields[1], fields[3], tuple(scope_items(fields[4])))

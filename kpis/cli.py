@@ -112,6 +112,14 @@ def init(
 
     with Store(cfg.db_path, config=cfg) as wh:
         typer.echo(f"warehouse  {wh.path} (schema version {wh.schema_version()}, {len(wh.tables())} tables)")
+    # The alert rules are checked now (KPIs, conditions, scope values the warehouse knows), not
+    # when the scheduled `alerts check` first runs at night.
+    from kpis.warehouse import Warehouse
+
+    with Warehouse(cfg.db_path, read_only=True, config=cfg) as wh:
+        rules = wh.check_alert_rules()
+    defaults = sum(1 for rule in rules if rule.default)
+    typer.echo(f"alerts     {len(rules)} rules ({defaults} default, {len(rules) - defaults} from the config)")
 
 
 def _registered(group: str) -> list[Any]:

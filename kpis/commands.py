@@ -50,6 +50,12 @@ NAMED = ("location", "provider", "payer")  # shown by name, with the id beside i
 commands = typer.Typer()  # registered in pyproject.toml (clinic_kpis.commands)
 
 
+class Via(StrEnum):
+    auto = "auto"
+    store = "store"
+    raw = "raw"
+
+
 class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
@@ -93,6 +99,13 @@ def kpis_command(
     master: Annotated[
         str, typer.Option(help="Spark master for --engine spark: local[N], or a cluster such as spark://host:7077.")
     ] = "local[*]",
+    via: Annotated[
+        Via,
+        typer.Option(
+            "--from",
+            help="Who answers: auto (the results store where it can, else the raw engine), store or raw.",
+        ),
+    ] = Via.auto,
 ) -> None:
     """Compute KPIs for a month or range, by period and dimension, as a table, CSV or JSON.
 
@@ -106,17 +119,35 @@ def kpis_command(
         start = end = month
     options = _parse_options(option or [])
     filters = _parse_filters(filter_ or [])
+    if engine is Engine.spark and via is not Via.auto:
+        raise ClinicKpisError("--from chooses who answers in the warehouse; --engine spark computes from the export")
     with _open(engine, db, config, parquet, master) as wh:
         if show_sql:
             ids = kpi or [s.id for s in wh.catalog() if set(by or []) <= set(s.dimensions)]
             for kpi_id in ids:
                 sql = wh.sql(
-                    kpi_id, grain=grain, by=by, filters=filters, options=options, dialect=dialect, start=start, end=end
+                    kpi_id,
+                    grain=grain,
+                    by=by,
+                    filters=filters,
+                    options=options,
+                    dialect=dialect,
+                    start=start,
+                    end=end,
+                    via=via.value,
                 )
                 typer.echo(f"-- {kpi_id}\n{sql};\n")
             return
         frame = wh.compute(
-            kpis=kpi or None, start=start, end=end, grain=grain, by=by, filters=filters, options=options, names=True
+            kpis=kpi or None,
+            start=start,
+            end=end,
+            grain=grain,
+            by=by,
+            filters=filters,
+            options=options,
+            names=True,
+            via=via.value,
         )
         specs = {s.id: s for s in wh.catalog()}
     if output is OutputFormat.json:

@@ -30,6 +30,7 @@ DEFAULT_CONFIG_NAME = "clinic-kpis.toml"
 DEFAULT_DB_NAME = "clinic_kpis.duckdb"
 DEFAULT_SECRET_NAME = ".clinic-kpis.secret"
 DEFAULT_TIMEZONE = "America/New_York"
+DEFAULT_DEMO_DIR = Path("demo")  # where `clinic-kpis demo` (and so `make demo`) works unless told otherwise
 
 ENV_CONFIG = "CLINIC_KPIS_CONFIG"
 ENV_DB = "CLINIC_KPIS_DB"
@@ -53,6 +54,7 @@ KNOWN_SECTIONS = frozenset(
         "ingest",
         "costs",
         "access",
+        "alerts",
     }
 )
 
@@ -100,6 +102,10 @@ class Config:
     report: dict[str, Any] = field(default_factory=dict)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     costs: dict[str, Any] = field(default_factory=lambda: _costs({}, "defaults"))  # friction-cost assumptions
+    alerts: tuple[
+        AlertRuleSettings, ...
+    ] = ()  # the [[alerts]] tables, checked for shape (kpis/alerts.py does the rest)
+    dashboard_url: str | None = None  # where the dashboard is served, for links in alert emails
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -150,6 +156,25 @@ def find_config_path(explicit: Path | None = None) -> Path | None:
         return Path(env)
     default = Path(DEFAULT_CONFIG_NAME)
     return default if default.exists() else None
+
+
+def missing_warehouse_text(db_path: Path, config: Config) -> str:
+    """Why the warehouse at `db_path` cannot be read, and the command that gives one.
+
+    Where the demo has run (the repository after `make demo`), the only warehouse is the demo's,
+    and `init` would make an empty one here: so, when nothing named another warehouse, point at
+    the demo's config instead.
+    """
+    demo_config = DEFAULT_DEMO_DIR / DEFAULT_CONFIG_NAME
+    if config.path is None and db_path == Path(DEFAULT_DB_NAME) and demo_config.is_file():
+        return (
+            f"no warehouse at {db_path}; the demo's is in {DEFAULT_DEMO_DIR}/: add --config {demo_config} "
+            f'(in Python: Warehouse.open(config="{demo_config}")), or create your own with `clinic-kpis init`'
+        )
+    return (
+        f"no warehouse at {db_path}: create one with `clinic-kpis init --db {db_path}` "
+        "and load data with `clinic-kpis ingest`"
+    )
 
 
 def check_timezone(timezone: str, where: str) -> str:
@@ -215,6 +240,8 @@ def load_config(path: Path | None = None, *, db: Path | None = None) -> Config:
         report=_table(data, "report", where),
         smtp=_smtp(_table(data, "smtp", where), where),
         costs=_costs(_table(data, "costs", where), where),
+        alerts=_alert_rules(data.get("alerts", []), where),
+        dashboard_url=_dashboard_url(_table(data, "dashboard", where), where),
         raw=data,
     )
 
@@ -378,6 +405,132 @@ def _costs(table: dict[str, Any], where: str) -> dict[str, Any]:
     return values
 
 
+# -- [[alerts]]: rules that raise alerts (evaluated by kpis/alerts.py) ---------------------------
+
+ALERT_CONDITIONS = ("red_line", "off_target", "change", "spc_signal")
+ALERT_SCOPES = {"practice": None, "locations": "location", "providers": "provider", "payers": "payer"}
+ALERT_DIRECTIONS = ("worse", "better", "either")
+ALERT_GRAINS = ("week", "month", "quarter")
+_ALERT_KEYS = ("name", "kpi", "condition", "scope", "grain", "periods", "points", "percent", "direction", "enabled")
+
+
+@dataclass(frozen=True)
+class AlertRuleSettings:
+    """One `[[alerts]]` table as written, its shape checked; a field left out is None.
+
+    This module knows no KPI, so the KPI id, what the KPI allows and the defaults a table without
+    `kpi` overrides are checked by `kpis.alerts`, with `where` naming the table in every message.
+    """
+
+    where: str  # "clinic-kpis.toml: [[alerts]] #2 (no-shows-east)"
+    name: str | None = None
+    kpi: str | None = None
+    condition: str | None = None
+    scope: tuple[str, ...] | None = None  # "practice", "locations", "providers", "payers", "location=EAST", ...
+    grain: str | None = None
+    periods: int | None = None
+    points: float | None = None
+    percent: float | None = None
+    direction: str | None = None
+    enabled: bool = True
+
+
+def _alert_rules(tables: Any, where: str) -> tuple[AlertRuleSettings, ...]:
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError(f"{where}: alerts must be [[alerts]] tables, one per rule")
+    rules, names = [], set()
+    for i, table in enumerate(tables, start=1):
+        name = table.get("name")
+        label = f"{where}: [[alerts]] #{i}" + (f" ({name})" if isinstance(name, str) else "")
+        unknown = sorted(set(table) - set(_ALERT_KEYS))
+        if unknown:
+            raise ConfigError(f"{label}: unknown key(s) {', '.join(unknown)}; known: {', '.join(_ALERT_KEYS)}")
+        if name is not None and not (isinstance(name, str) and name.strip() and name.strip() == name):
+            raise ConfigError(f"{label}: name must be a short text without surrounding spaces")
+        if name in names:
+            raise ConfigError(f"{label}: another rule is already named {name!r}")
+        names.add(name)
+        if name is None and not ("kpi" in table and "condition" in table):
+            raise ConfigError(f"{label}: a rule needs a kpi and a condition (or the name of a default rule to change)")
+        rules.append(
+            AlertRuleSettings(
+                where=label,
+                name=name,
+                kpi=_text_of(table, "kpi", label),
+                condition=_choice(table, "condition", ALERT_CONDITIONS, label),
+                scope=_alert_scope(table.get("scope"), label),
+                grain=_choice(table, "grain", ALERT_GRAINS, label),
+                periods=_number(table, "periods", label, integer=True),
+                points=_number(table, "points", label),
+                percent=_number(table, "percent", label),
+                direction=_choice(table, "direction", ALERT_DIRECTIONS, label),
+                enabled=_flag(table, "enabled", label),
+            )
+        )
+    return tuple(rules)
+
+
+def _text_of(table: dict[str, Any], key: str, label: str) -> str | None:
+    value = table.get(key)
+    if value is not None and not (isinstance(value, str) and value.strip()):
+        raise ConfigError(f'{label}: {key} must be a text, e.g. {key} = "no_show_rate"')
+    return value.strip() if value is not None else None
+
+
+def _choice(table: dict[str, Any], key: str, choices: tuple[str, ...], label: str) -> str | None:
+    value = table.get(key)
+    if value is not None and value not in choices:
+        raise ConfigError(f"{label}: unknown {key} {value!r}; use one of {', '.join(choices)}")
+    return value
+
+
+def _number(table: dict[str, Any], key: str, label: str, *, integer: bool = False) -> Any:
+    value = table.get(key)
+    if value is None:
+        return None
+    kinds = int if integer else int | float
+    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+        what = "a whole number >= 1" if integer else "a number > 0"
+        raise ConfigError(f"{label}: {key} must be {what}, got {value!r}")
+    return value if integer else float(value)
+
+
+def _flag(table: dict[str, Any], key: str, label: str) -> bool:
+    value = table.get(key, True)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{label}: {key} must be true or false, got {value!r}")
+    return value
+
+
+def _alert_scope(value: Any, label: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise ConfigError(f'{label}: scope must be a text or a list, e.g. scope = ["practice", "locations"]')
+    out = []
+    for item in items:
+        text = str(item).strip()
+        dim, sep, scope_value = text.partition("=")
+        singles = {d for d in ALERT_SCOPES.values() if d}
+        if text in ALERT_SCOPES or (sep and dim.strip() in singles and scope_value.strip()):
+            out.append(f"{dim.strip()}={scope_value.strip()}" if sep else text)
+            continue
+        raise ConfigError(
+            f"{label}: unknown scope {item!r}; use {', '.join(ALERT_SCOPES)}, or location=ID, provider=ID or payer=ID"
+        )
+    return tuple(dict.fromkeys(out))
+
+
+def _dashboard_url(table: dict[str, Any], where: str) -> str | None:
+    url = table.get("url")
+    if url is None:
+        return None
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}: [dashboard] url must start with http:// or https://, got {url!r}")
+    return url.rstrip("/")
+
+
 def write_secret(path: Path) -> bool:
     """Create a new random secret at `path` (mode 0600). Returns False if one already exists.
 
@@ -482,6 +635,29 @@ security = "starttls"    # starttls | ssl | none
 # username = "reports@example.org"
 from = "clinic-kpis@localhost"
 # The password is read from the environment variable CLINIC_KPIS_SMTP_PASSWORD only.
+
+[dashboard]
+# Where `clinic-kpis dashboard` is served, for the links in alert emails, e.g.
+# url = "http://clinic-server:8501"
+
+# Alert rules, checked by `clinic-kpis alerts check` (run it after each ingest) on each KPI's
+# latest complete period; the digests go to [report] recipients. Without any table here, every
+# headline KPI has two rules, for the practice and each location, monthly:
+#   <kpi>.red_line     its value is beyond the KPI's red line
+#   <kpi>.off_target   its value missed the target 3 months in a row
+# for no_show_rate, third_next_available, visit_cycle_time, call_abandonment_rate, days_in_ar,
+# ar_over_90_pct, denial_rate, clean_claim_rate, net_collection_rate and referral_completion_rate.
+# An [[alerts]] table with one of those names changes it (e.g. periods = 2) or switches it off
+# (enabled = false); a table with a new name (or none) adds a rule, e.g.
+# [[alerts]]
+# name = "denials shift at a payer"
+# kpi = "denial_rate"
+# condition = "spc_signal"  # red_line | off_target (periods = N) | change (points = X or percent = X) | spc_signal
+# scope = "payers"          # practice | locations | providers | payers | location=EAST ..., or a list of them
+# direction = "worse"       # worse | better | either (for change and spc_signal)
+# grain = "month"           # week | month | quarter
+# spc_signal uses the KPI's control chart (P chart for rates): a change that did nothing still
+# signalled at 13.5% of the simulator's seeds (docs/api.md), so treat it as a reason to look.
 """
 
 

@@ -14,7 +14,10 @@ so the warehouse never mixes two simulations.
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
+import sysconfig
+import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Optional
@@ -22,9 +25,16 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from kpis.cli_options import ConfigOption, DbOption
+from kpis.cli_options import ConfigOption, DbOption, serving_port
 from kpis.commands import print_scorecard
-from kpis.config import DEFAULT_CONFIG_NAME, DEFAULT_DB_NAME, DEFAULT_TIMEZONE, Config, load_config
+from kpis.config import (
+    DEFAULT_CONFIG_NAME,
+    DEFAULT_DB_NAME,
+    DEFAULT_DEMO_DIR,
+    DEFAULT_TIMEZONE,
+    Config,
+    load_config,
+)
 from kpis.errors import ClinicKpisError
 from kpis.periods import period_floor, previous_period
 from kpis.warehouse import Warehouse
@@ -40,7 +50,8 @@ SIMULATION = {"seed": 7, "locations": 3, "providers": 12, "scale": 0.5}
 PRACTICE_NAME = "Riverbend Family Medicine"
 # the simulated practice's time zone (sample_data's default), written into the demo's config
 TIMEZONE = DEFAULT_TIMEZONE
-DEFAULT_PORT = 8501  # the dashboard command's default
+DEFAULT_PORT = 8501  # the dashboard command's defaults
+ADDRESS = "127.0.0.1"
 
 commands = typer.Typer()  # registered in pyproject.toml (clinic_kpis.commands)
 
@@ -54,11 +65,14 @@ def demo_command(
     ctx: typer.Context,
     folder: Annotated[
         Path, typer.Option("--dir", help="Work folder for config, secret, warehouse, exports and report.")
-    ] = Path("demo"),
+    ] = DEFAULT_DEMO_DIR,
     no_serve: Annotated[
         bool, typer.Option("--no-serve", help="Stop after the report instead of serving the dashboard.")
     ] = False,
-    port: Annotated[int, typer.Option(help="Port for the dashboard.", min=1, max=65535)] = DEFAULT_PORT,
+    port: Annotated[
+        Optional[int],
+        typer.Option(help=f"Port for the dashboard [default: {DEFAULT_PORT}, or the next free one]", min=1, max=65535),
+    ] = None,
     months: Annotated[int, typer.Option(help="Months to simulate, ending with last month.", min=1)] = DEFAULT_MONTHS,
     end: Annotated[
         Optional[str], typer.Option(help="Last simulated day, YYYY-MM-DD (default: the end of last month).")
@@ -78,7 +92,10 @@ def demo_command(
     first_day = _first_month(last_day, months)
     where = ("--db", db_path, "--config", cfg_path)
 
-    _step(1, f"set up {folder}")
+    steps = _Steps()
+    steps.start("set up", f"set up {folder}")
+    if not no_serve:  # before the work, not after it: a taken port is known now
+        port = serving_port(ADDRESS, DEFAULT_PORT if port is None else port, chosen=port is not None)
     current = _is_current(exports, months, last_day)
     if db_path.exists():
         _check_demo_warehouse(db_path, exports)
@@ -87,7 +104,7 @@ def demo_command(
     _run(ctx, "init", *where, "--practice-name", PRACTICE_NAME, "--timezone", TIMEZONE)
     cfg = load_config(cfg_path, db=db_path)
 
-    _step(2, f"simulate {months} months ({first_day} to {last_day})")
+    steps.start("simulate", f"simulate {months} months ({first_day} to {last_day})")
     if current:
         typer.echo(f"exports    {exports} (kept: same simulation)")
     else:
@@ -95,23 +112,25 @@ def demo_command(
         simulation = [part for option in options for part in option]
         _run(ctx, "sample", "--out", exports, *simulation, "--months", months, "--end", last_day, "--workers", 1)
 
-    _step(3, "ingest the exports")
+    steps.start("ingest", "ingest the exports")
     _ingest(ctx, cfg, exports, where)
     if (exports / "change_log.csv").is_file():  # the practice's log of its process changes
         _run(ctx, "changes", "import", exports / "change_log.csv", *where)
 
     # The last month the simulation covers in full (the month of --end when it is a month end).
     month = max(first_day, previous_period(period_floor(last_day + timedelta(days=1), "month"), "month"))
-    _step(4, f"headline KPIs for {month:%B %Y}")
+    steps.start("headline KPIs", f"headline KPIs for {month:%B %Y}")
     print_headline(cfg, month)
 
-    _step(5, "build the monthly report")
+    steps.start("report", "build the monthly report")
     _run(ctx, "report", "build", "--month", f"{month:%Y-%m}", "--out", folder / "report", *where)
 
+    typer.echo(f"\n{steps.summary()}")
     if no_serve:
-        typer.echo(f"\nServe the dashboard with: clinic-kpis dashboard --config {cfg_path}")
+        _print_next("Next, from this folder:", cfg_path, ["dashboard", "scorecard"])
         return
-    _step(6, "serve the dashboard")
+    steps.start("serve", "serve the dashboard")
+    _print_next("Meanwhile, from this folder in another terminal:", cfg_path, ["scorecard", "kpis --by location"])
     _run(ctx, "dashboard", *where, "--port", port)
 
 
@@ -128,8 +147,48 @@ def _run(ctx: typer.Context, *argv: object) -> int:
     return code
 
 
-def _step(number: int, text: str) -> None:
-    typer.secho(f"\n[{number}] {text}", bold=True)
+def command_name() -> str:
+    """`clinic-kpis` as it can be typed here: the bare name when PATH finds this installation's
+    script, else the script's path (after `make demo`, `.venv/bin/clinic-kpis`: make installs
+    into the venv without activating it in the user's shell)."""
+    script = Path(sysconfig.get_path("scripts")) / "clinic-kpis"
+    found = shutil.which("clinic-kpis")
+    if not script.exists() or (found is not None and Path(found).resolve() == script.resolve()):
+        return "clinic-kpis"
+    try:
+        return str(script.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(script)
+
+
+def _print_next(heading: str, cfg_path: Path, commands: list[str]) -> None:
+    """The commands to try next, as they can be pasted into a shell in this folder."""
+    program = command_name()
+    typer.echo(f"\n{heading}")
+    for command in commands:
+        typer.echo(f"  {shlex.quote(program)} {command} --config {shlex.quote(str(cfg_path))}")
+    if program != "clinic-kpis":
+        activate = Path(program).parent / "activate"
+        typer.echo(f"  (or `. {shlex.quote(str(activate))}` once, then type clinic-kpis alone)")
+
+
+class _Steps:
+    """The tour's numbered steps, each timed, so the demo says where its minutes go."""
+
+    def __init__(self) -> None:
+        self._begun = time.monotonic()
+        self._steps: list[tuple[str, float]] = []  # (short name, start)
+
+    def start(self, name: str, heading: str) -> None:
+        self._steps.append((name, time.monotonic()))
+        typer.secho(f"\n[{len(self._steps)}] {heading}", bold=True)
+
+    def summary(self) -> str:
+        """`The tour took 74 s: set up 1 s, simulate 31 s, ...` for the steps so far."""
+        now = time.monotonic()
+        ends = [begun for _, begun in self._steps[1:]] + [now]
+        parts = [f"{name} {end - begun:.0f} s" for (name, begun), end in zip(self._steps, ends, strict=True)]
+        return f"The tour took {now - self._begun:.0f} s: {', '.join(parts)}."
 
 
 def _parse_end(text: str) -> date:
@@ -179,15 +238,23 @@ def _is_current(exports: Path, months: int, last_day: date) -> bool:
 
 
 def _check_demo_warehouse(db_path: Path, exports: Path) -> None:
-    """Refuse a warehouse holding anything but this demo's exports: the demo never touches real data."""
+    """Refuse a warehouse the demo did not make: the demo never writes into real data.
+
+    The demo's own warehouse holds its simulation's files, and may hold more: what was loaded
+    since through its dashboard's upload box (or `ingest`), which is said, not refused. A
+    warehouse that holds files but none of the simulation's is someone else's.
+    """
     with Warehouse(db_path, read_only=True, config=Config(db_path=db_path)) as wh:
-        paths = wh.ingest_runs()["file_path"]
+        paths = list(dict.fromkeys(wh.ingest_runs()["file_path"]))
     foreign = [p for p in paths if not Path(p).is_relative_to(exports)]
-    if foreign:
+    if foreign and len(foreign) == len(paths):
         raise DemoError(
             f"{db_path} holds data the demo did not load (e.g. {foreign[0]}); "
             "the demo only writes to its own warehouse: choose another --dir or --db"
         )
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        typer.echo(f"warehouse  {db_path} also holds {len(foreign)} file(s) the demo did not load ({shown})")
 
 
 def _start_over(exports: Path, db_path: Path) -> None:

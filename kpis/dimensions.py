@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+import sqlglot
+from sqlglot import exp
 
 from kpis.config import Config
 from kpis.errors import ClinicKpisError
@@ -88,6 +90,14 @@ def dimension_values(
     a filter widget does not name another location, nor its providers and payers. Dimensions
     that are a fixed vocabulary (payer class, denial reason, weekday, hour) are not narrowed.
     """
+    return labelled(cursor.execute(values_sql(dimension, locations)).df(), dimension, config)
+
+
+def values_sql(dimension: str, locations: frozenset[str] | None = None) -> str:
+    """SELECT id, label (the reference table's name, if any) of every known value of a dimension.
+
+    `locations`: only the values rows of those locations use (see `dimension_values`).
+    """
     reference, facts = _SOURCES[check_dimension(dimension)]
     parts = [reference] if reference else []
     parts += [f"SELECT DISTINCT {column}, NULL FROM {table}" for table, column in facts]
@@ -102,12 +112,24 @@ def dimension_values(
         if dimension == "location":
             used = [f"SELECT location_id FROM locations WHERE location_id IN ({allowed})", *used]
         where += f" AND id IN ({' UNION '.join(used)})"
-    sql = (
+    return (
         "SELECT id, MAX(label) AS label FROM ("
         + " UNION ALL ".join(f"SELECT * FROM ({p}) AS x(id, label)" for p in parts)
         + f") WHERE {where} GROUP BY id"
     )
-    frame = cursor.execute(sql).df()
+
+
+def source_tables(dimension: str) -> frozenset[str]:
+    """The tables a dimension's values come from (a refresh recounts them only when these changed)."""
+    reference, facts = _SOURCES[check_dimension(dimension)]
+    found = {table for table, _ in facts}
+    if reference:
+        found |= {t.name for t in sqlglot.parse_one(reference, read="duckdb").find_all(exp.Table)}
+    return frozenset(found)
+
+
+def labelled(frame: pd.DataFrame, dimension: str, config: Config) -> pd.DataFrame:
+    """`values_sql`'s rows with the labels people read (config names, weekdays, ...), sorted by label."""
     ids = frame["id"].astype("object").tolist()
     labels = [_label(dimension, i, lbl, config) for i, lbl in zip(ids, frame["label"].tolist(), strict=True)]
     out = pd.DataFrame({"id": pd.Series(ids, dtype="object"), "label": pd.Series(labels, dtype="object")})
@@ -134,18 +156,25 @@ _LISTED = 12  # known values named in an error before "and N more"
 
 
 def resolve_values(
-    cursor: Any, dimension: str, values: tuple[Any, ...], config: Config, locations: frozenset[str] | None = None
+    cursor: Any,
+    dimension: str,
+    values: tuple[Any, ...],
+    config: Config,
+    known: pd.DataFrame | None = None,
+    locations: frozenset[str] | None = None,
 ) -> tuple[Any, ...]:
     """Filter values as ids: each given as an id or as its label ("Northgate Clinic" for NORTH).
 
     A value the warehouse does not know is an error, not an empty result: it is a typo far more
     often than a wish for no rows. The message is the same for the API and the command line.
     With `locations` (a scope), a value those locations do not use is unknown too, and the
-    message lists only the values they use.
+    message lists only the values they use. `known` is the dimension's values when the caller
+    has them (the results store keeps them), as far as `locations` see.
     """
     if dimension not in _NAMED:
         return values
-    known = dimension_values(cursor, dimension, config, locations)
+    if known is None:
+        known = dimension_values(cursor, dimension, config, locations)
     ids = [str(i) for i in known["id"]]
     labels = [str(label) for label in known["label"]]
     out = []

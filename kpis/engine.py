@@ -67,9 +67,9 @@ def _measures(item: KpiRequest, k: str, ctx: QueryContext) -> tuple[list[str], s
             f"{_aggregate(item, spec.denominator)} AS {k}_den",
             f"COUNT(*) FILTER (WHERE {population}) AS {k}_n",
         ]
-        unknown = "0"
-        if spec.unknown is not None and item.condition(spec.unknown) != "FALSE":
-            aggregates.append(f"COUNT(*) FILTER (WHERE {item.condition(spec.unknown)}) AS {k}_unk")
+        unknown, undecided = "0", item.unknown_condition()
+        if undecided is not None:
+            aggregates.append(f"COUNT(*) FILTER (WHERE {undecided}) AS {k}_unk")
             unknown = f"{k}_unk"
         value = ratio_value(f"{k}_num", f"{k}_den")
         return aggregates, output_row(spec.id, ctx, f"{k}_num", f"{k}_den", value, f"{k}_n", unknown)

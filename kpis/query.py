@@ -42,6 +42,14 @@ class KpiRequest:
         """A spec expression with options applied, simplified, as DuckDB SQL."""
         return self.spec.condition_sql(text, self.options)
 
+    def unknown_condition(self) -> str | None:
+        """The rows whose side the export cannot decide (the spec's `unknown`), if any can be
+        with these options; when a period holds any, its value is unknown."""
+        if self.spec.unknown is None:
+            return None
+        condition = self.condition(self.spec.unknown)
+        return None if condition == "FALSE" else condition
+
 
 @dataclass(frozen=True)
 class QueryContext:

@@ -125,6 +125,7 @@ def build_relations(config: Config) -> dict[str, Relation]:
                 a.cancel_initiator,
                 a.is_telehealth,
                 r.rebooked_from_id IS NOT NULL AS rescheduled,
+                a.source || ':' || a.rebooked_from_id AS rebooked_record_id,
                 a.location_id AS location,
                 a.provider_id AS provider,
                 a.payer_id AS payer,

@@ -40,6 +40,7 @@ from kpis.errors import ClinicKpisError
 from kpis.export import MONTH_COLUMN, read_manifest
 from kpis.improvement import ImprovementMethods
 from kpis.query import render
+from kpis.serving.answer import StoreState
 
 try:
     from pyspark.sql import DataFrame, SparkSession
@@ -161,11 +162,15 @@ class SparkLake(ComparisonMethods, KpiMethods, ImprovementMethods):
     def schema_version(self) -> int:
         return int(self.manifest["schema_version"])
 
-    def transaction(self) -> Any:
+    def transaction(self, *, tracked: bool = False, kpi_data: bool = True) -> Any:
         """An export is read, never written: what changes (the change log) is recorded in the warehouse."""
         raise SparkError(
             f"{self.directory} is a Parquet export, read-only here: record changes in the warehouse, then export it"
         )
+
+    def _store_state(self) -> StoreState:
+        """An export holds no results store (it is the warehouse's own schema): Spark computes every KPI."""
+        return StoreState({}, frozenset(), False)
 
     def _data_ends(self) -> dict[str, date | None]:
         """Every relation's data end in one Spark job (DuckDB asks one query per relation)."""

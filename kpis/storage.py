@@ -23,7 +23,7 @@ from typing import Self
 
 import duckdb
 
-from kpis.config import Config, load_config, private_files
+from kpis.config import Config, load_config, missing_warehouse_text, private_files
 from kpis.errors import SchemaVersionError, WarehouseError
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
@@ -35,6 +35,12 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 """
+
+
+# What every write transaction records: the results store (schema `serving`, migration 005) no
+# longer matches the warehouse until the next refresh.
+_MARK_STALE = "UPDATE serving.meta SET value = 'true' WHERE key = 'stale'"
+_MARK_UNTRACKED = "INSERT OR REPLACE INTO serving.meta VALUES ('untracked_writes', 'true')"
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,27 @@ def latest_schema_version() -> int:
     return migrations()[-1].version
 
 
+_READ_ONLY_ALIAS = "warehouse"
+
+
+def _connect_read_only(path: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the file at `path` now, never to one it replaced.
+
+    Why not `duckdb.connect(path, read_only=True)`: DuckDB keeps one database instance per path
+    in a process while any connection to it is open, so after a writer published a new file
+    (kpis.publication renames it into place) a new connection would still read the old one
+    (duckdb/duckdb#15912). Attaching the file to a fresh in-memory database opens it anew.
+    """
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"ATTACH '{str(path).replace(chr(39), chr(39) * 2)}' AS {_READ_ONLY_ALIAS} (READ_ONLY)")
+        con.execute(f"USE {_READ_ONLY_ALIAS}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 class Store:
     """One DuckDB warehouse file, without the KPI API.
 
@@ -74,18 +101,17 @@ class Store:
         self.read_only = read_only
         self.config = config if config is not None else load_config(db=self.path)
         if read_only and not self.path.exists():
-            raise WarehouseError(
-                f"no warehouse at {self.path}: create one with `clinic-kpis init --db {self.path}` "
-                "and load data with `clinic-kpis ingest`"
-            )
+            raise WarehouseError(missing_warehouse_text(self.path, self.config))
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with private_files():  # a new warehouse is readable by its owner only, like the secret
-                self._con = duckdb.connect(str(self.path), read_only=read_only)
+                self._con = _connect_read_only(self.path) if read_only else duckdb.connect(str(self.path))
         except duckdb.IOException as exc:
             raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from None
         except duckdb.Error as exc:
+            if "already attached" in str(exc):  # this process has the file open for writing
+                raise WarehouseError(f"cannot open warehouse {self.path}: it is open for writing (lock held)") from None
             raise WarehouseError(f"{self.path} is not a usable DuckDB warehouse: {exc}") from None
         # Instants are stored in UTC and shown in UTC; the practice time zone is applied
         # explicitly in queries, never through the session setting.
@@ -158,23 +184,40 @@ class Store:
                 raise
 
     def tables(self) -> list[str]:
-        """Names of the tables in the warehouse, sorted."""
-        rows = self._con.execute("SELECT table_name FROM duckdb_tables() ORDER BY table_name").fetchall()
+        """Names of the warehouse's own tables (schema main; the results store's are derived), sorted."""
+        rows = self._con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY table_name"
+        ).fetchall()
         return [r[0] for r in rows]
 
     # -- connections ----------------------------------------------------------------------
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A new cursor on the warehouse connection; use one per thread or per task."""
-        return self._con.cursor()
+        cur = self._con.cursor()
+        if self.read_only:
+            cur.execute(f"USE {_READ_ONLY_ALIAS}")  # a cursor starts in the in-memory catalog
+        return cur
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor inside one transaction: committed on success, rolled back on any error."""
+    def transaction(self, *, tracked: bool = False, kpi_data: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor inside one transaction: committed on success, rolled back on any error.
+
+        It marks the results store stale (derived data no longer matches the rows), so readers
+        answer from the raw engine until the store is refreshed (kpis/serving/). `tracked` says
+        that every row the transaction writes carries a new ingest run id (as ingest's do), so the
+        refresh can find them; any other write makes the next refresh a full rebuild.
+        `kpi_data=False` says it writes nothing the KPIs read (the change log, settings): the
+        store stays as it is.
+        """
         if self.read_only:
             raise WarehouseError(f"{self.path} is open read-only")
         cur = self._con.cursor()
         cur.execute("BEGIN TRANSACTION")
+        if kpi_data:
+            cur.execute(_MARK_STALE)
+            if not tracked:
+                cur.execute(_MARK_UNTRACKED)
         try:
             yield cur
         except BaseException:

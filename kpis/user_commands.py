@@ -157,15 +157,22 @@ def remove_command(name: NameArgument, db: DbOption = None, config: ConfigOption
 
 @contextmanager
 def _writing(db: Path | None, config: Path | None) -> Iterator[tuple[Store, AuditLog]]:
-    """The warehouse open for writing, and its audit log."""
+    """The warehouse open for writing, and its audit log.
+
+    Like every write, on a copy published when done (`Warehouse.writing`): a dashboard reading
+    the warehouse never waits for it, and sees the change on its next call.
+    """
+    from kpis import Warehouse
     from kpis.access import access_settings
     from kpis.audit import AuditLog
     from kpis.config import load_config
     from kpis.storage import Store
 
     cfg = load_config(config, db=db)
+    if not cfg.db_path.exists():
+        Store.open(config=cfg, read_only=True).close()  # no warehouse: the usual one-line error
     retention = access_settings(cfg).audit_retention_days
-    with Store.open(config=cfg) as store:
+    with Warehouse.writing(config=cfg, what="users change") as store:
         yield store, AuditLog.beside(cfg.db_path, retention)
 
 

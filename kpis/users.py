@@ -155,7 +155,7 @@ def add_user(
     role, ids = check_role(role), _locations(store, role, locations)
     hashed = hash_password(password, hasher) if password is not None else None
     now = datetime.now(UTC)
-    with store.transaction() as cur:
+    with store.transaction(kpi_data=False) as cur:  # users are not KPI data: the results store holds
         cur.execute("INSERT INTO users VALUES (?, ?, ?, ?, ?, ?)", [user_name, role, list(ids), hashed, now, now])
     return User(user_name, role, ids, hashed, now, now)
 
@@ -167,7 +167,7 @@ def set_role(store: Any, name: str, role: str, locations: Sequence[str] = ()) ->
     if user.role == "owner" and role != "owner":
         _keep_an_owner(store, user)
     now = datetime.now(UTC)
-    with store.transaction() as cur:
+    with store.transaction(kpi_data=False) as cur:
         cur.execute(
             "UPDATE users SET role = ?, locations = ?, updated_at = ? WHERE name = ?", [role, list(ids), now, user.name]
         )
@@ -178,7 +178,7 @@ def set_password(store: Any, name: str, password: str, *, hasher: PasswordHasher
     user = get_user(store, name)
     hashed = hash_password(password, hasher)
     now = datetime.now(UTC)
-    with store.transaction() as cur:
+    with store.transaction(kpi_data=False) as cur:
         cur.execute("UPDATE users SET password_hash = ?, updated_at = ? WHERE name = ?", [hashed, now, user.name])
     return User(user.name, user.role, user.locations, hashed, user.created_at, now)
 
@@ -188,7 +188,7 @@ def remove_user(store: Any, name: str) -> User:
     user = get_user(store, name)
     if user.role == "owner":
         _keep_an_owner(store, user)
-    with store.transaction() as cur:
+    with store.transaction(kpi_data=False) as cur:
         cur.execute("DELETE FROM users WHERE name = ?", [user.name])
     return user
 

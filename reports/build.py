@@ -21,7 +21,7 @@ from kpis.scope import Scope as KpiScope
 from reports.charts import ChartRenderer, render_trends
 from reports.context import ReportContext, build_context, resolve_scope
 from reports.narrative import summarize
-from reports.render import data_uri, render_html, render_pdf, render_text
+from reports.render import data_uri, render_email_html, render_html, render_pdf, render_text
 
 FORMATS = ("html", "pdf")
 
@@ -89,7 +89,7 @@ def email_parts(ctx: ReportContext, renderer: ChartRenderer, paper: str, domain:
     """The email body refers to its charts as `cid:` parts, since mail clients block data URIs and SVG."""
     pngs = render_trends(renderer, ctx.trends, "png")
     cids = {kpi: f"chart-{kpi}.{ctx.month:%Y-%m}.{safe_key(ctx.scope.key)}@{domain}" for kpi in pngs}
-    html = render_html(ctx, {kpi: f"cid:{cid}" for kpi, cid in cids.items()}, paper)
+    html = render_email_html(ctx, {kpi: f"cid:{cid}" for kpi, cid in cids.items()}, paper)
     pdf = documents(ctx, renderer, ("pdf",), paper)["pdf"]
     return EmailParts(html=html, text=render_text(ctx), pdf=pdf, images={cids[k]: png for k, png in pngs.items()})
 

@@ -28,6 +28,8 @@ PaperOption = Annotated[
     Optional[str], typer.Option("--paper", help="PDF page size: letter or a4 (default: [report] paper, else letter).")
 ]
 OutOption = Annotated[Path, typer.Option("--out", help="Directory to write into.")]
+# Who a dry run's email is addressed to when no one is configured: example.org is reserved for examples.
+SAMPLE_RECIPIENT = "owner@example.org"
 
 
 def _month(text: str | None, config: Config) -> date:
@@ -91,7 +93,12 @@ def send(
     ] = None,
     location: LocationOption = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Write each email as a .eml file into --out instead of sending it.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help=f"Write each email as a .eml file into --out instead of sending it (to {SAMPLE_RECIPIENT} when no "
+            "recipients are configured).",
+        ),
     ] = False,
     out: OutOption = Path("."),
     paper: PaperOption = None,
@@ -113,6 +120,13 @@ def send(
 
     cfg = load_config(config, db=db)
     paper_size, when = _paper(paper, cfg), _month(month, cfg)
+    if dry_run and not to and not _has_recipients(cfg, location):
+        to = [SAMPLE_RECIPIENT]
+        typer.echo(
+            f"no recipients configured for the {location or PRACTICE} report: the .eml is a sample addressed to "
+            f"{SAMPLE_RECIPIENT}, a placeholder (set [report] recipients in {cfg.path or 'clinic-kpis.toml'})",
+            err=True,
+        )
     plan = delivery_plan(cfg, location, to)
     if not dry_run:
         check_credentials(cfg.smtp)
@@ -140,6 +154,11 @@ def send(
         audit.record("report_sent", command_line_user(), period=f"{when:%Y-%m}", scope=item.scope,
                      recipients=list(item.recipients))  # fmt: skip
         typer.echo(f"sent the {item.scope} report for {when:%Y-%m} to {', '.join(item.recipients)}")
+
+
+def _has_recipients(cfg: Config, location: str | None) -> bool:
+    configured = report_settings(cfg).recipients
+    return bool(configured.get(location)) if location is not None else any(configured.values())
 
 
 def delivery_plan(cfg: Config, location: str | None, to: list[str] | None) -> list[tuple[str, tuple[str, ...]]]:

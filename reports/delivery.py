@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email import policy
@@ -23,11 +24,12 @@ TIMEOUT_SECONDS = 30
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One report email: its scope (for messages) and the envelope recipients."""
+    """One email: its scope and what it is (for messages), and the envelope recipients."""
 
     scope: str
     message: EmailMessage
     recipients: tuple[str, ...]
+    what: str = "report"  # "report", "alert digest"
 
 
 class _Refused(Exception):
@@ -83,6 +85,38 @@ def insecure_warning(settings: SmtpSettings) -> str | None:
     )
 
 
+def send_with_retries(
+    settings: SmtpSettings,
+    item: Outgoing,
+    *,
+    attempts: int = 3,
+    backoff: float = 5.0,
+    on_retry: Callable[[int, DeliveryError, float], None] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    timeout: float = TIMEOUT_SECONDS,
+) -> int:
+    """Send one message, retrying a failure up to `attempts` times in all, waiting `backoff`, then
+    twice as long, and so on; returns the attempts it took, or raises the last DeliveryError.
+
+    Why: alert digests are sent unattended (a timer), where a mail server that is briefly down
+    or restarting should not leave a manager uninformed until the next run. `on_retry(attempt,
+    error, wait)` is told of each failure that is retried.
+    """
+    attempt = 1
+    while True:
+        try:
+            send_all(settings, [item], ssl_context=ssl_context, timeout=timeout)
+            return attempt
+        except DeliveryError as exc:
+            if attempt >= attempts:
+                raise
+            wait = backoff * 2 ** (attempt - 1)
+            if on_retry is not None:
+                on_retry(attempt, exc, wait)
+            time.sleep(wait)
+            attempt += 1
+
+
 def check_credentials(settings: SmtpSettings) -> None:
     """A login needs the password from the environment: say so before any work is done."""
     if settings.username and not settings.password:
@@ -93,12 +127,12 @@ def check_credentials(settings: SmtpSettings) -> None:
 
 def _summary(reason: str, sent: list[Outgoing], outgoing: list[Outgoing]) -> str:
     """The reason, then exactly which reports went to whom and which did not."""
-    done = [f"{o.scope} report to {', '.join(o.recipients)}" for o in sent]
-    not_done = [o.scope for o in outgoing if o not in sent]
+    done = [f"{o.scope} {o.what} to {', '.join(o.recipients)}" for o in sent]
+    not_done = [f"{o.scope} {o.what}" for o in outgoing if o not in sent]
     text = reason
     text += f". Sent: {'; '.join(done)}" if done else ". Nothing was sent"
     if done and not_done:
-        text += f". Not sent: {', '.join(not_done)} report(s)"
+        text += f". Not sent: {', '.join(not_done)}"
     return text
 
 
@@ -154,7 +188,9 @@ def _send_one(smtp: smtplib.SMTP, sender: str, item: Outgoing, scrub: Callable[[
     code, reply = smtp.mail(sender)
     if code != 250:
         smtp.rset()
-        raise _Refused(f"{item.scope} report: the server refused the sender {sender} ({code} {scrub(_text(reply))})")
+        raise _Refused(
+            f"{item.scope} {item.what}: the server refused the sender {sender} ({code} {scrub(_text(reply))})"
+        )
     refused = {}
     for rcpt in item.recipients:
         code, reply = smtp.rcpt(rcpt)
@@ -164,13 +200,13 @@ def _send_one(smtp: smtplib.SMTP, sender: str, item: Outgoing, scrub: Callable[[
         smtp.rset()
         others = [r for r in item.recipients if r not in refused]
         also = f"; so it was not sent to the others either ({', '.join(others)})" if others else ""
-        raise _Refused(f"{item.scope} report: the server refused recipient(s) {', '.join(refused.values())}{also}")
+        raise _Refused(f"{item.scope} {item.what}: the server refused recipient(s) {', '.join(refused.values())}{also}")
     try:
         smtp.data(item.message.as_bytes(policy=policy.SMTP))
     except smtplib.SMTPDataError as exc:
         smtp.rset()
         raise _Refused(
-            f"{item.scope} report: the server refused the message ({exc.smtp_code} {scrub(_text(exc.smtp_error))})"
+            f"{item.scope} {item.what}: the server refused the message ({exc.smtp_code} {scrub(_text(exc.smtp_error))})"
         ) from None
 
 

@@ -2,8 +2,14 @@
 
 One HTML template serves the standalone file, the PDF and the email body; they differ only in
 how charts are referenced (`images`: an SVG data URI for the file and the PDF, a `cid:` for
-the email's inline PNGs). The HTML needs nothing from outside itself: styles are inline and
-the PDF renderer is not allowed to fetch any URL.
+the email's inline PNGs) and in the email leaving the definitions appendix to its PDF. The HTML
+needs nothing from outside itself: styles are inline and the PDF renderer is not allowed to
+fetch any URL.
+
+Many mail clients drop a `<style>` block (or parts of it), so the email's styles are moved into
+each element's `style` attribute (css-inline); the @-rules stay in a `<style>` for the clients
+that read it. That makes the HTML about twice as large: the email body stays lean (Gmail clips a
+message whose HTML passes about 102 KB), the full report is the PDF.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import base64
 from collections.abc import Mapping
 from functools import cache
 
+import css_inline
 import jinja2
 from weasyprint import HTML
 from weasyprint.urls import URLFetcher
@@ -81,11 +88,25 @@ def data_uri(content: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(content).decode('ascii')}"
 
 
-def render_html(ctx: ReportContext, images: Mapping[str, str], paper: str = "letter") -> str:
+def render_html(ctx: ReportContext, images: Mapping[str, str], paper: str = "letter", *, email: bool = False) -> str:
     """The report as one HTML document; `images` maps a headline KPI id to its chart's src."""
     if paper not in PAPER_SIZES:
         raise ValueError(f"paper must be one of {PAPER_SIZES}")
-    return environment().get_template("monthly.html.j2").render(ctx=ctx, images=images, paper=paper)
+    template = environment().get_template("monthly.html.j2")
+    return template.render(ctx=ctx, images=images, paper=paper, email=email)
+
+
+def render_email_html(ctx: ReportContext, images: Mapping[str, str], paper: str = "letter") -> str:
+    """The report as an email body: without the definitions appendix, its styles inlined."""
+    return inline_css(render_html(ctx, images, paper, email=True)).rstrip("\n") + "\n"  # a text part ends a line
+
+
+def inline_css(html: str) -> str:
+    """`html` with the rules of its `<style>` blocks in each element's `style` attribute.
+
+    @-rules (@page, @media) stay in a `<style>`; a linked stylesheet is never fetched.
+    """
+    return css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False).inline(html)
 
 
 def render_text(ctx: ReportContext) -> str:

@@ -34,15 +34,28 @@ def test_tiny_benchmark_run_agrees_with_the_pandas_baseline(tmp_path: Path) -> N
     assert figures["appointments"]["project"] > 1000
     assert figures["ingest FHIR NDJSON Appointment"]["unit"] in ("rows/s", "MB/s")
     for dimension in ("provider", "location"):
-        warm = figures[f"all KPIs by {dimension}, warm"]
-        assert warm["project"] > 0 and warm["baseline"] > 0
-        comparison = document["scales"]["tiny"]["comparison"][dimension]
-        assert comparison == {"rows": comparison["rows"], "kpis": comparison["kpis"], "equal": True, "differences": []}
-        assert comparison["rows"] > 50
+        for path in ("results store", "raw engine"):
+            warm = figures[f"all KPIs by {dimension}, warm, {path}"]
+            assert warm["project"] > 0 and warm["baseline"] > 0
+        for key in ("comparison", "store_equals_raw"):  # store vs pandas, store vs raw engine
+            comparison = document["scales"]["tiny"][key][dimension]
+            assert comparison == {
+                "rows": comparison["rows"],
+                "kpis": comparison["kpis"],
+                "equal": True,
+                "differences": [],
+            }
+            assert comparison["rows"] > 50
     assert document["scales"]["tiny"]["comparison"]["location"]["kpis"] == 22
     assert document["scales"]["tiny"]["comparison"]["provider"]["kpis"] == 19
-    for figure in ("dashboard Overview first render", "dashboard filter change"):
-        assert figures[figure]["unit"] == "s" and figures[figure]["project"] > 0
+    for process in ("fresh process", "running server"):
+        for figure in ("dashboard Overview first render", "dashboard filter change"):
+            assert figures[f"{figure}, {process}"]["unit"] == "s" and figures[f"{figure}, {process}"]["project"] > 0
+    assert figures["dashboard revenue_cycle first render, running server"]["project"] > 0
+    assert figures["report build (HTML and PDF)"]["project"] > 0
+    assert 0 < figures["results store size"]["project"] < figures["warehouse file with the store"]["project"]
+    day = document["scales"]["tiny"]["day_load"]
+    assert day["rows_read"] > 0 and day["recomputed_rows"]["appointments"] > 0 and day["to_publication"] > 0
     assert document["machine"]["cores"] >= 1
     assert "equal" in done.stdout and not (tmp_path / "work" / "tiny").exists()
 

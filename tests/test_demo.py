@@ -8,17 +8,21 @@ own ground truth (truth.json) and against the API over the warehouse the demo bu
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sysconfig
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from kpis import Warehouse
-from kpis.config import load_config
+from kpis.config import ENV_CONFIG, load_config
 from kpis.formatting import n_text, period_text, value_text
-from tests.conftest import clinic_kpis
+from tests.conftest import REPO, clinic_kpis, taken_port
 
 # A short simulation with a fixed end, so the numbers do not depend on today's date.
 SHORT = ("--months", "2", "--end", "2026-09-30")
@@ -47,10 +51,16 @@ def headline_table(stdout: str) -> tuple[str, dict[str, list[str]]]:
     return datetime.strptime(month, "%B %Y").strftime("%Y-%m-01"), rows
 
 
+def shell_path() -> str:
+    """PATH as in the shell `make demo` ran from: make installs into .venv without activating it."""
+    scripts = Path(sysconfig.get_path("scripts")).resolve()
+    return os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p and Path(p).resolve() != scripts)
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     work = tmp_path_factory.mktemp("demo")
-    done = clinic_kpis("demo", "--no-serve", *SHORT, "--dir", "tour", cwd=work)
+    done = clinic_kpis("demo", "--no-serve", *SHORT, "--dir", "tour", cwd=work, env={"PATH": shell_path()})
     assert done.returncode == 0, done.stderr
     return work / "tour", done.stdout
 
@@ -66,12 +76,29 @@ def test_demo_writes_config_secret_warehouse_exports_and_report(demo: tuple[Path
     html = stem.with_suffix(".html").read_text(encoding="utf-8")
     assert "Riverbend Family Medicine" in html
     assert "dashboard" in stdout  # how to serve it next
+    steps = r"set up \d+ s, simulate \d+ s, ingest \d+ s, headline KPIs \d+ s, report \d+ s"
+    assert re.search(rf"^The tour took \d+ s: {steps}\.$", stdout, re.MULTILINE)  # where the minutes go
     with Warehouse.open(config=load_config(folder / "clinic-kpis.toml"), read_only=True) as wh:
         runs = wh.ingest_runs()
         changes = wh.changes()
     assert (runs["status"] == "succeeded").all() and runs["rows_inserted"].sum() > 10_000
     assert "imported 2 change(s) from" in stdout  # the practice's log of its process changes
     assert changes["title"].tolist() == ["Reminder calls 48 h ahead", "New waiting-room posters"]
+
+
+def test_demo_next_commands_run_verbatim_without_an_activated_venv(demo: tuple[Path, str]) -> None:
+    """What the demo says to type next works as pasted, in the shell the demo ran from."""
+    folder, stdout = demo
+    lines = stdout.split("Next, from this folder:\n")[1].splitlines()
+    dashboard, scorecard, activate = lines[:3]
+    program = str(Path(sysconfig.get_path("scripts")) / "clinic-kpis")  # not on this PATH: named by its path
+    assert dashboard == f"  {program} dashboard --config tour/clinic-kpis.toml"
+    assert scorecard == f"  {program} scorecard --config tour/clinic-kpis.toml"
+    assert activate == f"  (or `. {Path(program).parent / 'activate'}` once, then type clinic-kpis alone)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_KPIS_")} | {"PATH": shell_path()}
+    done = subprocess.run(scorecard, shell=True, cwd=folder.parent, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "No-show rate" in done.stdout
 
 
 def test_demo_table_shows_the_truth_for_the_last_full_month(demo: tuple[Path, str]) -> None:
@@ -121,6 +148,38 @@ def test_demo_refuses_a_warehouse_it_did_not_fill(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.startswith("error: clinic_kpis.duckdb holds data the demo did not load")
     assert not (tmp_path / "tour" / "exports").exists()
+
+
+def test_demo_with_its_port_taken_stops_before_any_work(tmp_path: Path) -> None:
+    """A port the user chose that is taken is known at once, not after the tour's minutes of work."""
+    with taken_port() as port:
+        done = clinic_kpis("demo", "--port", str(port), "--dir", "tour", cwd=tmp_path, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error: port {port} on 127.0.0.1 is in use"), done.stderr
+    assert "choose another port, e.g. --port" in done.stderr
+    assert not (tmp_path / "tour").exists()
+
+
+@pytest.mark.slow
+def test_demo_starts_again_after_uploads_through_its_dashboard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file uploaded on the demo's Data page (loaded or not) is the demo's: a re-run says so and goes on."""
+    tour = ("demo", "--no-serve", "--months", "1", "--end", "2026-09-30", "--dir", "tour")
+    first = clinic_kpis(*tour, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    monkeypatch.setenv(ENV_CONFIG, str(tmp_path / "tour" / "clinic-kpis.toml"))
+    at = AppTest.from_file(str(REPO / "dashboards" / "app.py"), default_timeout=120).run()
+    at.switch_page("views/data_sources.py").run()
+    queue_log = b"1767261600|1767261600.1|billing|NONE|ENTERQUEUE||5551234|1\n"
+    upload = [("shapes.csv", b"colour,shape\nred,round\n", "text/csv"), ("queue_log", queue_log, "text/plain")]
+    at.file_uploader(key="upload").set_value(upload).run()
+    at.button(key="load").click().run()
+    assert len(at.error) == 1 and len(at.success) == 1  # one failed, one loaded
+    again = clinic_kpis(*tour, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    said = re.search(r"^warehouse  (\S+) also holds 2 file\(s\) the demo did not load \((.*)\)$", again.stdout, re.M)
+    assert said and said[1] == str(Path("tour") / "clinic_kpis.duckdb"), again.stdout
+    assert sorted(said[2].split(", ")) == ["uploaded/queue_log", "uploaded/shapes.csv"]
+    assert "kept: same simulation" in again.stdout
 
 
 @pytest.mark.slow

@@ -92,11 +92,12 @@ def test_the_planted_records_are_quarantined_and_nothing_planted_is_stored(plant
             ("north_appointments_extra.csv", 3),
         ]
         found = []
-        for table, column in cur.execute(
-            "SELECT table_name, column_name FROM information_schema.columns WHERE data_type = 'VARCHAR'"
+        for schema, table, column in cur.execute(  # every schema: the results store's too
+            "SELECT table_schema, table_name, column_name FROM information_schema.columns WHERE data_type = 'VARCHAR'"
         ).fetchall():
             for phrase in PLANTED:
-                n = cur.execute(f'SELECT count(*) FROM "{table}" WHERE lower("{column}") LIKE ?', [f"%{phrase}%"])
+                sql = f'SELECT count(*) FROM "{schema}"."{table}" WHERE lower("{column}") LIKE ?'
+                n = cur.execute(sql, [f"%{phrase}%"])
                 if n.fetchone()[0]:
                     found.append((table, column, phrase))
     assert found == []
@@ -138,3 +139,22 @@ def test_reports_and_emails_show_no_planted_text(planted: SimulatedPractice, tmp
         parts = [p.get_content() for p in message.walk() if p.get_content_maintype() == "text"]
         assert parts and leaks("\n".join(parts) + str(message["Subject"])) == []
     assert leaks(built.stdout + built.stderr + sent.stdout + sent.stderr) == []
+
+
+def test_alert_digests_show_no_planted_text(planted: SimulatedPractice, tmp_path: Path) -> None:
+    require_tool("chromium")
+    config = tmp_path / "alerts.toml"
+    recipients = '[report]\nrecipients = { practice = ["owner@example.org"], EAST = ["east@example.org"] }\n'
+    config.write_text(planted.config.read_text(encoding="utf-8") + "\n" + recipients, encoding="utf-8")
+    mail = tmp_path / "alerts"
+    args = ("alerts", "check", "--dry-run", "--format", "json", "--out", str(mail), "--config", str(config))
+    done = clinic_kpis(*args, "--db", str(planted.db), cwd=planted.directory)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)  # the simulated practice raises alerts: there is something to search
+    emls = sorted(mail.glob("*.eml"))
+    assert len(emls) == 2
+    for eml in emls:
+        message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+        parts = [p.get_content() for p in message.walk() if p.get_content_maintype() == "text"]
+        assert parts and leaks("\n".join(parts) + str(message["Subject"])) == []
+    assert leaks(done.stdout + done.stderr) == []

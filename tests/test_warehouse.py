@@ -11,6 +11,7 @@ import pytest
 from kpis import Warehouse
 from kpis.errors import SchemaVersionError, WarehouseError
 from kpis.storage import latest_schema_version, migrations
+from tests.cli_helpers import run_cli
 
 REQUIRED_TABLES = {
     "locations",
@@ -34,10 +35,10 @@ REQUIRED_TABLES = {
 
 
 def ddl_tables() -> set[str]:
-    """Table names declared in the shipped DDL files (read independently of the warehouse)."""
+    """Table names declared in the shipped DDL files (read independently of the warehouse), schema main."""
     names = set()
     for mig in migrations():
-        names |= set(re.findall(r"CREATE TABLE (\w+)", mig.sql))
+        names |= set(re.findall(r"CREATE TABLE (\w+)\s*\(", mig.sql))
         names -= set(re.findall(r"DROP TABLE (\w+)", mig.sql))
         for old, new in re.findall(r"ALTER TABLE (\w+) RENAME TO (\w+)", mig.sql):  # a table rebuilt
             names = (names - {old}) | {new}
@@ -103,6 +104,34 @@ def test_read_only_needs_an_existing_current_file(tmp_path: Path) -> None:
     duckdb.connect(str(stale)).close()  # a DuckDB file with no schema yet
     with pytest.raises(SchemaVersionError, match="needs migrating.*clinic-kpis init"):
         Warehouse(stale, read_only=True)
+
+
+def test_where_the_demo_ran_a_missing_warehouse_points_at_the_demos(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """From the repository after `make demo`, `init` would make an empty warehouse: the demo's is the one to read."""
+    plain = "no warehouse at clinic_kpis.duckdb: create one with `clinic-kpis init --db clinic_kpis.duckdb`"
+    with pytest.raises(WarehouseError, match=re.escape(plain)):
+        Warehouse.open(read_only=True)
+    # what `clinic-kpis demo` leaves in ./demo: its config, naming its warehouse
+    assert run_cli(capsys, "init", "--config", "demo/clinic-kpis.toml", "--db", "demo/clinic_kpis.duckdb").code == 0
+    hint = (
+        "no warehouse at clinic_kpis.duckdb; the demo's is in demo/: add --config demo/clinic-kpis.toml "
+        '(in Python: Warehouse.open(config="demo/clinic-kpis.toml")), or create your own with `clinic-kpis init`'
+    )
+    with pytest.raises(WarehouseError) as caught:
+        Warehouse.open(read_only=True)
+    assert str(caught.value) == hint
+    for command in (["report", "build"], ["scorecard"], ["dashboard"]):
+        res = run_cli(capsys, *command)
+        assert res.code == 1 and res.err == f"error: {hint}\n", command
+    # the hint, followed as given, opens the demo's warehouse
+    with Warehouse.open(config="demo/clinic-kpis.toml", read_only=True) as wh:
+        assert wh.path == (tmp_path / "demo" / "clinic_kpis.duckdb")
+    assert not (tmp_path / "clinic_kpis.duckdb").exists()
+    # a warehouse named on purpose gets the plain advice
+    with pytest.raises(WarehouseError, match=re.escape("no warehouse at other.duckdb: create one with")):
+        Warehouse.open("other.duckdb", read_only=True)
 
 
 def test_read_only_warehouse_refuses_writes(tmp_path: Path) -> None:

@@ -34,18 +34,32 @@ if uploads and st.button("Load into the warehouse", type="primary", key="load"):
     except ClinicKpisError as exc:
         st.error(str(exc))
     else:
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {"file": r.path, "status": r.status, "format": r.adapter, "read": r.read, "inserted": r.inserted,
-                     "updated": r.updated, "unchanged": r.unchanged, "stale": r.stale, "waiting": r.waiting,
-                     "rejected": r.rejected, "message": r.message}
-                    for r in results
-                ]
-            ),
-            hide_index=True,
-        )  # fmt: skip
-        st.success(f"Loaded {len(results)} file(s). Every page now shows the new data.")
+        # What failed is an error with its whole reason; success is said only of what loaded.
+        for r in results:
+            if r.status == "failed":
+                reason = r.message or "no reason given"
+                st.error(f"Not loaded: {reason if reason.startswith(r.path) else f'{r.path}: {reason}'}")
+        skipped = [f"{r.path} ({r.message})" if r.message else r.path for r in results if r.status == "skipped"]
+        if skipped:
+            st.info(f"Skipped: {'; '.join(skipped)}")
+        loaded = [r for r in results if r.status == "succeeded"]
+        if loaded:
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {"file": r.path, "format": r.adapter, "read": r.read, "inserted": r.inserted,
+                         "updated": r.updated, "unchanged": r.unchanged, "stale": r.stale, "waiting": r.waiting,
+                         "rejected": r.rejected}
+                        for r in loaded
+                    ]
+                ),
+                hide_index=True,
+            )  # fmt: skip
+            for r in loaded:
+                for warning in r.warnings:
+                    st.warning(f"{r.path}: {warning}")
+            names = ", ".join(r.path for r in loaded)
+            st.success(f"Loaded {len(loaded)} file(s): {names}. Every page now shows the new data.")
 
 st.subheader("Coverage: which sources feed which months")
 coverage = data.coverage(ctx.src)

@@ -63,10 +63,15 @@ st.caption(
     "13-month trend. Colours follow each KPI's target band; tiles are monthly whatever the grain."
 )
 by_kpi = card.set_index("kpi_id")
+# Open alerts in the scope on screen: every scope without a location filter, else those locations'.
+chosen = ctx.filters.values.get("location") or None
+open_alerts = data.alerts(ctx.src, ("open", "acknowledged"), tuple(chosen) if chosen else None)
 for start in range(0, len(headline), TILES_PER_ROW):
     for column, spec in zip(st.columns(TILES_PER_ROW), headline[start : start + TILES_PER_ROW], strict=False):
         with column:
-            kpi_tile(spec, by_kpi.loc[spec.id], trend[trend["kpi_id"] == spec.id], month)
+            mine = open_alerts[open_alerts["kpi_id"] == spec.id]
+            lines = [f"{row.rule_text} ({row.scope_label})" for row in mine.itertuples()]
+            kpi_tile(spec, by_kpi.loc[spec.id], trend[trend["kpi_id"] == spec.id], month, lines)
 ignored_filters_note(ctx, headline)
 
 

@@ -65,14 +65,14 @@ def window_amount(item: KpiRequest) -> str:
     return "CASE WHEN entry_type = 'charge' THEN amount ELSE 0 END"
 
 
-def _age_columns(item: KpiRequest) -> tuple[str, ...]:
+def age_columns(item: KpiRequest) -> tuple[str, ...]:
     """The dates an account ages from, in order of preference, before its first posting."""
     return ("first_billed_date", "service_date") if item.options.get("age_from") == "first_bill" else ("service_date",)
 
 
 def age_date(item: KpiRequest, first_posted: str = "first_posted", prefix: str = "") -> str:
     """SQL over an account row: the date its balance ages from (date of service unless first bill)."""
-    return f"COALESCE({', '.join([*(prefix + c for c in _age_columns(item)), first_posted])})"
+    return f"COALESCE({', '.join([*(prefix + c for c in age_columns(item)), first_posted])})"
 
 
 def _balance(credits: str, condition: str = "TRUE") -> str:
@@ -91,8 +91,9 @@ def period_index_start(day: str, ctx: QueryContext) -> str:
     )
 
 
-def _located_ctes(ctx: QueryContext) -> list[tuple[str, str]]:
-    """`spine` (idx, period_start, period_end) and `located`: the entries with their period index."""
+def located_ctes(ctx: QueryContext, source: str = "base") -> list[tuple[str, str]]:
+    """`spine` (idx, period_start, period_end) and `located`: the entries of `source` (the ledger
+    relation, or the results store's ledger facts) with their period index, filters applied."""
     rows = ", ".join(
         f"({i}, DATE '{s.isoformat()}', DATE '{e.isoformat()}')" for i, (s, e) in enumerate(ctx.periods.spine())
     )
@@ -103,7 +104,7 @@ def _located_ctes(ctx: QueryContext) -> list[tuple[str, str]]:
             "located",
             f"""
             SELECT l.*, s.idx AS posted_idx
-            FROM base AS l
+            FROM {source} AS l
             JOIN spine AS s ON s.period_start = {period_index_start("l.posted_date", ctx)}
             WHERE TRUE{ctx.filter_sql()}
             """,
@@ -122,14 +123,14 @@ def _account_key(ctx: QueryContext) -> str:
 def _account_ctes(ctx: QueryContext) -> list[tuple[str, str]]:
     """CTEs ending in `open_accounts`: each account's non-zero balance at each period end it spans.
 
-    Also `spine`, `located` (see `_located_ctes`) and `deltas` (per account and period: the
+    Also `spine`, `located` (see `located_ctes`) and `deltas` (per account and period: the
     change of balance and the number of entries).
     """
     last = len(ctx.periods.starts)
     key = _account_key(ctx)
     window = f"PARTITION BY {key} ORDER BY posted_idx"
     return [
-        *_located_ctes(ctx),
+        *located_ctes(ctx),
         (
             "deltas",
             f"""
@@ -208,12 +209,10 @@ def _entry_balance_ctes(ctx: QueryContext, aging: KpiRequest | None) -> list[tup
     An account without a date of service (or first bill) ages from its first posting, found
     for those accounts only.
     """
-    dims = "".join(f", {d}" for d in ctx.dims)
-    e_dims = "".join(f", e.{d}" for d in ctx.dims)
-    ctes = _located_ctes(ctx)
+    ctes = located_ctes(ctx)
     source, aged_idx = "located", "CAST(NULL AS INTEGER)"
     if aging is not None:
-        undated = " AND ".join(f"{c} IS NULL" for c in _age_columns(aging))
+        undated = " AND ".join(f"{c} IS NULL" for c in age_columns(aging))
         # an account without a date ages from its first posting in any segment: its age (and so the
         # practice total) must not depend on the breakdown asked for
         key = ACCOUNT
@@ -238,8 +237,20 @@ def _entry_balance_ctes(ctx: QueryContext, aging: KpiRequest | None) -> list[tup
             ),
         ]
         source, aged_idx = "aged_from", "aged_idx"
+    return [*ctes, *entry_totals_ctes(ctx, source, aged_idx)]
+
+
+def entry_totals_ctes(ctx: QueryContext, source: str, aged_idx: str) -> list[tuple[str, str]]:
+    """`entry_totals` and `balances` (period, dims, balance, aged, entries) from entries in `source`.
+
+    `source` has posted_idx, ar_amount and the dimension columns; `aged_idx` is the SQL of the
+    index of the first period an entry counts as aged in (NULL: not within the periods). Shared
+    by the raw statement and the results store, which keeps each entry's age instead of finding
+    it (kpis/serving/).
+    """
+    dims = "".join(f", {d}" for d in ctx.dims)
+    e_dims = "".join(f", e.{d}" for d in ctx.dims)
     return [
-        *ctes,
         (
             "entry_totals",
             f"""
@@ -261,18 +272,36 @@ def _entry_balance_ctes(ctx: QueryContext, aging: KpiRequest | None) -> list[tup
     ]
 
 
-def _credits(item: KpiRequest) -> str:
+def credit_balances(item: KpiRequest) -> str:
+    """Whether credit balances count in A/R for this KPI and options (include / exclude)."""
     return preset_options(item)[2] if item.id == "days_in_ar" else item.options["credit_balances"]
 
 
 def query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
-    dims = "".join(f", {d}" for d in ctx.dims)
-    s_dims = "".join(f", c.{d}" for d in ctx.dims)
     aging = next((i for i in items if i.id == "ar_over_90_pct"), None)
-    if all(_credits(item) == "include" for item in items):
+    if all(credit_balances(item) == "include" for item in items):
         ctes = _entry_balance_ctes(ctx, aging)
     else:
         ctes = _account_balance_ctes(ctx, aging)
+    days_in_ar = next((i for i in items if i.id == "days_in_ar"), None)
+    window = window_amount(days_in_ar) if days_in_ar is not None else "0"
+    ctes, final = results_ctes(items, ctx, ctes, window, "entry_type = 'charge'")
+    return with_relation(ctx.relations["ledger"], ctes, final)
+
+
+def results_ctes(
+    items: Sequence[KpiRequest], ctx: QueryContext, ctes: list[tuple[str, str]], window: str, is_charge: str
+) -> tuple[list[tuple[str, str]], str]:
+    """The CTEs after `balances` and the final SELECT: balances and look-back charges per period.
+
+    `ctes` ends in `balances` and holds `spine` and `located` (the entries in range, with
+    posted_date); `window` and `is_charge` are SQL over a `located` row: its amount in the
+    look-back window's charges, and whether it is a charge. Shared by the raw statement and the
+    results store (kpis/serving/).
+    """
+    dims = "".join(f", {d}" for d in ctx.dims)
+    s_dims = "".join(f", c.{d}" for d in ctx.dims)
+    ctes = list(ctes)
     facts = f"""
         SELECT period_start, period_end{dims}, balance, aged, entries,
                CAST(0 AS DECIMAL(18, 2)) AS window_amount, 0 AS window_charges
@@ -286,8 +315,8 @@ def query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
             (
                 "daily",
                 f"""
-                SELECT posted_date{dims}, SUM({window_amount(days_in_ar)}) AS window_amount,
-                       COUNT(*) FILTER (WHERE entry_type = 'charge') AS window_charges
+                SELECT posted_date{dims}, SUM({window}) AS window_amount,
+                       COUNT(*) FILTER (WHERE {is_charge}) AS window_charges
                 FROM located
                 WHERE posted_date > DATE '{first_end}' - INTERVAL {lookback} DAY
                 GROUP BY posted_date{dims}
@@ -331,8 +360,7 @@ def query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
             f"SELECT period_start, {ctx.dim_select()}{', '.join(aggregates)} FROM facts GROUP BY {ctx.group_by()}",
         )
     )
-    final = "\nUNION ALL\n".join(f"{row} FROM grouped" for row in rows)
-    return with_relation(ctx.relations["ledger"], ctes, final)
+    return ctes, "\nUNION ALL\n".join(f"{row} FROM grouped" for row in rows)
 
 
 def aging_query(ctx: QueryContext, item: KpiRequest) -> str:

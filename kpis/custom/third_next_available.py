@@ -60,6 +60,22 @@ def week_of(instant: str, tz: str) -> str:
     return f"CAST(FLOOR((DATE_DIFF('day', DATE '{EPOCH_MONDAY.isoformat()}', {day}) + 6 + {into_day}) / 7) AS INTEGER)"
 
 
+def snapshot_weeks(ctx: QueryContext) -> tuple[int, int] | None:
+    """The numbers of the first and last snapshot (Monday 08:00) in ctx's periods, if any."""
+    first = ctx.periods.first_day + timedelta(days=(SNAPSHOT_WEEKDAY - ctx.periods.first_day.weekday()) % 7)
+    last = ctx.periods.end_exclusive - timedelta(days=1)
+    last -= timedelta(days=(last.weekday() - SNAPSHOT_WEEKDAY) % 7)
+    if last < first:
+        return None
+    return (first - EPOCH_MONDAY).days // 7, (last - EPOCH_MONDAY).days // 7
+
+
+def snapshot_instant(week: int, tz: str) -> str:
+    """SQL TIMESTAMPTZ literal of snapshot number `week`."""
+    at = local_instant_utc(EPOCH_MONDAY + timedelta(days=7 * week), SNAPSHOT_TIME, tz)
+    return f"TIMESTAMPTZ '{at.isoformat(sep=' ')}'"
+
+
 def _snapshots(ctx: QueryContext) -> str:
     rows = []
     day = ctx.periods.first_day
@@ -82,9 +98,22 @@ def _snapshots(ctx: QueryContext) -> str:
 
 
 def _pairs_ctes(item: KpiRequest, ctx: QueryContext) -> list[tuple[str, str]]:
-    """CTEs ending in `pairs`: one row per (snapshot, provider, location) with its third open slot."""
+    """CTEs ending in `pairs`: one row per (snapshot, provider, location) with its third open slot.
+
+    Only the slots and bookings that can matter to the periods' snapshots are read: slots that
+    start at or after the first snapshot (an earlier slot is past at every snapshot, and dropping
+    the past slots lowers a slot's rank and the count of past slots alike), bookings made by the
+    last snapshot that end after the first.
+    """
     visit_type = item.options.get("visit_type") or ""
     only_type = f" AND visit_type = {sql_literal(visit_type)}" if visit_type else ""
+    weeks = snapshot_weeks(ctx)
+    slots_in_reach, bookings_in_reach = "", ""
+    if weeks is not None:
+        since, until = snapshot_instant(weeks[0], ctx.tz), snapshot_instant(weeks[1], ctx.tz)
+        slots_in_reach = f" AND start_at >= {since}"
+        end = "scheduled_start + COALESCE(scheduled_minutes, 1) * INTERVAL 1 MINUTE"
+        bookings_in_reach = f" AND booked_at <= {until} AND {end} > {since}"
     slot_date = local_date("start_at", ctx.tz)
     if item.options.get("days") == "business":
         days = business_days_between("snapshot_date", slot_date, ctx.config.business_hours)
@@ -114,7 +143,7 @@ def _pairs_ctes(item: KpiRequest, ctx: QueryContext) -> list[tuple[str, str]]:
                     SELECT source, slot_id, provider_id AS provider, location_id AS location, start_at,
                            start_at + minutes * INTERVAL 1 MINUTE AS end_at
                     FROM slots
-                    WHERE status <> 'blocked' AND provider_id IS NOT NULL{only_type}
+                    WHERE status <> 'blocked' AND provider_id IS NOT NULL{only_type}{slots_in_reach}
                 ) AS s
             ) AS s
             JOIN schedules AS p ON p.provider = s.provider AND p.location IS NOT DISTINCT FROM s.location
@@ -126,7 +155,7 @@ def _pairs_ctes(item: KpiRequest, ctx: QueryContext) -> list[tuple[str, str]]:
         ),
         (
             "bookings",
-            """
+            f"""
             SELECT provider_id, start_at, end_at, booked_at, cancelled_at,
                    CAST(start_at AS DATE) AS start_day, CAST(end_at AS DATE) AS end_day
             FROM (
@@ -134,7 +163,7 @@ def _pairs_ctes(item: KpiRequest, ctx: QueryContext) -> list[tuple[str, str]]:
                        scheduled_start + COALESCE(scheduled_minutes, 1) * INTERVAL 1 MINUTE AS end_at,
                        booked_at, cancelled_at
                 FROM appointments
-                WHERE booked_at IS NOT NULL
+                WHERE booked_at IS NOT NULL{bookings_in_reach}
             ) AS a
             """,
         ),
@@ -223,6 +252,15 @@ def query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
         output_row(item.id, ctx, "total_days", "pairs", ratio_value("total_days", "pairs"), "pairs") + " FROM grouped"
     )
     return with_relation(None, ctes, final)
+
+
+def pairs_query(item: KpiRequest, ctx: QueryContext) -> str:
+    """Every (snapshot, provider, location) of ctx's periods with its days to the third open slot.
+
+    The rows the KPI averages, before any grouping: what the results store keeps (kpis/serving/).
+    """
+    final = "SELECT snapshot_date, provider, location, record_id, start_at AS third_slot_start, days FROM pairs"
+    return with_relation(None, _pairs_ctes(item, ctx), final)
 
 
 def explain(item: KpiRequest, ctx: QueryContext) -> str:

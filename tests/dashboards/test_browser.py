@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote_plus
 
@@ -122,8 +122,9 @@ def assert_not_blank(path: Path) -> None:
 @pytest.mark.browser
 @pytest.mark.slow
 def test_dashboard_in_a_real_browser(
-    dashboard_url: str, practice: SimulatedPractice, window: Window, tmp_path: Path
+    dashboard_url: str, practice: SimulatedPractice, window: Window, tmp_path: Path, progress: Callable[[str], None]
 ) -> None:
+    progress(f"dashboard serving at {dashboard_url}")
     chromium = require_tool("chromium")
     from playwright.sync_api import expect, sync_playwright
 
@@ -141,6 +142,7 @@ def test_dashboard_in_a_real_browser(
         tile = page.get_by_test_id("stMetric").filter(has_text="No-show rate").get_by_test_id("stMetricValue")
         expect(tile).to_have_text(format_value(no_show, "pct1"), timeout=90_000)
         wait_idle(page)
+        progress("Overview drawn in Chromium")
 
         for link, url_path, name in PAGES:
             nav_link(page, link).click()
@@ -149,6 +151,7 @@ def test_dashboard_in_a_real_browser(
             wait_idle(page)
             shots.append(tmp_path / f"{name}.png")
             page.screenshot(path=shots[-1])
+            progress(f"page {link} drawn and captured")
 
         # A filter in the sidebar: goes into the URL and changes the tile, and stays on when the page changes.
         nav_link(page, "Phones").click()
@@ -163,6 +166,7 @@ def test_dashboard_in_a_real_browser(
         wait_idle(page)
         shots.append(tmp_path / "overview_east.png")
         page.screenshot(path=shots[-1])
+        progress("the location filter followed to the Overview")
         browser.close()
 
     for shot in shots:

@@ -3,26 +3,79 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 import sys
+import time
+import urllib.request
+from contextlib import ExitStack, suppress
 from pathlib import Path
 
 import pytest
 
-from dashboards.cli import APP, streamlit_argv
+from dashboards.cli import APP, DEFAULT_PORT, streamlit_argv
 from dashboards.formatting import axis_title, tick_format
 from kpis.catalog import shipped_specs
+from kpis.cli_options import serving_port
 from kpis.users import add_user
 from kpis.warehouse import Warehouse
 from tests.cli_helpers import run_cli
 from tests.conftest import CHEAP_HASHER as CHEAP
+from tests.conftest import clinic_kpis, taken_port
 
 
-def test_dashboard_without_a_warehouse_is_one_line_and_exit_1(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+def test_a_taken_port_gives_way_to_the_next_free_one_unless_chosen(capsys: pytest.CaptureFixture[str]) -> None:
+    with taken_port() as port:
+        capsys.readouterr()
+        free = serving_port("127.0.0.1", port, chosen=False)
+        assert free > port
+        assert capsys.readouterr().err == (
+            f"port {port} is in use (perhaps a dashboard still running): serving on port {free} instead\n"
+        )
+        with pytest.raises(Exception, match=rf"port {port} on 127.0.0.1 is in use .*: stop it, or choose another"):
+            serving_port("127.0.0.1", port, chosen=True)
+
+
+def test_a_taken_port_given_with_port_stops_before_serving_and_names_a_free_one(tmp_path: Path, empty_db: Path) -> None:
+    with taken_port() as port:
+        done = clinic_kpis("dashboard", "--db", str(empty_db), "--port", str(port), cwd=tmp_path, timeout=120)
+    assert done.returncode == 1
+    fix = re.fullmatch(
+        rf"error: port {port} on 127\.0\.0\.1 is in use \(by another program, perhaps a dashboard still running\): "
+        r"stop it, or choose another port, e\.g\. --port (\d+) \(free now\)\n",
+        done.stderr,
+    )
+    assert fix and int(fix[1]) > port, done.stderr  # and nothing was served first
+
+
+@pytest.mark.slow
+def test_with_the_default_port_taken_the_dashboard_serves_on_the_next_free_one(empty_db: Path) -> None:
+    with ExitStack() as held:
+        with suppress(OSError):  # held here, or by another program already
+            held.enter_context(taken_port(DEFAULT_PORT))
+        cmd = [sys.executable, "-c", "from kpis.cli import main; main()", "dashboard", "--db", str(empty_db)]
+        proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        try:
+            moved = proc.stderr.readline()
+            serving = proc.stderr.readline()
+            port = int(re.fullmatch(rf"port {DEFAULT_PORT} is in use .*: serving on port (\d+) instead\n", moved)[1])
+            assert serving == f"Serving {empty_db} at http://127.0.0.1:{port} (Ctrl+C stops it)\n"
+            deadline = time.monotonic() + 60
+            while True:
+                with suppress(OSError), urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health") as resp:
+                    assert resp.read() == b"ok"
+                    break
+                assert proc.poll() is None and time.monotonic() < deadline, "the dashboard did not start"
+                time.sleep(0.3)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def test_dashboard_without_a_warehouse_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
     result = run_cli(capsys, "dashboard", "--db", "missing.duckdb", "--port", "8999")
     assert result.code == 1
-    missing = tmp_path / "missing.duckdb"  # tests run in tmp_path
+    missing = "missing.duckdb"  # named as given, like every other command
     assert result.err.startswith(f"error: no warehouse at {missing}: create one with `clinic-kpis init --db {missing}`")
     assert result.err.count("\n") == 1
 
@@ -60,7 +113,8 @@ def test_serving_beyond_this_machine_without_sign_in_is_refused_unless_no_auth_s
     assert "clinic-kpis users add NAME --role owner" in refused.err and "--no-auth" in refused.err
     allowed = run_cli(capsys, "dashboard", "--db", db, "--address", address, "--no-auth")
     assert allowed.code == 0 and served[0][served[0].index("--server.address") + 1] == address
-    assert allowed.err.startswith(f"warning: serving on {address} with --no-auth: anyone who can reach")
+    warning = f"warning: serving on {address} with --no-auth: anyone who can reach"  # after a taken port's notice
+    assert any(line.startswith(warning) for line in allowed.err.splitlines())
 
 
 def test_serving_beyond_this_machine_with_sign_in_needs_no_flag(

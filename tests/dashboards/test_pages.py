@@ -23,7 +23,7 @@ from streamlit.testing.v1 import AppTest
 
 from kpis import Warehouse
 from kpis.catalog import shipped_specs
-from kpis.config import ENV_SECRET
+from kpis.config import ENV_SECRET, load_config
 from kpis.formatting import change_text, format_value, period_text, value_text
 from kpis.periods import add_months
 from tests.conftest import SimulatedPractice
@@ -237,26 +237,36 @@ def test_a_missing_warehouse_is_one_clear_sentence(open_app: Callable, tmp_path:
     assert at.error[0].value.startswith(f"no warehouse at {tmp_path / 'nowhere.duckdb'}: create one with")
 
 
-def test_the_dashboard_leaves_the_warehouse_free_for_ingest(
+def test_a_load_in_another_process_goes_through_while_the_dashboard_reads(
     open_app: Callable, practice: SimulatedPractice, tmp_path: Path
 ) -> None:
-    """Read-only opens last one query: right after a page run, another process can open the file to write."""
-    db = Path(shutil.copy(practice.db, tmp_path / "shared.duckdb"))
-    at = open_app(db)
+    """The dashboard keeps its snapshot open; a load writes a copy, publishes it, and the next run shows it."""
+    shutil.copy(practice.db, tmp_path / "clinic_kpis.duckdb")
+    shutil.copy(practice.config, tmp_path / "clinic-kpis.toml")
+    config = load_config(tmp_path / "clinic-kpis.toml")
+    at = open_app(config.db_path, config.path)
     no_errors(at)
-    writer = "import sys; from kpis import Warehouse; Warehouse(sys.argv[1]).close()"
-    done = subprocess.run([sys.executable, "-c", writer, str(db)], capture_output=True, text=True, timeout=60)
+    writer = (
+        "import sys; from kpis import Warehouse\n"
+        "with Warehouse.writing(config=sys.argv[1]) as store, store.transaction() as cur:\n"
+        "    cur.execute(\"UPDATE appointments SET status = 'noshow' WHERE status IN ('fulfilled', 'arrived')\")\n"
+    )
+    done = subprocess.run([sys.executable, "-c", writer, str(config.path)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    at.run()
+    no_errors(at)
+    assert shown_tiles(at)["No-show rate"][0] == format_value(1.0, "pct1")
 
 
 def test_a_warehouse_being_written_shows_a_busy_message(
     open_app: Callable, practice: SimulatedPractice, tmp_path: Path
 ) -> None:
+    """A program that writes the file itself (not through a load, which writes a copy) holds it."""
     db = Path(shutil.copy(practice.db, tmp_path / "busy.duckdb"))
-    with Warehouse(db):  # a writer (an ingest) holds the file for the whole page run
+    with Warehouse(db):  # a writer outside clinic-kpis' loads holds the file for the whole page run
         at = open_app(db)
     assert not at.exception
-    assert at.error[0].value.startswith(f"{db} is busy (an ingest is probably running)")
+    assert at.error[0].value.startswith(f"{db} is open for writing by another program")
     at.run()  # the writer is gone: the same session recovers
     no_errors(at)
 
@@ -343,7 +353,34 @@ def test_phones_break_down_by_queue_first(at: AppTest) -> None:
 def test_sidebar_says_how_recent_the_data_is(at: AppTest, practice: SimulatedPractice) -> None:
     with practice.open() as wh:
         last = wh.coverage()["last_event_at"].max()
-    assert [c.value for c in at.sidebar.caption] == [f"Data through {last:%b %-d, %Y} (latest record loaded)."]
+        as_of = wh.snapshot_time()
+    assert [c.value for c in at.sidebar.caption] == [
+        f"Data through {last:%b %-d, %Y} (latest record loaded).",
+        f"Data as of {as_of:%b %-d, %Y %H:%M}.",
+    ]
+
+
+def test_sidebar_says_a_load_is_running_and_the_pages_still_answer(
+    open_app: Callable, practice: SimulatedPractice, tmp_path: Path
+) -> None:
+    """While a load writes the next snapshot, every page shows the previous one, and says so."""
+    shutil.copy(practice.db, tmp_path / "clinic_kpis.duckdb")
+    shutil.copy(practice.config, tmp_path / "clinic-kpis.toml")
+    config = load_config(tmp_path / "clinic-kpis.toml")
+    with Warehouse.writing(config=config, what="load") as store:
+        with store.transaction() as cur:  # a load in progress, on its copy
+            cur.execute("UPDATE appointments SET status = 'noshow'")
+        at = open_app(config.db_path, config.path)
+        no_errors(at)
+        running = Warehouse.load_running(config.db_path)
+        caption = at.sidebar.caption[-1].value
+        assert caption.endswith(
+            f"A load is running since {running.started_at.astimezone(config.tz):%H:%M}; "
+            "these pages show the data before it until it is done."
+        )
+        assert shown_tiles(at) == shown_tiles(open_app(practice.db, practice.config))
+    at.run()
+    assert "A load is running" not in at.sidebar.caption[-1].value
 
 
 def numbers(array: list | dict) -> list[float]:
@@ -425,13 +462,42 @@ def test_upload_box_ingests_an_export(
         runs = wh.ingest_runs()
     assert runs["status"].tolist() == ["succeeded"] and runs["adapter"].tolist() == ["queue_log"]
     result = at.dataframe[0].value
-    assert result["status"].tolist() == ["succeeded"]
+    assert result["file"].tolist() == ["uploaded/queue_log"]
     assert result["inserted"].tolist() == runs["rows_inserted"].tolist() and runs["rows_inserted"].iloc[0] > 0
     assert at.success[0].value.startswith("Loaded 1 file(s)")
     assert not list(scratch.iterdir())  # the uploaded export (it holds patient details) is gone
     at.switch_page("views/phones.py").run()
     no_errors(at)
     assert not [i.value for i in at.info if i.value.startswith("No phone data loaded")]
+
+
+def test_a_failed_upload_is_an_error_with_its_reason_and_success_is_said_of_what_loaded(
+    open_app: Callable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18: an unknown CSV showed "failed" in a cut-off column beside a green "Loaded 1 file(s)"."""
+    db = tmp_path / "fresh.duckdb"
+    Warehouse(db).close()
+    monkeypatch.setenv(ENV_SECRET, "dashboard-tests-secret")
+    unknown = b"colour,shape\nred,round\n"
+    queue_log = b"1767261600|1767261600.1|billing|NONE|ENTERQUEUE||5551234|1\n"
+    at = open_app(db)
+    at.switch_page("views/data_sources.py").run()
+    at.file_uploader(key="upload").set_value([("shapes.csv", unknown, "text/csv"), ("queue_log", queue_log, "")]).run()
+    at.button(key="load").click().run()
+    assert not at.exception
+    with Warehouse.open(db, read_only=True) as wh:
+        runs = wh.ingest_runs().set_index("file_path")
+    assert runs["status"].to_dict() == {"uploaded/shapes.csv": "failed", "uploaded/queue_log": "succeeded"}
+    reason = runs.loc["uploaded/shapes.csv", "error"]
+    assert reason.startswith("uploaded/shapes.csv: not a recognized export (FHIR, X12 837/835")
+    assert [e.value for e in at.error] == [f"Not loaded: {reason}"]  # the reason in full
+    assert [s.value for s in at.success] == ["Loaded 1 file(s): uploaded/queue_log. Every page now shows the new data."]
+    assert at.dataframe[0].value["file"].tolist() == ["uploaded/queue_log"]  # only what loaded
+    # nothing loaded: an error, and no word of success
+    at.file_uploader(key="upload").set_value(("other.csv", b"a,b\n1,2\n", "text/csv")).run()
+    at.button(key="load").click().run()
+    assert [e.value for e in at.error] == ["Not loaded: uploaded/other.csv: " + reason.split(": ", 1)[1]]
+    assert not at.success
 
 
 def test_two_uploads_with_the_same_name_both_load_under_their_names(

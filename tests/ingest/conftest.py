@@ -78,15 +78,17 @@ LINEAGE = {"ingest_run_id", "file_path", "position_kind", "position"}
 
 def snapshot(wh: Warehouse, *, lineage: bool = True) -> dict[str, list[tuple]]:
     """Every table's rows but the run log's (and the key fingerprint's), sorted, for before/after
-    comparisons (with or without the columns that record lineage)."""
+    comparisons (with or without the columns that record lineage). The results store (schema
+    `serving`) is derived from these and compared with a rebuild in its own tests."""
     tables = [
         t
-        for (t,) in rows(wh, "SELECT table_name FROM duckdb_tables() ORDER BY 1")
+        for (t,) in rows(wh, "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY 1")
         if t not in ("ingest_runs", "rejects", "schema_migrations", "warehouse_settings", "change_versions")
     ]
     found = {}
     for t in tables:
-        columns = [c for (c,) in rows(wh, "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", t)]
+        sql = "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ?"
+        columns = [c for (c,) in rows(wh, sql, t)]
         kept = [c for c in columns if lineage or c not in LINEAGE]
         found[t] = sorted(rows(wh, f'SELECT {", ".join(kept)} FROM "{t}"'), key=repr)
     return found

@@ -126,7 +126,7 @@ def differences(a: Path, b: Path) -> dict[str, tuple[int, int]]:
         tables = [
             t
             for (t,) in con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE database_name = 'a' ORDER BY 1"
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = 'a' AND schema_name = 'main' ORDER BY 1"
             ).fetchall()
             if t not in ("ingest_runs", "schema_migrations")
         ]
@@ -135,7 +135,8 @@ def differences(a: Path, b: Path) -> dict[str, tuple[int, int]]:
             columns = [
                 c
                 for (c,) in con.execute(
-                    "SELECT column_name FROM duckdb_columns() WHERE database_name = 'a' AND table_name = ? "
+                    "SELECT column_name FROM duckdb_columns() WHERE database_name = 'a' AND schema_name = 'main' "
+                    "AND table_name = ? "
                     "ORDER BY column_index",
                     [table],
                 ).fetchall()

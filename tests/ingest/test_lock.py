@@ -1,6 +1,7 @@
-"""Issue 19 item 6: an ingest started while another program has the warehouse open (the dashboard
-opens it read-only for every query) waits for it, bounded and saying so, instead of failing at
-random; when it gives up, its one-line error says what to do, not DuckDB's "open it read-only"."""
+"""Issue 19 item 6, as the serving layer settles it (issue 15): a load writes a copy of the warehouse,
+so a reader (the dashboard keeps the published file open) never holds it up; another load or refresh
+does, and an ingest waits for it, bounded and saying so, instead of failing at random; when it gives
+up, its one-line error says what to do."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from kpis.warehouse import Warehouse
 from tests.cli_helpers import run_cli
 from tests.ingest.conftest import FIXTURES, SECRET
 
-# A second process holding the warehouse open read-only, as a dashboard query does.
-HOLDER = textwrap.dedent(
+# A second process holding the warehouse open read-only, as the dashboard does.
+READER = textwrap.dedent(
     """
     import sys, time, duckdb
     con = duckdb.connect(sys.argv[1], read_only=True)
@@ -25,10 +26,22 @@ HOLDER = textwrap.dedent(
     con.close()
     """
 )
+# A second process writing the next snapshot, as another ingest or a refresh does.
+WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from kpis.config import load_config
+    from kpis.publication import writing
+    with writing(load_config(sys.argv[3], db=sys.argv[1]), what="refresh"):
+        print("open", flush=True)
+        time.sleep(float(sys.argv[2]))
+    """
+)
 
 
-def hold(db: Path, seconds: float) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(db), str(seconds)], stdout=subprocess.PIPE, text=True)
+def hold(script: str, db: Path, config: Path, seconds: float) -> subprocess.Popen[str]:
+    command = [sys.executable, "-c", script, str(db), str(seconds), str(config)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "open"
     return proc
 
@@ -38,22 +51,39 @@ def practice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Pat
     monkeypatch.setenv("CLINIC_KPIS_SECRET", SECRET)
     db = tmp_path / "w.duckdb"
     Warehouse(db).close()
-    return db, tmp_path / "clinic-kpis.toml"
+    config = tmp_path / "clinic-kpis.toml"
+    config.write_text("")
+    return db, config
 
 
-def test_an_ingest_waits_for_a_reader_and_then_loads(
+def test_a_reader_never_holds_up_an_ingest(practice: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    db, config = practice
+    config.write_text("[ingest]\nlock_wait_seconds = 1\n")
+    reader = hold(READER, db, config, 60)
+    try:
+        res = run_cli(capsys, "ingest", str(FIXTURES / "portal"), "--db", str(db), "--config", str(config))
+    finally:
+        reader.kill()
+        reader.wait(timeout=30)
+    assert res.code == 0, res.err
+    assert "waiting" not in res.err and "succeeded" in res.out
+    with Warehouse(db, read_only=True) as wh:
+        assert wh.cursor().execute("SELECT count(*) FROM portal_messages").fetchone()[0] > 0
+
+
+def test_an_ingest_waits_for_another_writer_and_then_loads(
     practice: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     db, config = practice
     config.write_text("[ingest]\nlock_wait_seconds = 60\n")
-    holder = hold(db, 3)
+    writer = hold(WRITER, db, config, 3)
     try:
         res = run_cli(capsys, "ingest", str(FIXTURES / "portal"), "--db", str(db), "--config", str(config))
     finally:
-        holder.wait(timeout=30)
+        writer.wait(timeout=60)
     assert res.code == 0, res.err
     note = res.err.splitlines()[0]
-    assert note.startswith(f"note: waiting for {db}: it is open in python") and f"PID {holder.pid}" in note
+    assert note.startswith(f"note: waiting for {db}: a refresh (PID {writer.pid}) since ") and "is writing it" in note
     assert "succeeded" in res.out
     with Warehouse(db, read_only=True) as wh:
         assert wh.cursor().execute("SELECT count(*) FROM portal_messages").fetchone()[0] > 0
@@ -64,17 +94,17 @@ def test_an_ingest_gives_up_after_the_wait_with_one_line_that_says_what_to_do(
 ) -> None:
     db, config = practice
     config.write_text("[ingest]\nlock_wait_seconds = 1\n")
-    holder = hold(db, 60)
+    writer = hold(WRITER, db, config, 60)
     try:
         res = run_cli(capsys, "ingest", str(FIXTURES / "portal"), "--db", str(db), "--config", str(config))
     finally:
-        holder.kill()
-        holder.wait(timeout=30)
+        writer.kill()
+        writer.wait(timeout=30)
     assert res.code == 1
     error = res.err.splitlines()[-1]
-    assert error.startswith(f"error: {db} is still open in python") and f"PID {holder.pid}" in error
+    assert error.startswith(f"error: {db} is still being written by refresh (PID {writer.pid}) after waiting 1 s")
     assert error.endswith("run the ingest again when it is done, or wait longer with [ingest] lock_wait_seconds")
-    assert "read-only" not in res.err and "Traceback" not in res.err
+    assert "Traceback" not in res.err
     assert res.out == ""  # nothing was loaded
 
 

@@ -88,11 +88,13 @@ def test_no_direct_identifier_anywhere_in_the_database(warehouse: Warehouse, tmp
 
     found = []
     with Warehouse(path, read_only=True) as wh:
-        for table, column in rows(
-            wh, "SELECT table_name, column_name FROM information_schema.columns WHERE data_type = 'VARCHAR'"
+        for schema, table, column in rows(  # every schema: the results store's too
+            wh,
+            "SELECT table_schema, table_name, column_name FROM information_schema.columns WHERE data_type = 'VARCHAR'",
         ):
             for phrase in PHI:
-                hits = rows(wh, f'SELECT count(*) FROM "{table}" WHERE lower("{column}") LIKE ?', f"%{phrase}%")
+                sql = f'SELECT count(*) FROM "{schema}"."{table}" WHERE lower("{column}") LIKE ?'
+                hits = rows(wh, sql, f"%{phrase}%")
                 if hits[0][0]:
                     found.append((table, column, phrase))
     assert found == []

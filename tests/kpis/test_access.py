@@ -10,6 +10,7 @@ import pytest
 
 from ingest import ingest_paths
 from kpis import Warehouse
+from kpis.serving.refresh import refresh
 from tests.kpis.builder import P1, P2, Fixture
 from tests.kpis.helpers import one
 
@@ -344,3 +345,11 @@ def test_cancellations_without_a_reason_are_bookings_and_make_late_cancels_unkno
             "no_show_rate", start="2026-10", end="2026-10", options={"no_show_rate": {"late_cancel": "as_noshow"}}
         )
         assert math.isnan(one(as_noshow).value) and one(as_noshow).note.startswith("Unknown: 3")
+        # the results store keeps the rows of unknown side too: the same answer from it
+        refresh(wh.cursor(), wh.config, progress=False)
+        for via in ("store", "raw"):
+            late = one(wh.compute("late_cancel_rate", start="2026-10", end="2026-10", via=via))
+            assert math.isnan(late.value) and late.note.startswith("Unknown: 3"), via
+        assert wh.compute("late_cancel_rate", start="2026-10", end="2026-10").attrs["answered_from"] == {
+            "late_cancel_rate": "results"
+        }

@@ -71,6 +71,7 @@ def practice(simulated_practice: SimulatedPractice, tmp_path_factory: pytest.Tem
                 "2026-04-01", "Longer slots", ["no_show_rate"], [f"provider={west_provider}"]
             ),
         }
+        wh.evaluate_alerts(trigger="test")  # the default rules: the practice's and each location's alerts
     owner = Warehouse.open(config=config, read_only=True, scope=OWNER)
     east = Warehouse.open(config=config, read_only=True, scope=EAST)
     foreign = elsewhere_only(owner, "EAST")
@@ -250,6 +251,56 @@ def import_refused(p: Practice) -> None:
         p.east.import_changes(Path("no-such-file.csv"))
 
 
+def east_alerts(p: Practice) -> None:
+    """EAST's inbox: EAST's alerts only (no practice-wide, provider or other location's one)."""
+    owners = p.owner.alerts(locations=["EAST"])
+    assert not owners.empty and len(p.owner.alerts()) > len(owners)  # there is something to leave out
+    for scoped in (p.east.alerts(), p.east.alerts(locations=["EAST", "WEST"])):
+        assert_nothing_foreign(scoped, p)
+        pd.testing.assert_frame_equal(scoped, owners)
+    assert p.east.alerts(locations=["WEST"]).empty
+
+
+def east_alert_events(p: Practice) -> None:
+    mine = set(p.owner.alerts(locations=["EAST"])["alert_id"])
+    owners = p.owner.alert_events()
+    scoped = p.east.alert_events()
+    assert set(scoped["alert_id"]) == mine
+    pd.testing.assert_frame_equal(scoped, owners[owners["alert_id"].isin(mine)].reset_index(drop=True))
+
+
+def east_alert_evaluations(p: Practice) -> None:
+    """When the rules ran and on which data; not the practice's counts of alerts raised and open."""
+    scoped = p.east.alert_evaluations()
+    assert list(scoped.columns) == ["evaluation_id", "started_at", "finished_at", "trigger", "data_end"]
+    pd.testing.assert_frame_equal(scoped, p.owner.alert_evaluations()[list(scoped.columns)])
+
+
+def east_alerts_to_deliver(p: Practice) -> None:
+    scoped = p.east.alerts_to_deliver("manager@east.example")
+    assert not scoped.empty
+    assert_nothing_foreign(scoped, p)
+    pd.testing.assert_frame_equal(scoped, p.owner.alerts_to_deliver("manager@east.example", ["EAST"]))
+
+
+def acknowledge_refused_elsewhere(p: Practice) -> None:
+    """Another location's (or the practice's) alert is refused before anything is written."""
+    others = p.owner.alerts()
+    others = others[~((others["scope_dimension"] == "location") & (others["scope_value"] == "EAST"))]
+    assert not others.empty
+    for alert_id in others["alert_id"]:
+        with pytest.raises(AccessDenied, match=f"alert {alert_id} is not one of EAST's alerts"):
+            p.east.acknowledge_alert(int(alert_id), by="east manager")
+
+
+def same_snapshot_time(p: Practice) -> None:
+    assert p.east.snapshot_time() == p.owner.snapshot_time()
+
+
+def same_rules(p: Practice) -> None:
+    assert p.east.alert_rules() == p.owner.alert_rules()  # the config's: no rows
+
+
 CASES: dict[str, Case] = {
     "compute": same_as_filtered(lambda wh, f: wh.compute(KPIS, by="provider", filters=f, names=True)),
     "compute_groupings": same_as_filtered(
@@ -292,6 +343,17 @@ CASES: dict[str, Case] = {
     "edit_change": refused(lambda wh: wh.edit_change(1, title="x")),
     "remove_change": refused(lambda wh: wh.remove_change(1)),
     "import_changes": import_refused,
+    "alerts": east_alerts,
+    "alert_events": east_alert_events,
+    "alert_evaluations": east_alert_evaluations,
+    "alerts_to_deliver": east_alerts_to_deliver,
+    "acknowledge_alert": acknowledge_refused_elsewhere,
+    "alert_rules": same_rules,
+    "check_alert_rules": refused(lambda wh: wh.check_alert_rules()),
+    "evaluate_alerts": refused(lambda wh: wh.evaluate_alerts(record=False)),
+    "record_delivery": refused(lambda wh: wh.record_delivery([1], "x@y.example", "EAST", sent=True)),
+    "alert_deliveries": refused(lambda wh: wh.alert_deliveries()),
+    "snapshot_time": same_snapshot_time,
 }
 # The storage layer under the KPI API: they hand out the file, not rows (pages never call them:
 # tests/test_architecture.py keeps SQL out of dashboards/ and reports/).
@@ -303,6 +365,8 @@ STORAGE = {
     "transaction": "a write transaction (a scoped dashboard opens read-only)",
     "tables": "the names of the schema's tables, no rows",
     "schema_version": "a number",
+    "writing": "a read-write copy of the whole practice's warehouse, as a load writes (narrowed by its caller)",
+    "load_running": "who holds the write lock, since when: no rows",
 }
 
 

@@ -56,9 +56,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def smtp_server(handler: Recorder, **options: Any) -> Iterator[int]:
-    """Serve `handler` on 127.0.0.1 (options as aiosmtpd's Controller takes them); yields the port."""
-    port = free_port()
+def smtp_server(handler: Recorder, port: int | None = None, **options: Any) -> Iterator[int]:
+    """Serve `handler` on 127.0.0.1 (at `port`, or a free one; options as aiosmtpd's Controller takes them).
+
+    Yields the port.
+    """
+    port = port or free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port, **options)
     controller.start()
     try:

@@ -73,6 +73,27 @@ def test_send_dry_run_writes_the_eml_into_out(
 
 
 @pytest.mark.browser
+def test_send_dry_run_without_recipients_writes_a_sample_eml(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, practice: Practice, renderer: ChartRenderer
+) -> None:
+    """A first try of `report send --dry-run` needs no recipients: it writes a sample, and says so."""
+    config = config_file(tmp_path, practice)
+    res = run_cli(capsys, "report", "send", "--config", str(config), "--month", "2026-10", "--dry-run", "--out", "mail")
+    assert res.code == 0, res.err
+    eml = Path("mail") / "clinic-kpis-report-2026-10-practice.eml"
+    assert res.out.splitlines() == [str(eml)]
+    assert res.err == (
+        "no recipients configured for the practice report: the .eml is a sample addressed to owner@example.org, "
+        f"a placeholder (set [report] recipients in {config})\n"
+    )
+    sample = message_from_bytes((tmp_path / eml).read_bytes(), policy=policy.default)
+    assert sample["To"] == "owner@example.org"
+    assert "No-show rate rose to 20.0%" in sample.get_body(("plain",)).get_content()
+    html = sample.get_body(("html",)).get_content()
+    assert '<h1 style="' in html  # the styles travel on the elements
+
+
+@pytest.mark.browser
 def test_send_delivers_to_the_configured_recipients(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, practice: Practice, renderer: ChartRenderer
 ) -> None:

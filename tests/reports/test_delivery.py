@@ -133,6 +133,6 @@ def test_a_refused_recipient_stops_that_message_for_everyone_and_is_named() -> N
     assert str(caught.value) == (
         "EAST report: the server refused recipient(s) gone@riverbend.example (550 5.1.1 mailbox unavailable); "
         "so it was not sent to the others either (east.manager@riverbend.example). "
-        f"Sent: practice report to {', '.join(OWNERS)}. Not sent: EAST report(s)"
+        f"Sent: practice report to {', '.join(OWNERS)}. Not sent: EAST report"
     )
     assert [r.rcpt_tos for r in recorder.received] == [list(OWNERS)]

@@ -10,6 +10,7 @@ WITH base AS (
     a.cancel_initiator,
     a.is_telehealth,
     NOT r.rebooked_from_id IS NULL AS rescheduled,
+    a.source || ':' || a.rebooked_from_id AS rebooked_record_id,
     a.location_id AS location,
     a.provider_id AS provider,
     a.payer_id AS payer,

@@ -33,7 +33,9 @@ WITH schedules AS (
         start_at + minutes * INTERVAL '1' MINUTE AS end_at
       FROM slots
       WHERE
-        status <> 'blocked' AND NOT provider_id IS NULL
+        status <> 'blocked'
+        AND NOT provider_id IS NULL
+        AND start_at >= CAST('2026-01-05 13:00:00+00:00' AS TIMESTAMPTZ)
     ) AS s
   ) AS s
   JOIN schedules AS p
@@ -77,6 +79,8 @@ WITH schedules AS (
     FROM appointments
     WHERE
       NOT booked_at IS NULL
+      AND booked_at <= CAST('2026-02-23 13:00:00+00:00' AS TIMESTAMPTZ)
+      AND scheduled_start + COALESCE(scheduled_minutes, 1) * INTERVAL '1' MINUTE > CAST('2026-01-05 13:00:00+00:00' AS TIMESTAMPTZ)
   ) AS a
 ), booking_days AS (
   SELECT

@@ -1,0 +1,305 @@
+"""The store path: answer a KPI request from the results store, in the engine's output shape.
+
+`paths` decides, KPI by KPI, who answers: `results` (a lookup of precomputed month results),
+`facts` (an aggregate over the fact rows, any grain, grouping and filter), or `raw` (the raw
+engine: options other than those in force, a store that is stale or missing, A/R with credit
+balances excluded). `run` returns what `kpis.engine.run` returns for the same request, so
+`kpis.engine.complete_table` (completeness, labels, targets, status) is shared by both paths.
+
+The statements mirror the raw engine's: the same filters, period truncation, grouping sets and
+aggregate functions (COUNT, SUM, QUANTILE_CONT over the same values), over fact columns that
+hold what the raw engine's FILTER clauses and expressions evaluate to. So the numbers are the
+same, value for value; the tests compare both paths over every KPI, grain and grouping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from kpis.custom import ar_balance
+from kpis.engine import grouping_id
+from kpis.errors import ClinicKpisError
+from kpis.periods import period_floor
+from kpis.query import KpiRequest, QueryContext, output_row, ratio_value, render, with_relation
+from kpis.relations import DIMENSIONS
+from kpis.serving.facts import SCHEMA, TNA, FactTable, Layout
+from kpis.spec import QUANTILES
+from kpis.sql_literals import sql_literal
+
+PATHS = ("auto", "store", "raw")
+RESULTS, FACTS, RAW = "results", "facts", "raw"
+DESCRIPTIONS = {RESULTS: "month results, looked up", FACTS: "an aggregate over its fact rows", RAW: "the raw engine"}
+RESULTS_TABLE = f"{SCHEMA}.results"
+
+
+class StoreUnavailable(ClinicKpisError):
+    """`via="store"` was asked for a request the results store cannot answer."""
+
+
+@dataclass(frozen=True)
+class StoreState:
+    """What the results store of an open warehouse can answer, read from `serving.meta`."""
+
+    meta: Mapping[str, str]
+    usable: frozenset[str]  # groups (relation names, third_next_available) whose facts match the definitions
+    fresh: bool  # refreshed after every write: the snapshot-level views (data ends, values) hold
+
+    @property
+    def results_last(self) -> date | None:
+        text = self.meta.get("results_last")
+        return date.fromisoformat(text) if text else None
+
+    def why_not(self) -> str:
+        if not self.meta:
+            return "the warehouse has no results store yet (run `clinic-kpis refresh`)"
+        if not self.fresh:
+            return "the results store is older than the warehouse's data (run `clinic-kpis refresh`)"
+        return "the results store was built for other KPI definitions or options (run `clinic-kpis refresh`)"
+
+
+def read_state(cursor: Any, layout: Layout) -> StoreState:
+    """The store's state in this snapshot: fresh when no write came after its last refresh."""
+    meta = dict(cursor.execute(f"SELECT key, value FROM {SCHEMA}.meta").fetchall())
+    if meta.get("stale") != "false":
+        return StoreState(meta, frozenset(), False)
+    (last_run,) = cursor.execute("SELECT coalesce(max(run_id), 0) FROM ingest_runs").fetchone()
+    if str(last_run) != meta.get("covered_run"):
+        return StoreState(meta, frozenset(), False)
+    usable = frozenset(group for group, fp in layout.fingerprints().items() if meta.get(f"fingerprint:{group}") == fp)
+    return StoreState(meta, usable, True)
+
+
+def groupings(dims: Sequence[str]) -> list[tuple[str, ...]]:
+    """The groupings kept as month results for a KPI with these dimensions.
+
+    The practice total, each dimension, and each dimension within a location: so a page filtered
+    to one location, grouped or not, is a lookup too.
+    """
+    found = [(), *((d,) for d in dims)]
+    if "location" in dims:
+        found += [("location", d) for d in dims if d != "location"]
+    return found
+
+
+def grouping_name(dims: Iterable[str]) -> str:
+    """The canonical name of a grouping (its dimensions in catalog order), as stored."""
+    wanted = set(dims)
+    return ",".join(d for d in DIMENSIONS if d in wanted)
+
+
+def paths(
+    items: Sequence[KpiRequest], ctx: QueryContext, state: StoreState, layout: Layout, via: str
+) -> dict[str, str]:
+    """KPI id -> results, facts or raw: who answers each KPI of the request."""
+    if via not in PATHS:
+        raise ClinicKpisError(f"unknown path {via!r}; use one of {', '.join(PATHS)}")
+    out = {}
+    for item in items:
+        path = RAW if via == "raw" else _store_path(item, ctx, state, layout)
+        if via == "store" and path == RAW:
+            raise StoreUnavailable(
+                f"{item.id}: the results store cannot answer this request: {_why(item, state, layout)}"
+            )
+        out[item.id] = path
+    return out
+
+
+def _store_path(item: KpiRequest, ctx: QueryContext, state: StoreState, layout: Layout) -> str:
+    kept = layout.kept().get(item.id)
+    if kept is None or dict(kept.options) != dict(item.options) or layout.table_of(item.id) not in state.usable:
+        return RAW
+    if item.id == "ar_over_90_pct" and state.meta.get("ar_accounts_in_one_cell") != "true":
+        return RAW
+    return RESULTS if _in_results(item, ctx, state) else FACTS
+
+
+def _why(item: KpiRequest, state: StoreState, layout: Layout) -> str:
+    kept = layout.kept().get(item.id)
+    if kept is None:
+        return "it keeps this KPI only with credit balances included"
+    if dict(kept.options) != dict(item.options):
+        return f"it keeps {kept.spec.definition_label(kept.options)}, not {item.spec.definition_label(item.options)}"
+    if item.id == "ar_over_90_pct" and state.meta.get("ar_accounts_in_one_cell") != "true":
+        return "an account without a date of service spans several locations, providers or payers"
+    return state.why_not()
+
+
+def _in_results(item: KpiRequest, ctx: QueryContext, state: StoreState) -> bool:
+    """Whether every grouping of the request is a stored month result (filters of one value only)."""
+    last = state.results_last
+    if ctx.periods.grain != "month" or last is None or ctx.periods.starts[-1] > last:
+        return False
+    if any(len(values) != 1 for values in ctx.filters.values()):
+        return False
+    kept = {grouping_name(g) for g in groupings(item.spec.dimensions)}
+    return all(grouping_name([*group, *ctx.filters]) in kept for group in ctx.grouping_sets)
+
+
+# -- running ------------------------------------------------------------------------------------
+
+
+def run(
+    cursor: Any, items: Sequence[KpiRequest], ctx: QueryContext, chosen: Mapping[str, str], layout: Layout
+) -> pd.DataFrame:
+    """The store's answer for `items` (each answered by its path in `chosen`), as engine.run returns it."""
+    frames = [cursor.execute(render(statement)).df() for _, statement in statements(items, ctx, chosen, layout)]
+    columns = ["kpi_id", "period_start", *ctx.dims] + (["grouping_id"] if ctx.multiple_sets else [])
+    columns += ["numerator", "denominator", "value", "n", "unknown"]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def statements(
+    items: Sequence[KpiRequest], ctx: QueryContext, chosen: Mapping[str, str], layout: Layout
+) -> list[tuple[list[str], str]]:
+    """(KPI ids, statement) answering `items` from the store: one lookup, one statement per fact table."""
+    out = []
+    looked_up = [item for item in items if chosen[item.id] == RESULTS]
+    if looked_up:
+        out.append(([i.id for i in looked_up], results_statement(looked_up, ctx)))
+    by_table: dict[str, list[KpiRequest]] = {}
+    for item in items:
+        if chosen[item.id] == FACTS:
+            by_table.setdefault(layout.table_of(item.id), []).append(item)
+    tables = {t.group: t for t in layout.tables}
+    for group, members in by_table.items():
+        ids = [m.id for m in members]
+        if group == TNA:
+            out.append((ids, tna_statement(members[0], ctx)))
+            continue
+        table = tables[group]
+        standard = [m for m in members if m.spec.kind != "custom"]
+        custom = [m for m in members if m.spec.kind == "custom"]
+        if standard:
+            out.append(([m.id for m in standard], facts_statement(table, standard, ctx)))
+        if custom:
+            out.append(([m.id for m in custom], ar_statement(table, custom, ctx)))
+    return out
+
+
+def facts_statement(table: FactTable, items: Sequence[KpiRequest], ctx: QueryContext) -> str:
+    """The raw engine's `standard_query`, over the fact table: one grouped branch per event column."""
+    by_event: dict[str, list[tuple[int, KpiRequest]]] = {}
+    for i, item in enumerate(items):
+        by_event.setdefault(item.spec.event_column(item.options), []).append((i, item))
+    ctes: list[tuple[str, str]] = []
+    rows: list[str] = []
+    for j, (event, members) in enumerate(by_event.items()):
+        day = table.day_column(event)
+        aggregates: list[str] = []
+        for i, item in members:
+            parts, row = _aggregates(item, f"k{i}", ctx)
+            aggregates += parts
+            rows.append(f"{row} FROM grouped_{j}")
+        in_range = (
+            f"SELECT *, CAST(DATE_TRUNC('{ctx.periods.grain}', {day}) AS DATE) AS period_start FROM {table.name} "
+            f"WHERE {_day_bounds(day, ctx)}{ctx.filter_sql()}"
+        )
+        selected = f"period_start, {ctx.dim_select()}{', '.join(aggregates)}"
+        grouped = f"SELECT {selected} FROM in_range_{j} GROUP BY {ctx.group_by()}"
+        ctes += [(f"in_range_{j}", in_range), (f"grouped_{j}", grouped)]
+    return with_relation(None, ctes, "\nUNION ALL\n".join(rows))
+
+
+def _day_bounds(day: str, ctx: QueryContext) -> str:
+    """The raw engine's event bounds on local days: [first day, day after the last period)."""
+    first, after = ctx.periods.first_day.isoformat(), ctx.periods.end_exclusive.isoformat()
+    return f"{day} >= DATE '{first}' AND {day} < DATE '{after}'"
+
+
+def _aggregates(item: KpiRequest, k: str, ctx: QueryContext) -> tuple[list[str], str]:
+    """engine._measures over the fact columns (flags and amounts in place of FILTER and expressions)."""
+    spec, c = item.spec, item.id
+    if spec.kind == "ratio":
+        aggregates = [
+            f"{_sum(spec.numerator.agg, f'{c}__num')} AS {k}_num",
+            f"{_sum(spec.denominator.agg, f'{c}__den')} AS {k}_den",
+            f"COUNT(*) FILTER (WHERE {c}__pop) AS {k}_n",
+        ]
+        unknown = "0"
+        if item.unknown_condition() is not None:
+            aggregates.append(f"COUNT(*) FILTER (WHERE {c}__unk) AS {k}_unk")
+            unknown = f"{k}_unk"
+        value = ratio_value(f"{k}_num", f"{k}_den")
+        return aggregates, output_row(spec.id, ctx, f"{k}_num", f"{k}_den", value, f"{k}_n", unknown)
+    if spec.value.agg == "mean":
+        aggregates = [f"COALESCE(SUM({c}__val), 0) AS {k}_num", f"COUNT({c}__val) AS {k}_n"]
+        return aggregates, output_row(spec.id, ctx, f"{k}_num", f"{k}_n", ratio_value(f"{k}_num", f"{k}_n"), f"{k}_n")
+    aggregates = [f"QUANTILE_CONT({c}__val, {QUANTILES[spec.value.agg]}) AS {k}_val", f"COUNT({c}__val) AS {k}_n"]
+    return aggregates, output_row(spec.id, ctx, "NULL", "NULL", f"{k}_val", f"{k}_n")
+
+
+def _sum(agg: str, column: str) -> str:
+    if agg == "count":
+        return f"COUNT(*) FILTER (WHERE {column})"
+    return f"COALESCE(SUM({column}), 0)"
+
+
+def ar_statement(table: FactTable, items: Sequence[KpiRequest], ctx: QueryContext) -> str:
+    """The raw engine's A/R statement (credit balances included) over the ledger facts.
+
+    Each entry's aged day is kept, so `aged_from` needs no search for first postings.
+    """
+    source = f"(SELECT *, {table.day_column('posted_date')} AS posted_date FROM {table.name})"
+    ctes = ar_balance.located_ctes(ctx, source)
+    aged_idx = "CAST(NULL AS INTEGER)"
+    if any(item.id == "ar_over_90_pct" for item in items):
+        ctes.append(
+            (
+                "aged_from",
+                f"""
+                SELECT l.*, CASE WHEN g.idx IS NOT NULL THEN GREATEST(l.posted_idx, g.idx) END AS aged_idx
+                FROM located AS l
+                LEFT JOIN spine AS g ON g.period_start = {ar_balance.period_index_start("l.ar_aged_on", ctx)}
+                """,
+            )
+        )
+        aged_idx = "aged_idx"
+    ctes += ar_balance.entry_totals_ctes(ctx, "aged_from" if aged_idx == "aged_idx" else "located", aged_idx)
+    window = "ar_window" if any(item.id == "days_in_ar" for item in items) else "0"
+    ctes, final = ar_balance.results_ctes(items, ctx, ctes, window, "ar_charge")
+    return with_relation(None, ctes, final)
+
+
+def tna_statement(item: KpiRequest, ctx: QueryContext) -> str:
+    """Third next available: the mean of the kept (snapshot, provider, location) days, by period."""
+    ctes = [
+        (
+            "in_range",
+            f"SELECT *, CAST(DATE_TRUNC('{ctx.periods.grain}', day) AS DATE) AS period_start "
+            f"FROM {SCHEMA}.facts_{TNA} WHERE {_day_bounds('day', ctx)}{ctx.filter_sql()}",
+        ),
+        (
+            "grouped",
+            f"SELECT period_start, {ctx.dim_select()}SUM(days) AS total_days, COUNT(*) AS pairs "
+            f"FROM in_range GROUP BY {ctx.group_by()}",
+        ),
+    ]
+    final = (
+        output_row(item.id, ctx, "total_days", "pairs", ratio_value("total_days", "pairs"), "pairs") + " FROM grouped"
+    )
+    return with_relation(None, ctes, final)
+
+
+def results_statement(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
+    """A lookup of stored month results: one SELECT per grouping set of the request."""
+    ids = ", ".join(f"'{item.id}'" for item in items)
+    first, last = ctx.periods.first_day.isoformat(), period_floor(ctx.periods.starts[-1], "month").isoformat()
+    filters = "".join(f" AND {dim} = {sql_literal(values[0])}" for dim, values in ctx.filters.items())
+    parts = []
+    for group in ctx.grouping_sets:
+        dims = "".join(f"{d}, " if d in group else f"NULL AS {d}, " for d in ctx.dims)
+        gid = f"{grouping_id(group, ctx.dims)} AS grouping_id, " if ctx.multiple_sets else ""
+        parts.append(
+            f"SELECT kpi_id, period_start, {dims}{gid}numerator, denominator, value, n, unknown FROM {RESULTS_TABLE} "
+            f"WHERE kpi_id IN ({ids}) AND grouping = '{grouping_name([*group, *ctx.filters])}' "
+            f"AND period_start >= DATE '{first}' AND period_start <= DATE '{last}'{filters}"
+        )
+    return "\nUNION ALL\n".join(parts)

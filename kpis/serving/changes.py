@@ -1,0 +1,296 @@
+"""What a load touched, relation by relation: the fact rows a refresh recomputes, and the rows it reads.
+
+Every row a load writes carries that load's `ingest_run_id` (the Loader sets it on insert and on
+update), so the rows changed since the store was refreshed are those with a run id above the
+store's watermark (rows written outside ingest make the refresh a full rebuild instead).
+
+A relation row depends on more than its own canonical row; the joins and windows of its SQL
+(`kpis/relations.py`) say on what, and each relation here says the same in two parts:
+
+* `touched`: the record ids whose facts must be recomputed, from the changed canonical rows and
+  from the facts' previous state (an appointment moved to another day or provider frees the
+  slots it overlapped; a remittance moved to another claim reopens the old claim);
+* `reads`: for each canonical table the relation reads, the rows needed to recompute those
+  record ids (all the rows a window or aggregate of the relation sees for them), so a refresh
+  evaluates the relation over a few rows, not the whole warehouse.
+
+Both are SQL over `main.<table>`, the fact tables (`{facts}`: this relation's previous facts,
+`{facts_appointments}`) and the temp table `_keys(key)` (the touched record ids). `{changed}`
+stands for "the row changed since the watermark", with the table alias `t`.
+
+A new join in a relation needs its dependency here; the tests that compare an incremental
+refresh with a full rebuild after every kind of load are what catch a missing one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import sqlglot
+from sqlglot import exp
+
+from kpis.custom.third_next_available import week_of
+
+# Rows written outside ingest may carry no run id; such a write is untracked (Store.transaction)
+# and makes the refresh a full rebuild, so here every changed row has a run id above the
+# watermark, which DuckDB can test on each row group's statistics without reading it.
+CHANGED = "t.ingest_run_id > {watermark}"
+KEYS = "(SELECT key FROM _keys)"
+# every relation row with a payer whose class changed: only when some payer changed
+_PAYERS = (
+    "UNION SELECT f._key FROM {facts} AS f WHERE f.payer IN (SELECT payer_id FROM main.payers AS t WHERE {changed})"
+)
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """How one relation's rows depend on canonical rows (see the module docstring)."""
+
+    touched: str
+    reads: Mapping[str, str]
+    keep: Mapping[str, str] = field(default_factory=dict)  # fact column -> relation column: previous state
+
+
+def _own(table: str, key: str) -> Dependencies:
+    """A relation row per canonical row, depending on nothing else."""
+    return Dependencies(
+        touched=f"SELECT {key} FROM main.{table} AS t WHERE {{changed}}",
+        reads={table: f"{key} IN {KEYS}"},
+    )
+
+
+_APPOINTMENT_KEY = "t.source || ':' || t.appointment_id"
+_SPAN_END = "{start} + COALESCE({minutes}, 1) * INTERVAL 1 MINUTE"
+
+DEPENDENCIES: dict[str, Dependencies] = {
+    "appointments": Dependencies(
+        # an appointment is rescheduled when a later booking names it (rebooked_from_id)
+        touched=f"""
+            SELECT {_APPOINTMENT_KEY} FROM main.appointments AS t WHERE {{changed}}
+            UNION SELECT t.source || ':' || t.rebooked_from_id FROM main.appointments AS t
+                  WHERE {{changed}} AND t.rebooked_from_id IS NOT NULL
+            UNION SELECT f._rebooked FROM {{facts}} AS f
+                  WHERE f._rebooked IS NOT NULL
+                    AND f._key IN (SELECT {_APPOINTMENT_KEY} FROM main.appointments AS t WHERE {{changed}})
+            {{payers}}
+        """,
+        reads={
+            "appointments": f"{_APPOINTMENT_KEY} IN {KEYS} OR t.source || ':' || t.rebooked_from_id IN {KEYS}",
+        },
+        keep={
+            "_rebooked": "rebooked_record_id",
+            "_provider": "provider",
+            "_start": "scheduled_start",
+            "_minutes": "scheduled_minutes",
+            "_booked": "booked_at",
+            "_cancelled": "cancelled_at",
+        },
+    ),
+    "encounters": Dependencies(
+        # an encounter shows its appointment's scheduled start, payer, visit type and new/established
+        touched="""
+            SELECT t.source || ':' || t.encounter_id FROM main.encounters AS t WHERE {changed}
+            UNION SELECT e.source || ':' || e.encounter_id
+                  FROM main.encounters AS e
+                  JOIN main.appointments AS t ON t.source = e.source AND t.appointment_id = e.appointment_id
+                  WHERE {changed}
+            {payers}
+        """,
+        reads={
+            "encounters": f"t.source || ':' || t.encounter_id IN {KEYS}",
+            "appointments": f"""EXISTS (
+                SELECT 1 FROM main.encounters AS e
+                WHERE e.source = t.source AND e.appointment_id = t.appointment_id
+                  AND e.source || ':' || e.encounter_id IN {KEYS})""",
+        },
+    ),
+    "slots": Dependencies(
+        # a slot is booked while a live appointment of its provider overlaps it: a changed
+        # appointment touches the slots its previous and its new span overlap
+        touched=f"""
+            WITH spans AS (
+                SELECT t.provider_id AS provider, t.scheduled_start AS start_at,
+                       {_SPAN_END.format(start="t.scheduled_start", minutes="t.scheduled_minutes")} AS end_at
+                FROM main.appointments AS t WHERE {{changed}}
+                UNION ALL
+                SELECT f._provider, f._start, {_SPAN_END.format(start="f._start", minutes="f._minutes")}
+                FROM {{facts_appointments}} AS f
+                WHERE f._key IN (SELECT {_APPOINTMENT_KEY} FROM main.appointments AS t WHERE {{changed}})
+            )
+            SELECT t.source || ':' || t.slot_id FROM main.slots AS t WHERE {{changed}}
+            UNION SELECT s.source || ':' || s.slot_id
+                  FROM main.slots AS s
+                  JOIN spans AS a ON a.provider = s.provider_id
+                  WHERE a.start_at < s.start_at + s.minutes * INTERVAL 1 MINUTE AND a.end_at > s.start_at
+                    AND s.start_at >= (SELECT min(start_at) - INTERVAL 1 DAY FROM spans)
+                    AND s.start_at < (SELECT max(end_at) FROM spans)
+        """,
+        keep={"_start": "start_at"},
+        reads={
+            "slots": f"t.source || ':' || t.slot_id IN {KEYS}",
+            "appointments": (
+                f"t.provider_id IN (SELECT provider_id FROM main.slots WHERE source || ':' || slot_id IN {KEYS})"
+            ),
+        },
+    ),
+    "calls": _own("calls", "t.source || ':' || t.call_id"),
+    "claim_outcomes": Dependencies(
+        # one row per claim: its submissions, its remittances (the first non-reversal one) and
+        # that remittance's adjustments
+        touched="""
+            SELECT t.claim_id FROM main.claims AS t WHERE {changed}
+            UNION SELECT t.claim_id FROM main.remittances AS t WHERE {changed}
+            UNION SELECT r.claim_id FROM main.remittances AS r
+                  JOIN main.remittance_adjustments AS t ON t.remittance_id = r.remittance_id WHERE {changed}
+            UNION SELECT f._key FROM {facts} AS f
+                  WHERE f._first_remittance IN (SELECT t.remittance_id FROM main.remittances AS t WHERE {changed})
+            {payers}
+        """,
+        reads={
+            "claims": f"t.claim_id IN {KEYS}",
+            "remittances": f"t.claim_id IN {KEYS}",
+            "remittance_adjustments": (
+                f"t.remittance_id IN (SELECT remittance_id FROM main.remittances WHERE claim_id IN {KEYS})"
+            ),
+        },
+        keep={"_first_remittance": "first_remittance_id"},
+    ),
+    "ledger": Dependencies(
+        # an entry's claim decides whether the claim is settled (all its entries), its first bill
+        # and the payer of a patient payment; A/R ages an undated account from its first posting
+        touched="""
+            WITH claims_touched AS (
+                SELECT t.claim_id FROM main.ledger AS t WHERE {changed} AND t.claim_id IS NOT NULL
+                UNION SELECT f._claim FROM {facts} AS f
+                      WHERE f._claim IS NOT NULL
+                        AND f._key IN (SELECT t.entry_id FROM main.ledger AS t WHERE {changed})
+                UNION SELECT t.claim_id FROM main.claims AS t WHERE {changed}
+            )
+            SELECT t.entry_id FROM main.ledger AS t
+            WHERE {changed} OR t.claim_id IN (SELECT claim_id FROM claims_touched)
+            {payers}
+        """,
+        reads={
+            "ledger": f"""t.entry_id IN {KEYS}
+                OR t.claim_id IN (SELECT claim_id FROM main.ledger WHERE entry_id IN {KEYS})""",
+            "claims": f"t.claim_id IN (SELECT claim_id FROM main.ledger WHERE entry_id IN {KEYS})",
+        },
+        keep={"_claim": "claim_id"},
+    ),
+    "referrals": _own("referrals", "t.source || ':' || t.referral_id"),
+    "portal_messages": _own("portal_messages", "t.source || ':' || t.message_id"),
+}
+
+
+def tna_changes_sql(watermark: int, facts: Mapping[str, str], tna: str, tz: str) -> str:
+    """SELECT provider, first week, last week: the snapshots of third next available a change can move.
+
+    A snapshot's third open slot depends on the provider's open slots ahead of it and on the
+    bookings holding them then. A booking holds its slots at the snapshots from its booking to its
+    release (cancellation or the slot's start, before the visit's end): a changed appointment moves
+    the snapshots of its previous and new hold, and when only its cancellation changed (the same
+    booking, provider and time), just those between the two releases. A slot only matters to
+    snapshots before it starts whose third open slot is at or after it (or that had none): a
+    changed slot moves those, for its previous and new schedule. Week numbers as `week_of`.
+    """
+    changed = CHANGED.format(watermark=int(watermark))
+    end = "{start} + COALESCE({minutes}, 1) * INTERVAL 1 MINUTE"
+    appointments, slots = facts["appointments"], facts["slots"]
+    earliest_release = week_of("LEAST(COALESCE(cancelled, s - INTERVAL 1 DAY), s - INTERVAL 1 DAY)", tz)
+    return f"""
+        WITH changed_appointments AS (
+            SELECT {_APPOINTMENT_KEY} AS key FROM main.appointments AS t WHERE {changed}
+        ),
+        versions AS (
+            SELECT c.key, t.provider_id AS provider, t.booked_at AS booked, t.cancelled_at AS cancelled,
+                   t.scheduled_start AS s, {end.format(start="t.scheduled_start", minutes="t.scheduled_minutes")} AS e
+            FROM main.appointments AS t JOIN changed_appointments AS c ON c.key = {_APPOINTMENT_KEY}
+            UNION ALL
+            SELECT f._key, f._provider, f._booked, f._cancelled, f._start,
+                   {end.format(start="f._start", minutes="f._minutes")}
+            FROM {appointments} AS f WHERE f._key IN (SELECT key FROM changed_appointments)
+        ),
+        holds AS (
+            SELECT provider, booked, cancelled, s, e,
+                   count(*) OVER w = 2
+                   AND min(provider) OVER w IS NOT DISTINCT FROM max(provider) OVER w
+                   AND min(booked) OVER w = max(booked) OVER w
+                   AND min(s) OVER w = max(s) OVER w AND min(e) OVER w = max(e) OVER w AS same_hold
+            FROM versions WHERE booked IS NOT NULL AND provider IS NOT NULL
+            WINDOW w AS (PARTITION BY key)
+        ),
+        slot_versions AS (
+            SELECT t.provider_id AS provider, t.location_id AS location, t.start_at AS at
+            FROM main.slots AS t WHERE {changed}
+            UNION ALL
+            SELECT f.provider, f.location, f._start FROM {slots} AS f
+            WHERE f._key IN (SELECT t.source || ':' || t.slot_id FROM main.slots AS t WHERE {changed})
+        ),
+        schedule_gaps AS (  -- each schedule's first week after which a snapshot has no third slot
+            SELECT provider, location, min(week + 1) AS gap
+            FROM (SELECT provider, location, week,
+                         lead(week) OVER (PARTITION BY provider, location ORDER BY week) AS next_week
+                  FROM {tna}) AS p
+            WHERE next_week IS NULL OR next_week > week + 1
+            GROUP BY provider, location
+        )
+        SELECT provider,
+               CASE WHEN same_hold THEN {earliest_release} ELSE {week_of("booked", tz)} END AS first_week,
+               {week_of("e", tz)} AS last_week
+        FROM holds
+        UNION ALL
+        SELECT v.provider,
+               LEAST({week_of("v.at", tz)},
+                     coalesce((SELECT min(p.week) FROM {tna} AS p WHERE p.provider = v.provider
+                               AND p.location IS NOT DISTINCT FROM v.location AND p.third_slot_start >= v.at),
+                              {week_of("v.at", tz)}),
+                     coalesce(g.gap, {week_of("v.at", tz)}),
+                     CASE WHEN v.at <= (SELECT min(p.third_slot_start) FROM {tna} AS p WHERE p.provider = v.provider
+                                        AND p.location IS NOT DISTINCT FROM v.location)
+                          OR g.gap IS NULL THEN 0 END),
+               {week_of("v.at", tz)}
+        FROM slot_versions AS v
+        LEFT JOIN schedule_gaps AS g ON g.provider = v.provider AND g.location IS NOT DISTINCT FROM v.location
+        WHERE v.provider IS NOT NULL
+    """
+
+
+def kept_columns(relation: str) -> dict[str, str]:
+    """Fact column -> relation column: the previous state a refresh reads before replacing rows."""
+    return dict(DEPENDENCIES[relation].keep)
+
+
+def touched_sql(relation: str, watermark: int, facts: Mapping[str, str], payers_changed: bool) -> str:
+    """SELECT of the record ids (one column) whose facts the changes since `watermark` touch.
+
+    `facts` names the existing fact tables by relation (their previous state).
+    """
+    text = DEPENDENCIES[relation].touched.replace("{payers}", _PAYERS if payers_changed else "")
+    text = text.replace("{changed}", CHANGED.format(watermark=int(watermark)))
+    text = text.replace("{facts}", facts[relation]).replace("{facts_appointments}", facts["appointments"])
+    return text
+
+
+def changed_anywhere_sql(tables: tuple[str, ...], watermark: int) -> str:
+    """SELECT true when any row of `tables` changed since `watermark` (for third next available)."""
+    changed = CHANGED.format(watermark=int(watermark))
+    return "SELECT " + " OR ".join(f"EXISTS (SELECT 1 FROM main.{t} AS t WHERE {changed})" for t in tables)
+
+
+def restricted(sql: str, relation: str) -> str:
+    """The relation's SQL reading only the rows its `reads` name (for the record ids in `_keys`).
+
+    Every reference to a canonical table listed in `reads` becomes a filtered subquery with the
+    same alias; the rest of the statement (joins, windows, aggregates) is unchanged.
+    """
+    reads = DEPENDENCIES[relation].reads
+    tree = sqlglot.parse_one(sql, read="duckdb")
+
+    def swap(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table) and not node.db and node.name in reads:
+            inner = sqlglot.parse_one(f"SELECT * FROM main.{node.name} AS t WHERE {reads[node.name]}", read="duckdb")
+            return inner.subquery(node.alias or node.name)
+        return node
+
+    return tree.transform(swap).sql(dialect="duckdb")

@@ -1,0 +1,534 @@
+"""Build and refresh the results store: in full, or only what the loads since the last refresh touched.
+
+A refresh runs in one transaction, inside a writer's copy of the warehouse (`kpis.publication`
+calls `before_publish` after every load, so a published snapshot's results always match its raw
+tables), or on demand (`clinic-kpis refresh [--full]`). Per fact table:
+
+* **full** when the store has none yet, when its fingerprint (the SQL that builds it: catalog,
+  options in force, time zone, business hours, store version) changed, or on `--full`;
+* else **incremental**: the record ids the changed rows touch (`kpis.serving.changes`, found
+  from every table's previous facts before any is replaced) are recomputed by evaluating the
+  relation over just the rows they depend on; the fact rows that really changed (old EXCEPT
+  new, both ways) say which months' results to recompute: their own months for rates, means and
+  medians; every month from the earliest one on for A/R balances (a stock: an old entry moves
+  every later balance, and days in A/R's look-back window).
+
+Third next available is recomputed whole when slots or appointments changed. Coverage is
+recounted for the tables that changed, dimension values and data ends always (they are small
+queries). Last, `serving.meta` records the fingerprints, the last ingest run covered and
+`stale = false`: from then on readers answer from the store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from kpis.config import Config
+from kpis.coverage import COVERAGE, coverage_sql
+from kpis.custom import third_next_available
+from kpis.dimensions import source_tables, values_sql
+from kpis.engine import grouping_id
+from kpis.periods import Periods, local_instant_utc, next_period, period_floor
+from kpis.progress import steps
+from kpis.query import QueryContext, render, with_relation
+from kpis.relations import DIMENSIONS, Relation
+from kpis.serving import changes
+from kpis.serving.answer import FACTS, RESULTS_TABLE, grouping_name, groupings, statements
+from kpis.serving.facts import SCHEMA, TNA, FactTable, Layout, layout
+from kpis.serving.stored import COVERAGE_TABLE, values_table
+from kpis.storage import Store
+
+TNA_TABLE = f"{SCHEMA}.facts_{TNA}"
+EMPTY_WEEK = 5218  # a snapshot week without data (2000-01-03), to build an empty table of the right shape
+
+
+@dataclass
+class RefreshSummary:
+    """What a refresh did: groups rebuilt, fact rows recomputed, month results recomputed."""
+
+    rebuilt: list[str] = field(default_factory=list)
+    recomputed_rows: dict[str, int] = field(default_factory=dict)
+    months: dict[str, int] = field(default_factory=dict)
+    covered_run: int = 0
+    seconds: float = 0.0
+
+
+def before_publish(store: Store) -> None:
+    """Entry point `clinic_kpis.before_publish`: refresh the copy a writer is about to publish."""
+    with store.cursor() as cur:
+        refresh(cur, store.config)
+
+
+def refresh(cursor: Any, config: Config, *, full: bool = False, progress: bool = True) -> RefreshSummary:
+    """Bring the results store up to date with the warehouse, in one transaction."""
+    started = time.perf_counter()
+    job = _Refresh(cursor, layout(config), full)
+    if not full and job.up_to_date():
+        return job.summary
+    cursor.execute("BEGIN TRANSACTION")
+    try:
+        work = job.plan()
+        for _, step in steps(work, "refreshing the results store") if progress else work:
+            step()
+        cursor.execute("COMMIT")
+    except BaseException:
+        cursor.execute("ROLLBACK")
+        raise
+    job.summary.seconds = time.perf_counter() - started
+    return job.summary
+
+
+class _Refresh:
+    """One refresh: which tables to rebuild or update, then the steps that do it."""
+
+    def __init__(self, cur: Any, lay: Layout, full: bool) -> None:
+        self.cur = cur
+        self.lay = lay
+        self.config = lay.config
+        self.meta = dict(cur.execute(f"SELECT key, value FROM {SCHEMA}.meta").fetchall())
+        self.fingerprints = lay.fingerprints()
+        (self.last_run,) = cur.execute("SELECT coalesce(max(run_id), 0) FROM ingest_runs").fetchone()
+        covered = self.meta.get("covered_run")
+        # a write whose rows may not carry a new run id cannot be found: rebuild everything
+        untracked = self.meta.get("untracked_writes") == "true"
+        self.watermark = None if full or covered is None or untracked else int(covered)
+        self.existing = {
+            name
+            for (name,) in cur.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = ? AND database_name = current_database()",
+                [SCHEMA],
+            ).fetchall()
+        }
+        self.summary = RefreshSummary(covered_run=int(self.last_run))
+        self.months: dict[str, set[date]] = {}  # group -> months whose results to recompute
+        self.tails: dict[str, date] = {}  # group -> first month of A/R results to recompute
+        self.meta_updates: dict[str, str] = {}
+
+    # -- planning -------------------------------------------------------------------------------
+
+    def fresh(self, group: str, table: str) -> bool:
+        """Whether `group`'s table can be updated in place (else it is rebuilt)."""
+        return (
+            self.watermark is not None
+            and table.split(".")[1] in self.existing
+            and self.meta.get(f"fingerprint:{group}") == self.fingerprints[group]
+        )
+
+    def up_to_date(self) -> bool:
+        """Nothing was written since the last refresh, with the definitions in force."""
+        groups = [(t.group, t.name) for t in self.lay.tables]
+        if self.lay.tna is not None:
+            groups.append((TNA, TNA_TABLE))
+        return (
+            self.meta.get("untracked_writes") != "true"
+            and self.meta.get("stale") == "false"
+            and self.meta.get("covered_run") == str(self.last_run)
+            and self.has_results()
+            and all(self.fresh(group, table) for group, table in groups)
+        )
+
+    def plan(self) -> list[tuple[str, Callable[[], None]]]:
+        tables = {t.group: t for t in self.lay.tables}
+        incremental = [t for t in self.lay.tables if self.fresh(t.group, t.name)]
+        if "slots" in tables and tables["slots"] in incremental and tables.get("appointments") not in incremental:
+            incremental.remove(tables["slots"])  # its changes are found from the appointments' previous facts
+        rebuilt = [t for t in self.lay.tables if t not in incremental]
+        work: list[tuple[str, Callable[[], None]]] = [("what changed", lambda: self.find_touched(incremental))]
+        if self.lay.tna is not None:
+            work.append(("what changed for third next available", self.find_tna_changes))
+        work += [(f"facts of {t.group}", lambda t=t: self.update(t)) for t in incremental]
+        work += [(f"facts of {t.group}", lambda t=t: self.rebuild(t)) for t in rebuilt]
+        if self.lay.tna is not None:
+            work.append(("third next available", self.third_next_available))
+        work += [
+            ("month results", self.results),
+            ("coverage", self.coverage),
+            ("dimension values", self.dimension_values),
+            ("data ends", self.finish),
+        ]
+        return work
+
+    # -- facts ----------------------------------------------------------------------------------
+
+    def find_touched(self, tables: list[FactTable]) -> None:
+        """The record ids each table must recompute, all found before any fact row is replaced."""
+        facts = {t.group: t.name for t in self.lay.tables}
+        changed = changes.CHANGED.format(watermark=self.watermark) if self.watermark is not None else "TRUE"
+        (payers,) = self.cur.execute(f"SELECT EXISTS (SELECT 1 FROM main.payers AS t WHERE {changed})").fetchone()
+        for table in tables:
+            touched = changes.touched_sql(table.group, self.watermark, facts, payers)
+            self.cur.execute(
+                f"CREATE OR REPLACE TEMP TABLE _keys_{table.group} AS SELECT DISTINCT * FROM ({touched}) AS x(key)"
+            )
+
+    def update(self, table: FactTable) -> None:
+        """Replace the fact rows of the touched record ids; note the months whose results moved."""
+        keys = f"_keys_{table.group}"
+        self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT * FROM {keys}")
+        self.cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE _old AS SELECT * FROM {table.name} WHERE _key IN (SELECT key FROM _keys)"
+        )
+        self.cur.execute(f"DELETE FROM {table.name} WHERE _key IN (SELECT key FROM _keys)")
+        relation = changes.restricted(table.relation.sql, table.group)
+        select = table.select_sql(where="record_id IN (SELECT key FROM _keys)")
+        statement = with_relation(_with_sql(table.relation, relation), [], select)
+        self.cur.execute(f"INSERT INTO {table.name} BY NAME {render(statement)}")
+        self.cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE _diff AS "
+            f"(SELECT * FROM _old EXCEPT ALL SELECT * FROM {table.name} WHERE _key IN (SELECT key FROM _keys)) "
+            f"UNION ALL "
+            f"(SELECT * FROM {table.name} WHERE _key IN (SELECT key FROM _keys) EXCEPT ALL SELECT * FROM _old)"
+        )
+        (count,) = self.cur.execute("SELECT count(*) FROM _keys").fetchone()
+        self.summary.recomputed_rows[table.group] = int(count)
+        self.note_months(table, "_diff")
+        for name in ("_keys", "_old", "_diff", keys):
+            self.cur.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def rebuild(self, table: FactTable) -> None:
+        statement = with_relation(table.relation, [], table.select_sql())
+        self.cur.execute(f"CREATE OR REPLACE TABLE {table.name} AS {render(statement)}")
+        self.summary.rebuilt.append(table.group)
+        self.months[table.group] = set(self.all_months(table.name, [table.day_column(e) for e in table.events]))
+        if table.ar_items:
+            first = self.first_month(table.name, [table.day_column("posted_date")])
+            if first is not None:
+                self.tails[table.group] = first
+        if self.has_results():
+            self.cur.execute(f"DELETE FROM {RESULTS_TABLE} WHERE kpi_id IN ({_ids(table.items)})")
+
+    def note_months(self, table: FactTable, rows: str) -> None:
+        """The months of `rows` (changed fact rows) whose results must be recomputed."""
+        found = self.months.setdefault(table.group, set())
+        for event in table.events:
+            day = table.day_column(event)
+            for (month,) in self.cur.execute(
+                f"SELECT DISTINCT CAST(DATE_TRUNC('month', {day}) AS DATE) FROM {rows} WHERE {day} IS NOT NULL"
+            ).fetchall():
+                found.add(month)
+        if table.ar_items:
+            first = self.first_month(rows, [table.day_column("posted_date")])
+            if first is not None:
+                self.tails[table.group] = min(first, self.tails.get(table.group, first))
+
+    def find_tna_changes(self) -> None:
+        """Which snapshots of third next available to recompute, found before any fact row changes.
+
+        `self.tna_work` is None (nothing changed), "full", or (providers or None for all, first
+        week, last week) ranges: those `changes.tna_changes_sql` names, and the weeks a wider
+        span of data adds (new snapshots after the last booking or before the first slot).
+        """
+        self.tna_work: str | list[tuple[tuple[str, ...] | None, int, int]] | None = "full"
+        stored = self.meta.get("tna_weeks")
+        if not (self.fresh(TNA, TNA_TABLE) and stored and self.fresh("appointments", f"{SCHEMA}.facts_appointments")):
+            return
+        if not self.fresh("slots", f"{SCHEMA}.facts_slots"):
+            return
+        weeks = self.tna_weeks()
+        first, last = (int(w) for w in stored.split(","))
+        if weeks is None or weeks[0] > first or weeks[1] < last:
+            return  # fewer snapshots than before: only a deletion does that; start over
+        ranges: list[tuple[tuple[str, ...] | None, int, int]] = []
+        if weeks[0] < first:
+            ranges.append((None, weeks[0], first - 1))
+        if weeks[1] > last:
+            ranges.append((None, last + 1, weeks[1]))
+        facts = {t.group: t.name for t in self.lay.tables}
+        rows = self.cur.execute(changes.tna_changes_sql(self.watermark, facts, TNA_TABLE, self.config.timezone))
+        spans = [(p, max(lo, weeks[0]), min(hi, weeks[1])) for p, lo, hi in rows.fetchall()]
+        spans = [s for s in spans if s[1] <= s[2]]
+        if spans:
+            providers = tuple(sorted({p for p, _, _ in spans}))
+            ranges.append((providers, min(s[1] for s in spans), max(s[2] for s in spans)))
+        self.tna_work = ranges or None
+
+    def tna_weeks(self) -> tuple[int, int] | None:
+        """The first and last snapshot the data allow: at or after the first slot, up to the last booking."""
+        first, last = self.cur.execute(
+            "SELECT (SELECT MIN(start_at) FROM slots), (SELECT MAX(booked_at) FROM appointments)"
+        ).fetchone()
+        if first is None or last is None:
+            return None
+        tz = self.config.timezone
+
+        def at(week: int) -> datetime:
+            return local_instant_utc(_monday(week), third_next_available.SNAPSHOT_TIME, tz)
+
+        lo = (first.astimezone(UTC).date() - third_next_available.EPOCH_MONDAY).days // 7 - 1
+        while at(lo) < first:
+            lo += 1
+        hi = (last.astimezone(UTC).date() - third_next_available.EPOCH_MONDAY).days // 7 + 1
+        while at(hi) > last:
+            hi -= 1
+        return (lo, hi) if lo <= hi else None
+
+    def third_next_available(self) -> None:
+        """The (snapshot, provider, location) rows: rebuilt, or recomputed for the snapshots a change moves."""
+        if self.tna_work is None:
+            return
+        weeks = self.tna_weeks() if self.tna_work == "full" else None
+        if self.tna_work == "full":
+            first, last = weeks or (EMPTY_WEEK, EMPTY_WEEK)
+            self.cur.execute(f"CREATE OR REPLACE TABLE {TNA_TABLE} AS {self.tna_pairs(None, first, last)} ORDER BY day")
+            self.summary.rebuilt.append(TNA)
+            self.months[TNA] = set(self.all_months(TNA_TABLE, ["day"]))
+            if self.has_results():
+                self.cur.execute(f"DELETE FROM {RESULTS_TABLE} WHERE kpi_id = '{self.lay.tna.id}'")
+            self.meta_updates["tna_weeks"] = f"{weeks[0]},{weeks[1]}" if weeks else ""
+            return
+        months = self.months.setdefault(TNA, set())
+        for providers, first, last in self.tna_work:
+            only = "" if providers is None else f" AND provider IN ({', '.join(map(_literal, providers))})"
+            days = f"day >= DATE '{_monday(first)}' AND day <= DATE '{_monday(last)}'"
+            self.cur.execute(f"DELETE FROM {TNA_TABLE} WHERE {days}{only}")
+            self.cur.execute(f"INSERT INTO {TNA_TABLE} BY NAME {self.tna_pairs(providers, first, last)}")
+            months |= set(_months_between(_monday(first), _monday(last)))
+            self.summary.recomputed_rows[TNA] = self.summary.recomputed_rows.get(TNA, 0) + (last - first + 1)
+        weeks = self.tna_weeks()
+        self.meta_updates["tna_weeks"] = f"{weeks[0]},{weeks[1]}"
+
+    def tna_pairs(self, providers: tuple[str, ...] | None, first: int, last: int) -> str:
+        """SELECT of the pairs of snapshots first..last (week numbers), of some providers or all."""
+        periods = Periods.between(_monday(first), _monday(last), "day", self.config.timezone)
+        filters = {} if providers is None else {"provider": providers}
+        ctx = QueryContext(self.config, self.lay.relations, periods, filters=filters)
+        pairs = render(third_next_available.pairs_query(self.lay.tna, ctx))
+        week = f"CAST(DATE_DIFF('day', DATE '{third_next_available.EPOCH_MONDAY}', snapshot_date) / 7 AS INTEGER)"
+        return (
+            f"SELECT snapshot_date AS day, {week} AS week, provider, location, record_id, third_slot_start, days "
+            f"FROM ({pairs}) AS p"
+        )
+
+    # -- month results --------------------------------------------------------------------------
+
+    def has_results(self) -> bool:
+        return "results" in self.existing
+
+    def results(self) -> None:
+        """Recompute the month results of the months noted, up to the last month of the data."""
+        last = self.last_month()
+        previous = date.fromisoformat(self.meta["results_last"]) if self.meta.get("results_last") else None
+        if not self.ensure_results_table():
+            previous = None  # a new table: every group's months
+            for table in self.lay.tables:
+                self.months[table.group] = set(self.all_months(table.name, [table.day_column(e) for e in table.events]))
+                if table.ar_items:
+                    first = self.first_month(table.name, [table.day_column("posted_date")])
+                    if first is not None:
+                        self.tails[table.group] = first
+            if self.lay.tna is not None:
+                self.months[TNA] = set(self.all_months(TNA_TABLE, ["day"]))
+        kept = list(self.lay.kept())
+        self.cur.execute(f"DELETE FROM {RESULTS_TABLE} WHERE kpi_id NOT IN ({', '.join(repr(k) for k in kept)})")
+        if last is None:
+            self.cur.execute(f"DELETE FROM {RESULTS_TABLE}")
+            self.meta_updates["results_last"] = ""
+            return
+        new_months = (
+            set(_months_between(next_period(previous, "month"), last)) if previous and previous < last else set()
+        )
+        if previous and previous > last:
+            self.cur.execute(f"DELETE FROM {RESULTS_TABLE} WHERE period_start > DATE '{last.isoformat()}'")
+        groups: list[tuple[str, list, set[date]]] = []
+        for table in self.lay.tables:
+            months = self.months.get(table.group, set()) | new_months
+            if table.standard:
+                groups.append((table.group, list(table.standard), months))
+            if table.ar_items:
+                tail = self.tails.get(table.group)
+                ar_months = months | (set(_months_between(tail, last)) if tail else set())
+                groups.append((table.group, list(table.ar_items), ar_months))
+        if self.lay.tna is not None:
+            groups.append((TNA, [self.lay.tna], self.months.get(TNA, set()) | new_months))
+        for group, items, months in groups:
+            wanted = sorted(m for m in months if m <= last)
+            for first_month, last_month in _runs(wanted):
+                self.recompute(items, first_month, last_month)
+            self.summary.months[group] = self.summary.months.get(group, 0) + len(wanted)
+        self.meta_updates["results_last"] = last.isoformat()
+
+    def recompute(self, items: list, first: date, last: date) -> None:
+        """Replace the month results of `items` for the months first..last (month starts)."""
+        self.cur.execute(
+            f"DELETE FROM {RESULTS_TABLE} WHERE kpi_id IN ({_ids(items)}) "
+            f"AND period_start >= DATE '{first.isoformat()}' AND period_start <= DATE '{last.isoformat()}'"
+        )
+        periods = Periods.between(first, next_period(last, "month") - timedelta(days=1), "month", self.config.timezone)
+        by_dims: dict[tuple[str, ...], list] = {}
+        for item in items:
+            by_dims.setdefault(item.spec.dimensions, []).append(item)
+        for dims, members in by_dims.items():
+            sets = tuple(groupings(dims))
+            ctx = QueryContext(self.config, self.lay.relations, periods, sets)
+            names = " ".join(f"WHEN {grouping_id(g, ctx.dims)} THEN '{grouping_name(g)}'" for g in sets)
+            for _, statement in statements(members, ctx, {m.id: FACTS for m in members}, self.lay):
+                self.cur.execute(
+                    f"INSERT INTO {RESULTS_TABLE} BY NAME "
+                    f"SELECT * EXCLUDE (grouping_id), CASE grouping_id {names} END AS grouping "
+                    f"FROM ({render(statement)}) AS r"
+                )
+
+    def ensure_results_table(self) -> bool:
+        """Create `serving.results` with every dimension the facts have; False if it was (re)created."""
+        types: dict[str, str] = {}
+        for table in [t.name for t in self.lay.tables] + ([TNA_TABLE] if self.lay.tna is not None else []):
+            for name, kind in self.cur.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall():
+                if name in DIMENSIONS:
+                    types[name] = kind
+        columns = [f"{d} {types[d]}" for d in DIMENSIONS if d in types]
+        wanted = ["kpi_id VARCHAR", "period_start DATE", "grouping VARCHAR", *columns]
+        wanted += ["numerator DOUBLE", "denominator DOUBLE", "value DOUBLE", "n BIGINT", "unknown BIGINT"]
+        if self.has_results():
+            have = [
+                f"{n} {k}"
+                for n, k in self.cur.execute(
+                    f"SELECT column_name, column_type FROM (DESCRIBE {RESULTS_TABLE})"
+                ).fetchall()
+            ]
+            if have == wanted:
+                return True
+        self.cur.execute(f"CREATE OR REPLACE TABLE {RESULTS_TABLE} ({', '.join(wanted)})")
+        self.existing.add("results")
+        return False
+
+    # -- small views and meta -------------------------------------------------------------------
+
+    def coverage(self) -> None:
+        tables = [table for _, table, _, _ in COVERAGE]
+        if COVERAGE_TABLE.split(".")[1] in self.existing and self.watermark is not None:
+            tables = [t for t in tables if t in self.changed_tables()]
+            if not tables:
+                return
+            self.cur.execute(f"DELETE FROM {COVERAGE_TABLE} WHERE table_name IN ({', '.join(repr(t) for t in tables)})")
+            self.cur.execute(f"INSERT INTO {COVERAGE_TABLE} {coverage_sql(self.config.timezone, 'day', tables)}")
+        else:
+            self.cur.execute(f"CREATE OR REPLACE TABLE {COVERAGE_TABLE} AS {coverage_sql(self.config.timezone, 'day')}")
+
+    def dimension_values(self) -> None:
+        """Each dimension's values, recounted when a table they come from changed (or in full)."""
+        changed = self.changed_tables()
+        for dimension in DIMENSIONS:
+            missing = values_table(dimension).split(".")[1] not in self.existing
+            if missing or changed is None or source_tables(dimension) & changed or not source_tables(dimension):
+                self.cur.execute(f"CREATE OR REPLACE TABLE {values_table(dimension)} AS {values_sql(dimension)}")
+
+    def changed_tables(self) -> set[str] | None:
+        """The canonical tables with rows changed since the watermark (None: everything is rebuilt)."""
+        if self.watermark is None:
+            return None
+        if not hasattr(self, "_changed_tables"):
+            condition = changes.CHANGED.format(watermark=self.watermark)
+            names = [
+                t
+                for (t,) in self.cur.execute(
+                    "SELECT table_name FROM duckdb_columns() WHERE schema_name = 'main' "
+                    "AND column_name = 'ingest_run_id' AND database_name = current_database()"
+                ).fetchall()
+            ]
+            self._changed_tables = {
+                t
+                for t in names
+                if self.cur.execute(f"SELECT EXISTS (SELECT 1 FROM main.{t} AS t WHERE {condition})").fetchone()[0]
+            }
+        return self._changed_tables
+
+    def finish(self) -> None:
+        """Data ends and starts of the snapshot, the A/R precondition, fingerprints, watermark, not stale."""
+        updates = self.meta_updates
+        for name, relation in self.lay.relations.items():
+            updates[f"data_end:{name}"] = _iso(self.cur.execute(relation.data_end_sql).fetchone()[0])
+            if relation.data_start_sql is not None:
+                updates[f"data_start:{name}"] = _iso(self.cur.execute(relation.data_start_sql).fetchone()[0])
+        ledger = next((t for t in self.lay.tables if t.ar_items), None)
+        one_cell = "false"
+        if ledger is not None and any(i.id == "ar_over_90_pct" for i in ledger.ar_items):
+            dims = ", ".join(ledger.dims)
+            (split,) = self.cur.execute(
+                f"SELECT count(*) FROM (SELECT ar_account FROM (SELECT DISTINCT ar_account, {dims} FROM {ledger.name} "
+                "WHERE ar_undated) AS d GROUP BY ar_account HAVING count(*) > 1) AS s"
+            ).fetchone()
+            one_cell = "true" if split == 0 else "false"
+        updates["ar_accounts_in_one_cell"] = one_cell
+        for group, fingerprint in self.fingerprints.items():
+            updates[f"fingerprint:{group}"] = fingerprint
+        updates["covered_run"] = str(self.last_run)
+        updates["refreshed_at"] = datetime.now(UTC).isoformat()
+        updates["stale"] = "false"
+        self.cur.execute(f"DELETE FROM {SCHEMA}.meta WHERE key = 'untracked_writes'")
+        stale_groups = [
+            k for k in self.meta if k.startswith("fingerprint:") and k.split(":", 1)[1] not in self.fingerprints
+        ]
+        for key in stale_groups:
+            self.cur.execute(f"DELETE FROM {SCHEMA}.meta WHERE key = ?", [key])
+        for key, value in updates.items():
+            self.cur.execute(f"INSERT OR REPLACE INTO {SCHEMA}.meta VALUES (?, ?)", [key, value])
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def all_months(self, table: str, days: Iterable[str]) -> list[date]:
+        found: set[date] = set()
+        for day in days:
+            rows = self.cur.execute(
+                f"SELECT DISTINCT CAST(DATE_TRUNC('month', {day}) AS DATE) FROM {table} WHERE {day} IS NOT NULL"
+            ).fetchall()
+            found |= {m for (m,) in rows}
+        return sorted(found)
+
+    def first_month(self, table: str, days: Iterable[str]) -> date | None:
+        firsts = [self.cur.execute(f"SELECT MIN({day}) FROM {table}").fetchone()[0] for day in days]
+        firsts = [f for f in firsts if f is not None]
+        return period_floor(min(firsts), "month") if firsts else None
+
+    def last_month(self) -> date | None:
+        """The month of the latest data end of any relation: month results are kept up to it."""
+        ends = [self.cur.execute(r.data_end_sql).fetchone()[0] for r in self.lay.relations.values()]
+        ends = [e.date() if isinstance(e, datetime) else e for e in ends if e is not None]
+        return period_floor(max(ends), "month") if ends else None
+
+
+def _with_sql(relation: Relation, sql: str) -> Relation:
+    return dataclasses.replace(relation, sql=sql)
+
+
+def _monday(week: int) -> date:
+    return third_next_available.EPOCH_MONDAY + timedelta(days=7 * week)
+
+
+def _literal(value: Any) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _ids(items: Iterable) -> str:
+    return ", ".join(f"'{item.id}'" for item in items)
+
+
+def _iso(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = value.date()
+    return value.isoformat()
+
+
+def _months_between(first: date, last: date) -> list[date]:
+    out, month = [], period_floor(first, "month")
+    while month <= last:
+        out.append(month)
+        month = next_period(month, "month")
+    return out
+
+
+def _runs(months: list[date]) -> list[tuple[date, date]]:
+    """Consecutive months grouped into (first, last) runs."""
+    runs: list[tuple[date, date]] = []
+    for month in months:
+        if runs and next_period(runs[-1][1], "month") == month:
+            runs[-1] = (runs[-1][0], month)
+        else:
+            runs.append((month, month))
+    return runs

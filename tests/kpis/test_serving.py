@@ -1,0 +1,235 @@
+"""The results store answers exactly what the raw engine answers, and says when it cannot.
+
+On the simulated practice (loaded by the real `clinic-kpis ingest`, which refreshes the store
+before publishing): every KPI x grain x grouping (total, each dimension, a few pairs) x a sample
+of filters, once from the store (`via="store"`, which fails if the store cannot answer) and once
+from the raw engine (`via="raw"`); values, numerators and denominators equal (ratios to 1e-12
+relative: float sums may differ in the last bits), n and completeness exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kpis import Warehouse
+from kpis.errors import ClinicKpisError
+from kpis.relations import DIMENSIONS
+from kpis.serving.answer import StoreUnavailable
+from tests.cli_helpers import run_cli
+from tests.conftest import SimulatedPractice
+
+# each grain over a range long enough to hold several periods and short enough to stay quick
+RANGES = {
+    "day": ("2026-08-25", "2026-09-10"),
+    "week": ("2026-06-01", "2026-09-30"),
+    "month": ("2025-09", "2026-09"),
+    "quarter": ("2025-10", "2026-09"),
+    "year": ("2025", "2026"),
+}
+PAIRS = [("location", "provider"), ("payer_class", "visit_type"), ("queue", "hour_of_day")]
+
+
+def assert_same(store: pd.DataFrame, raw: pd.DataFrame) -> None:
+    """Row for row: the same keys, n, completeness and labels; values within 1e-12 relative."""
+    assert list(store.columns) == list(raw.columns)
+    assert len(store) == len(raw) > 0
+    for column in store.columns:
+        a, b = store[column], raw[column]
+        if column in ("value", "numerator", "denominator", "target"):
+            a, b = a.astype("float64").to_numpy(), b.astype("float64").to_numpy()
+            same = (a == b) | (np.isnan(a) & np.isnan(b)) | (np.abs(a - b) <= 1e-12 * np.abs(b))
+            assert same.all(), f"{column}: {store[~same].head(3).to_dict('records')} vs {raw[~same].head(3)}"
+        else:
+            pd.testing.assert_series_equal(a, b, check_dtype=False, obj=column)
+
+
+@pytest.fixture(scope="module")
+def wh(simulated_practice: SimulatedPractice) -> Warehouse:
+    with simulated_practice.open() as opened:
+        yield opened
+
+
+def kpis_for(wh: Warehouse, dims: set[str]) -> list[str]:
+    return [s.id for s in wh.catalog() if dims <= set(s.dimensions)]
+
+
+@pytest.mark.parametrize("grain", list(RANGES))
+def test_every_kpi_grouping_and_filter_from_the_store_equals_the_raw_engine(wh: Warehouse, grain: str) -> None:
+    start, end = RANGES[grain]
+    values = {dim: wh.dimension_values(dim)["id"].tolist() for dim in ("location", "provider", "payer")}
+    requests: list[tuple[tuple[str, ...], dict]] = [((), {})]
+    requests += [((dim,), {}) for dim in DIMENSIONS]
+    requests += [(pair, {}) for pair in PAIRS]
+    requests += [
+        ((), {"location": values["location"][0]}),  # one value: a month result lookup
+        (("provider",), {"location": values["location"][:2]}),  # two values: facts
+        (("location",), {"payer": values["payer"][1], "provider": values["provider"][0]}),
+        (("visit_type",), {"new_patient": True}),
+    ]
+    paths = set()
+    for by, filters in requests:
+        kpis = kpis_for(wh, set(by) | set(filters))
+        if not kpis:
+            continue
+        args = dict(kpis=kpis, start=start, end=end, grain=grain, by=list(by) or None, filters=filters or None)
+        store = wh.compute(**args, via="store")
+        raw = wh.compute(**args, via="raw")
+        assert set(raw.attrs["answered_from"].values()) == {"raw"}
+        paths |= set(store.attrs["answered_from"].values())
+        assert_same(store, raw)
+    assert paths == ({"results", "facts"} if grain == "month" else {"facts"})
+
+
+def test_several_groupings_at_once_equal_the_raw_engine(wh: Warehouse) -> None:
+    """compute_groupings (the drivers' and the report's call): grouping ids and rows alike."""
+    for filters in ({}, {"location": "EAST"}, {"payer": wh.dimension_values("payer")["id"].tolist()[:2]}):
+        kpis = kpis_for(wh, {"location", "provider", *filters})
+        args = dict(
+            kpis=kpis,
+            start="2026-01",
+            end="2026-09",
+            groupings=[(), ("location",), ("provider",)],
+            filters=filters or None,
+        )
+        assert_same(wh.compute_groupings(**args, via="store"), wh.compute_groupings(**args, via="raw"))
+
+
+def test_drivers_from_the_store_equal_the_raw_engine(wh: Warehouse) -> None:
+    """drivers_by asks compute_groupings: the split of a move is the same whoever answers."""
+    store = wh.drivers_by("no_show_rate", "2026-08", ["location", "provider", "payer"])
+    assert all(
+        p != "raw" for p in wh.compute("no_show_rate", start="2026-07", end="2026-08").attrs["answered_from"].values()
+    )
+    for dim, split in store.items():
+        frame = wh.compute_groupings("no_show_rate", start="2026-07", end="2026-08", groupings=[(dim,)], via="raw")
+        assert split["segment"].notna().any() and not frame.empty
+
+
+def test_the_default_path_answers_from_the_store(wh: Warehouse) -> None:
+    frame = wh.compute(start="2025-10", end="2026-09", by="provider")
+    assert set(frame.attrs["answered_from"].values()) == {"results"}
+    frame = wh.compute(start="2025-10", end="2026-09", grain="week", by="provider")
+    assert set(frame.attrs["answered_from"].values()) == {"facts"}
+
+
+def test_another_option_variant_is_answered_by_the_raw_engine(wh: Warehouse) -> None:
+    options = {"no_show_rate": {"denominator": "scheduled"}, "days_in_ar": {"preset": "hfma"}}
+    frame = wh.compute(
+        ["no_show_rate", "days_in_ar", "late_cancel_rate"], start="2026-06", end="2026-09", options=options
+    )
+    assert frame.attrs["answered_from"] == {"no_show_rate": "raw", "days_in_ar": "raw", "late_cancel_rate": "results"}
+    with pytest.raises(StoreUnavailable, match=r"days_in_ar: .* keeps days_in_ar\[preset=mgma"):
+        wh.compute("days_in_ar", options={"days_in_ar": {"preset": "hfma"}}, via="store")
+    with pytest.raises(StoreUnavailable, match=r"keeps no_show_rate\[denominator=expected"):
+        wh.compute("no_show_rate", options={"no_show_rate": {"denominator": "scheduled"}}, via="store")
+    with pytest.raises(ClinicKpisError, match="unknown path 'cache'"):
+        wh.compute("no_show_rate", via="cache")
+
+
+def test_the_sql_says_who_answers(wh: Warehouse) -> None:
+    stored = wh.sql("no_show_rate", by="provider", start="2026-01", end="2026-03")
+    assert stored.startswith("-- answered from the results store (month results, looked up)")
+    assert "serving.results" in stored
+    facts = wh.sql("visit_cycle_time", grain="week", start="2026-01", end="2026-03")
+    assert facts.startswith("-- answered from the results store (an aggregate over its fact rows)")
+    assert "serving.facts_encounters" in facts and "QUANTILE_CONT" in facts
+    raw = wh.sql("no_show_rate", by="provider", start="2026-01", end="2026-03", via="raw")
+    assert not raw.startswith("--") and "FROM appointments AS a" in raw
+    spark = wh.sql("no_show_rate", dialect="spark", start="2026-01", end="2026-03")
+    assert "serving." not in spark
+
+
+def test_snapshot_views_come_from_the_store_and_match(wh: Warehouse, simulated_practice: SimulatedPractice) -> None:
+    """Coverage, dimension values and data ends read from the store equal a stale warehouse's raw answers."""
+    assert wh.snapshot_time() is not None
+    raw = Warehouse.open(config=simulated_practice.config, read_only=True)
+    try:
+        raw.__dict__["_read_only_state"] = raw._store_state().__class__({}, frozenset(), False)  # as if stale
+        for grain in ("month", "week"):
+            pd.testing.assert_frame_equal(wh.coverage(grain), raw.coverage(grain), check_dtype=False)
+        for dim in DIMENSIONS:
+            pd.testing.assert_frame_equal(wh.dimension_values(dim), raw.dimension_values(dim))
+        assert wh._data_ends() == raw._data_ends()
+        assert wh.data_end() == raw.data_end()
+    finally:
+        raw.close()
+
+
+def test_a_direct_write_makes_the_store_step_aside(simulated_practice: SimulatedPractice, tmp_path: Path) -> None:
+    """A write outside a load (through Store.transaction) marks the store stale: the raw engine answers."""
+    db = Path(shutil.copy(simulated_practice.db, tmp_path / "w.duckdb"))
+    with Warehouse.open(db, config=simulated_practice.config) as wh:
+        assert set(wh.compute("no_show_rate").attrs["answered_from"].values()) == {"results"}
+        with wh.transaction() as cur:
+            cur.execute("UPDATE appointments SET status = 'noshow' WHERE status = 'fulfilled'")
+        frame = wh.compute("no_show_rate", start="2026-09", end="2026-09")
+        assert frame.attrs["answered_from"] == {"no_show_rate": "raw"}
+        assert frame["value"].iloc[0] > 0.9  # the raw engine sees the write
+        with pytest.raises(StoreUnavailable, match="older than the warehouse's data"):
+            wh.compute("no_show_rate", via="store")
+        assert wh.snapshot_time() is None
+
+
+def test_the_command_line_prints_the_same_values_from_the_store_and_the_raw_engine(
+    simulated_practice: SimulatedPractice, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["kpis", "--config", str(simulated_practice.config), "--start", "2025-10", "--end", "2026-09"]
+    outputs = {}
+    for via in ("default", "store", "raw"):
+        for by in ([], ["--by", "provider"]):
+            extra = [] if via == "default" else ["--from", via]
+            res = run_cli(capsys, *base, *by, *extra, "--format", "json")
+            assert res.code == 0, res.err
+            outputs[(via, tuple(by))] = pd.DataFrame(json.loads(res.out))
+    for by in ([], ["--by", "provider"]):
+        assert_same(outputs[("default", tuple(by))], outputs[("raw", tuple(by))])
+        assert_same(outputs[("store", tuple(by))], outputs[("raw", tuple(by))])
+    res = run_cli(capsys, *base, "--kpi", "charge_lag", "--grain", "week", "--show-sql")
+    assert res.out.startswith("-- charge_lag\n-- answered from the results store (an aggregate over its fact rows)")
+    res = run_cli(capsys, *base, "--kpi", "days_in_ar", "--option", "days_in_ar.preset=aafp", "--from", "store")
+    assert res.code == 1 and res.err.startswith("error: days_in_ar: the results store cannot answer this request")
+
+
+def test_refresh_rebuilds_what_other_definitions_change_and_nothing_else(
+    simulated_practice: SimulatedPractice, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copy(simulated_practice.db, tmp_path / "clinic_kpis.duckdb")
+    config = tmp_path / "clinic-kpis.toml"
+    config.write_text(simulated_practice.config.read_text(encoding="utf-8"), encoding="utf-8")
+    res = run_cli(capsys, "refresh", "--config", str(config))
+    assert res.code == 0 and "up to date" in res.out, res.err
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + '\n[kpi_options]\nno_show_rate = { late_cancel = "as_noshow" }\ndays_in_ar = { preset = "hfma" }\n',
+        encoding="utf-8",
+    )
+    with Warehouse.open(config=config, read_only=True) as wh:  # built for the old definitions: not used for these
+        frame = wh.compute(
+            ["no_show_rate", "late_cancel_rate", "call_abandonment_rate"], start="2026-09", end="2026-09"
+        )
+        assert frame.attrs["answered_from"] == {
+            "no_show_rate": "raw",
+            "late_cancel_rate": "raw",
+            "call_abandonment_rate": "results",
+        }
+    res = run_cli(capsys, "refresh", "--config", str(config))
+    assert res.code == 0, res.err
+    # slots and third next available follow appointments: their changes are found from the
+    # appointments' previous facts
+    assert "rebuilt: appointments, slots, ledger, third_next_available)" in res.out
+    with Warehouse.open(config=config, read_only=True) as wh:
+        args = dict(kpis=["no_show_rate", "days_in_ar"], start="2025-10", end="2026-09", by="location")
+        store = wh.compute(**args)
+        assert store.attrs["answered_from"] == {"no_show_rate": "results", "days_in_ar": "raw"}
+        assert store["definition"].str.contains("late_cancel=as_noshow").any()
+        assert_same(store, wh.compute(**args, via="raw"))
+        with pytest.raises(StoreUnavailable, match="keeps this KPI only with credit balances included"):
+            wh.compute("days_in_ar", via="store")
+    res = run_cli(capsys, "refresh", "--full", "--config", str(config))
+    assert res.code == 0 and "rebuilt: appointments, slots, encounters, calls" in res.out, res.err

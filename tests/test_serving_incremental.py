@@ -1,0 +1,138 @@
+"""Loads refresh the results store incrementally, and leave it equal to a full rebuild.
+
+A simulated practice's exports are cut into monthly exports, as a practice that loads every month
+has them (each FHIR resource, CSV row and queue_log call in the month of its date; the 837/835
+files are monthly already), then loaded one month per run through the real write path
+(`Warehouse.writing` + `ingest_paths`, which refreshes the store before publishing). Then the
+awkward loads: an 835 held back and loaded last (it reverses a claim's payment months back), an
+837 held back (claims for old dates of service, after their remittances), and a corrected
+appointment export reloaded with --force (one visit moved to another day, one turned into a
+no-show). After every load the store answers as the raw engine does; at the end every table of
+the store equals, row for row, the same warehouse's store rebuilt from scratch.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ingest import ingest_paths
+from kpis import Warehouse
+from kpis.config import load_config
+from kpis.serving.refresh import refresh
+from tests.kpis.test_serving import assert_same
+from tests.monthly_exports import MONTHS
+
+
+def load(directory: Path, paths: list[Path], *, force: bool = False) -> None:
+    config = load_config(directory / "clinic-kpis.toml")
+    with Warehouse.writing(config=config) as store:
+        results = ingest_paths(store, paths, force=force)
+    assert all(r.status != "failed" for r in results), [r.message for r in results if r.status == "failed"]
+
+
+def store_equals_raw(db: Path, config: Path) -> None:
+    with Warehouse.open(db, config=config, read_only=True) as wh:
+        for grain, by in (("month", "provider"), ("month", None), ("week", "location")):
+            args = dict(start="2026-06", end="2026-09", grain=grain, by=by)
+            kpis = [s.id for s in wh.catalog() if by is None or by in s.dimensions]
+            store = wh.compute(kpis, **args, via="store")
+            assert "raw" not in store.attrs["answered_from"].values()
+            assert_same(store, wh.compute(kpis, **args, via="raw"))
+
+
+def held_back_835(files: list[Path]) -> Path:
+    """An 835 of a later month that reverses a payment or denial of an earlier claim (CLP02 = 22)."""
+    for path in files:
+        if path.suffix == ".835" and "*22*" in path.read_text(encoding="utf-8"):
+            return path
+    raise AssertionError("no reversal in the simulated 835s")
+
+
+def corrected(path: Path) -> int:
+    """Rewrite an Appointment export as its corrected version: one visit a day later, one a no-show."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    changed = 0
+    out = []
+    for line in lines:
+        resource = json.loads(line)
+        if changed == 0 and resource["status"] == "fulfilled":
+            for key in ("start", "end"):
+                resource[key] = (datetime.fromisoformat(resource[key]) + timedelta(days=1)).isoformat()
+            changed += 1
+        elif changed == 1 and resource["status"] == "fulfilled":
+            resource["status"] = "noshow"
+            changed += 1
+        out.append(json.dumps(resource))
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return changed
+
+
+@pytest.mark.slow
+def test_loads_month_by_month_then_late_and_corrected_files_leave_the_store_as_a_full_rebuild(
+    monthly_practice: tuple[Path, dict[str, list[Path]]], tmp_path: Path
+) -> None:
+    source, months = monthly_practice
+    directory = tmp_path / "practice"  # a copy: the monthly exports are shared, this warehouse is not
+    shutil.copytree(source, directory, ignore=shutil.ignore_patterns("exports", "monthly"))
+    config = directory / "clinic-kpis.toml"
+    db = directory / "clinic_kpis.duckdb"
+    late_835 = held_back_835([p for m in MONTHS[1:] for p in months[m]])
+    late_837 = next(p for p in months[MONTHS[1]] if p.suffix == ".837")
+    held = {late_835, late_837}
+    for month in MONTHS:
+        load(directory, [p for p in months[month] if p not in held])
+        store_equals_raw(db, config)
+
+    load(directory, [late_835])  # reverses a claim's first outcome months back
+    store_equals_raw(db, config)
+    load(directory, [late_837])  # claims for old dates of service, after their remittances
+    store_equals_raw(db, config)
+
+    appointments = directory / "corrected" / "Appointment.ndjson"
+    appointments.parent.mkdir()
+    shutil.copy(next(p for p in months[MONTHS[2]] if p.name == "Appointment.ndjson"), appointments)
+    assert corrected(appointments) == 2
+    load(directory, [appointments], force=True)
+    store_equals_raw(db, config)
+    load(directory, [appointments], force=True)  # the same file again: nothing changes
+    store_equals_raw(db, config)
+
+    rebuilt = tmp_path / "rebuilt.duckdb"
+    shutil.copyfile(db, rebuilt)
+    with Warehouse.open(rebuilt, config=config) as wh, wh.cursor() as cur:
+        for (table,) in cur.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'serving' AND table_name <> 'meta'"
+        ).fetchall():
+            cur.execute(f"DROP TABLE serving.{table}")
+        cur.execute("DELETE FROM serving.meta")
+        summary = refresh(cur, wh.config, full=True, progress=False)
+        assert "ledger" in summary.rebuilt and "third_next_available" in summary.rebuilt
+
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{db}' AS incremental (READ_ONLY)")
+    con.execute(f"ATTACH '{rebuilt}' AS full_rebuild (READ_ONLY)")
+    tables = [
+        name
+        for (name,) in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'full_rebuild' AND schema_name = 'serving' "
+            "ORDER BY table_name"
+        ).fetchall()
+    ]
+    assert {"facts_appointments", "facts_ledger", "facts_third_next_available", "results", "coverage"} <= set(tables)
+    for table in tables:
+        a, b = f"incremental.serving.{table}", f"full_rebuild.serving.{table}"
+        if table == "meta":
+            a = f"(SELECT * FROM {a} WHERE key <> 'refreshed_at')"
+            b = f"(SELECT * FROM {b} WHERE key <> 'refreshed_at')"
+        (rows,) = con.execute(f"SELECT count(*) FROM {b}").fetchone()
+        (extra,) = con.execute(f"SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b})").fetchone()
+        (missing,) = con.execute(f"SELECT count(*) FROM (SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a})").fetchone()
+        assert (extra, missing) == (0, 0), f"serving.{table}: {extra} rows only incremental, {missing} only rebuilt"
+        assert rows > 0 or table.startswith("values_"), table
+    con.close()
