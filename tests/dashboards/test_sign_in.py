@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -125,8 +126,9 @@ def test_a_new_role_applies_at_once_and_a_removed_user_is_signed_out(
     assert shows_the_form_only(at)
 
 
-def _writable(staff: Staff) -> Warehouse:
-    return Warehouse.open(config=load_config(staff.config, db=staff.db))
+def _writable(staff: Staff) -> AbstractContextManager[Warehouse]:
+    """As `clinic-kpis users` writes: on a copy, published (the app holds the published file open)."""
+    return Warehouse.writing(config=load_config(staff.config, db=staff.db), what="users change")
 
 
 def test_a_viewer_sees_aggregates_only(app: AppTest, staff: Staff) -> None:

@@ -101,7 +101,9 @@ def download(page, button) -> bytes:  # noqa: ANN001 (Playwright Page, Locator)
     wait_idle(page)  # a click during a rerun can be lost
     with page.expect_download(timeout=60_000) as info:
         button.click()
-    return Path(info.value.path()).read_bytes()
+    content = Path(info.value.path()).read_bytes()
+    wait_idle(page)  # the click's rerun, which writes the download to the audit log, may come after the file
+    return content
 
 
 def after(entries: pd.DataFrame, *steps: tuple[str, str | None]) -> None:
