@@ -42,28 +42,36 @@ pages = {
 }
 owner_pages = {"Administration": [st.Page(VIEWS / "audit.py", title="Audit log", icon=":material/policy:")]}
 
-try:
-    base = data.source()
-    access = auth.current_access(base)
-except ClinicKpisError as exc:  # no warehouse, a bad config, a busy file: one sentence, no traceback
-    st.error(str(exc), icon=":material/error:")
-    st.stop()
 
-if access is None:  # not signed in: the form, no sidebar, no page, no number
-    st.navigation({**pages, **owner_pages}, position="hidden")
-    auth.sign_in_form(base)
-    st.stop()
+def main() -> None:
+    """One run of the app. A function, so each early end is a `return`: the app also runs with no
+    Streamlit session (a multiprocessing child re-running it as its main module), where st.stop()
+    does not stop."""
+    try:
+        base = data.source()
+        access = auth.current_access(base)
+    except ClinicKpisError as exc:  # no warehouse, a bad config, a busy file: one sentence, no traceback
+        st.error(str(exc), icon=":material/error:")
+        return
 
-page = st.navigation({**pages, **owner_pages} if access.is_owner else pages)
+    if access is None:  # not signed in: the form, no sidebar, no page, no number
+        st.navigation({**pages, **owner_pages}, position="hidden")
+        auth.sign_in_form(base)
+        return
 
-try:
-    src = data.source(access.scope)
-    filters = sidebar(src)
-    st.session_state["page_context"] = PageContext(src, filters, data.catalog(src), access)
-except ClinicKpisError as exc:
-    st.error(str(exc), icon=":material/error:")
-    st.stop()
+    page = st.navigation({**pages, **owner_pages} if access.is_owner else pages)
 
-auth.account_box(base, access)
-auth.record_view(base, access, page.url_path or "overview", filters.audited())
-page.run()
+    try:
+        src = data.source(access.scope)
+        filters = sidebar(src)
+        st.session_state["page_context"] = PageContext(src, filters, data.catalog(src), access)
+    except ClinicKpisError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+
+    auth.account_box(base, access)
+    auth.record_view(base, access, page.url_path or "overview", filters.audited())
+    page.run()
+
+
+main()
