@@ -40,7 +40,7 @@ from kpis.formatting import value_text
 from kpis.periods import add_months, previous_period
 from kpis.scope import Scope as KpiScope
 from kpis.spec import KpiSpec
-from reports.charts import FONT, GRID, LINE, TARGET, ChartRenderer
+from reports.charts import LINE, TARGET, ChartRenderer, small_chart_layout
 from reports.message import sender_domain
 from reports.render import environment
 from reports.settings import PRACTICE
@@ -212,23 +212,7 @@ def alert_figure(item: AlertItem) -> go.Figure:
             continue
         line = style or {"color": RED, "width": 1.2, "dash": "dot"}
         fig.add_trace(go.Scatter(x=periods, y=[level] * len(periods), mode="lines", line=line, hoverinfo="skip"))
-    fig.update_layout(
-        width=CHART_WIDTH,
-        height=CHART_HEIGHT,
-        margin={"l": 44, "r": 8, "t": 8, "b": 28},
-        showlegend=False,
-        paper_bgcolor="white",
-        plot_bgcolor="white",
-        font={"family": FONT, "size": 9, "color": "#333333"},
-    )
-    fig.update_xaxes(type="category", tickangle=0, nticks=5, showgrid=False, linecolor="#999999")
-    fig.update_yaxes(
-        gridcolor=GRID,
-        zeroline=False,
-        rangemode="tozero" if item.unit in ("percent", "count", "currency") else "normal",
-        tickformat=".0%" if item.unit == "percent" else None,
-    )
-    return fig
+    return small_chart_layout(fig, item.unit, width=CHART_WIDTH, height=CHART_HEIGHT, font_size=9, ticks=5)
 
 
 def render_text(digest: Digest) -> str:

@@ -56,21 +56,27 @@ def trend_figure(trend: Trend) -> go.Figure:
         )
     if all(v is None for v in trend.values):
         fig.add_annotation(text="no data", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+    return small_chart_layout(fig, trend.row.unit, width=WIDTH, height=HEIGHT, font_size=10, ticks=7)
+
+
+def small_chart_layout(fig: go.Figure, unit: str, *, width: int, height: int, font_size: int, ticks: int) -> go.Figure:
+    """The look every chart in a report or an email shares: white, one grid, months as categories,
+    an axis from zero for rates, counts and money, percentages and money in short form."""
     fig.update_layout(
-        width=WIDTH,
-        height=HEIGHT,
+        width=width,
+        height=height,
         margin={"l": 44, "r": 8, "t": 8, "b": 30},
         showlegend=False,
         paper_bgcolor="white",
         plot_bgcolor="white",
-        font={"family": FONT, "size": 10, "color": "#333333"},
+        font={"family": FONT, "size": font_size, "color": "#333333"},
     )
-    fig.update_xaxes(type="category", tickangle=0, nticks=7, showgrid=False, linecolor="#999999")
+    fig.update_xaxes(type="category", tickangle=0, nticks=ticks, showgrid=False, linecolor="#999999")
     fig.update_yaxes(
         gridcolor=GRID,
         zeroline=False,
-        rangemode="tozero" if trend.row.unit in ("percent", "count", "currency") else "normal",
-        tickformat=".0%" if trend.row.unit == "percent" else "~s" if trend.row.unit == "currency" else None,
+        rangemode="tozero" if unit in ("percent", "count", "currency") else "normal",
+        tickformat=".0%" if unit == "percent" else "~s" if unit == "currency" else None,
     )
     return fig
 
