@@ -221,6 +221,9 @@ def test_the_improvement_page_in_a_real_browser(
         page.goto(f"{improvement_url}/improvement")
         expect(page.get_by_role("heading", level=1).filter(has_text="Improvement")).to_be_visible(timeout=90_000)
         wait_idle(page)
+        for header in ("verdict", "cost a month"):  # drawn by a later part of the run on a busy machine
+            table = page.get_by_test_id("stTable").filter(has=page.locator("th", has_text=header))
+            expect(table).to_be_visible(timeout=90_000)
         verdicts = table_rows(page, "verdict")
         assert len(verdicts) == len(records) == 2
         for row, record in zip(verdicts, records, strict=True):
