@@ -1,7 +1,12 @@
-"""The dashboard's router: page set-up, the shared sidebar, and the page list. No page logic here.
+"""The dashboard's router: page set-up, sign-in, the shared sidebar, and the page list. No page logic here.
 
 Served by `clinic-kpis dashboard` (which passes --db/--config through the environment), or by
 `streamlit run dashboards/app.py` with CLINIC_KPIS_DB / CLINIC_KPIS_CONFIG set.
+
+Sign-in guards every page here, before any page (or the sidebar) runs: someone not signed in
+sees the sign-in form and nothing else, whatever page or filters the address names. A page
+added to `pages` is covered without a line of its own, and every page reads the warehouse
+through the signed-in person's scope (dashboards/auth.py, kpis/scope.py).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboards import data
+from dashboards import auth, data
 from dashboards.components import PageContext
 from dashboards.filters import sidebar
 from kpis.errors import ClinicKpisError
@@ -35,14 +40,38 @@ pages = {
         st.Page(VIEWS / "definitions.py", title="Definitions", icon=":material/menu_book:"),
     ],
 }
-page = st.navigation(pages)
+owner_pages = {"Administration": [st.Page(VIEWS / "audit.py", title="Audit log", icon=":material/policy:")]}
 
-try:
-    src = data.source()
-    filters = sidebar(src)
-    st.session_state["page_context"] = PageContext(src, filters, data.catalog(src))
-except ClinicKpisError as exc:  # no warehouse, a bad config, a busy file: one sentence, no traceback
-    st.error(str(exc), icon=":material/error:")
-    st.stop()
 
-page.run()
+def main() -> None:
+    """One run of the app. A function, so each early end is a `return`: the app also runs with no
+    Streamlit session (a multiprocessing child re-running it as its main module), where st.stop()
+    does not stop."""
+    try:
+        base = data.source()
+        access = auth.current_access(base)
+    except ClinicKpisError as exc:  # no warehouse, a bad config, a busy file: one sentence, no traceback
+        st.error(str(exc), icon=":material/error:")
+        return
+
+    if access is None:  # not signed in: the form, no sidebar, no page, no number
+        st.navigation({**pages, **owner_pages}, position="hidden")
+        auth.sign_in_form(base)
+        return
+
+    page = st.navigation({**pages, **owner_pages} if access.is_owner else pages)
+
+    try:
+        src = data.source(access.scope)
+        filters = sidebar(src)
+        st.session_state["page_context"] = PageContext(src, filters, data.catalog(src), access)
+    except ClinicKpisError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+
+    auth.account_box(base, access)
+    auth.record_view(base, access, page.url_path or "overview", filters.audited())
+    page.run()
+
+
+main()

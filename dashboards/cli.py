@@ -3,7 +3,8 @@
 The warehouse and config named by --db/--config are handed to the app through the same
 environment variables the rest of clinic-kpis reads (CLINIC_KPIS_DB, CLINIC_KPIS_CONFIG), so the
 app resolves settings exactly as every other command does. The server listens on loopback by
-default: the dashboard shows practice data and has no login of its own.
+default. Serving on another address needs sign-in (at least one user: `clinic-kpis users add`),
+or an explicit `--no-auth`, which serves the whole practice to anyone who reaches the port.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import typer
 
 from kpis.cli_options import ConfigOption, DbOption, serving_port
 from kpis.config import ENV_CONFIG, ENV_DB, is_loopback, load_config
+from kpis.errors import ClinicKpisError
 
 APP = Path(__file__).with_name("app.py")
 DEFAULT_PORT = 8501
@@ -52,25 +54,43 @@ def dashboard_command(
     address: Annotated[
         str, typer.Option(help="Address to listen on; use 0.0.0.0 to let other machines connect.")
     ] = "127.0.0.1",
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth", help="Serve on another address although no user is set up to sign in (everyone sees all)."
+        ),
+    ] = False,
 ) -> None:
     """Serve the practice manager's dashboard (Streamlit) until interrupted.
 
     When the default port is taken, the next free one is used; a --port that is taken is an error.
     """
     from kpis import Warehouse
+    from kpis.users import list_users
 
     cfg = load_config(config, db=db)
-    Warehouse(cfg.db_path, read_only=True, config=cfg).close()  # fail here, in one line, if it cannot be read
-    port = serving_port(address, DEFAULT_PORT if port is None else port, chosen=port is not None)
+    with Warehouse(cfg.db_path, read_only=True, config=cfg) as wh:  # fail here, in one line, if it cannot be read
+        users = len(list_users(wh))
     db_path = cfg.db_path.resolve()
+    if users and no_auth:
+        raise ClinicKpisError(
+            f"--no-auth: sign-in is on ({users} user(s) in {db_path.name}); it cannot be turned off here. "
+            "Remove the users (`clinic-kpis users remove`) to serve without it"
+        )
+    if not is_loopback(address) and not users and not no_auth:
+        raise ClinicKpisError(
+            f"refusing to serve on {address} without sign-in: anyone who reaches the dashboard would see the "
+            "practice's data. Add the owner first (`clinic-kpis users add NAME --role owner`), keep the default "
+            "127.0.0.1 and use a VPN or an SSH tunnel, or pass --no-auth if that is really meant"
+        )
+    port = serving_port(address, DEFAULT_PORT if port is None else port, chosen=port is not None)
     env = {**os.environ, ENV_DB: str(db_path)}
     if cfg.path is not None:
         env[ENV_CONFIG] = str(cfg.path.resolve())
-    if not is_loopback(address):
+    if not is_loopback(address) and not users:
         typer.echo(
-            f"warning: serving on {address}: the dashboard has no sign-in yet, so anyone who can reach this machine "
-            f"on port {port} sees the practice's data; keep the default 127.0.0.1 and reach it through a VPN or an "
-            "SSH tunnel",
+            f"warning: serving on {address} with --no-auth: anyone who can reach this machine on port {port} sees "
+            "the whole practice's data, without signing in",
             err=True,
         )
     typer.echo(f"Serving {db_path} at http://{address}:{port} (Ctrl+C stops it)", err=True)

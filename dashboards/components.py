@@ -9,7 +9,7 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from dashboards import charts, data
+from dashboards import auth, charts, data
 from dashboards.filters import Filters, option_labels
 from dashboards.formatting import segment_label
 from kpis import privacy
@@ -19,6 +19,7 @@ from kpis.formatting import (
     asked_note,
     change_text,
     column_header,
+    count_text,
     in_unit,
     missing,
     n_text,
@@ -64,11 +65,13 @@ CHARTED_APART = ("denial_reason", "weekday", "hour_of_day")
 
 @dataclass(frozen=True)
 class PageContext:
-    """What every page needs: the warehouse source, the sidebar's filters and the KPI catalog."""
+    """What every page needs: the warehouse source (with the signed-in scope), the sidebar's
+    filters, the KPI catalog, and who is looking."""
 
     src: data.Source
     filters: Filters
     specs: dict[str, KpiSpec]
+    access: auth.Access
 
     def has_data(self, domain: str) -> bool:
         """Whether any source feeds this domain at all (in any month)."""
@@ -104,6 +107,15 @@ def page_context() -> PageContext:
 
 
 def empty_state(domain: str) -> None:
+    scope = page_context().access.scope
+    if scope.limited:  # the practice may have it: not for these locations, or its records name none
+        st.info(
+            f"No {domain.replace('_', ' ')} data for {scope.locations_text()}: the export that feeds it is not "
+            "loaded for your locations, or its records name no location (a phone system's queue_log names "
+            "none); numbers for the whole practice are for the owner and the analysts.",
+            icon=":material/inbox:",
+        )
+        return
     st.info(EMPTY_STATES[domain], icon=":material/inbox:")
 
 
@@ -177,7 +189,8 @@ def kpi_tile(spec: KpiSpec, card: pd.Series, trend: pd.DataFrame, month: date, a
             else:
                 year_value = value_text(card["year_value"], spec)
                 notes.append(f"{period_text(year)}: {year_value} ({change_text(card['change_year'], spec)})")
-            notes[-1] += f" · n = {n_text(card['n'], spec)}"
+            shown_n = n_text(card["n"], spec) if page_context().access.scope.small_cells else count_text(card["n"])
+            notes[-1] += f" · n = {shown_n}"
         if isinstance(card.get("note"), str) and not missing(value):  # e.g. why over 100%
             notes.append(card["note"])
         st.caption("  \n".join(notes))
@@ -212,13 +225,66 @@ def kpi_section(ctx: PageContext, spec: KpiSpec) -> None:
     table = numbers_table(total, split, spec, dim, ctx.labels(dim))
     with st.expander(f"The numbers behind {spec.title.lower()}"):
         st.dataframe(table, hide_index=True)
+        name = f"{spec.id}_{f.start}_{f.end}_{f.grain}.csv"
         st.download_button(
             "Download CSV",
             table.to_csv(index=False).encode("utf-8"),
-            file_name=f"{spec.id}_{f.start}_{f.end}_{f.grain}.csv",
+            file_name=name,
             mime="text/csv",
             key=f"csv-{spec.id}",
+            on_click=_audit_download,
+            args=(ctx, "numbers", spec.id, name, len(table)),
         )
+    records_section(ctx, spec, filters)
+
+
+def records_section(ctx: PageContext, spec: KpiSpec, filters: dict[str, tuple[str, ...]]) -> None:
+    """The records behind one period's value (pseudonymous keys only), for a scope that may see them."""
+    if not ctx.access.scope.records:
+        st.caption("The records behind these numbers are not shown to your role (aggregates only).")
+        return
+    months = ctx.filters.months()
+    month = st.selectbox(
+        f"The records behind {spec.title.lower()} in",
+        [None, *reversed(months)],
+        format_func=lambda m: "choose a month" if m is None else period_text(m),
+        key=f"records-{spec.id}",
+    )
+    if month is None:
+        return
+    frame = data.explain(ctx.src, spec.id, month.isoformat(), "month", tuple(filters.items()))
+    period = month.isoformat()
+    key = ("records", spec.id, period, repr(sorted(filters.items())))
+    if st.session_state.get(f"audited-{spec.id}") != key:  # once per choice, not on every rerun
+        st.session_state[f"audited-{spec.id}"] = key
+        auth.record(ctx.src, ctx.access, "records", page=spec.domain, kpi=spec.id, period=period,
+                    filters=dict(filters), rows=len(frame))  # fmt: skip
+    st.dataframe(frame, hide_index=True, key=f"records-table-{spec.id}")
+    name = f"{spec.id}_{period[:7]}_records.csv"
+    st.download_button(
+        "Download these records (CSV)",
+        frame.to_csv(index=False).encode("utf-8"),
+        file_name=name,
+        mime="text/csv",
+        key=f"records-csv-{spec.id}",
+        on_click=_audit_download,
+        args=(ctx, "records", spec.id, name, len(frame), period, dict(filters)),
+    )
+
+
+def _audit_download(
+    ctx: PageContext,
+    what: str,
+    kpi: str,
+    file_name: str,
+    rows: int,
+    period: str | None = None,
+    filters: dict | None = None,
+) -> None:
+    """A CSV download, in the audit log (Streamlit calls this when the button is clicked)."""
+    filters = ctx.filters.audited() if filters is None else filters
+    auth.record(ctx.src, ctx.access, "download", kpi=kpi, period=period, filters=filters, what=what,
+                file=file_name, rows=rows)  # fmt: skip
 
 
 def control_key(kpi: str, filters: data.Filters) -> str:

@@ -7,7 +7,10 @@ changes under it; the first call after a publication opens the new file.
 Results are cached per argument set (the filters) for `TTL_SECONDS`; the first argument, a
 `Source`, carries the file's modification time, so a published load changes the key and the
 next view shows the new data at once. Whether a load is running is asked on every rerun
-(`load_running`), never cached.
+(`load_running`), never cached. The `Source` also carries the scope of the person signed in
+(`kpis.scope`, from dashboards/auth.py): every call reads the shared snapshot narrowed to it
+(`Warehouse.narrowed`), so every answer is within it, and two people with different scopes
+never share a cached answer.
 """
 
 from __future__ import annotations
@@ -26,10 +29,14 @@ import pandas as pd
 import streamlit as st
 
 from kpis import Warehouse
+from kpis.access import access_settings
+from kpis.audit import AuditLog
 from kpis.comparison import Move
-from kpis.config import load_config
+from kpis.config import Config, load_config
 from kpis.errors import WarehouseError
+from kpis.scope import EVERYTHING, Scope
 from kpis.spec import KpiSpec
+from kpis.users import User, list_users
 
 TTL_SECONDS = 600
 # Loads and refreshes write on a copy, so they never hold this file; a program that opens it for
@@ -43,19 +50,21 @@ Filters = tuple[tuple[str, tuple[str, ...]], ...]  # ((dimension, (id, ...)), ..
 
 
 class Source(NamedTuple):
-    """Which warehouse and config to read, and the file's version (its modification time)."""
+    """Which warehouse and config to read, the file's version (its modification time), and whose eyes."""
 
     db: str
     config: str | None
     version: int
+    scope: Scope = EVERYTHING
 
 
 class WarehouseBusy(WarehouseError):
     """The warehouse file is open for writing by another program and cannot be read right now."""
 
 
-def source() -> Source:
-    """The warehouse named by the environment (`clinic-kpis dashboard` sets it from --db/--config) or the config.
+def source(scope: Scope = EVERYTHING) -> Source:
+    """The warehouse named by the environment (`clinic-kpis dashboard` sets it from --db/--config) or the config,
+    as `scope` sees it.
 
     A missing file is reported when the first query opens it, with the command that creates one.
     """
@@ -65,7 +74,7 @@ def source() -> Source:
     for path in (db, db.with_name(db.name + ".wal")):
         if path.exists():
             version = max(version, path.stat().st_mtime_ns)
-    return Source(str(db), str(cfg.path.resolve()) if cfg.path else None, version)
+    return Source(str(db), str(cfg.path.resolve()) if cfg.path else None, version, scope)
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,8 @@ def _close(snapshot: _Snapshot) -> None:
 
 @st.cache_resource(max_entries=1, show_spinner=False, on_release=_close)
 def _snapshot(src: Source) -> _Snapshot:
-    """The published warehouse of `src`, opened once per version (a load publishes a new file).
+    """The published warehouse of `src` (given without its scope), opened once per version (a
+    load publishes a new file) with the widest scope; each call narrows it to its reader's.
 
     Why keep it open: opening costs more than most cached calls' queries, and the file a reader
     opened never changes (loads write a copy). When a new version is published, the next call
@@ -92,7 +102,8 @@ def _snapshot(src: Source) -> _Snapshot:
     config = Path(src.config) if src.config else None
     for attempt in range(_OPEN_ATTEMPTS):
         try:
-            return _Snapshot(Warehouse.open(src.db, config=config, read_only=True), threading.RLock())
+            wh = Warehouse.open(src.db, config=config, read_only=True, scope=Scope(small_cells=False))
+            return _Snapshot(wh, threading.RLock())
         except WarehouseError as exc:
             if not any(hint in str(exc) for hint in _BUSY_HINTS):
                 raise
@@ -102,9 +113,10 @@ def _snapshot(src: Source) -> _Snapshot:
 
 @contextmanager
 def _open(src: Source) -> Iterator[Warehouse]:
-    snapshot = _snapshot(src)
+    """The shared snapshot as `src.scope` sees it (narrowing only takes away)."""
+    snapshot = _snapshot(src._replace(scope=EVERYTHING))
     with snapshot.lock:
-        yield snapshot.warehouse
+        yield snapshot.warehouse.narrowed(src.scope)
 
 
 # -- KPIs ----------------------------------------------------------------------------------------
@@ -224,6 +236,32 @@ def ar_aging(src: Source, period: str, by: tuple[str, ...] = (), filters: Filter
         return wh.ar_aging(period, by=list(by) or None, filters=dict(filters) or None)
 
 
+# -- who may sign in, and the audit log ----------------------------------------------------------
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def users(src: Source) -> dict[str, User]:
+    """The users who may sign in, by name (the version in `src` changes when `clinic-kpis users` writes)."""
+    with _open(src._replace(scope=EVERYTHING)) as wh:
+        return {user.name: user for user in list_users(wh)}
+
+
+@st.cache_resource(show_spinner=False)
+def config(src: Source) -> Config:
+    """The practice's configuration (names, time zone, [access] settings)."""
+    return load_config(Path(src.config) if src.config else None, db=Path(src.db))
+
+
+def audit_log(src: Source) -> AuditLog:
+    """The audit log beside the warehouse (kpis.audit), with the practice's retention."""
+    return AuditLog.beside(src.db, access_settings(config(src)).audit_retention_days)
+
+
+def audit_entries(src: Source) -> pd.DataFrame:
+    """Every audit entry, oldest first (not cached: the log grows with every click)."""
+    return audit_log(src).entries()
+
+
 # -- data views ----------------------------------------------------------------------------------
 
 
@@ -297,7 +335,7 @@ def acknowledge_alert(src: Source, alert_id: int, by: str | None) -> None:
     if (writer := Warehouse.load_running(src.db)) is not None:
         raise WarehouseBusy(f"a {writer.what} is writing the warehouse right now: acknowledge again when it is done")
     with Warehouse.writing(src.db, config=Path(src.config) if src.config else None, what="alert acknowledgement") as wh:
-        wh.acknowledge_alert(alert_id, by=by)
+        wh.narrowed(src.scope).acknowledge_alert(alert_id, by=by)  # within the signed-in scope
     st.cache_data.clear()
 
 
@@ -313,6 +351,7 @@ def ingest_files(src: Source, files: Sequence[tuple[str, bytes]]) -> list[Any]:
     from ingest import ingest_paths  # the upload is the only writer here; keep its import local
     from ingest.sources import Upload
 
+    src.scope.require_practice("loading exports")
     uploads, seen = [], Counter[str]()
     for name, content in files:
         base = Path(name).name or "upload"
@@ -367,24 +406,18 @@ def record_change(src: Source, fields: Mapping[str, Any]) -> int:
     """Record a change through `Warehouse.add_change` and return its id: the dashboard's one write
     to the change log. `fields` are add_change's arguments (date, title, kpis, scope, description, by).
 
-    The dashboard reads a read-only warehouse; this opens it read-write for the one write and
-    closes it at once. A file another program holds (an ingest) raises `WarehouseBusy`, and a
-    mistake in the fields (an unknown KPI, a scope the KPI cannot be filtered by) the API's
+    Like every write, on a copy of the warehouse published when done (`Warehouse.writing`), so
+    readers never wait for it, through the signed-in scope (the API refuses a limited one). While
+    a load is writing the next snapshot it is refused (`WarehouseBusy`), and a mistake in the
+    fields (an unknown KPI, a scope the KPI cannot be filtered by) raises the API's
     `ClinicKpisError`, each one sentence. Every cached result is dropped after the write.
     """
-    config = Path(src.config) if src.config else None
-    try:
-        wh = Warehouse.open(src.db, config=config)
-    except WarehouseError as exc:
-        if not any(hint in str(exc) for hint in _BUSY_HINTS):
-            raise
+    if (writer := Warehouse.load_running(src.db)) is not None:
         raise WarehouseBusy(
-            "the warehouse is busy (an ingest is probably writing to it): the change was not recorded; "
-            "submit it again in a minute"
-        ) from None
-    try:
-        change_id = wh.add_change(**fields)
-    finally:
-        wh.close()
+            f"a {writer.what} is writing the warehouse right now: the change was not recorded; submit it again "
+            "when it is done"
+        )
+    with Warehouse.writing(src.db, config=Path(src.config) if src.config else None, what="change log") as wh:
+        change_id = wh.narrowed(src.scope).add_change(**fields)
     st.cache_data.clear()
     return change_id

@@ -56,6 +56,10 @@ class Filters:
         """The filters in force, in the hashable form the cached API calls take."""
         return tuple((dim, chosen) for dim, chosen in self.values.items() if chosen)
 
+    def audited(self) -> dict[str, list[str] | str]:
+        """What the person asked to see, for the audit log: months, grain and the filters in force."""
+        return {"months": [self.start[:7], self.month[:7]], "grain": self.grain} | {d: list(v) for d, v in self.active}
+
     def ignored(self, dimensions: tuple[str, ...]) -> list[str]:
         """The active filters a KPI with these dimensions cannot honour."""
         return [dim for dim, chosen in self.values.items() if chosen and dim not in dimensions]

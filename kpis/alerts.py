@@ -44,6 +44,7 @@ from kpis.config import ALERT_SCOPES, AlertRuleSettings, Config
 from kpis.errors import ClinicKpisError, ConfigError
 from kpis.formatting import change_text, month_text, value_text
 from kpis.periods import period_floor, previous_period
+from kpis.scope import AccessDenied, Scope
 from kpis.spec import KpiSpec
 
 if TYPE_CHECKING:
@@ -227,9 +228,13 @@ def scope_label(dimension: str | None, value: str | None, labels: Mapping[str, s
 class AlertMethods:
     """alert_rules, check_alert_rules, evaluate_alerts, alerts, acknowledge_alert, deliveries."""
 
-    # Provided by Warehouse: config, cursor(), transaction(), _specs, compute, spc, data_end,
+    # Provided by Warehouse: config, scope, cursor(), transaction(), _specs, compute, spc, data_end,
     # dimension_values, _scope_words (KpiMethods and ImprovementMethods come first in its bases).
+    # A scope limited to some locations (kpis.scope) sees the alerts of those locations only and
+    # writes none but an acknowledgement of one of them; the evaluation and delivery state are
+    # the practice's.
     config: Config
+    scope: Scope
 
     def alert_rules(self) -> list[AlertRule]:
         """The rules in force: the defaults changed by the config's `[[alerts]]`, and its own rules."""
@@ -240,8 +245,10 @@ class AlertMethods:
 
         Run before anything is evaluated (`clinic-kpis init`, `alerts check`): a typo in a location
         id fails at once, naming the rule. A dimension the warehouse knows no value of yet (no
-        data loaded) cannot be checked, and is checked again next time.
+        data loaded) cannot be checked, and is checked again next time. The rules name every
+        location's values: a limited scope cannot check them.
         """
+        self.scope.require_practice("checking the alert rules")
         rules = self.alert_rules()
         known: dict[str, list[str]] = {}
         for rule in rules:
@@ -267,6 +274,7 @@ class AlertMethods:
         and their events are written in one transaction. Without it nothing is written: the
         result says what a recorded run would raise and clear (a dry run).
         """
+        self.scope.require_practice("evaluating the alert rules")  # it clears what it cannot see
         started = datetime.now(UTC)
         rules = self.check_alert_rules()
         findings = self._findings(rules)
@@ -330,7 +338,8 @@ class AlertMethods:
         """The alert inbox, newest first: one row per alert with its state and what it says.
 
         `status`: open (not acknowledged), acknowledged (still firing), cleared, or a list of them.
-        `locations`: only the alerts scoped to these locations (a location manager's view).
+        `locations`: only the alerts scoped to these locations (a location manager's view). A
+        limited scope gets its own locations' alerts whatever `locations` says.
         Columns: alert_id, status, rule_name, rule_text, condition, kpi_id, kpi_title, domain,
         unit, fmt, grain, scope_dimension, scope_value, scope_label, period_start, value, n,
         reference, target, red, message, raised_at, last_period, acknowledged_at,
@@ -340,12 +349,17 @@ class AlertMethods:
         unknown = sorted(set(wanted) - {"open", "acknowledged", "cleared"})
         if unknown:
             raise AlertError(f"unknown alert status {unknown[0]!r}; use open, acknowledged or cleared")
+        if self.scope.locations is not None:
+            mine = self.scope.locations
+            locations = sorted(mine if locations is None else mine & {str(v) for v in locations})
         where, params = [], []
         if ids is not None:
             where.append(f"alert_id IN ({', '.join('?' for _ in ids) or 'NULL'})")
             params += [int(i) for i in ids]
         if locations is not None:
-            where.append(f"scope_dimension = 'location' AND scope_value IN ({', '.join('?' for _ in locations)})")
+            where.append(
+                f"scope_dimension = 'location' AND scope_value IN ({', '.join('?' for _ in locations) or 'NULL'})"
+            )
             params += [str(v) for v in locations]
         sql = "SELECT * FROM alerts" + (" WHERE " + " AND ".join(where) if where else "")
         rows = self.cursor().execute(sql + " ORDER BY raised_at DESC, alert_id DESC", params).df()
@@ -355,7 +369,12 @@ class AlertMethods:
         return frame
 
     def acknowledge_alert(self, alert_id: int, by: str | None = None) -> None:
-        """Mark an open alert as seen (it stays in the inbox, acknowledged, until it clears)."""
+        """Mark an open alert as seen (it stays in the inbox, acknowledged, until it clears).
+
+        A limited scope may acknowledge its own locations' alerts only.
+        """
+        if self.scope.limited and self.alerts(ids=[int(alert_id)]).empty:
+            raise AccessDenied(f"alert {alert_id} is not one of {self.scope.locations_text()}'s alerts")
         row = (
             self.cursor()
             .execute("SELECT cleared_at, acknowledged_at FROM alerts WHERE alert_id = ?", [int(alert_id)])
@@ -380,14 +399,21 @@ class AlertMethods:
             )
 
     def alert_events(self, alert_id: int | None = None) -> pd.DataFrame:
-        """Every state change (raised, cleared, acknowledged), oldest first."""
+        """Every state change (raised, cleared, acknowledged), oldest first (of the scope's alerts)."""
         where, params = ("WHERE alert_id = ?", [int(alert_id)]) if alert_id is not None else ("", [])
         sql = f"SELECT * FROM alert_events {where} ORDER BY event_at, alert_id"
-        return self.cursor().execute(sql, params).df()
+        frame = self.cursor().execute(sql, params).df()
+        if self.scope.limited:
+            frame = frame[frame["alert_id"].isin(self.alerts()["alert_id"])].reset_index(drop=True)
+        return frame
 
     def alert_evaluations(self) -> pd.DataFrame:
-        """Every recorded evaluation, newest first: when, on which data, rules, raised, cleared, open."""
-        return self.cursor().execute("SELECT * FROM alert_evaluations ORDER BY evaluation_id DESC").df()
+        """Every recorded evaluation, newest first: when, on which data, rules, raised, cleared, open.
+
+        The counts are the practice's: a limited scope gets when each ran and on which data only.
+        """
+        columns = "evaluation_id, started_at, finished_at, trigger, data_end" if self.scope.limited else "*"
+        return self.cursor().execute(f"SELECT {columns} FROM alert_evaluations ORDER BY evaluation_id DESC").df()
 
     # -- delivery -------------------------------------------------------------------------------
 
@@ -434,6 +460,7 @@ class AlertMethods:
         Call it with `sent=False, attempts=0` before the first attempt, so that an alert is pending
         for that address even if the process dies mid-send; then once more with the outcome.
         """
+        self.scope.require_practice("the alerts' delivery state")
         now = datetime.now(UTC)
         with self.transaction(kpi_data=False) as cur:
             for alert_id in alert_ids:
@@ -455,6 +482,7 @@ class AlertMethods:
 
     def alert_deliveries(self) -> pd.DataFrame:
         """Every alert's delivery state per recipient address (pending or sent, attempts, last error)."""
+        self.scope.require_practice("the alerts' delivery state")
         return self.cursor().execute("SELECT * FROM alert_deliveries ORDER BY alert_id, recipient").df()
 
     # -- internals ------------------------------------------------------------------------------

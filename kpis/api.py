@@ -30,6 +30,7 @@ from kpis.periods import Periods, check_grain, next_period, parse_bound, period_
 from kpis.progress import steps
 from kpis.query import KpiRequest, QueryContext, render
 from kpis.relations import Relation, build_relations
+from kpis.scope import AccessDenied, Scope
 from kpis.serving import answer
 from kpis.serving.facts import Layout
 from kpis.serving.facts import layout as serving_layout
@@ -43,8 +44,10 @@ NAMED_DIMENSIONS = ("location", "provider", "payer")  # ids a person reads by na
 class KpiMethods:
     """compute, catalog, explain, drivers, sql and the data-quality views of one warehouse."""
 
-    # Provided by Store: the resolved config and `cursor()`, a new DuckDB cursor.
+    # Provided by Store: the resolved config and `cursor()`, a new DuckDB cursor; by Warehouse:
+    # the scope every method applies (kpis.scope).
     config: Config
+    scope: Scope
 
     # -- catalog ----------------------------------------------------------------------------
 
@@ -57,8 +60,15 @@ class KpiMethods:
         return build_relations(self.config)
 
     def catalog(self) -> list[KpiSpec]:
-        """Every KPI spec, with the practice's targets from config, in catalog order."""
-        return list(self._specs.values())
+        """Every KPI spec the scope may see, with the practice's targets from config, in catalog order.
+
+        A scope limited to some locations sees the KPIs that can be filtered by location only: a
+        KPI without that dimension would give it the whole practice's numbers.
+        """
+        return [spec for spec in self._specs.values() if self._in_scope(spec)]
+
+    def _in_scope(self, spec: KpiSpec) -> bool:
+        return not self.scope.limited or "location" in spec.dimensions
 
     # -- computing --------------------------------------------------------------------------
 
@@ -161,6 +171,7 @@ class KpiMethods:
         options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> pd.DataFrame:
         """The records behind one value: record_id, patient_key, event_time, side, reason, value, ..."""
+        self.scope.require_records("the records behind a KPI")
         start = period_floor(parse_bound(period, end=False, what="period"), check_grain(grain))
         items, ctx = self._prepare([kpi], start, start, grain, ((),), filters, options)
         frame = self.cursor().execute(render(explain_query(items[0], ctx))).df()
@@ -263,26 +274,39 @@ class KpiMethods:
     # -- data views -------------------------------------------------------------------------
 
     def dimension_values(self, dimension: str) -> pd.DataFrame:
-        """id, label of every known value of a dimension (for filter widgets)."""
-        if self._store_state().fresh:
+        """id, label of every known value of a dimension (for filter widgets), as far as the scope sees.
+
+        The results store keeps the whole practice's values: a limited scope counts its own.
+        """
+        if not self.scope.limited and self._store_state().fresh:
             return labelled(self.cursor().execute(stored_values_sql(dimension)).df(), dimension, self.config)
-        return dimension_values(self.cursor(), dimension, self.config)
+        return dimension_values(self.cursor(), dimension, self.config, self.scope.locations)
 
     def ingest_runs(self) -> pd.DataFrame:
-        """The ingest_runs table, newest first."""
+        """The ingest_runs table, newest first (a practice-wide view: an unlimited scope only)."""
+        self.scope.require_practice("the load history")
         return self.cursor().execute("SELECT * FROM ingest_runs ORDER BY started_at DESC, run_id DESC").df()
 
     def rejects(self, run_id: int | None = None, limit: int = 1000) -> pd.DataFrame:
-        """Quarantined records (direct identifiers masked), optionally of one run, in file order."""
+        """Quarantined records (direct identifiers masked), optionally of one run, in file order.
+
+        Practice-wide (a rejected record may name no location): an unlimited scope only.
+        """
+        self.scope.require_practice("the quarantined records")
         where, params = ("WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
         sql = f"SELECT * FROM rejects {where} ORDER BY run_id, file_path, position, reject_id LIMIT ?"
         return self.cursor().execute(sql, [*params, int(limit)]).df()
 
     def coverage(self, grain: str = "month") -> pd.DataFrame:
-        """Rows per domain, table, source and period, with the last event: what data there is, and how far."""
+        """Rows per domain, table, source and period, with the last event: what data there is, and how far.
+
+        A limited scope counts its locations' rows only (a remittance by its claim's location).
+        """
         check_grain(grain)
-        fresh = self._store_state().fresh
-        sql = stored_coverage_sql(grain) if fresh else coverage_sql(self.config.timezone, grain)
+        if not self.scope.limited and self._store_state().fresh:
+            sql = stored_coverage_sql(grain)
+        else:
+            sql = coverage_sql(self.config.timezone, grain, locations=self.scope.locations)
         frame = self.cursor().execute(sql).df()
         frame["period_start"] = pd.to_datetime(frame["period_start"])
         frame["rows"] = frame["rows"].astype("int64")
@@ -298,7 +322,11 @@ class KpiMethods:
         return datetime.fromisoformat(text).astimezone(self.config.tz) if text else None
 
     def data_end(self) -> date | None:
-        """The last local date any fact table covers (None for an empty warehouse)."""
+        """The last local date any fact table covers (None for an empty warehouse).
+
+        The practice's, whatever the scope: a month is complete for every location at once, so a
+        location's numbers are those of the practice's view filtered to it.
+        """
         return _latest(self._data_ends())
 
     # -- internals --------------------------------------------------------------------------
@@ -308,16 +336,26 @@ class KpiMethods:
             close = difflib.get_close_matches(kpi, self._specs, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise ClinicKpisError(f"unknown KPI {kpi!r}{hint}; known: {', '.join(self._specs)}")
-        return self._specs[kpi]
+        spec = self._specs[kpi]
+        if not self._in_scope(spec):
+            raise AccessDenied(f"{kpi} cannot be filtered by location: {self.scope.label} does not see it")
+        return spec
 
     def resolve_filters(self, filters: Mapping[str, Any] | None) -> dict[str, tuple[Any, ...]]:
-        """Filters as {dimension: ids}: a value may be an id or a name; an unknown one is an error."""
+        """Filters as {dimension: ids}: a value may be an id or a name; an unknown one is an error.
+
+        The scope's locations are added as a `location` filter when none is given; a location
+        (or provider, payer ...) outside the scope is unknown, as a typo is.
+        """
+        locations = self.scope.locations
         cur = self.cursor() if filters else None
         out = {}
         for d, v in (filters or {}).items():
             dim = check_dimension(d)
             known = self.dimension_values(dim) if dim in NAMED_DIMENSIONS else None
-            out[dim] = resolve_values(cur, dim, _as_values(v), self.config, known)
+            out[dim] = resolve_values(cur, dim, _as_values(v), self.config, known, locations)
+        if locations is not None and "location" not in out:
+            out["location"] = tuple(sorted(locations))
         return out
 
     def _data_ends(self) -> dict[str, date | None]:
@@ -379,8 +417,10 @@ class KpiMethods:
             if len(set(group)) != len(group):
                 raise DimensionError(f"dimension listed twice in {list(group)}")
         needed = wanted | {check_dimension(d) for d in filters or {}}
+        if self.scope.limited:
+            needed.add("location")  # the scope's filter (resolve_filters adds it)
         if kpis is None:
-            specs = [s for s in self._specs.values() if needed <= set(s.dimensions)]
+            specs = [s for s in self.catalog() if needed <= set(s.dimensions)]
             if not specs:
                 raise DimensionError(f"no KPI can be broken down by {', '.join(sorted(needed))}")
         else:

@@ -7,6 +7,8 @@ change each write a version, so a change's history can always be shown.
 
 `ChangeLogMethods` is mixed into `Warehouse`. Every KPI id and scope value is checked against
 the catalog and the warehouse with the same messages as `compute` and `clinic-kpis kpis`.
+A warehouse opened with a limited scope (`kpis.scope`) lists the practice-wide changes and those
+whose scope it sees whole (e.g. its own location, or one of its providers), and records none.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from kpis.config import Config
+    from kpis.scope import Scope
 
 CSV_COLUMNS = ("date", "title", "kpis", "scope", "description", "recorded_by")
 _REQUIRED_CSV = ("date", "title", "kpis")
@@ -106,9 +109,10 @@ def _text(value: Any) -> str:
 class ChangeLogMethods:
     """changes, add_change, edit_change, remove_change, import_changes, change_history."""
 
-    # Provided by Warehouse (config, cursor(), transaction()) and KpiMethods (_spec(),
-    # dimension_values()), which come first in Warehouse's bases.
+    # Provided by Warehouse (config, scope, cursor(), transaction()) and KpiMethods (_spec(),
+    # catalog(), dimension_values()), which come first in Warehouse's bases.
     config: Config
+    scope: Scope
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -139,6 +143,9 @@ class ChangeLogMethods:
         """Every version of one change (or of all), oldest first: what was edited, when and by whom."""
         where, params = ("WHERE change_id = ?", [int(change_id)]) if change_id is not None else ("", [])
         frame = self.cursor().execute(f"SELECT * FROM change_versions {where} ORDER BY change_id, version", params).df()
+        if self.scope.limited:
+            visible = {c.change_id for c in self._current()}
+            frame = frame[frame["change_id"].isin(visible)].reset_index(drop=True)
         if change_id is not None and frame.empty:
             raise ChangeLogError(f"no change with id {change_id} (clinic-kpis changes list shows them)")
         return frame
@@ -155,6 +162,7 @@ class ChangeLogMethods:
         by: str | None = None,
     ) -> int:
         """Record a change and return its id. `scope` is `["location=EAST"]` or `{"location": "EAST"}`."""
+        self.scope.require_practice("the change log")
         fields = self._checked(date, title, kpis, parse_scope(scope), description)
         with self.transaction(kpi_data=False) as cur:
             change_id = cur.execute("SELECT COALESCE(MAX(change_id), 0) + 1 FROM change_versions").fetchone()[0]
@@ -173,6 +181,7 @@ class ChangeLogMethods:
         by: str | None = None,
     ) -> int:
         """Write a new version of a change with the fields given (others kept); returns the version."""
+        self.scope.require_practice("the change log")
         old = self.change(change_id)
         if old.removed:
             raise ChangeLogError(f"change {change_id} was removed; record a new one instead")
@@ -189,6 +198,7 @@ class ChangeLogMethods:
 
     def remove_change(self, change_id: int, by: str | None = None) -> None:
         """Remove a change from the log (a last version marks it removed; its history stays)."""
+        self.scope.require_practice("the change log")
         old = self.change(change_id)
         if old.removed:
             raise ChangeLogError(f"change {change_id} is already removed")
@@ -201,6 +211,7 @@ class ChangeLogMethods:
 
         Every row is checked before any is written, so a bad file adds nothing.
         """
+        self.scope.require_practice("the change log")
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8-sig")
@@ -268,7 +279,18 @@ class ChangeLogMethods:
                     removed=r["removed"],
                 )
             )
-        return found
+        return [c for c in found if self._visible(c)] if self.scope.limited else found
+
+    def _visible(self, change: Change) -> bool:
+        """Whether a limited scope sees a change: all its KPIs, and every value of its scope."""
+        if not set(change.kpis) <= {s.id for s in self.catalog()}:
+            return False
+        for dim, values in change.scope.items():
+            if dim == "new_patient":
+                continue
+            if not set(values) <= {str(v) for v in self.dimension_values(dim)["id"]}:
+                return False
+        return True
 
     def _as_row(self, c: Change) -> dict[str, Any]:
         return {

@@ -10,8 +10,9 @@ and its summary, the command line, the demo), so one month tells one story. The 
   (`asked_value`), never as the headline.
 * **A value is a fact** only when its month is complete, its look-back is covered (a KPI that
   rests on a year of ledger history, `history_days` in its spec, is not a fact in the first
-  12 months of data) and it passes the small-cell rule (`kpis.privacy`). Every other value has
-  a `state` that says why not: open, history, small, empty, no_source.
+  12 months of data) and it passes the small-cell rule (`kpis.privacy`) where the warehouse's
+  scope applies it (`kpis.scope`: reports, emails, viewers). Every other value has a `state`
+  that says why not: open, history, small, empty, no_source.
 * **A comparison** (with the month before, with the same month a year before) exists only
   between two facts; otherwise it is absent and its state says why.
 * **One scale** for every move: the change over the KPI's target-to-red band; a KPI without a
@@ -397,7 +398,7 @@ class ComparisonMethods(_Base):
         is_covered = np.array([covered(k, s, g) for k, s, g in rows], dtype=bool)
         withheld = np.array(
             [
-                _withheld(by_id[k], n, num)
+                self.scope.small_cells and _withheld(by_id[k], n, num)
                 for k, n, num in zip(frame["kpi_id"], frame["n"], frame["numerator"], strict=True)
             ],
             dtype=bool,
@@ -518,7 +519,8 @@ class ComparisonMethods(_Base):
             if seen.nunique() < 2:
                 continue  # one segment (a single queue) would "explain" every move
             split_up.append(dim)
-            fact_old, fact_new = _facts_by_segment(old, dim, spec), _facts_by_segment(new, dim, spec)
+            small = self.scope.small_cells
+            fact_old, fact_new = _facts_by_segment(old, dim, spec, small), _facts_by_segment(new, dim, spec, small)
             named = [s for s in fact_new if s in fact_old]
             if _decomposable(spec):
                 split = decompose(old, new, dim).set_index("segment")
@@ -613,13 +615,14 @@ def _withheld(spec: KpiSpec, n: float, numerator: float | None) -> bool:
     return privacy.withheld(n, numerator, counts)
 
 
-def _facts_by_segment(rows: pd.DataFrame, dim: str, spec: KpiSpec) -> dict[Any, float]:
-    """segment -> value, for the segments whose value is a fact (known, not withheld)."""
+def _facts_by_segment(rows: pd.DataFrame, dim: str, spec: KpiSpec, small_cells: bool) -> dict[Any, float]:
+    """segment -> value, for the segments whose value is a fact (known, and not withheld when
+    the scope withholds small cells)."""
     out = {}
     for segment, value, n, numerator in zip(rows[dim], rows["value"], rows["n"], rows["numerator"], strict=True):
         if segment is None or segment != segment or not _known(value) or n == 0:
             continue
-        if not _withheld(spec, n, numerator):
+        if not (small_cells and _withheld(spec, n, numerator)):
             out[segment] = float(value)
     return out
 

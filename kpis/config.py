@@ -53,6 +53,7 @@ KNOWN_SECTIONS = frozenset(
         "dashboard",
         "ingest",
         "costs",
+        "access",
         "alerts",
     }
 )
@@ -615,6 +616,17 @@ paper = "letter"         # letter | a4
 # callback_minutes = 3          # staff minutes per abandoned call
 # cost_of_capital = 0.075       # per year, on money waiting in A/R
 # staff_cost_per_hour = 20.84   # USD per staff hour
+
+[access]
+# Dashboard sign-in (users: `clinic-kpis users add NAME --role owner|manager|analyst|viewer`; as
+# soon as one exists, everyone signs in) and the audit log beside the warehouse.
+# session_minutes = 480          # a sign-in lasts this long
+# audit_retention_days = 2191    # audit entries older than this are dropped (6 years)
+# Sign-in through your identity provider (OpenID Connect, set up in .streamlit/secrets.toml):
+# the claim that names a user here, and roles for members of a group who are not users here.
+# oidc_claim = "email"
+# oidc_groups_claim = "groups"
+# oidc_groups = {{ "kpi-owners" = "owner", "east-staff" = {{ role = "manager", locations = ["EAST"] }} }}
 
 [smtp]
 host = "localhost"

@@ -24,10 +24,13 @@ COVERAGE = (  # domain, table, the column that dates a row, its kind
 )
 
 
-def coverage_sql(timezone: str, grain: str, tables: Sequence[str] | None = None) -> str:
+def coverage_sql(
+    timezone: str, grain: str, tables: Sequence[str] | None = None, locations: frozenset[str] | None = None
+) -> str:
     """SELECT domain, table_name, source, period_start, rows, last_event_at (local), by `grain`.
 
-    `tables` limits it to some tables (a refresh recounts only those a load changed).
+    `tables` limits it to some tables (a refresh recounts only those a load changed); `locations`
+    (a scope's, `kpis.scope`) to those locations' rows, a remittance by its claim's location.
     """
     parts = []
     for domain, table, column, kind in COVERAGE:
@@ -37,6 +40,17 @@ def coverage_sql(timezone: str, grain: str, tables: Sequence[str] | None = None)
         parts.append(
             f"SELECT '{domain}' AS domain, '{table}' AS table_name, source, "
             f"CAST(DATE_TRUNC('{grain}', {local}) AS DATE) AS period_start, COUNT(*) AS rows, "
-            f"MAX(CAST({local} AS TIMESTAMP)) AS last_event_at FROM {table} GROUP BY source, period_start"
+            f"MAX(CAST({local} AS TIMESTAMP)) AS last_event_at FROM {table}{_scoped_rows(table, locations)} "
+            "GROUP BY source, period_start"
         )
     return " UNION ALL ".join(parts) + " ORDER BY domain, table_name, source, period_start"
+
+
+def _scoped_rows(table: str, locations: frozenset[str] | None) -> str:
+    """SQL: a WHERE clause keeping the rows of `table` of `locations` ('' for every location)."""
+    if locations is None:
+        return ""
+    allowed = sql_literal(sorted(locations))
+    if table == "remittances":
+        return f" WHERE claim_id IN (SELECT claim_id FROM claims WHERE location_id IN ({allowed}))"
+    return f" WHERE location_id IN ({allowed})"

@@ -15,6 +15,7 @@ from sqlglot import exp
 from kpis.config import Config
 from kpis.errors import ClinicKpisError
 from kpis.relations import DIMENSIONS
+from kpis.sql_literals import sql_literal
 
 # dimension -> (reference query giving id, label) and the fact columns that use it
 _SOURCES: dict[str, tuple[str | None, tuple[tuple[str, str], ...]]] = {
@@ -74,20 +75,47 @@ def check_dimension(dimension: str) -> str:
     return dimension
 
 
-def dimension_values(cursor: Any, dimension: str, config: Config) -> pd.DataFrame:
-    """id, label of every known value of `dimension`, sorted by label."""
-    return labelled(cursor.execute(values_sql(dimension)).df(), dimension, config)
+# Fact tables whose rows carry a location (remittances do not: they are the payer's answer to a claim).
+_LOCATED = frozenset(
+    {"appointments", "encounters", "slots", "claims", "ledger", "calls", "referrals", "portal_messages"}
+)
 
 
-def values_sql(dimension: str) -> str:
-    """SELECT id, label (the reference table's name, if any) of every known value of a dimension."""
+def dimension_values(
+    cursor: Any, dimension: str, config: Config, locations: frozenset[str] | None = None
+) -> pd.DataFrame:
+    """id, label of every known value of `dimension`, sorted by label.
+
+    `locations` (a scope's, `kpis.scope`): only the values that rows of those locations use, so
+    a filter widget does not name another location, nor its providers and payers. Dimensions
+    that are a fixed vocabulary (payer class, denial reason, weekday, hour) are not narrowed.
+    """
+    return labelled(cursor.execute(values_sql(dimension, locations)).df(), dimension, config)
+
+
+def values_sql(dimension: str, locations: frozenset[str] | None = None) -> str:
+    """SELECT id, label (the reference table's name, if any) of every known value of a dimension.
+
+    `locations`: only the values rows of those locations use (see `dimension_values`).
+    """
     reference, facts = _SOURCES[check_dimension(dimension)]
     parts = [reference] if reference else []
     parts += [f"SELECT DISTINCT {column}, NULL FROM {table}" for table, column in facts]
+    where = "id IS NOT NULL"
+    if locations is not None and (facts or dimension == "location"):
+        allowed = sql_literal(sorted(locations))
+        used = [
+            f"SELECT {column} FROM {table} WHERE location_id IN ({allowed})"
+            for table, column in facts
+            if table in _LOCATED
+        ]
+        if dimension == "location":
+            used = [f"SELECT location_id FROM locations WHERE location_id IN ({allowed})", *used]
+        where += f" AND id IN ({' UNION '.join(used)})"
     return (
         "SELECT id, MAX(label) AS label FROM ("
         + " UNION ALL ".join(f"SELECT * FROM ({p}) AS x(id, label)" for p in parts)
-        + ") WHERE id IS NOT NULL GROUP BY id"
+        + f") WHERE {where} GROUP BY id"
     )
 
 
@@ -128,18 +156,25 @@ _LISTED = 12  # known values named in an error before "and N more"
 
 
 def resolve_values(
-    cursor: Any, dimension: str, values: tuple[Any, ...], config: Config, known: pd.DataFrame | None = None
+    cursor: Any,
+    dimension: str,
+    values: tuple[Any, ...],
+    config: Config,
+    known: pd.DataFrame | None = None,
+    locations: frozenset[str] | None = None,
 ) -> tuple[Any, ...]:
     """Filter values as ids: each given as an id or as its label ("Northgate Clinic" for NORTH).
 
     A value the warehouse does not know is an error, not an empty result: it is a typo far more
     often than a wish for no rows. The message is the same for the API and the command line.
-    `known` is the dimension's values when the caller has them (the results store keeps them).
+    With `locations` (a scope), a value those locations do not use is unknown too, and the
+    message lists only the values they use. `known` is the dimension's values when the caller
+    has them (the results store keeps them), as far as `locations` see.
     """
     if dimension not in _NAMED:
         return values
     if known is None:
-        known = dimension_values(cursor, dimension, config)
+        known = dimension_values(cursor, dimension, config, locations)
     ids = [str(i) for i in known["id"]]
     labels = [str(label) for label in known["label"]]
     out = []
@@ -160,5 +195,6 @@ def resolve_values(
         hint = f" (did you mean {same[0]}?)" if same else ""
         shown = [label if label == i else f"{label} ({i})" for i, label in zip(ids, labels, strict=True)]
         listed = ", ".join(shown[:_LISTED]) + (f" and {len(shown) - _LISTED} more" if len(shown) > _LISTED else "")
-        raise DimensionError(f"no {dimension} {text!r} in the warehouse{hint}; known: {listed or 'none'}")
+        among = "in the warehouse" if locations is None else "in the locations you may see"
+        raise DimensionError(f"no {dimension} {text!r} {among}{hint}; known: {listed or 'none'}")
     return tuple(out)

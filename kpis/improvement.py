@@ -53,7 +53,8 @@ class ImprovementMethods(ChangeLogMethods):
         check_grain(grain)
         frame = self._series(spec, filters, grain, start, end, options)
         chosen = self._changes_for(spec, filters, changes)
-        return _chart(spec, frame, grain, chosen, dict(filters or {}), self._scope_words(filters or {}))
+        words = self._scope_words(self._with_scope_locations(filters))
+        return _chart(spec, frame, grain, chosen, dict(filters or {}), words)
 
     def change_effects(
         self, change_ids: Sequence[int] | None = None, grain: str = "month", end: Any = None
@@ -106,7 +107,7 @@ class ImprovementMethods(ChangeLogMethods):
 
     def friction_costs(self, period: Any = None, filters: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """What each KPI's gap to target costs per month, ranked; see `kpis.costs.friction_costs`."""
-        return friction_costs(self, period, filters)
+        return friction_costs(self, period, self._with_scope_locations(filters))
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -127,6 +128,13 @@ class ImprovementMethods(ChangeLogMethods):
                 if not c.removed and spec.id in c.kpis and _normalized(scope_filters(c.scope)) == wanted
             ]
         return sorted(chosen, key=lambda c: (c.date, c.change_id))
+
+    def _with_scope_locations(self, filters: Mapping[str, Any] | None) -> dict[str, Any]:
+        """`filters` with the scope's locations when they name none: what the numbers are of."""
+        out = dict(filters or {})
+        if self.scope.locations is not None and "location" not in out:
+            out["location"] = sorted(self.scope.locations)
+        return out
 
     def _scope_words(self, filters: Mapping[str, Any]) -> str:
         """ "at Eastside", "for Dr A and Dr B", "" for the practice: how a verdict names its scope."""

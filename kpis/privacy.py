@@ -1,9 +1,13 @@
-"""Small-cell suppression: the one rule every surface applies before a figure is shown.
+"""Small-cell suppression: the one rule applied before a figure leaves the practice's own hands.
 
 CMS's cell-size rule: no count from 1 to 10 is published, nor any figure from which such a
 count could be worked out. `kpis` applies it where it decides what a person reads (the
-scorecard, the trend, the movers and their drivers), so the dashboard, the report, the CLI and
-the demo withhold the same cells:
+scorecard, the trend, the movers and their drivers), for the scopes that withhold small cells
+(`kpis.scope.Scope.small_cells`): what leaves the building (the report, its emails, alerts),
+the command line and the demo by default, and the dashboard's viewer role. The owner, the
+analysts and a location's manager read their own numbers on the dashboard as they are (a
+location's 8 no-shows out of 282 visits is the manager's own work, not a publication).
+Where it applies, every surface withholds the same cells:
 
 * a count from 1 to 10 becomes the text "<11" (zero stays zero: it reveals no one);
 * a KPI value computed from 1 to 10 records (its `n`) is withheld, since a rate or median of a

@@ -38,6 +38,7 @@ from kpis import Warehouse
 from kpis.config import Config
 from kpis.formatting import value_text
 from kpis.periods import add_months, previous_period
+from kpis.scope import Scope as KpiScope
 from kpis.spec import KpiSpec
 from reports.charts import LINE, TARGET, ChartRenderer, small_chart_layout
 from reports.message import sender_domain
@@ -144,30 +145,38 @@ def plan_digests(
     """
     from reports.context import resolve_scope
 
-    labels = {dim: _labels(wh, dim) for dim in URL_FILTERS}
-    specs = {spec.id: spec for spec in wh.catalog()}
-    months = _data_months(wh)
     now = generated_at or datetime.now(wh.config.tz)
-    series: dict[tuple[str, str, str | None, str | None, date], pd.DataFrame] = {}
     carried: dict[str, set[Any]] = {}
     digests = []
     for scope in sorted(recipients, key=lambda s: (s != PRACTICE, s)):
         where = None if scope == PRACTICE else resolve_scope(wh, scope)
         label = "the whole practice" if where is None else where.label
+        # A location's digest reads through that location's scope, as its report does: small
+        # cells withheld, no records, no other location's values (names in links included).
+        view = wh if where is None else wh.narrowed(_location_scope(where.key, where.label))
+        labels = {dim: _labels(view, dim) for dim in URL_FILTERS}
+        specs = {spec.id: spec for spec in view.catalog()}
+        months = _data_months(view)
+        series: dict[tuple[str, str, str | None, str | None, date], pd.DataFrame] = {}
         for recipient in recipients[scope]:
-            due = wh.alerts_to_deliver(recipient, None if where is None else [where.key], evaluation)
+            due = view.alerts_to_deliver(recipient, None if where is None else [where.key], evaluation)
             seen = carried.setdefault(recipient, set())
             due = due[[_key(row) not in seen for row in due.to_dict(orient="records")]]
             if due.empty:
                 continue
             rows = due.to_dict(orient="records")
-            items = tuple(_item(wh, row, specs[row["kpi_id"]], labels, months, series) for row in rows)
+            items = tuple(_item(view, row, specs[row["kpi_id"]], labels, months, series) for row in rows)
             seen.update(_key(row) for row in due.to_dict(orient="records"))
             inbox = _inbox_link(wh.config, scope, labels)
             domain = sender_domain(wh.config.smtp.sender)
             key = PRACTICE if where is None else where.key
             digests.append(Digest(wh.config.practice_name, key, label, recipient, items, inbox, now, domain))
     return digests
+
+
+def _location_scope(location: str, label: str) -> KpiScope:
+    """What a location's recipients read: their location only, aggregates only, small cells withheld."""
+    return KpiScope.of_locations([location], records=False, small_cells=True, label=label)
 
 
 def draw_charts(digests: Sequence[Digest], renderer: ChartRenderer) -> list[Digest]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from kpis import Warehouse
+from kpis.scope import Scope as KpiScope
 from reports.charts import ChartRenderer, render_trends
 from reports.context import ReportContext, build_context, resolve_scope
 from reports.narrative import summarize
@@ -37,8 +38,17 @@ def progress(text: str) -> Iterator[None]:
 
 
 def prepare(wh: Warehouse, month: date, location: str | None, *, generated_at: datetime | None = None) -> ReportContext:
-    """The full context of one report, executive summary included."""
-    ctx = build_context(wh, month, resolve_scope(wh, location), generated_at=generated_at)
+    """The full context of one report, executive summary included.
+
+    A location's report reads the warehouse through that location's scope (kpis.scope), as its
+    manager would, with small cells withheld and no records: it leaves the building. The load
+    history (files loaded, quarantined) is the practice's, so `wh` must see the whole practice.
+    """
+    scope = resolve_scope(wh, location)
+    history = wh.ingest_runs()  # practice-wide: read before narrowing
+    if scope.location is not None:
+        wh = wh.narrowed(KpiScope.of_locations([scope.location], records=False, small_cells=True, label=scope.label))
+    ctx = build_context(wh, month, scope, generated_at=generated_at, load_history=history)
     return dataclasses.replace(ctx, summary=summarize(ctx))
 
 

@@ -111,6 +111,8 @@ def send(
     scope (the practice, or --location). The SMTP password is read from CLINIC_KPIS_SMTP_PASSWORD.
     """
     from kpis import Warehouse
+    from kpis.access import access_settings
+    from kpis.audit import AuditLog, command_line_user
     from reports.build import email_parts, file_name, prepare, progress
     from reports.charts import ChartRenderer
     from reports.delivery import Outgoing, check_credentials, insecure_warning, send_all
@@ -147,7 +149,10 @@ def send(
         return
     with progress(f"sending to {cfg.smtp.host}:{cfg.smtp.port}"):
         sent = send_all(cfg.smtp, outgoing)
+    audit = AuditLog.beside(cfg.db_path, access_settings(cfg).audit_retention_days)
     for item in sent:
+        audit.record("report_sent", command_line_user(), period=f"{when:%Y-%m}", scope=item.scope,
+                     recipients=list(item.recipients))  # fmt: skip
         typer.echo(f"sent the {item.scope} report for {when:%Y-%m} to {', '.join(item.recipients)}")
 
 

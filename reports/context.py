@@ -262,8 +262,19 @@ def resolve_scope(wh: Warehouse, location: str | None) -> Scope:
     return Scope(key=location_id, location=location_id, label=label)
 
 
-def build_context(wh: Warehouse, month: date, scope: Scope, *, generated_at: datetime | None = None) -> ReportContext:
-    """Read every number of one month's report for `scope`."""
+def build_context(
+    wh: Warehouse,
+    month: date,
+    scope: Scope,
+    *,
+    generated_at: datetime | None = None,
+    load_history: pd.DataFrame | None = None,
+) -> ReportContext:
+    """Read every number of one month's report for `scope`.
+
+    `load_history`: the practice's ingest runs, when `wh` is narrowed to a location (the load
+    history is practice-wide, so a location's scope cannot read it).
+    """
     coverage = wh.coverage()
     data_end = _data_end(coverage, month)
     specs = wh.catalog()
@@ -272,7 +283,7 @@ def build_context(wh: Warehouse, month: date, scope: Scope, *, generated_at: dat
     headline = [r.id for r in rows if r.headline]
     trend = wh.trend(headline, month, months=TREND_MONTHS, filters=scope.filters or None)
     trends = tuple(_trend(row, trend[trend["kpi_id"] == row.id]) for row in rows if row.headline)
-    runs = wh.ingest_runs()
+    runs = wh.ingest_runs() if load_history is None else load_history
     quarantined = _quarantined(runs)
     configured = set(wh.config.kpi_options)
     costs = wh.friction_costs(month, filters=scope.filters or None)

@@ -56,6 +56,11 @@ KPIS_API = frozenset(
         "kpis.periods",  # the one month arithmetic
         "kpis.privacy",  # the small-cell rule every surface shares
         "kpis.palette",  # the one set of colours
+        "kpis.scope",  # who sees what: the scope a warehouse is opened with
+        "kpis.users",  # the users and roles who may sign in
+        "kpis.access",  # the [access] settings, an identity provider's claims to a user
+        "kpis.audit",  # the audit log beside the warehouse
+        "kpis.throttle",  # failed sign-ins slowed
     }
 )
 # Known exceptions, each with the change that removes it (none today: the report's movers read

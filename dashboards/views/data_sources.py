@@ -18,11 +18,15 @@ ctx = page_context()
 st.title("Data")
 
 st.subheader("Load an export")
-uploads = st.file_uploader(
-    "Drop exports here: FHIR NDJSON, X12 837/835, an Asterisk queue_log, a vendor CSV, or a .zip of them",
-    accept_multiple_files=True,
-    key="upload",
-)
+if not ctx.access.is_owner:
+    st.caption("The practice's owner loads exports.")
+    uploads = None
+else:
+    uploads = st.file_uploader(
+        "Drop exports here: FHIR NDJSON, X12 837/835, an Asterisk queue_log, a vendor CSV, or a .zip of them",
+        accept_multiple_files=True,
+        key="upload",
+    )
 if uploads and st.button("Load into the warehouse", type="primary", key="load"):
     try:
         with st.spinner("Loading…"):
@@ -75,6 +79,10 @@ else:
     st.caption("A blank cell is a month a source did not feed: a gap there is missing data, not a good month.")
     with st.expander("Coverage table"):
         st.dataframe(coverage, hide_index=True)
+
+if ctx.access.scope.limited:  # the load history and rejects are the whole practice's
+    st.caption("The load history and quarantined records cover the whole practice: the owner and analysts see them.")
+    st.stop()
 
 st.subheader("Ingest runs")
 runs = data.ingest_runs(ctx.src)

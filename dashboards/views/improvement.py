@@ -154,6 +154,9 @@ else:
 # -- recording a change ---------------------------------------------------------------------------
 
 st.subheader("Record a change")
+if ctx.access.scope.limited:  # the change log is the practice's (kpis.scope): its owner and analysts write it
+    st.caption("The owner or an analyst records changes in the practice's change log.")
+    st.stop()
 if "recorded_change" in st.session_state:
     st.success(st.session_state.pop("recorded_change"), icon=":material/check_circle:")
 locations, providers = ctx.labels("location"), ctx.labels("provider")

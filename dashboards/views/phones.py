@@ -62,6 +62,9 @@ def heat_map() -> None:
 
 def waits() -> None:
     st.subheader("How long answered callers waited")
+    if not ctx.access.scope.records:
+        st.caption("Drawn from the calls themselves, which your role does not see (aggregates only).")
+        return
     answered = _records("average_speed_of_answer")
     answered = answered[answered["side"] == "numerator"]
     if answered.empty:

@@ -59,13 +59,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(db: Path, config: Path, log: Path) -> Iterator[str]:
-    """Run `clinic-kpis dashboard --db DB --config CONFIG --port N` until it answers its health check; yield its URL."""
-    port = free_port()
+def serve(db: Path, config: Path, log: Path, cwd: Path | None = None, port: int | None = None) -> Iterator[str]:
+    """Run `clinic-kpis dashboard --db DB --config CONFIG --port N` until it answers its health check; yield its URL.
+
+    `cwd`: where it starts (Streamlit reads `.streamlit/secrets.toml` there).
+    """
+    port = port or free_port()
     cli = [sys.executable, "-c", "from kpis.cli import main; main()"]
     cmd = [*cli, "dashboard", "--db", str(db), "--config", str(config), "--port", str(port)]
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_SECONDS
@@ -218,6 +221,9 @@ def test_the_improvement_page_in_a_real_browser(
         page.goto(f"{improvement_url}/improvement")
         expect(page.get_by_role("heading", level=1).filter(has_text="Improvement")).to_be_visible(timeout=90_000)
         wait_idle(page)
+        for header in ("verdict", "cost a month"):  # drawn by a later part of the run on a busy machine
+            table = page.get_by_test_id("stTable").filter(has=page.locator("th", has_text=header))
+            expect(table).to_be_visible(timeout=90_000)
         verdicts = table_rows(page, "verdict")
         assert len(verdicts) == len(records) == 2
         for row, record in zip(verdicts, records, strict=True):

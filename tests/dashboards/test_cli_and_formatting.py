@@ -17,8 +17,10 @@ from dashboards.cli import APP, DEFAULT_PORT, streamlit_argv
 from dashboards.formatting import axis_title, tick_format
 from kpis.catalog import shipped_specs
 from kpis.cli_options import serving_port
+from kpis.users import add_user
 from kpis.warehouse import Warehouse
 from tests.cli_helpers import run_cli
+from tests.conftest import CHEAP_HASHER as CHEAP
 from tests.conftest import clinic_kpis, taken_port
 
 
@@ -96,20 +98,47 @@ def test_streamlit_is_served_headless_on_loopback_from_this_python() -> None:
     assert Path(APP).is_file()
 
 
-@pytest.mark.parametrize(("address", "warned"), [("0.0.0.0", True), ("192.168.1.20", True), ("127.0.0.1", False)])
-def test_serving_beyond_this_machine_warns_that_there_is_no_sign_in(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, address: str, warned: bool
+@pytest.mark.parametrize("address", ["0.0.0.0", "192.168.1.20"])
+def test_serving_beyond_this_machine_without_sign_in_is_refused_unless_no_auth_says_so(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, address: str
 ) -> None:
-    """Issue 19 item 11: `--address 0.0.0.0` served the practice's data to the network silently."""
+    """Issue 19 item 11 warned; issue 20 refuses: `--address 0.0.0.0` would serve the practice to the network."""
+    db = str(tmp_path / "w.duckdb")
+    Warehouse(db).close()
+    served: list[list[str]] = []
+    monkeypatch.setattr(os, "execve", lambda path, argv, env: served.append(argv))
+    refused = run_cli(capsys, "dashboard", "--db", db, "--address", address)
+    assert refused.code == 1 and not served and refused.err.count("\n") == 1
+    assert refused.err.startswith(f"error: refusing to serve on {address} without sign-in")
+    assert "clinic-kpis users add NAME --role owner" in refused.err and "--no-auth" in refused.err
+    allowed = run_cli(capsys, "dashboard", "--db", db, "--address", address, "--no-auth")
+    assert allowed.code == 0 and served[0][served[0].index("--server.address") + 1] == address
+    warning = f"warning: serving on {address} with --no-auth: anyone who can reach"  # after a taken port's notice
+    assert any(line.startswith(warning) for line in allowed.err.splitlines())
+
+
+def test_serving_beyond_this_machine_with_sign_in_needs_no_flag(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    db = tmp_path / "w.duckdb"
+    with Warehouse(db) as wh:
+        add_user(wh, "ann", "owner", password="a long enough passphrase", hasher=CHEAP)
+    served: list[list[str]] = []
+    monkeypatch.setattr(os, "execve", lambda path, argv, env: served.append(argv))
+    result = run_cli(capsys, "dashboard", "--db", str(db), "--address", "0.0.0.0")
+    assert result.code == 0 and served and "warning" not in result.err
+    loopback = run_cli(capsys, "dashboard", "--db", str(db), "--no-auth")  # it never turns sign-in off
+    assert loopback.code == 1 and loopback.err.startswith("error: --no-auth: sign-in is on (1 user(s) in w.duckdb)")
+
+
+def test_serving_on_loopback_needs_neither(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     Warehouse(tmp_path / "w.duckdb").close()
     served: list[list[str]] = []
     monkeypatch.setattr(os, "execve", lambda path, argv, env: served.append(argv))
-    result = run_cli(capsys, "dashboard", "--db", str(tmp_path / "w.duckdb"), "--address", address)
-    assert result.code == 0 and served and served[0][served[0].index("--server.address") + 1] == address
-    warning = [line for line in result.err.splitlines() if line.startswith("warning: ")]
-    assert bool(warning) == warned
-    if warned:
-        assert warning[0].startswith(f"warning: serving on {address}: the dashboard has no sign-in yet")
+    result = run_cli(capsys, "dashboard", "--db", str(tmp_path / "w.duckdb"))
+    assert result.code == 0 and served and "warning" not in result.err
 
 
 SPECS = shipped_specs()

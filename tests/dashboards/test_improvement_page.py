@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -231,17 +229,12 @@ def test_a_busy_warehouse_is_said_and_the_change_can_be_sent_again(
 ) -> None:
     at = open_app(writable, practice_with_changes.config)
     at.switch_page(PAGE).run()
-    holder = "import sys; from kpis import Warehouse; wh = Warehouse(sys.argv[1]); print('held', flush=True); input()"
-    with subprocess.Popen(
-        [sys.executable, "-c", holder, str(writable)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    ) as writer:
-        assert writer.stdout.readline().strip() == "held"  # another program (an ingest) writes now
+    with Warehouse.writing(writable, config=practice_with_changes.config, what="load"):  # a load holds the lock
         fill_form(at, "Intake script", ["no_show_rate"], ["NORTH"])
-        writer.communicate("\n", timeout=60)
     assert not at.exception
     assert [e.value for e in at.error] == [
-        "Not recorded: the warehouse is busy (an ingest is probably writing to it): the change was not "
-        "recorded; submit it again in a minute"
+        "Not recorded: a load is writing the warehouse right now: the change was not recorded; submit it again "
+        "when it is done"
     ]
     next(b for b in at.button if b.label == "Record the change").click().run()  # the writer is gone
     no_errors(at)

@@ -22,6 +22,7 @@ import trustme
 
 from kpis import Warehouse
 from kpis.config import ENV_SMTP_PASSWORD, load_config
+from kpis.coverage import COVERAGE
 from reports import alerts_cli
 from tests.cli_helpers import run_cli
 from tests.reports.conftest import Practice
@@ -262,3 +263,27 @@ def test_a_bad_alert_rule_is_one_line_naming_it(
         f"error: {config}: [[alerts]] #1 (abandonment east): scope location=EASTT: no such location in the "
         "warehouse; known: EAST, NORTH, WEST"
     )
+
+
+def test_a_location_digest_is_read_through_that_locations_scope(tmp_path: Path, practice: Practice) -> None:
+    """As its report is, and as its manager reads the dashboard (kpis.scope): so a location's digest
+    links to the months that location has data for (here from July 2026: its earlier rows are gone),
+    while the owner's digest, for the same alert, offers the practice's months (from October 2025)."""
+    from reports.alerts_email import plan_digests
+
+    config = load_config(setup(tmp_path, practice, free_port()))
+    with Warehouse.writing(config=config, what="test") as wh:
+        with wh.transaction() as cur:
+            for _, table, column, _ in COVERAGE:
+                if table != "remittances":  # a remittance carries no location (its claim does)
+                    cur.execute(
+                        f"DELETE FROM {table} WHERE location_id = 'EAST' AND CAST({column} AS DATE) < DATE '2026-06-01'"
+                    )
+        wh.evaluate_alerts(trigger="test")
+    with Warehouse.open(config=config, read_only=True) as wh:
+        assert wh.dimension_values("location")["id"].tolist() == ["EAST", "NORTH", "WEST"]  # by label
+        digests = {d.recipient: d for d in plan_digests(wh, {"practice": [OWNER], "EAST": [EAST]})}
+    page = f"{DASHBOARD}/access?months={{}}&months=2026-10&grain=month&location=Eastside"
+    assert {item.message for item in digests[EAST].items} == {EAST_RED, EAST_OFF}
+    assert {item.link for item in digests[EAST].items} == {page.format("2026-07")}
+    assert {item.link for item in digests[OWNER].items if item.scope_value == "EAST"} == {page.format("2025-10")}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from kpis.audit import AuditLog, command_line_user
 from kpis.config import load_config
 from reports.charts import ChartRenderer
 from reports.cli import delivery_plan
@@ -94,7 +97,7 @@ def test_send_dry_run_without_recipients_writes_a_sample_eml(
 def test_send_delivers_to_the_configured_recipients(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, practice: Practice, renderer: ChartRenderer
 ) -> None:
-    recorder = Recorder()
+    recorder, start = Recorder(), datetime.now(UTC)
     with smtp_server(recorder) as port:
         config = config_file(
             tmp_path,
@@ -111,6 +114,12 @@ def test_send_delivers_to_the_configured_recipients(
     assert got.rcpt_tos == ["owner@riverbend.example", "partner@riverbend.example"]
     (attachment,) = got.message.iter_attachments()
     assert attachment.get_filename() == "clinic-kpis-report-2026-10-practice.pdf"
+    (sent,) = AuditLog.beside(practice.db).entries(since=start).to_dict("records")
+    assert (sent["event"], sent["user"], sent["period"]) == ("report_sent", command_line_user(), "2026-10")
+    assert json.loads(sent["detail"]) == {
+        "scope": "practice",
+        "recipients": ["owner@riverbend.example", "partner@riverbend.example"],
+    }
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 
 from kpis import Warehouse
+from kpis.scope import Scope
+from reports.build import prepare
 from reports.context import ReportContext, build_context, parse_month, resolve_scope
 from reports.errors import ReportError
 from reports.narrative import summarize
 from reports.render import render_html
 from tests.kpis.builder import Fixture
+from tests.reports.conftest import Practice
 from tests.reports.practice import MONTH, PRACTICE_NAME
 
 
@@ -100,6 +103,20 @@ def test_location_report_filters_every_number_and_withholds_small_ones(wh: Wareh
     trend = next(t for t in north.trends if t.row.id == "no_show_rate")
     assert all(v is None for v in trend.values)
     assert not any(m.kpi_id == "no_show_rate" for m in north.movers)
+
+
+def test_a_location_report_reads_through_that_locations_scope(practice: Practice) -> None:
+    """A report leaves the building: small cells withheld even when built from a wider scope."""
+    with Warehouse.open(practice.db, config=practice.config, scope=Scope(small_cells=False)) as owner:
+        seen = owner.compute("no_show_rate", MONTH, MONTH, filters={"location": "NORTH"})
+        assert seen["value"].tolist() == [pytest.approx(0.2)]  # the owner sees NORTH's 1 of 5
+        north = prepare(owner, MONTH, "NORTH")
+        practice_wide = prepare(owner, MONTH, None)
+    assert row(north, "no_show_rate").suppressed and row(north, "no_show_rate").value is None
+    assert north.files_loaded == practice_wide.files_loaded == 1  # the load history is the practice's
+    east = Warehouse.open(practice.db, config=practice.config, scope=Scope.of_locations(["EAST"]))
+    with east, pytest.raises(ReportError, match="no location 'NORTH' in the locations you may see"):
+        prepare(east, MONTH, "NORTH")
 
 
 def test_small_counts_become_less_than_eleven(practice_ctx: ReportContext) -> None:
