@@ -40,6 +40,7 @@ from kpis.errors import ClinicKpisError
 from kpis.export import MONTH_COLUMN, read_manifest
 from kpis.improvement import ImprovementMethods
 from kpis.query import render
+from kpis.scope import EVERYTHING, Scope
 from kpis.serving.answer import StoreState
 
 try:
@@ -107,11 +108,20 @@ class SparkLake(ComparisonMethods, KpiMethods, ImprovementMethods):
     started itself is stopped on close.
     """
 
-    def __init__(self, directory: str | Path, *, config: Config, spark: Any = None, master: str = "local[*]") -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        config: Config,
+        spark: Any = None,
+        master: str = "local[*]",
+        scope: Scope = EVERYTHING,
+    ) -> None:
         from kpis.storage import latest_schema_version
 
         self.directory = Path(directory)
         self.config = config
+        self.scope = scope  # as a Warehouse's: the locations and small cells this reader may see
         self.manifest = read_manifest(self.directory)
         exported, known = self.manifest["schema_version"], latest_schema_version()
         if exported != known:
@@ -140,11 +150,12 @@ class SparkLake(ComparisonMethods, KpiMethods, ImprovementMethods):
         config: Config | Path | None = None,
         master: str = "local[*]",
         spark: Any = None,
+        scope: Scope = EVERYTHING,
     ) -> SparkLake:
         """Open an export; `config` is a loaded Config or the path of the practice's config file."""
         if not isinstance(config, Config):
             config = load_config(config)
-        return cls(directory, config=config, spark=spark, master=master)
+        return cls(directory, config=config, spark=spark, master=master, scope=scope)
 
     def _read(self, table: str, info: Mapping[str, Any]) -> DataFrame:
         columns = [f"`{c['name']}` {c['spark_type']}" for c in info["columns"]]

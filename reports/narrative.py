@@ -93,7 +93,10 @@ def _move(move: Move, ctx: ReportContext) -> str:
         part = change_text(driver.contribution, row, words=True)
         return text + f", driven by {who} ({part}, more than the whole change)."
     if driver.contribution is not None:
-        return text + f", driven by {who} ({magnitude(driver.contribution, row)} of the {size})."
+        part = magnitude(driver.contribution, row)
+        if not float(part.lstrip("$").replace(",", "")):  # too small to print (`0 of the 1 second`): its share
+            return text + f", driven by {who} ({driver.share:.0%} of the change)."
+        return text + f", driven by {who} ({part} of the {size})."
     before, after = value_text(driver.value_before, row), value_text(driver.value_after, row)
     return text + f", with the largest {'rise' if rising else 'fall'} at {who} ({before} to {after})."
 

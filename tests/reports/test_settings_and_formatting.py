@@ -72,3 +72,23 @@ def test_a_driver_larger_than_the_whole_change_is_said_so() -> None:
         "No-show rate fell to 6.0%, down 0.7 points from September, "
         "driven by Westside (1.2 points, more than the whole change)."
     )
+
+
+def test_a_driver_whose_part_rounds_to_nothing_is_given_as_its_share() -> None:
+    """A 1-second rise driven 0.4 s by a queue was "0 of the 1 second": the share says it."""
+    row = SimpleNamespace(id="average_speed_of_answer", title="Average speed of answer", unit="seconds", fmt="num0",
+                          period=date(2026, 9, 1))  # fmt: skip
+    queue = Driver(
+        dimension="queue", segment="appointments", label="appointments", value_before=4.1, value_after=5.0, change=0.9,
+        contribution=0.4, share=0.4 / 0.6, outweighs=False,
+    )  # fmt: skip
+    move = Move(
+        kpi_id=row.id, title=row.title, period=date(2026, 9, 1), before=date(2026, 8, 1), value=5.2, previous=4.6,
+        change=0.6, effect="worse", move=0.1, scale_basis="band", dimension="queue", decomposable=True,
+        drivers=(queue,), note="",
+    )  # fmt: skip
+    ctx = SimpleNamespace(month=date(2026, 9, 1), row=lambda kpi_id: row)
+    assert narrative._move(move, ctx) == (
+        "Average speed of answer rose to 5 s, up 1 second from August, driven by the appointments queue "
+        "(67% of the change)."
+    )
