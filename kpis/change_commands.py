@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -18,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kpis.cli_options import ConfigOption, DbOption
+from kpis.cli_options import ConfigOption, DbOption, OutputFormat
 from kpis.formatting import format_value
 
 app = typer.Typer(
@@ -37,12 +36,6 @@ ScopeOption = Annotated[
     typer.Option("--scope", help="Where the change applies, DIMENSION=VALUE (repeatable), e.g. location=EAST."),
 ]
 ByOption = Annotated[Optional[str], typer.Option("--by", help="Who records this (a name or role).")]
-
-
-class ListFormat(StrEnum):
-    table = "table"
-    json = "json"
-    csv = "csv"
 
 
 @app.command("add")
@@ -119,7 +112,7 @@ def import_command(
 
 @app.command("list")
 def list_command(
-    output: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = ListFormat.table,
+    output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
     grain: Annotated[str, typer.Option(help="Period length of the charts: week, month or quarter.")] = "month",
     db: DbOption = None,
     config: ConfigOption = None,
@@ -136,9 +129,9 @@ def list_command(
         log = wh.changes()
         effects = wh.change_effects(grain=grain)
     records = change_records(log, effects)
-    if output is ListFormat.json:
+    if output is OutputFormat.json:
         typer.echo(json.dumps(records, indent=2))
-    elif output is ListFormat.csv:
+    elif output is OutputFormat.csv:
         flat = [{**r, "scope": _scope_text(r["scope"]), "rules": ";".join(r["rules"])} for r in records]
         typer.echo(pd.DataFrame(flat, columns=RECORD_FIELDS).to_csv(index=False).rstrip("\n"))
     else:

@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import errno
 import socket
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from kpis.errors import ClinicKpisError
+
+
+class OutputFormat(StrEnum):
+    """What a command that prints rows prints them as."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+
 
 DbOption = Annotated[
     Optional[Path],

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kpis import privacy
-from kpis.cli_options import ConfigOption, DbOption
+from kpis.cli_options import ConfigOption, DbOption, OutputFormat
 from kpis.config import load_config
 from kpis.errors import ClinicKpisError
 from kpis.export_cli import export_command
@@ -54,12 +54,6 @@ class Via(StrEnum):
     auto = "auto"
     store = "store"
     raw = "raw"
-
-
-class OutputFormat(StrEnum):
-    table = "table"
-    csv = "csv"
-    json = "json"
 
 
 class Engine(StrEnum):

@@ -12,14 +12,13 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from kpis.audit import command_line_user
-from kpis.cli_options import ConfigOption, DbOption
+from kpis.cli_options import ConfigOption, DbOption, OutputFormat
 
 if TYPE_CHECKING:
     from kpis.audit import AuditLog
@@ -40,12 +39,6 @@ LocationOption = Annotated[
     Optional[list[str]],
     typer.Option("--location", help="A location a manager or viewer sees (id or name; repeatable)."),
 ]
-
-
-class ListFormat(StrEnum):
-    table = "table"
-    json = "json"
-    csv = "csv"
 
 
 @app.command("add")
@@ -75,7 +68,7 @@ def add_command(
 
 @app.command("list")
 def list_command(
-    output: Annotated[ListFormat, typer.Option("--format", help="table, json or csv.")] = ListFormat.table,
+    output: Annotated[OutputFormat, typer.Option("--format", help="table, json or csv.")] = OutputFormat.table,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -95,9 +88,9 @@ def list_command(
         }
         for u in users
     ]
-    if output is ListFormat.json:
+    if output is OutputFormat.json:
         typer.echo(json.dumps(rows, indent=2))
-    elif output is ListFormat.csv:
+    elif output is OutputFormat.csv:
         typer.echo("name,role,locations,sign_in,updated_at")
         for r in rows:
             typer.echo(f"{r['name']},{r['role']},{' '.join(r['locations'])},{r['sign_in']},{r['updated_at']}")
