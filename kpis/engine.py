@@ -35,6 +35,30 @@ def standard_query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
     provider end) get one grouped branch each, and every KPI is a few filtered aggregates.
     """
     relation = ctx.relations[items[0].spec.relation]
+
+    def in_range(event_column: str) -> str:
+        kind = relation.events[event_column]
+        return (
+            f"SELECT *, {ctx.period_of(event_column, kind)} AS period_start FROM base "
+            f"WHERE {ctx.event_bounds(event_column, kind)}{ctx.filter_sql()}"
+        )
+
+    ctes, final = grouped_by_event(items, ctx, _measures, in_range)
+    return with_relation(relation, ctes, final)
+
+
+def grouped_by_event(
+    items: Sequence[KpiRequest],
+    ctx: QueryContext,
+    measures: Callable[[KpiRequest, str, QueryContext], tuple[list[str], str]],
+    in_range: Callable[[str], str],
+) -> tuple[list[tuple[str, str]], str]:
+    """CTEs and the final UNION ALL of a statement with one grouped branch per event column.
+
+    `in_range(event column)` selects the rows of that branch with their `period_start`;
+    `measures(item, k, ctx)` gives a KPI's aggregates and its output row. Shared by the raw
+    engine (over the relation) and the results store (over the fact table).
+    """
     by_event: dict[str, list[tuple[int, KpiRequest]]] = {}
     for i, item in enumerate(items):
         by_event.setdefault(item.spec.event_column(item.options), []).append((i, item))
@@ -43,18 +67,13 @@ def standard_query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
     for j, (event_column, members) in enumerate(by_event.items()):
         aggregates: list[str] = []
         for i, item in members:
-            parts, row = _measures(item, f"k{i}", ctx)
+            parts, row = measures(item, f"k{i}", ctx)
             aggregates += parts
             rows.append(f"{row} FROM grouped_{j}")
-        kind = relation.events[event_column]
-        in_range = (
-            f"SELECT *, {ctx.period_of(event_column, kind)} AS period_start FROM base "
-            f"WHERE {ctx.event_bounds(event_column, kind)}{ctx.filter_sql()}"
-        )
         selected = f"period_start, {ctx.dim_select()}{', '.join(aggregates)}"
         grouped = f"SELECT {selected} FROM in_range_{j} GROUP BY {ctx.group_by()}"
-        ctes += [(f"in_range_{j}", in_range), (f"grouped_{j}", grouped)]
-    return with_relation(relation, ctes, "\nUNION ALL\n".join(rows))
+        ctes += [(f"in_range_{j}", in_range(event_column)), (f"grouped_{j}", grouped)]
+    return ctes, "\nUNION ALL\n".join(rows)
 
 
 def _measures(item: KpiRequest, k: str, ctx: QueryContext) -> tuple[list[str], str]:

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from kpis.custom import ar_balance
-from kpis.engine import grouping_id
+from kpis.engine import grouped_by_event, grouping_id
 from kpis.errors import ClinicKpisError
 from kpis.periods import period_floor
 from kpis.query import KpiRequest, QueryContext, output_row, ratio_value, render, with_relation
@@ -186,26 +186,16 @@ def statements(
 
 def facts_statement(table: FactTable, items: Sequence[KpiRequest], ctx: QueryContext) -> str:
     """The raw engine's `standard_query`, over the fact table: one grouped branch per event column."""
-    by_event: dict[str, list[tuple[int, KpiRequest]]] = {}
-    for i, item in enumerate(items):
-        by_event.setdefault(item.spec.event_column(item.options), []).append((i, item))
-    ctes: list[tuple[str, str]] = []
-    rows: list[str] = []
-    for j, (event, members) in enumerate(by_event.items()):
+
+    def in_range(event: str) -> str:
         day = table.day_column(event)
-        aggregates: list[str] = []
-        for i, item in members:
-            parts, row = _aggregates(item, f"k{i}", ctx)
-            aggregates += parts
-            rows.append(f"{row} FROM grouped_{j}")
-        in_range = (
+        return (
             f"SELECT *, CAST(DATE_TRUNC('{ctx.periods.grain}', {day}) AS DATE) AS period_start FROM {table.name} "
             f"WHERE {_day_bounds(day, ctx)}{ctx.filter_sql()}"
         )
-        selected = f"period_start, {ctx.dim_select()}{', '.join(aggregates)}"
-        grouped = f"SELECT {selected} FROM in_range_{j} GROUP BY {ctx.group_by()}"
-        ctes += [(f"in_range_{j}", in_range), (f"grouped_{j}", grouped)]
-    return with_relation(None, ctes, "\nUNION ALL\n".join(rows))
+
+    ctes, final = grouped_by_event(items, ctx, _aggregates, in_range)
+    return with_relation(None, ctes, final)
 
 
 def _day_bounds(day: str, ctx: QueryContext) -> str:
