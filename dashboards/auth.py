@@ -50,6 +50,12 @@ class Access:
         return self.user is None or self.role == "owner"
 
     @property
+    def acts(self) -> bool:
+        """Whether they may act on what they see (acknowledge an alert, record a change): everyone
+        but a viewer, whose role is to read (kpis.users)."""
+        return self.role != "viewer"
+
+    @property
     def sign_in_on(self) -> bool:
         return self.user is not None
 

@@ -41,6 +41,8 @@ EVENTS = (
     "records",  # the records behind a value were listed
     "download",  # a CSV (numbers, records or the audit log itself)
     "report_sent",
+    "alert_acknowledged",  # on the Alerts page, by the person signed in
+    "change_recorded",  # in the change log, from the Improvement page
     "user_added",
     "user_changed",
     "user_removed",

@@ -6,7 +6,8 @@ Roles (what each sees is its `kpis.scope.Scope`, applied inside the KPI API):
   users (`clinic-kpis users`);
 * **analyst**: every location, aggregates and the pseudonymized records behind them;
 * **manager**: the locations assigned, with their records;
-* **viewer**: the aggregates of the locations assigned: no records, and small cells withheld.
+* **viewer**: the aggregates of the locations assigned: no records, and small cells withheld;
+  reads only (acknowledging alerts and recording changes are for the other roles).
 
 Users live in the warehouse (table `users`, kpis/schema/007_users.sql); as soon as one exists,
 the dashboard asks everyone to sign in. Passwords are stored only as an argon2id hash

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboards import data
+from dashboards import auth, data
 from dashboards.components import page_context
 from kpis.formatting import period_text, value_text
 
@@ -44,8 +44,12 @@ if shown.empty:
     st.info(f"No {STATUSES[status or 'open'].lower()} alerts{where}.", icon=":material/notifications:")
     st.stop()
 
+by = ctx.access.user  # signed in: the acknowledgement is theirs, not a name typed in
 if status in (None, "open"):
-    by = st.text_input("Your name (recorded with an acknowledgement)", key="ack_by", max_chars=80)
+    if not ctx.access.acts:
+        st.caption("Acknowledging an alert is for the owner, analysts and managers; a viewer reads the inbox.")
+    elif not ctx.access.sign_in_on:
+        by = st.text_input("Your name (recorded with an acknowledgement)", key="ack_by", max_chars=80)
 
 for row in shown.itertuples():
     spec = ctx.specs.get(row.kpi_id)
@@ -55,13 +59,14 @@ for row in shown.itertuples():
         st.markdown(f"**{row.kpi_title}** — {row.scope_label}: **{value}** in {when}")
         st.write(row.message)
         st.caption(f"Rule {row.rule_name}: {row.rule_text}. Raised {pd.Timestamp(row.raised_at):%b %-d, %Y}.")
-        if row.status == "open":
+        if row.status == "open" and ctx.access.acts:
             if st.button("Acknowledge", key=f"ack-{row.alert_id}", icon=":material/done:"):
                 try:
                     data.acknowledge_alert(ctx.src, int(row.alert_id), by)
                 except data.WarehouseBusy as exc:
                     st.warning(str(exc), icon=":material/hourglass_top:")
                 else:
+                    auth.record(ctx.src, ctx.access, "alert_acknowledged", kpi=row.kpi_id, alert_id=int(row.alert_id))
                     st.rerun()
         elif row.status == "acknowledged":
             who = f" by {row.acknowledged_by}" if isinstance(row.acknowledged_by, str) else ""

@@ -14,7 +14,7 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from dashboards import charts, data
+from dashboards import auth, charts, data
 from dashboards.components import page_context
 from kpis.errors import ClinicKpisError
 from kpis.formatting import (
@@ -173,7 +173,11 @@ with st.form("record-change", clear_on_submit=False):
         "Providers (none: every provider)", list(providers), format_func=providers.get, key="change-providers"
     )
     description = st.text_area("Details (no patient information)", key="change-description")
-    by = st.text_input("Recorded by", key="change-by", placeholder="a name or a role")
+    if ctx.access.sign_in_on:  # the change is recorded as theirs
+        by = ctx.access.user
+        st.caption(f"Recorded by {by}.")
+    else:
+        by = st.text_input("Recorded by", key="change-by", placeholder="a name or a role")
     submitted = st.form_submit_button("Record the change", type="primary")
 if submitted:
     scope = {dim: list(values) for dim, values in (("location", chosen_locations), ("provider", chosen_providers))}
@@ -183,12 +187,13 @@ if submitted:
         "kpis": kpis,
         "scope": {dim: values for dim, values in scope.items() if values},
         "description": description,
-        "by": by.strip() or None,
+        "by": (by or "").strip() or None,
     }
     try:
         change_id = data.record_change(ctx.src, fields)
     except ClinicKpisError as exc:
         st.error(f"Not recorded: {exc}", icon=":material/error:")
     else:
+        auth.record(ctx.src, ctx.access, "change_recorded", change_id=change_id, kpis=kpis)
         st.session_state["recorded_change"] = f"Change #{change_id} recorded: {title.strip()} from {_day(day)}."
         st.rerun()

@@ -16,7 +16,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from kpis import Warehouse
+from kpis.audit import AuditLog
 from kpis.config import load_config
+from kpis.users import add_user
+from tests.conftest import CHEAP_HASHER
 from tests.reports.practice import build_practice
 
 EAST_RED = "No-show rate at Eastside was 30.0% in October 2026, above its red line of 10.0% (target 7.0%)."
@@ -133,3 +136,41 @@ def test_acknowledging_while_a_load_writes_says_so_and_records_nothing(
     assert len(messages(at)) == 5
     with Warehouse.open(config=load_config(config, db=db), read_only=True) as wh:
         assert wh.alerts(status="acknowledged").empty and len(wh.alerts(status="open")) == 5
+
+
+def test_signed_in_the_acknowledgement_is_the_users_and_audited_and_a_viewer_cannot_acknowledge(
+    open_app: Callable[..., AppTest], practice: tuple[Path, Path]
+) -> None:
+    db, config = practice
+    password = "a long enough passphrase"
+    with Warehouse.open(config=load_config(config, db=db)) as wh:
+        add_user(wh, "mark", "manager", ("EAST",), password, hasher=CHEAP_HASHER)
+        add_user(wh, "vera", "viewer", ("EAST",), password, hasher=CHEAP_HASHER)
+    evaluate(db, config)
+
+    def signed_in(name: str) -> AppTest:
+        at = open_app(db, config)
+        at.text_input(key="sign_in_name").set_value(name)
+        at.text_input(key="sign_in_password").set_value(password)
+        at.button[0].click().run()
+        at.switch_page("views/alerts.py").run()
+        no_errors(at)
+        return at
+
+    viewer = signed_in("vera")
+    assert EAST_RED in messages(viewer)
+    assert not [b for b in viewer.button if b.label == "Acknowledge"]
+    assert any("a viewer reads the inbox" in c.value for c in viewer.caption)
+
+    manager = signed_in("mark")
+    assert not [t for t in manager.text_input if t.key == "ack_by"]  # no name to type: it is theirs
+    acknowledge = [b for b in manager.button if b.label == "Acknowledge"]
+    east = next(b.key for b, m in zip(acknowledge, messages(manager), strict=True) if m == EAST_RED)
+    manager.button(key=east).click().run()
+    no_errors(manager)
+    with Warehouse.open(config=load_config(config, db=db), read_only=True) as wh:
+        acknowledged = wh.alerts(status="acknowledged")
+    assert acknowledged[["message", "acknowledged_by"]].values.tolist() == [[EAST_RED, "mark"]]
+    entries = AuditLog.beside(db).entries()
+    done = entries[entries["event"] == "alert_acknowledged"]
+    assert done[["user", "role", "kpi"]].values.tolist() == [["mark", "manager", "no_show_rate"]]

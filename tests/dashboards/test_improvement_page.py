@@ -24,7 +24,7 @@ from kpis.comparison import findings
 from kpis.formatting import hours_text, money_text, rules_text, value_text
 from kpis.spc import CHART_NAMES
 from tests.conftest import SimulatedPractice, clinic_kpis
-from tests.dashboards.conftest import Window
+from tests.dashboards.conftest import Window, staffed
 from tests.dashboards.test_pages import figures, no_errors, numbers
 
 PAGE = "views/improvement.py"
@@ -181,13 +181,16 @@ def writable(practice_with_changes: SimulatedPractice, tmp_path: Path) -> Path:
     return Path(shutil.copy(practice_with_changes.db, tmp_path / "clinic_kpis.duckdb"))
 
 
-def fill_form(at: AppTest, title: str, kpis: list[str], locations: list[str]) -> None:
+def fill_form(
+    at: AppTest, title: str, kpis: list[str], locations: list[str], by: str | None = "Office manager"
+) -> None:
     at.date_input(key="change-date").set_value(date(2026, 2, 1))
     at.text_input(key="change-title").input(title)
     at.multiselect(key="change-kpis").set_value(kpis)
     at.multiselect(key="change-locations").set_value(locations)
     at.text_area(key="change-description").input("Front desk confirms insurance at booking")
-    at.text_input(key="change-by").input("Office manager")
+    if by is not None:
+        at.text_input(key="change-by").input(by)
     next(b for b in at.button if b.label == "Record the change").click().run()
 
 
@@ -210,6 +213,27 @@ def test_the_form_records_a_change_through_the_api_and_the_page_shows_its_verdic
     records = listed(practice_with_changes, writable)
     assert [r["change_id"] for r in records] == [1, 3, 3, 2]  # by date: 1 Jan, 1 Feb (two KPIs), 1 Mar
     assert_shows_the_changes_list(at, records, practice_with_changes)
+
+
+def test_signed_in_the_change_is_recorded_as_the_users_and_audited(
+    open_app: Callable[..., AppTest], practice_with_changes: SimulatedPractice, tmp_path: Path
+) -> None:
+    staff = staffed(practice_with_changes, tmp_path / "staffed")
+    at = open_app(staff.db, staff.config)
+    at.text_input(key="sign_in_name").set_value("ana")
+    at.text_input(key="sign_in_password").set_value(staff.password)
+    at.button[0].click().run()
+    at.switch_page(PAGE).run()
+    no_errors(at)
+    assert not [t for t in at.text_input if t.key == "change-by"]  # no name to type: the analyst's own
+    fill_form(at, "Intake script", ["no_show_rate"], ["NORTH"], by=None)
+    no_errors(at)
+    with Warehouse.open(staff.db, read_only=True) as wh:
+        assert wh.change(3).recorded_by == "ana"
+    entries = staff.audit()
+    recorded = entries[entries["event"] == "change_recorded"]
+    assert recorded[["user", "role"]].values.tolist() == [["ana", "analyst"]]
+    assert json.loads(recorded["detail"].iloc[0])["change_id"] == 3
 
 
 def test_a_mistake_in_the_form_is_one_sentence_and_writes_nothing(
