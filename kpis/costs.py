@@ -123,7 +123,10 @@ def friction_costs(wh: Warehouse, period: Any = None, filters: Mapping[str, Any]
         if not row["complete"]:
             rows.append(row | {"note": "the month is not complete yet: no cost is shown"})
             continue
-        rows.append(row | _cost(kpi, _gap_text(spec, row["value"], row["target"], gap), gap, volume, used))
+        cost = _cost(kpi, _gap_text(spec, row["value"], row["target"], gap), gap, volume, used)
+        if gap == 0 and cost["note"] is None:  # say why it costs nothing, not only "$0.00"
+            cost["note"] = "on target: its gap costs nothing"
+        rows.append(row | cost)
     frame = pd.DataFrame(rows, columns=COLUMNS)
     order = frame["money"].astype(float).fillna(-1.0)
     return (

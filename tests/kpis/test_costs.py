@@ -49,6 +49,7 @@ def test_every_figure_of_the_ranking_is_reproducible_by_hand(simulated_practice:
         volume = result["n"] if kpi == "visit_cycle_time" else result["denominator"]
         assert row["volume"] == pytest.approx(volume)
         assert row["excess"] == pytest.approx(row["gap"] * row["volume"])
+        assert (row["note"] == "on target: its gap costs nothing") == (row["gap"] == 0)
         if kpi == "no_show_rate":
             assert _assumption(row, "visit_value") == pytest.approx(float(paid))
             assert row["money"] == pytest.approx(row["excess"] * _assumption(row, "visit_value"))
