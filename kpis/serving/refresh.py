@@ -64,10 +64,21 @@ def before_publish(store: Store) -> None:
         refresh(cur, store.config)
 
 
-def refresh(cursor: Any, config: Config, *, full: bool = False, progress: bool = True) -> RefreshSummary:
-    """Bring the results store up to date with the warehouse, in one transaction."""
+def refresh(
+    cursor: Any,
+    config: Config,
+    *,
+    full: bool = False,
+    progress: bool = True,
+    facts_from: Callable[[str, str], str] | None = None,
+) -> RefreshSummary:
+    """Bring the results store up to date with the warehouse, in one transaction.
+
+    `facts_from(group, select)` gives the SELECT a rebuilt fact table is filled from, given the
+    one DuckDB would run (by default that one; `kpis.serving.spark_fill` has Spark compute it).
+    """
     started = time.perf_counter()
-    job = _Refresh(cursor, layout(config), full)
+    job = _Refresh(cursor, layout(config), full, facts_from or _in_duckdb)
     if not full and job.up_to_date():
         return job.summary
     cursor.execute("BEGIN TRANSACTION")
@@ -86,8 +97,9 @@ def refresh(cursor: Any, config: Config, *, full: bool = False, progress: bool =
 class _Refresh:
     """One refresh: which tables to rebuild or update, then the steps that do it."""
 
-    def __init__(self, cur: Any, lay: Layout, full: bool) -> None:
+    def __init__(self, cur: Any, lay: Layout, full: bool, facts_from: Callable[[str, str], str]) -> None:
         self.cur = cur
+        self.facts_from = facts_from
         self.lay = lay
         self.config = lay.config
         self.meta = dict(cur.execute(f"SELECT key, value FROM {SCHEMA}.meta").fetchall())
@@ -192,7 +204,7 @@ class _Refresh:
 
     def rebuild(self, table: FactTable) -> None:
         statement = with_relation(table.relation, [], table.select_sql())
-        self.cur.execute(f"CREATE OR REPLACE TABLE {table.name} AS {render(statement)}")
+        self.cur.execute(f"CREATE OR REPLACE TABLE {table.name} AS {self.facts_from(table.group, render(statement))}")
         self.summary.rebuilt.append(table.group)
         self.months[table.group] = set(self.all_months(table.name, [table.day_column(e) for e in table.events]))
         if table.ar_items:
@@ -274,7 +286,8 @@ class _Refresh:
         weeks = self.tna_weeks() if self.tna_work == "full" else None
         if self.tna_work == "full":
             first, last = weeks or (EMPTY_WEEK, EMPTY_WEEK)
-            self.cur.execute(f"CREATE OR REPLACE TABLE {TNA_TABLE} AS {self.tna_pairs(None, first, last)} ORDER BY day")
+            pairs = self.facts_from(TNA, f"{self.tna_pairs(None, first, last)} ORDER BY day")
+            self.cur.execute(f"CREATE OR REPLACE TABLE {TNA_TABLE} AS {pairs}")
             self.summary.rebuilt.append(TNA)
             self.months[TNA] = set(self.all_months(TNA_TABLE, ["day"]))
             if self.has_results():
@@ -489,6 +502,10 @@ class _Refresh:
         ends = [self.cur.execute(r.data_end_sql).fetchone()[0] for r in self.lay.relations.values()]
         ends = [e.date() if isinstance(e, datetime) else e for e in ends if e is not None]
         return period_floor(max(ends), "month") if ends else None
+
+
+def _in_duckdb(group: str, select: str) -> str:
+    return select
 
 
 def _with_sql(relation: Relation, sql: str) -> Relation:
