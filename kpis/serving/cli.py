@@ -21,7 +21,7 @@ def refresh_command(
     config: ConfigOption = None,
     full: Annotated[bool, typer.Option("--full", help="Rebuild every table of the store from scratch.")] = False,
     engine: Annotated[
-        Engine, typer.Option(help="duckdb: the warehouse computes it; spark: the facts on Spark from --parquet (in full).")
+        Engine, typer.Option(help="duckdb: in the warehouse; spark: the fact rows on Spark, from --parquet (in full).")
     ] = Engine.duckdb,
     parquet: Annotated[
         Optional[Path], typer.Option(help="The export of this warehouse Spark reads (`clinic-kpis export --parquet`).")
