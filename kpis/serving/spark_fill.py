@@ -103,10 +103,10 @@ def check_lake(store: Store, lake: Path) -> dict[str, Any]:
 
     manifest = read_manifest(lake)
     again = f"export it again (`clinic-kpis export --parquet {lake}`)"
-    version = store.schema_version()
+    version, db = store.schema_version(), store.config.db_path  # (store.path is the writer's copy)
     if manifest["schema_version"] != version:
         raise SparkError(
-            f"{lake} was exported with schema version {manifest['schema_version']}, the warehouse {store.path} "
+            f"{lake} was exported with schema version {manifest['schema_version']}, the warehouse {db} "
             f"has version {version}: {again}"
         )
     if manifest["time_zone"] != store.config.timezone:
@@ -122,7 +122,7 @@ def check_lake(store: Store, lake: Path) -> dict[str, Any]:
             if exported != rows:
                 held = "no" if exported is None else f"{exported:,}"
                 raise SparkError(
-                    f"{lake} is not an export of {store.path} as it is now ({table}: {held} rows in the export, "
+                    f"{lake} is not an export of {db} as it is now ({table}: {held} rows in the export, "
                     f"{rows:,} in the warehouse): {again}"
                 )
         runs = "SELECT run_id, started_at, sha256 FROM {}"
@@ -132,7 +132,7 @@ def check_lake(store: Store, lake: Path) -> dict[str, Any]:
             f"UNION ALL ({exported_runs} EXCEPT {runs.format('main.ingest_runs')}))"
         ).fetchone()
         if differ:
-            raise SparkError(f"{lake} is not an export of {store.path} as it is now (other ingest runs): {again}")
+            raise SparkError(f"{lake} is not an export of {db} as it is now (other ingest runs): {again}")
     return manifest
 
 
