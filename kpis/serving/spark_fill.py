@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from kpis.export import NOT_EXPORTED, read_manifest
+from kpis.query import render
 from kpis.serving.facts import SCHEMA
 from kpis.serving.refresh import RefreshSummary, refresh
 from kpis.sql_literals import sql_literal
@@ -146,8 +147,6 @@ class _SparkFacts:
         self.rows: dict[str, int] = {}  # group -> rows Spark computed
 
     def __call__(self, group: str, select: str) -> str:
-        from kpis.query import render
-
         columns = self.cur.execute(f"DESCRIBE {select}").fetchall()  # binds the statement, runs nothing
         folder = self.staging / group
         self.lake.spark.sql(render(select, dialect="spark")).write.parquet(str(folder))
