@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from ingest.adapters.fhir_sql import AppointmentSql
+from ingest.adapters.fhir_sql import FhirSql
 from ingest.batch import RESTART, Batch, Chunk, Phase, RecordError, Target, rows_to_arrow
 from ingest.context import Lookup, ParseContext
 from ingest.errors import IngestError
@@ -113,8 +113,9 @@ PHASE_TARGETS: list[tuple[str, ...]] = [
     ("encounters", "referrals"),
     ("charts", "referral_stages"),
 ]
+# The target each resource type DuckDB maps (fhir_sql) writes.
+KIND_TARGET = {"Appointment": "appointments", "Encounter": "encounters"}
 CHUNK_LINES = 100_000  # NDJSON lines parsed and mapped at a time (a few hundred MB of Python objects)
-_APPOINTMENT = '"Appointment"'  # in a line: the chunk may be Appointments, for DuckDB to map (fhir_sql)
 IGNORED_TYPES = {
     "Patient": "Patient resources (patient demographics are never stored)",
     "Organization": "Organization resources (not practice locations)",
@@ -213,7 +214,7 @@ class FhirAdapter:
         highest = -1
         texts: list[tuple[int, str]] = []
         lines = enumerate(text_lines(file), start=1)
-        fast: AppointmentSql | None = None  # opened at the first chunk that may be Appointments
+        fast: FhirSql | None = None  # opened at the first chunk DuckDB may map
         try:
             while True:
                 texts.clear()
@@ -224,14 +225,17 @@ class FhirAdapter:
                             break
                 if not texts:
                     break
+                kind = next((k for k in FhirSql.kinds if f'"resourceType":"{k}"' in texts[0][1]), None)
                 rows = None
-                if _APPOINTMENT in texts[0][1]:
-                    fast = fast or AppointmentSql(ctx.pseudonymizer)
-                    rows = fast.appointments(texts, COLUMNS["appointments"])
-                if rows is not None and RANK["Appointment"] >= highest:  # the chunk mapped in DuckDB
-                    highest = RANK["Appointment"]
-                    targets = [(TARGETS["slots"], _arrow("slots", [])), (TARGETS["appointments"], rows)]
-                    yield Chunk([Phase(targets, RANK["Appointment"])], [])
+                if kind is not None and RANK[kind] >= highest:
+                    fast = fast or FhirSql(ctx.pseudonymizer)
+                    rows = fast.rows(kind, texts, COLUMNS[KIND_TARGET[kind]])
+                if rows is not None:  # the chunk mapped in DuckDB: the targets of its phase, as below
+                    highest = RANK[kind]
+                    order = PHASE_TARGETS[highest]
+                    empty = {t: _arrow(t, []) for t in order}
+                    targets = [(TARGETS[t], rows if t == KIND_TARGET[kind] else empty[t]) for t in order]
+                    yield Chunk([Phase(targets, highest)], [])
                     continue
                 chunk = yield from self._chunk_exact(file, ctx, batch, mapped, texts, highest)
                 if chunk is None:

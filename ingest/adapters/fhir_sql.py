@@ -11,10 +11,13 @@ None, and the caller maps the chunk the exact way: every reject, warning and sen
 the Python path's.
 
 Why the conditions are what they are:
-- JSON: each line must be exactly what orjson writes for what it reads (compact, no duplicate
-  key, no NaN: bulk exports are written so), so Arrow's reader, which is stricter about types,
-  sees what Python sees. No `null` in a chunk: for Python an explicit null and an absent key
-  differ in places (`r.get("meta", {})`), for Arrow they do not.
+- JSON: Arrow's reader (RapidJSON) refuses whatever Python's `json` refuses (trailing commas,
+  comments, control characters, bad escapes, leading zeros, trailing text), and more (lone
+  surrogates, numbers beyond a double); it refuses a duplicated key the mapping reads (Python
+  would keep the last), a value of another JSON type than the schema's, and it reads two
+  objects on one line as two rows (the row count then differs). No `null` in a chunk: for
+  Python an explicit null and an absent key differ in places (`r.get("meta", {})`), for Arrow
+  they do not. The test `test_fhir_sql` holds each of these.
 - Date-times: `datetime.fromisoformat` and DuckDB's cast agree on `YYYY-MM-DDThh:mm:ss[.fff
   or .ffffff](Z|±hh:mm)`; a bare date (local midnight) or a local time goes the Python way.
 - References: `Type/id` with a FHIR id (letters, digits, `-`, `.`) splits the same way in both;
@@ -27,9 +30,9 @@ Patient ids are pseudonymized in Python (HMAC), once per distinct id of the chun
 from __future__ import annotations
 
 import io
+import re
 
 import duckdb
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
@@ -53,8 +56,9 @@ _INT32 = 2**31
 _REF = pa.struct([("reference", pa.string())])
 _EXTENSIONS = pa.list_(pa.struct([("url", pa.string()), ("valueBoolean", pa.bool_()), ("valueReference", _REF)]))
 _CODINGS = pa.list_(pa.struct([("system", pa.string()), ("code", pa.string())]))
-# What the mapping reads, typed: Arrow refuses a chunk whose values have other JSON types.
-_SCHEMA = pa.schema(
+_PERIOD = pa.struct([("start", pa.string()), ("end", pa.string())])
+# What each mapping reads, typed: Arrow refuses a chunk whose values have other JSON types.
+_APPOINTMENT = pa.schema(
     [
         ("resourceType", pa.string()),
         ("id", pa.string()),
@@ -73,8 +77,44 @@ _SCHEMA = pa.schema(
         ("cancelationReason", pa.struct([("coding", _CODINGS)])),
     ]
 )
-_READ = pajson.ParseOptions(explicit_schema=_SCHEMA, unexpected_field_behavior="ignore")
-_NULLS = (b":null", b"[null", b",null")  # a JSON null, wherever it is (or text that looks like one)
+_ENCOUNTER = pa.schema(
+    [
+        ("resourceType", pa.string()),
+        ("id", pa.string()),
+        ("status", pa.string()),
+        ("meta", pa.struct([("lastUpdated", pa.string())])),
+        ("class", pa.struct([("system", pa.string()), ("code", pa.string())])),
+        ("period", _PERIOD),
+        ("statusHistory", pa.list_(pa.struct([("status", pa.string()), ("period", _PERIOD)]))),
+        (
+            "participant",
+            pa.list_(
+                pa.struct(
+                    [
+                        ("type", pa.list_(pa.struct([("coding", pa.list_(pa.struct([("code", pa.string())])))]))),
+                        ("individual", _REF),
+                    ]
+                )
+            ),
+        ),
+        ("location", pa.list_(pa.struct([("location", _REF)]))),
+        ("appointment", pa.list_(_REF)),
+        ("subject", _REF),
+    ]
+)
+_NULL = re.compile(rb"[:\[,][ \t]*null")  # a JSON null, wherever it is (or text that looks like one)
+
+_ENCOUNTER_STATUS = {
+    "planned": "planned",
+    "arrived": "arrived",
+    "triaged": "arrived",
+    "in-progress": "in_progress",
+    "onleave": "in_progress",
+    "finished": "finished",
+    "cancelled": "cancelled",
+    "entered-in-error": "entered_in_error",
+}
+V2_PATIENT_CLASS = "http://terminology.hl7.org/CodeSystem/v2-0004"
 
 _STATUS = {
     "proposed": "booked",
@@ -101,9 +141,72 @@ def _instant_ok(column: str) -> str:
     )
 
 
-def _first_id(kind: str) -> str:
+def _first_id(kind: str, refs: str = "refs") -> str:
     """The id of the first reference of `kind` among the participants' (Python's loop keeps the first)."""
-    return f"nullif(split_part(list_filter(refs, lambda x: split_part(x, '/', 1) = '{kind}')[1], '/', 2), '')"
+    return f"nullif(split_part(list_filter({refs}, lambda x: split_part(x, '/', 1) = '{kind}')[1], '/', 2), '')"
+
+
+def _id_of(ref: str, kind: str) -> str:
+    """The id of one reference text if it is of `kind` (`_reference_id`)."""
+    return f"(CASE WHEN split_part({ref}, '/', 1) = '{kind}' THEN split_part({ref}, '/', 2) END)"
+
+
+def _plain(refs: str) -> str:
+    """Every reference text of a list is a plain Type/id."""
+    return f"(list_bool_and(list_transform({refs}, lambda r: regexp_full_match(r, '{_REFERENCE}'))) IS NOT FALSE)"
+
+
+def _encounter_query() -> str:
+    """`fhir._Mapper.encounter`: a participant typed PPRF or ATND first (a stable sort), the first
+    statusHistory entry of each status, the first location and appointment only."""
+    status_words = ", ".join(_lit(k) for k in _ENCOUNTER_STATUS)
+    status_map = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in _ENCOUNTER_STATUS.items())
+    v2 = _lit(V2_PATIENT_CLASS)
+    typed = (
+        "coalesce(list_has_any(flatten(list_transform(coalesce(p.type, []), "
+        "lambda t: list_transform(coalesce(t.coding, []), lambda c: c.code))), ['PPRF', 'ATND']), FALSE)"
+    )
+    return f"""
+WITH c AS (
+  SELECT *, meta.lastUpdated AS updated, coalesce(class.code, 'AMB') AS klass, class.system AS klass_system,
+    list_filter(statusHistory, lambda h: h.status = 'triaged')[1].period.start AS triaged,
+    list_filter(statusHistory, lambda h: h.status = 'in-progress')[1].period AS seeing,
+    list_concat(list_filter(participant, lambda p: {typed}), list_filter(participant, lambda p: NOT {typed}))
+      AS ordered,
+    location[1].location.reference AS place, appointment[1].reference AS booked, subject.reference AS who
+  FROM chunk
+), m AS (
+  SELECT *, list_filter(list_transform(ordered, lambda p: p.individual.reference), lambda r: r IS NOT NULL) AS refs
+  FROM c
+), o AS (
+  SELECT *,
+    coalesce(resourceType = 'Encounter' AND id <> '' AND status IN ({status_words})
+      AND ((klass_system = {v2} AND klass = 'O')
+        OR (klass_system IS DISTINCT FROM {v2} AND klass IN ('AMB', 'VR'))
+        OR (klass_system IS NULL AND klass = 'O'))
+      AND {_instant_ok("updated")} AND {_instant_ok("period.start")} AND {_instant_ok('period."end"')}
+      AND {_instant_ok("triaged")} AND {_instant_ok("seeing.start")} AND {_instant_ok('seeing."end"')}
+      AND {_plain("refs")} AND {_plain("[place, booked, who]")}, FALSE) AS ok
+  FROM m
+)
+SELECT _pos, ok,
+  TRY_CAST(updated AS TIMESTAMPTZ) AS _version,
+  'fhir' AS source,
+  id AS encounter_id,
+  {_id_of("booked", "Appointment")} AS appointment_id,
+  {_id_of("place", "Location")} AS location_id,
+  CAST(NULL AS VARCHAR) AS provider_id,
+  'Practitioner/' || {_first_id("Practitioner")} AS provider_ref,
+  {_id_of("who", "Patient")} AS patient_id,
+  klass = 'VR' AS is_telehealth,
+  CASE status {status_map} END AS status,
+  TRY_CAST(period.start AS TIMESTAMPTZ) AS checked_in_at,
+  TRY_CAST(triaged AS TIMESTAMPTZ) AS roomed_at,
+  TRY_CAST(seeing.start AS TIMESTAMPTZ) AS provider_start_at,
+  TRY_CAST(seeing."end" AS TIMESTAMPTZ) AS provider_end_at,
+  TRY_CAST(period."end" AS TIMESTAMPTZ) AS checked_out_at
+FROM o
+"""
 
 
 def _query() -> str:
@@ -165,11 +268,14 @@ FROM m
 """
 
 
-_SQL = _query()
+# resource type -> (what Arrow reads, the mapping)
+_KINDS = {"Appointment": (_APPOINTMENT, _query()), "Encounter": (_ENCOUNTER, _encounter_query())}
 
 
-class AppointmentSql:
-    """A DuckDB connection of its own that maps chunks of Appointment lines (one per file)."""
+class FhirSql:
+    """A DuckDB connection of its own that maps chunks of Appointment or Encounter lines (one per file)."""
+
+    kinds = tuple(_KINDS)
 
     def __init__(self, pseudonymizer: Pseudonymizer) -> None:
         self.key = pseudonymizer.key
@@ -180,34 +286,27 @@ class AppointmentSql:
     def close(self) -> None:
         self.con.close()
 
-    def appointments(self, items: list[tuple[int, str]], columns: list[str]) -> pa.Table | None:
-        """The `appointments` rows of `items` ((line number, line) of non-blank lines), with
-        `_pos`, `_version` and `columns` as the Python mapper gives them, or None when some line
-        is not one this query reads exactly as the Python mapper does."""
+    def rows(self, kind: str, items: list[tuple[int, str]], columns: list[str]) -> pa.Table | None:
+        """The rows of the `kind` resources on `items` ((line number, line) of non-blank lines),
+        with `_pos`, `_version` and `columns` as the Python mapper gives them, or None when some
+        line is not one this path reads exactly as the Python mapper does."""
+        schema, sql = _KINDS[kind]
         if not items:
             return None
-        encoded = []
-        try:
-            for _, line in items:
-                text = line.encode()
-                if orjson.dumps(orjson.loads(text)) != text:
-                    return None
-                encoded.append(text)
-        except (ValueError, TypeError):  # orjson refuses it: `json` decides, on the exact path
-            return None
-        data = b"\n".join(encoded)
-        if any(null in data for null in _NULLS):
+        data = "\n".join(line for _, line in items).encode("utf-8", "surrogatepass")
+        if _NULL.search(data):
             return None
         try:
-            chunk = pajson.read_json(io.BytesIO(data), parse_options=_READ)
+            read = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+            chunk = pajson.read_json(io.BytesIO(data), parse_options=read)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # a value of another type than the mapping reads
             return None
-        if chunk.num_rows != len(items):
+        if chunk.num_rows != len(items):  # a line held two objects (each line holds one at least)
             return None
         chunk = chunk.append_column("_pos", pa.array([n for n, _ in items], pa.int64()))
         self.con.register("chunk", chunk)
         try:
-            rows = self.con.sql(_SQL).to_arrow_table()
+            rows = self.con.sql(sql).to_arrow_table()
         finally:
             self.con.unregister("chunk")
         if rows.num_rows != len(items) or not pc.all(rows.column("ok")).as_py():

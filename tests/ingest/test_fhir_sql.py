@@ -121,9 +121,9 @@ def test_duckdb_maps_clean_appointments_as_python_does() -> None:
     """Row for row, value for value: the SQL mapping against the Python mapper, without the warehouse."""
     lines = [_line(c, i) for i, c in enumerate(CLEAN)]
     pseudonymizer = Pseudonymizer(b"a test key, not for production use")
-    sql = fhir_sql.AppointmentSql(pseudonymizer)
+    sql = fhir_sql.FhirSql(pseudonymizer)
     try:
-        rows = sql.appointments(_texts(lines), fhir.COLUMNS["appointments"])
+        rows = sql.rows("Appointment", _texts(lines), fhir.COLUMNS["appointments"])
     finally:
         sql.close()
     assert rows is not None, "every line is one the DuckDB path maps"
@@ -142,9 +142,9 @@ def test_duckdb_maps_clean_appointments_as_python_does() -> None:
 @pytest.mark.parametrize("case", sorted(UNCLEAR))
 def test_a_resource_duckdb_may_read_otherwise_sends_its_chunk_to_python(case: str) -> None:
     lines = [_line({}, 0), _line(UNCLEAR[case], 1)]
-    sql = fhir_sql.AppointmentSql(Pseudonymizer(b"a test key, not for production use"))
+    sql = fhir_sql.FhirSql(Pseudonymizer(b"a test key, not for production use"))
     try:
-        assert sql.appointments(_texts(lines), fhir.COLUMNS["appointments"]) is None
+        assert sql.rows("Appointment", _texts(lines), fhir.COLUMNS["appointments"]) is None
     finally:
         sql.close()
 
@@ -154,14 +154,18 @@ def test_a_resource_duckdb_may_read_otherwise_sends_its_chunk_to_python(case: st
     [
         '{"resourceType":"Appointment","id":"d","status":"booked","status":"noshow"}',  # duplicate key
         '{"resourceType":"Appointment","id":"t","status":"booked",}',  # trailing comma (DuckDB reads it)
-        '{"resourceType": "Appointment", "id": "s", "status": "booked"}',  # not compact
-        '{"resourceType":"Appointment","id":"n","status":"booked","x":NaN}',
+        '{"resourceType":"Appointment","id":"m","status":"booked","minutesDuration":NaN}',
+        '{"resourceType":"Appointment","id":"a","status":"booked"}{"resourceType":"Appointment","id":"b","status":"booked"}',
+        '{"resourceType":"Appointment","id":"u","status":"booked","meta":{"lastUpdated":"2025-03-01T08:00:00Z","lastUpdated":"2025-03-01T09:00:00Z"}}',
+        '{"resourceType":"Appointment","id":"c","status":"booked"} // a comment',
+        '{"resourceType":"Appointment","id":"z","status":"booked","minutesDuration":  null}',
+        '{"resourceType":"Appointment","id":"s","status":"booked","x":"\\ud800"}',
     ],
 )
 def test_json_only_python_reads_one_way_goes_to_python(text: str) -> None:
-    sql = fhir_sql.AppointmentSql(Pseudonymizer(b"a test key, not for production use"))
+    sql = fhir_sql.FhirSql(Pseudonymizer(b"a test key, not for production use"))
     try:
-        assert sql.appointments([(1, _line({}, 0)), (2, text)], fhir.COLUMNS["appointments"]) is None
+        assert sql.rows("Appointment", [(1, _line({}, 0)), (2, text)], fhir.COLUMNS["appointments"]) is None
     finally:
         sql.close()
 
@@ -184,21 +188,101 @@ def test_a_file_loads_the_same_with_and_without_duckdb_mapping(
     (folder / "Appointment.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
     monkeypatch.setattr(fhir, "CHUNK_LINES", 3)
     used = []
-    original = fhir_sql.AppointmentSql.appointments
+    original = fhir_sql.FhirSql.rows
 
-    def spy(self, items, columns):  # noqa: ANN001, ANN202
-        rows = original(self, items, columns)
+    def spy(self, kind, items, columns):  # noqa: ANN001, ANN202
+        rows = original(self, kind, items, columns)
         used.append(rows is not None)
         return rows
 
-    monkeypatch.setattr(fhir_sql.AppointmentSql, "appointments", spy)
+    monkeypatch.setattr(fhir_sql.FhirSql, "rows", spy)
     with _fresh(tmp_path, empty_warehouse_file, "duckdb") as wh:
         fast = _outcome(wh, folder)
     assert any(used) and not all(used), used
-    monkeypatch.setattr(fhir_sql.AppointmentSql, "appointments", lambda self, items, columns: None)
+    monkeypatch.setattr(fhir_sql.FhirSql, "rows", lambda self, kind, items, columns: None)
     with _fresh(tmp_path, empty_warehouse_file, "python") as wh:
         exact = _outcome(wh, folder)
     assert fast == exact
     appointments = next(r for r in exact["results"] if r[0].endswith("Appointment.ndjson"))
     # unknown status, not JSON (Python); 0 minutes, no start, -5 minutes, the duplicate (load path)
     assert appointments[6] == 6, appointments
+
+
+ENCOUNTER = {
+    "resourceType": "Encounter",
+    "status": "finished",
+    "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+    "meta": {"lastUpdated": "2025-03-03T10:00:00-05:00"},
+    "period": {"start": "2025-03-03T08:50:00-05:00", "end": "2025-03-03T09:40:00-05:00"},
+    "statusHistory": [
+        {"status": "arrived", "period": {"start": "2025-03-03T08:50:00-05:00", "end": "2025-03-03T08:58:00-05:00"}},
+        {"status": "triaged", "period": {"start": "2025-03-03T08:58:00-05:00", "end": "2025-03-03T09:05:00-05:00"}},
+        {"status": "in-progress", "period": {"start": "2025-03-03T09:05:00-05:00", "end": "2025-03-03T09:30:00-05:00"}},
+    ],
+    "participant": [{"individual": {"reference": "Practitioner/pr1"}}],
+    "location": [{"location": {"reference": "Location/EAST"}}],
+    "appointment": [{"reference": "Appointment/a1"}],
+    "subject": {"reference": "Patient/p1"},
+}
+PPRF = [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "PPRF"}]}]
+
+ENCOUNTERS_CLEAN = [
+    {},
+    {"class": {"code": "VR"}, "status": "in-progress"},
+    {"class": {"system": fhir.V2_PATIENT_CLASS, "code": "O"}, "status": "triaged"},
+    {"class": {"code": "O"}, "status": "planned"},
+    {"class": {}},  # AMB
+    {"class": ABSENT, "period": ABSENT, "statusHistory": ABSENT},
+    {"statusHistory": [{"status": "triaged"}, {"status": "triaged", "period": {"start": "2025-03-03T09:00:00Z"}}]},
+    {"statusHistory": [{"status": "in-progress", "period": {"start": "2025-03-03T14:00:00Z"}}]},
+    {
+        "participant": [
+            {"individual": {"reference": "Practitioner/pr1"}},
+            {"type": PPRF, "individual": {"reference": "Practitioner/pr2"}},
+            {"type": PPRF, "individual": {"reference": "Practitioner/pr3"}},
+        ]
+    },
+    {"participant": [{"type": PPRF, "individual": {"reference": "RelatedPerson/r1"}}, {"individual": {}}]},
+    {"participant": [{"type": [{"coding": [{"code": "ATND"}]}]}, {"individual": {"reference": "Practitioner/pr4"}}]},
+    {"location": [{"location": {"reference": "Organization/o1"}}, {"location": {"reference": "Location/WEST"}}]},
+    {"location": [], "appointment": [], "participant": [], "subject": ABSENT},
+    {"appointment": [{"reference": "ServiceRequest/s1"}, {"reference": "Appointment/a2"}]},
+    {"status": "cancelled", "meta": ABSENT},
+    {"period": {"start": "2025-03-03T09:40:00-05:00", "end": "2025-03-03T08:50:00-05:00"}},  # a CHECK rule, later
+]
+ENCOUNTERS_UNCLEAR = {
+    "inpatient class (ignored)": {"class": {"code": "IMP"}},
+    "v2 class AMB (ignored)": {"class": {"system": fhir.V2_PATIENT_CLASS, "code": "AMB"}},
+    "status unknown (ignored)": {"status": "unknown"},
+    "bare date": {"period": {"start": "2025-03-03"}},
+    "identifier reference": {"subject": {"reference": "Patient?identifier=mrn|1"}},
+    "class as text": {"class": "AMB"},
+}
+
+
+def _encounter(changes: dict, i: int) -> str:
+    resource = {**ENCOUNTER, "id": f"en-{i}", **changes}
+    return orjson.dumps({k: v for k, v in resource.items() if v is not ABSENT}).decode()
+
+
+def test_duckdb_maps_clean_encounters_as_python_does() -> None:
+    lines = [_encounter(c, i) for i, c in enumerate(ENCOUNTERS_CLEAN)]
+    pseudonymizer = Pseudonymizer(b"a test key, not for production use")
+    sql = fhir_sql.FhirSql(pseudonymizer)
+    try:
+        rows = sql.rows("Encounter", _texts(lines), fhir.COLUMNS["encounters"])
+        for case, changes in ENCOUNTERS_UNCLEAR.items():
+            unclear = [(1, lines[0]), (2, _encounter(changes, 99))]
+            assert sql.rows("Encounter", unclear, fhir.COLUMNS["encounters"]) is None, case
+    finally:
+        sql.close()
+    assert rows is not None, "every line is one the DuckDB path maps"
+    mapped = fhir._Mapped(fhir._Mapper(ParseContext("America/New_York", pseudonymizer)))
+    mapped.add([(n, fhir._line_item(n, line)) for n, line in _texts(lines)])
+    assert mapped.errors == [] and not mapped.ignored
+    (python,) = [t for phase in mapped.phases for target, t in phase.targets if target.table == "encounters"]
+    assert rows.column_names == python.column_names
+    for name in rows.column_names:
+        assert rows.column(name).to_pylist() == python.column(name).to_pylist(), name
+    refs = rows.column("provider_ref").to_pylist()
+    assert refs[8:11] == ["Practitioner/pr2", None, "Practitioner/pr4"]  # PPRF first; a typed non-practitioner
