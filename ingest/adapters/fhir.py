@@ -114,7 +114,7 @@ PHASE_TARGETS: list[tuple[str, ...]] = [
     ("charts", "referral_stages"),
 ]
 # The target each resource type DuckDB maps (fhir_sql) writes.
-KIND_TARGET = {"Appointment": "appointments", "Encounter": "encounters"}
+KIND_TARGET = {"Slot": "slots", "Appointment": "appointments", "Encounter": "encounters", "DocumentReference": "charts"}
 CHUNK_LINES = 100_000  # NDJSON lines parsed and mapped at a time (a few hundred MB of Python objects)
 IGNORED_TYPES = {
     "Patient": "Patient resources (patient demographics are never stored)",

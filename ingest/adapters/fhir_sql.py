@@ -1,13 +1,16 @@
-"""FHIR Appointment NDJSON mapped inside DuckDB: the fast path of `ingest.adapters.fhir` (issue 22).
+"""The bulk of a FHIR NDJSON export mapped inside DuckDB: the fast path of `ingest.adapters.fhir` (issue 22).
 
-The per-resource Python mapper (`fhir._Mapper.appointment`) is the definition; this module
+Slot, Appointment, Encounter and DocumentReference files hold nearly all of an export's lines.
+
+The per-resource Python mapper (`fhir._Mapper`) is the definition; this module
 gives exactly its rows for the chunks where every line is a resource the fast path reads the
 same way Python does: Arrow's JSON reader turns the chunk into typed columns (C++, no Python
 object per value), and one SQL query maps them. Anything else in a chunk (another resource
-type, a line that is not compact strict JSON, a JSON null, a duplicate key, a value of an
+type, a line that is not strict JSON, a JSON null, a duplicate key, a value of an
 unexpected JSON type, a reference that is not a plain `Type/id`, a date-time that is not plain
-ISO 8601 with an offset, a status word the mapping does not know) makes `appointments` return
-None, and the caller maps the chunk the exact way: every reject, warning and sentence stays
+ISO 8601 with an offset, a status word the mapping does not know, a resource the mapping
+ignores) makes `FhirSql.rows` return None, and the caller maps the chunk the exact way: every
+reject, warning and sentence stays
 the Python path's.
 
 Why the conditions are what they are:
@@ -77,6 +80,29 @@ _APPOINTMENT = pa.schema(
         ("cancelationReason", pa.struct([("coding", _CODINGS)])),
     ]
 )
+_SLOT = pa.schema(
+    [
+        ("resourceType", pa.string()),
+        ("id", pa.string()),
+        ("status", pa.string()),
+        ("meta", pa.struct([("lastUpdated", pa.string())])),
+        ("start", pa.string()),
+        ("end", pa.string()),
+        ("schedule", _REF),
+        ("appointmentType", pa.struct([("coding", _CODINGS)])),
+    ]
+)
+_DOCUMENT = pa.schema(
+    [
+        ("resourceType", pa.string()),
+        ("id", pa.string()),
+        ("status", pa.string()),
+        ("docStatus", pa.string()),
+        ("meta", pa.struct([("lastUpdated", pa.string())])),
+        ("date", pa.string()),
+        ("context", pa.struct([("encounter", pa.list_(_REF))])),
+    ]
+)
 _ENCOUNTER = pa.schema(
     [
         ("resourceType", pa.string()),
@@ -114,6 +140,7 @@ _ENCOUNTER_STATUS = {
     "cancelled": "cancelled",
     "entered-in-error": "entered_in_error",
 }
+_SLOT_STATUS = {"free": "free", "busy": "busy", "busy-unavailable": "blocked", "busy-tentative": "tentative"}
 V2_PATIENT_CLASS = "http://terminology.hl7.org/CodeSystem/v2-0004"
 
 _STATUS = {
@@ -268,12 +295,67 @@ FROM m
 """
 
 
+def _slot_query() -> str:
+    """`fhir._Mapper.slot` (a Slot entered in error is ignored: the Python way)."""
+    status_map = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in _SLOT_STATUS.items())
+    words = ", ".join(_lit(k) for k in _SLOT_STATUS)
+    return f"""
+WITH c AS (
+  SELECT *, meta.lastUpdated AS updated, schedule.reference AS plan, coalesce(appointmentType.coding, []) AS codings,
+    TRY_CAST("start" AS TIMESTAMPTZ) AS start_at, TRY_CAST("end" AS TIMESTAMPTZ) AS end_at
+  FROM chunk
+)
+SELECT _pos,
+  coalesce(resourceType = 'Slot' AND id <> '' AND status IN ({words})
+    AND {_instant_ok("updated")} AND {_instant_ok('"start"')} AND {_instant_ok('"end"')} AND {_plain("[plan]")}
+    AND list_bool_and(list_transform(codings, lambda k: regexp_full_match(coalesce(k.code, ''), '{_CODE}')))
+      IS NOT FALSE, FALSE) AS ok,
+  TRY_CAST(updated AS TIMESTAMPTZ) AS _version,
+  'fhir' AS source,
+  id AS slot_id,
+  'Schedule/' || {_id_of("plan", "Schedule")} AS schedule_ref,
+  lower(nullif(codings[1].code, '')) AS visit_type,
+  start_at,
+  CASE WHEN start_at IS NOT NULL AND end_at IS NOT NULL
+    THEN CAST(round_even((epoch_us(end_at) - epoch_us(start_at)) / 1000000 / 60, 0) AS BIGINT) END AS minutes,
+  CASE status {status_map} END AS status,
+  status AS status_source
+FROM c
+"""
+
+
+def _document_query() -> str:
+    """`fhir._Mapper.document`: the first encounter of its context (a note that is not final, or
+    documents no encounter, is ignored: the Python way)."""
+    return f"""
+WITH c AS (
+  SELECT *, meta.lastUpdated AS updated, context.encounter[1].reference AS documented FROM chunk
+)
+SELECT _pos,
+  coalesce(resourceType = 'DocumentReference' AND id <> '' AND status IS DISTINCT FROM 'entered-in-error'
+    AND coalesce(docStatus, 'final') IN ('final', 'amended')
+    AND {_instant_ok("updated")} AND {_instant_ok('"date"')} AND {_plain("[documented]")}
+    AND {_id_of("documented", "Encounter")} IS NOT NULL, FALSE) AS ok,
+  TRY_CAST(updated AS TIMESTAMPTZ) AS _version,
+  'fhir' AS source,
+  {_id_of("documented", "Encounter")} AS encounter_id,
+  TRY_CAST("date" AS TIMESTAMPTZ) AS chart_closed_at
+FROM c
+"""
+
+
 # resource type -> (what Arrow reads, the mapping)
-_KINDS = {"Appointment": (_APPOINTMENT, _query()), "Encounter": (_ENCOUNTER, _encounter_query())}
+_KINDS = {
+    "Slot": (_SLOT, _slot_query()),
+    "Appointment": (_APPOINTMENT, _query()),
+    "Encounter": (_ENCOUNTER, _encounter_query()),
+    "DocumentReference": (_DOCUMENT, _document_query()),
+}
 
 
 class FhirSql:
-    """A DuckDB connection of its own that maps chunks of Appointment or Encounter lines (one per file)."""
+    """A DuckDB connection of its own that maps chunks of Slot, Appointment, Encounter or
+    DocumentReference lines (one per file): the bulk of a practice's FHIR export."""
 
     kinds = tuple(_KINDS)
 
@@ -312,7 +394,8 @@ class FhirSql:
         if rows.num_rows != len(items) or not pc.all(rows.column("ok")).as_py():
             return None
         rows = rows.sort_by("_pos")  # in file order, as the Python mapper gives them
-        patients = rows.column("patient_id").combine_chunks().dictionary_encode()
-        keys = pa.array([self.key(SOURCE, v) for v in patients.dictionary.to_pylist()], pa.string())
-        rows = rows.append_column("patient_key", keys.take(patients.indices))
+        if "patient_id" in rows.column_names:
+            patients = rows.column("patient_id").combine_chunks().dictionary_encode()
+            keys = pa.array([self.key(SOURCE, v) for v in patients.dictionary.to_pylist()], pa.string())
+            rows = rows.append_column("patient_key", keys.take(patients.indices))
         return rows.select(["_pos", "_version", *columns])

@@ -286,3 +286,80 @@ def test_duckdb_maps_clean_encounters_as_python_does() -> None:
         assert rows.column(name).to_pylist() == python.column(name).to_pylist(), name
     refs = rows.column("provider_ref").to_pylist()
     assert refs[8:11] == ["Practitioner/pr2", None, "Practitioner/pr4"]  # PPRF first; a typed non-practitioner
+
+
+UPDATED = "2025-03-01T00:00:00Z"
+SLOT = {
+    "resourceType": "Slot",
+    "status": "busy",
+    "start": "2025-03-03T08:00:00-05:00",
+    "end": "2025-03-03T08:20:00-05:00",
+    "schedule": {"reference": "Schedule/sch-1"},
+}
+DOCUMENT = {
+    "resourceType": "DocumentReference",
+    "status": "current",
+    "docStatus": "final",
+    "date": "2025-03-04T16:00:00-05:00",
+    "context": {"encounter": [{"reference": "Encounter/en-1"}]},
+}
+# (resource, clean variants, variants the Python way)
+OTHERS = {
+    "Slot": (
+        SLOT,
+        [
+            {},
+            {"status": "busy-unavailable", "appointmentType": {"coding": [{"code": "ROUTINE"}, {"code": "X"}]}},
+            {
+                "status": "busy-tentative",
+                "end": "2025-03-03T08:00:30-05:00",
+                "meta": {"lastUpdated": "2025-03-01T00:00:00Z"},
+            },
+            {"status": "free", "end": ABSENT, "schedule": {"reference": "Location/x"}},
+            {"schedule": ABSENT, "appointmentType": {"coding": []}},
+        ],
+        [{"status": "entered-in-error"}, {"status": "open"}, {"start": "2025-03-03"}],
+    ),
+    "DocumentReference": (
+        DOCUMENT,
+        [
+            {},
+            {"docStatus": "amended", "meta": {"lastUpdated": "2025-03-05T00:00:00Z"}},
+            {"docStatus": ABSENT, "date": ABSENT},
+            {"context": {"encounter": [{"reference": "Encounter/en-2"}, {"reference": "Encounter/en-3"}]}},
+        ],
+        [
+            {"docStatus": "preliminary"},
+            {"status": "entered-in-error"},
+            {"context": {"encounter": [{"reference": "Appointment/a"}, {"reference": "Encounter/en-2"}]}},
+            {"context": {}},
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(OTHERS))
+def test_duckdb_maps_slots_and_notes_as_python_does(kind: str) -> None:
+    base, clean, unclear = OTHERS[kind]
+    target = fhir.KIND_TARGET[kind]
+
+    def line(changes: dict, i: int) -> str:
+        resource = {**base, "id": f"{kind}-{i}", **changes}
+        return orjson.dumps({k: v for k, v in resource.items() if v is not ABSENT}).decode()
+
+    lines = [line(c, i) for i, c in enumerate(clean)]
+    pseudonymizer = Pseudonymizer(b"a test key, not for production use")
+    sql = fhir_sql.FhirSql(pseudonymizer)
+    try:
+        rows = sql.rows(kind, _texts(lines), fhir.COLUMNS[target])
+        for changes in unclear:
+            assert sql.rows(kind, [(1, lines[0]), (2, line(changes, 99))], fhir.COLUMNS[target]) is None, changes
+    finally:
+        sql.close()
+    assert rows is not None
+    mapped = fhir._Mapped(fhir._Mapper(ParseContext("America/New_York", pseudonymizer)))
+    mapped.add([(n, fhir._line_item(n, text)) for n, text in _texts(lines)])
+    assert mapped.errors == [] and not mapped.ignored
+    (python,) = [t for phase in mapped.phases for tg, t in phase.targets if tg is fhir.TARGETS[target]]
+    for name in python.column_names:
+        assert rows.column(name).to_pylist() == python.column(name).to_pylist(), name
