@@ -11,6 +11,16 @@ main builds. Every table of schema `main` in either file is compared with EXCEPT
 Run ids, file paths, counts, rejects (with their sentences), record versions, waiting rows and
 lineage (`ingest_run_id`) are compared: load the same files in the same order on both sides.
 Prints one line per table; exit status 1 if any differs.
+
+Building the two sides (the same secret on both, so that patient keys can agree):
+
+    export CLINIC_KPIS_SECRET=<64 hex digits>
+    git worktree add /tmp/main main   # or any copy of main's tree
+    (cd /tmp/main && python -m benchmarks.ingest_profile EXPORTS /tmp/w-main --no-raw)
+    python -m benchmarks.ingest_profile EXPORTS /tmp/w-branch --no-raw
+    python -m benchmarks.ingest_equal /tmp/w-main/clinic_kpis.duckdb /tmp/w-branch/clinic_kpis.duckdb
+
+(main's tree needs `benchmarks/ingest_profile.py`: copy it in if main predates it.)
 """
 
 from __future__ import annotations
