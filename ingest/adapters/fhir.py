@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from ingest.adapters.fhir_sql import FhirSql
 from ingest.batch import RESTART, Batch, Chunk, Phase, RecordError, Target, rows_to_arrow
 from ingest.context import Lookup, ParseContext
 from ingest.errors import IngestError
@@ -112,6 +113,8 @@ PHASE_TARGETS: list[tuple[str, ...]] = [
     ("encounters", "referrals"),
     ("charts", "referral_stages"),
 ]
+# The target each resource type DuckDB maps (fhir_sql) writes.
+KIND_TARGET = {"Slot": "slots", "Appointment": "appointments", "Encounter": "encounters", "DocumentReference": "charts"}
 CHUNK_LINES = 100_000  # NDJSON lines parsed and mapped at a time (a few hundred MB of Python objects)
 IGNORED_TYPES = {
     "Patient": "Patient resources (patient demographics are never stored)",
@@ -209,29 +212,63 @@ class FhirAdapter:
         mapper = _Mapper(ctx)
         mapped = _Mapped(mapper)
         highest = -1
-        items: list[tuple[int, dict | RecordError]] = []
+        texts: list[tuple[int, str]] = []
         lines = enumerate(text_lines(file), start=1)
-        while True:
-            items.clear()
-            for number, line in lines:
-                if line.strip():
-                    items.append((number, _line_item(number, line)))
-                    if len(items) >= CHUNK_LINES:
-                        break
-            if not items:
-                break
-            phases = {RANK[r["resourceType"]] for _, r in items if isinstance(r, dict) and r["resourceType"] in RANK}
-            if phases and min(phases) < highest:
-                yield RESTART
-                whole = self._parse_whole(file, ctx)
-                yield Chunk(whole.phases, whole.errors)
-                batch.ignored, batch.warnings, batch.records = whole.ignored, whole.warnings, whole.records
-                return
-            highest = max(phases, default=highest)
-            mapped.phases, mapped.errors = [], []
-            mapped.add(items)
-            yield Chunk(mapped.phases, mapped.errors)
+        fast: FhirSql | None = None  # opened at the first chunk DuckDB may map
+        try:
+            while True:
+                texts.clear()
+                for number, line in lines:
+                    if line.strip():
+                        texts.append((number, line))
+                        if len(texts) >= CHUNK_LINES:
+                            break
+                if not texts:
+                    break
+                kind = next((k for k in FhirSql.kinds if f'"resourceType":"{k}"' in texts[0][1]), None)
+                rows = None
+                if kind is not None and RANK[kind] >= highest:
+                    fast = fast or FhirSql(ctx.pseudonymizer)
+                    rows = fast.rows(kind, texts, COLUMNS[KIND_TARGET[kind]])
+                if rows is not None:  # the chunk mapped in DuckDB: the targets of its phase, as below
+                    highest = RANK[kind]
+                    order = PHASE_TARGETS[highest]
+                    empty = {t: _arrow(t, []) for t in order}
+                    targets = [(TARGETS[t], rows if t == KIND_TARGET[kind] else empty[t]) for t in order]
+                    yield Chunk([Phase(targets, highest)], [])
+                    continue
+                chunk = yield from self._chunk_exact(file, ctx, batch, mapped, texts, highest)
+                if chunk is None:
+                    return
+                highest = chunk
+        finally:
+            if fast is not None:
+                fast.close()
         mapped.finish(batch)
+
+    def _chunk_exact(
+        self,
+        file: InputFile,
+        ctx: ParseContext,
+        batch: Batch,
+        mapped: _Mapped,
+        texts: list[tuple[int, str]],
+        highest: int,
+    ) -> Iterator[Chunk]:
+        """One chunk mapped resource by resource in Python; returns the highest phase read so far,
+        or None once the file had to be parsed again whole (its chunks were out of phase order)."""
+        items = [(number, _line_item(number, line)) for number, line in texts]
+        phases = {RANK[r["resourceType"]] for _, r in items if isinstance(r, dict) and r["resourceType"] in RANK}
+        if phases and min(phases) < highest:
+            yield RESTART
+            whole = self._parse_whole(file, ctx)
+            yield Chunk(whole.phases, whole.errors)
+            batch.ignored, batch.warnings, batch.records = whole.ignored, whole.warnings, whole.records
+            return None
+        mapped.phases, mapped.errors = [], []
+        mapped.add(items)
+        yield Chunk(mapped.phases, mapped.errors)
+        return max(phases, default=highest)
 
 
 def _warn_unresolved(batch: Batch) -> Callable[[Lookup, int], None]:

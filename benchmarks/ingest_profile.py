@@ -1,0 +1,183 @@
+"""`python -m benchmarks.ingest_profile EXPORTS WORKDIR [FILE ...]`: where a file's ingest time goes,
+beside DuckDB's own read of the same file.
+
+Loads the given export files (paths relative to EXPORTS; default: the FHIR folder, the vendor
+appointments and the portal messages) one `ingest_paths` call each, in the order given, into a
+fresh warehouse in WORKDIR, and splits each file's time into the adapter's parse (reading and
+mapping, chunk by chunk), staging its rows in DuckDB, and the load path's steps (stage, check,
+dedupe, apply, counts, rejects, follow-up). Then, in the same run, DuckDB reads each file on
+its own (`read_csv` / `read_json` into a temp table, every column): the physical reference the
+ingest is compared with (issue 22). Prints one line per file; `--json` writes them too.
+
+Wall-clock and CPU seconds (this process, DuckDB's and Arrow's threads included): on a shared machine the
+wall clock follows the load, so state `uptime` beside the figures and compare CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from ingest import load, run
+from ingest.adapters.csv_profile import CsvProfileAdapter
+from ingest.adapters.fhir import FhirAdapter
+from kpis.config import load_config
+from kpis.storage import Store
+
+from .steps import CONFIG
+
+DEFAULT_FILES = [
+    *(
+        f"fhir/{name}.ndjson"
+        for name in (
+            "Organization",
+            "Location",
+            "Practitioner",
+            "Schedule",
+            "Patient",
+            "Slot",
+            "ServiceRequest",
+            "Appointment",
+            "Encounter",
+            "DocumentReference",
+            "Task",
+        )
+    ),
+    "vendor/north_appointments_2024.csv",
+    "vendor/north_appointments_2025.csv",
+    "vendor/north_appointments_2026.csv",
+    "portal/portal_messages.csv",
+]
+
+_timers: Counter[str] = Counter()
+
+
+def _timed(owner: object, name: str, label: str) -> None:
+    """Wrap `owner.name` so its wall time adds to `_timers[label]`."""
+    original = getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            _timers[label] += time.perf_counter() - started
+
+    setattr(owner, name, wrapper)
+
+
+def _timed_chunks(chunks: Iterator) -> Iterator:
+    """The batch's chunks, the time spent producing each counted as parse."""
+    while True:
+        started = time.perf_counter()
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            _timers["parse"] += time.perf_counter() - started
+            return
+        _timers["parse"] += time.perf_counter() - started
+        yield chunk
+
+
+def _instrument() -> None:
+    for adapter in (CsvProfileAdapter, FhirAdapter):
+        _timed(adapter, "parse", "parse")
+    original_load = load.Loader.load
+
+    def timed_load(self, batch, run_id, file_name):
+        if batch.chunks is not None:
+            batch.chunks = _timed_chunks(batch.chunks)
+        return original_load(self, batch, run_id, file_name)
+
+    load.Loader.load = timed_load
+    for name in ("_add", "_stage", "_check", "_dedupe", "_apply", "_counts", "_write_rejects"):
+        _timed(load.Loader, name, name.lstrip("_"))
+    _timed(load.Loader, "derive", "derive")
+    _timed(run, "_follow_up", "follow_up")
+
+
+def raw_read(path: Path, memory_limit: str) -> tuple[float, float, int]:
+    """Seconds (wall, CPU) for DuckDB to read every column of `path` into a temp table, and its rows."""
+    con = duckdb.connect(config={"memory_limit": memory_limit})
+    try:
+        con.execute("SET enable_progress_bar = false")
+        if path.suffix == ".csv":
+            source = f"read_csv('{path}', all_varchar = true)"
+        else:
+            source = f"read_json('{path}', format = 'newline_delimited', maximum_object_size = 67108864)"
+        started, cpu = time.perf_counter(), time.process_time()
+        con.execute(f"CREATE TEMP TABLE t AS SELECT * FROM {source}")
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        (rows,) = con.execute("SELECT count(*) FROM t").fetchone()
+        return seconds, cpu, int(rows)
+    finally:
+        con.close()
+
+
+def profile(exports: Path, workdir: Path, files: list[str], raw: bool) -> list[dict]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    for leftover in ("clinic_kpis.duckdb", "clinic_kpis.duckdb.wal"):
+        (workdir / leftover).unlink(missing_ok=True)
+    (workdir / "clinic-kpis.toml").write_text(CONFIG, encoding="utf-8")
+    config = load_config(workdir / "clinic-kpis.toml")
+    _instrument()
+    figures = []
+    with Store.open(config=config) as store:
+        limit = run.ingest_settings(config).memory_limit
+        for name in files:
+            path = exports / name
+            _timers.clear()
+            started, cpu = time.perf_counter(), time.process_time()
+            (result,) = run.ingest_paths(store, [path])
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+            if result.status != "succeeded":
+                raise SystemExit(f"{name}: {result.status}: {result.message}")
+            entry = {
+                "file": name,
+                "mb": path.stat().st_size / 1e6,
+                "records": result.read,
+                "seconds": seconds,
+                "cpu_seconds": cpu,
+                "rows_per_s": result.read / seconds if seconds else 0.0,
+                "steps": {k: round(v, 3) for k, v in _timers.items()},
+            }
+            if raw:
+                entry["raw_seconds"], entry["raw_cpu_seconds"], entry["raw_rows"] = raw_read(path, limit)
+            figures.append(entry)
+            print(_line(entry), flush=True)
+    return figures
+
+
+def _line(entry: dict) -> str:
+    steps = ", ".join(f"{k} {v:.1f}" for k, v in sorted(entry["steps"].items(), key=lambda kv: -kv[1]) if v >= 0.05)
+    raw = ""
+    if "raw_seconds" in entry:
+        ratio = entry["seconds"] / entry["raw_seconds"] if entry["raw_seconds"] else float("inf")
+        raw = f"; DuckDB read {entry['raw_seconds']:.2f} s, CPU {entry['raw_cpu_seconds']:.2f} s ({ratio:.1f}x wall)"
+    return (
+        f"{entry['file']}: {entry['mb']:.0f} MB, {entry['records']:,} records in {entry['seconds']:.1f} s "
+        f"({entry['rows_per_s'] / 1000:.1f} k/s, CPU {entry['cpu_seconds']:.1f} s){raw} [{steps}]"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("exports", type=Path)
+    parser.add_argument("workdir", type=Path)
+    parser.add_argument("files", nargs="*", default=DEFAULT_FILES)
+    parser.add_argument("--no-raw", action="store_true", help="leave out DuckDB's own read of each file")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    figures = profile(args.exports, args.workdir, args.files, not args.no_raw)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
