@@ -25,7 +25,7 @@ from kpis.custom import ar_balance
 from kpis.dimensions import DimensionError, check_dimension, dimension_values, labelled, resolve_values
 from kpis.drivers import check_decomposable, decompose
 from kpis.errors import ClinicKpisError
-from kpis.explain import explain_query
+from kpis.explain import explain_query, value_counts_query
 from kpis.periods import Periods, check_grain, next_period, parse_bound, period_floor, previous_period
 from kpis.progress import steps
 from kpis.query import KpiRequest, QueryContext, render
@@ -176,6 +176,37 @@ class KpiMethods:
         items, ctx = self._prepare([kpi], start, start, grain, ((),), filters, options)
         frame = self.cursor().execute(render(explain_query(items[0], ctx))).df()
         frame["event_time"] = pd.to_datetime(frame["event_time"])
+        return frame
+
+    def value_counts(
+        self,
+        kpi: str,
+        start: Any = None,
+        end: Any = None,
+        filters: Mapping[str, Any] | None = None,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+        via: str = "auto",
+    ) -> pd.DataFrame:
+        """How many records carry each value of a mean or quantile KPI (e.g. each answered call's
+        wait) over the months of [start, end]: columns value, records, by value.
+
+        The records are those `explain` lists on the numerator side, month by month, counted by
+        value: what a distribution chart draws, without listing every record. `via` is compute's;
+        the results store counts its fact rows, the raw engine the relation's, with the same result.
+        """
+        self.scope.require_records("the distribution of a KPI's records")
+        spec = self._spec(kpi)
+        if spec.kind != "aggregate":
+            raise ClinicKpisError(f"{kpi} has no value per record (value counts are for a mean, median or p90 KPI)")
+        items, ctx = self._prepare([kpi], start, end, "month", ((),), filters, options)
+        chosen = answer.paths(items, ctx, self._store_state(), self._layout, via)
+        if chosen[kpi] == answer.RAW:
+            sql = render(value_counts_query(items[0], ctx))
+        else:
+            table = next(t for t in self._layout.tables if t.group == self._layout.table_of(kpi))
+            sql = answer.value_counts_statement(table, items[0], ctx)
+        frame = self.cursor().execute(sql).df().astype({"value": "float64", "records": "int64"})
+        frame.attrs["answered_from"] = {kpi: answer.FACTS if chosen[kpi] != answer.RAW else answer.RAW}
         return frame
 
     def drivers(

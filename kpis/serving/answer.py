@@ -278,6 +278,17 @@ def tna_statement(item: KpiRequest, ctx: QueryContext) -> str:
     return with_relation(None, ctes, final)
 
 
+def value_counts_statement(table: FactTable, item: KpiRequest, ctx: QueryContext) -> str:
+    """`kpis.explain.value_counts_query` over the fact table: the kept values (`<kpi>__val`, NULL
+    outside the population or without a value) counted over the same days and filters."""
+    day = table.day_column(item.spec.event_column(item.options))
+    return (
+        f"SELECT CAST({item.id}__val AS DOUBLE) AS value, COUNT(*) AS records FROM {table.name} "
+        f"WHERE {_day_bounds(day, ctx)}{ctx.filter_sql()} AND {item.id}__val IS NOT NULL "
+        "GROUP BY ALL ORDER BY value"
+    )
+
+
 def results_statement(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
     """A lookup of stored month results: one SELECT per grouping set of the request."""
     ids = ", ".join(f"'{item.id}'" for item in items)

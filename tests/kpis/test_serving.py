@@ -20,6 +20,7 @@ import pytest
 from kpis import Warehouse
 from kpis.errors import ClinicKpisError
 from kpis.relations import DIMENSIONS
+from kpis.scope import AccessDenied, Scope
 from kpis.serving.answer import StoreUnavailable
 from tests.cli_helpers import run_cli
 from tests.conftest import SimulatedPractice
@@ -130,6 +131,42 @@ def test_another_option_variant_is_answered_by_the_raw_engine(wh: Warehouse) -> 
         wh.compute("no_show_rate", options={"no_show_rate": {"denominator": "scheduled"}}, via="store")
     with pytest.raises(ClinicKpisError, match="unknown path 'cache'"):
         wh.compute("no_show_rate", via="cache")
+
+
+def test_value_counts_from_the_store_equal_the_raw_engine_and_the_records(wh: Warehouse) -> None:
+    """A distribution (the Phones page's waits): the store's fact rows and the raw relation counted
+    by value give the same frame, with filters and through a limited scope; it is explain's
+    numerator rows, month by month, counted by value."""
+    queue = wh.dimension_values("queue")["id"].tolist()[1]
+    cases = [
+        ("average_speed_of_answer", {}),
+        ("average_speed_of_answer", {"queue": queue, "hour_of_day": [9, 10, 11]}),
+        ("visit_cycle_time", {"location": ["NORTH", "WEST"]}),
+        ("visit_cycle_time", {"visit_type": "followup"}),
+        ("charge_lag", {"payer": wh.dimension_values("payer")["id"].tolist()[:2]}),
+    ]
+    for kpi, filters in cases:
+        store = wh.value_counts(kpi, "2026-01", "2026-09", filters=filters or None, via="store")
+        raw = wh.value_counts(kpi, "2026-01", "2026-09", filters=filters or None, via="raw")
+        assert store.attrs["answered_from"] == {kpi: "facts"} and raw.attrs["answered_from"] == {kpi: "raw"}
+        assert len(store) > 1 and list(store.columns) == ["value", "records"]
+        pd.testing.assert_frame_equal(store, raw)
+    east = wh.narrowed(Scope(locations=frozenset({"EAST"}), label="Eastside's manager"))
+    for kpi, filters in cases[3:]:  # calls rarely name a location: EAST's are next to none
+        mine = east.value_counts(kpi, "2026-01", "2026-09", filters=filters, via="store")
+        pd.testing.assert_frame_equal(mine, east.value_counts(kpi, "2026-01", "2026-09", filters=filters, via="raw"))
+        expected = wh.value_counts(kpi, "2026-01", "2026-09", filters={**filters, "location": "EAST"}, via="raw")
+        pd.testing.assert_frame_equal(mine, expected)
+        assert 0 < mine["records"].sum() < wh.value_counts(kpi, "2026-01", "2026-09", filters=filters)["records"].sum()
+    filters = {"queue": queue}
+    records = pd.concat([wh.explain("average_speed_of_answer", f"2026-{m:02d}", filters=filters) for m in range(1, 10)])
+    counted = records[records["side"] == "numerator"].groupby("value").size()
+    frame = wh.value_counts("average_speed_of_answer", "2026-01", "2026-09", filters=filters)
+    assert frame["value"].tolist() == counted.index.tolist() and frame["records"].tolist() == counted.tolist()
+    with pytest.raises(AccessDenied, match="aggregates only"):
+        wh.narrowed(Scope(records=False)).value_counts("average_speed_of_answer")
+    with pytest.raises(ClinicKpisError, match="no value per record"):
+        wh.value_counts("no_show_rate")
 
 
 def test_the_sql_says_who_answers(wh: Warehouse) -> None:
