@@ -309,9 +309,13 @@ class KpiMethods:
 
         The results store keeps the whole practice's values: a limited scope counts its own.
         """
-        if not self.scope.limited and self._store_state().fresh:
-            return labelled(self.cursor().execute(stored_values_sql(dimension)).df(), dimension, self.config)
-        return dimension_values(self.cursor(), dimension, self.config, self.scope.locations)
+
+        def build() -> pd.DataFrame:
+            if not self.scope.limited and self._store_state().fresh:
+                return labelled(self.cursor().execute(stored_values_sql(dimension)).df(), dimension, self.config)
+            return dimension_values(self.cursor(), dimension, self.config, self.scope.locations)
+
+        return self._memo(("dimension_values", dimension, self.scope.locations), build).copy()
 
     def ingest_runs(self) -> pd.DataFrame:
         """The ingest_runs table, newest first (a practice-wide view: an unlimited scope only)."""
@@ -379,15 +383,35 @@ class KpiMethods:
         (or provider, payer ...) outside the scope is unknown, as a typo is.
         """
         locations = self.scope.locations
-        cur = self.cursor() if filters else None
-        out = {}
-        for d, v in (filters or {}).items():
-            dim = check_dimension(d)
-            known = self.dimension_values(dim) if dim in NAMED_DIMENSIONS else None
-            out[dim] = resolve_values(cur, dim, _as_values(v), self.config, known, locations)
-        if locations is not None and "location" not in out:
-            out["location"] = tuple(sorted(locations))
-        return out
+
+        def build() -> dict[str, tuple[Any, ...]]:
+            cur = self.cursor() if filters else None
+            out = {}
+            for d, v in (filters or {}).items():
+                dim = check_dimension(d)
+                known = self.dimension_values(dim) if dim in NAMED_DIMENSIONS else None
+                out[dim] = resolve_values(cur, dim, _as_values(v), self.config, known, locations)
+            if locations is not None and "location" not in out:
+                out["location"] = tuple(sorted(locations))
+            return out
+
+        asked = tuple((d, _as_values(v)) for d, v in (filters or {}).items())
+        return dict(self._memo(("filters", locations, repr(asked)), build))
+
+    def _memo(self, key: tuple, build: Callable[[], Any]) -> Any:
+        """`build()`, kept for as long as this read-only snapshot is open (`narrowed` views share it).
+
+        Why: a published snapshot never changes (kpis.publication), so what calls derive from it
+        (dimension values, resolved filters, whether a table has rows for a scope) holds until a
+        publication opens a new `Warehouse`, with a new memo. A filter change on the dashboard asks
+        these some thirty times. A writable warehouse builds every time: its data may change.
+        """
+        if not getattr(self, "read_only", False):
+            return build()
+        memo = self.__dict__.setdefault("_snapshot_memo", {})
+        if key not in memo:
+            memo[key] = build()
+        return memo[key]
 
     def _data_ends(self) -> dict[str, date | None]:
         state = self._store_state()
