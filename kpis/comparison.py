@@ -377,7 +377,7 @@ class ComparisonMethods(_Base):
             unfiltered[spec.id] = tuple(d for d in resolved if d not in spec.dimensions)
         end = add_months(last, 1) - timedelta(days=1)
         frames = [
-            self.compute(ids, start=first, end=end, filters=dict(key) or None, options=options)
+            _plain(self.compute(ids, start=first, end=end, filters=dict(key) or None, options=options))
             for key, ids in groups.items()
         ]
         frame, missing = self._judge(pd.concat(frames, ignore_index=True), resolved)
@@ -435,9 +435,11 @@ class ComparisonMethods(_Base):
     ) -> dict[str, Any]:
         """One KPI's scorecard row (see the module docstring for the policy)."""
         by = rows.set_index("period_start")
+        # each period's row as a dict: read some twenty times per KPI, a DataFrame lookup each time was slow
+        table = dict(zip(rows["period_start"], rows.to_dict("records"), strict=True))
 
         def at(period: date, column: str) -> Any:
-            return by.loc[period, column] if period in by.index else None
+            return table[period][column] if period in table else None
 
         asked = at(month, "state") or "empty"
         reported: date | None = month
@@ -512,10 +514,10 @@ class ComparisonMethods(_Base):
                 together.setdefault((before, after, tuple(dims), tuple(own.items())), []).append(kpi)
         out = {}
         for (before, after, dims, own), kpis in together.items():
-            frame = self.compute_groupings(
+            frame = _plain(self.compute_groupings(
                 kpis, start=before, end=after, groupings=[(d,) for d in dims], filters=dict(own) or None,
                 options=options,
-            )  # fmt: skip
+            ))  # fmt: skip
             for kpi, rows in frame.groupby("kpi_id", sort=False):
                 out[kpi] = rows.reset_index(drop=True)
         return out
@@ -628,6 +630,16 @@ def findings(card: pd.DataFrame, costs: pd.DataFrame | None = None) -> pd.DataFr
 
 
 # -- the policy's small pieces ---------------------------------------------------------------------
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """A computed frame without its `attrs` (who answered), for work inside this module.
+
+    Why: pandas deep-copies a frame's attrs into every frame derived from it; the scorecard and
+    the movers slice their frames a few thousand times per call.
+    """
+    frame.attrs = {}
+    return frame
 
 
 def _either(dims: Sequence[str]) -> str:
