@@ -25,7 +25,7 @@ from kpis.custom import ar_balance
 from kpis.engine import grouped_by_event, grouping_id
 from kpis.errors import ClinicKpisError
 from kpis.periods import period_floor
-from kpis.query import KpiRequest, QueryContext, output_row, ratio_value, render, with_relation
+from kpis.query import KpiRequest, QueryContext, output_row, ratio_value, with_relation
 from kpis.relations import DIMENSIONS
 from kpis.serving.facts import SCHEMA, TNA, FactTable, Layout
 from kpis.spec import QUANTILES
@@ -146,8 +146,12 @@ def _in_results(item: KpiRequest, ctx: QueryContext, state: StoreState) -> bool:
 def run(
     cursor: Any, items: Sequence[KpiRequest], ctx: QueryContext, chosen: Mapping[str, str], layout: Layout
 ) -> pd.DataFrame:
-    """The store's answer for `items` (each answered by its path in `chosen`), as engine.run returns it."""
-    frames = [cursor.execute(render(statement)).df() for _, statement in statements(items, ctx, chosen, layout)]
+    """The store's answer for `items` (each answered by its path in `chosen`), as engine.run returns it.
+
+    The statements are DuckDB's own SQL, run as written: parsing them with SQLGlot (`render`, for
+    other dialects and for display) cost more than the lookup itself, for every new filter.
+    """
+    frames = [cursor.execute(statement).df() for _, statement in statements(items, ctx, chosen, layout)]
     columns = ["kpi_id", "period_start", *ctx.dims] + (["grouping_id"] if ctx.multiple_sets else [])
     columns += ["numerator", "denominator", "value", "n", "unknown"]
     frames = [f for f in frames if not f.empty]
