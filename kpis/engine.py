@@ -275,7 +275,7 @@ def _notes(frame: pd.DataFrame, info: pd.DataFrame, k: np.ndarray, ratio: np.nda
     numerator, denominator = frame["numerator"].to_numpy(), frame["denominator"].to_numpy()
     has_data = (frame["n"].to_numpy() > 0) | ~pd.isna(numerator) | ~pd.isna(denominator)
     candidates = np.flatnonzero(over | (unknown > 0) | (ratio & np.isnan(value) & has_data))
-    out = pd.Series([None] * len(frame), index=frame.index, dtype="object")
+    out = pd.Series(np.full(len(frame), None, dtype=object), index=frame.index, dtype="object")
     if len(candidates):
         rows = frame.iloc[candidates][["value", "n", "numerator", "denominator", "unknown"]]
         labels = info.drop(columns=["definition"]).take(k[candidates]).set_axis(rows.index)
