@@ -127,7 +127,7 @@ def friction_costs(wh: Warehouse, period: Any = None, filters: Mapping[str, Any]
             rows.append(row | {"note": "the month is not complete yet: no cost is shown"})
             continue
         cost = _cost(kpi, _gap_text(spec, row["value"], row["target"], gap), gap, volume, used)
-        if gap == 0 and cost["note"] is None:  # say why it costs nothing, not only "$0.00"
+        if gap == 0 and cost.get("note") is None:  # say why it costs nothing, not only "$0.00"
             cost["note"] = "on target: its gap costs nothing"
         rows.append(row | cost)
     frame = pd.DataFrame(rows, columns=COLUMNS)
