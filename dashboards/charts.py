@@ -265,9 +265,14 @@ def heatmap(
     return fig
 
 
-def histogram(values: pd.Series, *, title: str, x_title: str, marker: float | None = None) -> go.Figure:
-    """The distribution of `values`, with an optional vertical marker (e.g. the service-level threshold)."""
-    fig = go.Figure(go.Histogram(x=values, nbinsx=40, marker_color=SEGMENTS[0], name="records"))
+def histogram(
+    values: pd.Series, counts: pd.Series, *, title: str, x_title: str, marker: float | None = None
+) -> go.Figure:
+    """The distribution of records with `values`, `counts` of each (the API's value counts), with an
+    optional vertical marker (e.g. the service-level threshold)."""
+    fig = go.Figure(
+        go.Histogram(x=values, y=counts, histfunc="sum", nbinsx=40, marker_color=SEGMENTS[0], name="records")
+    )
     if marker is not None:
         fig.add_vline(x=marker, line={"color": TARGET_COLOR, "dash": "dash"}, annotation_text=f"{marker:g}")
     fig.update_layout(title=title, bargap=0.05, **_LAYOUT)

@@ -230,6 +230,13 @@ def explain(src: Source, kpi: str, period: str, grain: str, filters: Filters = (
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def value_counts(src: Source, kpi: str, start: str, end: str, filters: Filters = ()) -> pd.DataFrame:
+    """`Warehouse.value_counts`: how many records carry each value of a KPI (a distribution chart's data)."""
+    with _open(src) as wh:
+        return wh.value_counts(kpi, start, end, filters=dict(filters) or None)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def ar_aging(src: Source, period: str, by: tuple[str, ...] = (), filters: Filters = ()) -> pd.DataFrame:
     """`Warehouse.ar_aging`: A/R by aging bucket at the end of `period`'s month."""
     with _open(src) as wh:

@@ -25,7 +25,7 @@ from kpis.custom import ar_balance
 from kpis.dimensions import DimensionError, check_dimension, dimension_values, labelled, resolve_values
 from kpis.drivers import check_decomposable, decompose
 from kpis.errors import ClinicKpisError
-from kpis.explain import explain_query
+from kpis.explain import explain_query, value_counts_query
 from kpis.periods import Periods, check_grain, next_period, parse_bound, period_floor, previous_period
 from kpis.progress import steps
 from kpis.query import KpiRequest, QueryContext, render
@@ -178,6 +178,37 @@ class KpiMethods:
         frame["event_time"] = pd.to_datetime(frame["event_time"])
         return frame
 
+    def value_counts(
+        self,
+        kpi: str,
+        start: Any = None,
+        end: Any = None,
+        filters: Mapping[str, Any] | None = None,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+        via: str = "auto",
+    ) -> pd.DataFrame:
+        """How many records carry each value of a mean or quantile KPI (e.g. each answered call's
+        wait) over the months of [start, end]: columns value, records, by value.
+
+        The records are those `explain` lists on the numerator side, month by month, counted by
+        value: what a distribution chart draws, without listing every record. `via` is compute's;
+        the results store counts its fact rows, the raw engine the relation's, with the same result.
+        """
+        self.scope.require_records("the distribution of a KPI's records")
+        spec = self._spec(kpi)
+        if spec.kind != "aggregate":
+            raise ClinicKpisError(f"{kpi} has no value per record (value counts are for a mean, median or p90 KPI)")
+        items, ctx = self._prepare([kpi], start, end, "month", ((),), filters, options)
+        chosen = answer.paths(items, ctx, self._store_state(), self._layout, via)
+        if chosen[kpi] == answer.RAW:
+            sql = render(value_counts_query(items[0], ctx))
+        else:
+            table = next(t for t in self._layout.tables if t.group == self._layout.table_of(kpi))
+            sql = answer.value_counts_statement(table, items[0], ctx)
+        frame = self.cursor().execute(sql).df().astype({"value": "float64", "records": "int64"})
+        frame.attrs["answered_from"] = {kpi: answer.FACTS if chosen[kpi] != answer.RAW else answer.RAW}
+        return frame
+
     def drivers(
         self,
         kpi: str,
@@ -278,9 +309,13 @@ class KpiMethods:
 
         The results store keeps the whole practice's values: a limited scope counts its own.
         """
-        if not self.scope.limited and self._store_state().fresh:
-            return labelled(self.cursor().execute(stored_values_sql(dimension)).df(), dimension, self.config)
-        return dimension_values(self.cursor(), dimension, self.config, self.scope.locations)
+
+        def build() -> pd.DataFrame:
+            if not self.scope.limited and self._store_state().fresh:
+                return labelled(self.cursor().execute(stored_values_sql(dimension)).df(), dimension, self.config)
+            return dimension_values(self.cursor(), dimension, self.config, self.scope.locations)
+
+        return self._memo(("dimension_values", dimension, self.scope.locations), build).copy()
 
     def ingest_runs(self) -> pd.DataFrame:
         """The ingest_runs table, newest first (a practice-wide view: an unlimited scope only)."""
@@ -348,15 +383,35 @@ class KpiMethods:
         (or provider, payer ...) outside the scope is unknown, as a typo is.
         """
         locations = self.scope.locations
-        cur = self.cursor() if filters else None
-        out = {}
-        for d, v in (filters or {}).items():
-            dim = check_dimension(d)
-            known = self.dimension_values(dim) if dim in NAMED_DIMENSIONS else None
-            out[dim] = resolve_values(cur, dim, _as_values(v), self.config, known, locations)
-        if locations is not None and "location" not in out:
-            out["location"] = tuple(sorted(locations))
-        return out
+
+        def build() -> dict[str, tuple[Any, ...]]:
+            cur = self.cursor() if filters else None
+            out = {}
+            for d, v in (filters or {}).items():
+                dim = check_dimension(d)
+                known = self.dimension_values(dim) if dim in NAMED_DIMENSIONS else None
+                out[dim] = resolve_values(cur, dim, _as_values(v), self.config, known, locations)
+            if locations is not None and "location" not in out:
+                out["location"] = tuple(sorted(locations))
+            return out
+
+        asked = tuple((d, _as_values(v)) for d, v in (filters or {}).items())
+        return dict(self._memo(("filters", locations, repr(asked)), build))
+
+    def _memo(self, key: tuple, build: Callable[[], Any]) -> Any:
+        """`build()`, kept for as long as this read-only snapshot is open (`narrowed` views share it).
+
+        Why: a published snapshot never changes (kpis.publication), so what calls derive from it
+        (dimension values, resolved filters, whether a table has rows for a scope) holds until a
+        publication opens a new `Warehouse`, with a new memo. A filter change on the dashboard asks
+        these some thirty times. A writable warehouse builds every time: its data may change.
+        """
+        if not getattr(self, "read_only", False):
+            return build()
+        memo = self.__dict__.setdefault("_snapshot_memo", {})
+        if key not in memo:
+            memo[key] = build()
+        return memo[key]
 
     def _data_ends(self) -> dict[str, date | None]:
         state = self._store_state()

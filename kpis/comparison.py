@@ -227,13 +227,21 @@ class ComparisonMethods(_Base):
         moved = card[card["effect_previous"].isin(["better", "worse"]) & card["move"].notna()]
         moved = moved.assign(order=range(len(moved))).sort_values(["move", "order"], ascending=[False, True])
         resolved = self.resolve_filters(filters)
-        out = []
-        for row in moved.head(limit).itertuples(index=False):
+        rows = list(moved.head(limit).itertuples(index=False))
+        asked = {}  # kpi -> (before, after, driver dimensions, its own filters)
+        for row in rows:
             spec = specs[row.kpi_id]
-            after, before = row.period_start.date(), row.previous_period.date()
             own = {d: v for d, v in resolved.items() if d in spec.dimensions}
             dims = [d for d in (by or spec.drivers) if d in spec.dimensions and len(own.get(d, ())) != 1]
-            dimension, drivers, note = self._drivers(spec, before, after, row.change_previous, dims, own, options)
+            asked[spec.id] = (row.previous_period.date(), row.period_start.date(), dims, own)
+        splits = self._driver_frames(asked, options)
+        out = []
+        for row in rows:
+            spec = specs[row.kpi_id]
+            before, after, dims, own = asked[spec.id]
+            dimension, drivers, note = self._drivers(
+                spec, before, after, row.change_previous, dims, own, options, splits.get(spec.id)
+            )
             out.append(
                 Move(
                     kpi_id=spec.id,
@@ -331,7 +339,7 @@ class ComparisonMethods(_Base):
     ) -> pd.DataFrame:
         """The KPIs whose feeding table holds no row at all for the scope of `filters`: kpi_id, table, export."""
         specs = self._specs_of(kpis)
-        missing = sources.missing(self.cursor(), specs, self.resolve_filters(filters))
+        missing = sources.missing(self.cursor, specs, self.resolve_filters(filters), self._memo(("has_rows",), dict))
         rows = [(kpi, table, sources.EXPORTS[table]) for kpi, table in missing.items()]
         return pd.DataFrame(rows, columns=["kpi_id", "table", "export"])
 
@@ -369,7 +377,7 @@ class ComparisonMethods(_Base):
             unfiltered[spec.id] = tuple(d for d in resolved if d not in spec.dimensions)
         end = add_months(last, 1) - timedelta(days=1)
         frames = [
-            self.compute(ids, start=first, end=end, filters=dict(key) or None, options=options)
+            _plain(self.compute(ids, start=first, end=end, filters=dict(key) or None, options=options))
             for key, ids in groups.items()
         ]
         frame, missing = self._judge(pd.concat(frames, ignore_index=True), resolved)
@@ -384,7 +392,7 @@ class ComparisonMethods(_Base):
         specs = [self._spec(k) for k in frame["kpi_id"].unique()]
         by_id = {s.id: s for s in specs}
         starts = self._data_starts({s.relation for s in specs if s.history_days})
-        missing = sources.missing(self.cursor(), specs, filters)
+        missing = sources.missing(self.cursor, specs, filters, self._memo(("has_rows",), dict))
 
         def covered(kpi: str, start: pd.Timestamp, grain: str) -> bool:
             spec = by_id[kpi]
@@ -427,9 +435,11 @@ class ComparisonMethods(_Base):
     ) -> dict[str, Any]:
         """One KPI's scorecard row (see the module docstring for the policy)."""
         by = rows.set_index("period_start")
+        # each period's row as a dict: read some twenty times per KPI, a DataFrame lookup each time was slow
+        table = dict(zip(rows["period_start"], rows.to_dict("records"), strict=True))
 
         def at(period: date, column: str) -> Any:
-            return by.loc[period, column] if period in by.index else None
+            return table[period][column] if period in table else None
 
         asked = at(month, "state") or "empty"
         reported: date | None = month
@@ -485,6 +495,33 @@ class ComparisonMethods(_Base):
             ("[kpi_options]", self.config.kpi_options.get(spec.id)), ("options", (options or {}).get(spec.id))
         )
 
+    def _driver_frames(
+        self,
+        asked: Mapping[str, tuple[date, date, Sequence[str], Mapping[str, tuple[Any, ...]]]],
+        options: Mapping[str, Mapping[str, Any]] | None,
+    ) -> dict[str, pd.DataFrame]:
+        """kpi -> its rows by each driver dimension in both months, for every moving KPI at once.
+
+        Why: one `compute_groupings` per set of KPIs that share the months, the dimensions and the
+        filters (most moves do), instead of one per KPI; each call has a fixed cost that a filter
+        change on the Overview pays once per moving KPI otherwise. A KPI's rows are those it gets
+        on its own (the statements group every KPI of a branch by the same rows; a segment another
+        KPI adds has no records of this one, so no driver is ever taken from it).
+        """
+        together: dict[tuple, list[str]] = {}
+        for kpi, (before, after, dims, own) in asked.items():
+            if dims:
+                together.setdefault((before, after, tuple(dims), tuple(own.items())), []).append(kpi)
+        out = {}
+        for (before, after, dims, own), kpis in together.items():
+            frame = _plain(self.compute_groupings(
+                kpis, start=before, end=after, groupings=[(d,) for d in dims], filters=dict(own) or None,
+                options=options,
+            ))  # fmt: skip
+            for kpi, rows in frame.groupby("kpi_id", sort=False):
+                out[kpi] = rows.reset_index(drop=True)
+        return out
+
     def _drivers(
         self,
         spec: KpiSpec,
@@ -494,19 +531,22 @@ class ComparisonMethods(_Base):
         dims: Sequence[str],
         filters: Mapping[str, tuple[Any, ...]],
         options: Mapping[str, Mapping[str, Any]] | None,
+        frame: pd.DataFrame | None = None,
     ) -> tuple[str, tuple[Driver, ...], str]:
         """(dimension, drivers, note): the segments of one dimension that drove a move.
 
         Of the KPI's driver dimensions, the one whose largest same-direction segment carries the
         most of the move is used (the earlier on ties); segments must be facts in both months.
+        `frame`, if given, is the KPI's rows by each of `dims` in both months (`_driver_frames`).
         """
         if not dims:
             return "", (), "No dimension left to split it by in this view."
-        frame = self.compute_groupings(
-            spec.id, start=before, end=after, groupings=[(d,) for d in dims], filters=dict(filters) or None,
-            options=options,
-        )  # fmt: skip
-        frame["period_start"] = frame["period_start"].dt.date
+        if frame is None:
+            frame = self.compute_groupings(
+                spec.id, start=before, end=after, groupings=[(d,) for d in dims], filters=dict(filters) or None,
+                options=options,
+            )  # fmt: skip
+        frame = frame.assign(period_start=frame["period_start"].dt.date)
         best: tuple[float, str, list[tuple[Any, float]], pd.DataFrame, pd.DataFrame] | None = None
         recorded, split_up = [], []
         for dim in dims:
@@ -590,6 +630,16 @@ def findings(card: pd.DataFrame, costs: pd.DataFrame | None = None) -> pd.DataFr
 
 
 # -- the policy's small pieces ---------------------------------------------------------------------
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """A computed frame without its `attrs` (who answered), for work inside this module.
+
+    Why: pandas deep-copies a frame's attrs into every frame derived from it; the scorecard and
+    the movers slice their frames a few thousand times per call.
+    """
+    frame.attrs = {}
+    return frame
 
 
 def _either(dims: Sequence[str]) -> str:

@@ -73,6 +73,9 @@ def friction_costs(wh: Warehouse, period: Any = None, filters: Mapping[str, Any]
     specs = {s.id: s for s in wh.catalog()}
     rows = []
     visit_value = None
+    # every costed KPI the filters apply to, in one call (a call per KPI paid its fixed cost each time)
+    allowed = [kpi for kpi in COSTED if set(filters) <= set(specs[kpi].dimensions)]
+    results = wh.compute(allowed, start=month, end=month, filters=filters).set_index("kpi_id") if allowed else None
     for kpi, (unit, names) in COSTED.items():
         spec = specs[kpi]
         row = {c: None for c in COLUMNS} | {"kpi_id": kpi, "kpi_title": spec.title, "fmt": spec.fmt}
@@ -81,7 +84,7 @@ def friction_costs(wh: Warehouse, period: Any = None, filters: Mapping[str, Any]
         if not_allowed:
             rows.append(row | {"note": f"cannot be filtered by {', '.join(not_allowed)}"})
             continue
-        result = wh.compute(kpi, start=month, end=month, filters=filters).iloc[0]
+        result = results.loc[kpi]
         row.update(complete=bool(result["complete"]), value=_num(result["value"]), target=_num(result["target"]))
         counts = spec.kind == "ratio" and spec.numerator is not None and spec.numerator.agg == "count"
         if spec.patient_records and privacy.withheld(result["n"], result["numerator"], counts):
@@ -124,7 +127,7 @@ def friction_costs(wh: Warehouse, period: Any = None, filters: Mapping[str, Any]
             rows.append(row | {"note": "the month is not complete yet: no cost is shown"})
             continue
         cost = _cost(kpi, _gap_text(spec, row["value"], row["target"], gap), gap, volume, used)
-        if gap == 0 and cost["note"] is None:  # say why it costs nothing, not only "$0.00"
+        if gap == 0 and cost.get("note") is None:  # say why it costs nothing, not only "$0.00"
             cost["note"] = "on target: its gap costs nothing"
         rows.append(row | cost)
     frame = pd.DataFrame(rows, columns=COLUMNS)

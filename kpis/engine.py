@@ -181,39 +181,115 @@ def complete_table(
         }
     )
     kpis = pd.DataFrame({"kpi_id": [item.id for item in items]})
-    pieces = []
+    info = pd.DataFrame([_kpi_info(item, ctx, data_ends, data_starts or {}) for item in items]).drop(columns="kpi_id")
+    pieces, kpi_of_row, period_of_row = [], [], []
     for group in ctx.grouping_sets:
         rows = raw[raw["grouping_id"] == grouping_id(group, ctx.dims)] if ctx.multiple_sets else raw
-        keys = ["kpi_id", "period_start", *group]
-        index = kpis.merge(periods, how="cross").merge(_combinations(rows, group, ctx, domains), how="cross")
-        rows = rows[[*keys, "numerator", "denominator", "value", "n", "unknown"]].astype({d: "object" for d in group})
-        merged = index.merge(rows, on=keys, how="left", validate="one_to_one")
+        combos = _combinations(rows, group, ctx, domains)
+        # every KPI x period x combination, in that order (what a cross join gives), by position
+        k, p, c = (a.ravel() for a in np.meshgrid(*(np.arange(len(x)) for x in (kpis, periods, combos)), indexing="ij"))
+        index = pd.concat(
+            [kpis.take(k).reset_index(drop=True), periods.take(p).reset_index(drop=True)]
+            + ([combos.take(c).reset_index(drop=True)] if group else []),
+            axis=1,
+        )
+        found = _positions(rows, group, kpis, periods, combos)
+        values = rows[["numerator", "denominator", "value", "n", "unknown"]]
+        values = values[found >= 0].set_axis(found[found >= 0]).reindex(np.arange(len(index)))  # a left join
+        merged = pd.concat([index, values.set_axis(index.index)], axis=1)
         for dim in ctx.dims:
             if dim not in group:
                 merged[dim] = None
         if ctx.multiple_sets:
             merged["grouping_id"] = grouping_id(group, ctx.dims)
         pieces.append(merged)
+        kpi_of_row.append(k)
+        period_of_row.append(p)
     frame = pd.concat(pieces, ignore_index=True)
     frame["grain"] = ctx.periods.grain
     frame["n"] = frame["n"].fillna(0).astype("int64")
     frame["unknown"] = frame["unknown"].fillna(0).astype("int64")
     frame["value"] = frame["value"].astype("float64").where(frame["unknown"] == 0)
-    info = pd.DataFrame([_kpi_info(item, ctx, data_ends, data_starts or {}) for item in items])
-    frame = frame.merge(info, on="kpi_id", how="left", validate="many_to_one")
-    ratio = frame["has_ratio"].astype(bool)
+    # each KPI's fill rule, completeness inputs and target bands, taken by position (600 k rows at 10 M)
+    k, p = np.concatenate(kpi_of_row), np.concatenate(period_of_row)
+
+    def of_kpi(column: str, dtype: Any = None) -> np.ndarray:
+        return info[column].to_numpy(dtype=dtype)[k]
+
+    ratio = of_kpi("has_ratio", bool)
     for side in ("numerator", "denominator"):
         frame[side] = frame[side].where(~ratio | frame[side].notna(), 0.0)
-    frame["note"] = notes(frame)
-    last_day = pd.to_datetime(frame["period_last"]) + pd.to_timedelta(frame["lag_days"], unit="D")
-    frame["complete"] = (last_day <= pd.to_datetime(frame["data_end"])).fillna(False).astype(bool)
-    window_first = frame["period_end"] - pd.to_timedelta(frame["lookback_days"] - 1, unit="D")
-    short = (frame["lookback_days"] > 0) & (window_first < pd.to_datetime(frame["data_start"]))
-    frame["complete"] = frame["complete"] & ~short
-    frame["status"] = status_of(frame["value"], frame["better"], frame["watch"], frame["red"])
+    frame["note"] = _notes(frame, info, k, ratio)
+    period_last = pd.to_datetime(periods["period_last"]).to_numpy()[p]
+    data_end = pd.to_datetime(info["data_end"]).to_numpy()[k]
+    lag = pd.to_timedelta(info["lag_days"], unit="D").to_numpy()[k]
+    complete = ~np.isnat(data_end) & (period_last + lag <= data_end)
+    lookback = of_kpi("lookback_days", np.int64)
+    data_start = pd.to_datetime(info["data_start"]).to_numpy()[k]
+    window_first = periods["period_end"].to_numpy()[p] - pd.to_timedelta(lookback - 1, unit="D").to_numpy()
+    short = (lookback > 0) & ~np.isnat(data_start) & (window_first < data_start)
+    frame["complete"] = complete & ~short
+    frame["definition"] = info["definition"].take(k).set_axis(frame.index)
+    frame["target"] = of_kpi("target", np.float64)
+    bands = {
+        c: pd.Series(of_kpi(c, dtype), index=frame.index)
+        for c, dtype in (("better", object), ("watch", np.float64), ("red", np.float64))
+    }
+    frame["status"] = status_of(frame["value"], bands["better"], bands["watch"], bands["red"])
     columns = ["kpi_id", "period_start", "grain", *ctx.dims]
     columns += (["grouping_id"] if ctx.multiple_sets else []) + list(RESULT_COLUMNS)
     return frame[columns]
+
+
+def _positions(
+    rows: pd.DataFrame, group: Sequence[str], kpis: pd.DataFrame, periods: pd.DataFrame, combos: pd.DataFrame
+) -> np.ndarray:
+    """Each result row's position in the KPI x period x combination index (-1: not in it).
+
+    Why positions: joining 600 k result rows to their index with pandas merges took seconds at
+    10 M appointments; looking up three small keys and adding them up takes milliseconds.
+    """
+    k = _lookup(pd.Index(kpis["kpi_id"]), rows["kpi_id"])
+    p = _lookup(pd.Index(periods["period_start"]), rows["period_start"])
+    if not group:
+        c = np.zeros(len(rows), dtype=np.int64)
+    elif len(group) == 1:
+        c = _lookup(pd.Index(combos[group[0]]), rows[group[0]])
+    else:
+        c = pd.MultiIndex.from_frame(combos[list(group)]).get_indexer(pd.MultiIndex.from_frame(rows[list(group)]))
+    found = (k * len(periods) + p) * len(combos) + c
+    found[(k < 0) | (p < 0) | (c < 0)] = -1
+    if len(found) and np.bincount(found[found >= 0], minlength=1).max(initial=0) > 1:
+        raise ValueError("a KPI result appears twice for one period and dimension value")
+    return found
+
+
+def _notes(frame: pd.DataFrame, info: pd.DataFrame, k: np.ndarray, ratio: np.ndarray) -> pd.Series:
+    """`notes` for the rows that can have one (a value over 100%, unknowns, a refused ratio), None elsewhere.
+
+    Why: `notes` reads each KPI's labels on every row; here they are looked up only for the few
+    rows it will write a note on.
+    """
+    value, unknown = frame["value"].to_numpy(), frame["unknown"].to_numpy()
+    over = (value > 1) & (info["over_100"].to_numpy(dtype=object)[k] != "")
+    numerator, denominator = frame["numerator"].to_numpy(), frame["denominator"].to_numpy()
+    has_data = (frame["n"].to_numpy() > 0) | ~pd.isna(numerator) | ~pd.isna(denominator)
+    candidates = np.flatnonzero(over | (unknown > 0) | (ratio & np.isnan(value) & has_data))
+    out = pd.Series(np.full(len(frame), None, dtype=object), index=frame.index, dtype="object")
+    if len(candidates):
+        rows = frame.iloc[candidates][["value", "n", "numerator", "denominator", "unknown"]]
+        labels = info.drop(columns=["definition"]).take(k[candidates]).set_axis(rows.index)
+        out.iloc[candidates] = notes(pd.concat([rows, labels], axis=1)).to_numpy()
+    return out
+
+
+def _lookup(keys: pd.Index, values: pd.Series) -> np.ndarray:
+    """Each value's position in `keys` (-1: not there), looked up once per distinct value; a
+    missing value (None, NaN) finds the missing key, as a merge joins them."""
+    codes, distinct = pd.factorize(values)  # a missing value's code is -1: the last position below
+    missing = np.flatnonzero(pd.isna(keys))
+    found = np.append(keys.get_indexer(distinct), missing[0] if len(missing) else -1)
+    return found[codes]
 
 
 def _combinations(

@@ -64,6 +64,27 @@ def explain_query(item: KpiRequest, ctx: QueryContext) -> str:
     return with_relation(ctx.relations[spec.relation], [], final)
 
 
+def value_counts_query(item: KpiRequest, ctx: QueryContext) -> str:
+    """How many records carry each value of a mean or quantile KPI over the periods of `ctx`.
+
+    The records are those `explain_query` lists on the numerator side (in the population, with a
+    value), so the counts are its rows counted by value; a page draws a distribution from them
+    without bringing every record into memory.
+    """
+    spec = item.spec
+    column = spec.event_column(item.options)
+    kind = ctx.relations[spec.relation].events[column]
+    population, expr = item.condition(spec.value.filter), item.condition(spec.value.expr)
+    final = f"""
+        SELECT CAST({expr} AS DOUBLE) AS value, COUNT(*) AS records
+        FROM base
+        WHERE {ctx.event_bounds(column, kind)}{ctx.filter_sql()} AND ({population}) AND ({expr}) IS NOT NULL
+        GROUP BY ALL
+        ORDER BY value
+    """
+    return with_relation(ctx.relations[spec.relation], [], final)
+
+
 def _first_failed(item: KpiRequest, text: str, extra: str | None) -> str:
     """SQL: the first conjunct of the population condition a row fails, as a sentence."""
     condition = item.spec.condition(text, item.options)

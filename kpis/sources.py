@@ -8,7 +8,7 @@ which export loads each, so a page can say "claims (X12 837) are not loaded for 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kpis.spec import KpiSpec
@@ -58,23 +58,31 @@ _COLUMNS = {
 _THROUGH_CLAIM = {"location", "provider"}
 
 
-def missing(cursor: Any, specs: Iterable[KpiSpec], filters: Mapping[str, tuple[Any, ...]]) -> dict[str, str]:
+def missing(
+    cursor: Callable[[], Any],
+    specs: Iterable[KpiSpec],
+    filters: Mapping[str, tuple[Any, ...]],
+    found: dict[str, bool] | None = None,
+) -> dict[str, str]:
     """kpi_id -> the table with no row at all in the scope of `filters`, for the KPIs that have one.
 
     Only location, provider and payer filters narrow the check (the structure of the practice);
     a table that does not record a filtered dimension counts as loaded when it has any row.
+    `cursor` opens a cursor (only when something must be asked); `found` holds what was asked
+    before (statement -> whether the table has such a row), e.g. kept per published snapshot.
     """
-    found: dict[str, bool] = {}
+    found = {} if found is None else found
+    cur = None
     out = {}
     for spec in specs:
         table = TABLE_OF_KPI.get(spec.id) or TABLE_OF_RELATION[spec.relation]
         scope = {d: v for d, v in filters.items() if d in spec.dimensions and _condition(table, d, v)}
-        key = repr((table, sorted(scope.items())))
-        if key not in found:
-            where = " AND ".join(_condition(table, d, v) for d, v in scope.items())
-            sql = f"SELECT EXISTS (SELECT 1 FROM {table}{' WHERE ' + where if where else ''})"
-            found[key] = bool(cursor.execute(sql).fetchone()[0])
-        if not found[key]:
+        where = " AND ".join(_condition(table, d, v) for d, v in sorted(scope.items()))
+        sql = f"SELECT EXISTS (SELECT 1 FROM {table}{' WHERE ' + where if where else ''})"
+        if sql not in found:
+            cur = cur or cursor()
+            found[sql] = bool(cur.execute(sql).fetchone()[0])
+        if not found[sql]:
             out[spec.id] = table
     return out
 

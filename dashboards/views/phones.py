@@ -20,13 +20,6 @@ if not ctx.has_data("phones"):
 ignored_filters_note(ctx, specs)
 
 
-def _records(kpi: str) -> pd.DataFrame:
-    """The calls behind a KPI in every month of the range (the API's explain, one month at a time)."""
-    filters = data.applicable(ctx.specs[kpi], f.values)
-    frames = [data.explain(ctx.src, kpi, m.isoformat(), "month", filters) for m in f.months()]
-    return pd.concat(frames, ignore_index=True)
-
-
 def heat_map() -> None:
     st.subheader("When callers give up")
     abandon = ctx.specs["call_abandonment_rate"]
@@ -65,19 +58,23 @@ def waits() -> None:
     if not ctx.access.scope.records:
         st.caption("Drawn from the calls themselves, which your role does not see (aggregates only).")
         return
-    answered = _records("average_speed_of_answer")
-    answered = answered[answered["side"] == "numerator"]
-    if answered.empty:
+    speed = ctx.specs["average_speed_of_answer"]
+    # each wait and how many answered calls waited that long, over the whole range
+    waited = data.value_counts(ctx.src, speed.id, f.start, f.end, data.applicable(speed, f.values))
+    if waited.empty:
         st.info("No answered calls in the selected months and filters.")
         return
     threshold = ctx.specs["service_level"].options["answer_seconds"]
     st.plotly_chart(
         charts.histogram(
-            answered["value"], title="Wait before an agent answered", x_title="wait (seconds)", marker=threshold
+            waited["value"], waited["records"], title="Wait before an agent answered", x_title="wait (seconds)",
+            marker=threshold,
         ),
         key="wait-histogram",
+    )  # fmt: skip
+    st.caption(
+        f"{waited['records'].sum():,} answered calls; the dashed line is the service-level threshold ({threshold} s)."
     )
-    st.caption(f"{len(answered):,} answered calls; the dashed line is the service-level threshold ({threshold} s).")
 
 
 for spec in specs:

@@ -25,7 +25,7 @@ from kpis.custom import ar_balance
 from kpis.engine import grouped_by_event, grouping_id
 from kpis.errors import ClinicKpisError
 from kpis.periods import period_floor
-from kpis.query import KpiRequest, QueryContext, output_row, ratio_value, render, with_relation
+from kpis.query import KpiRequest, QueryContext, output_row, ratio_value, with_relation
 from kpis.relations import DIMENSIONS
 from kpis.serving.facts import SCHEMA, TNA, FactTable, Layout
 from kpis.spec import QUANTILES
@@ -146,8 +146,12 @@ def _in_results(item: KpiRequest, ctx: QueryContext, state: StoreState) -> bool:
 def run(
     cursor: Any, items: Sequence[KpiRequest], ctx: QueryContext, chosen: Mapping[str, str], layout: Layout
 ) -> pd.DataFrame:
-    """The store's answer for `items` (each answered by its path in `chosen`), as engine.run returns it."""
-    frames = [cursor.execute(render(statement)).df() for _, statement in statements(items, ctx, chosen, layout)]
+    """The store's answer for `items` (each answered by its path in `chosen`), as engine.run returns it.
+
+    The statements are DuckDB's own SQL, run as written: parsing them with SQLGlot (`render`, for
+    other dialects and for display) cost more than the lookup itself, for every new filter.
+    """
+    frames = [cursor.execute(statement).df() for _, statement in statements(items, ctx, chosen, layout)]
     columns = ["kpi_id", "period_start", *ctx.dims] + (["grouping_id"] if ctx.multiple_sets else [])
     columns += ["numerator", "denominator", "value", "n", "unknown"]
     frames = [f for f in frames if not f.empty]
@@ -276,6 +280,17 @@ def tna_statement(item: KpiRequest, ctx: QueryContext) -> str:
         output_row(item.id, ctx, "total_days", "pairs", ratio_value("total_days", "pairs"), "pairs") + " FROM grouped"
     )
     return with_relation(None, ctes, final)
+
+
+def value_counts_statement(table: FactTable, item: KpiRequest, ctx: QueryContext) -> str:
+    """`kpis.explain.value_counts_query` over the fact table: the kept values (`<kpi>__val`, NULL
+    outside the population or without a value) counted over the same days and filters."""
+    day = table.day_column(item.spec.event_column(item.options))
+    return (
+        f"SELECT CAST({item.id}__val AS DOUBLE) AS value, COUNT(*) AS records FROM {table.name} "
+        f"WHERE {_day_bounds(day, ctx)}{ctx.filter_sql()} AND {item.id}__val IS NOT NULL "
+        "GROUP BY ALL ORDER BY value"
+    )
 
 
 def results_statement(items: Sequence[KpiRequest], ctx: QueryContext) -> str:

@@ -178,6 +178,26 @@ def test_phone_heat_map_counts_every_offered_call(at: AppTest, practice: Simulat
     assert any(c.value.startswith(f"{int(offered):,} offered calls") for c in at.caption)
 
 
+def test_phone_wait_histogram_draws_every_answered_call(
+    at: AppTest, practice: SimulatedPractice, window: Window
+) -> None:
+    """The waits are the API's value counts (not the records): each wait and how many answered calls
+    waited that long, which add up to the answered calls explain lists month by month."""
+    at.switch_page("views/phones.py").run()
+    no_errors(at)
+    with practice.open() as wh:
+        waited = wh.value_counts("average_speed_of_answer", window.first, window.end)
+        months = [add_months(window.first, i) for i in range(13)]
+        records = pd.concat([wh.explain("average_speed_of_answer", m) for m in months])
+    answered = records[records["side"] == "numerator"]
+    (histogram,) = [f["data"][0] for f in figures(at) if f["data"][0]["type"] == "histogram"]
+    assert histogram["histfunc"] == "sum"
+    assert numbers(histogram["x"]) == waited["value"].tolist() == sorted(answered["value"].unique())
+    assert numbers(histogram["y"]) == waited["records"].tolist()
+    assert waited["records"].sum() == len(answered) > 0
+    assert any(c.value.startswith(f"{len(answered):,} answered calls") for c in at.caption)
+
+
 def test_data_page_lists_runs_rejects_and_coverage(at: AppTest, practice: SimulatedPractice) -> None:
     at.switch_page("views/data_sources.py").run()
     no_errors(at)

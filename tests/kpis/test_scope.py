@@ -308,6 +308,9 @@ CASES: dict[str, Case] = {
     ),
     "sql": same_as_filtered(lambda wh, f: wh.sql("no_show_rate", by="provider", filters=f)),
     "explain": same_as_filtered(lambda wh, f: wh.explain("denial_rate", "2026-06", filters=f)),
+    "value_counts": same_as_filtered(
+        lambda wh, f: wh.value_counts("visit_cycle_time", "2026-01", "2026-06", filters=f)
+    ),
     "drivers": same_as_filtered(
         lambda wh, f: wh.drivers("no_show_rate", "2026-06", by="provider", filters=f), "provider"
     ),

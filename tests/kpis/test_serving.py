@@ -20,6 +20,7 @@ import pytest
 from kpis import Warehouse
 from kpis.errors import ClinicKpisError
 from kpis.relations import DIMENSIONS
+from kpis.scope import AccessDenied, Scope
 from kpis.serving.answer import StoreUnavailable
 from tests.cli_helpers import run_cli
 from tests.conftest import SimulatedPractice
@@ -130,6 +131,113 @@ def test_another_option_variant_is_answered_by_the_raw_engine(wh: Warehouse) -> 
         wh.compute("no_show_rate", options={"no_show_rate": {"denominator": "scheduled"}}, via="store")
     with pytest.raises(ClinicKpisError, match="unknown path 'cache'"):
         wh.compute("no_show_rate", via="cache")
+
+
+def test_value_counts_from_the_store_equal_the_raw_engine_and_the_records(wh: Warehouse) -> None:
+    """A distribution (the Phones page's waits): the store's fact rows and the raw relation counted
+    by value give the same frame, with filters and through a limited scope; it is explain's
+    numerator rows, month by month, counted by value."""
+    queue = wh.dimension_values("queue")["id"].tolist()[1]
+    cases = [
+        ("average_speed_of_answer", {}),
+        ("average_speed_of_answer", {"queue": queue, "hour_of_day": [9, 10, 11]}),
+        ("visit_cycle_time", {"location": ["NORTH", "WEST"]}),
+        ("visit_cycle_time", {"visit_type": "followup"}),
+        ("charge_lag", {"payer": wh.dimension_values("payer")["id"].tolist()[:2]}),
+    ]
+    for kpi, filters in cases:
+        store = wh.value_counts(kpi, "2026-01", "2026-09", filters=filters or None, via="store")
+        raw = wh.value_counts(kpi, "2026-01", "2026-09", filters=filters or None, via="raw")
+        assert store.attrs["answered_from"] == {kpi: "facts"} and raw.attrs["answered_from"] == {kpi: "raw"}
+        assert len(store) > 1 and list(store.columns) == ["value", "records"]
+        pd.testing.assert_frame_equal(store, raw)
+    east = wh.narrowed(Scope(locations=frozenset({"EAST"}), label="Eastside's manager"))
+    for kpi, filters in cases[3:]:  # calls rarely name a location: EAST's are next to none
+        mine = east.value_counts(kpi, "2026-01", "2026-09", filters=filters, via="store")
+        pd.testing.assert_frame_equal(mine, east.value_counts(kpi, "2026-01", "2026-09", filters=filters, via="raw"))
+        expected = wh.value_counts(kpi, "2026-01", "2026-09", filters={**filters, "location": "EAST"}, via="raw")
+        pd.testing.assert_frame_equal(mine, expected)
+        assert 0 < mine["records"].sum() < wh.value_counts(kpi, "2026-01", "2026-09", filters=filters)["records"].sum()
+    filters = {"queue": queue}
+    records = pd.concat([wh.explain("average_speed_of_answer", f"2026-{m:02d}", filters=filters) for m in range(1, 10)])
+    counted = records[records["side"] == "numerator"].groupby("value").size()
+    frame = wh.value_counts("average_speed_of_answer", "2026-01", "2026-09", filters=filters)
+    assert frame["value"].tolist() == counted.index.tolist() and frame["records"].tolist() == counted.tolist()
+    with pytest.raises(AccessDenied, match="aggregates only"):
+        wh.narrowed(Scope(records=False)).value_counts("average_speed_of_answer")
+    with pytest.raises(ClinicKpisError, match="no value per record"):
+        wh.value_counts("no_show_rate")
+
+
+def test_movers_ask_their_drivers_together_and_name_what_each_alone_names(
+    wh: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Overview's movers: one grouped computation for the moving KPIs that share months,
+    dimensions and filters, with the same drivers, dimension and note as each KPI asked alone."""
+    asked = []
+    real = Warehouse.compute_groupings
+
+    def counted(self, kpis, *args, **kwargs):
+        asked.append(kpis)
+        return real(self, kpis, *args, **kwargs)
+
+    monkeypatch.setattr(Warehouse, "compute_groupings", counted)
+    moved = 0
+    for month, filters in (
+        ("2026-08", None),
+        ("2026-09", {"location": "EAST"}),
+        ("2026-07", {"location": ["EAST", "WEST"]}),
+    ):
+        asked.clear()
+        moves = wh.movers(month, filters=filters, limit=20)
+        resolved = wh.resolve_filters(filters)
+        split = 0
+        for move in moves:
+            spec = wh._spec(move.kpi_id)
+            own = {d: v for d, v in resolved.items() if d in spec.dimensions}
+            dims = [d for d in spec.drivers if d in spec.dimensions and len(own.get(d, ())) != 1]
+            split += bool(dims)
+            asked_before = len(asked)
+            alone = wh._drivers(spec, move.before, move.period, move.change, dims, own, None)
+            del asked[asked_before:]
+            assert (move.dimension, move.drivers, move.note) == alone, move.kpi_id
+        assert len(asked) < split  # fewer grouped computations than KPIs split
+        moved += sum(1 for m in moves if m.drivers)
+    assert moved >= 3
+
+
+def test_a_snapshot_keeps_what_calls_derive_from_it_until_a_new_one_is_published(
+    simulated_practice: SimulatedPractice, tmp_path: Path
+) -> None:
+    """Dimension values, resolved filters and which tables have rows for a scope are read once per
+    published snapshot (no query on the second call); a publication opens a new snapshot, which
+    sees the new data."""
+    shutil.copy(simulated_practice.config, tmp_path / "clinic-kpis.toml")
+    shutil.copy(simulated_practice.db, tmp_path / "clinic_kpis.duckdb")
+    config = tmp_path / "clinic-kpis.toml"
+    old = Warehouse.open(config=config, read_only=True)
+    try:
+
+        def views(w: Warehouse) -> tuple:
+            return (
+                w.dimension_values("provider")["id"].tolist(),
+                w.resolve_filters({"location": "Eastside", "payer": w.dimension_values("payer")["id"].tolist()[:2]}),
+                w.missing_sources(filters={"location": "EAST"}).to_dict("records"),
+            )
+
+        first = views(old.narrowed(Scope()))
+        opened = []
+        real = old.cursor
+        old.cursor = lambda: opened.append(1) or real()
+        assert views(old.narrowed(Scope())) == views(old) == first
+        assert not opened  # every answer kept from the first calls, through narrowed views too
+        with Warehouse.writing(config=config) as writer, writer.transaction() as cur:
+            cur.execute("INSERT INTO providers (provider_id, name, source) VALUES ('NEW1', 'New Doctor', 'test')")
+        with Warehouse.open(config=config, read_only=True) as new:
+            assert "NEW1" in views(new)[0]
+        assert "NEW1" not in views(old)[0]  # the old snapshot stays what it was
+    finally:
+        old.close()
 
 
 def test_the_sql_says_who_answers(wh: Warehouse) -> None:
