@@ -275,11 +275,13 @@ class KpiMethods:
         by: str | Sequence[str] | None = None,
         filters: Mapping[str, Any] | None = None,
         options: Mapping[str, Mapping[str, Any]] | None = None,
+        via: str = "auto",
     ) -> pd.DataFrame:
         """A/R by aging bucket (0-30, 31-60, 61-90, 91-120, 120+) at the end of a period (default: the last).
 
         Columns: period_start, <by dimensions>, bucket, amount, share, accounts. Aging and credit
-        balances follow the options of ar_over_90_pct.
+        balances follow the options of ar_over_90_pct. `via` is compute's: the results store keeps
+        the aging at every month end (`attrs["answered_from"]`: results or raw).
         """
         if period is None:
             end = self.data_end() or date.today()
@@ -287,7 +289,9 @@ class KpiMethods:
         else:
             start = period_floor(parse_bound(period, end=False, what="period"), check_grain(grain))
         items, ctx = self._prepare(["ar_over_90_pct"], start, start, grain, (_as_tuple(by),), filters, options)
-        found = self.cursor().execute(render(ar_balance.aging_query(ctx, items[0]))).df()
+        path = answer.aging_path(items[0], ctx, self._store_state(), self._layout, via)
+        sql = answer.aging_sql(ctx) if path == answer.RESULTS else render(ar_balance.aging_query(ctx, items[0]))
+        found = self.cursor().execute(sql).df()
         found["period_start"] = pd.to_datetime(found["period_start"]).astype("datetime64[us]")
         keys = ["period_start", *ctx.dims]
         groups = found[keys].drop_duplicates()
@@ -300,7 +304,9 @@ class KpiMethods:
         frame = frame.fillna({"amount": 0.0, "accounts": 0}).astype({"accounts": "int64"})
         totals = frame.groupby(keys, dropna=False)["amount"].transform("sum")
         frame["share"] = frame["amount"] / totals.where(totals != 0)
-        return frame[[*keys, "bucket", "amount", "share", "accounts"]].reset_index(drop=True)
+        frame = frame[[*keys, "bucket", "amount", "share", "accounts"]].reset_index(drop=True)
+        frame.attrs["answered_from"] = {"ar_over_90_pct": path}
+        return frame
 
     # -- data views -------------------------------------------------------------------------
 

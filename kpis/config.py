@@ -52,6 +52,7 @@ KNOWN_SECTIONS = frozenset(
         "smtp",
         "dashboard",
         "ingest",
+        "refresh",
         "costs",
         "access",
         "alerts",
@@ -603,6 +604,11 @@ paper = "letter"         # letter | a4
 # Dates outside this range are placeholders or typos: their records are quarantined.
 # earliest_date = "1901-01-01"
 # latest_years_ahead = 2
+
+[refresh]
+# DuckDB's memory while the results store refreshes (after each load, or `clinic-kpis refresh`);
+# it spills to <warehouse>.tmp beyond it.
+# memory_limit = "2GB"
 
 [costs]
 # What a KPI's gap to its target costs (the friction-cost ranking). Each default cites its

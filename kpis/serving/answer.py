@@ -27,7 +27,8 @@ from kpis.errors import ClinicKpisError
 from kpis.periods import period_floor
 from kpis.query import KpiRequest, QueryContext, output_row, ratio_value, with_relation
 from kpis.relations import DIMENSIONS
-from kpis.serving.facts import SCHEMA, TNA, FactTable, Layout
+from kpis.serving import aging
+from kpis.serving.facts import AGING, SCHEMA, TNA, FactTable, Layout
 from kpis.spec import QUANTILES
 from kpis.sql_literals import sql_literal
 
@@ -35,6 +36,7 @@ PATHS = ("auto", "store", "raw")
 RESULTS, FACTS, RAW = "results", "facts", "raw"
 DESCRIPTIONS = {RESULTS: "month results, looked up", FACTS: "an aggregate over its fact rows", RAW: "the raw engine"}
 RESULTS_TABLE = f"{SCHEMA}.results"
+AGING_TABLE = f"{SCHEMA}.{AGING}"
 
 
 class StoreUnavailable(ClinicKpisError):
@@ -127,6 +129,35 @@ def _why(item: KpiRequest, state: StoreState, layout: Layout) -> str:
     if item.id == "ar_over_90_pct" and state.meta.get("ar_accounts_in_one_cell") != "true":
         return "an account without a date of service spans several locations, providers or payers"
     return state.why_not()
+
+
+def aging_path(item: KpiRequest, ctx: QueryContext, state: StoreState, layout: Layout, via: str) -> str:
+    """results or raw: who answers `Warehouse.ar_aging` for A/R over 90 days' options `item` (one month)."""
+    if via not in PATHS:
+        raise ClinicKpisError(f"unknown path {via!r}; use one of {', '.join(PATHS)}")
+    why = "" if via == "raw" else _aging_not_stored(item, ctx, state, layout)
+    if via == "store" and why:
+        raise StoreUnavailable(f"A/R aging: the results store cannot answer this request: {why}")
+    return RAW if via == "raw" or why else RESULTS
+
+
+def aging_sql(ctx: QueryContext) -> str:
+    """The stored A/R aging at the end of the request's month (see `aging_path`)."""
+    return aging.answer_sql(AGING_TABLE, ctx)
+
+
+def _aging_not_stored(item: KpiRequest, ctx: QueryContext, state: StoreState, layout: Layout) -> str:
+    """Why the store cannot answer this aging request ("" when it can)."""
+    if layout.aging is None or dict(layout.aging[1].options) != dict(item.options):
+        return "it keeps A/R aging from the date of service, with credit balances included, only"
+    if AGING not in state.usable:
+        return state.why_not()
+    if state.meta.get("ar_aging_split_accounts") != "0":
+        return "an account's entries span several locations, providers or payers"
+    last = state.meta.get("ar_aging_last")
+    if ctx.periods.grain != "month" or not last or ctx.periods.starts[-1] > date.fromisoformat(last):
+        return "it keeps month ends up to the data's last month only"
+    return ""
 
 
 def _in_results(item: KpiRequest, ctx: QueryContext, state: StoreState) -> bool:

@@ -41,6 +41,8 @@ from kpis.serving import changes
 STORE_VERSION = "2"
 SCHEMA = "serving"
 TNA = "third_next_available"
+AGING = "ar_aging"  # A/R aging by month end and dimension cell (kpis.serving.aging), built from the ledger facts
+AGING_VERSION = "1"  # bump when serving.ar_aging's layout or the SQL that fills it changes
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,16 @@ class Layout:
             return TNA
         return next(t.group for t in self.tables if any(i.id == kpi_id for i in t.items))
 
+    @cached_property
+    def aging(self) -> tuple[FactTable, KpiRequest] | None:
+        """The ledger facts and A/R over 90 days (options in force) when A/R aging is kept: aged from the
+        date of service, the store's account is the raw engine's (kpis.serving.aging)."""
+        for table in self.tables:
+            for item in table.ar_items:
+                if item.id == "ar_over_90_pct" and item.options.get("age_from") == "service":
+                    return table, item
+        return None
+
     def fingerprints(self) -> dict[str, str]:
         """group -> a hash of everything its stored numbers depend on (the SQL that builds them).
 
@@ -189,6 +201,10 @@ class Layout:
         if self.tna is not None:
             text = "\n".join([STORE_VERSION, third_next_available.pairs_query(self.tna, self.build_context())])
             found[TNA] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        if self.aging is not None:
+            ledger, item = self.aging
+            text = "\n".join([STORE_VERSION, AGING_VERSION, found[ledger.group], repr(sorted(item.options.items()))])
+            found[AGING] = hashlib.sha256(text.encode("utf-8")).hexdigest()
         return found
 
     def build_context(self, periods: Periods | None = None) -> QueryContext:

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from kpis.config import Config
+import duckdb
+
+from kpis.config import Config, ConfigError
 from kpis.coverage import COVERAGE, coverage_sql
 from kpis.custom import third_next_available
 from kpis.dimensions import source_tables, values_sql
@@ -36,14 +39,15 @@ from kpis.engine import grouping_id
 from kpis.periods import Periods, local_instant_utc, next_period, period_floor
 from kpis.progress import steps
 from kpis.query import QueryContext, render, with_relation
-from kpis.relations import DIMENSIONS, Relation
-from kpis.serving import changes
-from kpis.serving.answer import FACTS, RESULTS_TABLE, grouping_name, groupings, statements
-from kpis.serving.facts import SCHEMA, TNA, FactTable, Layout, layout
+from kpis.relations import DIMENSIONS, INSTANT, Relation
+from kpis.serving import aging, changes
+from kpis.serving.answer import AGING_TABLE, FACTS, RESULTS_TABLE, grouping_name, groupings, statements
+from kpis.serving.facts import AGING, SCHEMA, TNA, FactTable, Layout, layout
 from kpis.serving.stored import COVERAGE_TABLE, values_table
 from kpis.storage import Store
 
 TNA_TABLE = f"{SCHEMA}.facts_{TNA}"
+DEFAULT_MEMORY_LIMIT = "2GB"
 EMPTY_WEEK = 5218  # a snapshot week without data (2000-01-03), to build an empty table of the right shape
 
 
@@ -81,17 +85,51 @@ def refresh(
     job = _Refresh(cursor, layout(config), full, facts_from or _in_duckdb)
     if not full and job.up_to_date():
         return job.summary
-    cursor.execute("BEGIN TRANSACTION")
-    try:
-        work = job.plan()
-        for _, step in steps(work, "refreshing the results store") if progress else work:
-            step()
-        cursor.execute("COMMIT")
-    except BaseException:
-        cursor.execute("ROLLBACK")
-        raise
+    with bounded_memory(cursor, config):
+        cursor.execute("BEGIN TRANSACTION")
+        try:
+            work = job.plan()
+            for _, step in steps(work, "refreshing the results store") if progress else work:
+                step()
+            cursor.execute("COMMIT")
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
     job.summary.seconds = time.perf_counter() - started
     return job.summary
+
+
+def memory_limit(config: Config) -> str:
+    """`[refresh] memory_limit`: DuckDB's memory while the store refreshes (it spills beyond it)."""
+    table = config.raw.get("refresh") or {}
+    value = table.get("memory_limit", DEFAULT_MEMORY_LIMIT)
+    if not isinstance(value, str) or not value.strip():
+        where = f"{config.path}: [refresh]" if config.path else "[refresh]"
+        raise ConfigError(f'{where} memory_limit must be a size such as "2GB", got {value!r}')
+    return value.strip()
+
+
+@contextmanager
+def bounded_memory(cursor: Any, config: Config) -> Iterator[None]:
+    """Bound DuckDB's buffer pool while the store refreshes, as `[ingest] memory_limit` does for a load.
+
+    DuckDB's default is 80% of the machine's RAM: a refresh reading 10 M-row tables grew to
+    8 GB. Beyond the limit DuckDB spills to its temp directory (`<warehouse>.tmp`); the previous
+    limit comes back afterwards.
+    """
+    limit = memory_limit(config)
+    before = cursor.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    try:
+        cursor.execute(f"SET memory_limit = {_literal(limit)}")
+    except duckdb.Error as exc:
+        where = f"{config.path}: [refresh]" if config.path else "[refresh]"
+        raise ConfigError(f"{where} memory_limit {limit!r} is not a size DuckDB knows ({exc})") from None
+    try:
+        yield
+    finally:  # the default exactly (a limit read back as text is rounded), else what was set
+        cursor.execute("RESET memory_limit")
+        if cursor.execute("SELECT current_setting('memory_limit')").fetchone()[0] != before:
+            cursor.execute(f"SET memory_limit = {_literal(str(before))}")
 
 
 class _Refresh:
@@ -136,6 +174,8 @@ class _Refresh:
         groups = [(t.group, t.name) for t in self.lay.tables]
         if self.lay.tna is not None:
             groups.append((TNA, TNA_TABLE))
+        if self.lay.aging is not None:
+            groups.append((AGING, AGING_TABLE))
         return (
             self.meta.get("untracked_writes") != "true"
             and self.meta.get("stale") == "false"
@@ -157,6 +197,8 @@ class _Refresh:
         work += [(f"facts of {t.group}", lambda t=t: self.rebuild(t)) for t in rebuilt]
         if self.lay.tna is not None:
             work.append(("third next available", self.third_next_available))
+        if self.lay.aging is not None:
+            work.append(("A/R aging", self.ar_aging))
         work += [
             ("month results", self.results),
             ("coverage", self.coverage),
@@ -179,27 +221,43 @@ class _Refresh:
             )
 
     def update(self, table: FactTable) -> None:
-        """Replace the fact rows of the touched record ids; note the months whose results moved."""
+        """Replace the fact rows of the touched record ids; note the months whose results moved.
+
+        The fact table's keys are read once (its touched rows kept with their row ids, which the
+        delete uses): the new rows are evaluated once into a temp table, and old and new are
+        compared there. With nothing
+        touched it is not read at all (at 10 M rows each read of it takes seconds).
+        """
         keys = f"_keys_{table.group}"
+        (count,) = self.cur.execute(f"SELECT count(*) FROM {keys}").fetchone()
+        self.summary.recomputed_rows[table.group] = int(count)
+        if count == 0:
+            self.cur.execute(f"DROP TABLE IF EXISTS {keys}")
+            return
         self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT * FROM {keys}")
-        self.cur.execute(
-            f"CREATE OR REPLACE TEMP TABLE _old AS SELECT * FROM {table.name} WHERE _key IN (SELECT key FROM _keys)"
-        )
-        self.cur.execute(f"DELETE FROM {table.name} WHERE _key IN (SELECT key FROM _keys)")
         relation = changes.restricted(table.relation.sql, table.group)
         select = table.select_sql(where="record_id IN (SELECT key FROM _keys)")
         statement = with_relation(_with_sql(table.relation, relation), [], select)
-        self.cur.execute(f"INSERT INTO {table.name} BY NAME {render(statement)}")
+        self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _new AS {render(statement)}")
+        self.cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE _old AS SELECT rowid AS _rowid, * FROM {table.name} "
+            "WHERE _key IN (SELECT key FROM _keys)"
+        )
+        # by row id: a virtual column, so the delete does not read the keys again
+        self.cur.execute(f"DELETE FROM {table.name} WHERE rowid IN (SELECT _rowid FROM _old)")
+        self.cur.execute(f"INSERT INTO {table.name} BY NAME SELECT * FROM _new")
+        columns = ", ".join(
+            name for (name,) in self.cur.execute(f"SELECT column_name FROM (DESCRIBE {table.name})").fetchall()
+        )
         self.cur.execute(
             f"CREATE OR REPLACE TEMP TABLE _diff AS "
-            f"(SELECT * FROM _old EXCEPT ALL SELECT * FROM {table.name} WHERE _key IN (SELECT key FROM _keys)) "
-            f"UNION ALL "
-            f"(SELECT * FROM {table.name} WHERE _key IN (SELECT key FROM _keys) EXCEPT ALL SELECT * FROM _old)"
+            f"(SELECT {columns} FROM _old EXCEPT ALL SELECT {columns} FROM _new) "
+            f"UNION ALL (SELECT {columns} FROM _new EXCEPT ALL SELECT {columns} FROM _old)"
         )
-        (count,) = self.cur.execute("SELECT count(*) FROM _keys").fetchone()
-        self.summary.recomputed_rows[table.group] = int(count)
         self.note_months(table, "_diff")
-        for name in ("_keys", "_old", "_diff", keys):
+        if self.lay.aging is not None and self.lay.aging[0] is table:
+            self.note_aging_accounts(table)
+        for name in ("_keys", "_old", "_new", "_diff", keys):
             self.cur.execute(f"DROP TABLE IF EXISTS {name}")
 
     def rebuild(self, table: FactTable) -> None:
@@ -317,6 +375,103 @@ class _Refresh:
             f"FROM ({pairs}) AS p"
         )
 
+    # -- A/R aging ------------------------------------------------------------------------------
+
+    def note_aging_accounts(self, table: FactTable) -> None:
+        """Keep, before `update` drops them, the accounts whose ledger facts changed and their replaced rows."""
+        columns = ", ".join([*aging.COLUMNS, *table.dims])
+        self.cur.execute("CREATE OR REPLACE TEMP TABLE _aging_accounts AS SELECT DISTINCT ar_account FROM _diff")
+        self.cur.execute("CREATE OR REPLACE TEMP TABLE _aging_keys AS SELECT key FROM _keys")
+        self.cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE _aging_old AS SELECT {columns} FROM _old "
+            "WHERE ar_account IN (SELECT ar_account FROM _aging_accounts)"
+        )
+
+    def ar_aging(self) -> None:
+        """Keep `serving.ar_aging` up to the last month: in full, or for the accounts a load changed.
+
+        Incrementally, from the first month of the changed ledger facts on (the A/R tail), each
+        month's cells lose the previous contribution of the changed accounts (their replaced rows
+        and their unchanged ones) and gain the new one; months after the last one kept are
+        computed over every account (kpis.serving.aging).
+        """
+        ledger, _ = self.lay.aging  # type: ignore[misc]
+        dims = list(ledger.dims)
+        last = self.last_month()
+        previous = self.meta.get("ar_aging_last") or None
+        rows = f"SELECT {', '.join([*aging.COLUMNS, *dims])} FROM {ledger.name}"
+        incremental = (
+            self.fresh(AGING, AGING_TABLE)
+            and ledger.group not in self.summary.rebuilt
+            and previous is not None
+            and self.meta.get("ar_aging_split_accounts", "").isdigit()
+        )
+        if not incremental:
+            first = self.first_month(ledger.name, [ledger.day_column("posted_date")])
+            columns = ", ".join(f"{d} {t}" for d, t in self.column_types(ledger.name, dims))
+            self.cur.execute(
+                f"CREATE OR REPLACE TABLE {AGING_TABLE} (period_start DATE, {columns}, bucket VARCHAR, "
+                "amount DECIMAL(38, 2), accounts BIGINT)"
+            )
+            if first is not None and last is not None and first <= last:
+                self.cur.execute(f"INSERT INTO {AGING_TABLE} {aging.contributions_sql(rows, dims, first, last)}")
+            (split,) = self.cur.execute(aging.split_accounts_sql(rows, dims)).fetchone()
+            self.summary.rebuilt.append(AGING)
+        else:
+            before = date.fromisoformat(previous)
+            split = int(self.meta["ar_aging_split_accounts"])
+            if last is None or before > last:  # the data now ends earlier: drop the months after it
+                cut = last.isoformat() if last is not None else "0001-01-01"
+                self.cur.execute(f"DELETE FROM {AGING_TABLE} WHERE period_start > DATE '{cut}'")
+            tail = self.tails.get(ledger.group)
+            if tail is not None and last is not None and tail <= min(before, last):
+                split += self.aging_accounts_delta(rows, dims, tail, min(before, last))
+            if last is not None and before < last:  # new months: every open account
+                first_new = next_period(before, "month")
+                self.cur.execute(f"INSERT INTO {AGING_TABLE} {aging.contributions_sql(rows, dims, first_new, last)}")
+        for name in ("_aging_accounts", "_aging_keys", "_aging_old"):
+            self.cur.execute(f"DROP TABLE IF EXISTS {name}")
+        self.meta_updates["ar_aging_last"] = last.isoformat() if last is not None else ""
+        self.meta_updates["ar_aging_split_accounts"] = str(split)
+
+    def aging_accounts_delta(self, rows: str, dims: list[str], first: date, last: date) -> int:
+        """Months first..last of the aging: the changed accounts' new contribution for their previous one.
+
+        Returns the change in the number of accounts spanning several cells.
+        """
+        accounts = "ar_account IN (SELECT ar_account FROM _aging_accounts)"
+        new = f"{rows} WHERE {accounts}"
+        unchanged = f"{rows} WHERE {accounts} AND _key NOT IN (SELECT key FROM _aging_keys)"
+        old = f"{unchanged} UNION ALL SELECT * FROM _aging_old"
+        keys = ", ".join(["period_start", *dims, "bucket"])
+        bounds = f"period_start >= DATE '{first.isoformat()}' AND period_start <= DATE '{last.isoformat()}'"
+        self.cur.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _aging_months AS
+            SELECT {keys}, SUM(amount) AS amount, SUM(accounts) AS accounts
+            FROM (
+                SELECT {keys}, amount, accounts FROM {AGING_TABLE} WHERE {bounds}
+                UNION ALL SELECT {keys}, -amount, -accounts FROM ({aging.contributions_sql(old, dims, first, last)})
+                UNION ALL SELECT {keys}, amount, accounts FROM ({aging.contributions_sql(new, dims, first, last)})
+            ) AS c
+            GROUP BY ALL
+            HAVING SUM(accounts) <> 0
+            """
+        )
+        self.cur.execute(f"DELETE FROM {AGING_TABLE} WHERE {bounds}")
+        self.cur.execute(f"INSERT INTO {AGING_TABLE} BY NAME SELECT * FROM _aging_months")
+        self.cur.execute("DROP TABLE _aging_months")
+        (before,) = self.cur.execute(aging.split_accounts_sql(old, dims)).fetchone()
+        (after,) = self.cur.execute(aging.split_accounts_sql(new, dims)).fetchone()
+        self.summary.recomputed_rows[AGING] = self.summary.recomputed_rows.get(AGING, 0) + int(
+            self.cur.execute("SELECT count(*) FROM _aging_accounts").fetchone()[0]
+        )
+        return int(after) - int(before)
+
+    def column_types(self, table: str, columns: list[str]) -> list[tuple[str, str]]:
+        types = dict(self.cur.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
+        return [(c, types[c]) for c in columns]
+
     # -- month results --------------------------------------------------------------------------
 
     def has_results(self) -> bool:
@@ -412,15 +567,77 @@ class _Refresh:
     # -- small views and meta -------------------------------------------------------------------
 
     def coverage(self) -> None:
+        """Coverage by day: recounted for the days the changed rows fall on, or whole tables if need be."""
         tables = [table for _, table, _, _ in COVERAGE]
         if COVERAGE_TABLE.split(".")[1] in self.existing and self.watermark is not None:
-            tables = [t for t in tables if t in self.changed_tables()]
+            tables = [t for t in tables if t in self.changed_tables() and not self.coverage_days(t)]
             if not tables:
                 return
             self.cur.execute(f"DELETE FROM {COVERAGE_TABLE} WHERE table_name IN ({', '.join(repr(t) for t in tables)})")
             self.cur.execute(f"INSERT INTO {COVERAGE_TABLE} {coverage_sql(self.config.timezone, 'day', tables)}")
         else:
             self.cur.execute(f"CREATE OR REPLACE TABLE {COVERAGE_TABLE} AS {coverage_sql(self.config.timezone, 'day')}")
+
+    def coverage_days(self, table: str) -> bool:
+        """Recount `table`'s coverage for the (source, day)s its changed rows fall on; False if that is not enough.
+
+        A day without a changed row can only have lost rows (to a changed row's new day): then
+        the table's rows per source no longer add up to the kept counts and the table is
+        recounted whole. The recount reads only the rows dated near the changed days (a range
+        on the dating column, which DuckDB checks against each row group's bounds).
+        """
+        domain, column, kind = next((d, c, k) for d, t, c, k in COVERAGE if t == table)
+        local = f"{column} AT TIME ZONE {_literal(self.config.timezone)}" if kind == INSTANT else column
+        day = f"CAST(DATE_TRUNC('day', {local}) AS DATE)"
+        changed = changes.CHANGED.format(watermark=self.watermark)
+        self.cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE _days AS SELECT DISTINCT source, {day} AS day FROM main.{table} AS t "
+            f"WHERE {changed}"
+        )
+        (first, last, unknown) = self.cur.execute(
+            "SELECT min(day), max(day), count(*) FILTER (WHERE day IS NULL OR source IS NULL) FROM _days"
+        ).fetchone()
+        if first is None or unknown:
+            return False
+        lo, hi = first - timedelta(days=2), last + timedelta(days=3)  # wider than any UTC offset
+        kind_sql = "TIMESTAMPTZ" if kind == INSTANT else "DATE"
+        bounds = f"{column} >= {kind_sql} '{lo.isoformat()}' AND {column} < {kind_sql} '{hi.isoformat()}'"
+        self.cur.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _recount AS
+            SELECT '{domain}' AS domain, '{table}' AS table_name, r.source, r.day AS period_start, COUNT(*) AS rows,
+                   MAX(CAST(r.local AS TIMESTAMP)) AS last_event_at
+            FROM (SELECT source, {day} AS day, {local} AS local FROM main.{table} WHERE {bounds}) AS r
+            JOIN _days AS d ON d.source = r.source AND d.day = r.day
+            GROUP BY r.source, r.day
+            """
+        )
+        kept = f"""
+            SELECT c.source, c.rows FROM {COVERAGE_TABLE} AS c
+            WHERE c.table_name = '{table}'
+              AND NOT EXISTS (SELECT 1 FROM _days AS d WHERE d.source = c.source AND d.day = c.period_start)
+            UNION ALL SELECT source, rows FROM _recount
+        """
+        (differs,) = self.cur.execute(
+            f"""
+            SELECT EXISTS (
+                (SELECT source, SUM(rows) FROM ({kept}) AS k GROUP BY source
+                 EXCEPT SELECT source, COUNT(*) FROM main.{table} GROUP BY source)
+                UNION ALL
+                (SELECT source, COUNT(*) FROM main.{table} GROUP BY source
+                 EXCEPT SELECT source, SUM(rows) FROM ({kept}) AS k GROUP BY source)
+            )
+            """
+        ).fetchone()
+        if not differs:
+            self.cur.execute(
+                f"DELETE FROM {COVERAGE_TABLE} AS c WHERE c.table_name = '{table}' "
+                "AND EXISTS (SELECT 1 FROM _days AS d WHERE d.source = c.source AND d.day = c.period_start)"
+            )
+            self.cur.execute(f"INSERT INTO {COVERAGE_TABLE} SELECT * FROM _recount")
+        for name in ("_days", "_recount"):
+            self.cur.execute(f"DROP TABLE IF EXISTS {name}")
+        return not differs
 
     def dimension_values(self) -> None:
         """Each dimension's values, recounted when a table they come from changed (or in full)."""
