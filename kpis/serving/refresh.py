@@ -246,18 +246,16 @@ class _Refresh:
         # by row id: a virtual column, so the delete does not read the keys again
         self.cur.execute(f"DELETE FROM {table.name} WHERE rowid IN (SELECT _rowid FROM _old)")
         self.cur.execute(f"INSERT INTO {table.name} BY NAME SELECT * FROM _new")
-        columns = ", ".join(
-            name for (name,) in self.cur.execute(f"SELECT column_name FROM (DESCRIBE {table.name})").fetchall()
-        )
-        self.cur.execute(
-            f"CREATE OR REPLACE TEMP TABLE _diff AS "
-            f"(SELECT {columns} FROM _old EXCEPT ALL SELECT {columns} FROM _new) "
-            f"UNION ALL (SELECT {columns} FROM _new EXCEPT ALL SELECT {columns} FROM _old)"
-        )
+        names = [name for (name,) in self.cur.execute(f"SELECT column_name FROM (DESCRIBE {table.name})").fetchall()]
+        self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _diff AS {_changed_rows(names)}")
+        if table.ar_items:  # A/R moves only with the rows whose A/R columns changed (not e.g. a claim's settlement)
+            posted = table.day_column("posted_date")
+            kept = [n for n in names if n in ("_key", posted, *table.dims) or n.startswith("ar_")]
+            self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _ar_diff AS {_changed_rows(kept)}")
         self.note_months(table, "_diff")
         if self.lay.aging is not None and self.lay.aging[0] is table:
             self.note_aging_accounts(table)
-        for name in ("_keys", "_old", "_new", "_diff", keys):
+        for name in ("_keys", "_old", "_new", "_diff", "_ar_diff", keys):
             self.cur.execute(f"DROP TABLE IF EXISTS {name}")
 
     def rebuild(self, table: FactTable) -> None:
@@ -282,7 +280,7 @@ class _Refresh:
             ).fetchall():
                 found.add(month)
         if table.ar_items:
-            first = self.first_month(rows, [table.day_column("posted_date")])
+            first = self.first_month("_ar_diff", [table.day_column("posted_date")])
             if first is not None:
                 self.tails[table.group] = min(first, self.tails.get(table.group, first))
 
@@ -380,12 +378,13 @@ class _Refresh:
     def note_aging_accounts(self, table: FactTable) -> None:
         """Keep, before `update` drops them, the accounts whose ledger facts changed and their replaced rows."""
         columns = ", ".join([*aging.COLUMNS, *table.dims])
-        self.cur.execute("CREATE OR REPLACE TEMP TABLE _aging_accounts AS SELECT DISTINCT ar_account FROM _diff")
+        self.cur.execute("CREATE OR REPLACE TEMP TABLE _aging_accounts AS SELECT DISTINCT ar_account FROM _ar_diff")
         self.cur.execute("CREATE OR REPLACE TEMP TABLE _aging_keys AS SELECT key FROM _keys")
         self.cur.execute(
             f"CREATE OR REPLACE TEMP TABLE _aging_old AS SELECT {columns} FROM _old "
             "WHERE ar_account IN (SELECT ar_account FROM _aging_accounts)"
         )
+        self.aging_noted = True
 
     def ar_aging(self) -> None:
         """Keep `serving.ar_aging` up to the last month: in full, or for the accounts a load changed.
@@ -423,26 +422,39 @@ class _Refresh:
             if last is None or before > last:  # the data now ends earlier: drop the months after it
                 cut = last.isoformat() if last is not None else "0001-01-01"
                 self.cur.execute(f"DELETE FROM {AGING_TABLE} WHERE period_start > DATE '{cut}'")
-            tail = self.tails.get(ledger.group)
-            if tail is not None and last is not None and tail <= min(before, last):
-                split += self.aging_accounts_delta(rows, dims, tail, min(before, last))
+            if getattr(self, "aging_noted", False):  # the ledger's facts changed: their accounts' months from the tail
+                tail = self.tails.get(ledger.group) if last is not None else None
+                split += self.aging_accounts_delta(rows, dims, tail, min(before, last) if last else before)
             if last is not None and before < last:  # new months: every open account
                 first_new = next_period(before, "month")
                 self.cur.execute(f"INSERT INTO {AGING_TABLE} {aging.contributions_sql(rows, dims, first_new, last)}")
-        for name in ("_aging_accounts", "_aging_keys", "_aging_old"):
+        for name in ("_aging_accounts", "_aging_keys", "_aging_old", "_aging_new"):
             self.cur.execute(f"DROP TABLE IF EXISTS {name}")
         self.meta_updates["ar_aging_last"] = last.isoformat() if last is not None else ""
         self.meta_updates["ar_aging_split_accounts"] = str(split)
 
-    def aging_accounts_delta(self, rows: str, dims: list[str], first: date, last: date) -> int:
+    def aging_accounts_delta(self, rows: str, dims: list[str], first: date | None, last: date) -> int:
         """Months first..last of the aging: the changed accounts' new contribution for their previous one.
 
         Returns the change in the number of accounts spanning several cells.
         """
-        accounts = "ar_account IN (SELECT ar_account FROM _aging_accounts)"
-        new = f"{rows} WHERE {accounts}"
-        unchanged = f"{rows} WHERE {accounts} AND _key NOT IN (SELECT key FROM _aging_keys)"
-        old = f"{unchanged} UNION ALL SELECT * FROM _aging_old"
+        # the changed accounts' rows, read once from the ledger facts
+        self.cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE _aging_new AS {rows} "
+            "WHERE ar_account IN (SELECT ar_account FROM _aging_accounts)"
+        )
+        new = "SELECT * FROM _aging_new"
+        old = f"{new} WHERE _key NOT IN (SELECT key FROM _aging_keys) UNION ALL SELECT * FROM _aging_old"
+        (before,) = self.cur.execute(aging.split_accounts_sql(old, dims)).fetchone()
+        (after,) = self.cur.execute(aging.split_accounts_sql(new, dims)).fetchone()
+        (count,) = self.cur.execute("SELECT count(*) FROM _aging_accounts").fetchone()
+        self.summary.recomputed_rows[AGING] = int(count)
+        if first is not None and first <= last:
+            self.aging_months_delta(old, new, dims, first, last)
+        return int(after) - int(before)
+
+    def aging_months_delta(self, old: str, new: str, dims: list[str], first: date, last: date) -> None:
+        """Replace months first..last of the aging: less the contributions of `old` rows, plus those of `new`."""
         keys = ", ".join(["period_start", *dims, "bucket"])
         bounds = f"period_start >= DATE '{first.isoformat()}' AND period_start <= DATE '{last.isoformat()}'"
         self.cur.execute(
@@ -461,12 +473,6 @@ class _Refresh:
         self.cur.execute(f"DELETE FROM {AGING_TABLE} WHERE {bounds}")
         self.cur.execute(f"INSERT INTO {AGING_TABLE} BY NAME SELECT * FROM _aging_months")
         self.cur.execute("DROP TABLE _aging_months")
-        (before,) = self.cur.execute(aging.split_accounts_sql(old, dims)).fetchone()
-        (after,) = self.cur.execute(aging.split_accounts_sql(new, dims)).fetchone()
-        self.summary.recomputed_rows[AGING] = self.summary.recomputed_rows.get(AGING, 0) + int(
-            self.cur.execute("SELECT count(*) FROM _aging_accounts").fetchone()[0]
-        )
-        return int(after) - int(before)
 
     def column_types(self, table: str, columns: list[str]) -> list[tuple[str, str]]:
         types = dict(self.cur.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
@@ -723,6 +729,13 @@ class _Refresh:
 
 def _in_duckdb(group: str, select: str) -> str:
     return select
+
+
+def _changed_rows(columns: list[str]) -> str:
+    """SELECT of the rows of `_old` and `_new` (a fact table's replaced and new rows) that differ in `columns`."""
+    c = ", ".join(columns)
+    old_only = f"SELECT {c} FROM _old EXCEPT ALL SELECT {c} FROM _new"
+    return f"({old_only}) UNION ALL (SELECT {c} FROM _new EXCEPT ALL SELECT {c} FROM _old)"
 
 
 def _with_sql(relation: Relation, sql: str) -> Relation:
