@@ -13,15 +13,18 @@ import json
 import shutil
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
 from kpis import Warehouse
-from kpis.errors import ClinicKpisError
+from kpis.config import load_config
+from kpis.errors import ClinicKpisError, ConfigError
 from kpis.relations import DIMENSIONS
 from kpis.scope import AccessDenied, Scope
 from kpis.serving.answer import StoreUnavailable
+from kpis.serving.refresh import bounded_memory
 from tests.cli_helpers import run_cli
 from tests.conftest import SimulatedPractice
 
@@ -385,3 +388,22 @@ def test_refresh_rebuilds_what_other_definitions_change_and_nothing_else(
             wh.compute("days_in_ar", via="store")
     res = run_cli(capsys, "refresh", "--full", "--config", str(config))
     assert res.code == 0 and "rebuilt: appointments, slots, encounters, calls" in res.out, res.err
+
+
+def test_the_refresh_runs_under_its_memory_limit_and_restores_the_previous_one(tmp_path: Path) -> None:
+    """`[refresh] memory_limit` bounds DuckDB while the store refreshes (default 2 GB); a bad size names the key."""
+    config = tmp_path / "clinic-kpis.toml"
+    con = duckdb.connect()
+    before = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    for text, during in (("", "1.8 GiB"), ('[refresh]\nmemory_limit = "300MB"\n', "286.1 MiB")):
+        config.write_text(text, encoding="utf-8")
+        with bounded_memory(con, load_config(config)):
+            assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == during
+        assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == before
+    config.write_text('[refresh]\nmemory_limit = "lots"\n', encoding="utf-8")
+    bad = load_config(config)
+    with (
+        pytest.raises(ConfigError, match=r"\[refresh\] memory_limit 'lots' is not a size DuckDB knows"),
+        bounded_memory(con, bad),
+    ):
+        pass
