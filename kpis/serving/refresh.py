@@ -624,17 +624,9 @@ class _Refresh:
               AND NOT EXISTS (SELECT 1 FROM _days AS d WHERE d.source = c.source AND d.day = c.period_start)
             UNION ALL SELECT source, rows FROM _recount
         """
-        (differs,) = self.cur.execute(
-            f"""
-            SELECT EXISTS (
-                (SELECT source, SUM(rows) FROM ({kept}) AS k GROUP BY source
-                 EXCEPT SELECT source, COUNT(*) FROM main.{table} GROUP BY source)
-                UNION ALL
-                (SELECT source, COUNT(*) FROM main.{table} GROUP BY source
-                 EXCEPT SELECT source, SUM(rows) FROM ({kept}) AS k GROUP BY source)
-            )
-            """
-        ).fetchone()
+        counted = dict(self.cur.execute(f"SELECT source, COUNT(*) FROM main.{table} GROUP BY source").fetchall())
+        kept_counts = dict(self.cur.execute(f"SELECT source, SUM(rows) FROM ({kept}) AS k GROUP BY source").fetchall())
+        differs = counted != {source: int(rows) for source, rows in kept_counts.items()}
         if not differs:
             self.cur.execute(
                 f"DELETE FROM {COVERAGE_TABLE} AS c WHERE c.table_name = '{table}' "
