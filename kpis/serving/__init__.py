@@ -13,7 +13,8 @@ and results together, see `kpis.publication`):
    look-back amount; third next available keeps each (snapshot, provider, location) result.
 2. **results** (`serving.results`): the month-grain results of every stored KPI for the practice
    total, each dimension it allows and each pair (location, dimension), computed from the facts:
-   what the dashboard and the report ask most, answered by a lookup.
+   what the dashboard and the report ask most, answered by a lookup; and A/R aging by bucket at
+   each month end (`serving.ar_aging`, `kpis.serving.aging`), the Revenue page's chart.
 3. **meta** (`serving.meta`), coverage and dimension values: what the snapshot covers (data
    ends and starts, the last ingest run included), whether the store may answer, and the small
    views every page reads.
