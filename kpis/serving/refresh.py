@@ -13,9 +13,11 @@ tables), or on demand (`clinic-kpis refresh [--full]`). Per fact table:
   medians; every month from the earliest one on for A/R balances (a stock: an old entry moves
   every later balance, and days in A/R's look-back window).
 
-Third next available is recomputed whole when slots or appointments changed. Coverage is
-recounted for the tables that changed, dimension values and data ends always (they are small
-queries). Last, `serving.meta` records the fingerprints, the last ingest run covered and
+Third next available is recomputed for the snapshots a change can move. A/R aging
+(`kpis.serving.aging`) from the first month of the ledger rows whose A/R columns changed, for
+their accounts. Coverage is recounted for the days the changed rows fall on (whole tables when
+rows left other days), dimension values for the tables that changed, data ends always. All of it
+runs under `[refresh] memory_limit`. Last, `serving.meta` records the fingerprints, the last ingest run covered and
 `stale = false`: from then on readers answer from the store.
 """
 
@@ -225,8 +227,8 @@ class _Refresh:
 
         The fact table's keys are read once (its touched rows kept with their row ids, which the
         delete uses): the new rows are evaluated once into a temp table, and old and new are
-        compared there. With nothing
-        touched it is not read at all (at 10 M rows each read of it takes seconds).
+        compared there. With nothing touched it is not read at all (at 10 M rows each read of it
+        takes seconds).
         """
         keys = f"_keys_{table.group}"
         (count,) = self.cur.execute(f"SELECT count(*) FROM {keys}").fetchone()
