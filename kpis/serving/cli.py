@@ -61,6 +61,8 @@ def refresh_command(
     if not summary.rebuilt and not summary.recomputed_rows and not summary.months:
         typer.echo(f"results store of {cfg.db_path}: up to date (ingest run {summary.covered_run})")
         return
+    if summary.unbounded:
+        typer.echo("[refresh] memory_limit was too low for this refresh: it ran with DuckDB's default", err=True)
     rows = sum(summary.recomputed_rows.values())
     months = sum(summary.months.values())
     rebuilt = f"; rebuilt: {', '.join(summary.rebuilt)}" if summary.rebuilt else ""

@@ -62,6 +62,7 @@ class RefreshSummary:
     months: dict[str, int] = field(default_factory=dict)
     covered_run: int = 0
     seconds: float = 0.0
+    unbounded: bool = False  # `[refresh] memory_limit` was too low: it ran again with DuckDB's default
 
 
 def before_publish(store: Store) -> None:
@@ -87,18 +88,30 @@ def refresh(
     job = _Refresh(cursor, layout(config), full, facts_from or _in_duckdb)
     if not full and job.up_to_date():
         return job.summary
-    with bounded_memory(cursor, config):
-        cursor.execute("BEGIN TRANSACTION")
-        try:
-            work = job.plan()
-            for _, step in steps(work, "refreshing the results store") if progress else work:
-                step()
-            cursor.execute("COMMIT")
-        except BaseException:
-            cursor.execute("ROLLBACK")
-            raise
+    try:
+        with bounded_memory(cursor, config):
+            _run(cursor, job, progress)
+    except duckdb.OutOfMemoryException:
+        # Too little for this refresh (a full build of a large store, where some steps cannot
+        # spill): everything was rolled back; once more with DuckDB's own limit rather than fail.
+        job = _Refresh(cursor, layout(config), full)
+        job.summary.unbounded = True
+        _run(cursor, job, progress)
     job.summary.seconds = time.perf_counter() - started
     return job.summary
+
+
+def _run(cursor: Any, job: _Refresh, progress: bool) -> None:
+    """The refresh's steps, in one transaction (rolled back on any error)."""
+    cursor.execute("BEGIN TRANSACTION")
+    try:
+        work = job.plan()
+        for _, step in steps(work, "refreshing the results store") if progress else work:
+            step()
+        cursor.execute("COMMIT")
+    except BaseException:
+        cursor.execute("ROLLBACK")
+        raise
 
 
 def memory_limit(config: Config) -> str:

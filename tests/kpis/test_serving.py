@@ -24,7 +24,7 @@ from kpis.errors import ClinicKpisError, ConfigError
 from kpis.relations import DIMENSIONS
 from kpis.scope import AccessDenied, Scope
 from kpis.serving.answer import StoreUnavailable
-from kpis.serving.refresh import bounded_memory
+from kpis.serving.refresh import bounded_memory, refresh
 from tests.cli_helpers import run_cli
 from tests.conftest import SimulatedPractice
 
@@ -407,3 +407,21 @@ def test_the_refresh_runs_under_its_memory_limit_and_restores_the_previous_one(t
         bounded_memory(con, bad),
     ):
         pass
+
+
+def test_a_refresh_that_needs_more_than_its_memory_limit_runs_again_without_it(
+    simulated_practice: SimulatedPractice, tmp_path: Path
+) -> None:
+    """A limit too low for a full build (some steps cannot spill) costs a second run, not a failed load."""
+    shutil.copy(simulated_practice.db, tmp_path / "clinic_kpis.duckdb")
+    config = tmp_path / "clinic-kpis.toml"
+    text = simulated_practice.config.read_text(encoding="utf-8")
+    config.write_text(text + '\n[refresh]\nmemory_limit = "1MB"\n', encoding="utf-8")
+    with Warehouse.open(config=config) as wh, wh.cursor() as cur:
+        before = cur.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        summary = refresh(cur, wh.config, full=True, progress=False)
+        assert summary.unbounded and "ar_aging" in summary.rebuilt
+        assert cur.execute("SELECT current_setting('memory_limit')").fetchone()[0] == before
+    with Warehouse.open(config=config, read_only=True) as wh:
+        assert wh.ar_aging().attrs["answered_from"] == {"ar_over_90_pct": "results"}
+        assert set(wh.compute("no_show_rate").attrs["answered_from"].values()) == {"results"}
