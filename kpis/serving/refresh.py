@@ -94,7 +94,7 @@ def refresh(
     except duckdb.OutOfMemoryException:
         # Too little for this refresh (a full build of a large store, where some steps cannot
         # spill): everything was rolled back; once more with DuckDB's own limit rather than fail.
-        job = _Refresh(cursor, layout(config), full)
+        job = _Refresh(cursor, layout(config), full, facts_from or _in_duckdb)
         job.summary.unbounded = True
         _run(cursor, job, progress)
     job.summary.seconds = time.perf_counter() - started
