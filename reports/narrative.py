@@ -106,14 +106,17 @@ def _standing(ctx: ReportContext) -> str:
     off = [f for f in ctx.findings if ctx.row(f.kpi_id).status == "off_target"]
     watch = [f for f in ctx.findings if ctx.row(f.kpi_id).status == "watch"]
     if off:
-        return f"Off target, {_order(off)}: {_listing(off, ctx)}."
+        return f"Off target{_order(off)}: {_listing(off, ctx)}."
     if watch:
-        return f"Nothing is off target; to watch, {_order(watch)}: {_listing(watch, ctx)}."
+        return f"Nothing is off target; to watch{_order(watch)}: {_listing(watch, ctx)}."
     return "Every measure with a target is on target."
 
 
 def _order(found: list[Finding]) -> str:
-    return "costliest first" if any(f.money is not None for f in found) else "furthest first"
+    """How a listing is ordered, said only when it lists more than one measure."""
+    if len(found) == 1:
+        return ""
+    return ", costliest first" if any(f.money is not None for f in found) else ", furthest first"
 
 
 def _listing(found: list[Finding], ctx: ReportContext) -> str:

@@ -79,7 +79,7 @@ def test_summary_leads_with_what_is_off_target_then_moves_with_their_driver(prac
     assert (
         summary[0] == f"In October 2026, 1 of 2 headline measures were on target and 1 off target for {PRACTICE_NAME}."
     )
-    assert summary[1] == "Off target, furthest first: No-show rate (20.0% against a target of 7.0%)."
+    assert summary[1] == "Off target: No-show rate (20.0% against a target of 7.0%)."  # one: no order to say
     assert summary[2:] == (
         "Call abandonment rate fell to 0.0%, down 10.0 points from September, driven by Westside "
         "(10.0 of the 10.0 points).",

@@ -118,7 +118,7 @@ def _standing_holds(sentence: str, ctx: ReportContext, off: pd.DataFrame) -> Non
     """The summary's off-target sentence lists `off` (the API's ranking) in its order, with each known cost,
     and says which order it is: costliest first when any gap is priced, else furthest first."""
     order = "costliest first" if off["money"].notna().any() else "furthest first"
-    assert sentence.startswith(f"Off target, {order}: "), sentence
+    assert sentence.startswith(f"Off target, {order}: " if len(off) > 1 else "Off target: "), sentence
     at = [sentence.index(f"{ctx.row(k).title} (") for k in off["kpi_id"]]
     assert at == sorted(at), sentence  # in the API's order
     for start, end, money in zip(at, [*at[1:], len(sentence)], off["money"], strict=True):
