@@ -117,11 +117,22 @@ class Remittances:
         self.ledger: list[dict] = []
         self.errors: list[RecordError] = []
         self.ignored: Counter[str] = Counter()
-        self.records: dict[int, list[Segment]] = {}  # each payment's segments, masked only if it is rejected
+        self.records: dict[int, list[Segment]] = {}  # the segments of the payments rejected here
         self.undated: list[tuple[str, datetime]] = []  # (transaction set, DTM*405) of payments without BPR16
+        self.ids: set[str] = set()  # of every claim paid so far, over the chunks
 
     def claim_ids(self) -> set[str]:
-        return {r["claim_id"] for r in self.rows}
+        return self.ids
+
+    def take(self) -> list[tuple[Target, pa.Table]]:
+        """The targets of the rows mapped since the last take (a chunk of the file), and forget them."""
+        targets = self.targets()
+        self.rows, self.adjustments, self.ledger = [], [], []
+        return targets
+
+    def record_segments(self, ts: TransactionSet) -> dict[int, list[Segment]]:
+        """Each payment's segments by position: read again for the payments the load path rejects."""
+        return {payment.clp.number: payment.segments for payment in self._walk(ts)}
 
     def warnings(self) -> list[str]:
         """What a person should check although every row loaded: payments dated by a fallback."""
@@ -153,7 +164,6 @@ class Remittances:
         seen: Counter[tuple[str, ...]] = Counter()
         for payment in payments:
             pos = payment.clp.number
-            self.records[pos] = payment.segments
             problems = list(payment.problems)
             if ts.syntax_error:
                 problems.insert(
@@ -169,6 +179,7 @@ class Remittances:
             if problems:
                 p = problems[0]
                 self.errors.append(RecordError(pos, p.field, p.check, p.reason, p.value))
+                self.records[pos] = payment.segments
                 continue
             clp = payment.clp
             ident = (header["trace"] or "", clp[1], clp[2], clp[7])
@@ -177,6 +188,7 @@ class Remittances:
                 self._rows(payment, header, "|".join((*ident, str(seen[ident]))))
             except Problem as p:
                 self.errors.append(RecordError(pos, p.field, p.check, p.reason, p.value))
+                self.records[pos] = payment.segments
         plb = sum(1 for s in ts.segments if s.id == "PLB")
         if plb:
             self.ignored["provider-level adjustments (PLB), which belong to no claim"] += plb
@@ -304,6 +316,7 @@ class Remittances:
                 "source": SOURCE,
             }
         )
+        self.ids.add(clp[1] or None)
         ledger = {
             "_pos": pos,
             "_version": version,

@@ -212,11 +212,19 @@ class Claims:
         self.locations: list[dict] = []
         self.errors: list[RecordError] = []
         self.ignored: Counter[str] = Counter()
-        self.records: dict[int, list[Segment]] = {}  # each claim's segments, masked only if it is rejected
+        self.records: dict[int, list[Segment]] = {}  # the segments of the claims rejected here
         self.empty: list[str] = []  # transaction sets without a claim
+        self.ids: set[str] = set()  # of every claim loaded so far, over the chunks
+        self.early: list[tuple[int, int, str]] = []  # (days, position, claim id) of claims billed before service
 
     def claim_ids(self) -> set[str]:
-        return {r["claim_id"] for r in self.rows}
+        return self.ids
+
+    def take(self) -> list[tuple[Target, pa.Table]]:
+        """The targets of the rows mapped since the last take (a chunk of the file), and forget them."""
+        targets = self.targets()
+        self.rows, self.lines, self.payers, self.providers, self.locations = [], [], [], [], []
+        return targets
 
     def warnings(self) -> list[str]:
         """What a person should check although the rows loaded: 837s without claims, claims billed
@@ -227,11 +235,7 @@ class Claims:
             out.append(
                 f"{len(self.empty)} 837 transaction set(s) hold no claim (no CLM segment): {self.empty[0]}{more}"
             )
-        early = sorted(
-            ((r["service_date"] - r["submitted_at"].astimezone(self.tz).date()).days, r["_pos"], r["claim_id"])
-            for r in self.rows
-            if r["service_date"] is not None and r["submitted_at"].astimezone(self.tz).date() < r["service_date"]
-        )
+        early = sorted(self.early)
         if early:
             days, pos, claim_id = early[-1]
             out.append(
@@ -263,8 +267,6 @@ class Claims:
             self.empty.append(ts.label)
         for claim in claims:
             pos = claim.clm.number
-            context = [s for loop in claim.loops for s in loop.segments if s.id in ("SBR", "NM1")]
-            self.records[pos] = context + claim.segments
             problems = []
             if ts.syntax_error:
                 problems.append(
@@ -280,11 +282,18 @@ class Claims:
             if problems:
                 p = problems[0]
                 self.errors.append(RecordError(pos, p.field, p.check, p.reason, p.value))
+                self.records[pos] = _record(claim)
                 continue
             try:
                 self._rows(claim, submitted)
             except Problem as p:
                 self.errors.append(RecordError(pos, p.field, p.check, p.reason, p.value))
+                self.records[pos] = _record(claim)
+
+    def record_segments(self, ts: TransactionSet) -> dict[int, list[Segment]]:
+        """Each claim's segments (its loops' SBR and NM1, then its own), by position: read again
+        for the claims the load path rejects."""
+        return {claim.clm.number: _record(claim) for claim in self._walk(ts)}
 
     # -- walking the segments -------------------------------------------------------------------
 
@@ -496,6 +505,7 @@ class Claims:
         dates = [ln.get("service_date") for ln in claim.lines if ln.get("service_date")]
         first_date = min(dates) if dates else claim.claim_date
         provider = claim.rendering_npi or (billing.npi if billing else None)
+        service = first_date.date() if first_date else None
         payer = subscriber.payer_id if subscriber else None
         member = subscriber.member_id if subscriber else None
         self.rows.append(
@@ -510,12 +520,16 @@ class Claims:
                 "location_id": claim.location_id,
                 "provider_id": provider,
                 "payer_id": payer,
-                "service_date": first_date.date() if first_date else None,
+                "service_date": service,
                 "billed_amount": amount(clm, 2, "CLM02"),
                 "payer_claim_control_number": claim.control_number,
                 "source": SOURCE,
             }
         )
+        local_day = submitted.astimezone(self.tz).date()
+        if service is not None and local_day < service:
+            self.early.append(((service - local_day).days, clm.number, claim_id))
+        self.ids.add(claim_id)
         for line in claim.lines:
             self.lines.append(
                 {
@@ -547,6 +561,11 @@ class Claims:
             self.providers.append({"_pos": clm.number, "provider_id": provider, "npi": provider, "name": name})
         if claim.location_id:
             self.locations.append({"_pos": clm.number, "location_id": claim.location_id})
+
+
+def _record(claim: _Claim) -> list[Segment]:
+    context = [s for loop in claim.loops for s in loop.segments if s.id in ("SBR", "NM1")]
+    return context + claim.segments
 
 
 def _no_entity(seg: Segment) -> Problem:
