@@ -33,10 +33,10 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from ingest.adapters.x12_837 import Problem, amount, date8
+from ingest.adapters.x12_837 import Problem, amount, date8, tuples_to_arrow
 from ingest.adapters.x12_ledger import CLAIM_DETAILS, CLAIM_DETAILS_JOIN
 from ingest.adapters.x12_segments import Segment, TransactionSet
-from ingest.batch import RecordError, Target, rows_to_arrow
+from ingest.batch import RecordError, Target
 from ingest.context import ParseContext
 
 SOURCE = "x12"
@@ -112,9 +112,9 @@ class Remittances:
     def __init__(self, ctx: ParseContext) -> None:
         self.key = ctx.pseudonymizer.key
         self.tz = ZoneInfo(ctx.timezone)
-        self.rows: list[dict] = []
-        self.adjustments: list[dict] = []
-        self.ledger: list[dict] = []
+        self.rows: list[tuple] = []
+        self.adjustments: list[tuple] = []
+        self.ledger: list[tuple] = []
         self.errors: list[RecordError] = []
         self.ignored: Counter[str] = Counter()
         self.records: dict[int, list[Segment]] = {}  # the segments of the payments rejected here
@@ -148,11 +148,11 @@ class Remittances:
 
     def targets(self) -> list[tuple[Target, pa.Table]]:
         return [
-            (Target("remittances"), rows_to_arrow(self.rows, REMIT_COLUMNS)),
-            (Target("remittance_adjustments"), rows_to_arrow(self.adjustments, ADJ_COLUMNS)),
+            (Target("remittances"), tuples_to_arrow(self.rows, REMIT_COLUMNS)),
+            (Target("remittance_adjustments"), tuples_to_arrow(self.adjustments, ADJ_COLUMNS)),
             (
                 Target("ledger", derived=CLAIM_DETAILS, join=CLAIM_DETAILS_JOIN),
-                rows_to_arrow(self.ledger, LEDGER_COLUMNS),
+                tuples_to_arrow(self.ledger, LEDGER_COLUMNS),
             ),
         ]
 
@@ -297,59 +297,64 @@ class Remittances:
         patient = self.key(SOURCE, p.member_il or p.member_qc)
         dates = ([p.statement_date] if p.statement_date else []) or p.line_dates
         service = min(dates).date() if dates else None
+        claim_id = clp[1] or None
+        posted = paid_date.date() if paid_date else None
+        # rows as tuples in the order of REMIT_COLUMNS, ADJ_COLUMNS and LEDGER_COLUMNS (`tuples_to_arrow`)
         self.rows.append(
-            {
-                "_pos": pos,
-                "_version": version,
-                "remittance_id": remittance_id,
-                "claim_id": clp[1] or None,
-                "payer_id": payer,
-                "payer_claim_control_number": clp[7] or None,
-                "trace_number": header["trace"],
-                "paid_date": paid_date.date() if paid_date else None,
-                "claim_status_code": code or None,
-                "status": status,
-                "billed_amount": amount(clp, 3, "CLP03"),
-                "paid_amount": paid,
-                "patient_responsibility": amount(clp, 5, "CLP05"),
-                "remark_codes": ",".join(dict.fromkeys(p.remarks)) or None,
-                "source": SOURCE,
-            }
+            (
+                pos,
+                version,
+                remittance_id,
+                claim_id,
+                payer,
+                clp[7] or None,
+                header["trace"],
+                posted,
+                code or None,
+                status,
+                amount(clp, 3, "CLP03"),
+                paid,
+                amount(clp, 5, "CLP05"),
+                ",".join(dict.fromkeys(p.remarks)) or None,
+                SOURCE,
+            )
         )
-        self.ids.add(clp[1] or None)
-        ledger = {
-            "_pos": pos,
-            "_version": version,
-            "claim_id": clp[1] or None,
-            "patient_key": patient,
-            "payer_id": payer,
-            "service_date": service,
-            "posted_date": paid_date.date() if paid_date else None,
-            "source": SOURCE,
-        }
+        self.ids.add(claim_id)
+        entry = (pos, version)
+        of_claim = (claim_id, patient, payer, service, posted)
         self.ledger.append(
-            {
-                **ledger,
-                "entry_id": f"x12:payment:{remittance_id}",
-                "entry_type": "payment",
-                "party": "payer",
-                "amount": paid,
-            }
+            (*entry, f"x12:payment:{remittance_id}", *of_claim, "payment", "payer", paid, None, None, SOURCE)
         )
         for seq, adj in enumerate(p.adjustments, start=1):
+            group, reason, value = adj["group_code"], adj["reason_code"], adj["amount"]
             self.adjustments.append(
-                {"_pos": pos, "_version": version, "remittance_id": remittance_id, "seq": seq, "source": SOURCE, **adj}
+                (
+                    *entry,
+                    remittance_id,
+                    seq,
+                    adj["line_no"],
+                    adj["procedure_code"],
+                    group,
+                    reason,
+                    value,
+                    adj["quantity"],
+                    adj.get("remark_codes"),
+                    SOURCE,
+                )
             )
-            if adj["group_code"] in LEDGER_GROUPS:
+            if group in LEDGER_GROUPS:
                 self.ledger.append(
-                    {
-                        **ledger,
-                        "entry_id": f"x12:adjustment:{remittance_id}:{seq}",
-                        "entry_type": "adjustment",
-                        "amount": adj["amount"],
-                        "group_code": adj["group_code"],
-                        "reason_code": adj["reason_code"],
-                    }
+                    (
+                        *entry,
+                        f"x12:adjustment:{remittance_id}:{seq}",
+                        *of_claim,
+                        "adjustment",
+                        None,
+                        value,
+                        group,
+                        reason,
+                        SOURCE,
+                    )
                 )
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import re
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from ingest.errors import IngestError
 
@@ -61,7 +60,7 @@ class Segment:
 
     __slots__ = ("number", "elements", "component", "id")
 
-    def __init__(self, number: int, elements: tuple[str, ...], component: str) -> None:
+    def __init__(self, number: int, elements: list[str], component: str) -> None:
         self.number = number
         self.elements = elements
         self.component = component
@@ -247,8 +246,16 @@ def _interchange(
             if not raw:
                 continue
             number += 1
-            seg = Segment(number, tuple(raw.split(element)), component)
+            seg = Segment(number, raw.split(element), component)
             sid = seg.id
+            if current is not None and sid not in _ENVELOPE:  # most segments: one more of the set
+                current.segments.append(seg)
+                if sid not in _VALID_IDS and current.syntax_error is None and not _is_segment_id(sid):
+                    current.syntax_error = f"segment {number}: {sid!r} is not a segment identifier"
+                if sid == "SE":
+                    yield current
+                    current = None
+                continue
             if sid == "IEA":
                 if current is not None:
                     raise IngestError(f"{name}: segment {number}: IEA inside {current.label}, which has no SE trailer")
@@ -269,24 +276,26 @@ def _interchange(
                 if not in_group:
                     raise IngestError(f"{name}: segment {number}: ST outside a functional group (no GS before it)")
                 current = TransactionSet(seg[1], seg, [seg])
-            elif current is None:
+            else:
                 raise IngestError(
                     f"{name}: segment {number}: {sid!r} outside a transaction set (expected ST, GE or IEA)"
                 )
-            else:
-                current.segments.append(seg)
-                if current.syntax_error is None and not _is_segment_id(sid):
-                    current.syntax_error = f"segment {number}: {sid!r} is not a segment identifier"
-                if sid == "SE":
-                    yield current
-                    current = None
         if final:
             raise _truncated(name, current, isa_number)
 
 
-@lru_cache(maxsize=256)  # a file repeats a few dozen segment ids millions of times
+# The segments the reader acts on inside a transaction set (an ISA there is one more segment of it, as it
+# always was); every other segment belongs to the set being read.
+_ENVELOPE = frozenset({"IEA", "GS", "GE", "ST"})
+# Identifiers found valid so far (a file repeats a few dozen millions of times): a set look-up each.
+_VALID_IDS: set[str] = set()
+
+
 def _is_segment_id(segment_id: str) -> bool:
-    return SEGMENT_ID.match(segment_id) is not None
+    valid = SEGMENT_ID.match(segment_id) is not None
+    if valid and len(_VALID_IDS) < 1024:
+        _VALID_IDS.add(segment_id)
+    return valid
 
 
 def _truncated(name: str, current: TransactionSet | None, isa_number: int) -> IngestError:
