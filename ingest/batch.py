@@ -152,3 +152,15 @@ def rows_to_arrow(rows: list[dict], columns: list[str]) -> pa.Table:
     """An Arrow table of `rows` with exactly `columns` (missing keys become nulls)."""
     data = {c: [r.get(c) for r in rows] for c in columns}
     return pa.table({c: pa.array(v) if any(x is not None for x in v) else pa.nulls(len(v)) for c, v in data.items()})
+
+
+def tuples_to_arrow(rows: list[tuple], columns: list[str]) -> pa.Table:
+    """An Arrow table of `rows`, tuples of the values of `columns` in order; as `rows_to_arrow`
+    makes of dicts (a column of nulls only is typed null), its columns cut out by `zip`."""
+    data = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+    return pa.table(
+        {
+            c: pa.array(list(v)) if v.count(None) < len(v) else pa.nulls(len(v))
+            for c, v in zip(columns, data, strict=True)
+        }
+    )

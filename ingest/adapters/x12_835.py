@@ -33,10 +33,10 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from ingest.adapters.x12_837 import Problem, amount, date8, tuples_to_arrow
+from ingest.adapters.x12_837 import Problem, amount, date8
 from ingest.adapters.x12_ledger import CLAIM_DETAILS, CLAIM_DETAILS_JOIN
 from ingest.adapters.x12_segments import Segment, TransactionSet
-from ingest.batch import RecordError, Target
+from ingest.batch import RecordError, Target, tuples_to_arrow
 from ingest.context import ParseContext
 
 SOURCE = "x12"

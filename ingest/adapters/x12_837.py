@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 
 from ingest.adapters.x12_segments import Segment, TransactionSet
-from ingest.batch import RecordError, Target
+from ingest.batch import RecordError, Target, tuples_to_arrow
 from ingest.context import ParseContext
 from ingest.pseudonymize import MASK
 
@@ -591,15 +591,3 @@ def _units(seg: Segment) -> Decimal | None:
 def _refs(rows: list[tuple], columns: list[str]) -> pa.Table:
     """Reference rows, one per claim that implies them (the loader keeps the first accepted one)."""
     return tuples_to_arrow([(*r, SOURCE) for r in rows], ["_pos", *columns, "source"])
-
-
-def tuples_to_arrow(rows: list[tuple], columns: list[str]) -> pa.Table:
-    """An Arrow table of `rows`, tuples of the values of `columns` in order; as `rows_to_arrow`
-    makes of dicts (a column of nulls only is typed null), its columns cut out by `zip`."""
-    data = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
-    return pa.table(
-        {
-            c: pa.array(list(v)) if v.count(None) < len(v) else pa.nulls(len(v))
-            for c, v in zip(columns, data, strict=True)
-        }
-    )
