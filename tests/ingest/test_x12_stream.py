@@ -10,12 +10,15 @@ envelope error, said in the same words.
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from ingest.adapters import x12
 from ingest.adapters.x12_segments import transaction_sets
+from ingest.batch import rows_to_arrow, tuples_to_arrow
 from ingest.errors import IngestError
 from ingest.text import decode
 from tests.ingest.conftest import FIXTURES
@@ -116,3 +119,15 @@ def test_a_file_loaded_in_chunks_of_one_record_loads_as_whole(
     assert counts["twice.837"][4] == 1  # C101 again with another amount: the second is rejected
     duplicate = [r for r in whole["rejects"] if r[1].endswith("twice.837")]
     assert len(duplicate) == 1 and "CLM*C101*81" in duplicate[0][9], "the rejected claim's segments, read again"
+
+
+def test_rows_as_tuples_make_the_table_rows_as_dicts_make() -> None:
+    """The adapters build rows as tuples; the loader must see exactly the table dicts gave it
+    (types inferred alike, a column of nulls only typed null, no rows at all)."""
+    columns = ["_pos", "amount", "day", "none"]
+    rows = [(1, Decimal("1.50"), date(2025, 3, 1), None), (2, None, None, None)]
+    dicts = [dict(zip(columns, r, strict=True)) for r in rows]
+    assert tuples_to_arrow(rows, columns).equals(rows_to_arrow(dicts, columns))
+    assert tuples_to_arrow([], columns).equals(rows_to_arrow([], columns))
+    with pytest.raises(ValueError):
+        tuples_to_arrow([(1, 2)], columns)
