@@ -14,6 +14,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from ingest.adapters import x12
@@ -122,12 +123,20 @@ def test_a_file_loaded_in_chunks_of_one_record_loads_as_whole(
 
 
 def test_rows_as_tuples_make_the_table_rows_as_dicts_make() -> None:
-    """The adapters build rows as tuples; the loader must see exactly the table dicts gave it
-    (types inferred alike, a column of nulls only typed null, no rows at all)."""
-    columns = ["_pos", "amount", "day", "none"]
-    rows = [(1, Decimal("1.50"), date(2025, 3, 1), None), (2, None, None, None)]
+    """The adapters build rows as tuples; the loader must get the values dicts gave it (it casts
+    each column to the schema's type): a column of nulls only typed null, no rows at all, and a
+    column of Decimals typed from its scale, or inferred when its scales differ."""
+    columns = ["_pos", "amount", "units", "day", "none"]
+    rows = [
+        (1, Decimal("1.50"), Decimal("2"), date(2025, 3, 1), None),
+        (2, None, Decimal("0.125"), None, None),
+        (3, Decimal("-0.10"), None, None, None),
+    ]
     dicts = [dict(zip(columns, r, strict=True)) for r in rows]
-    assert tuples_to_arrow(rows, columns).equals(rows_to_arrow(dicts, columns))
+    table, expected = tuples_to_arrow(rows, columns), rows_to_arrow(dicts, columns)
+    assert table.to_pylist() == expected.to_pylist()
+    assert table.schema.field("amount").type == pa.decimal128(38, 2)
+    assert table.schema.field("none").type == pa.null()
     assert tuples_to_arrow([], columns).equals(rows_to_arrow([], columns))
     with pytest.raises(ValueError):
         tuples_to_arrow([(1, 2)], columns)
