@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     for table, count_a, count_b, only_a, only_b in compare(args.a, args.b, args.table):
         same = only_a == 0 and only_b == 0
         differ += not same
-        print(f"{'equal ' if same else 'DIFFER'} {table:28} {count_a:>11,} {count_b:>11,}  A-B {only_a:,}  B-A {only_b:,}")
+        verdict = "equal " if same else "DIFFER"
+        print(f"{verdict} {table:28} {count_a:>11,} {count_b:>11,}  A-B {only_a:,}  B-A {only_b:,}")
     print("all tables equal" if not differ else f"{differ} table(s) differ")
     return 1 if differ else 0
 
