@@ -11,16 +11,21 @@ every claim the file touched (`x12_ledger`).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 
 from ingest.adapters import x12_835, x12_837
 from ingest.adapters.x12_837 import masked_record
 from ingest.adapters.x12_ledger import ledger_derivations
 from ingest.adapters.x12_segments import transaction_sets
-from ingest.batch import Batch, Phase
+from ingest.batch import Batch, Chunk, Phase
 from ingest.context import Lookup, ParseContext
 from ingest.errors import IngestError
 from ingest.sources import InputFile
-from ingest.text import decode, sniff_encoding
+from ingest.text import sniff_encoding, text_blocks
+
+# Claims and payments mapped before their rows are handed to the loader as one chunk: a few tens of
+# megabytes of Python objects, whatever the size of the file.
+CHUNK_RECORDS = 20_000
 
 
 class X12Adapter:
@@ -30,13 +35,22 @@ class X12Adapter:
     rank = 5
 
     def parse(self, file: InputFile, ctx: ParseContext) -> Batch:
-        data = file.read()
-        text = decode(data, file.name)
+        """The file read block by block and mapped one transaction set at a time, its rows handed
+        on in chunks of about CHUNK_RECORDS records: neither the file nor its rows are ever whole
+        in memory. The segments of a rejected claim or payment are kept (or, for one the load
+        path rejects, read again from the file)."""
         batch = Batch(adapter=self.name, position_kind="segment")
         claims, remits = x12_837.Claims(ctx), x12_835.Remittances(ctx)
+        batch.records = lambda positions: _masked_records(file, ctx, claims, remits, positions)
+        batch.chunks = self._chunks(file, ctx, batch, claims, remits)
+        return batch
+
+    def _chunks(
+        self, file: InputFile, ctx: ParseContext, batch: Batch, claims: x12_837.Claims, remits: x12_835.Remittances
+    ) -> Iterator[Chunk]:
         kinds: Counter[str] = Counter()
         try:
-            for ts in transaction_sets(text, file.name):
+            for ts in transaction_sets(_blocks(file), file.name):
                 kinds[ts.kind] += 1
                 if ts.kind == "837":
                     claims.add(ts)
@@ -46,25 +60,71 @@ class X12Adapter:
                     batch.ignored[
                         f"X12 {ts.kind} transaction sets (only 837 claims and 835 remittances are loaded)"
                     ] += 1
+                if len(claims.rows) + len(remits.rows) + len(claims.errors) + len(remits.errors) >= CHUNK_RECORDS:
+                    yield _chunk(claims, remits)
+        except _Undecodable as exc:
+            raise IngestError(str(exc)) from None
         except IngestError as exc:
-            raise IngestError(f"{exc}{_encoding_note(data)}") from None
+            for _ in _blocks(file):  # a byte further on that is not text is the file's first error, as it was
+                pass
+            raise IngestError(f"{exc}{_encoding_note(file.head(64))}") from None
+        yield _chunk(claims, remits)
         batch.adapter = {frozenset({"837"}): "x12_837", frozenset({"835"}): "x12_835"}.get(
             frozenset(k for k in kinds if k in ("837", "835")), "x12"
         )
         batch.warnings += claims.warnings() + remits.warnings()
         for part in (claims, remits):
-            batch.errors += part.errors
             batch.ignored.update(part.ignored)
-            batch.phases += [Phase(part.targets())] if part.rows else []
-        records = {**claims.records, **remits.records}
-        batch.records = lambda positions: {p: masked_record(records.get(p)) for p in positions}
         touched = claims.claim_ids() | remits.claim_ids()
         if touched:
             batch.derived += ledger_derivations(ctx.timezone, sorted(touched))
-        if remits.rows:
+        if remits.ids:
             remitted = sorted(remits.claim_ids())
             batch.after_load.append(lambda lookup, run_id: _warn_unbilled(lookup, remitted, batch.warnings))
-        return batch
+
+
+class _Undecodable(IngestError):
+    """A byte that is not text in the file's encoding (said as `decode` says it)."""
+
+
+def _blocks(file: InputFile) -> Iterator[str]:
+    try:
+        yield from text_blocks(file)
+    except IngestError as exc:
+        raise _Undecodable(str(exc)) from None
+
+
+def _chunk(claims: x12_837.Claims, remits: x12_835.Remittances) -> Chunk:
+    """The rows and rejects mapped since the last chunk. Claims are one phase and payments the
+    next (orders 0 and 1), in every chunk, as a whole file's claims load before its payments."""
+    chunk = Chunk(errors=claims.errors + remits.errors)
+    claims.errors, remits.errors = [], []
+    if claims.rows:
+        chunk.phases.append(Phase(claims.take(), order=0))
+    if remits.rows:
+        chunk.phases.append(Phase(remits.take(), order=1))
+    return chunk
+
+
+def _masked_records(
+    file: InputFile, ctx: ParseContext, claims: x12_837.Claims, remits: x12_835.Remittances, positions: list[int]
+) -> dict[int, str | None]:
+    """The masked segments of the records at `positions`: kept for those the adapter rejected,
+    read again from the file for those the load path rejected (a duplicate, a broken rule)."""
+    found = {**claims.records, **remits.records}
+    wanted = {p for p in positions if p not in found}
+    if wanted:
+        again = {"837": x12_837.Claims(ctx), "835": x12_835.Remittances(ctx)}
+        for ts in transaction_sets(_blocks(file), file.name):
+            if ts.start.number > max(wanted):
+                break
+            if ts.kind in again:
+                segments = again[ts.kind].record_segments(ts)
+                found.update((p, segments[p]) for p in wanted & segments.keys())
+                wanted -= segments.keys()
+            if not wanted:
+                break
+    return {p: masked_record(found.get(p)) for p in positions}
 
 
 def _encoding_note(data: bytes) -> str:

@@ -36,7 +36,7 @@ import pyarrow as pa
 from ingest.adapters.x12_837 import Problem, amount, date8
 from ingest.adapters.x12_ledger import CLAIM_DETAILS, CLAIM_DETAILS_JOIN
 from ingest.adapters.x12_segments import Segment, TransactionSet
-from ingest.batch import RecordError, Target, rows_to_arrow
+from ingest.batch import RecordError, Target, tuples_to_arrow
 from ingest.context import ParseContext
 
 SOURCE = "x12"
@@ -112,16 +112,27 @@ class Remittances:
     def __init__(self, ctx: ParseContext) -> None:
         self.key = ctx.pseudonymizer.key
         self.tz = ZoneInfo(ctx.timezone)
-        self.rows: list[dict] = []
-        self.adjustments: list[dict] = []
-        self.ledger: list[dict] = []
+        self.rows: list[tuple] = []
+        self.adjustments: list[tuple] = []
+        self.ledger: list[tuple] = []
         self.errors: list[RecordError] = []
         self.ignored: Counter[str] = Counter()
-        self.records: dict[int, list[Segment]] = {}  # each payment's segments, masked only if it is rejected
+        self.records: dict[int, list[Segment]] = {}  # the segments of the payments rejected here
         self.undated: list[tuple[str, datetime]] = []  # (transaction set, DTM*405) of payments without BPR16
+        self.ids: set[str] = set()  # of every claim paid so far, over the chunks
 
     def claim_ids(self) -> set[str]:
-        return {r["claim_id"] for r in self.rows}
+        return self.ids
+
+    def take(self) -> list[tuple[Target, pa.Table]]:
+        """The targets of the rows mapped since the last take (a chunk of the file), and forget them."""
+        targets = self.targets()
+        self.rows, self.adjustments, self.ledger = [], [], []
+        return targets
+
+    def record_segments(self, ts: TransactionSet) -> dict[int, list[Segment]]:
+        """Each payment's segments by position: read again for the payments the load path rejects."""
+        return {payment.clp.number: payment.segments for payment in self._walk(ts)}
 
     def warnings(self) -> list[str]:
         """What a person should check although every row loaded: payments dated by a fallback."""
@@ -137,11 +148,11 @@ class Remittances:
 
     def targets(self) -> list[tuple[Target, pa.Table]]:
         return [
-            (Target("remittances"), rows_to_arrow(self.rows, REMIT_COLUMNS)),
-            (Target("remittance_adjustments"), rows_to_arrow(self.adjustments, ADJ_COLUMNS)),
+            (Target("remittances"), tuples_to_arrow(self.rows, REMIT_COLUMNS)),
+            (Target("remittance_adjustments"), tuples_to_arrow(self.adjustments, ADJ_COLUMNS)),
             (
                 Target("ledger", derived=CLAIM_DETAILS, join=CLAIM_DETAILS_JOIN),
-                rows_to_arrow(self.ledger, LEDGER_COLUMNS),
+                tuples_to_arrow(self.ledger, LEDGER_COLUMNS),
             ),
         ]
 
@@ -153,7 +164,6 @@ class Remittances:
         seen: Counter[tuple[str, ...]] = Counter()
         for payment in payments:
             pos = payment.clp.number
-            self.records[pos] = payment.segments
             problems = list(payment.problems)
             if ts.syntax_error:
                 problems.insert(
@@ -169,6 +179,7 @@ class Remittances:
             if problems:
                 p = problems[0]
                 self.errors.append(RecordError(pos, p.field, p.check, p.reason, p.value))
+                self.records[pos] = payment.segments
                 continue
             clp = payment.clp
             ident = (header["trace"] or "", clp[1], clp[2], clp[7])
@@ -177,6 +188,7 @@ class Remittances:
                 self._rows(payment, header, "|".join((*ident, str(seen[ident]))))
             except Problem as p:
                 self.errors.append(RecordError(pos, p.field, p.check, p.reason, p.value))
+                self.records[pos] = payment.segments
         plb = sum(1 for s in ts.segments if s.id == "PLB")
         if plb:
             self.ignored["provider-level adjustments (PLB), which belong to no claim"] += plb
@@ -285,58 +297,64 @@ class Remittances:
         patient = self.key(SOURCE, p.member_il or p.member_qc)
         dates = ([p.statement_date] if p.statement_date else []) or p.line_dates
         service = min(dates).date() if dates else None
+        claim_id = clp[1] or None
+        posted = paid_date.date() if paid_date else None
+        # rows as tuples in the order of REMIT_COLUMNS, ADJ_COLUMNS and LEDGER_COLUMNS (`tuples_to_arrow`)
         self.rows.append(
-            {
-                "_pos": pos,
-                "_version": version,
-                "remittance_id": remittance_id,
-                "claim_id": clp[1] or None,
-                "payer_id": payer,
-                "payer_claim_control_number": clp[7] or None,
-                "trace_number": header["trace"],
-                "paid_date": paid_date.date() if paid_date else None,
-                "claim_status_code": code or None,
-                "status": status,
-                "billed_amount": amount(clp, 3, "CLP03"),
-                "paid_amount": paid,
-                "patient_responsibility": amount(clp, 5, "CLP05"),
-                "remark_codes": ",".join(dict.fromkeys(p.remarks)) or None,
-                "source": SOURCE,
-            }
+            (
+                pos,
+                version,
+                remittance_id,
+                claim_id,
+                payer,
+                clp[7] or None,
+                header["trace"],
+                posted,
+                code or None,
+                status,
+                amount(clp, 3, "CLP03"),
+                paid,
+                amount(clp, 5, "CLP05"),
+                ",".join(dict.fromkeys(p.remarks)) or None,
+                SOURCE,
+            )
         )
-        ledger = {
-            "_pos": pos,
-            "_version": version,
-            "claim_id": clp[1] or None,
-            "patient_key": patient,
-            "payer_id": payer,
-            "service_date": service,
-            "posted_date": paid_date.date() if paid_date else None,
-            "source": SOURCE,
-        }
+        self.ids.add(claim_id)
+        entry = (pos, version)
+        of_claim = (claim_id, patient, payer, service, posted)
         self.ledger.append(
-            {
-                **ledger,
-                "entry_id": f"x12:payment:{remittance_id}",
-                "entry_type": "payment",
-                "party": "payer",
-                "amount": paid,
-            }
+            (*entry, f"x12:payment:{remittance_id}", *of_claim, "payment", "payer", paid, None, None, SOURCE)
         )
         for seq, adj in enumerate(p.adjustments, start=1):
+            group, reason, value = adj["group_code"], adj["reason_code"], adj["amount"]
             self.adjustments.append(
-                {"_pos": pos, "_version": version, "remittance_id": remittance_id, "seq": seq, "source": SOURCE, **adj}
+                (
+                    *entry,
+                    remittance_id,
+                    seq,
+                    adj["line_no"],
+                    adj["procedure_code"],
+                    group,
+                    reason,
+                    value,
+                    adj["quantity"],
+                    adj.get("remark_codes"),
+                    SOURCE,
+                )
             )
-            if adj["group_code"] in LEDGER_GROUPS:
+            if group in LEDGER_GROUPS:
                 self.ledger.append(
-                    {
-                        **ledger,
-                        "entry_id": f"x12:adjustment:{remittance_id}:{seq}",
-                        "entry_type": "adjustment",
-                        "amount": adj["amount"],
-                        "group_code": adj["group_code"],
-                        "reason_code": adj["reason_code"],
-                    }
+                    (
+                        *entry,
+                        f"x12:adjustment:{remittance_id}:{seq}",
+                        *of_claim,
+                        "adjustment",
+                        None,
+                        value,
+                        group,
+                        reason,
+                        SOURCE,
+                    )
                 )
 
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 
 from ingest.adapters.x12_segments import Segment, TransactionSet
-from ingest.batch import RecordError, Target, rows_to_arrow
+from ingest.batch import RecordError, Target, tuples_to_arrow
 from ingest.context import ParseContext
 from ingest.pseudonymize import MASK
 
@@ -205,18 +205,28 @@ class Claims:
     def __init__(self, ctx: ParseContext) -> None:
         self.tz = ZoneInfo(ctx.timezone)
         self.key = ctx.pseudonymizer.key
-        self.rows: list[dict] = []
-        self.lines: list[dict] = []
-        self.payers: list[dict] = []
-        self.providers: list[dict] = []
-        self.locations: list[dict] = []
+        # rows as tuples in the order of their columns (CLAIM_COLUMNS, ...): a chunk's columns are
+        # then cut out of them at C speed (`tuples_to_arrow`), with no dict built per row
+        self.rows: list[tuple] = []
+        self.lines: list[tuple] = []
+        self.payers: list[tuple] = []
+        self.providers: list[tuple] = []
+        self.locations: list[tuple] = []
         self.errors: list[RecordError] = []
         self.ignored: Counter[str] = Counter()
-        self.records: dict[int, list[Segment]] = {}  # each claim's segments, masked only if it is rejected
+        self.records: dict[int, list[Segment]] = {}  # the segments of the claims rejected here
         self.empty: list[str] = []  # transaction sets without a claim
+        self.ids: set[str] = set()  # of every claim loaded so far, over the chunks
+        self.early: list[tuple[int, int, str]] = []  # (days, position, claim id) of claims billed before service
 
     def claim_ids(self) -> set[str]:
-        return {r["claim_id"] for r in self.rows}
+        return self.ids
+
+    def take(self) -> list[tuple[Target, pa.Table]]:
+        """The targets of the rows mapped since the last take (a chunk of the file), and forget them."""
+        targets = self.targets()
+        self.rows, self.lines, self.payers, self.providers, self.locations = [], [], [], [], []
+        return targets
 
     def warnings(self) -> list[str]:
         """What a person should check although the rows loaded: 837s without claims, claims billed
@@ -227,11 +237,7 @@ class Claims:
             out.append(
                 f"{len(self.empty)} 837 transaction set(s) hold no claim (no CLM segment): {self.empty[0]}{more}"
             )
-        early = sorted(
-            ((r["service_date"] - r["submitted_at"].astimezone(self.tz).date()).days, r["_pos"], r["claim_id"])
-            for r in self.rows
-            if r["service_date"] is not None and r["submitted_at"].astimezone(self.tz).date() < r["service_date"]
-        )
+        early = sorted(self.early)
         if early:
             days, pos, claim_id = early[-1]
             out.append(
@@ -243,8 +249,8 @@ class Claims:
 
     def targets(self) -> list[tuple[Target, pa.Table]]:
         return [
-            (Target("claims"), rows_to_arrow(self.rows, CLAIM_COLUMNS)),
-            (Target("claim_lines"), rows_to_arrow(self.lines, LINE_COLUMNS)),
+            (Target("claims"), tuples_to_arrow(self.rows, CLAIM_COLUMNS)),
+            (Target("claim_lines"), tuples_to_arrow(self.lines, LINE_COLUMNS)),
             (
                 Target("payers", mode="reference", counted=False),
                 _refs(self.payers, ["payer_id", "name", "payer_class"]),
@@ -258,13 +264,20 @@ class Claims:
 
     def add(self, ts: TransactionSet) -> None:
         submitted = self._submitted(ts)
+        # the submission's time in UTC (in submission_id) and local date, the same for every claim of the set
+        stamp = (
+            None
+            if isinstance(submitted, Problem)
+            else (
+                submitted.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                submitted.astimezone(self.tz).date(),
+            )
+        )
         claims = self._walk(ts)
         if not claims:
             self.empty.append(ts.label)
         for claim in claims:
             pos = claim.clm.number
-            context = [s for loop in claim.loops for s in loop.segments if s.id in ("SBR", "NM1")]
-            self.records[pos] = context + claim.segments
             problems = []
             if ts.syntax_error:
                 problems.append(
@@ -280,11 +293,18 @@ class Claims:
             if problems:
                 p = problems[0]
                 self.errors.append(RecordError(pos, p.field, p.check, p.reason, p.value))
+                self.records[pos] = _record(claim)
                 continue
             try:
-                self._rows(claim, submitted)
+                self._rows(claim, submitted, stamp)
             except Problem as p:
                 self.errors.append(RecordError(pos, p.field, p.check, p.reason, p.value))
+                self.records[pos] = _record(claim)
+
+    def record_segments(self, ts: TransactionSet) -> dict[int, list[Segment]]:
+        """Each claim's segments (its loops' SBR and NM1, then its own), by position: read again
+        for the claims the load path rejects."""
+        return {claim.clm.number: _record(claim) for claim in self._walk(ts)}
 
     # -- walking the segments -------------------------------------------------------------------
 
@@ -477,8 +497,9 @@ class Claims:
 
     # -- rows -----------------------------------------------------------------------------------
 
-    def _rows(self, claim: _Claim, submitted: datetime) -> None:
+    def _rows(self, claim: _Claim, submitted: datetime, stamp: tuple[str, date]) -> None:
         clm = claim.clm
+        pos = clm.number
         billing = next((lp for lp in claim.loops if lp.level == "20"), None)
         subscriber = next((lp for lp in claim.loops if lp.level == "22"), None)
         parts = clm.parts(5)
@@ -487,66 +508,68 @@ class Claims:
             raise Problem(
                 "CLM05",
                 "required",
-                f"CLM05 {clm[5]!r} (segment {clm.number}) has no claim frequency code as its third part, "
+                f"CLM05 {clm[5]!r} (segment {pos}) has no claim frequency code as its third part, "
                 f"separated by {clm.component!r} as ISA16 declares",
                 clm[5],
             )
         claim_id = clm[1] or None
-        submission_id = f"{claim_id}|{frequency}|{submitted.strftime('%Y-%m-%dT%H:%M:%SZ')}"
-        dates = [ln.get("service_date") for ln in claim.lines if ln.get("service_date")]
+        submission_id = f"{claim_id}|{frequency}|{stamp[0]}"
+        dates = [ln["service_date"] for ln in claim.lines if ln.get("service_date")]
         first_date = min(dates) if dates else claim.claim_date
         provider = claim.rendering_npi or (billing.npi if billing else None)
+        service = first_date.date() if first_date else None
         payer = subscriber.payer_id if subscriber else None
         member = subscriber.member_id if subscriber else None
+        # CLAIM_COLUMNS; _version: the transaction set's own date (BHT04/BHT05)
         self.rows.append(
-            {
-                "_pos": clm.number,
-                "_version": submitted,  # the transaction set's own date (BHT04/BHT05)
-                "submission_id": submission_id,
-                "claim_id": claim_id,
-                "frequency_code": frequency,
-                "submitted_at": submitted,
-                "patient_key": self.key(SOURCE, member),
-                "location_id": claim.location_id,
-                "provider_id": provider,
-                "payer_id": payer,
-                "service_date": first_date.date() if first_date else None,
-                "billed_amount": amount(clm, 2, "CLM02"),
-                "payer_claim_control_number": claim.control_number,
-                "source": SOURCE,
-            }
+            (
+                pos,
+                submitted,
+                submission_id,
+                claim_id,
+                frequency,
+                submitted,
+                self.key(SOURCE, member),
+                claim.location_id,
+                provider,
+                payer,
+                service,
+                amount(clm, 2, "CLM02"),
+                claim.control_number,
+                SOURCE,
+            )
         )
+        if service is not None and stamp[1] < service:
+            self.early.append(((service - stamp[1]).days, pos, claim_id))
+        self.ids.add(claim_id)
         for line in claim.lines:
+            day = line.get("service_date") or first_date
             self.lines.append(
-                {
-                    "_pos": clm.number,
-                    "_version": submitted,
-                    "submission_id": submission_id,
-                    "line_no": line["line_no"],
-                    "procedure_code": line["procedure_code"],
-                    "modifiers": line["modifiers"],
-                    "units": line["units"],
-                    "charge_amount": line["charge_amount"],
-                    "service_date": (line.get("service_date") or first_date).date()
-                    if (line.get("service_date") or first_date)
-                    else None,
-                    "source": SOURCE,
-                }
+                (
+                    pos,
+                    submitted,
+                    submission_id,
+                    line["line_no"],
+                    line["procedure_code"],
+                    line["modifiers"],
+                    line["units"],
+                    line["charge_amount"],
+                    day.date() if day else None,
+                    SOURCE,
+                )
             )
         if payer:
-            self.payers.append(
-                {
-                    "_pos": clm.number,
-                    "payer_id": payer,
-                    "name": subscriber.payer_name,
-                    "payer_class": subscriber.payer_class,
-                }
-            )
+            self.payers.append((pos, payer, subscriber.payer_name, subscriber.payer_class))
         if provider:
             name = claim.rendering_name if claim.rendering_npi else None
-            self.providers.append({"_pos": clm.number, "provider_id": provider, "npi": provider, "name": name})
+            self.providers.append((pos, provider, provider, name))
         if claim.location_id:
-            self.locations.append({"_pos": clm.number, "location_id": claim.location_id})
+            self.locations.append((pos, claim.location_id))
+
+
+def _record(claim: _Claim) -> list[Segment]:
+    context = [s for loop in claim.loops for s in loop.segments if s.id in ("SBR", "NM1")]
+    return context + claim.segments
 
 
 def _no_entity(seg: Segment) -> Problem:
@@ -565,6 +588,6 @@ def _units(seg: Segment) -> Decimal | None:
         ) from None
 
 
-def _refs(rows: list[dict], columns: list[str]) -> pa.Table:
+def _refs(rows: list[tuple], columns: list[str]) -> pa.Table:
     """Reference rows, one per claim that implies them (the loader keeps the first accepted one)."""
-    return rows_to_arrow([{**r, "source": SOURCE} for r in rows], ["_pos", *columns, "source"])
+    return tuples_to_arrow([(*r, SOURCE) for r in rows], ["_pos", *columns, "source"])

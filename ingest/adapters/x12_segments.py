@@ -23,9 +23,8 @@ number is the position of every message and reject.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from ingest.errors import IngestError
 
@@ -61,7 +60,7 @@ class Segment:
 
     __slots__ = ("number", "elements", "component", "id")
 
-    def __init__(self, number: int, elements: tuple[str, ...], component: str) -> None:
+    def __init__(self, number: int, elements: list[str], component: str) -> None:
         self.number = number
         self.elements = elements
         self.component = component
@@ -92,16 +91,23 @@ class TransactionSet:
         return f"transaction set ST*{self.kind}*{self.start[2]} (segment {self.start.number})"
 
 
-def transaction_sets(text: str, name: str) -> Iterator[TransactionSet]:
-    """Every transaction set of every interchange; IngestError for a broken envelope."""
-    pos, number, n = 0, 0, len(text)
+def transaction_sets(text: str | Iterable[str], name: str) -> Iterator[TransactionSet]:
+    """Every transaction set of every interchange; IngestError for a broken envelope.
+
+    `text` is the file's text, whole or in blocks (`ingest.text.text_blocks`): only the
+    transaction set being read and one block are held, so a file of any size reads in bounded
+    memory; each set is yielded as soon as its SE is read.
+    """
+    stream = _Stream([text] if isinstance(text, str) else text)
+    number = 0
     while True:
-        while pos < n and text[pos] in _WHITESPACE:
-            pos += 1
-        if pos >= n:
+        stream.skip_whitespace()
+        if stream.at_end():
             if number == 0:
                 raise IngestError(f"{name}: the file is empty; expected an X12 interchange starting with ISA")
             return
+        stream.fill(_HEADER)
+        text, pos = stream.text, stream.pos
         if not text.startswith("ISA", pos):
             found = text[pos : pos + 3]
             if number == 0 and found.startswith(("ST", "GS")):
@@ -111,10 +117,60 @@ def transaction_sets(text: str, name: str) -> Iterator[TransactionSet]:
                 )
             raise IngestError(f"{name}: segment {number + 1}: expected an ISA interchange header, found {found!r}")
         number += 1
-        element, component, terminator, pos = _isa(text, pos, name, number)
-        state: dict[str, int] = {}
-        yield from _interchange(text, pos, name, number, element, component, terminator, state)
-        pos, number = state["pos"], state["number"]
+        try:
+            element, component, terminator, stream.pos = _isa(text, pos, name, number)
+        except IngestError:
+            if stream.ended:
+                raise
+            stream.fill_all()  # a header this broken is read again over the whole rest, as it was always read
+            element, component, terminator, stream.pos = _isa(stream.text, stream.pos, name, number)
+        number = yield from _interchange(stream, name, number, element, component, terminator)
+
+
+# Characters read ahead before an ISA header is parsed: the header (106) and the start of what follows it.
+_HEADER = 4096
+
+
+class _Stream:
+    """The file's text as a window that moves forward: `text[pos:]` is what is not read yet."""
+
+    def __init__(self, blocks: Iterable[str]) -> None:
+        self._blocks = iter(blocks)
+        self.text = ""
+        self.pos = 0
+        self.ended = False
+
+    def more(self) -> bool:
+        """Append the next block to the window (dropping what is read); False at the end of the file."""
+        for block in self._blocks:
+            if block:
+                self.text = self.text[self.pos :] + block
+                self.pos = 0
+                return True
+        self.ended = True
+        return False
+
+    def fill(self, n: int) -> None:
+        """At least `n` characters unread in the window, or the rest of the file."""
+        while len(self.text) - self.pos < n and self.more():
+            pass
+
+    def fill_all(self) -> None:
+        while self.more():
+            pass
+
+    def skip_whitespace(self) -> None:
+        """Move past line breaks and indentation (between interchanges: a few characters)."""
+        while True:
+            text, pos, n = self.text, self.pos, len(self.text)
+            while pos < n and text[pos] in _WHITESPACE:
+                pos += 1
+            self.pos = pos
+            if pos < n or not self.more():
+                return
+
+    def at_end(self) -> bool:
+        return self.pos >= len(self.text) and (self.ended or not self.more())
 
 
 def _isa(text: str, start: int, name: str, number: int) -> tuple[str, str, str, int]:
@@ -165,58 +221,81 @@ def _isa(text: str, start: int, name: str, number: int) -> tuple[str, str, str, 
 
 
 def _interchange(
-    text: str, pos: int, name: str, number: int, element: str, component: str, terminator: str, state: dict
-) -> Iterator[TransactionSet]:
-    """Transaction sets up to this interchange's IEA; leaves the position after IEA in `state`."""
+    stream: _Stream, name: str, number: int, element: str, component: str, terminator: str
+) -> Generator[TransactionSet, None, int]:
+    """Transaction sets up to this interchange's IEA (the stream left just after it); returns the
+    number of the last segment read.
+
+    The window is cut at every terminator it holds with one `str.split` (the last, unfinished
+    segment waits for the next block), so no Python code runs per character.
+    """
     isa_number = number
     current: TransactionSet | None = None
     in_group = False
+    size = len(terminator)
     while True:
-        end = text.find(terminator, pos)
-        raw = text[pos:] if end < 0 else text[pos:end]
-        pos = len(text) if end < 0 else end + len(terminator)
-        raw = raw.strip(_WHITESPACE)
-        if not raw:
-            if end < 0:
-                raise _truncated(name, current, isa_number)
+        text, start = stream.text, stream.pos
+        end = text.rfind(terminator, start)
+        if end < 0 and stream.more():
             continue
-        number += 1
-        seg = Segment(number, tuple(raw.split(element)), component)
-        if seg.id == "IEA":
-            if current is not None:
-                raise IngestError(f"{name}: segment {number}: IEA inside {current.label}, which has no SE trailer")
-            state.update(pos=pos, number=number)
-            return
-        if seg.id == "GS":
-            in_group = True
-        elif seg.id == "GE":
-            if current is not None:
-                raise IngestError(f"{name}: segment {number}: GE inside {current.label}, which has no SE trailer")
-            in_group = False
-        elif seg.id == "ST":
-            if current is not None:
-                raise IngestError(f"{name}: segment {number}: a new ST begins inside {current.label}, which has no SE")
-            if not in_group:
-                raise IngestError(f"{name}: segment {number}: ST outside a functional group (no GS before it)")
-            current = TransactionSet(seg[1], seg, [seg])
-        elif current is None:
-            raise IngestError(
-                f"{name}: segment {number}: {seg.id!r} outside a transaction set (expected ST, GE or IEA)"
-            )
-        else:
-            current.segments.append(seg)
-            if not _is_segment_id(seg.id) and current.syntax_error is None:
-                current.syntax_error = f"segment {number}: {seg.id!r} is not a segment identifier"
-            if seg.id == "SE":
-                yield current
-                current = None
-        if end < 0:
+        final = end < 0  # the file ends without a terminator after its last segment
+        pieces = [text[start:]] if final else text[start:end].split(terminator)
+        stream.pos = len(text) if final else end + size
+        for k, raw in enumerate(pieces):
+            raw = raw.strip(_WHITESPACE)
+            if not raw:
+                continue
+            number += 1
+            seg = Segment(number, raw.split(element), component)
+            sid = seg.id
+            if current is not None and sid not in _ENVELOPE:  # most segments: one more of the set
+                current.segments.append(seg)
+                if sid not in _VALID_IDS and current.syntax_error is None and not _is_segment_id(sid):
+                    current.syntax_error = f"segment {number}: {sid!r} is not a segment identifier"
+                if sid == "SE":
+                    yield current
+                    current = None
+                continue
+            if sid == "IEA":
+                if current is not None:
+                    raise IngestError(f"{name}: segment {number}: IEA inside {current.label}, which has no SE trailer")
+                if not final:  # the next interchange starts after this terminator
+                    stream.pos = start + sum(len(p) for p in pieces[: k + 1]) + size * (k + 1)
+                return number
+            if sid == "GS":
+                in_group = True
+            elif sid == "GE":
+                if current is not None:
+                    raise IngestError(f"{name}: segment {number}: GE inside {current.label}, which has no SE trailer")
+                in_group = False
+            elif sid == "ST":
+                if current is not None:
+                    raise IngestError(
+                        f"{name}: segment {number}: a new ST begins inside {current.label}, which has no SE"
+                    )
+                if not in_group:
+                    raise IngestError(f"{name}: segment {number}: ST outside a functional group (no GS before it)")
+                current = TransactionSet(seg[1], seg, [seg])
+            else:
+                raise IngestError(
+                    f"{name}: segment {number}: {sid!r} outside a transaction set (expected ST, GE or IEA)"
+                )
+        if final:
             raise _truncated(name, current, isa_number)
 
 
-@lru_cache(maxsize=256)  # a file repeats a few dozen segment ids millions of times
+# The segments the reader acts on inside a transaction set (an ISA there is one more segment of it, as it
+# always was); every other segment belongs to the set being read.
+_ENVELOPE = frozenset({"IEA", "GS", "GE", "ST"})
+# Identifiers found valid so far (a file repeats a few dozen millions of times): a set look-up each.
+_VALID_IDS: set[str] = set()
+
+
 def _is_segment_id(segment_id: str) -> bool:
-    return SEGMENT_ID.match(segment_id) is not None
+    valid = SEGMENT_ID.match(segment_id) is not None
+    if valid and len(_VALID_IDS) < 1024:
+        _VALID_IDS.add(segment_id)
+    return valid
 
 
 def _truncated(name: str, current: TransactionSet | None, isa_number: int) -> IngestError:
