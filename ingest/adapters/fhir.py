@@ -36,6 +36,19 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from ingest.adapters.fhir_codes import (
+    APPOINTMENT_STATUS,
+    APPOINTMENT_TYPE_SYSTEM,
+    CANCEL_REASON_SYSTEM,
+    CLINIC_CLASSES,
+    ENCOUNTER_STATUS,
+    NEW_PATIENT_URL,
+    PREVIOUS_APPOINTMENT_URL,
+    SLOT_STATUS,
+    SOURCE,
+    V2_CLINIC_CLASSES,
+    V2_PATIENT_CLASS,
+)
 from ingest.adapters.fhir_sql import FhirSql
 from ingest.batch import RESTART, Batch, Chunk, Phase, RecordError, Target, rows_to_arrow
 from ingest.context import Lookup, ParseContext
@@ -46,43 +59,10 @@ from ingest.references import Reference
 from ingest.sources import InputFile
 from ingest.text import decode, text_blocks, text_lines
 
-SOURCE = "fhir"
 NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
-NEW_PATIENT_URL = "http://clinic-kpis.org/fhir/StructureDefinition/new-patient"
-PREVIOUS_APPOINTMENT_URL = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Appointment.previousAppointment"
-CANCEL_REASON_SYSTEM = "http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason"
-APPOINTMENT_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0276"
 REFERRAL_STAGE_SYSTEM = "http://clinic-kpis.org/fhir/CodeSystem/referral-stage"
 REFERRAL_CATEGORY = "3457005"  # SNOMED CT "Patient referral"
 
-APPOINTMENT_STATUS = {
-    "proposed": "booked",
-    "pending": "booked",
-    "waitlist": "booked",
-    "booked": "booked",
-    "arrived": "arrived",
-    "checked-in": "arrived",
-    "fulfilled": "fulfilled",
-    "noshow": "noshow",
-    "cancelled": "cancelled",
-    "entered-in-error": "entered_in_error",
-}
-ENCOUNTER_STATUS = {
-    "planned": "planned",
-    "arrived": "arrived",
-    "triaged": "arrived",
-    "in-progress": "in_progress",
-    "onleave": "in_progress",
-    "finished": "finished",
-    "cancelled": "cancelled",
-    "entered-in-error": "entered_in_error",
-}
-SLOT_STATUS = {"free": "free", "busy": "busy", "busy-unavailable": "blocked", "busy-tentative": "tentative"}
-# Encounter.class of a clinic visit -> whether it is telehealth: HL7 v3 ActCode AMB and VR (R4's
-# binding), and HL7 v2 table 0004 "O" (outpatient), which some EHRs export instead.
-CLINIC_CLASSES = {"AMB": False, "VR": True}
-V2_PATIENT_CLASS = "http://terminology.hl7.org/CodeSystem/v2-0004"
-V2_CLINIC_CLASSES = {"O": False}
 STAGE_COLUMNS = {
     "sent": "sent_at",
     "scheduled": "scheduled_at",

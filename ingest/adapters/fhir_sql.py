@@ -40,13 +40,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
+from ingest.adapters.fhir_codes import (
+    APPOINTMENT_STATUS,
+    APPOINTMENT_TYPE_SYSTEM,
+    CANCEL_REASON_SYSTEM,
+    CLINIC_CLASSES,
+    ENCOUNTER_STATUS,
+    NEW_PATIENT_URL,
+    PREVIOUS_APPOINTMENT_URL,
+    SLOT_STATUS,
+    SOURCE,
+    V2_CLINIC_CLASSES,
+    V2_PATIENT_CLASS,
+)
 from ingest.pseudonymize import Pseudonymizer
-
-SOURCE = "fhir"
-NEW_PATIENT_URL = "http://clinic-kpis.org/fhir/StructureDefinition/new-patient"
-PREVIOUS_APPOINTMENT_URL = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Appointment.previousAppointment"
-CANCEL_REASON_SYSTEM = "http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason"
-APPOINTMENT_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0276"
 
 _INSTANT = (
     "[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
@@ -130,32 +137,6 @@ _ENCOUNTER = pa.schema(
 )
 _NULL = re.compile(rb"[:\[,][ \t]*null")  # a JSON null, wherever it is (or text that looks like one)
 
-_ENCOUNTER_STATUS = {
-    "planned": "planned",
-    "arrived": "arrived",
-    "triaged": "arrived",
-    "in-progress": "in_progress",
-    "onleave": "in_progress",
-    "finished": "finished",
-    "cancelled": "cancelled",
-    "entered-in-error": "entered_in_error",
-}
-_SLOT_STATUS = {"free": "free", "busy": "busy", "busy-unavailable": "blocked", "busy-tentative": "tentative"}
-V2_PATIENT_CLASS = "http://terminology.hl7.org/CodeSystem/v2-0004"
-
-_STATUS = {
-    "proposed": "booked",
-    "pending": "booked",
-    "waitlist": "booked",
-    "booked": "booked",
-    "arrived": "arrived",
-    "checked-in": "arrived",
-    "fulfilled": "fulfilled",
-    "noshow": "noshow",
-    "cancelled": "cancelled",
-    "entered-in-error": "entered_in_error",
-}
-
 
 def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
@@ -186,9 +167,11 @@ def _plain(refs: str) -> str:
 def _encounter_query() -> str:
     """`fhir._Mapper.encounter`: a participant typed PPRF or ATND first (a stable sort), the first
     statusHistory entry of each status, the first location and appointment only."""
-    status_words = ", ".join(_lit(k) for k in _ENCOUNTER_STATUS)
-    status_map = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in _ENCOUNTER_STATUS.items())
+    status_words = ", ".join(_lit(k) for k in ENCOUNTER_STATUS)
+    status_map = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in ENCOUNTER_STATUS.items())
     v2 = _lit(V2_PATIENT_CLASS)
+    v2_classes, v3_classes = (", ".join(_lit(k) for k in classes) for classes in (V2_CLINIC_CLASSES, CLINIC_CLASSES))
+    telehealth = ", ".join(_lit(k) for k, remote in (CLINIC_CLASSES | V2_CLINIC_CLASSES).items() if remote)
     typed = (
         "coalesce(list_has_any(flatten(list_transform(coalesce(p.type, []), "
         "lambda t: list_transform(coalesce(t.coding, []), lambda c: c.code))), ['PPRF', 'ATND']), FALSE)"
@@ -208,9 +191,9 @@ WITH c AS (
 ), o AS (
   SELECT *,
     coalesce(resourceType = 'Encounter' AND id <> '' AND status IN ({status_words})
-      AND ((klass_system = {v2} AND klass = 'O')
-        OR (klass_system IS DISTINCT FROM {v2} AND klass IN ('AMB', 'VR'))
-        OR (klass_system IS NULL AND klass = 'O'))
+      AND ((klass_system = {v2} AND klass IN ({v2_classes}))
+        OR (klass_system IS DISTINCT FROM {v2} AND klass IN ({v3_classes}))
+        OR (klass_system IS NULL AND klass IN ({v2_classes})))
       AND {_instant_ok("updated")} AND {_instant_ok("period.start")} AND {_instant_ok('period."end"')}
       AND {_instant_ok("triaged")} AND {_instant_ok("seeing.start")} AND {_instant_ok('seeing."end"')}
       AND {_plain("refs")} AND {_plain("[place, booked, who]")}, FALSE) AS ok
@@ -218,14 +201,14 @@ WITH c AS (
 )
 SELECT _pos, ok,
   TRY_CAST(updated AS TIMESTAMPTZ) AS _version,
-  'fhir' AS source,
+  {_lit(SOURCE)} AS source,
   id AS encounter_id,
   {_id_of("booked", "Appointment")} AS appointment_id,
   {_id_of("place", "Location")} AS location_id,
   CAST(NULL AS VARCHAR) AS provider_id,
   'Practitioner/' || {_first_id("Practitioner")} AS provider_ref,
   {_id_of("who", "Patient")} AS patient_id,
-  klass = 'VR' AS is_telehealth,
+  klass IN ({telehealth}) AS is_telehealth,
   CASE status {status_map} END AS status,
   TRY_CAST(period.start AS TIMESTAMPTZ) AS checked_in_at,
   TRY_CAST(triaged AS TIMESTAMPTZ) AS roomed_at,
@@ -237,8 +220,8 @@ FROM o
 
 
 def _query() -> str:
-    status_words = ", ".join(_lit(k) for k in _STATUS)
-    status_map = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in _STATUS.items())
+    status_words = ", ".join(_lit(k) for k in APPOINTMENT_STATUS)
+    status_map = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in APPOINTMENT_STATUS.items())
     cancel_system = _lit(CANCEL_REASON_SYSTEM)
     return f"""
 WITH c AS (
@@ -267,7 +250,7 @@ WITH c AS (
 )
 SELECT _pos, ok,
   TRY_CAST(updated AS TIMESTAMPTZ) AS _version,
-  'fhir' AS source,
+  {_lit(SOURCE)} AS source,
   id AS appointment_id,
   {_first_id("Location")} AS location_id,
   CAST(NULL AS VARCHAR) AS provider_id,
@@ -297,8 +280,8 @@ FROM m
 
 def _slot_query() -> str:
     """`fhir._Mapper.slot` (a Slot entered in error is ignored: the Python way)."""
-    status_map = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in _SLOT_STATUS.items())
-    words = ", ".join(_lit(k) for k in _SLOT_STATUS)
+    status_map = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in SLOT_STATUS.items())
+    words = ", ".join(_lit(k) for k in SLOT_STATUS)
     return f"""
 WITH c AS (
   SELECT *, meta.lastUpdated AS updated, schedule.reference AS plan, coalesce(appointmentType.coding, []) AS codings,
@@ -311,7 +294,7 @@ SELECT _pos,
     AND list_bool_and(list_transform(codings, lambda k: regexp_full_match(coalesce(k.code, ''), '{_CODE}')))
       IS NOT FALSE, FALSE) AS ok,
   TRY_CAST(updated AS TIMESTAMPTZ) AS _version,
-  'fhir' AS source,
+  {_lit(SOURCE)} AS source,
   id AS slot_id,
   'Schedule/' || {_id_of("plan", "Schedule")} AS schedule_ref,
   lower(nullif(codings[1].code, '')) AS visit_type,
@@ -337,7 +320,7 @@ SELECT _pos,
     AND {_instant_ok("updated")} AND {_instant_ok('"date"')} AND {_plain("[documented]")}
     AND {_id_of("documented", "Encounter")} IS NOT NULL, FALSE) AS ok,
   TRY_CAST(updated AS TIMESTAMPTZ) AS _version,
-  'fhir' AS source,
+  {_lit(SOURCE)} AS source,
   {_id_of("documented", "Encounter")} AS encounter_id,
   TRY_CAST("date" AS TIMESTAMPTZ) AS chart_closed_at
 FROM c
