@@ -26,6 +26,21 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
+class Engine(StrEnum):
+    """Where KPIs are computed: in the DuckDB warehouse, or on Spark from its Parquet export."""
+
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+ParquetOption = Annotated[
+    Optional[Path],
+    typer.Option(help="The folder `clinic-kpis export --parquet` wrote, which Spark reads (--engine spark)."),
+]
+MasterOption = Annotated[
+    str, typer.Option(help="Spark master for --engine spark: local[N], or a cluster such as spark://host:7077.")
+]
+
 DbOption = Annotated[
     Optional[Path],
     typer.Option(

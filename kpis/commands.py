@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kpis import privacy
-from kpis.cli_options import ConfigOption, DbOption, OutputFormat
+from kpis.cli_options import ConfigOption, DbOption, Engine, MasterOption, OutputFormat, ParquetOption
 from kpis.config import load_config
 from kpis.errors import ClinicKpisError
 from kpis.export_cli import export_command
@@ -56,11 +56,6 @@ class Via(StrEnum):
     raw = "raw"
 
 
-class Engine(StrEnum):
-    duckdb = "duckdb"
-    spark = "spark"
-
-
 @commands.command(name="kpis")
 def kpis_command(
     db: DbOption = None,
@@ -87,12 +82,8 @@ def kpis_command(
     engine: Annotated[
         Engine, typer.Option(help="duckdb: the warehouse; spark: a Parquet export (--parquet), on Spark.")
     ] = Engine.duckdb,
-    parquet: Annotated[
-        Optional[Path], typer.Option(help="The folder `clinic-kpis export --parquet` wrote (--engine spark).")
-    ] = None,
-    master: Annotated[
-        str, typer.Option(help="Spark master for --engine spark: local[N], or a cluster such as spark://host:7077.")
-    ] = "local[*]",
+    parquet: ParquetOption = None,
+    master: MasterOption = "local[*]",
     via: Annotated[
         Via,
         typer.Option(

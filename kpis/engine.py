@@ -150,6 +150,25 @@ def grouping_id(group: Sequence[str], dims: Sequence[str]) -> int:
     return sum(1 << (len(dims) - 1 - i) for i, d in enumerate(dims) if d not in group)
 
 
+def normalized(raw: pd.DataFrame, ctx: QueryContext) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A statement's rows with one spelling of period starts and of "no value", and the periods
+    asked for with their last business day and last day: what `complete_table` places rows into."""
+    raw = raw.copy()
+    raw["period_start"] = pd.to_datetime(raw["period_start"]).astype("datetime64[us]")
+    for dim in ctx.dims:  # one spelling of "no value" (statements may give None or NaN): one group
+        raw[dim] = raw[dim].astype("object").where(raw[dim].notna(), None)
+    periods = pd.DataFrame(
+        {
+            "period_start": pd.to_datetime(list(ctx.periods.starts)).astype("datetime64[us]"),
+            "period_last": [
+                last_open_day(ctx.periods.last_day(s), ctx.config.business_hours) for s in ctx.periods.starts
+            ],
+            "period_end": pd.to_datetime([ctx.periods.last_day(s) for s in ctx.periods.starts]),
+        }
+    )
+    return raw, periods
+
+
 def complete_table(
     raw: pd.DataFrame,
     items: Sequence[KpiRequest],
@@ -167,19 +186,7 @@ def complete_table(
     KPI that looks back over a window (days in A/R), when `data_starts` (the first local date of
     its relation) is not after the window's first day.
     """
-    raw = raw.copy()
-    raw["period_start"] = pd.to_datetime(raw["period_start"]).astype("datetime64[us]")
-    for dim in ctx.dims:  # one spelling of "no value" (statements may give None or NaN): one group
-        raw[dim] = raw[dim].astype("object").where(raw[dim].notna(), None)
-    periods = pd.DataFrame(
-        {
-            "period_start": pd.to_datetime(list(ctx.periods.starts)).astype("datetime64[us]"),
-            "period_last": [
-                last_open_day(ctx.periods.last_day(s), ctx.config.business_hours) for s in ctx.periods.starts
-            ],
-            "period_end": pd.to_datetime([ctx.periods.last_day(s) for s in ctx.periods.starts]),
-        }
-    )
+    raw, periods = normalized(raw, ctx)
     kpis = pd.DataFrame({"kpi_id": [item.id for item in items]})
     info = pd.DataFrame([_kpi_info(item, ctx, data_ends, data_starts or {}) for item in items]).drop(columns="kpi_id")
     pieces, kpi_of_row, period_of_row = [], [], []

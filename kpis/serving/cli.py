@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from kpis.cli_options import ConfigOption, DbOption
-from kpis.commands import Engine
+from kpis.cli_options import ConfigOption, DbOption, Engine, MasterOption, ParquetOption
 from kpis.config import load_config
 from kpis.errors import ClinicKpisError
 
@@ -23,12 +21,8 @@ def refresh_command(
     engine: Annotated[
         Engine, typer.Option(help="duckdb: in the warehouse; spark: the fact rows on Spark, from --parquet (in full).")
     ] = Engine.duckdb,
-    parquet: Annotated[
-        Optional[Path], typer.Option(help="The export of this warehouse Spark reads (`clinic-kpis export --parquet`).")
-    ] = None,
-    master: Annotated[
-        str, typer.Option(help="Spark master for --engine spark: local[N], or a cluster such as spark://host:7077.")
-    ] = "local[*]",
+    parquet: ParquetOption = None,
+    master: MasterOption = "local[*]",
 ) -> None:
     """Refresh the results store the dashboard, report and `kpis` answer from, and publish it.
 

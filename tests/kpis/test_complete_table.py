@@ -17,7 +17,6 @@ import pandas as pd
 import pytest
 
 from kpis import Warehouse, engine
-from kpis.business_time import last_open_day
 from kpis.query import KpiRequest, QueryContext
 from kpis.relations import DIMENSIONS
 from kpis.scope import Scope
@@ -32,19 +31,7 @@ def reference_complete_table(
     data_ends: Mapping[str, date | None],
     data_starts: Mapping[str, date | None] | None = None,
 ) -> pd.DataFrame:
-    raw = raw.copy()
-    raw["period_start"] = pd.to_datetime(raw["period_start"]).astype("datetime64[us]")
-    for dim in ctx.dims:  # one spelling of "no value" (statements may give None or NaN): one group
-        raw[dim] = raw[dim].astype("object").where(raw[dim].notna(), None)
-    periods = pd.DataFrame(
-        {
-            "period_start": pd.to_datetime(list(ctx.periods.starts)).astype("datetime64[us]"),
-            "period_last": [
-                last_open_day(ctx.periods.last_day(s), ctx.config.business_hours) for s in ctx.periods.starts
-            ],
-            "period_end": pd.to_datetime([ctx.periods.last_day(s) for s in ctx.periods.starts]),
-        }
-    )
+    raw, periods = engine.normalized(raw, ctx)  # the shared preamble; what follows is the merge version
     kpis = pd.DataFrame({"kpi_id": [item.id for item in items]})
     pieces = []
     for group in ctx.grouping_sets:
