@@ -65,7 +65,14 @@ def safe_key(key: str) -> str:
 
 def documents(ctx: ReportContext, renderer: ChartRenderer, formats: tuple[str, ...], paper: str) -> dict[str, bytes]:
     """The report as each of `formats` (html: one self-contained file; pdf), with SVG charts."""
-    svgs = render_trends(renderer, ctx.trends, "svg")
+    return render_documents(ctx, render_trends(renderer, ctx.trends, "svg"), formats, paper)
+
+
+def render_documents(
+    ctx: ReportContext, svgs: dict[str, bytes], formats: tuple[str, ...], paper: str
+) -> dict[str, bytes]:
+    """`documents` from charts already drawn (kpi id -> SVG): the HTML and the PDF embed the same
+    SVG, drawn once, and need no browser, so `report build` closes Chromium while the PDF renders."""
     html = render_html(ctx, {k: data_uri(v, "image/svg+xml") for k, v in svgs.items()}, paper)
     out = {}
     if "html" in formats:
@@ -90,7 +97,7 @@ def email_parts(ctx: ReportContext, renderer: ChartRenderer, paper: str, domain:
     pngs = render_trends(renderer, ctx.trends, "png")
     cids = {kpi: f"chart-{kpi}.{ctx.month:%Y-%m}.{safe_key(ctx.scope.key)}@{domain}" for kpi in pngs}
     html = render_email_html(ctx, {kpi: f"cid:{cid}" for kpi, cid in cids.items()}, paper)
-    pdf = documents(ctx, renderer, ("pdf",), paper)["pdf"]
+    pdf = render_documents(ctx, render_trends(renderer, ctx.trends, "svg"), ("pdf",), paper)["pdf"]
     return EmailParts(html=html, text=render_text(ctx), pdf=pdf, images={cids[k]: png for k, png in pngs.items()})
 
 

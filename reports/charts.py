@@ -2,23 +2,29 @@
 
 The PDF and the HTML file embed SVG (vector, crisp at any zoom); an email body embeds PNG,
 because mail clients drop SVG. Starting Chromium costs seconds and each figure a fraction of
-one, so `ChartRenderer` keeps one kaleido server for a whole build (RECIPES.md section 4).
+one, so `ChartRenderer` keeps one browser for a whole command, started in the background while
+the numbers are read, and draws a report's charts in one call (RECIPES.md section 4).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Mapping
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 import kaleido
 import plotly.graph_objects as go
 from choreographer.browsers.chromium import Chromium
 
 from kpis import palette
-from reports.context import Trend
 from reports.errors import ReportError
+
+if TYPE_CHECKING:  # reports.context imports pandas and the KPI engine: Chromium starts before that
+    from reports.context import Trend
 
 WIDTH, HEIGHT = 340, 190  # CSS pixels: two charts side by side on a Letter or A4 page
 PNG_SCALE = 2  # PNG pixels per CSS pixel, sharp on high-density screens
@@ -81,21 +87,87 @@ def small_chart_layout(fig: go.Figure, unit: str, *, width: int, height: int, fo
     return fig
 
 
-class ChartRenderer:
-    """A kaleido server for the duration of a `with` block: `render(fig, "svg" | "png")` -> bytes.
+class _Kaleido(kaleido.Kaleido):
+    """kaleido without its reload of the tab after every figure.
 
-    kaleido's server is one per process; nested blocks share it, and the outermost stops it.
+    kaleido reloads a tab after each figure to bound a long session's memory; the reload parses
+    Plotly.js again, about 0.25 s of a small figure's 0.27 s here. Plotly.toImage leaves nothing
+    in the page (it plots into a detached div and purges it), and one session draws a command's
+    few dozen small charts, so the tab goes back to the queue as it is. The hook is kaleido's
+    (private, checked by tests/reports/test_charts.py): were it renamed, tabs would reload again,
+    slower but correct.
+    """
+
+    async def _return_kaleido_tab(self, tab: Any) -> None:
+        await self.tabs_ready.put(tab)
+
+
+class _Session:
+    """One Chromium with kaleido, driven from a thread of its own with its own event loop.
+
+    The browser starts when the session is created and the caller goes on (imports, reading the
+    numbers) while it starts. Closing it is started by `close()` and not waited for: the thread is
+    not a daemon, so the process waits for Chromium to exit at the latest when it ends, while the
+    caller renders the PDF in the meantime.
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name="kaleido")
+        self.thread.start()
+        self.opened = asyncio.run_coroutine_threadsafe(self._open(), self.loop)
+
+    def _run(self) -> None:
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.close()
+
+    async def _open(self) -> _Kaleido:
+        # mathjax=False: kaleido's page would otherwise load MathJax from a CDN (no chart here uses LaTeX)
+        browser = _Kaleido(n=1, mathjax=False)
+        await browser.open()
+        return browser
+
+    def render(self, figs: list[go.Figure], opts: dict[str, Any]) -> list[bytes]:
+        browser = self.opened.result()
+
+        async def draw() -> list[bytes]:
+            return await asyncio.gather(*(browser.calc_fig(fig, opts=opts) for fig in figs))
+
+        return asyncio.run_coroutine_threadsafe(draw(), self.loop).result()
+
+    def close(self) -> None:
+        async def close() -> None:
+            try:
+                browser = await asyncio.wrap_future(self.opened)
+            except Exception:  # noqa: BLE001 - it never started: the render that needed it has said why
+                return
+            await browser.close()
+
+        done = asyncio.run_coroutine_threadsafe(close(), self.loop)
+        done.add_done_callback(lambda _: self.loop.call_soon_threadsafe(self.loop.stop))
+
+
+class ChartRenderer:
+    """Chromium with kaleido for the duration of a `with` block: `render(fig, "svg" | "png")` -> bytes,
+    `render_all({key: fig}, fmt)` -> {key: bytes} (one round trip for a whole set).
+
+    Chromium starts on entering the block, in the background, so start the block before the
+    slow work that does not need it (reading the numbers). Nested blocks share one browser,
+    and the outermost block's end closes it.
     """
 
     _users = 0  # open blocks in this process
+    _session: _Session | None = None
     _saved_level = logging.NOTSET
 
     def __enter__(self) -> ChartRenderer:
         if ChartRenderer._users:
             ChartRenderer._users += 1
             return self
-        # kaleido's server thread dies silently (and the caller waits forever) without a browser,
-        # so look for one first, the way kaleido does: BROWSER_PATH, then PATH and usual places.
+        # choreographer gives no clear error without a browser, so look for one first, the way
+        # kaleido does: BROWSER_PATH, then PATH and usual places.
         browser = Chromium.find_browser(skip_local=False)
         if not browser or not os.access(browser, os.X_OK):
             override = os.environ.get("BROWSER_PATH")
@@ -107,23 +179,33 @@ class ChartRenderer:
         # choreographer logs an ignorable JSON decoding error when Chromium shuts down.
         ChartRenderer._saved_level = _CHOREOGRAPHER_LOG.level
         _CHOREOGRAPHER_LOG.setLevel(logging.CRITICAL)
-        kaleido.start_sync_server(silence_warnings=True)
+        ChartRenderer._session = _Session()
         ChartRenderer._users = 1
         return self
 
     def render(self, fig: go.Figure, fmt: str) -> bytes:
+        return self.render_all({"": fig}, fmt)[""]
+
+    def render_all(self, figs: Mapping[str, go.Figure], fmt: str) -> dict[str, bytes]:
+        """Every figure of `figs` drawn in `fmt` (svg or png), in one call to the browser."""
+        if not figs:
+            return {}
+        assert ChartRenderer._session is not None, "render inside a `with ChartRenderer()` block"
         scale = PNG_SCALE if fmt == "png" else 1
-        return kaleido.calc_fig_sync(fig, opts={"format": fmt, "width": WIDTH, "height": HEIGHT, "scale": scale})
+        opts = {"format": fmt, "width": WIDTH, "height": HEIGHT, "scale": scale}
+        drawn = ChartRenderer._session.render(list(figs.values()), opts)
+        return dict(zip(figs, drawn, strict=True))
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         ChartRenderer._users -= 1
-        if ChartRenderer._users == 0:
-            kaleido.stop_sync_server(silence_warnings=True)
+        if ChartRenderer._users == 0 and ChartRenderer._session is not None:
+            ChartRenderer._session.close()
+            ChartRenderer._session = None
             _CHOREOGRAPHER_LOG.setLevel(ChartRenderer._saved_level)
 
 
 def render_trends(renderer: ChartRenderer, trends: Iterable[Trend], fmt: str) -> dict[str, bytes]:
     """kpi_id -> the chart of its trend in `fmt` (svg or png)."""
-    return {t.row.id: renderer.render(trend_figure(t), fmt) for t in trends}
+    return renderer.render_all({t.row.id: trend_figure(t) for t in trends}, fmt)

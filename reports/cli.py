@@ -70,16 +70,20 @@ def build(
     config: ConfigOption = None,
 ) -> None:
     """Build the monthly report as a self-contained HTML file and a PDF, and print their paths."""
-    from kpis import Warehouse
-    from reports.build import documents, prepare, progress, write_files
-    from reports.charts import ChartRenderer
+    from reports.charts import ChartRenderer, render_trends
 
     cfg = load_config(config, db=db)
     formats, paper_size, when = _formats(format_), _paper(paper, cfg), _month(month, cfg)
-    with Warehouse.open(config=cfg, read_only=True) as wh, progress("reading the numbers"):
-        ctx = prepare(wh, when, location)
-    with ChartRenderer() as renderer, progress("drawing charts and rendering the report"):
-        files = documents(ctx, renderer, formats, paper_size)
+    with ChartRenderer() as renderer:  # Chromium starts while the rest is imported and the numbers are read
+        from kpis import Warehouse
+        from reports.build import prepare, progress, render_documents, write_files
+
+        with Warehouse.open(config=cfg, read_only=True) as wh, progress("reading the numbers"):
+            ctx = prepare(wh, when, location)
+        with progress("drawing charts"):
+            svgs = render_trends(renderer, ctx.trends, "svg")
+    with progress("rendering the report"):
+        files = render_documents(ctx, svgs, formats, paper_size)
     for path in write_files(ctx, files, out):
         typer.echo(str(path))
 
@@ -132,14 +136,15 @@ def send(
         check_credentials(cfg.smtp)
         if warning := insecure_warning(cfg.smtp):
             typer.echo(f"warning: {warning}", err=True)
-    with Warehouse.open(config=cfg, read_only=True) as wh, progress("reading the numbers"):
-        contexts = [(prepare(wh, when, None if scope == PRACTICE else scope), rcpts) for scope, rcpts in plan]
     outgoing = []
-    with ChartRenderer() as renderer, progress("drawing charts and rendering the reports"):
-        for ctx, rcpts in contexts:
-            parts = email_parts(ctx, renderer, paper_size, sender_domain(cfg.smtp.sender))
-            message = build_message(ctx, parts, sender=cfg.smtp.sender, recipients=rcpts)
-            outgoing.append(Outgoing(scope=ctx.scope.key, message=message, recipients=rcpts))
+    with ChartRenderer() as renderer:  # Chromium starts while the numbers are read
+        with Warehouse.open(config=cfg, read_only=True) as wh, progress("reading the numbers"):
+            contexts = [(prepare(wh, when, None if scope == PRACTICE else scope), rcpts) for scope, rcpts in plan]
+        with progress("drawing charts and rendering the reports"):
+            for ctx, rcpts in contexts:
+                parts = email_parts(ctx, renderer, paper_size, sender_domain(cfg.smtp.sender))
+                message = build_message(ctx, parts, sender=cfg.smtp.sender, recipients=rcpts)
+                outgoing.append(Outgoing(scope=ctx.scope.key, message=message, recipients=rcpts))
     if dry_run:
         out.mkdir(parents=True, exist_ok=True)
         for (ctx, _), item in zip(contexts, outgoing, strict=True):
