@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # reports.context imports pandas and the KPI engine: Chromium
 
 WIDTH, HEIGHT = 340, 190  # CSS pixels: two charts side by side on a Letter or A4 page
 PNG_SCALE = 2  # PNG pixels per CSS pixel, sharp on high-density screens
+START_TIMEOUT = 120  # seconds for Chromium to start and load Plotly.js, however busy the machine
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 LINE, TARGET, GRID = palette.LINE_COLOR, palette.TARGET_COLOR, palette.GRID_COLOR
 _CHOREOGRAPHER_LOG = logging.getLogger("choreographer")
@@ -111,7 +112,8 @@ class _Session:
     caller renders the PDF in the meantime.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, browser: str) -> None:
+        self.browser = browser
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._run, name="kaleido")
         self.thread.start()
@@ -130,7 +132,14 @@ class _Session:
         return browser
 
     def render(self, figs: list[go.Figure], opts: dict[str, Any]) -> list[bytes]:
-        browser = self.opened.result()
+        try:
+            browser = self.opened.result(timeout=START_TIMEOUT)
+        except Exception as exc:  # choreographer's own message advises downloading a browser: not here
+            first = exc.args[0] if exc.args else type(exc).__name__
+            raise ReportError(
+                f"the charts need Chrome or Chromium, and {self.browser} did not start ({first}): "
+                "check that it runs, or set BROWSER_PATH to another Chrome or Chromium binary"
+            ) from None
 
         async def draw() -> list[bytes]:
             return await asyncio.gather(*(browser.calc_fig(fig, opts=opts) for fig in figs))
@@ -179,7 +188,7 @@ class ChartRenderer:
         # choreographer logs an ignorable JSON decoding error when Chromium shuts down.
         ChartRenderer._saved_level = _CHOREOGRAPHER_LOG.level
         _CHOREOGRAPHER_LOG.setLevel(logging.CRITICAL)
-        ChartRenderer._session = _Session()
+        ChartRenderer._session = _Session(browser)
         ChartRenderer._users = 1
         return self
 

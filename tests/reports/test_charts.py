@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import html as html_lib
 import inspect
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import kaleido
@@ -15,7 +17,7 @@ import pytest
 
 from reports.charts import ChartRenderer, small_chart_layout
 from tests.conftest import require_tool
-from tests.reports.conftest import Built
+from tests.reports.conftest import Built, Practice
 
 pytestmark = pytest.mark.browser
 
@@ -76,3 +78,18 @@ def test_kaleido_still_has_the_hook_the_renderer_uses_to_keep_its_tab() -> None:
     drawn, slowly; this says so at the upgrade that renames it."""
     assert callable(vars(kaleido.Kaleido).get("_return_kaleido_tab"))
     assert "self.tabs_ready" in inspect.getsource(kaleido.Kaleido.__init__)
+
+
+def test_a_browser_that_does_not_start_is_one_clear_line_not_a_wait(practice: Practice, tmp_path: Path) -> None:
+    """A fresh process (this one's renderer is shared): `report build` with a BROWSER_PATH that exits at once."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_KPIS_")} | {"BROWSER_PATH": "/bin/false"}
+    where = ["--config", str(practice.config), "--db", str(practice.db)]
+    args = ["report", "build", *where, "--month", "2026-10", "--out", str(tmp_path)]
+    res = subprocess.run(
+        [sys.executable, "-c", "from kpis.cli import main; main()", *args],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert res.returncode == 1
+    assert res.stderr.startswith("error: the charts need Chrome or Chromium, and /bin/false did not start")
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert list(tmp_path.iterdir()) == []
