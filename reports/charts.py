@@ -92,7 +92,8 @@ class _Kaleido(kaleido.Kaleido):
     """kaleido without its reload of the tab after every figure.
 
     kaleido reloads a tab after each figure to bound a long session's memory; the reload parses
-    Plotly.js again, about 0.25 s of a small figure's 0.27 s here. Plotly.toImage leaves nothing
+    Plotly.js again, most of a small figure's time (0.28 s a figure with it, 0.02 s without, on
+    the shared 2-core machine; benchmarks/RESULTS.md). Plotly.toImage leaves nothing
     in the page (it plots into a detached div and purges it), and one session draws a command's
     few dozen small charts, so the tab goes back to the queue as it is. The hook is kaleido's
     (private, checked by tests/reports/test_charts.py): were it renamed, tabs would reload again,
@@ -146,7 +147,10 @@ class _Session:
 
         return asyncio.run_coroutine_threadsafe(draw(), self.loop).result()
 
-    def close(self) -> None:
+    def close(self, log_level: int) -> None:
+        """Close Chromium, then stop the thread and set choreographer's log level back to `log_level`
+        (it logs an ignorable JSON decoding error while Chromium shuts down)."""
+
         async def close() -> None:
             try:
                 browser = await asyncio.wrap_future(self.opened)
@@ -154,8 +158,11 @@ class _Session:
                 return
             await browser.close()
 
-        done = asyncio.run_coroutine_threadsafe(close(), self.loop)
-        done.add_done_callback(lambda _: self.loop.call_soon_threadsafe(self.loop.stop))
+        def closed(_: object) -> None:
+            _CHOREOGRAPHER_LOG.setLevel(log_level)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).add_done_callback(closed)
 
 
 class ChartRenderer:
@@ -185,7 +192,7 @@ class ChartRenderer:
                 f"the charts need Chrome or Chromium, and none was found{where}: install the chromium package, "
                 "or set BROWSER_PATH to a Chrome or Chromium binary"
             )
-        # choreographer logs an ignorable JSON decoding error when Chromium shuts down.
+        # choreographer logs an ignorable JSON decoding error when Chromium shuts down (see _Session.close).
         ChartRenderer._saved_level = _CHOREOGRAPHER_LOG.level
         _CHOREOGRAPHER_LOG.setLevel(logging.CRITICAL)
         ChartRenderer._session = _Session(browser)
@@ -210,9 +217,8 @@ class ChartRenderer:
     ) -> None:
         ChartRenderer._users -= 1
         if ChartRenderer._users == 0 and ChartRenderer._session is not None:
-            ChartRenderer._session.close()
+            ChartRenderer._session.close(ChartRenderer._saved_level)
             ChartRenderer._session = None
-            _CHOREOGRAPHER_LOG.setLevel(ChartRenderer._saved_level)
 
 
 def render_trends(renderer: ChartRenderer, trends: Iterable[Trend], fmt: str) -> dict[str, bytes]:
