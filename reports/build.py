@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -19,7 +19,7 @@ from rich.console import Console
 from kpis import Warehouse
 from kpis.scope import Scope as KpiScope
 from reports.charts import ChartRenderer, render_trends
-from reports.context import ReportContext, build_context, resolve_scope
+from reports.context import ReportContext, Trend, build_context, resolve_scope
 from reports.narrative import summarize
 from reports.render import data_uri, render_email_html, render_html, render_pdf, render_text
 
@@ -37,18 +37,26 @@ def progress(text: str) -> Iterator[None]:
         yield
 
 
-def prepare(wh: Warehouse, month: date, location: str | None, *, generated_at: datetime | None = None) -> ReportContext:
+def prepare(
+    wh: Warehouse,
+    month: date,
+    location: str | None,
+    *,
+    generated_at: datetime | None = None,
+    on_trends: Callable[[tuple[Trend, ...]], object] | None = None,
+) -> ReportContext:
     """The full context of one report, executive summary included.
 
     A location's report reads the warehouse through that location's scope (kpis.scope), as its
     manager would, with small cells withheld and no records: it leaves the building. The load
     history (files loaded, quarantined) is the practice's, so `wh` must see the whole practice.
+    `on_trends`: see `build_context` (the charts drawn while the rest of the numbers are read).
     """
     scope = resolve_scope(wh, location)
     history = wh.ingest_runs()  # practice-wide: read before narrowing
     if scope.location is not None:
         wh = wh.narrowed(KpiScope.of_locations([scope.location], records=False, small_cells=True, label=scope.label))
-    ctx = build_context(wh, month, scope, generated_at=generated_at, load_history=history)
+    ctx = build_context(wh, month, scope, generated_at=generated_at, load_history=history, on_trends=on_trends)
     return dataclasses.replace(ctx, summary=summarize(ctx))
 
 

@@ -13,6 +13,8 @@ import logging
 import os
 import threading
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -132,20 +134,22 @@ class _Session:
         await browser.open()
         return browser
 
-    def render(self, figs: list[go.Figure], opts: dict[str, Any]) -> list[bytes]:
-        try:
-            browser = self.opened.result(timeout=START_TIMEOUT)
-        except Exception as exc:  # choreographer's own message advises downloading a browser: not here
-            first = exc.args[0] if exc.args else type(exc).__name__
-            raise ReportError(
-                f"the charts need Chrome or Chromium, and {self.browser} did not start ({first}): "
-                "check that it runs, or set BROWSER_PATH to another Chrome or Chromium binary"
-            ) from None
+    def submit(self, figs: list[go.Figure], opts: dict[str, Any]) -> Future[list[bytes]]:
+        """Start drawing `figs` (once the browser is up); the future holds the images in order."""
 
         async def draw() -> list[bytes]:
+            try:
+                opened = asyncio.shield(asyncio.wrap_future(self.opened))
+                browser = await asyncio.wait_for(opened, START_TIMEOUT)
+            except Exception as exc:  # choreographer's own message advises downloading a browser: not here
+                first = exc.args[0] if exc.args else type(exc).__name__
+                raise ReportError(
+                    f"the charts need Chrome or Chromium, and {self.browser} did not start ({first}): "
+                    "check that it runs, or set BROWSER_PATH to another Chrome or Chromium binary"
+                ) from None
             return await asyncio.gather(*(browser.calc_fig(fig, opts=opts) for fig in figs))
 
-        return asyncio.run_coroutine_threadsafe(draw(), self.loop).result()
+        return asyncio.run_coroutine_threadsafe(draw(), self.loop)
 
     def close(self, log_level: int) -> None:
         """Close Chromium, then stop the thread and set choreographer's log level back to `log_level`
@@ -165,9 +169,21 @@ class _Session:
         asyncio.run_coroutine_threadsafe(close(), self.loop).add_done_callback(closed)
 
 
+@dataclass(frozen=True)
+class Drawing:
+    """Charts being drawn by the browser: `result()` waits for them, {key: image bytes}."""
+
+    keys: list[str]
+    images: Future[list[bytes]]
+
+    def result(self) -> dict[str, bytes]:
+        return dict(zip(self.keys, self.images.result(), strict=True))
+
+
 class ChartRenderer:
     """Chromium with kaleido for the duration of a `with` block: `render(fig, "svg" | "png")` -> bytes,
-    `render_all({key: fig}, fmt)` -> {key: bytes} (one round trip for a whole set).
+    `render_all({key: fig}, fmt)` -> {key: bytes} (one call for a whole set), `draw(...)` the same
+    started while the caller goes on.
 
     Chromium starts on entering the block, in the background, so start the block before the
     slow work that does not need it (reading the numbers). Nested blocks share one browser,
@@ -204,13 +220,19 @@ class ChartRenderer:
 
     def render_all(self, figs: Mapping[str, go.Figure], fmt: str) -> dict[str, bytes]:
         """Every figure of `figs` drawn in `fmt` (svg or png), in one call to the browser."""
-        if not figs:
-            return {}
-        assert ChartRenderer._session is not None, "render inside a `with ChartRenderer()` block"
+        return self.draw(figs, fmt).result()
+
+    def draw(self, figs: Mapping[str, go.Figure], fmt: str) -> Drawing:
+        """Start drawing `figs` in `fmt` and return at once; `.result()` waits for the images."""
+        keys = list(figs)
+        if not keys:
+            done: Future[list[bytes]] = Future()
+            done.set_result([])
+            return Drawing(keys, done)
+        assert ChartRenderer._session is not None, "draw inside a `with ChartRenderer()` block"
         scale = PNG_SCALE if fmt == "png" else 1
         opts = {"format": fmt, "width": WIDTH, "height": HEIGHT, "scale": scale}
-        drawn = ChartRenderer._session.render(list(figs.values()), opts)
-        return dict(zip(figs, drawn, strict=True))
+        return Drawing(keys, ChartRenderer._session.submit(list(figs.values()), opts))
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -223,4 +245,9 @@ class ChartRenderer:
 
 def render_trends(renderer: ChartRenderer, trends: Iterable[Trend], fmt: str) -> dict[str, bytes]:
     """kpi_id -> the chart of its trend in `fmt` (svg or png)."""
-    return renderer.render_all({t.row.id: trend_figure(t) for t in trends}, fmt)
+    return draw_trends(renderer, trends, fmt).result()
+
+
+def draw_trends(renderer: ChartRenderer, trends: Iterable[Trend], fmt: str) -> Drawing:
+    """`render_trends` started: the browser draws while the caller goes on."""
+    return renderer.draw({t.row.id: trend_figure(t) for t in trends}, fmt)

@@ -70,18 +70,24 @@ def build(
     config: ConfigOption = None,
 ) -> None:
     """Build the monthly report as a self-contained HTML file and a PDF, and print their paths."""
-    from reports.charts import ChartRenderer, render_trends
+    from reports.charts import ChartRenderer, Drawing, draw_trends
 
     cfg = load_config(config, db=db)
     formats, paper_size, when = _formats(format_), _paper(paper, cfg), _month(month, cfg)
     with ChartRenderer() as renderer:  # Chromium starts while the rest is imported and the numbers are read
         from kpis import Warehouse
         from reports.build import prepare, progress, render_documents, write_files
+        from reports.context import Trend
+
+        charts: list[Drawing] = []  # drawn while the numbers after the trends are read
+
+        def draw(trends: tuple[Trend, ...]) -> None:
+            charts.append(draw_trends(renderer, trends, "svg"))
 
         with Warehouse.open(config=cfg, read_only=True) as wh, progress("reading the numbers"):
-            ctx = prepare(wh, when, location)
+            ctx = prepare(wh, when, location, on_trends=draw)
         with progress("drawing charts"):
-            svgs = render_trends(renderer, ctx.trends, "svg")
+            svgs = charts[0].result()
     with progress("rendering the report"):
         files = render_documents(ctx, svgs, formats, paper_size)
     for path in write_files(ctx, files, out):

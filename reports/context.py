@@ -9,6 +9,7 @@ tells the same story as the dashboard and the command line. Templates never comp
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import PurePath
@@ -269,11 +270,14 @@ def build_context(
     *,
     generated_at: datetime | None = None,
     load_history: pd.DataFrame | None = None,
+    on_trends: Callable[[tuple[Trend, ...]], object] | None = None,
 ) -> ReportContext:
     """Read every number of one month's report for `scope`.
 
     `load_history`: the practice's ingest runs, when `wh` is narrowed to a location (the load
-    history is practice-wide, so a location's scope cannot read it).
+    history is practice-wide, so a location's scope cannot read it). `on_trends` is called with
+    the trends as soon as they are read, before the rest: `report build` has Chromium draw the
+    charts while the remaining numbers are read.
     """
     coverage = wh.coverage()
     data_end = _data_end(coverage, month)
@@ -283,6 +287,8 @@ def build_context(
     headline = [r.id for r in rows if r.headline]
     trend = wh.trend(headline, month, months=TREND_MONTHS, filters=scope.filters or None)
     trends = tuple(_trend(row, trend[trend["kpi_id"] == row.id]) for row in rows if row.headline)
+    if on_trends is not None:
+        on_trends(trends)
     runs = wh.ingest_runs() if load_history is None else load_history
     quarantined = _quarantined(runs)
     configured = set(wh.config.kpi_options)

@@ -15,9 +15,12 @@ import kaleido
 import plotly.graph_objects as go
 import pytest
 
-from reports.charts import ChartRenderer, small_chart_layout
+from reports.build import prepare
+from reports.charts import ChartRenderer, draw_trends, render_trends, small_chart_layout
+from reports.context import ReportContext, Trend
 from tests.conftest import require_tool
 from tests.reports.conftest import Built, Practice
+from tests.reports.practice import MONTH
 
 pytestmark = pytest.mark.browser
 
@@ -93,3 +96,20 @@ def test_a_browser_that_does_not_start_is_one_clear_line_not_a_wait(practice: Pr
     assert res.stderr.startswith("error: the charts need Chrome or Chromium, and /bin/false did not start")
     assert len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_trends_handed_over_while_the_numbers_are_read_are_the_reports(practice: Practice) -> None:
+    """`report build` has the charts drawn from `on_trends` while the rest of the numbers are read."""
+    seen: list[tuple[Trend, ...]] = []
+    with practice.open() as wh:
+        ctx = prepare(wh, MONTH, None, on_trends=seen.append)
+    assert seen == [ctx.trends] and len(ctx.trends) == 10
+
+
+def test_a_drawing_started_early_gives_the_same_charts(renderer: ChartRenderer, practice_ctx: ReportContext) -> None:
+    drawing = draw_trends(renderer, practice_ctx.trends, "svg")
+    started = render_trends(renderer, practice_ctx.trends, "svg")
+    done = drawing.result()
+    assert list(done) == list(started) == [t.row.id for t in practice_ctx.trends]
+    for kpi, svg in done.items():
+        assert tick_labels(svg.decode(), "ytick") == tick_labels(started[kpi].decode(), "ytick"), kpi
