@@ -18,16 +18,17 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from ingest import csv_lines
 from ingest.adapters.queue_log import COLUMNS  # one calls row layout for both phone formats
-from ingest.batch import Batch, Phase, RecordError, Target, rows_to_arrow
+from ingest.batch import Batch, Chunk, Phase, RecordError, Target, rows_to_arrow
 from ingest.context import ParseContext
 from ingest.pseudonymize import MASK
 from ingest.sources import InputFile
-from ingest.text import decode
+from ingest.text import text_pieces
 
 SOURCE = "asterisk_cdr"
 FIELDS = [
@@ -53,6 +54,8 @@ FIELDS = [
 EXTENDED = [*FIELDS, "peeraccount", "linkedid", "sequence"]
 PHI = {"src", "clid", "userfield"}  # caller number and name; userfield is free text
 OUTCOMES = {"ANSWERED": "answered", "NO ANSWER": "abandoned", "BUSY": "other", "FAILED": "other", "CONGESTION": "other"}
+CHUNK_ROWS = 50_000  # CDR lines mapped and handed to the loader at a time
+CHUNK_CHARS = 4 << 20  # characters of text read at a time
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 
 
@@ -71,36 +74,62 @@ class CallLogAdapter:
     rank = 5
 
     def parse(self, file: InputFile, ctx: ParseContext) -> Batch:
-        text = decode(file.read(), file.name)
-        zone = ZoneInfo(ctx.timezone)
         batch = Batch(adapter=self.name, position_kind="line")
-        rows, masked = [], {}
-        for item in csv_lines.records(text):
-            if isinstance(item, RecordError):
-                batch.errors.append(item)
-                continue
-            line, fields = item
-            if len(fields) not in (len(FIELDS), len(EXTENDED)):
-                batch.errors.append(
-                    RecordError(
-                        line,
-                        None,
-                        "field_count",
-                        f"the line has {len(fields)} fields; an Asterisk CDR line has {len(FIELDS)} "
-                        f"(or {len(EXTENDED)} with newcdrcolumns)",
-                    )
-                )
-                continue
-            rec = dict(zip(EXTENDED if len(fields) == len(EXTENDED) else FIELDS, fields, strict=True))
-            masked[line] = json.dumps({k: (MASK if k in PHI and v else v) for k, v in rec.items()})
-            row, problem = _row(rec, line, zone)
+        # masked only when asked for, i.e. for the rejected lines, found again in the file
+        batch.records = lambda positions: _masked(file, set(positions))
+        batch.chunks = _chunks(file, ZoneInfo(ctx.timezone))
+        return batch
+
+
+def _lines(file: InputFile) -> Iterator[tuple[int, dict[str, str]] | RecordError]:
+    """Each CDR line as (line, fields by name), or the RecordError of a line that is not one,
+    read piece by piece (the file is never whole in memory)."""
+    pieces = text_pieces(file, size=CHUNK_CHARS)
+    for item in csv_lines.records(line for piece in pieces for line in csv_lines.lines(piece)):
+        if isinstance(item, RecordError):
+            yield item
+            continue
+        line, fields = item
+        if len(fields) not in (len(FIELDS), len(EXTENDED)):
+            yield RecordError(
+                line,
+                None,
+                "field_count",
+                f"the line has {len(fields)} fields; an Asterisk CDR line has {len(FIELDS)} "
+                f"(or {len(EXTENDED)} with newcdrcolumns)",
+            )
+            continue
+        yield line, dict(zip(EXTENDED if len(fields) == len(EXTENDED) else FIELDS, fields, strict=True))
+
+
+def _chunks(file: InputFile, zone: ZoneInfo) -> Iterator[Chunk]:
+    """The calls' rows and rejects, CHUNK_ROWS lines at a time."""
+    chunk, rows, size = Chunk(), [], 0
+    for item in _lines(file):
+        if isinstance(item, RecordError):
+            chunk.errors.append(item)
+        else:
+            row, problem = _row(item[1], item[0], zone)
             if problem:
-                batch.errors.append(problem)
+                chunk.errors.append(problem)
             else:
                 rows.append(row)
-        batch.records = lambda positions: masked
-        batch.phases.append(Phase([(Target("calls"), rows_to_arrow(rows, COLUMNS))]))
-        return batch
+        size += 1
+        if size >= CHUNK_ROWS:
+            chunk.phases.append(Phase([(Target("calls"), rows_to_arrow(rows, COLUMNS))]))
+            yield chunk
+            chunk, rows, size = Chunk(), [], 0
+    chunk.phases.append(Phase([(Target("calls"), rows_to_arrow(rows, COLUMNS))]))
+    yield chunk
+
+
+def _masked(file: InputFile, positions: set[int]) -> dict[int, str]:
+    """The lines at `positions` with the caller's number and name and the free text masked."""
+    return {
+        item[0]: json.dumps({k: (MASK if k in PHI and v else v) for k, v in item[1].items()})
+        for item in _lines(file)
+        if not isinstance(item, RecordError) and item[0] in positions
+    }
 
 
 def _row(rec: dict[str, str], line: int, zone: ZoneInfo) -> tuple[dict | None, RecordError | None]:

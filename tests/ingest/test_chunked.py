@@ -219,3 +219,34 @@ def test_queue_log_calls_released_early_give_the_whole_log_result(
     assert any(record and "|7.1|billing|NONE|CONNECT|60|7.3|1" in record for record in rejected.values())
     # rejected by the loader, not the adapter: its lines are found again by a replay
     assert any(record and "|6.1|billing|Agent/2001|COMPLETEAGENT|0|60|1" in record for record in rejected.values())
+
+
+def test_asterisk_cdr_in_chunks_gives_the_whole_file_result(
+    tmp_path: Path, empty_warehouse_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CDR call log read in chunks of one and two lines: the same calls, rejects (with their true
+    line numbers and the caller masked) and counts as one chunk."""
+    from ingest.adapters import call_log
+
+    def cdr(caller: str, start: str, disposition: str, uniqueid: str) -> str:
+        return (
+            f'"","{caller}","600","queues","""A Caller"" <{caller}>","SIP/trunk-1","SIP/agent7-2","Queue",'
+            f'"appointments,t","2025-03-03 {start}","2025-03-03 {start}","2025-03-03 {start}",42,30,"{disposition}",'
+            f'"DOCUMENTATION","{uniqueid}",""\n'
+        )
+
+    path = tmp_path / "Master.csv"
+    path.write_text(
+        cdr("5550000001", "10:00:00", "ANSWERED", "1.1")
+        + '"too","few","fields"\n'
+        + cdr("5550000002", "10:01:00", "HUNG UP", "1.2")  # an unknown disposition: rejected
+        + "\n"
+        + cdr("5550000003", "10:02:00", "NO ANSWER", "1.3")
+        + cdr("5550000004", "10:03:00", "BUSY", "1.4"),
+        encoding="utf-8",
+    )
+    whole = _compare(tmp_path, empty_warehouse_file, monkeypatch, call_log, "CHUNK_ROWS", [1, 2], path)
+    assert whole["results"][0][2:7] == (5, 3, 0, 0, 2)  # read, inserted, updated, unchanged, rejected
+    assert [(r[3], r[6]) for r in whole["rejects"]] == [(2, "field_count"), (3, "unknown_value")]
+    masked = json.loads(whole["rejects"][1][9])
+    assert masked["src"] == "***" and masked["disposition"] == "HUNG UP" and "5550000002" not in whole["rejects"][1][9]
