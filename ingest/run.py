@@ -28,21 +28,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
-
 from ingest.adapters import Adapter
 from ingest.adapters.csv_profile import Profile, load_profile, profile_references, shipped_profiles
 from ingest.adapters.fhir import REFERENCES, WAITING_TARGETS
 from ingest.context import Lookup, ParseContext
 from ingest.detect import check_format, choose
 from ingest.errors import IngestError
-from ingest.load import Loader, TableMeta, lit, read_schema
+from ingest.load import Loader, TableMeta, read_schema
 from ingest.pseudonymize import Pseudonymizer
 from ingest.references import Reference, affected, waiting_derivations
 from ingest.settings import IngestSettings, ingest_settings
 from ingest.sources import InputFile, Unusable, Upload, expand
 from kpis.config import ENV_SECRET, Config, private_files
-from kpis.storage import Store
+from kpis.storage import Store, memory_limited
 
 NOT_RECOGNIZED = "not a recognized export (FHIR, X12 837/835, Asterisk queue_log or CDR, or a CSV matching a profile)"
 
@@ -227,19 +225,9 @@ def _bounded_memory(warehouse: Store, limit: str) -> Iterator[None]:
     of spilling. Beyond the limit DuckDB spills to its temp directory, by default
     `<warehouse>.tmp` next to the warehouse file (it cannot be switched once used, so it is left
     as DuckDB set it)."""
-    with warehouse.cursor() as cur:
-        before = cur.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-        try:
-            cur.execute(f"SET memory_limit = {lit(limit)}")
-        except duckdb.Error as exc:
-            where = f"{warehouse.config.path}: [ingest]" if warehouse.config.path else "[ingest]"
-            raise IngestError(f"{where} memory_limit {limit!r} is not a size DuckDB knows ({exc})") from None
-        try:
-            yield
-        finally:  # the default exactly (a limit read back as text is rounded), else what was set
-            cur.execute("RESET memory_limit")
-            if cur.execute("SELECT current_setting('memory_limit')").fetchone()[0] != before:
-                cur.execute(f"SET memory_limit = {lit(str(before))}")
+    where = f"{warehouse.config.path}: [ingest]" if warehouse.config.path else "[ingest]"
+    with warehouse.cursor() as cur, memory_limited(cur, limit, where, IngestError):
+        yield
 
 
 def available_profiles(config: Config, settings: IngestSettings | None = None) -> list[Profile]:

@@ -19,12 +19,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import duckdb
 
 from kpis.config import Config, load_config, missing_warehouse_text, private_files
-from kpis.errors import SchemaVersionError, WarehouseError
+from kpis.errors import ClinicKpisError, SchemaVersionError, WarehouseError
+from kpis.sql_literals import sql_literal
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 
@@ -239,3 +240,25 @@ class Store:
     def __repr__(self) -> str:
         mode = "read-only" if self.read_only else "read-write"
         return f"{type(self).__name__}({str(self.path)!r}, {mode})"
+
+
+@contextmanager
+def memory_limited(cursor: Any, limit: str, setting: str, error: type[ClinicKpisError]) -> Iterator[None]:
+    """DuckDB's buffer pool held to `limit` while the block runs, then the previous limit back.
+
+    Why: DuckDB's default is 80% of the machine's RAM, and a load's staged rows or a refresh's
+    scans of 10 M-row tables grow towards it instead of spilling to the temp directory
+    (`<warehouse>.tmp`). `setting` names where the limit comes from (e.g. "clinic-kpis.toml:
+    [ingest]"), for the one-line `error` a size DuckDB does not know raises.
+    """
+    before = cursor.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    try:
+        cursor.execute(f"SET memory_limit = {sql_literal(limit)}")
+    except duckdb.Error as exc:
+        raise error(f"{setting} memory_limit {limit!r} is not a size DuckDB knows ({exc})") from None
+    try:
+        yield
+    finally:  # the default exactly (a limit read back as text is rounded), else what was set
+        cursor.execute("RESET memory_limit")
+        if cursor.execute("SELECT current_setting('memory_limit')").fetchone()[0] != before:
+            cursor.execute(f"SET memory_limit = {sql_literal(str(before))}")

@@ -46,7 +46,7 @@ from kpis.serving import aging, changes
 from kpis.serving.answer import AGING_TABLE, FACTS, RESULTS_TABLE, grouping_name, groupings, statements
 from kpis.serving.facts import AGING, SCHEMA, TNA, FactTable, Layout, layout
 from kpis.serving.stored import COVERAGE_TABLE, values_table
-from kpis.storage import Store
+from kpis.storage import Store, memory_limited
 
 TNA_TABLE = f"{SCHEMA}.facts_{TNA}"
 DEFAULT_MEMORY_LIMIT = "2GB"
@@ -132,19 +132,9 @@ def bounded_memory(cursor: Any, config: Config) -> Iterator[None]:
     8 GB. Beyond the limit DuckDB spills to its temp directory (`<warehouse>.tmp`); the previous
     limit comes back afterwards.
     """
-    limit = memory_limit(config)
-    before = cursor.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-    try:
-        cursor.execute(f"SET memory_limit = {_literal(limit)}")
-    except duckdb.Error as exc:
-        where = f"{config.path}: [refresh]" if config.path else "[refresh]"
-        raise ConfigError(f"{where} memory_limit {limit!r} is not a size DuckDB knows ({exc})") from None
-    try:
+    where = f"{config.path}: [refresh]" if config.path else "[refresh]"
+    with memory_limited(cursor, memory_limit(config), where, ConfigError):
         yield
-    finally:  # the default exactly (a limit read back as text is rounded), else what was set
-        cursor.execute("RESET memory_limit")
-        if cursor.execute("SELECT current_setting('memory_limit')").fetchone()[0] != before:
-            cursor.execute(f"SET memory_limit = {_literal(str(before))}")
 
 
 class _Refresh:

@@ -141,3 +141,15 @@ def test_ingest_config_mistakes_name_the_file_and_key(
     assert res.code == 1
     assert res.err == f"error: {config}: {message}\n"
     assert res.out == ""
+
+
+def test_a_memory_limit_duckdb_cannot_read_is_one_line_and_loads_nothing(
+    practice: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, config = practice
+    config.write_text('[ingest]\nmemory_limit = "lots"\n')
+    res = run_cli(capsys, "ingest", str(FIXTURES / "portal"), "--db", str(db), "--config", str(config))
+    assert res.code == 1
+    assert res.err.startswith(f"error: {config}: [ingest] memory_limit 'lots' is not a size DuckDB knows (")
+    assert res.err.count("\n") == 1 and "Traceback" not in res.err
+    assert res.out == ""
