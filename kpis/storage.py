@@ -25,7 +25,6 @@ import duckdb
 
 from kpis.config import Config, load_config, missing_warehouse_text, private_files
 from kpis.errors import ClinicKpisError, SchemaVersionError, WarehouseError
-from kpis.sql_literals import sql_literal
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 
@@ -253,7 +252,7 @@ def memory_limited(cursor: Any, limit: str, setting: str, error: type[ClinicKpis
     """
     before = cursor.execute("SELECT current_setting('memory_limit')").fetchone()[0]
     try:
-        cursor.execute(f"SET memory_limit = {sql_literal(limit)}")
+        cursor.execute(f"SET memory_limit = {_quoted(limit)}")
     except duckdb.Error as exc:
         raise error(f"{setting} memory_limit {limit!r} is not a size DuckDB knows ({exc})") from None
     try:
@@ -261,4 +260,9 @@ def memory_limited(cursor: Any, limit: str, setting: str, error: type[ClinicKpis
     finally:  # the default exactly (a limit read back as text is rounded), else what was set
         cursor.execute("RESET memory_limit")
         if cursor.execute("SELECT current_setting('memory_limit')").fetchone()[0] != before:
-            cursor.execute(f"SET memory_limit = {sql_literal(str(before))}")
+            cursor.execute(f"SET memory_limit = {_quoted(str(before))}")
+
+
+def _quoted(text: str) -> str:
+    """A SQL string literal (SET takes no parameters); kpis.sql_literals is the engine's side."""
+    return "'" + text.replace("'", "''") + "'"

@@ -125,7 +125,13 @@ class _Session:
     def _run(self) -> None:
         try:
             self.loop.run_forever()
-        finally:
+        finally:  # as asyncio.run ends: tasks left behind (choreographer's watchdog of a browser
+            # that never started) are cancelled, not destroyed pending with a warning on stderr
+            left = asyncio.all_tasks(self.loop)
+            for task in left:
+                task.cancel()
+            if left:
+                self.loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
             self.loop.close()
 
     async def _open(self) -> _Kaleido:
