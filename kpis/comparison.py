@@ -238,9 +238,9 @@ class ComparisonMethods(_Base):
         out = []
         for row in rows:
             spec = specs[row.kpi_id]
-            before, after, dims, own = asked[spec.id]
+            before, after, dims, _ = asked[spec.id]
             dimension, drivers, note = self._drivers(
-                spec, before, after, row.change_previous, dims, own, options, splits.get(spec.id)
+                spec, before, after, row.change_previous, dims, splits.get(spec.id)
             )
             out.append(
                 Move(
@@ -518,8 +518,9 @@ class ComparisonMethods(_Base):
                 kpis, start=before, end=after, groupings=[(d,) for d in dims], filters=dict(own) or None,
                 options=options,
             ))  # fmt: skip
-            for kpi, rows in frame.groupby("kpi_id", sort=False):
-                out[kpi] = rows.reset_index(drop=True)
+            by_kpi = dict(iter(frame.groupby("kpi_id", sort=False)))
+            for kpi in kpis:  # a KPI without a row in either month gets none (the columns kept)
+                out[kpi] = by_kpi.get(kpi, frame.iloc[0:0]).reset_index(drop=True)
         return out
 
     def _drivers(
@@ -529,23 +530,16 @@ class ComparisonMethods(_Base):
         after: date,
         change: float,
         dims: Sequence[str],
-        filters: Mapping[str, tuple[Any, ...]],
-        options: Mapping[str, Mapping[str, Any]] | None,
-        frame: pd.DataFrame | None = None,
+        frame: pd.DataFrame | None,
     ) -> tuple[str, tuple[Driver, ...], str]:
         """(dimension, drivers, note): the segments of one dimension that drove a move.
 
         Of the KPI's driver dimensions, the one whose largest same-direction segment carries the
         most of the move is used (the earlier on ties); segments must be facts in both months.
-        `frame`, if given, is the KPI's rows by each of `dims` in both months (`_driver_frames`).
+        `frame` is the KPI's rows by each of `dims` in both months (`_driver_frames`; None without dims).
         """
-        if not dims:
+        if not dims or frame is None:
             return "", (), "No dimension left to split it by in this view."
-        if frame is None:
-            frame = self.compute_groupings(
-                spec.id, start=before, end=after, groupings=[(d,) for d in dims], filters=dict(filters) or None,
-                options=options,
-            )  # fmt: skip
         frame = frame.assign(period_start=frame["period_start"].dt.date)
         best: tuple[float, str, list[tuple[Any, float]], pd.DataFrame, pd.DataFrame] | None = None
         recorded, split_up = [], []

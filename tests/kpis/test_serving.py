@@ -245,7 +245,12 @@ def test_movers_ask_their_drivers_together_and_name_what_each_alone_names(
             dims = [d for d in spec.drivers if d in spec.dimensions and len(own.get(d, ())) != 1]
             split += bool(dims)
             asked_before = len(asked)
-            alone = wh._drivers(spec, move.before, move.period, move.change, dims, own, None)
+            frame = (  # the KPI's rows by each dimension, computed for it alone
+                real(wh, spec.id, start=move.before, end=move.period, groupings=[(d,) for d in dims],
+                     filters=dict(own) or None)
+                if dims else None
+            )  # fmt: skip
+            alone = wh._drivers(spec, move.before, move.period, move.change, dims, frame)
             del asked[asked_before:]
             assert (move.dimension, move.drivers, move.note) == alone, move.kpi_id
         assert len(asked) < split  # fewer grouped computations than KPIs split
