@@ -46,6 +46,7 @@ from kpis.serving import aging, changes
 from kpis.serving.answer import AGING_TABLE, FACTS, RESULTS_TABLE, grouping_name, groupings, statements
 from kpis.serving.facts import AGING, SCHEMA, TNA, FactTable, Layout, layout
 from kpis.serving.stored import COVERAGE_TABLE, values_table
+from kpis.sql_literals import sql_literal
 from kpis.storage import Store, memory_limited
 
 TNA_TABLE = f"{SCHEMA}.facts_{TNA}"
@@ -163,6 +164,7 @@ class _Refresh:
         self.months: dict[str, set[date]] = {}  # group -> months whose results to recompute
         self.tails: dict[str, date] = {}  # group -> first month of A/R results to recompute
         self.meta_updates: dict[str, str] = {}
+        self.aging_noted = False  # the ledger's facts changed: note_aging_accounts kept their accounts
 
     # -- planning -------------------------------------------------------------------------------
 
@@ -357,7 +359,7 @@ class _Refresh:
             return
         months = self.months.setdefault(TNA, set())
         for providers, first, last in self.tna_work:
-            only = "" if providers is None else f" AND provider IN ({', '.join(map(_literal, providers))})"
+            only = "" if providers is None else f" AND provider IN ({sql_literal(list(providers))})"
             days = f"day >= DATE '{_monday(first)}' AND day <= DATE '{_monday(last)}'"
             self.cur.execute(f"DELETE FROM {TNA_TABLE} WHERE {days}{only}")
             self.cur.execute(f"INSERT INTO {TNA_TABLE} BY NAME {self.tna_pairs(providers, first, last)}")
@@ -427,7 +429,7 @@ class _Refresh:
             if last is None or before > last:  # the data now ends earlier: drop the months after it
                 cut = last.isoformat() if last is not None else "0001-01-01"
                 self.cur.execute(f"DELETE FROM {AGING_TABLE} WHERE period_start > DATE '{cut}'")
-            if getattr(self, "aging_noted", False):  # the ledger's facts changed: their accounts' months from the tail
+            if self.aging_noted:  # the ledger's facts changed: their accounts' months from the tail
                 tail = self.tails.get(ledger.group) if last is not None else None
                 split += self.aging_accounts_delta(rows, dims, tail, min(before, last) if last else before)
             if last is not None and before < last:  # new months: every open account
@@ -598,7 +600,7 @@ class _Refresh:
         on the dating column, which DuckDB checks against each row group's bounds).
         """
         domain, column, kind = next((d, c, k) for d, t, c, k in COVERAGE if t == table)
-        local = f"{column} AT TIME ZONE {_literal(self.config.timezone)}" if kind == INSTANT else column
+        local = f"{column} AT TIME ZONE {sql_literal(self.config.timezone)}" if kind == INSTANT else column
         day = f"CAST(DATE_TRUNC('day', {local}) AS DATE)"
         changed = changes.CHANGED.format(watermark=self.watermark)
         self.cur.execute(
@@ -741,10 +743,6 @@ def _with_sql(relation: Relation, sql: str) -> Relation:
 
 def _monday(week: int) -> date:
     return third_next_available.EPOCH_MONDAY + timedelta(days=7 * week)
-
-
-def _literal(value: Any) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _ids(items: Iterable) -> str:
