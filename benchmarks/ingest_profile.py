@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shutil
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +29,7 @@ import duckdb
 from ingest import load, run
 from ingest.adapters.csv_profile import CsvProfileAdapter
 from ingest.adapters.fhir import FhirAdapter
+from ingest.adapters.x12 import X12Adapter
 from kpis.config import load_config
 from kpis.storage import Store
 
@@ -55,19 +58,29 @@ DEFAULT_FILES = [
     "portal/portal_messages.csv",
 ]
 
-_timers: Counter[str] = Counter()
+_timers: Counter[str] = Counter()  # wall seconds per step
+_cpu: Counter[str] = Counter()  # CPU seconds per step (the process's: DuckDB's and Arrow's threads too)
+_context = ["load"]  # the load path's steps run for the file's rows, or for rows derived after them
 
 
-def _timed(owner: object, name: str, label: str) -> None:
-    """Wrap `owner.name` so its wall time adds to `_timers[label]`."""
+def _timed(owner: object, name: str, label: str, context: str | None = None) -> None:
+    """Wrap `owner.name` so its wall and CPU time add to `_timers` and `_cpu` under `label`, prefixed
+    with the context it ran in (`derive:stage` is the staging of derived rows); `context`, if given,
+    is the context of the steps it calls."""
     original = getattr(owner, name)
 
     def wrapper(*args, **kwargs):
-        started = time.perf_counter()
+        step = label if context else f"{_context[-1]}:{label}"
+        if context:
+            _context.append(context)
+        started, cpu = time.perf_counter(), time.process_time()
         try:
             return original(*args, **kwargs)
         finally:
-            _timers[label] += time.perf_counter() - started
+            _timers[step] += time.perf_counter() - started
+            _cpu[step] += time.process_time() - cpu
+            if context:
+                _context.pop()
 
     setattr(owner, name, wrapper)
 
@@ -75,19 +88,20 @@ def _timed(owner: object, name: str, label: str) -> None:
 def _timed_chunks(chunks: Iterator) -> Iterator:
     """The batch's chunks, the time spent producing each counted as parse."""
     while True:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         try:
             chunk = next(chunks)
         except StopIteration:
-            _timers["parse"] += time.perf_counter() - started
             return
-        _timers["parse"] += time.perf_counter() - started
+        finally:
+            _timers["parse"] += time.perf_counter() - started
+            _cpu["parse"] += time.process_time() - cpu
         yield chunk
 
 
 def _instrument() -> None:
-    for adapter in (CsvProfileAdapter, FhirAdapter):
-        _timed(adapter, "parse", "parse")
+    for adapter in (CsvProfileAdapter, FhirAdapter, X12Adapter):
+        _timed(adapter, "parse", "parse", "parse")
     original_load = load.Loader.load
 
     def timed_load(self, batch, run_id, file_name):
@@ -96,10 +110,47 @@ def _instrument() -> None:
         return original_load(self, batch, run_id, file_name)
 
     load.Loader.load = timed_load
-    for name in ("_add", "_stage", "_check", "_dedupe", "_apply", "_counts", "_write_rejects"):
+    for name in STEPS:
         _timed(load.Loader, name, name.lstrip("_"))
-    _timed(load.Loader, "derive", "derive")
-    _timed(run, "_follow_up", "follow_up")
+    _timed(load.Loader, "derive", "derive", "derive")
+    _timed(run, "_follow_up", "follow_up", "follow")
+
+
+class _TimedCursor:
+    """The loader's cursor, each statement's wall and CPU time added to `_statements` under its
+    step and its first words (which statement of a step costs what)."""
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
+        self._cur = cur
+
+    def execute(self, sql: str, *args):
+        words = re.sub(r"\s+", " ", sql).strip()
+        label = f"{_context[-1]}: {re.sub(r'_[a-z]+[0-9]+', '_N', words)[:70]}"
+        started, cpu = time.perf_counter(), time.process_time()
+        try:
+            return self._cur.execute(sql, *args)
+        finally:
+            _statements[label][0] += time.perf_counter() - started
+            _statements[label][1] += time.process_time() - cpu
+
+    def __getattr__(self, name: str):
+        return getattr(self._cur, name)
+
+
+_statements: defaultdict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+
+
+def _instrument_statements() -> None:
+    original = load.Loader.__init__
+
+    def init(self, cur, *args, **kwargs):
+        original(self, _TimedCursor(cur), *args, **kwargs)
+
+    load.Loader.__init__ = init
+
+
+# The load path's steps, timed one by one.
+STEPS = ("_add", "_stage", "_check", "_dedupe", "_apply", "_counts", "_write_rejects", "clear_waiting")
 
 
 def raw_read(path: Path, memory_limit: str) -> tuple[float, float, int]:
@@ -107,6 +158,8 @@ def raw_read(path: Path, memory_limit: str) -> tuple[float, float, int]:
     con = duckdb.connect(config={"memory_limit": memory_limit})
     try:
         con.execute("SET enable_progress_bar = false")
+        if path.suffix not in (".csv", ".ndjson"):
+            return 0.0, 0.0, 0  # no DuckDB reader for the format (X12)
         if path.suffix == ".csv":
             source = f"read_csv('{path}', all_varchar = true)"
         else:
@@ -120,21 +173,35 @@ def raw_read(path: Path, memory_limit: str) -> tuple[float, float, int]:
         con.close()
 
 
-def profile(exports: Path, workdir: Path, files: list[str], raw: bool) -> list[dict]:
+def profile(
+    exports: Path,
+    workdir: Path,
+    files: list[str],
+    raw: bool,
+    base: Path | None = None,
+    force: bool = False,
+    statements: int = 0,
+) -> list[dict]:
     workdir.mkdir(parents=True, exist_ok=True)
     for leftover in ("clinic_kpis.duckdb", "clinic_kpis.duckdb.wal"):
         (workdir / leftover).unlink(missing_ok=True)
+    if base is not None:  # a warehouse that already holds the other files: a file's cost beside its size
+        shutil.copyfile(base, workdir / "clinic_kpis.duckdb")
     (workdir / "clinic-kpis.toml").write_text(CONFIG, encoding="utf-8")
     config = load_config(workdir / "clinic-kpis.toml")
     _instrument()
+    if statements:
+        _instrument_statements()
     figures = []
     with Store.open(config=config) as store:
         limit = run.ingest_settings(config).memory_limit
         for name in files:
             path = exports / name
             _timers.clear()
+            _cpu.clear()
+            _statements.clear()
             started, cpu = time.perf_counter(), time.process_time()
-            (result,) = run.ingest_paths(store, [path])
+            (result,) = run.ingest_paths(store, [path], force=force)
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
             if result.status != "succeeded":
                 raise SystemExit(f"{name}: {result.status}: {result.message}")
@@ -146,21 +213,31 @@ def profile(exports: Path, workdir: Path, files: list[str], raw: bool) -> list[d
                 "cpu_seconds": cpu,
                 "rows_per_s": result.read / seconds if seconds else 0.0,
                 "steps": {k: round(v, 3) for k, v in _timers.items()},
+                "steps_cpu": {k: round(v, 3) for k, v in _cpu.items()},
             }
             if raw:
                 entry["raw_seconds"], entry["raw_cpu_seconds"], entry["raw_rows"] = raw_read(path, limit)
+            if statements:
+                entry["statements"] = {k: [round(w, 3), round(c, 3)] for k, (w, c) in _statements.items()}
             figures.append(entry)
             print(_line(entry), flush=True)
+            for label, (wall, cpu_s) in sorted(_statements.items(), key=lambda kv: -kv[1][1])[:statements]:
+                print(f"    {cpu_s:6.2f} s CPU {wall:6.2f} s wall  {label}", flush=True)
     return figures
 
 
 def _line(entry: dict) -> str:
-    steps = ", ".join(f"{k} {v:.1f}" for k, v in sorted(entry["steps"].items(), key=lambda kv: -kv[1]) if v >= 0.05)
+    cpu = entry.get("steps_cpu", {})
+    steps = ", ".join(
+        f"{k} {v:.1f}/{cpu.get(k, 0):.1f}"
+        for k, v in sorted(entry["steps"].items(), key=lambda kv: -cpu.get(kv[0], kv[1]))
+        if v >= 0.05
+    )
     raw = ""
     if "raw_seconds" in entry:
         ratio = entry["seconds"] / entry["raw_seconds"] if entry["raw_seconds"] else float("inf")
         raw = f"; DuckDB read {entry['raw_seconds']:.2f} s, CPU {entry['raw_cpu_seconds']:.2f} s ({ratio:.1f}x wall)"
-    return (
+    return (  # steps: wall/CPU seconds, most CPU first
         f"{entry['file']}: {entry['mb']:.0f} MB, {entry['records']:,} records in {entry['seconds']:.1f} s "
         f"({entry['rows_per_s'] / 1000:.1f} k/s, CPU {entry['cpu_seconds']:.1f} s){raw} [{steps}]"
     )
@@ -172,9 +249,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("workdir", type=Path)
     parser.add_argument("files", nargs="*", default=DEFAULT_FILES)
     parser.add_argument("--no-raw", action="store_true", help="leave out DuckDB's own read of each file")
+    parser.add_argument("--base", type=Path, help="a warehouse file to load into (copied), instead of a fresh one")
+    parser.add_argument("--force", action="store_true", help="load files again that the warehouse holds")
+    parser.add_argument("--statements", type=int, default=0, help="print the N statements that cost most CPU")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    figures = profile(args.exports, args.workdir, args.files, not args.no_raw)
+    figures = profile(args.exports, args.workdir, args.files, not args.no_raw, args.base, args.force, args.statements)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")
 
