@@ -353,8 +353,9 @@ class Loader:
         for target, name in staged:
             self._apply(target, name, run_id, outcomes or target.counted)
         for _, name in staged:
+            self.cur.execute(f"DROP VIEW IF EXISTS _d{name}")  # before the tables it reads
+            self.cur.execute(f"DROP TABLE IF EXISTS _r{name}")
             self.cur.execute(f"DROP TABLE IF EXISTS _c{name}")
-            self.cur.execute(f"DROP TABLE IF EXISTS _d{name}")
 
     def _stage(self, slot: _Slot) -> str:
         """Temp table `_cN`: the rows as given, typed, merged with the warehouse row of their key,
@@ -505,23 +506,36 @@ class Loader:
     def _dedupe(self, target: Target, n: str) -> None:
         """`_dN`: the rows not failed or stale so far, ranked per key, newest version first. A
         later row that disagrees with the first is stale if it is an older version, else a failure
-        (merge and update targets; references keep the first silently)."""
+        (merge and update targets; references keep the first silently).
+
+        Only the rows of keys the file holds more than once are ranked (`_rN`, found by one
+        aggregate over the keys; usually none or a few): every other row ranks first, so `_dN` is
+        a view over the staged rows rather than a window sorting all of them into a copy.
+        """
         meta = self.schema[target.table]
         keys = ", ".join(q(k) for k in meta.key)
+        c_keys = ", ".join(f"c.{q(k)}" for k in meta.key)
+        same_key = " AND ".join(f"c.{q(k)} IS NOT DISTINCT FROM r.{q(k)}" for k in meta.key)
+        live = "_pos NOT IN (SELECT _pos FROM _fail) AND _pos NOT IN (SELECT _pos FROM _stale)"
+        (repeated,) = self.cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE _r{n} AS SELECT *, row_number() OVER (PARTITION BY {c_keys} "
+            f"ORDER BY _version DESC NULLS LAST, _pos, _row) AS _rn FROM _c{n} c "
+            f"SEMI JOIN (SELECT {keys} FROM _c{n} GROUP BY ALL HAVING count(*) > 1) r ON {same_key} WHERE {live}"
+        ).fetchone()
+        rank = "coalesce(r._rn, 1)" if repeated else "CAST(1 AS BIGINT)"
+        ranked = f" LEFT JOIN (SELECT _row, _rn FROM _r{n}) r USING (_row)" if repeated else ""
         self.cur.execute(
-            f"CREATE OR REPLACE TEMP TABLE _d{n} AS SELECT *, row_number() OVER (PARTITION BY {keys} "
-            f"ORDER BY _version DESC NULLS LAST, _pos, _row) AS _rn FROM _c{n} "
-            "WHERE _pos NOT IN (SELECT _pos FROM _fail) AND _pos NOT IN (SELECT _pos FROM _stale)"
+            f"CREATE OR REPLACE TEMP VIEW _d{n} AS SELECT c.*, {rank} AS _rn FROM _c{n} c{ranked} WHERE {live}"
         )
         compare = [c for c in meta.columns if c in self._write[n] and c not in meta.key]
         if target.mode == "reference" or not compare:
             return
-        if not self.cur.execute(f"SELECT count(*) FROM _d{n} WHERE _rn > 1").fetchone()[0]:
+        if not self.cur.execute(f"SELECT count(*) FROM _r{n} WHERE _rn > 1").fetchone()[0]:
             return  # every key once: nothing can disagree
         differs = " OR ".join(f"a.{q(c)} IS DISTINCT FROM b.{q(c)}" for c in compare)
         join = " AND ".join(f"a.{q(k)} = b.{q(k)}" for k in meta.key)
         self.cur.execute(
-            f"INSERT INTO _stale SELECT b._pos FROM _d{n} a JOIN _d{n} b ON {join} AND a._rn = 1 AND b._rn > 1 "
+            f"INSERT INTO _stale SELECT b._pos FROM _r{n} a JOIN _r{n} b ON {join} AND a._rn = 1 AND b._rn > 1 "
             f"WHERE ({differs}) AND b._version < a._version"
         )
         diff = ", ".join(
@@ -542,7 +556,7 @@ class Loader:
         self.cur.execute(
             f"INSERT INTO _fail SELECT b._pos, {self._next_order()}, {lit(target.table)}, {lit(meta.key[-1])}, "
             f"'duplicate_conflict', {reason}, {what} "
-            f"FROM _d{n} a JOIN _d{n} b ON {join} AND a._rn = 1 AND b._rn > 1 "
+            f"FROM _r{n} a JOIN _r{n} b ON {join} AND a._rn = 1 AND b._rn > 1 "
             f"WHERE ({differs}) AND b._version IS NOT DISTINCT FROM a._version"
         )
 
@@ -578,11 +592,12 @@ class Loader:
             self.changed[target.table] = self.changed.get(target.table, 0) + changed
         if self._versioned[n]:
             # the newest version seen, also for a record whose content did not change: an older
-            # version loaded later must not win over it
+            # version loaded later must not win over it (a version not newer than the one held
+            # when staged changes nothing: versions only grow)
             cur.execute(
                 "INSERT INTO record_versions (table_name, writer, record_key, version_at, ingest_run_id) "
                 f"SELECT {lit(target.table)}, {lit(target.writer)}, _key, _version, {run_id} FROM _d{n} "
-                f"WHERE _version IS NOT NULL AND {live} "
+                f"WHERE _version IS NOT NULL AND (_held IS NULL OR _version > _held) AND {live} "
                 "ON CONFLICT (table_name, writer, record_key) DO UPDATE SET version_at = excluded.version_at, "
                 "ingest_run_id = excluded.ingest_run_id WHERE excluded.version_at > record_versions.version_at"
             )
