@@ -102,6 +102,33 @@ def test_fhir_chunks_give_the_whole_file_result(
     assert dict(positions)[4] == "duplicate_conflict"
 
 
+def test_a_key_whose_first_copy_is_rejected_ranks_its_next_copy_first(
+    tmp_path: Path, empty_warehouse_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the copies that pass the checks are ranked per key: the first of them is loaded and a
+    later one is compared with it, whether the key repeats in one chunk or across chunks."""
+    folder = tmp_path / "fhir"
+    folder.mkdir()
+    for source in (FIXTURES / "fhir").iterdir():
+        (folder / source.name).write_bytes(source.read_bytes())
+    lines = [
+        _appointment("rank-a1", status="cancelled", minutesDuration=-5),  # line 1: breaks a CHECK rule
+        _appointment("rank-a1", minutesDuration=30),  # line 2: the first copy that passes: loaded
+        _appointment("rank-a2"),
+        _appointment("rank-a1", minutesDuration=30),  # line 4: agrees with line 2
+        _appointment("rank-a1", minutesDuration=45),  # line 5: disagrees with line 2
+    ]
+    (folder / "More.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    whole = _compare(tmp_path, empty_warehouse_file, monkeypatch, fhir, "CHUNK_LINES", [1, 2], folder)
+    more = next(r for r in whole["results"] if r[0].endswith("More.ndjson"))
+    assert more[2:7] == (5, 2, 0, 1, 2), more  # read, inserted, updated, unchanged, rejected
+    rejects = [(r[3], r[6], r[7]) for r in whole["rejects"] if r[1].endswith("More.ndjson")]
+    assert [(p, check) for p, check, _ in rejects] == [(1, "rule_scheduled_minutes"), (5, "duplicate_conflict")], (
+        rejects
+    )
+    assert "(line 2)" in rejects[1][2] and "45" in rejects[1][2], rejects
+
+
 def test_a_fhir_file_out_of_phase_order_is_parsed_again_whole(
     tmp_path: Path, empty_warehouse_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
