@@ -569,7 +569,8 @@ class Loader:
         live = f"_rn = 1 AND _pos NOT IN {out}"
         changed = 0
         update_cols = self._compare_columns(target, [c for c in meta.columns if c in self._write[n]])
-        if update_cols:
+        if update_cols and self._any(f"SELECT 1 FROM _d{n} c WHERE c._exists AND c._changed AND c.{live}"):
+            # the UPDATE joins the whole warehouse table: only when a row of the file changes one
             sets = ", ".join(f"{q(c)} = c.{q(c)}" for c in update_cols)
             join = " AND ".join(f"main.{q(target.table)}.{q(k)} = c.{q(k)}" for k in meta.key)
             changed += cur.execute(
@@ -681,6 +682,10 @@ class Loader:
         )
 
     # -- SQL helpers --------------------------------------------------------------------------
+
+    def _any(self, sql: str) -> bool:
+        """Whether `sql` gives a row (it stops at the first)."""
+        return self.cur.execute(f"SELECT EXISTS ({sql})").fetchone()[0]
 
     def _next_order(self) -> int:
         self._order += 1
