@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
+
 from ingest.adapters import Adapter
 from ingest.adapters.csv_profile import Profile, load_profile, profile_references, shipped_profiles
 from ingest.adapters.fhir import REFERENCES, WAITING_TARGETS
@@ -40,7 +42,7 @@ from ingest.references import Reference, affected, waiting_derivations
 from ingest.settings import IngestSettings, ingest_settings
 from ingest.sources import InputFile, Unusable, Upload, expand
 from kpis.config import ENV_SECRET, Config, private_files
-from kpis.storage import Store, memory_limited
+from kpis.storage import Store, memory_limited, memory_unlimited
 
 NOT_RECOGNIZED = "not a recognized export (FHIR, X12 837/835, Asterisk queue_log or CDR, or a CSV matching a profile)"
 
@@ -243,6 +245,33 @@ def available_profiles(config: Config, settings: IngestSettings | None = None) -
 
 
 def _load_file(run: _Run, file: InputFile, adapter: Adapter) -> FileResult:
+    """Load one file in its own transaction; if DuckDB runs out of memory under `[ingest]
+    memory_limit`, load it again under DuckDB's own limit rather than fail.
+
+    Why: part of DuckDB's work cannot spill to disk (the key indexes of a large warehouse are held
+    in memory), so a limit that suits most files can be too small for one; the file's transaction
+    was rolled back, so the second try starts clean. The result says so."""
+    try:
+        return _load_once(run, file, adapter)
+    except duckdb.OutOfMemoryException:
+        pass
+    with run.warehouse.cursor() as cur, memory_unlimited(cur):
+        try:
+            result = _load_once(run, file, adapter)
+        except duckdb.OutOfMemoryException as exc:
+            reason = str(exc).splitlines()[0]
+            message = f"{file.name}: DuckDB ran out of memory loading it, even above [ingest] memory_limit ({reason})"
+            return _record_failure(run.warehouse, file.name, file.sha256, file.size, adapter.name, message)
+    if result.status == "succeeded":
+        result.warnings.append(
+            f"it needed more memory than [ingest] memory_limit = {run.settings.memory_limit}, so it was loaded "
+            "under DuckDB's own limit (80% of RAM), as are the files after it if the limit cannot be met again; "
+            "raise [ingest] memory_limit to keep loads of this size bounded"
+        )
+    return result
+
+
+def _load_once(run: _Run, file: InputFile, adapter: Adapter) -> FileResult:
     warehouse = run.warehouse
     sha = file.sha256
     with warehouse.cursor() as cur:

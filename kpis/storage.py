@@ -13,6 +13,7 @@ loading the KPI engine; `kpis.warehouse.Warehouse` is a `Store` with the KPI API
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -257,10 +258,29 @@ def memory_limited(cursor: Any, limit: str, setting: str, error: type[ClinicKpis
         raise error(f"{setting} memory_limit {limit!r} is not a size DuckDB knows ({exc})") from None
     try:
         yield
-    finally:  # the default exactly (a limit read back as text is rounded), else what was set
-        cursor.execute("RESET memory_limit")
-        if cursor.execute("SELECT current_setting('memory_limit')").fetchone()[0] != before:
-            cursor.execute(f"SET memory_limit = {_quoted(str(before))}")
+    finally:
+        _restore(cursor, before)
+
+
+@contextmanager
+def memory_unlimited(cursor: Any) -> Iterator[None]:
+    """DuckDB's own limit (80% of RAM) while the block runs, then the previous limit back: for
+    work that ran out of memory under a configured limit (part of DuckDB's work cannot spill)."""
+    before = cursor.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    cursor.execute("RESET memory_limit")
+    try:
+        yield
+    finally:
+        # what DuckDB holds now (key indexes) may not fit the lower limit: then it keeps its own
+        with contextlib.suppress(duckdb.OutOfMemoryException):
+            _restore(cursor, before)
+
+
+def _restore(cursor: Any, before: str) -> None:
+    """The default exactly (a limit read back as text is rounded), else what was set."""
+    cursor.execute("RESET memory_limit")
+    if cursor.execute("SELECT current_setting('memory_limit')").fetchone()[0] != before:
+        cursor.execute(f"SET memory_limit = {_quoted(str(before))}")
 
 
 def _quoted(text: str) -> str:

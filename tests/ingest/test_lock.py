@@ -153,3 +153,21 @@ def test_a_memory_limit_duckdb_cannot_read_is_one_line_and_loads_nothing(
     assert res.err.startswith(f"error: {config}: [ingest] memory_limit 'lots' is not a size DuckDB knows (")
     assert res.err.count("\n") == 1 and "Traceback" not in res.err
     assert res.out == ""
+
+
+def test_a_file_that_needs_more_than_the_memory_limit_loads_again_under_duckdbs_own(
+    practice: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Part of DuckDB's work cannot spill (a large warehouse's key indexes), so a limit can be too
+    small for a file: its transaction is rolled back and it loads again, with a warning, not a traceback."""
+    db, config = practice
+    config.write_text('[ingest]\nmemory_limit = "1MB"\n')
+    res = run_cli(capsys, "ingest", str(FIXTURES / "portal"), "--db", str(db), "--config", str(config))
+    assert res.code == 0 and "Traceback" not in res.err, res.err
+    warning = " ".join(res.err.split())
+    assert "portal_messages.csv: it needed more memory than [ingest] memory_limit = 1MB" in warning
+    with Warehouse.open(db=db, read_only=True) as wh, wh.cursor() as cur:
+        runs = cur.execute("SELECT status, rows_read, rows_inserted, rows_rejected FROM ingest_runs").fetchall()
+        assert runs == [("succeeded", 4, 3, 1)]  # once: the rolled-back first try left no run behind
+        assert cur.execute("SELECT count(*) FROM portal_messages").fetchone()[0] == 3
+        assert cur.execute("SELECT count(*) FROM rejects").fetchone()[0] == 1
