@@ -154,15 +154,37 @@ class ComparisonMethods(_Base):
         `period`: the month asked about (default: the month of the data's last day). Each KPI is
         filtered by the filters it allows (`unfiltered` names the others). See SCORECARD_COLUMNS
         and docs/api.md for the columns.
+
+        A published snapshot keeps each card it computed (`_memo`): `movers` starts from the
+        scorecard a page has just asked for with the same arguments.
         """
         month = self._asked_month(period)
         specs = self._specs_of(kpis)
+        key = (
+            "scorecard",
+            self.scope,
+            month,
+            tuple(s.id for s in specs),
+            repr(self.resolve_filters(filters)),
+            repr(options),
+        )
+        return self._memo(key, lambda: self._scorecard(month, specs, filters, options)).copy()
+
+    def _scorecard(
+        self,
+        month: date,
+        specs: Sequence[KpiSpec],
+        filters: Mapping[str, Any] | None,
+        options: Mapping[str, Mapping[str, Any]] | None,
+    ) -> pd.DataFrame:
         first = add_months(month, -(FALLBACK_MONTHS + 12))
         facts, unfiltered, missing = self._facts(specs, first, month, filters, options)
+        # each KPI's periods as dicts, read some twenty times per KPI: one pass over the frame for all KPIs
+        tables: dict[str, dict[date, dict[str, Any]]] = {spec.id: {} for spec in specs}
+        for record in facts.to_dict("records"):
+            tables[record["kpi_id"]][record["period_start"]] = record
         rows = [
-            self._card(
-                spec, facts[facts["kpi_id"] == spec.id], month, unfiltered[spec.id], missing.get(spec.id), options
-            )
+            self._card(spec, tables[spec.id], month, unfiltered[spec.id], missing.get(spec.id), options)
             for spec in specs
         ]
         frame = pd.DataFrame(rows, columns=SCORECARD_COLUMNS)
@@ -427,16 +449,14 @@ class ComparisonMethods(_Base):
     def _card(
         self,
         spec: KpiSpec,
-        rows: pd.DataFrame,
+        table: Mapping[date, Mapping[str, Any]],
         month: date,
         unfiltered: tuple[str, ...],
         missing: str | None,
         options: Mapping[str, Mapping[str, Any]] | None,
     ) -> dict[str, Any]:
-        """One KPI's scorecard row (see the module docstring for the policy)."""
-        by = rows.set_index("period_start")
-        # each period's row as a dict: read some twenty times per KPI, a DataFrame lookup each time was slow
-        table = dict(zip(rows["period_start"], rows.to_dict("records"), strict=True))
+        """One KPI's scorecard row (see the module docstring for the policy); `table` holds its
+        monthly facts rows by period start."""
 
         def at(period: date, column: str) -> Any:
             return table[period][column] if period in table else None
@@ -444,15 +464,15 @@ class ComparisonMethods(_Base):
         asked = at(month, "state") or "empty"
         reported: date | None = month
         if asked == "open":
-            earlier = [p for p in by.index if add_months(month, -FALLBACK_MONTHS) <= p < month]
-            complete = [p for p in earlier if by.loc[p, "state"] in ("final", "small")]
+            earlier = [p for p in table if add_months(month, -FALLBACK_MONTHS) <= p < month]
+            complete = [p for p in earlier if table[p]["state"] in ("final", "small")]
             reported = max(complete) if complete else None
         state = at(reported, "state") if reported else asked
         value = at(reported, "shown") if reported else None
         value = None if value is None or math.isnan(value) else float(value)
         # the asked month's own value, when it is not a fact: shown apart, as not final
         show_asked = asked in ("open", "history") and not bool(at(month, "withheld"))
-        scale, basis = _scale(spec, by, reported)
+        scale, basis = _scale(spec, table, reported)
         card: dict[str, Any] = {
             "kpi_id": spec.id,
             "month": month,
@@ -671,14 +691,16 @@ def _facts_by_segment(rows: pd.DataFrame, dim: str, spec: KpiSpec, small_cells: 
     return out
 
 
-def _scale(spec: KpiSpec, by: pd.DataFrame, reported: date | None) -> tuple[float | None, str | None]:
+def _scale(
+    spec: KpiSpec, table: Mapping[date, Mapping[str, Any]], reported: date | None
+) -> tuple[float | None, str | None]:
     """The size of a meaningful move: the target-to-red band, else the XmR sigma of the year before."""
     if spec.target is not None and spec.red is not None and spec.red != spec.target:
         return abs(spec.red - spec.target), "band"
     if reported is None:
         return None, None
     months = [add_months(reported, -k) for k in range(VARIATION_MONTHS, 0, -1)]
-    values = [by.loc[m, "shown"] if m in by.index else np.nan for m in months]
+    values = [table[m]["shown"] if m in table else np.nan for m in months]
     ranges = [abs(b - a) for a, b in itertools.pairwise(values) if _known(a) and _known(b)]
     if len(ranges) < 2:
         return None, None

@@ -207,25 +207,61 @@ def average_payment(wh: Warehouse, month: date, filters: Mapping[str, Any]) -> f
 
     Reversals count negative. With a location, provider or payer filter, only that segment's
     claims count. None when no claim was paid in the window.
+
+    A published snapshot (read-only) answers the practice and every single location from one
+    grouped statement, kept for the snapshot (`Warehouse._memo`): the Overview asks the practice
+    first, and a filter change to one location then finds its figure instead of joining a year
+    of remittances to the claims again. The groups are the same rows the filtered statement
+    reads, so the figures are the same (sums of DECIMAL amounts, distinct paid claims per group).
     """
-    end = next_period(month, "month")
-    start = date(end.year - 1, end.month, 1)
-    where = ["r.paid_date >= ?", "r.paid_date < ?"]
-    params: list[Any] = [start, end]
-    columns = {"location": "c.location_id", "provider": "c.provider_id", "payer": "r.payer_id"}
-    for dim, values in filters.items():
-        if dim in columns:
-            values = values if isinstance(values, list | tuple | set) else [values]
-            where.append(f"{columns[dim]} IN ({', '.join(sql_literal(str(v)) for v in values)})")
-    sql = (
-        "SELECT SUM(r.paid_amount), COUNT(DISTINCT r.claim_id) FILTER (WHERE r.status = 'paid') "
-        "FROM remittances r LEFT JOIN (SELECT DISTINCT claim_id, location_id, provider_id FROM claims) c "
-        f"USING (claim_id) WHERE {' AND '.join(where)}"
-    )
-    paid, claims = wh.cursor().execute(sql, params).fetchone()
+    scoped = {dim: _as_list(values) for dim, values in filters.items() if dim in _PAYMENT_COLUMNS}
+    one_location = set(scoped) == {"location"} and len(scoped["location"]) == 1
+    if getattr(wh, "read_only", False) and (not scoped or one_location):
+        groups = wh._memo(("average_payment", month), lambda: _payments_by_location(wh, month))
+        paid, claims = groups.get(str(scoped["location"][0]) if scoped else None, (None, 0))
+    else:
+        where, params = _payment_window(month)
+        for dim, values in scoped.items():
+            where.append(f"{_PAYMENT_COLUMNS[dim]} IN ({', '.join(sql_literal(str(v)) for v in values)})")
+        paid, claims = (
+            wh.cursor().execute(f"SELECT {_PAYMENTS} {_PAID_CLAIMS} WHERE {' AND '.join(where)}", params).fetchone()
+        )
     if not claims or paid is None:
         return None
     return float(paid) / int(claims)
+
+
+_PAYMENT_COLUMNS = {"location": "c.location_id", "provider": "c.provider_id", "payer": "r.payer_id"}
+_PAYMENTS = "SUM(r.paid_amount), COUNT(DISTINCT r.claim_id) FILTER (WHERE r.status = 'paid')"
+_PAID_CLAIMS = (
+    "FROM remittances r LEFT JOIN (SELECT DISTINCT claim_id, location_id, provider_id FROM claims) c USING (claim_id)"
+)
+
+
+def _payment_window(month: date) -> tuple[list[str], list[Any]]:
+    """The conditions and parameters of the 12 months of remittances ending with `month`."""
+    end = next_period(month, "month")
+    return ["r.paid_date >= ?", "r.paid_date < ?"], [date(end.year - 1, end.month, 1), end]
+
+
+def _payments_by_location(wh: Warehouse, month: date) -> dict[str | None, tuple[Any, int]]:
+    """(payments, paid claims) of the practice (key None) and of each location, in one statement."""
+    where, params = _payment_window(month)
+    sql = (
+        f"SELECT GROUPING(c.location_id), c.location_id, {_PAYMENTS} {_PAID_CLAIMS} WHERE {' AND '.join(where)} "
+        "GROUP BY GROUPING SETS ((), (c.location_id))"
+    )
+    out: dict[str | None, tuple[Any, int]] = {}
+    for rolled_up, location, paid, claims in wh.cursor().execute(sql, params).fetchall():
+        if rolled_up:
+            out[None] = (paid, claims)
+        elif location is not None:  # claims without a location are in no location's filter
+            out[str(location)] = (paid, claims)
+    return out
+
+
+def _as_list(values: Any) -> list[Any]:
+    return list(values) if isinstance(values, list | tuple | set) else [values]
 
 
 def booking_share(wh: Warehouse, month: date, filters: Mapping[str, Any], queues: list[str]) -> float | None:

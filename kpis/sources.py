@@ -56,6 +56,7 @@ _COLUMNS = {
 }
 # a remittance records no location or provider: it has its claim's
 _THROUGH_CLAIM = {"location", "provider"}
+_PROBE_CLAIMS = 1000  # claims of a scope whose remittances are looked for first (`_probe`)
 
 
 def missing(
@@ -81,10 +82,34 @@ def missing(
         sql = f"SELECT EXISTS (SELECT 1 FROM {table}{' WHERE ' + where if where else ''})"
         if sql not in found:
             cur = cur or cursor()
-            found[sql] = bool(cur.execute(sql).fetchone()[0])
+            found[sql] = _exists(cur, sql, _probe(table, scope))
         if not found[sql]:
             out[spec.id] = table
     return out
+
+
+def _exists(cur: Any, sql: str, probe: str | None) -> bool:
+    """The answer of `sql` (SELECT EXISTS ...), asking the cheaper `probe` first when there is one.
+
+    Why: a remittance is in a location's scope through its claim, and the full statement hashes
+    every claim of the scope (30-40 ms at 1 M appointments, for each new filter). The probe asks
+    the same of the first claims of the scope only: when it finds a row, so would the full
+    statement; when it does not, the full statement decides.
+    """
+    if probe is not None and cur.execute(probe).fetchone()[0]:
+        return True
+    return bool(cur.execute(sql).fetchone()[0])
+
+
+def _probe(table: str, scope: Mapping[str, tuple[Any, ...]]) -> str | None:
+    """A statement that is true only when `table` has a row in `scope` (None: no cheaper one)."""
+    through = [d for d in scope if table == "remittances" and d in _THROUGH_CLAIM]
+    if not through:
+        return None
+    claims = " AND ".join(f"{_COLUMNS[d]['claims']} IN ({sql_literal(list(scope[d]))})" for d in sorted(through))
+    rest = [_condition(table, d, v) for d, v in sorted(scope.items()) if d not in through]
+    where = " AND ".join([f"claim_id IN (SELECT claim_id FROM claims WHERE {claims} LIMIT {_PROBE_CLAIMS})", *rest])
+    return f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {where})"
 
 
 def _condition(table: str, dimension: str, values: tuple[Any, ...]) -> str:
