@@ -74,16 +74,30 @@ def _value_axis(fig: go.Figure, spec: KpiSpec) -> None:
 
 
 def _target_lines(fig: go.Figure, spec: KpiSpec) -> None:
-    if spec.target is not None:
-        fig.add_hline(
-            y=spec.target, line={"color": TARGET_COLOR, "dash": "dash", "width": 1.5},
-            annotation_text=f"target {value_text(spec.target, spec)}", annotation_position="top left",
+    """The target and red-flag lines across the plot, each labelled with its value.
+
+    What `fig.add_hline` draws (a line over the x domain at y, a label above it), given as plain
+    shapes and annotations in one layout update: add_hline took 4-5 ms a line, and a page draws
+    a dozen of them on every visit.
+    """
+    shapes, notes = [], []
+    for y, line, text, side in (
+        (spec.target, {"color": TARGET_COLOR, "dash": "dash", "width": 1.5}, "target", "left"),
+        (spec.red, {"color": RED_COLOR, "dash": "dot", "width": 1}, "red flag", "right"),
+    ):
+        if y is None:
+            continue
+        shapes.append(
+            {"type": "line", "xref": "x domain", "x0": 0, "x1": 1, "yref": "y", "y0": y, "y1": y, "line": line}
+        )
+        notes.append(
+            {
+                "showarrow": False, "text": f"{text} {value_text(y, spec)}", "xref": "x domain",
+                "x": 0 if side == "left" else 1, "xanchor": side, "yref": "y", "y": y, "yanchor": "bottom",
+            }
         )  # fmt: skip
-    if spec.red is not None:
-        fig.add_hline(
-            y=spec.red, line={"color": RED_COLOR, "dash": "dot", "width": 1},
-            annotation_text=f"red flag {value_text(spec.red, spec)}", annotation_position="top right",
-        )  # fmt: skip
+    if shapes:
+        fig.update_layout(shapes=[*fig.layout.shapes, *shapes], annotations=[*fig.layout.annotations, *notes])
 
 
 def trend(frame: pd.DataFrame, spec: KpiSpec, control: pd.DataFrame | None = None) -> go.Figure:
