@@ -1,0 +1,90 @@
+"""What a published snapshot keeps between calls (the scorecard, every location's average payment)
+and the shortcuts a filter change takes give the same answers as computing them afresh."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+
+from kpis import costs, sources
+from kpis.scope import Scope
+from kpis.sql_literals import sql_literal
+from tests.conftest import SimulatedPractice
+
+PAYMENTS = (
+    "SELECT SUM(r.paid_amount), COUNT(DISTINCT r.claim_id) FILTER (WHERE r.status = 'paid') "
+    "FROM remittances r LEFT JOIN (SELECT DISTINCT claim_id, location_id, provider_id FROM claims) c "
+    "USING (claim_id) WHERE r.paid_date >= ? AND r.paid_date < ?"
+)
+
+
+def _statement(wh, month: date, where: str = "") -> float | None:
+    """The average payment as the filtered statement computes it (the path before the snapshot kept it)."""
+    end = date(month.year + (month.month == 12), month.month % 12 + 1, 1)
+    start = date(end.year - 1, end.month, 1)
+    paid, claims = wh.cursor().execute(PAYMENTS + where, [start, end]).fetchone()
+    return None if not claims or paid is None else float(paid) / int(claims)
+
+
+def test_a_snapshots_average_payment_equals_the_filtered_statement(simulated_practice: SimulatedPractice) -> None:
+    with simulated_practice.open() as wh:
+        assert wh.read_only
+        locations = wh.dimension_values("location")["id"].tolist()
+        providers = wh.dimension_values("provider")["id"].tolist()
+        checked = 0
+        for month in (date(2026, 9, 1), date(2026, 3, 1), date(2025, 8, 1)):
+            assert costs.average_payment(wh, month, {}) == _statement(wh, month)
+            for location in [*locations, "NOWHERE"]:
+                where = f" AND c.location_id IN ({sql_literal(location)})"
+                expected = _statement(wh, month, where)
+                assert costs.average_payment(wh, month, {"location": location}) == expected
+                assert costs.average_payment(wh, month, {"location": [location]}) == expected
+                checked += expected is not None
+            # two locations, or a provider: the filtered statement itself
+            both = f" AND c.location_id IN ({', '.join(sql_literal(x) for x in locations[:2])})"
+            assert costs.average_payment(wh, month, {"location": locations[:2]}) == _statement(wh, month, both)
+            where = f" AND c.provider_id IN ({sql_literal(providers[0])})"
+            assert costs.average_payment(wh, month, {"provider": providers[0]}) == _statement(wh, month, where)
+        assert checked >= 2 * len(locations)  # real figures were compared, not only "no payment"
+        assert costs.average_payment(wh, date(2020, 1, 1), {"location": locations[0]}) is None
+
+
+def test_a_snapshot_keeps_its_scorecard_and_hands_out_copies(simulated_practice: SimulatedPractice) -> None:
+    with simulated_practice.open() as wh:
+        location = wh.dimension_values("location")["id"].iloc[0]
+        for filters in (None, {"location": location}):
+            fresh = wh._scorecard(wh._asked_month("2026-09"), wh.catalog(), filters, None)
+            kept = wh.scorecard("2026-09", filters=filters)
+            pd.testing.assert_frame_equal(kept, fresh)
+            kept.loc[:, "value"] = -1.0  # a caller changing its copy changes nothing kept
+            pd.testing.assert_frame_equal(wh.scorecard("2026-09", filters=filters), fresh)
+        # the movers start from the kept card: the same moves as from a card computed afresh
+        moves = wh.movers("2026-09", filters={"location": location})
+        wh.__dict__["_snapshot_memo"].clear()
+        assert wh.movers("2026-09", filters={"location": location}) == moves
+        # a narrower scope does not see the wider one's card (its cells are withheld, its KPIs fewer)
+        narrow = wh.narrowed(Scope.of_locations([location], small_cells=True))
+        expected = narrow._scorecard(narrow._asked_month("2026-09"), narrow.catalog(), None, None)
+        pd.testing.assert_frame_equal(narrow.scorecard("2026-09"), expected)
+
+
+def test_the_remittance_probe_agrees_with_the_full_statement(simulated_practice: SimulatedPractice) -> None:
+    with simulated_practice.open() as wh:
+        cur = wh.cursor()
+        scopes = [{"location": (loc,)} for loc in wh.dimension_values("location")["id"]]
+        scopes += [{"provider": (p,)} for p in wh.dimension_values("provider")["id"]]
+        scopes += [{"location": ("NOWHERE",)}, {"provider": ("0000000000",), "payer": ("NOBODY",)}]
+        scopes += [{**scopes[0], "payer": (payer,)} for payer in wh.dimension_values("payer")["id"]]
+        answers = []
+        for scope in scopes:
+            where = " AND ".join(sources._condition("remittances", d, v) for d, v in sorted(scope.items()))
+            sql = f"SELECT EXISTS (SELECT 1 FROM remittances WHERE {where})"
+            probe = sources._probe("remittances", scope)
+            assert probe is not None
+            full = bool(cur.execute(sql).fetchone()[0])
+            if cur.execute(probe).fetchone()[0]:
+                assert full  # the probe never finds a row the full statement would not
+            assert sources._exists(cur, sql, probe) == full
+            answers.append(full)
+        assert True in answers and False in answers
