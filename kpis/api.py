@@ -419,6 +419,10 @@ class KpiMethods:
             memo[key] = build()
         return memo[key]
 
+    def _kept(self, key: tuple) -> Any:
+        """What `_memo` keeps under `key` for this snapshot, without building it (None if nothing)."""
+        return self.__dict__.get("_snapshot_memo", {}).get(key)
+
     def _data_ends(self) -> dict[str, date | None]:
         state = self._store_state()
         if state.fresh:

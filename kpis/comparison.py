@@ -179,6 +179,7 @@ class ComparisonMethods(_Base):
     ) -> pd.DataFrame:
         first = add_months(month, -(FALLBACK_MONTHS + 12))
         facts, unfiltered, missing = self._facts(specs, first, month, filters, options)
+        self._memo(self._card_facts_key(month, filters, options), lambda: (first, frozenset(unfiltered), facts))
         # each KPI's periods as dicts, read some twenty times per KPI: one pass over the frame for all KPIs
         tables: dict[str, dict[date, dict[str, Any]]] = {spec.id: {} for spec in specs}
         for record in facts.to_dict("records"):
@@ -207,7 +208,10 @@ class ComparisonMethods(_Base):
         """
         month = self._asked_month(period)
         specs = self._specs_of(kpis)
-        facts, _, _ = self._facts(specs, add_months(month, -(months - 1)), month, filters, options)
+        first = add_months(month, -(months - 1))
+        facts = self._card_facts(specs, first, month, filters, options)
+        if facts is None:
+            facts, _, _ = self._facts(specs, first, month, filters, options)
         out = facts[["kpi_id", "period_start", "value", "n", "complete", "state", "shown", "status"]].copy()
         out["status"] = out["status"].where(out["state"] == "final", None)
         out["period_start"] = pd.to_datetime(out["period_start"]).astype("datetime64[us]")
@@ -405,6 +409,42 @@ class ComparisonMethods(_Base):
         frame, missing = self._judge(pd.concat(frames, ignore_index=True), resolved)
         frame["period_start"] = frame["period_start"].dt.date
         return frame, unfiltered, missing
+
+    def _card_facts_key(
+        self, month: date, filters: Mapping[str, Any] | None, options: Mapping[str, Mapping[str, Any]] | None
+    ) -> tuple:
+        return ("scorecard facts", self.scope, month, repr(self.resolve_filters(filters)), repr(options))
+
+    def _card_facts(
+        self,
+        specs: Sequence[KpiSpec],
+        first: date,
+        month: date,
+        filters: Mapping[str, Any] | None,
+        options: Mapping[str, Mapping[str, Any]] | None,
+    ) -> pd.DataFrame | None:
+        """`_facts(specs, first, month, ...)`'s frame taken from the facts a scorecard of this
+        snapshot kept for `month` (None when it kept none, or they do not cover the request).
+
+        Why: the Overview asks the scorecard and then the headline trends with the same filters;
+        the trends are rows of the scorecard's facts (a KPI's monthly rows do not depend on the
+        other KPIs or the months asked with it), so they need no computation of their own. The
+        rows come in the order `_facts` gives: by filter group, KPI, then period.
+        """
+        kept = self._kept(self._card_facts_key(month, filters, options))
+        if kept is None:
+            return None
+        kept_first, ids, facts = kept
+        if first < kept_first or not {spec.id for spec in specs} <= ids:
+            return None
+        resolved = self.resolve_filters(filters)
+        groups: dict[tuple, list[str]] = {}
+        for spec in specs:
+            groups.setdefault(tuple((d, v) for d, v in resolved.items() if d in spec.dimensions), []).append(spec.id)
+        rank = {kpi: i for i, kpi in enumerate(kpi for ids in groups.values() for kpi in ids)}
+        rows = facts[facts["kpi_id"].isin(list(rank)) & (facts["period_start"] >= first)]
+        order = np.lexsort([pd.to_datetime(rows["period_start"]).to_numpy(), rows["kpi_id"].map(rank).to_numpy()])
+        return rows.iloc[order].reset_index(drop=True)
 
     def _judge(
         self, frame: pd.DataFrame, filters: Mapping[str, tuple[Any, ...]]

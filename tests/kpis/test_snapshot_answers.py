@@ -88,3 +88,22 @@ def test_the_remittance_probe_agrees_with_the_full_statement(simulated_practice:
             assert sources._exists(cur, sql, probe) == full
             answers.append(full)
         assert True in answers and False in answers
+
+
+def test_trends_after_a_scorecard_are_its_rows(simulated_practice: SimulatedPractice) -> None:
+    with simulated_practice.open() as wh:
+        location = wh.dimension_values("location")["id"].iloc[0]
+        # calls have no location: with a location filter they come in a group of their own, after the others
+        asked = ["no_show_rate", "call_abandonment_rate", "days_in_ar", "visit_cycle_time"]
+        for filters in (None, {"location": location}):
+            wh.__dict__["_snapshot_memo"].clear()
+            fresh = [wh.trend(asked, "2026-09", filters=filters), wh.trend(None, "2026-09", 25, filters=filters)]
+            assert (
+                wh._card_facts([wh._spec(k) for k in asked], date(2025, 9, 1), date(2026, 9, 1), filters, None) is None
+            )
+            wh.scorecard("2026-09", filters=filters)
+            taken = wh._card_facts([wh._spec(k) for k in asked], date(2025, 9, 1), date(2026, 9, 1), filters, None)
+            assert taken is not None  # the trends below are the kept rows, not a computation of their own
+            pd.testing.assert_frame_equal(wh.trend(asked, "2026-09", filters=filters), fresh[0])
+            pd.testing.assert_frame_equal(wh.trend(None, "2026-09", 25, filters=filters), fresh[1])
+            assert fresh[0]["state"].eq("final").any() and set(fresh[0]["kpi_id"]) == set(asked)
