@@ -562,25 +562,28 @@ class ComparisonMethods(_Base):
     ) -> dict[str, pd.DataFrame]:
         """kpi -> its rows by each driver dimension in both months, for every moving KPI at once.
 
-        Why: one `compute_groupings` per set of KPIs that share the months, the dimensions and the
-        filters (most moves do), instead of one per KPI; each call has a fixed cost that a filter
-        change on the Overview pays once per moving KPI otherwise. A KPI's rows are those it gets
-        on its own (the statements group every KPI of a branch by the same rows; a segment another
-        KPI adds has no records of this one, so no driver is ever taken from it).
+        Why: one `compute_groupings` per set of KPIs that share the dimensions and the filters
+        (most moves do), over the months of all of them, instead of one per KPI; each call has a
+        fixed cost that a filter change on the Overview pays once per moving KPI otherwise. A KPI's
+        rows are those it gets on its own: its two months only (a month's rows do not depend on the
+        months asked with it), and the statements group every KPI of a branch by the same rows (a
+        segment another KPI adds has no records of this one, so no driver is ever taken from it).
         """
         together: dict[tuple, list[str]] = {}
-        for kpi, (before, after, dims, own) in asked.items():
+        for kpi, (_, _, dims, own) in asked.items():
             if dims:
-                together.setdefault((before, after, tuple(dims), tuple(own.items())), []).append(kpi)
+                together.setdefault((tuple(dims), tuple(own.items())), []).append(kpi)
         out = {}
-        for (before, after, dims, own), kpis in together.items():
+        for (dims, own), kpis in together.items():
             frame = _plain(self.compute_groupings(
-                kpis, start=before, end=after, groupings=[(d,) for d in dims], filters=dict(own) or None,
-                options=options,
+                kpis, start=min(asked[k][0] for k in kpis), end=max(asked[k][1] for k in kpis),
+                groupings=[(d,) for d in dims], filters=dict(own) or None, options=options,
             ))  # fmt: skip
             by_kpi = dict(iter(frame.groupby("kpi_id", sort=False)))
             for kpi in kpis:  # a KPI without a row in either month gets none (the columns kept)
-                out[kpi] = by_kpi.get(kpi, frame.iloc[0:0]).reset_index(drop=True)
+                rows = by_kpi.get(kpi, frame.iloc[0:0])
+                months = pd.to_datetime([asked[kpi][0], asked[kpi][1]]).astype(rows["period_start"].dtype)
+                out[kpi] = rows[rows["period_start"].isin(months)].reset_index(drop=True)
         return out
 
     def _drivers(
