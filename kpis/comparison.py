@@ -402,13 +402,36 @@ class ComparisonMethods(_Base):
             groups.setdefault(key, []).append(spec.id)
             unfiltered[spec.id] = tuple(d for d in resolved if d not in spec.dimensions)
         end = add_months(last, 1) - timedelta(days=1)
-        frames = [
-            _plain(self.compute(ids, start=first, end=end, filters=dict(key) or None, options=options))
-            for key, ids in groups.items()
-        ]
+        frames = [self._monthly(ids, first, end, key, options) for key, ids in groups.items()]
         frame, missing = self._judge(pd.concat(frames, ignore_index=True), resolved)
         frame["period_start"] = frame["period_start"].dt.date
         return frame, unfiltered, missing
+
+    def _monthly(
+        self,
+        ids: Sequence[str],
+        first: date,
+        end: date,
+        key: tuple[tuple[str, tuple[Any, ...]], ...],
+        options: Mapping[str, Mapping[str, Any]] | None,
+    ) -> pd.DataFrame:
+        """`compute(ids, first, end, filters=key)`, taken from the computation of more KPIs with the same
+        range, filters and options when this snapshot kept one (the first kept for that range).
+
+        Why: a filter the phone KPIs cannot honour (a location) leaves them unfiltered, so a
+        filter change's scorecard asks for rows the unfiltered scorecard already computed. A KPI's
+        rows do not depend on the KPIs asked with it; they come in compute's order (KPI, period).
+        """
+        memo_key = ("monthly", self.scope, first, end, key, repr(options))
+        kept = self._kept(memo_key)
+        if kept is not None and set(ids) <= set(kept[0]):
+            rank = {kpi: i for i, kpi in enumerate(ids)}
+            rows = kept[1][kept[1]["kpi_id"].isin(list(rank))]
+            order = np.lexsort([rows["period_start"].to_numpy(), rows["kpi_id"].map(rank).to_numpy()])
+            return rows.iloc[order].reset_index(drop=True)
+        frame = _plain(self.compute(list(ids), start=first, end=end, filters=dict(key) or None, options=options))
+        self._memo(memo_key, lambda: (tuple(ids), frame))
+        return frame
 
     def _card_facts_key(
         self, month: date, filters: Mapping[str, Any] | None, options: Mapping[str, Mapping[str, Any]] | None

@@ -107,3 +107,34 @@ def test_trends_after_a_scorecard_are_its_rows(simulated_practice: SimulatedPrac
             pd.testing.assert_frame_equal(wh.trend(asked, "2026-09", filters=filters), fresh[0])
             pd.testing.assert_frame_equal(wh.trend(None, "2026-09", 25, filters=filters), fresh[1])
             assert fresh[0]["state"].eq("final").any() and set(fresh[0]["kpi_id"]) == set(asked)
+
+
+def test_a_filtered_scorecard_takes_the_unfiltered_kpis_rows_from_the_practices(
+    simulated_practice: SimulatedPractice,
+) -> None:
+    with simulated_practice.open() as wh:
+        provider = wh.dimension_values("provider")["id"].iloc[0]
+        wh.__dict__["_snapshot_memo"].clear()
+        alone = wh.scorecard("2026-09", filters={"provider": provider})  # every group computed for itself
+        alone_trend = wh.trend(None, "2026-08", filters={"provider": provider})
+        wh.__dict__["_snapshot_memo"].clear()
+        wh.scorecard("2026-09")  # the practice's: the phone KPIs' rows, which a provider filter leaves unfiltered
+        asked = []
+        real = type(wh).compute
+
+        def counted(self, kpis, *args, **kwargs):
+            asked.append(list(kpis))
+            return real(self, kpis, *args, **kwargs)
+
+        type(wh).compute = counted
+        try:
+            taken = wh.scorecard("2026-09", filters={"provider": provider})
+            card_asked = list(asked)
+            taken_trend = wh.trend(None, "2026-08", filters={"provider": provider})
+        finally:
+            type(wh).compute = real
+        pd.testing.assert_frame_equal(taken, alone)
+        pd.testing.assert_frame_equal(taken_trend, alone_trend)
+        phones = [s.id for s in wh.catalog() if "provider" not in s.dimensions]  # calls record no provider
+        assert phones and len(card_asked) == 1 and not set(phones) & set(card_asked[0])  # the provider group only
+        assert alone.set_index("kpi_id").loc[phones, "value"].notna().any()
