@@ -24,7 +24,9 @@ import pytest
 from ingest import ingest_paths
 from kpis import Warehouse
 from kpis.config import load_config
+from kpis.coverage import coverage_sql
 from kpis.serving.refresh import refresh
+from kpis.storage import Store
 from tests.kpis.test_serving import assert_same, assert_same_aging
 from tests.monthly_exports import MONTHS
 
@@ -210,3 +212,43 @@ def test_hand_made_claims_and_remittances_in_any_order_keep_ar_aging_exact(
         aging = wh.ar_aging("2025-04")
         assert aging["amount"].sum() > 0 and aging.attrs["answered_from"] == {"ar_over_90_pct": "results"}
     aging_tables_equal_a_rebuild(db, config, tmp_path)
+
+
+def test_rows_moved_to_other_days_recount_coverage_for_their_old_and_new_days_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A corrected Appointment export reloaded with --force moves a visit two days later: its old
+    day loses a row that no changed row names any more. The refresh finds that day from the
+    replaced facts and recounts the two days (not the whole table), and the coverage kept equals
+    a count of the whole warehouse."""
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", "test-secret-not-for-production")
+    config = tmp_path / "clinic-kpis.toml"
+    config.write_text(
+        '[practice]\ntimezone = "America/New_York"\n\n[warehouse]\npath = "clinic_kpis.duckdb"\n', encoding="utf-8"
+    )
+    export = tmp_path / "fhir" / "Appointment.ndjson"
+    export.parent.mkdir()
+    shutil.copy(Path(__file__).parent / "ingest" / "fixtures" / "fhir" / "Appointment.ndjson", export)
+    load(tmp_path, [export])
+    text = export.read_text(encoding="utf-8")
+    assert text.count('"start":"2025-03-03T09:00:00-05:00"') == 1
+    export.write_text(text.replace('"start":"2025-03-03T09:00:00-05:00"', '"start":"2025-03-05T09:00:00-05:00"'))
+
+    settings = load_config(config)
+    with Store(settings.db_path, config=settings) as store:
+        ingest_paths(store, [export], force=True)
+        with store.cursor() as cur:
+            summary = refresh(cur, settings, progress=False)
+            assert summary.recomputed_rows["appointments"] >= 1
+            assert summary.coverage_recounted == []
+            fresh = f"SELECT * FROM ({coverage_sql(settings.timezone, 'day')})"
+            kept = "SELECT * FROM serving.coverage"
+            for a, b in ((kept, fresh), (fresh, kept)):
+                (rows,) = cur.execute(f"SELECT count(*) FROM ({a} EXCEPT ALL {b})").fetchone()
+                assert rows == 0
+            days = cur.execute(
+                "SELECT period_start, rows FROM serving.coverage WHERE table_name = 'appointments' "
+                "AND period_start IN (DATE '2025-03-03', DATE '2025-03-05') ORDER BY 1"
+            ).fetchall()
+            moved = [text.count('"start":"2025-03-03') - 1, text.count('"start":"2025-03-05') + 1]
+            assert [r for _, r in days] == moved

@@ -15,10 +15,11 @@ tables), or on demand (`clinic-kpis refresh [--full]`). Per fact table:
 
 Third next available is recomputed for the snapshots a change can move. A/R aging
 (`kpis.serving.aging`) from the first month of the ledger rows whose A/R columns changed, for
-their accounts. Coverage is recounted for the days the changed rows fall on (whole tables when
-rows left other days), dimension values for the tables that changed, data ends always. All of it
-runs under `[refresh] memory_limit`. Last, `serving.meta` records the fingerprints, the last ingest run covered and
-`stale = false`: from then on readers answer from the store.
+their accounts. Coverage is recounted for the days the changed rows fall on and fell on (their
+replaced facts' days; whole tables when that does not add up), dimension values for the tables
+that changed, data ends always. All of it runs under `[refresh] memory_limit`. Last,
+`serving.meta` records the fingerprints, the last ingest run covered and `stale = false`: from
+then on readers answer from the store.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class RefreshSummary:
     covered_run: int = 0
     seconds: float = 0.0
     unbounded: bool = False  # `[refresh] memory_limit` was too low: it ran again with DuckDB's default
+    coverage_recounted: list[str] = field(default_factory=list)  # tables whose coverage was counted whole
 
 
 def before_publish(store: Store) -> None:
@@ -165,6 +167,7 @@ class _Refresh:
         self.tails: dict[str, date] = {}  # group -> first month of A/R results to recompute
         self.meta_updates: dict[str, str] = {}
         self.aging_noted = False  # the ledger's facts changed: note_aging_accounts kept their accounts
+        self.old_days: dict[str, set[date]] = {}  # coverage table -> the previous days of its replaced rows
 
     # -- planning -------------------------------------------------------------------------------
 
@@ -260,6 +263,7 @@ class _Refresh:
             kept = [n for n in names if n in ("_key", posted, *table.dims) or n.startswith("ar_")]
             self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _ar_diff AS {_changed_rows(kept)}")
         self.note_months(table, "_diff")
+        self.note_old_days(table)
         if self.lay.aging is not None and self.lay.aging[0] is table:
             self.note_aging_accounts(table)
         for name in ("_keys", "_old", "_new", "_diff", "_ar_diff", keys):
@@ -290,6 +294,16 @@ class _Refresh:
             first = self.first_month("_ar_diff", [table.day_column("posted_date")])
             if first is not None:
                 self.tails[table.group] = min(first, self.tails.get(table.group, first))
+
+    def note_old_days(self, table: FactTable) -> None:
+        """Keep the days the replaced rows fell on, for coverage: a row moved to another day leaves its old
+        day one row short, and only the previous facts still know that day."""
+        column = next((c for _, t, c, _ in COVERAGE if t == table.group), None)
+        if column is None or column not in table.events:
+            return
+        day = table.day_column(column)
+        rows = self.cur.execute(f"SELECT DISTINCT {day} FROM _old WHERE {day} IS NOT NULL").fetchall()
+        self.old_days.setdefault(table.group, set()).update(d for (d,) in rows)
 
     def find_tna_changes(self) -> None:
         """Which snapshots of third next available to recompute, found before any fact row changes.
@@ -584,31 +598,40 @@ class _Refresh:
         tables = [table for _, table, _, _ in COVERAGE]
         if COVERAGE_TABLE.split(".")[1] in self.existing and self.watermark is not None:
             tables = [t for t in tables if t in self.changed_tables() and not self.coverage_days(t)]
+            self.summary.coverage_recounted = tables
             if not tables:
                 return
             self.cur.execute(f"DELETE FROM {COVERAGE_TABLE} WHERE table_name IN ({', '.join(repr(t) for t in tables)})")
             self.cur.execute(f"INSERT INTO {COVERAGE_TABLE} {coverage_sql(self.config.timezone, 'day', tables)}")
         else:
             self.cur.execute(f"CREATE OR REPLACE TABLE {COVERAGE_TABLE} AS {coverage_sql(self.config.timezone, 'day')}")
+            self.summary.coverage_recounted = tables
 
     def coverage_days(self, table: str) -> bool:
-        """Recount `table`'s coverage for the (source, day)s its changed rows fall on; False if that is not enough.
+        """Recount `table`'s coverage for the days its changed rows fall on and fell on; False if that is not enough.
 
-        A day without a changed row can only have lost rows (to a changed row's new day): then
-        the table's rows per source no longer add up to the kept counts and the table is
-        recounted whole. The recount reads only the rows dated near the changed days (a range
-        on the dating column, which DuckDB checks against each row group's bounds).
+        The days a changed row fell on before are those of the fact rows it replaced
+        (`note_old_days`). A day outside them can only have lost rows (to a changed row's new
+        day): then the table's rows per source no longer add up to the kept counts and the table
+        is recounted whole (a table whose facts were rebuilt, or whose rows have no fact row).
+        The recount reads only the rows dated near those days (a range on the dating column,
+        which DuckDB checks against each row group's bounds), every source of each day.
         """
         domain, column, kind = next((d, c, k) for d, t, c, k in COVERAGE if t == table)
         local = f"{column} AT TIME ZONE {sql_literal(self.config.timezone)}" if kind == INSTANT else column
         day = f"CAST(DATE_TRUNC('day', {local}) AS DATE)"
         changed = changes.CHANGED.format(watermark=self.watermark)
         self.cur.execute(
-            f"CREATE OR REPLACE TEMP TABLE _days AS SELECT DISTINCT source, {day} AS day FROM main.{table} AS t "
-            f"WHERE {changed}"
+            f"CREATE OR REPLACE TEMP TABLE _days AS SELECT DISTINCT {day} AS day FROM main.{table} AS t WHERE {changed}"
         )
+        old = sorted(self.old_days.get(table, set()))
+        if old:
+            values = ", ".join(f"(DATE '{d.isoformat()}')" for d in old)
+            self.cur.execute(
+                f"INSERT INTO _days SELECT * FROM (VALUES {values}) AS v(day) EXCEPT SELECT day FROM _days"
+            )
         (first, last, unknown) = self.cur.execute(
-            "SELECT min(day), max(day), count(*) FILTER (WHERE day IS NULL OR source IS NULL) FROM _days"
+            "SELECT min(day), max(day), count(*) FILTER (WHERE day IS NULL) FROM _days"
         ).fetchone()
         if first is None or unknown:
             return False
@@ -621,14 +644,13 @@ class _Refresh:
             SELECT '{domain}' AS domain, '{table}' AS table_name, r.source, r.day AS period_start, COUNT(*) AS rows,
                    MAX(CAST(r.local AS TIMESTAMP)) AS last_event_at
             FROM (SELECT source, {day} AS day, {local} AS local FROM main.{table} WHERE {bounds}) AS r
-            JOIN _days AS d ON d.source = r.source AND d.day = r.day
+            WHERE r.day IN (SELECT day FROM _days)
             GROUP BY r.source, r.day
             """
         )
         kept = f"""
             SELECT c.source, c.rows FROM {COVERAGE_TABLE} AS c
-            WHERE c.table_name = '{table}'
-              AND NOT EXISTS (SELECT 1 FROM _days AS d WHERE d.source = c.source AND d.day = c.period_start)
+            WHERE c.table_name = '{table}' AND (c.period_start IS NULL OR c.period_start NOT IN (SELECT day FROM _days))
             UNION ALL SELECT source, rows FROM _recount
         """
         counted = dict(self.cur.execute(f"SELECT source, COUNT(*) FROM main.{table} GROUP BY source").fetchall())
@@ -636,8 +658,7 @@ class _Refresh:
         differs = counted != {source: int(rows) for source, rows in kept_counts.items()}
         if not differs:
             self.cur.execute(
-                f"DELETE FROM {COVERAGE_TABLE} AS c WHERE c.table_name = '{table}' "
-                "AND EXISTS (SELECT 1 FROM _days AS d WHERE d.source = c.source AND d.day = c.period_start)"
+                f"DELETE FROM {COVERAGE_TABLE} WHERE table_name = '{table}' AND period_start IN (SELECT day FROM _days)"
             )
             self.cur.execute(f"INSERT INTO {COVERAGE_TABLE} SELECT * FROM _recount")
         for name in ("_days", "_recount"):
