@@ -45,7 +45,7 @@ from kpis.query import QueryContext, render, with_relation
 from kpis.relations import DIMENSIONS, INSTANT, Relation
 from kpis.serving import aging, changes
 from kpis.serving.answer import AGING_TABLE, FACTS, RESULTS_TABLE, grouping_name, groupings, statements
-from kpis.serving.facts import AGING, SCHEMA, TNA, FactTable, Layout, layout
+from kpis.serving.facts import AGING, SCHEMA, TNA, FactTable, Layout, ar_sums, layout
 from kpis.serving.stored import COVERAGE_TABLE, values_table
 from kpis.sql_literals import sql_literal
 from kpis.storage import Store, memory_limited
@@ -264,6 +264,7 @@ class _Refresh:
             self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _ar_diff AS {_changed_rows(kept)}")
         self.note_months(table, "_diff")
         self.note_old_days(table)
+        self.update_ar_sums(table)
         if self.lay.aging is not None and self.lay.aging[0] is table:
             self.note_aging_accounts(table)
         for name in ("_keys", "_old", "_new", "_diff", "_ar_diff", keys):
@@ -271,8 +272,13 @@ class _Refresh:
 
     def rebuild(self, table: FactTable) -> None:
         statement = with_relation(table.relation, [], table.select_sql())
-        self.cur.execute(f"CREATE OR REPLACE TABLE {table.name} AS {self.facts_from(table.group, render(statement))}")
+        select = self.facts_from(table.group, render(statement))
+        if self.facts_from is not _in_duckdb:  # rows read back from elsewhere: in day order again (see select_sql)
+            select = f"SELECT * FROM ({select}) AS f ORDER BY {table.day_column(table.events[0])}"
+        self.cur.execute(f"CREATE OR REPLACE TABLE {table.name} AS {select}")
         self.summary.rebuilt.append(table.group)
+        for sums in ar_sums(table):
+            self.cur.execute(f"CREATE OR REPLACE TABLE {sums.name} AS {sums.select_sql(table.name)}")
         self.months[table.group] = set(self.all_months(table.name, [table.day_column(e) for e in table.events]))
         if table.ar_items:
             first = self.first_month(table.name, [table.day_column("posted_date")])
@@ -280,6 +286,36 @@ class _Refresh:
                 self.tails[table.group] = first
         if self.has_results():
             self.cur.execute(f"DELETE FROM {RESULTS_TABLE} WHERE kpi_id IN ({_ids(table.items)})")
+
+    def update_ar_sums(self, table: FactTable) -> None:
+        """Move the kept A/R sums (`facts.ar_sums`) by the replaced rows (`_old`) and their new ones (`_new`).
+
+        Only the cells the changed rows fall in are read and rewritten; a cell left without rows
+        is dropped, as a full build would not have it.
+        """
+        for sums in ar_sums(table):
+            if sums.name.split(".")[1] not in self.existing:  # not built yet: from the updated facts
+                self.cur.execute(f"CREATE OR REPLACE TABLE {sums.name} AS {sums.select_sql(table.name)}")
+                continue
+            keys = [name for name, _ in sums.keys]
+            totals = ", ".join(f"SUM({name}) AS {name}" for name, _ in sums.sums)
+            negated = ", ".join([*keys, *(f"-{name}" for name, _ in sums.sums)])
+            self.cur.execute(
+                f"CREATE OR REPLACE TEMP TABLE _delta AS SELECT {', '.join(keys)}, {totals} FROM "
+                f"({sums.select_sql('_new')} UNION ALL SELECT {negated} FROM ({sums.select_sql('_old')}) AS o) AS d "
+                "GROUP BY ALL"
+            )
+            same = " AND ".join(f"t.{k} IS NOT DISTINCT FROM d.{k}" for k in keys)
+            cells = f"EXISTS (SELECT 1 FROM _delta AS d WHERE {same})"
+            self.cur.execute(
+                f"CREATE OR REPLACE TEMP TABLE _merged AS SELECT {', '.join(keys)}, {totals} FROM "
+                f"(SELECT * FROM {sums.name} AS t WHERE {cells} UNION ALL SELECT * FROM _delta) AS m "
+                "GROUP BY ALL HAVING SUM(entries) <> 0"
+            )
+            self.cur.execute(f"DELETE FROM {sums.name} AS t WHERE {cells}")
+            self.cur.execute(f"INSERT INTO {sums.name} BY NAME SELECT * FROM _merged")
+            for name in ("_delta", "_merged"):
+                self.cur.execute(f"DROP TABLE {name}")
 
     def note_months(self, table: FactTable, rows: str) -> None:
         """The months of `rows` (changed fact rows) whose results must be recomputed."""
