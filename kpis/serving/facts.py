@@ -239,7 +239,8 @@ class Layout:
         """
         found = {}
         for table in self.tables:
-            text = "\n".join([STORE_VERSION, table.relation.sql, table.select_sql()])
+            sums = [s.select_sql(table.name) for s in ar_sums(table)]  # kept with the facts, rebuilt with them
+            text = "\n".join([STORE_VERSION, table.relation.sql, table.select_sql(), *sums])
             found[table.group] = hashlib.sha256(text.encode("utf-8")).hexdigest()
         if self.tna is not None:
             text = "\n".join([STORE_VERSION, third_next_available.pairs_query(self.tna, self.build_context())])

@@ -300,10 +300,10 @@ class _Refresh:
             keys = [name for name, _ in sums.keys]
             totals = ", ".join(f"SUM({name}) AS {name}" for name, _ in sums.sums)
             negated = ", ".join([*keys, *(f"-{name}" for name, _ in sums.sums)])
+            new, old = sums.select_sql("_new"), sums.select_sql("_old")
             self.cur.execute(
                 f"CREATE OR REPLACE TEMP TABLE _delta AS SELECT {', '.join(keys)}, {totals} FROM "
-                f"({sums.select_sql('_new')} UNION ALL SELECT {negated} FROM ({sums.select_sql('_old')}) AS o) AS d "
-                "GROUP BY ALL"
+                f"(SELECT * FROM ({new}) AS n UNION ALL SELECT {negated} FROM ({old}) AS o) AS d GROUP BY ALL"
             )
             same = " AND ".join(f"t.{k} IS NOT DISTINCT FROM d.{k}" for k in keys)
             cells = f"EXISTS (SELECT 1 FROM _delta AS d WHERE {same})"
