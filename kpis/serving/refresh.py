@@ -301,12 +301,20 @@ class _Refresh:
             totals = ", ".join(f"SUM({name}) AS {name}" for name, _ in sums.sums)
             negated = ", ".join([*keys, *(f"-{name}" for name, _ in sums.sums)])
             new, old = sums.select_sql("_new"), sums.select_sql("_old")
+            moved = " OR ".join(f"SUM({name}) IS DISTINCT FROM 0" for name, _ in sums.sums)
             self.cur.execute(
                 f"CREATE OR REPLACE TEMP TABLE _delta AS SELECT {', '.join(keys)}, {totals} FROM "
-                f"(SELECT * FROM ({new}) AS n UNION ALL SELECT {negated} FROM ({old}) AS o) AS d GROUP BY ALL"
+                f"(SELECT * FROM ({new}) AS n UNION ALL SELECT {negated} FROM ({old}) AS o) AS d GROUP BY ALL "
+                f"HAVING {moved}"
             )
+            first, last, undated = self.cur.execute(
+                "SELECT min(posted_date), max(posted_date), count(*) FILTER (WHERE posted_date IS NULL) FROM _delta"
+            ).fetchone()
+            # the table is in posting order: a range of days reads the row groups of those days only
+            days = [f"t.posted_date BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}'"] if first else []
+            days += ["t.posted_date IS NULL"] if undated else []
             same = " AND ".join(f"t.{k} IS NOT DISTINCT FROM d.{k}" for k in keys)
-            cells = f"EXISTS (SELECT 1 FROM _delta AS d WHERE {same})"
+            cells = f"({' OR '.join(days) or 'FALSE'}) AND EXISTS (SELECT 1 FROM _delta AS d WHERE {same})"
             self.cur.execute(
                 f"CREATE OR REPLACE TEMP TABLE _merged AS SELECT {', '.join(keys)}, {totals} FROM "
                 f"(SELECT * FROM {sums.name} AS t WHERE {cells} UNION ALL SELECT * FROM _delta) AS m "
