@@ -25,6 +25,7 @@ from ingest import ingest_paths
 from kpis import Warehouse
 from kpis.config import load_config
 from kpis.coverage import coverage_sql
+from kpis.serving import refresh as serving_refresh
 from kpis.serving.refresh import refresh
 from kpis.storage import Store
 from tests.kpis.test_serving import assert_same, assert_same_aging
@@ -81,9 +82,12 @@ def corrected(path: Path) -> int:
 
 @pytest.mark.slow
 def test_loads_month_by_month_then_late_and_corrected_files_leave_the_store_as_a_full_rebuild(
-    monthly_practice: tuple[Path, dict[str, list[Path]]], tmp_path: Path
+    monthly_practice: tuple[Path, dict[str, list[Path]]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source, months = monthly_practice
+    # every refresh sorts the fact tables it updated by day again (at scale: past 5% appended)
+    monkeypatch.setattr(serving_refresh, "ROW_GROUP_ROWS", 0)
+    monkeypatch.setattr(serving_refresh, "UNSORTED_SHARE", 0)
     directory = tmp_path / "practice"  # a copy: the monthly exports are shared, this warehouse is not
     shutil.copytree(source, directory, ignore=shutil.ignore_patterns("exports", "monthly"))
     config = directory / "clinic-kpis.toml"
@@ -143,8 +147,9 @@ def test_loads_month_by_month_then_late_and_corrected_files_leave_the_store_as_a
     for table in tables:
         a, b = f"incremental.serving.{table}", f"full_rebuild.serving.{table}"
         if table == "meta":
-            a = f"(SELECT * FROM {a} WHERE key <> 'refreshed_at')"
-            b = f"(SELECT * FROM {b} WHERE key <> 'refreshed_at')"
+            # when each table was last sorted by day differs: not a result
+            a = f"(SELECT * FROM {a} WHERE key <> 'refreshed_at' AND key NOT LIKE 'appended:%')"
+            b = f"(SELECT * FROM {b} WHERE key <> 'refreshed_at' AND key NOT LIKE 'appended:%')"
         (rows,) = con.execute(f"SELECT count(*) FROM {b}").fetchone()
         (extra,) = con.execute(f"SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b})").fetchone()
         (missing,) = con.execute(f"SELECT count(*) FROM (SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a})").fetchone()
@@ -252,3 +257,39 @@ def test_rows_moved_to_other_days_recount_coverage_for_their_old_and_new_days_on
             ).fetchall()
             moved = [text.count('"start":"2025-03-03') - 1, text.count('"start":"2025-03-05') + 1]
             assert [r for _, r in days] == moved
+
+
+def test_fact_rows_appended_out_of_day_order_are_sorted_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refresh appends its new fact rows at the end of the table, whatever their days; past the
+    share of the table allowed (here none) it sorts the table by day again, so a month's read
+    stays on its own row groups. The rows are the same, in day order."""
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", "test-secret-not-for-production")
+    monkeypatch.setattr(serving_refresh, "ROW_GROUP_ROWS", 0)
+    monkeypatch.setattr(serving_refresh, "UNSORTED_SHARE", 0)
+    config = tmp_path / "clinic-kpis.toml"
+    config.write_text(
+        '[practice]\ntimezone = "America/New_York"\n\n[warehouse]\npath = "clinic_kpis.duckdb"\n', encoding="utf-8"
+    )
+    export = tmp_path / "fhir" / "Appointment.ndjson"
+    export.parent.mkdir()
+    shutil.copy(Path(__file__).parent / "ingest" / "fixtures" / "fhir" / "Appointment.ndjson", export)
+    load(tmp_path, [export])
+    text = export.read_text(encoding="utf-8")
+    export.write_text(text.replace('"start":"2025-03-03T09:00:00-05:00"', '"start":"2025-02-20T09:00:00-05:00"'))
+
+    settings = load_config(config)
+    with Store(settings.db_path, config=settings) as store:
+        ingest_paths(store, [export], force=True)
+        with store.cursor() as cur:
+            before = cur.execute("SELECT * FROM serving.facts_appointments ORDER BY _key").fetchall()
+            summary = refresh(cur, settings, progress=False)
+            assert summary.sorted == ["appointments"]
+            days = [d for (d,) in cur.execute("SELECT day_scheduled_start FROM serving.facts_appointments").fetchall()]
+            assert days == sorted(days) and min(days).isoformat() == "2025-02-20"
+            after = cur.execute("SELECT * FROM serving.facts_appointments ORDER BY _key").fetchall()
+            assert len(after) == len(before) and after != before  # the moved visit, now first
+            (appended,) = cur.execute("SELECT value FROM serving.meta WHERE key = 'appended:appointments'").fetchone()
+            assert appended == "0"
+    with Warehouse.open(settings.db_path, config=config, read_only=True) as wh:
+        args = dict(start="2025-02", end="2025-03", grain="month", by="provider")
+        assert_same(wh.compute(["no_show_rate"], **args, via="store"), wh.compute(["no_show_rate"], **args, via="raw"))

@@ -52,6 +52,8 @@ from kpis.storage import Store, memory_limited
 
 TNA_TABLE = f"{SCHEMA}.facts_{TNA}"
 DEFAULT_MEMORY_LIMIT = "2GB"
+ROW_GROUP_ROWS = 122_880  # DuckDB's row group: below one, order makes no difference to a read
+UNSORTED_SHARE = 0.05  # the share of a fact table appended out of day order before it is sorted again
 EMPTY_WEEK = 5218  # a snapshot week without data (2000-01-03), to build an empty table of the right shape
 
 
@@ -66,6 +68,7 @@ class RefreshSummary:
     seconds: float = 0.0
     unbounded: bool = False  # `[refresh] memory_limit` was too low: it ran again with DuckDB's default
     coverage_recounted: list[str] = field(default_factory=list)  # tables whose coverage was counted whole
+    sorted: list[str] = field(default_factory=list)  # fact tables sorted by day again (keep_in_day_order)
 
 
 def before_publish(store: Store) -> None:
@@ -256,6 +259,7 @@ class _Refresh:
         # by row id: a virtual column, so the delete does not read the keys again
         self.cur.execute(f"DELETE FROM {table.name} WHERE rowid IN (SELECT _rowid FROM _old)")
         self.cur.execute(f"INSERT INTO {table.name} BY NAME SELECT * FROM _new")
+        self.keep_in_day_order(table, int(self.cur.execute("SELECT count(*) FROM _new").fetchone()[0]))
         names = [name for (name,) in self.cur.execute(f"SELECT column_name FROM (DESCRIBE {table.name})").fetchall()]
         self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _diff AS {_changed_rows(names)}")
         if table.ar_items:  # A/R moves only with the rows whose A/R columns changed (not e.g. a claim's settlement)
@@ -277,6 +281,7 @@ class _Refresh:
             select = f"SELECT * FROM ({select}) AS f ORDER BY {table.day_column(table.events[0])}"
         self.cur.execute(f"CREATE OR REPLACE TABLE {table.name} AS {select}")
         self.summary.rebuilt.append(table.group)
+        self.meta_updates[f"appended:{table.group}"] = "0"
         for sums in ar_sums(table):
             self.cur.execute(f"CREATE OR REPLACE TABLE {sums.name} AS {sums.select_sql(table.name)}")
         self.months[table.group] = set(self.all_months(table.name, [table.day_column(e) for e in table.events]))
@@ -286,6 +291,27 @@ class _Refresh:
                 self.tails[table.group] = first
         if self.has_results():
             self.cur.execute(f"DELETE FROM {RESULTS_TABLE} WHERE kpi_id IN ({_ids(table.items)})")
+
+    def keep_in_day_order(self, table: FactTable, appended: int) -> None:
+        """Sort the fact table by day again once the rows appended since it was last sorted pass
+        `UNSORTED_SHARE` of it (and a row group's worth).
+
+        A month's recompute reads the row groups whose days overlap the month: in a table written
+        in day order that is the month's own, plus the last row groups, where every refresh
+        appends its rows (whatever their days). The sort bounds that extra read.
+        """
+        key = f"appended:{table.group}"
+        total = int(self.meta.get(key) or 0) + appended
+        (rows,) = self.cur.execute(f"SELECT count(*) FROM {table.name}").fetchone()
+        if total > max(ROW_GROUP_ROWS, UNSORTED_SHARE * rows):
+            sorted_name = f"{table.name}_sorted"
+            order = table.day_column(table.events[0])
+            self.cur.execute(f"CREATE OR REPLACE TABLE {sorted_name} AS SELECT * FROM {table.name} ORDER BY {order}")
+            self.cur.execute(f"DROP TABLE {table.name}")
+            self.cur.execute(f"ALTER TABLE {sorted_name} RENAME TO {table.name.split('.')[1]}")
+            self.summary.sorted.append(table.group)
+            total = 0
+        self.meta_updates[key] = str(total)
 
     def update_ar_sums(self, table: FactTable) -> None:
         """Move the kept A/R sums (`facts.ar_sums`) by the replaced rows (`_old`) and their new ones (`_new`).
