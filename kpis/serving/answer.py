@@ -278,7 +278,7 @@ def ar_statement(table: FactTable, items: Sequence[KpiRequest], ctx: QueryContex
     """
     summed = {s.name.split(".")[1]: s for s in ar_sums(table)} if ctx.periods.grain in SUMMED_GRAINS else {}
     if summed:
-        source, entries = f"{SCHEMA}.ar_months", "SUM(entries)"
+        source, entries = summed["ar_months"].name, "SUM(entries)"
     else:
         source, entries = f"(SELECT *, {table.day_column('posted_date')} AS posted_date FROM {table.name})", "COUNT(*)"
     ctes = ar_balance.located_ctes(ctx, source)
@@ -300,7 +300,7 @@ def ar_statement(table: FactTable, items: Sequence[KpiRequest], ctx: QueryContex
     days = None
     if "ar_days" in summed:
         window = "window_amount"
-        days = (f"(SELECT * FROM {SCHEMA}.ar_days WHERE TRUE{ctx.filter_sql()})", "SUM(window_charges)")
+        days = (f"(SELECT * FROM {summed['ar_days'].name} WHERE TRUE{ctx.filter_sql()})", "SUM(window_charges)")
     ctes, final = ar_balance.results_ctes(items, ctx, ctes, window, "ar_charge", days)
     return with_relation(None, ctes, final)
 
