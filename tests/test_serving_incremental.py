@@ -24,7 +24,10 @@ import pytest
 from ingest import ingest_paths
 from kpis import Warehouse
 from kpis.config import load_config
+from kpis.coverage import coverage_sql
+from kpis.serving import refresh as serving_refresh
 from kpis.serving.refresh import refresh
+from kpis.storage import Store
 from tests.kpis.test_serving import assert_same, assert_same_aging
 from tests.monthly_exports import MONTHS
 
@@ -79,9 +82,12 @@ def corrected(path: Path) -> int:
 
 @pytest.mark.slow
 def test_loads_month_by_month_then_late_and_corrected_files_leave_the_store_as_a_full_rebuild(
-    monthly_practice: tuple[Path, dict[str, list[Path]]], tmp_path: Path
+    monthly_practice: tuple[Path, dict[str, list[Path]]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source, months = monthly_practice
+    # every refresh sorts the fact tables it updated by day again (at scale: past 5% appended)
+    monkeypatch.setattr(serving_refresh, "ROW_GROUP_ROWS", 0)
+    monkeypatch.setattr(serving_refresh, "UNSORTED_SHARE", 0)
     directory = tmp_path / "practice"  # a copy: the monthly exports are shared, this warehouse is not
     shutil.copytree(source, directory, ignore=shutil.ignore_patterns("exports", "monthly"))
     config = directory / "clinic-kpis.toml"
@@ -141,8 +147,9 @@ def test_loads_month_by_month_then_late_and_corrected_files_leave_the_store_as_a
     for table in tables:
         a, b = f"incremental.serving.{table}", f"full_rebuild.serving.{table}"
         if table == "meta":
-            a = f"(SELECT * FROM {a} WHERE key <> 'refreshed_at')"
-            b = f"(SELECT * FROM {b} WHERE key <> 'refreshed_at')"
+            # when each table was last sorted by day differs: not a result
+            a = f"(SELECT * FROM {a} WHERE key <> 'refreshed_at' AND key NOT LIKE 'appended:%')"
+            b = f"(SELECT * FROM {b} WHERE key <> 'refreshed_at' AND key NOT LIKE 'appended:%')"
         (rows,) = con.execute(f"SELECT count(*) FROM {b}").fetchone()
         (extra,) = con.execute(f"SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b})").fetchone()
         (missing,) = con.execute(f"SELECT count(*) FROM (SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a})").fetchone()
@@ -210,3 +217,79 @@ def test_hand_made_claims_and_remittances_in_any_order_keep_ar_aging_exact(
         aging = wh.ar_aging("2025-04")
         assert aging["amount"].sum() > 0 and aging.attrs["answered_from"] == {"ar_over_90_pct": "results"}
     aging_tables_equal_a_rebuild(db, config, tmp_path)
+
+
+def test_rows_moved_to_other_days_recount_coverage_for_their_old_and_new_days_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A corrected Appointment export reloaded with --force moves a visit two days later: its old
+    day loses a row that no changed row names any more. The refresh finds that day from the
+    replaced facts and recounts the two days (not the whole table), and the coverage kept equals
+    a count of the whole warehouse."""
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", "test-secret-not-for-production")
+    config = tmp_path / "clinic-kpis.toml"
+    config.write_text(
+        '[practice]\ntimezone = "America/New_York"\n\n[warehouse]\npath = "clinic_kpis.duckdb"\n', encoding="utf-8"
+    )
+    export = tmp_path / "fhir" / "Appointment.ndjson"
+    export.parent.mkdir()
+    shutil.copy(Path(__file__).parent / "ingest" / "fixtures" / "fhir" / "Appointment.ndjson", export)
+    load(tmp_path, [export])
+    text = export.read_text(encoding="utf-8")
+    assert text.count('"start":"2025-03-03T09:00:00-05:00"') == 1
+    export.write_text(text.replace('"start":"2025-03-03T09:00:00-05:00"', '"start":"2025-03-05T09:00:00-05:00"'))
+
+    settings = load_config(config)
+    with Store(settings.db_path, config=settings) as store:
+        ingest_paths(store, [export], force=True)
+        with store.cursor() as cur:
+            summary = refresh(cur, settings, progress=False)
+            assert summary.recomputed_rows["appointments"] >= 1
+            assert summary.coverage_recounted == []
+            fresh = f"SELECT * FROM ({coverage_sql(settings.timezone, 'day')})"
+            kept = "SELECT * FROM serving.coverage"
+            for a, b in ((kept, fresh), (fresh, kept)):
+                (rows,) = cur.execute(f"SELECT count(*) FROM ({a} EXCEPT ALL {b})").fetchone()
+                assert rows == 0
+            days = cur.execute(
+                "SELECT period_start, rows FROM serving.coverage WHERE table_name = 'appointments' "
+                "AND period_start IN (DATE '2025-03-03', DATE '2025-03-05') ORDER BY 1"
+            ).fetchall()
+            moved = [text.count('"start":"2025-03-03') - 1, text.count('"start":"2025-03-05') + 1]
+            assert [r for _, r in days] == moved
+
+
+def test_fact_rows_appended_out_of_day_order_are_sorted_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refresh appends its new fact rows at the end of the table, whatever their days; past the
+    share of the table allowed (here none) it sorts the table by day again, so a month's read
+    stays on its own row groups. The rows are the same, in day order."""
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", "test-secret-not-for-production")
+    monkeypatch.setattr(serving_refresh, "ROW_GROUP_ROWS", 0)
+    monkeypatch.setattr(serving_refresh, "UNSORTED_SHARE", 0)
+    config = tmp_path / "clinic-kpis.toml"
+    config.write_text(
+        '[practice]\ntimezone = "America/New_York"\n\n[warehouse]\npath = "clinic_kpis.duckdb"\n', encoding="utf-8"
+    )
+    export = tmp_path / "fhir" / "Appointment.ndjson"
+    export.parent.mkdir()
+    shutil.copy(Path(__file__).parent / "ingest" / "fixtures" / "fhir" / "Appointment.ndjson", export)
+    load(tmp_path, [export])
+    text = export.read_text(encoding="utf-8")
+    export.write_text(text.replace('"start":"2025-03-03T09:00:00-05:00"', '"start":"2025-02-20T09:00:00-05:00"'))
+
+    settings = load_config(config)
+    with Store(settings.db_path, config=settings) as store:
+        ingest_paths(store, [export], force=True)
+        with store.cursor() as cur:
+            before = cur.execute("SELECT * FROM serving.facts_appointments ORDER BY _key").fetchall()
+            summary = refresh(cur, settings, progress=False)
+            assert summary.sorted == ["appointments"]
+            days = [d for (d,) in cur.execute("SELECT day_scheduled_start FROM serving.facts_appointments").fetchall()]
+            assert days == sorted(days) and min(days).isoformat() == "2025-02-20"
+            after = cur.execute("SELECT * FROM serving.facts_appointments ORDER BY _key").fetchall()
+            assert len(after) == len(before) and after != before  # the moved visit, now first
+            (appended,) = cur.execute("SELECT value FROM serving.meta WHERE key = 'appended:appointments'").fetchone()
+            assert appended == "0"
+    with Warehouse.open(settings.db_path, config=config, read_only=True) as wh:
+        args = dict(start="2025-02", end="2025-03", grain="month", by="provider")
+        assert_same(wh.compute(["no_show_rate"], **args, via="store"), wh.compute(["no_show_rate"], **args, via="raw"))

@@ -240,13 +240,15 @@ def _entry_balance_ctes(ctx: QueryContext, aging: KpiRequest | None) -> list[tup
     return [*ctes, *entry_totals_ctes(ctx, source, aged_idx)]
 
 
-def entry_totals_ctes(ctx: QueryContext, source: str, aged_idx: str) -> list[tuple[str, str]]:
+def entry_totals_ctes(
+    ctx: QueryContext, source: str, aged_idx: str, entries: str = "COUNT(*)"
+) -> list[tuple[str, str]]:
     """`entry_totals` and `balances` (period, dims, balance, aged, entries) from entries in `source`.
 
     `source` has posted_idx, ar_amount and the dimension columns; `aged_idx` is the SQL of the
     index of the first period an entry counts as aged in (NULL: not within the periods). Shared
     by the raw statement and the results store, which keeps each entry's age instead of finding
-    it (kpis/serving/).
+    it (kpis/serving/), or entries already summed (`entries`: the aggregate that counts them).
     """
     dims = "".join(f", {d}" for d in ctx.dims)
     e_dims = "".join(f", e.{d}" for d in ctx.dims)
@@ -254,7 +256,7 @@ def entry_totals_ctes(ctx: QueryContext, source: str, aged_idx: str) -> list[tup
         (
             "entry_totals",
             f"""
-            SELECT posted_idx, {aged_idx} AS aged_idx{dims}, SUM(ar_amount) AS amount, COUNT(*) AS entries
+            SELECT posted_idx, {aged_idx} AS aged_idx{dims}, SUM(ar_amount) AS amount, {entries} AS entries
             FROM {source}
             GROUP BY posted_idx, {aged_idx}{dims}
             """,
@@ -290,14 +292,20 @@ def query(items: Sequence[KpiRequest], ctx: QueryContext) -> str:
 
 
 def results_ctes(
-    items: Sequence[KpiRequest], ctx: QueryContext, ctes: list[tuple[str, str]], window: str, is_charge: str
+    items: Sequence[KpiRequest],
+    ctx: QueryContext,
+    ctes: list[tuple[str, str]],
+    window: str,
+    is_charge: str,
+    days: tuple[str, str] | None = None,
 ) -> tuple[list[tuple[str, str]], str]:
     """The CTEs after `balances` and the final SELECT: balances and look-back charges per period.
 
     `ctes` ends in `balances` and holds `spine` and `located` (the entries in range, with
     posted_date); `window` and `is_charge` are SQL over a `located` row: its amount in the
     look-back window's charges, and whether it is a charge. Shared by the raw statement and the
-    results store (kpis/serving/).
+    results store (kpis/serving/), which may read the look-back from entries summed by day
+    instead: `days` = (source with posted_date and the dimensions, the aggregate counting its charges).
     """
     dims = "".join(f", {d}" for d in ctx.dims)
     s_dims = "".join(f", c.{d}" for d in ctx.dims)
@@ -311,13 +319,13 @@ def results_ctes(
     if days_in_ar is not None:
         _, lookback, _ = preset_options(days_in_ar)
         first_end = ctx.periods.spine()[0][1].isoformat()
+        daily_source, charges = days or ("located", f"COUNT(*) FILTER (WHERE {is_charge})")
         ctes.append(
             (
                 "daily",
                 f"""
-                SELECT posted_date{dims}, SUM({window}) AS window_amount,
-                       COUNT(*) FILTER (WHERE {is_charge}) AS window_charges
-                FROM located
+                SELECT posted_date{dims}, SUM({window}) AS window_amount, {charges} AS window_charges
+                FROM {daily_source}
                 WHERE posted_date > DATE '{first_end}' - INTERVAL {lookback} DAY
                 GROUP BY posted_date{dims}
                 """,

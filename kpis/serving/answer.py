@@ -28,7 +28,7 @@ from kpis.periods import period_floor
 from kpis.query import KpiRequest, QueryContext, output_row, ratio_value, with_relation
 from kpis.relations import DIMENSIONS
 from kpis.serving import aging
-from kpis.serving.facts import AGING, SCHEMA, TNA, FactTable, Layout
+from kpis.serving.facts import AGING, SCHEMA, TNA, FactTable, Layout, ar_sums
 from kpis.spec import QUANTILES
 from kpis.sql_literals import sql_literal
 
@@ -37,6 +37,7 @@ RESULTS, FACTS, RAW = "results", "facts", "raw"
 DESCRIPTIONS = {RESULTS: "month results, looked up", FACTS: "an aggregate over its fact rows", RAW: "the raw engine"}
 RESULTS_TABLE = f"{SCHEMA}.results"
 AGING_TABLE = f"{SCHEMA}.{AGING}"
+SUMMED_GRAINS = ("month", "quarter", "year")  # A/R from the kept sums (facts.ar_sums): a month's entries in one row
 
 
 class StoreUnavailable(ClinicKpisError):
@@ -270,9 +271,16 @@ def _sum(agg: str, column: str) -> str:
 def ar_statement(table: FactTable, items: Sequence[KpiRequest], ctx: QueryContext) -> str:
     """The raw engine's A/R statement (credit balances included) over the ledger facts.
 
-    Each entry's aged day is kept, so `aged_from` needs no search for first postings.
+    Each entry's aged day is kept, so `aged_from` needs no search for first postings. At month,
+    quarter and year ends it reads the A/R sums instead (`facts.ar_sums`: entries summed by
+    posting month, aged month and cell, look-back charges by day): an entry's period and the
+    period it is aged from depend only on those months there, and the sums add up exactly.
     """
-    source = f"(SELECT *, {table.day_column('posted_date')} AS posted_date FROM {table.name})"
+    summed = {s.name.split(".")[1]: s for s in ar_sums(table)} if ctx.periods.grain in SUMMED_GRAINS else {}
+    if summed:
+        source, entries = summed["ar_months"].name, "SUM(entries)"
+    else:
+        source, entries = f"(SELECT *, {table.day_column('posted_date')} AS posted_date FROM {table.name})", "COUNT(*)"
     ctes = ar_balance.located_ctes(ctx, source)
     aged_idx = "CAST(NULL AS INTEGER)"
     if any(item.id == "ar_over_90_pct" for item in items):
@@ -287,9 +295,13 @@ def ar_statement(table: FactTable, items: Sequence[KpiRequest], ctx: QueryContex
             )
         )
         aged_idx = "aged_idx"
-    ctes += ar_balance.entry_totals_ctes(ctx, "aged_from" if aged_idx == "aged_idx" else "located", aged_idx)
+    ctes += ar_balance.entry_totals_ctes(ctx, "aged_from" if aged_idx == "aged_idx" else "located", aged_idx, entries)
     window = "ar_window" if any(item.id == "days_in_ar" for item in items) else "0"
-    ctes, final = ar_balance.results_ctes(items, ctx, ctes, window, "ar_charge")
+    days = None
+    if "ar_days" in summed:
+        window = "window_amount"
+        days = (f"(SELECT * FROM {summed['ar_days'].name} WHERE TRUE{ctx.filter_sql()})", "SUM(window_charges)")
+    ctes, final = ar_balance.results_ctes(items, ctx, ctes, window, "ar_charge", days)
     return with_relation(None, ctes, final)
 
 

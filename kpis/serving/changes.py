@@ -158,17 +158,25 @@ DEPENDENCIES: dict[str, Dependencies] = {
     ),
     "ledger": Dependencies(
         # an entry's claim decides whether the claim is settled (all its entries), its first bill
-        # and the payer of a patient payment; A/R ages an undated account from its first posting
+        # and the payer of a patient payment; A/R ages an undated account from its first posting.
+        # An unchanged entry's claim is its previous fact's `_claim`: the entries of the touched
+        # claims and the previous claims of the changed entries come from one read of the facts
+        # (the canonical ledger is read for its changed rows only)
         touched="""
-            WITH claims_touched AS (
-                SELECT t.claim_id FROM main.ledger AS t WHERE {changed} AND t.claim_id IS NOT NULL
-                UNION SELECT f._claim FROM {facts} AS f
-                      WHERE f._claim IS NOT NULL
-                        AND f._key IN (SELECT t.entry_id FROM main.ledger AS t WHERE {changed})
+            WITH changed AS (SELECT t.entry_id, t.claim_id FROM main.ledger AS t WHERE {changed}),
+            claims_now AS (
+                SELECT claim_id FROM changed WHERE claim_id IS NOT NULL
                 UNION SELECT t.claim_id FROM main.claims AS t WHERE {changed}
+            ),
+            previous AS (
+                SELECT f._key, f._claim, f._claim IN (SELECT claim_id FROM claims_now) AS of_touched_claim
+                FROM {facts} AS f
+                WHERE f._claim IN (SELECT claim_id FROM claims_now) OR f._key IN (SELECT entry_id FROM changed)
             )
-            SELECT t.entry_id FROM main.ledger AS t
-            WHERE {changed} OR t.claim_id IN (SELECT claim_id FROM claims_touched)
+            SELECT entry_id FROM changed
+            UNION SELECT _key FROM previous WHERE of_touched_claim
+            UNION SELECT f._key FROM {facts} AS f
+                  WHERE f._claim IN (SELECT _claim FROM previous WHERE NOT of_touched_claim AND _claim IS NOT NULL)
             {payers}
         """,
         reads={

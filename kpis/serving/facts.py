@@ -38,7 +38,7 @@ from kpis.relations import DATE, DIMENSIONS, Relation, build_relations, local_da
 from kpis.serving import changes
 
 # Bump when the layout of the store or the SQL that reads it changes: every store is rebuilt.
-STORE_VERSION = "2"
+STORE_VERSION = "3"
 SCHEMA = "serving"
 TNA = "third_next_available"
 AGING = "ar_aging"  # A/R aging by month end and dimension cell (kpis.serving.aging), built from the ledger facts
@@ -149,6 +149,49 @@ def ar_columns(items: Sequence[KpiRequest]) -> dict[str, str]:
     return columns
 
 
+@dataclass(frozen=True)
+class ArSums:
+    """The ledger facts' A/R summed per cell, so a month's A/R (a stock: every entry posted by then)
+    reads a few sums instead of every ledger fact.
+
+    `serving.ar_months`: by posting month, the month the entry counts as aged from and dimension
+    cell (balances at month, quarter and year ends); `serving.ar_days`: by posting day and cell
+    (days in A/R's look-back charges). Both are sums of DECIMAL amounts and counts, so they add up
+    to what the facts give, exactly; `entries` counts a cell's fact rows (a cell with none is dropped).
+    """
+
+    name: str
+    keys: tuple[tuple[str, str], ...]  # (name, SQL over a ledger fact row)
+    sums: tuple[tuple[str, str], ...]  # (name, aggregate over ledger fact rows)
+
+    def select_sql(self, rows: str) -> str:
+        """SELECT of the sums of the fact rows `rows` (a table or subquery), by posting day or month: a
+        look-back range then reads the row groups of its days only."""
+        columns = [f"{expr} AS {name}" for name, expr in (*self.keys, *self.sums)]
+        return f"SELECT {', '.join(columns)} FROM {rows} GROUP BY ALL ORDER BY posted_date"
+
+
+def ar_sums(table: FactTable) -> tuple[ArSums, ...]:
+    """The A/R sums kept for the ledger facts `table` (none for a table without A/R KPIs)."""
+    ids = {item.id for item in table.ar_items}
+    if not ids:
+        return ()
+    posted = table.day_column("posted_date")
+    dims = tuple((d, d) for d in table.dims)
+    keys = [("posted_date", f"CAST(DATE_TRUNC('month', {posted}) AS DATE)")]
+    if "ar_over_90_pct" in ids:
+        keys.append(("ar_aged_on", "CAST(DATE_TRUNC('month', ar_aged_on) AS DATE)"))
+    found = [ArSums(f"{SCHEMA}.ar_months", (*keys, *dims), (("ar_amount", "SUM(ar_amount)"), ("entries", "COUNT(*)")))]
+    if "days_in_ar" in ids:
+        sums = (
+            ("window_amount", "SUM(ar_window)"),
+            ("window_charges", "COUNT(*) FILTER (WHERE ar_charge)"),
+            ("entries", "COUNT(*)"),
+        )
+        found.append(ArSums(f"{SCHEMA}.ar_days", (("posted_date", posted), *dims), sums))
+    return tuple(found)
+
+
 def storable(item: KpiRequest) -> bool:
     """Whether the store can keep this KPI with these options (exactly, as sums)."""
     if item.spec.custom == "ar_balance":
@@ -196,7 +239,8 @@ class Layout:
         """
         found = {}
         for table in self.tables:
-            text = "\n".join([STORE_VERSION, table.relation.sql, table.select_sql()])
+            sums = [s.select_sql(table.name) for s in ar_sums(table)]  # kept with the facts, rebuilt with them
+            text = "\n".join([STORE_VERSION, table.relation.sql, table.select_sql(), *sums])
             found[table.group] = hashlib.sha256(text.encode("utf-8")).hexdigest()
         if self.tna is not None:
             text = "\n".join([STORE_VERSION, third_next_available.pairs_query(self.tna, self.build_context())])

@@ -15,10 +15,11 @@ tables), or on demand (`clinic-kpis refresh [--full]`). Per fact table:
 
 Third next available is recomputed for the snapshots a change can move. A/R aging
 (`kpis.serving.aging`) from the first month of the ledger rows whose A/R columns changed, for
-their accounts. Coverage is recounted for the days the changed rows fall on (whole tables when
-rows left other days), dimension values for the tables that changed, data ends always. All of it
-runs under `[refresh] memory_limit`. Last, `serving.meta` records the fingerprints, the last ingest run covered and
-`stale = false`: from then on readers answer from the store.
+their accounts. Coverage is recounted for the days the changed rows fall on and fell on (their
+replaced facts' days; whole tables when that does not add up), dimension values for the tables
+that changed, data ends always. All of it runs under `[refresh] memory_limit`. Last,
+`serving.meta` records the fingerprints, the last ingest run covered and `stale = false`: from
+then on readers answer from the store.
 """
 
 from __future__ import annotations
@@ -44,13 +45,15 @@ from kpis.query import QueryContext, render, with_relation
 from kpis.relations import DIMENSIONS, INSTANT, Relation
 from kpis.serving import aging, changes
 from kpis.serving.answer import AGING_TABLE, FACTS, RESULTS_TABLE, grouping_name, groupings, statements
-from kpis.serving.facts import AGING, SCHEMA, TNA, FactTable, Layout, layout
+from kpis.serving.facts import AGING, SCHEMA, TNA, FactTable, Layout, ar_sums, layout
 from kpis.serving.stored import COVERAGE_TABLE, values_table
 from kpis.sql_literals import sql_literal
 from kpis.storage import Store, memory_limited
 
 TNA_TABLE = f"{SCHEMA}.facts_{TNA}"
 DEFAULT_MEMORY_LIMIT = "2GB"
+ROW_GROUP_ROWS = 122_880  # DuckDB's row group: below one, order makes no difference to a read
+UNSORTED_SHARE = 0.05  # the share of a fact table appended out of day order before it is sorted again
 EMPTY_WEEK = 5218  # a snapshot week without data (2000-01-03), to build an empty table of the right shape
 
 
@@ -64,6 +67,8 @@ class RefreshSummary:
     covered_run: int = 0
     seconds: float = 0.0
     unbounded: bool = False  # `[refresh] memory_limit` was too low: it ran again with DuckDB's default
+    coverage_recounted: list[str] = field(default_factory=list)  # tables whose coverage was counted whole
+    sorted: list[str] = field(default_factory=list)  # fact tables sorted by day again (keep_in_day_order)
 
 
 def before_publish(store: Store) -> None:
@@ -165,6 +170,7 @@ class _Refresh:
         self.tails: dict[str, date] = {}  # group -> first month of A/R results to recompute
         self.meta_updates: dict[str, str] = {}
         self.aging_noted = False  # the ledger's facts changed: note_aging_accounts kept their accounts
+        self.old_days: dict[str, set[date]] = {}  # coverage table -> the previous days of its replaced rows
 
     # -- planning -------------------------------------------------------------------------------
 
@@ -253,6 +259,7 @@ class _Refresh:
         # by row id: a virtual column, so the delete does not read the keys again
         self.cur.execute(f"DELETE FROM {table.name} WHERE rowid IN (SELECT _rowid FROM _old)")
         self.cur.execute(f"INSERT INTO {table.name} BY NAME SELECT * FROM _new")
+        self.keep_in_day_order(table, int(self.cur.execute("SELECT count(*) FROM _new").fetchone()[0]))
         names = [name for (name,) in self.cur.execute(f"SELECT column_name FROM (DESCRIBE {table.name})").fetchall()]
         self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _diff AS {_changed_rows(names)}")
         if table.ar_items:  # A/R moves only with the rows whose A/R columns changed (not e.g. a claim's settlement)
@@ -260,6 +267,8 @@ class _Refresh:
             kept = [n for n in names if n in ("_key", posted, *table.dims) or n.startswith("ar_")]
             self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _ar_diff AS {_changed_rows(kept)}")
         self.note_months(table, "_diff")
+        self.note_old_days(table)
+        self.update_ar_sums(table)
         if self.lay.aging is not None and self.lay.aging[0] is table:
             self.note_aging_accounts(table)
         for name in ("_keys", "_old", "_new", "_diff", "_ar_diff", keys):
@@ -267,8 +276,14 @@ class _Refresh:
 
     def rebuild(self, table: FactTable) -> None:
         statement = with_relation(table.relation, [], table.select_sql())
-        self.cur.execute(f"CREATE OR REPLACE TABLE {table.name} AS {self.facts_from(table.group, render(statement))}")
+        select = self.facts_from(table.group, render(statement))
+        if self.facts_from is not _in_duckdb:  # rows read back from elsewhere: in day order again (see select_sql)
+            select = f"SELECT * FROM ({select}) AS f ORDER BY {table.day_column(table.events[0])}"
+        self.cur.execute(f"CREATE OR REPLACE TABLE {table.name} AS {select}")
         self.summary.rebuilt.append(table.group)
+        self.meta_updates[f"appended:{table.group}"] = "0"
+        for sums in ar_sums(table):
+            self.cur.execute(f"CREATE OR REPLACE TABLE {sums.name} AS {sums.select_sql(table.name)}")
         self.months[table.group] = set(self.all_months(table.name, [table.day_column(e) for e in table.events]))
         if table.ar_items:
             first = self.first_month(table.name, [table.day_column("posted_date")])
@@ -276,6 +291,65 @@ class _Refresh:
                 self.tails[table.group] = first
         if self.has_results():
             self.cur.execute(f"DELETE FROM {RESULTS_TABLE} WHERE kpi_id IN ({_ids(table.items)})")
+
+    def keep_in_day_order(self, table: FactTable, appended: int) -> None:
+        """Sort the fact table by day again once the rows appended since it was last sorted pass
+        `UNSORTED_SHARE` of it (and a row group's worth).
+
+        A month's recompute reads the row groups whose days overlap the month: in a table written
+        in day order that is the month's own, plus the last row groups, where every refresh
+        appends its rows (whatever their days). The sort bounds that extra read.
+        """
+        key = f"appended:{table.group}"
+        total = int(self.meta.get(key) or 0) + appended
+        (rows,) = self.cur.execute(f"SELECT count(*) FROM {table.name}").fetchone()
+        if total > max(ROW_GROUP_ROWS, UNSORTED_SHARE * rows):
+            sorted_name = f"{table.name}_sorted"
+            order = table.day_column(table.events[0])
+            self.cur.execute(f"CREATE OR REPLACE TABLE {sorted_name} AS SELECT * FROM {table.name} ORDER BY {order}")
+            self.cur.execute(f"DROP TABLE {table.name}")
+            self.cur.execute(f"ALTER TABLE {sorted_name} RENAME TO {table.name.split('.')[1]}")
+            self.summary.sorted.append(table.group)
+            total = 0
+        self.meta_updates[key] = str(total)
+
+    def update_ar_sums(self, table: FactTable) -> None:
+        """Move the kept A/R sums (`facts.ar_sums`) by the replaced rows (`_old`) and their new ones (`_new`).
+
+        Only the cells the changed rows fall in are read and rewritten; a cell left without rows
+        is dropped, as a full build would not have it.
+        """
+        for sums in ar_sums(table):
+            if sums.name.split(".")[1] not in self.existing:  # not built yet: from the updated facts
+                self.cur.execute(f"CREATE OR REPLACE TABLE {sums.name} AS {sums.select_sql(table.name)}")
+                continue
+            keys = [name for name, _ in sums.keys]
+            totals = ", ".join(f"SUM({name}) AS {name}" for name, _ in sums.sums)
+            negated = ", ".join([*keys, *(f"-{name}" for name, _ in sums.sums)])
+            new, old = sums.select_sql("_new"), sums.select_sql("_old")
+            moved = " OR ".join(f"SUM({name}) IS DISTINCT FROM 0" for name, _ in sums.sums)
+            self.cur.execute(
+                f"CREATE OR REPLACE TEMP TABLE _delta AS SELECT {', '.join(keys)}, {totals} FROM "
+                f"(SELECT * FROM ({new}) AS n UNION ALL SELECT {negated} FROM ({old}) AS o) AS d GROUP BY ALL "
+                f"HAVING {moved}"
+            )
+            first, last, undated = self.cur.execute(
+                "SELECT min(posted_date), max(posted_date), count(*) FILTER (WHERE posted_date IS NULL) FROM _delta"
+            ).fetchone()
+            # the table is in posting order: a range of days reads the row groups of those days only
+            days = [f"t.posted_date BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}'"] if first else []
+            days += ["t.posted_date IS NULL"] if undated else []
+            same = " AND ".join(f"t.{k} IS NOT DISTINCT FROM d.{k}" for k in keys)
+            cells = f"({' OR '.join(days) or 'FALSE'}) AND EXISTS (SELECT 1 FROM _delta AS d WHERE {same})"
+            self.cur.execute(
+                f"CREATE OR REPLACE TEMP TABLE _merged AS SELECT {', '.join(keys)}, {totals} FROM "
+                f"(SELECT * FROM {sums.name} AS t WHERE {cells} UNION ALL SELECT * FROM _delta) AS m "
+                "GROUP BY ALL HAVING SUM(entries) <> 0"
+            )
+            self.cur.execute(f"DELETE FROM {sums.name} AS t WHERE {cells}")
+            self.cur.execute(f"INSERT INTO {sums.name} BY NAME SELECT * FROM _merged")
+            for name in ("_delta", "_merged"):
+                self.cur.execute(f"DROP TABLE {name}")
 
     def note_months(self, table: FactTable, rows: str) -> None:
         """The months of `rows` (changed fact rows) whose results must be recomputed."""
@@ -290,6 +364,16 @@ class _Refresh:
             first = self.first_month("_ar_diff", [table.day_column("posted_date")])
             if first is not None:
                 self.tails[table.group] = min(first, self.tails.get(table.group, first))
+
+    def note_old_days(self, table: FactTable) -> None:
+        """Keep the days the replaced rows fell on, for coverage: a row moved to another day leaves its old
+        day one row short, and only the previous facts still know that day."""
+        column = next((c for _, t, c, _ in COVERAGE if t == table.group), None)
+        if column is None or column not in table.events:
+            return
+        day = table.day_column(column)
+        rows = self.cur.execute(f"SELECT DISTINCT {day} FROM _old WHERE {day} IS NOT NULL").fetchall()
+        self.old_days.setdefault(table.group, set()).update(d for (d,) in rows)
 
     def find_tna_changes(self) -> None:
         """Which snapshots of third next available to recompute, found before any fact row changes.
@@ -584,31 +668,40 @@ class _Refresh:
         tables = [table for _, table, _, _ in COVERAGE]
         if COVERAGE_TABLE.split(".")[1] in self.existing and self.watermark is not None:
             tables = [t for t in tables if t in self.changed_tables() and not self.coverage_days(t)]
+            self.summary.coverage_recounted = tables
             if not tables:
                 return
             self.cur.execute(f"DELETE FROM {COVERAGE_TABLE} WHERE table_name IN ({', '.join(repr(t) for t in tables)})")
             self.cur.execute(f"INSERT INTO {COVERAGE_TABLE} {coverage_sql(self.config.timezone, 'day', tables)}")
         else:
             self.cur.execute(f"CREATE OR REPLACE TABLE {COVERAGE_TABLE} AS {coverage_sql(self.config.timezone, 'day')}")
+            self.summary.coverage_recounted = tables
 
     def coverage_days(self, table: str) -> bool:
-        """Recount `table`'s coverage for the (source, day)s its changed rows fall on; False if that is not enough.
+        """Recount `table`'s coverage for the days its changed rows fall on and fell on; False if that is not enough.
 
-        A day without a changed row can only have lost rows (to a changed row's new day): then
-        the table's rows per source no longer add up to the kept counts and the table is
-        recounted whole. The recount reads only the rows dated near the changed days (a range
-        on the dating column, which DuckDB checks against each row group's bounds).
+        The days a changed row fell on before are those of the fact rows it replaced
+        (`note_old_days`). A day outside them can only have lost rows (to a changed row's new
+        day): then the table's rows per source no longer add up to the kept counts and the table
+        is recounted whole (a table whose facts were rebuilt, or whose rows have no fact row).
+        The recount reads only the rows dated near those days (a range on the dating column,
+        which DuckDB checks against each row group's bounds), every source of each day.
         """
         domain, column, kind = next((d, c, k) for d, t, c, k in COVERAGE if t == table)
         local = f"{column} AT TIME ZONE {sql_literal(self.config.timezone)}" if kind == INSTANT else column
         day = f"CAST(DATE_TRUNC('day', {local}) AS DATE)"
         changed = changes.CHANGED.format(watermark=self.watermark)
         self.cur.execute(
-            f"CREATE OR REPLACE TEMP TABLE _days AS SELECT DISTINCT source, {day} AS day FROM main.{table} AS t "
-            f"WHERE {changed}"
+            f"CREATE OR REPLACE TEMP TABLE _days AS SELECT DISTINCT {day} AS day FROM main.{table} AS t WHERE {changed}"
         )
+        old = sorted(self.old_days.get(table, set()))
+        if old:
+            values = ", ".join(f"(DATE '{d.isoformat()}')" for d in old)
+            self.cur.execute(
+                f"INSERT INTO _days SELECT * FROM (VALUES {values}) AS v(day) EXCEPT SELECT day FROM _days"
+            )
         (first, last, unknown) = self.cur.execute(
-            "SELECT min(day), max(day), count(*) FILTER (WHERE day IS NULL OR source IS NULL) FROM _days"
+            "SELECT min(day), max(day), count(*) FILTER (WHERE day IS NULL) FROM _days"
         ).fetchone()
         if first is None or unknown:
             return False
@@ -621,14 +714,13 @@ class _Refresh:
             SELECT '{domain}' AS domain, '{table}' AS table_name, r.source, r.day AS period_start, COUNT(*) AS rows,
                    MAX(CAST(r.local AS TIMESTAMP)) AS last_event_at
             FROM (SELECT source, {day} AS day, {local} AS local FROM main.{table} WHERE {bounds}) AS r
-            JOIN _days AS d ON d.source = r.source AND d.day = r.day
+            WHERE r.day IN (SELECT day FROM _days)
             GROUP BY r.source, r.day
             """
         )
         kept = f"""
             SELECT c.source, c.rows FROM {COVERAGE_TABLE} AS c
-            WHERE c.table_name = '{table}'
-              AND NOT EXISTS (SELECT 1 FROM _days AS d WHERE d.source = c.source AND d.day = c.period_start)
+            WHERE c.table_name = '{table}' AND (c.period_start IS NULL OR c.period_start NOT IN (SELECT day FROM _days))
             UNION ALL SELECT source, rows FROM _recount
         """
         counted = dict(self.cur.execute(f"SELECT source, COUNT(*) FROM main.{table} GROUP BY source").fetchall())
@@ -636,8 +728,7 @@ class _Refresh:
         differs = counted != {source: int(rows) for source, rows in kept_counts.items()}
         if not differs:
             self.cur.execute(
-                f"DELETE FROM {COVERAGE_TABLE} AS c WHERE c.table_name = '{table}' "
-                "AND EXISTS (SELECT 1 FROM _days AS d WHERE d.source = c.source AND d.day = c.period_start)"
+                f"DELETE FROM {COVERAGE_TABLE} WHERE table_name = '{table}' AND period_start IN (SELECT day FROM _days)"
             )
             self.cur.execute(f"INSERT INTO {COVERAGE_TABLE} SELECT * FROM _recount")
         for name in ("_days", "_recount"):
