@@ -22,6 +22,21 @@ class Pseudonymizer:
         self._secret = secret
         self.key = lru_cache(maxsize=1 << 18)(self._key)
 
+    def keys(self, system: str, patient_ids: list[str | None]) -> list[str | None]:
+        """`key` of each id, for a column of them: one HMAC state copied per id rather than built
+        per id (a third of the time); the same values as `key`."""
+        start = hmac.new(self._secret, f"{system}|".encode(), hashlib.sha256)
+        out: list[str | None] = []
+        for patient_id in patient_ids:
+            value = None if patient_id is None else str(patient_id).strip()
+            if not value:
+                out.append(None)
+                continue
+            h = start.copy()
+            h.update(value.encode())
+            out.append(h.hexdigest())
+        return out
+
     def _key(self, system: str, patient_id: str | None) -> str | None:
         if patient_id is None:
             return None
