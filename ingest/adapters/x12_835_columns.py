@@ -101,8 +101,9 @@ def _payments_sql(component: str) -> str:
             CAST(nullif(coalesce(e[4 + 3 * k], ''), '') AS DECIMAL(38, 2)) AS amount,
             CAST(nullif(coalesce(e[5 + 3 * k], ''), '') AS DECIMAL(38, 3)) AS quantity,
             line_k, svc_n
-        FROM r, range(6) AS t(k)
-        WHERE id = 'CAS' AND pay IS NOT NULL AND ts NOT IN (SELECT ts FROM bad) AND coalesce(e[3 + 3 * k], '') <> ''
+        FROM (SELECT * FROM r WHERE id = 'CAS' AND pay IS NOT NULL AND ts NOT IN (SELECT ts FROM bad)) AS r,
+            range(6) AS t(k)
+        WHERE coalesce(e[3 + 3 * k], '') <> ''
     ), lq AS (
         SELECT a.ts, a.pay, a.n, a.k, string_agg(l.e[3], ',' ORDER BY l.n) AS remark_codes
         FROM a JOIN r l ON l.ts = a.ts AND l.pay = a.pay AND l.line_k = a.line_k AND l.n > a.n

@@ -34,6 +34,10 @@ from ingest.adapters.x12_segments import (
 from ingest.errors import IngestError
 
 _EVENTS = pa.array(["IEA", "GS", "GE", "ST", "SE"])
+# Characters of text cut into segments at a time: each run's SQL statements cost a few tens of
+# milliseconds whatever their size, so a run is made of a few blocks (a month's 837 of a 1 M
+# practice is one run); its columns take about three times its size.
+WINDOW = 12_000_000
 
 
 @dataclass
@@ -90,6 +94,7 @@ def interchange_runs(
     skip: list[int] = []  # GS segments inside the open set: not part of it, as `_interchange` reads them
     in_group = False
     while True:
+        stream.fill(WINDOW)
         text, start = stream.text, stream.pos
         end = text.rfind(terminator, start)
         if end < 0 and stream.more():
