@@ -38,8 +38,8 @@ class X12Adapter:
     rank = 5
 
     def __init__(self, columnar: bool = True) -> None:
-        # columnar: the 837 sets each columnar mapper vouches for are mapped in columns
-        # (`x12_837_columns`), the rest by the Python mappers; False: every set the Python way
+        # columnar: the 837 and 835 sets the columnar mappers vouch for are mapped in columns
+        # (`x12_837_columns`, `x12_835_columns`), the rest by the Python mappers; False: every set the Python way
         self.columnar = columnar
 
     def parse(self, file: InputFile, ctx: ParseContext) -> Batch:
@@ -85,13 +85,12 @@ class X12Adapter:
         except _Undecodable as exc:
             raise IngestError(str(exc)) from None
         except IngestError as exc:
-            if con is not None:
-                con.close()
             for _ in _blocks(file):  # a byte further on that is not text is the file's first error, as it was
                 pass
             raise IngestError(f"{exc}{_encoding_note(file.head(64))}") from None
-        if con is not None:
-            con.close()
+        finally:
+            if con is not None:
+                con.close()
         yield _chunk(claims, remits)
         batch.adapter = {frozenset({"837"}): "x12_837", frozenset({"835"}): "x12_835"}.get(
             frozenset(k for k in kinds if k in ("837", "835")), "x12"

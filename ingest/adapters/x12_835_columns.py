@@ -15,6 +15,7 @@ mapper's:
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -144,7 +145,9 @@ def _structure(ids: pa.Array, numbers: pa.Array) -> dict[str, pa.Array]:
     }
 
 
-def map_payments(remits: x12_835.Remittances, run: Run, spans: list[Span], con: object) -> list[Span]:
+def map_payments(
+    remits: x12_835.Remittances, run: Run, spans: list[Span], con: duckdb.DuckDBPyConnection
+) -> list[Span]:
     """Map the 835 sets `spans` of `run` into `remits` (its `fast` tables); returns the spans left
     for the Python mapper."""
     clp_at = np.flatnonzero(pc.equal(run.ids, "CLP").to_numpy(zero_copy_only=False))
