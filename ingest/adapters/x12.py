@@ -13,9 +13,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
-from ingest.adapters import x12_835, x12_837
+import duckdb
+
+from ingest.adapters import x12_835, x12_835_columns, x12_837, x12_837_columns
 from ingest.adapters.x12_837 import masked_record
 from ingest.adapters.x12_ledger import ledger_derivations
+from ingest.adapters.x12_runs import Span, interchange_runs
 from ingest.adapters.x12_segments import transaction_sets
 from ingest.batch import Batch, Chunk, Phase
 from ingest.context import Lookup, ParseContext
@@ -34,6 +37,11 @@ class X12Adapter:
     name = "x12"
     rank = 5
 
+    def __init__(self, columnar: bool = True) -> None:
+        # columnar: the 837 and 835 sets the columnar mappers vouch for are mapped in columns
+        # (`x12_837_columns`, `x12_835_columns`), the rest by the Python mappers; False: every set the Python way
+        self.columnar = columnar
+
     def parse(self, file: InputFile, ctx: ParseContext) -> Batch:
         """The file read block by block and mapped one transaction set at a time, its rows handed
         on in chunks of about CHUNK_RECORDS records: neither the file nor its rows are ever whole
@@ -49,25 +57,40 @@ class X12Adapter:
         self, file: InputFile, ctx: ParseContext, batch: Batch, claims: x12_837.Claims, remits: x12_835.Remittances
     ) -> Iterator[Chunk]:
         kinds: Counter[str] = Counter()
+        con = None
+        if self.columnar:  # one thread: the mapping's statements are small, and ingest runs beside other work
+            con = duckdb.connect(config={"threads": 1})
         try:
-            for ts in transaction_sets(_blocks(file), file.name):
-                kinds[ts.kind] += 1
-                if ts.kind == "837":
-                    claims.add(ts)
-                elif ts.kind == "835":
-                    remits.add(ts)
-                else:
-                    batch.ignored[
-                        f"X12 {ts.kind} transaction sets (only 837 claims and 835 remittances are loaded)"
-                    ] += 1
-                if len(claims.rows) + len(remits.rows) + len(claims.errors) + len(remits.errors) >= CHUNK_RECORDS:
-                    yield _chunk(claims, remits)
+            for run in transaction_sets(_blocks(file), file.name, interchange_runs):
+                by_kind: dict[str, list[Span]] = {}
+                for span in run.sets:
+                    kinds[span.kind] += 1
+                    by_kind.setdefault(span.kind, []).append(span)
+                python = set()
+                if self.columnar and "837" in by_kind:
+                    python.update(id(s) for s in x12_837_columns.map_claims(claims, run, by_kind["837"], con))
+                if self.columnar and "835" in by_kind:
+                    python.update(id(s) for s in x12_835_columns.map_payments(remits, run, by_kind["835"], con))
+                for span in run.sets:
+                    if span.kind == "837" and (id(span) in python or not self.columnar):
+                        claims.add(run.python_set(span))
+                    elif span.kind == "835" and (id(span) in python or not self.columnar):
+                        remits.add(run.python_set(span))
+                    elif span.kind not in ("837", "835"):
+                        batch.ignored[
+                            f"X12 {span.kind} transaction sets (only 837 claims and 835 remittances are loaded)"
+                        ] += 1
+                    if claims.pending() + remits.pending() >= CHUNK_RECORDS:
+                        yield _chunk(claims, remits)
         except _Undecodable as exc:
             raise IngestError(str(exc)) from None
         except IngestError as exc:
             for _ in _blocks(file):  # a byte further on that is not text is the file's first error, as it was
                 pass
             raise IngestError(f"{exc}{_encoding_note(file.head(64))}") from None
+        finally:
+            if con is not None:
+                con.close()
         yield _chunk(claims, remits)
         batch.adapter = {frozenset({"837"}): "x12_837", frozenset({"835"}): "x12_835"}.get(
             frozenset(k for k in kinds if k in ("837", "835")), "x12"
@@ -99,9 +122,9 @@ def _chunk(claims: x12_837.Claims, remits: x12_835.Remittances) -> Chunk:
     next (orders 0 and 1), in every chunk, as a whole file's claims load before its payments."""
     chunk = Chunk(errors=claims.errors + remits.errors)
     claims.errors, remits.errors = [], []
-    if claims.rows:
+    if claims.rows or claims.fast:
         chunk.phases.append(Phase(claims.take(), order=0))
-    if remits.rows:
+    if remits.rows or remits.fast:
         chunk.phases.append(Phase(remits.take(), order=1))
     return chunk
 

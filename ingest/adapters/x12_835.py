@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from ingest.adapters.x12_837 import Problem, amount, date8
+from ingest.adapters.x12_837 import Problem, amount, date8, with_fast
 from ingest.adapters.x12_ledger import CLAIM_DETAILS, CLAIM_DETAILS_JOIN
 from ingest.adapters.x12_segments import Segment, TransactionSet
 from ingest.batch import RecordError, Target, tuples_to_arrow
@@ -111,6 +111,7 @@ class Remittances:
 
     def __init__(self, ctx: ParseContext) -> None:
         self.key = ctx.pseudonymizer.key
+        self.keys = ctx.pseudonymizer.keys
         self.tz = ZoneInfo(ctx.timezone)
         self.rows: list[tuple] = []
         self.adjustments: list[tuple] = []
@@ -120,6 +121,7 @@ class Remittances:
         self.records: dict[int, list[Segment]] = {}  # the segments of the payments rejected here
         self.undated: list[tuple[str, datetime]] = []  # (transaction set, DTM*405) of payments without BPR16
         self.ids: set[str] = set()  # of every claim paid so far, over the chunks
+        self.fast: list[dict[str, pa.Table]] = []  # the same rows, mapped in columns (`x12_835_columns`)
 
     def claim_ids(self) -> set[str]:
         return self.ids
@@ -128,7 +130,12 @@ class Remittances:
         """The targets of the rows mapped since the last take (a chunk of the file), and forget them."""
         targets = self.targets()
         self.rows, self.adjustments, self.ledger = [], [], []
+        self.fast = []
         return targets
+
+    def pending(self) -> int:
+        """Records mapped (or rejected) since the last take."""
+        return len(self.rows) + len(self.errors) + sum(t["remittances"].num_rows for t in self.fast)
 
     def record_segments(self, ts: TransactionSet) -> dict[int, list[Segment]]:
         """Each payment's segments by position: read again for the payments the load path rejects."""
@@ -147,12 +154,16 @@ class Remittances:
         ]
 
     def targets(self) -> list[tuple[Target, pa.Table]]:
+        fast = self.fast
         return [
-            (Target("remittances"), tuples_to_arrow(self.rows, REMIT_COLUMNS)),
-            (Target("remittance_adjustments"), tuples_to_arrow(self.adjustments, ADJ_COLUMNS)),
+            (Target("remittances"), with_fast(tuples_to_arrow(self.rows, REMIT_COLUMNS), fast, "remittances")),
+            (
+                Target("remittance_adjustments"),
+                with_fast(tuples_to_arrow(self.adjustments, ADJ_COLUMNS), fast, "remittance_adjustments"),
+            ),
             (
                 Target("ledger", derived=CLAIM_DETAILS, join=CLAIM_DETAILS_JOIN),
-                tuples_to_arrow(self.ledger, LEDGER_COLUMNS),
+                with_fast(tuples_to_arrow(self.ledger, LEDGER_COLUMNS), fast, "ledger"),
             ),
         ]
 

@@ -38,6 +38,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ingest.adapters.x12_segments import Segment, TransactionSet
 from ingest.batch import RecordError, Target, tuples_to_arrow
@@ -205,6 +206,7 @@ class Claims:
     def __init__(self, ctx: ParseContext) -> None:
         self.tz = ZoneInfo(ctx.timezone)
         self.key = ctx.pseudonymizer.key
+        self.keys = ctx.pseudonymizer.keys
         # rows as tuples in the order of their columns (CLAIM_COLUMNS, ...): a chunk's columns are
         # then cut out of them at C speed (`tuples_to_arrow`), with no dict built per row
         self.rows: list[tuple] = []
@@ -218,6 +220,7 @@ class Claims:
         self.empty: list[str] = []  # transaction sets without a claim
         self.ids: set[str] = set()  # of every claim loaded so far, over the chunks
         self.early: list[tuple[int, int, str]] = []  # (days, position, claim id) of claims billed before service
+        self.fast: list[dict[str, pa.Table]] = []  # the same rows, mapped in columns (`x12_837_columns`)
 
     def claim_ids(self) -> set[str]:
         return self.ids
@@ -226,7 +229,12 @@ class Claims:
         """The targets of the rows mapped since the last take (a chunk of the file), and forget them."""
         targets = self.targets()
         self.rows, self.lines, self.payers, self.providers, self.locations = [], [], [], [], []
+        self.fast = []
         return targets
+
+    def pending(self) -> int:
+        """Records mapped (or rejected) since the last take."""
+        return len(self.rows) + len(self.errors) + sum(t["claims"].num_rows for t in self.fast)
 
     def warnings(self) -> list[str]:
         """What a person should check although the rows loaded: 837s without claims, claims billed
@@ -248,18 +256,22 @@ class Claims:
         return out
 
     def targets(self) -> list[tuple[Target, pa.Table]]:
+        fast = self.fast
         return [
-            (Target("claims"), tuples_to_arrow(self.rows, CLAIM_COLUMNS)),
-            (Target("claim_lines"), tuples_to_arrow(self.lines, LINE_COLUMNS)),
+            (Target("claims"), with_fast(tuples_to_arrow(self.rows, CLAIM_COLUMNS), fast, "claims")),
+            (Target("claim_lines"), with_fast(tuples_to_arrow(self.lines, LINE_COLUMNS), fast, "claim_lines")),
             (
                 Target("payers", mode="reference", counted=False),
-                _refs(self.payers, ["payer_id", "name", "payer_class"]),
+                with_fast(_refs(self.payers, ["payer_id", "name", "payer_class"]), fast, "payers"),
             ),
             (
                 Target("providers", mode="reference", counted=False),
-                _refs(self.providers, ["provider_id", "npi", "name"]),
+                with_fast(_refs(self.providers, ["provider_id", "npi", "name"]), fast, "providers"),
             ),
-            (Target("locations", mode="reference", counted=False), _refs(self.locations, ["location_id"])),
+            (
+                Target("locations", mode="reference", counted=False),
+                with_fast(_refs(self.locations, ["location_id"]), fast, "locations"),
+            ),
         ]
 
     def add(self, ts: TransactionSet) -> None:
@@ -586,6 +598,18 @@ def _units(seg: Segment) -> Decimal | None:
         raise Problem(
             "SV104", "unreadable_value", f"SV104 units {text!r} (segment {seg.number}) is not a number", text
         ) from None
+
+
+def with_fast(table: pa.Table, fast: list[dict[str, pa.Table]], name: str) -> pa.Table:
+    """`table` (rows mapped in Python) with the rows of `name` mapped in columns, in the order of
+    their positions, as one file read in Python would list them."""
+    parts = [t[name] for t in fast if t[name].num_rows]
+    if not parts:
+        return table
+    if table.num_rows:
+        parts.insert(0, table.select(parts[0].column_names))
+    whole = pa.concat_tables(parts, promote_options="permissive")
+    return whole.take(pc.sort_indices(whole, [("_pos", "ascending")]))
 
 
 def _refs(rows: list[tuple], columns: list[str]) -> pa.Table:

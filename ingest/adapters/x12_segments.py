@@ -23,7 +23,7 @@ number is the position of every message and reject.
 from __future__ import annotations
 
 import re
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ingest.errors import IngestError
@@ -91,13 +91,17 @@ class TransactionSet:
         return f"transaction set ST*{self.kind}*{self.start[2]} (segment {self.start.number})"
 
 
-def transaction_sets(text: str | Iterable[str], name: str) -> Iterator[TransactionSet]:
+def transaction_sets(text: str | Iterable[str], name: str, interchange: Interchange | None = None) -> Iterator:
     """Every transaction set of every interchange; IngestError for a broken envelope.
 
     `text` is the file's text, whole or in blocks (`ingest.text.text_blocks`): only the
     transaction set being read and one block are held, so a file of any size reads in bounded
-    memory; each set is yielded as soon as its SE is read.
+    memory; each set is yielded as soon as its SE is read. `interchange` reads the segments
+    between an ISA and its IEA (default: one `TransactionSet` of `Segment`s at a time; the
+    columnar reader `x12_runs` gives runs of sets as Arrow columns instead), the ISA headers
+    being read here for both.
     """
+    interchange = interchange or _interchange
     stream = _Stream([text] if isinstance(text, str) else text)
     number = 0
     while True:
@@ -124,8 +128,12 @@ def transaction_sets(text: str | Iterable[str], name: str) -> Iterator[Transacti
                 raise
             stream.fill_all()  # a header this broken is read again over the whole rest, as it was always read
             element, component, terminator, stream.pos = _isa(stream.text, stream.pos, name, number)
-        number = yield from _interchange(stream, name, number, element, component, terminator)
+        number = yield from interchange(stream, name, number, element, component, terminator)
 
+
+# Reads one interchange: (stream, file name, segment number of its ISA, element separator, component
+# separator, segment terminator) -> what it yields; returns the number of its IEA.
+Interchange = Callable[["_Stream", str, int, str, str, str], Generator]
 
 # Characters read ahead before an ISA header is parsed: the header (106) and the start of what follows it.
 _HEADER = 4096
