@@ -223,7 +223,8 @@ class Claims:
         self.fast: list[dict[str, pa.Table]] = []  # the same rows, mapped in columns (`x12_837_columns`)
 
     def claim_ids(self) -> set[str]:
-        return self.ids
+        """The claims this file touched; a record without CLM01 is rejected by the load path and touches none."""
+        return self.ids - {None}
 
     def take(self) -> list[tuple[Target, pa.Table]]:
         """The targets of the rows mapped since the last take (a chunk of the file), and forget them."""

@@ -394,6 +394,27 @@ def test_a_name_without_entity_code_rejects_its_claim(warehouse: Warehouse, tmp_
     assert (bad["position"], bad["reason"]) == (19, "segment 21: NM1 has no entity identifier code (NM101)")
 
 
+@pytest.mark.parametrize(
+    ("source", "name", "change", "read", "position"),
+    [
+        (MARCH, "no_claim_id.837", ("CLM*C101*", "CLM**"), 2, 32),
+        (REMITS, "no_claim_id.835", ("CLP*C101*", "CLP**"), 3, 22),
+    ],
+)
+def test_a_claim_without_its_id_is_rejected_and_the_rest_loads(
+    warehouse: Warehouse, tmp_path: Path, source: Path, name: str, change: tuple[str, str], read: int, position: int
+) -> None:
+    """An empty CLM01 / CLP01 once stopped the whole file with a TypeError (the file's touched claims were sorted
+    with None among them): the record is quarantined, named by its segment, and the others load."""
+    path = tmp_path / name
+    path.write_text(source.read_text().replace(*change))
+    result = load_one(warehouse, path)
+    assert result.status == "succeeded", result.message
+    assert (result.read, result.rejected) == (read, 1)
+    (bad,) = rejects(warehouse, result.run_id)
+    assert (bad["position"], bad["field"], bad["reason"]) == (position, "claim_id", "claim_id is missing")
+
+
 def test_reader_keeps_each_interchanges_separators() -> None:
     march = MARCH.read_text()
     april = APRIL.read_text()
