@@ -219,13 +219,9 @@ def test_hand_made_claims_and_remittances_in_any_order_keep_ar_aging_exact(
     aging_tables_equal_a_rebuild(db, config, tmp_path)
 
 
-def test_rows_moved_to_other_days_recount_coverage_for_their_old_and_new_days_only(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A corrected Appointment export reloaded with --force moves a visit two days later: its old
-    day loses a row that no changed row names any more. The refresh finds that day from the
-    replaced facts and recounts the two days (not the whole table), and the coverage kept equals
-    a count of the whole warehouse."""
+def _appointments_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, str]:
+    """A practice with the fixture's Appointment export loaded and its store built: (config, the
+    export, its text), for a test that corrects the export and loads it again."""
     monkeypatch.setenv("CLINIC_KPIS_SECRET", "test-secret-not-for-production")
     config = tmp_path / "clinic-kpis.toml"
     config.write_text(
@@ -236,6 +232,17 @@ def test_rows_moved_to_other_days_recount_coverage_for_their_old_and_new_days_on
     shutil.copy(Path(__file__).parent / "ingest" / "fixtures" / "fhir" / "Appointment.ndjson", export)
     load(tmp_path, [export])
     text = export.read_text(encoding="utf-8")
+    return config, export, text
+
+
+def test_rows_moved_to_other_days_recount_coverage_for_their_old_and_new_days_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A corrected Appointment export reloaded with --force moves a visit two days later: its old
+    day loses a row that no changed row names any more. The refresh finds that day from the
+    replaced facts and recounts the two days (not the whole table), and the coverage kept equals
+    a count of the whole warehouse."""
+    config, export, text = _appointments_loaded(tmp_path, monkeypatch)
     assert text.count('"start":"2025-03-03T09:00:00-05:00"') == 1
     export.write_text(text.replace('"start":"2025-03-03T09:00:00-05:00"', '"start":"2025-03-05T09:00:00-05:00"'))
 
@@ -263,18 +270,9 @@ def test_fact_rows_appended_out_of_day_order_are_sorted_again(tmp_path: Path, mo
     """A refresh appends its new fact rows at the end of the table, whatever their days; past the
     share of the table allowed (here none) it sorts the table by day again, so a month's read
     stays on its own row groups. The rows are the same, in day order."""
-    monkeypatch.setenv("CLINIC_KPIS_SECRET", "test-secret-not-for-production")
     monkeypatch.setattr(serving_refresh, "ROW_GROUP_ROWS", 0)
     monkeypatch.setattr(serving_refresh, "UNSORTED_SHARE", 0)
-    config = tmp_path / "clinic-kpis.toml"
-    config.write_text(
-        '[practice]\ntimezone = "America/New_York"\n\n[warehouse]\npath = "clinic_kpis.duckdb"\n', encoding="utf-8"
-    )
-    export = tmp_path / "fhir" / "Appointment.ndjson"
-    export.parent.mkdir()
-    shutil.copy(Path(__file__).parent / "ingest" / "fixtures" / "fhir" / "Appointment.ndjson", export)
-    load(tmp_path, [export])
-    text = export.read_text(encoding="utf-8")
+    config, export, text = _appointments_loaded(tmp_path, monkeypatch)
     export.write_text(text.replace('"start":"2025-03-03T09:00:00-05:00"', '"start":"2025-02-20T09:00:00-05:00"'))
 
     settings = load_config(config)

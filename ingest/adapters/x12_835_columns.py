@@ -169,11 +169,8 @@ def map_payments(
         candidates.append((span, header, span.label))
     if not candidates:
         return python
-    index = np.concatenate([np.arange(s.lo, s.hi + 1) for s, _, _ in candidates])
-    set_of = np.concatenate([np.full(s.hi - s.lo + 1, k, dtype=np.int32) for k, (s, _, _) in enumerate(candidates)])
-    take = pa.array(index, pa.int64())
-    numbers, texts = run.numbers.take(take), run.texts.take(take)
-    segs = pa.table({"n": numbers, "ts": pa.array(set_of), "seg": texts, **_structure(run.ids.take(take), numbers)})
+    numbers, texts, ids, set_of = run.of_sets([s for s, _, _ in candidates])
+    segs = pa.table({"n": numbers, "ts": set_of, "seg": texts, **_structure(ids, numbers)})
     el = run.element.replace("'", "''")
     con.register("segs", segs)
     try:

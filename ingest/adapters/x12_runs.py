@@ -62,6 +62,14 @@ class Run:
     component: str
     sets: list[Span] = field(default_factory=list)
 
+    def of_sets(self, spans: list[Span]) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
+        """The segments of these sets, in order: their numbers, texts and identifiers, and which of
+        the sets (its index in `spans`) each belongs to; what both columnar mappers start from."""
+        index = np.concatenate([np.arange(s.lo, s.hi + 1) for s in spans])
+        set_of = np.concatenate([np.full(s.hi - s.lo + 1, k, dtype=np.int32) for k, s in enumerate(spans)])
+        take = pa.array(index, pa.int64())
+        return self.numbers.take(take), self.texts.take(take), self.ids.take(take), pa.array(set_of)
+
     def python_set(self, span: Span) -> TransactionSet:
         """The set as `x12_segments` reads it: Segment objects and the first invalid identifier."""
         numbers = self.numbers.slice(span.lo, span.hi - span.lo + 1).to_pylist()
