@@ -248,9 +248,10 @@ def _load_file(run: _Run, file: InputFile, adapter: Adapter) -> FileResult:
     """Load one file in its own transaction; if DuckDB runs out of memory under `[ingest]
     memory_limit`, load it again under DuckDB's own limit rather than fail.
 
-    Why: part of DuckDB's work cannot spill to disk (the key indexes of a large warehouse are held
-    in memory), so a limit that suits most files can be too small for one; the file's transaction
-    was rolled back, so the second try starts clean. The result says so."""
+    Why: not all of DuckDB's work can spill to disk (its key indexes must fit in memory, and some
+    operations reserve memory outside the buffer pool's limit), so a limit that suits most files can
+    be too small for one at 10 M appointments; the file's transaction was rolled back, so the second
+    try starts clean. The result says so."""
     try:
         return _load_once(run, file, adapter)
     except duckdb.OutOfMemoryException:
