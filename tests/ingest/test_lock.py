@@ -171,3 +171,18 @@ def test_a_file_that_needs_more_than_the_memory_limit_loads_again_under_duckdbs_
         assert runs == [("succeeded", 4, 3, 1)]  # once: the rolled-back first try left no run behind
         assert cur.execute("SELECT count(*) FROM portal_messages").fetchone()[0] == 3
         assert cur.execute("SELECT count(*) FROM rejects").fetchone()[0] == 1
+
+
+def test_a_refresh_limit_duckdb_cannot_come_down_to_after_such_a_file_still_publishes_the_load(
+    practice: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a file loaded under DuckDB's own limit, DuckDB may hold more than `[refresh] memory_limit`
+    and refuse to lower it: the refresh runs under the higher limit, and the load is published (it was
+    rolled back with 'not a size DuckDB knows' at 10 M appointments)."""
+    db, config = practice
+    config.write_text('[ingest]\nmemory_limit = "1MB"\n\n[refresh]\nmemory_limit = "1MB"\n')
+    res = run_cli(capsys, "ingest", str(FIXTURES / "portal"), "--db", str(db), "--config", str(config))
+    assert res.code == 0 and "not a size DuckDB knows" not in res.err, res.err
+    with Warehouse.open(db=db, config=config, read_only=True) as wh:
+        assert wh.cursor().execute("SELECT count(*) FROM portal_messages").fetchone()[0] == 3
+        assert set(wh.compute("portal_response_time").attrs["answered_from"].values()) == {"results"}
