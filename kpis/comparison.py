@@ -395,12 +395,8 @@ class ComparisonMethods(_Base):
         could not honour, and the KPIs whose feeding table is not loaded for the scope.
         """
         resolved = self.resolve_filters(filters)
-        groups: dict[tuple[tuple[str, tuple[Any, ...]], ...], list[str]] = {}
-        unfiltered = {}
-        for spec in specs:
-            key = tuple((d, v) for d, v in resolved.items() if d in spec.dimensions)
-            groups.setdefault(key, []).append(spec.id)
-            unfiltered[spec.id] = tuple(d for d in resolved if d not in spec.dimensions)
+        groups = _filter_groups(specs, resolved)
+        unfiltered = {spec.id: tuple(d for d in resolved if d not in spec.dimensions) for spec in specs}
         end = add_months(last, 1) - timedelta(days=1)
         frames = [self._monthly(ids, first, end, key, options) for key, ids in groups.items()]
         frame, missing = self._judge(pd.concat(frames, ignore_index=True), resolved)
@@ -425,10 +421,7 @@ class ComparisonMethods(_Base):
         memo_key = ("monthly", self.scope, first, end, key, repr(options))
         kept = self._kept(memo_key)
         if kept is not None and set(ids) <= set(kept[0]):
-            rank = {kpi: i for i, kpi in enumerate(ids)}
-            rows = kept[1][kept[1]["kpi_id"].isin(list(rank))]
-            order = np.lexsort([rows["period_start"].to_numpy(), rows["kpi_id"].map(rank).to_numpy()])
-            return rows.iloc[order].reset_index(drop=True)
+            return _in_order(kept[1], list(ids))
         frame = _plain(self.compute(list(ids), start=first, end=end, filters=dict(key) or None, options=options))
         self._memo(memo_key, lambda: (tuple(ids), frame))
         return frame
@@ -460,14 +453,8 @@ class ComparisonMethods(_Base):
         kept_first, ids, facts = kept
         if first < kept_first or not {spec.id for spec in specs} <= ids:
             return None
-        resolved = self.resolve_filters(filters)
-        groups: dict[tuple, list[str]] = {}
-        for spec in specs:
-            groups.setdefault(tuple((d, v) for d, v in resolved.items() if d in spec.dimensions), []).append(spec.id)
-        rank = {kpi: i for i, kpi in enumerate(kpi for ids in groups.values() for kpi in ids)}
-        rows = facts[facts["kpi_id"].isin(list(rank)) & (facts["period_start"] >= first)]
-        order = np.lexsort([pd.to_datetime(rows["period_start"]).to_numpy(), rows["kpi_id"].map(rank).to_numpy()])
-        return rows.iloc[order].reset_index(drop=True)
+        groups = _filter_groups(specs, self.resolve_filters(filters))
+        return _in_order(facts[facts["period_start"] >= first], [kpi for ids in groups.values() for kpi in ids])
 
     def _judge(
         self, frame: pd.DataFrame, filters: Mapping[str, tuple[Any, ...]]
@@ -794,3 +781,21 @@ def _gap(spec: KpiSpec, value: float | None, scale: float | None) -> float | Non
 
 def _note(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _filter_groups(
+    specs: Sequence[KpiSpec], resolved: Mapping[str, tuple[Any, ...]]
+) -> dict[tuple[tuple[str, tuple[Any, ...]], ...], list[str]]:
+    """The KPIs by the filters each honours (those of `resolved` among its dimensions), in order."""
+    groups: dict[tuple[tuple[str, tuple[Any, ...]], ...], list[str]] = {}
+    for spec in specs:
+        groups.setdefault(tuple((d, v) for d, v in resolved.items() if d in spec.dimensions), []).append(spec.id)
+    return groups
+
+
+def _in_order(rows: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
+    """The rows of `ids` in compute's order: by KPI as listed, then period."""
+    rank = {kpi: i for i, kpi in enumerate(ids)}
+    rows = rows[rows["kpi_id"].isin(ids)]
+    order = np.lexsort([pd.to_datetime(rows["period_start"]).to_numpy(), rows["kpi_id"].map(rank).to_numpy()])
+    return rows.iloc[order].reset_index(drop=True)
