@@ -96,11 +96,28 @@ def assert_only_east(text: str, foreign: frozenset[str], where: str) -> None:
     assert not found, f"{where}: another location's ids or names: {found}"
 
 
-def download(page, button) -> bytes:  # noqa: ANN001 (Playwright Page, Locator)
+def download(page, container) -> bytes:  # noqa: ANN001 (Playwright Page, Locator)
+    """The file a download button gives, as a user gets it: clicked again if the first click was lost.
+
+    The button itself is clicked (Playwright then waits until it is enabled), not its container.
+    Under a loaded CI machine a click landing while the frontend redraws the button can start no
+    download (seen once in CI); a user clicks again, and so does this, once.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    button = container.get_by_role("button")
     button.wait_for(timeout=60_000)
     wait_idle(page)  # a click during a rerun can be lost
-    with page.expect_download(timeout=60_000) as info:
-        button.click()
+    for attempt in (1, 2):
+        try:
+            with page.expect_download(timeout=30_000 * attempt) as info:
+                button.click()
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+            print("  no download after the first click: clicking again")
+            wait_idle(page)
     content = Path(info.value.path()).read_bytes()
     wait_idle(page)  # the click's rerun, which writes the download to the audit log, may come after the file
     return content
