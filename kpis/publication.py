@@ -196,11 +196,11 @@ def _disk_full(exc: BaseException, config: Config, what: str, spill: Path | None
     capped = isinstance(exc, duckdb.OutOfMemoryException) and "max_temp_directory_size" in text
     if not capped and not (isinstance(exc, (duckdb.IOException, OSError)) and "No space left on device" in text):
         return None
-    db = config.db_path
-    folders = [db.parent] + ([spill] if spill is not None and spill.parent.resolve() != db.parent.resolve() else [])
+    db = config.db_path.absolute()
+    folders = [db.parent] + ([spill] if spill is not None and spill.absolute().parent != db.parent else [])
     free = ", ".join(f"{_free(folder)} free on the disk holding {folder}" for folder in folders)
     if capped:
-        reason = f"DuckDB's spill folder {spill} reached [warehouse] max_temp_size (DuckDB's max_temp_directory_size)"
+        reason = f"DuckDB's spill folder {spill} reached its cap ([warehouse] max_temp_size)"
     else:
         reason = f"the disk ran out of space (the copy {next_path(db).name} and DuckDB's spill folder {spill})"
     return DiskFull(
