@@ -163,8 +163,8 @@ def _spill_settings(store: Store, config: Config) -> Path:
 
     Why: beyond its memory limit DuckDB spills to `<copy>.tmp`, on the warehouse's disk; a first
     load of a large billing history spilled more than that disk had free. The folder can go to
-    another disk, and its size can be capped below the free space (DuckDB's default cap is 90% of
-    the free space when it starts).
+    another disk, and its size can be capped below the free space (DuckDB's default cap, 90% of
+    the space it sees free when it starts, does not stop it from filling a shared disk).
     """
     table = config.raw.get("warehouse") or {}
     base = config.path.parent if config.path else Path(".")
@@ -174,7 +174,7 @@ def _spill_settings(store: Store, config: Config) -> Path:
             folder = table["temp_directory"]
             if not isinstance(folder, str) or not folder.strip():
                 raise WarehouseError(f"{where} temp_directory must be a folder, got {folder!r}")
-            path = base / Path(folder).expanduser()
+            path = (base / Path(folder).expanduser()).absolute()
             cur.execute("SET temp_directory = ?", [str(path)])
         if "max_temp_size" in table:
             size = table["max_temp_size"]

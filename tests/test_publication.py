@@ -129,24 +129,25 @@ def test_the_next_writer_starts_from_the_copy_made_after_publishing(config) -> N
     assert locations(db) == ["EAST", "NORTH", "WEST"]
 
 
-def _capped(directory: Path, cap: str) -> None:
-    """The simulated practice's config with DuckDB's spill capped at `cap` and a refresh's memory at 8 MB
-    (below what a full build holds: it must spill)."""
+def _capped(directory: Path, cap: str, spill: str = "", memory: str = "32MB") -> None:
+    """The simulated practice's config with DuckDB's spill capped at `cap` (in the folder `spill`, if
+    given) and a refresh's memory below what its full build holds (it must spill; with much less,
+    DuckDB may fail an allocation it cannot spill before it tries to spill)."""
+    folder = f'temp_directory = "{spill}"\n' if spill else ""
     text = SIMULATED_CONFIG.replace(
-        'path = "clinic_kpis.duckdb"\n', f'path = "clinic_kpis.duckdb"\nmax_temp_size = "{cap}"\n'
+        'path = "clinic_kpis.duckdb"\n', f'path = "clinic_kpis.duckdb"\nmax_temp_size = "{cap}"\n{folder}'
     )
-    (directory / "clinic-kpis.toml").write_text(text + '\n[refresh]\nmemory_limit = "8MB"\n', encoding="utf-8")
+    (directory / "clinic-kpis.toml").write_text(text + f'\n[refresh]\nmemory_limit = "{memory}"\n', encoding="utf-8")
 
 
-def _one_line_disk_error(done: subprocess.CompletedProcess[str], directory: Path, what: str) -> None:
+def _one_line_disk_error(
+    done: subprocess.CompletedProcess[str], directory: Path, what: str, spill: str = "clinic_kpis.duckdb.next.tmp"
+) -> None:
     assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
     assert f"the {what} was rolled back, nothing was published" in lines[0]
-    assert (
-        f"spill folder {directory / 'clinic_kpis.duckdb.next.tmp'} reached its cap ([warehouse] max_temp_size)"
-        in lines[0]
-    )
+    assert f"spill folder {directory / spill} reached its cap ([warehouse] max_temp_size)" in lines[0]
     assert f" GB free on the disk holding {directory}" in lines[0] and "temp_directory" in lines[0]
     assert not next_path(directory / "clinic_kpis.duckdb").exists()
     assert not (directory / "clinic_kpis.duckdb.next.tmp").exists()
@@ -164,6 +165,8 @@ def test_a_refresh_whose_spill_passes_its_cap_is_rolled_back_with_one_line(
     before = hashlib.sha256(db.read_bytes()).hexdigest()
     _capped(tmp_path, "1KB")
     _one_line_disk_error(clinic_kpis("refresh", "--full", cwd=tmp_path), tmp_path, "refresh")
+    _capped(tmp_path, "1KB", spill="spill")  # DuckDB's spill in a folder of one's choice
+    _one_line_disk_error(clinic_kpis("refresh", "--full", cwd=tmp_path), tmp_path, "refresh", spill="spill")
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before
     _capped(tmp_path, "2GB")
     done = clinic_kpis("refresh", "--full", cwd=tmp_path)
@@ -175,7 +178,7 @@ def test_a_load_whose_refresh_spill_passes_its_cap_is_rolled_back_with_one_line(
 ) -> None:
     """The same for `clinic-kpis ingest`: its files loaded, the store's first build spilled past the
     cap; the load is rolled back (the warehouse stays empty) and says so in one line."""
-    _capped(tmp_path, "1KB")
+    _capped(tmp_path, "1KB", memory="8MB")  # the portal's messages alone: a smaller build
     assert clinic_kpis("init", cwd=tmp_path).returncode == 0
     done = clinic_kpis("ingest", str(simulated_practice.exports / "portal"), cwd=tmp_path)
     _one_line_disk_error(done, tmp_path, "load")
