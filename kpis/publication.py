@@ -40,6 +40,8 @@ from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import duckdb
+
 from kpis.config import Config
 from kpis.errors import WarehouseError
 from kpis.storage import Store
@@ -47,6 +49,10 @@ from kpis.storage import Store
 BEFORE_PUBLISH = "clinic_kpis.before_publish"
 DEFAULT_WAIT_SECONDS = 3600.0
 _POLL_SECONDS = 0.2
+
+
+class DiskFull(WarehouseError):
+    """A write ran out of disk (the copy or DuckDB's spill): it was rolled back, nothing published."""
 
 
 class WriterBusy(WarehouseError):
@@ -132,19 +138,84 @@ def writing(
                 copy_file(db, copy)
         _ready_note(db).unlink(missing_ok=True)  # the copy is about to change
         store = store_class(copy, config=config)
+        spill: Path | None = None
         try:
+            spill = _spill_settings(store, config)
             yield store
             for step in _before_publish_steps():
                 step(store)
-        except BaseException:
+        except BaseException as exc:
             store.close()
+            full = _disk_full(exc, config, what, spill)  # before the copy goes: the free space it left
             _discard(copy)
+            if full is not None:
+                raise full from None
             raise
         store.close()
         _publish(copy, db)
         keep = config.raw.get("warehouse", {}).get("standby_copy", True) if standby is None else standby
         if keep:
             prepare_standby(db)
+
+
+def _spill_settings(store: Store, config: Config) -> Path:
+    """Apply `[warehouse] temp_directory` and `max_temp_size` to the copy's DuckDB; return the spill folder.
+
+    Why: beyond its memory limit DuckDB spills to `<copy>.tmp`, on the warehouse's disk; a first
+    load of a large billing history spilled more than that disk had free. The folder can go to
+    another disk, and its size can be capped below the free space (DuckDB's default cap, 90% of
+    the space it sees free when it starts, does not stop it from filling a shared disk).
+    """
+    table = config.raw.get("warehouse") or {}
+    base = config.path.parent if config.path else Path(".")
+    where = f"{config.path}: [warehouse]" if config.path else "[warehouse]"
+    with store.cursor() as cur:
+        if "temp_directory" in table:
+            folder = table["temp_directory"]
+            if not isinstance(folder, str) or not folder.strip():
+                raise WarehouseError(f"{where} temp_directory must be a folder, got {folder!r}")
+            path = (base / Path(folder).expanduser()).absolute()
+            cur.execute("SET temp_directory = ?", [str(path)])
+        if "max_temp_size" in table:
+            size = table["max_temp_size"]
+            try:
+                cur.execute("SET max_temp_directory_size = ?", [str(size)])
+            except duckdb.Error as exc:
+                raise WarehouseError(f"{where} max_temp_size {size!r} is not a size DuckDB knows ({exc})") from None
+        (folder,) = cur.execute("SELECT current_setting('temp_directory')").fetchone()
+    return Path(folder)
+
+
+def _disk_full(exc: BaseException, config: Config, what: str, spill: Path | None) -> DiskFull | None:
+    """The one-line error for a write that ran out of disk, or None for any other error.
+
+    DuckDB says "No space left on device" (an IOException) when the disk filled, and raises an
+    out-of-memory error naming `max_temp_directory_size` when its spill reached that cap.
+    """
+    text = str(exc)
+    capped = isinstance(exc, duckdb.OutOfMemoryException) and "max_temp_directory_size" in text
+    if not capped and not (isinstance(exc, (duckdb.IOException, OSError)) and "No space left on device" in text):
+        return None
+    db = config.db_path.absolute()
+    folders = [db.parent] + ([spill] if spill is not None and spill.absolute().parent != db.parent else [])
+    free = ", ".join(f"{_free(folder)} free on the disk holding {folder}" for folder in folders)
+    if capped:
+        reason = f"DuckDB's spill folder {spill} reached its cap ([warehouse] max_temp_size)"
+    else:
+        reason = f"the disk ran out of space (the copy {next_path(db).name} and DuckDB's spill folder {spill})"
+    return DiskFull(
+        f"{db}: the {what} was rolled back, nothing was published: {reason}; {free}. Free space there, "
+        "or point [warehouse] temp_directory at a larger disk, raise [warehouse] max_temp_size, or raise "
+        "[refresh]/[ingest] memory_limit so DuckDB spills less"
+    )
+
+
+def _free(folder: Path) -> str:
+    """The free space of the disk holding `folder` (or its nearest existing parent), e.g. "2.1 GB"."""
+    path = folder
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return f"{shutil.disk_usage(path).free / 1e9:.1f} GB"
 
 
 def standby_ready(db: Path) -> bool:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -15,6 +17,7 @@ from kpis import Warehouse
 from kpis.config import load_config
 from kpis.errors import WarehouseError
 from kpis.publication import current_writer, next_path, writing
+from tests.conftest import SIMULATED_CONFIG, SimulatedPractice, clinic_kpis
 
 CONFIG = """\
 [practice]
@@ -124,3 +127,63 @@ def test_the_next_writer_starts_from_the_copy_made_after_publishing(config) -> N
     with writing(config, what="load"):  # the copy made before that write is stale: not used
         pass
     assert locations(db) == ["EAST", "NORTH", "WEST"]
+
+
+def _capped(directory: Path, cap: str, spill: str = "", memory: str = "32MB") -> None:
+    """The simulated practice's config with DuckDB's spill capped at `cap` (in the folder `spill`, if
+    given) and a refresh's memory below what its full build holds (it must spill; with much less,
+    DuckDB may fail an allocation it cannot spill before it tries to spill)."""
+    folder = f'temp_directory = "{spill}"\n' if spill else ""
+    text = SIMULATED_CONFIG.replace(
+        'path = "clinic_kpis.duckdb"\n', f'path = "clinic_kpis.duckdb"\nmax_temp_size = "{cap}"\n{folder}'
+    )
+    (directory / "clinic-kpis.toml").write_text(text + f'\n[refresh]\nmemory_limit = "{memory}"\n', encoding="utf-8")
+
+
+def _one_line_disk_error(
+    done: subprocess.CompletedProcess[str], directory: Path, what: str, spill: str = "clinic_kpis.duckdb.next.tmp"
+) -> None:
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert f"the {what} was rolled back, nothing was published" in lines[0]
+    assert f"spill folder {directory / spill} reached its cap ([warehouse] max_temp_size)" in lines[0]
+    assert f" GB free on the disk holding {directory}" in lines[0] and "temp_directory" in lines[0]
+    assert not next_path(directory / "clinic_kpis.duckdb").exists()
+    assert not (directory / "clinic_kpis.duckdb.next.tmp").exists()
+
+
+def test_a_refresh_whose_spill_passes_its_cap_is_rolled_back_with_one_line(
+    simulated_practice: SimulatedPractice, tmp_path: Path
+) -> None:
+    """DuckDB's own cap on its spill folder (`[warehouse] max_temp_size`, no mock) hit by a full
+    build: one line naming the folder, the setting and the disk's free space, exit 1, the
+    published file as it was; with room to spill the same refresh publishes."""
+    for name in ("clinic_kpis.duckdb", ".clinic-kpis.secret"):
+        shutil.copy(simulated_practice.directory / name, tmp_path / name)
+    db = tmp_path / "clinic_kpis.duckdb"
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    _capped(tmp_path, "1KB")
+    _one_line_disk_error(clinic_kpis("refresh", "--full", cwd=tmp_path), tmp_path, "refresh")
+    _capped(tmp_path, "1KB", spill="spill")  # DuckDB's spill in a folder of one's choice
+    _one_line_disk_error(clinic_kpis("refresh", "--full", cwd=tmp_path), tmp_path, "refresh", spill="spill")
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    _capped(tmp_path, "2GB")
+    done = clinic_kpis("refresh", "--full", cwd=tmp_path)
+    assert done.returncode == 0 and "rebuilt: appointments" in done.stdout, done.stderr
+
+
+def test_a_load_whose_refresh_spill_passes_its_cap_is_rolled_back_with_one_line(
+    simulated_practice: SimulatedPractice, tmp_path: Path
+) -> None:
+    """The same for `clinic-kpis ingest`: its files loaded, the store's first build spilled past the
+    cap; the load is rolled back (the warehouse stays empty) and says so in one line."""
+    _capped(tmp_path, "1KB", memory="8MB")  # the portal's messages alone: a smaller build
+    assert clinic_kpis("init", cwd=tmp_path).returncode == 0
+    done = clinic_kpis("ingest", str(simulated_practice.exports / "portal"), cwd=tmp_path)
+    _one_line_disk_error(done, tmp_path, "load")
+    with (
+        Warehouse.open(tmp_path / "clinic_kpis.duckdb", config=tmp_path / "clinic-kpis.toml", read_only=True) as wh,
+        wh.cursor() as cur,
+    ):
+        assert cur.execute("SELECT count(*) FROM portal_messages").fetchone() == (0,)

@@ -88,6 +88,8 @@ def test_loads_month_by_month_then_late_and_corrected_files_leave_the_store_as_a
     # every refresh sorts the fact tables it updated by day again (at scale: past 5% appended)
     monkeypatch.setattr(serving_refresh, "ROW_GROUP_ROWS", 0)
     monkeypatch.setattr(serving_refresh, "UNSORTED_SHARE", 0)
+    # every table updated in place, however much of it a month touches (not rebuilt past half)
+    monkeypatch.setattr(serving_refresh, "REBUILD_SHARE", float("inf"))
     directory = tmp_path / "practice"  # a copy: the monthly exports are shared, this warehouse is not
     shutil.copytree(source, directory, ignore=shutil.ignore_patterns("exports", "monthly"))
     config = directory / "clinic-kpis.toml"
@@ -115,6 +117,11 @@ def test_loads_month_by_month_then_late_and_corrected_files_leave_the_store_as_a
 
     with Warehouse.open(db, config=config, read_only=True) as wh:
         assert wh.ar_aging("2026-09").attrs["answered_from"] == {"ar_over_90_pct": "results"}
+    store_equals_a_rebuild(db, config, tmp_path)
+
+
+def store_equals_a_rebuild(db: Path, config: Path, tmp_path: Path) -> None:
+    """Every table of `db`'s store equals, row for row, the same warehouse's store rebuilt from scratch."""
     rebuilt = tmp_path / "rebuilt.duckdb"
     shutil.copyfile(db, rebuilt)
     with Warehouse.open(rebuilt, config=config) as wh, wh.cursor() as cur:
@@ -156,6 +163,37 @@ def test_loads_month_by_month_then_late_and_corrected_files_leave_the_store_as_a
         assert (extra, missing) == (0, 0), f"serving.{table}: {extra} rows only incremental, {missing} only rebuilt"
         assert rows > 0 or table.startswith("values_"), table
     con.close()
+
+
+@pytest.mark.slow
+def test_a_first_billing_load_after_the_scheduling_data_rebuilds_its_groups_as_a_full_rebuild_would(
+    monthly_practice: tuple[Path, dict[str, list[Path]]], tmp_path: Path
+) -> None:
+    """The store is built with the scheduling, phone and portal data; then the whole billing
+    history loads at once. Every ledger entry, claim and remittance is new: the billing groups
+    are rebuilt (written straight into their tables, as a full build does) rather than updated
+    (which at 10 M held every new row, its diff and the restricted reads at once and filled the
+    disk with DuckDB's spill), and the store equals a full rebuild's."""
+    source, months = monthly_practice
+    directory = tmp_path / "practice"
+    shutil.copytree(source, directory, ignore=shutil.ignore_patterns("exports", "monthly"))
+    config = directory / "clinic-kpis.toml"
+    db = directory / "clinic_kpis.duckdb"
+    files = [p for m in MONTHS for p in months[m]]
+    billing = [p for p in files if "billing" in p.parts]
+    assert billing and any(p.suffix == ".835" for p in billing)
+    load(directory, [p for p in files if p not in billing])
+
+    settings = load_config(config)
+    with Store(settings.db_path, config=settings) as store:
+        assert all(r.status == "succeeded" for r in ingest_paths(store, billing))
+        with store.cursor() as cur:
+            (entries,) = cur.execute("SELECT count(*) FROM main.ledger").fetchone()
+            summary = refresh(cur, settings, progress=False)
+    assert entries > 0 and summary.recomputed_rows["ledger"] == entries
+    assert {"ledger", "claim_outcomes", "ar_aging"} <= set(summary.rebuilt)
+    store_equals_raw(db, config)
+    store_equals_a_rebuild(db, config, tmp_path)
 
 
 X12 = Path(__file__).parent / "ingest" / "fixtures" / "x12"
@@ -201,6 +239,7 @@ def test_hand_made_claims_and_remittances_in_any_order_keep_ar_aging_exact(
     several orders: after each load ar_aging from the store equals the raw engine's at every
     month end, by payer class and filtered; at the end the aging kept equals a full rebuild's."""
     monkeypatch.setenv("CLINIC_KPIS_SECRET", "test-secret-not-for-production")
+    monkeypatch.setattr(serving_refresh, "REBUILD_SHARE", float("inf"))  # each file touches most of the ledger
     config = tmp_path / "clinic-kpis.toml"
     config.write_text(
         '[practice]\ntimezone = "America/New_York"\n\n[warehouse]\npath = "clinic_kpis.duckdb"\n', encoding="utf-8"

@@ -11,7 +11,9 @@ tables), or on demand (`clinic-kpis refresh [--full]`). Per fact table:
   relation over just the rows they depend on; the fact rows that really changed (old EXCEPT
   new, both ways) say which months' results to recompute: their own months for rates, means and
   medians; every month from the earliest one on for A/R balances (a stock: an old entry moves
-  every later balance, and days in A/R's look-back window).
+  every later balance, and days in A/R's look-back window). When the touched ids are at least
+  `REBUILD_SHARE` of the table's rows (a first load of billing, a `--force` of a large file),
+  the table is rebuilt instead: updating would hold its old and new rows and their diffs at once.
 
 Third next available is recomputed for the snapshots a change can move. A/R aging
 (`kpis.serving.aging`) from the first month of the ledger rows whose A/R columns changed, for
@@ -54,6 +56,7 @@ TNA_TABLE = f"{SCHEMA}.facts_{TNA}"
 DEFAULT_MEMORY_LIMIT = "2GB"
 ROW_GROUP_ROWS = 122_880  # DuckDB's row group: below one, order makes no difference to a read
 UNSORTED_SHARE = 0.05  # the share of a fact table appended out of day order before it is sorted again
+REBUILD_SHARE = 0.5  # touched record ids per fact row from which a group is rebuilt rather than updated
 EMPTY_WEEK = 5218  # a snapshot week without data (2000-01-03), to build an empty table of the right shape
 
 
@@ -97,7 +100,9 @@ def refresh(
     try:
         with bounded_memory(cursor, config):
             _run(cursor, job, progress)
-    except duckdb.OutOfMemoryException:
+    except duckdb.OutOfMemoryException as exc:
+        if "max_temp_directory_size" in str(exc):
+            raise  # the spill reached its cap on disk ([warehouse] max_temp_size): kpis.publication says so
         # Too little for this refresh (a full build of a large store, where some steps cannot
         # spill): everything was rolled back; once more with DuckDB's own limit rather than fail.
         job = _Refresh(cursor, layout(config), full, facts_from or _in_duckdb)
@@ -246,6 +251,14 @@ class _Refresh:
         self.summary.recomputed_rows[table.group] = int(count)
         if count == 0:
             self.cur.execute(f"DROP TABLE IF EXISTS {keys}")
+            return
+        (rows,) = self.cur.execute(f"SELECT count(*) FROM {table.name}").fetchone()
+        if count >= REBUILD_SHARE * rows:
+            # most of the group touched (its first load, a --force of a large file): the rows kept
+            # beside the new ones, their diffs and the restricted reads would hold it all at once
+            # (at 10 M they spilled past the disk); a rebuild writes straight into the table
+            self.cur.execute(f"DROP TABLE IF EXISTS {keys}")
+            self.rebuild(table)
             return
         self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT * FROM {keys}")
         relation = changes.restricted(table.relation.sql, table.group)
