@@ -85,6 +85,30 @@ def test_reopening_is_a_noop(tmp_path: Path) -> None:
             assert cur.execute("SELECT name FROM locations").fetchall() == [("Eastside",)]
 
 
+def test_a_writer_checkpoints_so_its_wal_does_not_grow_with_every_update(tmp_path: Path) -> None:
+    """DuckDB checkpoints a write-ahead log past `checkpoint_threshold` at commit, unless another
+    transaction is open; a result left open by opening the warehouse was one, so at 10 M a
+    billing load's updates piled up 4.5 GB of WAL beside its copy."""
+    path = tmp_path / "w.duckdb"
+    Warehouse(path).close()
+    wal = tmp_path / "w.duckdb.wal"
+    with Warehouse(path) as wh:
+        with wh.transaction(tracked=True) as cur:
+            cur.execute("SET checkpoint_threshold = '1MB'")
+            cur.execute(
+                "INSERT INTO locations (location_id, name, source) "
+                "SELECT 'L' || i, repeat('x', 200), 'test' FROM range(20000) AS t(i)"
+            )
+        sizes = []
+        for _ in range(4):  # updates are logged row by row: each commit writes ~4 MB of WAL
+            with wh.transaction(tracked=True) as cur:
+                cur.execute("UPDATE locations SET name = name || 'y'")
+            sizes.append(wal.stat().st_size if wal.exists() else 0)
+        assert max(sizes) > 3_000_000  # the updates did write a WAL
+        assert max(sizes) < 6_000_000, f"the WAL grew with every update: {sizes} bytes"
+        wh.cursor().execute("CHECKPOINT")  # without the fix: "there are other write transactions active"
+
+
 def test_newer_schema_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     path = tmp_path / "w.duckdb"
     Warehouse(path).close()
