@@ -109,3 +109,27 @@ def test_the_completed_table_equals_the_merges_it_replaces(wh: Warehouse, monkey
             )
         wh.compute("no_show_rate", "2030-01", "2030-03", via=via)  # no rows at all
     assert len(compared) > 40 and max(compared) > 1000
+
+
+def test_notes_for_every_kind_of_side_equal_the_merges(wh: Warehouse) -> None:
+    """Sides zero, negative, missing, with unknowns or over 100%: the rows `_notes` looks at are the
+    rows `notes` writes on (the simulated practice has no negative side)."""
+    kpis = ["net_collection_rate", "days_in_ar", "no_show_rate", "visit_cycle_time"]
+    items, ctx = wh._prepare(kpis, "2026-01", "2026-03", "month", ((),), None, None)
+    sides = [(0.0, 0.0, 0, 0), (-5.0, 10.0, 3, 0), (5.0, -10.0, 3, 0), (0.0, -1.0, 0, 0), (-1.0, 0.0, 0, 0)]
+    sides += [(None, None, 0, 0), (3.0, 2.0, 2, 0), (1.0, 4.0, 4, 2), (None, None, 5, 0), (0.0, 0.0, 1, 0)]
+    rows = []
+    for i, (kpi, start) in enumerate((k, s) for k in kpis for s in ctx.periods.starts):
+        if i >= len(sides):
+            break
+        numerator, denominator, n, unknown = sides[i]
+        value = numerator / denominator if numerator is not None and denominator and denominator > 0 else None
+        rows.append((kpi, start, numerator, denominator, value, n, unknown))
+    columns = ["kpi_id", "period_start", "numerator", "denominator", "value", "n", "unknown"]
+    raw = pd.DataFrame(rows, columns=columns)
+    ends = wh._data_ends()
+    frame = engine.complete_table(raw, items, ctx, {}, ends, ordered=True)
+    pd.testing.assert_frame_equal(
+        frame, reference_complete_table(raw, items, ctx, {}, ends, ordered=True), check_exact=True
+    )
+    assert frame["note"].str.startswith("No value:").sum() >= 3 and frame["note"].str.startswith("Unknown:").any()
