@@ -267,8 +267,8 @@ def complete_table(
 
 
 def _ranks(values: pd.Series, key: Callable[[Any], Any]) -> np.ndarray:
-    """Each value's rank among the column's distinct values ordered by `key`: what sorting by the
-    key gives, computed once per distinct value instead of once per row (frames run to 600 k rows)."""
+    """Each value's rank among the column's distinct values ordered by `key` (a stable sort: equal
+    keys keep the order the values first appear in), the key computed once per distinct value."""
     codes, distinct = pd.factorize(values, use_na_sentinel=False)  # a missing value is a value too
     rank = np.empty(len(distinct), dtype=np.int64)
     keys = [key(None if pd.isna(value) else value) for value in distinct]  # None, as the frame holds it
