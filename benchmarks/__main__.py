@@ -159,6 +159,7 @@ def run_scale(scale: steps.Scale, args: argparse.Namespace, say) -> tuple[list[F
             k = project[(via, dimension)]
             pandas = pandas_seconds.get(dimension)
             figures.append(Figure(s, f"all KPIs by {dimension}, warm, {name}", "s", k.warm, pandas))
+            figures.append(Figure(s, f"all KPIs by {dimension}, warm, {name}, CPU", "s CPU", k.warm_cpu))
             cold_pandas = None if pandas is None else load_seconds + pandas
             figures.append(Figure(s, f"all KPIs by {dimension}, cold, {name}", "s", k.cold, cold_pandas))
     for process, board in boards.items():

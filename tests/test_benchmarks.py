@@ -37,6 +37,7 @@ def test_tiny_benchmark_run_agrees_with_the_pandas_baseline(tmp_path: Path) -> N
         for path in ("results store", "raw engine"):
             warm = figures[f"all KPIs by {dimension}, warm, {path}"]
             assert warm["project"] > 0 and warm["baseline"] > 0
+            assert figures[f"all KPIs by {dimension}, warm, {path}, CPU"]["project"] > 0
         for key in ("comparison", "store_equals_raw"):  # store vs pandas, store vs raw engine
             comparison = document["scales"]["tiny"][key][dimension]
             assert comparison == {

@@ -20,6 +20,7 @@ from datetime import date
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from kpis.custom import ar_balance
 from kpis.engine import grouped_by_event, grouping_id
@@ -181,15 +182,66 @@ def run(
     """The store's answer for `items` (each answered by its path in `chosen`), as engine.run returns it.
 
     The statements are DuckDB's own SQL, run as written: parsing them with SQLGlot (`render`, for
-    other dialects and for display) cost more than the lookup itself, for every new filter.
+    other dialects and for display) cost more than the lookup itself, for every new filter. The
+    lookup of month results (up to 600 k rows by provider at 10 M) is read through Arrow (`fetch`);
+    the facts' statements, long and mostly answering a few hundred rows, through `df()`: DuckDB's
+    relation API that gives Arrow parses and binds a statement before running it, ~1 ms more
+    for them than it saves.
     """
-    frames = [cursor.execute(statement).df() for _, statement in statements(items, ctx, chosen, layout)]
+    frames = [
+        fetch(cursor, statement) if chosen[ids[0]] == RESULTS else cursor.execute(statement).df()
+        for ids, statement in statements(items, ctx, chosen, layout)
+    ]
     columns = ["kpi_id", "period_start", *ctx.dims] + (["grouping_id"] if ctx.multiple_sets else [])
     columns += ["numerator", "denominator", "value", "n", "unknown"]
     frames = [f for f in frames if not f.empty]
     if not frames:
         return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)[columns]
+
+
+def fetch(cursor: Any, statement: str) -> pd.DataFrame:
+    """A statement's rows as `cursor.execute(statement).df()` gives them (the same dtypes), through Arrow.
+
+    Why: `df()` builds a Python string for every text value before pandas stores it as an Arrow
+    string again; the 400 k month results of all KPIs by provider at 10 M took 0.12 s CPU that
+    way, 0.03 s from DuckDB's Arrow table. A column type Arrow converts otherwise (decimals,
+    lists, timestamps ...) makes the whole frame take `df()`'s own conversion.
+    """
+    table = cursor.sql(statement).to_arrow_table()
+    columns = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        converted = _as_df_gives(column)
+        if converted is None:
+            return cursor.from_arrow(table).df()
+        columns[name] = converted
+    return pd.DataFrame(columns, index=pd.RangeIndex(table.num_rows))
+
+
+_NULLABLE = {
+    **{
+        getattr(pa, f"{sign}int{bits}")(): pd.api.types.pandas_dtype(f"{sign.upper()}Int{bits}")
+        for sign in ("", "u")
+        for bits in (8, 16, 32, 64)
+    },
+    pa.bool_(): pd.BooleanDtype(),
+}
+
+
+def _as_df_gives(column: pa.ChunkedArray) -> pd.Series | None:
+    """One Arrow column as DuckDB's `df()` gives it (None: a type this does not know)."""
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        if column.null_count == len(column):  # df(): a column without any text is an object column of None
+            return pd.Series([None] * len(column), dtype="object")
+        return column.to_pandas()
+    if pa.types.is_floating(kind) or pa.types.is_null(kind):
+        return column.to_pandas()
+    if pa.types.is_integer(kind) or pa.types.is_boolean(kind):  # df(): numpy without NULLs, pandas' nullable with
+        return column.to_pandas(types_mapper=_NULLABLE.get if column.null_count else None)
+    if pa.types.is_date32(kind):
+        return column.to_pandas(date_as_object=False).astype("datetime64[us]")
+    return None
 
 
 def statements(

@@ -4,7 +4,8 @@ The reference below is the table as it was built before issue 15 (a cross join o
 and dimension values, a left merge of the results onto it, a merge of each KPI's fill rule,
 labels and target bands): simple and slow (seconds for 600 k rows). Every frame the engine
 completes on the simulated practice (both paths, every grain, grouping sets, filters, a limited
-scope) must equal it exactly.
+scope) must equal it exactly; what `compute` asks for one grouping (`ordered`) must equal it sorted
+as `compute` sorted it before (by KPI, period and dimension values as text, stable).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def reference_complete_table(
     domains: Mapping[str, Sequence[Any]],
     data_ends: Mapping[str, date | None],
     data_starts: Mapping[str, date | None] | None = None,
+    ordered: bool = False,
 ) -> pd.DataFrame:
     raw, periods = engine.normalized(raw, ctx)  # the shared preamble; what follows is the merge version
     kpis = pd.DataFrame({"kpi_id": [item.id for item in items]})
@@ -65,7 +67,14 @@ def reference_complete_table(
     frame["status"] = engine.status_of(frame["value"], frame["better"], frame["watch"], frame["red"])
     columns = ["kpi_id", "period_start", "grain", *ctx.dims]
     columns += (["grouping_id"] if ctx.multiple_sets else []) + list(engine.RESULT_COLUMNS)
-    return frame[columns]
+    frame = frame[columns]
+    if ordered and not ctx.multiple_sets:  # the whole frame sorted, stable: by KPI (as asked), period, values as text
+        order = [item.id for item in items]
+        text = [frame[dim].map(lambda v: str(None if pd.isna(v) else v)) for dim in ctx.dims]
+        keys = pd.DataFrame({"kpi": frame["kpi_id"].map(order.index), "period": frame["period_start"]})
+        keys = pd.concat([keys, *(t.rename(f"d{i}") for i, t in enumerate(text))], axis=1)
+        frame = frame.loc[keys.sort_values(list(keys.columns), kind="stable").index].reset_index(drop=True)
+    return frame
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +87,9 @@ def test_the_completed_table_equals_the_merges_it_replaces(wh: Warehouse, monkey
     compared = []
     real = engine.complete_table
 
-    def both(*args: Any) -> pd.DataFrame:
-        frame = real(*args)
-        pd.testing.assert_frame_equal(frame, reference_complete_table(*args), check_exact=True)
+    def both(*args: Any, **kwargs: Any) -> pd.DataFrame:
+        frame = real(*args, **kwargs)
+        pd.testing.assert_frame_equal(frame, reference_complete_table(*args, **kwargs), check_exact=True)
         compared.append(len(frame))
         return frame
 
@@ -100,3 +109,27 @@ def test_the_completed_table_equals_the_merges_it_replaces(wh: Warehouse, monkey
             )
         wh.compute("no_show_rate", "2030-01", "2030-03", via=via)  # no rows at all
     assert len(compared) > 40 and max(compared) > 1000
+
+
+def test_notes_for_every_kind_of_side_equal_the_merges(wh: Warehouse) -> None:
+    """Sides zero, negative, missing, with unknowns or over 100%: the rows `_notes` looks at are the
+    rows `notes` writes on (the simulated practice has no negative side)."""
+    kpis = ["net_collection_rate", "days_in_ar", "no_show_rate", "visit_cycle_time"]
+    items, ctx = wh._prepare(kpis, "2026-01", "2026-03", "month", ((),), None, None)
+    sides = [(0.0, 0.0, 0, 0), (-5.0, 10.0, 3, 0), (5.0, -10.0, 3, 0), (0.0, -1.0, 0, 0), (-1.0, 0.0, 0, 0)]
+    sides += [(None, None, 0, 0), (3.0, 2.0, 2, 0), (1.0, 4.0, 4, 2), (None, None, 5, 0), (0.0, 0.0, 1, 0)]
+    rows = []
+    for i, (kpi, start) in enumerate((k, s) for k in kpis for s in ctx.periods.starts):
+        if i >= len(sides):
+            break
+        numerator, denominator, n, unknown = sides[i]
+        value = numerator / denominator if numerator is not None and denominator and denominator > 0 else None
+        rows.append((kpi, start, numerator, denominator, value, n, unknown))
+    columns = ["kpi_id", "period_start", "numerator", "denominator", "value", "n", "unknown"]
+    raw = pd.DataFrame(rows, columns=columns)
+    ends = wh._data_ends()
+    frame = engine.complete_table(raw, items, ctx, {}, ends, ordered=True)
+    pd.testing.assert_frame_equal(
+        frame, reference_complete_table(raw, items, ctx, {}, ends, ordered=True), check_exact=True
+    )
+    assert frame["note"].str.startswith("No value:").sum() >= 3 and frame["note"].str.startswith("Unknown:").any()

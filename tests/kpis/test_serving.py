@@ -23,6 +23,7 @@ from kpis.config import load_config
 from kpis.errors import ClinicKpisError, ConfigError
 from kpis.relations import DIMENSIONS
 from kpis.scope import AccessDenied, Scope
+from kpis.serving import answer
 from kpis.serving.answer import StoreUnavailable
 from kpis.serving.refresh import bounded_memory, refresh
 from tests.cli_helpers import run_cli
@@ -113,6 +114,42 @@ def test_drivers_from_the_store_equal_the_raw_engine(wh: Warehouse) -> None:
     for dim, split in store.items():
         frame = wh.compute_groupings("no_show_rate", start="2026-07", end="2026-08", groupings=[(dim,)], via="raw")
         assert split["segment"].notna().any() and not frame.empty
+
+
+def test_the_store_reads_its_rows_as_duckdb_gives_them_to_pandas(wh: Warehouse) -> None:
+    """`answer.fetch` (through Arrow) = `execute(...).df()`, dtypes included, for every statement the
+    store runs for each grain and grouping (results and facts, grouping sets with their NULLs), and
+    for the column types that convert differently (NULL integers and booleans, text, decimals)."""
+    cursor, state = wh.cursor(), wh._store_state()
+
+    def same(statement: str) -> None:  # rows in any order: a statement without ORDER BY may give another
+        fetched, df = answer.fetch(cursor, statement), cursor.execute(statement).df()
+        pd.testing.assert_series_equal(fetched.dtypes, df.dtypes)
+        order = list(df.columns)
+        fetched, df = (f.sort_values(order, na_position="first").reset_index(drop=True) for f in (fetched, df))
+        pd.testing.assert_frame_equal(fetched, df, check_exact=True)
+
+    requests = [((), {}), *(((dim,), {}) for dim in DIMENSIONS), *((pair, {}) for pair in PAIRS)]
+    requests += [(("provider",), {"location": "EAST"}), (("visit_type",), {"new_patient": True})]
+    sets = [((), ("location",), ("new_patient",), ("location", "new_patient")), ((), ("weekday",))]
+    compared = set()
+    for grain, (start, end) in RANGES.items():
+        asked = [(None, (by,), filters or None) for by, filters in requests]
+        asked += [(kpis_for(wh, {d for s in group for d in s}), group, None) for group in sets]
+        for kpis, groups, filters in asked:
+            items, ctx = wh._prepare(kpis, start, end, grain, groups, filters, None)
+            chosen = answer.paths(items, ctx, state, wh._layout, "store")
+            for _, statement in answer.statements(items, ctx, chosen, wh._layout):
+                same(statement)
+            compared |= set(chosen.values())
+    assert compared == {"results", "facts"}
+    typed = (
+        "SELECT * FROM (VALUES (1::INTEGER, 2::BIGINT, true, 'x', DATE '2026-01-01', 1.5::DOUBLE, NULL), "
+        "(NULL, 3, NULL, NULL, NULL, NULL, NULL)) AS t(i, b, f, s, d, x, n)"
+    )
+    others = ["SELECT 1.25::DECIMAL(18, 2) AS amount, 'a' AS s", "SELECT NULL::VARCHAR AS s, 1 AS i FROM range(2)"]
+    for statement in (typed, f"SELECT * FROM ({typed}) WHERE b = 3", f"SELECT * FROM ({typed}) WHERE b = 4", *others):
+        same(statement)
 
 
 def test_the_default_path_answers_from_the_store(wh: Warehouse) -> None:
