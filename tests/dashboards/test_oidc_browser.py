@@ -88,7 +88,13 @@ def through_the_provider(page, url: str, sub: str) -> None:  # noqa: ANN001 (Pla
 
 
 def locations_offered(page) -> list[str]:  # noqa: ANN001
-    page.get_by_test_id("stSidebar").get_by_test_id("stMultiSelect").first.click()
+    """The options of the sidebar's Location filter, once the page is drawn.
+
+    The filter is found by its label, after the script run ends: a click during the first run
+    once opened the payer filter instead (CI, under load)."""
+    wait_idle(page)
+    page.get_by_test_id("stSidebar").get_by_test_id("stMultiSelect").filter(has_text="Location").click()
+    page.get_by_role("option").first.wait_for(timeout=30_000)
     options = [o.inner_text() for o in page.get_by_role("option").all() if o.inner_text() != "Select all"]
     page.keyboard.press("Escape")
     return options
