@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -212,11 +213,7 @@ class Loader:
                     "value_masked": pa.array([e.value for e in chunk.errors], pa.string()),
                 }
             )
-            cur.register("_errors_in", errors)
-            cur.execute(
-                "INSERT INTO _fail SELECT _pos, -1, NULL, field, check_name, reason, value_masked FROM _errors_in"
-            )
-            cur.unregister("_errors_in")
+            self._insert("_fail", errors, ["_pos", "-1", "NULL", "field", "check_name", "reason", "value_masked"])
         seen: dict[int, int] = {}
         for phase in chunk.phases:
             k = seen[phase.order] = seen.get(phase.order, -1) + 1
@@ -228,9 +225,9 @@ class Loader:
                 cur.register("_raw_in", chunk.raw.slice(0, 0))
                 cur.execute("CREATE OR REPLACE TEMP TABLE _raw_all AS SELECT * FROM _raw_in")
                 cur.unregister("_raw_in")
-            cur.register("_raw_in", chunk.raw)
-            cur.execute("INSERT INTO _raw_all BY NAME SELECT * FROM _raw_in")
-            cur.unregister("_raw_in")
+            present = set(chunk.raw.column_names)  # by name, as INSERT ... BY NAME: a column left out is NULL
+            by_name = [q(c) if c in present else f"NULL AS {q(c)}" for c in ["_pos", *self._raw_cols]]
+            self._insert("_raw_all", chunk.raw, by_name)
 
     def _append(self, key: tuple[int, int, int], target: Target, rows: pa.Table) -> None:
         """Append `rows` to the typed input table of target `key`, numbering them in file order."""
@@ -260,9 +257,17 @@ class Loader:
         values = ["CAST(_pos AS BIGINT)", "_row", *(f"CAST({c} AS {ERRORS_TYPE})" for c in errs)]
         values += ["CAST(_version AS TIMESTAMPTZ)"] if versioned else []
         values += [f"CAST({q(c)} AS {meta.columns[c].type})" for c in write]
-        self.cur.register("_chunk_in", rows.append_column("_row", numbers))
-        self.cur.execute(f"INSERT INTO {slot.table} SELECT {', '.join(values)} FROM _chunk_in")
-        self.cur.unregister("_chunk_in")
+        self._insert(slot.table, rows.append_column("_row", numbers), values)
+
+    def _insert(self, table: str, rows: pa.Table, values: list[str]) -> None:
+        """Append the `values` (SQL over the columns of `rows`) to the temp table `table`.
+
+        Why not `register` + `INSERT ... SELECT` + `unregister`: inside the file's transaction an
+        unregistered Arrow table stays referenced by the dropped view until the transaction ends,
+        so every chunk of a file stayed in memory (1.5 GB of Arrow buffers for a 4.9 GB FHIR file,
+        outside DuckDB's memory limit); a relation over the rows holds them for this statement only.
+        """
+        self.cur.from_arrow(rows).select(", ".join(values)).insert_into(table)
 
     # -- rows that follow from the file ----------------------------------------------------------
 
@@ -345,13 +350,15 @@ class Loader:
     # -- one phase ----------------------------------------------------------------------------
 
     def _phase(self, slots: list[_Slot], run_id: int, *, outcomes: bool = False) -> None:
+        owners = Counter((slot.target.table, slot.target.writer) for slot in slots)
         staged = [(slot.target, self._stage(slot)) for slot in slots]
         for target, name in staged:
             self._check(target, name)
         for target, name in staged:
             self._dedupe(target, name)
         for target, name in staged:
-            self._apply(target, name, run_id, outcomes or target.counted)
+            shared = owners[target.table, target.writer] > 1
+            self._apply(target, name, run_id, outcomes or target.counted, shared)
         for _, name in staged:
             self.cur.execute(f"DROP VIEW IF EXISTS _d{name}")  # before the tables it reads
             self.cur.execute(f"DROP TABLE IF EXISTS _r{name}")
@@ -560,9 +567,10 @@ class Loader:
             f"WHERE ({differs}) AND b._version IS NOT DISTINCT FROM a._version"
         )
 
-    def _apply(self, target: Target, n: str, run_id: int, outcomes: bool) -> None:
+    def _apply(self, target: Target, n: str, run_id: int, outcomes: bool, shared: bool = False) -> None:
         """Write the first row of each key of records that were not rejected, stale or waiting;
-        keep waiting updates aside; note each row's outcome."""
+        keep waiting updates aside; note each row's outcome. `shared`: another target of the
+        phase writes the same table and writer (its versions may have changed since the stage)."""
         meta = self.schema[target.table]
         cur = self.cur
         out = "(SELECT _pos FROM _fail UNION ALL SELECT _pos FROM _stale UNION ALL SELECT _pos FROM _wait)"
@@ -595,12 +603,24 @@ class Loader:
             # the newest version seen, also for a record whose content did not change: an older
             # version loaded later must not win over it (a version not newer than the one held
             # when staged changes nothing: versions only grow)
+            # (record_versions has no key index, migration 008: a version held is updated, a key
+            # not held is inserted, once: `_rn = 1`. What is held is `_held`, found by the stage,
+            # unless another target of the phase wrote versions of the same rows since: then
+            # the table itself is asked.)
+            this = f"v.table_name = {lit(target.table)} AND v.writer = {lit(target.writer)}"
+            held = "TRUE" if shared else "_held IS NOT NULL"
+            newer = f"{held} AND _version IS NOT NULL AND (_held IS NULL OR _version > _held) AND {live}"
+            if self._any(f"SELECT 1 FROM _d{n} WHERE {newer}"):
+                cur.execute(
+                    f"UPDATE record_versions v SET version_at = d._version, ingest_run_id = {run_id} "
+                    f"FROM (SELECT _key, _version FROM _d{n} WHERE {newer}) d "
+                    f"WHERE {this} AND v.record_key = d._key AND d._version > v.version_at"
+                )
+            missing = f" AND _key NOT IN (SELECT record_key FROM record_versions v WHERE {this})" if shared else ""
             cur.execute(
                 "INSERT INTO record_versions (table_name, writer, record_key, version_at, ingest_run_id) "
                 f"SELECT {lit(target.table)}, {lit(target.writer)}, _key, _version, {run_id} FROM _d{n} "
-                f"WHERE _version IS NOT NULL AND (_held IS NULL OR _version > _held) AND {live} "
-                "ON CONFLICT (table_name, writer, record_key) DO UPDATE SET version_at = excluded.version_at, "
-                "ingest_run_id = excluded.ingest_run_id WHERE excluded.version_at > record_versions.version_at"
+                f"WHERE _held IS NULL AND _version IS NOT NULL AND {live}{missing}"
             )
         if outcomes:
             cur.execute(
@@ -669,9 +689,8 @@ class Loader:
             found = batch.records(positions)
             texts = [found.get(p) for p in positions]
             records = pa.table({"_pos": pa.array(positions, pa.int64()), "record": pa.array(texts, pa.string())})
-            cur.register("_records_in", records)
-            cur.execute("CREATE OR REPLACE TEMP TABLE _records AS SELECT * FROM _records_in")
-            cur.unregister("_records_in")
+            cur.execute("CREATE OR REPLACE TEMP TABLE _records (_pos BIGINT, record VARCHAR)")
+            self._insert("_records", records, ["_pos", "record"])
         cur.execute("DROP TABLE IF EXISTS _raw_all")
         cur.execute(
             "INSERT INTO rejects (run_id, file_path, position_kind, position, target_table, field, check_name, "
