@@ -655,16 +655,21 @@ class Loader:
         """Each record once: rejected if any of its rows failed; stale if it is older than the
         version loaded; waiting if it updates a row not loaded yet; inserted if its first row
         (the record itself, e.g. the appointment) is new; updated if any of its rows changed or
-        was added (e.g. the visit of a known appointment); else unchanged."""
+        was added (e.g. the visit of a known appointment); else unchanged.
+
+        Two aggregations (per record and target, then per record) rather than a window over every
+        row: at millions of records the window could not stay within `[ingest] memory_limit`."""
         row = self.cur.execute(
-            "WITH o AS (SELECT _pos, _action, _target = min(_target) OVER (PARTITION BY _pos) AS _first "
-            "  FROM _outcome), "
+            "WITH t AS (SELECT _pos, _target, bool_or(_action = 'insert') AS _inserted, "
+            "  bool_or(_action IN ('insert', 'update')) AS _written FROM _outcome GROUP BY _pos, _target), "
+            "o AS (SELECT _pos, arg_min(_inserted, _target) AS _first_inserted, bool_or(_written) AS _written "
+            "  FROM t GROUP BY _pos), "
             "rec AS (SELECT _pos, "
             "  CASE WHEN _pos IN (SELECT _pos FROM _stale) THEN 'stale' "
             "       WHEN _pos IN (SELECT _pos FROM _wait) THEN 'waiting' "
-            "       WHEN bool_or(_first AND _action = 'insert') THEN 'inserted' "
-            "       WHEN bool_or(_action IN ('insert', 'update')) THEN 'updated' ELSE 'unchanged' END AS outcome "
-            "  FROM o WHERE _pos NOT IN (SELECT _pos FROM _fail) GROUP BY _pos "
+            "       WHEN _first_inserted THEN 'inserted' "
+            "       WHEN _written THEN 'updated' ELSE 'unchanged' END AS outcome "
+            "  FROM o WHERE _pos NOT IN (SELECT _pos FROM _fail) "
             "  UNION ALL SELECT DISTINCT _pos, 'rejected' FROM _fail) "
             "SELECT count(*), count(*) FILTER (outcome = 'inserted'), count(*) FILTER (outcome = 'updated'), "
             "count(*) FILTER (outcome = 'unchanged'), count(*) FILTER (outcome = 'rejected'), "
