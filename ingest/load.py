@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import datetime
 
 import duckdb
@@ -115,6 +115,10 @@ ERRORS_TYPE = "STRUCT(field VARCHAR, check_name VARCHAR, reason VARCHAR, value V
 # Joins the values of a key into one text (record_versions, waiting_rows): U+001F, the ASCII
 # unit separator, is in no id.
 KEY_SEPARATOR = "chr(31)"
+
+# Record positions counted per statement (`Loader._counts`): what one aggregation holds stays
+# small beside the memory a large file's key index takes.
+COUNT_SPAN = 1_000_000
 
 
 def q(name: str) -> str:
@@ -623,11 +627,14 @@ class Loader:
                 f"WHERE _held IS NULL AND _version IS NOT NULL AND {live}{missing}"
             )
         if outcomes:
+            # a later copy of a key is 'same': the ranks are those of `_dN`, but only the keys
+            # given more than once have one above 1 (`_rN`, usually empty), so the join is with
+            # those, not with every staged row (a hash table of millions of rows)
             cur.execute(
                 f"INSERT INTO _outcome SELECT c._pos, {n}, CASE WHEN c._pos IN (SELECT _pos FROM _fail) THEN 'reject' "
                 "WHEN c._pos IN (SELECT _pos FROM _stale) THEN 'stale' WHEN c._pos IN (SELECT _pos FROM _wait) "
                 "THEN 'wait' WHEN d._rn > 1 THEN 'same' WHEN NOT c._exists THEN 'insert' "
-                f"WHEN c._changed THEN 'update' ELSE 'same' END FROM _c{n} c LEFT JOIN (SELECT _row, _rn FROM _d{n}) d "
+                f"WHEN c._changed THEN 'update' ELSE 'same' END FROM _c{n} c LEFT JOIN (SELECT _row, _rn FROM _r{n}) d "
                 "USING (_row)"
             )
 
@@ -657,25 +664,36 @@ class Loader:
         (the record itself, e.g. the appointment) is new; updated if any of its rows changed or
         was added (e.g. the visit of a known appointment); else unchanged.
 
-        Two aggregations (per record and target, then per record) rather than a window over every
-        row: at millions of records the window could not stay within `[ingest] memory_limit`."""
-        row = self.cur.execute(
-            "WITH t AS (SELECT _pos, _target, bool_or(_action = 'insert') AS _inserted, "
-            "  bool_or(_action IN ('insert', 'update')) AS _written FROM _outcome GROUP BY _pos, _target), "
-            "o AS (SELECT _pos, arg_min(_inserted, _target) AS _first_inserted, bool_or(_written) AS _written "
-            "  FROM t GROUP BY _pos), "
-            "rec AS (SELECT _pos, "
-            "  CASE WHEN _pos IN (SELECT _pos FROM _stale) THEN 'stale' "
-            "       WHEN _pos IN (SELECT _pos FROM _wait) THEN 'waiting' "
-            "       WHEN _first_inserted THEN 'inserted' "
-            "       WHEN _written THEN 'updated' ELSE 'unchanged' END AS outcome "
-            "  FROM o WHERE _pos NOT IN (SELECT _pos FROM _fail) "
-            "  UNION ALL SELECT DISTINCT _pos, 'rejected' FROM _fail) "
-            "SELECT count(*), count(*) FILTER (outcome = 'inserted'), count(*) FILTER (outcome = 'updated'), "
-            "count(*) FILTER (outcome = 'unchanged'), count(*) FILTER (outcome = 'rejected'), "
-            "count(*) FILTER (outcome = 'stale'), count(*) FILTER (outcome = 'waiting') FROM rec"
-        ).fetchone()
-        return Counts(*(int(v) for v in row))
+        Counted COUNT_SPAN positions at a time, each span by two aggregations (per record and
+        target, then per record): it runs after the file's rows are written, when the key index
+        DuckDB keeps of the rows a transaction added (not spillable: ~0.5 GB for 10 M slots)
+        leaves little of `[ingest] memory_limit`, and one aggregation of 10 M records ran out of it.
+        """
+        ((low, high),) = self.cur.execute(
+            "SELECT min(_pos), max(_pos) FROM (SELECT _pos FROM _outcome UNION ALL SELECT _pos FROM _fail)"
+        ).fetchall()
+        total = Counts()
+        for first in range(low, high + 1, COUNT_SPAN) if low is not None else ():
+            span = f"_pos BETWEEN {first} AND {first + COUNT_SPAN - 1}"
+            row = self.cur.execute(
+                "WITH t AS (SELECT _pos, _target, bool_or(_action = 'insert') AS _inserted, "
+                f"  bool_or(_action IN ('insert', 'update')) AS _written FROM _outcome WHERE {span} "
+                "  GROUP BY _pos, _target), "
+                "o AS (SELECT _pos, arg_min(_inserted, _target) AS _first_inserted, bool_or(_written) AS _written "
+                "  FROM t GROUP BY _pos), "
+                "rec AS (SELECT _pos, "
+                f"  CASE WHEN _pos IN (SELECT _pos FROM _stale WHERE {span}) THEN 'stale' "
+                f"       WHEN _pos IN (SELECT _pos FROM _wait WHERE {span}) THEN 'waiting' "
+                "       WHEN _first_inserted THEN 'inserted' "
+                "       WHEN _written THEN 'updated' ELSE 'unchanged' END AS outcome "
+                f"  FROM o WHERE _pos NOT IN (SELECT _pos FROM _fail WHERE {span}) "
+                f"  UNION ALL SELECT DISTINCT _pos, 'rejected' FROM _fail WHERE {span}) "
+                "SELECT count(*), count(*) FILTER (outcome = 'inserted'), count(*) FILTER (outcome = 'updated'), "
+                "count(*) FILTER (outcome = 'unchanged'), count(*) FILTER (outcome = 'rejected'), "
+                "count(*) FILTER (outcome = 'stale'), count(*) FILTER (outcome = 'waiting') FROM rec"
+            ).fetchone()
+            total = Counts(*(a + int(b) for a, b in zip(astuple(total), row, strict=True)))
+        return total
 
     def _write_rejects(self, batch: Batch, run_id: int, file_name: str) -> None:
         """Every failure of every rejected record, each with the record (identifiers masked)."""

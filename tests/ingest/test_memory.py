@@ -10,16 +10,19 @@ versioned record of every file, so it no longer has one; the loader keeps its ke
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 
+from ingest import load as load_module
 from ingest.batch import Batch, Chunk, Phase, Target
 from ingest.load import Loader, read_schema
 from kpis.warehouse import Warehouse
-from tests.ingest.conftest import FIXTURES, load, load_one, rows
+from tests.ingest.conftest import FIXTURES, SECRET, load, load_one, rows
 
 CHUNKS, ROWS = 12, 10_000
 
@@ -100,3 +103,25 @@ APPOINTMENT = {
     "minutesDuration": 20,
     "participant": [{"actor": {"reference": "Patient/p1"}}, {"actor": {"reference": "Location/EAST"}}],
 }
+
+
+def test_records_counted_a_span_of_positions_at_a_time_give_the_same_counts(
+    tmp_path: Path, empty_warehouse_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rejected, stale, unchanged and multi-row records (a claim and its lines) counted one
+    position per statement give the counts of one statement for the whole file."""
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", SECRET)
+    folders = [FIXTURES / name for name in ("fhir", "vendor", "x12", "billing", "corrupted")]
+    outcomes = []
+    for span in (load_module.COUNT_SPAN, 1):
+        monkeypatch.setattr(load_module, "COUNT_SPAN", span)
+        path = tmp_path / f"span{span}.duckdb"
+        shutil.copyfile(empty_warehouse_file, path)
+        with Warehouse(path) as wh:
+            results = [*load(wh, *folders), *load(wh, *folders, force=True)]
+        outcomes.append(
+            [(r.path, r.status, r.read, r.inserted, r.updated, r.unchanged, r.rejected, r.stale) for r in results]
+        )
+    assert outcomes[0] == outcomes[1]
+    counted = [o for o in outcomes[0] if o[1] == "succeeded"]
+    assert any(o[6] for o in counted) and any(o[5] for o in counted) and any(o[3] > 1 for o in counted), counted
