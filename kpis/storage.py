@@ -276,8 +276,17 @@ def memory_limited(cursor: Any, limit: str, setting: str, error: type[ClinicKpis
 def memory_unlimited(cursor: Any) -> Iterator[None]:
     """DuckDB's own limit (80% of RAM) while the block runs, then the previous limit back: for
     work that ran out of memory under a configured limit (part of DuckDB's work cannot spill)."""
+    with memory_restored(cursor):
+        cursor.execute("RESET memory_limit")
+        yield
+
+
+@contextmanager
+def memory_restored(cursor: Any) -> Iterator[None]:
+    """The memory limit in force before the block back after it, whatever the block set (e.g.
+    DuckDB's own limit for one statement, `RESET memory_limit`, such as a COMMIT that merges a
+    large key index: see ingest.run)."""
     before = cursor.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-    cursor.execute("RESET memory_limit")
     try:
         yield
     finally:
