@@ -154,6 +154,7 @@ class Loader:
         self._write: dict[str, list[str]] = {}  # per staged target: the columns its rows write
         self._errs: dict[str, list[str]] = {}  # and whether it has the adapter's `_errs` column
         self._versioned: dict[str, bool] = {}  # and whether its rows have a version
+        self._shared: set[str] = set()  # the staged targets of this phase whose table and writer another one writes
         self.changed: dict[str, int] = {}  # table -> rows inserted or updated so far (this file and what followed)
 
     # -- public -------------------------------------------------------------------------------
@@ -360,9 +361,9 @@ class Loader:
             self._check(target, name)
         for target, name in staged:
             self._dedupe(target, name)
+        self._shared = {name for target, name in staged if owners[target.table, target.writer] > 1}
         for target, name in staged:
-            shared = owners[target.table, target.writer] > 1
-            self._apply(target, name, run_id, outcomes or target.counted, shared)
+            self._apply(target, name, run_id, outcomes or target.counted)
         for _, name in staged:
             self.cur.execute(f"DROP VIEW IF EXISTS _d{name}")  # before the tables it reads
             self.cur.execute(f"DROP TABLE IF EXISTS _r{name}")
@@ -571,10 +572,9 @@ class Loader:
             f"WHERE ({differs}) AND b._version IS NOT DISTINCT FROM a._version"
         )
 
-    def _apply(self, target: Target, n: str, run_id: int, outcomes: bool, shared: bool = False) -> None:
+    def _apply(self, target: Target, n: str, run_id: int, outcomes: bool) -> None:
         """Write the first row of each key of records that were not rejected, stale or waiting;
-        keep waiting updates aside; note each row's outcome. `shared`: another target of the
-        phase writes the same table and writer (its versions may have changed since the stage)."""
+        keep waiting updates aside; note each row's outcome."""
         meta = self.schema[target.table]
         cur = self.cur
         out = "(SELECT _pos FROM _fail UNION ALL SELECT _pos FROM _stale UNION ALL SELECT _pos FROM _wait)"
@@ -611,6 +611,8 @@ class Loader:
             # not held is inserted, once: `_rn = 1`. What is held is `_held`, found by the stage,
             # unless another target of the phase wrote versions of the same rows since: then
             # the table itself is asked.)
+            # (`_shared`: the targets of the phase whose table and writer another one writes too)
+            shared = n in self._shared
             this = f"v.table_name = {lit(target.table)} AND v.writer = {lit(target.writer)}"
             held = "TRUE" if shared else "_held IS NOT NULL"
             newer = f"{held} AND _version IS NOT NULL AND (_held IS NULL OR _version > _held) AND {live}"
