@@ -257,7 +257,7 @@ def memory_limited(cursor: Any, limit: str, setting: str, error: type[ClinicKpis
     (`<warehouse>.tmp`). `setting` names where the limit comes from (e.g. "clinic-kpis.toml:
     [ingest]"), for the one-line `error` a size DuckDB does not know raises.
     """
-    before = cursor.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    before = cursor.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
     try:
         cursor.execute(f"SET memory_limit = {_quoted(limit)}")
     except duckdb.OutOfMemoryException:
@@ -286,7 +286,8 @@ def memory_restored(cursor: Any) -> Iterator[None]:
     """The memory limit in force before the block back after it, whatever the block set (e.g.
     DuckDB's own limit for one statement, `RESET memory_limit`, such as a COMMIT that merges a
     large key index: see ingest.run)."""
-    before = cursor.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    # read whole: a result left open on the cursor would hold a transaction while the block runs
+    before = cursor.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
     try:
         yield
     finally:
@@ -298,7 +299,7 @@ def memory_restored(cursor: Any) -> Iterator[None]:
 def _restore(cursor: Any, before: str) -> None:
     """The default exactly (a limit read back as text is rounded), else what was set."""
     cursor.execute("RESET memory_limit")
-    if cursor.execute("SELECT current_setting('memory_limit')").fetchone()[0] != before:
+    if cursor.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] != before:
         cursor.execute(f"SET memory_limit = {_quoted(str(before))}")
 
 
