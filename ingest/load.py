@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import astuple, dataclass
 from datetime import datetime
 
 import duckdb
@@ -115,6 +116,10 @@ ERRORS_TYPE = "STRUCT(field VARCHAR, check_name VARCHAR, reason VARCHAR, value V
 # unit separator, is in no id.
 KEY_SEPARATOR = "chr(31)"
 
+# Record positions counted per statement (`Loader._counts`): what one aggregation holds stays
+# small beside the memory a large file's key index takes.
+COUNT_SPAN = 1_000_000
+
 
 def q(name: str) -> str:
     """A quoted SQL identifier."""
@@ -149,6 +154,7 @@ class Loader:
         self._write: dict[str, list[str]] = {}  # per staged target: the columns its rows write
         self._errs: dict[str, list[str]] = {}  # and whether it has the adapter's `_errs` column
         self._versioned: dict[str, bool] = {}  # and whether its rows have a version
+        self._shared: set[str] = set()  # the staged targets of this phase whose table and writer another one writes
         self.changed: dict[str, int] = {}  # table -> rows inserted or updated so far (this file and what followed)
 
     # -- public -------------------------------------------------------------------------------
@@ -212,11 +218,7 @@ class Loader:
                     "value_masked": pa.array([e.value for e in chunk.errors], pa.string()),
                 }
             )
-            cur.register("_errors_in", errors)
-            cur.execute(
-                "INSERT INTO _fail SELECT _pos, -1, NULL, field, check_name, reason, value_masked FROM _errors_in"
-            )
-            cur.unregister("_errors_in")
+            self._insert("_fail", errors, ["_pos", "-1", "NULL", "field", "check_name", "reason", "value_masked"])
         seen: dict[int, int] = {}
         for phase in chunk.phases:
             k = seen[phase.order] = seen.get(phase.order, -1) + 1
@@ -228,9 +230,9 @@ class Loader:
                 cur.register("_raw_in", chunk.raw.slice(0, 0))
                 cur.execute("CREATE OR REPLACE TEMP TABLE _raw_all AS SELECT * FROM _raw_in")
                 cur.unregister("_raw_in")
-            cur.register("_raw_in", chunk.raw)
-            cur.execute("INSERT INTO _raw_all BY NAME SELECT * FROM _raw_in")
-            cur.unregister("_raw_in")
+            present = set(chunk.raw.column_names)  # by name, as INSERT ... BY NAME: a column left out is NULL
+            by_name = [q(c) if c in present else f"NULL AS {q(c)}" for c in ["_pos", *self._raw_cols]]
+            self._insert("_raw_all", chunk.raw, by_name)
 
     def _append(self, key: tuple[int, int, int], target: Target, rows: pa.Table) -> None:
         """Append `rows` to the typed input table of target `key`, numbering them in file order."""
@@ -260,9 +262,17 @@ class Loader:
         values = ["CAST(_pos AS BIGINT)", "_row", *(f"CAST({c} AS {ERRORS_TYPE})" for c in errs)]
         values += ["CAST(_version AS TIMESTAMPTZ)"] if versioned else []
         values += [f"CAST({q(c)} AS {meta.columns[c].type})" for c in write]
-        self.cur.register("_chunk_in", rows.append_column("_row", numbers))
-        self.cur.execute(f"INSERT INTO {slot.table} SELECT {', '.join(values)} FROM _chunk_in")
-        self.cur.unregister("_chunk_in")
+        self._insert(slot.table, rows.append_column("_row", numbers), values)
+
+    def _insert(self, table: str, rows: pa.Table, values: list[str]) -> None:
+        """Append the `values` (SQL over the columns of `rows`) to the temp table `table`.
+
+        Why not `register` + `INSERT ... SELECT` + `unregister`: inside the file's transaction an
+        unregistered Arrow table stays referenced by the dropped view until the transaction ends,
+        so every chunk of a file stayed in memory (1.5 GB of Arrow buffers for a 4.9 GB FHIR file,
+        outside DuckDB's memory limit); a relation over the rows holds them for this statement only.
+        """
+        self.cur.from_arrow(rows).select(", ".join(values)).insert_into(table)
 
     # -- rows that follow from the file ----------------------------------------------------------
 
@@ -345,11 +355,13 @@ class Loader:
     # -- one phase ----------------------------------------------------------------------------
 
     def _phase(self, slots: list[_Slot], run_id: int, *, outcomes: bool = False) -> None:
+        owners = Counter((slot.target.table, slot.target.writer) for slot in slots)
         staged = [(slot.target, self._stage(slot)) for slot in slots]
         for target, name in staged:
             self._check(target, name)
         for target, name in staged:
             self._dedupe(target, name)
+        self._shared = {name for target, name in staged if owners[target.table, target.writer] > 1}
         for target, name in staged:
             self._apply(target, name, run_id, outcomes or target.counted)
         for _, name in staged:
@@ -595,19 +607,36 @@ class Loader:
             # the newest version seen, also for a record whose content did not change: an older
             # version loaded later must not win over it (a version not newer than the one held
             # when staged changes nothing: versions only grow)
+            # (record_versions has no key index, migration 008: a version held is updated, a key
+            # not held is inserted, once: `_rn = 1`. What is held is `_held`, found by the stage,
+            # unless another target of the phase wrote versions of the same rows since: then
+            # the table itself is asked.)
+            # (`_shared`: the targets of the phase whose table and writer another one writes too)
+            shared = n in self._shared
+            this = f"v.table_name = {lit(target.table)} AND v.writer = {lit(target.writer)}"
+            held = "TRUE" if shared else "_held IS NOT NULL"
+            newer = f"{held} AND _version IS NOT NULL AND (_held IS NULL OR _version > _held) AND {live}"
+            if self._any(f"SELECT 1 FROM _d{n} WHERE {newer}"):
+                cur.execute(
+                    f"UPDATE record_versions v SET version_at = d._version, ingest_run_id = {run_id} "
+                    f"FROM (SELECT _key, _version FROM _d{n} WHERE {newer}) d "
+                    f"WHERE {this} AND v.record_key = d._key AND d._version > v.version_at"
+                )
+            missing = f" AND _key NOT IN (SELECT record_key FROM record_versions v WHERE {this})" if shared else ""
             cur.execute(
                 "INSERT INTO record_versions (table_name, writer, record_key, version_at, ingest_run_id) "
                 f"SELECT {lit(target.table)}, {lit(target.writer)}, _key, _version, {run_id} FROM _d{n} "
-                f"WHERE _version IS NOT NULL AND (_held IS NULL OR _version > _held) AND {live} "
-                "ON CONFLICT (table_name, writer, record_key) DO UPDATE SET version_at = excluded.version_at, "
-                "ingest_run_id = excluded.ingest_run_id WHERE excluded.version_at > record_versions.version_at"
+                f"WHERE _held IS NULL AND _version IS NOT NULL AND {live}{missing}"
             )
         if outcomes:
+            # a later copy of a key is 'same': the ranks are those of `_dN`, but only the keys
+            # given more than once have one above 1 (`_rN`, usually empty), so the join is with
+            # those, not with every staged row (a hash table of millions of rows)
             cur.execute(
                 f"INSERT INTO _outcome SELECT c._pos, {n}, CASE WHEN c._pos IN (SELECT _pos FROM _fail) THEN 'reject' "
                 "WHEN c._pos IN (SELECT _pos FROM _stale) THEN 'stale' WHEN c._pos IN (SELECT _pos FROM _wait) "
                 "THEN 'wait' WHEN d._rn > 1 THEN 'same' WHEN NOT c._exists THEN 'insert' "
-                f"WHEN c._changed THEN 'update' ELSE 'same' END FROM _c{n} c LEFT JOIN (SELECT _row, _rn FROM _d{n}) d "
+                f"WHEN c._changed THEN 'update' ELSE 'same' END FROM _c{n} c LEFT JOIN (SELECT _row, _rn FROM _r{n}) d "
                 "USING (_row)"
             )
 
@@ -635,22 +664,38 @@ class Loader:
         """Each record once: rejected if any of its rows failed; stale if it is older than the
         version loaded; waiting if it updates a row not loaded yet; inserted if its first row
         (the record itself, e.g. the appointment) is new; updated if any of its rows changed or
-        was added (e.g. the visit of a known appointment); else unchanged."""
-        row = self.cur.execute(
-            "WITH o AS (SELECT _pos, _action, _target = min(_target) OVER (PARTITION BY _pos) AS _first "
-            "  FROM _outcome), "
-            "rec AS (SELECT _pos, "
-            "  CASE WHEN _pos IN (SELECT _pos FROM _stale) THEN 'stale' "
-            "       WHEN _pos IN (SELECT _pos FROM _wait) THEN 'waiting' "
-            "       WHEN bool_or(_first AND _action = 'insert') THEN 'inserted' "
-            "       WHEN bool_or(_action IN ('insert', 'update')) THEN 'updated' ELSE 'unchanged' END AS outcome "
-            "  FROM o WHERE _pos NOT IN (SELECT _pos FROM _fail) GROUP BY _pos "
-            "  UNION ALL SELECT DISTINCT _pos, 'rejected' FROM _fail) "
-            "SELECT count(*), count(*) FILTER (outcome = 'inserted'), count(*) FILTER (outcome = 'updated'), "
-            "count(*) FILTER (outcome = 'unchanged'), count(*) FILTER (outcome = 'rejected'), "
-            "count(*) FILTER (outcome = 'stale'), count(*) FILTER (outcome = 'waiting') FROM rec"
-        ).fetchone()
-        return Counts(*(int(v) for v in row))
+        was added (e.g. the visit of a known appointment); else unchanged.
+
+        Counted COUNT_SPAN positions at a time, each span by two aggregations (per record and
+        target, then per record): it runs after the file's rows are written, when the key index
+        DuckDB keeps of the rows a transaction added (not spillable: ~0.5 GB for 10 M slots)
+        leaves little of `[ingest] memory_limit`, and one aggregation of 10 M records ran out of it.
+        """
+        ((low, high),) = self.cur.execute(
+            "SELECT min(_pos), max(_pos) FROM (SELECT _pos FROM _outcome UNION ALL SELECT _pos FROM _fail)"
+        ).fetchall()
+        total = Counts()
+        for first in range(low, high + 1, COUNT_SPAN) if low is not None else ():
+            span = f"_pos BETWEEN {first} AND {first + COUNT_SPAN - 1}"
+            row = self.cur.execute(
+                "WITH t AS (SELECT _pos, _target, bool_or(_action = 'insert') AS _inserted, "
+                f"  bool_or(_action IN ('insert', 'update')) AS _written FROM _outcome WHERE {span} "
+                "  GROUP BY _pos, _target), "
+                "o AS (SELECT _pos, arg_min(_inserted, _target) AS _first_inserted, bool_or(_written) AS _written "
+                "  FROM t GROUP BY _pos), "
+                "rec AS (SELECT _pos, "
+                f"  CASE WHEN _pos IN (SELECT _pos FROM _stale WHERE {span}) THEN 'stale' "
+                f"       WHEN _pos IN (SELECT _pos FROM _wait WHERE {span}) THEN 'waiting' "
+                "       WHEN _first_inserted THEN 'inserted' "
+                "       WHEN _written THEN 'updated' ELSE 'unchanged' END AS outcome "
+                f"  FROM o WHERE _pos NOT IN (SELECT _pos FROM _fail WHERE {span}) "
+                f"  UNION ALL SELECT DISTINCT _pos, 'rejected' FROM _fail WHERE {span}) "
+                "SELECT count(*), count(*) FILTER (outcome = 'inserted'), count(*) FILTER (outcome = 'updated'), "
+                "count(*) FILTER (outcome = 'unchanged'), count(*) FILTER (outcome = 'rejected'), "
+                "count(*) FILTER (outcome = 'stale'), count(*) FILTER (outcome = 'waiting') FROM rec"
+            ).fetchone()
+            total = Counts(*(a + int(b) for a, b in zip(astuple(total), row, strict=True)))
+        return total
 
     def _write_rejects(self, batch: Batch, run_id: int, file_name: str) -> None:
         """Every failure of every rejected record, each with the record (identifiers masked)."""
@@ -669,9 +714,8 @@ class Loader:
             found = batch.records(positions)
             texts = [found.get(p) for p in positions]
             records = pa.table({"_pos": pa.array(positions, pa.int64()), "record": pa.array(texts, pa.string())})
-            cur.register("_records_in", records)
-            cur.execute("CREATE OR REPLACE TEMP TABLE _records AS SELECT * FROM _records_in")
-            cur.unregister("_records_in")
+            cur.execute("CREATE OR REPLACE TEMP TABLE _records (_pos BIGINT, record VARCHAR)")
+            self._insert("_records", records, ["_pos", "record"])
         cur.execute("DROP TABLE IF EXISTS _raw_all")
         cur.execute(
             "INSERT INTO rejects (run_id, file_path, position_kind, position, target_table, field, check_name, "

@@ -42,7 +42,7 @@ from ingest.references import Reference, affected, waiting_derivations
 from ingest.settings import IngestSettings, ingest_settings
 from ingest.sources import InputFile, Unusable, Upload, expand
 from kpis.config import ENV_SECRET, Config, private_files
-from kpis.storage import Store, memory_limited, memory_unlimited
+from kpis.storage import Store, memory_limited, memory_restored, memory_unlimited
 
 NOT_RECOGNIZED = "not a recognized export (FHIR, X12 837/835, Asterisk queue_log or CDR, or a CSV matching a profile)"
 
@@ -290,7 +290,12 @@ def _load_once(run: _Run, file: InputFile, adapter: Adapter) -> FileResult:
         return FileResult(file.name, "skipped", adapter.name, run_id, message=message)
     started = datetime.now(UTC)
     try:
-        with warehouse.transaction(tracked=True) as cur, _cyclic_gc_paused():
+        with (
+            warehouse.cursor() as limit,
+            memory_restored(limit),
+            warehouse.transaction(tracked=True) as cur,
+            _cyclic_gc_paused(),
+        ):
             cur.execute("SET enable_progress_bar = false")  # the CLI shows its own progress, and none when piped
             run_id = cur.execute(
                 "INSERT INTO ingest_runs (started_at, file_path, sha256, size_bytes, adapter, status) "
@@ -330,6 +335,12 @@ def _load_once(run: _Run, file: InputFile, adapter: Adapter) -> FileResult:
                     run_id,
                 ],
             )
+            # The COMMIT merges the key index of the rows the file added into the table's: for a
+            # few million new keys (~50-80 bytes each) DuckDB needs both at once, and it cannot
+            # spill them. Out of memory there, DuckDB invalidates the whole database (a fatal
+            # error, not one the file can be loaded again after), so the commit alone runs under
+            # DuckDB's own limit; the configured one is back right after it (memory_restored).
+            cur.execute("RESET memory_limit")
     except IngestError as exc:
         message = str(exc) if str(exc).startswith(file.name) else f"{file.name}: {exc}"
         return _record_failure(warehouse, file.name, sha, file.size, adapter.name, message, started)

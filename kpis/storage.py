@@ -257,7 +257,7 @@ def memory_limited(cursor: Any, limit: str, setting: str, error: type[ClinicKpis
     (`<warehouse>.tmp`). `setting` names where the limit comes from (e.g. "clinic-kpis.toml:
     [ingest]"), for the one-line `error` a size DuckDB does not know raises.
     """
-    before = cursor.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    before = cursor.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
     try:
         cursor.execute(f"SET memory_limit = {_quoted(limit)}")
     except duckdb.OutOfMemoryException:
@@ -276,8 +276,18 @@ def memory_limited(cursor: Any, limit: str, setting: str, error: type[ClinicKpis
 def memory_unlimited(cursor: Any) -> Iterator[None]:
     """DuckDB's own limit (80% of RAM) while the block runs, then the previous limit back: for
     work that ran out of memory under a configured limit (part of DuckDB's work cannot spill)."""
-    before = cursor.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-    cursor.execute("RESET memory_limit")
+    with memory_restored(cursor):
+        cursor.execute("RESET memory_limit")
+        yield
+
+
+@contextmanager
+def memory_restored(cursor: Any) -> Iterator[None]:
+    """The memory limit in force before the block back after it, whatever the block set (e.g.
+    DuckDB's own limit for one statement, `RESET memory_limit`, such as a COMMIT that merges a
+    large key index: see ingest.run)."""
+    # read whole: a result left open on the cursor would hold a transaction while the block runs
+    before = cursor.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
     try:
         yield
     finally:
@@ -289,7 +299,7 @@ def memory_unlimited(cursor: Any) -> Iterator[None]:
 def _restore(cursor: Any, before: str) -> None:
     """The default exactly (a limit read back as text is rounded), else what was set."""
     cursor.execute("RESET memory_limit")
-    if cursor.execute("SELECT current_setting('memory_limit')").fetchone()[0] != before:
+    if cursor.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] != before:
         cursor.execute(f"SET memory_limit = {_quoted(str(before))}")
 
 

@@ -71,7 +71,9 @@ def test_every_fact_table_has_a_primary_key(tmp_path: Path) -> None:
             .execute("SELECT table_name FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY'")
             .fetchall()
         }
-        assert set(wh.tables()) - with_pk == set()
+        # but record_versions (migration 008): the loader keeps its key, one row per record, since
+        # DuckDB holds the key index of the rows a load adds in memory, unspillable (issue 22)
+        assert set(wh.tables()) - with_pk == {"record_versions"}
 
 
 def test_reopening_is_a_noop(tmp_path: Path) -> None:

@@ -1,0 +1,127 @@
+"""What a large file's load keeps in memory (issue 22: a 10 M-appointment file within `[ingest] memory_limit`).
+
+Why: DuckDB's buffer pool is bounded by the limit and spills past it, but two things were not:
+the Arrow chunks a file was staged from (kept alive inside the file's transaction until it
+committed, outside DuckDB's limit) and the key index (ART) DuckDB builds for the rows a
+transaction adds to a table with a key, which cannot spill (`record_versions` gets one row per
+versioned record of every file, so it no longer has one; the loader keeps its keys unique).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from ingest import load as load_module
+from ingest.batch import Batch, Chunk, Phase, Target
+from ingest.load import Loader, read_schema
+from kpis.warehouse import Warehouse
+from tests.ingest.conftest import FIXTURES, SECRET, load, load_one, rows
+
+CHUNKS, ROWS = 12, 10_000
+
+
+def _chunks(allocated: list[int]) -> Iterator[Chunk]:
+    """Chunks of appointments with a long text each (2 MB of Arrow buffers a chunk); notes how
+    much Arrow memory is held before each chunk is made."""
+    start = datetime(2025, 3, 3, 14, tzinfo=UTC)
+    for c in range(CHUNKS):
+        allocated.append(pa.total_allocated_bytes())
+        first = c * ROWS + 1
+        rows = pa.table(
+            {
+                "_pos": pa.array(range(first, first + ROWS), pa.int64()),
+                "source": pa.array(["test"] * ROWS),
+                "appointment_id": pa.array([f"a{n}" for n in range(first, first + ROWS)]),
+                "scheduled_start": pa.array(
+                    [start + timedelta(minutes=n) for n in range(ROWS)], pa.timestamp("us", "UTC")
+                ),
+                "status": pa.array(["booked"] * ROWS),
+                "status_source": pa.array([f"{n:0>200}" for n in range(first, first + ROWS)]),
+            }
+        )
+        yield Chunk([Phase([(Target("appointments"), rows)])])
+
+
+def test_a_files_chunks_are_freed_as_they_are_staged_not_when_it_commits(warehouse: Warehouse) -> None:
+    allocated: list[int] = []
+    batch = Batch(adapter="test", position_kind="line", chunks=_chunks(allocated))
+    with warehouse.transaction(tracked=True) as cur:
+        counts = Loader(cur, read_schema(cur), "America/New_York").load(batch, 1, "many.ndjson")
+        held = max(allocated) - allocated[0]
+        # one chunk is alive while the next is made (the loader's loop variable), not all of them
+        assert held < 3 * 2_000_000, f"{held:,} bytes of Arrow chunks still held after {CHUNKS} chunks"
+    assert (counts.read, counts.inserted, counts.rejected) == (CHUNKS * ROWS, CHUNKS * ROWS, 0)
+    assert rows(warehouse, "SELECT count(*), max(appointment_id) FROM appointments") == [(CHUNKS * ROWS, "a99999")]
+
+
+def test_record_versions_has_no_key_index_and_keeps_one_version_per_record(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    assert rows(
+        warehouse,
+        "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'record_versions' "
+        "AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')",
+    ) == [(0,)]
+    results = load(warehouse, FIXTURES / "fhir", FIXTURES / "vendor")
+    assert all(r.status == "succeeded" for r in results), results
+    (before,) = rows(warehouse, "SELECT count(*) FROM record_versions")
+    assert before[0] > 0
+    again = load(warehouse, FIXTURES / "fhir", FIXTURES / "vendor", force=True)  # the same versions again: no new row
+    assert all(r.status == "succeeded" and not r.inserted for r in again), again
+    assert rows(warehouse, "SELECT count(*) FROM record_versions") == [before]
+    assert rows(
+        warehouse,
+        "SELECT count(*) FROM (SELECT table_name, writer, record_key FROM record_versions "
+        "GROUP BY ALL HAVING count(*) > 1)",
+    ) == [(0,)]
+    # versions of one appointment: a newer replaces the one held, in place; an older is stale
+    for day, status in ((10, "booked"), (12, "fulfilled"), (11, "noshow")):
+        resource = {**APPOINTMENT, "status": status, "meta": {"lastUpdated": f"2025-03-{day}T08:00:00Z"}}
+        (tmp_path / f"v{day}.ndjson").write_text(json.dumps(resource) + "\n", encoding="utf-8")
+    first, newer, older = (load_one(warehouse, tmp_path / f"v{day}.ndjson") for day in (10, 12, 11))
+    assert (first.inserted, newer.updated, older.stale) == (1, 1, 1), (first, newer, older)
+    assert rows(
+        warehouse,
+        "SELECT version_at, ingest_run_id FROM record_versions WHERE table_name = 'appointments' "
+        "AND record_key = 'fhir' || chr(31) || 'versioned-1'",
+    ) == [(datetime(2025, 3, 12, 8, tzinfo=UTC), newer.run_id)]
+    assert rows(warehouse, "SELECT status FROM appointments WHERE appointment_id = 'versioned-1'") == [("fulfilled",)]
+    assert rows(warehouse, "SELECT count(*) FROM record_versions") == [(before[0] + 1,)]
+
+
+APPOINTMENT = {
+    "resourceType": "Appointment",
+    "id": "versioned-1",
+    "start": "2025-03-03T09:00:00-05:00",
+    "minutesDuration": 20,
+    "participant": [{"actor": {"reference": "Patient/p1"}}, {"actor": {"reference": "Location/EAST"}}],
+}
+
+
+def test_records_counted_a_span_of_positions_at_a_time_give_the_same_counts(
+    tmp_path: Path, empty_warehouse_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rejected, stale, unchanged and multi-row records (a claim and its lines) counted one
+    position per statement give the counts of one statement for the whole file."""
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", SECRET)
+    folders = [FIXTURES / name for name in ("fhir", "vendor", "x12", "billing", "corrupted")]
+    outcomes = []
+    for span in (load_module.COUNT_SPAN, 1):
+        monkeypatch.setattr(load_module, "COUNT_SPAN", span)
+        path = tmp_path / f"span{span}.duckdb"
+        shutil.copyfile(empty_warehouse_file, path)
+        with Warehouse(path) as wh:
+            results = [*load(wh, *folders), *load(wh, *folders, force=True)]
+        outcomes.append(
+            [(r.path, r.status, r.read, r.inserted, r.updated, r.unchanged, r.rejected, r.stale) for r in results]
+        )
+    assert outcomes[0] == outcomes[1]
+    counted = [o for o in outcomes[0] if o[1] == "succeeded"]
+    assert any(o[6] for o in counted) and any(o[5] for o in counted) and any(o[3] > 1 for o in counted), counted
