@@ -168,5 +168,5 @@ def main() -> None:
     except BaseException:
         if not terminated:
             raise
-        typer.echo("error: stopped by SIGTERM; any write in progress was rolled back, nothing was published", err=True)
+        typer.echo("error: stopped by SIGTERM; a load or refresh not yet published was rolled back", err=True)
         sys.exit(128 + signal.SIGTERM)

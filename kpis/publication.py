@@ -237,6 +237,9 @@ def prepare_standby(db: Path) -> None:
         _ready_note(db).write_text(json.dumps(_identity(db)), encoding="utf-8")
     except OSError:
         _discard(copy)
+    except BaseException:  # stopped (SIGTERM, Ctrl-C) while copying: no half copy left on the disk
+        _discard(copy)
+        raise
 
 
 def _identity(db: Path) -> dict[str, int]:
