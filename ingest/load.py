@@ -611,7 +611,6 @@ class Loader:
             # not held is inserted, once: `_rn = 1`. What is held is `_held`, found by the stage,
             # unless another target of the phase wrote versions of the same rows since: then
             # the table itself is asked.)
-            # (`_shared`: the targets of the phase whose table and writer another one writes too)
             shared = n in self._shared
             this = f"v.table_name = {lit(target.table)} AND v.writer = {lit(target.writer)}"
             held = "TRUE" if shared else "_held IS NOT NULL"

@@ -44,7 +44,7 @@ import duckdb
 
 from kpis.config import Config
 from kpis.errors import WarehouseError
-from kpis.storage import Store
+from kpis.storage import Store, spill_capped
 
 BEFORE_PUBLISH = "clinic_kpis.before_publish"
 DEFAULT_WAIT_SECONDS = 3600.0
@@ -192,9 +192,8 @@ def _disk_full(exc: BaseException, config: Config, what: str, spill: Path | None
     DuckDB says "No space left on device" (an IOException) when the disk filled, and raises an
     out-of-memory error naming `max_temp_directory_size` when its spill reached that cap.
     """
-    text = str(exc)
-    capped = isinstance(exc, duckdb.OutOfMemoryException) and "max_temp_directory_size" in text
-    if not capped and not (isinstance(exc, (duckdb.IOException, OSError)) and "No space left on device" in text):
+    capped = spill_capped(exc)
+    if not capped and not (isinstance(exc, (duckdb.IOException, OSError)) and "No space left on device" in str(exc)):
         return None
     db = config.db_path.absolute()
     folders = [db.parent] + ([spill] if spill is not None and spill.absolute().parent != db.parent else [])

@@ -272,6 +272,14 @@ def memory_limited(cursor: Any, limit: str, setting: str, error: type[ClinicKpis
         _restore(cursor, before)
 
 
+def spill_capped(exc: BaseException) -> bool:
+    """Whether `exc` is DuckDB's spill reaching `max_temp_directory_size` (`[warehouse] max_temp_size`).
+
+    DuckDB raises it as an out-of-memory error, but more memory is not the remedy: a refresh must
+    not retry it as one, and the writer reports it as a disk that is full (kpis.publication)."""
+    return isinstance(exc, duckdb.OutOfMemoryException) and "max_temp_directory_size" in str(exc)
+
+
 @contextmanager
 def memory_unlimited(cursor: Any) -> Iterator[None]:
     """DuckDB's own limit (80% of RAM) while the block runs, then the previous limit back: for

@@ -50,7 +50,7 @@ from kpis.serving.answer import AGING_TABLE, FACTS, RESULTS_TABLE, grouping_name
 from kpis.serving.facts import AGING, SCHEMA, TNA, FactTable, Layout, ar_sums, layout
 from kpis.serving.stored import COVERAGE_TABLE, values_table
 from kpis.sql_literals import sql_literal
-from kpis.storage import Store, memory_limited
+from kpis.storage import Store, memory_limited, spill_capped
 
 TNA_TABLE = f"{SCHEMA}.facts_{TNA}"
 DEFAULT_MEMORY_LIMIT = "2GB"
@@ -101,7 +101,7 @@ def refresh(
         with bounded_memory(cursor, config):
             _run(cursor, job, progress)
     except duckdb.OutOfMemoryException as exc:
-        if "max_temp_directory_size" in str(exc):
+        if spill_capped(exc):
             raise  # the spill reached its cap on disk ([warehouse] max_temp_size): kpis.publication says so
         # Too little for this refresh (a full build of a large store, where some steps cannot
         # spill): everything was rolled back; once more with DuckDB's own limit rather than fail.
