@@ -137,3 +137,22 @@ def test_the_spark_benchmark_compares_both_engines_value_by_value() -> None:
     assert "n 30.0 (DuckDB) vs 31.0 (Spark)" in found[0] and "value" in found[1]
     alone = differences(duckdb, duckdb.iloc[:1])[1]
     assert len(alone) == 1 and alone[0].endswith("'location', 'EAST'): only in left_only")
+
+
+def test_the_report_phases_script_times_the_report_it_builds(simulated_practice, tmp_path: Path) -> None:
+    """`benchmarks.report_phases` runs the report's flow on a real warehouse (Chromium, WeasyPrint):
+    every phase and KPI call timed, and the files it writes are the report of that month."""
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "benchmarks.report_phases", str(simulated_practice.config), "2026-08", str(out)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_KPIS_")} | {"PYTHONPATH": str(REPO)}
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = {line[:44].strip(): line[44:].split() for line in done.stdout.splitlines()}
+    for phase in ("the numbers (prepare)", "HTML and PDF (WeasyPrint)", "wh.friction_costs (1x)", "wh.movers (1x)"):
+        assert all(float(figure) >= 0 for figure in lines[phase]), phase
+    wall, cpu, main_thread = map(float, lines["total after the interpreter started"])
+    assert wall > 0 and cpu >= main_thread > 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["clinic-kpis-report-2026-08-practice.html", "clinic-kpis-report-2026-08-practice.pdf"]
+    assert "August 2026" in (out / names[0]).read_text(encoding="utf-8")
+    assert (out / names[1]).read_bytes().startswith(b"%PDF")
