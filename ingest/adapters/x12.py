@@ -4,8 +4,8 @@ A file may mix transaction sets; each is mapped by its ST01. Other transaction s
 acknowledgments, 277 claim status) are counted as ignored. What loads but deserves a look is a
 warning (an 837 without claims, a claim billed before its service, a payment dated by DTM*405
 for want of BPR16), and an envelope error in a UTF-16 file says so. After the rows are written, the
-ledger entries the contract derives from claims and remittances are brought up to date for
-every claim the file touched (`x12_ledger`).
+ledger entries the contract derives from claims are brought up to date for every claim the file's
+837 sets touched (`x12_ledger`); an 835's own entries take their claim's details as they are staged.
 """
 
 from __future__ import annotations
@@ -98,9 +98,13 @@ class X12Adapter:
         batch.warnings += claims.warnings() + remits.warnings()
         for part in (claims, remits):
             batch.ignored.update(part.ignored)
-        touched = claims.claim_ids() | remits.claim_ids()
-        if touched:
-            batch.derived += ledger_derivations(ctx.timezone, sorted(touched))
+        # Only claims (837) change what the derivations compute: a claim's charges follow from its
+        # submissions alone, and an 835's entries were given their claim's details when staged
+        # (`CLAIM_DETAILS`), so for the claims an 835 names both would read the warehouse's claims
+        # and ledger to write nothing (two scans of tables that grow with the warehouse, per file).
+        billed = claims.claim_ids()
+        if billed:
+            batch.derived += ledger_derivations(ctx.timezone, sorted(billed))
         if remits.ids:
             remitted = sorted(remits.claim_ids())
             batch.after_load.append(lambda lookup, run_id: _warn_unbilled(lookup, remitted, batch.warnings))
@@ -170,15 +174,26 @@ def _encoding_note(data: bytes) -> str:
 def _warn_unbilled(lookup: Lookup, claim_ids: list[str], warnings: list[str]) -> None:
     """Say when payments arrive for claims the warehouse has no charge for: until their 837 (or
     ledger export) is loaded, those payments lower A/R with nothing to offset, and A/R can go negative."""
-    # runs after the ledger charges are derived, so a loaded 837 claim has its charge in the
-    # ledger by now, as a ledger export's claim does: one semi-join of the ledger against this
-    # file's claim ids
-    charged = lookup.rows(
-        "SELECT count(DISTINCT claim_id) FROM ledger "
-        "WHERE entry_type = 'charge' AND claim_id IN (SELECT unnest(?::VARCHAR[]))",
-        [claim_ids],
-    )[0][0]
-    missing = len(claim_ids) - charged
+    # runs after the ledger charges are derived: a claim whose 837 is loaded has a charge entry of
+    # each submission by now (`x12_ledger`), so the claims are asked first (a fraction of the
+    # ledger's rows), and only the ids they lack are looked for among the charges a ledger export
+    # wrote (DuckDB skips the ledger's row groups that hold X12 entries only, by `source`)
+    unbilled = [
+        row[0]
+        for row in lookup.rows(
+            "SELECT claim_id FROM (SELECT unnest(?::VARCHAR[]) AS claim_id) "
+            "WHERE claim_id NOT IN (SELECT claim_id FROM claims WHERE source = 'x12')",
+            [claim_ids],
+        )
+    ]
+    charged = 0
+    if unbilled:
+        charged = lookup.rows(
+            "SELECT count(DISTINCT claim_id) FROM ledger WHERE entry_type = 'charge' AND source <> 'x12' "
+            "AND claim_id IN (SELECT unnest(?::VARCHAR[]))",
+            [unbilled],
+        )[0][0]
+    missing = len(unbilled) - charged
     if missing:
         warnings.append(
             f"{missing} of {len(claim_ids)} remitted claims have no claim or charge loaded: their payments lower "

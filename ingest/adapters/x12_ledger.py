@@ -34,7 +34,7 @@ CLAIM_DETAILS_JOIN = (
 )
 
 # A charge entry of each submission of the touched claims (`_touched`, the claim ids a file's
-# claims and payments name): what is in effect after it minus what was before.
+# claims name): what is in effect after it minus what was before.
 _CHARGES = """
     WITH subs AS (
         SELECT c.*, CASE WHEN frequency_code = '8' THEN 0 ELSE billed_amount END AS in_effect
@@ -49,8 +49,9 @@ _CHARGES = """
     FROM subs
 """
 
-# The payment and adjustment entries of the touched claims still missing a claim detail: the
-# ledger target fills them from the claim's first submission (`CLAIM_DETAILS`).
+# The payment and adjustment entries of the touched claims still missing a claim detail (an 835
+# loaded before the claim): the ledger target fills them from the claim's first submission
+# (`CLAIM_DETAILS`).
 _DETAILS_MISSING = (
     "SELECT entry_id, claim_id FROM main.ledger WHERE source = 'x12' AND entry_type <> 'charge' "
     "AND claim_id IN (SELECT claim_id FROM _touched) "

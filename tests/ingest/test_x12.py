@@ -9,6 +9,7 @@ remits_ACME01_2025-04.835  UTF-8 BOM, indented, CRLF: C100 paid 95.00 (CO-45 40 
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -501,3 +502,102 @@ def test_claims_billed_before_their_service_and_837s_without_claims_are_warned_a
     assert result.warnings == [
         "1 837 transaction set(s) hold no claim (no CLM segment): transaction set ST*837*0001 (segment 3)"
     ]
+
+
+# Five months after REMITS, the payer takes back C100's payment (CLP02 22) in a file of its own.
+LATE_REVERSAL = (
+    "ISA*00*          *00*          *ZZ*ACME           *ZZ*CLINICKPIS     *250915*0800*^*00501*000000009*0*P*:~\n"
+)
+LATE_REVERSAL += """GS*HP*ACME*CLINICKPIS*20250915*0800*9*X*005010X221A1~
+ST*835*0001~
+BPR*I*95*C*ACH*CCP*01*999999999*DA*123456*1234567890**01*999999999*DA*654321*20250915~
+TRN*1*TRACE009*1234567890~
+DTM*405*20250914~
+N1*PR*ACME HEALTH~
+REF*2U*ACME01~
+N1*PE*EASTSIDE FAMILY MEDICINE*XX*9999999999~
+LX*1~
+CLP*C100*22*-170*-95*-20*12*PCN100~
+CAS*CO*45*-55~
+CAS*PR*1*-20~
+NM1*QC*1*QUIXOTEZZ*ZEBULON****MI*MEM001~
+SE*13*0001~
+GE*1*9~
+IEA*1*000000009~
+"""
+
+
+def test_a_late_835_reversing_a_claim_months_back_ends_with_the_same_ledger_in_any_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_warehouse_file: Path
+) -> None:
+    """An 835 derives no ledger rows of its claims' (their charges follow from the 837s alone, its
+    entries take their claim's details as they load): a reversal months after the claim, loaded
+    before or after its claims and the first payment, ends with the charges and entries worked
+    out by hand."""
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", "test-secret-not-for-production")
+    late = tmp_path / "remits_ACME01_2025-09.835"
+    late.write_text(LATE_REVERSAL)
+    reversal = "TRACE009|C100|22|PCN100|1"
+    claim = ("C100", key("x12", "MEM001"), "EAST", "1111111111", "ACME01", date(2025, 3, 3))  # its first submission's
+    expected_late = [
+        (f"x12:adjustment:{reversal}:1", *claim, date(2025, 9, 15), "adjustment", None, Decimal("-55.00"), "CO", "45"),
+        (f"x12:payment:{reversal}", *claim, date(2025, 9, 15), "payment", "payer", Decimal("-95.00"), None, None),
+    ]
+    entries = (
+        "SELECT entry_id, claim_id, patient_key, location_id, provider_id, payer_id, service_date, posted_date, "
+        "entry_type, party, amount, group_code, reason_code FROM ledger "
+    )
+    ledgers = []
+    for n, order in enumerate(
+        [(MARCH, APRIL, REMITS, late), (late, REMITS, APRIL, MARCH), (APRIL, late, MARCH, REMITS)]
+    ):
+        path = tmp_path / f"w{n}.duckdb"
+        shutil.copyfile(empty_warehouse_file, path)
+        with Warehouse(path) as wh:
+            for file in order:
+                assert load_one(wh, file).status == "succeeded"
+            assert charges(wh) == EXPECTED_CHARGES
+            assert rows(wh, entries + f"WHERE entry_id LIKE '%{reversal}%' ORDER BY 1") == expected_late
+            ledgers.append(rows(wh, entries + "ORDER BY entry_id"))
+    assert ledgers[1] == ledgers[0] and ledgers[2] == ledgers[0]
+
+
+def test_only_a_files_837_claims_have_ledger_rows_derived(tmp_path: Path) -> None:
+    """The charges and claim details are derived for the claims of the file's 837 sets: an 835
+    alone derives nothing (for its claims they would be computed again, unchanged, by scanning
+    the warehouse's claims and ledger, a cost that grows with the warehouse)."""
+    from ingest.adapters.x12 import X12Adapter
+    from ingest.context import ParseContext
+    from ingest.pseudonymize import Pseudonymizer
+    from ingest.sources import expand
+
+    other = tmp_path / "remits_other.835"
+    other.write_text(REMITS.read_text(encoding="utf-8-sig").replace("CLP*C101*", "CLP*C555*"))
+    mixed = tmp_path / "mixed.x12"
+    mixed.write_bytes(other.read_bytes() + MARCH.read_bytes())
+    derived = {}
+    for path in (REMITS, MARCH, mixed):
+        (file,) = expand([path])
+        batch = X12Adapter().parse(file, ParseContext("America/New_York", Pseudonymizer(b"k")))
+        list(batch.chunks)
+        derived[path.name] = {
+            tuple(rows["claim_id"].to_pylist()) for derivation in batch.derived for rows in derivation.inputs.values()
+        }
+    assert derived == {REMITS.name: set(), MARCH.name: {("C100", "C101")}, mixed.name: {("C100", "C101")}}
+
+
+def test_payments_for_claims_charged_by_a_ledger_export_are_not_flagged(warehouse: Warehouse, tmp_path: Path) -> None:
+    """A remitted claim has a charge if its 837 or a ledger export (Synthea's CL1) charged it."""
+    remits = tmp_path / "remits_CL1.835"
+    remits.write_text(REMITS.read_text(encoding="utf-8-sig").replace("CLP*C101*", "CLP*CL1*"))
+    assert load_one(warehouse, remits).warnings == [
+        "2 of 2 remitted claims have no claim or charge loaded: their payments lower A/R with no charge to "
+        "offset until the 837 files (or the ledger export) for them are ingested"
+    ]
+    load_one(warehouse, FIXTURES / "billing" / "north_transactions.csv")
+    assert load_one(warehouse, remits, force=True).warnings == [
+        "1 of 2 remitted claims have no claim or charge loaded: their payments lower A/R with no charge to "
+        "offset until the 837 files (or the ledger export) for them are ingested"
+    ]
+    load_one(warehouse, MARCH)
+    assert load_one(warehouse, remits, force=True).warnings == []
