@@ -51,6 +51,9 @@ time over the merged row (`warehouse_sql`; the file's value, if the column has o
 the warehouse tables it reads `main.<table>`: a column computed only in the warehouse is
 computed again whenever a later file changes one of them, so it never depends on load order
 (a payer named before the claims that introduce it is filled in when they arrive).
+`depends_on = { <table> = "<SQL condition over its rows>" }` narrows that to a file that wrote
+such rows (a sum of a ledger export's charges is not computed again for every claim after
+each 835 or 837, whose ledger entries it does not read).
 
 Versions: an export's records are as new as the export, and a CSV rarely says when it was
 taken; the latest date among its `as_of` columns (by default every date and date-time it maps)
@@ -102,7 +105,7 @@ CHUNK_CHARS = 32 * 1024 * 1024  # characters of whole lines per chunk on the Arr
 _VALUE = "__value "  # prefix of computed columns, apart from the export's own column names
 _SELF = "{value}"  # stands for the column's computed value inside its error sentence
 _COLUMN_KEYS = {"column", "value", "map", "strict", "format", "timezone", "pseudonymize", "optional", "default"}
-_COLUMN_KEYS |= {"first", "case", "else", "prefix", "suffix", "warehouse_sql"}
+_COLUMN_KEYS |= {"first", "case", "else", "prefix", "suffix", "warehouse_sql", "depends_on"}
 _LOCAL_TO_UTC = (
     "CREATE OR REPLACE MACRO local_to_utc(ts, tz) AS CASE "
     "WHEN timezone(tz, ts - INTERVAL 1 HOUR) + INTERVAL 1 HOUR < timezone(tz, ts) "
@@ -137,6 +140,9 @@ class Spec:
     prefix: str = ""
     suffix: str = ""
     warehouse_sql: str | None = None
+    # table -> which of its rows `warehouse_sql` depends on (SQL over the row): the column is
+    # computed again only after a run that wrote such a row (see `profile_references`)
+    depends_on: tuple[tuple[str, str], ...] = ()
 
     def used(self) -> list[tuple[str, bool]]:
         """(column, optional) pairs this spec reads."""
@@ -313,6 +319,14 @@ def _spec(raw: Any, where: str) -> Spec:
     sources = sum(bool(x) for x in (cols, first, case, "value" in raw))
     if sources > 1 or (sources == 0 and "warehouse_sql" not in raw):
         raise ProfileError(f"{where}: give one of column, value, first or case (and/or warehouse_sql)")
+    depends_on = raw.get("depends_on", {})
+    if not isinstance(depends_on, dict) or not all(isinstance(v, str) for v in depends_on.values()):
+        raise ProfileError(f'{where}.depends_on: expected a table of table = "SQL condition over its rows"')
+    read = set(re.findall(r"\bmain\.([A-Za-z_][A-Za-z0-9_]*)", raw.get("warehouse_sql") or ""))
+    if set(depends_on) - read:
+        raise ProfileError(
+            f"{where}.depends_on: {sorted(set(depends_on) - read)} not read by its warehouse_sql (main.<table>)"
+        )
     mapping = raw.get("map")
     return Spec(
         columns=cols,
@@ -330,6 +344,7 @@ def _spec(raw: Any, where: str) -> Spec:
         prefix=str(raw.get("prefix", "")),
         suffix=str(raw.get("suffix", "")),
         warehouse_sql=raw.get("warehouse_sql"),
+        depends_on=tuple(depends_on.items()),
     )
 
 
@@ -722,8 +737,26 @@ def profile_references(profile: Profile) -> list[Reference]:
             ref = refs[0] if len(refs) == 1 and refs[0] in out.columns else None
             what = f"{column.removesuffix('_id')}s"
             waits = f"a file that adds it to {' or '.join(sorted(reads))} is loaded"
-            found.append(Reference(target, profile.source, reads, "TRUE", ref, what, waits))
+            found.append(Reference(target, profile.source, reads, _again_after(reads, spec), ref, what, waits))
     return found
+
+
+def _again_after(reads: frozenset[str], spec: Spec) -> str:
+    """Which rows to compute again after a run that changed a table `reads` names: all of them,
+    unless the run wrote none of the rows the column depends on (`depends_on`).
+
+    Why: the column is computed over every row of the profile's source; after a file that only
+    writes rows it does not read (an 835's ledger entries, for a sum of a ledger export's charges),
+    that recomputation changes nothing and costs a scan of the warehouse per file. Rows written by
+    a run carry its `ingest_run_id`, which grows with each run, so DuckDB skips the older row groups.
+    """
+    conditions = dict(spec.depends_on)
+    if not conditions or set(reads) - set(conditions):
+        return "TRUE"
+    return " OR ".join(
+        f"EXISTS (SELECT 1 FROM main.{q(table)} WHERE ingest_run_id = {{run}} AND ({conditions[table]}))"
+        for table in sorted(reads)
+    )
 
 
 def _warehouse_only(spec: Spec) -> bool:

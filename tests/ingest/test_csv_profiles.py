@@ -297,3 +297,48 @@ def test_synthea_patient_balance_adjustment_is_a_write_off(warehouse: Warehouse,
     assert (result.read, result.inserted, result.rejected) == (2, 2, 0)
     got = rows(warehouse, "SELECT entry_id, entry_type, party, amount, posted_date FROM ledger ORDER BY 1")
     assert got[1] == ("synthea:T8", "writeoff", "patient", Decimal("45.50"), date(2025, 8, 1))
+
+
+SYNTHEA_CLAIMS_HEADER = (
+    "Id,PATIENTID,PROVIDERID,PRIMARYPATIENTINSURANCEID,DEPARTMENTID,SERVICEDATE,LASTBILLEDDATE1,LASTBILLEDDATEP"
+)
+
+
+def test_a_warehouse_only_column_is_computed_again_only_after_a_run_that_wrote_what_it_depends_on(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """Synthea claims' billed amount is the sum of the ledger export's charges (`depends_on`): an
+    X12 file's ledger entries do not make every such claim computed again (a scan of the
+    warehouse per file); a ledger export's charges, loaded before or after, do."""
+    claims = tmp_path / "north_claims.csv"
+    claims.write_text(
+        f"{SYNTHEA_CLAIMS_HEADER}\n"
+        "CL1,MRN001,3333333333,INS1,NORTH,2025-03-14T14:30:00Z,2025-03-15T12:00:00Z,\n"
+        "CL2,MRN002,3333333333,INS1,NORTH,2025-03-20T14:30:00Z,2025-03-21T12:00:00Z,\n"
+    )
+    billed = "SELECT claim_id, billed_amount FROM claims WHERE source = 'csv:synthea_claims' ORDER BY 1"
+    assert load_one(warehouse, claims).status == "succeeded"
+    assert rows(warehouse, billed) == [("CL1", Decimal("0.00")), ("CL2", Decimal("0.00"))]
+    transactions = FIXTURES / "billing" / "north_transactions.csv"
+    load_one(warehouse, transactions)  # CL1's charge T1, 200.00: computed again
+    assert rows(warehouse, billed) == [("CL1", Decimal("200.00")), ("CL2", Decimal("0.00"))]
+    # a value the rule would not give, to see whether an X12 file makes it computed again
+    warehouse.cursor().execute("UPDATE claims SET billed_amount = 1 WHERE claim_id = 'CL2'")
+    assert load_one(warehouse, FIXTURES / "x12" / "remits_ACME01_2025-04.835").status == "succeeded"
+    assert load_one(warehouse, FIXTURES / "x12" / "claims_2025-03.837").status == "succeeded"
+    assert rows(warehouse, billed) == [("CL1", Decimal("200.00")), ("CL2", Decimal("1.00"))]
+    changed = tmp_path / "north_transactions.csv"  # the export again, T1 now 250.00
+    changed.write_text(transactions.read_text().replace("CHARGE,200.00", "CHARGE,250.00", 1))
+    load_one(warehouse, changed)
+    assert rows(warehouse, billed) == [("CL1", Decimal("250.00")), ("CL2", Decimal("0.00"))]
+
+
+def test_depends_on_names_a_table_the_column_reads(tmp_path: Path) -> None:
+    bad = tmp_path / "mine.toml"
+    bad.write_text(
+        '[[output]]\ntable = "claims"\n[output.columns]\nbilled_amount = { warehouse_sql = '
+        '"(SELECT sum(amount) FROM main.ledger l WHERE l.claim_id = row.claim_id)", '
+        'depends_on = { remittances = "TRUE" } }\n'
+    )
+    with pytest.raises(ProfileError, match=r"depends_on: \[.remittances.\] not read by its warehouse_sql"):
+        load_profile(bad)
