@@ -263,6 +263,9 @@ class _Refresh:
             self.rebuild(table)
             return
         self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT * FROM {keys}")
+        prepared = changes.prepared(table.group)
+        for name, sql in prepared.items():
+            self.cur.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
         relation = changes.restricted(table.relation.sql, table.group)
         select = table.select_sql(where="record_id IN (SELECT key FROM _keys)")
         statement = with_relation(_with_sql(table.relation, relation), [], select)
@@ -293,7 +296,7 @@ class _Refresh:
         self.update_ar_sums(table)
         if self.lay.aging is not None and self.lay.aging[0] is table:
             self.note_aging_accounts(table)
-        for name in ("_keys", "_old", "_new", "_diff", "_ar_diff", keys):
+        for name in ("_keys", "_old", "_new", "_diff", "_ar_diff", keys, *prepared):
             self.cur.execute(f"DROP TABLE IF EXISTS {name}")
 
     def rebuild(self, table: FactTable) -> None:
