@@ -737,10 +737,14 @@ class _Refresh:
             )
 
     def move_results(self, table: FactTable, items: list, months: list[date]) -> None:
-        """Move the month results of additive `items` in `months` by the signed changed rows (kpis.serving.deltas)."""
+        """Move the month results of additive `items` in `months` by the signed changed rows (kpis.serving.deltas).
+
+        The kept cell counts move last: every dimension set reads them as they were before the load.
+        """
         listed = ", ".join(f"DATE '{m.isoformat()}'" for m in months)
         done: dict[str, set[str]] = {}  # event -> groupings whose cells moved (shared by several dimension sets)
-        for event, members, ctx, names in self.additive_contexts(table, items, months):
+        moved_cells: list[tuple[str, list[str], str]] = []
+        for i, (event, members, ctx, names) in enumerate(self.additive_contexts(table, items, months)):
             dims = list(ctx.dims)
             self.cur.execute(
                 f"CREATE OR REPLACE TEMP TABLE _delta AS {deltas.delta_sql(table, event, members, ctx, names, months)}"
@@ -758,19 +762,23 @@ class _Refresh:
             skip = done.setdefault(event, set())
             unseen = f"grouping NOT IN ({', '.join(sql_literal(g) for g in skip)})" if skip else "TRUE"
             cell = ", ".join(["period_start", "grouping", *dims, "rows"])
-            moved = f"SELECT DISTINCT {cell} FROM _merged WHERE {unseen}"
-            self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _cells AS {moved}")
-            same = deltas.matching("_cells", "t", ["period_start", "grouping"], dims)
+            self.cur.execute(
+                f"CREATE OR REPLACE TEMP TABLE _cells_{i} AS SELECT DISTINCT {cell} FROM _merged WHERE {unseen}"
+            )
+            moved_cells.append((event, dims, f"_cells_{i}"))
+            skip.update(names.values())
+        for event, dims, name in moved_cells:
+            same = deltas.matching(name, "t", ["period_start", "grouping"], dims)
             self.cur.execute(
                 f"DELETE FROM {deltas.CELLS_TABLE} AS t WHERE fact_table = '{table.group}' AND event = '{event}' "
                 f"AND period_start IN ({listed}) AND {same}"
             )
             self.cur.execute(
                 f"INSERT INTO {deltas.CELLS_TABLE} BY NAME SELECT '{table.group}' AS fact_table, '{event}' AS event, "
-                "* FROM _cells WHERE rows > 0"
+                f"* FROM {name} WHERE rows > 0"
             )
-            skip.update(names.values())
-        for name in ("_delta", "_merged", "_cells"):
+            self.cur.execute(f"DROP TABLE {name}")
+        for name in ("_delta", "_merged"):
             self.cur.execute(f"DROP TABLE IF EXISTS {name}")
 
     def ensure_cells_table(self) -> bool:
