@@ -38,7 +38,7 @@ from kpis.relations import DATE, DIMENSIONS, Relation, build_relations, local_da
 from kpis.serving import changes
 
 # Bump when the layout of the store or the SQL that reads it changes: every store is rebuilt.
-STORE_VERSION = "3"
+STORE_VERSION = "4"
 SCHEMA = "serving"
 TNA = "third_next_available"
 AGING = "ar_aging"  # A/R aging by month end and dimension cell (kpis.serving.aging), built from the ledger facts

@@ -45,7 +45,7 @@ from kpis.periods import Periods, local_instant_utc, next_period, period_floor
 from kpis.progress import steps
 from kpis.query import QueryContext, render, with_relation
 from kpis.relations import DIMENSIONS, INSTANT, Relation
-from kpis.serving import aging, changes
+from kpis.serving import aging, changes, deltas
 from kpis.serving.answer import AGING_TABLE, FACTS, RESULTS_TABLE, grouping_name, groupings, statements
 from kpis.serving.facts import AGING, SCHEMA, TNA, FactTable, Layout, ar_sums, layout
 from kpis.serving.stored import COVERAGE_TABLE, values_table
@@ -72,6 +72,7 @@ class RefreshSummary:
     unbounded: bool = False  # `[refresh] memory_limit` was too low: it ran again with DuckDB's default
     coverage_recounted: list[str] = field(default_factory=list)  # tables whose coverage was counted whole
     sorted: list[str] = field(default_factory=list)  # fact tables sorted by day again (keep_in_day_order)
+    moved: dict[str, int] = field(default_factory=dict)  # months of additive results moved by signed rows (deltas)
 
 
 def before_publish(store: Store) -> None:
@@ -176,6 +177,7 @@ class _Refresh:
         self.meta_updates: dict[str, str] = {}
         self.aging_noted = False  # the ledger's facts changed: note_aging_accounts kept their accounts
         self.old_days: dict[str, set[date]] = {}  # coverage table -> the previous days of its replaced rows
+        self.signed: set[str] = set()  # groups whose changed fact rows are kept signed (`_signed_<group>`, deltas)
 
     # -- planning -------------------------------------------------------------------------------
 
@@ -261,20 +263,36 @@ class _Refresh:
             self.rebuild(table)
             return
         self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT * FROM {keys}")
+        prepared = changes.prepared(table.group)
+        for name, sql in prepared.items():
+            self.cur.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
         relation = changes.restricted(table.relation.sql, table.group)
         select = table.select_sql(where="record_id IN (SELECT key FROM _keys)")
         statement = with_relation(_with_sql(table.relation, relation), [], select)
         self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _new AS {render(statement)}")
+        # the touched rows' ids found reading the keys alone, then their rows fetched by row id: one
+        # pass over every column of a 29 M-row table to keep a few thousand rows took twice as long
+        self.cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE _old_ids AS SELECT rowid AS _rowid FROM {table.name} "
+            "WHERE _key IN (SELECT key FROM _keys)"
+        )
         self.cur.execute(
             f"CREATE OR REPLACE TEMP TABLE _old AS SELECT rowid AS _rowid, * FROM {table.name} "
-            "WHERE _key IN (SELECT key FROM _keys)"
+            "WHERE rowid IN (SELECT _rowid FROM _old_ids)"
         )
         # by row id: a virtual column, so the delete does not read the keys again
         self.cur.execute(f"DELETE FROM {table.name} WHERE rowid IN (SELECT _rowid FROM _old)")
         self.cur.execute(f"INSERT INTO {table.name} BY NAME SELECT * FROM _new")
         self.keep_in_day_order(table, int(self.cur.execute("SELECT count(*) FROM _new").fetchone()[0]))
-        names = [name for (name,) in self.cur.execute(f"SELECT column_name FROM (DESCRIBE {table.name})").fetchall()]
-        self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _diff AS {_changed_rows(names)}")
+        types = self.fact_types(table)
+        names = list(types)
+        if deltas.additive_items(table, types):  # kept signed for the month results (kpis.serving.deltas)
+            self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _signed_{table.group} AS {deltas.signed_rows(names)}")
+            columns = ", ".join(names)
+            self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _diff AS SELECT {columns} FROM _signed_{table.group}")
+            self.signed.add(table.group)
+        else:
+            self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _diff AS {_changed_rows(names)}")
         if table.ar_items:  # A/R moves only with the rows whose A/R columns changed (not e.g. a claim's settlement)
             posted = table.day_column("posted_date")
             kept = [n for n in names if n in ("_key", posted, *table.dims) or n.startswith("ar_")]
@@ -284,7 +302,7 @@ class _Refresh:
         self.update_ar_sums(table)
         if self.lay.aging is not None and self.lay.aging[0] is table:
             self.note_aging_accounts(table)
-        for name in ("_keys", "_old", "_new", "_diff", "_ar_diff", keys):
+        for name in ("_keys", "_old_ids", "_old", "_new", "_diff", "_ar_diff", keys, *prepared):
             self.cur.execute(f"DROP TABLE IF EXISTS {name}")
 
     def rebuild(self, table: FactTable) -> None:
@@ -304,6 +322,12 @@ class _Refresh:
                 self.tails[table.group] = first
         if self.has_results():
             self.cur.execute(f"DELETE FROM {RESULTS_TABLE} WHERE kpi_id IN ({_ids(table.items)})")
+        if "cells" in self.existing:
+            self.cur.execute(f"DELETE FROM {deltas.CELLS_TABLE} WHERE fact_table = '{table.group}'")
+
+    def fact_types(self, table: FactTable) -> dict[str, str]:
+        """The fact table's columns and their types, in order."""
+        return dict(self.cur.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table.name})").fetchall())
 
     def keep_in_day_order(self, table: FactTable, appended: int) -> None:
         """Sort the fact table by day again once the rows appended since it was last sorted pass
@@ -591,7 +615,8 @@ class _Refresh:
         """Recompute the month results of the months noted, up to the last month of the data."""
         last = self.last_month()
         previous = date.fromisoformat(self.meta["results_last"]) if self.meta.get("results_last") else None
-        if not self.ensure_results_table():
+        results_kept = self.ensure_results_table()
+        if not self.ensure_cells_table() or not results_kept:
             previous = None  # a new table: every group's months
             for table in self.lay.tables:
                 self.months[table.group] = set(self.all_months(table.name, [table.day_column(e) for e in table.events]))
@@ -605,18 +630,36 @@ class _Refresh:
         self.cur.execute(f"DELETE FROM {RESULTS_TABLE} WHERE kpi_id NOT IN ({', '.join(repr(k) for k in kept)})")
         if last is None:
             self.cur.execute(f"DELETE FROM {RESULTS_TABLE}")
+            self.cur.execute(f"DELETE FROM {deltas.CELLS_TABLE}")
             self.meta_updates["results_last"] = ""
             return
         new_months = (
             set(_months_between(next_period(previous, "month"), last)) if previous and previous < last else set()
         )
         if previous and previous > last:
-            self.cur.execute(f"DELETE FROM {RESULTS_TABLE} WHERE period_start > DATE '{last.isoformat()}'")
+            for name in (RESULTS_TABLE, deltas.CELLS_TABLE):
+                self.cur.execute(f"DELETE FROM {name} WHERE period_start > DATE '{last.isoformat()}'")
         groups: list[tuple[str, list, set[date]]] = []
+        counted: dict[str, set[date]] = {}  # group -> months whose cells are recounted with their results
         for table in self.lay.tables:
             months = self.months.get(table.group, set()) | new_months
-            if table.standard:
+            additive = deltas.additive_items(table, self.fact_types(table)) if table.standard else []
+            if additive and previous is not None and table.group in self.signed:
+                # the changed rows' months moved by their signed rows; new months (and the rest) recomputed
+                moved = sorted(m for m in months - new_months if m <= last)
+                if moved:
+                    self.move_results(table, additive, moved)
+                self.summary.moved[table.group] = len(moved)
+                rest = [item for item in table.standard if item not in additive]
+                if rest:
+                    groups.append((table.group, rest, months))
+                if new_months:
+                    groups.append((table.group, additive, new_months))
+                    counted[table.group] = new_months
+            elif table.standard:
                 groups.append((table.group, list(table.standard), months))
+                if additive:
+                    counted[table.group] = months
             if table.ar_items:
                 tail = self.tails.get(table.group)
                 ar_months = months | (set(_months_between(tail, last)) if tail else set())
@@ -628,6 +671,13 @@ class _Refresh:
             for first_month, last_month in _runs(wanted):
                 self.recompute(items, first_month, last_month)
             self.summary.months[group] = self.summary.months.get(group, 0) + len(wanted)
+        tables = {t.group: t for t in self.lay.tables}
+        for group, months in counted.items():
+            wanted = sorted(m for m in months if m <= last)
+            if wanted:
+                self.recount_cells(tables[group], wanted)
+        for group in self.signed:
+            self.cur.execute(f"DROP TABLE IF EXISTS _signed_{group}")
         self.meta_updates["results_last"] = last.isoformat()
 
     def recompute(self, items: list, first: date, last: date) -> None:
@@ -650,6 +700,107 @@ class _Refresh:
                     f"SELECT * EXCLUDE (grouping_id), CASE grouping_id {names} END AS grouping "
                     f"FROM ({render(statement)}) AS r"
                 )
+
+    def additive_contexts(
+        self, table: FactTable, items: list, months: list[date]
+    ) -> Iterator[tuple[str, list, QueryContext, dict[tuple[str, ...], str]]]:
+        """(event, items, context, grouping names) for each event column and dimension set of `items`."""
+        first, last = deltas.month_span(months)
+        periods = Periods.between(first, last, "month", self.config.timezone)
+        by_event: dict[str, dict[tuple[str, ...], list]] = {}
+        for item in items:
+            event = item.spec.event_column(item.options)
+            by_event.setdefault(event, {}).setdefault(item.spec.dimensions, []).append(item)
+        for event, by_dims in by_event.items():
+            for dims, members in by_dims.items():
+                sets = tuple(groupings(dims))
+                ctx = QueryContext(self.config, self.lay.relations, periods, sets)
+                yield event, members, ctx, {g: grouping_name(g) for g in sets}
+
+    def recount_cells(self, table: FactTable, months: list[date]) -> None:
+        """Count `table`'s rows per cell (`deltas.CELLS_TABLE`) for `months`, by each additive KPI's event."""
+        additive = deltas.additive_items(table, self.fact_types(table))
+        listed = ", ".join(f"DATE '{m.isoformat()}'" for m in months)
+        self.cur.execute(
+            f"DELETE FROM {deltas.CELLS_TABLE} WHERE fact_table = '{table.group}' AND period_start IN ({listed})"
+        )
+        sets: dict[str, dict[tuple[str, ...], None]] = {}
+        for event, _, ctx, _ in self.additive_contexts(table, additive, months):
+            sets.setdefault(event, {}).update(dict.fromkeys(ctx.grouping_sets))
+        first, last = deltas.month_span(months)
+        periods = Periods.between(first, last, "month", self.config.timezone)
+        for event, found in sets.items():
+            ctx = QueryContext(self.config, self.lay.relations, periods, tuple(found))
+            names = {g: grouping_name(g) for g in found}
+            self.cur.execute(
+                f"INSERT INTO {deltas.CELLS_TABLE} BY NAME {deltas.cells_sql(table, event, ctx, names, months)}"
+            )
+
+    def move_results(self, table: FactTable, items: list, months: list[date]) -> None:
+        """Move the month results of additive `items` in `months` by the signed changed rows (kpis.serving.deltas).
+
+        The kept cell counts move last: every dimension set reads them as they were before the load.
+        """
+        listed = ", ".join(f"DATE '{m.isoformat()}'" for m in months)
+        done: dict[str, set[str]] = {}  # event -> groupings whose cells moved (shared by several dimension sets)
+        moved_cells: list[tuple[str, list[str], str]] = []
+        for i, (event, members, ctx, names) in enumerate(self.additive_contexts(table, items, months)):
+            dims = list(ctx.dims)
+            self.cur.execute(
+                f"CREATE OR REPLACE TEMP TABLE _delta AS {deltas.delta_sql(table, event, members, ctx, names, months)}"
+            )
+            self.cur.execute(
+                f"CREATE OR REPLACE TEMP TABLE _merged AS {deltas.merged_sql(RESULTS_TABLE, dims, table.group, event)}"
+            )
+            keys = ["kpi_id", "period_start", "grouping"]
+            self.cur.execute(
+                f"DELETE FROM {RESULTS_TABLE} AS t WHERE kpi_id IN ({_ids(members)}) AND period_start IN ({listed}) "
+                f"AND {deltas.matching('_merged', 't', keys, dims)}"
+            )
+            columns = ", ".join([*keys, *dims, "numerator", "denominator", "value", "n", "unknown"])
+            self.cur.execute(f"INSERT INTO {RESULTS_TABLE} BY NAME SELECT {columns} FROM _merged WHERE rows > 0")
+            skip = done.setdefault(event, set())
+            unseen = f"grouping NOT IN ({', '.join(sql_literal(g) for g in skip)})" if skip else "TRUE"
+            cell = ", ".join(["period_start", "grouping", *dims, "rows"])
+            self.cur.execute(
+                f"CREATE OR REPLACE TEMP TABLE _cells_{i} AS SELECT DISTINCT {cell} FROM _merged WHERE {unseen}"
+            )
+            moved_cells.append((event, dims, f"_cells_{i}"))
+            skip.update(names.values())
+        for event, dims, name in moved_cells:
+            same = deltas.matching(name, "t", ["period_start", "grouping"], dims)
+            self.cur.execute(
+                f"DELETE FROM {deltas.CELLS_TABLE} AS t WHERE fact_table = '{table.group}' AND event = '{event}' "
+                f"AND period_start IN ({listed}) AND {same}"
+            )
+            self.cur.execute(
+                f"INSERT INTO {deltas.CELLS_TABLE} BY NAME SELECT '{table.group}' AS fact_table, '{event}' AS event, "
+                f"* FROM {name} WHERE rows > 0"
+            )
+            self.cur.execute(f"DROP TABLE {name}")
+        for name in ("_delta", "_merged"):
+            self.cur.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def ensure_cells_table(self) -> bool:
+        """Create `serving.cells` with the results' dimensions; False if it was (re)created."""
+        dims = [
+            f"{n} {k}"
+            for n, k in self.cur.execute(f"SELECT column_name, column_type FROM (DESCRIBE {RESULTS_TABLE})").fetchall()
+            if n in DIMENSIONS
+        ]
+        wanted = ["fact_table VARCHAR", "event VARCHAR", "period_start DATE", "grouping VARCHAR", *dims, "rows BIGINT"]
+        if "cells" in self.existing:
+            have = [
+                f"{n} {k}"
+                for n, k in self.cur.execute(
+                    f"SELECT column_name, column_type FROM (DESCRIBE {deltas.CELLS_TABLE})"
+                ).fetchall()
+            ]
+            if have == wanted:
+                return True
+        self.cur.execute(f"CREATE OR REPLACE TABLE {deltas.CELLS_TABLE} ({', '.join(wanted)})")
+        self.existing.add("cells")
+        return False
 
     def ensure_results_table(self) -> bool:
         """Create `serving.results` with every dimension the facts have; False if it was (re)created."""
