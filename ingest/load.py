@@ -65,7 +65,12 @@ class TableMeta:
 
 
 def read_schema(cur: duckdb.DuckDBPyConnection) -> dict[str, TableMeta]:
-    """Columns, primary keys and CHECK constraints of every warehouse table, from DuckDB's catalog."""
+    """Columns, keys and CHECK constraints of every warehouse table, from DuckDB's catalog.
+
+    A table's key is its primary key, or the key `table_keys` declares for it: the fact tables
+    have no key index (migration 009: DuckDB cannot spill one), and the load path keeps their
+    keys unique itself.
+    """
     cols: dict[str, dict[str, Column]] = {}
     for table, name, dtype, nullable, default in cur.execute(
         "SELECT table_name, column_name, data_type, is_nullable = 'YES', column_default "
@@ -83,6 +88,9 @@ def read_schema(cur: duckdb.DuckDBPyConnection) -> dict[str, TableMeta]:
             keys[table] = tuple(names)
         else:
             rules.setdefault(table, []).append(Constraint(expression, tuple(dict.fromkeys(names))))
+    if "table_keys" in cols:
+        for table, names in cur.execute("SELECT table_name, key_columns FROM main.table_keys").fetchall():
+            keys.setdefault(table, tuple(names))
     return {t: TableMeta(t, c, keys.get(t, ()), tuple(rules.get(t, ()))) for t, c in cols.items()}
 
 
@@ -361,6 +369,7 @@ class Loader:
             self._check(target, name)
         for target, name in staged:
             self._dedupe(target, name)
+        self._one_insert_per_key(staged)
         self._shared = {name for target, name in staged if owners[target.table, target.writer] > 1}
         for target, name in staged:
             self._apply(target, name, run_id, outcomes or target.counted)
@@ -368,6 +377,37 @@ class Loader:
             self.cur.execute(f"DROP VIEW IF EXISTS _d{name}")  # before the tables it reads
             self.cur.execute(f"DROP TABLE IF EXISTS _r{name}")
             self.cur.execute(f"DROP TABLE IF EXISTS _c{name}")
+
+    def _one_insert_per_key(self, staged: list[tuple[Target, str]]) -> None:
+        """Fail the file if two targets of this phase would insert the same key into one table.
+
+        Each target was staged against the table as it was before any of them wrote, so its own
+        `_exists` and `_rn` cannot see the other's new rows, and the fact tables have no key index
+        to refuse a second row (migration 009). Targets of a phase write distinct keys by
+        construction (a transaction's charge, payment and adjustment); a profile that does not is
+        an error, as the key index made it before.
+        """
+        by_table: dict[str, list[str]] = {}
+        for target, n in staged:
+            if target.mode != "update":
+                by_table.setdefault(target.table, []).append(n)
+        out = "(SELECT _pos FROM _fail UNION ALL SELECT _pos FROM _stale UNION ALL SELECT _pos FROM _wait)"
+        for table, names in by_table.items():
+            if len(names) < 2:
+                continue
+            meta = self.schema[table]
+            keys = ", ".join(q(k) for k in meta.key)
+            new = " UNION ALL ".join(
+                f"SELECT _pos, {keys} FROM _d{n} WHERE NOT _exists AND _rn = 1 AND _pos NOT IN {out}" for n in names
+            )
+            found = self.cur.execute(
+                f"SELECT min(_pos), max(_pos), {self._key_text(meta, '')} FROM ({new}) GROUP BY ALL "
+                "HAVING count(*) > 1 ORDER BY 1, 2 LIMIT 1"
+            ).fetchall()
+            if found:
+                first, second, what = found[0]
+                where = f"{self._kind} {first}" if first == second else f"{self._kind}s {first} and {second}"
+                raise IngestError(f"{where} write the {table} row {what} twice: a file may write each row once")
 
     def _stage(self, slot: _Slot) -> str:
         """Temp table `_cN`: the rows as given, typed, merged with the warehouse row of their key,
