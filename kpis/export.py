@@ -69,7 +69,7 @@ MONTH_OF: dict[str, tuple[str, str, tuple[str, str] | None]] = {
 # How the warehouse is loaded, not what happened: the schema version (in the manifest instead),
 # the incremental-load state (versions, references, waiting updates) and the key's fingerprint.
 NOT_EXPORTED = frozenset(
-    {"schema_migrations", "record_versions", "source_references", "waiting_rows", "warehouse_settings"}
+    {"schema_migrations", "record_versions", "source_references", "waiting_rows", "warehouse_settings", "table_keys"}
 )
 
 # DuckDB column type -> the Spark SQL type a reader declares; anything else is refused, so a

@@ -63,7 +63,14 @@ def test_tables_by_local_month_with_a_manifest(fx: Fixture, tmp_path: Path) -> N
     manifest = read_manifest(lake)
     assert manifest["schema_version"] == latest_schema_version() == summary.schema_version
     assert manifest["time_zone"] == "America/New_York"
-    loading = {"schema_migrations", "record_versions", "source_references", "waiting_rows", "warehouse_settings"}
+    loading = {
+        "schema_migrations",
+        "record_versions",
+        "source_references",
+        "waiting_rows",
+        "warehouse_settings",
+        "table_keys",
+    }
     assert set(manifest["tables"]).isdisjoint(loading) and "change_versions" in manifest["tables"]
     appointments = manifest["tables"]["appointments"]
     assert (appointments["partition_by"], appointments["month_of"]) == ("month", "scheduled_start")
