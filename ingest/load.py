@@ -707,8 +707,9 @@ class Loader:
 
         Counted COUNT_SPAN positions at a time, each span by two aggregations (per record and
         target, then per record): it runs after the file's rows are written, when the key index
-        DuckDB keeps of the rows a transaction added (not spillable: ~0.5 GB for 10 M slots)
-        leaves little of `[ingest] memory_limit`, and one aggregation of 10 M records ran out of it.
+        DuckDB kept of the rows a transaction added (not spillable: ~0.5 GB for 10 M slots, until
+        migration 009 dropped the fact tables' keys) left little of `[ingest] memory_limit`, and
+        one aggregation of 10 M records ran out of it.
         """
         ((low, high),) = self.cur.execute(
             "SELECT min(_pos), max(_pos) FROM (SELECT _pos FROM _outcome UNION ALL SELECT _pos FROM _fail)"

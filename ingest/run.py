@@ -337,9 +337,10 @@ def _load_once(run: _Run, file: InputFile, adapter: Adapter) -> FileResult:
             )
             # The COMMIT merges the key index of the rows the file added into the table's: for a
             # few million new keys (~50-80 bytes each) DuckDB needs both at once, and it cannot
-            # spill them. Out of memory there, DuckDB invalidates the whole database (a fatal
-            # error, not one the file can be loaded again after), so the commit alone runs under
-            # DuckDB's own limit; the configured one is back right after it (memory_restored).
+            # spill them (the fact tables have none since migration 009; the small ones do). Out
+            # of memory there, DuckDB invalidates the whole database (a fatal error, not one the
+            # file can be loaded again after), so the commit alone runs under DuckDB's own limit;
+            # the configured one is back right after it (memory_restored).
             cur.execute("RESET memory_limit")
     except IngestError as exc:
         message = str(exc) if str(exc).startswith(file.name) else f"{file.name}: {exc}"
