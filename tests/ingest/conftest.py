@@ -80,10 +80,11 @@ def snapshot(wh: Warehouse, *, lineage: bool = True) -> dict[str, list[tuple]]:
     """Every table's rows but the run log's (and the key fingerprint's), sorted, for before/after
     comparisons (with or without the columns that record lineage). The results store (schema
     `serving`) is derived from these and compared with a rebuild in its own tests."""
+    bookkeeping = ("ingest_runs", "rejects", "schema_migrations", "warehouse_settings", "change_versions", "table_keys")
     tables = [
         t
         for (t,) in rows(wh, "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY 1")
-        if t not in ("ingest_runs", "rejects", "schema_migrations", "warehouse_settings", "change_versions")
+        if t not in bookkeeping
     ]
     found = {}
     for t in tables:
