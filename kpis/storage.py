@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -176,19 +177,26 @@ class Store:
                 f"run `clinic-kpis init --db {self.path}` once"
             )
         self._con.execute(_BOOTSTRAP)
-        for mig in known:
-            if mig.version <= current:
-                continue
-            self._con.execute("BEGIN TRANSACTION")
-            try:
-                self._con.execute(mig.sql)
-                self._con.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [mig.version, mig.name]
-                )
-                self._con.execute("COMMIT")
-            except BaseException:
-                self._con.execute("ROLLBACK")
-                raise
+        # a migration that rewrites the fact tables (009) takes minutes at 10 M appointments:
+        # DuckDB's progress bar shows it on a terminal, and nothing is printed when piped
+        ((shown,),) = self._con.execute("SELECT current_setting('enable_progress_bar')").fetchall()
+        self._con.execute(f"SET enable_progress_bar = {'true' if shown and sys.stderr.isatty() else 'false'}")
+        try:
+            for mig in known:
+                if mig.version > current:
+                    self._migrate(mig)
+        finally:
+            self._con.execute(f"SET enable_progress_bar = {'true' if shown else 'false'}")
+
+    def _migrate(self, mig: Migration) -> None:
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            self._con.execute(mig.sql)
+            self._con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [mig.version, mig.name])
+            self._con.execute("COMMIT")
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
 
     def tables(self) -> list[str]:
         """Names of the warehouse's own tables (schema main; the results store's are derived), sorted."""
