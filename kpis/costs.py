@@ -32,6 +32,7 @@ from kpis import privacy
 from kpis.config import COST_SETTINGS
 from kpis.formatting import format_value, state_text
 from kpis.periods import next_period, parse_bound, period_floor
+from kpis.serving import payments
 from kpis.sql_literals import sql_literal
 
 # `wh` below is a kpis.warehouse.Warehouse; not imported here, as Warehouse imports this module.
@@ -208,15 +209,25 @@ def average_payment(wh: Warehouse, month: date, filters: Mapping[str, Any]) -> f
     Reversals count negative. With a location, provider or payer filter, only that segment's
     claims count. None when no claim was paid in the window.
 
-    A published snapshot (read-only) answers the practice and every single location from one
-    grouped statement, kept for the snapshot (`Warehouse._memo`): the Overview asks the practice
-    first, and a filter change to one location then finds its figure instead of joining a year
-    of remittances to the claims again. The groups are the same rows the filtered statement
-    reads, so the figures are the same (sums of DECIMAL amounts, distinct paid claims per group).
+    The results store answers the practice and any single location, provider or payer
+    (`kpis.serving.payments`: the same rows and figures, kept per window month by the refresh).
+    Else (several values, a combination of dimensions, a store that cannot answer) the statement
+    runs on the raw tables; a published snapshot (read-only) answers the practice and every single
+    location from one grouped statement, kept for the snapshot (`Warehouse._memo`): a filter
+    change to one location then finds its figure instead of joining a year of remittances to the
+    claims again. The groups are the same rows the filtered statement reads, so the figures are
+    the same (sums of DECIMAL amounts, distinct paid claims per group).
     """
     scoped = {dim: _as_list(values) for dim, values in filters.items() if dim in _PAYMENT_COLUMNS}
-    one_location = set(scoped) == {"location"} and len(scoped["location"]) == 1
-    if getattr(wh, "read_only", False) and (not scoped or one_location):
+    single = len(scoped) == 1 and len(next(iter(scoped.values()))) == 1
+    found = None
+    if not scoped or single:
+        dimension, values = next(iter(scoped.items())) if scoped else (None, [None])
+        found = payments.stored(wh, month, dimension, values[0])
+    one_location = set(scoped) == {"location"} and single
+    if found is not None:
+        paid, claims = found
+    elif getattr(wh, "read_only", False) and (not scoped or one_location):
         groups = wh._memo(("average_payment", month), lambda: _payments_by_location(wh, month))
         paid, claims = groups.get(str(scoped["location"][0]) if scoped else None, (None, 0))
     else:
@@ -231,6 +242,7 @@ def average_payment(wh: Warehouse, month: date, filters: Mapping[str, Any]) -> f
     return float(paid) / int(claims)
 
 
+# kpis.serving.payments keeps the same segments of the same rows
 _PAYMENT_COLUMNS = {"location": "c.location_id", "provider": "c.provider_id", "payer": "r.payer_id"}
 _PAYMENTS = "SUM(r.paid_amount), COUNT(DISTINCT r.claim_id) FILTER (WHERE r.status = 'paid')"
 _PAID_CLAIMS = (

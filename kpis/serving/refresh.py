@@ -45,7 +45,7 @@ from kpis.periods import Periods, local_instant_utc, next_period, period_floor
 from kpis.progress import steps
 from kpis.query import QueryContext, render, with_relation
 from kpis.relations import DIMENSIONS, INSTANT, Relation
-from kpis.serving import aging, changes, deltas
+from kpis.serving import aging, changes, deltas, payments
 from kpis.serving.answer import AGING_TABLE, FACTS, RESULTS_TABLE, grouping_name, groupings, statements
 from kpis.serving.facts import AGING, SCHEMA, TNA, FactTable, Layout, ar_sums, layout
 from kpis.serving.stored import COVERAGE_TABLE, values_table
@@ -202,6 +202,7 @@ class _Refresh:
             and self.meta.get("covered_run") == str(self.last_run)
             and self.has_results()
             and all(self.fresh(group, table) for group, table in groups)
+            and payments.built(self.meta)
         )
 
     def plan(self) -> list[tuple[str, Callable[[], None]]]:
@@ -223,6 +224,7 @@ class _Refresh:
             ("month results", self.results),
             ("coverage", self.coverage),
             ("dimension values", self.dimension_values),
+            ("average payments", self.payments),
             ("data ends", self.finish),
         ]
         return work
@@ -826,6 +828,12 @@ class _Refresh:
         return False
 
     # -- small views and meta -------------------------------------------------------------------
+
+    def payments(self) -> None:
+        """The average payment's windows (`kpis.serving.payments`), up to the month results' last month."""
+        last = self.meta_updates.get("results_last")
+        data_last = date.fromisoformat(last) if last else None
+        self.meta_updates.update(payments.refresh(self.cur, self.watermark, self.meta, data_last))
 
     def coverage(self) -> None:
         """Coverage by day: recounted for the days the changed rows fall on, or whole tables if need be."""
