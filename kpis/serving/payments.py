@@ -65,21 +65,19 @@ def windows_sql(first: date, last: date) -> str:
     kinds = ", ".join(f"('{name}')" for name in SEGMENTS)
     span = f"INTERVAL {WINDOW_MONTHS} MONTH"
     return f"""
-        WITH joined AS (
+        WITH joined AS MATERIALIZED (
             SELECT r.claim_id, r.status, r.paid_amount, {MONTH} AS month,
                    c.location_id, c.provider_id, r.payer_id
             FROM remittances r
             LEFT JOIN (SELECT DISTINCT claim_id, location_id, provider_id FROM claims) c USING (claim_id)
             WHERE r.paid_date >= DATE '{read_from}' AND r.paid_date < DATE '{read_to}'
         ),
-        cells AS (
-            SELECT NULL::VARCHAR AS dimension, NULL::VARCHAR AS id, claim_id, status, paid_amount, month FROM joined
-            UNION ALL
+        cells AS MATERIALIZED (  -- each joined row in the practice's cell and in its segments' (NULL ids in none)
             SELECT * FROM (
                 SELECT d.dimension, CAST(CASE d.dimension {whens} END AS VARCHAR) AS id,
                        claim_id, status, paid_amount, month
-                FROM joined CROSS JOIN (VALUES {kinds}) AS d(dimension)
-            ) AS s WHERE id IS NOT NULL
+                FROM joined CROSS JOIN (VALUES (NULL), {kinds}) AS d(dimension)
+            ) AS s WHERE dimension IS NULL OR id IS NOT NULL
         ),
         sums AS (SELECT dimension, id, month, SUM(paid_amount) AS paid FROM cells GROUP BY ALL),
         paid_months AS (
@@ -117,8 +115,59 @@ def windows_sql(first: date, last: date) -> str:
     """
 
 
+def grouped_sql(first: date, last: date) -> str:
+    """The same as `windows_sql`, by the raw statement itself: each remittance joined to the windows
+    it falls in and grouped by window and segment (GROUPING SETS, COUNT(DISTINCT)).
+
+    Its cost grows with the windows (every remittance is read once per window, up to 12), where
+    `windows_sql` reads each once but spreads it over the segments first: at 1 M one window took
+    0.25 s CPU here and 0.67 s there, 24 windows 3.3 s and 1.2 s. `SHORT_RUN` picks between them.
+    """
+    read_from = _months_later(first, 1 - WINDOW_MONTHS)
+    read_to = next_period(last, "month")
+    columns = list(SEGMENTS.values())
+    grouping = f"GROUPING({', '.join(f'j.{c}' for c in columns)})"
+    sets = ", ".join(["(s.period_start)", *(f"(s.period_start, j.{c})" for c in columns)])
+    # GROUPING() has one bit per column, the first the highest: a segment's rows roll up the others
+    bits = {name: (1 << len(columns)) - 1 - (1 << (len(columns) - 1 - i)) for i, name in enumerate(SEGMENTS)}
+    dimension = " ".join(f"WHEN {bit} THEN '{name}'" for name, bit in bits.items())
+    value = " ".join(f"WHEN {bit} THEN j_{column}" for (_, bit), column in zip(bits.items(), columns, strict=True))
+    return f"""
+        WITH spine AS (
+            SELECT CAST(range AS DATE) AS period_start
+            FROM range(DATE '{first}', DATE '{read_to}', INTERVAL 1 MONTH)
+        ),
+        joined AS (
+            SELECT r.claim_id, r.status, r.paid_amount, {MONTH} AS month,
+                   c.location_id, c.provider_id, r.payer_id
+            FROM remittances r
+            LEFT JOIN (SELECT DISTINCT claim_id, location_id, provider_id FROM claims) c USING (claim_id)
+            WHERE r.paid_date >= DATE '{read_from}' AND r.paid_date < DATE '{read_to}'
+        ),
+        grouped AS (
+            SELECT s.period_start, {grouping} AS g, {", ".join(f"j.{c} AS j_{c}" for c in columns)},
+                   SUM(j.paid_amount) AS paid,
+                   COUNT(DISTINCT j.claim_id) FILTER (WHERE j.status = 'paid') AS claims
+            FROM joined AS j
+            JOIN spine AS s ON s.period_start >= j.month AND s.period_start < j.month + INTERVAL {WINDOW_MONTHS} MONTH
+            GROUP BY GROUPING SETS ({sets})
+        )
+        SELECT * FROM (
+            SELECT period_start, CASE g {dimension} END AS dimension,
+                   CAST(CASE g {value} END AS VARCHAR) AS id, paid, claims
+            FROM grouped
+        ) AS x
+        WHERE claims > 0 AND (dimension IS NULL OR id IS NOT NULL)
+    """
+
+
+SHORT_RUN = 2  # windows in a row up to which `grouped_sql` fills them (else `windows_sql`)
+
 # what a stored table depends on: the statement that fills it (a change rebuilds the table)
-VERSION = hashlib.sha256(windows_sql(date(2000, 1, 1), date(2000, 1, 1)).encode("utf-8")).hexdigest()[:16]
+_SAMPLE = date(2000, 1, 1)
+VERSION = hashlib.sha256((windows_sql(_SAMPLE, _SAMPLE) + grouped_sql(_SAMPLE, _SAMPLE)).encode("utf-8")).hexdigest()[
+    :16
+]
 
 
 def built(meta: dict[str, str]) -> bool:
@@ -162,7 +211,9 @@ def refresh(cur: Any, watermark: int | None, meta: dict[str, str], data_last: da
             cur.execute(f"DELETE FROM {TABLE} WHERE period_start > DATE '{cut}'")
     for run_first, run_last in _runs(windows):
         cur.execute(f"DELETE FROM {TABLE} WHERE period_start BETWEEN DATE '{run_first}' AND DATE '{run_last}'")
-        cur.execute(f"INSERT INTO {TABLE} {windows_sql(run_first, run_last)} ORDER BY ALL")
+        short = len(_months_between(run_first, run_last)) <= SHORT_RUN
+        fill = grouped_sql if short else windows_sql
+        cur.execute(f"INSERT INTO {TABLE} {fill(run_first, run_last)} ORDER BY ALL")
     cur.execute(
         f"CREATE OR REPLACE TABLE {MONTHS_TABLE} AS SELECT {MONTH} AS month, COUNT(*) AS remittances "
         "FROM remittances AS r GROUP BY ALL ORDER BY month"

@@ -103,6 +103,24 @@ def test_the_stored_average_payment_equals_the_raw_statement_in_every_window_and
         assert payments.stored(wh, last, "provider", provider) not in (None, (None, 0))
 
 
+def test_both_fills_give_the_same_windows_over_any_run_of_months(simulated_practice: SimulatedPractice) -> None:
+    """The refresh fills short runs of windows with the grouped raw statement, long ones with the
+    spans (`payments.SHORT_RUN`): the same rows either way, for one window, two, and every one."""
+    with simulated_practice.open() as wh:
+        cur = wh.cursor()
+        first, last = cur.execute(
+            "SELECT CAST(DATE_TRUNC('month', MIN(paid_date)) AS DATE), "
+            "CAST(DATE_TRUNC('month', MAX(paid_date)) AS DATE) FROM remittances"
+        ).fetchone()
+        middle = date(first.year + (first.month > 6), (first.month + 5) % 12 + 1, 1)
+        for a, b in [(last, last), (middle, next_period(middle, "month")), (first, last), (middle, last)]:
+            spans, grouped = payments.windows_sql(a, b), payments.grouped_sql(a, b)
+            (rows,) = cur.execute(f"SELECT count(*) FROM ({grouped})").fetchone()
+            both_ways = f"(({spans}) EXCEPT ALL ({grouped})) UNION ALL (({grouped}) EXCEPT ALL ({spans}))"
+            (differ,) = cur.execute(f"SELECT count(*) FROM ({both_ways}) AS d").fetchone()
+            assert rows > 0 and differ == 0, (a, b)
+
+
 def _tables_equal_a_rebuild(db: Path, config: Path, tmp_path: Path) -> None:
     rebuilt = tmp_path / "rebuilt.duckdb"
     shutil.copyfile(db, rebuilt)
