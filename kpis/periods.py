@@ -68,6 +68,34 @@ def previous_period(start: date, grain: str) -> date:
     return period_floor(start - timedelta(days=1), grain)
 
 
+def months_between(first: date, last: date | None) -> list[date]:
+    """The month starts from the month of `first` through `last` (none if `last` is None or earlier).
+
+    The store's refresh walks the months a load touched with it, one month at a time, because
+    month results and the payment windows are kept per month.
+    """
+    months: list[date] = []
+    month = period_floor(first, "month")
+    while last is not None and month <= last:
+        months.append(month)
+        month = next_period(month, "month")
+    return months
+
+
+def month_runs(months: list[date]) -> list[tuple[date, date]]:
+    """Sorted month starts grouped into (first, last) runs of consecutive months.
+
+    A run is recomputed by one statement over its range rather than one per month.
+    """
+    runs: list[tuple[date, date]] = []
+    for month in months:
+        if runs and next_period(runs[-1][1], "month") == month:
+            runs[-1] = (runs[-1][0], month)
+        else:
+            runs.append((month, month))
+    return runs
+
+
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _YEAR = re.compile(r"^(\d{4})$")

@@ -41,7 +41,7 @@ from kpis.coverage import COVERAGE, coverage_sql
 from kpis.custom import third_next_available
 from kpis.dimensions import source_tables, values_sql
 from kpis.engine import grouping_id
-from kpis.periods import Periods, local_instant_utc, next_period, period_floor
+from kpis.periods import Periods, local_instant_utc, month_runs, months_between, next_period, period_floor
 from kpis.progress import steps
 from kpis.query import QueryContext, render, with_relation
 from kpis.relations import DIMENSIONS, INSTANT, Relation
@@ -486,7 +486,7 @@ class _Refresh:
             days = f"day >= DATE '{_monday(first)}' AND day <= DATE '{_monday(last)}'"
             self.cur.execute(f"DELETE FROM {TNA_TABLE} WHERE {days}{only}")
             self.cur.execute(f"INSERT INTO {TNA_TABLE} BY NAME {self.tna_pairs(providers, first, last)}")
-            months |= set(_months_between(_monday(first), _monday(last)))
+            months |= set(months_between(_monday(first), _monday(last)))
             self.summary.recomputed_rows[TNA] = self.summary.recomputed_rows.get(TNA, 0) + (last - first + 1)
         weeks = self.tna_weeks()
         self.meta_updates["tna_weeks"] = f"{weeks[0]},{weeks[1]}"
@@ -636,7 +636,7 @@ class _Refresh:
             self.meta_updates["results_last"] = ""
             return
         new_months = (
-            set(_months_between(next_period(previous, "month"), last)) if previous and previous < last else set()
+            set(months_between(next_period(previous, "month"), last)) if previous and previous < last else set()
         )
         if previous and previous > last:
             for name in (RESULTS_TABLE, deltas.CELLS_TABLE):
@@ -664,13 +664,13 @@ class _Refresh:
                     counted[table.group] = months
             if table.ar_items:
                 tail = self.tails.get(table.group)
-                ar_months = months | (set(_months_between(tail, last)) if tail else set())
+                ar_months = months | (set(months_between(tail, last)) if tail else set())
                 groups.append((table.group, list(table.ar_items), ar_months))
         if self.lay.tna is not None:
             groups.append((TNA, [self.lay.tna], self.months.get(TNA, set()) | new_months))
         for group, items, months in groups:
             wanted = sorted(m for m in months if m <= last)
-            for first_month, last_month in _runs(wanted):
+            for first_month, last_month in month_runs(wanted):
                 self.recompute(items, first_month, last_month)
             self.summary.months[group] = self.summary.months.get(group, 0) + len(wanted)
         tables = {t.group: t for t in self.lay.tables}
@@ -785,24 +785,9 @@ class _Refresh:
 
     def ensure_cells_table(self) -> bool:
         """Create `serving.cells` with the results' dimensions; False if it was (re)created."""
-        dims = [
-            f"{n} {k}"
-            for n, k in self.cur.execute(f"SELECT column_name, column_type FROM (DESCRIBE {RESULTS_TABLE})").fetchall()
-            if n in DIMENSIONS
-        ]
+        dims = [column for column in self.columns(RESULTS_TABLE) if column.split(" ")[0] in DIMENSIONS]
         wanted = ["fact_table VARCHAR", "event VARCHAR", "period_start DATE", "grouping VARCHAR", *dims, "rows BIGINT"]
-        if "cells" in self.existing:
-            have = [
-                f"{n} {k}"
-                for n, k in self.cur.execute(
-                    f"SELECT column_name, column_type FROM (DESCRIBE {deltas.CELLS_TABLE})"
-                ).fetchall()
-            ]
-            if have == wanted:
-                return True
-        self.cur.execute(f"CREATE OR REPLACE TABLE {deltas.CELLS_TABLE} ({', '.join(wanted)})")
-        self.existing.add("cells")
-        return False
+        return self.ensure_table(deltas.CELLS_TABLE, wanted, "cells" in self.existing)
 
     def ensure_results_table(self) -> bool:
         """Create `serving.results` with every dimension the facts have; False if it was (re)created."""
@@ -814,17 +799,21 @@ class _Refresh:
         columns = [f"{d} {types[d]}" for d in DIMENSIONS if d in types]
         wanted = ["kpi_id VARCHAR", "period_start DATE", "grouping VARCHAR", *columns]
         wanted += ["numerator DOUBLE", "denominator DOUBLE", "value DOUBLE", "n BIGINT", "unknown BIGINT"]
-        if self.has_results():
-            have = [
-                f"{n} {k}"
-                for n, k in self.cur.execute(
-                    f"SELECT column_name, column_type FROM (DESCRIBE {RESULTS_TABLE})"
-                ).fetchall()
-            ]
-            if have == wanted:
-                return True
-        self.cur.execute(f"CREATE OR REPLACE TABLE {RESULTS_TABLE} ({', '.join(wanted)})")
-        self.existing.add("results")
+        return self.ensure_table(RESULTS_TABLE, wanted, self.has_results())
+
+    def columns(self, table: str) -> list[str]:
+        """`table`'s columns as "name TYPE", in order."""
+        return [
+            f"{n} {k}"
+            for n, k in self.cur.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall()
+        ]
+
+    def ensure_table(self, table: str, wanted: list[str], present: bool) -> bool:
+        """Keep `table` if present with exactly the `wanted` columns, else (re)create it empty; False then."""
+        if present and self.columns(table) == wanted:
+            return True
+        self.cur.execute(f"CREATE OR REPLACE TABLE {table} ({', '.join(wanted)})")
+        self.existing.add(table.split(".")[1])
         return False
 
     # -- small views and meta -------------------------------------------------------------------
@@ -1018,22 +1007,3 @@ def _iso(value: Any) -> str:
     if isinstance(value, datetime):
         value = value.date()
     return value.isoformat()
-
-
-def _months_between(first: date, last: date) -> list[date]:
-    out, month = [], period_floor(first, "month")
-    while month <= last:
-        out.append(month)
-        month = next_period(month, "month")
-    return out
-
-
-def _runs(months: list[date]) -> list[tuple[date, date]]:
-    """Consecutive months grouped into (first, last) runs."""
-    runs: list[tuple[date, date]] = []
-    for month in months:
-        if runs and next_period(runs[-1][1], "month") == month:
-            runs[-1] = (runs[-1][0], month)
-        else:
-            runs.append((month, month))
-    return runs
