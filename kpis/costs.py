@@ -207,7 +207,8 @@ def average_payment(wh: Warehouse, month: date, filters: Mapping[str, Any]) -> f
     """Payer payments per paid claim over the 12 months ending with `month` (835 remittances).
 
     Reversals count negative. With a location, provider or payer filter, only that segment's
-    claims count. None when no claim was paid in the window.
+    claims count (a claim's location and provider are its first submission's, once per claim).
+    None when no claim was paid in the window.
 
     The results store answers the practice and any single location, provider or payer
     (`kpis.serving.payments`: the same rows and figures, kept per window month by the refresh).
@@ -245,9 +246,7 @@ def average_payment(wh: Warehouse, month: date, filters: Mapping[str, Any]) -> f
 # kpis.serving.payments keeps the same segments of the same rows
 _PAYMENT_COLUMNS = {"location": "c.location_id", "provider": "c.provider_id", "payer": "r.payer_id"}
 _PAYMENTS = "SUM(r.paid_amount), COUNT(DISTINCT r.claim_id) FILTER (WHERE r.status = 'paid')"
-_PAID_CLAIMS = (
-    "FROM remittances r LEFT JOIN (SELECT DISTINCT claim_id, location_id, provider_id FROM claims) c USING (claim_id)"
-)
+_PAID_CLAIMS = f"FROM remittances r LEFT JOIN {payments.CLAIM_SEGMENTS} c USING (claim_id)"
 
 
 def _payment_window(month: date) -> tuple[list[str], list[Any]]:

@@ -46,6 +46,14 @@ WINDOW_MONTHS = 12
 # provider, the remittance's payer)
 SEGMENTS = {"location": "location_id", "provider": "provider_id", "payer": "payer_id"}
 MONTH = "CAST(DATE_TRUNC('month', r.paid_date) AS DATE)"
+# A claim's location and provider: its first submission's, as the claim outcomes relation takes
+# them. One row per claim, so a claim resubmitted at another location or by another provider (a
+# replacement 837) counts its payments once, not once per (location, provider) it was billed under.
+_FIRST = "(submitted_at, submission_id)"
+CLAIM_SEGMENTS = (
+    f"(SELECT claim_id, arg_min_null(location_id, {_FIRST}) AS location_id, "
+    f"arg_min_null(provider_id, {_FIRST}) AS provider_id FROM claims GROUP BY claim_id)"
+)
 
 
 def windows_sql(first: date, last: date) -> str:
@@ -63,7 +71,7 @@ def windows_sql(first: date, last: date) -> str:
             SELECT r.claim_id, r.status, r.paid_amount, {MONTH} AS month,
                    c.location_id, c.provider_id, r.payer_id
             FROM remittances r
-            LEFT JOIN (SELECT DISTINCT claim_id, location_id, provider_id FROM claims) c USING (claim_id)
+            LEFT JOIN {CLAIM_SEGMENTS} c USING (claim_id)
             WHERE r.paid_date >= DATE '{read_from}' AND r.paid_date < DATE '{read_to}'
         ),
         cells AS MATERIALIZED (  -- each joined row in the practice's cell and in its segments' (NULL ids in none)
@@ -135,7 +143,7 @@ def grouped_sql(first: date, last: date) -> str:
             SELECT r.claim_id, r.status, r.paid_amount, {MONTH} AS month,
                    c.location_id, c.provider_id, r.payer_id
             FROM remittances r
-            LEFT JOIN (SELECT DISTINCT claim_id, location_id, provider_id FROM claims) c USING (claim_id)
+            LEFT JOIN {CLAIM_SEGMENTS} c USING (claim_id)
             WHERE r.paid_date >= DATE '{read_from}' AND r.paid_date < DATE '{read_to}'
         ),
         grouped AS (

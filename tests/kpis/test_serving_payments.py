@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -20,13 +21,18 @@ from kpis.serving import refresh as serving_refresh
 from kpis.serving.refresh import refresh
 from kpis.sql_literals import sql_literal
 from tests.conftest import SimulatedPractice
+from tests.kpis.builder import P1, P2, Fixture
 from tests.test_serving_incremental import APRIL_837, MARCH_837, REMITS_835, load
 
 # the statement `costs.average_payment` runs on the raw tables, grouped by each segment at once
 RAW = """
     SELECT GROUPING(c.location_id, c.provider_id, r.payer_id) AS g, c.location_id, c.provider_id, r.payer_id,
            SUM(r.paid_amount), COUNT(DISTINCT r.claim_id) FILTER (WHERE r.status = 'paid')
-    FROM remittances r LEFT JOIN (SELECT DISTINCT claim_id, location_id, provider_id FROM claims) c USING (claim_id)
+    FROM remittances r LEFT JOIN (  -- each claim's first submission
+        SELECT claim_id, location_id, provider_id FROM (
+            SELECT *, ROW_NUMBER() OVER (PARTITION BY claim_id ORDER BY submitted_at, submission_id) AS k FROM claims
+        ) WHERE k = 1
+    ) c USING (claim_id)
     WHERE r.paid_date >= ? AND r.paid_date < ?
     GROUP BY GROUPING SETS ((), (c.location_id), (c.provider_id), (r.payer_id))
 """
@@ -216,3 +222,40 @@ def test_a_store_built_before_the_table_falls_back_to_the_raw_statement_and_the_
     with Warehouse.open(db, config=simulated_practice.config, read_only=True) as wh:
         assert payments.stored(wh, month, "provider", provider) is not None
         assert costs.average_payment(wh, month, {"provider": provider}) == before
+
+
+def test_a_claim_resubmitted_at_another_location_counts_its_payment_once_under_its_first_submission(
+    tmp_path: Path,
+) -> None:
+    """A replacement 837 may bill a claim under another location or provider: its payments count
+    once for the practice, in the segment of its first submission (as claim outcomes take it),
+    from the raw statement and from the store alike. Joining every distinct (location, provider)
+    of a claim counted C1's 100.00 twice: (100 + 100 + 50) / 2 = 125.00 for the practice."""
+    fx = Fixture(tmp_path)
+    claim = {"service_date": "2026-01-02", "billed_amount": 120.0}
+    fx.add(
+        "claims",
+        {**claim, "claim_id": "C1", "submitted_at": "2026-01-05 09:00", "location_id": "EAST"},
+        {**claim, "claim_id": "C1", "submitted_at": "2026-01-20 09:00", "frequency_code": "7",
+         "location_id": "WEST", "provider_id": P2},
+        {**claim, "claim_id": "C2", "submitted_at": "2026-01-06 09:00", "location_id": "EAST"},
+    )  # fmt: skip
+    fx.add(
+        "remittances",
+        {"claim_id": "C1", "paid_date": "2026-02-10", "paid_amount": 100.0},
+        {"claim_id": "C2", "paid_date": "2026-02-11", "paid_amount": 50.0},
+    )
+    month = date(2026, 2, 1)
+    expected = {
+        None: 75.0, ("location", "EAST"): 75.0, ("location", "WEST"): None,
+        ("provider", P1): 75.0, ("provider", P2): None, ("payer", "PAY1"): 75.0,
+    }  # fmt: skip
+    for segment, value in expected.items():  # no store yet: the raw statement
+        assert costs.average_payment(fx.wh, month, dict([segment]) if segment else {}) == value, segment
+    with fx.wh.cursor() as cur:
+        refresh(cur, fx.wh.config, full=True, progress=False)
+    assert payments.stored(fx.wh, month, None, None) == (Decimal("150.00"), 2)
+    assert payments.stored(fx.wh, month, "location", "EAST") == (Decimal("150.00"), 2)
+    assert payments.stored(fx.wh, month, "location", "WEST") == (None, 0)
+    assert payments.stored(fx.wh, month, "provider", P2) == (None, 0)
+    fx.close()
