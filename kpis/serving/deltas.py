@@ -25,7 +25,7 @@ from kpis.query import KpiRequest, QueryContext
 from kpis.serving.facts import SCHEMA, FactTable
 
 CELLS_TABLE = f"{SCHEMA}.cells"
-WHOLE = {"BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+WHOLE = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
 
 
 def additive(item: KpiRequest, types: dict[str, str]) -> bool:
