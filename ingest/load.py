@@ -406,8 +406,9 @@ class Loader:
             ).fetchall()
             if found:
                 first, second, what = found[0]
-                where = f"{self._kind} {first}" if first == second else f"{self._kind}s {first} and {second}"
-                raise IngestError(f"{where} write the {table} row {what} twice: a file may write each row once")
+                one = first == second
+                where = f"{self._kind} {first} writes" if one else f"{self._kind}s {first} and {second} write"
+                raise IngestError(f"{where} the {table} row {what} twice: a file may write each row once")
 
     def _stage(self, slot: _Slot) -> str:
         """Temp table `_cN`: the rows as given, typed, merged with the warehouse row of their key,

@@ -115,7 +115,7 @@ def test_two_targets_of_a_phase_inserting_the_same_key_fail_the_file_in_one_sent
     phase = Phase([(Target("ledger"), _ledger("charge")), (Target("ledger"), _ledger("payment"))])
     batch = Batch(adapter="test", position_kind="line", phases=[phase])
     with (
-        pytest.raises(IngestError, match=r"^line 1 write the ledger row entry_id e1 twice"),
+        pytest.raises(IngestError, match=r"^line 1 writes the ledger row entry_id e1 twice"),
         warehouse.transaction(tracked=True) as cur,
     ):
         Loader(cur, read_schema(cur), "America/New_York").load(batch, 1, "two.csv")
