@@ -265,19 +265,16 @@ def memory_limited(cursor: Any, limit: str, setting: str, error: type[ClinicKpis
     (`<warehouse>.tmp`). `setting` names where the limit comes from (e.g. "clinic-kpis.toml:
     [ingest]"), for the one-line `error` a size DuckDB does not know raises.
     """
-    before = cursor.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
-    try:
-        cursor.execute(f"SET memory_limit = {_quoted(limit)}")
-    except duckdb.OutOfMemoryException:
-        # DuckDB holds more than `limit` and cannot free it (e.g. after a file that needed more was
-        # loaded under DuckDB's own limit): the block runs under the higher limit in force
-        pass
-    except duckdb.Error as exc:
-        raise error(f"{setting} memory_limit {limit!r} is not a size DuckDB knows ({exc})") from None
-    try:
+    with memory_restored(cursor):
+        try:
+            cursor.execute(f"SET memory_limit = {_quoted(limit)}")
+        except duckdb.OutOfMemoryException:
+            # DuckDB holds more than `limit` and cannot free it (e.g. after a file that needed more was
+            # loaded under DuckDB's own limit): the block runs under the higher limit in force
+            pass
+        except duckdb.Error as exc:
+            raise error(f"{setting} memory_limit {limit!r} is not a size DuckDB knows ({exc})") from None
         yield
-    finally:
-        _restore(cursor, before)
 
 
 def spill_capped(exc: BaseException) -> bool:

@@ -21,7 +21,7 @@ from datetime import date, timedelta
 
 from kpis.engine import grouping_id
 from kpis.periods import next_period
-from kpis.query import KpiRequest, QueryContext
+from kpis.query import KpiRequest, QueryContext, ratio_value
 from kpis.serving.facts import SCHEMA, FactTable
 
 CELLS_TABLE = f"{SCHEMA}.cells"
@@ -143,7 +143,7 @@ def merged_sql(results: str, dims: Sequence[str], fact_table: str, event: str) -
     columns = ", ".join(f"d.{d}" for d in dims)
     return f"""
         SELECT d.kpi_id, d.period_start, d.grouping, {columns}, {numerator} AS numerator, {denominator} AS denominator,
-               CASE WHEN {denominator} > 0 THEN {numerator} / {denominator} END AS value,
+               {ratio_value(numerator, denominator)} AS value,
                CAST(COALESCE(r.n, 0) + d.d_n AS BIGINT) AS n,
                CAST(COALESCE(r.unknown, 0) + d.d_unknown AS BIGINT) AS unknown,
                CAST(COALESCE(c.rows, 0) + d.d_rows AS BIGINT) AS rows

@@ -37,6 +37,7 @@ from datetime import date
 from typing import Any
 
 from kpis.periods import add_months, month_runs, months_between, next_period, period_floor
+from kpis.serving.changes import CHANGED
 from kpis.serving.facts import SCHEMA
 
 TABLE = f"{SCHEMA}.payments"
@@ -45,7 +46,8 @@ WINDOW_MONTHS = 12
 # segment -> its column in the joined rows (costs._PAYMENT_COLUMNS: the claim's location and
 # provider, the remittance's payer)
 SEGMENTS = {"location": "location_id", "provider": "provider_id", "payer": "payer_id"}
-MONTH = "CAST(DATE_TRUNC('month', r.paid_date) AS DATE)"
+_MONTH_OF = "CAST(DATE_TRUNC('month', {}.paid_date) AS DATE)"  # of a remittance, by its alias
+MONTH = _MONTH_OF.format("r")
 # A claim's location and provider: its first submission's, as the claim outcomes relation takes
 # them. One row per claim, so a claim resubmitted at another location or by another provider (a
 # replacement 837) counts its payments once, not once per (location, provider) it was billed under.
@@ -56,24 +58,30 @@ CLAIM_SEGMENTS = (
 )
 
 
+def _joined(first: date, last: date) -> str:
+    """The remittances the windows ending first..last read (paid from 11 months before `first`),
+    each with its month and its claim's location and provider: the rows of the raw statement."""
+    read_from = add_months(first, 1 - WINDOW_MONTHS)
+    return f"""
+            SELECT r.claim_id, r.status, r.paid_amount, {MONTH} AS month,
+                   c.location_id, c.provider_id, r.payer_id
+            FROM remittances r
+            LEFT JOIN {CLAIM_SEGMENTS} c USING (claim_id)
+            WHERE r.paid_date >= DATE '{read_from}' AND r.paid_date < DATE '{next_period(last, "month")}'
+        """
+
+
 def windows_sql(first: date, last: date) -> str:
     """SELECT period_start, dimension, id, paid, claims: the windows ending first..last (month starts).
 
     `dimension` is NULL for the practice (with `id` NULL), else location, provider or payer.
     """
-    read_from = add_months(first, 1 - WINDOW_MONTHS)
     read_to = next_period(last, "month")
     whens = " ".join(f"WHEN '{name}' THEN {column}" for name, column in SEGMENTS.items())
     kinds = ", ".join(f"('{name}')" for name in SEGMENTS)
     span = f"INTERVAL {WINDOW_MONTHS} MONTH"
     return f"""
-        WITH joined AS MATERIALIZED (
-            SELECT r.claim_id, r.status, r.paid_amount, {MONTH} AS month,
-                   c.location_id, c.provider_id, r.payer_id
-            FROM remittances r
-            LEFT JOIN {CLAIM_SEGMENTS} c USING (claim_id)
-            WHERE r.paid_date >= DATE '{read_from}' AND r.paid_date < DATE '{read_to}'
-        ),
+        WITH joined AS MATERIALIZED ({_joined(first, last)}),
         cells AS MATERIALIZED (  -- each joined row in the practice's cell and in its segments' (NULL ids in none)
             SELECT * FROM (
                 SELECT d.dimension, CAST(CASE d.dimension {whens} END AS VARCHAR) AS id,
@@ -125,7 +133,6 @@ def grouped_sql(first: date, last: date) -> str:
     `windows_sql` reads each once but spreads it over the segments first: at 1 M one window took
     0.25 s CPU here and 0.67 s there, 24 windows 3.3 s and 1.2 s. `SHORT_RUN` picks between them.
     """
-    read_from = add_months(first, 1 - WINDOW_MONTHS)
     read_to = next_period(last, "month")
     columns = list(SEGMENTS.values())
     grouping = f"GROUPING({', '.join(f'j.{c}' for c in columns)})"
@@ -139,13 +146,7 @@ def grouped_sql(first: date, last: date) -> str:
             SELECT CAST(range AS DATE) AS period_start
             FROM range(DATE '{first}', DATE '{read_to}', INTERVAL 1 MONTH)
         ),
-        joined AS (
-            SELECT r.claim_id, r.status, r.paid_amount, {MONTH} AS month,
-                   c.location_id, c.provider_id, r.payer_id
-            FROM remittances r
-            LEFT JOIN {CLAIM_SEGMENTS} c USING (claim_id)
-            WHERE r.paid_date >= DATE '{read_from}' AND r.paid_date < DATE '{read_to}'
-        ),
+        joined AS ({_joined(first, last)}),
         grouped AS (
             SELECT s.period_start, {grouping} AS g, {", ".join(f"j.{c} AS j_{c}" for c in columns)},
                    SUM(j.paid_amount) AS paid,
@@ -177,11 +178,15 @@ def built(meta: dict[str, str]) -> bool:
     return meta.get("payments_version") == VERSION
 
 
-def refresh(cur: Any, watermark: int | None, meta: dict[str, str], data_last: date | None) -> dict[str, str]:
+def refresh(
+    cur: Any, watermark: int | None, meta: dict[str, str], data_last: date | None, changed: set[str] | None
+) -> dict[str, str]:
     """Bring `serving.payments` up to date; returns the `serving.meta` entries to write.
 
     `watermark`: the last ingest run the store covered (None: build in full); `data_last`: the
-    data's last month (windows are kept up to it, or to the last paid month if later).
+    data's last month (windows are kept up to it, or to the last paid month if later); `changed`:
+    the canonical tables written since the watermark (a load without remittances or claims moves
+    no window unless the data's last month moved).
     """
     first, last_paid = cur.execute("SELECT MIN(paid_date), MAX(paid_date) FROM remittances").fetchone()
     ends = [m for m in (data_last, period_floor(last_paid, "month") if last_paid else None) if m is not None]
@@ -200,6 +205,8 @@ def refresh(cur: Any, watermark: int | None, meta: dict[str, str], data_last: da
         and previous is not None
         and {TABLE.split(".")[1], MONTHS_TABLE.split(".")[1]} <= tables
     )
+    if incremental and changed is not None and not {"remittances", "claims"} & changed and previous == _iso(last):
+        return {"payments_version": VERSION, "payments_last": previous}
     if not incremental:
         cur.execute(
             f"CREATE OR REPLACE TABLE {TABLE} (period_start DATE, dimension VARCHAR, id VARCHAR, "
@@ -220,27 +227,31 @@ def refresh(cur: Any, watermark: int | None, meta: dict[str, str], data_last: da
         f"CREATE OR REPLACE TABLE {MONTHS_TABLE} AS SELECT {MONTH} AS month, COUNT(*) AS remittances "
         "FROM remittances AS r GROUP BY ALL ORDER BY month"
     )
-    return {"payments_version": VERSION, "payments_last": last.isoformat() if last else ""}
+    return {"payments_version": VERSION, "payments_last": _iso(last)}
+
+
+def _iso(month: date | None) -> str:
+    return month.isoformat() if month else ""
 
 
 def _touched_windows(cur: Any, watermark: int, previous: str, last: date | None) -> list[date]:
     """The window months a load since `watermark` moved, up to `last`, and those after `previous`."""
     if last is None:
         return []
-    changed = f"ingest_run_id > {int(watermark)}"  # a row without a run id counts as changed
+    changed = CHANGED.format(watermark=int(watermark))
     rows = cur.execute(
         f"""
         WITH now AS (
-            SELECT {MONTH} AS month, COUNT(*) FILTER (WHERE NOT COALESCE({changed}, TRUE)) AS kept,
-                   COUNT(*) FILTER (WHERE COALESCE({changed}, TRUE)) AS changed
-            FROM remittances AS r
+            SELECT {_MONTH_OF.format("t")} AS month, COUNT(*) FILTER (WHERE {changed}) AS changed,
+                   COUNT(*) - COUNT(*) FILTER (WHERE {changed}) AS kept
+            FROM remittances AS t
             GROUP BY ALL
         )
         SELECT month FROM now WHERE changed > 0
         UNION SELECT p.month FROM {MONTHS_TABLE} AS p LEFT JOIN now USING (month)
               WHERE p.remittances > COALESCE(now.kept, 0)
         UNION SELECT DISTINCT {MONTH} FROM remittances AS r
-              WHERE r.claim_id IN (SELECT claim_id FROM claims WHERE {changed})
+              WHERE r.claim_id IN (SELECT t.claim_id FROM claims AS t WHERE {changed})
         """
     ).fetchall()
     windows: set[date] = set()

@@ -286,7 +286,7 @@ class _Refresh:
         self.cur.execute(f"DELETE FROM {table.name} WHERE rowid IN (SELECT _rowid FROM _old)")
         self.cur.execute(f"INSERT INTO {table.name} BY NAME SELECT * FROM _new")
         self.keep_in_day_order(table, int(self.cur.execute("SELECT count(*) FROM _new").fetchone()[0]))
-        types = self.fact_types(table)
+        types = self.types(table.name)
         names = list(types)
         if deltas.additive_items(table, types):  # kept signed for the month results (kpis.serving.deltas)
             self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _signed_{table.group} AS {deltas.signed_rows(names)}")
@@ -327,9 +327,9 @@ class _Refresh:
         if "cells" in self.existing:
             self.cur.execute(f"DELETE FROM {deltas.CELLS_TABLE} WHERE fact_table = '{table.group}'")
 
-    def fact_types(self, table: FactTable) -> dict[str, str]:
-        """The fact table's columns and their types, in order."""
-        return dict(self.cur.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table.name})").fetchall())
+    def types(self, table: str) -> dict[str, str]:
+        """`table`'s columns and their types, in order."""
+        return dict(self.cur.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
 
     def keep_in_day_order(self, table: FactTable, appended: int) -> None:
         """Sort the fact table by day again once the rows appended since it was last sorted pass
@@ -537,7 +537,8 @@ class _Refresh:
         )
         if not incremental:
             first = self.first_month(ledger.name, [ledger.day_column("posted_date")])
-            columns = ", ".join(f"{d} {t}" for d, t in self.column_types(ledger.name, dims))
+            types = self.types(ledger.name)
+            columns = ", ".join(f"{d} {types[d]}" for d in dims)
             self.cur.execute(
                 f"CREATE OR REPLACE TABLE {AGING_TABLE} (period_start DATE, {columns}, bucket VARCHAR, "
                 "amount DECIMAL(38, 2), accounts BIGINT)"
@@ -604,10 +605,6 @@ class _Refresh:
         self.cur.execute(f"INSERT INTO {AGING_TABLE} BY NAME SELECT * FROM _aging_months")
         self.cur.execute("DROP TABLE _aging_months")
 
-    def column_types(self, table: str, columns: list[str]) -> list[tuple[str, str]]:
-        types = dict(self.cur.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
-        return [(c, types[c]) for c in columns]
-
     # -- month results --------------------------------------------------------------------------
 
     def has_results(self) -> bool:
@@ -645,7 +642,7 @@ class _Refresh:
         counted: dict[str, set[date]] = {}  # group -> months whose cells are recounted with their results
         for table in self.lay.tables:
             months = self.months.get(table.group, set()) | new_months
-            additive = deltas.additive_items(table, self.fact_types(table)) if table.standard else []
+            additive = deltas.additive_items(table, self.types(table.name)) if table.standard else []
             if additive and previous is not None and table.group in self.signed:
                 # the changed rows' months moved by their signed rows; new months (and the rest) recomputed
                 moved = sorted(m for m in months - new_months if m <= last)
@@ -721,7 +718,7 @@ class _Refresh:
 
     def recount_cells(self, table: FactTable, months: list[date]) -> None:
         """Count `table`'s rows per cell (`deltas.CELLS_TABLE`) for `months`, by each additive KPI's event."""
-        additive = deltas.additive_items(table, self.fact_types(table))
+        additive = deltas.additive_items(table, self.types(table.name))
         listed = ", ".join(f"DATE '{m.isoformat()}'" for m in months)
         self.cur.execute(
             f"DELETE FROM {deltas.CELLS_TABLE} WHERE fact_table = '{table.group}' AND period_start IN ({listed})"
@@ -785,7 +782,7 @@ class _Refresh:
 
     def ensure_cells_table(self) -> bool:
         """Create `serving.cells` with the results' dimensions; False if it was (re)created."""
-        dims = [column for column in self.columns(RESULTS_TABLE) if column.split(" ")[0] in DIMENSIONS]
+        dims = [f"{n} {k}" for n, k in self.types(RESULTS_TABLE).items() if n in DIMENSIONS]
         wanted = ["fact_table VARCHAR", "event VARCHAR", "period_start DATE", "grouping VARCHAR", *dims, "rows BIGINT"]
         return self.ensure_table(deltas.CELLS_TABLE, wanted, "cells" in self.existing)
 
@@ -793,24 +790,15 @@ class _Refresh:
         """Create `serving.results` with every dimension the facts have; False if it was (re)created."""
         types: dict[str, str] = {}
         for table in [t.name for t in self.lay.tables] + ([TNA_TABLE] if self.lay.tna is not None else []):
-            for name, kind in self.cur.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall():
-                if name in DIMENSIONS:
-                    types[name] = kind
+            types.update((name, kind) for name, kind in self.types(table).items() if name in DIMENSIONS)
         columns = [f"{d} {types[d]}" for d in DIMENSIONS if d in types]
         wanted = ["kpi_id VARCHAR", "period_start DATE", "grouping VARCHAR", *columns]
         wanted += ["numerator DOUBLE", "denominator DOUBLE", "value DOUBLE", "n BIGINT", "unknown BIGINT"]
         return self.ensure_table(RESULTS_TABLE, wanted, self.has_results())
 
-    def columns(self, table: str) -> list[str]:
-        """`table`'s columns as "name TYPE", in order."""
-        return [
-            f"{n} {k}"
-            for n, k in self.cur.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall()
-        ]
-
     def ensure_table(self, table: str, wanted: list[str], present: bool) -> bool:
         """Keep `table` if present with exactly the `wanted` columns, else (re)create it empty; False then."""
-        if present and self.columns(table) == wanted:
+        if present and [f"{n} {k}" for n, k in self.types(table).items()] == wanted:
             return True
         self.cur.execute(f"CREATE OR REPLACE TABLE {table} ({', '.join(wanted)})")
         self.existing.add(table.split(".")[1])
@@ -822,7 +810,9 @@ class _Refresh:
         """The average payment's windows (`kpis.serving.payments`), up to the month results' last month."""
         last = self.meta_updates.get("results_last")
         data_last = date.fromisoformat(last) if last else None
-        self.meta_updates.update(payments.refresh(self.cur, self.watermark, self.meta, data_last))
+        self.meta_updates.update(
+            payments.refresh(self.cur, self.watermark, self.meta, data_last, self.changed_tables())
+        )
 
     def coverage(self) -> None:
         """Coverage by day: recounted for the days the changed rows fall on, or whole tables if need be."""
@@ -984,9 +974,7 @@ def _in_duckdb(group: str, select: str) -> str:
 
 def _changed_rows(columns: list[str]) -> str:
     """SELECT of the rows of `_old` and `_new` (a fact table's replaced and new rows) that differ in `columns`."""
-    c = ", ".join(columns)
-    old_only = f"SELECT {c} FROM _old EXCEPT ALL SELECT {c} FROM _new"
-    return f"({old_only}) UNION ALL (SELECT {c} FROM _new EXCEPT ALL SELECT {c} FROM _old)"
+    return f"SELECT {', '.join(columns)} FROM ({deltas.signed_rows(columns)}) AS s"
 
 
 def _with_sql(relation: Relation, sql: str) -> Relation:
