@@ -8,7 +8,6 @@ person to fix them, so their direct identifiers are masked with `MASK` before th
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from functools import lru_cache
 
@@ -43,4 +42,4 @@ class Pseudonymizer:
         value = str(patient_id).strip()
         if not value:
             return None
-        return hmac.new(self._secret, f"{system}|{value}".encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._secret, f"{system}|{value}".encode(), "sha256").hex()  # OpenSSL's one-shot HMAC

@@ -53,7 +53,10 @@ computed again whenever a later file changes one of them, so it never depends on
 (a payer named before the claims that introduce it is filled in when they arrive).
 `depends_on = { <table> = "<SQL condition over its rows>" }` narrows that to a file that wrote
 such rows (a sum of a ledger export's charges is not computed again for every claim after
-each 835 or 837, whose ledger entries it does not read).
+each 835 or 837, whose ledger entries it does not read); `again_when = "<SQL condition over
+the stored row>"` to the rows whose value such a file can change (`{run}` stands for that run:
+the rows it wrote carry its `ingest_run_id`), e.g. the appointments whose payer name is that
+of a payer the run wrote.
 
 Versions: an export's records are as new as the export, and a CSV rarely says when it was
 taken; the latest date among its `as_of` columns (by default every date and date-time it maps)
@@ -105,7 +108,7 @@ CHUNK_CHARS = 32 * 1024 * 1024  # characters of whole lines per chunk on the Arr
 _VALUE = "__value "  # prefix of computed columns, apart from the export's own column names
 _SELF = "{value}"  # stands for the column's computed value inside its error sentence
 _COLUMN_KEYS = {"column", "value", "map", "strict", "format", "timezone", "pseudonymize", "optional", "default"}
-_COLUMN_KEYS |= {"first", "case", "else", "prefix", "suffix", "warehouse_sql", "depends_on"}
+_COLUMN_KEYS |= {"first", "case", "else", "prefix", "suffix", "warehouse_sql", "depends_on", "again_when"}
 _LOCAL_TO_UTC = (
     "CREATE OR REPLACE MACRO local_to_utc(ts, tz) AS CASE "
     "WHEN timezone(tz, ts - INTERVAL 1 HOUR) + INTERVAL 1 HOUR < timezone(tz, ts) "
@@ -143,6 +146,9 @@ class Spec:
     # table -> which of its rows `warehouse_sql` depends on (SQL over the row): the column is
     # computed again only after a run that wrote such a row (see `profile_references`)
     depends_on: tuple[tuple[str, str], ...] = ()
+    # which stored rows' value may change after a run that changed a table `warehouse_sql` reads
+    # (SQL over the row, `{run}` for that run); None: every row of the source
+    again_when: str | None = None
 
     def used(self) -> list[tuple[str, bool]]:
         """(column, optional) pairs this spec reads."""
@@ -327,6 +333,9 @@ def _spec(raw: Any, where: str) -> Spec:
         raise ProfileError(
             f"{where}.depends_on: {sorted(set(depends_on) - read)} not read by its warehouse_sql (main.<table>)"
         )
+    again_when = raw.get("again_when")
+    if again_when is not None and not (isinstance(again_when, str) and "warehouse_sql" in raw):
+        raise ProfileError(f"{where}.again_when: expected an SQL condition over the row, beside warehouse_sql")
     mapping = raw.get("map")
     return Spec(
         columns=cols,
@@ -345,6 +354,7 @@ def _spec(raw: Any, where: str) -> Spec:
         suffix=str(raw.get("suffix", "")),
         warehouse_sql=raw.get("warehouse_sql"),
         depends_on=tuple(depends_on.items()),
+        again_when=again_when,
     )
 
 
@@ -743,20 +753,26 @@ def profile_references(profile: Profile) -> list[Reference]:
 
 def _again_after(reads: frozenset[str], spec: Spec) -> str:
     """Which rows to compute again after a run that changed a table `reads` names: all of them,
-    unless the run wrote none of the rows the column depends on (`depends_on`).
+    unless the run wrote none of the rows the column depends on (`depends_on`); of those, only
+    the rows `again_when` names.
 
     Why: the column is computed over every row of the profile's source; after a file that only
     writes rows it does not read (an 835's ledger entries, for a sum of a ledger export's charges),
     that recomputation changes nothing and costs a scan of the warehouse per file. Rows written by
     a run carry its `ingest_run_id`, which grows with each run, so DuckDB skips the older row groups.
+    Likewise a vendor appointment's payer can only change when a payer of its name or id was
+    written: computing every vendor row again after each file that wrote a payer cost a whole
+    pass of the load path over them (`again_when`).
     """
     conditions = dict(spec.depends_on)
+    rows = f"({spec.again_when})" if spec.again_when else "TRUE"
     if not conditions or set(reads) - set(conditions):
-        return "TRUE"
-    return " OR ".join(
+        return rows
+    runs = " OR ".join(
         f"EXISTS (SELECT 1 FROM main.{q(table)} WHERE ingest_run_id = {{run}} AND ({conditions[table]}))"
         for table in sorted(reads)
     )
+    return runs if rows == "TRUE" else f"({runs}) AND {rows}"
 
 
 def _warehouse_only(spec: Spec) -> bool:

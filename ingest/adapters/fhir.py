@@ -26,15 +26,20 @@ Unknown extensions are ignored.
 
 from __future__ import annotations
 
+import codecs
 import copy
+import itertools
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
+import pyarrow as pa
 
 from ingest.adapters.fhir_codes import (
     APPOINTMENT_STATUS,
@@ -49,7 +54,7 @@ from ingest.adapters.fhir_codes import (
     V2_CLINIC_CLASSES,
     V2_PATIENT_CLASS,
 )
-from ingest.adapters.fhir_sql import FhirSql
+from ingest.adapters.fhir_sql import FhirSql, Lines
 from ingest.batch import RESTART, Batch, Chunk, Phase, RecordError, Target, rows_to_arrow
 from ingest.context import Lookup, ParseContext
 from ingest.errors import IngestError
@@ -57,7 +62,7 @@ from ingest.phi import is_free_text, shown
 from ingest.pseudonymize import MASK, Pseudonymizer
 from ingest.references import Reference
 from ingest.sources import InputFile
-from ingest.text import decode, text_blocks, text_lines
+from ingest.text import decode, sniff_encoding, text_blocks, text_lines
 
 NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
 REFERRAL_STAGE_SYSTEM = "http://clinic-kpis.org/fhir/CodeSystem/referral-stage"
@@ -162,9 +167,10 @@ class FhirAdapter:
         if not _is_ndjson(file):
             return self._parse_whole(file, ctx)
         batch = Batch(adapter=self.name, position_kind="line")
-        batch.chunks = self._chunks(file, ctx, batch)
+        starts: list[tuple[int, int]] = []
+        batch.chunks = self._chunks(file, ctx, batch, starts)
         pseudo = ctx.pseudonymizer
-        batch.records = lambda positions: _masked_lines(file, set(positions), pseudo)
+        batch.records = lambda positions: _masked_lines(file, set(positions), pseudo, starts)
         batch.after_load.append(_warn_unresolved(batch))
         return batch
 
@@ -181,41 +187,37 @@ class FhirAdapter:
         batch.after_load.append(_warn_unresolved(batch))
         return batch
 
-    def _chunks(self, file: InputFile, ctx: ParseContext, batch: Batch) -> Iterator[Chunk]:
+    def _chunks(
+        self, file: InputFile, ctx: ParseContext, batch: Batch, starts: list[tuple[int, int]]
+    ) -> Iterator[Chunk]:
         """The file's resources in chunks, mapped in the order a whole-file parse maps them.
 
         A whole file is mapped phase by phase (what others refer to first: a Slot resolves its
         Schedule through the Schedules mapped before it). Chunks give the same order as long as
         no chunk holds a resource of an earlier phase than a chunk before it, which is so for
         every Bulk export (one resource type per file); a file that breaks it is parsed again
-        whole (RESTART)."""
+        whole (RESTART). `starts` receives (first line, byte offset) of each chunk read from
+        UTF-8 bytes, for `_masked_lines`."""
         mapper = _Mapper(ctx)
         mapped = _Mapped(mapper)
         highest = -1
-        texts: list[tuple[int, str]] = []
-        lines = enumerate(text_lines(file), start=1)
         fast: FhirSql | None = None  # opened at the first chunk DuckDB may map
         try:
-            while True:
-                texts.clear()
-                for number, line in lines:
-                    if line.strip():
-                        texts.append((number, line))
-                        if len(texts) >= CHUNK_LINES:
-                            break
-                if not texts:
-                    break
-                kind = next((k for k in FhirSql.kinds if f'"resourceType":"{k}"' in texts[0][1]), None)
+            for piece in _pieces(file, starts):
+                kind = next((k for k in FhirSql.kinds if piece.starts_with(k)), None)
                 rows = None
                 if kind is not None and RANK[kind] >= highest:
                     fast = fast or FhirSql(ctx.pseudonymizer)
-                    rows = fast.rows(kind, texts, COLUMNS[KIND_TARGET[kind]])
+                    rows = fast.rows(kind, piece.lines(), COLUMNS[KIND_TARGET[kind]])
                 if rows is not None:  # the chunk mapped in DuckDB: the targets of its phase, as below
                     highest = RANK[kind]
                     order = PHASE_TARGETS[highest]
                     empty = {t: _arrow(t, []) for t in order}
                     targets = [(TARGETS[t], rows if t == KIND_TARGET[kind] else empty[t]) for t in order]
                     yield Chunk([Phase(targets, highest)], [])
+                    continue
+                texts = piece.texts()
+                if not texts:
                     continue
                 chunk = yield from self._chunk_exact(file, ctx, batch, mapped, texts, highest)
                 if chunk is None:
@@ -392,20 +394,146 @@ def _is_ndjson(file: InputFile) -> bool:
     return True
 
 
-def _masked_lines(file: InputFile, wanted: set[int], pseudonymizer: Pseudonymizer) -> dict[int, str | None]:
+def _masked_lines(
+    file: InputFile, wanted: set[int], pseudonymizer: Pseudonymizer, starts: list[tuple[int, int]]
+) -> dict[int, str | None]:
     """The masked JSON of the resources on lines `wanted`, read again from the file (a chunked
-    load keeps no resources: only rejected ones are shown, and they are few)."""
+    load keeps no resources: only rejected ones are shown, and they are few), from the start of
+    the chunk that holds the first of them (`starts`: (first line, byte offset) of each chunk
+    read from UTF-8 bytes; none: from the start of the file)."""
     found: dict[int, str | None] = {}
     if not wanted:
         return found
     last = max(wanted)
-    for number, line in enumerate(text_lines(file), start=1):
+    first, offset = max(((n, o) for n, o in starts if n <= min(wanted)), default=(1, -1))
+    lines = text_lines(file) if offset < 0 else _utf8_lines(file, offset)
+    for number, line in enumerate(lines, start=first):
         if number in wanted and line.strip():
             item = _line_item(number, line)
             found[number] = masked_json(item, pseudonymizer) if isinstance(item, dict) else None
         if number >= last:
             break
     return found
+
+
+# -- NDJSON in pieces of whole lines ---------------------------------------------------------
+
+# Bytes where Python's str.splitlines ends a line besides "\n": a piece holding none of them has
+# exactly its "\n"-separated lines.
+_BREAK_BYTES = (b"\r", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e")
+_BREAK_CHARS = ("\x85", "\u2028", "\u2029")  # the same, beyond ASCII
+_NOT_RESOURCE_START = re.compile(rb"\n[^{]")  # a line that does not start a JSON object (blank, indented, ...)
+
+
+@dataclass
+class _Piece:
+    """CHUNK_LINES lines of an NDJSON file: the text's lines from line `first` on (numbered as
+    `str.splitlines` numbers them), kept as the file's UTF-8 bytes when every line is one that
+    starts a JSON object and ends at "\n" (`plain`), so that DuckDB's way reads them with no
+    Python string per line."""
+
+    first: int
+    data: bytes | None = None  # the UTF-8 bytes (plain pieces)
+    count: int = 0  # lines (plain pieces)
+    text: list[str] | None = None  # the lines (any other piece)
+
+    def starts_with(self, kind: str) -> bool:
+        """Whether the piece's first line is a resource of `kind`, as written by a Bulk export."""
+        if self.data is not None:
+            return f'"resourceType":"{kind}"'.encode() in self.data[: self.data.find(b"\n")]
+        head = next((line for line in self.text or [] if line.strip()), "")
+        return f'"resourceType":"{kind}"' in head
+
+    def lines(self) -> Lines:
+        if self.data is not None:
+            positions = pa.array(range(self.first, self.first + self.count), pa.int64())
+            return Lines(self.data, positions)
+        return Lines.of(self.texts())
+
+    def texts(self) -> list[tuple[int, str]]:
+        """(line number, line) of the piece's non-blank lines."""
+        lines = self.text if self.text is not None else (self.data or b"").decode("utf-8").splitlines()
+        return [(n, line) for n, line in enumerate(lines, start=self.first) if line.strip()]
+
+
+def _pieces(file: InputFile, starts: list[tuple[int, int]]) -> Iterator[_Piece]:
+    """The file's lines CHUNK_LINES at a time (a UTF-16 file's: CHUNK_LINES non-blank lines)."""
+    first = 1
+    blocks = file.blocks()
+    head = next(blocks, b"")
+    encoding, skip = sniff_encoding(head)
+    if encoding != "utf-8":
+        blocks.close()
+        texts: list[str] = []
+        for line in text_lines(file):
+            texts.append(line)
+            if line.strip() and len(texts) >= CHUNK_LINES:
+                yield _Piece(first, text=texts)
+                first, texts = first + len(texts), []
+        yield _Piece(first, text=texts)
+        return
+    offset = skip
+    for data, newlines in _byte_pieces(itertools.chain([head[skip:]], blocks), CHUNK_LINES):
+        starts.append((first, offset))
+        offset += len(data)
+        if data.isascii():
+            plain = not any(b in data for b in _BREAK_BYTES)
+        else:
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                decode(file.read(), file.name)  # raises the error with its line and offset
+                raise
+            plain = not any(b in data for b in _BREAK_BYTES) and not any(c in text for c in _BREAK_CHARS)
+        if plain and data.startswith(b"{") and not _NOT_RESOURCE_START.search(data):
+            count = newlines + (not data.endswith(b"\n"))
+            yield _Piece(first, data=data, count=count)
+            first += count
+        else:
+            lines = data.decode("utf-8").splitlines()
+            yield _Piece(first, text=lines)
+            first += len(lines)
+
+
+def _byte_pieces(blocks: Iterator[bytes], size: int) -> Iterator[tuple[bytes, int]]:
+    """`blocks` cut into pieces of `size` lines, each ending just after a "\n" (the last maybe not),
+    with the number of "\n" in each."""
+    pending: list[bytes] = []
+    count = 0  # lines in `pending`
+    for block in blocks:
+        start, n = 0, block.count(b"\n")
+        while count + n >= size:  # the piece ends in this block
+            end = start
+            for _ in range(size - count):
+                end = block.index(b"\n", end) + 1
+            pending.append(block[start:end])
+            yield b"".join(pending), size
+            pending, n, count, start = [], n - (size - count), 0, end
+        pending.append(block[start:] if start else block)
+        count += n
+    rest = b"".join(pending)
+    if rest:
+        yield rest, count
+
+
+def _utf8_lines(file: InputFile, offset: int) -> Iterator[str]:
+    """The lines of UTF-8 `file` from byte `offset` (the start of a line) on, as `text_lines` gives them."""
+    with file.open() as stream:
+        if stream.seekable():
+            stream.seek(offset)
+        else:
+            while offset > 0 and (skipped := stream.read(min(offset, 4 << 20))):
+                offset -= len(skipped)
+        decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        carry = ""
+        while block := stream.read(4 << 20):
+            text = carry + decoder.decode(block)
+            cut = text.rfind("\n") + 1
+            carry = text[cut:]
+            yield from text[:cut].splitlines()
+        carry += decoder.decode(b"", final=True)
+        if carry:
+            yield from carry.splitlines()
 
 
 def _document(doc: Any, name: str) -> Iterator[tuple[int, dict | RecordError]]:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
@@ -135,6 +136,7 @@ _ENCOUNTER = pa.schema(
         ("subject", _REF),
     ]
 )
+_READ = pajson.ReadOptions(use_threads=True)
 _NULL = re.compile(rb"[:\[,][ \t]*null")  # a JSON null, wherever it is (or text that looks like one)
 
 
@@ -336,6 +338,20 @@ _KINDS = {
 }
 
 
+@dataclass(frozen=True)
+class Lines:
+    """Non-blank NDJSON lines as UTF-8 bytes joined by "\\n", with the line number of each."""
+
+    data: bytes
+    positions: pa.Array  # int64
+
+    @classmethod
+    def of(cls, items: list[tuple[int, str]]) -> Lines:
+        """`items` ((line number, line) pairs) as Lines."""
+        data = "\n".join(line for _, line in items).encode("utf-8", "surrogatepass")
+        return cls(data, pa.array([n for n, _ in items], pa.int64()))
+
+
 class FhirSql:
     """A DuckDB connection of its own that maps chunks of Slot, Appointment, Encounter or
     DocumentReference lines (one per file): the bulk of a practice's FHIR export."""
@@ -351,30 +367,31 @@ class FhirSql:
     def close(self) -> None:
         self.con.close()
 
-    def rows(self, kind: str, items: list[tuple[int, str]], columns: list[str]) -> pa.Table | None:
-        """The rows of the `kind` resources on `items` ((line number, line) of non-blank lines),
-        with `_pos`, `_version` and `columns` as the Python mapper gives them, or None when some
-        line is not one this path reads exactly as the Python mapper does."""
+    def rows(self, kind: str, items: list[tuple[int, str]] | Lines, columns: list[str]) -> pa.Table | None:
+        """The rows of the `kind` resources on `items` ((line number, line) of non-blank lines, or
+        the same as `Lines`), with `_pos`, `_version` and `columns` as the Python mapper gives them,
+        or None when some line is not one this path reads exactly as the Python mapper does."""
         schema, sql = _KINDS[kind]
-        if not items:
+        lines = items if isinstance(items, Lines) else Lines.of(items)
+        if not len(lines.positions):
             return None
-        data = "\n".join(line for _, line in items).encode("utf-8", "surrogatepass")
+        data = lines.data
         if b"null" in data and _NULL.search(data):  # the plain search first: a regex over every byte is slow
             return None
         try:
             read = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
-            chunk = pajson.read_json(io.BytesIO(data), parse_options=read)
+            chunk = pajson.read_json(io.BytesIO(data), read_options=_READ, parse_options=read)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # a value of another type than the mapping reads
             return None
-        if chunk.num_rows != len(items):  # a line held two objects (each line holds one at least)
+        if chunk.num_rows != len(lines.positions):  # a line held two objects (each line holds one at least)
             return None
-        chunk = chunk.append_column("_pos", pa.array([n for n, _ in items], pa.int64()))
+        chunk = chunk.append_column("_pos", lines.positions)
         self.con.register("chunk", chunk)
         try:
             rows = self.con.sql(sql).to_arrow_table()
         finally:
             self.con.unregister("chunk")
-        if rows.num_rows != len(items) or not pc.all(rows.column("ok")).as_py():
+        if rows.num_rows != len(lines.positions) or not pc.all(rows.column("ok")).as_py():
             return None
         rows = rows.sort_by("_pos")  # in file order, as the Python mapper gives them
         if "patient_id" in rows.column_names:

@@ -363,3 +363,43 @@ def test_duckdb_maps_slots_and_notes_as_python_does(kind: str) -> None:
     (python,) = [t for phase in mapped.phases for tg, t in phase.targets if tg is fhir.TARGETS[target]]
     for name in python.column_names:
         assert rows.column(name).to_pylist() == python.column(name).to_pylist(), name
+
+
+LAYOUTS = {
+    "CRLF line ends": lambda lines: "\r\n".join(lines) + "\r\n",
+    "a byte-order mark, no final line end": lambda lines: "\ufeff" + "\n".join(lines),
+    "a line break inside a string (U+2028)": lambda lines: "\n".join(
+        [*lines[:4], lines[4].replace('"booked"', '"bo\u2028oked"'), *lines[5:]]
+    ),
+    "a lone CR and a vertical tab": lambda lines: "\n".join(
+        [*lines[:2], lines[2] + "\r" + lines[3], lines[4].replace("Location/EAST", "Location/EA\x0bST"), *lines[5:]]
+    ),
+    "an indented line and blank lines": lambda lines: "\n".join([*lines[:5], "  " + lines[5], "", " ", *lines[6:]]),
+    "text beyond ASCII": lambda lines: "\n".join(lines).replace('"sql-3"', '"sql-3é"'),
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("chunk_lines", [2, 100_000])
+def test_lines_read_as_bytes_are_numbered_as_the_text_is(
+    tmp_path: Path, empty_warehouse_file: Path, monkeypatch: pytest.MonkeyPatch, layout: str, chunk_lines: int
+) -> None:
+    """A Bulk file's chunks go to DuckDB as the file's bytes, numbered by counting "\\n"; whatever
+    else Python's `str.splitlines` ends a line at (CR, vertical tab, U+2028, ...), and blank or
+    indented lines, give the rows, rejects (line numbers, masked records) and counts of the file
+    read as text, whole."""
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", "test-secret-not-for-production")
+    folder = tmp_path / "fhir"
+    folder.mkdir()
+    lines = [_line(c, i) for i, c in enumerate(CLEAN)]
+    lines.insert(3, _line(UNCLEAR["unknown status"], 100))
+    lines.append(_line({"status": "noshow"}, 0))  # the same key, disagreeing: rejected by the load path
+    (folder / "Appointment.ndjson").write_bytes(LAYOUTS[layout](lines).encode("utf-8"))
+    monkeypatch.setattr(fhir, "CHUNK_LINES", chunk_lines)
+    with _fresh(tmp_path, empty_warehouse_file, "bytes") as wh:
+        streamed = _outcome(wh, folder)
+    monkeypatch.setattr(fhir, "_is_ndjson", lambda file: False)  # the whole text, split by str.splitlines
+    with _fresh(tmp_path, empty_warehouse_file, "text") as wh:
+        whole = _outcome(wh, folder)
+    assert streamed == whole
+    assert whole["rejects"], "the file has rejects to number"

@@ -255,6 +255,29 @@ def test_a_vendor_csv_loaded_before_the_claims_gets_its_payers_when_they_arrive(
     assert claims.derived >= 1
 
 
+def test_a_vendor_appointments_payer_follows_a_rename_of_the_payer_it_resolved_to(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """Only the rows that name a payer a run wrote, or whose payer it renamed, are computed again
+    (`again_when`): a payer renamed away from the plan name the export wrote leaves it unresolved."""
+    load_one(warehouse, FIXTURES / "x12" / "claims_2025-03.837")  # introduces ACME01 "ACME HEALTH"
+    lines = (FIXTURES / "vendor" / "north_appointments_2025.csv").read_text().splitlines()
+    export = tmp_path / "north.csv"
+    export.write_text("\n".join([lines[0], lines[1].replace(",ACME01,", ",Acme Health,")]) + "\n")
+    load_one(warehouse, export)
+    assert rows(warehouse, "SELECT payer_id FROM appointments") == [("ACME01",)]
+    payers = tmp_path / "payers.csv"
+    header = "Id,NAME,OWNERSHIP,AMOUNT_COVERED,AMOUNT_UNCOVERED\n"
+    payers.write_text(header + "ACME01,Acme Mutual,PRIVATE,0,0\n")
+    renamed = load_one(warehouse, payers)
+    assert rows(warehouse, "SELECT name FROM payers WHERE payer_id = 'ACME01'") == [("Acme Mutual",)]
+    assert rows(warehouse, "SELECT payer_id, payer_ref FROM appointments") == [(None, "Acme Health")]
+    assert renamed.derived == 1
+    payers.write_text(header + "ACME01,ACME HEALTH,PRIVATE,0,0\n")
+    load_one(warehouse, payers)
+    assert rows(warehouse, "SELECT payer_id FROM appointments") == [("ACME01",)]
+
+
 def test_appointments_get_their_provider_when_the_practitioners_arrive_in_a_later_run(warehouse: Warehouse) -> None:
     fhir = FIXTURES / "fhir"
     load(warehouse, fhir / "Appointment.ndjson", fhir / "Slot.ndjson", fhir / "Encounter.ndjson")
