@@ -74,7 +74,6 @@ Python's zoneinfo reads it. Calendar dates are the practice's local dates. Text 
 from __future__ import annotations
 
 import csv
-import io
 import itertools
 import re
 import tomllib
@@ -696,7 +695,7 @@ class CsvProfileAdapter:
         lines = text.count("\n") + (0 if text.endswith("\n") else 1)
         try:
             table = pacsv.read_csv(
-                io.BytesIO(text.encode("utf-8")),
+                pa.BufferReader(text.encode("utf-8")),
                 read_options=pacsv.ReadOptions(skip_rows=skip, column_names=header),
                 parse_options=pacsv.ParseOptions(delimiter=self.profile.delimiter, newlines_in_values=False),
                 convert_options=pacsv.ConvertOptions(

@@ -32,7 +32,6 @@ Patient ids are pseudonymized in Python (HMAC), once per distinct id of the chun
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass
 
@@ -136,7 +135,6 @@ _ENCOUNTER = pa.schema(
         ("subject", _REF),
     ]
 )
-_READ = pajson.ReadOptions(use_threads=True)
 _NULL = re.compile(rb"[:\[,][ \t]*null")  # a JSON null, wherever it is (or text that looks like one)
 
 
@@ -144,11 +142,11 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _instant_ok(column: str) -> str:
-    return (
-        f"({column} IS NULL OR (regexp_full_match({column}, '{_INSTANT}') "
-        f"AND TRY_CAST({column} AS TIMESTAMPTZ) IS NOT NULL))"
-    )
+def _instant_ok(column: str, cast: str | None = None) -> str:
+    """`column` is absent or an instant both readers read alike; `cast` names the column that
+    already holds its TRY_CAST (computed once for the check and the row)."""
+    cast = cast or f"TRY_CAST({column} AS TIMESTAMPTZ)"
+    return f"({column} IS NULL OR (regexp_full_match({column}, '{_INSTANT}') AND {cast} IS NOT NULL))"
 
 
 def _first_id(kind: str, refs: str = "refs") -> str:
@@ -228,6 +226,8 @@ def _query() -> str:
     return f"""
 WITH c AS (
   SELECT *, meta.lastUpdated AS updated, status = 'cancelled' AS cancelled,
+    TRY_CAST(meta.lastUpdated AS TIMESTAMPTZ) AS updated_at, TRY_CAST(created AS TIMESTAMPTZ) AS created_at,
+    TRY_CAST("start" AS TIMESTAMPTZ) AS start_at, TRY_CAST("end" AS TIMESTAMPTZ) AS end_at,
     list_filter(list_transform(participant, lambda p: p.actor.reference), lambda r: r IS NOT NULL) AS refs,
     coalesce(appointmentType.coding, []) AS acodings, coalesce(cancelationReason.coding, []) AS rcodings,
     list_filter(extension, lambda e: e.url = {_lit(NEW_PATIENT_URL)})[1].valueBoolean AS new_value,
@@ -239,19 +239,19 @@ WITH c AS (
     list_filter(rcodings, lambda k: (k.system IS NULL OR k.system = {cancel_system})
       AND coalesce(k.code, '') <> '')[1].code AS cancel_code,
     coalesce(resourceType = 'Appointment' AND id <> '' AND status IN ({status_words})
-      AND {_instant_ok("updated")} AND {_instant_ok("created")} AND {_instant_ok('"start"')} AND {_instant_ok('"end"')}
+      AND {_instant_ok("updated", "updated_at")} AND {_instant_ok("created", "created_at")}
+      AND {_instant_ok('"start"', "start_at")} AND {_instant_ok('"end"', "end_at")}
       AND (minutesDuration IS NULL OR minutesDuration BETWEEN {-_INT32} AND {_INT32 - 1})
       AND list_bool_and(list_transform(refs, lambda r: regexp_full_match(r, '{_REFERENCE}'))) IS NOT FALSE
       AND list_bool_and(list_transform(acodings, lambda k: regexp_full_match(coalesce(k.code, ''), '{_CODE}')))
         IS NOT FALSE
       AND list_bool_and(list_transform(rcodings, lambda k: regexp_full_match(coalesce(k.code, ''), '{_CODE}')))
         IS NOT FALSE
-      AND (previous IS NULL OR regexp_full_match(previous, '{_REFERENCE}')), FALSE) AS ok,
-    TRY_CAST("start" AS TIMESTAMPTZ) AS start_at, TRY_CAST("end" AS TIMESTAMPTZ) AS end_at
+      AND (previous IS NULL OR regexp_full_match(previous, '{_REFERENCE}')), FALSE) AS ok
   FROM c
 )
 SELECT _pos, ok,
-  TRY_CAST(updated AS TIMESTAMPTZ) AS _version,
+  updated_at AS _version,
   {_lit(SOURCE)} AS source,
   id AS appointment_id,
   {_first_id("Location")} AS location_id,
@@ -262,7 +262,7 @@ SELECT _pos, ok,
     list_filter(acodings, lambda k: k.system = {_lit(APPOINTMENT_TYPE_SYSTEM)} AND coalesce(k.code, '') <> '')[1].code,
     nullif(acodings[1].code, ''))) AS visit_type,
   new_value AS is_new_patient,
-  TRY_CAST(created AS TIMESTAMPTZ) AS booked_at,
+  created_at AS booked_at,
   start_at AS scheduled_start,
   CASE WHEN minutesDuration IS NOT NULL THEN minutesDuration
     WHEN start_at IS NOT NULL AND end_at IS NOT NULL
@@ -270,7 +270,7 @@ SELECT _pos, ok,
     AS scheduled_minutes,
   CASE status {status_map} END AS status,
   status AS status_source,
-  CASE WHEN cancelled THEN TRY_CAST(updated AS TIMESTAMPTZ) END AS cancelled_at,
+  CASE WHEN cancelled THEN updated_at END AS cancelled_at,
   CASE WHEN NOT cancelled OR cancel_code IS NULL THEN NULL
     WHEN starts_with(cancel_code, 'pat') THEN 'patient'
     WHEN starts_with(cancel_code, 'prov') THEN 'provider'
@@ -380,7 +380,7 @@ class FhirSql:
             return None
         try:
             read = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
-            chunk = pajson.read_json(io.BytesIO(data), read_options=_READ, parse_options=read)
+            chunk = pajson.read_json(pa.BufferReader(data), parse_options=read)  # no copy of the bytes
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # a value of another type than the mapping reads
             return None
         if chunk.num_rows != len(lines.positions):  # a line held two objects (each line holds one at least)
