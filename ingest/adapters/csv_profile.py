@@ -684,9 +684,7 @@ class CsvProfileAdapter:
             for name in keep:
                 column = table.column(name).combine_chunks()
                 if name in self.profile.pseudonymized():
-                    encoded = column.dictionary_encode()
-                    keys = [ctx.pseudonymizer.key(system, v) for v in encoded.dictionary.to_pylist()]
-                    column = pa.array(keys, pa.string()).take(encoded.indices)
+                    column = ctx.pseudonymizer.column(system, column)
                 columns.append(column)
             yield _Raw(header, pa.Table.from_arrays(columns, names=["_pos", *keep]))
 

@@ -359,7 +359,7 @@ class FhirSql:
     kinds = tuple(_KINDS)
 
     def __init__(self, pseudonymizer: Pseudonymizer) -> None:
-        self.key = pseudonymizer.key
+        self.pseudonymizer = pseudonymizer
         self.con = duckdb.connect(config={"memory_limit": "512MB"})
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute("SET enable_progress_bar = false")
@@ -395,7 +395,5 @@ class FhirSql:
             return None
         rows = rows.sort_by("_pos")  # in file order, as the Python mapper gives them
         if "patient_id" in rows.column_names:
-            patients = rows.column("patient_id").combine_chunks().dictionary_encode()
-            keys = pa.array([self.key(SOURCE, v) for v in patients.dictionary.to_pylist()], pa.string())
-            rows = rows.append_column("patient_key", keys.take(patients.indices))
+            rows = rows.append_column("patient_key", self.pseudonymizer.column(SOURCE, rows.column("patient_id")))
         return rows.select(["_pos", "_version", *columns])
