@@ -376,6 +376,7 @@ LAYOUTS = {
     ),
     "an indented line and blank lines": lambda lines: "\n".join([*lines[:5], "  " + lines[5], "", " ", *lines[6:]]),
     "text beyond ASCII": lambda lines: "\n".join(lines).replace('"sql-3"', '"sql-3é"'),
+    "UTF-16 with a byte-order mark": lambda lines: "\n".join(lines).encode("utf-16"),
 }
 
 
@@ -394,7 +395,8 @@ def test_lines_read_as_bytes_are_numbered_as_the_text_is(
     lines = [_line(c, i) for i, c in enumerate(CLEAN)]
     lines.insert(3, _line(UNCLEAR["unknown status"], 100))
     lines.append(_line({"status": "noshow"}, 0))  # the same key, disagreeing: rejected by the load path
-    (folder / "Appointment.ndjson").write_bytes(LAYOUTS[layout](lines).encode("utf-8"))
+    text = LAYOUTS[layout](lines)
+    (folder / "Appointment.ndjson").write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
     monkeypatch.setattr(fhir, "CHUNK_LINES", chunk_lines)
     with _fresh(tmp_path, empty_warehouse_file, "bytes") as wh:
         streamed = _outcome(wh, folder)
