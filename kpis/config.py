@@ -606,8 +606,8 @@ paper = "letter"         # letter | a4
 # latest_years_ahead = 2
 
 [refresh]
-# DuckDB's memory while the results store refreshes (after each load, or `clinic-kpis refresh`);
-# it spills to <warehouse>.tmp beyond it.
+# DuckDB's memory while the results store refreshes (after each load, or `clinic-kpis refresh`)
+# and while `clinic-kpis init` migrates an older warehouse; it spills to <warehouse>.tmp beyond it.
 # memory_limit = "2GB"
 
 [costs]

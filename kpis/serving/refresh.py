@@ -29,14 +29,13 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import duckdb
 
-from kpis.config import Config, ConfigError
+from kpis.config import Config
 from kpis.coverage import COVERAGE, coverage_sql
 from kpis.custom import third_next_available
 from kpis.dimensions import source_tables, values_sql
@@ -50,10 +49,9 @@ from kpis.serving.answer import AGING_TABLE, FACTS, RESULTS_TABLE, grouping_name
 from kpis.serving.facts import AGING, SCHEMA, TNA, FactTable, Layout, ar_sums, layout
 from kpis.serving.stored import COVERAGE_TABLE, values_table
 from kpis.sql_literals import sql_literal
-from kpis.storage import Store, memory_limited, spill_capped
+from kpis.storage import Store, bounded_memory, spill_capped
 
 TNA_TABLE = f"{SCHEMA}.facts_{TNA}"
-DEFAULT_MEMORY_LIMIT = "2GB"
 ROW_GROUP_ROWS = 122_880  # DuckDB's row group: below one, order makes no difference to a read
 UNSORTED_SHARE = 0.05  # the share of a fact table appended out of day order before it is sorted again
 REBUILD_SHARE = 0.5  # touched record ids per fact row from which a group is rebuilt rather than updated
@@ -124,29 +122,6 @@ def _run(cursor: Any, job: _Refresh, progress: bool) -> None:
     except BaseException:
         cursor.execute("ROLLBACK")
         raise
-
-
-def memory_limit(config: Config) -> str:
-    """`[refresh] memory_limit`: DuckDB's memory while the store refreshes (it spills beyond it)."""
-    table = config.raw.get("refresh") or {}
-    value = table.get("memory_limit", DEFAULT_MEMORY_LIMIT)
-    if not isinstance(value, str) or not value.strip():
-        where = f"{config.path}: [refresh]" if config.path else "[refresh]"
-        raise ConfigError(f'{where} memory_limit must be a size such as "2GB", got {value!r}')
-    return value.strip()
-
-
-@contextmanager
-def bounded_memory(cursor: Any, config: Config) -> Iterator[None]:
-    """Bound DuckDB's buffer pool while the store refreshes, as `[ingest] memory_limit` does for a load.
-
-    DuckDB's default is 80% of the machine's RAM: a refresh reading 10 M-row tables grew to
-    8 GB. Beyond the limit DuckDB spills to its temp directory (`<warehouse>.tmp`); the previous
-    limit comes back afterwards.
-    """
-    where = f"{config.path}: [refresh]" if config.path else "[refresh]"
-    with memory_limited(cursor, memory_limit(config), where, ConfigError):
-        yield
 
 
 class _Refresh:
