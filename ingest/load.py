@@ -483,10 +483,7 @@ class Loader:
         if staged * HELD_BY_ROWID >= self._estimated_rows(meta.name):
             return table
         keys = " AND ".join(f"t.{q(k)} = k.{q(k)}" for k in meta.key)
-        return (
-            f"(SELECT * FROM {table} WHERE rowid IN (SELECT t.rowid FROM {table} t "
-            f"SEMI JOIN s AS k ON {keys}))"
-        )
+        return f"(SELECT * FROM {table} WHERE rowid IN (SELECT t.rowid FROM {table} t SEMI JOIN s AS k ON {keys}))"
 
     def _estimated_rows(self, table: str) -> int:
         """The rows of a warehouse table, as DuckDB's catalog estimates them (no scan)."""
