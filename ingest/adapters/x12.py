@@ -177,12 +177,13 @@ def _warn_unbilled(lookup: Lookup, claim_ids: list[str], warnings: list[str]) ->
     # runs after the ledger charges are derived: a claim whose 837 is loaded has a charge entry of
     # each submission by now (`x12_ledger`), so the claims are asked first (a fraction of the
     # ledger's rows), and only the ids they lack are looked for among the charges a ledger export
-    # wrote (DuckDB skips the ledger's row groups that hold X12 entries only, by `source`)
+    # wrote (DuckDB skips the ledger's row groups that hold X12 entries only, by `source`); an
+    # anti-join hashes the file's claim ids, where NOT IN (a mark join) hashed every X12 claim id
     unbilled = [
         row[0]
         for row in lookup.rows(
-            "SELECT claim_id FROM (SELECT unnest(?::VARCHAR[]) AS claim_id) "
-            "WHERE claim_id NOT IN (SELECT claim_id FROM claims WHERE source = 'x12')",
+            "SELECT u.claim_id FROM (SELECT unnest(?::VARCHAR[]) AS claim_id) u "
+            "ANTI JOIN (SELECT claim_id FROM claims WHERE source = 'x12') c ON c.claim_id = u.claim_id",
             [claim_ids],
         )
     ]
