@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import auth, charts, data
-from dashboards.filters import Filters, option_labels
+from dashboards.filters import Filters, labels_of
 from dashboards.formatting import segment_label
 from kpis import privacy
 from kpis.formatting import (
@@ -79,7 +79,7 @@ class PageContext:
         return bool((cov["domain"] == domain).any())
 
     def labels(self, dimension: str) -> dict[str, str]:
-        return option_labels(data.dimension_values(self.src, dimension))
+        return labels_of(self.src, dimension)
 
     def colors(self, dimension: str) -> dict[str, str]:
         return segment_colors(data.dimension_values(self.src, dimension)["id"].tolist())

@@ -7,6 +7,7 @@ live in the router (`app.py`) their values survive moving between pages.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -88,8 +89,15 @@ def month_options(coverage: pd.DataFrame, today: date) -> tuple[list[date], date
 def option_labels(values: pd.DataFrame) -> dict[str, str]:
     """id -> label for a filter widget. The URL carries labels, so two equal labels get their ids added."""
     ids, labels = values["id"].astype(str).tolist(), values["label"].astype(str).tolist()
-    repeated = {label for label in labels if labels.count(label) > 1}
+    repeated = {label for label, times in Counter(labels).items() if times > 1}
     return {i: f"{label} ({i})" if label in repeated else label for i, label in zip(ids, labels, strict=True)}
+
+
+@st.cache_data(ttl=data.TTL_SECONDS, show_spinner=False)
+def labels_of(src: data.Source, dimension: str) -> dict[str, str]:
+    """`option_labels` of a dimension's values, built once per published version (not on every rerun:
+    a widget of 1,338 providers is redrawn on each filter change)."""
+    return option_labels(data.dimension_values(src, dimension))
 
 
 def freshness_text(as_of: datetime | None, load_since: datetime | None) -> str:
@@ -129,7 +137,7 @@ def sidebar(src: data.Source) -> Filters:
         )  # fmt: skip
         values = {}
         for dim in FILTER_DIMENSIONS:
-            labels = option_labels(data.dimension_values(src, dim))
+            labels = labels_of(src, dim)
             chosen = st.multiselect(
                 dim.capitalize(),
                 list(labels),

@@ -57,6 +57,7 @@ _COLUMNS = {
 # a remittance records no location or provider: it has its claim's
 _THROUGH_CLAIM = {"location", "provider"}
 _PROBE_CLAIMS = 1000  # claims of a scope whose remittances are looked for first (`_probe`)
+_SEGMENTS = "segments of the claims with a remittance"  # the key `_segments` keeps its answer under in `found`
 
 
 def missing(
@@ -82,23 +83,54 @@ def missing(
         sql = f"SELECT EXISTS (SELECT 1 FROM {table}{' WHERE ' + where if where else ''})"
         if sql not in found:
             cur = cur or cursor()
-            found[sql] = _exists(cur, sql, _probe(table, scope))
+            found[sql] = _exists(cur, sql, _probe(table, scope), _segments(cur, table, scope, found))
         if not found[sql]:
             out[spec.id] = table
     return out
 
 
-def _exists(cur: Any, sql: str, probe: str | None) -> bool:
+def _exists(cur: Any, sql: str, probe: str | None, segments: Callable[[], bool] | None = None) -> bool:
     """The answer of `sql` (SELECT EXISTS ...), asking the cheaper `probe` first when there is one.
 
     Why: a remittance is in a location's scope through its claim, and the full statement hashes
     every claim of the scope (30-40 ms at 1 M appointments, for each new filter). The probe asks
     the same of the first claims of the scope only: when it finds a row, so would the full
-    statement; when it does not, the full statement decides.
+    statement; when it does not, `segments` (when there is one) or the full statement decides.
     """
     if probe is not None and cur.execute(probe).fetchone()[0]:
         return True
+    if segments is not None:
+        return segments()
     return bool(cur.execute(sql).fetchone()[0])
+
+
+def _segments(cur: Any, table: str, scope: Mapping[str, tuple[Any, ...]], found: dict) -> Callable[[], bool] | None:
+    """For remittances in the scope of one location or provider filter: the answer from the
+    locations and providers of every claim with a remittance, one statement kept in `found` (None:
+    the full statement decides).
+
+    Why: when the probe finds nothing, the full statement reads every remittance (0.2-0.25 s at
+    10 M appointments, for a third of the providers of the 10 M practice: their claims have none);
+    the kept segments answer every later such filter of the snapshot from memory. They are the
+    full statement's own rows: a remittance whose claim (any of its submissions) has the segment.
+    """
+    if table != "remittances" or len(scope) != 1 or not set(scope) <= _THROUGH_CLAIM:
+        return None
+    ((dimension, values),) = scope.items()
+
+    def answer() -> bool:
+        if _SEGMENTS not in found:
+            statement = (
+                "SELECT GROUPING(location_id), location_id, provider_id FROM claims WHERE claim_id IN "
+                "(SELECT claim_id FROM remittances) GROUP BY GROUPING SETS ((location_id), (provider_id))"
+            )
+            kept: dict[str, set[str]] = {"location": set(), "provider": set()}
+            for by_provider, location, provider in cur.execute(statement).fetchall():
+                kept["provider" if by_provider else "location"].add(provider if by_provider else location)
+            found[_SEGMENTS] = kept
+        return any(str(v) in found[_SEGMENTS][dimension] for v in values)
+
+    return answer
 
 
 def _probe(table: str, scope: Mapping[str, tuple[Any, ...]]) -> str | None:

@@ -75,8 +75,14 @@ def test_the_remittance_probe_agrees_with_the_full_statement(simulated_practice:
         scopes = [{"location": (loc,)} for loc in wh.dimension_values("location")["id"]]
         scopes += [{"provider": (p,)} for p in wh.dimension_values("provider")["id"]]
         scopes += [{"location": ("NOWHERE",)}, {"provider": ("0000000000",), "payer": ("NOBODY",)}]
+        scopes += [{"provider": ("0000000000",)}, {"provider": ("0000000000", scopes[4]["provider"][0])}]
         scopes += [{**scopes[0], "payer": (payer,)} for payer in wh.dimension_values("payer")["id"]]
-        answers = []
+        # claims without a remittance (the 10 M practice has providers with none): delete one provider's
+        # remittances in this connection's copy, so that a provider's answer is False too
+        lonely = scopes[3]["provider"][0]
+        cur.execute("CREATE TEMP TABLE remittances AS SELECT * FROM main.remittances WHERE claim_id NOT IN "
+                    "(SELECT claim_id FROM claims WHERE provider_id = ?)", [lonely])  # fmt: skip
+        answers, found = [], {}
         for scope in scopes:
             where = " AND ".join(sources._condition("remittances", d, v) for d, v in sorted(scope.items()))
             sql = f"SELECT EXISTS (SELECT 1 FROM remittances WHERE {where})"
@@ -86,8 +92,12 @@ def test_the_remittance_probe_agrees_with_the_full_statement(simulated_practice:
             if cur.execute(probe).fetchone()[0]:
                 assert full  # the probe never finds a row the full statement would not
             assert sources._exists(cur, sql, probe) == full
+            segments = sources._segments(cur, "remittances", scope, found)
+            assert (segments is None) == (len(scope) > 1)  # kept segments answer one location or provider filter
+            assert sources._exists(cur, sql, probe, segments) == full, scope
             answers.append(full)
-        assert True in answers and False in answers
+        assert True in answers and False in answers and answers[3] is False
+        assert found[sources._SEGMENTS]["provider"] and lonely not in found[sources._SEGMENTS]["provider"]
 
 
 def test_trends_after_a_scorecard_are_its_rows(simulated_practice: SimulatedPractice) -> None:
@@ -138,3 +148,37 @@ def test_a_filtered_scorecard_takes_the_unfiltered_kpis_rows_from_the_practices(
         phones = [s.id for s in wh.catalog() if "provider" not in s.dimensions]  # calls record no provider
         assert phones and len(card_asked) == 1 and not set(phones) & set(card_asked[0])  # the provider group only
         assert alone.set_index("kpi_id").loc[phones, "value"].notna().any()
+
+
+def test_movers_from_kept_driver_rows_equal_movers_computed_alone(simulated_practice: SimulatedPractice) -> None:
+    """The movers' rows by driver dimension are kept per KPI, filters and months: a payer or provider
+    change takes the rows of the KPIs it cannot narrow from the practice's movers, and the moves and
+    drivers are those computed afresh."""
+    with simulated_practice.open() as wh:
+        asked: list[list[str]] = []
+        real = type(wh).compute_groupings
+
+        def counted(self, kpis, *args, **kwargs):
+            asked.append(list(kpis))
+            return real(self, kpis, *args, **kwargs)
+
+        practice = wh.movers("2026-09")
+        unfiltered = {m.kpi_id for m in practice if m.dimension}
+        for dimension in ("payer", "provider"):
+            for value in wh.dimension_values(dimension)["id"].iloc[:2]:
+                filters = {dimension: (value,)}
+                wh.__dict__["_snapshot_memo"].clear()
+                alone = wh.movers("2026-09", filters=filters)
+                wh.__dict__["_snapshot_memo"].clear()
+                assert wh.movers("2026-09") == practice
+                type(wh).compute_groupings = counted
+                try:
+                    asked.clear()
+                    taken = wh.movers("2026-09", filters=filters)
+                finally:
+                    type(wh).compute_groupings = real
+                assert taken == alone and any(m.drivers for m in taken)
+                kept = {m.kpi_id for m in taken if dimension not in wh._spec(m.kpi_id).dimensions} & unfiltered
+                assert not kept & {k for kpis in asked for k in kpis}  # not computed again
+                if dimension == "payer":
+                    assert kept  # the phones' and portal's KPIs record no payer
