@@ -7,7 +7,8 @@ app's modules and loads the catalog first, and runs one throwaway script (Stream
 work for a process's first script), as a running server has done before anyone clicks. Then,
 for each page: its first render under the filter in force, and `--changes` changes of the filter
 to a value not asked before in this process (so nothing is answered from the dashboard's cache;
-a location has few values: once each is seen, a change is a cache hit, and the line says so).
+a location has few values: once each is seen, a change is to another value seen before, a cache
+hit, and the line says "cached").
 CPU is the process's (`time.process_time`: DuckDB's threads included), beside wall time; the
 load average is printed at the start and the end (2 busy cores double the wall time, not the CPU).
 """
@@ -92,7 +93,8 @@ def run(key: str, changes: int, pages: list[str]) -> list[dict[str, Any]]:
             timed(page, f"first render ({key}: {chosen})", lambda p=page: at.switch_page(PAGES[p]).run())
         for _ in range(changes):
             widget = at.multiselect(key=key)
-            options = [o for o in widget.options if o not in asked] or widget.options
+            current = list(widget.values)
+            options = [o for o in widget.options if o not in asked] or [o for o in widget.options if [o] != current]
             value = options[(len(asked) * 7) % len(options)]
             seen = " (cached)" if value in asked else ""
             asked.add(value)

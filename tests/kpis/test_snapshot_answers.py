@@ -92,12 +92,12 @@ def test_the_remittance_probe_agrees_with_the_full_statement(simulated_practice:
             if cur.execute(probe).fetchone()[0]:
                 assert full  # the probe never finds a row the full statement would not
             assert sources._exists(cur, sql, probe) == full
-            segments = sources._segments(cur, "remittances", scope, found)
-            assert (segments is None) == (len(scope) > 1)  # kept segments answer one location or provider filter
+            segments = sources._segments(cur, "remittances", scope, sql, found)
+            assert (segments is None) == (set(scope) != {"provider"})  # kept providers answer a provider filter
             assert sources._exists(cur, sql, probe, segments) == full, scope
             answers.append(full)
         assert True in answers and False in answers and answers[3] is False
-        assert found[sources._SEGMENTS]["provider"] and lonely not in found[sources._SEGMENTS]["provider"]
+        assert found[sources._SEGMENTS] and lonely not in found[sources._SEGMENTS]  # built at the second miss
 
 
 def test_trends_after_a_scorecard_are_its_rows(simulated_practice: SimulatedPractice) -> None:
