@@ -57,22 +57,21 @@ _COLUMNS = {
 # a remittance records no location or provider: it has its claim's
 _THROUGH_CLAIM = {"location", "provider"}
 _PROBE_CLAIMS = 1000  # claims of a scope whose remittances are looked for first (`_probe`)
-# the keys `_segments` keeps its state under in `found`
-_SEGMENTS, _MISSED = "providers of the claims with a remittance", "a provider's remittances asked in full"
 
 
 def missing(
     cursor: Callable[[], Any],
     specs: Iterable[KpiSpec],
     filters: Mapping[str, tuple[Any, ...]],
-    found: dict[str, bool] | None = None,
+    found: dict[Any, Any] | None = None,
 ) -> dict[str, str]:
     """kpi_id -> the table with no row at all in the scope of `filters`, for the KPIs that have one.
 
     Only location, provider and payer filters narrow the check (the structure of the practice);
     a table that does not record a filtered dimension counts as loaded when it has any row.
     `cursor` opens a cursor (only when something must be asked); `found` holds what was asked
-    before (statement -> whether the table has such a row), e.g. kept per published snapshot.
+    before (statement -> whether the table has such a row; and `_has_rows`' kept values), e.g.
+    kept per published snapshot.
     """
     found = {} if found is None else found
     cur = None
@@ -84,54 +83,61 @@ def missing(
         sql = f"SELECT EXISTS (SELECT 1 FROM {table}{' WHERE ' + where if where else ''})"
         if sql not in found:
             cur = cur or cursor()
-            found[sql] = _exists(cur, sql, _probe(table, scope), _segments(cur, table, scope, sql, found))
+            found[sql] = _has_rows(cur, table, scope, sql, found)
         if not found[sql]:
             out[spec.id] = table
     return out
 
 
-def _exists(cur: Any, sql: str, probe: str | None, segments: Callable[[], bool] | None = None) -> bool:
+def _exists(cur: Any, sql: str, probe: str | None) -> bool:
     """The answer of `sql` (SELECT EXISTS ...), asking the cheaper `probe` first when there is one.
 
     Why: a remittance is in a location's scope through its claim, and the full statement hashes
     every claim of the scope (30-40 ms at 1 M appointments, for each new filter). The probe asks
     the same of the first claims of the scope only: when it finds a row, so would the full
-    statement; when it does not, `segments` (when there is one) or the full statement decides.
+    statement; when it does not, the full statement decides.
     """
     if probe is not None and cur.execute(probe).fetchone()[0]:
         return True
-    if segments is not None:
-        return segments()
     return bool(cur.execute(sql).fetchone()[0])
 
 
-def _segments(
-    cur: Any, table: str, scope: Mapping[str, tuple[Any, ...]], sql: str, found: dict
-) -> Callable[[], bool] | None:
-    """For remittances in the scope of one provider filter: the answer from the providers of every
-    claim with a remittance, found by one statement kept in `found` (None: the full statement decides).
+def _has_rows(cur: Any, table: str, scope: Mapping[str, tuple[Any, ...]], sql: str, found: dict) -> bool:
+    """`_exists` for `sql`, or the answer from the values of the filtered column `found` keeps.
 
-    Why: when the probe finds nothing, the full statement reads every remittance (0.1-0.25 s CPU at
-    10 M appointments, where a third of the 1,338 providers' claims have none), once per provider;
-    the providers of all claims with a remittance take 0.7-1 s once. So the first provider the
-    probe misses is asked by the full statement, the second builds the kept set, which answers
-    every later provider of the snapshot from memory. They are the full statement's own rows: a
-    remittance whose claim (any of its submissions) has the provider. A location (a handful per
-    practice) is always asked by the full statement, once per snapshot (`found`).
+    Why: a scope without rows is the costly answer (the statement reads the whole column: 20-60 ms
+    at 10 M appointments for a provider without slots, 0.1-0.25 s for one whose claims have no
+    remittance, a third of the 10 M practice's 1,338 providers), paid once per filter value. So
+    from the second such miss of a table and dimension in a snapshot, the column's distinct values
+    are read once (about one more such statement; 0.7-1 s for the providers of the claims with a
+    remittance) and kept in `found`: every later filter on it (one dimension, any values) is a
+    lookup. The values are the rows the statement looks for (non-NULL: NULL is in no filter).
     """
-    if table != "remittances" or set(scope) != {"provider"}:
-        return None
-
-    def answer() -> bool:
-        if _SEGMENTS not in found:
-            if not found.get(_MISSED):
-                found[_MISSED] = True
-                return bool(cur.execute(sql).fetchone()[0])
-            statement = "SELECT DISTINCT provider_id FROM claims SEMI JOIN remittances USING (claim_id)"
-            found[_SEGMENTS] = {provider for (provider,) in cur.execute(statement).fetchall()}
-        return any(str(v) in found[_SEGMENTS] for v in scope["provider"])
-
+    dimension = next(iter(scope)) if len(scope) == 1 else None
+    values = found.get(("values", table, dimension))
+    if values is not None:
+        return any(str(v) in values for v in scope[dimension])
+    probe = _probe(table, scope)
+    if probe is not None and cur.execute(probe).fetchone()[0]:
+        return True
+    missed = ("missed", table, dimension)
+    if dimension is not None and found.get(missed):
+        kept = {str(v) for (v,) in cur.execute(_values(table, dimension)).fetchall()}
+        found[("values", table, dimension)] = kept
+        return any(str(v) in kept for v in scope[dimension])
+    answer = bool(cur.execute(sql).fetchone()[0])
+    if dimension is not None and not answer:
+        found[missed] = True
     return answer
+
+
+def _values(table: str, dimension: str) -> str:
+    """The distinct non-NULL values of `dimension` that rows of `table` carry (a remittance: its claim's)."""
+    if table == "remittances" and dimension in _THROUGH_CLAIM:
+        column = _COLUMNS[dimension]["claims"]
+        return f"SELECT DISTINCT {column} FROM claims SEMI JOIN remittances USING (claim_id) WHERE {column} IS NOT NULL"
+    column = _COLUMNS[dimension][table]
+    return f"SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT NULL"
 
 
 def _probe(table: str, scope: Mapping[str, tuple[Any, ...]]) -> str | None:

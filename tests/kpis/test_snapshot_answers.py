@@ -92,12 +92,32 @@ def test_the_remittance_probe_agrees_with_the_full_statement(simulated_practice:
             if cur.execute(probe).fetchone()[0]:
                 assert full  # the probe never finds a row the full statement would not
             assert sources._exists(cur, sql, probe) == full
-            segments = sources._segments(cur, "remittances", scope, sql, found)
-            assert (segments is None) == (set(scope) != {"provider"})  # kept providers answer a provider filter
-            assert sources._exists(cur, sql, probe, segments) == full, scope
+            assert sources._has_rows(cur, "remittances", scope, sql, found) == full, scope
             answers.append(full)
         assert True in answers and False in answers and answers[3] is False
-        assert found[sources._SEGMENTS] and lonely not in found[sources._SEGMENTS]  # built at the second miss
+        providers = found[("values", "remittances", "provider")]  # kept from the second provider without any
+        assert providers and lonely not in providers
+        for scope in scopes:  # asked again: every one-dimension scope from the kept values
+            where = " AND ".join(sources._condition("remittances", d, v) for d, v in sorted(scope.items()))
+            sql = f"SELECT EXISTS (SELECT 1 FROM remittances WHERE {where})"
+            assert sources._has_rows(cur, "remittances", scope, sql, found) == answers[scopes.index(scope)]
+
+
+def test_the_kept_values_of_a_column_answer_as_its_statements(simulated_practice: SimulatedPractice) -> None:
+    """After two scopes without rows, a table's check for one dimension is a lookup in the column's
+    kept values: the same answer as the statement, for every table, dimension and value (and none)."""
+    with simulated_practice.open() as wh:
+        cur = wh.cursor()
+        for dimension, columns in sources._COLUMNS.items():
+            ids = [*wh.dimension_values(dimension)["id"].astype(str), "NOWHERE", "ELSEWHERE"]
+            for table in columns:
+                found: dict = {}
+                for values in [*[(i,) for i in ids], tuple(ids[:2]), ("NOWHERE", ids[0])]:
+                    scope = {dimension: values}
+                    sql = f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {sources._condition(table, dimension, values)})"
+                    full = bool(cur.execute(sql).fetchone()[0])
+                    assert sources._has_rows(cur, table, scope, sql, found) == full, (table, scope)
+                assert ("values", table, dimension) in found  # NOWHERE and ELSEWHERE: two misses
 
 
 def test_trends_after_a_scorecard_are_its_rows(simulated_practice: SimulatedPractice) -> None:
