@@ -6,9 +6,9 @@ PRACTICE is a practice's config file (clinic-kpis.toml) or its directory. The pr
 app's modules and loads the catalog first, and runs one throwaway script (Streamlit's one-off
 work for a process's first script), as a running server has done before anyone clicks. Then,
 for each page: its first render under the filter in force, and `--changes` changes of the filter
-to a value not asked before in this process (so nothing is answered from the dashboard's cache;
-a location has few values: once each is seen, a change is to another value seen before, a cache
-hit, and the line says "cached").
+to a value not asked before on that page (so the page's calls are not answered from the
+dashboard's cache; a location has few values: once each is seen, a change is to another value
+seen before, a cache hit, and the line says "cached").
 CPU is the process's (`time.process_time`: DuckDB's threads included), beside wall time; the
 load average is printed at the start and the end (2 busy cores double the wall time, not the CPU).
 """
@@ -86,10 +86,10 @@ def run(key: str, changes: int, pages: list[str]) -> list[dict[str, Any]]:
     print(f"load average {os.getloadavg()[0]:.2f} (start); pages {', '.join(pages)}; filter {key}")
     print(f"{'page':<18} {'step':<52} {'CPU s':>7} {'wall s':>7}")
     at = timed("overview", "first render", lambda: AppTest.from_file(str(app), default_timeout=600).run())
-    asked: set[str] = set()
     for page in pages:
+        asked = set(at.multiselect(key=key).values)  # a page's own calls: values asked on another page are new here
         if PAGES[page] is not None:
-            chosen = ", ".join(at.multiselect(key=key).values) or "all"
+            chosen = ", ".join(asked) or "all"
             timed(page, f"first render ({key}: {chosen})", lambda p=page: at.switch_page(PAGES[p]).run())
         for _ in range(changes):
             widget = at.multiselect(key=key)

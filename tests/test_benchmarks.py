@@ -156,3 +156,24 @@ def test_the_report_phases_script_times_the_report_it_builds(simulated_practice,
     assert names == ["clinic-kpis-report-2026-08-practice.html", "clinic-kpis-report-2026-08-practice.pdf"]
     assert "August 2026" in (out / names[0]).read_text(encoding="utf-8")
     assert (out / names[1]).read_bytes().startswith(b"%PDF")
+
+
+def test_the_filter_change_script_times_each_page_and_change(simulated_practice, tmp_path: Path) -> None:
+    """`benchmarks.filter_change` runs the app under AppTest on a practice: a first render and the
+    filter changes on each page asked, each with its CPU and wall seconds, to values the page was not shown."""
+    out = tmp_path / "figures.json"
+    command = [sys.executable, "-m", "benchmarks.filter_change", str(simulated_practice.config), "provider"]
+    command += ["--changes", "2", "--pages", "overview,phones", "--json", str(out)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_KPIS_")} | {"PYTHONPATH": str(REPO)}
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = json.loads(out.read_text())
+    assert [(r["page"], r["step"].split(" ")[0]) for r in rows] == [
+        ("overview", "first"), ("overview", "provider"), ("overview", "provider"),
+        ("phones", "first"), ("phones", "provider"), ("phones", "provider"),
+    ]  # fmt: skip
+    for page in ("overview", "phones"):  # each change to a value the page was not shown before
+        changes = [r["step"] for r in rows if r["page"] == page and r["step"].startswith("provider = ")]
+        assert len(set(changes)) == 2 and not any("cached" in c for c in changes)
+    assert all(r["cpu"] > 0 and r["wall"] > 0 for r in rows)
+    assert all(f"{r['cpu']:7.3f} {r['wall']:7.3f}" in done.stdout for r in rows)
