@@ -153,7 +153,7 @@ def test_a_filtered_scorecard_takes_the_unfiltered_kpis_rows_from_the_practices(
         real = type(wh).compute
 
         def counted(self, kpis, *args, **kwargs):
-            asked.append(list(kpis))
+            asked.append([kpis] if isinstance(kpis, str) else list(kpis))
             return real(self, kpis, *args, **kwargs)
 
         type(wh).compute = counted
@@ -179,7 +179,7 @@ def test_movers_from_kept_driver_rows_equal_movers_computed_alone(simulated_prac
         real = type(wh).compute_groupings
 
         def counted(self, kpis, *args, **kwargs):
-            asked.append(list(kpis))
+            asked.append([kpis] if isinstance(kpis, str) else list(kpis))
             return real(self, kpis, *args, **kwargs)
 
         practice = wh.movers("2026-09")
@@ -202,3 +202,32 @@ def test_movers_from_kept_driver_rows_equal_movers_computed_alone(simulated_prac
                 assert not kept & {k for kpis in asked for k in kpis}  # not computed again
                 if dimension == "payer":
                     assert kept  # the phones' and portal's KPIs record no payer
+
+
+def test_friction_costs_after_a_scorecard_take_its_rows_and_equal_them_computed_alone(
+    simulated_practice: SimulatedPractice,
+) -> None:
+    with simulated_practice.open() as wh:
+        location, provider = (wh.dimension_values(d)["id"].iloc[0] for d in ("location", "provider"))
+        payer = wh.dimension_values("payer")["id"].iloc[-1]
+        asked = []
+        real = type(wh).compute
+
+        def counted(self, kpis, *args, **kwargs):
+            asked.append([kpis] if isinstance(kpis, str) else list(kpis))
+            return real(self, kpis, *args, **kwargs)
+
+        for filters in (None, {"location": (location,)}, {"provider": (provider,)}, {"payer": (payer,)}):
+            wh.__dict__["_snapshot_memo"].clear()
+            alone = wh.friction_costs("2026-09", filters=filters)
+            wh.scorecard("2026-09", filters=filters)
+            asked.clear()
+            type(wh).compute = counted
+            try:
+                taken = wh.friction_costs("2026-09", filters=filters)
+            finally:
+                type(wh).compute = real
+            # the month's rows came from the scorecard's kept facts (the booking share asks its own)
+            assert [kpis for kpis in asked if kpis != ["call_abandonment_rate"]] == []
+            pd.testing.assert_frame_equal(taken, alone)
+            assert alone["money"].notna().any() or filters
