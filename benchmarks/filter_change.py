@@ -79,8 +79,8 @@ def run(key: str, changes: int, pages: list[str]) -> list[dict[str, Any]]:
         row = {"page": page, "step": step, "cpu": time.process_time() - cpu, "wall": time.perf_counter() - wall}
         rows.append(row)
         print(f"{page:<18} {step[:52]:<52} {row['cpu']:7.3f} {row['wall']:7.3f}", flush=True)
-        if out is not None and out.exception:
-            raise SystemExit(f"{page}: {out.exception[0].message}")
+        if out is not None and (out.exception or out.error):  # e.g. the warehouse busy: no figure to take
+            raise SystemExit(f"{page}: {out.exception[0].message if out.exception else out.error[0].value}")
         return out
 
     print(f"load average {os.getloadavg()[0]:.2f} (start); pages {', '.join(pages)}; filter {key}")
