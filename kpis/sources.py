@@ -89,29 +89,22 @@ def missing(
     return out
 
 
-def _exists(cur: Any, sql: str, probe: str | None) -> bool:
-    """The answer of `sql` (SELECT EXISTS ...), asking the cheaper `probe` first when there is one.
-
-    Why: a remittance is in a location's scope through its claim, and the full statement hashes
-    every claim of the scope (30-40 ms at 1 M appointments, for each new filter). The probe asks
-    the same of the first claims of the scope only: when it finds a row, so would the full
-    statement; when it does not, the full statement decides.
-    """
-    if probe is not None and cur.execute(probe).fetchone()[0]:
-        return True
-    return bool(cur.execute(sql).fetchone()[0])
-
-
 def _has_rows(cur: Any, table: str, scope: Mapping[str, tuple[Any, ...]], sql: str, found: dict) -> bool:
-    """`_exists` for `sql`, or the answer from the values of the filtered column `found` keeps.
+    """The answer of `sql` (SELECT EXISTS ...): from the kept values of the filtered column when
+    `found` holds them, else asking the cheaper `_probe` first when there is one.
 
-    Why: a scope without rows is the costly answer (the statement reads the whole column: 20-60 ms
-    at 10 M appointments for a provider without slots, 0.1-0.25 s for one whose claims have no
-    remittance, a third of the 10 M practice's 1,338 providers), paid once per filter value. So
-    from the second such miss of a table and dimension in a snapshot, the column's distinct values
-    are read once (about one more such statement; 0.7-1 s for the providers of the claims with a
-    remittance) and kept in `found`: every later filter on it (one dimension, any values) is a
-    lookup. The values are the rows the statement looks for (non-NULL: NULL is in no filter).
+    Why the probe: a remittance is in a location's scope through its claim, and the full statement
+    hashes every claim of the scope (30-40 ms at 1 M appointments, for each new filter). The probe
+    asks the same of the first claims of the scope only: when it finds a row, so would the full
+    statement; when it does not, the full statement decides.
+    Why the kept values: a scope without rows is the costly answer (the statement reads the whole
+    column: 10-30 ms at 10 M appointments for a provider without slots, 0.1-0.25 s for one whose
+    claims have no remittance, a third of the 10 M practice's 1,338 providers), paid once per
+    filter value. So from the second such miss of a table and dimension in a snapshot, the
+    column's distinct values are read once (4-90 ms for a table's column at 10 M; 0.7-1 s for the
+    providers of the claims with a remittance) and kept in `found`: every later filter on it (one
+    dimension, any values) is a lookup. They are the rows the statement looks for (non-NULL: NULL
+    is in no filter).
     """
     dimension = next(iter(scope)) if len(scope) == 1 else None
     values = found.get(("values", table, dimension))

@@ -91,7 +91,7 @@ def test_the_remittance_probe_agrees_with_the_full_statement(simulated_practice:
             full = bool(cur.execute(sql).fetchone()[0])
             if cur.execute(probe).fetchone()[0]:
                 assert full  # the probe never finds a row the full statement would not
-            assert sources._exists(cur, sql, probe) == full
+            assert sources._has_rows(cur, "remittances", scope, sql, {}) == full  # the probe, then the statement
             assert sources._has_rows(cur, "remittances", scope, sql, found) == full, scope
             answers.append(full)
         assert True in answers and False in answers and answers[3] is False
