@@ -364,3 +364,45 @@ def test_a_day_reloaded_moves_the_additive_month_results_as_a_full_rebuild_would
             args = dict(start="2025-02", end="2025-03", grain="month", by="provider")
             kpis = ["no_show_rate", "late_cancel_rate"]
             assert_same(wh.compute(kpis, **args, via="store"), wh.compute(kpis, **args, via="raw"))
+
+
+def test_a_ledger_entry_moved_to_another_claim_replaces_both_claims_facts_found_by_row_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A corrected transaction export reloaded with --force: a payment moved from one claim to
+    another. The old claim's other entries change with it (settled or not) though none of them
+    changed: only the moved entry's previous fact names that claim. What changed finds the
+    ledger's previous facts once (by the claims touched now, the moved entry by its key, then its
+    previous claim's entries): the refresh replaces them by those row ids, reads the canonical
+    rows of both claims by row id, and leaves every table of the store equal to a full rebuild;
+    the store answers as the raw engine."""
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", "test-secret-not-for-production")
+    monkeypatch.setattr(serving_refresh, "REBUILD_SHARE", float("inf"))  # every entry touched: updated, not rebuilt
+    config = tmp_path / "clinic-kpis.toml"
+    config.write_text(
+        '[practice]\ntimezone = "America/New_York"\n\n[warehouse]\npath = "clinic_kpis.duckdb"\n', encoding="utf-8"
+    )
+    export = tmp_path / "billing" / "north_transactions.csv"
+    export.parent.mkdir()
+    fixture = Path(__file__).parent / "ingest" / "fixtures" / "billing" / "north_transactions.csv"
+    text = fixture.read_text(encoding="utf-8").replace(",1O0.00,", ",100.00,")  # the fixture's typo fixed
+    export.write_text(text, encoding="utf-8")
+    load(tmp_path, [export])
+    assert text.count("\nT2,CL1,") == 1
+    export.write_text(text.replace("\nT2,CL1,", "\nT2,CL2,"), encoding="utf-8")
+
+    settings = load_config(config)
+    with Store(settings.db_path, config=settings) as store:
+        ingest_paths(store, [export], force=True)
+        with store.cursor() as cur:
+            claims, entries = cur.execute("SELECT count(DISTINCT claim_id), count(*) FROM main.ledger").fetchone()
+            summary = refresh(cur, settings, progress=False)
+            (moved,) = cur.execute("SELECT _claim FROM serving.facts_ledger WHERE _key LIKE '%T2'").fetchone()
+    assert claims == 2 and moved == "CL2"
+    assert summary.found_by_row_id == ["ledger"] and "ledger" not in summary.rebuilt
+    assert summary.recomputed_rows["ledger"] == entries  # every entry of both claims
+    store_equals_a_rebuild(settings.db_path, config, tmp_path, billing=False)
+    with Warehouse.open(settings.db_path, config=config, read_only=True) as wh:
+        kpis = [s.id for s in wh.catalog() if s.relation == "ledger"]
+        args = dict(start="2025-03", end="2025-05", grain="month", by=None)
+        assert_same(wh.compute(kpis, **args, via="store"), wh.compute(kpis, **args, via="raw"))

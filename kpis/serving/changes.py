@@ -44,6 +44,11 @@ IDS = "(SELECT substr(key, p + 1) FROM _keys, unnest(range(1, length(key) + 1)) 
 _PAYERS = (
     "UNION SELECT f._key FROM {facts} AS f WHERE f.payer IN (SELECT payer_id FROM main.payers AS t WHERE {changed})"
 )
+# the same rows with their row ids and claims (the ledger's `_ledger_previous`)
+_PAYER_ROWS = (
+    "UNION SELECT f.rowid, f._key, f._claim FROM {facts} AS f "
+    "WHERE f.payer IN (SELECT payer_id FROM main.payers AS t WHERE {changed})"
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,12 @@ class Dependencies:
     keep: Mapping[str, str] = field(default_factory=dict)  # fact column -> relation column: previous state
     # temp tables the reads use, made once from the touched record ids before the relation is evaluated
     prepare: Mapping[str, str] = field(default_factory=dict)
+    # temp tables made while finding what changed (before any fact row is replaced), in order, for
+    # `touched`, `prepare` and `reads` to use: what only the previous facts know, read once
+    find: Mapping[str, str] = field(default_factory=dict)
+    # a `find` table holding (_row, _key) for the previous fact row of every touched record id: the
+    # refresh deletes those rows by row id without scanning the fact table's keys again
+    old_rows: str | None = None
 
 
 def _key_in(alias: str, column: str) -> str:
@@ -180,30 +191,53 @@ DEPENDENCIES: dict[str, Dependencies] = {
     "ledger": Dependencies(
         # an entry's claim decides whether the claim is settled (all its entries), its first bill
         # and the payer of a patient payment; A/R ages an undated account from its first posting.
-        # An unchanged entry's claim is its previous fact's `_claim`: the entries of the touched
-        # claims and the previous claims of the changed entries come from one read of the facts
-        # (the canonical ledger is read for its changed rows only)
-        touched="""
-            WITH changed AS (SELECT t.entry_id, t.claim_id FROM main.ledger AS t WHERE {changed}),
-            claims_now AS (
-                SELECT claim_id FROM changed WHERE claim_id IS NOT NULL
+        # An unchanged entry's claim is its previous fact's `_claim`, so the facts are read for the
+        # entries of the claims touched now (`_claim` alone); only a changed entry not among them
+        # (new, or moved from another claim) is looked up by its key, and its previous claim's
+        # entries are touched too. The row ids found are those the refresh replaces (`old_rows`),
+        # and the touched entries' claims (`_ledger_claims`) say which canonical rows to read.
+        find={
+            "_ledger_changed": "SELECT t.entry_id, t.claim_id FROM main.ledger AS t WHERE {changed}",
+            "_ledger_claims_now": """
+                SELECT claim_id FROM _ledger_changed WHERE claim_id IS NOT NULL
                 UNION SELECT t.claim_id FROM main.claims AS t WHERE {changed}
-            ),
-            previous AS (
-                SELECT f._key, f._claim, f._claim IN (SELECT claim_id FROM claims_now) AS of_touched_claim
-                FROM {facts} AS f
-                WHERE f._claim IN (SELECT claim_id FROM claims_now) OR f._key IN (SELECT entry_id FROM changed)
-            )
-            SELECT entry_id FROM changed
-            UNION SELECT _key FROM previous WHERE of_touched_claim
-            UNION SELECT f._key FROM {facts} AS f
-                  WHERE f._claim IN (SELECT _claim FROM previous WHERE NOT of_touched_claim AND _claim IS NOT NULL)
-            {payers}
-        """,
+            """,
+            "_ledger_of_claims": """
+                SELECT f.rowid AS _row, f._key, f._claim FROM {facts} AS f
+                WHERE f._claim IN (SELECT claim_id FROM _ledger_claims_now)
+            """,
+            "_ledger_moved": """
+                SELECT f.rowid AS _row, f._key, f._claim FROM {facts} AS f
+                WHERE f._key IN (SELECT entry_id FROM _ledger_changed
+                                 WHERE entry_id NOT IN (SELECT _key FROM _ledger_of_claims))
+            """,
+            "_ledger_previous": """
+                SELECT * FROM _ledger_of_claims
+                UNION SELECT * FROM _ledger_moved
+                UNION SELECT f.rowid, f._key, f._claim FROM {facts} AS f
+                      WHERE f._claim IN (SELECT _claim FROM _ledger_moved WHERE _claim IS NOT NULL)
+                {payer_rows}
+            """,
+            "_ledger_claims": """
+                SELECT claim_id FROM _ledger_changed WHERE claim_id IS NOT NULL
+                UNION SELECT _claim FROM _ledger_previous
+                      WHERE _claim IS NOT NULL AND _key NOT IN (SELECT entry_id FROM _ledger_changed)
+            """,
+        },
+        touched="SELECT entry_id FROM _ledger_changed UNION SELECT _key FROM _ledger_previous",
+        old_rows="_ledger_previous",
+        # every entry of the touched entries' claims, and a touched entry without a claim: row ids
+        # from the two id columns, then the rows by row id (one pass over every column of a 29 M-row
+        # table to keep a few thousand rows costs several times as much)
+        prepare={
+            "_ledger_rows": f"""
+                SELECT t.rowid AS _row FROM main.ledger AS t WHERE t.claim_id IN (SELECT claim_id FROM _ledger_claims)
+                UNION ALL SELECT t.rowid FROM main.ledger AS t WHERE t.claim_id IS NULL AND t.entry_id IN {KEYS}
+            """,
+        },
         reads={
-            "ledger": f"""t.entry_id IN {KEYS}
-                OR t.claim_id IN (SELECT claim_id FROM main.ledger WHERE entry_id IN {KEYS})""",
-            "claims": f"t.claim_id IN (SELECT claim_id FROM main.ledger WHERE entry_id IN {KEYS})",
+            "ledger": "t.rowid IN (SELECT _row FROM _ledger_rows)",
+            "claims": "t.claim_id IN (SELECT claim_id FROM _ledger_claims)",
         },
         keep={"_claim": "claim_id"},
     ),
@@ -298,12 +332,30 @@ def kept_columns(relation: str) -> dict[str, str]:
 def touched_sql(relation: str, watermark: int, facts: Mapping[str, str], payers_changed: bool) -> str:
     """SELECT of the record ids (one column) whose facts the changes since `watermark` touch.
 
-    `facts` names the existing fact tables by relation (their previous state).
+    `facts` names the existing fact tables by relation (their previous state). It reads the
+    relation's `find_sql` tables, made first.
     """
-    text = DEPENDENCIES[relation].touched.replace("{payers}", _PAYERS if payers_changed else "")
+    return _placed(DEPENDENCIES[relation].touched, relation, watermark, facts, payers_changed)
+
+
+def find_sql(relation: str, watermark: int, facts: Mapping[str, str], payers_changed: bool) -> dict[str, str]:
+    """Temp table name -> SELECT, in order: what finding the touched record ids reads from the previous facts."""
+    return {
+        name: _placed(sql, relation, watermark, facts, payers_changed)
+        for name, sql in DEPENDENCIES[relation].find.items()
+    }
+
+
+def old_rows(relation: str) -> str | None:
+    """The `find` table of (_row, _key) naming the previous fact row of every touched record id, if any."""
+    return DEPENDENCIES[relation].old_rows
+
+
+def _placed(text: str, relation: str, watermark: int, facts: Mapping[str, str], payers_changed: bool) -> str:
+    text = text.replace("{payers}", _PAYERS if payers_changed else "")
+    text = text.replace("{payer_rows}", _PAYER_ROWS if payers_changed else "")
     text = text.replace("{changed}", CHANGED.format(watermark=int(watermark)))
-    text = text.replace("{facts}", facts[relation]).replace("{facts_appointments}", facts["appointments"])
-    return text
+    return text.replace("{facts}", facts[relation]).replace("{facts_appointments}", facts["appointments"])
 
 
 def changed_anywhere_sql(tables: tuple[str, ...], watermark: int) -> str:

@@ -71,6 +71,8 @@ class RefreshSummary:
     coverage_recounted: list[str] = field(default_factory=list)  # tables whose coverage was counted whole
     sorted: list[str] = field(default_factory=list)  # fact tables sorted by day again (keep_in_day_order)
     moved: dict[str, int] = field(default_factory=dict)  # months of additive results moved by signed rows (deltas)
+    # groups whose replaced fact rows were found with what changed (by row id), not by a scan of their keys
+    found_by_row_id: list[str] = field(default_factory=list)
 
 
 def before_publish(store: Store) -> None:
@@ -212,6 +214,8 @@ class _Refresh:
         changed = changes.CHANGED.format(watermark=self.watermark) if self.watermark is not None else "TRUE"
         (payers,) = self.cur.execute(f"SELECT EXISTS (SELECT 1 FROM main.payers AS t WHERE {changed})").fetchone()
         for table in tables:
+            for name, sql in changes.find_sql(table.group, self.watermark, facts, payers).items():
+                self.cur.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
             touched = changes.touched_sql(table.group, self.watermark, facts, payers)
             self.cur.execute(
                 f"CREATE OR REPLACE TEMP TABLE _keys_{table.group} AS SELECT DISTINCT * FROM ({touched}) AS x(key)"
@@ -226,17 +230,18 @@ class _Refresh:
         takes seconds).
         """
         keys = f"_keys_{table.group}"
+        found = [keys, *changes.DEPENDENCIES[table.group].find]
         (count,) = self.cur.execute(f"SELECT count(*) FROM {keys}").fetchone()
         self.summary.recomputed_rows[table.group] = int(count)
         if count == 0:
-            self.cur.execute(f"DROP TABLE IF EXISTS {keys}")
+            self.drop(found)
             return
         (rows,) = self.cur.execute(f"SELECT count(*) FROM {table.name}").fetchone()
         if count >= REBUILD_SHARE * rows:
             # most of the group touched (its first load, a --force of a large file): the rows kept
             # beside the new ones, their diffs and the restricted reads would hold it all at once
             # (at 10 M they spilled past the disk); a rebuild writes straight into the table
-            self.cur.execute(f"DROP TABLE IF EXISTS {keys}")
+            self.drop(found)
             self.rebuild(table)
             return
         self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT * FROM {keys}")
@@ -247,12 +252,18 @@ class _Refresh:
         select = table.select_sql(where="record_id IN (SELECT key FROM _keys)")
         statement = with_relation(_with_sql(table.relation, relation), [], select)
         self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _new AS {render(statement)}")
-        # the touched rows' ids found reading the keys alone, then their rows fetched by row id: one
-        # pass over every column of a 29 M-row table to keep a few thousand rows took twice as long
-        self.cur.execute(
-            f"CREATE OR REPLACE TEMP TABLE _old_ids AS SELECT rowid AS _rowid FROM {table.name} "
-            "WHERE _key IN (SELECT key FROM _keys)"
-        )
+        # the touched rows' ids found reading the keys alone (or already found with what changed),
+        # then their rows fetched by row id: one pass over every column of a 29 M-row table to keep
+        # a few thousand rows took twice as long
+        old_rows = changes.old_rows(table.group)
+        if old_rows is not None:
+            self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _old_ids AS SELECT DISTINCT _row AS _rowid FROM {old_rows}")
+            self.summary.found_by_row_id.append(table.group)
+        else:
+            self.cur.execute(
+                f"CREATE OR REPLACE TEMP TABLE _old_ids AS SELECT rowid AS _rowid FROM {table.name} "
+                "WHERE _key IN (SELECT key FROM _keys)"
+            )
         self.cur.execute(
             f"CREATE OR REPLACE TEMP TABLE _old AS SELECT rowid AS _rowid, * FROM {table.name} "
             "WHERE rowid IN (SELECT _rowid FROM _old_ids)"
@@ -279,7 +290,10 @@ class _Refresh:
         self.update_ar_sums(table)
         if self.lay.aging is not None and self.lay.aging[0] is table:
             self.note_aging_accounts(table)
-        for name in ("_keys", "_old_ids", "_old", "_new", "_diff", "_ar_diff", keys, *prepared):
+        self.drop(["_keys", "_old_ids", "_old", "_new", "_diff", "_ar_diff", *found, *prepared])
+
+    def drop(self, names: Iterable[str]) -> None:
+        for name in names:
             self.cur.execute(f"DROP TABLE IF EXISTS {name}")
 
     def rebuild(self, table: FactTable) -> None:
