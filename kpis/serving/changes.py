@@ -66,6 +66,9 @@ class Dependencies:
     # a `find` table holding (_row, _key) for the previous fact row of every touched record id: the
     # refresh deletes those rows by row id without scanning the fact table's keys again
     old_rows: str | None = None
+    # the touched record ids hold every row of each A/R account a changed row is or was in (the ledger
+    # touches whole claims), unless a payer changed
+    whole_accounts: bool = False
 
 
 def _key_in(alias: str, column: str) -> str:
@@ -150,17 +153,30 @@ DEPENDENCIES: dict[str, Dependencies] = {
         """,
         keep={"_start": "start_at"},
         # the relation pairs a slot and an appointment of one provider on a day of each (their start
-        # and end days): only the appointments of the touched slots' providers on those days
+        # and end days): only the appointments of the touched slots' providers on those days. Their
+        # scheduled start lies within those days widened by a day each side (any time zone's cast)
+        # and by the longest appointment (an end on one of the days): a range DuckDB checks against
+        # each row group's bounds, so the 10 M appointments are not all read to find a day's
         prepare={
             "_slot_days": f"""
                 SELECT DISTINCT provider_id, unnest([CAST(start_at AS DATE),
                                                      CAST(start_at + minutes * INTERVAL 1 MINUTE AS DATE)]) AS day
                 FROM main.slots AS t WHERE {_key_in("t", "slot_id")}
             """,
+            "_slot_span": """
+                SELECT CAST(d.first AS TIMESTAMPTZ) - INTERVAL 2 DAY - a.longest * INTERVAL 1 MINUTE AS lo,
+                       CAST(d.last AS TIMESTAMPTZ) + INTERVAL 3 DAY + a.backwards * INTERVAL 1 MINUTE AS hi
+                FROM (SELECT min(day) AS first, max(day) AS last FROM _slot_days) AS d,
+                     (SELECT GREATEST(max(COALESCE(scheduled_minutes, 1)), 0) AS longest,
+                             GREATEST(-min(COALESCE(scheduled_minutes, 1)), 0) AS backwards
+                      FROM main.appointments) AS a
+            """,
         },
         reads={
             "slots": _key_in("t", "slot_id"),
-            "appointments": f"""t.provider_id IN (SELECT provider_id FROM _slot_days)
+            "appointments": f"""t.scheduled_start >= (SELECT lo FROM _slot_span)
+                AND t.scheduled_start < (SELECT hi FROM _slot_span)
+                AND t.provider_id IN (SELECT provider_id FROM _slot_days)
                 AND (CAST(t.scheduled_start AS DATE) IN (SELECT day FROM _slot_days)
                      OR CAST({_SPAN_END.format(start="t.scheduled_start", minutes="t.scheduled_minutes")} AS DATE)
                         IN (SELECT day FROM _slot_days))""",
@@ -226,6 +242,7 @@ DEPENDENCIES: dict[str, Dependencies] = {
         },
         touched="SELECT entry_id FROM _ledger_changed UNION SELECT _key FROM _ledger_previous",
         old_rows="_ledger_previous",
+        whole_accounts=True,
         # every entry of the touched entries' claims, and a touched entry without a claim: row ids
         # from the two id columns, then the rows by row id (one pass over every column of a 29 M-row
         # table to keep a few thousand rows costs several times as much)
@@ -265,10 +282,11 @@ def tna_changes_sql(watermark: int, facts: Mapping[str, str], tna: str, tz: str)
         WITH changed_appointments AS (
             SELECT {_APPOINTMENT_KEY} AS key FROM main.appointments AS t WHERE {changed}
         ),
-        versions AS (
-            SELECT c.key, t.provider_id AS provider, t.booked_at AS booked, t.cancelled_at AS cancelled,
-                   t.scheduled_start AS s, {end.format(start="t.scheduled_start", minutes="t.scheduled_minutes")} AS e
-            FROM main.appointments AS t JOIN changed_appointments AS c ON c.key = {_APPOINTMENT_KEY}
+        versions AS (  -- the changed rows as they are now (read once: no join of every appointment by key)
+            SELECT {_APPOINTMENT_KEY} AS key, t.provider_id AS provider, t.booked_at AS booked,
+                   t.cancelled_at AS cancelled, t.scheduled_start AS s,
+                   {end.format(start="t.scheduled_start", minutes="t.scheduled_minutes")} AS e
+            FROM main.appointments AS t WHERE {changed}
             UNION ALL
             SELECT f._key, f._provider, f._booked, f._cancelled, f._start,
                    {end.format(start="f._start", minutes="f._minutes")}
@@ -349,6 +367,11 @@ def find_sql(relation: str, watermark: int, facts: Mapping[str, str], payers_cha
 def old_rows(relation: str) -> str | None:
     """The `find` table of (_row, _key) naming the previous fact row of every touched record id, if any."""
     return DEPENDENCIES[relation].old_rows
+
+
+def whole_accounts(relation: str) -> bool:
+    """Whether the touched record ids hold every row of each A/R account a changed row is or was in."""
+    return DEPENDENCIES[relation].whole_accounts
 
 
 def _placed(text: str, relation: str, watermark: int, facts: Mapping[str, str], payers_changed: bool) -> str:

@@ -71,7 +71,8 @@ class RefreshSummary:
     coverage_recounted: list[str] = field(default_factory=list)  # tables whose coverage was counted whole
     sorted: list[str] = field(default_factory=list)  # fact tables sorted by day again (keep_in_day_order)
     moved: dict[str, int] = field(default_factory=dict)  # months of additive results moved by signed rows (deltas)
-    # groups whose replaced fact rows were found with what changed (by row id), not by a scan of their keys
+    # groups whose replaced fact rows were found with what changed (by row id), not by a scan of their keys;
+    # ar_aging when its accounts' rows came from the ledger's touched rows, not from a scan of its facts
     found_by_row_id: list[str] = field(default_factory=list)
 
 
@@ -155,6 +156,7 @@ class _Refresh:
         self.aging_noted = False  # the ledger's facts changed: note_aging_accounts kept their accounts
         self.old_days: dict[str, set[date]] = {}  # coverage table -> the previous days of its replaced rows
         self.signed: set[str] = set()  # groups whose changed fact rows are kept signed (`_signed_<group>`, deltas)
+        self.payers_changed = False  # a payer changed since the watermark (its class moves every row of the payer)
 
     # -- planning -------------------------------------------------------------------------------
 
@@ -213,6 +215,7 @@ class _Refresh:
         facts = {t.group: t.name for t in self.lay.tables}
         changed = changes.CHANGED.format(watermark=self.watermark) if self.watermark is not None else "TRUE"
         (payers,) = self.cur.execute(f"SELECT EXISTS (SELECT 1 FROM main.payers AS t WHERE {changed})").fetchone()
+        self.payers_changed = bool(payers)
         for table in tables:
             for name, sql in changes.find_sql(table.group, self.watermark, facts, payers).items():
                 self.cur.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
@@ -495,7 +498,14 @@ class _Refresh:
     # -- A/R aging ------------------------------------------------------------------------------
 
     def note_aging_accounts(self, table: FactTable) -> None:
-        """Keep, before `update` drops them, the accounts whose ledger facts changed and their replaced rows."""
+        """Keep, before `update` drops them, the accounts whose ledger facts changed and their replaced rows.
+
+        Their new rows too, when the touched entries hold every entry of those accounts: an
+        account is a claim (or one entry without a claim), and the ledger's touched entries are
+        every entry of each claim a changed entry is or was on (`changes.DEPENDENCIES["ledger"]`),
+        so the fact table need not be read for them again. Not so when a payer changed: the
+        entries of its class are touched whatever their claims.
+        """
         columns = ", ".join([*aging.COLUMNS, *table.dims])
         self.cur.execute("CREATE OR REPLACE TEMP TABLE _aging_accounts AS SELECT DISTINCT ar_account FROM _ar_diff")
         self.cur.execute("CREATE OR REPLACE TEMP TABLE _aging_keys AS SELECT key FROM _keys")
@@ -503,6 +513,12 @@ class _Refresh:
             f"CREATE OR REPLACE TEMP TABLE _aging_old AS SELECT {columns} FROM _old "
             "WHERE ar_account IN (SELECT ar_account FROM _aging_accounts)"
         )
+        if changes.whole_accounts(table.group) and not self.payers_changed:
+            self.cur.execute(
+                f"CREATE OR REPLACE TEMP TABLE _aging_new AS SELECT {columns} FROM _new "
+                "WHERE ar_account IN (SELECT ar_account FROM _aging_accounts)"
+            )
+            self.summary.found_by_row_id.append(AGING)
         self.aging_noted = True
 
     def ar_aging(self) -> None:
@@ -558,11 +574,12 @@ class _Refresh:
 
         Returns the change in the number of accounts spanning several cells.
         """
-        # the changed accounts' rows, read once from the ledger facts
-        self.cur.execute(
-            f"CREATE OR REPLACE TEMP TABLE _aging_new AS {rows} "
-            "WHERE ar_account IN (SELECT ar_account FROM _aging_accounts)"
-        )
+        # the changed accounts' rows, read once from the ledger facts (unless the touched rows held them all)
+        if AGING not in self.summary.found_by_row_id:
+            self.cur.execute(
+                f"CREATE OR REPLACE TEMP TABLE _aging_new AS {rows} "
+                "WHERE ar_account IN (SELECT ar_account FROM _aging_accounts)"
+            )
         new = "SELECT * FROM _aging_new"
         old = f"{new} WHERE _key NOT IN (SELECT key FROM _aging_keys) UNION ALL SELECT * FROM _aging_old"
         (before,) = self.cur.execute(aging.split_accounts_sql(old, dims)).fetchone()
