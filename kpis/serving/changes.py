@@ -14,9 +14,11 @@ A relation row depends on more than its own canonical row; the joins and windows
   record ids (all the rows a window or aggregate of the relation sees for them), so a refresh
   evaluates the relation over a few rows, not the whole warehouse.
 
-Both are SQL over `main.<table>`, the fact tables (`{facts}`: this relation's previous facts,
-`{facts_appointments}`) and the temp table `_keys(key)` (the touched record ids). `{changed}`
-stands for "the row changed since the watermark", with the table alias `t`.
+Both are SQL over `main.<table>`, the relation's previous facts (`{facts}`), the temp tables
+its `find` made (what only the previous facts know, read once while finding what changed; the
+appointments' `_appointments_previous` serves the slots and third next available too) and
+`_keys(key)` (the touched record ids). `{changed}` stands for "the row changed since the
+watermark", with the table alias `t`.
 
 A new join in a relation needs its dependency here; the tests that compare an incremental
 refresh with a full rebuild after every kind of load are what catch a missing one.
@@ -89,14 +91,21 @@ _SPAN_END = "{start} + COALESCE({minutes}, 1) * INTERVAL 1 MINUTE"
 
 DEPENDENCIES: dict[str, Dependencies] = {
     "appointments": Dependencies(
+        # the changed appointments' previous facts, read once for what changed here, in the slots
+        # and in third next available (each read of the 10 M facts' keys costs a quarter second)
+        find={
+            "_appointments_previous": f"""
+                SELECT f._key, f._rebooked, f._provider, f._start, f._minutes, f._booked, f._cancelled
+                FROM {{facts}} AS f
+                WHERE f._key IN (SELECT {_APPOINTMENT_KEY} FROM main.appointments AS t WHERE {{changed}})
+            """,
+        },
         # an appointment is rescheduled when a later booking names it (rebooked_from_id)
         touched=f"""
             SELECT {_APPOINTMENT_KEY} FROM main.appointments AS t WHERE {{changed}}
             UNION SELECT t.source || ':' || t.rebooked_from_id FROM main.appointments AS t
                   WHERE {{changed}} AND t.rebooked_from_id IS NOT NULL
-            UNION SELECT f._rebooked FROM {{facts}} AS f
-                  WHERE f._rebooked IS NOT NULL
-                    AND f._key IN (SELECT {_APPOINTMENT_KEY} FROM main.appointments AS t WHERE {{changed}})
+            UNION SELECT _rebooked FROM _appointments_previous WHERE _rebooked IS NOT NULL
             {{payers}}
         """,
         reads={
@@ -140,8 +149,7 @@ DEPENDENCIES: dict[str, Dependencies] = {
                 FROM main.appointments AS t WHERE {{changed}}
                 UNION ALL
                 SELECT f._provider, f._start, {_SPAN_END.format(start="f._start", minutes="f._minutes")}
-                FROM {{facts_appointments}} AS f
-                WHERE f._key IN (SELECT {_APPOINTMENT_KEY} FROM main.appointments AS t WHERE {{changed}})
+                FROM _appointments_previous AS f  -- made with the appointments' changes (find)
             )
             SELECT t.source || ':' || t.slot_id FROM main.slots AS t WHERE {{changed}}
             UNION SELECT s.source || ':' || s.slot_id
@@ -273,16 +281,14 @@ def tna_changes_sql(watermark: int, facts: Mapping[str, str], tna: str, tz: str)
     booking, provider and time), just those between the two releases. A slot only matters to
     snapshots before it starts whose third open slot is at or after it (or that had none): a
     changed slot moves those, for its previous and new schedule. Week numbers as `week_of`.
+    The changed appointments' previous facts are `_appointments_previous` (the appointments' `find`).
     """
     changed = CHANGED.format(watermark=int(watermark))
     end = "{start} + COALESCE({minutes}, 1) * INTERVAL 1 MINUTE"
-    appointments, slots = facts["appointments"], facts["slots"]
+    slots = facts["slots"]
     earliest_release = week_of("LEAST(COALESCE(cancelled, s - INTERVAL 1 DAY), s - INTERVAL 1 DAY)", tz)
     return f"""
-        WITH changed_appointments AS (
-            SELECT {_APPOINTMENT_KEY} AS key FROM main.appointments AS t WHERE {changed}
-        ),
-        versions AS (  -- the changed rows as they are now (read once: no join of every appointment by key)
+        WITH versions AS (  -- the changed rows as they are now (read once: no join of every appointment by key)
             SELECT {_APPOINTMENT_KEY} AS key, t.provider_id AS provider, t.booked_at AS booked,
                    t.cancelled_at AS cancelled, t.scheduled_start AS s,
                    {end.format(start="t.scheduled_start", minutes="t.scheduled_minutes")} AS e
@@ -290,7 +296,7 @@ def tna_changes_sql(watermark: int, facts: Mapping[str, str], tna: str, tz: str)
             UNION ALL
             SELECT f._key, f._provider, f._booked, f._cancelled, f._start,
                    {end.format(start="f._start", minutes="f._minutes")}
-            FROM {appointments} AS f WHERE f._key IN (SELECT key FROM changed_appointments)
+            FROM _appointments_previous AS f  -- their previous facts, read with the appointments' changes
         ),
         holds AS (
             SELECT provider, booked, cancelled, s, e,
@@ -378,7 +384,7 @@ def _placed(text: str, relation: str, watermark: int, facts: Mapping[str, str], 
     text = text.replace("{payers}", _PAYERS if payers_changed else "")
     text = text.replace("{payer_rows}", _PAYER_ROWS if payers_changed else "")
     text = text.replace("{changed}", CHANGED.format(watermark=int(watermark)))
-    return text.replace("{facts}", facts[relation]).replace("{facts_appointments}", facts["appointments"])
+    return text.replace("{facts}", facts[relation])
 
 
 def changed_anywhere_sql(tables: tuple[str, ...], watermark: int) -> str:

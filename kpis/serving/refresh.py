@@ -216,9 +216,10 @@ class _Refresh:
         changed = changes.CHANGED.format(watermark=self.watermark) if self.watermark is not None else "TRUE"
         (payers,) = self.cur.execute(f"SELECT EXISTS (SELECT 1 FROM main.payers AS t WHERE {changed})").fetchone()
         self.payers_changed = bool(payers)
-        for table in tables:
+        for table in tables:  # every table's first: one's touched record ids may read another's (slots)
             for name, sql in changes.find_sql(table.group, self.watermark, facts, payers).items():
                 self.cur.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        for table in tables:
             touched = changes.touched_sql(table.group, self.watermark, facts, payers)
             self.cur.execute(
                 f"CREATE OR REPLACE TEMP TABLE _keys_{table.group} AS SELECT DISTINCT * FROM ({touched}) AS x(key)"
