@@ -364,3 +364,101 @@ def test_a_day_reloaded_moves_the_additive_month_results_as_a_full_rebuild_would
             args = dict(start="2025-02", end="2025-03", grain="month", by="provider")
             kpis = ["no_show_rate", "late_cancel_rate"]
             assert_same(wh.compute(kpis, **args, via="store"), wh.compute(kpis, **args, via="raw"))
+
+
+def test_a_ledger_entry_moved_to_another_claim_replaces_both_claims_facts_found_by_row_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A corrected transaction export reloaded with --force: a payment moved from one claim to
+    another. The old claim's other entries change with it (settled or not) though none of them
+    changed: only the moved entry's previous fact names that claim. What changed finds the
+    ledger's previous facts once (by the claims touched now, the moved entry by its key, then its
+    previous claim's entries): the refresh replaces them by those row ids, reads the canonical
+    rows of both claims by row id, and leaves every table of the store equal to a full rebuild;
+    the store answers as the raw engine."""
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", "test-secret-not-for-production")
+    monkeypatch.setattr(serving_refresh, "REBUILD_SHARE", float("inf"))  # every entry touched: updated, not rebuilt
+    config = tmp_path / "clinic-kpis.toml"
+    config.write_text(
+        '[practice]\ntimezone = "America/New_York"\n\n[warehouse]\npath = "clinic_kpis.duckdb"\n', encoding="utf-8"
+    )
+    export = tmp_path / "billing" / "north_transactions.csv"
+    export.parent.mkdir()
+    fixture = Path(__file__).parent / "ingest" / "fixtures" / "billing" / "north_transactions.csv"
+    text = fixture.read_text(encoding="utf-8").replace(",1O0.00,", ",100.00,")  # the fixture's typo fixed
+    export.write_text(text, encoding="utf-8")
+    load(tmp_path, [export])
+    assert text.count("\nT2,CL1,") == 1
+    export.write_text(text.replace("\nT2,CL1,", "\nT2,CL2,"), encoding="utf-8")
+
+    settings = load_config(config)
+    with Store(settings.db_path, config=settings) as store:
+        ingest_paths(store, [export], force=True)
+        with store.cursor() as cur:
+            claims, entries = cur.execute("SELECT count(DISTINCT claim_id), count(*) FROM main.ledger").fetchone()
+            summary = refresh(cur, settings, progress=False)
+            (moved,) = cur.execute("SELECT _claim FROM serving.facts_ledger WHERE _key LIKE '%T2'").fetchone()
+    assert claims == 2 and moved == "CL2"
+    assert summary.found_by_row_id == ["ledger", "ar_aging"] and "ledger" not in summary.rebuilt
+    assert summary.recomputed_rows["ledger"] == entries  # every entry of both claims
+    store_equals_a_rebuild(settings.db_path, config, tmp_path, billing=False)
+    with Warehouse.open(settings.db_path, config=config, read_only=True) as wh:
+        kpis = [s.id for s in wh.catalog() if s.relation == "ledger"]
+        args = dict(start="2025-03", end="2025-05", grain="month", by=None)
+        assert_same(wh.compute(kpis, **args, via="store"), wh.compute(kpis, **args, via="raw"))
+
+
+def test_a_slot_reloaded_is_still_booked_by_an_appointment_that_ends_on_its_day_days_after_it_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slot's facts are recomputed from the appointments of its provider whose start or end falls
+    on its day, which the refresh finds by a range of scheduled starts: the slot's days widened by
+    the longest appointment. Here a three-day appointment ends on the slot's day; the slot's status
+    changes in a corrected Slot export reloaded with --force: the slot stays booked, as a full
+    rebuild says."""
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", "test-secret-not-for-production")
+    monkeypatch.setattr(serving_refresh, "REBUILD_SHARE", float("inf"))  # one slot of six: updated, not rebuilt
+    config = tmp_path / "clinic-kpis.toml"
+    config.write_text(
+        '[practice]\ntimezone = "America/New_York"\n\n[warehouse]\npath = "clinic_kpis.duckdb"\n', encoding="utf-8"
+    )
+    fixtures = Path(__file__).parent / "ingest" / "fixtures" / "fhir"
+    (tmp_path / "fhir").mkdir()
+    for name in ("Appointment", "Location", "Practitioner", "Schedule", "Slot"):
+        shutil.copy(fixtures / f"{name}.ndjson", tmp_path / "fhir" / f"{name}.ndjson")
+    long_visit = {
+        "resourceType": "Appointment",
+        "id": "a-long",
+        "status": "booked",
+        "start": "2025-03-01T09:00:00-05:00",
+        "minutesDuration": 3 * 24 * 60 + 60,  # to 2025-03-04 10:00
+        "created": "2025-02-20T10:00:00-05:00",
+        "participant": [{"actor": {"reference": "Practitioner/pr-1"}, "status": "accepted"}],
+    }
+    slot = {
+        "resourceType": "Slot",
+        "id": "s-end-day",
+        "schedule": {"reference": "Schedule/sch-1"},
+        "status": "free",
+        "start": "2025-03-04T09:00:00-05:00",
+        "end": "2025-03-04T09:20:00-05:00",
+    }
+    with (tmp_path / "fhir" / "Appointment.ndjson").open("a", encoding="utf-8") as f:
+        f.write(json.dumps(long_visit) + "\n")
+    slots = tmp_path / "fhir" / "Slot.ndjson"
+    text = slots.read_text(encoding="utf-8")
+    slots.write_text(text + json.dumps(slot) + "\n", encoding="utf-8")
+    load(tmp_path, [tmp_path / "fhir"])
+    slots.write_text(text + json.dumps(slot | {"status": "busy"}) + "\n", encoding="utf-8")
+
+    settings = load_config(config)
+    with Store(settings.db_path, config=settings) as store:
+        ingest_paths(store, [slots], force=True)
+        with store.cursor() as cur:
+            summary = refresh(cur, settings, progress=False)
+            (booked,) = cur.execute(
+                "SELECT slot_utilization__num FROM serving.facts_slots WHERE _key LIKE '%s-end-day'"
+            ).fetchone()
+    assert summary.recomputed_rows["slots"] == 1 and "slots" not in summary.rebuilt
+    assert booked == 20  # its minutes, booked
+    store_equals_a_rebuild(settings.db_path, config, tmp_path, billing=False)

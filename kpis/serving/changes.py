@@ -14,9 +14,11 @@ A relation row depends on more than its own canonical row; the joins and windows
   record ids (all the rows a window or aggregate of the relation sees for them), so a refresh
   evaluates the relation over a few rows, not the whole warehouse.
 
-Both are SQL over `main.<table>`, the fact tables (`{facts}`: this relation's previous facts,
-`{facts_appointments}`) and the temp table `_keys(key)` (the touched record ids). `{changed}`
-stands for "the row changed since the watermark", with the table alias `t`.
+Both are SQL over `main.<table>`, the relation's previous facts (`{facts}`), the temp tables
+its `find` made (what only the previous facts know, read once while finding what changed; the
+appointments' `_appointments_previous` serves the slots and third next available too) and
+`_keys(key)` (the touched record ids). `{changed}` stands for "the row changed since the
+watermark", with the table alias `t`.
 
 A new join in a relation needs its dependency here; the tests that compare an incremental
 refresh with a full rebuild after every kind of load are what catch a missing one.
@@ -44,6 +46,11 @@ IDS = "(SELECT substr(key, p + 1) FROM _keys, unnest(range(1, length(key) + 1)) 
 _PAYERS = (
     "UNION SELECT f._key FROM {facts} AS f WHERE f.payer IN (SELECT payer_id FROM main.payers AS t WHERE {changed})"
 )
+# the same rows with their row ids and claims (the ledger's `_ledger_previous`)
+_PAYER_ROWS = (
+    "UNION SELECT f.rowid, f._key, f._claim FROM {facts} AS f "
+    "WHERE f.payer IN (SELECT payer_id FROM main.payers AS t WHERE {changed})"
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,15 @@ class Dependencies:
     keep: Mapping[str, str] = field(default_factory=dict)  # fact column -> relation column: previous state
     # temp tables the reads use, made once from the touched record ids before the relation is evaluated
     prepare: Mapping[str, str] = field(default_factory=dict)
+    # temp tables made while finding what changed (before any fact row is replaced), in order, for
+    # `touched`, `prepare` and `reads` to use: what only the previous facts know, read once
+    find: Mapping[str, str] = field(default_factory=dict)
+    # a `find` table holding (_row, _key) for the previous fact row of every touched record id: the
+    # refresh deletes those rows by row id without scanning the fact table's keys again
+    old_rows: str | None = None
+    # the touched record ids hold every row of each A/R account a changed row is or was in (the ledger
+    # touches whole claims), unless a payer changed
+    whole_accounts: bool = False
 
 
 def _key_in(alias: str, column: str) -> str:
@@ -75,14 +91,21 @@ _SPAN_END = "{start} + COALESCE({minutes}, 1) * INTERVAL 1 MINUTE"
 
 DEPENDENCIES: dict[str, Dependencies] = {
     "appointments": Dependencies(
+        # the changed appointments' previous facts, read once for what changed here, in the slots
+        # and in third next available (each read of the 10 M facts' keys costs a quarter second)
+        find={
+            "_appointments_previous": f"""
+                SELECT f._key, f._rebooked, f._provider, f._start, f._minutes, f._booked, f._cancelled
+                FROM {{facts}} AS f
+                WHERE f._key IN (SELECT {_APPOINTMENT_KEY} FROM main.appointments AS t WHERE {{changed}})
+            """,
+        },
         # an appointment is rescheduled when a later booking names it (rebooked_from_id)
         touched=f"""
             SELECT {_APPOINTMENT_KEY} FROM main.appointments AS t WHERE {{changed}}
             UNION SELECT t.source || ':' || t.rebooked_from_id FROM main.appointments AS t
                   WHERE {{changed}} AND t.rebooked_from_id IS NOT NULL
-            UNION SELECT f._rebooked FROM {{facts}} AS f
-                  WHERE f._rebooked IS NOT NULL
-                    AND f._key IN (SELECT {_APPOINTMENT_KEY} FROM main.appointments AS t WHERE {{changed}})
+            UNION SELECT _rebooked FROM _appointments_previous WHERE _rebooked IS NOT NULL
             {{payers}}
         """,
         reads={
@@ -126,8 +149,7 @@ DEPENDENCIES: dict[str, Dependencies] = {
                 FROM main.appointments AS t WHERE {{changed}}
                 UNION ALL
                 SELECT f._provider, f._start, {_SPAN_END.format(start="f._start", minutes="f._minutes")}
-                FROM {{facts_appointments}} AS f
-                WHERE f._key IN (SELECT {_APPOINTMENT_KEY} FROM main.appointments AS t WHERE {{changed}})
+                FROM _appointments_previous AS f  -- made with the appointments' changes (find)
             )
             SELECT t.source || ':' || t.slot_id FROM main.slots AS t WHERE {{changed}}
             UNION SELECT s.source || ':' || s.slot_id
@@ -139,17 +161,30 @@ DEPENDENCIES: dict[str, Dependencies] = {
         """,
         keep={"_start": "start_at"},
         # the relation pairs a slot and an appointment of one provider on a day of each (their start
-        # and end days): only the appointments of the touched slots' providers on those days
+        # and end days): only the appointments of the touched slots' providers on those days. Their
+        # scheduled start lies within those days widened by a day each side (any time zone's cast)
+        # and by the longest appointment (an end on one of the days): a range DuckDB checks against
+        # each row group's bounds, so the 10 M appointments are not all read to find a day's
         prepare={
             "_slot_days": f"""
                 SELECT DISTINCT provider_id, unnest([CAST(start_at AS DATE),
                                                      CAST(start_at + minutes * INTERVAL 1 MINUTE AS DATE)]) AS day
                 FROM main.slots AS t WHERE {_key_in("t", "slot_id")}
             """,
+            "_slot_span": """
+                SELECT CAST(d.first AS TIMESTAMPTZ) - INTERVAL 2 DAY - a.longest * INTERVAL 1 MINUTE AS lo,
+                       CAST(d.last AS TIMESTAMPTZ) + INTERVAL 3 DAY + a.backwards * INTERVAL 1 MINUTE AS hi
+                FROM (SELECT min(day) AS first, max(day) AS last FROM _slot_days) AS d,
+                     (SELECT GREATEST(max(COALESCE(scheduled_minutes, 1)), 0) AS longest,
+                             GREATEST(-min(COALESCE(scheduled_minutes, 1)), 0) AS backwards
+                      FROM main.appointments) AS a
+            """,
         },
         reads={
             "slots": _key_in("t", "slot_id"),
-            "appointments": f"""t.provider_id IN (SELECT provider_id FROM _slot_days)
+            "appointments": f"""t.scheduled_start >= (SELECT lo FROM _slot_span)
+                AND t.scheduled_start < (SELECT hi FROM _slot_span)
+                AND t.provider_id IN (SELECT provider_id FROM _slot_days)
                 AND (CAST(t.scheduled_start AS DATE) IN (SELECT day FROM _slot_days)
                      OR CAST({_SPAN_END.format(start="t.scheduled_start", minutes="t.scheduled_minutes")} AS DATE)
                         IN (SELECT day FROM _slot_days))""",
@@ -180,30 +215,54 @@ DEPENDENCIES: dict[str, Dependencies] = {
     "ledger": Dependencies(
         # an entry's claim decides whether the claim is settled (all its entries), its first bill
         # and the payer of a patient payment; A/R ages an undated account from its first posting.
-        # An unchanged entry's claim is its previous fact's `_claim`: the entries of the touched
-        # claims and the previous claims of the changed entries come from one read of the facts
-        # (the canonical ledger is read for its changed rows only)
-        touched="""
-            WITH changed AS (SELECT t.entry_id, t.claim_id FROM main.ledger AS t WHERE {changed}),
-            claims_now AS (
-                SELECT claim_id FROM changed WHERE claim_id IS NOT NULL
+        # An unchanged entry's claim is its previous fact's `_claim`, so the facts are read for the
+        # entries of the claims touched now (`_claim` alone); only a changed entry not among them
+        # (new, or moved from another claim) is looked up by its key, and its previous claim's
+        # entries are touched too. The row ids found are those the refresh replaces (`old_rows`),
+        # and the touched entries' claims (`_ledger_claims`) say which canonical rows to read.
+        find={
+            "_ledger_changed": "SELECT t.entry_id, t.claim_id FROM main.ledger AS t WHERE {changed}",
+            "_ledger_claims_now": """
+                SELECT claim_id FROM _ledger_changed WHERE claim_id IS NOT NULL
                 UNION SELECT t.claim_id FROM main.claims AS t WHERE {changed}
-            ),
-            previous AS (
-                SELECT f._key, f._claim, f._claim IN (SELECT claim_id FROM claims_now) AS of_touched_claim
-                FROM {facts} AS f
-                WHERE f._claim IN (SELECT claim_id FROM claims_now) OR f._key IN (SELECT entry_id FROM changed)
-            )
-            SELECT entry_id FROM changed
-            UNION SELECT _key FROM previous WHERE of_touched_claim
-            UNION SELECT f._key FROM {facts} AS f
-                  WHERE f._claim IN (SELECT _claim FROM previous WHERE NOT of_touched_claim AND _claim IS NOT NULL)
-            {payers}
-        """,
+            """,
+            "_ledger_of_claims": """
+                SELECT f.rowid AS _row, f._key, f._claim FROM {facts} AS f
+                WHERE f._claim IN (SELECT claim_id FROM _ledger_claims_now)
+            """,
+            "_ledger_moved": """
+                SELECT f.rowid AS _row, f._key, f._claim FROM {facts} AS f
+                WHERE f._key IN (SELECT entry_id FROM _ledger_changed
+                                 WHERE entry_id NOT IN (SELECT _key FROM _ledger_of_claims))
+            """,
+            "_ledger_previous": """
+                SELECT * FROM _ledger_of_claims
+                UNION SELECT * FROM _ledger_moved
+                UNION SELECT f.rowid, f._key, f._claim FROM {facts} AS f
+                      WHERE f._claim IN (SELECT _claim FROM _ledger_moved WHERE _claim IS NOT NULL)
+                {payer_rows}
+            """,
+            "_ledger_claims": """
+                SELECT claim_id FROM _ledger_changed WHERE claim_id IS NOT NULL
+                UNION SELECT _claim FROM _ledger_previous
+                      WHERE _claim IS NOT NULL AND _key NOT IN (SELECT entry_id FROM _ledger_changed)
+            """,
+        },
+        touched="SELECT entry_id FROM _ledger_changed UNION SELECT _key FROM _ledger_previous",
+        old_rows="_ledger_previous",
+        whole_accounts=True,
+        # every entry of the touched entries' claims, and a touched entry without a claim: row ids
+        # from the two id columns, then the rows by row id (one pass over every column of a 29 M-row
+        # table to keep a few thousand rows costs several times as much)
+        prepare={
+            "_ledger_rows": f"""
+                SELECT t.rowid AS _row FROM main.ledger AS t WHERE t.claim_id IN (SELECT claim_id FROM _ledger_claims)
+                UNION ALL SELECT t.rowid FROM main.ledger AS t WHERE t.claim_id IS NULL AND t.entry_id IN {KEYS}
+            """,
+        },
         reads={
-            "ledger": f"""t.entry_id IN {KEYS}
-                OR t.claim_id IN (SELECT claim_id FROM main.ledger WHERE entry_id IN {KEYS})""",
-            "claims": f"t.claim_id IN (SELECT claim_id FROM main.ledger WHERE entry_id IN {KEYS})",
+            "ledger": "t.rowid IN (SELECT _row FROM _ledger_rows)",
+            "claims": "t.claim_id IN (SELECT claim_id FROM _ledger_claims)",
         },
         keep={"_claim": "claim_id"},
     ),
@@ -222,23 +281,22 @@ def tna_changes_sql(watermark: int, facts: Mapping[str, str], tna: str, tz: str)
     booking, provider and time), just those between the two releases. A slot only matters to
     snapshots before it starts whose third open slot is at or after it (or that had none): a
     changed slot moves those, for its previous and new schedule. Week numbers as `week_of`.
+    The changed appointments' previous facts are `_appointments_previous` (the appointments' `find`).
     """
     changed = CHANGED.format(watermark=int(watermark))
     end = "{start} + COALESCE({minutes}, 1) * INTERVAL 1 MINUTE"
-    appointments, slots = facts["appointments"], facts["slots"]
+    slots = facts["slots"]
     earliest_release = week_of("LEAST(COALESCE(cancelled, s - INTERVAL 1 DAY), s - INTERVAL 1 DAY)", tz)
     return f"""
-        WITH changed_appointments AS (
-            SELECT {_APPOINTMENT_KEY} AS key FROM main.appointments AS t WHERE {changed}
-        ),
-        versions AS (
-            SELECT c.key, t.provider_id AS provider, t.booked_at AS booked, t.cancelled_at AS cancelled,
-                   t.scheduled_start AS s, {end.format(start="t.scheduled_start", minutes="t.scheduled_minutes")} AS e
-            FROM main.appointments AS t JOIN changed_appointments AS c ON c.key = {_APPOINTMENT_KEY}
+        WITH versions AS (  -- the changed rows as they are now (read once: no join of every appointment by key)
+            SELECT {_APPOINTMENT_KEY} AS key, t.provider_id AS provider, t.booked_at AS booked,
+                   t.cancelled_at AS cancelled, t.scheduled_start AS s,
+                   {end.format(start="t.scheduled_start", minutes="t.scheduled_minutes")} AS e
+            FROM main.appointments AS t WHERE {changed}
             UNION ALL
             SELECT f._key, f._provider, f._booked, f._cancelled, f._start,
                    {end.format(start="f._start", minutes="f._minutes")}
-            FROM {appointments} AS f WHERE f._key IN (SELECT key FROM changed_appointments)
+            FROM _appointments_previous AS f  -- their previous facts, read with the appointments' changes
         ),
         holds AS (
             SELECT provider, booked, cancelled, s, e,
@@ -298,12 +356,35 @@ def kept_columns(relation: str) -> dict[str, str]:
 def touched_sql(relation: str, watermark: int, facts: Mapping[str, str], payers_changed: bool) -> str:
     """SELECT of the record ids (one column) whose facts the changes since `watermark` touch.
 
-    `facts` names the existing fact tables by relation (their previous state).
+    `facts` names the existing fact tables by relation (their previous state). It reads the
+    relation's `find_sql` tables, made first.
     """
-    text = DEPENDENCIES[relation].touched.replace("{payers}", _PAYERS if payers_changed else "")
+    return _placed(DEPENDENCIES[relation].touched, relation, watermark, facts, payers_changed)
+
+
+def find_sql(relation: str, watermark: int, facts: Mapping[str, str], payers_changed: bool) -> dict[str, str]:
+    """Temp table name -> SELECT, in order: what finding the touched record ids reads from the previous facts."""
+    return {
+        name: _placed(sql, relation, watermark, facts, payers_changed)
+        for name, sql in DEPENDENCIES[relation].find.items()
+    }
+
+
+def old_rows(relation: str) -> str | None:
+    """The `find` table of (_row, _key) naming the previous fact row of every touched record id, if any."""
+    return DEPENDENCIES[relation].old_rows
+
+
+def whole_accounts(relation: str) -> bool:
+    """Whether the touched record ids hold every row of each A/R account a changed row is or was in."""
+    return DEPENDENCIES[relation].whole_accounts
+
+
+def _placed(text: str, relation: str, watermark: int, facts: Mapping[str, str], payers_changed: bool) -> str:
+    text = text.replace("{payers}", _PAYERS if payers_changed else "")
+    text = text.replace("{payer_rows}", _PAYER_ROWS if payers_changed else "")
     text = text.replace("{changed}", CHANGED.format(watermark=int(watermark)))
-    text = text.replace("{facts}", facts[relation]).replace("{facts_appointments}", facts["appointments"])
-    return text
+    return text.replace("{facts}", facts[relation])
 
 
 def changed_anywhere_sql(tables: tuple[str, ...], watermark: int) -> str:

@@ -71,6 +71,9 @@ class RefreshSummary:
     coverage_recounted: list[str] = field(default_factory=list)  # tables whose coverage was counted whole
     sorted: list[str] = field(default_factory=list)  # fact tables sorted by day again (keep_in_day_order)
     moved: dict[str, int] = field(default_factory=dict)  # months of additive results moved by signed rows (deltas)
+    # groups whose replaced fact rows were found with what changed (by row id), not by a scan of their keys;
+    # ar_aging when its accounts' rows came from the ledger's touched rows, not from a scan of its facts
+    found_by_row_id: list[str] = field(default_factory=list)
 
 
 def before_publish(store: Store) -> None:
@@ -153,6 +156,7 @@ class _Refresh:
         self.aging_noted = False  # the ledger's facts changed: note_aging_accounts kept their accounts
         self.old_days: dict[str, set[date]] = {}  # coverage table -> the previous days of its replaced rows
         self.signed: set[str] = set()  # groups whose changed fact rows are kept signed (`_signed_<group>`, deltas)
+        self.payers_changed = False  # a payer changed since the watermark (its class moves every row of the payer)
 
     # -- planning -------------------------------------------------------------------------------
 
@@ -211,6 +215,10 @@ class _Refresh:
         facts = {t.group: t.name for t in self.lay.tables}
         changed = changes.CHANGED.format(watermark=self.watermark) if self.watermark is not None else "TRUE"
         (payers,) = self.cur.execute(f"SELECT EXISTS (SELECT 1 FROM main.payers AS t WHERE {changed})").fetchone()
+        self.payers_changed = bool(payers)
+        for table in tables:  # every table's first: one's touched record ids may read another's (slots)
+            for name, sql in changes.find_sql(table.group, self.watermark, facts, payers).items():
+                self.cur.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
         for table in tables:
             touched = changes.touched_sql(table.group, self.watermark, facts, payers)
             self.cur.execute(
@@ -226,17 +234,18 @@ class _Refresh:
         takes seconds).
         """
         keys = f"_keys_{table.group}"
+        found = [keys, *changes.DEPENDENCIES[table.group].find]
         (count,) = self.cur.execute(f"SELECT count(*) FROM {keys}").fetchone()
         self.summary.recomputed_rows[table.group] = int(count)
         if count == 0:
-            self.cur.execute(f"DROP TABLE IF EXISTS {keys}")
+            self.drop(found)
             return
         (rows,) = self.cur.execute(f"SELECT count(*) FROM {table.name}").fetchone()
         if count >= REBUILD_SHARE * rows:
             # most of the group touched (its first load, a --force of a large file): the rows kept
             # beside the new ones, their diffs and the restricted reads would hold it all at once
             # (at 10 M they spilled past the disk); a rebuild writes straight into the table
-            self.cur.execute(f"DROP TABLE IF EXISTS {keys}")
+            self.drop(found)
             self.rebuild(table)
             return
         self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT * FROM {keys}")
@@ -247,12 +256,18 @@ class _Refresh:
         select = table.select_sql(where="record_id IN (SELECT key FROM _keys)")
         statement = with_relation(_with_sql(table.relation, relation), [], select)
         self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _new AS {render(statement)}")
-        # the touched rows' ids found reading the keys alone, then their rows fetched by row id: one
-        # pass over every column of a 29 M-row table to keep a few thousand rows took twice as long
-        self.cur.execute(
-            f"CREATE OR REPLACE TEMP TABLE _old_ids AS SELECT rowid AS _rowid FROM {table.name} "
-            "WHERE _key IN (SELECT key FROM _keys)"
-        )
+        # the touched rows' ids found reading the keys alone (or already found with what changed),
+        # then their rows fetched by row id: one pass over every column of a 29 M-row table to keep
+        # a few thousand rows took twice as long
+        old_rows = changes.old_rows(table.group)
+        if old_rows is not None:
+            self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _old_ids AS SELECT DISTINCT _row AS _rowid FROM {old_rows}")
+            self.summary.found_by_row_id.append(table.group)
+        else:
+            self.cur.execute(
+                f"CREATE OR REPLACE TEMP TABLE _old_ids AS SELECT rowid AS _rowid FROM {table.name} "
+                "WHERE _key IN (SELECT key FROM _keys)"
+            )
         self.cur.execute(
             f"CREATE OR REPLACE TEMP TABLE _old AS SELECT rowid AS _rowid, * FROM {table.name} "
             "WHERE rowid IN (SELECT _rowid FROM _old_ids)"
@@ -279,7 +294,10 @@ class _Refresh:
         self.update_ar_sums(table)
         if self.lay.aging is not None and self.lay.aging[0] is table:
             self.note_aging_accounts(table)
-        for name in ("_keys", "_old_ids", "_old", "_new", "_diff", "_ar_diff", keys, *prepared):
+        self.drop(["_keys", "_old_ids", "_old", "_new", "_diff", "_ar_diff", *found, *prepared])
+
+    def drop(self, names: Iterable[str]) -> None:
+        for name in names:
             self.cur.execute(f"DROP TABLE IF EXISTS {name}")
 
     def rebuild(self, table: FactTable) -> None:
@@ -481,7 +499,14 @@ class _Refresh:
     # -- A/R aging ------------------------------------------------------------------------------
 
     def note_aging_accounts(self, table: FactTable) -> None:
-        """Keep, before `update` drops them, the accounts whose ledger facts changed and their replaced rows."""
+        """Keep, before `update` drops them, the accounts whose ledger facts changed and their replaced rows.
+
+        Their new rows too, when the touched entries hold every entry of those accounts: an
+        account is a claim (or one entry without a claim), and the ledger's touched entries are
+        every entry of each claim a changed entry is or was on (`changes.DEPENDENCIES["ledger"]`),
+        so the fact table need not be read for them again. Not so when a payer changed: the
+        entries of its class are touched whatever their claims.
+        """
         columns = ", ".join([*aging.COLUMNS, *table.dims])
         self.cur.execute("CREATE OR REPLACE TEMP TABLE _aging_accounts AS SELECT DISTINCT ar_account FROM _ar_diff")
         self.cur.execute("CREATE OR REPLACE TEMP TABLE _aging_keys AS SELECT key FROM _keys")
@@ -489,6 +514,12 @@ class _Refresh:
             f"CREATE OR REPLACE TEMP TABLE _aging_old AS SELECT {columns} FROM _old "
             "WHERE ar_account IN (SELECT ar_account FROM _aging_accounts)"
         )
+        if changes.whole_accounts(table.group) and not self.payers_changed:
+            self.cur.execute(
+                f"CREATE OR REPLACE TEMP TABLE _aging_new AS SELECT {columns} FROM _new "
+                "WHERE ar_account IN (SELECT ar_account FROM _aging_accounts)"
+            )
+            self.summary.found_by_row_id.append(AGING)
         self.aging_noted = True
 
     def ar_aging(self) -> None:
@@ -544,11 +575,12 @@ class _Refresh:
 
         Returns the change in the number of accounts spanning several cells.
         """
-        # the changed accounts' rows, read once from the ledger facts
-        self.cur.execute(
-            f"CREATE OR REPLACE TEMP TABLE _aging_new AS {rows} "
-            "WHERE ar_account IN (SELECT ar_account FROM _aging_accounts)"
-        )
+        # the changed accounts' rows, read once from the ledger facts (unless the touched rows held them all)
+        if AGING not in self.summary.found_by_row_id:
+            self.cur.execute(
+                f"CREATE OR REPLACE TEMP TABLE _aging_new AS {rows} "
+                "WHERE ar_account IN (SELECT ar_account FROM _aging_accounts)"
+            )
         new = "SELECT * FROM _aging_new"
         old = f"{new} WHERE _key NOT IN (SELECT key FROM _aging_keys) UNION ALL SELECT * FROM _aging_old"
         (before,) = self.cur.execute(aging.split_accounts_sql(old, dims)).fetchone()
