@@ -137,15 +137,19 @@ def writing(
             if db.exists():
                 copy_file(db, copy)
         _ready_note(db).unlink(missing_ok=True)  # the copy is about to change
-        store = store_class(copy, config=config)
+        store: Store | None = None
         spill: Path | None = None
         try:
-            spill = _spill_settings(store, config)
+            store = store_class(copy, config=config)  # it may migrate the copy, and spill
+            with store.cursor() as cur:
+                ((folder,),) = cur.execute("SELECT current_setting('temp_directory')").fetchall()
+            spill = Path(folder)  # kpis.storage.spill_settings applied `[warehouse] temp_directory`
             yield store
             for step in _before_publish_steps():
                 step(store)
         except BaseException as exc:
-            store.close()
+            if store is not None:
+                store.close()
             full = _disk_full(exc, config, what, spill)  # before the copy goes: the free space it left
             _discard(copy)
             if full is not None:
@@ -156,34 +160,6 @@ def writing(
         keep = config.raw.get("warehouse", {}).get("standby_copy", True) if standby is None else standby
         if keep:
             prepare_standby(db)
-
-
-def _spill_settings(store: Store, config: Config) -> Path:
-    """Apply `[warehouse] temp_directory` and `max_temp_size` to the copy's DuckDB; return the spill folder.
-
-    Why: beyond its memory limit DuckDB spills to `<copy>.tmp`, on the warehouse's disk; a first
-    load of a large billing history spilled more than that disk had free. The folder can go to
-    another disk, and its size can be capped below the free space (DuckDB's default cap, 90% of
-    the space it sees free when it starts, does not stop it from filling a shared disk).
-    """
-    table = config.raw.get("warehouse") or {}
-    base = config.path.parent if config.path else Path(".")
-    where = f"{config.path}: [warehouse]" if config.path else "[warehouse]"
-    with store.cursor() as cur:
-        if "temp_directory" in table:
-            folder = table["temp_directory"]
-            if not isinstance(folder, str) or not folder.strip():
-                raise WarehouseError(f"{where} temp_directory must be a folder, got {folder!r}")
-            path = (base / Path(folder).expanduser()).absolute()
-            cur.execute("SET temp_directory = ?", [str(path)])
-        if "max_temp_size" in table:
-            size = table["max_temp_size"]
-            try:
-                cur.execute("SET max_temp_directory_size = ?", [str(size)])
-            except duckdb.Error as exc:
-                raise WarehouseError(f"{where} max_temp_size {size!r} is not a size DuckDB knows ({exc})") from None
-        (folder,) = cur.execute("SELECT current_setting('temp_directory')").fetchone()
-    return Path(folder)
 
 
 def _disk_full(exc: BaseException, config: Config, what: str, spill: Path | None) -> DiskFull | None:

@@ -119,6 +119,8 @@ class Store:
         # explicitly in queries, never through the session setting.
         self._con.execute("SET TimeZone = 'UTC'")
         try:
+            if not read_only:  # before a migration, which may spill
+                spill_settings(self._con, self.config)
             with private_files():  # and so is the log a migration writes
                 self._check_or_migrate()
         except BaseException:
@@ -205,15 +207,28 @@ class Store:
             return
         except duckdb.OutOfMemoryException as exc:
             if spill_capped(exc):
-                raise
-        with memory_unlimited(self._con):
-            self._migrate(mig)
+                ((folder,),) = self._con.execute("SELECT current_setting('temp_directory')").fetchall()
+                raise WarehouseError(
+                    f"{self.path}: migrating the schema to version {mig.version} was rolled back: DuckDB's "
+                    f"spill folder {folder} reached its cap ([warehouse] max_temp_size); raise it, point "
+                    "[warehouse] temp_directory at a larger disk, or raise [refresh] memory_limit so DuckDB "
+                    "spills less"
+                ) from None
+        # DuckDB's own limit, set here rather than through memory_restored: under a limit too
+        # small for the migration, even reading the setting back can fail
+        self._con.execute("RESET memory_limit")
+        self._migrate(mig)
 
     def _migrate(self, mig: Migration) -> None:
         self._con.execute("BEGIN TRANSACTION")
         try:
             self._con.execute(mig.sql)
             self._con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [mig.version, mig.name])
+            # The COMMIT merges the key indexes a migration built: DuckDB cannot spill them, and
+            # out of memory there it invalidates the database (a fatal error, no retry possible),
+            # so it runs under DuckDB's own limit, as a load's commit does (ingest.run); the
+            # configured limit is back after the migration (bounded_memory)
+            self._con.execute("RESET memory_limit")
             self._con.execute("COMMIT")
         except BaseException:
             self._con.execute("ROLLBACK")
@@ -324,6 +339,35 @@ def bounded_memory(cursor: Any, config: Config) -> Iterator[None]:
     where = f"{config.path}: [refresh]" if config.path else "[refresh]"
     with memory_limited(cursor, memory_limit(config), where, ConfigError):
         yield
+
+
+def spill_settings(cursor: Any, config: Config) -> Path:
+    """Apply `[warehouse] temp_directory` and `max_temp_size` to a read-write connection; return the
+    spill folder.
+
+    Why: beyond its memory limit DuckDB spills to `<warehouse>.tmp`, on the warehouse's disk; a
+    first load of a large billing history spilled more than that disk had free, and a migration
+    rewriting the fact tables spills too. The folder can go to another disk, and its size can be
+    capped below the free space (DuckDB's default cap, 90% of the space it sees free when it
+    starts, does not stop it from filling a shared disk).
+    """
+    table = config.raw.get("warehouse") or {}
+    base = config.path.parent if config.path else Path(".")
+    where = f"{config.path}: [warehouse]" if config.path else "[warehouse]"
+    if "temp_directory" in table:
+        folder = table["temp_directory"]
+        if not isinstance(folder, str) or not folder.strip():
+            raise WarehouseError(f"{where} temp_directory must be a folder, got {folder!r}")
+        path = (base / Path(folder).expanduser()).absolute()
+        cursor.execute("SET temp_directory = ?", [str(path)])
+    if "max_temp_size" in table:
+        size = table["max_temp_size"]
+        try:
+            cursor.execute("SET max_temp_directory_size = ?", [str(size)])
+        except duckdb.Error as exc:
+            raise WarehouseError(f"{where} max_temp_size {size!r} is not a size DuckDB knows ({exc})") from None
+    ((folder,),) = cursor.execute("SELECT current_setting('temp_directory')").fetchall()
+    return Path(folder)
 
 
 def spill_capped(exc: BaseException) -> bool:

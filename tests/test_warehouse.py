@@ -8,9 +8,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from kpis import Warehouse
+from kpis import Warehouse, storage
 from kpis.errors import ConfigError, SchemaVersionError, WarehouseError
-from kpis.storage import _BOOTSTRAP, latest_schema_version, migrations
+from kpis.storage import _BOOTSTRAP, Migration, latest_schema_version, migrations
 from tests.cli_helpers import run_cli
 
 REQUIRED_TABLES = {
@@ -257,48 +257,95 @@ def test_valid_rows_are_accepted_and_money_is_exact(tmp_path: Path) -> None:
         assert cur.execute("SELECT status FROM appointments").fetchall() == [("noshow",)]
 
 
-def _at_schema(path: Path, version: int) -> None:
-    """A warehouse file as a clinic-kpis that shipped migrations up to `version` left it, with 3,000 portal messages."""
+def _at_schema(path: Path, version: int, messages: int = 3000) -> None:
+    """A warehouse file as a clinic-kpis that shipped migrations up to `version` left it, with portal messages."""
     con = duckdb.connect(str(path))
     con.execute(_BOOTSTRAP)
     for mig in migrations()[:version]:
         con.execute(mig.sql)
         con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [mig.version, mig.name])
     con.execute(
-        "INSERT INTO portal_messages (source, message_id, received_at) "
-        "SELECT 'test', 'M' || i, TIMESTAMPTZ '2026-01-01 00:00:00+00' + INTERVAL (i) MINUTE FROM range(3000) t(i)"
+        "INSERT INTO portal_messages (source, message_id, received_at) SELECT 'test', 'M' || i, "
+        f"TIMESTAMPTZ '2026-01-01 00:00:00+00' + INTERVAL (i) MINUTE FROM range({messages}) t(i)"
     )
     con.close()
 
 
-def _config(tmp_path: Path, limit: str) -> Path:
+def _version(db: Path) -> int:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+    finally:
+        con.close()
+
+
+def _config(tmp_path: Path, limit: str, warehouse: str = "") -> Path:
     path = tmp_path / "clinic-kpis.toml"
-    path.write_text(f'[warehouse]\npath = "w.duckdb"\n\n[refresh]\nmemory_limit = "{limit}"\n', encoding="utf-8")
+    text = f'[warehouse]\npath = "w.duckdb"\n{warehouse}\n[refresh]\nmemory_limit = "{limit}"\n'
+    path.write_text(text, encoding="utf-8")
     return path
 
 
-def test_a_migration_runs_under_the_refresh_memory_limit_and_again_without_it_if_too_little(tmp_path: Path) -> None:
+@pytest.mark.parametrize("messages", [3000, 300_000])
+def test_a_migration_runs_under_the_refresh_memory_limit_and_again_without_it_if_too_little(
+    tmp_path: Path, messages: int
+) -> None:
     """Migration 009 rewrites every fact table: under DuckDB's default (80% of RAM) it took 9.2 GB
     at 10 M appointments. It runs under `[refresh] memory_limit`; a limit DuckDB does not know
     stops it in one line before anything changes, and one too small for it (64 KB: not even a
     table's first block fits) is retried under DuckDB's own limit, with the limit in force before
     it back afterwards."""
     db = tmp_path / "w.duckdb"
-    _at_schema(db, 8)
+    _at_schema(db, 8, messages)
     with pytest.raises(ConfigError, match=r"\[refresh\] memory_limit .not a size. is not a size DuckDB knows"):
         Warehouse.open(config=_config(tmp_path, "not a size"))
-    con = duckdb.connect(str(db), read_only=True)
-    assert con.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == 8
-    con.close()
+    assert _version(db) == 8
 
     default = duckdb.connect(":memory:").execute("SELECT current_setting('memory_limit')").fetchone()[0]
     with Warehouse.open(config=_config(tmp_path, "64KB")) as wh:
         cur = wh.cursor()
         assert wh.schema_version() == latest_schema_version()
-        assert cur.execute("SELECT count(*) FROM portal_messages").fetchone()[0] == 3000
+        assert cur.execute("SELECT count(*) FROM portal_messages").fetchone()[0] == messages
         assert cur.execute("SELECT current_setting('memory_limit')").fetchone()[0] == default
         (indexes,) = cur.execute(
             "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'portal_messages' "
             "AND constraint_type = 'PRIMARY KEY'"
         ).fetchone()
         assert indexes == 0  # 009 did run
+
+
+def test_a_migration_spills_where_the_config_says_and_stops_at_its_cap_in_one_line(tmp_path: Path) -> None:
+    """`[warehouse] temp_directory` and `max_temp_size` hold for a migration too (it spills under
+    `[refresh] memory_limit`): at the cap it is rolled back with a sentence naming the setting."""
+    db = tmp_path / "w.duckdb"
+    _at_schema(db, 8, 300_000)
+    capped = 'temp_directory = "spill"\nmax_temp_size = "1KB"\n'
+    with pytest.raises(WarehouseError) as caught:
+        Warehouse.open(config=_config(tmp_path, "8MB", capped))
+    assert "migrating the schema to version 9 was rolled back" in str(caught.value)
+    assert f"spill folder {tmp_path / 'spill'} reached its cap ([warehouse] max_temp_size)" in str(caught.value)
+    assert _version(db) == 8
+    with Warehouse.open(config=_config(tmp_path, "8MB", 'temp_directory = "spill"\n')) as wh:
+        assert wh.schema_version() == latest_schema_version()
+        assert wh.cursor().execute("SELECT count(*) FROM portal_messages").fetchone()[0] == 300_000
+
+
+def test_a_migration_that_builds_a_key_index_commits_it_under_duckdbs_own_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key index cannot spill, and DuckDB merges it at COMMIT: out of memory there it invalidates
+    the database, which no retry survives. So the COMMIT runs under DuckDB's own limit (a future
+    migration copying 300,000 rows into a keyed table, under 24 MB, failed without it: 20-28 MB here)."""
+    db = tmp_path / "w.duckdb"
+    _at_schema(db, latest_schema_version(), 300_000)
+    keyed = Migration(
+        latest_schema_version() + 1,
+        "keyed_copy",
+        "CREATE TABLE keyed_copy (source VARCHAR, message_id VARCHAR, PRIMARY KEY (source, message_id)); "
+        "INSERT INTO keyed_copy SELECT source, message_id FROM portal_messages;",
+    )
+    shipped = migrations()
+    monkeypatch.setattr(storage, "migrations", lambda: [*shipped, keyed])
+    with Warehouse.open(config=_config(tmp_path, "24MB")) as wh:
+        assert wh.schema_version() == keyed.version
+        assert wh.cursor().execute("SELECT count(*) FROM keyed_copy").fetchone()[0] == 300_000
