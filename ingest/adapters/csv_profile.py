@@ -927,8 +927,8 @@ def _compile(
     label = " + ".join(spec.columns)
     parts = [f"nullif(trim({q(c)}), '')" for c in spec.columns]
     text = parts[0] if len(parts) == 1 else "(" + " || ' ' || ".join(parts) + ")"
-    if spec.pseudonymize:
-        return text, None
+    if spec.pseudonymize:  # the reader made each value its key (hex) or NULL: nothing to trim
+        return (q(spec.columns[0]) if len(spec.columns) == 1 else text), None
     if spec.prefix or spec.suffix:
         return f"({lit(spec.prefix)} || {text} || {lit(spec.suffix)})", None
     if spec.mapping is not None:
