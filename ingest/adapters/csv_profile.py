@@ -939,7 +939,7 @@ def _compile(
     if spec.default is not None:
         value = f"coalesce({value}, CAST({_literal(spec.default)} AS {ctype}))"
     said = f"{lit(label + ' ')} || {shown_sql(text)} || {lit(' ' + _expectation(ctype, spec))}"
-    error = f"CASE WHEN {text} IS NOT NULL AND {_SELF} IS NULL THEN {said} END"
+    error = f"CASE WHEN {_SELF} IS NULL AND {text} IS NOT NULL THEN {said} END"
     return value, error
 
 
