@@ -73,11 +73,22 @@ def test_local_times_in_the_dst_gap_and_overlap(warehouse: Warehouse, tmp_path: 
 
 @pytest.mark.parametrize(
     "zone",
-    ["America/New_York", "America/Los_Angeles", "Europe/London", "Australia/Lord_Howe", "Pacific/Apia", "Asia/Kolkata"],
+    [
+        "America/New_York",
+        "America/Los_Angeles",
+        "Europe/London",
+        "Australia/Lord_Howe",  # changes by 30 minutes
+        "Pacific/Apia",  # skipped 30 December 2011
+        "America/Santiago",  # changes at midnight
+        "Asia/Beirut",  # at midnight
+        "America/St_Johns",  # at 2:00 -03:30
+        "Antarctica/Troll",  # by two hours
+        "Asia/Kolkata",
+    ],
 )
 def test_offsets_by_day_give_what_local_to_utc_gives(zone: str) -> None:
-    """Every quarter hour of 2010–2013 and of the days around each change, 2024–2026 (Lord Howe
-    moves its clocks by 30 minutes; Apia skipped 30 December 2011), converted both ways."""
+    """Every quarter hour of 2010–2013 (the span covering 2011–2012 only) and every minute of
+    2024–2026, converted both ways."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute(_LOCAL_TO_UTC)
