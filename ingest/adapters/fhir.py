@@ -54,6 +54,7 @@ from ingest.adapters.fhir_codes import (
     V2_CLINIC_CLASSES,
     V2_PATIENT_CLASS,
 )
+from ingest.adapters.fhir_fields import json_kind, wrong_types
 from ingest.adapters.fhir_sql import FhirSql, Lines
 from ingest.batch import RESTART, Batch, Chunk, Phase, RecordError, Target, rows_to_arrow
 from ingest.context import Lookup, ParseContext
@@ -299,6 +300,7 @@ class _Mapped:
             for rtype in kinds:
                 for pos, resource in by_type.get(rtype, []):
                     try:
+                        self.mapper.check(rtype, resource)
                         version = self.mapper.version(resource)
                         for target, row in self.mapper.map(rtype, resource):
                             phase_rows.setdefault(target, []).append({"_pos": pos, "_version": version, **row})
@@ -748,6 +750,18 @@ class _Mapper:
         if not isinstance(r.get("id"), str) or not r["id"]:
             raise Reject("id", "required", f"the {rtype} has no id")
         return self.handlers[rtype](r)
+
+    def check(self, rtype: str, r: dict) -> None:
+        """Reject a resource with a value the mapping reads of another JSON type than declared
+        (`fhir_fields.READS`): the mapping below may then take each value as its type."""
+        for path, value, expected in wrong_types(r, rtype):
+            scalar = value if isinstance(value, (str, int, float)) else None
+            raise Reject(
+                path,
+                "unreadable_value",
+                f"{rtype}.{path}: expected {expected}, got {json_kind(value)}",
+                None if scalar is None else str(scalar),
+            )
 
     def version(self, r: dict) -> datetime | None:
         """When the source last changed the resource: meta.lastUpdated (a Task's lastModified)."""

@@ -53,6 +53,7 @@ from ingest.adapters.fhir_codes import (
     V2_CLINIC_CLASSES,
     V2_PATIENT_CLASS,
 )
+from ingest.adapters.fhir_fields import arrow_schema
 from ingest.pseudonymize import Pseudonymizer
 
 _INSTANT = (
@@ -63,78 +64,6 @@ _REFERENCE = "[A-Za-z]+/[A-Za-z0-9.\\-]{1,64}"
 _CODE = "[A-Za-z0-9._\\-]*"
 _INT32 = 2**31
 
-_REF = pa.struct([("reference", pa.string())])
-_EXTENSIONS = pa.list_(pa.struct([("url", pa.string()), ("valueBoolean", pa.bool_()), ("valueReference", _REF)]))
-_CODINGS = pa.list_(pa.struct([("system", pa.string()), ("code", pa.string())]))
-_PERIOD = pa.struct([("start", pa.string()), ("end", pa.string())])
-# What each mapping reads, typed: Arrow refuses a chunk whose values have other JSON types.
-_APPOINTMENT = pa.schema(
-    [
-        ("resourceType", pa.string()),
-        ("id", pa.string()),
-        ("status", pa.string()),
-        ("meta", pa.struct([("lastUpdated", pa.string())])),
-        ("created", pa.string()),
-        ("start", pa.string()),
-        ("end", pa.string()),
-        ("minutesDuration", pa.int64()),
-        ("participant", pa.list_(pa.struct([("actor", _REF)]))),
-        ("appointmentType", pa.struct([("coding", _CODINGS)])),
-        (
-            "extension",
-            pa.list_(pa.struct([("url", pa.string()), ("valueBoolean", pa.bool_()), ("valueReference", _REF)])),
-        ),
-        ("cancelationReason", pa.struct([("coding", _CODINGS)])),
-    ]
-)
-_SLOT = pa.schema(
-    [
-        ("resourceType", pa.string()),
-        ("id", pa.string()),
-        ("status", pa.string()),
-        ("meta", pa.struct([("lastUpdated", pa.string())])),
-        ("start", pa.string()),
-        ("end", pa.string()),
-        ("schedule", _REF),
-        ("appointmentType", pa.struct([("coding", _CODINGS)])),
-    ]
-)
-_DOCUMENT = pa.schema(
-    [
-        ("resourceType", pa.string()),
-        ("id", pa.string()),
-        ("status", pa.string()),
-        ("docStatus", pa.string()),
-        ("meta", pa.struct([("lastUpdated", pa.string())])),
-        ("date", pa.string()),
-        ("context", pa.struct([("encounter", pa.list_(_REF))])),
-    ]
-)
-_ENCOUNTER = pa.schema(
-    [
-        ("resourceType", pa.string()),
-        ("id", pa.string()),
-        ("status", pa.string()),
-        ("meta", pa.struct([("lastUpdated", pa.string())])),
-        ("class", pa.struct([("system", pa.string()), ("code", pa.string())])),
-        ("period", _PERIOD),
-        ("statusHistory", pa.list_(pa.struct([("status", pa.string()), ("period", _PERIOD)]))),
-        (
-            "participant",
-            pa.list_(
-                pa.struct(
-                    [
-                        ("type", pa.list_(pa.struct([("coding", pa.list_(pa.struct([("code", pa.string())])))]))),
-                        ("individual", _REF),
-                    ]
-                )
-            ),
-        ),
-        ("location", pa.list_(pa.struct([("location", _REF)]))),
-        ("appointment", pa.list_(_REF)),
-        ("subject", _REF),
-    ]
-)
 _NULL = re.compile(rb"[:\[,][ \t]*null")  # a JSON null, wherever it is (or text that looks like one)
 
 
@@ -329,12 +258,12 @@ FROM c
 """
 
 
-# resource type -> (what Arrow reads, the mapping)
+# resource type -> (what Arrow reads, typed as `fhir_fields.READS` declares it, the mapping)
 _KINDS = {
-    "Slot": (_SLOT, _slot_query()),
-    "Appointment": (_APPOINTMENT, _query()),
-    "Encounter": (_ENCOUNTER, _encounter_query()),
-    "DocumentReference": (_DOCUMENT, _document_query()),
+    "Slot": (arrow_schema("Slot"), _slot_query()),
+    "Appointment": (arrow_schema("Appointment"), _query()),
+    "Encounter": (arrow_schema("Encounter"), _encounter_query()),
+    "DocumentReference": (arrow_schema("DocumentReference"), _document_query()),
 }
 
 
