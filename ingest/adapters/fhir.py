@@ -21,7 +21,8 @@ Practitioner whose id is its NPI, through the providers table), whenever that re
 loaded: in the same file, the same call or any later run (`ingest.references`). Until then the
 id is empty, and the run says so in a warning. A resource's version is its `meta.lastUpdated`
 (a Task's `lastModified`): an older version loaded after a newer one is kept out as stale.
-Unknown extensions are ignored.
+Unknown extensions are ignored. A value the mapping reads of another JSON type than declared
+(`fhir_fields.READS`) is the resource's reject, naming the field path.
 """
 
 from __future__ import annotations
