@@ -55,7 +55,7 @@ from ingest.adapters.fhir_codes import (
     V2_CLINIC_CLASSES,
     V2_PATIENT_CLASS,
 )
-from ingest.adapters.fhir_fields import json_kind, wrong_types
+from ingest.adapters.fhir_fields import json_kind, wrong_type
 from ingest.adapters.fhir_sql import FhirSql, Lines
 from ingest.batch import RESTART, Batch, Chunk, Phase, RecordError, Target, rows_to_arrow
 from ingest.context import Lookup, ParseContext
@@ -755,7 +755,9 @@ class _Mapper:
     def check(self, rtype: str, r: dict) -> None:
         """Reject a resource with a value the mapping reads of another JSON type than declared
         (`fhir_fields.READS`): the mapping below may then take each value as its type."""
-        for path, value, expected in wrong_types(r, rtype):
+        wrong = wrong_type(r, rtype)
+        if wrong is not None:
+            path, value, expected = wrong
             scalar = value if isinstance(value, (str, int, float)) else None
             raise Reject(
                 path,

@@ -16,7 +16,7 @@ and the mappers would have to read into it).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -24,6 +24,8 @@ import pyarrow as pa
 
 from ingest.adapters.fhir_codes import NEW_PATIENT_URL, PREVIOUS_APPOINTMENT_URL
 
+# INTEGER (minutesDuration): Arrow reads an int64; the Python check takes any JSON number, and the
+# mapper's own check then rejects a fraction with its own sentence ("is not a whole number").
 STRING, BOOLEAN, INTEGER = "string", "boolean", "integer"
 
 
@@ -129,52 +131,82 @@ def json_kind(value: Any) -> str:
 _EXPECTED = {STRING: "a string", BOOLEAN: "a boolean", INTEGER: "a number"}
 
 
-def _expected(spec: Spec) -> str:
+Wrong = tuple[str, Any, str]  # (field path, the value, the JSON type expected)
+# on the way out of the recursion: the path's steps, innermost first (a key, or a list index)
+_Found = tuple[list[str | int], Any, str]
+_Checker = Callable[[Any], "_Found | None"]
+_SCALARS: dict[str, tuple[type, ...]] = {STRING: (str,), BOOLEAN: (bool,), INTEGER: (int, float)}
+
+
+def wrong_type(resource: dict, rtype: str) -> Wrong | None:
+    """The first value (in the declaration's order) of `resource` the mapping of `rtype` reads
+    whose JSON type is not the declared one; None when every one fits. The declaration is
+    compiled once into plain functions (`_checker`), and a path is spelled only for a value that
+    does not fit: this runs for every resource the Python mapper maps."""
+    found = _CHECKERS[rtype](resource)
+    if found is None:
+        return None
+    steps, value, expected = found
+    path = ""
+    for step in reversed(steps):
+        path += f"[{step}]" if isinstance(step, int) else f".{step}" if path else step
+    return path, value, expected
+
+
+def _checker(spec: Spec) -> _Checker:
+    """A function giving the first value under its argument that does not fit `spec`, or None."""
     if isinstance(spec, str):
-        return _EXPECTED[spec]
-    return "an object" if isinstance(spec, dict) else "a list"
+        types, expected = _SCALARS[spec], _EXPECTED[spec]
+
+        def scalar(value: Any) -> _Found | None:
+            # JSON null reads as absent; a boolean is no number (Python's bool is an int)
+            if value is None or (type(value) in types):
+                return None
+            return [], value, expected
+
+        return scalar
+    if isinstance(spec, dict):
+        fields = [(key, _checker(item)) for key, item in spec.items()]
+
+        def obj(value: Any) -> _Found | None:
+            if type(value) is not dict:
+                return [], value, "an object"
+            for key, check in fields:
+                if key in value:
+                    found = check(value[key])
+                    if found is not None:
+                        found[0].append(key)
+                        return found
+            return None
+
+        return obj
+    if isinstance(spec, list):
+        return _list(_checker(spec[0]))
+    read, url_only = _checker(spec.item), _checker({"url": STRING})
+    urls = spec.urls
+
+    def item(value: Any) -> _Found | None:
+        known = type(value) is dict and value.get("url") in urls
+        return read(value) if known else url_only(value)
+
+    return _list(item)
 
 
-def _fits(value: Any, spec: Spec) -> bool:
-    if isinstance(spec, str):
-        if value is None:
-            return True
-        if spec == STRING:
-            return isinstance(value, str)
-        if spec == BOOLEAN:
-            return isinstance(value, bool)
-        # a whole number is the mapper's own check (its sentence says so); a number is this one
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, dict) if isinstance(spec, dict) else isinstance(value, list)
-
-
-def wrong_types(resource: dict, rtype: str) -> Iterator[tuple[str, Any, str]]:
-    """(field path, value, expected) of each value of `resource` the mapping of `rtype` reads whose
-    JSON type is not the declared one, in the declaration's order."""
-    yield from _walk(resource, READS[rtype], "")
-
-
-def _walk(node: dict, fields: dict[str, Spec], prefix: str) -> Iterator[tuple[str, Any, str]]:
-    for key, spec in fields.items():
-        if key in node:
-            yield from _check(node[key], spec, f"{prefix}{key}")
-
-
-def _check(value: Any, spec: Spec, path: str) -> Iterator[tuple[str, Any, str]]:
-    if isinstance(spec, Extensions):
-        if not isinstance(value, list):
-            yield path, value, "a list"
-            return
+def _list(check: _Checker) -> _Checker:
+    def items(value: Any) -> _Found | None:
+        if type(value) is not list:
+            return [], value, "a list"
         for i, item in enumerate(value):
-            read = isinstance(item, dict) and item.get("url") in spec.urls
-            yield from _check(item, spec.item if read else {"url": STRING}, f"{path}[{i}]")
-    elif not _fits(value, spec):
-        yield path, value, _expected(spec)
-    elif isinstance(spec, dict):
-        yield from _walk(value, spec, f"{path}.")
-    elif isinstance(spec, list):
-        for i, item in enumerate(value):
-            yield from _check(item, spec[0], f"{path}[{i}]")
+            found = check(item)
+            if found is not None:
+                found[0].append(i)
+                return found
+        return None
+
+    return items
+
+
+_CHECKERS = {rtype: _checker(fields) for rtype, fields in READS.items()}
 
 
 _ARROW = {STRING: pa.string(), BOOLEAN: pa.bool_(), INTEGER: pa.int64()}
