@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from ingest.adapters import fhir
+from ingest.adapters import fhir, fhir_sql
 from ingest.adapters.fhir_codes import NEW_PATIENT_URL
 from ingest.adapters.fhir_fields import BOOLEAN, INTEGER, READS, STRING, Extensions, Spec
 from kpis.warehouse import Warehouse
@@ -189,6 +189,18 @@ def test_chunks_of_one_line_reject_what_the_whole_file_rejects(
     path.write_text("\n".join(lines) + "\n")
     whole = _outcome(warehouse, path)
     monkeypatch.setattr(fhir, "CHUNK_LINES", 1)
+    mapped_in_duckdb = []
+    original = fhir_sql.FhirSql.rows
+
+    def spy(self, kind, items, columns):  # noqa: ANN001, ANN202
+        rows = original(self, kind, items, columns)
+        mapped_in_duckdb.append(rows is not None)
+        return rows
+
+    monkeypatch.setattr(fhir_sql.FhirSql, "rows", spy)
     chunked = _outcome(warehouse, path, force=True)
     assert whole[1] == chunked[1]
+    if rtype in fhir_sql.FhirSql.kinds:  # the good lines went the DuckDB way, the bad ones the Python way
+        assert mapped_in_duckdb.count(True) == len(cases) + 1
+        assert mapped_in_duckdb.count(False) == len(cases)
     assert [position for position, *_ in whole[1]] == list(range(2, 2 * len(cases) + 1, 2))
