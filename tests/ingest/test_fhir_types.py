@@ -204,3 +204,21 @@ def test_chunks_of_one_line_reject_what_the_whole_file_rejects(
         assert mapped_in_duckdb.count(True) == len(cases) + 1
         assert mapped_in_duckdb.count(False) == len(cases)
     assert [position for position, *_ in whole[1]] == list(range(2, 2 * len(cases) + 1, 2))
+
+
+def test_a_bundle_entry_of_another_json_type_is_rejected_by_its_entry(warehouse: Warehouse, tmp_path: Path) -> None:
+    lines = (FIXTURES / "fhir" / "Appointment.ndjson").read_text().splitlines()
+    bad = json.loads(lines[0]) | {"id": "b1", "participant": {"actor": {"reference": "Patient/pat-1"}}}
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": json.loads(lines[1])}]}
+    bundle["entry"].append({"resource": bad})
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(bundle, indent=2))
+    result = load_one(warehouse, path)
+    assert (result.status, result.read, result.inserted, result.rejected) == ("succeeded", 2, 1, 1)
+    (found,) = rejects(warehouse, result.run_id)
+    assert (found["position_kind"], found["position"], found["field"], found["reason"]) == (
+        "record",
+        2,
+        "participant",
+        "Appointment.participant: expected a list, got an object",
+    )
