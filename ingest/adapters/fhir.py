@@ -330,19 +330,27 @@ def _resources(text: str, name: str) -> tuple[str, Iterator[tuple[int, dict | Re
     stripped = text.strip()
     if not stripped:
         raise IngestError(f"{name}: the file is empty; expected FHIR resources, one JSON object per line")
-    first = stripped.split("\n", 1)[0]
+    if _first_line_of_ndjson(stripped.split("\n", 1)[0]):
+        return "line", _ndjson(text)
     try:
-        _json_loads(first)
+        doc = _json_loads(stripped)
+    except ValueError as exc:
+        raise IngestError(
+            f"{name}: line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}); "
+            "expected FHIR NDJSON or a JSON resource or Bundle"
+        ) from None
+    return "record", _document(doc, name)
+
+
+def _first_line_of_ndjson(line: str) -> bool:
+    """Whether a file whose first line is `line` is NDJSON: the line is JSON on its own, and not a
+    Bundle (a Bundle written on one line is a document: Bulk NDJSON holds no Bundles, and read as
+    NDJSON its entries were ignored as one unused Bundle resource)."""
+    try:
+        doc = _json_loads(line)
     except ValueError:
-        try:
-            doc = _json_loads(stripped)
-        except ValueError as exc:
-            raise IngestError(
-                f"{name}: line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}); "
-                "expected FHIR NDJSON or a JSON resource or Bundle"
-            ) from None
-        return "record", _document(doc, name)
-    return "line", _ndjson(text)
+        return False
+    return not (isinstance(doc, dict) and doc.get("resourceType") == "Bundle")
 
 
 def _ndjson(text: str) -> Iterator[tuple[int, dict | RecordError]]:
@@ -388,13 +396,7 @@ def _is_ndjson(file: InputFile) -> bool:
     Only a file whose first non-blank line ends within the first block of text and parses as
     JSON is streamed; any other file goes the whole-file way, with its errors as before."""
     head = next(text_blocks(file), "").lstrip()
-    if "\n" not in head:
-        return False
-    try:
-        _json_loads(head.split("\n", 1)[0])
-    except ValueError:
-        return False
-    return True
+    return "\n" in head and _first_line_of_ndjson(head.split("\n", 1)[0])
 
 
 def _masked_lines(

@@ -270,6 +270,29 @@ def test_bundle_document_orders_its_resources(warehouse: Warehouse, tmp_path: Pa
     assert rows(warehouse, "SELECT appointment_id, provider_id FROM appointments") == [("a1", "1111111111")]
 
 
+def test_a_bundle_on_one_line_is_a_document_not_ndjson(warehouse: Warehouse, tmp_path: Path) -> None:
+    """A Bundle written compactly (one line, a newline after it) was read as NDJSON: its entries
+    were not loaded ("ignored: 1 Bundle resources", read 0). It is a document; two such lines are
+    not one, and say so in one line."""
+    appointment = json.loads((FHIR / "Appointment.ndjson").read_text().splitlines()[0])
+    practitioner = json.loads((FHIR / "Practitioner.ndjson").read_text().splitlines()[0])
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": appointment}, {"resource": practitioner}],
+    }
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(bundle) + "\n")
+    result = load_one(warehouse, path)
+    assert (result.adapter, result.read, result.inserted, result.ignored) == ("fhir", 2, 2, 0)
+    assert rows(warehouse, "SELECT appointment_id, provider_id FROM appointments") == [("a1", "1111111111")]
+    two = tmp_path / "bundles.ndjson"
+    two.write_text(json.dumps(bundle) + "\n" + json.dumps(bundle) + "\n")
+    result = load_one(warehouse, two)
+    assert result.status == "failed"
+    assert result.message.startswith(f"{two}: line 2, column 1: not valid JSON (Extra data)")
+
+
 def test_invalid_json_is_a_clear_error(warehouse: Warehouse, tmp_path: Path) -> None:
     path = tmp_path / "broken.json"
     path.write_text('{"resourceType": "Appointment",\n  "id": "x",\n  "status": \n}')
