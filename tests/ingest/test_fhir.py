@@ -254,15 +254,20 @@ def test_appointments_alone_leave_the_provider_empty_and_say_so(warehouse: Wareh
     assert rows(warehouse, "SELECT count(*) FROM appointments WHERE provider_id IS NOT NULL") == [(0,)]
 
 
-def test_bundle_document_orders_its_resources(warehouse: Warehouse, tmp_path: Path) -> None:
-    """A Bundle holds its Appointment before the Practitioner it refers to; both load, resolved."""
+def _appointment_before_its_practitioner() -> dict:
+    """A Bundle holding an Appointment before the Practitioner it refers to (fixture resources)."""
     appointment = json.loads((FHIR / "Appointment.ndjson").read_text().splitlines()[0])
     practitioner = json.loads((FHIR / "Practitioner.ndjson").read_text().splitlines()[0])
-    bundle = {
+    return {
         "resourceType": "Bundle",
         "type": "collection",
         "entry": [{"resource": appointment}, {"resource": practitioner}],
     }
+
+
+def test_bundle_document_orders_its_resources(warehouse: Warehouse, tmp_path: Path) -> None:
+    """A Bundle holds its Appointment before the Practitioner it refers to; both load, resolved."""
+    bundle = _appointment_before_its_practitioner()
     path = tmp_path / "bundle.json"
     path.write_text(json.dumps(bundle, indent=2))
     result = load_one(warehouse, path)
@@ -274,13 +279,7 @@ def test_a_bundle_on_one_line_is_a_document_not_ndjson(warehouse: Warehouse, tmp
     """A Bundle written compactly (one line, a newline after it) was read as NDJSON: its entries
     were not loaded ("ignored: 1 Bundle resources", read 0). It is a document; two such lines are
     not one, and say so in one line."""
-    appointment = json.loads((FHIR / "Appointment.ndjson").read_text().splitlines()[0])
-    practitioner = json.loads((FHIR / "Practitioner.ndjson").read_text().splitlines()[0])
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "collection",
-        "entry": [{"resource": appointment}, {"resource": practitioner}],
-    }
+    bundle = _appointment_before_its_practitioner()
     path = tmp_path / "bundle.json"
     path.write_text(json.dumps(bundle) + "\n")
     result = load_one(warehouse, path)
