@@ -93,3 +93,19 @@ def snapshot(wh: Warehouse, *, lineage: bool = True) -> dict[str, list[tuple]]:
         kept = [c for c in columns if lineage or c not in LINEAGE]
         found[t] = sorted(rows(wh, f'SELECT {", ".join(kept)} FROM "{t}"'), key=repr)
     return found
+
+
+def spy_on_duckdb_mapping(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """For each FHIR chunk mapped from now on: whether DuckDB mapped it (True) or it went the Python way."""
+    from ingest.adapters import fhir_sql
+
+    mapped: list[bool] = []
+    original = fhir_sql.FhirSql.rows
+
+    def spy(self, kind, items, columns):  # noqa: ANN001, ANN202
+        rows = original(self, kind, items, columns)
+        mapped.append(rows is not None)
+        return rows
+
+    monkeypatch.setattr(fhir_sql.FhirSql, "rows", spy)
+    return mapped

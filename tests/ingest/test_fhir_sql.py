@@ -17,7 +17,7 @@ import pytest
 from ingest.adapters import fhir, fhir_sql
 from ingest.context import ParseContext
 from ingest.pseudonymize import Pseudonymizer
-from tests.ingest.conftest import FIXTURES
+from tests.ingest.conftest import FIXTURES, spy_on_duckdb_mapping
 from tests.ingest.test_chunked import _fresh, _outcome
 
 NEW = fhir.NEW_PATIENT_URL
@@ -187,15 +187,7 @@ def test_a_file_loads_the_same_with_and_without_duckdb_mapping(
     lines.append(_line({"status": "noshow"}, 0))  # the same key, disagreeing: rejected by the load path
     (folder / "Appointment.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
     monkeypatch.setattr(fhir, "CHUNK_LINES", 3)
-    used = []
-    original = fhir_sql.FhirSql.rows
-
-    def spy(self, kind, items, columns):  # noqa: ANN001, ANN202
-        rows = original(self, kind, items, columns)
-        used.append(rows is not None)
-        return rows
-
-    monkeypatch.setattr(fhir_sql.FhirSql, "rows", spy)
+    used = spy_on_duckdb_mapping(monkeypatch)
     with _fresh(tmp_path, empty_warehouse_file, "duckdb") as wh:
         fast = _outcome(wh, folder)
     assert any(used) and not all(used), used

@@ -21,7 +21,7 @@ from ingest.adapters import fhir, fhir_sql
 from ingest.adapters.fhir_codes import NEW_PATIENT_URL
 from ingest.adapters.fhir_fields import BOOLEAN, INTEGER, READS, STRING, Extensions, Spec
 from kpis.warehouse import Warehouse
-from tests.ingest.conftest import FIXTURES, load_one, rejects
+from tests.ingest.conftest import FIXTURES, load_one, rejects, spy_on_duckdb_mapping
 
 
 def _wrong(spec: Spec) -> Any:
@@ -189,15 +189,7 @@ def test_chunks_of_one_line_reject_what_the_whole_file_rejects(
     path.write_text("\n".join(lines) + "\n")
     whole = _outcome(warehouse, path)
     monkeypatch.setattr(fhir, "CHUNK_LINES", 1)
-    mapped_in_duckdb = []
-    original = fhir_sql.FhirSql.rows
-
-    def spy(self, kind, items, columns):  # noqa: ANN001, ANN202
-        rows = original(self, kind, items, columns)
-        mapped_in_duckdb.append(rows is not None)
-        return rows
-
-    monkeypatch.setattr(fhir_sql.FhirSql, "rows", spy)
+    mapped_in_duckdb = spy_on_duckdb_mapping(monkeypatch)
     chunked = _outcome(warehouse, path, force=True)
     assert whole[1] == chunked[1]
     if rtype in fhir_sql.FhirSql.kinds:  # the good lines went the DuckDB way, the bad ones the Python way
