@@ -365,7 +365,9 @@ class ComparisonMethods(_Base):
     ) -> pd.DataFrame:
         """The KPIs whose feeding table holds no row at all for the scope of `filters`: kpi_id, table, export."""
         specs = self._specs_of(kpis)
-        missing = sources.missing(self.cursor, specs, self.resolve_filters(filters), self._memo(("has_rows",), dict))
+        missing = sources.missing(
+            self.cursor, specs, self.resolve_filters(filters), self._memo(("has_rows",), dict), self._store_state
+        )
         rows = [(kpi, table, sources.EXPORTS[table]) for kpi, table in missing.items()]
         return pd.DataFrame(rows, columns=["kpi_id", "table", "export"])
 
@@ -464,7 +466,7 @@ class ComparisonMethods(_Base):
         specs = [self._spec(k) for k in frame["kpi_id"].unique()]
         by_id = {s.id: s for s in specs}
         starts = self._data_starts({s.relation for s in specs if s.history_days})
-        missing = sources.missing(self.cursor, specs, filters, self._memo(("has_rows",), dict))
+        missing = sources.missing(self.cursor, specs, filters, self._memo(("has_rows",), dict), self._store_state)
 
         def covered(kpi: str, start: pd.Timestamp, grain: str) -> bool:
             spec = by_id[kpi]

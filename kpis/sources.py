@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from kpis.serving.stored import SCOPES_TABLE, SCOPES_VERSION
 from kpis.spec import KpiSpec
 from kpis.sql_literals import sql_literal
 
@@ -56,92 +57,96 @@ _COLUMNS = {
 }
 # a remittance records no location or provider: it has its claim's
 _THROUGH_CLAIM = {"location", "provider"}
-_PROBE_CLAIMS = 1000  # claims of a scope whose remittances are looked for first (`_probe`)
+# the store's columns of `SCOPES_TABLE`, one per dimension
+_SCOPE_COLUMNS = {"location": "location_id", "provider": "provider_id", "payer": "payer_id"}
 
 
 def missing(
     cursor: Callable[[], Any],
     specs: Iterable[KpiSpec],
     filters: Mapping[str, tuple[Any, ...]],
-    found: dict[Any, Any] | None = None,
+    found: dict[str, bool] | None = None,
+    store: Callable[[], Any] | None = None,
 ) -> dict[str, str]:
     """kpi_id -> the table with no row at all in the scope of `filters`, for the KPIs that have one.
 
     Only location, provider and payer filters narrow the check (the structure of the practice);
     a table that does not record a filtered dimension counts as loaded when it has any row.
     `cursor` opens a cursor (only when something must be asked); `found` holds what was asked
-    before (statement -> whether the table has such a row; and `_has_rows`' kept values), e.g.
-    kept per published snapshot.
+    before (statement -> whether the table has such a row), e.g. kept per published snapshot;
+    `store` returns the results store's state (`kpis.serving.answer.StoreState`).
+
+    Why the store: a scope without rows is the costly answer of the raw statement (it reads the
+    whole column: 20-60 ms at 10 M appointments for a provider without slots, 0.1-0.25 s for one
+    whose claims have no remittance, a third of the 10 M practice's 1,338 providers). A fresh
+    store built by this code keeps each table's combinations of the three dimensions
+    (`scopes_sql`), so the same question is a lookup in a small table, for any scope.
     """
     found = {} if found is None else found
     cur = None
+    from_store: bool | None = None
     out = {}
     for spec in specs:
         table = TABLE_OF_KPI.get(spec.id) or TABLE_OF_RELATION[spec.relation]
         scope = {d: v for d, v in filters.items() if d in spec.dimensions and _condition(table, d, v)}
-        where = " AND ".join(_condition(table, d, v) for d, v in sorted(scope.items()))
-        sql = f"SELECT EXISTS (SELECT 1 FROM {table}{' WHERE ' + where if where else ''})"
+        if from_store is None:
+            from_store = _store_answers(store)
+        sql = _stored_exists(table, scope) if from_store else _exists(table, scope)
         if sql not in found:
             cur = cur or cursor()
-            found[sql] = _has_rows(cur, table, scope, sql, found)
+            found[sql] = bool(cur.execute(sql).fetchone()[0])
         if not found[sql]:
             out[spec.id] = table
     return out
 
 
-def _has_rows(cur: Any, table: str, scope: Mapping[str, tuple[Any, ...]], sql: str, found: dict) -> bool:
-    """The answer of `sql` (SELECT EXISTS ...): from the kept values of the filtered column when
-    `found` holds them, else asking the cheaper `_probe` first when there is one.
+def scopes_sql(table: str) -> str:
+    """SELECT table_name, location_id, provider_id, payer_id: the distinct combinations `table`'s rows carry.
 
-    Why the probe: a remittance is in a location's scope through its claim, and the full statement
-    hashes every claim of the scope (30-40 ms at 1 M appointments, for each new filter). The probe
-    asks the same of the first claims of the scope only: when it finds a row, so would the full
-    statement; when it does not, the full statement decides.
-    Why the kept values: a scope without rows is the costly answer (the statement reads the whole
-    column: 10-30 ms at 10 M appointments for a provider without slots, 0.1-0.25 s for one whose
-    claims have no remittance, a third of the 10 M practice's 1,338 providers), paid once per
-    filter value. So from the second such miss of a table and dimension in a snapshot, the
-    column's distinct values are read once (4-90 ms for a table's column at 10 M; 0.7-1 s for the
-    providers of the claims with a remittance) and kept in `found`: every later filter on it (one
-    dimension, any values) is a lookup. They are the rows the statement looks for (non-NULL: NULL
-    is in no filter).
+    A row of the store stands for rows of `table` in exactly the scopes that filter on values it
+    holds (NULL: the rows record no value, or the table does not record the dimension, which
+    `_condition` never filters on). A remittance is in a location's or provider's scope when any
+    row of its claim is (`_condition`): so it stands for every pairing of its claim's locations
+    and providers, which a filter on both answers as the raw statement does.
     """
-    dimension = next(iter(scope)) if len(scope) == 1 else None
-    values = found.get(("values", table, dimension))
-    if values is not None:
-        return any(str(v) in values for v in scope[dimension])
-    probe = _probe(table, scope)
-    if probe is not None and cur.execute(probe).fetchone()[0]:
-        return True
-    missed = ("missed", table, dimension)
-    if dimension is not None and found.get(missed):
-        kept = {str(v) for (v,) in cur.execute(_values(table, dimension)).fetchall()}
-        found[("values", table, dimension)] = kept
-        return any(str(v) in kept for v in scope[dimension])
-    answer = bool(cur.execute(sql).fetchone()[0])
-    if dimension is not None and not answer:
-        found[missed] = True
-    return answer
+    if table == "remittances":
+        return (
+            "SELECT DISTINCT 'remittances' AS table_name, l.location_id, p.provider_id, r.payer_id "
+            "FROM (SELECT DISTINCT claim_id, payer_id FROM remittances) AS r "
+            "LEFT JOIN (SELECT DISTINCT claim_id, location_id FROM claims WHERE location_id IS NOT NULL) AS l "
+            "ON l.claim_id = r.claim_id "
+            "LEFT JOIN (SELECT DISTINCT claim_id, provider_id FROM claims WHERE provider_id IS NOT NULL) AS p "
+            "ON p.claim_id = r.claim_id"
+        )
+    columns = [f"{_COLUMNS[d].get(table) or 'NULL'}::VARCHAR AS {column}" for d, column in _SCOPE_COLUMNS.items()]
+    return f"SELECT DISTINCT '{table}' AS table_name, {', '.join(columns)} FROM {table}"
 
 
-def _values(table: str, dimension: str) -> str:
-    """The distinct non-NULL values of `dimension` that rows of `table` carry (a remittance: its claim's)."""
-    if table == "remittances" and dimension in _THROUGH_CLAIM:
-        column = _COLUMNS[dimension]["claims"]
-        return f"SELECT DISTINCT {column} FROM claims SEMI JOIN remittances USING (claim_id) WHERE {column} IS NOT NULL"
-    column = _COLUMNS[dimension][table]
-    return f"SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT NULL"
+def scope_tables(changed: Iterable[str]) -> list[str]:
+    """The source tables whose combinations a write to the `changed` tables can move (a claim: its remittances')."""
+    changed = set(changed)
+    return [t for t in EXPORTS if t in changed or (t == "remittances" and "claims" in changed)]
 
 
-def _probe(table: str, scope: Mapping[str, tuple[Any, ...]]) -> str | None:
-    """A statement that is true only when `table` has a row in `scope` (None: no cheaper one)."""
-    through = [d for d in scope if table == "remittances" and d in _THROUGH_CLAIM]
-    if not through:
-        return None
-    claims = " AND ".join(f"{_COLUMNS[d]['claims']} IN ({sql_literal(list(scope[d]))})" for d in sorted(through))
-    rest = [_condition(table, d, v) for d, v in sorted(scope.items()) if d not in through]
-    where = " AND ".join([f"claim_id IN (SELECT claim_id FROM claims WHERE {claims} LIMIT {_PROBE_CLAIMS})", *rest])
-    return f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {where})"
+def _store_answers(store: Callable[[], Any] | None) -> bool:
+    """Whether the results store keeps this snapshot's combinations (fresh, built by this code)."""
+    if store is None:
+        return False
+    state = store()
+    return bool(state.fresh) and state.meta.get("scopes_version") == SCOPES_VERSION
+
+
+def _exists(table: str, scope: Mapping[str, tuple[Any, ...]]) -> str:
+    """SELECT EXISTS: whether `table` has a row in `scope`, asked of the raw table."""
+    where = " AND ".join(_condition(table, d, v) for d, v in sorted(scope.items()))
+    return f"SELECT EXISTS (SELECT 1 FROM {table}{' WHERE ' + where if where else ''})"
+
+
+def _stored_exists(table: str, scope: Mapping[str, tuple[Any, ...]]) -> str:
+    """`_exists`, asked of the store's combinations."""
+    where = [f"table_name = '{table}'"]
+    where += [f"{_SCOPE_COLUMNS[d]} IN ({sql_literal(list(v))})" for d, v in sorted(scope.items())]
+    return f"SELECT EXISTS (SELECT 1 FROM {SCOPES_TABLE} WHERE {' AND '.join(where)})"
 
 
 def _condition(table: str, dimension: str, values: tuple[Any, ...]) -> str:

@@ -35,6 +35,7 @@ from typing import Any
 
 import duckdb
 
+from kpis import sources
 from kpis.config import Config
 from kpis.coverage import COVERAGE, coverage_sql
 from kpis.custom import third_next_available
@@ -47,7 +48,7 @@ from kpis.relations import DIMENSIONS, INSTANT, Relation
 from kpis.serving import aging, changes, deltas, payments
 from kpis.serving.answer import AGING_TABLE, FACTS, RESULTS_TABLE, grouping_name, groupings, statements
 from kpis.serving.facts import AGING, SCHEMA, TNA, FactTable, Layout, ar_sums, layout
-from kpis.serving.stored import COVERAGE_TABLE, values_table
+from kpis.serving.stored import COVERAGE_TABLE, SCOPES_TABLE, SCOPES_VERSION, values_table
 from kpis.sql_literals import sql_literal
 from kpis.storage import Store, bounded_memory, spill_capped
 
@@ -182,6 +183,7 @@ class _Refresh:
             and self.has_results()
             and all(self.fresh(group, table) for group, table in groups)
             and payments.built(self.meta)
+            and self.meta.get("scopes_version") == SCOPES_VERSION
         )
 
     def plan(self) -> list[tuple[str, Callable[[], None]]]:
@@ -203,6 +205,7 @@ class _Refresh:
             ("month results", self.results),
             ("coverage", self.coverage),
             ("dimension values", self.dimension_values),
+            ("scopes", self.scopes),
             ("average payments", self.payments),
             ("data ends", self.finish),
         ]
@@ -900,6 +903,22 @@ class _Refresh:
             missing = values_table(dimension).split(".")[1] not in self.existing
             if missing or changed is None or source_tables(dimension) & changed or not source_tables(dimension):
                 self.cur.execute(f"CREATE OR REPLACE TABLE {values_table(dimension)} AS {values_sql(dimension)}")
+
+    def scopes(self) -> None:
+        """The combinations of location, provider and payer each source table has rows for (`kpis.sources`):
+        recounted for the tables changed since the watermark, in full when the table is absent or older."""
+        changed = self.changed_tables()
+        built = SCOPES_TABLE.split(".")[1] in self.existing and self.meta.get("scopes_version") == SCOPES_VERSION
+        tables = sources.scope_tables(sources.EXPORTS if changed is None or not built else changed)
+        if not built:
+            columns = "table_name VARCHAR, location_id VARCHAR, provider_id VARCHAR, payer_id VARCHAR"
+            self.cur.execute(f"CREATE OR REPLACE TABLE {SCOPES_TABLE} ({columns})")
+            self.existing.add(SCOPES_TABLE.split(".")[1])
+        elif tables:
+            self.cur.execute(f"DELETE FROM {SCOPES_TABLE} WHERE table_name IN ({sql_literal(tables)})")
+        for table in tables:
+            self.cur.execute(f"INSERT INTO {SCOPES_TABLE} {sources.scopes_sql(table)}")
+        self.meta_updates["scopes_version"] = SCOPES_VERSION
 
     def changed_tables(self) -> set[str] | None:
         """The canonical tables with rows changed since the watermark (None: everything is rebuilt)."""

@@ -31,3 +31,10 @@ def stored_coverage_sql(grain: str) -> str:
         f"MAX(last_event_at) AS last_event_at FROM {COVERAGE_TABLE} GROUP BY domain, table_name, source, {period} "
         "ORDER BY domain, table_name, source, period_start"
     )
+
+
+# which (location, provider, payer) combinations each source table has rows for (`kpis.sources`)
+SCOPES_TABLE = f"{SCHEMA}.scopes"
+# in `serving.meta` as scopes_version once the refresh built the table: a store built by older
+# code has none, gets it at its next refresh, and until then `kpis.sources` asks the raw tables
+SCOPES_VERSION = "1"

@@ -7,7 +7,7 @@ from datetime import date
 
 import pandas as pd
 
-from kpis import costs, sources
+from kpis import costs
 from kpis.scope import Scope
 from kpis.sql_literals import sql_literal
 from tests.conftest import SimulatedPractice
@@ -67,57 +67,6 @@ def test_a_snapshot_keeps_its_scorecard_and_hands_out_copies(simulated_practice:
         narrow = wh.narrowed(Scope.of_locations([location], small_cells=True))
         expected = narrow._scorecard(narrow._asked_month("2026-09"), narrow.catalog(), None, None)
         pd.testing.assert_frame_equal(narrow.scorecard("2026-09"), expected)
-
-
-def test_the_remittance_probe_agrees_with_the_full_statement(simulated_practice: SimulatedPractice) -> None:
-    with simulated_practice.open() as wh:
-        cur = wh.cursor()
-        scopes = [{"location": (loc,)} for loc in wh.dimension_values("location")["id"]]
-        scopes += [{"provider": (p,)} for p in wh.dimension_values("provider")["id"]]
-        scopes += [{"location": ("NOWHERE",)}, {"provider": ("0000000000",), "payer": ("NOBODY",)}]
-        scopes += [{"provider": ("0000000000",)}, {"provider": ("0000000000", scopes[4]["provider"][0])}]
-        scopes += [{**scopes[0], "payer": (payer,)} for payer in wh.dimension_values("payer")["id"]]
-        # claims without a remittance (the 10 M practice has providers with none): delete one provider's
-        # remittances in this connection's copy, so that a provider's answer is False too
-        lonely = scopes[3]["provider"][0]
-        cur.execute("CREATE TEMP TABLE remittances AS SELECT * FROM main.remittances WHERE claim_id NOT IN "
-                    "(SELECT claim_id FROM claims WHERE provider_id = ?)", [lonely])  # fmt: skip
-        answers, found = [], {}
-        for scope in scopes:
-            where = " AND ".join(sources._condition("remittances", d, v) for d, v in sorted(scope.items()))
-            sql = f"SELECT EXISTS (SELECT 1 FROM remittances WHERE {where})"
-            probe = sources._probe("remittances", scope)
-            assert probe is not None
-            full = bool(cur.execute(sql).fetchone()[0])
-            if cur.execute(probe).fetchone()[0]:
-                assert full  # the probe never finds a row the full statement would not
-            assert sources._has_rows(cur, "remittances", scope, sql, {}) == full  # the probe, then the statement
-            assert sources._has_rows(cur, "remittances", scope, sql, found) == full, scope
-            answers.append(full)
-        assert True in answers and False in answers and answers[3] is False
-        providers = found[("values", "remittances", "provider")]  # kept from the second provider without any
-        assert providers and lonely not in providers
-        for scope in scopes:  # asked again: every one-dimension scope from the kept values
-            where = " AND ".join(sources._condition("remittances", d, v) for d, v in sorted(scope.items()))
-            sql = f"SELECT EXISTS (SELECT 1 FROM remittances WHERE {where})"
-            assert sources._has_rows(cur, "remittances", scope, sql, found) == answers[scopes.index(scope)]
-
-
-def test_the_kept_values_of_a_column_answer_as_its_statements(simulated_practice: SimulatedPractice) -> None:
-    """After two scopes without rows, a table's check for one dimension is a lookup in the column's
-    kept values: the same answer as the statement, for every table, dimension and value (and none)."""
-    with simulated_practice.open() as wh:
-        cur = wh.cursor()
-        for dimension, columns in sources._COLUMNS.items():
-            ids = [*wh.dimension_values(dimension)["id"].astype(str), "NOWHERE", "ELSEWHERE"]
-            for table in columns:
-                found: dict = {}
-                for values in [*[(i,) for i in ids], tuple(ids[:2]), ("NOWHERE", ids[0])]:
-                    scope = {dimension: values}
-                    sql = f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {sources._condition(table, dimension, values)})"
-                    full = bool(cur.execute(sql).fetchone()[0])
-                    assert sources._has_rows(cur, table, scope, sql, found) == full, (table, scope)
-                assert ("values", table, dimension) in found  # NOWHERE and ELSEWHERE: two misses
 
 
 def test_trends_after_a_scorecard_are_its_rows(simulated_practice: SimulatedPractice) -> None:
