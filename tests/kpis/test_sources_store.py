@@ -108,6 +108,11 @@ def test_loads_that_bring_a_providers_first_remittance_keep_the_store_as_the_raw
                     for scope in ({"provider": ("1111111111",)}, {"location": ("WEST",)}, {"provider": ("2222222222",)})
                 ]
             )
+    with duckdb.connect(
+        str(db), read_only=True
+    ) as con:  # C100's submissions: the March one and the corrected April one
+        rows = con.execute("SELECT location_id, provider_id FROM claims WHERE claim_id = 'C100' ORDER BY 1").fetchall()
+    assert rows == [("EAST", "1111111111"), ("WEST", "2222222222")]  # so a remittance of C100 is in EAST x 2222 too
     missing = {"denial_rate": "remittances"}
     assert answers[0] == [missing, missing, missing]  # claims without any 835
     assert answers[1] == [{}, missing, missing]  # the provider's first remittances
