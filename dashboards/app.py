@@ -72,6 +72,7 @@ def main() -> None:
     auth.account_box(base, access)
     auth.record_view(base, access, page.url_path or "overview", filters.audited())
     page.run()
+    data.freeze_warm_objects()
 
 
 main()
