@@ -740,7 +740,11 @@ class Loader:
                     f"FROM (SELECT _key, _version FROM _d{n} WHERE {newer}) d "
                     f"WHERE {this} AND v.record_key = d._key AND d._version > v.version_at"
                 )
-            missing = f" AND _key NOT IN (SELECT record_key FROM record_versions v WHERE {this})" if shared else ""
+            # a key without a version when staged can only have one now from a target of this
+            # file that wrote before (its run id): only those are asked, not the whole table (a
+            # NOT IN over 24 M ledger versions at 10 M cost 3.7 s of CPU per target)
+            mine = f"{this} AND v.ingest_run_id = {run_id}"
+            missing = f" AND _key NOT IN (SELECT record_key FROM record_versions v WHERE {mine})" if shared else ""
             cur.execute(
                 "INSERT INTO record_versions (table_name, writer, record_key, version_at, ingest_run_id) "
                 f"SELECT {lit(target.table)}, {lit(target.writer)}, _key, _version, {run_id} FROM _d{n} "
