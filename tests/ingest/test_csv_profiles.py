@@ -333,6 +333,62 @@ def test_a_warehouse_only_column_is_computed_again_only_after_a_run_that_wrote_w
     assert rows(warehouse, billed) == [("CL1", Decimal("250.00")), ("CL2", Decimal("0.00"))]
 
 
+@pytest.mark.parametrize("order", ["claims first", "claims between", "claims last"])
+def test_a_synthea_claims_billed_amount_follows_entries_that_move_or_stop_being_charges(
+    warehouse: Warehouse, tmp_path: Path, order: str
+) -> None:
+    """A later transactions export moves charge T1 from CL1 to CL2 and turns charge T9 into a
+    payment: CL1's amount drops to 0 although no row of that export names CL1 any more, and CL2's
+    is T1's alone; in whichever order the claims and the two exports arrive. (Only the claims whose
+    amount is not the sum of their charges are computed again after an export: restricting that to
+    the claims the export's rows name would leave CL1 at 200.00.)"""
+    header, charge, *_ = (FIXTURES / "billing" / "north_transactions.csv").read_text().splitlines()
+    columns = header.split(",")
+
+    def entry(entry_id: str, claim: str, kind: str, amount: str, posted: str) -> str:
+        fields = charge.split(",")
+        fields[columns.index("ID")], fields[columns.index("CLAIMID")] = entry_id, claim
+        fields[columns.index("TYPE")], fields[columns.index("POSTDATE")] = kind, posted
+        fields[columns.index("AMOUNT")] = amount if kind == "CHARGE" else ""
+        fields[columns.index("PAYMENTS")] = "0.00" if kind == "CHARGE" else amount
+        return ",".join(fields)
+
+    first, later = tmp_path / "transactions_1.csv", tmp_path / "transactions_2.csv"
+    first.write_text(
+        "\n".join(
+            [
+                header,
+                entry("T1", "CL1", "CHARGE", "200.00", "2025-03-15"),
+                entry("T9", "CL2", "CHARGE", "90.00", "2025-03-21"),
+            ]
+        )
+        + "\n"
+    )
+    later.write_text(
+        "\n".join(
+            [
+                header,
+                entry("T1", "CL2", "CHARGE", "200.00", "2025-06-01"),
+                entry("T9", "CL2", "PAYMENT", "90.00", "2025-06-01"),
+            ]
+        )
+        + "\n"
+    )
+    claims = tmp_path / "north_claims.csv"
+    claims.write_text(
+        f"{SYNTHEA_CLAIMS_HEADER}\n"
+        "CL1,MRN001,3333333333,INS1,NORTH,2025-03-14T14:30:00Z,2025-03-15T12:00:00Z,\n"
+        "CL2,MRN002,3333333333,INS1,NORTH,2025-03-20T14:30:00Z,2025-03-21T12:00:00Z,\n"
+    )
+    files = {"claims first": [claims, first, later], "claims between": [first, claims, later]}
+    for path in files.get(order, [first, later, claims]):
+        assert load_one(warehouse, path).status == "succeeded"
+    billed = "SELECT claim_id, billed_amount FROM claims WHERE source = 'csv:synthea_claims' ORDER BY 1"
+    assert rows(warehouse, billed) == [("CL1", Decimal("0.00")), ("CL2", Decimal("200.00"))]
+    entries = "SELECT entry_id, claim_id, entry_type FROM ledger ORDER BY 1"
+    assert rows(warehouse, entries) == [("synthea:T1", "CL2", "charge"), ("synthea:T9", "CL2", "payment")]
+
+
 def test_depends_on_names_a_table_the_column_reads(tmp_path: Path) -> None:
     bad = tmp_path / "mine.toml"
     bad.write_text(

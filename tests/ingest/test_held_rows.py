@@ -1,7 +1,9 @@
 """The rows a file merges with, found by row id or by joining the whole table: the same load.
 
 Why: a file whose rows are few beside a table's finds the warehouse rows of its keys by their
-row ids first (`Loader._held_rows`, `HELD_BY_ROWID`), a larger one joins the whole table. Both
+row ids first (`Loader._held_rows`, `HELD_BY_ROWID`; once for all the targets of a phase that
+stage the same table, `Loader._held_once`: a transactions export's ledger rows), a larger one joins
+the whole table. Both
 ways must give the same rows, outcomes, counts, rejects and warnings, for new, unchanged,
 changed, stale and waiting rows, and for rows derived after the file (ledger charges, references).
 """
