@@ -756,7 +756,10 @@ class _Mapper:
 
     def check(self, rtype: str, r: dict) -> None:
         """Reject a resource with a value the mapping reads of another JSON type than declared
-        (`fhir_fields.READS`): the mapping below may then take each value as its type."""
+        (`fhir_fields.READS`): the mapping below may then take each value as its type. A JSON
+        null is dropped first, wherever it stands for a field: absent, as the mappers have always
+        read a null string, so `"meta": null` costs no appointment (FHIR writes no nulls)."""
+        _drop_nulls(r)
         wrong = wrong_type(r, rtype)
         if wrong is not None:
             path, value, expected = wrong
@@ -1170,6 +1173,18 @@ def mask(resource: dict, pseudonymizer: Pseudonymizer) -> dict:
     return masked
 
 
+def _drop_nulls(node: Any) -> None:
+    """Remove, in place, every object field whose value is a JSON null (list items are kept)."""
+    if isinstance(node, dict):
+        for key in [k for k, v in node.items() if v is None]:
+            del node[key]
+        for value in node.values():
+            _drop_nulls(value)
+    elif isinstance(node, list):
+        for item in node:
+            _drop_nulls(item)
+
+
 def _mask(node: Any, pseudonymizer: Pseudonymizer) -> None:
     """Mask in place. Identifiers (an MRN, a member id, the resource's own business ids) are
     masked: the resource's `id` and position find it in the source system. Diagnoses and
@@ -1180,7 +1195,9 @@ def _mask(node: Any, pseudonymizer: Pseudonymizer) -> None:
             value = node[key]
             if key in PHI_KEYS or key in FREE_TEXT_KEYS or key in CLINICAL_KEYS:  # may name anyone
                 node[key] = MASK
-            elif key == "reference" and isinstance(value, str) and value.startswith("Patient"):
+            elif key == "reference" and not isinstance(value, str):
+                node[key] = MASK  # of another JSON type (a rejected resource): it may still name a patient
+            elif key == "reference" and value.startswith("Patient"):
                 target = _reference({"reference": value})
                 node[key] = f"Patient/{pseudonymizer.key(SOURCE, target[1])}" if target else MASK
             elif key == "identifier":

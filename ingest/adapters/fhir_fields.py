@@ -9,9 +9,9 @@ inputs crashed a load). Checked here, where the resource is read, it is the reso
 naming the field path (`cancelationReason.coding[0].code`), and the rest of the file loads. A
 field the mapping adds must be declared here, and is then checked in both mappers alike.
 
-A JSON null is accepted where a string, number or boolean is read (the mappers read it as absent,
-as they always have), and refused where an object or a list is read (FHIR never writes null there,
-and the mappers would have to read into it).
+A JSON null standing for a field is absent (the Python mapper drops such fields before checking,
+`fhir._drop_nulls`; a chunk holding a null goes that way, `fhir_sql`): `"meta": null` costs no
+resource. A null as a list item is checked as the item it stands for.
 """
 
 from __future__ import annotations

@@ -144,15 +144,43 @@ def test_the_reported_cancel_reason_code_number_and_boolean_text(warehouse: Ware
 CONTAINERS = [(t, p, s) for t, p, s in CASES if not isinstance(s, str)]
 
 
+def _without_nulls(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_nulls(v) for k, v in node.items() if v is not None}
+    return [_without_nulls(v) for v in node] if isinstance(node, list) else node
+
+
 @pytest.mark.parametrize(("rtype", "path", "spec"), CONTAINERS, ids=[f"{t}.{p}" for t, p, _ in CONTAINERS])
-def test_a_null_where_an_object_or_list_is_read_is_a_reject(
+def test_a_null_where_an_object_or_list_is_read_is_read_as_absent(
     warehouse: Warehouse, tmp_path: Path, rtype: str, path: str, spec: Spec
 ) -> None:
-    """The mappers read into objects and lists (`r.get("participant", [])` is None for a JSON null)."""
-    counts, found = _outcome(warehouse, _file(tmp_path, rtype, _bad(rtype, path, None)))
-    expected = "an object" if isinstance(spec, dict) else "a list"
-    assert found == [(2, path, "unreadable_value", f"{rtype}.{path}: expected {expected}, got null")]
-    assert counts[:2] == (3, 1)
+    """`"meta": null` and the like: the resource loads (or is rejected) exactly as without the
+    field, never for the null itself (FHIR writes no nulls; a resource is not lost to one). A null
+    list item (`identifier[0]`) stands for no field: it is checked as the item, and rejected."""
+    bad = _bad(rtype, path, None)
+    counts, found = _outcome(warehouse, _file(tmp_path, rtype, bad))
+    if path.endswith("]"):
+        expected = "an object" if isinstance(spec, dict) else "a list"
+        assert found == [(2, path, "unreadable_value", f"{rtype}.{path}: expected {expected}, got null")]
+        return
+    absent = tmp_path / "absent"
+    absent.mkdir()
+    counts_absent, found_absent = _outcome(warehouse, _file(absent, rtype, _without_nulls(bad)), force=True)
+    assert not any("got null" in reason for *_, reason in found), found
+    assert (counts[:2], found) == (counts_absent[:2], found_absent)
+
+
+def test_a_reference_of_another_json_type_is_masked_in_the_reject(warehouse: Warehouse, tmp_path: Path) -> None:
+    """A rejected resource is kept masked: a patient reference written as a number or a list is
+    masked whole (only a string reference was pseudonymized), so no identifier reaches `rejects`."""
+    for i, reference in enumerate([9876543, ["Patient/MRN-SECRET-77"]]):
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        bad = _bad("Encounter", "subject", {"reference": reference}, rid=f"bad{i}")
+        result = load_one(warehouse, _file(folder, "Encounter", bad))
+        (found,) = rejects(warehouse, result.run_id)
+        assert found["field"] == "subject.reference"
+        assert "9876543" not in found["record_masked"] and "MRN-SECRET" not in found["record_masked"]
 
 
 def test_a_null_where_a_string_or_number_is_read_is_absent_as_before(warehouse: Warehouse, tmp_path: Path) -> None:
