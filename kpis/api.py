@@ -9,6 +9,8 @@ allowed), then hands them to the engine. See docs/contracts.md section 4 for the
 from __future__ import annotations
 
 import difflib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from functools import cached_property
@@ -38,6 +40,46 @@ from kpis.spec import KpiSpec
 
 DEFAULT_MONTHS = 13
 NAMED_DIMENSIONS = ("location", "provider", "payer")  # ids a person reads by name
+
+
+MEMO_ENTRIES = 1_000  # answers a snapshot keeps (`SnapshotMemo`): a day of clicking, not every filter ever asked
+
+
+class SnapshotMemo:
+    """What calls derived from one read-only snapshot, at most `size` entries, the least recently
+    used dropped first; shared by the snapshot's narrowed views (one lock for all threads).
+
+    Why bounded: a snapshot lives until a load publishes the next one (a day, or longer), and the
+    dashboard keeps answers per filter (scorecards, the movers' rows): every combination anyone
+    clicked would stay. A dropped answer is computed again when asked, the same (the snapshot
+    does not change). None is never kept (it means "not kept").
+    """
+
+    def __init__(self, size: int = MEMO_ENTRIES) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> Any:
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: tuple, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class KpiMethods:
@@ -413,14 +455,17 @@ class KpiMethods:
         """
         if not getattr(self, "read_only", False):
             return build()
-        memo = self.__dict__.setdefault("_snapshot_memo", {})
-        if key not in memo:
-            memo[key] = build()
-        return memo[key]
+        memo = self.__dict__.setdefault("_snapshot_memo", SnapshotMemo())
+        found = memo.get(key)
+        if found is None:
+            found = build()
+            memo.put(key, found)
+        return found
 
     def _kept(self, key: tuple) -> Any:
         """What `_memo` keeps under `key` for this snapshot, without building it (None if nothing)."""
-        return self.__dict__.get("_snapshot_memo", {}).get(key)
+        memo = self.__dict__.get("_snapshot_memo")
+        return memo.get(key) if memo is not None else None
 
     def _data_ends(self) -> dict[str, date | None]:
         state = self._store_state()

@@ -588,11 +588,11 @@ class ComparisonMethods(_Base):
         for kpi, (_, _, dims, own) in asked.items():
             if dims:
                 together.setdefault((tuple(dims), tuple(own.items())), []).append(kpi)
-        kept = self._memo(("driver_frames", self.scope, repr(options)), dict)
         out = {}
         for (dims, own), group in together.items():
-            key = {k: (k, dims, own, *asked[k][:2]) for k in group}
-            kpis = [k for k in group if key[k] not in kept]
+            key = {k: ("driver rows", self.scope, repr(options), k, dims, own, *asked[k][:2]) for k in group}
+            kept = {k: self._kept(key[k]) for k in group}
+            kpis = [k for k in group if kept[k] is None]
             if kpis:
                 frame = _plain(self.compute_groupings(
                     kpis, start=min(asked[k][0] for k in kpis), end=max(asked[k][1] for k in kpis),
@@ -602,8 +602,9 @@ class ComparisonMethods(_Base):
                 for kpi in kpis:  # a KPI without a row in either month gets none (the columns kept)
                     rows = by_kpi.get(kpi, frame.iloc[0:0])
                     months = pd.to_datetime([asked[kpi][0], asked[kpi][1]]).astype(rows["period_start"].dtype)
-                    kept[key[kpi]] = rows[rows["period_start"].isin(months)].reset_index(drop=True)
-            out.update((kpi, kept[key[kpi]]) for kpi in group)
+                    kept[kpi] = rows[rows["period_start"].isin(months)].reset_index(drop=True)
+                    self._memo(key[kpi], lambda r=kept[kpi]: r)
+            out.update(kept)
         return out
 
     def _drivers(

@@ -14,7 +14,7 @@ from typing import Self
 
 from kpis import publication
 from kpis.alerts import AlertMethods
-from kpis.api import KpiMethods
+from kpis.api import KpiMethods, SnapshotMemo
 from kpis.comparison import ComparisonMethods
 from kpis.config import Config, load_config
 from kpis.improvement import ImprovementMethods
@@ -63,7 +63,9 @@ class Warehouse(ComparisonMethods, KpiMethods, ImprovementMethods, AlertMethods,
         self._specs, self._relations, self._layout  # noqa: B018 - built once here, they hold for every scope
         if self.read_only:
             self._store_state()  # a published snapshot's results store does not change either
-            self.__dict__.setdefault("_snapshot_memo", {})  # nor what calls derive from it (KpiMethods._memo)
+            self.__dict__.setdefault(
+                "_snapshot_memo", SnapshotMemo()
+            )  # nor what calls derive from it (KpiMethods._memo)
         view = copy.copy(self)  # with those caches
         view.scope = self.scope.narrow(scope)
         view._shares_connection = True

@@ -8,6 +8,7 @@ from datetime import date
 import pandas as pd
 
 from kpis import costs
+from kpis.api import SnapshotMemo
 from kpis.scope import Scope
 from kpis.sql_literals import sql_literal
 from tests.conftest import SimulatedPractice
@@ -180,3 +181,25 @@ def test_friction_costs_after_a_scorecard_take_its_rows_and_equal_them_computed_
             assert [kpis for kpis in asked if kpis != ["call_abandonment_rate"]] == []
             pd.testing.assert_frame_equal(taken, alone)
             assert alone["money"].notna().any() or filters
+
+
+def test_a_snapshot_keeps_at_most_its_memos_size_the_least_recently_used_dropped(
+    simulated_practice: SimulatedPractice,
+) -> None:
+    """A snapshot lives until the next load publishes: what it keeps per filter is bounded, the
+    least recently used answer going first and computed again, the same, when asked."""
+    memo = SnapshotMemo(size=3)
+    for key in ("a", "b", "c"):
+        memo.put((key,), key.upper())
+    assert memo.get(("a",)) == "A"  # now the most recently used
+    memo.put(("d",), "D")
+    assert (memo.get(("b",)), len(memo)) == (None, 3)
+    assert [memo.get((k,)) for k in "acd"] == ["A", "C", "D"]
+
+    with simulated_practice.open() as wh:
+        wh.__dict__["_snapshot_memo"] = SnapshotMemo(size=4)
+        first = wh.movers("2026-09")
+        for value in wh.dimension_values("provider")["id"]:
+            wh.movers("2026-09", filters={"provider": (value,)})
+        assert len(wh.__dict__["_snapshot_memo"]) == 4
+        assert wh.movers("2026-09") == first  # dropped, computed again
