@@ -354,26 +354,20 @@ def test_a_synthea_claims_billed_amount_follows_entries_that_move_or_stop_being_
         return ",".join(fields)
 
     first, later = tmp_path / "transactions_1.csv", tmp_path / "transactions_2.csv"
-    first.write_text(
-        "\n".join(
+    for path, entries in (
+        (
+            first,
+            [entry("T1", "CL1", "CHARGE", "200.00", "2025-03-15"), entry("T9", "CL2", "CHARGE", "90.00", "2025-03-21")],
+        ),
+        (
+            later,
             [
-                header,
-                entry("T1", "CL1", "CHARGE", "200.00", "2025-03-15"),
-                entry("T9", "CL2", "CHARGE", "90.00", "2025-03-21"),
-            ]
-        )
-        + "\n"
-    )
-    later.write_text(
-        "\n".join(
-            [
-                header,
                 entry("T1", "CL2", "CHARGE", "200.00", "2025-06-01"),
                 entry("T9", "CL2", "PAYMENT", "90.00", "2025-06-01"),
-            ]
-        )
-        + "\n"
-    )
+            ],
+        ),
+    ):
+        path.write_text("\n".join([header, *entries]) + "\n")
     claims = tmp_path / "north_claims.csv"
     claims.write_text(
         f"{SYNTHEA_CLAIMS_HEADER}\n"
