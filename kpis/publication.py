@@ -141,9 +141,7 @@ def writing(
         spill: Path | None = None
         try:
             store = store_class(copy, config=config)  # it may migrate the copy, and spill
-            with store.cursor() as cur:
-                ((folder,),) = cur.execute("SELECT current_setting('temp_directory')").fetchall()
-            spill = Path(folder)  # kpis.storage.spill_settings applied `[warehouse] temp_directory`
+            spill = store.spill_folder
             yield store
             for step in _before_publish_steps():
                 step(store)

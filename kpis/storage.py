@@ -118,9 +118,11 @@ class Store:
         # Instants are stored in UTC and shown in UTC; the practice time zone is applied
         # explicitly in queries, never through the session setting.
         self._con.execute("SET TimeZone = 'UTC'")
+        # where a writer's DuckDB spills (None: read-only), applied before a migration, which may spill
+        self.spill_folder: Path | None = None
         try:
-            if not read_only:  # before a migration, which may spill
-                spill_settings(self._con, self.config)
+            if not read_only:
+                self.spill_folder = spill_settings(self._con, self.config)
             with private_files():  # and so is the log a migration writes
                 self._check_or_migrate()
         except BaseException:
@@ -207,10 +209,9 @@ class Store:
             return
         except duckdb.OutOfMemoryException as exc:
             if spill_capped(exc):
-                ((folder,),) = self._con.execute("SELECT current_setting('temp_directory')").fetchall()
                 raise WarehouseError(
                     f"{self.path}: migrating the schema to version {mig.version} was rolled back: DuckDB's "
-                    f"spill folder {folder} reached its cap ([warehouse] max_temp_size); raise it, point "
+                    f"spill folder {self.spill_folder} reached its cap ([warehouse] max_temp_size); raise it, point "
                     "[warehouse] temp_directory at a larger disk, or raise [refresh] memory_limit so DuckDB "
                     "spills less"
                 ) from None
