@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
 from ingest import ingest_paths
@@ -28,7 +29,12 @@ from kpis.coverage import coverage_sql
 from kpis.serving import refresh as serving_refresh
 from kpis.serving.refresh import refresh
 from kpis.storage import Store
-from tests.kpis.test_serving import assert_same, assert_same_aging
+from tests.conftest import SimulatedPractice
+from tests.kpis.test_serving import (
+    assert_each_payer_by_location_and_provider_from_results,
+    assert_same,
+    assert_same_aging,
+)
 from tests.monthly_exports import MONTHS
 
 
@@ -462,3 +468,47 @@ def test_a_slot_reloaded_is_still_booked_by_an_appointment_that_ends_on_its_day_
     assert summary.recomputed_rows["slots"] == 1 and "slots" not in summary.rebuilt
     assert booked == 20  # its minutes, booked
     store_equals_a_rebuild(settings.db_path, config, tmp_path, billing=False)
+
+
+def test_a_claim_billed_to_another_payer_moves_its_results_by_location_and_provider_under_each_payer(
+    simulated_practice: SimulatedPractice, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A corrected 837 bills a claim to another payer (Keystone to Summit), loaded again with --force
+    into a copy of the simulated practice: the refresh updates the billing facts in place, and the
+    month results by location and by provider under each payer (what the Overview's movers look up
+    after a payer change) equal the raw engine's, the claim's old and new payer's alike; every table
+    of the store equals a full rebuild."""
+    monkeypatch.setattr(serving_refresh, "REBUILD_SHARE", float("inf"))  # a month of claims: updated, not rebuilt
+    directory = tmp_path / "practice"
+    directory.mkdir()
+    for name in ("clinic-kpis.toml", ".clinic-kpis.secret", "clinic_kpis.duckdb"):
+        shutil.copyfile(simulated_practice.directory / name, directory / name)
+    config = directory / "clinic-kpis.toml"
+    settings = load_config(config)
+    text = (simulated_practice.exports / "billing" / "claims_2025-10.837").read_text(encoding="utf-8")
+    old, new = "NM1*PR*2*KEYSTONE BLUE PLAN*****PI*39026~\n", "NM1*PR*2*SUMMIT MUTUAL HEALTH*****PI*60054~\n"
+    assert text.split(old, 1)[1].startswith("CLM*E0100000452*")  # the file's first Keystone claim, billed once
+    export = directory / "corrected" / "claims_2025-10.837"
+    export.parent.mkdir()
+    export.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+    def split(wh: Warehouse) -> pd.DataFrame:  # Summit's October by provider, from the store
+        return wh.compute_groupings(
+            start="2025-10", end="2025-10", groupings=[("provider",)], filters={"payer": "60054"}, via="store"
+        )
+
+    with Warehouse.open(settings.db_path, config=config, read_only=True) as wh:
+        before = split(wh)
+    with Store(settings.db_path, config=settings) as store:
+        assert all(r.status == "succeeded" for r in ingest_paths(store, [export], force=True))
+        with store.cursor() as cur:
+            summary = refresh(cur, settings, progress=False)
+            payers = cur.execute("SELECT DISTINCT payer_id FROM claims WHERE claim_id = 'E0100000452'").fetchall()
+    assert payers == [("60054",)]
+    assert not {"claim_outcomes", "ledger"} & set(summary.rebuilt), summary
+    assert summary.recomputed_rows["claim_outcomes"] > 0 and summary.recomputed_rows["ledger"] > 0
+    with Warehouse.open(settings.db_path, config=config, read_only=True) as wh:
+        after = split(wh)
+        assert_each_payer_by_location_and_provider_from_results(wh, "2025-09", "2026-09")
+    assert not before[["numerator", "denominator"]].equals(after[["numerator", "denominator"]])  # Summit's moved
+    store_equals_a_rebuild(settings.db_path, config, tmp_path)

@@ -12,8 +12,9 @@ and results together, see `kpis.publication`):
    balances (credit balances included) keep each entry's signed amount, the day it ages and its
    look-back amount; third next available keeps each (snapshot, provider, location) result.
 2. **results** (`serving.results`): the month-grain results of every stored KPI for the practice
-   total, each dimension it allows and each pair (location, dimension), computed from the facts:
-   what the dashboard and the report ask most, answered by a lookup; and A/R aging by bucket at
+   total, each dimension it allows, each pair (location, dimension) and (provider, payer),
+   computed from the facts: what the dashboard and the report ask most (every pair of the
+   sidebar's filters), answered by a lookup; and A/R aging by bucket at
    each month end (`serving.ar_aging`, `kpis.serving.aging`), the Revenue page's chart.
 3. **meta** (`serving.meta`), coverage and dimension values: what the snapshot covers (data
    ends and starts, the last ingest run included), whether the store may answer, and the small

@@ -78,15 +78,26 @@ def read_state(cursor: Any, layout: Layout) -> StoreState:
     return StoreState(meta, usable, True)
 
 
+# in `serving.meta` as results_version once the month results hold every grouping of `groupings`:
+# month results refreshed by older code lack (provider, payer), so until the next refresh recomputes
+# them all, the facts answer every request (`_in_results`)
+RESULTS_VERSION = "2"
+
+
 def groupings(dims: Sequence[str]) -> list[tuple[str, ...]]:
     """The groupings kept as month results for a KPI with these dimensions.
 
-    The practice total, each dimension, and each dimension within a location: so a page filtered
-    to one location, grouped or not, is a lookup too.
+    The practice total, each dimension, each dimension within a location, and provider within a
+    payer: every pair of the sidebar's filters (location, provider, payer), so a page filtered to
+    one of them, grouped by another or not, is a lookup too. The Overview's movers split each move
+    by its other drivers under the filter: by location and by provider under a payer filter, by
+    location and by payer under a provider filter.
     """
     found = [(), *((d,) for d in dims)]
     if "location" in dims:
         found += [("location", d) for d in dims if d != "location"]
+    if "provider" in dims and "payer" in dims:
+        found.append(("provider", "payer"))
     return found
 
 
@@ -166,6 +177,8 @@ def _in_results(item: KpiRequest, ctx: QueryContext, state: StoreState) -> bool:
     """Whether every grouping of the request is a stored month result (filters of one value only)."""
     last = state.results_last
     if ctx.periods.grain != "month" or last is None or ctx.periods.starts[-1] > last:
+        return False
+    if state.meta.get("results_version") != RESULTS_VERSION:
         return False
     if any(len(values) != 1 for values in ctx.filters.values()):
         return False

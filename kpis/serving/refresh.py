@@ -46,7 +46,15 @@ from kpis.progress import steps
 from kpis.query import QueryContext, render, with_relation
 from kpis.relations import DIMENSIONS, INSTANT, Relation
 from kpis.serving import aging, changes, deltas, payments
-from kpis.serving.answer import AGING_TABLE, FACTS, RESULTS_TABLE, grouping_name, groupings, statements
+from kpis.serving.answer import (
+    AGING_TABLE,
+    FACTS,
+    RESULTS_TABLE,
+    RESULTS_VERSION,
+    grouping_name,
+    groupings,
+    statements,
+)
 from kpis.serving.facts import AGING, SCHEMA, TNA, FactTable, Layout, ar_sums, layout
 from kpis.serving.stored import COVERAGE_TABLE, SCOPES_TABLE, SCOPES_VERSION, values_table
 from kpis.spec import QUANTILES
@@ -185,6 +193,7 @@ class _Refresh:
             and all(self.fresh(group, table) for group, table in groups)
             and payments.built(self.meta)
             and self.meta.get("scopes_version") == SCOPES_VERSION
+            and self.meta.get("results_version") == RESULTS_VERSION
         )
 
     def plan(self) -> list[tuple[str, Callable[[], None]]]:
@@ -626,8 +635,13 @@ class _Refresh:
         last = self.last_month()
         previous = date.fromisoformat(self.meta["results_last"]) if self.meta.get("results_last") else None
         results_kept = self.ensure_results_table()
-        if not self.ensure_cells_table() or not results_kept:
-            previous = None  # a new table: every group's months
+        cells_kept = self.ensure_cells_table()
+        if self.meta.get("results_version") != RESULTS_VERSION:  # kept by older code, without some groupings
+            for name in (RESULTS_TABLE, deltas.CELLS_TABLE):
+                self.cur.execute(f"DELETE FROM {name}")
+            results_kept = False
+        if not (results_kept and cells_kept):
+            previous = None  # new tables: every group's months
             for table in self.lay.tables:
                 self.months[table.group] = set(self.all_months(table.name, [table.day_column(e) for e in table.events]))
                 if table.ar_items:
@@ -636,6 +650,7 @@ class _Refresh:
                         self.tails[table.group] = first
             if self.lay.tna is not None:
                 self.months[TNA] = set(self.all_months(TNA_TABLE, ["day"]))
+        self.meta_updates["results_version"] = RESULTS_VERSION
         kept = list(self.lay.kept())
         self.cur.execute(f"DELETE FROM {RESULTS_TABLE} WHERE kpi_id NOT IN ({', '.join(repr(k) for k in kept)})")
         if last is None:

@@ -118,6 +118,48 @@ def test_drivers_from_the_store_equal_the_raw_engine(wh: Warehouse) -> None:
         assert split["segment"].notna().any() and not frame.empty
 
 
+def assert_each_payer_by_location_and_provider_from_results(wh: Warehouse, start: str, end: str) -> None:
+    """Every KPI that records location, provider and payer, by location and by provider under each
+    payer filter (what the Overview's movers ask after a payer change): a lookup of month results,
+    equal to the raw engine's rows."""
+    kpis = kpis_for(wh, {"location", "provider", "payer"})
+    assert {"days_in_ar", "ar_over_90_pct", "net_collection_rate", "late_cancel_rate"} <= set(kpis)
+    for payer in wh.dimension_values("payer")["id"]:
+        args = dict(kpis=kpis, start=start, end=end, groupings=[("location",), ("provider",)], filters={"payer": payer})
+        store = wh.compute_groupings(**args, via="store")
+        assert store.attrs["answered_from"] == dict.fromkeys(kpis, "results"), payer
+        assert_same(store, wh.compute_groupings(**args, via="raw"))
+
+
+def test_each_payer_by_location_and_by_provider_is_a_lookup_equal_to_the_raw_engine(wh: Warehouse) -> None:
+    assert_each_payer_by_location_and_provider_from_results(wh, "2025-10", "2026-09")
+
+
+def test_the_movers_under_a_payer_filter_split_by_location_and_provider_from_month_results(
+    simulated_practice: SimulatedPractice, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Overview's first change to each payer (a new snapshot, nothing kept): its movers' driver
+    rows are all looked up, no aggregate over the fact rows is run."""
+    statements = []
+    real = answer.statements
+
+    def spied(items, ctx, chosen, layout):
+        found = real(items, ctx, chosen, layout)
+        statements.extend((dict(chosen), statement) for _, statement in found)
+        return found
+
+    monkeypatch.setattr(answer, "statements", spied)
+    with simulated_practice.open() as wh:
+        split = 0
+        for payer in wh.dimension_values("payer")["id"]:
+            moves = wh.movers("2026-09", filters={"payer": payer})
+            split += sum(1 for m in moves if m.drivers and "payer" in wh._spec(m.kpi_id).dimensions)
+    assert split >= 3  # moves of KPIs a payer narrows, each split by location and by provider
+    assert any("grouping = 'provider,payer'" in statement for _, statement in statements)
+    assert all(set(chosen.values()) == {"results"} for chosen, _ in statements)
+    assert not any("serving.facts_" in statement for _, statement in statements)
+
+
 def test_the_store_reads_its_rows_as_duckdb_gives_them_to_pandas(wh: Warehouse) -> None:
     """`answer.fetch` (through Arrow) = `execute(...).df()`, dtypes included, for every statement the
     store runs for each grain and grouping (results and facts, grouping sets with their NULLs), and
@@ -432,6 +474,42 @@ def test_refresh_rebuilds_what_other_definitions_change_and_nothing_else(
             wh.compute("days_in_ar", via="store")
     res = run_cli(capsys, "refresh", "--full", "--config", str(config))
     assert res.code == 0 and "rebuilt: appointments, slots, encounters, calls" in res.out, res.err
+
+
+def test_month_results_kept_by_older_code_are_not_looked_up_until_a_refresh_recomputes_them(
+    simulated_practice: SimulatedPractice, tmp_path: Path
+) -> None:
+    """A store refreshed before (provider, payer) was kept: the facts answer (the same numbers), and
+    the next refresh, with nothing loaded since, recomputes every month result as a full build has them."""
+    db = tmp_path / "old.duckdb"
+    shutil.copyfile(simulated_practice.db, db)
+    with duckdb.connect(str(db)) as con:  # the store as older code left it
+        (kept,) = con.execute("SELECT count(*) FROM serving.results WHERE grouping = 'provider,payer'").fetchone()
+        for table in ("results", "cells"):
+            con.execute(f"DELETE FROM serving.{table} WHERE grouping = 'provider,payer'")
+        con.execute("DELETE FROM serving.meta WHERE key = 'results_version'")
+    assert kept > 0
+    with Warehouse.open(db, config=simulated_practice.config, read_only=True) as wh:
+        payer = wh.dimension_values("payer")["id"].iloc[0]
+        for by, filters in (("provider", {"payer": payer}), ("location", None)):
+            args = dict(start="2025-10", end="2026-09", by=by, filters=filters)
+            store = wh.compute(**args)
+            assert set(store.attrs["answered_from"].values()) == {"facts"}
+            assert_same(store, wh.compute(**args, via="raw"))
+    with Warehouse.open(db, config=simulated_practice.config) as wh, wh.cursor() as cur:
+        summary = refresh(cur, wh.config, progress=False)
+    assert not summary.rebuilt and summary.months["appointments"] > 0  # the facts kept, every month recomputed
+    with Warehouse.open(db, config=simulated_practice.config, read_only=True) as wh:
+        assert_each_payer_by_location_and_provider_from_results(wh, "2025-10", "2026-09")
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{simulated_practice.db}' AS built (READ_ONLY)")
+    con.execute(f"ATTACH '{db}' AS refreshed (READ_ONLY)")
+    for table in ("results", "cells"):
+        a, b = f"refreshed.serving.{table}", f"built.serving.{table}"
+        (extra,) = con.execute(f"SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b})").fetchone()
+        (missing,) = con.execute(f"SELECT count(*) FROM (SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a})").fetchone()
+        assert (extra, missing) == (0, 0), table
+    con.close()
 
 
 def test_the_refresh_runs_under_its_memory_limit_and_restores_the_previous_one(tmp_path: Path) -> None:
