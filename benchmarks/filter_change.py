@@ -69,7 +69,7 @@ def run(key: str, changes: int, pages: list[str]) -> list[dict[str, Any]]:
     from kpis.catalog import shipped_specs
 
     shipped_specs()
-    AppTest.from_string("import streamlit as st\nst.write('warm')").run()  # the process's first script
+    AppTest.from_string("import streamlit as st\nst.write('warm')").run(timeout=600)  # the process's first script
     app = Path(dashboards.__file__).parent / "app.py"
     rows: list[dict[str, Any]] = []
 
