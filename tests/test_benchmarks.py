@@ -177,3 +177,19 @@ def test_the_filter_change_script_times_each_page_and_change(simulated_practice,
         assert len(set(changes)) == 2 and not any("cached" in c for c in changes)
     assert all(r["cpu"] > 0 and r["wall"] > 0 for r in rows)
     assert all(f"{r['cpu']:7.3f} {r['wall']:7.3f}" in done.stdout for r in rows)
+
+
+def test_the_movers_filter_script_times_the_movers_under_each_payer(simulated_practice, tmp_path: Path) -> None:
+    """`benchmarks.movers_filter`: a line per payer with CPU and wall seconds and the statements the
+    movers ran, all lookups of month results (none over the fact rows)."""
+    command = [sys.executable, "-m", "benchmarks.movers_filter", str(simulated_practice.config), "payer"]
+    command += ["--month", "2026-09"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_KPIS_")} | {"PYTHONPATH": str(REPO)}
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    payers = int(lines[0].split(", ")[-1].split(" ")[0])
+    rows = [line.rsplit(maxsplit=4) for line in lines[2:-1]]  # a value may hold spaces (Self Pay)
+    assert payers > 3 and len(rows) == payers
+    assert all(float(cpu) > 0 and float(wall) > 0 and int(lookups) > 0 for _, cpu, wall, lookups, _ in rows)
+    assert all(facts == "0" for *_, facts in rows)
