@@ -83,7 +83,7 @@ class RefreshSummary:
     # groups whose replaced fact rows were found with what changed (by row id), not by a scan of their keys;
     # ar_aging when its accounts' rows came from the ledger's touched rows, not from a scan of its facts
     found_by_row_id: list[str] = field(default_factory=list)
-    parts: dict[str, int] = field(default_factory=dict)  # rebuilt group -> statements its facts took (1: one)
+    parts: dict[str, int] = field(default_factory=dict)  # group -> statements its new facts took (1: one)
 
 
 def before_publish(store: Store) -> None:
@@ -263,14 +263,11 @@ class _Refresh:
             self.drop(found)
             self.rebuild(table)
             return
-        self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT * FROM {keys}")
-        prepared = changes.prepared(table.group)
-        for name, sql in prepared.items():
-            self.cur.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
-        relation = changes.restricted(table.relation.sql, table.group)
-        select = table.select_sql(where="record_id IN (SELECT key FROM _keys)")
-        statement = with_relation(_with_sql(table.relation, relation), [], select)
-        self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _new AS {render(statement)}")
+        # many touched claims in parts, as a full build (`parts`): as many as their share of its rows needs
+        full = self.parts(table)
+        parts = min(full, math.ceil(full * count / max(rows, 1)))
+        self.summary.parts[table.group] = parts
+        prepared = self.evaluate(table, f"SELECT key FROM {keys}", parts, "_new")
         # the touched rows' ids found reading the keys alone (or already found with what changed),
         # then their rows fetched by row id: one pass over every column of a 29 M-row table to keep
         # a few thousand rows took twice as long
@@ -281,7 +278,7 @@ class _Refresh:
         else:
             self.cur.execute(
                 f"CREATE OR REPLACE TEMP TABLE _old_ids AS SELECT rowid AS _rowid FROM {table.name} "
-                "WHERE _key IN (SELECT key FROM _keys)"
+                f"WHERE _key IN (SELECT key FROM {keys})"
             )
         self.cur.execute(
             f"CREATE OR REPLACE TEMP TABLE _old AS SELECT rowid AS _rowid, * FROM {table.name} "
@@ -364,32 +361,35 @@ class _Refresh:
         return max(1, math.ceil(rows * PART_ROW_BYTES / (PART_SHARE * memory_limit_bytes(self.cur))))
 
     def build_in_parts(self, table: FactTable, parts: int) -> None:
-        """Fill `table` one part of its record ids (`hash(key) % parts`) per statement, then sort it by day.
+        """Fill `table` from every record id in `parts` statements (`evaluate`), then sort it by day,
+        as one statement writes it (`FactTable.select_sql`)."""
+        prepared = self.evaluate(table, changes.every_sql(table.group), parts, "_parts")
+        order = table.day_column(table.events[0])
+        self.cur.execute(f"CREATE OR REPLACE TABLE {table.name} AS SELECT * FROM _parts ORDER BY {order}")
+        self.drop(["_parts", "_keys", *prepared])
 
-        Each part is evaluated as an incremental refresh evaluates its touched record ids: the
-        relation over the rows its `reads` name for them (`changes.restricted`), so a row is the
-        one the whole relation gives. The parts are appended to a temp table and copied into
-        the fact table in day order, as one statement writes it (`FactTable.select_sql`).
+    def evaluate(self, table: FactTable, keys: str, parts: int, into: str) -> list[str]:
+        """Temp table `into`: the fact rows of the record ids `keys` (a SELECT of one column), one part
+        of them (`hash(key) % parts`) per statement; the temp tables left (`_keys`, the prepared).
+
+        Each part is evaluated over the rows the relation's `reads` name for its record ids
+        (`changes.restricted`), which hold all a record id's row depends on: its row is the one
+        the whole relation gives.
         """
         relation = changes.restricted(table.relation.sql, table.group)
         select = table.select_sql(where="record_id IN (SELECT key FROM _keys)")
         statement = render(with_relation(_with_sql(table.relation, relation), [], select))
-        every = changes.every_sql(table.group)
         prepared = changes.prepared(table.group)
         for part in range(parts):
-            self.cur.execute(
-                f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT DISTINCT key FROM ({every}) AS k(key) "
-                f"WHERE hash(key) % {parts} = {part}"
-            )
-            for name, sql in prepared.items():
+            split = f"WHERE hash(key) % {parts} = {part}" if parts > 1 else ""
+            self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT DISTINCT * FROM ({keys}) AS k(key) {split}")
+            for name, sql in prepared.items():  # made from the part's record ids
                 self.cur.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
             if part == 0:
-                self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _parts AS {statement}")
+                self.cur.execute(f"CREATE OR REPLACE TEMP TABLE {into} AS {statement}")
             else:
-                self.cur.execute(f"INSERT INTO _parts {statement}")
-        order = table.day_column(table.events[0])
-        self.cur.execute(f"CREATE OR REPLACE TABLE {table.name} AS SELECT * FROM _parts ORDER BY {order}")
-        self.drop(["_parts", "_keys", *prepared])
+                self.cur.execute(f"INSERT INTO {into} {statement}")
+        return ["_keys", *prepared]
 
     def types(self, table: str) -> dict[str, str]:
         """`table`'s columns and their types, in order."""
