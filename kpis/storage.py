@@ -388,6 +388,16 @@ def memory_unlimited(cursor: Any) -> Iterator[None]:
         yield
 
 
+_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+
+
+def memory_limit_bytes(cursor: Any) -> int:
+    """DuckDB's memory limit in force, in bytes (read back as text such as "1.8 GiB": to ~5%)."""
+    ((shown,),) = cursor.execute("SELECT current_setting('memory_limit')").fetchall()
+    number, unit = str(shown).split()
+    return int(float(number) * _UNITS[unit])
+
+
 @contextmanager
 def memory_restored(cursor: Any) -> Iterator[None]:
     """The memory limit in force before the block back after it, whatever the block set (e.g.

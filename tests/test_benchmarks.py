@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
@@ -193,3 +194,27 @@ def test_the_movers_filter_script_times_the_movers_under_each_payer(simulated_pr
     assert payers > 3 and len(rows) == payers
     assert all(float(cpu) > 0 and float(wall) > 0 and int(lookups) > 0 for _, cpu, wall, lookups, _ in rows)
     assert all(facts == "0" for *_, facts in rows)
+
+
+def test_the_refresh_steps_script_times_a_full_build_and_rolls_it_back(simulated_practice, tmp_path: Path) -> None:
+    """`benchmarks.refresh_steps` runs a full store build step by step (the claim outcomes in two
+    parts), names a step that runs out of memory, and leaves the warehouse as it was."""
+    directory = tmp_path / "practice"
+    directory.mkdir()
+    for name in ("clinic-kpis.toml", "clinic_kpis.duckdb"):
+        (directory / name).write_bytes((simulated_practice.directory / name).read_bytes())
+    refreshed = "SELECT value FROM serving.meta WHERE key = 'refreshed_at'"
+    with duckdb.connect(str(directory / "clinic_kpis.duckdb"), read_only=True) as con:
+        before = con.execute(refreshed).fetchall()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_KPIS_")} | {"PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "benchmarks.refresh_steps", str(directory), "--parts", "2"]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = {line[:40].strip(): line[40:].split() for line in done.stdout.splitlines()}
+    wall, cpu, peak = map(float, lines["facts of claim_outcomes"])
+    assert wall > 0 and cpu >= 0 and peak > 0 and "data ends" in lines
+    assert "'claim_outcomes': 2" in done.stdout
+    done = subprocess.run([*command, "--limit", "1MB"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and "ran out of memory" in done.stdout, done.stdout + done.stderr
+    with duckdb.connect(str(directory / "clinic_kpis.duckdb"), read_only=True) as con:
+        assert con.execute(refreshed).fetchall() == before != []  # rolled back

@@ -512,3 +512,35 @@ def test_a_claim_billed_to_another_payer_moves_its_results_by_location_and_provi
         assert_each_payer_by_location_and_provider_from_results(wh, "2025-09", "2026-09")
     assert not before[["numerator", "denominator"]].equals(after[["numerator", "denominator"]])  # Summit's moved
     store_equals_a_rebuild(settings.db_path, config, tmp_path)
+
+
+def test_claims_updated_in_parts_keep_the_outcomes_of_a_full_rebuild(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each hand-made file touches most of the claims: the claim outcomes are updated in parts of the
+    touched claims (of a full build's three, as at scale), and equal a full rebuild's in one statement.
+    Last comes a claim (C109) without a remittance of its own from a source that sends remittances:
+    it counts in the clean claim rate (remits_loaded) as in a rebuild."""
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", "test-secret-not-for-production")
+    monkeypatch.setattr(serving_refresh, "REBUILD_SHARE", float("inf"))
+    monkeypatch.setattr(serving_refresh, "PARTS", 3)
+    (tmp_path / "clinic-kpis.toml").write_text(
+        '[practice]\ntimezone = "America/New_York"\n\n[warehouse]\npath = "clinic_kpis.duckdb"\n', encoding="utf-8"
+    )
+    unremitted = tmp_path / "claims_c109.837"
+    unremitted.write_text(MARCH_837.read_text(encoding="utf-8").replace("C101", "C109"), encoding="utf-8")
+    settings = load_config(tmp_path / "clinic-kpis.toml")
+    facts = "SELECT * FROM serving.facts_claim_outcomes ORDER BY ALL"
+    with Store(settings.db_path, config=settings) as store, store.cursor() as cur:
+        refresh(cur, settings, progress=False)
+        for path in (MARCH_837, REMITS_835, unremitted):
+            assert all(r.status == "succeeded" for r in ingest_paths(store, [path]))
+            summary = refresh(cur, settings, progress=False)
+            assert summary.parts["claim_outcomes"] > 1 and "claim_outcomes" not in summary.rebuilt
+        incremental = cur.execute(facts).fetchall()
+        counted = cur.execute("SELECT clean_claim_rate__den FROM serving.facts_claim_outcomes WHERE _key = 'C109'")
+        counted = counted.fetchall()
+        monkeypatch.setattr(serving_refresh, "PARTS", 1)
+        assert refresh(cur, settings, full=True, progress=False).parts["claim_outcomes"] == 1
+        assert cur.execute(facts).fetchall() == incremental
+    assert counted == [(True,)] and len(incremental) == 3

@@ -71,6 +71,9 @@ class Dependencies:
     # the touched record ids hold every row of each A/R account a changed row is or was in (the ledger
     # touches whole claims), unless a payer changed
     whole_accounts: bool = False
+    # a SELECT of every record id (one column, duplicates allowed) when a full build evaluates the
+    # relation in parts of its record ids, each through `reads` as an incremental refresh does
+    every: str | None = None
 
 
 def _key_in(alias: str, column: str) -> str:
@@ -203,14 +206,21 @@ DEPENDENCIES: dict[str, Dependencies] = {
                   WHERE f._first_remittance IN (SELECT t.remittance_id FROM main.remittances AS t WHERE {changed})
             {payers}
         """,
+        # whether the claim's source sends remittances at all (remits_loaded) reads every source of
+        # remittances: one remittance of each is read beside the claims' own (the row it makes for its
+        # own claim is not a touched record id's, so it is not kept)
+        prepare={
+            "_remittance_sources": "SELECT min(remittance_id) AS remittance_id FROM main.remittances GROUP BY source"
+        },
         reads={
             "claims": f"t.claim_id IN {KEYS}",
-            "remittances": f"t.claim_id IN {KEYS}",
+            "remittances": f"t.claim_id IN {KEYS} OR t.remittance_id IN (SELECT * FROM _remittance_sources)",
             "remittance_adjustments": (
                 f"t.remittance_id IN (SELECT remittance_id FROM main.remittances WHERE claim_id IN {KEYS})"
             ),
         },
         keep={"_first_remittance": "first_remittance_id"},
+        every="SELECT claim_id FROM main.claims UNION ALL SELECT claim_id FROM main.remittances",
     ),
     "ledger": Dependencies(
         # an entry's claim decides whether the claim is settled (all its entries), its first bill
@@ -373,6 +383,11 @@ def find_sql(relation: str, watermark: int, facts: Mapping[str, str], payers_cha
 def old_rows(relation: str) -> str | None:
     """The `find` table of (_row, _key) naming the previous fact row of every touched record id, if any."""
     return DEPENDENCIES[relation].old_rows
+
+
+def every_sql(relation: str) -> str | None:
+    """SELECT of every record id of the relation (duplicates allowed), if it is built in parts."""
+    return DEPENDENCIES[relation].every
 
 
 def whole_accounts(relation: str) -> bool:

@@ -56,7 +56,11 @@ def refresh_command(
         typer.echo(f"results store of {cfg.db_path}: up to date (ingest run {summary.covered_run})")
         return
     if summary.unbounded:
-        typer.echo("[refresh] memory_limit was too low for this refresh: it ran with DuckDB's default", err=True)
+        typer.echo(
+            f"[refresh] memory_limit was too low for this refresh ({summary.ran_out} ran out): "
+            "it ran with DuckDB's default",
+            err=True,
+        )
     rows = sum(summary.recomputed_rows.values())
     months = sum(summary.months.values())
     rebuilt = f"; rebuilt: {', '.join(summary.rebuilt)}" if summary.rebuilt else ""

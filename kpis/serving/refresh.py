@@ -27,6 +27,7 @@ then on readers answer from the store.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -59,12 +60,17 @@ from kpis.serving.facts import AGING, SCHEMA, TNA, FactTable, Layout, ar_sums, l
 from kpis.serving.stored import COVERAGE_TABLE, SCOPES_TABLE, SCOPES_VERSION, values_table
 from kpis.spec import QUANTILES
 from kpis.sql_literals import sql_literal
-from kpis.storage import Store, bounded_memory, spill_capped
+from kpis.storage import Store, bounded_memory, memory_limit_bytes, spill_capped
 
 TNA_TABLE = f"{SCHEMA}.facts_{TNA}"
 ROW_GROUP_ROWS = 122_880  # DuckDB's row group: below one, order makes no difference to a read
 UNSORTED_SHARE = 0.05  # the share of a fact table appended out of day order before it is sorted again
 REBUILD_SHARE = 0.5  # touched record ids per fact row from which a group is rebuilt rather than updated
+# a relation built in parts (`_Refresh.parts`): bytes of memory per row of the tables it reads, and the
+# share of the memory limit a part may take (the rest for what the refresh holds meanwhile)
+PART_ROW_BYTES = 200
+PART_SHARE = 0.5
+PARTS: int | None = None  # a fixed part count instead (tests)
 EMPTY_WEEK = 5218  # a snapshot week without data (2000-01-03), to build an empty table of the right shape
 
 
@@ -78,12 +84,14 @@ class RefreshSummary:
     covered_run: int = 0
     seconds: float = 0.0
     unbounded: bool = False  # `[refresh] memory_limit` was too low: it ran again with DuckDB's default
+    ran_out: str = ""  # then the step that ran out of memory under the limit (e.g. "facts of claim_outcomes")
     coverage_recounted: list[str] = field(default_factory=list)  # tables whose coverage was counted whole
     sorted: list[str] = field(default_factory=list)  # fact tables sorted by day again (keep_in_day_order)
     moved: dict[str, int] = field(default_factory=dict)  # months of additive results moved by signed rows (deltas)
     # groups whose replaced fact rows were found with what changed (by row id), not by a scan of their keys;
     # ar_aging when its accounts' rows came from the ledger's touched rows, not from a scan of its facts
     found_by_row_id: list[str] = field(default_factory=list)
+    parts: dict[str, int] = field(default_factory=dict)  # group -> statements its new facts took (1: one)
 
 
 def before_publish(store: Store) -> None:
@@ -117,8 +125,9 @@ def refresh(
             raise  # the spill reached its cap on disk ([warehouse] max_temp_size): kpis.publication says so
         # Too little for this refresh (a full build of a large store, where some steps cannot
         # spill): everything was rolled back; once more with DuckDB's own limit rather than fail.
+        ran_out = job.step
         job = _Refresh(cursor, layout(config), full, facts_from or _in_duckdb)
-        job.summary.unbounded = True
+        job.summary.unbounded, job.summary.ran_out = True, ran_out
         _run(cursor, job, progress)
     job.summary.seconds = time.perf_counter() - started
     return job.summary
@@ -129,7 +138,8 @@ def _run(cursor: Any, job: _Refresh, progress: bool) -> None:
     cursor.execute("BEGIN TRANSACTION")
     try:
         work = job.plan()
-        for _, step in steps(work, "refreshing the results store") if progress else work:
+        for name, step in steps(work, "refreshing the results store") if progress else work:
+            job.step = name
             step()
         cursor.execute("COMMIT")
     except BaseException:
@@ -167,6 +177,7 @@ class _Refresh:
         self.old_days: dict[str, set[date]] = {}  # coverage table -> the previous days of its replaced rows
         self.signed: set[str] = set()  # groups whose changed fact rows are kept signed (`_signed_<group>`, deltas)
         self.payers_changed = False  # a payer changed since the watermark (its class moves every row of the payer)
+        self.step = ""  # the step running (`plan`'s name), to say which one ran out of memory
 
     # -- planning -------------------------------------------------------------------------------
 
@@ -261,14 +272,11 @@ class _Refresh:
             self.drop(found)
             self.rebuild(table)
             return
-        self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT * FROM {keys}")
-        prepared = changes.prepared(table.group)
-        for name, sql in prepared.items():
-            self.cur.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
-        relation = changes.restricted(table.relation.sql, table.group)
-        select = table.select_sql(where="record_id IN (SELECT key FROM _keys)")
-        statement = with_relation(_with_sql(table.relation, relation), [], select)
-        self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _new AS {render(statement)}")
+        # many touched claims in parts, as a full build (`parts`): as many as their share of its rows needs
+        full = self.parts(table)
+        parts = min(full, math.ceil(full * count / max(rows, 1)))
+        self.summary.parts[table.group] = parts
+        prepared = self.evaluate(table, f"SELECT key FROM {keys}", parts, "_new")
         # the touched rows' ids found reading the keys alone (or already found with what changed),
         # then their rows fetched by row id: one pass over every column of a 29 M-row table to keep
         # a few thousand rows took twice as long
@@ -279,7 +287,7 @@ class _Refresh:
         else:
             self.cur.execute(
                 f"CREATE OR REPLACE TEMP TABLE _old_ids AS SELECT rowid AS _rowid FROM {table.name} "
-                "WHERE _key IN (SELECT key FROM _keys)"
+                f"WHERE _key IN (SELECT key FROM {keys})"
             )
         self.cur.execute(
             f"CREATE OR REPLACE TEMP TABLE _old AS SELECT rowid AS _rowid, * FROM {table.name} "
@@ -314,12 +322,17 @@ class _Refresh:
             self.cur.execute(f"DROP TABLE IF EXISTS {name}")
 
     def rebuild(self, table: FactTable) -> None:
-        statement = with_relation(table.relation, [], table.select_sql())
-        select = self.facts_from(table.group, render(statement))
-        if self.facts_from is not _in_duckdb:  # rows read back from elsewhere: in day order again (see select_sql)
-            select = f"SELECT * FROM ({select}) AS f ORDER BY {table.day_column(table.events[0])}"
-        self.cur.execute(f"CREATE OR REPLACE TABLE {table.name} AS {select}")
+        parts = self.parts(table)
+        if parts > 1:
+            self.build_in_parts(table, parts)
+        else:
+            statement = with_relation(table.relation, [], table.select_sql())
+            select = self.facts_from(table.group, render(statement))
+            if self.facts_from is not _in_duckdb:  # rows read back from elsewhere: in day order again (see select_sql)
+                select = f"SELECT * FROM ({select}) AS f ORDER BY {table.day_column(table.events[0])}"
+            self.cur.execute(f"CREATE OR REPLACE TABLE {table.name} AS {select}")
         self.summary.rebuilt.append(table.group)
+        self.summary.parts[table.group] = parts
         self.meta_updates[f"appended:{table.group}"] = "0"
         for sums in ar_sums(table):
             self.cur.execute(f"CREATE OR REPLACE TABLE {sums.name} AS {sums.select_sql(table.name)}")
@@ -332,6 +345,67 @@ class _Refresh:
             self.cur.execute(f"DELETE FROM {RESULTS_TABLE} WHERE kpi_id IN ({_ids(table.items)})")
         if "cells" in self.existing:
             self.cur.execute(f"DELETE FROM {deltas.CELLS_TABLE} WHERE fact_table = '{table.group}'")
+
+    def parts(self, table: FactTable) -> int:
+        """In how many parts of its record ids `table`'s facts are built: 1 unless its relation says
+        how (`changes.every_sql`) and the rows it reads need more than `PART_SHARE` of the memory limit.
+
+        Why: the claim outcomes number every claim's submissions and remittances and every
+        remittance's adjustments (three ROW_NUMBER windows) and join the results: the operators
+        each spill alone, but not all of them at once; at 10 M claims the one statement ran out
+        of a 2 GB limit and the whole refresh ran again without one (11 GB). A part holds a
+        share of the claims with all of their rows, so its rows are those of one statement.
+        The part count is the rows the relation reads (its canonical tables' estimated sizes) at
+        `PART_ROW_BYTES` each over `PART_SHARE` of the limit in force (`memory_limit_bytes`).
+
+        Why those: at 1 M appointments (2.2 M claims, remittances and adjustments) one statement
+        ran out of 200 MB and fit 300 MB (~110 bytes a row beyond ~60 MB a statement holds
+        whatever its size), two parts fit 200 MB; 200 bytes over half the limit gives 5 parts
+        there, and 5 at 10 M under 2 GB (22 M rows: 4.4 M a part, twice what fit 300 MB at 1 M).
+        Each part reads the tables again (~0.4 s CPU at 1 M), so parts are not made smaller than
+        that. At 100 MB the fixed share is the floor: 9 parts still ran out, 16 fit.
+        """
+        if changes.every_sql(table.group) is None or self.facts_from is not _in_duckdb:
+            return 1
+        if PARTS is not None:
+            return PARTS
+        tables = sql_literal(sorted(changes.DEPENDENCIES[table.group].reads))
+        (rows,) = self.cur.execute(
+            "SELECT coalesce(sum(estimated_size), 0) FROM duckdb_tables() "
+            f"WHERE database_name = current_database() AND schema_name = 'main' AND table_name IN ({tables})"
+        ).fetchone()
+        return max(1, math.ceil(rows * PART_ROW_BYTES / (PART_SHARE * memory_limit_bytes(self.cur))))
+
+    def build_in_parts(self, table: FactTable, parts: int) -> None:
+        """Fill `table` from every record id in `parts` statements (`evaluate`), then sort it by day,
+        as one statement writes it (`FactTable.select_sql`)."""
+        prepared = self.evaluate(table, changes.every_sql(table.group), parts, "_parts")
+        order = table.day_column(table.events[0])
+        self.cur.execute(f"CREATE OR REPLACE TABLE {table.name} AS SELECT * FROM _parts ORDER BY {order}")
+        self.drop(["_parts", "_keys", *prepared])
+
+    def evaluate(self, table: FactTable, keys: str, parts: int, into: str) -> list[str]:
+        """Temp table `into`: the fact rows of the record ids `keys` (a SELECT of one column), one part
+        of them (`hash(key) % parts`) per statement; the temp tables left (`_keys`, the prepared).
+
+        Each part is evaluated over the rows the relation's `reads` name for its record ids
+        (`changes.restricted`), which hold all a record id's row depends on: its row is the one
+        the whole relation gives.
+        """
+        relation = changes.restricted(table.relation.sql, table.group)
+        select = table.select_sql(where="record_id IN (SELECT key FROM _keys)")
+        statement = render(with_relation(_with_sql(table.relation, relation), [], select))
+        prepared = changes.prepared(table.group)
+        for part in range(parts):
+            split = f"WHERE hash(key) % {parts} = {part}" if parts > 1 else ""
+            self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT DISTINCT * FROM ({keys}) AS k(key) {split}")
+            for name, sql in prepared.items():  # made from the part's record ids
+                self.cur.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+            if part == 0:
+                self.cur.execute(f"CREATE OR REPLACE TEMP TABLE {into} AS {statement}")
+            else:
+                self.cur.execute(f"INSERT INTO {into} {statement}")
+        return ["_keys", *prepared]
 
     def types(self, table: str) -> dict[str, str]:
         """`table`'s columns and their types, in order."""

@@ -25,6 +25,7 @@ from kpis.errors import ClinicKpisError, ConfigError
 from kpis.relations import DIMENSIONS
 from kpis.scope import AccessDenied, Scope
 from kpis.serving import answer
+from kpis.serving import refresh as serving_refresh
 from kpis.serving.answer import StoreUnavailable
 from kpis.serving.facts import layout
 from kpis.serving.refresh import _runs, bounded_memory, refresh
@@ -543,6 +544,7 @@ def test_a_refresh_that_needs_more_than_its_memory_limit_runs_again_without_it(
         before = cur.execute("SELECT current_setting('memory_limit')").fetchone()[0]
         summary = refresh(cur, wh.config, full=True, progress=False)
         assert summary.unbounded and "ar_aging" in summary.rebuilt
+        assert summary.ran_out.startswith("facts of ")  # the first step that reads much
         assert cur.execute("SELECT current_setting('memory_limit')").fetchone()[0] == before
     with Warehouse.open(config=config, read_only=True) as wh:
         assert wh.ar_aging().attrs["answered_from"] == {"ar_over_90_pct": "results"}
@@ -564,3 +566,68 @@ def test_a_median_or_p90_is_recomputed_one_month_per_statement(simulated_practic
         (date(2025, 8, 1), date(2025, 10, 1)),
         (date(2025, 12, 1), date(2025, 12, 1)),
     ]
+
+
+def _claim_facts(cur: duckdb.DuckDBPyConnection) -> list[tuple]:
+    return cur.execute("SELECT * FROM serving.facts_claim_outcomes ORDER BY ALL").fetchall()
+
+
+def test_claim_outcomes_built_in_parts_equal_those_of_one_statement(
+    simulated_practice: SimulatedPractice, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full build evaluates the claim outcomes one part of the claims at a time (their windows do
+    not spill together: at 10 M claims one statement outgrew 2 GB). With ties on every ordering the
+    relation breaks (a second submission at the same instant, a second remittance on the same day,
+    two adjustments of the same size) and a source whose only remittance falls in another part than
+    its claim, three parts give the rows of one statement, row for row."""
+    shutil.copy(simulated_practice.db, tmp_path / "clinic_kpis.duckdb")
+    config = tmp_path / "clinic-kpis.toml"
+    config.write_text(simulated_practice.config.read_text(encoding="utf-8"), encoding="utf-8")
+    with Warehouse.open(config=config) as wh, wh.cursor() as cur:
+        claim, submission, remittance = cur.execute(
+            "SELECT c.claim_id, min(c.submission_id), min(r.remittance_id) FROM claims AS c "
+            "JOIN remittances AS r ON r.claim_id = c.claim_id AND r.claim_status_code = '1' "
+            "GROUP BY c.claim_id ORDER BY c.claim_id LIMIT 1"
+        ).fetchone()
+        # '!' sorts before any id: the copies win the ties, on their ids
+        cur.execute(
+            "INSERT INTO claims BY NAME SELECT * REPLACE ('!' || submission_id AS submission_id, 'TIE' AS provider_id) "
+            "FROM claims WHERE submission_id = ?",
+            [submission],
+        )
+        cur.execute(
+            "INSERT INTO remittances BY NAME SELECT * REPLACE ('!' || remittance_id AS remittance_id, "
+            "'4' AS claim_status_code, 'denied' AS status, 0 AS paid_amount) FROM remittances WHERE remittance_id = ?",
+            [remittance],
+        )
+        cur.execute(
+            "INSERT INTO remittance_adjustments (remittance_id, seq, group_code, reason_code, amount, source) "
+            "VALUES (?, 1, 'CO', '97', 50, 'x12'), (?, 2, 'CO', '16', -50, 'x12')",
+            ["!" + remittance] * 2,
+        )
+        # a source with a claim and another claim's remittance, the two claims in different parts
+        names = [f"OTHER-{i}" for i in range(10)]
+        part = dict(cur.execute(f"SELECT n, hash(n) % 3 FROM unnest({names}) AS u(n)").fetchall())
+        lone, paid = names[0], next(n for n in names if part[n] != part[names[0]])
+        cur.execute(
+            "INSERT INTO claims BY NAME SELECT * REPLACE (? AS submission_id, ? AS claim_id, 'pm-export' AS source) "
+            "FROM claims WHERE submission_id = ?",
+            [lone, lone, submission],
+        )
+        cur.execute(
+            "INSERT INTO remittances BY NAME SELECT * REPLACE (? AS remittance_id, ? AS claim_id, "
+            "'pm-export' AS source) FROM remittances WHERE remittance_id = ?",
+            [paid, paid, remittance],
+        )
+
+        monkeypatch.setattr(serving_refresh, "PARTS", 1)
+        assert refresh(cur, wh.config, full=True, progress=False).parts["claim_outcomes"] == 1
+        one = _claim_facts(cur)
+        monkeypatch.setattr(serving_refresh, "PARTS", 3)
+        assert refresh(cur, wh.config, full=True, progress=False).parts["claim_outcomes"] == 3
+        assert _claim_facts(cur) == one
+        facts = "SELECT {} FROM serving.facts_claim_outcomes WHERE _key = ?"
+        tied = cur.execute(facts.format("provider, _first_remittance, denial_reason"), [claim]).fetchall()
+        assert tied == [("TIE", "!" + remittance, "CO-16")]
+        assert cur.execute(facts.format("clean_claim_rate__den"), [lone]).fetchall() == [(True,)]  # remits_loaded
+        assert cur.execute(facts.format("count(*)"), [paid]).fetchall() == [(1,)]
