@@ -21,12 +21,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.adapters import x12_835
-from ingest.adapters.x12_837_columns import AMOUNT, QUANTITY, _good_date, _padded, e, last, numbered
+from ingest.adapters.x12_837_columns import AMOUNT, DATE, QUANTITY, last, numbered, padded
 from ingest.adapters.x12_runs import Run, Span
 from ingest.adapters.x12_segments import Segment, TransactionSet
 
 KNOWN = ("ST", "SE", "BPR", "TRN", "DTM", "N1", "N2", "N3", "N4", "REF", "PER", "LX", "TS3", "TS2")
 KNOWN += ("CLP", "NM1", "SVC", "CAS", "AMT", "QTY", "LQ", "CUR", "RDM")
+
+
+def e(i: int) -> str:
+    """Element `i` of the segment (the X12 numbering: 0 is the identifier), '' when absent."""
+    return f"coalesce(e[{i + 1}], '')"
+
+
+def _good_date(text: str) -> str:
+    return f"(regexp_matches({text}, '{DATE}') AND try_strptime({text}, '%Y%m%d') IS NOT NULL)"
 
 
 def _ok(i: int, pattern: str) -> str:
@@ -171,12 +180,12 @@ def map_payments(
         return python
     numbers, texts, ids, set_of = run.of_sets([s for s, _, _ in candidates])
     segs = pa.table({"n": numbers, "ts": set_of, "seg": texts, **_structure(ids, numbers)})
-    el = run.element.replace("'", "''")
+    el = _quote(run.element)
     con.register("segs", segs)
     try:
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE r AS SELECT n, ts, id, pay, line_k, svc_n, string_split(seg, '{el}') AS e, "
-            f"regexp_matches(seg, '{_padded(run.element, run.component)}') AS padded FROM segs"
+            f"regexp_matches(seg, '{_quote(padded(run.element, run.component))}') AS padded FROM segs"
         )
         bad = {row[0] for row in con.sql(_bad_sets_sql()).fetchall()}
         con.execute("CREATE OR REPLACE TEMP TABLE bad AS SELECT unnest(?::INTEGER[]) AS ts", [sorted(bad)])
@@ -193,6 +202,10 @@ def map_payments(
     if pays.num_rows:
         _add(remits, pays, adjustments, [c[1] for c in candidates])
     return python
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
 
 
 def _add(remits: x12_835.Remittances, pays: pa.Table, adjustments: pa.Table, headers: list[dict]) -> None:
