@@ -49,7 +49,8 @@ QUANTITY = r"^-?[0-9]{1,15}(\.[0-9]{1,3})?$"
 DATE = r"^[1-9][0-9]{7}$"
 _KNOWN = pa.array(KNOWN)
 _CODE = {k: i for i, k in enumerate(KNOWN)}
-_NULL = pa.scalar(None, pa.string())
+NULL = pa.scalar(None, pa.string())
+_YMD = ((0, 4), (4, 6), (6, 8))  # where CCYYMMDD holds the year, month and day
 
 
 def padded(element: str, component: str) -> str:
@@ -80,29 +81,29 @@ def elements(texts: pa.Array, separator: str, upto: int) -> list[pa.Array]:
     return [pc.list_element(parts, i) for i in range(upto + 1)]
 
 
-def _np(values: pa.Array) -> np.ndarray:
+def as_numpy(values: pa.Array) -> np.ndarray:
     return values.to_numpy(zero_copy_only=False)
 
 
-def _is(values: pa.Array, text: str) -> np.ndarray:
-    return _np(pc.equal(values, text))
+def equals(values: pa.Array, text: str) -> np.ndarray:
+    return as_numpy(pc.equal(values, text))
 
 
-def _plain(values: pa.Array, pattern: str) -> np.ndarray:
+def plain(values: pa.Array, pattern: str) -> np.ndarray:
     """Empty or matching `pattern` (an amount or quantity in its plain form)."""
-    return _is(values, "") | _np(pc.match_substring_regex(values, pattern))
+    return equals(values, "") | as_numpy(pc.match_substring_regex(values, pattern))
 
 
-def _nullif_empty(values: pa.Array) -> pa.Array:
-    return pc.if_else(pc.equal(values, ""), _NULL, values)
+def nullif_empty(values: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(values, ""), NULL, values)
 
 
-def _dates(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def dates(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(readable, days since 1970) of CCYYMMDD texts: 8 digits, not starting with 0, a real day
     (`datetime.strptime` reads exactly these); a null is not readable."""
-    ok = _np(pc.fill_null(pc.match_substring_regex(values, DATE), False))
+    ok = as_numpy(pc.fill_null(pc.match_substring_regex(values, DATE), False))
     digits = pc.if_else(pa.array(ok), values, "19700101")
-    y, m, d = (_np(pc.cast(pc.utf8_slice_codeunits(digits, a, b), pa.int64())) for a, b in ((0, 4), (4, 6), (6, 8)))
+    y, m, d = (as_numpy(pc.cast(pc.utf8_slice_codeunits(digits, a, b), pa.int64())) for a, b in _YMD)
     month = ((y - 1970) * 12 + m - 1).astype("datetime64[M]")
     first = month.astype("datetime64[D]").astype(np.int64)
     length = (month + 1).astype("datetime64[D]").astype(np.int64) - first
@@ -110,14 +111,14 @@ def _dates(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return ok, first + d - 1
 
 
-def _spread(size: int, rows: np.ndarray, values: pa.Array, at: np.ndarray) -> pa.Array:
+def spread(size: int, rows: np.ndarray, values: pa.Array, at: np.ndarray) -> pa.Array:
     """A column of `size` rows holding `values[at[k]]` in row `rows[k]`, null elsewhere."""
     take = np.full(size, -1, np.int64)
     take[rows] = at
     return values.take(pa.array(take, mask=take < 0))
 
 
-def _day_column(days: np.ndarray, known: np.ndarray) -> pa.Array:
+def day_column(days: np.ndarray, known: np.ndarray) -> pa.Array:
     return pa.array(days.astype(np.int32), pa.date32(), mask=~known)
 
 
@@ -130,7 +131,7 @@ class _Segments:
     ) -> None:
         self.numbers, self.texts, self.set_of = numbers, texts, set_of
         self.element, self.component = element, component
-        self.code = _np(pc.fill_null(pc.index_in(ids, value_set=_KNOWN), -1))
+        self.code = as_numpy(pc.fill_null(pc.index_in(ids, value_set=_KNOWN), -1))
         self.n = len(self.code)
         code, n = self.code, self.n
         self.at = {kind: np.flatnonzero(code == i) for kind, i in _CODE.items()}
@@ -146,7 +147,7 @@ class _Segments:
         self.lx_k = np.where(self.claim >= 0, lx_count - lx_count[np.maximum(self.claim, 0)], 0)
         self.lx_at = last(lx, clm | hl | st)
         # the HL level codes (20, 22; 0 for any other) and the level of each segment's HL loop
-        self.level_hl = np.where(_is(self.hl[3], "20"), 20, np.where(_is(self.hl[3], "22"), 22, 0))
+        self.level_hl = np.where(equals(self.hl[3], "20"), 20, np.where(equals(self.hl[3], "22"), 22, 0))
         level = np.full(n, -1)
         level[self.at["HL"]] = self.level_hl
         self.level = np.where(self.hl_at >= 0, level[np.maximum(self.hl_at, 0)], -1)
@@ -156,7 +157,7 @@ class _Segments:
         self.entity = {}
         for code_ in ("85", "77"):
             mark = np.zeros(n, bool)
-            mark[self.at["NM1"]] = _is(self.nm1[1], code_)
+            mark[self.at["NM1"]] = equals(self.nm1[1], code_)
             self.entity[code_] = (entity_at >= 0) & mark[np.maximum(entity_at, 0)]
         self.n4_before = last(n4, nm1 | hl | clm | st) >= 0
 
@@ -182,25 +183,25 @@ def _columns(s: _Segments, sets: int) -> tuple[np.ndarray, pa.Table, pa.Table]:
     `x12_837.Claims.add` would read them."""
     at, claim, nm1, n = s.at, s.claim, s.nm1, s.n
     bad = s.code < 0
-    bad |= _np(pc.match_substring_regex(s.texts, padded(s.element, s.component)))
-    bad[at["NM1"]] |= _is(nm1[1], "")
+    bad |= as_numpy(pc.match_substring_regex(s.texts, padded(s.element, s.component)))
+    bad[at["NM1"]] |= equals(nm1[1], "")
     bad[at["HL"]] |= s.level_hl == 0
 
     clm = s.of("CLM", 5)
     frequency = elements(clm[5], s.component, 2)[2]
-    bad[at["CLM"]] |= (s.level[at["CLM"]] != 22) | _is(clm[1], "") | _is(clm[5], "") | _is(frequency, "")
-    bad[at["CLM"]] |= ~_plain(clm[2], AMOUNT)
+    bad[at["CLM"]] |= (s.level[at["CLM"]] != 22) | equals(clm[1], "") | equals(clm[5], "") | equals(frequency, "")
+    bad[at["CLM"]] |= ~plain(clm[2], AMOUNT)
     following = np.append(s.code[1:], -1)
     preceding = np.insert(s.code[:-1], 0, -1)
     bad[at["LX"]] |= (claim[at["LX"]] < 0) | (following[at["LX"]] != _CODE["SV1"])
     sv1 = s.of("SV1", 4)
     bad[at["SV1"]] |= (claim[at["SV1"]] < 0) | (preceding[at["SV1"]] != _CODE["LX"])
-    bad[at["SV1"]] |= ~_plain(sv1[2], AMOUNT) | ~_plain(sv1[4], QUANTITY)
+    bad[at["SV1"]] |= ~plain(sv1[2], AMOUNT) | ~plain(sv1[4], QUANTITY)
     dtp = s.of("DTP", 3)
-    service = (_is(dtp[1], "472")) & (claim[at["DTP"]] >= 0)  # DTP*472 of a claim or line
-    d8, rd8 = _is(dtp[2], "D8"), _is(dtp[2], "RD8")
-    value = pc.if_else(pa.array(d8), dtp[3], pc.if_else(pa.array(rd8), elements(dtp[3], "-", 0)[0], _NULL))
-    readable, days = _dates(value)
+    service = (equals(dtp[1], "472")) & (claim[at["DTP"]] >= 0)  # DTP*472 of a claim or line
+    d8, rd8 = equals(dtp[2], "D8"), equals(dtp[2], "RD8")
+    value = pc.if_else(pa.array(d8), dtp[3], pc.if_else(pa.array(rd8), elements(dtp[3], "-", 0)[0], NULL))
+    readable, days = dates(value)
     bad[at["DTP"]] |= service & ~readable
     bad[at["N3"]] |= (claim[at["N3"]] < 0) & s.n4_before[at["N3"]]
 
@@ -209,16 +210,16 @@ def _columns(s: _Segments, sets: int) -> tuple[np.ndarray, pa.Table, pa.Table]:
     head = s.lx_k == 0  # before the claim's first line
     clms = at["CLM"]
     bad[clms] |= (s.count(s.mask("HI"), claim, clms) == 0) | (s.count(s.mask("LX"), claim, clms) == 0)
-    bad[clms] |= s.count(s.mask("NM1", _is(nm1[1], "82")) & head, claim, clms) > 1
-    bad[clms] |= s.count(s.mask("REF", _is(ref[1], "F8")) & head, claim, clms) > 1
-    bad[clms] |= s.count(s.mask("REF", _is(ref[1], "LU")) & head & s.entity["77"], claim, clms) > 1
+    bad[clms] |= s.count(s.mask("NM1", equals(nm1[1], "82")) & head, claim, clms) > 1
+    bad[clms] |= s.count(s.mask("REF", equals(ref[1], "F8")) & head, claim, clms) > 1
+    bad[clms] |= s.count(s.mask("REF", equals(ref[1], "LU")) & head & s.entity["77"], claim, clms) > 1
     dated = at["DTP"][service]  # in file order, so two of one line or claim are neighbours
     twice = (claim[dated][1:] == claim[dated][:-1]) & (s.lx_k[dated][1:] == s.lx_k[dated][:-1])
     bad[dated[1:][twice]] = True
 
     # per HL loop (from the HL to the next CLM or HL)
     hls, loop = at["HL"], s.loop
-    entity_is = {k: s.mask("NM1", _is(nm1[1], k)) for k in ("85", "IL", "PR", "IN")}
+    entity_is = {k: s.mask("NM1", equals(nm1[1], k)) for k in ("85", "IL", "PR", "IN")}
     billing = (
         (s.count(entity_is["85"], loop, hls) != 1)
         | (s.count(s.mask("N3") & s.entity["85"], loop, hls) == 0)
@@ -247,18 +248,18 @@ def _columns(s: _Segments, sets: int) -> tuple[np.ndarray, pa.Table, pa.Table]:
 
     def claim_value(kind: str, mask: np.ndarray, values: pa.Array) -> pa.Array:
         """The value of the (at most one) segment of `kind` of each claim where `mask` holds."""
-        return _spread(rows, row_of[claim[at[kind][mask]]], values, np.flatnonzero(mask))
+        return spread(rows, row_of[claim[at[kind][mask]]], values, np.flatnonzero(mask))
 
     in_claim = {kind: good[at[kind]] & (claim[at[kind]] >= 0) & head[at[kind]] for kind in ("REF", "NM1")}
-    control = claim_value("REF", in_claim["REF"] & _is(ref[1], "F8"), _nullif_empty(ref[2]))
-    lu = in_claim["REF"] & _is(ref[1], "LU") & s.entity["77"][at["REF"]]
-    location = claim_value("REF", lu, _nullif_empty(ref[2]))
-    rendering = in_claim["NM1"] & _is(nm1[1], "82") & _is(nm1[8], "XX")
-    rendering_npi = claim_value("NM1", rendering, _nullif_empty(nm1[9]))
+    control = claim_value("REF", in_claim["REF"] & equals(ref[1], "F8"), nullif_empty(ref[2]))
+    lu = in_claim["REF"] & equals(ref[1], "LU") & s.entity["77"][at["REF"]]
+    location = claim_value("REF", lu, nullif_empty(ref[2]))
+    rendering = in_claim["NM1"] & equals(nm1[1], "82") & equals(nm1[8], "XX")
+    rendering_npi = claim_value("NM1", rendering, nullif_empty(nm1[9]))
     last_name, first_name = nm1[3], nm1[4]
     name = pc.if_else(
         pc.equal(first_name, ""),
-        _nullif_empty(last_name),
+        nullif_empty(last_name),
         pc.if_else(pc.equal(last_name, ""), first_name, pc.binary_join_element_wise(first_name, last_name, " ")),
     )
     rendering_name = claim_value("NM1", rendering, name)
@@ -288,14 +289,14 @@ def _columns(s: _Segments, sets: int) -> tuple[np.ndarray, pa.Table, pa.Table]:
     def loop_value(kind: str, mask: np.ndarray, values: pa.Array) -> pa.Array:
         """The value of the segment of `kind` of each loop where `mask` holds (over the kind's segments)."""
         mask = mask & (loop[at[kind]] >= 0)
-        return _spread(len(hls), loop_of[loop[at[kind][mask]]], values, np.flatnonzero(mask))
+        return spread(len(hls), loop_of[loop[at[kind][mask]]], values, np.flatnonzero(mask))
 
-    npi = loop_value("NM1", _is(nm1[1], "85") & _is(nm1[8], "XX"), _nullif_empty(nm1[9]))
-    payer = _is(nm1[1], "PR") | _is(nm1[1], "IN")
+    npi = loop_value("NM1", equals(nm1[1], "85") & equals(nm1[8], "XX"), nullif_empty(nm1[9]))
+    payer = equals(nm1[1], "PR") | equals(nm1[1], "IN")
     sbr = s.of("SBR", 9)
     classes = pc.index_in(sbr[9], value_set=pa.array(list(x12_837.PAYER_CLASS)))
     payer_class = pc.fill_null(pa.array(list(x12_837.PAYER_CLASS.values())).take(classes), "other")
-    payer_class = pc.if_else(pc.equal(sbr[9], ""), _NULL, payer_class)
+    payer_class = pc.if_else(pc.equal(sbr[9], ""), NULL, payer_class)
     subscriber_of = pa.array(loop_of[s.hl_at[c]])
     rendered = pc.is_valid(rendering_npi)
 
@@ -305,22 +306,22 @@ def _columns(s: _Segments, sets: int) -> tuple[np.ndarray, pa.Table, pa.Table]:
             "_pos": pa.array(s.numbers[c], pa.int64()),
             "claim_id": clm[1].take(k),
             "frequency_code": frequency.take(k),
-            "member_id": loop_value("NM1", _is(nm1[1], "IL"), _nullif_empty(nm1[9])).take(subscriber_of),
+            "member_id": loop_value("NM1", equals(nm1[1], "IL"), nullif_empty(nm1[9])).take(subscriber_of),
             "location_id": location,
             "provider_id": pc.coalesce(rendering_npi, npi.take(pa.array(loop_of[s.billing[c]]))),
-            "payer_id": loop_value("NM1", payer, _nullif_empty(nm1[9])).take(subscriber_of),
-            "payer_name": loop_value("NM1", payer, _nullif_empty(nm1[3])).take(subscriber_of),
+            "payer_id": loop_value("NM1", payer, nullif_empty(nm1[9])).take(subscriber_of),
+            "payer_name": loop_value("NM1", payer, nullif_empty(nm1[3])).take(subscriber_of),
             "payer_class": loop_value("SBR", np.ones(len(at["SBR"]), bool), payer_class).take(subscriber_of),
-            "provider_name": pc.if_else(rendered, rendering_name, _NULL),
-            "service_date": _day_column(service_day, service_day < no_day),
-            "billed_amount": pc.cast(_nullif_empty(clm[2].take(k)), pa.decimal128(38, 2)),
+            "provider_name": pc.if_else(rendered, rendering_name, NULL),
+            "service_date": day_column(service_day, service_day < no_day),
+            "billed_amount": pc.cast(nullif_empty(clm[2].take(k)), pa.decimal128(38, 2)),
             "control_number": control,
         }
     )
     taken = pa.array(line_k)
     parts = pc.split_pattern(sv1[1].take(taken), s.component)
-    count = _np(pc.list_value_length(parts))
-    procedure = pc.if_else(pa.array(count > 1), elements(sv1[1].take(taken), s.component, 1)[1], _NULL)
+    count = as_numpy(pc.list_value_length(parts))
+    procedure = pc.if_else(pa.array(count > 1), elements(sv1[1].take(taken), s.component, 1)[1], NULL)
     modifiers = pa.nulls(len(sv), pa.string()).to_pylist()
     for i in np.flatnonzero(count > 2).tolist():  # the few lines with modifiers
         modifiers[i] = ",".join(p for p in parts[i].as_py()[2:] if p) or None
@@ -331,9 +332,9 @@ def _columns(s: _Segments, sets: int) -> tuple[np.ndarray, pa.Table, pa.Table]:
             "line_no": pa.array(s.lx_k[sv], pa.int64()),
             "procedure_code": procedure,
             "modifiers": pa.array(modifiers, pa.string()),
-            "units": pc.cast(_nullif_empty(sv1[4].take(taken)), pa.decimal128(38, 3)),
-            "charge_amount": pc.cast(_nullif_empty(sv1[2].take(taken)), pa.decimal128(38, 2)),
-            "service_date": _day_column(line_day, line_day < no_day),
+            "units": pc.cast(nullif_empty(sv1[4].take(taken)), pa.decimal128(38, 3)),
+            "charge_amount": pc.cast(nullif_empty(sv1[2].take(taken)), pa.decimal128(38, 2)),
+            "service_date": day_column(line_day, line_day < no_day),
         }
     )
     return set_bad, claims, lines
