@@ -255,7 +255,8 @@ def map_payments(
     remits: x12_835.Remittances, run: Run, spans: list[Span], con: duckdb.DuckDBPyConnection | None = None
 ) -> list[Span]:
     """Map the 835 sets `spans` of `run` into `remits` (its `fast` tables); returns the spans left
-    for the Python mapper. `con` is not used (callers pass one to both columnar mappers)."""
+    for the Python mapper. `con` is ignored: callers written for the mappers' SQL form still pass a
+    DuckDB connection."""
     clp_at = np.flatnonzero(pc.equal(run.ids, "CLP").to_numpy(zero_copy_only=False))
     candidates: list[tuple[Span, dict, str]] = []
     python: list[Span] = []

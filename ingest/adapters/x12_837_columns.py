@@ -67,11 +67,6 @@ def last(mask: np.ndarray, reset: np.ndarray) -> np.ndarray:
     return np.where((acc >= 0) & mask[np.maximum(acc, 0)], acc, -1)
 
 
-def numbered(index: np.ndarray, numbers: np.ndarray) -> pa.Array:
-    """The segment numbers at `index` (null where -1)."""
-    return pa.array(numbers[np.maximum(index, 0)], pa.int64(), mask=index < 0)
-
-
 def elements(texts: pa.Array, separator: str, upto: int) -> list[pa.Array]:
     """Elements 0..`upto` of each text cut at `separator` (for a segment, 0 is its identifier),
     '' where the text has fewer: the separators appended first make every one present."""
@@ -269,8 +264,8 @@ def _columns(s: _Segments, sets: int) -> tuple[np.ndarray, pa.Table, pa.Table]:
     claim_day[row_of[claim[at["DTP"][claim_dated]]]] = days[claim_dated]
 
     # lines: an SV1 each (right after its LX), dated by the DTP*472 of its line
-    line_k = np.flatnonzero(good[at["SV1"]])  # among the SV1s
-    sv = at["SV1"][line_k]
+    sv_k = np.flatnonzero(good[at["SV1"]])  # among the SV1s
+    sv = at["SV1"][sv_k]
     line_of = np.full(n, -1)  # by the index of the line's LX
     line_of[sv - 1] = np.arange(len(sv))
     line_dated = good[at["DTP"]] & service & (s.lx_k[at["DTP"]] > 0)
@@ -318,7 +313,7 @@ def _columns(s: _Segments, sets: int) -> tuple[np.ndarray, pa.Table, pa.Table]:
             "control_number": control,
         }
     )
-    taken = pa.array(line_k)
+    taken = pa.array(sv_k)
     parts = pc.split_pattern(sv1[1].take(taken), s.component)
     count = as_numpy(pc.list_value_length(parts))
     procedure = pc.if_else(pa.array(count > 1), elements(sv1[1].take(taken), s.component, 1)[1], NULL)
@@ -344,8 +339,8 @@ def map_claims(
     claims: x12_837.Claims, run: Run, spans: list[Span], con: duckdb.DuckDBPyConnection | None = None
 ) -> list[Span]:
     """Map the 837 sets `spans` of `run` into `claims` (its `fast` tables); returns the spans left
-    for the Python mapper (in file order). `con` is not used: the 835 mapper's statements need one,
-    and both mappers are called alike."""
+    for the Python mapper (in file order). `con` is ignored: callers written for the mappers' SQL
+    form still pass a DuckDB connection."""
     candidates: list[tuple[Span, datetime, tuple[str, object]]] = []
     python: list[Span] = []
     bht_at = np.flatnonzero(pc.equal(run.ids, "BHT").to_numpy(zero_copy_only=False))
