@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
-import duckdb
-
 from ingest.adapters import x12_835, x12_835_columns, x12_837, x12_837_columns
 from ingest.adapters.x12_837 import masked_record
 from ingest.adapters.x12_ledger import ledger_derivations
@@ -57,9 +55,6 @@ class X12Adapter:
         self, file: InputFile, ctx: ParseContext, batch: Batch, claims: x12_837.Claims, remits: x12_835.Remittances
     ) -> Iterator[Chunk]:
         kinds: Counter[str] = Counter()
-        con = None
-        if self.columnar:  # one thread: the mapping's statements are small, and ingest runs beside other work
-            con = duckdb.connect(config={"threads": 1})
         try:
             for run in transaction_sets(_blocks(file), file.name, interchange_runs):
                 by_kind: dict[str, list[Span]] = {}
@@ -68,9 +63,9 @@ class X12Adapter:
                     by_kind.setdefault(span.kind, []).append(span)
                 python = set()
                 if self.columnar and "837" in by_kind:
-                    python.update(id(s) for s in x12_837_columns.map_claims(claims, run, by_kind["837"], con))
+                    python.update(id(s) for s in x12_837_columns.map_claims(claims, run, by_kind["837"]))
                 if self.columnar and "835" in by_kind:
-                    python.update(id(s) for s in x12_835_columns.map_payments(remits, run, by_kind["835"], con))
+                    python.update(id(s) for s in x12_835_columns.map_payments(remits, run, by_kind["835"]))
                 for span in run.sets:
                     if span.kind == "837" and (id(span) in python or not self.columnar):
                         claims.add(run.python_set(span))
@@ -88,9 +83,6 @@ class X12Adapter:
             for _ in _blocks(file):  # a byte further on that is not text is the file's first error, as it was
                 pass
             raise IngestError(f"{exc}{_encoding_note(file.head(64))}") from None
-        finally:
-            if con is not None:
-                con.close()
         yield _chunk(claims, remits)
         batch.adapter = {frozenset({"837"}): "x12_837", frozenset({"835"}): "x12_835"}.get(
             frozenset(k for k in kinds if k in ("837", "835")), "x12"

@@ -1,4 +1,4 @@
-"""835 transaction sets mapped in columns: the payments of many sets by one SQL statement each.
+"""835 transaction sets mapped in columns: the payments of many sets by array operations.
 
 The rules are those of `x12_835` (the mapper of record, whose docstring says what each canonical
 column comes from); this is a faster way to the same rows for the sets that hold nothing it might
@@ -11,9 +11,15 @@ mapper's:
 - its header (before the first CLP) reads without a problem, and it has at least one payment;
 - each payment has at most one NM1*IL, NM1*QC and DTM*232, and every amount, quantity and date
   it reads is in its plain form (`-123.45`, CCYYMMDD).
+
+As for the 837 (`x12_837_columns`, which says why): numpy over segment indices and Arrow's string
+kernels over one kind of segment at a time, no SQL.
 """
 
 from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
 
 import duckdb
 import numpy as np
@@ -21,135 +27,236 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.adapters import x12_835
-from ingest.adapters.x12_837_columns import AMOUNT, QUANTITY, _good_date, _padded, e, last, numbered
+from ingest.adapters.x12_837_columns import (
+    AMOUNT,
+    QUANTITY,
+    as_numpy,
+    dates,
+    day_column,
+    elements,
+    equals,
+    last,
+    nullif_empty,
+    padded,
+    plain,
+    spread,
+)
 from ingest.adapters.x12_runs import Run, Span
 from ingest.adapters.x12_segments import Segment, TransactionSet
 
 KNOWN = ("ST", "SE", "BPR", "TRN", "DTM", "N1", "N2", "N3", "N4", "REF", "PER", "LX", "TS3", "TS2")
 KNOWN += ("CLP", "NM1", "SVC", "CAS", "AMT", "QTY", "LQ", "CUR", "RDM")
+_KNOWN = pa.array(KNOWN)
+_CODE = {k: i for i, k in enumerate(KNOWN)}
+_TRIPLETS = 6  # CAS02-04, 05-07, ... 17-19: reason, amount, quantity
+_PAID = sorted(x12_835.PAID)
+_NO_DAY = np.iinfo(np.int64).max
 
 
-def _ok(i: int, pattern: str) -> str:
-    return f"({e(i)} = '' OR regexp_matches({e(i)}, '{pattern}'))"
+def _money(values: pa.Array, scale: int = 2) -> pa.Array:
+    return pc.cast(nullif_empty(values), pa.decimal128(38, scale))
 
 
-def _bad_sets_sql() -> str:
-    known = ", ".join(f"'{k}'" for k in KNOWN)
-    cas = " AND ".join(f"({e(i)} = '' OR ({_ok(i + 1, AMOUNT)} AND {_ok(i + 2, QUANTITY)}))" for i in range(2, 19, 3))
-    return f"""
-    SELECT DISTINCT ts FROM (
-        SELECT ts, (
-            id NOT IN ({known}) OR padded OR NOT regexp_matches(id, '^[A-Z][A-Z0-9]{{1,2}}$')
-            OR (pay IS NOT NULL AND (
-                (id = 'CAS' AND NOT ({cas}))
-                OR (id = 'DTM' AND {e(1)} = '232' AND NOT {_good_date(e(2))})
-                OR (id = 'DTM' AND {e(1)} IN ('472', '150') AND line_k > 0 AND NOT {_good_date(e(2))})
-                OR (id = 'CLP' AND NOT ({_ok(3, AMOUNT)} AND {_ok(4, AMOUNT)} AND {_ok(5, AMOUNT)}))
-            ))
-        ) AS bad FROM r
-        UNION ALL
-        SELECT ts, (
-            count(*) FILTER (id = 'NM1' AND {e(1)} = 'IL') > 1 OR count(*) FILTER (id = 'NM1' AND {e(1)} = 'QC') > 1
-            OR count(*) FILTER (id = 'DTM' AND {e(1)} = '232') > 1
-        ) FROM r WHERE pay IS NOT NULL GROUP BY ts, pay
-        UNION ALL
-        SELECT ts, count(*) FILTER (id = 'CLP') = 0 FROM r GROUP BY ts
-    ) WHERE bad
-    """
+class _Payments:
+    """The candidate sets' segments (in file order, each set from its ST to its SE): the payment
+    each belongs to, whether its set is vouched for, and the rows of those sets."""
 
+    def __init__(
+        self,
+        numbers: np.ndarray,
+        texts: pa.Array,
+        ids: pa.Array,
+        set_of: np.ndarray,
+        sets: int,
+        element: str,
+        component: str,
+    ) -> None:
+        self.numbers, self.texts, self.set_of, self.element = numbers, texts, set_of, element
+        self.code = as_numpy(pc.fill_null(pc.index_in(ids, value_set=_KNOWN), -1))
+        n = self.n = len(self.code)
+        self.at = at = {kind: np.flatnonzero(self.code == i) for kind, i in _CODE.items()}
+        # the payment of each segment (index of its CLP, from a CLP to the next CLP, LX or SE: those
+        # that end a payment are not in it, as `_walk` reads them; a PLB, which ends one too, sends
+        # its set the Python way), its service line (count of SVC since the CLP) and that line's SVC
+        st, clp, lx, se, svc = (self.mask(k) for k in ("ST", "CLP", "LX", "SE", "SVC"))
+        ends = lx | se | st
+        self.pay = pay = np.where(ends, -1, last(clp, ends))
+        svc_count = np.cumsum(svc)
+        self.line_k = np.where(pay >= 0, svc_count - svc_count[np.maximum(pay, 0)], 0)
+        self.svc_at = last(svc, clp | ends)
 
-def _payments_sql(component: str) -> str:
-    comp = component.replace("'", "''")
-    date = "CAST(try_strptime({}, '%Y%m%d') AS DATE)"
-    paid = f"CASE WHEN {' OR '.join(f'code = {c!r}' for c in sorted(x12_835.PAID))} THEN true ELSE false END"
-    return f"""
-    CREATE OR REPLACE TEMP TABLE pays AS
-    WITH p AS (
-        SELECT ts, pay,
-            any_value(e) FILTER (id = 'CLP') AS clp,
-            any_value(nullif({e(9)}, '')) FILTER (id = 'NM1' AND {e(1)} = 'IL') AS member_il,
-            any_value(nullif({e(9)}, '')) FILTER (id = 'NM1' AND {e(1)} = 'QC') AS member_qc,
-            any_value({date.format(e(2))}) FILTER (id = 'DTM' AND {e(1)} = '232') AS statement_date,
-            min({date.format(e(2))}) FILTER (id = 'DTM' AND {e(1)} IN ('472', '150') AND line_k > 0) AS line_date
-        FROM r WHERE pay IS NOT NULL AND ts NOT IN (SELECT ts FROM bad)
-        GROUP BY ts, pay
-    ), remarks AS (
-        SELECT ts, pay, string_agg(code, ',' ORDER BY first_n) AS remark_codes FROM (
-            SELECT ts, pay, {e(2)} AS code, min(n) AS first_n FROM r
-            WHERE id = 'LQ' AND {e(1)} = 'HE' AND {e(2)} <> '' AND pay IS NOT NULL
-            GROUP BY ts, pay, {e(2)}
-        ) GROUP BY ts, pay
-    ), q AS (
-        SELECT p.*, coalesce(clp[2], '') AS c1, coalesce(clp[3], '') AS code, coalesce(clp[8], '') AS c7,
-            CAST(nullif(coalesce(clp[4], ''), '') AS DECIMAL(38, 2)) AS billed_amount,
-            CAST(nullif(coalesce(clp[5], ''), '') AS DECIMAL(38, 2)) AS paid_amount,
-            CAST(nullif(coalesce(clp[6], ''), '') AS DECIMAL(38, 2)) AS patient_responsibility
-        FROM p
-    )
-    SELECT q.ts, q.pay AS _pos, nullif(c1, '') AS claim_id, nullif(c7, '') AS payer_claim_control_number,
-        nullif(code, '') AS claim_status_code,
-        CASE WHEN code = '22' THEN 'reversed' WHEN code = '4' THEN 'denied'
-            WHEN {paid} THEN CASE WHEN paid_amount = 0 THEN 'zero_paid' ELSE 'paid' END ELSE 'other' END AS status,
-        billed_amount, paid_amount, patient_responsibility, m.remark_codes,
-        coalesce(member_il, member_qc) AS member_id, coalesce(statement_date, line_date) AS service_date,
-        c1 || '|' || code || '|' || c7 || '|'
-            || CAST(row_number() OVER (PARTITION BY q.ts, c1, code, c7 ORDER BY q.pay) AS VARCHAR) AS ident
-    FROM q LEFT JOIN remarks m ON m.ts = q.ts AND m.pay = q.pay
-    ORDER BY q.pay;
-    CREATE OR REPLACE TEMP TABLE adj AS
-    WITH a AS (
-        SELECT r.ts, r.pay, r.n, k, {e(1)} AS group_code, coalesce(e[3 + 3 * k], '') AS reason,
-            CAST(nullif(coalesce(e[4 + 3 * k], ''), '') AS DECIMAL(38, 2)) AS amount,
-            CAST(nullif(coalesce(e[5 + 3 * k], ''), '') AS DECIMAL(38, 3)) AS quantity,
-            line_k, svc_n
-        FROM (SELECT * FROM r WHERE id = 'CAS' AND pay IS NOT NULL AND ts NOT IN (SELECT ts FROM bad)) AS r,
-            range(6) AS t(k)
-        WHERE coalesce(e[3 + 3 * k], '') <> ''
-    ), lq AS (
-        SELECT a.ts, a.pay, a.n, a.k, string_agg(l.e[3], ',' ORDER BY l.n) AS remark_codes
-        FROM a JOIN r l ON l.ts = a.ts AND l.pay = a.pay AND l.line_k = a.line_k AND l.n > a.n
-        WHERE a.line_k > 0 AND l.id = 'LQ' AND coalesce(l.e[2], '') = 'HE' AND coalesce(l.e[3], '') <> ''
-        GROUP BY a.ts, a.pay, a.n, a.k
-    ), svc AS (
-        SELECT ts, n, string_split({e(1)}, '{comp}') AS parts FROM r WHERE id = 'SVC'
-    )
-    SELECT a.ts, a.pay AS _pos,
-        CAST(row_number() OVER (PARTITION BY a.ts, a.pay ORDER BY a.n, a.k) AS BIGINT) AS seq,
-        CASE WHEN a.line_k > 0 THEN a.line_k END AS line_no,
-        CASE WHEN a.line_k > 0 AND len(s.parts) > 1 THEN s.parts[2] END AS procedure_code,
-        a.group_code, a.reason AS reason_code, a.amount, a.quantity, lq.remark_codes
-    FROM a LEFT JOIN lq ON lq.ts = a.ts AND lq.pay = a.pay AND lq.n = a.n AND lq.k = a.k
-    LEFT JOIN svc s ON s.ts = a.ts AND s.n = a.svc_n
-    ORDER BY a.pay, seq
-    """
+        bad = self.code < 0
+        bad |= as_numpy(pc.match_substring_regex(texts, padded(element, component)))
+        self.cas = cas = self.of("CAS", 3 * _TRIPLETS + 1)
+        readable = np.ones(len(at["CAS"]), bool)
+        for i in range(2, 19, 3):
+            readable &= equals(cas[i], "") | (plain(cas[i + 1], AMOUNT) & plain(cas[i + 2], QUANTITY))
+        bad[at["CAS"]] |= (pay[at["CAS"]] >= 0) & ~readable
+        dtm = self.of("DTM", 2)
+        readable, self.days = dates(dtm[2])
+        in_pay = pay[at["DTM"]] >= 0
+        self.statement = in_pay & equals(dtm[1], "232")
+        self.of_line = in_pay & (equals(dtm[1], "472") | equals(dtm[1], "150")) & (self.line_k[at["DTM"]] > 0)
+        bad[at["DTM"]] |= (self.statement | self.of_line) & ~readable
+        self.clp = clp_e = self.of("CLP", 7)
+        bad[at["CLP"]] |= ~(plain(clp_e[3], AMOUNT) & plain(clp_e[4], AMOUNT) & plain(clp_e[5], AMOUNT))
+        self.nm1 = nm1 = self.of("NM1", 9)
+        in_pay = pay[at["NM1"]] >= 0
+        self.il, self.qc = in_pay & equals(nm1[1], "IL"), in_pay & equals(nm1[1], "QC")
+        clps = at["CLP"]
+        for kind, where in (("NM1", self.il), ("NM1", self.qc), ("DTM", self.statement)):
+            bad[clps] |= np.bincount(pay[at[kind][where]], minlength=n)[clps] > 1
+        self.set_bad = np.bincount(set_of[bad], minlength=sets) > 0
+        self.set_bad |= np.bincount(set_of[clps], minlength=sets) == 0
 
+        # the payments of the sets vouched for, one row each, in file order
+        self.good = ~self.set_bad[set_of]
+        self.k = np.flatnonzero(self.good[clps])  # among the CLPs
+        self.c = clps[self.k]
+        self.rows = len(self.c)
+        self.row_of = np.full(n, -1)
+        self.row_of[self.c] = np.arange(self.rows)
 
-def _structure(ids: pa.Array, numbers: pa.Array) -> dict[str, pa.Array]:
-    """The payment each segment belongs to (number of its CLP, from a CLP to the next CLP, LX, SE
-    or PLB), its service line (count of SVC since the CLP) and that line's SVC."""
-    code = pc.fill_null(pc.index_in(ids, value_set=pa.array(["ST", "CLP", "LX", "SE", "PLB", "SVC"])), -1)
-    code = code.to_numpy(zero_copy_only=False)
-    st, clp, lx, se, plb, svc = (code == k for k in range(6))
-    ends = lx | se | plb | st
-    num = numbers.to_numpy()
-    pay = last(clp, ends)
-    svc_count = np.cumsum(svc)
-    line_k = np.where(pay >= 0, svc_count - svc_count[np.maximum(pay, 0)], 0)
-    # the segments that end a payment are not in it (`_walk`): LX, SE and PLB; the CLP starts its own
-    pay = np.where(ends, -1, pay)
-    return {
-        "id": ids,
-        "pay": numbered(pay, num),
-        "line_k": pa.array(line_k, pa.int64()),
-        "svc_n": numbered(last(svc, clp | ends), num),
-    }
+    def mask(self, kind: str) -> np.ndarray:
+        out = np.zeros(self.n, bool)
+        out[self.at[kind]] = True
+        return out
+
+    def of(self, kind: str, upto: int) -> list[pa.Array]:
+        """Elements 0..`upto` of the segments of `kind`."""
+        return elements(self.texts.take(pa.array(self.at[kind], pa.int64())), self.element, upto)
+
+    def _by_payment(self, kind: str, where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(payment row, index among the kind's segments) of the kind's segments of vouched
+        payments where `where` holds."""
+        where = where & self.good[self.at[kind]]
+        return self.row_of[self.pay[self.at[kind][where]]], np.flatnonzero(where)
+
+    def _value(self, where: np.ndarray, values: pa.Array) -> pa.Array:
+        """By payment: the value of its (at most one) NM1 where `where` holds."""
+        row, i = self._by_payment("NM1", where)
+        return spread(self.rows, row, values, i)
+
+    def payments(self) -> pa.Table:
+        """The payments, as `x12_835.Remittances._rows` reads each (its identity without the trace)."""
+        rows, clp = self.rows, self.clp
+        statement_day = np.full(rows, _NO_DAY)
+        row, i = self._by_payment("DTM", self.statement)
+        statement_day[row] = self.days[i]
+        line_day = np.full(rows, _NO_DAY)
+        row, i = self._by_payment("DTM", self.of_line)
+        np.minimum.at(line_day, row, self.days[i])
+        service_day = np.where(statement_day < _NO_DAY, statement_day, line_day)
+        take = pa.array(self.k)
+        claim_id, status_code, control = (clp[i].take(take) for i in (1, 2, 7))
+        paid = _money(clp[4].take(take))
+        codes = as_numpy(status_code)
+        paying = np.isin(codes, _PAID)
+        zero = as_numpy(pc.fill_null(pc.equal(paid, pa.scalar(Decimal(0), paid.type)), False))
+        status = np.select(
+            [codes == "22", codes == "4", paying & zero, paying], ["reversed", "denied", "zero_paid", "paid"], "other"
+        )
+        lq = self.of("LQ", 2)
+        he = (self.pay[self.at["LQ"]] >= 0) & equals(lq[1], "HE") & ~equals(lq[2], "")
+        remarks: list[dict[str, None]] = [{} for _ in range(rows)]
+        row, i = self._by_payment("LQ", he)
+        for r, text in zip(row.tolist(), lq[2].take(pa.array(i)).to_pylist(), strict=True):
+            remarks[r][text] = None
+        seen: Counter[tuple] = Counter()
+        ident = []
+        for key in zip(
+            claim_id.to_pylist(), codes.tolist(), control.to_pylist(), self.set_of[self.c].tolist(), strict=True
+        ):
+            seen[key] += 1
+            ident.append(f"{key[0]}|{key[1]}|{key[2]}|{seen[key]}")
+        member = nullif_empty(self.nm1[9])
+        return pa.table(
+            {
+                "ts": pa.array(self.set_of[self.c], pa.int32()),
+                "_pos": pa.array(self.numbers[self.c], pa.int64()),
+                "claim_id": nullif_empty(claim_id),
+                "payer_claim_control_number": nullif_empty(control),
+                "claim_status_code": nullif_empty(status_code),
+                "status": pa.array(status, pa.string()),
+                "billed_amount": _money(clp[3].take(take)),
+                "paid_amount": paid,
+                "patient_responsibility": _money(clp[5].take(take)),
+                "remark_codes": pa.array([",".join(r) or None for r in remarks], pa.string()),
+                "member_id": pc.coalesce(
+                    self._value(self.il, member),
+                    self._value(self.qc, member),
+                ),
+                "service_date": day_column(service_day, service_day < _NO_DAY),
+                "ident": pa.array(ident, pa.string()),
+            }
+        )
+
+    def adjustments(self, component: str) -> pa.Table:
+        """Every CAS triplet with a reason of the vouched payments, in file order: its sequence in
+        its payment, its line and procedure, and the LQ*HE remark codes of its line after it."""
+        at, cas = self.at, self.cas
+        cas_in = self.good[at["CAS"]] & (self.pay[at["CAS"]] >= 0)
+        which, triplet = [], []
+        for t in range(_TRIPLETS):
+            found = np.flatnonzero(cas_in & ~equals(cas[2 + 3 * t], ""))
+            which.append(found)
+            triplet.append(np.full(len(found), t))
+        order = np.lexsort((np.concatenate(triplet), np.concatenate(which)))
+        which, triplet = np.concatenate(which)[order], np.concatenate(triplet)[order]
+
+        def element(offset: int) -> pa.Array:
+            """Element `offset + 3 * triplet` of each adjustment's CAS."""
+            parts = [cas[offset + 3 * t].take(pa.array(which[triplet == t])) for t in range(_TRIPLETS)]
+            grouped = np.concatenate([np.flatnonzero(triplet == t) for t in range(_TRIPLETS)])
+            return pa.concat_arrays(parts).take(pa.array(np.argsort(grouped, kind="stable")))
+
+        segment = at["CAS"][which]
+        owner = self.pay[segment]
+        start = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+        seq = np.arange(len(owner)) - np.repeat(start, np.diff(np.r_[start, len(owner)])) + 1
+        line = self.line_k[segment]
+        svc = self.of("SVC", 1)
+        procedure = elements(svc[1], component, 1)[1]
+        has_procedure = as_numpy(pc.list_value_length(pc.split_pattern(svc[1], component))) > 1
+        svc_of = np.full(self.n, -1)
+        svc_of[at["SVC"]] = np.where(has_procedure, np.arange(len(at["SVC"])), -1)
+        procedure_at = np.where(line > 0, svc_of[np.maximum(self.svc_at[segment], 0)], -1)
+        # LQ*HE remark codes: each goes to the adjustments of its line before it (`_segment`); the
+        # adjustments of a payment's line are neighbours in file order
+        remarks: list[list[str]] = [[] for _ in range(len(segment))]
+        lq = self.of("LQ", 2)
+        lq_at = at["LQ"]
+        he = self.good[lq_at] & (self.pay[lq_at] >= 0) & (self.line_k[lq_at] > 0) & equals(lq[1], "HE")
+        he &= ~equals(lq[2], "")
+        width = int(self.line_k.max(initial=0)) + 1
+        key = owner * width + line
+        for i, text in zip(np.flatnonzero(he).tolist(), lq[2].filter(pa.array(he)).to_pylist(), strict=True):
+            s = lq_at[i]
+            lo = np.searchsorted(key, self.pay[s] * width + self.line_k[s])
+            for r in range(lo, np.searchsorted(segment, s)):
+                remarks[r].append(text)
+        return pa.table(
+            {
+                "ts": pa.array(self.set_of[segment], pa.int32()),
+                "_pos": pa.array(self.numbers[owner], pa.int64()),
+                "seq": pa.array(seq, pa.int64()),
+                "line_no": pa.array(line, pa.int64(), mask=line == 0),
+                "procedure_code": procedure.take(pa.array(procedure_at, mask=procedure_at < 0)),
+                "group_code": cas[1].take(pa.array(which)),
+                "reason_code": element(2),
+                "amount": _money(element(3)),
+                "quantity": _money(element(4), 3),
+                "remark_codes": pa.array([",".join(r) or None for r in remarks], pa.string()),
+            }
+        )
 
 
 def map_payments(
-    remits: x12_835.Remittances, run: Run, spans: list[Span], con: duckdb.DuckDBPyConnection
+    remits: x12_835.Remittances, run: Run, spans: list[Span], con: duckdb.DuckDBPyConnection | None = None
 ) -> list[Span]:
     """Map the 835 sets `spans` of `run` into `remits` (its `fast` tables); returns the spans left
-    for the Python mapper."""
+    for the Python mapper. `con` is ignored: callers written for the mappers' SQL form still pass a
+    DuckDB connection."""
     clp_at = np.flatnonzero(pc.equal(run.ids, "CLP").to_numpy(zero_copy_only=False))
     candidates: list[tuple[Span, dict, str]] = []
     python: list[Span] = []
@@ -170,28 +277,15 @@ def map_payments(
     if not candidates:
         return python
     numbers, texts, ids, set_of = run.of_sets([s for s, _, _ in candidates])
-    segs = pa.table({"n": numbers, "ts": set_of, "seg": texts, **_structure(ids, numbers)})
-    el = run.element.replace("'", "''")
-    con.register("segs", segs)
-    try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE r AS SELECT n, ts, id, pay, line_k, svc_n, string_split(seg, '{el}') AS e, "
-            f"regexp_matches(seg, '{_padded(run.element, run.component)}') AS padded FROM segs"
-        )
-        bad = {row[0] for row in con.sql(_bad_sets_sql()).fetchall()}
-        con.execute("CREATE OR REPLACE TEMP TABLE bad AS SELECT unnest(?::INTEGER[]) AS ts", [sorted(bad)])
-        con.execute(_payments_sql(run.component))
-        pays = con.sql("SELECT * FROM pays").to_arrow_table()
-        adjustments = con.sql("SELECT * FROM adj").to_arrow_table()
-    finally:
-        con.unregister("segs")
-    python += [c[0] for k, c in enumerate(candidates) if k in bad]
+    found = _Payments(numbers.to_numpy(), texts, ids, set_of.to_numpy(), len(candidates), run.element, run.component)
+    bad = found.set_bad
+    python += [c[0] for k, c in enumerate(candidates) if bad[k]]
     python.sort(key=lambda s: s.lo)
     for k, (_, header, label) in enumerate(candidates):
-        if k not in bad and header["paid"] is None and header["production"] is not None:
+        if not bad[k] and header["paid"] is None and header["production"] is not None:
             remits.undated.append((label, header["production"]))
-    if pays.num_rows:
-        _add(remits, pays, adjustments, [c[1] for c in candidates])
+    if found.rows:
+        _add(remits, found.payments(), found.adjustments(run.component), [c[1] for c in candidates])
     return python
 
 

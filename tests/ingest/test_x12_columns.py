@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -125,6 +126,8 @@ def test_external_samples_mapped_in_columns_as_in_python(external: Path) -> None
         ("an amount in another notation", "*150***", "*1.5E2***"),
         ("a date that is not a date", "D8*2025", "D8*2O25"),
         ("a date format other than D8 or RD8", "~DTP*472*D8*", "~DTP*472*DT*"),
+        ("a day that does not exist", "D8*20250303", "D8*20250230"),
+        ("a range starting on a day that does not exist", "RD8*20250301-", "RD8*20250229-"),
         ("a patient loop", "~CLM*C100", "~HL*3*2*23*0~NM1*QC*1*DOE*J~CLM*C100"),
         ("no HI", "~HI*ABK:J069", ""),
         ("a CLM05 without frequency", ":B:1*", ":B*"),
@@ -143,6 +146,19 @@ def test_an_oddity_in_an_837_goes_the_python_way(what: str, old: str, new: str) 
     _same("odd.837", text)
 
 
+def test_a_leap_day_is_read_in_columns() -> None:
+    # the columnar mappers read CCYYMMDD themselves (days of the month, leap years) where the Python
+    # mappers ask `datetime.strptime`: a real 29 February stays in columns, with the same rows
+    claims = CLAIMS.replace("D8*20250303", "D8*20240229", 1)
+    assert _fast_share(claims) == (1, 1)
+    rows = _same("leap.837", claims)[0]
+    assert date(2024, 2, 29) in {r["service_date"] for r in rows["claims"]}
+    remits = CLEAN_REMITS.replace("~DTM*232*20250303", "~DTM*232*20240229", 1)
+    assert _fast_share(remits) == (1, 1)
+    rows = _same("leap.835", remits)[0]
+    assert date(2024, 2, 29) in {r["service_date"] for r in rows["ledger"]}
+
+
 # the 835 fixture without what always goes the Python way (its MOA and PLB)
 CLEAN_REMITS = REMITS.replace("~MOA***MA01", "").replace("~PLB*9999999999*20251231*WO:C100*-5", "")
 
@@ -156,6 +172,8 @@ CLEAN_REMITS = REMITS.replace("~MOA***MA01", "").replace("~PLB*9999999999*202512
         ("a CAS quantity in another notation", "~CAS*CO*45*40", "~CAS*CO*45*40*1E1"),
         ("a paid amount in another notation", "~CLP*C100*1*170*95*", "~CLP*C100*1*170*9.5E1*"),
         ("a statement date that is not a date", "~DTM*232*20250303", "~DTM*232*20251303"),
+        ("a statement date on a day that does not exist", "~DTM*232*20250303", "~DTM*232*20250431"),
+        ("a line date on a day that does not exist", "~DTM*472*20250303", "~DTM*472*20250229"),
         ("an element padded with a space", "~CLP*", "~CLP* "),
         ("two patient names", "~NM1*QC*1*QUIXOTEZZ", "~NM1*QC*1*X~NM1*QC*1*QUIXOTEZZ"),
         ("a payment date that is not a date", "*654321*20250415", "*654321*20251415"),
