@@ -536,7 +536,10 @@ def test_claims_updated_in_parts_keep_the_outcomes_of_a_full_rebuild(
         for path in (MARCH_837, REMITS_835, unremitted):
             assert all(r.status == "succeeded" for r in ingest_paths(store, [path]))
             summary = refresh(cur, settings, progress=False)
-            assert summary.parts["claim_outcomes"] > 1 and "claim_outcomes" not in summary.rebuilt
+            if path is REMITS_835:  # the source's first remittance: every claim of it may change, rebuilt
+                assert "claim_outcomes" in summary.rebuilt
+            else:
+                assert summary.parts["claim_outcomes"] > 1 and "claim_outcomes" not in summary.rebuilt
         incremental = cur.execute(facts).fetchall()
         counted = cur.execute("SELECT clean_claim_rate__den FROM serving.facts_claim_outcomes WHERE _key = 'C109'")
         counted = counted.fetchall()
@@ -544,3 +547,34 @@ def test_claims_updated_in_parts_keep_the_outcomes_of_a_full_rebuild(
         assert refresh(cur, settings, full=True, progress=False).parts["claim_outcomes"] == 1
         assert cur.execute(facts).fetchall() == incremental
     assert counted == [(True,)] and len(incremental) == 3
+
+
+def test_a_sources_first_remittance_counts_its_unremitted_claims_as_a_rebuild_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claims loaded in runs before any 835, then the source's first 835 (for C100 and C101 only):
+    every claim of the source now sends remittances (remits_loaded), C109 included, which no
+    changed row names. The store counts C109 in the clean claim rate as a full rebuild does."""
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", "test-secret-not-for-production")
+    monkeypatch.setattr(serving_refresh, "REBUILD_SHARE", float("inf"))  # updated in place where it can be
+    (tmp_path / "clinic-kpis.toml").write_text(
+        '[practice]\ntimezone = "America/New_York"\n\n[warehouse]\npath = "clinic_kpis.duckdb"\n', encoding="utf-8"
+    )
+    unremitted = tmp_path / "claims_c109.837"
+    unremitted.write_text(MARCH_837.read_text(encoding="utf-8").replace("C101", "C109"), encoding="utf-8")
+    settings = load_config(tmp_path / "clinic-kpis.toml")
+    facts = "SELECT * FROM serving.facts_claim_outcomes ORDER BY ALL"
+    counted = "SELECT clean_claim_rate__den FROM serving.facts_claim_outcomes WHERE _key = 'C109'"
+    with Store(settings.db_path, config=settings) as store, store.cursor() as cur:
+        refresh(cur, settings, progress=False)
+        for path in (MARCH_837, unremitted):
+            assert all(r.status == "succeeded" for r in ingest_paths(store, [path]))
+            refresh(cur, settings, progress=False)
+        assert cur.execute(counted).fetchall() == [(False,)]  # no remittances from any source yet
+        assert all(r.status == "succeeded" for r in ingest_paths(store, [REMITS_835]))
+        refresh(cur, settings, progress=False)
+        incremental = cur.execute(facts).fetchall()
+        assert cur.execute(counted).fetchall() == [(True,)]
+        assert refresh(cur, settings, progress=False).rebuilt == []  # nothing new: the state is kept
+        refresh(cur, settings, full=True, progress=False)
+        assert cur.execute(facts).fetchall() == incremental

@@ -74,6 +74,10 @@ class Dependencies:
     # a SELECT of every record id (one column, duplicates allowed) when a full build evaluates the
     # relation in parts of its record ids, each through `reads` as an incremental refresh does
     every: str | None = None
+    # a SELECT of one text value summing up what every row of the relation reads beyond its record
+    # id's rows (e.g. which sources send remittances at all): when it is not the last refresh's,
+    # the group is rebuilt, since a change there can move rows no changed canonical row names
+    state: str | None = None
 
 
 def _key_in(alias: str, column: str) -> str:
@@ -221,6 +225,9 @@ DEPENDENCIES: dict[str, Dependencies] = {
         },
         keep={"_first_remittance": "first_remittance_id"},
         every="SELECT claim_id FROM main.claims UNION ALL SELECT claim_id FROM main.remittances",
+        # a source's first remittance (or its last one gone) flips remits_loaded for every claim of
+        # that source, most of which no changed row names: the sources sending remittances, in order
+        state="SELECT coalesce(string_agg(DISTINCT source, ',' ORDER BY source), '') FROM main.remittances",
     ),
     "ledger": Dependencies(
         # an entry's claim decides whether the claim is settled (all its entries), its first bill
@@ -388,6 +395,12 @@ def old_rows(relation: str) -> str | None:
 def every_sql(relation: str) -> str | None:
     """SELECT of every record id of the relation (duplicates allowed), if it is built in parts."""
     return DEPENDENCIES[relation].every
+
+
+def state_sql(relation: str) -> str | None:
+    """SELECT of the one value whose change since the last refresh rebuilds the relation's facts."""
+    dependencies = DEPENDENCIES.get(relation)
+    return dependencies.state if dependencies is not None else None
 
 
 def whole_accounts(relation: str) -> bool:

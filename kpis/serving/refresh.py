@@ -178,6 +178,7 @@ class _Refresh:
         self.signed: set[str] = set()  # groups whose changed fact rows are kept signed (`_signed_<group>`, deltas)
         self.payers_changed = False  # a payer changed since the watermark (its class moves every row of the payer)
         self.step = ""  # the step running (`plan`'s name), to say which one ran out of memory
+        self.states: dict[str, str | None] = {}  # group -> its data-wide state now (`state`)
 
     # -- planning -------------------------------------------------------------------------------
 
@@ -187,7 +188,15 @@ class _Refresh:
             self.watermark is not None
             and table.split(".")[1] in self.existing
             and self.meta.get(f"fingerprint:{group}") == self.fingerprints[group]
+            and self.meta.get(f"state:{group}") == self.state(group)
         )
+
+    def state(self, group: str) -> str | None:
+        """The group's data-wide state now (`changes.state_sql`), or None if its rows depend on none."""
+        if group not in self.states:
+            sql = changes.state_sql(group)
+            self.states[group] = None if sql is None else str(self.cur.execute(sql).fetchone()[0])
+        return self.states[group]
 
     def up_to_date(self) -> bool:
         """Nothing was written since the last refresh, with the definitions in force."""
@@ -1049,6 +1058,9 @@ class _Refresh:
         updates["ar_accounts_in_one_cell"] = one_cell
         for group, fingerprint in self.fingerprints.items():
             updates[f"fingerprint:{group}"] = fingerprint
+            state = self.state(group)
+            if state is not None:
+                updates[f"state:{group}"] = state
         updates["covered_run"] = str(self.last_run)
         updates["refreshed_at"] = datetime.now(UTC).isoformat()
         updates["stale"] = "false"
