@@ -374,7 +374,10 @@ def _quantity(text: str, seg: Segment) -> Decimal | None:
     if not text:
         return None
     try:
-        return Decimal(text).quantize(Decimal("0.001"))
+        value = Decimal(text).quantize(Decimal("0.001"))
+        if value.is_nan():  # Decimal reads "NaN" (and quantizes it): not a number a table can hold
+            raise InvalidOperation
+        return value
     except InvalidOperation:
         raise Problem(
             "CAS", "unreadable_value", f"CAS quantity {text!r} (segment {seg.number}) is not a number", text

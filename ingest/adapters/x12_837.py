@@ -594,7 +594,10 @@ def _units(seg: Segment) -> Decimal | None:
     if not text:
         return None
     try:
-        return Decimal(text).quantize(Decimal("0.001"))
+        value = Decimal(text).quantize(Decimal("0.001"))
+        if value.is_nan():  # Decimal reads "NaN" (and quantizes it): not a number a table can hold
+            raise InvalidOperation
+        return value
     except InvalidOperation:
         raise Problem(
             "SV104", "unreadable_value", f"SV104 units {text!r} (segment {seg.number}) is not a number", text

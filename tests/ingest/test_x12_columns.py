@@ -216,3 +216,24 @@ def test_envelope_errors_said_in_the_same_words(text: str) -> None:
 
     assert read(True) == read(False)
     _same("env.837", text)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "old", "new", "reason"),
+    [
+        ("nan.837", CLAIMS, "*UN*1***1~DTP", "*UN*NaN***1~DTP", "SV104 units 'NaN' (segment 27) is not a number"),
+        (
+            "nan.835",
+            CLEAN_REMITS,
+            "~CAS*CO*45*40",
+            "~CAS*CO*45*40*NaN",
+            "CAS quantity 'NaN' (segment 17) is not a number",
+        ),
+    ],
+)
+def test_a_quantity_nan_is_a_reject_not_a_crash(name: str, text: str, old: str, new: str, reason: str) -> None:
+    # Decimal reads "NaN" and quantizes it; Arrow then failed on the whole file ("Decimal precision
+    # out of range"): the claim or payment is rejected with the sentence of any unreadable quantity
+    assert old in text
+    errors = _same(name, text.replace(old, new, 1))[1]
+    assert [e[3] for e in errors] == [reason]
