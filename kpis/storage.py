@@ -388,7 +388,8 @@ def memory_unlimited(cursor: Any) -> Iterator[None]:
         yield
 
 
-_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+# "none" (no limit) reads back as "16383.9 PiB"
+_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50, "EiB": 2**60}
 
 
 def memory_limit_bytes(cursor: Any) -> int:

@@ -578,3 +578,22 @@ def test_a_sources_first_remittance_counts_its_unremitted_claims_as_a_rebuild_do
         assert refresh(cur, settings, progress=False).rebuilt == []  # nothing new: the state is kept
         refresh(cur, settings, full=True, progress=False)
         assert cur.execute(facts).fetchall() == incremental
+
+
+def test_a_refresh_without_a_memory_limit_builds_the_claim_outcomes_in_one_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`[refresh] memory_limit = "none"` (DuckDB: no limit, read back as "16383.9 PiB"): the part
+    count of the claim outcomes reads that limit, and the refresh builds them in one statement."""
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", "test-secret-not-for-production")
+    (tmp_path / "clinic-kpis.toml").write_text(
+        '[practice]\ntimezone = "America/New_York"\n\n[warehouse]\npath = "clinic_kpis.duckdb"\n\n'
+        '[refresh]\nmemory_limit = "none"\n',
+        encoding="utf-8",
+    )
+    settings = load_config(tmp_path / "clinic-kpis.toml")
+    with Store(settings.db_path, config=settings) as store, store.cursor() as cur:
+        assert all(r.status == "succeeded" for r in ingest_paths(store, [MARCH_837]))
+        summary = refresh(cur, settings, full=True, progress=False)
+        (claims,) = cur.execute("SELECT count(*) FROM serving.facts_claim_outcomes").fetchone()
+    assert summary.parts["claim_outcomes"] == 1 and not summary.unbounded and claims == 2
