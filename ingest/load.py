@@ -34,6 +34,7 @@ from dataclasses import astuple, dataclass
 from datetime import datetime
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from ingest import checks
@@ -275,7 +276,7 @@ class Loader:
             raise ValueError(f"adapter rows for {target.table}: chunks differ in target or columns")
         if not rows.num_rows:
             return
-        numbers = pa.array(range(slot.rows + 1, slot.rows + 1 + rows.num_rows), pa.int64())
+        numbers = pa.array(np.arange(slot.rows + 1, slot.rows + 1 + rows.num_rows, dtype=np.int64))  # no Python ints
         slot.rows += rows.num_rows
         values = ["CAST(_pos AS BIGINT)", "_row", *(f"CAST({c} AS {ERRORS_TYPE})" for c in errs)]
         values += ["CAST(_version AS TIMESTAMPTZ)"] if versioned else []
