@@ -635,15 +635,26 @@ def _resolvable(ref_column: str, id_column: str) -> str:
     wrote, or their provider is empty and the provider whose id their reference names (the join's
     `pr_npi`) is one it wrote.
 
+    A slot's provider and location come through its Schedule: it is derived again when its
+    Schedule changed, when the Schedule's practitioner reference did, or, its provider empty, when
+    the provider the Schedule's reference names was written.
+
     Why not every row whose provider is empty: such a row stays empty until one of those arrives,
     and each run that writes any provider (every vendor CSV) read and derived them all again (the
     684 k appointments of a 1 M practice loaded before their Practitioners: 1.0-1.1 s of CPU per
     run, for no row changed).
     """
-    npi = f"regexp_extract({ref_column}, '^Practitioner/(.+)$', 1)"
     return (
-        f"{ref_column} IS NOT NULL AND ({ref_column} IN ({_CHANGED}) OR ({id_column} IS NULL AND {npi} IN "
-        "(SELECT provider_id FROM main.providers WHERE ingest_run_id = {run})))"
+        f"{ref_column} IS NOT NULL AND ({ref_column} IN ({_CHANGED}) "
+        f"OR ({id_column} IS NULL AND {_npi_written(ref_column)}))"
+    )
+
+
+def _npi_written(ref_column: str) -> str:
+    """The reference names, as `Practitioner/<id>`, a provider the run wrote (the join's `pr_npi`)."""
+    return (
+        f"regexp_extract({ref_column}, '^Practitioner/(.+)$', 1) IN "
+        "(SELECT provider_id FROM main.providers WHERE ingest_run_id = {run})"
     )
 
 
@@ -672,9 +683,10 @@ REFERENCES = [
     _again(
         "slots",
         ("provider_id", "location_id"),
-        f"schedule_ref IS NOT NULL AND (provider_id IS NULL OR location_id IS NULL OR schedule_ref IN ({_CHANGED}) "
+        f"schedule_ref IS NOT NULL AND (schedule_ref IN ({_CHANGED}) "
         f"OR schedule_ref IN (SELECT reference FROM main.source_references WHERE source = '{SOURCE}' "
-        f"AND provider_ref IN ({_CHANGED})))",
+        f"AND provider_ref IN ({_CHANGED})) OR (provider_id IS NULL AND schedule_ref IN (SELECT reference "
+        f"FROM main.source_references WHERE source = '{SOURCE}' AND {_npi_written('provider_ref')})))",
         "schedule_ref",
         "Schedule resources (or the Practitioner they name)",
         "the Schedule and Practitioner exports are loaded",
