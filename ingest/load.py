@@ -34,6 +34,7 @@ from dataclasses import astuple, dataclass
 from datetime import datetime
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from ingest import checks
@@ -131,6 +132,11 @@ COUNT_SPAN = 1_000_000
 # A file whose rows for a table are fewer than 1/HELD_BY_ROWID of the table's finds the rows it
 # merges with by their row ids (`Loader._held_rows`); a larger one joins the table as it is.
 HELD_BY_ROWID = 8
+
+# The order of a record's outcome rows in which `arg_min` finds whether its first target (the
+# record itself, e.g. the appointment) was inserted: by target, and within the first target an
+# insert before any other outcome (one of its rows inserted is the target inserted).
+_FIRST_INSERT = "_target * 2 + CAST(_action <> 'insert' AS BIGINT)"
 
 
 def q(name: str) -> str:
@@ -270,7 +276,7 @@ class Loader:
             raise ValueError(f"adapter rows for {target.table}: chunks differ in target or columns")
         if not rows.num_rows:
             return
-        numbers = pa.array(range(slot.rows + 1, slot.rows + 1 + rows.num_rows), pa.int64())
+        numbers = pa.array(np.arange(slot.rows + 1, slot.rows + 1 + rows.num_rows, dtype=np.int64))  # no Python ints
         slot.rows += rows.num_rows
         values = ["CAST(_pos AS BIGINT)", "_row", *(f"CAST({c} AS {ERRORS_TYPE})" for c in errs)]
         values += ["CAST(_version AS TIMESTAMPTZ)"] if versioned else []
@@ -788,11 +794,12 @@ class Loader:
         (the record itself, e.g. the appointment) is new; updated if any of its rows changed or
         was added (e.g. the visit of a known appointment); else unchanged.
 
-        Counted COUNT_SPAN positions at a time, each span by two aggregations (per record and
-        target, then per record): it runs after the file's rows are written, when the key index
-        DuckDB kept of the rows a transaction added (not spillable: ~0.5 GB for 10 M slots, until
-        migration 009 dropped the fact tables' keys) left little of `[ingest] memory_limit`, and
-        one aggregation of 10 M records ran out of it.
+        Counted COUNT_SPAN positions at a time, each span by one aggregation per record
+        (`_FIRST_INSERT`: whether the record's first target inserted, without grouping by record
+        and target first, a second hash table as large as the first): it runs after the file's
+        rows are written, when the key index DuckDB kept of the rows a transaction added (not
+        spillable: ~0.5 GB for 10 M slots, until migration 009 dropped the fact tables' keys) left
+        little of `[ingest] memory_limit`, and one aggregation of 10 M records ran out of it.
         """
         ((low, high),) = self.cur.execute(
             "SELECT min(_pos), max(_pos) FROM (SELECT _pos FROM _outcome UNION ALL SELECT _pos FROM _fail)"
@@ -801,11 +808,8 @@ class Loader:
         for first in range(low, high + 1, COUNT_SPAN) if low is not None else ():
             span = f"_pos BETWEEN {first} AND {first + COUNT_SPAN - 1}"
             row = self.cur.execute(
-                "WITH t AS (SELECT _pos, _target, bool_or(_action = 'insert') AS _inserted, "
-                f"  bool_or(_action IN ('insert', 'update')) AS _written FROM _outcome WHERE {span} "
-                "  GROUP BY _pos, _target), "
-                "o AS (SELECT _pos, arg_min(_inserted, _target) AS _first_inserted, bool_or(_written) AS _written "
-                "  FROM t GROUP BY _pos), "
+                f"WITH o AS (SELECT _pos, arg_min(_action = 'insert', {_FIRST_INSERT}) AS _first_inserted, "
+                f"  bool_or(_action IN ('insert', 'update')) AS _written FROM _outcome WHERE {span} GROUP BY _pos), "
                 "rec AS (SELECT _pos, "
                 f"  CASE WHEN _pos IN (SELECT _pos FROM _stale WHERE {span}) THEN 'stale' "
                 f"       WHEN _pos IN (SELECT _pos FROM _wait WHERE {span}) THEN 'waiting' "

@@ -314,7 +314,10 @@ def memory_limited(cursor: Any, limit: str, setting: str, error: type[ClinicKpis
         yield
 
 
-DEFAULT_MEMORY_LIMIT = "2GB"
+# 1.2 GB keeps the whole refreshing process under 2 GB at 10 M appointments: Python, Arrow and
+# DuckDB's memory outside its buffer pool add 0.4-0.8 GB to the limit (benchmarks/RESULTS.md,
+# seventh round); a 10 M full build took no longer at 1.2 GB than at 1.5 GB
+DEFAULT_MEMORY_LIMIT = "1.2GB"
 
 
 def memory_limit(config: Config) -> str:

@@ -628,35 +628,65 @@ _PRACTITIONERS = ("Practitioner resources", "the Practitioner export is loaded")
 
 
 _CHANGED = f"SELECT reference FROM main.source_references WHERE source = '{SOURCE}' AND ingest_run_id = {{run}}"
+
+
+def _resolvable(ref_column: str, id_column: str) -> str:
+    """The rows whose provider (`_provider`) this run may have changed: their reference is one it
+    wrote, or their provider is empty and the provider whose id their reference names (the join's
+    `pr_npi`) is one it wrote.
+
+    A slot's provider and location come through its Schedule: it is derived again when its
+    Schedule changed, when the Schedule's practitioner reference did, or, its provider empty, when
+    the provider the Schedule's reference names was written.
+
+    Why not every row whose provider is empty: such a row stays empty until one of those arrives,
+    and each run that writes any provider (every vendor CSV) read and derived them all again (the
+    684 k appointments of a 1 M practice loaded before their Practitioners: 1.0-1.1 s of CPU per
+    run, for no row changed).
+    """
+    return (
+        f"{ref_column} IS NOT NULL AND ({ref_column} IN ({_CHANGED}) "
+        f"OR ({id_column} IS NULL AND {_npi_written(ref_column)}))"
+    )
+
+
+def _npi_written(ref_column: str) -> str:
+    """The reference names, as `Practitioner/<id>`, a provider the run wrote (the join's `pr_npi`)."""
+    return (
+        f"regexp_extract({ref_column}, '^Practitioner/(.+)$', 1) IN "
+        "(SELECT provider_id FROM main.providers WHERE ingest_run_id = {run})"
+    )
+
+
 REFERENCES = [
     _again(
         "appointments",
         ("provider_id",),
-        f"provider_ref IS NOT NULL AND (provider_id IS NULL OR provider_ref IN ({_CHANGED}))",
+        _resolvable("provider_ref", "provider_id"),
         "provider_ref",
         *_PRACTITIONERS,
     ),
     _again(
         "encounters",
         ("provider_id",),
-        f"provider_ref IS NOT NULL AND (provider_id IS NULL OR provider_ref IN ({_CHANGED}))",
+        _resolvable("provider_ref", "provider_id"),
         "provider_ref",
         *_PRACTITIONERS,
     ),
     _again(
         "referrals",
         ("referring_provider_id",),
-        f"referring_provider_ref IS NOT NULL "
-        f"AND (referring_provider_id IS NULL OR referring_provider_ref IN ({_CHANGED}))",
+        _resolvable("referring_provider_ref", "referring_provider_id"),
         "referring_provider_ref",
         *_PRACTITIONERS,
     ),
     _again(
         "slots",
         ("provider_id", "location_id"),
-        f"schedule_ref IS NOT NULL AND (provider_id IS NULL OR location_id IS NULL OR schedule_ref IN ({_CHANGED}) "
+        f"schedule_ref IS NOT NULL AND (schedule_ref IN ({_CHANGED}) "
         f"OR schedule_ref IN (SELECT reference FROM main.source_references WHERE source = '{SOURCE}' "
-        f"AND provider_ref IN ({_CHANGED})))",
+        f"AND provider_ref IN ({_CHANGED})) OR (provider_id IS NULL AND schedule_ref IN (SELECT reference "
+        f"FROM main.source_references WHERE source = '{SOURCE}' AND {_npi_written('provider_ref')})))",
         "schedule_ref",
         "Schedule resources (or the Practitioner they name)",
         "the Schedule and Practitioner exports are loaded",

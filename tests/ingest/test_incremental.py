@@ -19,7 +19,9 @@ import duckdb
 import pytest
 
 from ingest import IngestError, ingest_paths
+from ingest.adapters.fhir import REFERENCES
 from ingest.context import Lookup
+from ingest.load import read_schema
 from kpis.config import load_config
 from kpis.warehouse import Warehouse
 from tests.cli_helpers import run_cli
@@ -290,6 +292,31 @@ def test_appointments_get_their_provider_when_the_practitioners_arrive_in_a_late
     assert rows(warehouse, "SELECT provider_id, location_id FROM slots WHERE slot_id = 's1'") == [
         ("1111111111", "EAST")
     ]
+
+
+def test_a_run_that_writes_providers_derives_again_only_the_rows_they_can_resolve(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """FHIR appointments whose Practitioners are not loaded: a vendor CSV bringing provider
+    3333333333 resolves the one naming `Practitioner/3333333333` (the provider of that id); the
+    others stay empty, and its run does not read them again (until their Practitioner comes), nor
+    the slots waiting for their Schedule."""
+    export = tmp_path / "Appointment.ndjson"
+    named = {**APPOINTMENT, "id": "ap-npi", "participant": [{"actor": {"reference": "Practitioner/3333333333"}}]}
+    export.write_text((FIXTURES / "fhir" / "Appointment.ndjson").read_text() + json.dumps(named) + "\n")
+    load(warehouse, export, FIXTURES / "fhir" / "Slot.ndjson")  # and slots, with no Schedule yet
+    assert rows(warehouse, "SELECT count(*) FROM appointments WHERE provider_id IS NULL") == [(7,)]
+    vendor = load_one(warehouse, FIXTURES / "vendor" / "north_appointments_2025.csv")
+    assert rows(
+        warehouse, "SELECT appointment_id FROM appointments WHERE source = 'fhir' AND provider_id IS NOT NULL"
+    ) == [("ap-npi",)]
+    with warehouse.cursor() as cur:
+        schema = read_schema(cur)
+        # the six still empty, and the slots, are not among the rows a run that wrote no provider
+        # of theirs reads again
+        for reference in REFERENCES:
+            assert cur.execute(reference.derivation(schema, vendor.run_id).sql).fetchall() == [], reference.target
+    assert rows(warehouse, "SELECT count(*), count(provider_id), count(location_id) FROM slots") == [(4, 0, 0)]
 
 
 def test_a_chart_note_loaded_before_its_visit_waits_for_it(warehouse: Warehouse) -> None:

@@ -514,11 +514,11 @@ def test_month_results_kept_by_older_code_are_not_looked_up_until_a_refresh_reco
 
 
 def test_the_refresh_runs_under_its_memory_limit_and_restores_the_previous_one(tmp_path: Path) -> None:
-    """`[refresh] memory_limit` bounds DuckDB while the store refreshes (default 2 GB); a bad size names the key."""
+    """`[refresh] memory_limit` bounds DuckDB while the store refreshes (default 1.2 GB); a bad size names the key."""
     config = tmp_path / "clinic-kpis.toml"
     con = duckdb.connect()
     before = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-    for text, during in (("", "1.8 GiB"), ('[refresh]\nmemory_limit = "300MB"\n', "286.1 MiB")):
+    for text, during in (("", "1.1 GiB"), ('[refresh]\nmemory_limit = "300MB"\n', "286.1 MiB")):
         config.write_text(text, encoding="utf-8")
         with bounded_memory(con, load_config(config)):
             assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == during
