@@ -24,7 +24,7 @@ import pytest
 
 from ingest import ingest_paths
 from kpis import Warehouse
-from kpis.config import load_config
+from kpis.config import Config, load_config
 from kpis.coverage import coverage_sql
 from kpis.serving import refresh as serving_refresh
 from kpis.serving.refresh import refresh
@@ -514,6 +514,17 @@ def test_a_claim_billed_to_another_payer_moves_its_results_by_location_and_provi
     store_equals_a_rebuild(settings.db_path, config, tmp_path)
 
 
+def _claims_practice(tmp_path: Path) -> tuple[Config, Path]:
+    """A practice's config in tmp_path, and a copy of the March 837 whose C101 is C109: a claim no
+    835 fixture remits."""
+    (tmp_path / "clinic-kpis.toml").write_text(
+        '[practice]\ntimezone = "America/New_York"\n\n[warehouse]\npath = "clinic_kpis.duckdb"\n', encoding="utf-8"
+    )
+    unremitted = tmp_path / "claims_c109.837"
+    unremitted.write_text(MARCH_837.read_text(encoding="utf-8").replace("C101", "C109"), encoding="utf-8")
+    return load_config(tmp_path / "clinic-kpis.toml"), unremitted
+
+
 def test_claims_updated_in_parts_keep_the_outcomes_of_a_full_rebuild(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -524,12 +535,7 @@ def test_claims_updated_in_parts_keep_the_outcomes_of_a_full_rebuild(
     monkeypatch.setenv("CLINIC_KPIS_SECRET", "test-secret-not-for-production")
     monkeypatch.setattr(serving_refresh, "REBUILD_SHARE", float("inf"))
     monkeypatch.setattr(serving_refresh, "PARTS", 3)
-    (tmp_path / "clinic-kpis.toml").write_text(
-        '[practice]\ntimezone = "America/New_York"\n\n[warehouse]\npath = "clinic_kpis.duckdb"\n', encoding="utf-8"
-    )
-    unremitted = tmp_path / "claims_c109.837"
-    unremitted.write_text(MARCH_837.read_text(encoding="utf-8").replace("C101", "C109"), encoding="utf-8")
-    settings = load_config(tmp_path / "clinic-kpis.toml")
+    settings, unremitted = _claims_practice(tmp_path)
     facts = "SELECT * FROM serving.facts_claim_outcomes ORDER BY ALL"
     with Store(settings.db_path, config=settings) as store, store.cursor() as cur:
         refresh(cur, settings, progress=False)
@@ -557,12 +563,7 @@ def test_a_sources_first_remittance_counts_its_unremitted_claims_as_a_rebuild_do
     changed row names. The store counts C109 in the clean claim rate as a full rebuild does."""
     monkeypatch.setenv("CLINIC_KPIS_SECRET", "test-secret-not-for-production")
     monkeypatch.setattr(serving_refresh, "REBUILD_SHARE", float("inf"))  # updated in place where it can be
-    (tmp_path / "clinic-kpis.toml").write_text(
-        '[practice]\ntimezone = "America/New_York"\n\n[warehouse]\npath = "clinic_kpis.duckdb"\n', encoding="utf-8"
-    )
-    unremitted = tmp_path / "claims_c109.837"
-    unremitted.write_text(MARCH_837.read_text(encoding="utf-8").replace("C101", "C109"), encoding="utf-8")
-    settings = load_config(tmp_path / "clinic-kpis.toml")
+    settings, unremitted = _claims_practice(tmp_path)
     facts = "SELECT * FROM serving.facts_claim_outcomes ORDER BY ALL"
     counted = "SELECT clean_claim_rate__den FROM serving.facts_claim_outcomes WHERE _key = 'C109'"
     with Store(settings.db_path, config=settings) as store, store.cursor() as cur:
