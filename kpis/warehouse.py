@@ -63,9 +63,8 @@ class Warehouse(ComparisonMethods, KpiMethods, ImprovementMethods, AlertMethods,
         self._specs, self._relations, self._layout  # noqa: B018 - built once here, they hold for every scope
         if self.read_only:
             self._store_state()  # a published snapshot's results store does not change either
-            self.__dict__.setdefault(
-                "_snapshot_memo", SnapshotMemo()
-            )  # nor what calls derive from it (KpiMethods._memo)
+            # nor what calls derive from it (KpiMethods._memo)
+            self.__dict__.setdefault("_snapshot_memo", SnapshotMemo())
         view = copy.copy(self)  # with those caches
         view.scope = self.scope.narrow(scope)
         view._shares_connection = True

@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections import Counter
 from decimal import Decimal
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -251,12 +250,9 @@ class _Payments:
         )
 
 
-def map_payments(
-    remits: x12_835.Remittances, run: Run, spans: list[Span], con: duckdb.DuckDBPyConnection | None = None
-) -> list[Span]:
+def map_payments(remits: x12_835.Remittances, run: Run, spans: list[Span]) -> list[Span]:
     """Map the 835 sets `spans` of `run` into `remits` (its `fast` tables); returns the spans left
-    for the Python mapper. `con` is ignored: callers written for the mappers' SQL form still pass a
-    DuckDB connection."""
+    for the Python mapper."""
     clp_at = np.flatnonzero(pc.equal(run.ids, "CLP").to_numpy(zero_copy_only=False))
     candidates: list[tuple[Span, dict, str]] = []
     python: list[Span] = []

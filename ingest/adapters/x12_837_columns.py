@@ -32,7 +32,6 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -335,12 +334,9 @@ def _columns(s: _Segments, sets: int) -> tuple[np.ndarray, pa.Table, pa.Table]:
     return set_bad, claims, lines
 
 
-def map_claims(
-    claims: x12_837.Claims, run: Run, spans: list[Span], con: duckdb.DuckDBPyConnection | None = None
-) -> list[Span]:
+def map_claims(claims: x12_837.Claims, run: Run, spans: list[Span]) -> list[Span]:
     """Map the 837 sets `spans` of `run` into `claims` (its `fast` tables); returns the spans left
-    for the Python mapper (in file order). `con` is ignored: callers written for the mappers' SQL
-    form still pass a DuckDB connection."""
+    for the Python mapper (in file order)."""
     candidates: list[tuple[Span, datetime, tuple[str, object]]] = []
     python: list[Span] = []
     bht_at = np.flatnonzero(pc.equal(run.ids, "BHT").to_numpy(zero_copy_only=False))

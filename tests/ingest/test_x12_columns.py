@@ -15,7 +15,6 @@ import re
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from ingest.adapters import x12_835, x12_835_columns, x12_837, x12_837_columns
@@ -69,7 +68,6 @@ def _same(name: str, text: str | bytes) -> tuple:
 
 def _fast_share(text: str) -> tuple[int, int]:
     """(sets mapped in columns, sets in all) of the 837s and 835s of `text`."""
-    con = duckdb.connect()
     claims, remits = x12_837.Claims(_ctx()), x12_835.Remittances(_ctx())
     fast = total = 0
     for run in transaction_sets(text, "f", interchange_runs):
@@ -80,7 +78,7 @@ def _fast_share(text: str) -> tuple[int, int]:
             spans = [s for s in run.sets if s.kind == kind]
             if spans:
                 total += len(spans)
-                fast += len(spans) - len(mapper(part, run, spans, con))
+                fast += len(spans) - len(mapper(part, run, spans))
     return fast, total
 
 
