@@ -42,7 +42,7 @@ from ingest.references import Reference, affected, waiting_derivations
 from ingest.settings import IngestSettings, ingest_settings
 from ingest.sources import InputFile, Unusable, Upload, expand
 from kpis.config import ENV_SECRET, Config, private_files
-from kpis.storage import Store, memory_limited, memory_restored, memory_unlimited
+from kpis.storage import Store, memory_limited, memory_restored, memory_unlimited, spill_capped
 
 NOT_RECOGNIZED = "not a recognized export (FHIR, X12 837/835, Asterisk queue_log or CDR, or a CSV matching a profile)"
 
@@ -251,15 +251,19 @@ def _load_file(run: _Run, file: InputFile, adapter: Adapter) -> FileResult:
     Why: not all of DuckDB's work can spill to disk (its key indexes must fit in memory, and some
     operations reserve memory outside the buffer pool's limit), so a limit that suits most files can
     be too small for one at 10 M appointments; the file's transaction was rolled back, so the second
-    try starts clean. The result says so."""
+    try starts clean. The result says so. A spill that reached `[warehouse] max_temp_size` is the
+    disk's cap, not too little memory: the file fails saying so (`_spill_capped`)."""
     try:
         return _load_once(run, file, adapter)
-    except duckdb.OutOfMemoryException:
-        pass
+    except duckdb.OutOfMemoryException as exc:
+        if spill_capped(exc):
+            return _spill_capped(run, file, adapter)
     with run.warehouse.cursor() as cur, memory_unlimited(cur):
         try:
             result = _load_once(run, file, adapter)
         except duckdb.OutOfMemoryException as exc:
+            if spill_capped(exc):
+                return _spill_capped(run, file, adapter)
             reason = str(exc).splitlines()[0]
             message = f"{file.name}: DuckDB ran out of memory loading it, even above [ingest] memory_limit ({reason})"
             return _record_failure(run.warehouse, file.name, file.sha256, file.size, adapter.name, message)
@@ -270,6 +274,21 @@ def _load_file(run: _Run, file: InputFile, adapter: Adapter) -> FileResult:
             "raise [ingest] memory_limit to keep loads of this size bounded"
         )
     return result
+
+
+def _spill_capped(run: _Run, file: InputFile, adapter: Adapter) -> FileResult:
+    """The failure of a file whose load filled DuckDB's spill folder up to `[warehouse] max_temp_size`.
+
+    DuckDB raises it as an out-of-memory error, but it is the disk's cap: loading the file again under
+    DuckDB's own limit (as for too little memory) would only trade the cap for the memory bound, and
+    "out of memory" would send the reader to the wrong setting. The file was rolled back."""
+    warehouse = run.warehouse
+    message = (
+        f"{file.name}: DuckDB's spill folder {warehouse.spill_folder} reached its cap ([warehouse] max_temp_size) "
+        "while loading it; nothing of it was loaded. Raise [warehouse] max_temp_size, point [warehouse] "
+        "temp_directory at a larger disk, or raise [ingest] memory_limit so DuckDB spills less"
+    )
+    return _record_failure(warehouse, file.name, file.sha256, file.size, adapter.name, message)
 
 
 def _load_once(run: _Run, file: InputFile, adapter: Adapter) -> FileResult:

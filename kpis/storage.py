@@ -14,9 +14,11 @@ loading the KPI engine; `kpis.warehouse.Warehouse` is a `Store` with the KPI API
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import gc
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import duckdb
+import pyarrow as pa
 
 from kpis.config import Config, load_config, missing_warehouse_text, private_files
 from kpis.errors import ClinicKpisError, ConfigError, SchemaVersionError, WarehouseError
@@ -343,6 +346,37 @@ def bounded_memory(cursor: Any, config: Config) -> Iterator[None]:
     where = f"{config.path}: [refresh]" if config.path else "[refresh]"
     with memory_limited(cursor, memory_limit(config), where, ConfigError):
         yield
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's `malloc_trim`, or None where the C library has none (musl, macOS, Windows)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None).malloc_trim  # the C library this process runs on
+    except (AttributeError, OSError):
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Give back to the system the memory this process has freed but its allocators still keep.
+
+    Why: `[refresh] memory_limit` bounds DuckDB's memory only, and the refresh after an ingest's file
+    loads runs in the same process. A file's parse allocates through CPython and glibc's malloc
+    (objects, strings) and Arrow's pool (mimalloc: chunk buffers); once freed, both keep the pages
+    for their next allocation, which the refresh never makes (its memory is DuckDB's own
+    allocator's), so they stayed in the process's RSS on top of DuckDB's limit: after the 1 M FHIR
+    folder, 123 MB of free glibc heap for the whole refresh (benchmarks/RESULTS.md, s31-rss). So,
+    before a step bounded by DuckDB's limit: cycles collected, Arrow's unused pages released, and
+    glibc's free pages returned (`malloc_trim`, glibc only; elsewhere that part is skipped).
+    """
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def spill_settings(cursor: Any, config: Config) -> Path:

@@ -60,7 +60,7 @@ from kpis.serving.facts import AGING, SCHEMA, TNA, FactTable, Layout, ar_sums, l
 from kpis.serving.stored import COVERAGE_TABLE, SCOPES_TABLE, SCOPES_VERSION, values_table
 from kpis.spec import QUANTILES
 from kpis.sql_literals import sql_literal
-from kpis.storage import Store, bounded_memory, memory_limit_bytes, spill_capped
+from kpis.storage import Store, bounded_memory, memory_limit_bytes, release_freed_memory, spill_capped
 
 TNA_TABLE = f"{SCHEMA}.facts_{TNA}"
 ROW_GROUP_ROWS = 122_880  # DuckDB's row group: below one, order makes no difference to a read
@@ -95,7 +95,11 @@ class RefreshSummary:
 
 
 def before_publish(store: Store) -> None:
-    """Entry point `clinic_kpis.before_publish`: refresh the copy a writer is about to publish."""
+    """Entry point `clinic_kpis.before_publish`: refresh the copy a writer is about to publish.
+
+    What the writer's loads freed is given back first (`release_freed_memory`): the refresh runs in
+    their process, under `[refresh] memory_limit`, and would otherwise hold it on top of that limit."""
+    release_freed_memory()
     with store.cursor() as cur:
         refresh(cur, store.config)
 

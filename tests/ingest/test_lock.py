@@ -173,6 +173,48 @@ def test_a_file_that_needs_more_than_the_memory_limit_loads_again_under_duckdbs_
         assert cur.execute("SELECT count(*) FROM rejects").fetchone()[0] == 1
 
 
+def _portal_messages(path: Path, count: int) -> Path:
+    """A portal export of `count` messages: enough rows that a load under a few MB spills."""
+    with path.open("w", encoding="utf-8") as out:
+        out.write(
+            "message_id,thread_id,patient_mrn,location,provider_npi,category,received_at,auto_reply_at,"
+            "first_staff_reply_at\n"
+        )
+        for n in range(count):
+            out.write(
+                f"M{n},TH{n},MRN{n:07d},EAST,1111111111,refill,2025-03-03T08:15:00-05:00,"
+                "2025-03-03T08:15:05-05:00,2025-03-03T11:00:00-05:00\n"
+            )
+    return path
+
+
+def test_a_file_whose_spill_reaches_its_cap_fails_naming_the_cap_not_memory(
+    practice: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """DuckDB raises a spill past `[warehouse] max_temp_size` as out of memory: the file fails once,
+    in one line naming the cap (it was loaded again under DuckDB's own limit, with a warning that it
+    needed more memory than `[ingest] memory_limit`); with room to spill the same file loads."""
+    db, config = practice
+    export = _portal_messages(db.parent / "portal_messages.csv", 60_000)
+    config.write_text('[warehouse]\nmax_temp_size = "1KB"\n\n[ingest]\nmemory_limit = "32MB"\n')
+    res = run_cli(capsys, "ingest", str(export), "--db", str(db), "--config", str(config))
+    assert res.code == 1 and "warning" not in res.err, res.err
+    message = (
+        f"{export}: DuckDB's spill folder {db.parent / 'w.duckdb.next.tmp'} reached its cap ([warehouse] "
+        "max_temp_size) while loading it; nothing of it was loaded. Raise [warehouse] max_temp_size, point "
+        "[warehouse] temp_directory at a larger disk, or raise [ingest] memory_limit so DuckDB spills less"
+    )
+    assert res.err == f"error: {message}\n"
+    with Warehouse.open(db=db, read_only=True) as wh, wh.cursor() as cur:
+        assert cur.execute("SELECT status, error FROM ingest_runs").fetchall() == [("failed", message)]
+        assert cur.execute("SELECT count(*) FROM portal_messages").fetchone()[0] == 0
+    config.write_text('[ingest]\nmemory_limit = "32MB"\n')
+    res = run_cli(capsys, "ingest", str(export), "--db", str(db), "--config", str(config))
+    assert res.code == 0 and res.err == "", res.err
+    with Warehouse.open(db=db, read_only=True) as wh, wh.cursor() as cur:
+        assert cur.execute("SELECT count(*) FROM portal_messages").fetchone()[0] == 60_000
+
+
 def test_a_refresh_limit_duckdb_cannot_come_down_to_after_such_a_file_still_publishes_the_load(
     practice: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -21,6 +21,10 @@ import pytest
 from ingest import load as load_module
 from ingest.batch import Batch, Chunk, Phase, Target
 from ingest.load import Loader, read_schema
+from ingest.lock import open_for_ingest
+from kpis import storage
+from kpis.config import load_config
+from kpis.serving import refresh as serving_refresh
 from kpis.warehouse import Warehouse
 from tests.ingest.conftest import FIXTURES, SECRET, load, load_one, rows
 
@@ -137,3 +141,49 @@ def test_a_files_new_keys_hold_no_key_index_in_memory_until_it_commits(warehouse
         ((art,),) = cur.execute("SELECT memory_usage_bytes FROM duckdb_memory() WHERE tag = 'ART_INDEX'").fetchall()
     assert counts.inserted == CHUNKS * ROWS
     assert art < 500_000, f"{art:,} bytes of key index held for {CHUNKS * ROWS:,} new keys"
+
+
+def _rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+@pytest.mark.skipif(storage._MALLOC_TRIM is None, reason="malloc_trim is glibc's")
+def test_memory_freed_but_kept_by_the_c_heap_goes_back_to_the_system() -> None:
+    """A parse leaves its freed objects' pages in glibc's heap, between the objects still alive: they
+    stay in the process's RSS (no later allocation of the refresh reuses them: its memory is DuckDB's)
+    until `release_freed_memory` gives them back."""
+    held = [bytes(1000) + n.to_bytes(4) for n in range(200_000)]  # ~200 MB from malloc (past pymalloc's 512 bytes)
+    alive = held[::10]
+    del held
+    before = _rss_bytes()
+    storage.release_freed_memory()
+    given_back = before - _rss_bytes()
+    assert given_back > 60_000_000, f"{given_back:,} bytes given back of ~180 MB freed"
+    assert len(alive) == 20_000
+
+
+def test_an_ingest_gives_back_what_its_loads_freed_before_the_store_refreshes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_warehouse_file: Path
+) -> None:
+    """The refresh after a load runs in its process, under `[refresh] memory_limit`: what the loads
+    freed is given back first, not held on top of that limit."""
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", SECRET)
+    db = tmp_path / "w.duckdb"
+    shutil.copyfile(empty_warehouse_file, db)
+    (tmp_path / "clinic-kpis.toml").write_text("", encoding="utf-8")
+    calls: list[str] = []
+    refresh = serving_refresh.refresh
+    monkeypatch.setattr(serving_refresh, "release_freed_memory", lambda: calls.append("release"))
+
+    def refreshing(*args: object, **options: object) -> serving_refresh.RefreshSummary:
+        calls.append("refresh")
+        return refresh(*args, **options)
+
+    monkeypatch.setattr(serving_refresh, "refresh", refreshing)
+    with open_for_ingest(load_config(tmp_path / "clinic-kpis.toml", db=db)) as store:
+        calls.append("load")
+        assert [r.status for r in load(store, FIXTURES / "portal")] == ["succeeded"]
+    assert calls == ["load", "release", "refresh"]
