@@ -33,6 +33,7 @@ import duckdb
 from ingest.adapters import Adapter
 from ingest.adapters.csv_profile import Profile, load_profile, profile_references, shipped_profiles
 from ingest.adapters.fhir import REFERENCES, WAITING_TARGETS
+from ingest.batch import Chunk
 from ingest.context import Lookup, ParseContext
 from ingest.detect import check_format, choose
 from ingest.errors import IngestError
@@ -42,7 +43,14 @@ from ingest.references import Reference, affected, waiting_derivations
 from ingest.settings import IngestSettings, ingest_settings
 from ingest.sources import InputFile, Unusable, Upload, expand
 from kpis.config import ENV_SECRET, Config, private_files
-from kpis.storage import Store, memory_limited, memory_restored, memory_unlimited, spill_capped
+from kpis.storage import (
+    Store,
+    memory_limited,
+    memory_restored,
+    memory_unlimited,
+    release_freed_memory,
+    spill_capped,
+)
 
 NOT_RECOGNIZED = "not a recognized export (FHIR, X12 837/835, Asterisk queue_log or CDR, or a CSV matching a profile)"
 
@@ -323,6 +331,8 @@ def _load_once(run: _Run, file: InputFile, adapter: Adapter) -> FileResult:
             ).fetchone()[0]
             lookup = Lookup(cur)
             batch = adapter.parse(file, ParseContext(timezone, run.pseudonymizer, run.dates))
+            if batch.chunks is not None:
+                batch.chunks = _released_when_read(batch.chunks)
             loader = Loader(cur, run.schema, timezone, run.dates)
             counts = loader.load(batch, run_id, file.name)
             derived = sum(loader.derive(derivation, run_id) for derivation in batch.derived)
@@ -404,6 +414,16 @@ def _follow_up(loader: Loader, lookup: Lookup, run: _Run, run_id: int) -> int:
         for reference in affected(run.references, changed):
             written += loader.derive(reference.derivation(run.schema, run_id), run_id)
     return written
+
+
+def _released_when_read(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    """`chunks`, then what their parse freed given back (`release_freed_memory`) once the last is read.
+
+    Why: the parse's objects and Arrow buffers are freed by then, but glibc's heap and Arrow's pool
+    keep their pages, and the file's SQL steps after them (the checks and writes over the staged
+    rows, the COMMIT) allocate DuckDB's memory, not theirs: the process held both at once."""
+    yield from chunks
+    release_freed_memory()
 
 
 @contextmanager

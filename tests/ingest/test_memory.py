@@ -19,6 +19,7 @@ import pyarrow as pa
 import pytest
 
 from ingest import load as load_module
+from ingest import run as ingest_run
 from ingest.batch import Batch, Chunk, Phase, Target
 from ingest.load import Loader, read_schema
 from ingest.lock import open_for_ingest
@@ -187,3 +188,22 @@ def test_an_ingest_gives_back_what_its_loads_freed_before_the_store_refreshes(
         calls.append("load")
         assert [r.status for r in load(store, FIXTURES / "portal")] == ["succeeded"]
     assert calls == ["load", "release", "refresh"]
+
+
+def test_a_files_parse_gives_back_what_it_freed_before_the_files_writes(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parse's memory (glibc's heap, Arrow's pool) is given back once its last chunk is read:
+    the file's writes and COMMIT then run under DuckDB's limit without it beside them."""
+    events: list[str] = []
+    phase = Loader._phase
+    monkeypatch.setattr(ingest_run, "release_freed_memory", lambda: events.append("release"))
+
+    def writing(self: Loader, *args: object) -> None:
+        events.append("writes")
+        phase(self, *args)
+
+    monkeypatch.setattr(Loader, "_phase", writing)
+    result = load_one(warehouse, FIXTURES / "vendor" / "north_appointments_2025.csv")
+    assert result.status == "succeeded" and result.inserted > 0, result
+    assert events[0] == "release" and events.count("release") == 1 and "writes" in events, events
