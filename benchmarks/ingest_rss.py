@@ -4,7 +4,8 @@ Runs what `clinic-kpis ingest FOLDER ...` runs (a writer's copy, the file loads,
 refresh, the publication) in this process, and samples every `--interval` seconds from a second
 thread: the process RSS, DuckDB's `duckdb_memory()` (buffer-managed memory, in memory and spilled)
 and `memory_limit`, Arrow's default pool (`pa.total_allocated_bytes()`, the pool's own peak),
-and glibc's heap (`mallinfo2`: bytes in use and free in its arenas, and in mmapped chunks). Each
+and glibc's heap (`mallinfo2`: bytes in use and free in its arenas, and in mmapped chunks; free bytes
+stay counted after `malloc_trim` gives their pages back). Each
 sample names the phase: the file loading, or the refresh's step. Prints the peak of each phase
 and a snapshot at the start of the refresh; `--csv` writes every sample.
 
@@ -104,6 +105,7 @@ class Sampler:
             "t": round(time.perf_counter() - self.started, 2),
             "phase": self.current_phase(),
             "rss_mb": round(_status("VmRSS")),
+            "anon_mb": round(_status("RssAnon")),
             "cpu_s": round(_cpu(), 1),
             "arrow_mb": round(pa.total_allocated_bytes() / MB),
             "arrow_peak_mb": round(pool.max_memory() / MB),
@@ -186,7 +188,16 @@ def main() -> None:
         phase = row["phase"].split(": ")[0] if row["phase"].startswith("refresh:") else row["phase"]
         if phase not in peaks or row["rss_mb"] > peaks[phase]["rss_mb"]:
             peaks[phase] = row
-    columns = ["rss_mb", "duckdb_mb", "duckdb_spilled_mb", "arrow_mb", "glibc_used_mb", "glibc_free_mb", "cpu_s"]
+    columns = [
+        "rss_mb",
+        "anon_mb",
+        "duckdb_mb",
+        "duckdb_spilled_mb",
+        "arrow_mb",
+        "glibc_used_mb",
+        "glibc_free_mb",
+        "cpu_s",
+    ]
     print(f"{'phase (its peak RSS sample)':<58}" + "".join(f"{c:>18}" for c in columns) + "  step")
     for phase, row in peaks.items():
         print(f"{phase[:58]:<58}" + "".join(f"{row[c]!s:>18}" for c in columns) + f"  {row['phase'][:50]}")

@@ -19,6 +19,7 @@ import pytest
 
 from benchmarks.compare import compare
 from tests.conftest import REPO
+from tests.ingest.conftest import FIXTURES, SECRET
 
 
 @pytest.mark.slow
@@ -218,3 +219,21 @@ def test_the_refresh_steps_script_times_a_full_build_and_rolls_it_back(simulated
     assert done.returncode == 0 and "ran out of memory" in done.stdout, done.stdout + done.stderr
     with duckdb.connect(str(directory / "clinic_kpis.duckdb"), read_only=True) as con:
         assert con.execute(refreshed).fetchall() == before != []  # rolled back
+
+
+def test_the_ingest_rss_script_samples_an_ingests_memory_by_phase(tmp_path: Path) -> None:
+    """`benchmarks.ingest_rss` loads a folder as `clinic-kpis ingest` does (its refresh and publication
+    included) and prints each phase's peak sample: the file loads, the refresh's start and steps."""
+    (tmp_path / "clinic-kpis.toml").write_text('[warehouse]\npath = "w.duckdb"\n', encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_KPIS_")}
+    env |= {"PYTHONPATH": str(REPO), "CLINIC_KPIS_SECRET": SECRET}
+    samples = tmp_path / "samples.csv"
+    command = [sys.executable, "-m", "benchmarks.ingest_rss", str(tmp_path), str(FIXTURES / "portal")]
+    command += ["--interval", "0.01", "--csv", str(samples)]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    phases = [line.split()[0] for line in done.stdout.splitlines()]
+    assert "refresh" in phases and "load" in phases and phases[-1] == "wall", done.stdout
+    rows = samples.read_text(encoding="utf-8").splitlines()
+    assert rows[0].startswith("t,phase,rss_mb,anon_mb,cpu_s,") and any(",refresh starts," in r for r in rows)
+    assert (tmp_path / "w.duckdb").exists()  # published
