@@ -39,6 +39,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import orjson
 import pyarrow as pa
 
@@ -451,7 +452,7 @@ class _Piece:
 
     def lines(self) -> Lines:
         if self.data is not None:
-            positions = pa.array(range(self.first, self.first + self.count), pa.int64())
+            positions = pa.array(np.arange(self.first, self.first + self.count, dtype=np.int64))
             return Lines(self.data, positions)
         return Lines.of(self.texts())
 

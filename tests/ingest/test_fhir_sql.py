@@ -79,6 +79,14 @@ CLEAN = [
             {"actor": {"reference": "Device/d1"}},
         ]
     },
+    {  # a type whose name begins with another's is not that type (the SQL takes "Practitioner/")
+        "participant": [
+            {"actor": {"reference": "PractitionerRole/pr9"}},
+            {"actor": {"reference": "PatientX/p9"}},
+            {"actor": {"reference": "Practitioner/pr3"}},
+            {"actor": {"reference": "Patient/p4"}},
+        ]
+    },
     {"start": ABSENT, "minutesDuration": ABSENT},  # rejected by the load path (no start), not the mapping
     {"meta": {"versionId": "2"}},  # no lastUpdated: no version
     {"status": "entered-in-error", "minutesDuration": -5},  # breaks a CHECK rule in the load path
@@ -95,6 +103,8 @@ UNCLEAR = {
     "conditional reference": {"participant": [{"actor": {"reference": "Patient?identifier=mrn|123"}}]},
     "npi reference": {"participant": [{"actor": {"reference": "Practitioner?identifier=x|1234567893"}}]},
     "absolute reference": {"participant": [{"actor": {"reference": "http://x/fhir/Patient/p1"}}]},
+    "versioned reference": {"participant": [{"actor": {"reference": "Practitioner/pr1/_history/2"}}]},
+    "reference without an id": {"participant": [{"actor": {"reference": "Location/"}}]},
     "participant not an object": {"participant": ["Patient/p1"]},
     "meta null": {"meta": None},
     "id missing": {"id": None},
