@@ -195,7 +195,7 @@ def test_the_filter_sequence_script_times_each_change_and_writes_the_audit_log_a
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = json.loads(out.read_text())
-    steps = [r["step"].split(" ")[0] for r in rows]
+    steps = [r["step"].split(" ")[0].rstrip(":") for r in rows]
     assert steps == ["first", *[k for k in ("location", "provider", "payer") for _ in range(3)], "grain", "grain"]
     assert [r["step"].endswith("(back)") for r in rows].count(True) == 4
     assert all(r["cpu"] > 0 and r["wall"] > 0 for r in rows)
