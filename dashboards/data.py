@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 import streamlit as st
 
-from kpis import Warehouse
+from kpis import Warehouse, comparison
 from kpis.access import access_settings
 from kpis.audit import AuditLog
 from kpis.comparison import Move
@@ -173,6 +173,13 @@ def scorecard(src: Source, month: str, filters: Filters = ()) -> pd.DataFrame:
     """`Warehouse.scorecard`: each KPI's value for its latest complete month up to `month`, with its comparisons."""
     with _open(src) as wh:
         return wh.scorecard(month, filters=dict(filters) or None)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def findings(src: Source, month: str, filters: Filters = ()) -> pd.DataFrame:
+    """`kpis.comparison.findings` of the scorecard and the friction costs of `month`: what is off target
+    or to watch, costliest first. Cached like the calls it ranks: a view shown before is not ranked again."""
+    return comparison.findings(scorecard(src, month, filters), friction_costs(src, month, filters))
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)

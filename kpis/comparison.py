@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from kpis import privacy, sources
-from kpis.drivers import decompose
+from kpis.drivers import contributions, segments_of
 from kpis.engine import grouping_id
 from kpis.errors import ClinicKpisError
 from kpis.periods import add_months, next_period, parse_bound, period_floor
@@ -181,8 +181,11 @@ class ComparisonMethods(_Base):
         facts, unfiltered, missing = self._facts(specs, first, month, filters, options)
         self._memo(self._card_facts_key(month, filters, options), lambda: (first, frozenset(unfiltered), facts))
         # each KPI's periods as dicts, read some twenty times per KPI: one pass over the frame for all KPIs
+        # (from its columns as lists: the same values as to_dict("records"), in a quarter of its time)
         tables: dict[str, dict[date, dict[str, Any]]] = {spec.id: {} for spec in specs}
-        for record in facts.to_dict("records"):
+        names = list(facts.columns)
+        for values in zip(*(facts[name].tolist() for name in names), strict=True):
+            record = dict(zip(names, values, strict=True))
             tables[record["kpi_id"]][record["period_start"]] = record
         rows = [
             self._card(spec, tables[spec.id], month, unfiltered[spec.id], missing.get(spec.id), options)
@@ -624,43 +627,56 @@ class ComparisonMethods(_Base):
         """
         if not dims or frame is None:
             return "", (), "No dimension left to split it by in this view."
-        frame = frame.assign(period_start=frame["period_start"].dt.date)
-        best: tuple[float, str, list[tuple[Any, float]], pd.DataFrame, pd.DataFrame] | None = None
+        # plain columns, sliced by position: pandas' masks and frames cost more than the split itself
+        starts = frame["period_start"].to_numpy()
+        in_before, in_after = starts == np.datetime64(before), starts == np.datetime64(after)
+        gids = frame["grouping_id"].to_numpy() if len(dims) > 1 else None
+        n = frame["n"].to_numpy(dtype=float, na_value=np.nan)
+        value = frame["value"].to_numpy(dtype=float, na_value=np.nan)
+        numerator = frame["numerator"].to_numpy(dtype=float, na_value=np.nan)
+        denominator = frame["denominator"].to_numpy(dtype=float, na_value=np.nan)
+        best: tuple[float, str, list[tuple[Any, float]], dict[Any, float], dict[Any, float]] | None = None
         recorded, split_up = [], []
         for dim in dims:
-            mine = frame[frame["grouping_id"] == grouping_id((dim,), dims)] if len(dims) > 1 else frame
-            old, new = mine[mine["period_start"] == before], mine[mine["period_start"] == after]
-            seen = mine.loc[mine[dim].notna() & (mine["n"] > 0), dim]
-            if seen.empty:
+            mine = gids == grouping_id((dim,), dims) if gids is not None else np.ones(len(frame), dtype=bool)
+            segments = np.array(segments_of(frame[dim]), dtype=object)
+            seen = {s for s in segments[mine & (n > 0)].tolist() if s is not None}
+            if not seen:
                 continue  # the source does not record it (calls carry no location)
             recorded.append(dim)
-            if seen.nunique() < 2:
+            if len(seen) < 2:
                 continue  # one segment (a single queue) would "explain" every move
             split_up.append(dim)
+            old, new = np.flatnonzero(mine & in_before), np.flatnonzero(mine & in_after)
+            old_segments, new_segments = segments[old].tolist(), segments[new].tolist()
             small = self.scope.small_cells
-            fact_old, fact_new = _facts_by_segment(old, dim, spec, small), _facts_by_segment(new, dim, spec, small)
+            fact_old = _facts_by_segment(old_segments, value[old], n[old], numerator[old], spec, small)
+            fact_new = _facts_by_segment(new_segments, value[new], n[new], numerator[new], spec, small)
             named = [s for s in fact_new if s in fact_old]
             if _decomposable(spec):
-                split = decompose(old, new, dim)  # a dict: a label lookup per segment costs 1,338 of them by provider
-                contribution = dict(zip(split["segment"], split["contribution"], strict=True))
-                parts = [(s, float(contribution[s])) for s in named if s in contribution]
+                contribution = contributions(
+                    (old_segments, numerator[old], denominator[old]), (new_segments, numerator[new], denominator[new])
+                )
+                parts = [(s, contribution[s]) for s in named if s in contribution]
             else:
                 parts = [(s, fact_new[s] - fact_old[s]) for s in named]
             parts = sorted((p for p in parts if p[1] != 0 and (p[1] > 0) == (change > 0)), key=lambda p: -abs(p[1]))
             if parts and (best is None or abs(parts[0][1]) > best[0] * (1 + 1e-9)):
-                best = (abs(parts[0][1]), dim, parts, old.set_index(dim), new.set_index(dim))
+                before_by = dict(zip(old_segments, value[old].tolist(), strict=True))
+                after_by = dict(zip(new_segments, value[new].tolist(), strict=True))
+                best = (abs(parts[0][1]), dim, parts, before_by, after_by)
         if not recorded:
             return "", (), f"The data do not record its {_either(dims)}."
         if not split_up:
             return "", (), f"One {_either(recorded)} only in this view: nothing to split it by."
         if best is None or (_decomposable(spec) and best[0] < STANDS_OUT * abs(change)):
             return "", (), f"No single {_either(recorded)} stands out."
-        _, dim, parts, old_by, new_by = best
+        _, dim, parts, before_by, after_by = best
         labels = self.dimension_values(dim)
         label_of = dict(zip(labels["id"].astype(str), labels["label"], strict=True))
         drivers = []
         for segment, amount in parts[:MAX_DRIVERS]:
-            v0, v1 = float(old_by.loc[segment, "value"]), float(new_by.loc[segment, "value"])
+            v0, v1 = before_by[segment], after_by[segment]
             contribution = amount if _decomposable(spec) else None
             drivers.append(
                 Driver(
@@ -744,12 +760,19 @@ def _withheld(spec: KpiSpec, n: float, numerator: float | None) -> bool:
     return privacy.withheld(n, numerator, counts)
 
 
-def _facts_by_segment(rows: pd.DataFrame, dim: str, spec: KpiSpec, small_cells: bool) -> dict[Any, float]:
+def _facts_by_segment(
+    segments: Sequence[Any],
+    values: np.ndarray,
+    ns: np.ndarray,
+    numerators: np.ndarray,
+    spec: KpiSpec,
+    small_cells: bool,
+) -> dict[Any, float]:
     """segment -> value, for the segments whose value is a fact (known, and not withheld when
-    the scope withholds small cells)."""
+    the scope withholds small cells); the columns of one period's rows by the segment's dimension."""
     out = {}
-    for segment, value, n, numerator in zip(rows[dim], rows["value"], rows["n"], rows["numerator"], strict=True):
-        if segment is None or segment != segment or not _known(value) or n == 0:
+    for segment, value, n, numerator in zip(segments, values.tolist(), ns.tolist(), numerators.tolist(), strict=True):
+        if segment is None or not _known(value) or n == 0:
             continue
         if not (small_cells and _withheld(spec, n, numerator)):
             out[segment] = float(value)

@@ -181,6 +181,30 @@ def test_the_filter_change_script_times_each_page_and_change(simulated_practice,
     assert all(f"{r['cpu']:7.3f} {r['wall']:7.3f}" in done.stdout for r in rows)
 
 
+def test_the_filter_sequence_script_times_each_change_and_writes_the_audit_log_aside(
+    simulated_practice, tmp_path: Path
+) -> None:
+    """`benchmarks.filter_sequence`: the Overview's first render, then a location, another, back; a
+    provider, another, back; a payer, another, back; the grain and back, each with CPU and wall
+    seconds; the page views audited in the file asked, none beside the warehouse."""
+    out, audit = tmp_path / "figures.json", tmp_path / "audit.jsonl"
+    beside = simulated_practice.db.with_name(simulated_practice.db.name + ".audit.jsonl")
+    before = beside.read_bytes() if beside.exists() else None
+    command = [sys.executable, "-m", "benchmarks.filter_sequence", str(simulated_practice.config), "--rounds", "1"]
+    command += ["--audit-log", str(audit), "--json", str(out)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_KPIS_")} | {"PYTHONPATH": str(REPO)}
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = json.loads(out.read_text())
+    steps = [r["step"].split(" ")[0].rstrip(":") for r in rows]
+    assert steps == ["first", *[k for k in ("location", "provider", "payer") for _ in range(3)], "grain", "grain"]
+    assert [r["step"].endswith("(back)") for r in rows].count(True) == 4
+    assert all(r["cpu"] > 0 and r["wall"] > 0 for r in rows)
+    views = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert len(views) == len(rows) and {v["event"] for v in views} == {"view"}
+    assert (beside.read_bytes() if beside.exists() else None) == before
+
+
 def test_the_movers_filter_script_times_the_movers_under_each_payer(simulated_practice, tmp_path: Path) -> None:
     """`benchmarks.movers_filter`: a line per payer with CPU and wall seconds and the statements the
     movers ran, all lookups of month results (none over the fact rows)."""

@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboards import data
 from dashboards.components import empty_state, ignored_filters_note, kpi_tile, page_context
-from kpis.comparison import Move, findings
+from kpis.comparison import Move
 from kpis.formatting import change_text, magnitude, missing, money_text, period_text, value_text
 from kpis.periods import add_months
 
@@ -38,17 +38,17 @@ headline = [spec for spec in ctx.specs.values() if spec.headline]
 trend = data.trend(ctx.src, tuple(s.id for s in headline), ctx.filters.month, ctx.filters.active)
 
 st.subheader("Off target")
-off = findings(card, data.friction_costs(ctx.src, ctx.filters.month, ctx.filters.active))
+off = data.findings(ctx.src, ctx.filters.month, ctx.filters.active)
 off = off[off["status"] == "off_target"]
 if off.empty:
     st.caption("Nothing is off target.")
 else:
     lines = []
-    for row in off.itertuples(index=False):
-        spec = ctx.specs[row.kpi_id]
-        when = "" if row.period_start.date() == month else f" (for {period_text(row.period_start.date())})"
-        cost = "" if missing(row.money) else f" — costs about {money_text(row.money)} a month".replace("$", r"\$")
-        lines.append(f"- **{spec.title}**{when}: {value_text(row.value, spec)} against a target of "
+    for kpi, period, value, money in zip(off["kpi_id"], off["period_start"], off["value"], off["money"], strict=True):
+        spec = ctx.specs[kpi]
+        when = "" if period.date() == month else f" (for {period_text(period.date())})"
+        cost = "" if missing(money) else f" — costs about {money_text(money)} a month".replace("$", r"\$")
+        lines.append(f"- **{spec.title}**{when}: {value_text(value, spec)} against a target of "
                      f"{value_text(spec.target, spec)}{cost}")  # fmt: skip
     st.markdown("\n".join(lines))
     st.caption(
@@ -66,12 +66,16 @@ by_kpi = card.set_index("kpi_id")
 # Open alerts in the scope on screen: every scope without a location filter, else those locations'.
 chosen = ctx.filters.values.get("location") or None
 open_alerts = data.alerts(ctx.src, ("open", "acknowledged"), tuple(chosen) if chosen else None)
+# each tile's alerts and trend split off once (a frame's mask and rows per tile cost more than the tile's data)
+alert_lines: dict[str, list[str]] = {}
+for kpi, rule, where in zip(open_alerts["kpi_id"], open_alerts["rule_text"], open_alerts["scope_label"], strict=True):
+    alert_lines.setdefault(kpi, []).append(f"{rule} ({where})")
+trends = dict(iter(trend.groupby("kpi_id", sort=False)))
 for start in range(0, len(headline), TILES_PER_ROW):
     for column, spec in zip(st.columns(TILES_PER_ROW), headline[start : start + TILES_PER_ROW], strict=False):
         with column:
-            mine = open_alerts[open_alerts["kpi_id"] == spec.id]
-            lines = [f"{row.rule_text} ({row.scope_label})" for row in mine.itertuples()]
-            kpi_tile(spec, by_kpi.loc[spec.id], trend[trend["kpi_id"] == spec.id], month, lines)
+            mine = trends.get(spec.id, trend.iloc[0:0])
+            kpi_tile(spec, by_kpi.loc[spec.id], mine, month, alert_lines.get(spec.id, []))
 ignored_filters_note(ctx, headline)
 
 

@@ -154,3 +154,27 @@ def test_drivers_by_several_dimensions_equal_one_call_per_dimension(fx: Fixture)
             pd.testing.assert_frame_equal(split.reset_index(drop=True), alone.reset_index(drop=True))
             assert split.attrs == alone.attrs and split.attrs["by"] == dim
     assert both["provider"]["segment"].tolist() == [P1]
+
+
+def test_contributions_from_plain_columns_equal_decompose_bit_for_bit() -> None:
+    """The movers' split (`contributions`, from arrays) gives each segment decompose's contribution, the
+    same float: segments in one period only, a zero denominator, a missing numerator and a missing
+    segment (None, one segment in both periods), over enough segments that a float sum's order matters."""
+    import numpy as np
+
+    from kpis.drivers import _columns, contributions, decompose
+
+    rng = np.random.default_rng(3)
+    ids = [f"P{i}" for i in range(300)]
+    before = pd.DataFrame({"provider": pd.Series([None, *ids[:250]], dtype=object)})
+    before["numerator"], before["denominator"] = rng.random(251) * 40, rng.random(251) * 90
+    after = pd.DataFrame({"provider": pd.Series([*ids[100:][::-1], None], dtype=object)})
+    after["numerator"], after["denominator"] = rng.random(201) * 40, rng.random(201) * 90
+    before.loc[5, "denominator"], after.loc[7, "numerator"] = 0.0, np.nan
+    split = decompose(before, after, "provider")
+    found = contributions(_columns(before, "provider"), _columns(after, "provider"))
+    expected = {s: c for s, c in zip(split["segment"], split["contribution"], strict=True) if isinstance(s, str)}
+    assert len(found) == 301  # the missing segment of both periods is one segment
+    assert sum(found.values()) == pytest.approx(split.attrs["change"])
+    found.pop(None)
+    assert found == expected  # exactly equal floats, every named segment
