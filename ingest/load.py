@@ -176,6 +176,7 @@ class Loader:
         # table -> its rows and versions the phase's stages hold (SQL; None: no version held), and their temp tables
         self._held: dict[str, tuple[str, str | None]] = {}
         self._held_tables: list[str] = []
+        self._staged: dict[str, str] = {}  # table -> the first of this phase's targets staged for it (`_cN`)
         self.changed: dict[str, int] = {}  # table -> rows inserted or updated so far (this file and what followed)
 
     # -- public -------------------------------------------------------------------------------
@@ -378,8 +379,12 @@ class Loader:
     def _phase(self, slots: list[_Slot], run_id: int, *, outcomes: bool = False) -> None:
         owners = Counter((slot.target.table, slot.target.writer) for slot in slots)
         self._held = self._held_once(slots)
+        self._staged = {}
         try:
-            staged = [(slot.target, self._stage(slot)) for slot in slots]
+            staged = []
+            for slot in slots:
+                staged.append((slot.target, self._stage(slot)))
+                self._staged.setdefault(slot.target.table, staged[-1][1])
         finally:
             for name in self._held_tables:
                 self.cur.execute(f"DROP TABLE IF EXISTS {name}")
@@ -551,15 +556,20 @@ class Loader:
         records (every file of a first load, each month's new 837 and 835) then does not scan
         `record_versions`, the largest table of the warehouse: at 1 M each versioned target's
         stage read 0.7-2.5 M of its keys. (Found in the same statement as the stage, an empty `w`
-        stopped DuckDB's scan of the versions for some targets and not for others.)
+        stopped DuckDB's scan of the versions for some targets and not for others.) A target
+        `held_with` another's does not look up the rows of the records whose row there is new.
         """
         table = f"main.{q(meta.name)}"
         if slot.rows * HELD_BY_ROWID >= self._estimated_rows(meta.name):
             return f"w AS (SELECT * FROM {table})", "main.record_versions"
         keys = " AND ".join(f"t.{q(k)} = k.{q(k)}" for k in meta.key)
+        staged = slot.table
+        if slot.target.held_with in self._staged:  # not the records whose row there is new
+            new_there = f"SELECT _pos FROM _c{self._staged[slot.target.held_with]} WHERE NOT _exists"
+            staged = f"(SELECT * FROM {slot.table} WHERE _pos NOT IN ({new_there}))"
         (found,) = self.cur.execute(
             f"CREATE OR REPLACE TEMP TABLE _w{n} AS SELECT t.rowid AS _rowid FROM {table} t "
-            f"SEMI JOIN {slot.table} AS k ON {keys}"
+            f"SEMI JOIN {staged} AS k ON {keys}"
         ).fetchone()
         rows = f"w AS (SELECT * FROM {table} WHERE rowid IN (SELECT _rowid FROM _w{n}))"
         return rows, "main.record_versions" if found else None

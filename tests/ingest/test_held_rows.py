@@ -147,3 +147,40 @@ def test_a_files_new_rows_read_no_record_versions(warehouse: Warehouse, monkeypa
     (again,) = load(warehouse, march, force=True)
     assert (again.read, again.unchanged) == (2, 2)
     assert all("record_versions" in sql for sql in stages("claims")) and stages("claims")
+
+
+def test_an_835s_ledger_entries_are_looked_up_only_for_payments_whose_remittance_is_held(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A payment's ledger entries are written only with its remittance (`Target.held_with`): a new
+    835 does not look them up, and the same file again finds every entry (no second row of any)."""
+    monkeypatch.setattr(load_module, "HELD_BY_ROWID", 0)  # every non-empty table by row id
+    looked_up: list[str] = []
+    init = load_module.Loader.__init__
+
+    class Recording:
+        def __init__(self, cur: object) -> None:
+            self._cur = cur
+
+        def execute(self, sql: str, *args: object) -> object:
+            if sql.startswith("CREATE OR REPLACE TEMP TABLE _w") and 'FROM main."ledger"' in sql:
+                looked_up.append(sql)
+            return self._cur.execute(sql, *args)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._cur, name)
+
+    monkeypatch.setattr(load_module.Loader, "__init__", lambda self, cur, *a, **k: init(self, Recording(cur), *a, **k))
+    remits = FIXTURES / "x12" / "remits_ACME01_2025-04.835"
+    load(warehouse, FIXTURES / "x12" / "claims_2025-03.837", FIXTURES / "x12" / "claims_2025-04.837")
+    entries = "SELECT entry_id, entry_type, amount FROM ledger WHERE entry_type <> 'charge' ORDER BY entry_id"
+    looked_up.clear()
+    (first,) = load(warehouse, remits)
+    written = rows(warehouse, entries)
+    assert first.inserted == first.read > 0 and len(written) > first.read  # payments and adjustments
+    (only_new,) = [sql for sql in looked_up if "WHERE NOT _exists" in sql]  # the 835's, not the charges'
+    looked_up.clear()
+    (again,) = load(warehouse, remits, force=True)
+    assert (again.read, again.unchanged, again.inserted) == (first.read, first.read, 0)
+    assert rows(warehouse, entries) == written
+    assert len(rows(warehouse, "SELECT DISTINCT entry_id FROM ledger")) == len(rows(warehouse, "SELECT * FROM ledger"))
