@@ -689,7 +689,7 @@ class Loader:
         same_key = " AND ".join(f"c.{q(k)} IS NOT DISTINCT FROM r.{q(k)}" for k in meta.key)
         live = "_pos NOT IN (SELECT _pos FROM _fail) AND _pos NOT IN (SELECT _pos FROM _stale)"
         compare = [c for c in meta.columns if c in self._write[n] and c not in meta.key]
-        compared = target.mode != "reference" and compare
+        compared = target.mode != "reference" and bool(compare)
         # the repeated rows' columns are kept only to compare them below; else their rank alone
         # (an 837's payer, provider and location rows repeat for every claim: 21 k rows each)
         kept = "*" if compared else "_row"
