@@ -54,6 +54,10 @@ class Target:
     `writer` names the kind of record that owns the columns written, when a table's rows are
     written by several (a visit and its chart note): versions and waiting updates are kept per
     writer, so a newer chart note never makes an older visit record stale.
+    `held_with` names the table of another target of the same phase whose row of the same record
+    must be in the warehouse for a row of this one to be (an 835 payment's ledger entries are
+    written only with its remittance, and named after it): the stage does not look up the rows of
+    records whose row there is new (reading this table's keys to find none of them).
     """
 
     table: str
@@ -62,6 +66,7 @@ class Target:
     derived: tuple[tuple[str, str], ...] = ()
     join: str = ""
     writer: str = ""
+    held_with: str = ""
 
     @property
     def insert_only(self) -> frozenset[str]:

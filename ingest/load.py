@@ -173,7 +173,10 @@ class Loader:
         self._errs: dict[str, list[str]] = {}  # and whether it has the adapter's `_errs` column
         self._versioned: dict[str, bool] = {}  # and whether its rows have a version
         self._shared: set[str] = set()  # the staged targets of this phase whose table and writer another one writes
-        self._held: dict[str, tuple[str, str]] = {}  # table -> its rows and versions the phase's stages hold
+        # table -> its rows and versions the phase's stages hold (SQL; None: no version held), and their temp tables
+        self._held: dict[str, tuple[str, str | None]] = {}
+        self._held_tables: list[str] = []
+        self._staged: dict[str, str] = {}  # table -> the first of this phase's targets staged for it (`_cN`)
         self.changed: dict[str, int] = {}  # table -> rows inserted or updated so far (this file and what followed)
 
     # -- public -------------------------------------------------------------------------------
@@ -376,13 +379,16 @@ class Loader:
     def _phase(self, slots: list[_Slot], run_id: int, *, outcomes: bool = False) -> None:
         owners = Counter((slot.target.table, slot.target.writer) for slot in slots)
         self._held = self._held_once(slots)
+        self._staged = {}
         try:
-            staged = [(slot.target, self._stage(slot)) for slot in slots]
+            staged = []
+            for slot in slots:
+                staged.append((slot.target, self._stage(slot)))
+                self._staged.setdefault(slot.target.table, staged[-1][1])
         finally:
-            for rows, versions in self._held.values():
-                self.cur.execute(f"DROP TABLE IF EXISTS {rows}")
-                self.cur.execute(f"DROP TABLE IF EXISTS {versions}")
-            self._held = {}
+            for name in self._held_tables:
+                self.cur.execute(f"DROP TABLE IF EXISTS {name}")
+            self._held, self._held_tables = {}, []
         for target, name in staged:
             self._check(target, name)
         for target, name in staged:
@@ -459,31 +465,34 @@ class Loader:
         self._versioned[n] = version != "NULL"
         versions = ""
         held = "CAST(NULL AS TIMESTAMPTZ)"
-        found = self._held.get(target.table)  # the phase's look-up of its keys (`_held_once`), if any
-        if self._versioned[n]:
+        # the phase's look-up of its keys (`_held_once`), if any, else this target's own
+        rows, held_versions = self._held.get(target.table) or self._held_rows(meta, slot, n)
+        if self._versioned[n] and held_versions is not None:
+            this = f"table_name = {lit(target.table)} AND writer = {lit(target.writer)}"
             versions = (
-                f"LEFT JOIN {found[1] if found else 'main.record_versions'} v ON v.table_name = {lit(target.table)} "
-                f"AND v.writer = {lit(target.writer)} AND v.record_key = {key_text}"
+                f"LEFT JOIN (SELECT record_key, version_at FROM {held_versions} AS hv WHERE {this}) v "
+                f"ON v.record_key = {key_text}"
             )
             held = "v.version_at"
         merge = (
             f"SELECT s._pos, s._row, {exists} AS _exists, {key_text} AS _key, {version} AS _version, "
             f"{held} AS _held, {', '.join([*merged, *was])} "
-            f"FROM s LEFT JOIN {found[0] if found else self._held_rows(meta, slot.rows)} w ON {join} {versions}"
+            f"FROM s LEFT JOIN w ON {join} {versions}"
         )
         derived = ", ".join(f"({expression}) AS {q(column)}" for column, expression in target.derived)
         with_derived = f"SELECT row.* REPLACE ({derived}) FROM m AS row {target.join}" if derived else "SELECT * FROM m"
         changed = " OR ".join(f"d.{q(c)} IS DISTINCT FROM d._was{i}" for i, c in enumerate(compare)) or "FALSE"
         exclude = f" EXCLUDE ({', '.join(f'_was{i}' for i in range(len(compare)))})" if compare else ""
         self.cur.execute(
-            f"CREATE OR REPLACE TEMP TABLE _c{n} AS WITH s AS (SELECT * FROM {table}), "
+            f"CREATE OR REPLACE TEMP TABLE _c{n} AS WITH s AS (SELECT * FROM {table}), {rows}, "
             f"m AS ({merge}), d AS ({with_derived}) "
             f"SELECT d.*{exclude}, (NOT d._exists OR {changed}) AS _changed FROM d"
         )
         self.cur.execute(f"DROP TABLE {table}")  # its rows are in _cN now
+        self.cur.execute(f"DROP TABLE IF EXISTS _w{n}")
         return n
 
-    def _held_once(self, slots: list[_Slot]) -> dict[str, tuple[str, str]]:
+    def _held_once(self, slots: list[_Slot]) -> dict[str, tuple[str, str | None]]:
         """For each warehouse table that several targets of the phase stage rows of (a transactions
         export's charges, payments, adjustments and write-offs, all ledger rows): the warehouse rows
         and record versions of all their keys, found once, as temp tables the stages join.
@@ -493,12 +502,13 @@ class Loader:
         of 29 M ledger keys and 24 M ledger versions per transactions file, the cost of a file
         growing with the warehouse. The phase's stages all run before any of its writes, so one
         look-up for all of them finds exactly the rows each would have found. (A table whose
-        staged rows are many beside it is joined whole, as before: `_held_rows`.)
+        staged rows are many beside it is joined whole, as before: `_held_rows`.) When none of
+        the keys is in the table, no version is looked up either (`_held_rows` says why).
         """
         by_table: dict[str, list[_Slot]] = {}
         for slot in slots:
             by_table.setdefault(slot.target.table, []).append(slot)
-        held: dict[str, tuple[str, str]] = {}
+        held: dict[str, tuple[str, str | None]] = {}
         for table, mine in by_table.items():
             staged = sum(slot.rows for slot in mine)
             if len(mine) < 2 or staged * HELD_BY_ROWID >= self._estimated_rows(table):
@@ -510,35 +520,59 @@ class Loader:
             union = " UNION ALL ".join(f"SELECT {keys} FROM {slot.table}" for slot in mine)
             self.cur.execute(f"CREATE OR REPLACE TEMP TABLE _hk{n} AS SELECT DISTINCT * FROM ({union})")
             on = " AND ".join(f"t.{q(k)} = k.{q(k)}" for k in meta.key)
-            self.cur.execute(
+            (found,) = self.cur.execute(
                 f"CREATE OR REPLACE TEMP TABLE _hw{n} AS SELECT * FROM main.{q(table)} WHERE rowid IN "
                 f"(SELECT t.rowid FROM main.{q(table)} t SEMI JOIN _hk{n} k ON {on})"
-            )
-            key_text = f"concat_ws({KEY_SEPARATOR}, {', '.join(f'CAST(k.{q(k)} AS VARCHAR)' for k in meta.key)})"
-            self.cur.execute(
-                f"CREATE OR REPLACE TEMP TABLE _hv{n} AS SELECT * FROM main.record_versions "
-                f"WHERE table_name = {lit(table)} AND record_key IN (SELECT {key_text} FROM _hk{n} k)"
-            )
+            ).fetchone()
+            versions = None
+            if found:
+                key_text = f"concat_ws({KEY_SEPARATOR}, {', '.join(f'CAST(k.{q(k)} AS VARCHAR)' for k in meta.key)})"
+                self.cur.execute(
+                    f"CREATE OR REPLACE TEMP TABLE _hv{n} AS SELECT * FROM main.record_versions "
+                    f"WHERE table_name = {lit(table)} AND record_key IN (SELECT {key_text} FROM _hk{n} k)"
+                )
+                versions = f"_hv{n}"
             self.cur.execute(f"DROP TABLE _hk{n}")
-            held[table] = (f"_hw{n}", f"_hv{n}")
+            held[table] = (f"w AS (SELECT * FROM _hw{n})", versions)
+            self._held_tables += [f"_hw{n}", *([versions] if versions else [])]
         return held
 
-    def _held_rows(self, meta: TableMeta, staged: int) -> str:
-        """SQL for the warehouse rows the stage joins: the whole table, or, for a file whose rows
-        are few beside the table's (`HELD_BY_ROWID`), only the rows holding one of its keys, found
-        by their row ids first.
+    def _held_rows(self, meta: TableMeta, slot: _Slot, n: str) -> tuple[str, str | None]:
+        """SQL defining the warehouse rows the stage joins (`w`), and the record versions it joins
+        (None: no version can be held): the whole table and `record_versions`, or, for a file whose
+        rows are few beside the table's (`HELD_BY_ROWID`), only the rows holding one of its keys,
+        found by their row ids first (kept in the temp table `_wN`), and the versions only if it
+        found any.
 
-        Why: DuckDB narrows the table's scan to the staged keys (their range, then a filter of
-        them), but reads every column the stage compares for each row of the row groups the range
-        does not exclude (an 835's `x12:adjustment` to `x12:payment` ids span every 837 charge of
-        the ledger: 1.6 M rows at 1 M for 12 k staged). Matching on the key columns alone and
-        then fetching the few matched rows by row id reads one column of the table instead.
+        Why by row id: DuckDB narrows the table's scan to the staged keys (their range, then a
+        filter of them), but reads every column the stage compares for each row of the row groups
+        the range does not exclude (an 835's `x12:adjustment` to `x12:payment` ids span every 837
+        charge of the ledger: 1.6 M rows at 1 M for 12 k staged). Matching on the key columns
+        alone and then fetching the few matched rows by row id reads one column of the table.
+
+        Why no versions when no row is held: the load path writes a record's version only with its
+        row (`_apply`: a version for each live row it keeps, each of which is in its table) and no
+        fact row is ever deleted, so a key its table does not hold has no version. A file of new
+        records (every file of a first load, each month's new 837 and 835) then does not scan
+        `record_versions`, the largest table of the warehouse: at 1 M each versioned target's
+        stage read 0.7-2.5 M of its keys. (Found in the same statement as the stage, an empty `w`
+        stopped DuckDB's scan of the versions for some targets and not for others.) A target
+        `held_with` another's does not look up the rows of the records whose row there is new.
         """
         table = f"main.{q(meta.name)}"
-        if staged * HELD_BY_ROWID >= self._estimated_rows(meta.name):
-            return table
+        if slot.rows * HELD_BY_ROWID >= self._estimated_rows(meta.name):
+            return f"w AS (SELECT * FROM {table})", "main.record_versions"
         keys = " AND ".join(f"t.{q(k)} = k.{q(k)}" for k in meta.key)
-        return f"(SELECT * FROM {table} WHERE rowid IN (SELECT t.rowid FROM {table} t SEMI JOIN s AS k ON {keys}))"
+        staged = slot.table
+        if slot.target.held_with in self._staged:  # not the records whose row there is new
+            new_there = f"SELECT _pos FROM _c{self._staged[slot.target.held_with]} WHERE NOT _exists"
+            staged = f"(SELECT * FROM {slot.table} WHERE _pos NOT IN ({new_there}))"
+        (found,) = self.cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE _w{n} AS SELECT t.rowid AS _rowid FROM {table} t "
+            f"SEMI JOIN {staged} AS k ON {keys}"
+        ).fetchone()
+        rows = f"w AS (SELECT * FROM {table} WHERE rowid IN (SELECT _rowid FROM _w{n}))"
+        return rows, "main.record_versions" if found else None
 
     def _estimated_rows(self, table: str) -> int:
         """The rows of a warehouse table, as DuckDB's catalog estimates them (no scan)."""
@@ -654,8 +688,13 @@ class Loader:
         c_keys = ", ".join(f"c.{q(k)}" for k in meta.key)
         same_key = " AND ".join(f"c.{q(k)} IS NOT DISTINCT FROM r.{q(k)}" for k in meta.key)
         live = "_pos NOT IN (SELECT _pos FROM _fail) AND _pos NOT IN (SELECT _pos FROM _stale)"
+        compare = [c for c in meta.columns if c in self._write[n] and c not in meta.key]
+        compared = target.mode != "reference" and bool(compare)
+        # the repeated rows' columns are kept only to compare them below; else their rank alone
+        # (an 837's payer, provider and location rows repeat for every claim: 21 k rows each)
+        kept = "*" if compared else "_row"
         (repeated,) = self.cur.execute(
-            f"CREATE OR REPLACE TEMP TABLE _r{n} AS SELECT *, row_number() OVER (PARTITION BY {c_keys} "
+            f"CREATE OR REPLACE TEMP TABLE _r{n} AS SELECT {kept}, row_number() OVER (PARTITION BY {c_keys} "
             f"ORDER BY _version DESC NULLS LAST, _pos, _row) AS _rn FROM _c{n} c "
             f"SEMI JOIN (SELECT {keys} FROM _c{n} GROUP BY ALL HAVING count(*) > 1) r ON {same_key} WHERE {live}"
         ).fetchone()
@@ -664,8 +703,7 @@ class Loader:
         self.cur.execute(
             f"CREATE OR REPLACE TEMP VIEW _d{n} AS SELECT c.*, {rank} AS _rn FROM _c{n} c{ranked} WHERE {live}"
         )
-        compare = [c for c in meta.columns if c in self._write[n] and c not in meta.key]
-        if target.mode == "reference" or not compare:
+        if not compared:
             return
         if not self.cur.execute(f"SELECT count(*) FROM _r{n} WHERE _rn > 1").fetchone()[0]:
             return  # every key once: nothing can disagree

@@ -163,7 +163,7 @@ class Remittances:
                 with_fast(tuples_to_arrow(self.adjustments, ADJ_COLUMNS), fast, "remittance_adjustments"),
             ),
             (
-                Target("ledger", derived=CLAIM_DETAILS, join=CLAIM_DETAILS_JOIN),
+                Target("ledger", derived=CLAIM_DETAILS, join=CLAIM_DETAILS_JOIN, held_with="remittances"),
                 with_fast(tuples_to_arrow(self.ledger, LEDGER_COLUMNS), fast, "ledger"),
             ),
         ]
