@@ -55,12 +55,8 @@ def refresh_command(
     if not summary.rebuilt and not summary.recomputed_rows and not summary.months:
         typer.echo(f"results store of {cfg.db_path}: up to date (ingest run {summary.covered_run})")
         return
-    if summary.unbounded:
-        typer.echo(
-            f"[refresh] memory_limit was too low for this refresh ({summary.ran_out} ran out): "
-            "it ran with DuckDB's default",
-            err=True,
-        )
+    if summary.memory_note:
+        typer.echo(summary.memory_note, err=True)
     rows = sum(summary.recomputed_rows.values())
     months = sum(summary.months.values())
     rebuilt = f"; rebuilt: {', '.join(summary.rebuilt)}" if summary.rebuilt else ""

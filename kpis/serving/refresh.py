@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -93,6 +94,19 @@ class RefreshSummary:
     found_by_row_id: list[str] = field(default_factory=list)
     parts: dict[str, int] = field(default_factory=dict)  # group -> statements its new facts took (1: one)
 
+    @property
+    def memory_note(self) -> str:
+        """What the user is told when the refresh needed more than `[refresh] memory_limit` ("" if not).
+
+        The rerun under DuckDB's own limit can take many times the configured memory: whoever set
+        the limit (or runs the load beside other work) must hear of it, from an ingest as from a refresh."""
+        if not self.unbounded:
+            return ""
+        return (
+            f"[refresh] memory_limit was too low for this refresh ({self.ran_out} ran out): "
+            "it ran with DuckDB's default"
+        )
+
 
 def before_publish(store: Store) -> None:
     """Entry point `clinic_kpis.before_publish`: refresh the copy a writer is about to publish.
@@ -101,7 +115,9 @@ def before_publish(store: Store) -> None:
     their process, under `[refresh] memory_limit`, and would otherwise hold it on top of that limit."""
     release_freed_memory()
     with store.cursor() as cur:
-        refresh(cur, store.config)
+        summary = refresh(cur, store.config)
+    if summary.memory_note:
+        print(f"warning: results store: {summary.memory_note}", file=sys.stderr)
 
 
 def refresh(

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 
@@ -188,6 +189,40 @@ def test_an_ingest_gives_back_what_its_loads_freed_before_the_store_refreshes(
         calls.append("load")
         assert [r.status for r in load(store, FIXTURES / "portal")] == ["succeeded"]
     assert calls == ["load", "release", "refresh"]
+
+
+def test_an_ingest_whose_refresh_outgrew_its_memory_limit_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], empty_warehouse_file: Path
+) -> None:
+    """When DuckDB runs out under `[refresh] memory_limit`, the refresh after a load runs again under
+    DuckDB's own limit, which can take many times the configured memory: the load still publishes,
+    and whoever set the limit hears which step ran out. (DuckDB running out is made to happen once,
+    at the first step: a real one needs a warehouse far larger than a test's.)"""
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", SECRET)
+    db = tmp_path / "w.duckdb"
+    shutil.copyfile(empty_warehouse_file, db)
+    (tmp_path / "clinic-kpis.toml").write_text("", encoding="utf-8")
+    run = serving_refresh._run
+    calls: list[str] = []
+
+    def out_of_memory_once(cursor: object, job: serving_refresh._Refresh, progress: bool) -> None:
+        calls.append(f"run {len(calls)}")
+        if len(calls) == 1:
+            job.step = "facts of appointments"
+            raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block of size 256.0 KiB")
+        run(cursor, job, progress)
+
+    monkeypatch.setattr(serving_refresh, "_run", out_of_memory_once)
+    with open_for_ingest(load_config(tmp_path / "clinic-kpis.toml", db=db)) as store:
+        assert [r.status for r in load(store, FIXTURES / "vendor")] == ["succeeded"] * 2
+    assert calls == ["run 0", "run 1"]
+    err = capsys.readouterr().err
+    assert (
+        "warning: results store: [refresh] memory_limit was too low for this refresh "
+        "(facts of appointments ran out): it ran with DuckDB's default" in err
+    ), err
+    with Warehouse.open(db=db, config=tmp_path / "clinic-kpis.toml", read_only=True) as wh:
+        assert set(wh.compute("no_show_rate").attrs["answered_from"].values()) == {"results"}
 
 
 def test_a_files_parse_gives_back_what_it_freed_before_the_files_writes(
