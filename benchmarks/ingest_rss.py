@@ -19,7 +19,6 @@ import argparse
 import csv
 import ctypes
 import ctypes.util
-import resource
 import threading
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from benchmarks.measure import process_cpu, status_mb
 from ingest import run as ingest_run
 from ingest.lock import open_for_ingest
 from kpis.config import load_config
@@ -61,18 +61,6 @@ _LIBC = _libc()
 MB = 1024 * 1024
 
 
-def _status(field: str) -> float:
-    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 class Sampler:
     """Samples this process's memory from a thread; `phase` is set by the hooks below."""
 
@@ -104,9 +92,9 @@ class Sampler:
         row: dict[str, Any] = {
             "t": round(time.perf_counter() - self.started, 2),
             "phase": self.current_phase(),
-            "rss_mb": round(_status("VmRSS")),
-            "anon_mb": round(_status("RssAnon")),
-            "cpu_s": round(_cpu(), 1),
+            "rss_mb": round(status_mb("VmRSS")),
+            "anon_mb": round(status_mb("RssAnon")),
+            "cpu_s": round(process_cpu(), 1),
             "arrow_mb": round(pa.total_allocated_bytes() / MB),
             "arrow_peak_mb": round(pool.max_memory() / MB),
             "glibc_used_mb": round((info.uordblks + info.hblkhd) / MB),
@@ -172,14 +160,14 @@ def main() -> None:
     config = load_config(args.directory / "clinic-kpis.toml")
     sampler = Sampler(args.interval)
     _hook(sampler)
-    started, cpu_started = time.perf_counter(), _cpu()
+    started, cpu_started = time.perf_counter(), process_cpu()
     sampler.start()
     try:
         with open_for_ingest(config) as store:
             results = ingest_run.ingest_paths(store, list(args.paths))
     finally:
         sampler.stop()
-    wall, cpu = time.perf_counter() - started, _cpu() - cpu_started
+    wall, cpu = time.perf_counter() - started, process_cpu() - cpu_started
     for result in results:
         if result.status != "succeeded" or result.warnings:
             print(f"{result.path}: {result.status} {result.message or ''} {result.warnings}")
@@ -202,7 +190,7 @@ def main() -> None:
     for phase, row in peaks.items():
         print(f"{phase[:58]:<58}" + "".join(f"{row[c]!s:>18}" for c in columns) + f"  {row['phase'][:50]}")
     print(
-        f"wall {wall:.1f} s, CPU {cpu:.1f} s, peak RSS {_status('VmHWM'):.0f} MB, "
+        f"wall {wall:.1f} s, CPU {cpu:.1f} s, peak RSS {status_mb('VmHWM'):.0f} MB, "
         f"Arrow pool peak {pa.default_memory_pool().max_memory() / MB:.0f} MB"
     )
     if args.csv:

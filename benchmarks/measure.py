@@ -8,6 +8,7 @@ is about; `os.wait4` reports it for the child alone.
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -63,3 +64,19 @@ def timed(call: Callable[[], T]) -> tuple[float, T]:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def process_cpu() -> float:
+    """CPU seconds of this process so far (user + system, every thread: DuckDB's and Arrow's too),
+    steadier than wall time on a shared machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def status_mb(field: str) -> float:
+    """A memory line of /proc/self/status in MB (MiB): VmRSS now, VmHWM the peak since the last
+    reset, RssAnon the anonymous part; NaN where the kernel has no such line."""
+    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")

@@ -17,24 +17,12 @@ from pathlib import Path
 
 import duckdb
 
+from benchmarks.measure import process_cpu, status_mb
 from kpis.config import load_config
 from kpis.errors import ConfigError
 from kpis.serving import refresh as serving_refresh
 from kpis.serving.facts import layout
 from kpis.storage import Store, memory_limited
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _rss_mb(field: str) -> float:
-    """VmRSS (now) or VmHWM (peak since the last reset) of this process, in MB."""
-    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _reset_peak() -> None:
@@ -53,13 +41,13 @@ def main() -> None:
     print(f"{'step':<40} {'wall s':>8} {'CPU s':>8} {'peak RSS MB':>12}")
     with Store(config.db_path, config=config) as store, store.cursor() as cur:
         job = serving_refresh._Refresh(cur, layout(config), True, serving_refresh._in_duckdb)
-        started, cpu_started = time.perf_counter(), _cpu()
+        started, cpu_started = time.perf_counter(), process_cpu()
         with memory_limited(cur, args.limit, "--limit", ConfigError):
             cur.execute("BEGIN TRANSACTION")
             try:
                 for name, step in (s for s in job.plan() if args.only in s[0]):
                     _reset_peak()
-                    wall, cpu = time.perf_counter(), _cpu()
+                    wall, cpu = time.perf_counter(), process_cpu()
                     try:
                         step()
                     except duckdb.OutOfMemoryException as exc:
@@ -67,10 +55,10 @@ def main() -> None:
                         break
                     finally:
                         spent = time.perf_counter() - wall
-                        print(f"{name:<40} {spent:8.1f} {_cpu() - cpu:8.1f} {_rss_mb('VmHWM'):12.0f}")
+                        print(f"{name:<40} {spent:8.1f} {process_cpu() - cpu:8.1f} {status_mb('VmHWM'):12.0f}")
             finally:
                 cur.execute("ROLLBACK")
-        print(f"{'total':<40} {time.perf_counter() - started:8.1f} {_cpu() - cpu_started:8.1f}")
+        print(f"{'total':<40} {time.perf_counter() - started:8.1f} {process_cpu() - cpu_started:8.1f}")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"parts: {job.summary.parts}, peak RSS of the process {peak:.0f} MB")
 

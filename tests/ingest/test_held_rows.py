@@ -14,6 +14,7 @@ version (`_held_rows`). Every version loaded here must therefore name a row of i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -107,23 +108,7 @@ def test_a_files_new_rows_read_no_record_versions(warehouse: Warehouse, monkeypa
     """An 837 whose submissions are all new (a replacement and a void of claims another file
     loaded, and a new claim it rejects) stages its claims and lines without reading
     `record_versions`; the same file loaded again, its rows held, reads their versions."""
-    monkeypatch.setattr(load_module, "HELD_BY_ROWID", 0)  # every non-empty table by row id
-    staged: list[str] = []
-    init = load_module.Loader.__init__
-
-    class Recording:
-        def __init__(self, cur: object) -> None:
-            self._cur = cur
-
-        def execute(self, sql: str, *args: object) -> object:
-            if sql.startswith("CREATE OR REPLACE TEMP TABLE _c"):
-                staged.append(sql)
-            return self._cur.execute(sql, *args)
-
-        def __getattr__(self, name: str) -> object:
-            return getattr(self._cur, name)
-
-    monkeypatch.setattr(load_module.Loader, "__init__", lambda self, cur, *a, **k: init(self, Recording(cur), *a, **k))
+    staged = _statements_by_row_id(monkeypatch, lambda sql: sql.startswith("CREATE OR REPLACE TEMP TABLE _c"))
     march, april = FIXTURES / "x12" / "claims_2025-03.837", FIXTURES / "x12" / "claims_2025-04.837"
     assert load(warehouse, march)[0].inserted == 2
 
@@ -154,23 +139,9 @@ def test_an_835s_ledger_entries_are_looked_up_only_for_payments_whose_remittance
 ) -> None:
     """A payment's ledger entries are written only with its remittance (`Target.held_with`): a new
     835 does not look them up, and the same file again finds every entry (no second row of any)."""
-    monkeypatch.setattr(load_module, "HELD_BY_ROWID", 0)  # every non-empty table by row id
-    looked_up: list[str] = []
-    init = load_module.Loader.__init__
-
-    class Recording:
-        def __init__(self, cur: object) -> None:
-            self._cur = cur
-
-        def execute(self, sql: str, *args: object) -> object:
-            if sql.startswith("CREATE OR REPLACE TEMP TABLE _w") and 'FROM main."ledger"' in sql:
-                looked_up.append(sql)
-            return self._cur.execute(sql, *args)
-
-        def __getattr__(self, name: str) -> object:
-            return getattr(self._cur, name)
-
-    monkeypatch.setattr(load_module.Loader, "__init__", lambda self, cur, *a, **k: init(self, Recording(cur), *a, **k))
+    looked_up = _statements_by_row_id(
+        monkeypatch, lambda sql: sql.startswith("CREATE OR REPLACE TEMP TABLE _w") and 'FROM main."ledger"' in sql
+    )
     remits = FIXTURES / "x12" / "remits_ACME01_2025-04.835"
     load(warehouse, FIXTURES / "x12" / "claims_2025-03.837", FIXTURES / "x12" / "claims_2025-04.837")
     entries = "SELECT entry_id, entry_type, amount FROM ledger WHERE entry_type <> 'charge' ORDER BY entry_id"
@@ -184,3 +155,26 @@ def test_an_835s_ledger_entries_are_looked_up_only_for_payments_whose_remittance
     assert (again.read, again.unchanged, again.inserted) == (first.read, first.read, 0)
     assert rows(warehouse, entries) == written
     assert len(rows(warehouse, "SELECT DISTINCT entry_id FROM ledger")) == len(rows(warehouse, "SELECT * FROM ledger"))
+
+
+def _statements_by_row_id(monkeypatch: pytest.MonkeyPatch, kept: Callable[[str], bool]) -> list[str]:
+    """The loader's statements that `kept` picks, from now on in this test, with every non-empty
+    table looked up by row id (the path whose reads these tests are about)."""
+    monkeypatch.setattr(load_module, "HELD_BY_ROWID", 0)
+    statements: list[str] = []
+    init = load_module.Loader.__init__
+
+    class Recording:
+        def __init__(self, cur: object) -> None:
+            self._cur = cur
+
+        def execute(self, sql: str, *args: object) -> object:
+            if kept(sql):
+                statements.append(sql)
+            return self._cur.execute(sql, *args)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._cur, name)
+
+    monkeypatch.setattr(load_module.Loader, "__init__", lambda self, cur, *a, **k: init(self, Recording(cur), *a, **k))
+    return statements
