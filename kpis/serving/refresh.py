@@ -546,9 +546,16 @@ class _Refresh:
         if weeks[1] > last:
             ranges.append((None, last + 1, weeks[1]))
         facts = {t.group: t.name for t in self.lay.tables}
-        rows = self.cur.execute(changes.tna_changes_sql(self.watermark, facts, TNA_TABLE, self.config.timezone))
-        spans = [(p, max(lo, weeks[0]), min(hi, weeks[1])) for p, lo, hi in rows.fetchall()]
-        spans = [s for s in spans if s[1] <= s[2]]
+        changed = changes.tna_changes_sql(self.watermark, facts, TNA_TABLE, self.config.timezone)
+        # One row per provider, not per changed booking: a billing load can change millions of
+        # appointments (their payer filled in), and only each provider's clipped span is used.
+        spans = self.cur.execute(
+            f"""SELECT provider, min(lo), max(hi) FROM (
+                    SELECT provider, greatest(first_week, {int(weeks[0])}) AS lo,
+                           least(last_week, {int(weeks[1])}) AS hi
+                    FROM ({changed})
+                ) WHERE lo <= hi GROUP BY provider"""
+        ).fetchall()
         if spans:
             providers = tuple(sorted({p for p, _, _ in spans}))
             ranges.append((providers, min(s[1] for s in spans), max(s[2] for s in spans)))
