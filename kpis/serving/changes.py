@@ -288,8 +288,13 @@ DEPENDENCIES: dict[str, Dependencies] = {
 }
 
 
-def tna_changes_sql(watermark: int, facts: Mapping[str, str], tna: str, tz: str) -> str:
-    """SELECT provider, first week, last week: the snapshots of third next available a change can move.
+def tna_changes_sql(watermark: int, facts: Mapping[str, str], tna: str, tz: str, weeks: tuple[int, int]) -> str:
+    """SELECT provider, first week, last week: the snapshots of third next available a change can move,
+    one row per provider, clipped to `weeks` (the first and last snapshot the data allow; a
+    provider none of whose moved snapshots fall inside is left out).
+
+    One row per provider rather than per changed booking: a billing load can change millions of
+    appointments (their payer filled in), and the refresh recomputes a span per provider.
 
     A snapshot's third open slot depends on the provider's open slots ahead of it and on the
     bookings holding them then. A booking holds its slots at the snapshots from its booking to its
@@ -304,7 +309,10 @@ def tna_changes_sql(watermark: int, facts: Mapping[str, str], tna: str, tz: str)
     end = "{start} + COALESCE({minutes}, 1) * INTERVAL 1 MINUTE"
     slots = facts["slots"]
     earliest_release = week_of("LEAST(COALESCE(cancelled, s - INTERVAL 1 DAY), s - INTERVAL 1 DAY)", tz)
+    first, last = (int(w) for w in weeks)
     return f"""
+        SELECT provider, min(greatest(first_week, {first})) AS first_week, max(least(last_week, {last})) AS last_week
+        FROM (
         WITH versions AS (  -- the changed rows as they are now (read once: no join of every appointment by key)
             SELECT {_APPOINTMENT_KEY} AS key, t.provider_id AS provider, t.booked_at AS booked,
                    t.cancelled_at AS cancelled, t.scheduled_start AS s,
@@ -357,6 +365,9 @@ def tna_changes_sql(watermark: int, facts: Mapping[str, str], tna: str, tz: str)
         FROM slot_versions AS v
         LEFT JOIN schedule_gaps AS g ON g.provider = v.provider AND g.location IS NOT DISTINCT FROM v.location
         WHERE v.provider IS NOT NULL
+        ) AS moved
+        WHERE greatest(first_week, {first}) <= least(last_week, {last})
+        GROUP BY provider
     """
 
 

@@ -546,18 +546,10 @@ class _Refresh:
         if weeks[1] > last:
             ranges.append((None, last + 1, weeks[1]))
         facts = {t.group: t.name for t in self.lay.tables}
-        changed = changes.tna_changes_sql(self.watermark, facts, TNA_TABLE, self.config.timezone)
-        # One row per provider, not per changed booking: a billing load can change millions of
-        # appointments (their payer filled in), and only each provider's clipped span is used.
-        spans = self.cur.execute(
-            f"""SELECT provider, min(lo), max(hi) FROM (
-                    SELECT provider, greatest(first_week, {int(weeks[0])}) AS lo,
-                           least(last_week, {int(weeks[1])}) AS hi
-                    FROM ({changed})
-                ) WHERE lo <= hi GROUP BY provider"""
-        ).fetchall()
+        sql = changes.tna_changes_sql(self.watermark, facts, TNA_TABLE, self.config.timezone, weeks)
+        spans = self.cur.execute(sql).fetchall()
         if spans:
-            providers = tuple(sorted({p for p, _, _ in spans}))
+            providers = tuple(sorted(p for p, _, _ in spans))
             ranges.append((providers, min(s[1] for s in spans), max(s[2] for s in spans)))
         self.tna_work = ranges or None
 
