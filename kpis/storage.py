@@ -109,28 +109,50 @@ class Store:
             raise WarehouseError(missing_warehouse_text(self.path, self.config))
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        # where a writer's DuckDB spills (None: read-only), applied before a migration, which may spill
+        self.spill_folder: Path | None = None
+        self._con = self._connect()
+        try:
+            with private_files():  # and so is the log a migration writes
+                self._check_or_migrate()
+        except BaseException:
+            self._con.close()
+            raise
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        """The connection to the file, with the settings every connection of a store has."""
         try:
             with private_files():  # a new warehouse is readable by its owner only, like the secret
-                self._con = _connect_read_only(self.path) if read_only else duckdb.connect(str(self.path))
+                con = _connect_read_only(self.path) if self.read_only else duckdb.connect(str(self.path))
         except duckdb.IOException as exc:
             raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from None
         except duckdb.Error as exc:
             if "already attached" in str(exc):  # this process has the file open for writing
                 raise WarehouseError(f"cannot open warehouse {self.path}: it is open for writing (lock held)") from None
             raise WarehouseError(f"{self.path} is not a usable DuckDB warehouse: {exc}") from None
-        # Instants are stored in UTC and shown in UTC; the practice time zone is applied
-        # explicitly in queries, never through the session setting.
-        self._con.execute("SET TimeZone = 'UTC'")
-        # where a writer's DuckDB spills (None: read-only), applied before a migration, which may spill
-        self.spill_folder: Path | None = None
         try:
-            if not read_only:
-                self.spill_folder = spill_settings(self._con, self.config)
-            with private_files():  # and so is the log a migration writes
-                self._check_or_migrate()
+            # Instants are stored in UTC and shown in UTC; the practice time zone is applied
+            # explicitly in queries, never through the session setting.
+            con.execute("SET TimeZone = 'UTC'")
+            if not self.read_only:
+                self.spill_folder = spill_settings(con, self.config)
         except BaseException:
-            self._con.close()
+            con.close()
             raise
+        return con
+
+    def reopen(self) -> None:
+        """Close the file (this store's connection and every cursor of it) and open it afresh.
+
+        Why: after a transaction ran out of memory inside a CREATE and was rolled back, DuckDB 2.0
+        can keep that table's new catalog entry: every later create of the name in the same database
+        instance then fails with "Catalog write-write conflict" (CI: the refresh's rerun under
+        DuckDB's own limit, creating `serving.facts_appointments` again). Nothing of the failed
+        transaction reached the file, so opening it anew gives a clean catalog. Run it only between
+        transactions: whatever a cursor still had open is gone.
+        """
+        self._con.close()
+        self._con = self._connect()
 
     @classmethod
     def open(
@@ -218,9 +240,10 @@ class Store:
                     "[warehouse] temp_directory at a larger disk, or raise [refresh] memory_limit so DuckDB "
                     "spills less"
                 ) from None
-        # DuckDB's own limit, set here rather than through memory_restored: under a limit too
-        # small for the migration, even reading the setting back can fail
-        self._con.execute("RESET memory_limit")
+        # the failed transaction may have left a table's catalog entry behind (`reopen`); a new
+        # connection has DuckDB's own limit
+        self.reopen()
+        self._con.execute(f"SET enable_progress_bar = {'true' if sys.stderr.isatty() else 'false'}")
         self._migrate(mig)
 
     def _migrate(self, mig: Migration) -> None:

@@ -33,7 +33,7 @@ def refresh_command(
     export of this warehouse as it is now (the month results by DuckDB from them).
     """
     from kpis.publication import writing
-    from kpis.serving.refresh import refresh
+    from kpis.serving.refresh import refresh, reopened_cursor
 
     if engine is Engine.spark and parquet is None:
         raise ClinicKpisError("--engine spark reads a Parquet export: give --parquet DIR (`clinic-kpis export`)")
@@ -51,7 +51,7 @@ def refresh_command(
             summary = refresh_on_spark(store, parquet, master=master)
         else:
             with store.cursor() as cur:
-                summary = refresh(cur, store.config, full=full)
+                summary = refresh(cur, store.config, full=full, reopen=lambda: reopened_cursor(store))
     if not summary.rebuilt and not summary.recomputed_rows and not summary.months:
         typer.echo(f"results store of {cfg.db_path}: up to date (ingest run {summary.covered_run})")
         return

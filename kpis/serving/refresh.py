@@ -115,9 +115,15 @@ def before_publish(store: Store) -> None:
     their process, under `[refresh] memory_limit`, and would otherwise hold it on top of that limit."""
     release_freed_memory()
     with store.cursor() as cur:
-        summary = refresh(cur, store.config)
+        summary = refresh(cur, store.config, reopen=lambda: reopened_cursor(store))
     if summary.memory_note:
         print(f"warning: results store: {summary.memory_note}", file=sys.stderr)
+
+
+def reopened_cursor(store: Store) -> Any:
+    """A cursor on `store`'s file opened afresh: `refresh`'s `reopen` for a store it runs on."""
+    store.reopen()
+    return store.cursor()
 
 
 def refresh(
@@ -127,11 +133,15 @@ def refresh(
     full: bool = False,
     progress: bool = True,
     facts_from: Callable[[str, str], str] | None = None,
+    reopen: Callable[[], Any] | None = None,
 ) -> RefreshSummary:
     """Bring the results store up to date with the warehouse, in one transaction.
 
     `facts_from(group, select)` gives the SELECT a rebuilt fact table is filled from, given the
     one DuckDB would run (by default that one; `kpis.serving.spark_fill` has Spark compute it).
+    `reopen()` opens the file afresh and returns a cursor on it, for the rerun after running out of
+    memory (`Store.reopen`: DuckDB may keep a rolled-back table's catalog entry); without it the
+    rerun uses `cursor`.
     """
     started = time.perf_counter()
     job = _Refresh(cursor, layout(config), full, facts_from or _in_duckdb)
@@ -146,6 +156,8 @@ def refresh(
         # Too little for this refresh (a full build of a large store, where some steps cannot
         # spill): everything was rolled back; once more with DuckDB's own limit rather than fail.
         ran_out = job.step
+        if reopen is not None:
+            cursor = reopen()
         job = _Refresh(cursor, layout(config), full, facts_from or _in_duckdb)
         job.summary.unbounded, job.summary.ran_out = True, ran_out
         _run(cursor, job, progress)

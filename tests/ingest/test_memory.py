@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -223,6 +224,62 @@ def test_an_ingest_whose_refresh_outgrew_its_memory_limit_says_so(
     ), err
     with Warehouse.open(db=db, config=tmp_path / "clinic-kpis.toml", read_only=True) as wh:
         assert set(wh.compute("no_show_rate").attrs["answered_from"].values()) == {"results"}
+
+
+def _out_of_memory_creating(cursor: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Run out of DuckDB's memory inside `CREATE OR REPLACE TABLE table`, in the open transaction.
+
+    Each replace keeps the replaced table in the transaction; under a limit 1 MB above what DuckDB
+    holds, a replace soon finds no room, and DuckDB 2.0 then keeps its new catalog entry after the
+    ROLLBACK (as CI's refresh under `[refresh] memory_limit = "1MB"` did for `facts_appointments`)."""
+    (held,) = cursor.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()
+    cursor.execute(f"SET memory_limit = '{held // 1024 + 1024}KB'")
+    while True:  # raises when the memory runs out (after about 150 replaces)
+        cursor.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT range AS a, 'x' AS b FROM range(10)")
+
+
+def test_a_refresh_that_ran_out_creating_a_table_runs_again_on_the_file_opened_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], empty_warehouse_file: Path
+) -> None:
+    """DuckDB can keep the catalog entry of a table whose CREATE ran out of memory after the
+    transaction is rolled back: a rerun in the same database then fails with "Catalog write-write
+    conflict" (CI, with `[refresh] memory_limit = "1MB"`). The rerun after running out runs on the
+    file opened afresh, and the load publishes."""
+    monkeypatch.setenv("CLINIC_KPIS_SECRET", SECRET)
+    db = tmp_path / "w.duckdb"
+    shutil.copyfile(empty_warehouse_file, db)
+    (tmp_path / "clinic-kpis.toml").write_text("", encoding="utf-8")
+    plan = serving_refresh._Refresh.plan
+    ran_out: list[str] = []
+
+    def out_of_memory_once(self: serving_refresh._Refresh) -> list[tuple[str, Callable[[], None]]]:
+        """The plan, its step 'facts of appointments' running out of memory the first time."""
+
+        def facts_of_appointments(step: Callable[[], None]) -> None:
+            if not ran_out:
+                ran_out.append("facts of appointments")
+                _out_of_memory_creating(self.cur, "serving.facts_appointments")
+            step()
+
+        work = plan(self)
+        return [
+            (name, partial(facts_of_appointments, step) if name == "facts of appointments" else step)
+            for name, step in work
+        ]
+
+    monkeypatch.setattr(serving_refresh._Refresh, "plan", out_of_memory_once)
+    config = load_config(tmp_path / "clinic-kpis.toml", db=db)
+    with open_for_ingest(config) as store:
+        assert [r.status for r in load(store, FIXTURES / "vendor")] == ["succeeded"] * 2
+        with store.cursor() as cur, pytest.raises(duckdb.TransactionException, match="write-write conflict"):
+            serving_refresh.refresh(cur, config)  # DuckDB's catalog as it was left: no rerun in it
+        store.reopen()  # a clean catalog again (else the next CREATE fails at once, not out of memory)
+        ran_out.clear()  # once more, through the publication
+    assert ran_out == ["facts of appointments"]
+    assert "(facts of appointments ran out): it ran with DuckDB's default" in capsys.readouterr().err
+    with Warehouse.open(db=db, config=tmp_path / "clinic-kpis.toml", read_only=True) as wh:
+        assert set(wh.compute("no_show_rate").attrs["answered_from"].values()) == {"results"}
+        assert wh.cursor().execute("SELECT count(*) FROM serving.facts_appointments").fetchone()[0] > 0
 
 
 def test_a_files_parse_gives_back_what_it_freed_before_the_files_writes(
