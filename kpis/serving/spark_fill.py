@@ -37,7 +37,7 @@ from typing import Any
 from kpis.export import NOT_EXPORTED, read_manifest
 from kpis.query import render
 from kpis.serving.facts import SCHEMA
-from kpis.serving.refresh import RefreshSummary, refresh
+from kpis.serving.refresh import RefreshSummary, refresh, reopened_cursor
 from kpis.sql_literals import sql_literal
 from kpis.storage import Store
 
@@ -77,7 +77,12 @@ def refresh_on_spark(
                 on_spark.spark.conf.set(key, value)
             with store.cursor() as cur:
                 facts = _SparkFacts(on_spark, cur, staging)
-                summary = refresh(cur, store.config, full=True, progress=progress, facts_from=facts)
+
+                def reopen() -> Any:  # the rerun after running out reads Spark's rows on the file opened afresh
+                    facts.cur = reopened_cursor(store)
+                    return facts.cur
+
+                summary = refresh(cur, store.config, full=True, progress=progress, facts_from=facts, reopen=reopen)
                 built = {
                     "engine": "spark",
                     "master": on_spark.spark.sparkContext.master,
@@ -87,7 +92,8 @@ def refresh_on_spark(
                     "covered_run": summary.covered_run,
                     "facts": facts.rows,
                 }
-                cur.execute(f"INSERT OR REPLACE INTO {SCHEMA}.meta VALUES (?, ?)", [BUILT_FROM, json.dumps(built)])
+                meta = f"INSERT OR REPLACE INTO {SCHEMA}.meta VALUES (?, ?)"
+                facts.cur.execute(meta, [BUILT_FROM, json.dumps(built)])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     summary.seconds = time.perf_counter() - started  # Spark's start included
@@ -149,7 +155,8 @@ class _SparkFacts:
     def __call__(self, group: str, select: str) -> str:
         columns = self.cur.execute(f"DESCRIBE {select}").fetchall()  # binds the statement, runs nothing
         folder = self.staging / group
-        self.lake.spark.sql(render(select, dialect="spark")).write.parquet(str(folder))
+        # overwrite: a refresh that ran out of memory asks again for the groups it had
+        self.lake.spark.sql(render(select, dialect="spark")).write.mode("overwrite").parquet(str(folder))
         typed = ", ".join(f'CAST("{name}" AS {kind}) AS "{name}"' for name, kind, *_ in columns)
         if not any(folder.glob("*.parquet")):  # Spark wrote no file for an empty result
             self.rows[group] = 0

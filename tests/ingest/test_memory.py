@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -30,6 +29,7 @@ from kpis.config import load_config
 from kpis.serving import refresh as serving_refresh
 from kpis.warehouse import Warehouse
 from tests.ingest.conftest import FIXTURES, SECRET, load, load_one, rows
+from tests.memory_faults import appointments_run_out_once
 
 CHUNKS, ROWS = 12, 10_000
 
@@ -226,18 +226,6 @@ def test_an_ingest_whose_refresh_outgrew_its_memory_limit_says_so(
         assert set(wh.compute("no_show_rate").attrs["answered_from"].values()) == {"results"}
 
 
-def _out_of_memory_creating(cursor: duckdb.DuckDBPyConnection, table: str) -> None:
-    """Run out of DuckDB's memory inside `CREATE OR REPLACE TABLE table`, in the open transaction.
-
-    Each replace keeps the replaced table in the transaction; under a limit 1 MB above what DuckDB
-    holds, a replace soon finds no room, and DuckDB 2.0 then keeps its new catalog entry after the
-    ROLLBACK (as CI's refresh under `[refresh] memory_limit = "1MB"` did for `facts_appointments`)."""
-    (held,) = cursor.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()
-    cursor.execute(f"SET memory_limit = '{held // 1024 + 1024}KB'")
-    while True:  # raises when the memory runs out (after about 150 replaces)
-        cursor.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT range AS a, 'x' AS b FROM range(10)")
-
-
 def test_a_refresh_that_ran_out_creating_a_table_runs_again_on_the_file_opened_afresh(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], empty_warehouse_file: Path
 ) -> None:
@@ -249,25 +237,7 @@ def test_a_refresh_that_ran_out_creating_a_table_runs_again_on_the_file_opened_a
     db = tmp_path / "w.duckdb"
     shutil.copyfile(empty_warehouse_file, db)
     (tmp_path / "clinic-kpis.toml").write_text("", encoding="utf-8")
-    plan = serving_refresh._Refresh.plan
-    ran_out: list[str] = []
-
-    def out_of_memory_once(self: serving_refresh._Refresh) -> list[tuple[str, Callable[[], None]]]:
-        """The plan, its step 'facts of appointments' running out of memory the first time."""
-
-        def facts_of_appointments(step: Callable[[], None]) -> None:
-            if not ran_out:
-                ran_out.append("facts of appointments")
-                _out_of_memory_creating(self.cur, "serving.facts_appointments")
-            step()
-
-        work = plan(self)
-        return [
-            (name, partial(facts_of_appointments, step) if name == "facts of appointments" else step)
-            for name, step in work
-        ]
-
-    monkeypatch.setattr(serving_refresh._Refresh, "plan", out_of_memory_once)
+    ran_out = appointments_run_out_once(monkeypatch)
     config = load_config(tmp_path / "clinic-kpis.toml", db=db)
     with open_for_ingest(config) as store:
         assert [r.status for r in load(store, FIXTURES / "vendor")] == ["succeeded"] * 2
