@@ -28,7 +28,7 @@ from kpis.serving import answer
 from kpis.serving import refresh as serving_refresh
 from kpis.serving.answer import StoreUnavailable
 from kpis.serving.facts import layout
-from kpis.serving.refresh import _runs, bounded_memory, refresh
+from kpis.serving.refresh import _runs, bounded_memory, refresh, reopened_cursor
 from tests.cli_helpers import run_cli
 from tests.conftest import SimulatedPractice
 
@@ -542,10 +542,17 @@ def test_a_refresh_that_needs_more_than_its_memory_limit_runs_again_without_it(
     config.write_text(text + '\n[refresh]\nmemory_limit = "1MB"\n', encoding="utf-8")
     with Warehouse.open(config=config) as wh, wh.cursor() as cur:
         before = cur.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-        summary = refresh(cur, wh.config, full=True, progress=False)
+        cursors = [cur]  # the rerun's is on the file opened afresh (DuckDB may keep a rolled-back table)
+
+        def reopen() -> duckdb.DuckDBPyConnection:
+            cursors.append(reopened_cursor(wh))
+            return cursors[-1]
+
+        summary = refresh(cur, wh.config, full=True, progress=False, reopen=reopen)
         assert summary.unbounded and "ar_aging" in summary.rebuilt
         assert summary.ran_out.startswith("facts of ")  # the first step that reads much
-        assert cur.execute("SELECT current_setting('memory_limit')").fetchone()[0] == before
+        assert len(cursors) == 2
+        assert cursors[-1].execute("SELECT current_setting('memory_limit')").fetchone()[0] == before
     with Warehouse.open(config=config, read_only=True) as wh:
         assert wh.ar_aging().attrs["answered_from"] == {"ar_over_90_pct": "results"}
         assert set(wh.compute("no_show_rate").attrs["answered_from"].values()) == {"results"}
