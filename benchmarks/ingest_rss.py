@@ -67,8 +67,9 @@ class Sampler:
     def __init__(self, interval: float) -> None:
         self.interval = interval
         self.phase = "open"
-        self.store: Any = None
+        self.store: Any = None  # the writer's store while DuckDB may be asked (`detach` ends it)
         self.job: Any = None
+        self._asking = threading.Lock()  # held while the sample asks DuckDB, and to detach the store
         self.rows: list[dict[str, Any]] = []
         self.started = time.perf_counter()
         self._stop = threading.Event()
@@ -80,6 +81,12 @@ class Sampler:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+    def detach(self) -> None:
+        """No more questions to DuckDB: the writer closes the store next, and DuckDB refuses to close a
+        connection one of whose cursors is running a query (the 10 M portal load failed so)."""
+        with self._asking:
+            self.store = None
 
     def current_phase(self) -> str:
         if self.job is not None:
@@ -104,17 +111,21 @@ class Sampler:
             "duckdb_spilled_mb": None,
             "duckdb_limit": None,
         }
-        if self.store is not None:
-            try:
-                with self.store.cursor() as cur:
-                    used, spilled = cur.execute(
-                        "SELECT sum(memory_usage_bytes), sum(temporary_storage_bytes) FROM duckdb_memory()"
-                    ).fetchall()[0]
-                    ((limit,),) = cur.execute("SELECT current_setting('memory_limit')").fetchall()
-                row.update(duckdb_mb=round(used / MB), duckdb_spilled_mb=round(spilled / MB), duckdb_limit=limit)
-            except Exception as exc:  # the store closed, or DuckDB busy: the sample goes without it
-                row["duckdb_limit"] = type(exc).__name__
+        with self._asking:
+            if self.store is not None:
+                self._ask_duckdb(row)
         return row
+
+    def _ask_duckdb(self, row: dict[str, Any]) -> None:
+        try:
+            with self.store.cursor() as cur:
+                used, spilled = cur.execute(
+                    "SELECT sum(memory_usage_bytes), sum(temporary_storage_bytes) FROM duckdb_memory()"
+                ).fetchall()[0]
+                ((limit,),) = cur.execute("SELECT current_setting('memory_limit')").fetchall()
+            row.update(duckdb_mb=round(used / MB), duckdb_spilled_mb=round(spilled / MB), duckdb_limit=limit)
+        except Exception as exc:  # DuckDB busy: the sample goes without it
+            row["duckdb_limit"] = type(exc).__name__
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -124,6 +135,7 @@ class Sampler:
 def _hook(sampler: Sampler) -> None:
     """Name the phases: the file loading (`_load_file`), the refresh (its `_Refresh`'s step)."""
     load_file, ingest, run_refresh = ingest_run._load_file, ingest_run._ingest, serving_refresh._run
+    before_publish = serving_refresh.before_publish
 
     def loading(run: Any, file: Any, adapter: Any) -> Any:
         sampler.phase = f"load {file.name}"
@@ -147,7 +159,14 @@ def _hook(sampler: Sampler) -> None:
             sampler.job = None
             sampler.phase = "publish"
 
+    def publishing(store: Any) -> None:
+        try:
+            before_publish(store)
+        finally:
+            sampler.detach()  # the writer closes the store next
+
     ingest_run._load_file, ingest_run._ingest, serving_refresh._run = loading, ingesting, refreshing
+    serving_refresh.before_publish = publishing  # (found by name when the writer publishes)
 
 
 def main() -> None:
