@@ -364,6 +364,7 @@ STORAGE = {
     "open": "opens a warehouse with the scope it is given",
     "narrowed": "can only narrow (tested below)",
     "close": "closes the connection",
+    "reopen": "the same file opened afresh (a writer's rerun after running out of memory): no rows",
     "cursor": "a DuckDB cursor for kpis' own queries",
     "transaction": "a write transaction (a scoped dashboard opens read-only)",
     "tables": "the names of the schema's tables, no rows",
