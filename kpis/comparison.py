@@ -769,13 +769,25 @@ def _facts_by_segment(
     small_cells: bool,
 ) -> dict[Any, float]:
     """segment -> value, for the segments whose value is a fact (known, and not withheld when
-    the scope withholds small cells); the columns of one period's rows by the segment's dimension."""
+    the scope withholds small cells); the columns of one period's rows by the segment's dimension.
+
+    The rows with a value and records are found in arrays first: by provider at 10 M most of a
+    period's 1,338 rows are an empty segment the completion added, and looking at each in Python
+    took a tenth of the movers' split.
+    """
     out = {}
-    for segment, value, n, numerator in zip(segments, values.tolist(), ns.tolist(), numerators.tolist(), strict=True):
-        if segment is None or not _known(value) or n == 0:
-            continue
-        if not (small_cells and _withheld(spec, n, numerator)):
-            out[segment] = float(value)
+    (candidates,) = np.nonzero(~np.isnan(values) & (ns != 0))
+    taken = zip(
+        candidates.tolist(),
+        values[candidates].tolist(),
+        ns[candidates].tolist(),
+        numerators[candidates].tolist(),
+        strict=True,
+    )
+    for i, value, n, numerator in taken:
+        segment = segments[i]
+        if segment is not None and not (small_cells and _withheld(spec, n, numerator)):
+            out[segment] = value
     return out
 
 
