@@ -157,7 +157,8 @@ def normalized(raw: pd.DataFrame, ctx: QueryContext) -> tuple[pd.DataFrame, pd.D
     """A statement's rows with one spelling of period starts and of "no value", and the periods
     asked for with their last business day and last day: what `complete_table` places rows into."""
     raw = raw.copy()
-    raw["period_start"] = pd.to_datetime(raw["period_start"]).astype("datetime64[us]")
+    if raw["period_start"].dtype != "datetime64[us]":  # the store's lookups come as such already
+        raw["period_start"] = pd.to_datetime(raw["period_start"]).astype("datetime64[us]")
     for dim in ctx.dims:  # one spelling of "no value" (statements may give None or NaN): one group
         raw[dim] = raw[dim].astype("object").where(raw[dim].notna(), None)
     return raw, _periods_frame(ctx.periods, ctx.config.business_hours).copy()
@@ -401,15 +402,20 @@ def _kpi_infos(
     """`_kpi_info` of every KPI as columns, one entry per KPI: the dates and days as Series (for
     pandas' date arithmetic), the labels as arrays of Python objects, the flags and bands as NumPy arrays.
 
-    Why arrays: the frame's text columns are Arrow strings, and comparing or taking them per
-    request cost more than the rest of a small request's completion.
+    Why not a frame: its text columns are Arrow strings, and making the frame, comparing and
+    taking them cost more per request than the rest of a small request's completion.
     """
-    info = pd.DataFrame([_kpi_info(item, ctx, data_ends, data_starts) for item in items])
-    out: dict[str, Any] = {c: info[c] for c in ("data_end", "data_start", "lag_days", "lookback_days", "definition")}
-    out |= {c: info[c].to_numpy(dtype=object) for c in _NOTE_LABELS}
-    out |= {c: info[c].to_numpy(dtype=np.float64) for c in ("target", "watch", "red")}
-    out["has_ratio"] = info["has_ratio"].to_numpy(dtype=bool)
-    out["lower"] = info["better"].to_numpy(dtype=object) == "lower"
+    rows = [_kpi_info(item, ctx, data_ends, data_starts) for item in items]
+
+    def column(name: str) -> list[Any]:
+        return [row[name] for row in rows]
+
+    out: dict[str, Any] = {c: pd.Series(column(c)) for c in ("data_end", "data_start", "lag_days", "lookback_days")}
+    out["definition"] = pd.Series(column("definition"))
+    out |= {c: np.array(column(c), dtype=object) for c in _NOTE_LABELS}
+    out |= {c: np.array(column(c), dtype=np.float64) for c in ("target", "watch", "red")}
+    out["has_ratio"] = np.array(column("has_ratio"), dtype=bool)
+    out["lower"] = np.array(column("better"), dtype=object) == "lower"
     return out
 
 
