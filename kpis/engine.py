@@ -259,14 +259,17 @@ def complete_table(
     columns |= {dim: pd.Series(np.concatenate(parts), index=index, dtype="object") for dim, parts in dims.items()}
     if ctx.multiple_sets:
         columns["grouping_id"] = np.concatenate(gids)
-    columns |= {"numerator": sides["numerator"], "denominator": sides["denominator"], "value": value, "n": n}
-    columns |= {
+    results = {
+        **sides,
+        "value": value,
+        "n": n,
         "complete": (complete & ~short)[k, p],
         "definition": info["definition"].take(k).set_axis(index),
         "target": info["target"][k],
         "status": pd.Series(_status(value.to_numpy(), lower, info["watch"][k], info["red"][k]), dtype="object"),
         "note": _notes(value.to_numpy(), n.to_numpy(), unknown.to_numpy(), sides, info, k, ratio),
     }
+    columns |= {name: results[name] for name in RESULT_COLUMNS}
     return pd.DataFrame(columns, index=index)
 
 
