@@ -15,6 +15,8 @@ never share a cached answer.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import gc
 import threading
 import time
@@ -59,6 +61,26 @@ class Source(NamedTuple):
     scope: Scope = EVERYTHING
 
 
+@functools.lru_cache(maxsize=256)
+def source_key(src: Source) -> str:
+    """The cache key of a `Source`: every field of it and of its scope (a scope's locations sorted),
+    as one string.
+
+    Why: Streamlit hashes each cached call's arguments on every call, and by default it walks a
+    `Source` field by field and its `Scope` through `dataclasses.asdict` (~80 us a call, the
+    sidebar and the Overview make ~17 such calls per filter change). The string is made once per
+    Source (the lru_cache matches equal Sources: same file, version and scope) and holds every
+    field, so two views of another snapshot or another scope never share an entry.
+    """
+    scope = (getattr(src.scope, field.name) for field in dataclasses.fields(src.scope))
+    return repr((*src._replace(scope=None), *(sorted(v) if isinstance(v, frozenset) else v for v in scope)))
+
+
+SOURCE_HASH = {Source: source_key}
+cached = functools.partial(st.cache_data, ttl=TTL_SECONDS, show_spinner=False, hash_funcs=SOURCE_HASH)
+"""How every `data.*` answer is cached: per argument set, for `TTL_SECONDS`, a `Source` keyed by `source_key`."""
+
+
 class WarehouseBusy(WarehouseError):
     """The warehouse file is open for writing by another program and cannot be read right now."""
 
@@ -91,7 +113,7 @@ def _close(snapshot: _Snapshot) -> None:
         snapshot.warehouse.close()
 
 
-@st.cache_resource(max_entries=1, show_spinner=False, on_release=_close)
+@st.cache_resource(max_entries=1, show_spinner=False, on_release=_close, hash_funcs=SOURCE_HASH)
 def _snapshot(src: Source) -> _Snapshot:
     """The published warehouse of `src` (given without its scope), opened once per version (a
     load publishes a new file) with the widest scope; each call narrows it to its reader's.
@@ -123,14 +145,14 @@ def _open(src: Source) -> Iterator[Warehouse]:
 # -- KPIs ----------------------------------------------------------------------------------------
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def catalog(src: Source) -> dict[str, KpiSpec]:
     """Every KPI spec (with the practice's targets), by id, in catalog order."""
     with _open(src) as wh:
         return {spec.id: spec for spec in wh.catalog()}
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def compute(
     src: Source,
     kpis: tuple[str, ...],
@@ -159,7 +181,7 @@ def applicable(spec: KpiSpec, filters: Mapping[str, Sequence[str]]) -> Filters:
     return tuple((dim, tuple(values)) for dim, values in filters.items() if values and dim in spec.dimensions)
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def facts(
     src: Source, kpi: str, start: str, end: str, grain: str, by: tuple[str, ...] = (), filters: Filters = ()
 ) -> pd.DataFrame:
@@ -168,35 +190,35 @@ def facts(
         return wh.facts(kpi, start, end, grain, by=list(by) or None, filters=dict(filters) or None)
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def scorecard(src: Source, month: str, filters: Filters = ()) -> pd.DataFrame:
     """`Warehouse.scorecard`: each KPI's value for its latest complete month up to `month`, with its comparisons."""
     with _open(src) as wh:
         return wh.scorecard(month, filters=dict(filters) or None)
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def findings(src: Source, month: str, filters: Filters = ()) -> pd.DataFrame:
     """`kpis.comparison.findings` of the scorecard and the friction costs of `month`: what is off target
     or to watch, costliest first. Cached like the calls it ranks: a view shown before is not ranked again."""
     return comparison.findings(scorecard(src, month, filters), friction_costs(src, month, filters))
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def trend(src: Source, kpis: tuple[str, ...], month: str, filters: Filters = ()) -> pd.DataFrame:
     """`Warehouse.trend`: the 13 months ending with `month`, with the values a person may read as facts."""
     with _open(src) as wh:
         return wh.trend(list(kpis), month, filters=dict(filters) or None)
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def movers(src: Source, month: str, filters: Filters = ()) -> list[Move]:
     """`Warehouse.movers`: what moved most since the month before, and who drove it (the report's list too)."""
     with _open(src) as wh:
         return wh.movers(month, filters=dict(filters) or None)
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def totals(
     src: Source,
     kpi: str,
@@ -215,14 +237,14 @@ def totals(
         )  # fmt: skip
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def parts(src: Source, kpi: str, start: str, end: str, grain: str, by: str, filters: Filters = ()) -> pd.DataFrame:
     """`Warehouse.parts`: each segment's part of a rate per period (they stack up to the rate)."""
     with _open(src) as wh:
         return wh.parts(kpi, start, end, by=by, grain=grain, filters=dict(filters) or None)
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def missing_sources(src: Source, filters: Filters = ()) -> dict[str, str]:
     """kpi_id -> the export not loaded for this scope (`Warehouse.missing_sources`), for honest empty views."""
     with _open(src) as wh:
@@ -230,21 +252,21 @@ def missing_sources(src: Source, filters: Filters = ()) -> dict[str, str]:
     return dict(zip(frame["kpi_id"], frame["export"], strict=True))
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def explain(src: Source, kpi: str, period: str, grain: str, filters: Filters = ()) -> pd.DataFrame:
     """`Warehouse.explain`: the records behind one value (pseudonymous ids only)."""
     with _open(src) as wh:
         return wh.explain(kpi, period, grain=grain, filters=dict(filters) or None)
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def value_counts(src: Source, kpi: str, start: str, end: str, filters: Filters = ()) -> pd.DataFrame:
     """`Warehouse.value_counts`: how many records carry each value of a KPI (a distribution chart's data)."""
     with _open(src) as wh:
         return wh.value_counts(kpi, start, end, filters=dict(filters) or None)
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def ar_aging(src: Source, period: str, by: tuple[str, ...] = (), filters: Filters = ()) -> pd.DataFrame:
     """`Warehouse.ar_aging`: A/R by aging bucket at the end of `period`'s month."""
     with _open(src) as wh:
@@ -254,14 +276,14 @@ def ar_aging(src: Source, period: str, by: tuple[str, ...] = (), filters: Filter
 # -- who may sign in, and the audit log ----------------------------------------------------------
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def users(src: Source) -> dict[str, User]:
     """The users who may sign in, by name (the version in `src` changes when `clinic-kpis users` writes)."""
     with _open(src._replace(scope=EVERYTHING)) as wh:
         return {user.name: user for user in list_users(wh)}
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, hash_funcs=SOURCE_HASH)
 def config(src: Source) -> Config:
     """The practice's configuration (names, time zone, [access] settings)."""
     return load_config(Path(src.config) if src.config else None, db=Path(src.db))
@@ -280,7 +302,7 @@ def audit_entries(src: Source) -> pd.DataFrame:
 # -- data views ----------------------------------------------------------------------------------
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def snapshot_time(src: Source) -> datetime | None:
     """When the data shown was published (`Warehouse.snapshot_time`), in the practice's zone."""
     with _open(src) as wh:
@@ -295,28 +317,28 @@ def load_running(src: Source) -> datetime | None:
     return writer.started_at or datetime.now(UTC)
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def dimension_values(src: Source, dimension: str) -> pd.DataFrame:
     """id, label of every value of a dimension, for filter widgets and chart legends."""
     with _open(src) as wh:
         return wh.dimension_values(dimension)
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def coverage(src: Source) -> pd.DataFrame:
     """Rows per domain, table, source and month: which sources feed which months."""
     with _open(src) as wh:
         return wh.coverage(grain="month")
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def ingest_runs(src: Source) -> pd.DataFrame:
     """Every file load, newest first."""
     with _open(src) as wh:
         return wh.ingest_runs()
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def rejects(src: Source, run_id: int | None = None, limit: int = 1000) -> pd.DataFrame:
     """Quarantined records with their reasons (direct identifiers masked by ingest)."""
     with _open(src) as wh:
@@ -326,14 +348,14 @@ def rejects(src: Source, run_id: int | None = None, limit: int = 1000) -> pd.Dat
 # -- alerts --------------------------------------------------------------------------------------
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def alerts(src: Source, status: tuple[str, ...] = (), locations: tuple[str, ...] | None = None) -> pd.DataFrame:
     """`Warehouse.alerts`: the inbox (open, acknowledged, cleared), newest first."""
     with _open(src) as wh:
         return wh.alerts(status=list(status) or None, locations=list(locations) if locations is not None else None)
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def alert_evaluations(src: Source) -> pd.DataFrame:
     """Every recorded evaluation of the alert rules, newest first."""
     with _open(src) as wh:
@@ -381,14 +403,14 @@ def ingest_files(src: Source, files: Sequence[tuple[str, bytes]]) -> list[Any]:
 # -- the improvement loop ------------------------------------------------------------------------
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def changes(src: Source) -> pd.DataFrame:
     """`Warehouse.changes`: the change log, one row per change (its current version)."""
     with _open(src) as wh:
         return wh.changes()
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def change_effects(src: Source) -> pd.DataFrame:
     """`Warehouse.change_effects`: per change and KPI, the chart, centres, rules, signal and verdict
     (what `clinic-kpis changes list` prints), judged on every period loaded."""
@@ -396,21 +418,21 @@ def change_effects(src: Source) -> pd.DataFrame:
         return wh.change_effects()
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def changes_for(src: Source, kpi: str, filters: Filters = ()) -> pd.DataFrame:
     """`Warehouse.changes_for`: the logged changes that start a phase on this KPI's chart in this scope."""
     with _open(src) as wh:
         return wh.changes_for(kpi, dict(filters) or None)
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def spc(src: Source, kpi: str, grain: str, filters: Filters = ()) -> pd.DataFrame:
     """`Warehouse.spc`: the KPI as a control chart (limits, phases, signals) over its default history."""
     with _open(src) as wh:
         return wh.spc(kpi, filters=dict(filters) or None, grain=grain)
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+@cached
 def friction_costs(src: Source, month: str, filters: Filters = ()) -> pd.DataFrame:
     """`Warehouse.friction_costs`: what each KPI's gap to target costs in `month`, costliest first."""
     with _open(src) as wh:

@@ -93,7 +93,7 @@ def option_labels(values: pd.DataFrame) -> dict[str, str]:
     return {i: f"{label} ({i})" if label in repeated else label for i, label in zip(ids, labels, strict=True)}
 
 
-@st.cache_data(ttl=data.TTL_SECONDS, show_spinner=False)
+@data.cached
 def labels_of(src: data.Source, dimension: str) -> dict[str, str]:
     """`option_labels` of a dimension's values, built once per published version (not on every rerun:
     a widget of 1,338 providers is redrawn on each filter change)."""

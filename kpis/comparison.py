@@ -481,13 +481,14 @@ class ComparisonMethods(_Base):
 
         rows = zip(frame["kpi_id"], frame["period_start"], frame["grain"], strict=True)
         is_covered = np.array([covered(k, s, g) for k, s, g in rows], dtype=bool)
-        withheld = np.array(
-            [
-                self.scope.small_cells and _withheld(by_id[k], n, num)
-                for k, n, num in zip(frame["kpi_id"], frame["n"], frame["numerator"], strict=True)
-            ],
-            dtype=bool,
-        )  # fmt: skip
+        withheld = np.zeros(len(frame), dtype=bool)
+        if self.scope.small_cells:
+            codes, ids = pd.factorize(frame["kpi_id"])
+            patient = np.array([by_id[k].patient_records for k in ids], dtype=bool)[codes]
+            counts = np.array([_numerator_counts(by_id[k]) for k in ids], dtype=bool)[codes]
+            n = frame["n"].to_numpy(dtype=float, na_value=np.nan)
+            numerator = frame["numerator"].to_numpy(dtype=float, na_value=np.nan)
+            withheld = patient & privacy.withheld_rows(n, numerator, counts)
         empty = ((frame["n"] == 0) | frame["value"].isna()).to_numpy()
         complete = frame["complete"].to_numpy(dtype=bool)
         no_source = frame["kpi_id"].isin(list(missing)).to_numpy()
@@ -752,12 +753,9 @@ def _decomposable(spec: KpiSpec) -> bool:
     return spec.kind != "aggregate" or spec.value.agg == "mean"
 
 
-def _withheld(spec: KpiSpec, n: float, numerator: float | None) -> bool:
-    """The small-cell rule for one value of `spec`: over its n, and over a numerator that counts records."""
-    if not spec.patient_records:
-        return False
-    counts = spec.kind == "ratio" and spec.numerator is not None and spec.numerator.agg == "count"
-    return privacy.withheld(n, numerator, counts)
+def _numerator_counts(spec: KpiSpec) -> bool:
+    """Whether `spec`'s numerator counts records (the small-cell rule applies to it as to n)."""
+    return spec.kind == "ratio" and spec.numerator is not None and spec.numerator.agg == "count"
 
 
 def _facts_by_segment(
@@ -769,13 +767,20 @@ def _facts_by_segment(
     small_cells: bool,
 ) -> dict[Any, float]:
     """segment -> value, for the segments whose value is a fact (known, and not withheld when
-    the scope withholds small cells); the columns of one period's rows by the segment's dimension."""
+    the scope withholds small cells); the columns of one period's rows by the segment's dimension.
+
+    The rows with a value and records are found in arrays first: by provider at 10 M most of a
+    period's 1,338 rows are an empty segment the completion added, and looking at each in Python
+    took a tenth of the movers' split.
+    """
+    facts = ~np.isnan(values) & (ns != 0)
+    if small_cells and spec.patient_records:
+        facts &= ~privacy.withheld_rows(ns, numerators, _numerator_counts(spec))
+    (rows,) = np.nonzero(facts)
     out = {}
-    for segment, value, n, numerator in zip(segments, values.tolist(), ns.tolist(), numerators.tolist(), strict=True):
-        if segment is None or not _known(value) or n == 0:
-            continue
-        if not (small_cells and _withheld(spec, n, numerator)):
-            out[segment] = float(value)
+    for i, value in zip(rows.tolist(), values[rows].tolist(), strict=True):
+        if (segment := segments[i]) is not None:
+            out[segment] = value
     return out
 
 

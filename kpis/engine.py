@@ -157,7 +157,8 @@ def normalized(raw: pd.DataFrame, ctx: QueryContext) -> tuple[pd.DataFrame, pd.D
     """A statement's rows with one spelling of period starts and of "no value", and the periods
     asked for with their last business day and last day: what `complete_table` places rows into."""
     raw = raw.copy()
-    raw["period_start"] = pd.to_datetime(raw["period_start"]).astype("datetime64[us]")
+    if raw["period_start"].dtype != "datetime64[us]":  # the store's lookups come as such already
+        raw["period_start"] = pd.to_datetime(raw["period_start"]).astype("datetime64[us]")
     for dim in ctx.dims:  # one spelling of "no value" (statements may give None or NaN): one group
         raw[dim] = raw[dim].astype("object").where(raw[dim].notna(), None)
     return raw, _periods_frame(ctx.periods, ctx.config.business_hours).copy()
@@ -199,11 +200,18 @@ def complete_table(
     `Warehouse.compute` shows them: the same rows a stable sort of the frame by (KPI, period,
     values as text) gives, without sorting 600 k rows (every KPI and period has the values in
     the same order, so sorting the values once is enough).
+
+    Built column by column from arrays taken by position, the frame made once at the end: a
+    filter change on the Overview completes a few small requests (a scorecard's 550 rows, the
+    movers' providers), where a frame's every insert, concat and text column cost more than the
+    rows (10 ms for 550 rows, most of it pandas' own work per call).
     """
     raw, periods = normalized(raw, ctx)
-    kpis = pd.DataFrame({"kpi_id": [item.id for item in items]})
-    info = pd.DataFrame([_kpi_info(item, ctx, data_ends, data_starts or {}) for item in items]).drop(columns="kpi_id")
-    pieces, kpi_of_row, period_of_row = [], [], []
+    ids = pd.Index([item.id for item in items])
+    info = _kpi_infos(items, ctx, data_ends, data_starts or {})
+    kpi_of_row, period_of_row, found_values = [], [], []
+    dims: dict[str, list[np.ndarray]] = {dim: [] for dim in ctx.dims}
+    gids = []
     for group in ctx.grouping_sets:
         rows = raw[raw["grouping_id"] == grouping_id(group, ctx.dims)] if ctx.multiple_sets else raw
         combos = _combinations(rows, group, ctx, domains)
@@ -211,39 +219,26 @@ def complete_table(
             order = np.lexsort([_ranks(combos[dim], key=str) for dim in reversed(group)])
             combos = combos.take(order).reset_index(drop=True)
         # every KPI x period x combination, in that order (what a cross join gives), by position
-        k, p, c = (a.ravel() for a in np.meshgrid(*(np.arange(len(x)) for x in (kpis, periods, combos)), indexing="ij"))
-        index = pd.concat(
-            [kpis.take(k).reset_index(drop=True), periods.take(p).reset_index(drop=True)]
-            + ([combos.take(c).reset_index(drop=True)] if group else []),
-            axis=1,
-        )
-        found = _positions(rows, group, kpis, periods, combos)
+        k, p, c = (a.ravel() for a in np.meshgrid(*(np.arange(len(x)) for x in (ids, periods, combos)), indexing="ij"))
+        found = _positions(rows, group, ids, periods, combos)
         values = rows[["numerator", "denominator", "value", "n", "unknown"]]
-        values = values[found >= 0].set_axis(found[found >= 0]).reindex(np.arange(len(index)))  # a left join
-        merged = pd.concat([index, values.set_axis(index.index)], axis=1)
+        found_values.append(values[found >= 0].set_axis(found[found >= 0]).reindex(np.arange(len(k))))  # a left join
         for dim in ctx.dims:
-            if dim not in group:
-                merged[dim] = None
-        if ctx.multiple_sets:
-            merged["grouping_id"] = grouping_id(group, ctx.dims)
-        pieces.append(merged)
+            dims[dim].append(combos[dim].to_numpy(dtype=object)[c] if dim in group else np.full(len(k), None))
+        gids.append(np.full(len(k), grouping_id(group, ctx.dims), dtype=np.int64))
         kpi_of_row.append(k)
         period_of_row.append(p)
-    frame = pd.concat(pieces, ignore_index=True)
-    frame["grain"] = ctx.periods.grain
-    frame["n"] = frame["n"].fillna(0).astype("int64")
-    frame["unknown"] = frame["unknown"].fillna(0).astype("int64")
-    frame["value"] = frame["value"].astype("float64").where(frame["unknown"] == 0)
-    # each KPI's fill rule, completeness inputs and target bands, taken by position (600 k rows at 10 M)
     k, p = np.concatenate(kpi_of_row), np.concatenate(period_of_row)
-
-    def of_kpi(column: str, dtype: Any = None) -> np.ndarray:
-        return info[column].to_numpy(dtype=dtype)[k]
-
-    ratio = of_kpi("has_ratio", bool)
-    for side in ("numerator", "denominator"):
-        frame[side] = frame[side].where(~ratio | frame[side].notna(), 0.0)
-    frame["note"] = _notes(frame, info, k, ratio)
+    index = pd.RangeIndex(len(k))
+    found_frame = pd.concat(found_values, ignore_index=True)
+    n = found_frame["n"].fillna(0).astype("int64")
+    unknown = found_frame["unknown"].fillna(0).astype("int64")
+    value = found_frame["value"].astype("float64").where(unknown == 0)
+    ratio = info["has_ratio"][k]
+    # each KPI's fill rule, completeness inputs and target bands, taken by position (600 k rows at 10 M)
+    sides = {
+        side: found_frame[side].where(~ratio | found_frame[side].notna(), 0.0) for side in ("numerator", "denominator")
+    }
     # completeness depends on the KPI and the period only: decided per (KPI, period), then taken
     period_last = pd.to_datetime(periods["period_last"]).to_numpy()[None, :]
     data_end = pd.to_datetime(info["data_end"]).to_numpy()[:, None]
@@ -255,15 +250,27 @@ def complete_table(
         periods["period_end"].to_numpy()[None, :] - pd.to_timedelta(lookback.ravel() - 1, unit="D").to_numpy()[:, None]
     )
     short = (lookback > 0) & ~np.isnat(data_start) & (window_first < data_start)
-    frame["complete"] = (complete & ~short)[k, p]
-    frame["definition"] = info["definition"].take(k).set_axis(frame.index)
-    frame["target"] = of_kpi("target", np.float64)
-    lower = (info["better"] == "lower").to_numpy(dtype=bool)[k]
-    labels = _status(frame["value"].to_numpy(), lower, of_kpi("watch", np.float64), of_kpi("red", np.float64))
-    frame["status"] = pd.Series(labels, index=frame.index, dtype="object")
-    columns = ["kpi_id", "period_start", "grain", *ctx.dims]
-    columns += (["grouping_id"] if ctx.multiple_sets else []) + list(RESULT_COLUMNS)
-    return frame[columns]
+    lower = info["lower"][k]
+    columns: dict[str, Any] = {
+        "kpi_id": pd.Series(ids).take(k).set_axis(index),
+        "period_start": periods["period_start"].to_numpy()[p],
+        "grain": pd.Series(ctx.periods.grain, index=index),
+    }
+    columns |= {dim: pd.Series(np.concatenate(parts), index=index, dtype="object") for dim, parts in dims.items()}
+    if ctx.multiple_sets:
+        columns["grouping_id"] = np.concatenate(gids)
+    results = {
+        **sides,
+        "value": value,
+        "n": n,
+        "complete": (complete & ~short)[k, p],
+        "definition": info["definition"].take(k).set_axis(index),
+        "target": info["target"][k],
+        "status": pd.Series(_status(value.to_numpy(), lower, info["watch"][k], info["red"][k]), dtype="object"),
+        "note": _notes(value.to_numpy(), n.to_numpy(), unknown.to_numpy(), sides, info, k, ratio),
+    }
+    columns |= {name: results[name] for name in RESULT_COLUMNS}
+    return pd.DataFrame(columns, index=index)
 
 
 def _ranks(values: pd.Series, key: Callable[[Any], Any]) -> np.ndarray:
@@ -277,14 +284,14 @@ def _ranks(values: pd.Series, key: Callable[[Any], Any]) -> np.ndarray:
 
 
 def _positions(
-    rows: pd.DataFrame, group: Sequence[str], kpis: pd.DataFrame, periods: pd.DataFrame, combos: pd.DataFrame
+    rows: pd.DataFrame, group: Sequence[str], ids: pd.Index, periods: pd.DataFrame, combos: pd.DataFrame
 ) -> np.ndarray:
     """Each result row's position in the KPI x period x combination index (-1: not in it).
 
     Why positions: joining 600 k result rows to their index with pandas merges took seconds at
     10 M appointments; looking up three small keys and adding them up takes milliseconds.
     """
-    k = _lookup(pd.Index(kpis["kpi_id"]), rows["kpi_id"])
+    k = _lookup(ids, rows["kpi_id"])
     p = _lookup(pd.Index(periods["period_start"]), rows["period_start"])
     if not group:
         c = np.zeros(len(rows), dtype=np.int64)
@@ -299,29 +306,35 @@ def _positions(
     return found
 
 
-def _notes(frame: pd.DataFrame, info: pd.DataFrame, k: np.ndarray, ratio: np.ndarray) -> pd.Series:
+def _notes(
+    value: np.ndarray,
+    n: np.ndarray,
+    unknown: np.ndarray,
+    sides: Mapping[str, pd.Series],
+    info: Mapping[str, Any],
+    k: np.ndarray,
+    ratio: np.ndarray,
+) -> pd.Series:
     """`notes` for the rows that can have one (a value over 100%, unknowns, a refused ratio), None elsewhere.
 
     Why: `notes` reads each KPI's labels on every row; here they are looked up only for the rows
     it will write a note on, straight from the arrays (a frame row per note cost 0.1 ms, and a
     grouped request by provider has hundreds of rows with unknowns).
     """
-    value, unknown = frame["value"].to_numpy(), frame["unknown"].to_numpy()
-    over = (value > 1) & (info["over_100"] != "").to_numpy(dtype=bool)[k]
-    numerator, denominator = frame["numerator"].to_numpy(), frame["denominator"].to_numpy()
-    n = frame["n"].to_numpy()
+    over = (value > 1) & (info["over_100"] != "")[k]
+    numerator, denominator = sides["numerator"].to_numpy(), sides["denominator"].to_numpy()
     # `_note`'s "has data": a side known and not zero (an empty period's 0 / 0 gets no note; at 10 M by
     # provider a third of the rows are such, and looking at each of them took half the completion)
     has_data = (n > 0) | ((numerator != 0) & ~pd.isna(numerator)) | ((denominator != 0) & ~pd.isna(denominator))
     candidates = np.flatnonzero(over | (unknown > 0) | (ratio & np.isnan(value) & has_data))
-    out = np.full(len(frame), None, dtype=object)
+    out = np.full(len(value), None, dtype=object)
     if len(candidates):
         columns = {"value": value, "n": n, "numerator": numerator, "denominator": denominator, "unknown": unknown}
         taken = {c: a[candidates] for c, a in columns.items()}
-        taken |= {c: info[c].to_numpy(dtype=object)[k[candidates]] for c in _NOTE_LABELS}
+        taken |= {c: info[c][k[candidates]] for c in _NOTE_LABELS}
         names = list(taken)
         out[candidates] = [_note(dict(zip(names, row, strict=True))) for row in zip(*taken.values(), strict=True)]
-    return pd.Series(out, index=frame.index, dtype="object")
+    return pd.Series(out, dtype="object")
 
 
 def _lookup(keys: pd.Index, values: pd.Series) -> np.ndarray:
@@ -381,6 +394,32 @@ def _kpi_info(
         "red": np.nan if spec.red is None else spec.red,
         "better": spec.better,
     }
+
+
+def _kpi_infos(
+    items: Sequence[KpiRequest],
+    ctx: QueryContext,
+    data_ends: Mapping[str, date | None],
+    data_starts: Mapping[str, date | None],
+) -> dict[str, Any]:
+    """`_kpi_info` of every KPI as columns, one entry per KPI: the dates and days as Series (for
+    pandas' date arithmetic), the labels as arrays of Python objects, the flags and bands as NumPy arrays.
+
+    Why not a frame: its text columns are Arrow strings, and making the frame, comparing and
+    taking them cost more per request than the rest of a small request's completion.
+    """
+    rows = [_kpi_info(item, ctx, data_ends, data_starts) for item in items]
+
+    def column(name: str) -> list[Any]:
+        return [row[name] for row in rows]
+
+    out: dict[str, Any] = {c: pd.Series(column(c)) for c in ("data_end", "data_start", "lag_days", "lookback_days")}
+    out["definition"] = pd.Series(column("definition"))
+    out |= {c: np.array(column(c), dtype=object) for c in _NOTE_LABELS}
+    out |= {c: np.array(column(c), dtype=np.float64) for c in ("target", "watch", "red")}
+    out["has_ratio"] = np.array(column("has_ratio"), dtype=bool)
+    out["lower"] = np.array(column("better"), dtype=object) == "lower"
+    return out
 
 
 def notes(frame: pd.DataFrame) -> pd.Series:

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 SMALL_CELL = "<11"
 THRESHOLD = 11
 
@@ -42,6 +44,18 @@ def withheld(n: float | None, numerator: float | None, numerator_counts: bool) -
     not a sum of amounts or durations.
     """
     return is_small(n) or (numerator_counts and is_small(numerator))
+
+
+def withheld_rows(n: np.ndarray, numerator: np.ndarray, numerator_counts: np.ndarray | bool) -> np.ndarray:
+    """`withheld` of each row of float arrays at once (NaN: not known, as None is): the same rule,
+    for the movers' segments and the scorecard's rows, where a Python call per row cost more than
+    the rest of their work (21 k calls over 11 filter changes at 10 M)."""
+    return _small(n) | (numerator_counts & _small(numerator))
+
+
+def _small(counts: np.ndarray) -> np.ndarray:
+    """`is_small` of each value (NaN compares false: not small)."""
+    return (counts > 0) & (counts < THRESHOLD)
 
 
 def count(n: int | float | None) -> int | str | None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from kpis.comparison import findings
+from kpis.catalog import shipped_specs
+from kpis.comparison import _facts_by_segment, findings
 from kpis.errors import ClinicKpisError
 from kpis.periods import add_months
 from tests.kpis.builder import P1, P2, Fixture
@@ -214,3 +216,17 @@ def test_friction_costs_withhold_a_value_that_rests_on_a_small_cell(fx: Fixture)
     assert row["value"] is None and row["money"] is None and row["volume"] is None and row["excess"] is None
     east = fx.wh.friction_costs("2026-10", filters={"location": "EAST"}).set_index("kpi_id")
     assert east.loc["no_show_rate", "value"] == pytest.approx(12 / 40)
+
+
+def test_a_periods_facts_by_segment_are_known_values_with_records_not_withheld() -> None:
+    """The movers' segments that may be named: a segment, a known value, records (a missing n is not
+    zero), and, where the scope withholds small cells, neither n nor a counted numerator under 11."""
+    spec = shipped_specs()["no_show_rate"]  # a rate whose numerator counts visits
+    segments = [None, "A", "B", "C", "D", "E", "F", "G"]
+    values = np.array([0.5, np.nan, 0.2, 0.3, 0.4, 0.1, 0.0, 0.25])
+    ns = np.array([40, 50, 0, np.nan, 5, 40, 40, 44])
+    numerators = np.array([20, 2, 0, 3, 2, 4, 0, 11])
+    shown = _facts_by_segment(segments, values, ns, numerators, spec, small_cells=False)
+    assert shown == {"C": 0.3, "D": 0.4, "E": 0.1, "F": 0.0, "G": 0.25}
+    assert list(shown) == ["C", "D", "E", "F", "G"]  # in the rows' order
+    assert _facts_by_segment(segments, values, ns, numerators, spec, small_cells=True) == {"F": 0.0, "G": 0.25}

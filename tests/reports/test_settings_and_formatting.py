@@ -6,6 +6,7 @@ from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from kpis import privacy
@@ -54,6 +55,20 @@ def test_counts_from_one_to_ten_are_withheld() -> None:
     assert [privacy.withheld(45, num, True) for num in (0, 9, 11)] == [False, True, False]
     assert privacy.withheld(45, 9.5, False) is False  # a sum of amounts or durations is no count
     assert privacy.withheld(5, 0, True) is True
+
+
+def test_the_small_cell_rule_over_arrays_withholds_what_it_withholds_one_value_at_a_time() -> None:
+    edges = [0.0, 1.0, 9.5, 10.0, 10.5, 11.0, 45.0, float("nan")]
+    pairs = [(n, num) for n in edges for num in edges]
+    n, numerator = (np.array(column) for column in zip(*pairs, strict=True))
+    for counts in (True, False):
+        expected = [privacy.withheld(a, b, counts) for a, b in pairs]
+        assert privacy.withheld_rows(n, numerator, counts).tolist() == expected
+        mixed = np.array([counts, not counts] * (len(pairs) // 2))  # each row its own KPI's rule
+        assert privacy.withheld_rows(n, numerator, mixed).tolist() == [
+            privacy.withheld(a, b, bool(c)) for (a, b), c in zip(pairs, mixed, strict=True)
+        ]
+    assert sum(privacy.withheld_rows(n, numerator, True)) == 48  # n in 1-10.5 (4 x 8), else a numerator in it (4 x 4)
 
 
 def test_a_driver_larger_than_the_whole_change_is_said_so() -> None:
