@@ -3,6 +3,7 @@ a failure or a kill in the middle of a file leaves the warehouse as it was befor
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import os
@@ -209,6 +210,35 @@ def test_a_new_file_is_read_once_for_its_rows_and_its_checksum(
     (again,) = load(warehouse, source)  # a file of that size was loaded: hashed first, skipped unparsed
     assert again.status == "skipped" and again.message.startswith(f"already loaded as run {first.run_id}")
     assert _Counted.whole == 1
+
+
+def test_a_compressed_file_is_hashed_once_while_listed_and_read_once_to_load(
+    warehouse: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A .gz (or archive member) is decompressed and hashed while the paths are listed, to find a
+    corrupt one before anything loads; that checksum goes with the file, which was hashed again,
+    decompressing it once more, before its parse."""
+    data = (FIXTURES / "vendor" / "north_appointments_2025.csv").read_bytes()
+    gz = tmp_path / "north_appointments_2025.csv.gz"
+    gz.write_bytes(gzip.compress(data))
+    whole = []
+
+    class Counted(gzip.GzipFile):  # the decompressed content, each read of it to its end noted
+        def read(self, size: int = -1) -> bytes:
+            data = super().read(size)
+            if size is None or size < 0 or not data:
+                whole.append(size)
+            return data
+
+    monkeypatch.setattr(sources.gzip, "GzipFile", Counted)
+    (first,) = load(warehouse, gz)
+    assert first.status == "succeeded" and len(whole) == 2  # listed (hashed), then parsed
+    assert rows(warehouse, "SELECT sha256, size_bytes FROM ingest_runs") == [
+        (hashlib.sha256(data).hexdigest(), len(data))
+    ]
+    whole.clear()
+    (again,) = load(warehouse, gz)
+    assert again.status == "skipped" and len(whole) == 1  # listed (hashed) only
 
 
 def _changed_before_parse(monkeypatch: pytest.MonkeyPatch, path: Path, content: bytes) -> None:
