@@ -112,8 +112,9 @@ class InputFile:
     def size(self) -> int:
         if self.known_size is not None:
             return self.known_size
-        self.sha256  # noqa: B018 - a whole read gives the size with the checksum
-        return self.__dict__["_digest"][1]
+        if "_digest" in self.__dict__:
+            return self.__dict__["_digest"][1]
+        return sum(len(block) for block in self.blocks())  # a whole read (which hashes it too)
 
 
 @dataclass(frozen=True)
