@@ -131,7 +131,11 @@ COUNT_SPAN = 1_000_000
 
 # A file whose rows for a table are fewer than 1/HELD_BY_ROWID of the table's finds the rows it
 # merges with by their row ids (`Loader._held_rows`); a larger one joins the table as it is.
-HELD_BY_ROWID = 8
+# Measured at 1 M (benchmarks/RESULTS.md, s32-loadpath): the row-id look-up of 176 k new vendor rows
+# against 684 k appointments (1/4) cost 0.33 s CPU against the whole table's join's 0.54 (no row
+# held: neither the rows nor their versions are read); the same rows all held, 0.82 against 0.80;
+# 684 k held rows against 860 k (4/5), 1.37 against 1.20: so from half the table on, the join.
+HELD_BY_ROWID = 2
 
 # The order of a record's outcome rows in which `arg_min` finds whether its first target (the
 # record itself, e.g. the appointment) was inserted: by target, and within the first target an

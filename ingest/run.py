@@ -299,22 +299,26 @@ def _spill_capped(run: _Run, file: InputFile, adapter: Adapter) -> FileResult:
     return _record_failure(warehouse, file.name, file.sha256, file.size, adapter.name, message)
 
 
+class _LoadedBefore(Exception):  # noqa: N818 - not an error: rolls a file's transaction back
+    """The content a file's parse read was loaded before, as run `prior`: its transaction is rolled back."""
+
+    def __init__(self, prior: int) -> None:
+        super().__init__(prior)
+        self.prior = prior
+
+
 def _load_once(run: _Run, file: InputFile, adapter: Adapter) -> FileResult:
     warehouse = run.warehouse
-    sha = file.sha256
-    with warehouse.cursor() as cur:
-        ((prior,),) = cur.execute(
-            "SELECT max(run_id) FROM ingest_runs WHERE sha256 = ? AND status = 'succeeded'", [sha]
-        ).fetchall()
-    timezone = warehouse.config.timezone
     skip_reason = getattr(adapter, "skip_reason", None)
     if skip_reason:
-        run_id = _record_run(warehouse, file.name, sha, file.size, adapter.name, "skipped", error=skip_reason)
+        run_id = _record_run(warehouse, file.name, file.sha256, file.size, adapter.name, "skipped", error=skip_reason)
         return FileResult(file.name, "skipped", adapter.name, run_id, message=skip_reason)
-    if prior is not None and not run.force:
-        message = f"already loaded as run {prior} (same content); use --force to load it again"
-        run_id = _record_run(warehouse, file.name, sha, file.size, adapter.name, "skipped", error=message)
-        return FileResult(file.name, "skipped", adapter.name, run_id, message=message)
+    if not run.force and _hash_first(warehouse, file):
+        with warehouse.cursor() as cur:
+            prior = _loaded_as(cur, file.sha256)
+        if prior is not None:
+            return _skipped(warehouse, file, adapter, prior)
+    timezone = warehouse.config.timezone
     started = datetime.now(UTC)
     try:
         with (
@@ -324,10 +328,11 @@ def _load_once(run: _Run, file: InputFile, adapter: Adapter) -> FileResult:
             _cyclic_gc_paused(),
         ):
             cur.execute("SET enable_progress_bar = false")  # the CLI shows its own progress, and none when piped
+            # the checksum is known once the parse has read the file (`InputFile.blocks`): set at the end
             run_id = cur.execute(
-                "INSERT INTO ingest_runs (started_at, file_path, sha256, size_bytes, adapter, status) "
-                "VALUES (?, ?, ?, ?, ?, 'running') RETURNING run_id",
-                [started, file.name, sha, file.size, adapter.name],
+                "INSERT INTO ingest_runs (started_at, file_path, size_bytes, adapter, status) "
+                "VALUES (?, ?, ?, ?, 'running') RETURNING run_id",
+                [started, file.name, file.size, adapter.name],
             ).fetchone()[0]
             lookup = Lookup(cur)
             batch = adapter.parse(file, ParseContext(timezone, run.pseudonymizer, run.dates))
@@ -339,6 +344,10 @@ def _load_once(run: _Run, file: InputFile, adapter: Adapter) -> FileResult:
             derived += _follow_up(loader, lookup, run, run_id)
             for check in batch.after_load:
                 check(lookup, run_id)
+            sha = file.sha256  # of the content the parse read
+            prior = _loaded_as(cur, sha)
+            if prior is not None and not run.force:  # changed since its size was taken, to content loaded before
+                raise _LoadedBefore(prior)
             if prior is not None:  # loaded again: this run's rejects replace the earlier runs' of the same content
                 cur.execute(
                     "DELETE FROM rejects WHERE run_id IN (SELECT run_id FROM ingest_runs WHERE sha256 = ? "
@@ -346,11 +355,12 @@ def _load_once(run: _Run, file: InputFile, adapter: Adapter) -> FileResult:
                     [sha, run_id],
                 )
             cur.execute(
-                "UPDATE ingest_runs SET finished_at = ?, adapter = ?, rows_read = ?, rows_inserted = ?, "
+                "UPDATE ingest_runs SET finished_at = ?, sha256 = ?, adapter = ?, rows_read = ?, rows_inserted = ?, "
                 "rows_updated = ?, rows_unchanged = ?, rows_rejected = ?, rows_ignored = ?, rows_stale = ?, "
                 "rows_waiting = ?, rows_derived = ?, status = 'succeeded' WHERE run_id = ?",
                 [
                     datetime.now(UTC),
+                    sha,
                     batch.adapter,
                     counts.read,
                     counts.inserted,
@@ -371,9 +381,11 @@ def _load_once(run: _Run, file: InputFile, adapter: Adapter) -> FileResult:
             # file can be loaded again after), so the commit alone runs under DuckDB's own limit;
             # the configured one is back right after it (memory_restored).
             cur.execute("RESET memory_limit")
+    except _LoadedBefore as loaded:
+        return _skipped(warehouse, file, adapter, loaded.prior)
     except IngestError as exc:
         message = str(exc) if str(exc).startswith(file.name) else f"{file.name}: {exc}"
-        return _record_failure(warehouse, file.name, sha, file.size, adapter.name, message, started)
+        return _record_failure(warehouse, file.name, file.sha256, file.size, adapter.name, message, started)
     return FileResult(
         path=file.name,
         status="succeeded",
@@ -391,6 +403,34 @@ def _load_once(run: _Run, file: InputFile, adapter: Adapter) -> FileResult:
         message=_notes(batch.ignored, counts.stale, counts.waiting, derived),
         warnings=list(batch.warnings),
     )
+
+
+def _hash_first(warehouse: Store, file: InputFile) -> bool:
+    """Whether to look for the file's checksum among the loaded ones before its parse: when it is
+    known already (an archive member's), or when a file of its size was loaded (only then can its
+    content have been, and it is skipped unparsed). Any other file is hashed in its parse's own
+    read (`InputFile.blocks`) instead of being read once more for it first."""
+    if file.hashed:
+        return True
+    with warehouse.cursor() as cur:
+        ((found,),) = cur.execute(
+            "SELECT count(*) FROM ingest_runs WHERE size_bytes = ? AND status = 'succeeded'", [file.size]
+        ).fetchall()
+    return bool(found)
+
+
+def _loaded_as(cur: duckdb.DuckDBPyConnection, sha: str) -> int | None:
+    """The last run that loaded content of checksum `sha`, if any."""
+    ((prior,),) = cur.execute(
+        "SELECT max(run_id) FROM ingest_runs WHERE sha256 = ? AND status = 'succeeded'", [sha]
+    ).fetchall()
+    return prior
+
+
+def _skipped(warehouse: Store, file: InputFile, adapter: Adapter, prior: int) -> FileResult:
+    message = f"already loaded as run {prior} (same content); use --force to load it again"
+    run_id = _record_run(warehouse, file.name, file.sha256, file.size, adapter.name, "skipped", error=message)
+    return FileResult(file.name, "skipped", adapter.name, run_id, message=message)
 
 
 # Each round reacts to what the previous one changed (a Schedule loaded makes slots resolve; no

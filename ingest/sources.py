@@ -14,7 +14,9 @@ computed over a stream, so skipping a file loaded before never needs its bytes i
 Compressed content (an archive member, a `.gz`) is read through once while the paths are
 expanded, to compute its checksum and size: a corrupt archive, member or gzip stream is then
 found before anything loads and named in its own failure (`Unusable`), while every other file
-still loads. What is left out on purpose is said too: hidden files (a name starting with a
+still loads; the checksum found then goes with the file (`known_sha256`). A plain file is hashed
+in the read that parses it (`blocks`, `read`): its bytes are read once, and the checksum is that
+of the content loaded. What is left out on purpose is said too: hidden files (a name starting with a
 dot), and archive members whose name would point outside the archive (`../`, `/etc/...`).
 Names are shown with control characters escaped, so every message stays one line.
 """
@@ -31,7 +33,6 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO
 
@@ -44,14 +45,16 @@ _BLOCK = 4 * 1024 * 1024  # bytes read at a time when streaming (checksums, text
 class InputFile:
     """One file to load: its display name, and how to open its content (never the content itself).
 
-    `open()` streams the content, `read()` returns all of it, `head(n)` its first bytes;
-    `sha256` and `size` are computed on first use, over a stream.
+    `open()` streams the content, `read()` returns all of it, `head(n)` its first bytes. `sha256`
+    is that of the first whole read (`blocks` to the end, or `read`), or of a read of its own if
+    nothing has read the file whole yet; `hashed` says whether it is known without reading.
     """
 
     name: str
     opener: Callable[[], BinaryIO] = field(repr=False, compare=False)
     discovered: bool  # found inside a folder or archive (not named by the user)
     known_size: int | None = field(default=None, repr=False, compare=False)
+    known_sha256: str | None = field(default=None, repr=False, compare=False)
 
     @contextmanager
     def open(self) -> Iterator[BinaryIO]:
@@ -65,7 +68,10 @@ class InputFile:
     def read(self) -> bytes:
         """All of the content (for the formats that are parsed as a whole, e.g. X12)."""
         with self.open() as stream:
-            return stream.read()
+            data = stream.read()
+        if not self.hashed:
+            self._digested(hashlib.sha256(data).hexdigest(), len(data))
+        return data
 
     def head(self, n: int) -> bytes:
         """The first `n` bytes (detection looks at no more)."""
@@ -73,26 +79,42 @@ class InputFile:
             return stream.read(n)
 
     def blocks(self) -> Iterator[bytes]:
-        """The content in blocks of a few megabytes."""
+        """The content in blocks of a few megabytes, hashed as they are read (the parse's read gives
+        the checksum: the file is not read a second time for it). A read stopped early hashes nothing."""
+        sha = None if self.hashed else hashlib.sha256()
+        size = 0
         with self.open() as stream:
             while block := stream.read(_BLOCK):
+                if sha is not None:
+                    sha.update(block)
+                    size += len(block)
                 yield block
+        if sha is not None:
+            self._digested(sha.hexdigest(), size)
 
-    @cached_property
-    def _digest(self) -> tuple[str, int]:
-        sha, size = hashlib.sha256(), 0
-        for block in self.blocks():
-            sha.update(block)
-            size += len(block)
-        return sha.hexdigest(), size
+    def _digested(self, sha: str, size: int) -> None:
+        """Keep the checksum and size of a whole read (the first one's: what was loaded)."""
+        self.__dict__.setdefault("_digest", (sha, size))  # frozen: not through __setattr__
+
+    @property
+    def hashed(self) -> str | None:
+        """The checksum if it is known without reading the file (given, or from a whole read so far)."""
+        return self.known_sha256 or self.__dict__.get("_digest", (None,))[0]
 
     @property
     def sha256(self) -> str:
-        return self._digest[0]
+        if not self.hashed:
+            for _ in self.blocks():
+                pass
+        return self.hashed
 
     @property
     def size(self) -> int:
-        return self.known_size if self.known_size is not None else self._digest[1]
+        if self.known_size is not None:
+            return self.known_size
+        if "_digest" in self.__dict__:
+            return self.__dict__["_digest"][1]
+        return sum(len(block) for block in self.blocks())  # a whole read (which hashes it too)
 
 
 @dataclass(frozen=True)
@@ -169,7 +191,7 @@ def _open(path: Path, *, discovered: bool) -> Iterator[InputFile | Unusable]:
 
 
 def _unpack(
-    name: str, opener: Callable[[], BinaryIO], discovered: bool, size: int | None
+    name: str, opener: Callable[[], BinaryIO], discovered: bool, size: int | None, sha256: str | None = None
 ) -> Iterator[InputFile | Unusable]:
     lower = name.lower()
     if lower.endswith(".zip"):
@@ -197,7 +219,7 @@ def _unpack(
                 if isinstance(inner, Unusable):
                     yield inner
                 else:
-                    yield from _unpack(inner.name, inner.opener, True, inner.size)
+                    yield from _unpack(inner.name, inner.opener, True, inner.size, inner.known_sha256)
         if resource_forks:
             yield Unusable(
                 f"{name}/__MACOSX/", "skipped", f"{resource_forks} macOS resource-fork member(s): not exports"
@@ -211,11 +233,11 @@ def _unpack(
         if isinstance(inner, Unusable):
             yield Unusable(name, inner.status, inner.message)
         else:
-            yield from _unpack(inner.name, inner.opener, discovered, inner.size)
+            yield from _unpack(inner.name, inner.opener, discovered, inner.size, inner.known_sha256)
     elif lower.endswith(".xlsx"):
         yield _workbook(name, opener, discovered)
     else:
-        yield InputFile(name=name, opener=opener, discovered=discovered, known_size=size)
+        yield InputFile(name=name, opener=opener, discovered=discovered, known_size=size, known_sha256=sha256)
 
 
 def _checked(file: InputFile, errors: tuple[type[BaseException], ...], message: str) -> InputFile | Unusable:
@@ -225,7 +247,7 @@ def _checked(file: InputFile, errors: tuple[type[BaseException], ...], message: 
         file.sha256  # noqa: B018 - computes and caches the checksum and size
     except errors as exc:
         return Unusable(file.name, "failed", f"{message} ({exc})")
-    return InputFile(file.name, file.opener, file.discovered, known_size=file.size)
+    return InputFile(file.name, file.opener, file.discovered, known_size=file.size, known_sha256=file.sha256)
 
 
 def _member_opener(opener: Callable[[], BinaryIO], member: str) -> Callable[[], BinaryIO]:

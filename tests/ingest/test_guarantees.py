@@ -3,6 +3,9 @@ a failure or a kill in the middle of a file leaves the warehouse as it was befor
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import os
 import signal
 import subprocess
@@ -12,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from ingest import sources
+from ingest.adapters.csv_profile import CsvProfileAdapter
 from ingest.load import Loader
 from kpis.warehouse import Warehouse
 from tests.ingest.conftest import FIXTURES, REPO_ROOT, SECRET, load, rows, snapshot
@@ -158,3 +163,132 @@ def test_a_killed_load_leaves_the_warehouse_as_before(
         assert (
             load(wh, FIXTURES / "vendor" / "north_appointments_2025.csv")[0].inserted
         ) == 4  # and it loads afterwards
+
+
+class _Counted(io.RawIOBase):
+    """A file opened for reading that counts in `whole` each time it is read to its end."""
+
+    whole = 0
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._file = open(path, "rb")  # noqa: SIM115 - closed with this stream
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._file.read(n)
+        if n is None or n < 0 or not data:
+            type(self).whole += 1
+        return data
+
+    def readinto(self, buffer) -> int:  # noqa: ANN001 - a writable buffer
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def test_a_new_file_is_read_once_for_its_rows_and_its_checksum(
+    warehouse: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why: the checksum was a read of its own before the parse (0.36 s CPU for a 497 MB FHIR file);
+    a file whose size no loaded file has cannot have been loaded, so its parse's read gives it."""
+    source = FIXTURES / "vendor" / "north_appointments_2025.csv"
+    monkeypatch.setattr(sources, "open", lambda path, mode: _Counted(path), raising=False)
+    _Counted.whole = 0
+    (first,) = load(warehouse, source)
+    assert first.status == "succeeded" and _Counted.whole == 1  # the parse's read alone
+    assert rows(warehouse, "SELECT sha256, size_bytes FROM ingest_runs") == [
+        (hashlib.sha256(source.read_bytes()).hexdigest(), source.stat().st_size)
+    ]
+    _Counted.whole = 0
+    (again,) = load(warehouse, source)  # a file of that size was loaded: hashed first, skipped unparsed
+    assert again.status == "skipped" and again.message.startswith(f"already loaded as run {first.run_id}")
+    assert _Counted.whole == 1
+
+
+def test_a_compressed_file_is_hashed_once_while_listed_and_read_once_to_load(
+    warehouse: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A .gz (or archive member) is decompressed and hashed while the paths are listed, to find a
+    corrupt one before anything loads; that checksum goes with the file, which was hashed again,
+    decompressing it once more, before its parse."""
+    data = (FIXTURES / "vendor" / "north_appointments_2025.csv").read_bytes()
+    gz = tmp_path / "north_appointments_2025.csv.gz"
+    gz.write_bytes(gzip.compress(data))
+    whole = []
+
+    class Counted(gzip.GzipFile):  # the decompressed content, each read of it to its end noted
+        def read(self, size: int = -1) -> bytes:
+            data = super().read(size)
+            if size is None or size < 0 or not data:
+                whole.append(size)
+            return data
+
+    monkeypatch.setattr(sources.gzip, "GzipFile", Counted)
+    (first,) = load(warehouse, gz)
+    assert first.status == "succeeded" and len(whole) == 2  # listed (hashed), then parsed
+    assert rows(warehouse, "SELECT sha256, size_bytes FROM ingest_runs") == [
+        (hashlib.sha256(data).hexdigest(), len(data))
+    ]
+    whole.clear()
+    (again,) = load(warehouse, gz)
+    assert again.status == "skipped" and len(whole) == 1  # listed (hashed) only
+
+
+def _changed_before_parse(monkeypatch: pytest.MonkeyPatch, path: Path, content: bytes) -> None:
+    """`path` rewritten with `content` just before the first parse of a CSV file (after it was listed)."""
+    parse = CsvProfileAdapter.parse
+
+    def rewritten(self, file, ctx):  # noqa: ANN001, ANN202 - the adapter's own signature
+        monkeypatch.setattr(CsvProfileAdapter, "parse", parse)
+        path.write_bytes(content)
+        return parse(self, file, ctx)
+
+    monkeypatch.setattr(CsvProfileAdapter, "parse", rewritten)
+
+
+def test_a_file_changed_before_its_parse_records_the_checksum_of_what_it_loaded(
+    warehouse: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checksum is of the bytes the parse read: a file listed with content B and parsed with A
+    records A's, so B (never loaded) loads later rather than being skipped as loaded."""
+    full = (FIXTURES / "portal" / "portal_messages.csv").read_bytes()
+    shorter = full[: full.rstrip(b"\n").rfind(b"\n") + 1]  # the same file without its last message
+    changing = tmp_path / "portal_messages.csv"
+    changing.write_bytes(shorter)
+    _changed_before_parse(monkeypatch, changing, full)
+    (first,) = load(warehouse, changing)
+    assert (first.status, first.read) == ("succeeded", full.count(b"\n") - 1)
+    assert rows(warehouse, "SELECT sha256 FROM ingest_runs") == [(hashlib.sha256(full).hexdigest(),)]
+    other = tmp_path / "shorter.csv"
+    other.write_bytes(shorter)
+    (second,) = load(warehouse, other)
+    assert (second.status, second.read) == ("succeeded", first.read - 1)  # not skipped: B was never loaded
+
+
+def test_a_file_changed_before_its_parse_to_content_loaded_before_is_skipped(
+    warehouse: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its size said it could not have been loaded, so it was parsed; its checksum (of what the parse
+    read) then says it was: the file's transaction is rolled back and it is skipped, as a file
+    hashed first is."""
+    source = FIXTURES / "portal" / "portal_messages.csv"
+    full = source.read_bytes()
+    (first,) = load(warehouse, source)
+    changing = tmp_path / "portal_messages.csv"
+    changing.write_bytes(full[: full.rstrip(b"\n").rfind(b"\n") + 1])
+    _changed_before_parse(monkeypatch, changing, full)
+    before = snapshot(warehouse)
+    (second,) = load(warehouse, changing)
+    assert second.status == "skipped" and second.message.startswith(f"already loaded as run {first.run_id}")
+    assert rows(warehouse, "SELECT status, count(*) FROM ingest_runs GROUP BY 1 ORDER BY 1") == [
+        ("skipped", 1),
+        ("succeeded", 1),
+    ]
+    assert snapshot(warehouse) == before
