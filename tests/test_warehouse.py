@@ -92,6 +92,17 @@ def test_reopening_is_a_noop(tmp_path: Path) -> None:
             assert cur.execute("SELECT name FROM locations").fetchall() == [("Eastside",)]
 
 
+def test_a_read_only_snapshot_is_not_reopened(tmp_path: Path) -> None:
+    """`Store.reopen` is a writer's (its rerun after running out of memory): a read-only warehouse would
+    attach the file published since it opened, under the caches of the snapshot it opened."""
+    path = tmp_path / "w.duckdb"
+    Warehouse(path).close()
+    with Warehouse(path, read_only=True) as wh:
+        with pytest.raises(WarehouseError, match="is open read-only: open it again for the file published now"):
+            wh.reopen()
+        assert wh.cursor().execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(migrations())
+
+
 def test_a_writer_checkpoints_so_its_wal_does_not_grow_with_every_update(tmp_path: Path) -> None:
     """DuckDB checkpoints a write-ahead log past `checkpoint_threshold` at commit, unless another
     transaction is open; a result left open by opening the warehouse was one, so at 10 M a
