@@ -21,6 +21,7 @@ import ctypes
 import ctypes.util
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from ingest import run as ingest_run
 from ingest.lock import open_for_ingest
 from kpis.config import load_config
 from kpis.serving import refresh as serving_refresh
+from kpis.storage import Store
 
 
 class _Mallinfo2(ctypes.Structure):
@@ -88,6 +90,13 @@ class Sampler:
         with self._asking:
             self.store = None
 
+    def reopened(self, reopen: Callable[[], None]) -> None:
+        """`reopen()` the store once no question to DuckDB is running: a refresh's rerun after running
+        out of memory closes the store's connection (`Store.reopen`), which DuckDB refuses as the
+        writer's close, and the rerun would fail."""
+        with self._asking:
+            reopen()
+
     def current_phase(self) -> str:
         if self.job is not None:
             return f"refresh: {self.job.step or 'plan'}"
@@ -135,7 +144,7 @@ class Sampler:
 def _hook(sampler: Sampler) -> None:
     """Name the phases: the file loading (`_load_file`), the refresh (its `_Refresh`'s step)."""
     load_file, ingest, run_refresh = ingest_run._load_file, ingest_run._ingest, serving_refresh._run
-    before_publish = serving_refresh.before_publish
+    before_publish, reopen = serving_refresh.before_publish, Store.reopen
 
     def loading(run: Any, file: Any, adapter: Any) -> Any:
         sampler.phase = f"load {file.name}"
@@ -165,8 +174,12 @@ def _hook(sampler: Sampler) -> None:
         finally:
             sampler.detach()  # the writer closes the store next
 
+    def reopening(store: Any) -> None:
+        sampler.reopened(lambda: reopen(store))
+
     ingest_run._load_file, ingest_run._ingest, serving_refresh._run = loading, ingesting, refreshing
     serving_refresh.before_publish = publishing  # (found by name when the writer publishes)
+    Store.reopen = reopening  # (a refresh's rerun after running out of memory)
 
 
 def main() -> None:

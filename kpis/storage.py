@@ -149,8 +149,14 @@ class Store:
         instance then fails with "Catalog write-write conflict" (CI: the refresh's rerun under
         DuckDB's own limit, creating `serving.facts_appointments` again). Nothing of the failed
         transaction reached the file, so opening it anew gives a clean catalog. Run it only between
-        transactions: whatever a cursor still had open is gone.
+        transactions: whatever a cursor still had open is gone. It helps only while no other connection
+        of this process has the file open (DuckDB would hand back the same database, catalog and all).
+
+        A writer's only: a read-only store would attach whatever file is published by then, under the
+        caches of the snapshot it opened (the results store's state, the memo: `kpis.api`).
         """
+        if self.read_only:
+            raise WarehouseError(f"{self.path} is open read-only: open it again for the file published now")
         self._con.close()
         self._con = self._connect()
 

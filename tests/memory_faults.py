@@ -25,23 +25,27 @@ def out_of_memory_creating(cursor: duckdb.DuckDBPyConnection, table: str) -> Non
 
 
 def appointments_run_out_once(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Make the refresh's step 'facts of appointments' run out creating its table, the first time only.
+    """Make the refresh's step 'facts of appointments' run out creating its table, the first time only."""
+    return facts_run_out_once(monkeypatch, "appointments")
+
+
+def facts_run_out_once(monkeypatch: pytest.MonkeyPatch, group: str) -> list[str]:
+    """Make the refresh's step 'facts of `group`' run out creating its table, the first time only
+    (the steps before it ran, e.g. the Spark fill asked Spark for their facts).
 
     Returns the list the step notes itself in when it runs out (clear it to arm it again)."""
     plan = serving_refresh._Refresh.plan
     ran_out: list[str] = []
+    name_of_step = f"facts of {group}"
 
     def out_of_memory_once(self: serving_refresh._Refresh) -> list[tuple[str, Callable[[], None]]]:
-        def facts_of_appointments(step: Callable[[], None]) -> None:
+        def facts_of_group(step: Callable[[], None]) -> None:
             if not ran_out:
-                ran_out.append("facts of appointments")
-                out_of_memory_creating(self.cur, "serving.facts_appointments")
+                ran_out.append(name_of_step)
+                out_of_memory_creating(self.cur, f"serving.facts_{group}")
             step()
 
-        return [
-            (name, partial(facts_of_appointments, step) if name == "facts of appointments" else step)
-            for name, step in plan(self)
-        ]
+        return [(name, partial(facts_of_group, step) if name == name_of_step else step) for name, step in plan(self)]
 
     monkeypatch.setattr(serving_refresh._Refresh, "plan", out_of_memory_once)
     return ran_out

@@ -11,11 +11,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
+from duckdb.sqltypes import BIGINT
 
 from benchmarks.compare import compare
 from tests.conftest import REPO
@@ -261,3 +264,42 @@ def test_the_ingest_rss_script_samples_an_ingests_memory_by_phase(tmp_path: Path
     rows = samples.read_text(encoding="utf-8").splitlines()
     assert rows[0].startswith("t,phase,rss_mb,anon_mb,cpu_s,") and any(",refresh starts," in r for r in rows)
     assert (tmp_path / "w.duckdb").exists()  # published
+
+
+def test_the_ingest_rss_sampler_lets_a_refreshs_rerun_reopen_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refresh that ran out of memory runs again on the file opened afresh (`Store.reopen`), which
+    closes the store's connection: DuckDB refuses that while the sampler's question runs on a cursor
+    of it, and the benchmark's ingest failed. The reopen waits for the question instead."""
+    from benchmarks import ingest_rss
+    from ingest import run as ingest_run
+    from kpis.config import load_config
+    from kpis.serving import refresh as serving_refresh
+    from kpis.storage import Store
+
+    hooked = [(ingest_run, "_load_file"), (ingest_run, "_ingest"), (serving_refresh, "_run")]
+    for owner, name in [*hooked, (serving_refresh, "before_publish"), (Store, "reopen")]:
+        monkeypatch.setattr(owner, name, getattr(owner, name))  # `_hook` replaces them: back after the test
+    sampler = ingest_rss.Sampler(interval=60)
+    ingest_rss._hook(sampler)
+    db = tmp_path / "w.duckdb"
+    (tmp_path / "clinic-kpis.toml").write_text("", encoding="utf-8")
+    asking = threading.Event()
+
+    def slow_question(row: dict) -> None:  # the sample's question to DuckDB, running for half a second
+        with sampler.store.cursor() as cur:
+            cur.create_function("waiting", lambda x: asking.set() or time.sleep(0.5) or x, [BIGINT], BIGINT)
+            row["duckdb_mb"] = cur.execute("SELECT waiting(1)").fetchall()[0][0]
+
+    monkeypatch.setattr(sampler, "_ask_duckdb", slow_question)
+    with Store(db, config=load_config(tmp_path / "clinic-kpis.toml", db=db)) as store:
+        sampler.store = store
+        samples = []
+        question = threading.Thread(target=lambda: samples.append(sampler.sample()))
+        question.start()
+        assert asking.wait(10)
+        store.reopen()  # the rerun's (`reopened_cursor`), while the question runs
+        question.join()
+        assert samples[0]["duckdb_mb"] == 1
+        assert store.cursor().execute("SELECT count(*) FROM ingest_runs").fetchall() == [(0,)]

@@ -12,6 +12,7 @@ from kpis import Warehouse, storage
 from kpis.errors import ConfigError, SchemaVersionError, WarehouseError
 from kpis.storage import _BOOTSTRAP, Migration, latest_schema_version, migrations
 from tests.cli_helpers import run_cli
+from tests.memory_faults import out_of_memory_creating
 
 REQUIRED_TABLES = {
     "locations",
@@ -90,6 +91,17 @@ def test_reopening_is_a_noop(tmp_path: Path) -> None:
             cur = wh.cursor()
             assert cur.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(migrations())
             assert cur.execute("SELECT name FROM locations").fetchall() == [("Eastside",)]
+
+
+def test_a_read_only_snapshot_is_not_reopened(tmp_path: Path) -> None:
+    """`Store.reopen` is a writer's (its rerun after running out of memory): a read-only warehouse would
+    attach the file published since it opened, under the caches of the snapshot it opened."""
+    path = tmp_path / "w.duckdb"
+    Warehouse(path).close()
+    with Warehouse(path, read_only=True) as wh:
+        with pytest.raises(WarehouseError, match="is open read-only: open it again for the file published now"):
+            wh.reopen()
+        assert wh.cursor().execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(migrations())
 
 
 def test_a_writer_checkpoints_so_its_wal_does_not_grow_with_every_update(tmp_path: Path) -> None:
@@ -312,6 +324,36 @@ def test_a_migration_runs_under_the_refresh_memory_limit_and_again_without_it_if
             "AND constraint_type = 'PRIMARY KEY'"
         ).fetchone()
         assert indexes == 0  # 009 did run
+
+
+def test_a_migration_that_ran_out_creating_a_table_runs_again_on_the_file_opened_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of memory inside a migration's CREATE, DuckDB can keep the new table's catalog entry after
+    the ROLLBACK: the rerun under DuckDB's own limit then failed creating it ("Catalog write-write
+    conflict"). It runs on the file opened afresh."""
+    db = tmp_path / "w.duckdb"
+    _at_schema(db, latest_schema_version())
+    created = Migration(latest_schema_version() + 1, "created", "CREATE TABLE created AS SELECT 42 AS a;")
+    shipped = migrations()
+    monkeypatch.setattr(storage, "migrations", lambda: [*shipped, created])
+    migrate, ran_out = storage.Store._migrate, []
+
+    def out_of_memory_once(store: storage.Store, mig: Migration) -> None:
+        if not ran_out:  # the first try runs out creating the table (and is rolled back)
+            ran_out.append(mig.name)
+            store._con.execute("BEGIN TRANSACTION")
+            try:
+                out_of_memory_creating(store._con, "created")
+            finally:
+                store._con.execute("ROLLBACK")
+        migrate(store, mig)
+
+    monkeypatch.setattr(storage.Store, "_migrate", out_of_memory_once)
+    with Warehouse.open(config=_config(tmp_path, "1GB")) as wh:
+        assert ran_out == ["created"]
+        assert wh.schema_version() == created.version
+        assert wh.cursor().execute("SELECT a FROM created").fetchall() == [(42,)]
 
 
 def test_a_migration_spills_where_the_config_says_and_stops_at_its_cap_in_one_line(tmp_path: Path) -> None:

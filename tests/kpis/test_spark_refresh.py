@@ -34,7 +34,7 @@ from kpis.spark import SparkError
 from tests.cli_helpers import run_cli
 from tests.conftest import SimulatedPractice
 from tests.kpis.test_serving import assert_same
-from tests.memory_faults import appointments_run_out_once
+from tests.memory_faults import facts_run_out_once
 from tests.test_serving_incremental import corrected, load
 
 FIRST, LAST = "2025-08", "2026-09"  # the 14 simulated months
@@ -218,18 +218,19 @@ def test_a_spark_fill_that_ran_out_of_memory_runs_again_on_the_file_opened_afres
 ) -> None:
     """Out of memory creating a fact table (DuckDB then keeps the table's catalog entry), the Spark fill
     runs again under DuckDB's own limit on the file opened afresh, asks Spark again for the groups it
-    had written, and fills the same store as DuckDB's full refresh."""
+    had written (appointments' and slots' facts, before encounters' ran out), and fills the same store
+    as DuckDB's full refresh."""
     directory = tmp_path / "practice"
     shutil.copytree(filled.spark, directory)
-    ran_out = appointments_run_out_once(monkeypatch)
+    ran_out = facts_run_out_once(monkeypatch, "encounters")
     code, _, err = cli("refresh", *where(directory), "--engine", "spark", "--parquet", str(filled.lake))
     assert code == 0, err
-    assert ran_out == ["facts of appointments"]
-    assert "(facts of appointments ran out): it ran with DuckDB's default" in err
+    assert ran_out == ["facts of encounters"]
+    assert "(facts of encounters ran out): it ran with DuckDB's default" in err
     con = duckdb.connect()
     con.execute(f"ATTACH '{directory / 'clinic_kpis.duckdb'}' AS spark (READ_ONLY)")
     con.execute(f"ATTACH '{filled.duckdb / 'clinic_kpis.duckdb'}' AS on_duckdb (READ_ONLY)")
-    for table in ("facts_appointments", "facts_encounters"):
+    for table in ("facts_appointments", "facts_slots", "facts_encounters"):
         a, b = f"spark.serving.{table}", f"on_duckdb.serving.{table}"
         (extra,) = con.execute(f"SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b})").fetchone()
         (missing,) = con.execute(f"SELECT count(*) FROM (SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a})").fetchone()
