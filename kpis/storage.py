@@ -277,8 +277,14 @@ class Store:
     # -- connections ----------------------------------------------------------------------
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A new cursor on the warehouse connection; use one per thread or per task."""
+        """A new cursor on the warehouse connection; use one per thread or per task.
+
+        Each cursor is its own DuckDB connection: it does not inherit the connection's settings, so it
+        is set to UTC itself (otherwise it takes the machine's zone, and a date cast of an instant
+        would depend on where the practice runs its dashboard).
+        """
         cur = self._con.cursor()
+        cur.execute("SET TimeZone = 'UTC'")
         if self.read_only:
             cur.execute(f"USE {_READ_ONLY_ALIAS}")  # a cursor starts in the in-memory catalog
         return cur
@@ -296,7 +302,7 @@ class Store:
         """
         if self.read_only:
             raise WarehouseError(f"{self.path} is open read-only")
-        cur = self._con.cursor()
+        cur = self.cursor()
         cur.execute("BEGIN TRANSACTION")
         if kpi_data:
             cur.execute(_MARK_STALE)

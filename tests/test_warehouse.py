@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import duckdb
@@ -102,6 +106,29 @@ def test_a_read_only_snapshot_is_not_reopened(tmp_path: Path) -> None:
         with pytest.raises(WarehouseError, match="is open read-only: open it again for the file published now"):
             wh.reopen()
         assert wh.cursor().execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(migrations())
+
+
+def test_every_cursor_reads_instants_in_utc_whatever_the_machines_zone(tmp_path: Path) -> None:
+    """A cursor is its own DuckDB connection and takes the machine's zone unless set: on a machine in
+    Los Angeles, 03:00 UTC on New Year's Day cast to a date was still the last day of the year."""
+    db = tmp_path / "w.duckdb"
+    Warehouse(db).close()
+    script = textwrap.dedent(
+        f"""
+        from kpis.storage import Store
+        ask = "SELECT current_setting('TimeZone'), CAST(TIMESTAMPTZ '2025-01-01 03:00:00+00' AS DATE)::VARCHAR"
+        with Store({str(db)!r}) as store:
+            print(store.cursor().execute(ask).fetchone())
+            with store.transaction(kpi_data=False) as cur:
+                print(cur.execute(ask).fetchone())
+        with Store({str(db)!r}, read_only=True) as store:
+            print(store.cursor().execute(ask).fetchone())
+        """
+    )
+    env = {**os.environ, "TZ": "America/Los_Angeles", "PYTHONPATH": str(Path(__file__).parents[1])}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["('UTC', '2025-01-01')"] * 3, done.stdout
 
 
 def test_a_writer_checkpoints_so_its_wal_does_not_grow_with_every_update(tmp_path: Path) -> None:
