@@ -215,15 +215,16 @@ class Store:
         # a migration that rewrites the fact tables (009) takes minutes at 10 M appointments:
         # DuckDB's progress bar shows it on a terminal, and nothing is printed when piped
         ((shown,),) = self._con.execute("SELECT current_setting('enable_progress_bar')").fetchall()
-        self._con.execute(f"SET enable_progress_bar = {'true' if shown and sys.stderr.isatty() else 'false'}")
+        progress_bar = "true" if shown and sys.stderr.isatty() else "false"
+        self._con.execute(f"SET enable_progress_bar = {progress_bar}")
         try:
             for mig in known:
                 if mig.version > current:
-                    self._migrate_bounded(mig)
+                    self._migrate_bounded(mig, progress_bar)
         finally:
             self._con.execute(f"SET enable_progress_bar = {'true' if shown else 'false'}")
 
-    def _migrate_bounded(self, mig: Migration) -> None:
+    def _migrate_bounded(self, mig: Migration, progress_bar: str) -> None:
         """`mig` under `[refresh] memory_limit`, as a refresh runs; once more under DuckDB's own
         limit if that is too little for it.
 
@@ -249,7 +250,7 @@ class Store:
         # the failed transaction may have left a table's catalog entry behind (`reopen`); a new
         # connection has DuckDB's own limit
         self.reopen()
-        self._con.execute(f"SET enable_progress_bar = {'true' if sys.stderr.isatty() else 'false'}")
+        self._con.execute(f"SET enable_progress_bar = {progress_bar}")  # as for the first try
         self._migrate(mig)
 
     def _migrate(self, mig: Migration) -> None:

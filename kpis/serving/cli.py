@@ -33,7 +33,7 @@ def refresh_command(
     export of this warehouse as it is now (the month results by DuckDB from them).
     """
     from kpis.publication import writing
-    from kpis.serving.refresh import refresh, reopened_cursor
+    from kpis.serving.refresh import refresh_store
 
     if engine is Engine.spark and parquet is None:
         raise ClinicKpisError("--engine spark reads a Parquet export: give --parquet DIR (`clinic-kpis export`)")
@@ -50,8 +50,7 @@ def refresh_command(
 
             summary = refresh_on_spark(store, parquet, master=master)
         else:
-            with store.cursor() as cur:
-                summary = refresh(cur, store.config, full=full, reopen=lambda: reopened_cursor(store))
+            summary = refresh_store(store, full=full)
     if not summary.rebuilt and not summary.recomputed_rows and not summary.months:
         typer.echo(f"results store of {cfg.db_path}: up to date (ingest run {summary.covered_run})")
         return

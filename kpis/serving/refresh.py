@@ -114,10 +114,15 @@ def before_publish(store: Store) -> None:
     What the writer's loads freed is given back first (`release_freed_memory`): the refresh runs in
     their process, under `[refresh] memory_limit`, and would otherwise hold it on top of that limit."""
     release_freed_memory()
-    with store.cursor() as cur:
-        summary = refresh(cur, store.config, reopen=lambda: reopened_cursor(store))
+    summary = refresh_store(store)
     if summary.memory_note:
         print(f"warning: results store: {summary.memory_note}", file=sys.stderr)
+
+
+def refresh_store(store: Store, *, full: bool = False) -> RefreshSummary:
+    """`refresh` on a writer's store, its rerun after running out of memory on the file opened afresh."""
+    with store.cursor() as cur:
+        return refresh(cur, store.config, full=full, reopen=lambda: reopened_cursor(store))
 
 
 def reopened_cursor(store: Store) -> Any:
