@@ -351,7 +351,7 @@ def numbers_table(
             ],
             "numerator": frame["numerator"].where(~small),
             "denominator": frame["denominator"].where(~small),
-            "n": [privacy.count(n) if hide else n for n, hide in zip(frame["n"], small, strict=True)],
+            "n": _counts_column(frame["n"], small),
             column_header("target", spec): in_unit(spec.target, spec),
             "status": frame["status"].map(lambda s: STATUS_LABELS.get(s, "") if isinstance(s, str) else ""),
             "final": frame["state"].map(STATE_LABELS),
@@ -359,3 +359,13 @@ def numbers_table(
             "note": frame["note"],  # why a value is missing (or over 100%)
         }
     )
+
+
+def _counts_column(n: pd.Series, small: pd.Series) -> pd.Series:
+    """The table's counts: whole numbers, or, when the small-cell rule withholds one, every count as
+    text ("<11" among them), since a column must have one type for the table to be shown (Streamlit
+    hands it to Arrow, which refuses a column of numbers and text and logs a traceback for it)."""
+    if not small.any():
+        return n
+    shown = [privacy.count(v) if hide else v for v, hide in zip(n, small, strict=True)]
+    return pd.Series([None if pd.isna(v) else str(v) for v in shown], index=n.index, dtype="string")
