@@ -344,7 +344,7 @@ import json, sys, time
 from ingest import ingest_paths
 from kpis.config import load_config
 from kpis.publication import prepare_standby, standby_ready, writing
-from kpis.serving.refresh import refresh
+from kpis.serving.refresh import refresh, reopened_cursor
 config = load_config(sys.argv[1])
 ready = standby_ready(config.db_path)
 if not ready:  # the steady state: the previous load made the copy after publishing
@@ -355,7 +355,7 @@ with writing(config, what="load", standby=False) as store:
     results = ingest_paths(store, [sys.argv[2]])
     loaded = time.perf_counter()
     with store.cursor() as cur:
-        summary = refresh(cur, store.config, progress=False)
+        summary = refresh(cur, store.config, progress=False, reopen=lambda: reopened_cursor(store))
     refreshed = time.perf_counter()
 published = time.perf_counter()
 prepare_standby(config.db_path)
