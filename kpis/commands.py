@@ -328,6 +328,8 @@ def print_scorecard(card: pd.DataFrame, specs: dict[str, KpiSpec], console: Cons
             notes.append(
                 asked_note(asked, shown, row.asked_state, wait_days=row.wait_days, history_days=row.history_days)
             )
+        elif pd.isna(row.value) and isinstance(row.note, str):  # data, but no value: say why
+            notes.append(row.note)
         elif pd.isna(row.value) and row.state != "small":
             notes.append(state_text(row.state, missing_sources=row.missing))
         if not pd.isna(row.value) and row.year_state == "history":

@@ -44,6 +44,7 @@ from kpis import privacy, sources
 from kpis.drivers import contributions, segments_of
 from kpis.engine import grouping_id
 from kpis.errors import ClinicKpisError
+from kpis.formatting import period_text
 from kpis.periods import add_months, next_period, parse_bound, period_floor
 from kpis.spec import KpiSpec
 
@@ -524,6 +525,11 @@ class ComparisonMethods(_Base):
             complete = [p for p in earlier if table[p]["state"] in ("final", "small")]
             reported = max(complete) if complete else None
         state = at(reported, "state") if reported else asked
+        note = _note(at(reported or month, "note"))
+        if reported is None and asked == "open" and not at(month, "n"):
+            # nothing in the asked month and no complete month within the fallback: an export that
+            # ended long ago, not records that may still arrive
+            state, note = "empty", _ended_note(table, month)
         value = at(reported, "shown") if reported else None
         value = None if value is None or math.isnan(value) else float(value)
         # the asked month's own value, when it is not a fact: shown apart, as not final
@@ -548,8 +554,8 @@ class ComparisonMethods(_Base):
             "missing": sources.EXPORTS[missing] if missing else "",
             "definition": at(reported or month, "definition") or spec.id,
             # why the month's value is missing (data the export cannot decide, a denominator that
-            # is not positive) or over 100%: compute's note
-            "note": _note(at(reported or month, "note")),
+            # is not positive, an export that ended) or over 100%: compute's note
+            "note": note,
         }
         for name, months in (("previous", 1), ("year", 12)):
             base = add_months(reported, -months) if reported else None
@@ -821,6 +827,17 @@ def _gap(spec: KpiSpec, value: float | None, scale: float | None) -> float | Non
 
 def _note(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _ended_note(table: Mapping[date, Mapping[str, Any]], month: date) -> str:
+    """Why a KPI has no month to report: the last month with records, over a year before `month`."""
+    recorded = [p for p, row in table.items() if row["n"] and p < month]
+    if not recorded:
+        return f"No records in the {FALLBACK_MONTHS + 12} months up to {period_text(month)}."
+    return (
+        f"No records after {period_text(max(recorded))}: nothing complete to report in the "
+        f"{FALLBACK_MONTHS} months before {period_text(month)}."
+    )
 
 
 def _filter_groups(

@@ -230,3 +230,19 @@ def test_a_periods_facts_by_segment_are_known_values_with_records_not_withheld()
     assert shown == {"C": 0.3, "D": 0.4, "E": 0.1, "F": 0.0, "G": 0.25}
     assert list(shown) == ["C", "D", "E", "F", "G"]  # in the rows' order
     assert _facts_by_segment(segments, values, ns, numerators, spec, small_cells=True) == {"F": 0.0, "G": 0.25}
+
+
+def test_an_export_that_ended_over_a_year_before_is_not_said_to_be_still_arriving(fx: Fixture) -> None:
+    """Appointments and calls end in October 2026. Asked about December 2027, no month within the
+    year before is complete and December holds nothing: no data, and since when, not "records may
+    still arrive". Asked about December 2026, October is reported, as before."""
+    visits(fx)
+    late = card_row(fx.wh.scorecard("2027-12", kpis=["no_show_rate"]), "no_show_rate")
+    assert late["state"] == "empty" and late["value"] is None and late["period_start"] is pd.NaT
+    assert late["note"] == "No records after Oct 2026: nothing complete to report in the 12 months before Dec 2027."
+    far = card_row(fx.wh.scorecard("2028-12", kpis=["no_show_rate"]), "no_show_rate")
+    assert far["state"] == "empty" and far["note"] == "No records in the 24 months up to Dec 2028."
+    soon = card_row(fx.wh.scorecard("2026-12", kpis=["no_show_rate"]), "no_show_rate")
+    assert soon["asked_state"] == "open" and soon["state"] == "final"
+    assert soon["period_start"].date() == date(2026, 10, 1)
+    assert soon["note"] is None
