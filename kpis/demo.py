@@ -25,7 +25,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from kpis.cli_options import ConfigOption, DbOption, serving_port
+from kpis.cli_options import serving_port
 from kpis.commands import print_scorecard
 from kpis.config import (
     DEFAULT_CONFIG_NAME,
@@ -77,8 +77,14 @@ def demo_command(
     end: Annotated[
         Optional[str], typer.Option(help="Last simulated day, YYYY-MM-DD (default: the end of last month).")
     ] = None,
-    db: DbOption = None,
-    config: ConfigOption = None,
+    db: Annotated[
+        Optional[Path],
+        typer.Option(help=f"Warehouse file (default: {DEFAULT_DB_NAME} inside --dir).", show_default=False),
+    ] = None,
+    config: Annotated[
+        Optional[Path],
+        typer.Option(help=f"Config file (default: {DEFAULT_CONFIG_NAME} inside --dir).", show_default=False),
+    ] = None,
 ) -> None:
     """Simulate a practice, ingest it, print the headline KPIs, build a report and serve the dashboard.
 

@@ -22,6 +22,7 @@ from streamlit.testing.v1 import AppTest
 from kpis import Warehouse
 from kpis.config import ENV_CONFIG, load_config
 from kpis.formatting import n_text, period_text, value_text
+from tests.cli_helpers import run_cli
 from tests.conftest import REPO, clinic_kpis, taken_port
 
 # A short simulation with a fixed end, so the numbers do not depend on today's date.
@@ -200,3 +201,16 @@ def test_demo_rerun_reuses_a_current_simulation_and_rebuilds_an_outdated_one(tmp
         runs = wh.ingest_runs()
     assert runs["file_path"].duplicated().sum() == 0  # one load per file: the old warehouse was dropped
     assert db.exists()
+
+
+def test_demo_help_says_its_warehouse_and_config_default_to_files_in_its_folder(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo puts both inside --dir; the other commands' defaults ($CLINIC_KPIS_DB, ./) do not apply."""
+    monkeypatch.setenv("COLUMNS", "200")  # no line wrapped inside a file name
+    shown = run_cli(capsys, "demo", "--help")
+    assert shown.code == 0
+    text = " ".join(shown.out.replace("│", " ").split())
+    assert "Warehouse file (default: clinic_kpis.duckdb inside --dir)." in text
+    assert "Config file (default: clinic-kpis.toml inside --dir)." in text
+    assert "CLINIC_KPIS_DB" not in text and "CLINIC_KPIS_CONFIG" not in text
