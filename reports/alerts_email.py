@@ -42,7 +42,7 @@ from kpis.scope import Scope as KpiScope
 from kpis.spec import KpiSpec
 from reports.charts import LINE, TARGET, ChartRenderer, small_chart_layout
 from reports.message import sender_domain
-from reports.render import environment
+from reports.render import environment, inline_css
 from reports.settings import PRACTICE
 
 TREND_PERIODS = 13
@@ -220,7 +220,8 @@ def render_text(digest: Digest) -> str:
 
 
 def render_html(digest: Digest) -> str:
-    return environment().get_template("alerts.html.j2").render(d=digest)
+    """The digest's HTML body, its styles on the elements (many mail clients drop a `<style>` block)."""
+    return inline_css(environment().get_template("alerts.html.j2").render(d=digest))
 
 
 def build_message(digest: Digest, *, sender: str) -> EmailMessage:

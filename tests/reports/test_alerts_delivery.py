@@ -108,6 +108,9 @@ def test_each_scope_gets_its_digest_once_over_starttls(
 
         east_text, east_html = texts(got[EAST])
         assert EAST_RED in east_text and EAST_OFF in east_text and EAST_RED in east_html
+        # the styles on the elements, as in the monthly report's email: mail clients drop <style>
+        assert re.search(r'<div class="alert"[^>]* style="[^"]*border-left: 4px solid #b03a2e', east_html)
+        assert ".alert {" not in east_html and "<style>" not in east_html
         link = f"{DASHBOARD}/access?months=2025-10&months=2026-10&grain=month&location=Eastside"
         assert link in east_text and link.replace("&", "&amp;") in east_html
         assert f"{DASHBOARD}/alerts?location=Eastside" in east_text
