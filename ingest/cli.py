@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -13,7 +14,7 @@ from rich.table import Table
 from ingest.adapters.csv_profile import shipped_profiles
 from ingest.detect import FORMATS
 from ingest.run import FileResult, ingest_paths
-from kpis.cli_options import ConfigOption, DbOption
+from kpis.cli_options import ConfigOption, DbOption, OutputFormat
 
 commands = typer.Typer()  # registered in pyproject.toml (clinic_kpis.commands)
 
@@ -83,6 +84,7 @@ def ingest_command(
         else:
             results = ingest_paths(wh, list(paths), fmt=fmt, force=force, rotate_secret=rotate_secret)
     out.print(summary_table(results))
+    typer.echo(closing_line(results))
     for result in results:  # plain lines, never wrapped: one line per message
         if result.status == "skipped" or (result.message and result.status == "succeeded"):
             typer.echo(f"note: {result.path}: {result.message}")
@@ -108,3 +110,59 @@ def summary_table(results: list[FileResult]) -> Table:
         shown = [str(n) for n in numbers] if r.status == "succeeded" else [""] * len(numbers)
         table.add_row(r.path, r.adapter or "", *shown, r.status)
     return table
+
+
+def closing_line(results: list[FileResult]) -> str:
+    """The run in one line: files by status, records read and rejected, and where the reasons are
+    (the table only counts the rejected records of each file)."""
+    status = {name: sum(r.status == name for r in results) for name in ("succeeded", "skipped", "failed")}
+    read = sum(r.read for r in results if r.status == "succeeded")
+    rejected = sum(r.rejected for r in results if r.status == "succeeded")
+    line = (
+        f"{status['succeeded']} of {len(results)} file(s) loaded, {status['skipped']} skipped, "
+        f"{status['failed']} failed: {read:,} records read, {rejected:,} rejected"
+    )
+    return line + ("; `clinic-kpis rejects` shows each with its reason" if rejected else "")
+
+
+@commands.command(name="rejects")
+def rejects_command(
+    run: Annotated[
+        Optional[int], typer.Option("--run", help="Only this load's records (a run id of `ingest_runs`).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many records.", min=1)] = 50,
+    output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """The records ingest quarantined, in file order: file, line or segment, field and the reason.
+
+    Values are masked as they were stored (no direct identifier is kept); a fixed file loaded
+    again with `clinic-kpis ingest --force` replaces its run's rejects.
+    """
+    from kpis.config import load_config
+    from kpis.warehouse import Warehouse
+
+    with Warehouse.open(db, config=load_config(config, db=db), read_only=True) as wh:
+        frame = wh.rejects(run, limit=limit)
+    frame = frame.drop(columns=["reject_id"])
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(frame.astype(object).where(frame.notna(), None).to_dict(orient="records"), indent=2))
+        return
+    if output is OutputFormat.csv:
+        typer.echo(frame.to_csv(index=False).rstrip("\n"))
+        return
+    if frame.empty:
+        typer.echo("no rejected records" + (f" in run {run}" if run is not None else ""))
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for name in ("run", "file", "where", "field", "reason", "value"):
+        table.add_column(name, overflow="fold")
+    for row in frame.itertuples(index=False):
+        where = f"{row.position_kind} {row.position}"
+        field = row.field if isinstance(row.field, str) else ""
+        value = row.value_masked if isinstance(row.value_masked, str) else ""
+        table.add_row(str(row.run_id), row.file_path, where, field, row.reason, value)
+    Console(width=220).print(table)
+    if len(frame) == limit:
+        typer.echo(f"the first {limit:,} shown: --limit for more, --run for one load")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -102,3 +103,34 @@ def test_no_secret_no_ingest(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     res = run_cli(capsys, "ingest", str(FIXTURES / "portal"), "--db", str(tmp_path / "w.duckdb"))
     assert res.code == 1
     assert res.err.startswith("error: no pseudonymization secret")
+
+
+def test_the_run_ends_with_one_line_and_rejects_lists_each_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], secret: None
+) -> None:
+    db = str(tmp_path / "w.duckdb")
+    vendor = FIXTURES / "vendor" / "north_appointments_2025.csv"
+    res = run_cli(capsys, "ingest", str(vendor), str(FIXTURES / "x12" / "claims_2025-04.837"), "--db", db)
+    assert res.code == 0, res.err
+    assert (
+        "2 of 2 file(s) loaded, 0 skipped, 0 failed: 10 records read, 4 rejected; "
+        "`clinic-kpis rejects` shows each with its reason"
+    ) in res.out.splitlines()
+    again = run_cli(capsys, "ingest", str(vendor), "--db", db)
+    assert "0 of 1 file(s) loaded, 1 skipped, 0 failed: 0 records read, 0 rejected" in again.out.splitlines()
+
+    listed = run_cli(capsys, "rejects", "--db", db, "--format", "json")
+    assert listed.code == 0, listed.err
+    rows = json.loads(listed.out)
+    assert [(Path(r["file_path"]).name, r["position_kind"], r["position"], r["field"]) for r in rows] == [
+        ("claims_2025-04.837", "segment", 27, "CLM05"),  # in run order: claims load before appointments
+        ("north_appointments_2025.csv", "line", 6, "scheduled_start"),
+        ("north_appointments_2025.csv", "line", 7, "checked_out_at"),
+        ("north_appointments_2025.csv", "line", 8, "appointment_id"),
+    ]
+    assert rows[2]["reason"] == "check-out at 2025-03-16 10:50 is before check-in at 2025-03-16 11:00"
+    table = run_cli(capsys, "rejects", "--db", db, "--run", str(rows[0]["run_id"]))
+    assert "segment 27" in table.out and "CLM05 (place of service : qualifier : frequency) is missing" in table.out
+    assert "north_appointments" not in table.out
+    first = run_cli(capsys, "rejects", "--db", db, "--limit", "1")
+    assert first.out.splitlines()[-1] == "the first 1 shown: --limit for more, --run for one load"
