@@ -208,11 +208,12 @@ def _check_secret(warehouse: Store, secret: bytes, rotate: bool) -> str | None:
             return None
         if row is not None and not rotate:
             raise IngestError(
-                f"the pseudonymization secret is not the one {warehouse.path} was loaded with (key fingerprint "
-                f"{new[:12]}, the warehouse's {row[0][:12]}): loading with it would give every patient a second "
-                f"pseudonym. Use the original secret ({ENV_SECRET} or {warehouse.config.secret_file}); to change it "
-                "on purpose, run `clinic-kpis ingest --rotate-secret` with the new one and load every export again "
-                "with --force (see docs/contracts.md, 'The pseudonymization key')"
+                f"the pseudonymization secret is not the one {warehouse.config.db_path} was loaded with "
+                f"(key fingerprint {new[:12]}, the warehouse's {row[0][:12]}): loading with it would give every "
+                f"patient a second pseudonym. Use the original secret ({ENV_SECRET} or "
+                f"{warehouse.config.secret_file}); to change it on purpose, run `clinic-kpis ingest --rotate-secret` "
+                "with the new one and load every export again with --force (see docs/contracts.md, "
+                "'The pseudonymization key')"
             )
         cur.execute(
             "INSERT INTO warehouse_settings (name, value, set_at) VALUES ('key_fingerprint', ?, ?) "

@@ -383,7 +383,7 @@ def test_a_different_secret_is_refused_and_rotating_on_purpose_is_explicit(
     path = warehouse.path
     warehouse.close()
     res = run_cli(capsys, "ingest", str(FIXTURES / "portal"), "--db", str(path), "--force")
-    assert res.code == 1 and res.err.startswith("error: the pseudonymization secret is not the one")
+    assert res.code == 1 and res.err.startswith(f"error: the pseudonymization secret is not the one {path} was")
     res = run_cli(capsys, "ingest", str(FIXTURES / "portal"), "--db", str(path), "--force", "--rotate-secret")
     assert res.code == 0, res.err
     assert "warning: " in res.err and "the pseudonymization secret changed on purpose" in res.err
