@@ -208,7 +208,7 @@ def _print_table(frame: pd.DataFrame, specs: dict[str, KpiSpec], dims: list[str]
             _number(row.numerator),
             _number(row.denominator),
             shown(row.target),
-            row.status or "",
+            STATUS_LABELS.get(row.status, "") if isinstance(row.status, str) else "",
             "yes" if row.complete else "not yet",  # data may still arrive (or a look-back is short)
         ]
         table.add_row(*cells)

@@ -102,7 +102,7 @@ def test_table_formats_values_by_the_spec(db: Path, capsys: pytest.CaptureFixtur
     assert res.code == 0, res.err
     east = next(line for line in res.out.splitlines() if "EAST" in line)
     assert "Eastside (EAST)" in east
-    assert "50.0%" in east and "7.0%" in east and "off_target" in east and east.rstrip().endswith("not yet")
+    assert "50.0%" in east and "7.0%" in east and "Off target" in east and east.rstrip().endswith("not yet")
     header = [cell.strip() for cell in res.out.splitlines()[0].split("┃")]
     assert "value (%)" in header and "target (%)" in header and header[-2:] == ["status", "final"]
 
