@@ -23,7 +23,7 @@ def subject(ctx: ReportContext) -> str:
     """One line: a location's name comes from the data and may hold a line break, which in a
     header would start a new one (Python refuses it): control characters and whitespace runs
     become one space."""
-    text = f"{ctx.practice_name}: monthly report, {month_text(ctx.month)} ({ctx.scope.label})"
+    text = f"{ctx.practice_name}: monthly report, {month_text(ctx.month)} — {ctx.scope.label}"
     return " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
 

@@ -68,7 +68,7 @@ def test_send_dry_run_writes_the_eml_into_out(
     assert res.out.splitlines() == [str(eml)]
     east = message_from_bytes((tmp_path / eml).read_bytes(), policy=policy.default)
     assert east["To"] == "east@riverbend.example" and east["From"] == "reports@riverbend.example"
-    assert "(Eastside (EAST))" in east["Subject"]
+    assert east["Subject"].endswith(" — Eastside (EAST)")
     assert "No-show rate rose to 30.0%" in east.get_body(("plain",)).get_content()
 
 
@@ -180,9 +180,8 @@ def test_a_location_id_with_a_slash_and_a_name_with_a_line_break_still_give_a_re
     assert sent.code == 0, sent.err
     eml = tmp_path / "mail" / "clinic-kpis-report-2026-10-EAST_2.eml"
     message = message_from_bytes(eml.read_bytes(), policy=policy.default)
-    assert (
-        str(message["Subject"]).strip().startswith("Riverbend Family Medicine: monthly report, October 2026 (East side")
-    )
+    subject = str(message["Subject"]).strip()
+    assert subject.startswith("Riverbend Family Medicine: monthly report, October 2026 — East side")
 
 
 @pytest.mark.parametrize(

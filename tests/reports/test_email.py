@@ -30,7 +30,7 @@ def test_message_is_text_plus_html_with_inline_png_charts_plus_the_pdf(
 ) -> None:
     msg = build_message(practice_ctx, parts, sender=USER, recipients=OWNERS)
     assert msg["Subject"] == (
-        "Riverbend Family Medicine: monthly report, October 2026 (Whole practice (all locations))"
+        "Riverbend Family Medicine: monthly report, October 2026 — Whole practice (all locations)"
     )
     assert msg["To"] == ", ".join(OWNERS)
     assert msg.get_content_type() == "multipart/mixed"
