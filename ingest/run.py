@@ -462,9 +462,11 @@ def _released_when_read(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
 
     Why: the parse's objects and Arrow buffers are freed by then, but glibc's heap and Arrow's pool
     keep their pages, and the file's SQL steps after them (the checks and writes over the staged
-    rows, the COMMIT) allocate DuckDB's memory, not theirs: the process held both at once."""
+    rows, the COMMIT) allocate DuckDB's memory, not theirs: the process held both at once. Only
+    the young generation is collected: the parse runs with the collector paused
+    (`_cyclic_gc_paused`), so whatever cycles it left are all there."""
     yield from chunks
-    release_freed_memory()
+    release_freed_memory(generation=0)
 
 
 @contextmanager

@@ -397,7 +397,7 @@ def _malloc_trim() -> Callable[[int], int] | None:
 _MALLOC_TRIM = _malloc_trim()
 
 
-def release_freed_memory() -> None:
+def release_freed_memory(generation: int = 2) -> None:
     """Give back to the system the memory this process has freed but its allocators still keep.
 
     Why: `[refresh] memory_limit` bounds DuckDB's memory only, and the refresh after an ingest's file
@@ -407,10 +407,15 @@ def release_freed_memory() -> None:
     allocator's), so they stayed in the process's RSS on top of DuckDB's limit: ~100 MB after the
     1 M vendor folder's loads, the whole refresh long (benchmarks/RESULTS.md, s31-rss). So, before a
     step bounded by DuckDB's limit: cycles collected, Arrow's unused pages released, and glibc's free
-    pages returned (`malloc_trim`, glibc only; elsewhere that part is skipped). It costs a full
-    collection and a walk of the heap: under 0.1 s of CPU with 300,000 objects alive.
+    pages returned (`malloc_trim`, glibc only; elsewhere that part is skipped). It costs a
+    collection and a walk of the heap: under 0.1 s of CPU with 300,000 objects alive for a full one.
+
+    `generation` is the oldest generation collected. After a file's parse, 0 (`ingest.run`): the
+    parse ran with the collector paused, so every object it made and left in a cycle is young, and
+    a full collection walked the process's ~68,000 older objects for 0.03 s of CPU per file, finding
+    none of the file's (benchmarks/RESULTS.md, s33-small); the pages are `malloc_trim`'s either way.
     """
-    gc.collect()
+    gc.collect(generation)
     pa.default_memory_pool().release_unused()
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)

@@ -297,13 +297,29 @@ class Profile:
 
 
 def load_profile(path: Path | str, text: str | None = None) -> Profile:
-    """Parse and validate one profile file."""
+    """Parse and validate one profile file (`text`: its content, already read).
+
+    The file is read on every call, and parsed only when its path and content are new to this process
+    (`_parsed`): `ingest_paths` reads every profile once per call, i.e. once per file for the
+    dashboard's uploads and `ingest_profile`, and parsing the 13 shipped ones cost ~6 ms CPU each time
+    (0.3 ms to read them). Keyed by the content, not the file's mtime, an edited profile is used by
+    the next call whenever its edit was made."""
     path = Path(path)
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProfileError(f"{path}: cannot be read ({exc})") from None
+    return _parsed(path, text)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(path: Path, text: str) -> Profile:
+    """`load_profile`'s parse and checks of one profile's `text`. A `Profile` is frozen, so the one
+    parsed is shared by every call that reads the same text; a profile that fails is not kept."""
     where = path.name
     try:
-        data = tomllib.loads(text if text is not None else path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"{path}: cannot be read ({exc})") from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{where}: not valid TOML: {exc}") from None
     unknown = set(data) - {"profile", "output", "reference", "ignore"}

@@ -5,13 +5,16 @@ The practice zone is the default America/New_York: EST (UTC-5) until 2025-03-09,
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from ingest.adapters import csv_profile
 from ingest.adapters.csv_profile import ProfileError, load_profile, shipped_profiles
+from ingest.run import available_profiles
 from kpis.warehouse import Warehouse
 from tests.ingest.conftest import FIXTURES, key, load_one, records, rejects, rows
 
@@ -392,3 +395,45 @@ def test_depends_on_names_a_table_the_column_reads(tmp_path: Path) -> None:
     )
     with pytest.raises(ProfileError, match=r"depends_on: \[.remittances.\] not read by its warehouse_sql"):
         load_profile(bad)
+
+
+def test_the_shipped_profiles_are_parsed_once_per_process(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every `ingest_paths` call reads the profiles (one call per uploaded file, or per file in
+    `benchmarks.ingest_profile`): their text is read again, but parsed only when it is new."""
+    parsed: list[int] = []
+    loads = csv_profile.tomllib.loads
+
+    def counting(text: str) -> dict:
+        parsed.append(len(text))
+        return loads(text)
+
+    monkeypatch.setattr(csv_profile.tomllib, "loads", counting)
+    first = available_profiles(warehouse.config)
+    parsed.clear()
+    again = available_profiles(warehouse.config)
+    assert parsed == []
+    assert [p.name for p in again] == [p.name for p in first] and len(again) == len(
+        list(csv_profile.resources.files("ingest.profiles").glob("*.toml"))
+    )
+    assert load_one(warehouse, VENDOR_2025).status == "succeeded"
+    assert parsed == []
+
+
+def test_a_profile_edited_between_two_loads_in_one_process_is_used(warehouse: Warehouse, tmp_path: Path) -> None:
+    """A practice's profile is read at every call: the edit made after the first file's load maps the
+    second's rows, even when the file's size and mtime did not change (the parse is kept by content)."""
+    mine = tmp_path / "mine.toml"
+    shipped = (Path(csv_profile.__file__).parent.parent / "profiles" / "vendor_appointments.toml").read_text()
+    assert 'location_id = { value = "NORTH" }' in shipped
+    mine.write_text(shipped)
+    stat = mine.stat()
+    assert load_one(warehouse, VENDOR_2025, fmt=f"csv:{mine}").status == "succeeded"
+    mine.write_text(shipped.replace('location_id = { value = "NORTH" }', 'location_id = { value = "SOUTH" }'))
+    os.utime(mine, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert mine.stat().st_size == stat.st_size and mine.stat().st_mtime_ns == stat.st_mtime_ns
+    assert load_one(warehouse, VENDOR_2026, fmt=f"csv:{mine}").status == "succeeded"
+    got = dict(rows(warehouse, "SELECT appointment_id, location_id FROM appointments"))
+    # the 2026 export holds V2 and V4 again (newer versions) and V7: all three mapped by the edit
+    assert got == {"V1": "NORTH", "V2": "SOUTH", "V3": "NORTH", "V4": "SOUTH", "V7": "SOUTH"}
