@@ -106,6 +106,9 @@ class _Slot:
     errs: list[str]
     rows: int = 0
     versioned: bool = False  # the rows carry their own `_version`
+    # every row's position is above the one before it: one row per record (`Loader._counts`)
+    ordered: bool = True
+    last_pos: int | None = None
 
 
 @dataclass
@@ -213,7 +216,8 @@ class Loader:
             self._phase([slot for slot in slots if slot.rows], run_id)
         for slot in self._slots.values():
             cur.execute(f"DROP TABLE IF EXISTS {slot.table}")
-        counts = self._counts()
+        counted = [slot for slot in self._slots.values() if slot.target.counted and slot.rows]
+        counts = self._counts(one_row_each=len(counted) == 1 and counted[0].ordered)
         self._write_rejects(batch, run_id, file_name)
         return counts
 
@@ -287,6 +291,13 @@ class Loader:
             return
         numbers = pa.array(np.arange(slot.rows + 1, slot.rows + 1 + rows.num_rows, dtype=np.int64))  # no Python ints
         slot.rows += rows.num_rows
+        positions = rows.column("_pos")
+        if slot.ordered and positions.null_count == 0:
+            p = positions.to_numpy()
+            slot.ordered = bool((np.diff(p) > 0).all()) and (slot.last_pos is None or p[0] > slot.last_pos)
+            slot.last_pos = int(p[-1])
+        else:
+            slot.ordered = False
         values = ["CAST(_pos AS BIGINT)", "_row", *(f"CAST({c} AS {ERRORS_TYPE})" for c in errs)]
         values += ["CAST(_version AS TIMESTAMPTZ)"] if versioned else []
         values += [f"CAST({q(c)} AS {meta.columns[c].type})" for c in write]
@@ -852,7 +863,7 @@ class Loader:
 
     # -- totals and rejects -------------------------------------------------------------------
 
-    def _counts(self) -> Counts:
+    def _counts(self, *, one_row_each: bool = False) -> Counts:
         """Each record once: rejected if any of its rows failed; stale if it is older than the
         version loaded; waiting if it updates a row not loaded yet; inserted if its first row
         (the record itself, e.g. the appointment) is new; updated if any of its rows changed or
@@ -864,6 +875,10 @@ class Loader:
         rows are written, when the key index DuckDB kept of the rows a transaction added (not
         spillable: ~0.5 GB for 10 M slots, until migration 009 dropped the fact tables' keys) left
         little of `[ingest] memory_limit`, and one aggregation of 10 M records ran out of it.
+
+        `one_row_each`: every record has at most one outcome row (the file's rows are one counted
+        target's, one row per record), so a record's outcome is its row's and nothing is
+        aggregated (FHIR Appointment at 1 M: 0.2 s of CPU; benchmarks/RESULTS.md, s33-stage).
         """
         ((low, high),) = self.cur.execute(
             "SELECT min(_pos), max(_pos) FROM (SELECT _pos FROM _outcome UNION ALL SELECT _pos FROM _fail)"
@@ -871,9 +886,18 @@ class Loader:
         total = Counts()
         for first in range(low, high + 1, COUNT_SPAN) if low is not None else ():
             span = f"_pos BETWEEN {first} AND {first + COUNT_SPAN - 1}"
+            if one_row_each:  # a record's outcome is its row's
+                o = (
+                    "SELECT _pos, _action = 'insert' AS _first_inserted, _action IN ('insert', 'update') AS _written "
+                    f"FROM _outcome WHERE {span}"
+                )
+            else:
+                o = (
+                    f"SELECT _pos, arg_min(_action = 'insert', {_FIRST_INSERT}) AS _first_inserted, "
+                    f"bool_or(_action IN ('insert', 'update')) AS _written FROM _outcome WHERE {span} GROUP BY _pos"
+                )
             row = self.cur.execute(
-                f"WITH o AS (SELECT _pos, arg_min(_action = 'insert', {_FIRST_INSERT}) AS _first_inserted, "
-                f"  bool_or(_action IN ('insert', 'update')) AS _written FROM _outcome WHERE {span} GROUP BY _pos), "
+                f"WITH o AS ({o}), "
                 "rec AS (SELECT _pos, "
                 f"  CASE WHEN _pos IN (SELECT _pos FROM _stale WHERE {span}) THEN 'stale' "
                 f"       WHEN _pos IN (SELECT _pos FROM _wait WHERE {span}) THEN 'waiting' "

@@ -10,6 +10,10 @@ changed, stale and waiting rows, and for rows derived after the file (ledger cha
 The row-id way looks up record versions only for the keys whose rows it found: a version is
 written only with its row, and no row is deleted, so a key its table does not hold has no
 version (`_held_rows`). Every version loaded here must therefore name a row of its table.
+
+When neither way finds any row of the file, the stage merges nothing: the staged rows are read as
+they are (`_cN` a view of them for a target that derives no column), so whether a file holds a
+row must be decided over all its rows, not over a chunk of them.
 """
 
 from __future__ import annotations
