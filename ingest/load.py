@@ -181,7 +181,7 @@ class Loader:
         self._errs: dict[str, list[str]] = {}  # and whether it has the adapter's `_errs` column
         self._versioned: dict[str, bool] = {}  # and whether its rows have a version
         self._shared: set[str] = set()  # the staged targets of this phase whose table and writer another one writes
-        # table -> its rows and versions the phase's stages hold (SQL; None: no version held), and their temp tables
+        # table -> its rows and versions the phase's stages hold (SQL; None: none held), and their temp tables
         self._held: dict[str, tuple[str | None, str | None]] = {}
         self._held_tables: list[str] = []
         self._staged: dict[str, str] = {}  # table -> the first of this phase's targets staged for it (`_cN`)
