@@ -4,7 +4,8 @@ Every adapter's `Batch` goes through `Loader.load`, inside the caller's transact
 
 1. stage each target's Arrow rows in a temp table, cast to the warehouse column types and
    merged with the existing warehouse row (a record owns only the columns it writes), with the
-   version of the record the warehouse already holds;
+   version of the record the warehouse already holds (when it holds none of the file's rows,
+   the staged rows are read as they are, not merged into a copy);
 2. check the merged rows against the schema's own NOT NULL and CHECK constraints, plus
    "dates are plausible" and "the same key twice in this file agrees"; a record older than the
    version already loaded is stale (the newer is kept), and an update whose row is not loaded
@@ -105,6 +106,9 @@ class _Slot:
     errs: list[str]
     rows: int = 0
     versioned: bool = False  # the rows carry their own `_version`
+    # every row's position is above the one before it: one row per record (`Loader._counts`)
+    ordered: bool = True
+    last_pos: int | None = None
 
 
 @dataclass
@@ -177,10 +181,11 @@ class Loader:
         self._errs: dict[str, list[str]] = {}  # and whether it has the adapter's `_errs` column
         self._versioned: dict[str, bool] = {}  # and whether its rows have a version
         self._shared: set[str] = set()  # the staged targets of this phase whose table and writer another one writes
-        # table -> its rows and versions the phase's stages hold (SQL; None: no version held), and their temp tables
-        self._held: dict[str, tuple[str, str | None]] = {}
+        # table -> its rows and versions the phase's stages hold (SQL; None: none held), and their temp tables
+        self._held: dict[str, tuple[str | None, str | None]] = {}
         self._held_tables: list[str] = []
         self._staged: dict[str, str] = {}  # table -> the first of this phase's targets staged for it (`_cN`)
+        self._views: dict[str, str] = {}  # the phase's targets whose `_cN` is a view -> the staged rows it reads
         self.changed: dict[str, int] = {}  # table -> rows inserted or updated so far (this file and what followed)
 
     # -- public -------------------------------------------------------------------------------
@@ -211,7 +216,8 @@ class Loader:
             self._phase([slot for slot in slots if slot.rows], run_id)
         for slot in self._slots.values():
             cur.execute(f"DROP TABLE IF EXISTS {slot.table}")
-        counts = self._counts()
+        counted = [slot for slot in self._slots.values() if slot.target.counted and slot.rows]
+        counts = self._counts(one_row_each=len(counted) == 1 and counted[0].ordered)
         self._write_rejects(batch, run_id, file_name)
         return counts
 
@@ -285,6 +291,13 @@ class Loader:
             return
         numbers = pa.array(np.arange(slot.rows + 1, slot.rows + 1 + rows.num_rows, dtype=np.int64))  # no Python ints
         slot.rows += rows.num_rows
+        positions = rows.column("_pos")
+        if slot.ordered and positions.null_count == 0:
+            p = positions.to_numpy()
+            slot.ordered = bool((np.diff(p) > 0).all()) and (slot.last_pos is None or p[0] > slot.last_pos)
+            slot.last_pos = int(p[-1])
+        else:
+            slot.ordered = False
         values = ["CAST(_pos AS BIGINT)", "_row", *(f"CAST({c} AS {ERRORS_TYPE})" for c in errs)]
         values += ["CAST(_version AS TIMESTAMPTZ)"] if versioned else []
         values += [f"CAST({q(c)} AS {meta.columns[c].type})" for c in write]
@@ -404,7 +417,11 @@ class Loader:
         for _, name in staged:
             self.cur.execute(f"DROP VIEW IF EXISTS _d{name}")  # before the tables it reads
             self.cur.execute(f"DROP TABLE IF EXISTS _r{name}")
-            self.cur.execute(f"DROP TABLE IF EXISTS _c{name}")
+            if name in self._views:
+                self.cur.execute(f"DROP VIEW _c{name}")
+                self.cur.execute(f"DROP TABLE {self._views.pop(name)}")
+            else:
+                self.cur.execute(f"DROP TABLE IF EXISTS _c{name}")
 
     def _one_insert_per_key(self, staged: list[tuple[Target, str]]) -> None:
         """Fail the file if two targets of this phase would insert the same key into one table.
@@ -439,64 +456,75 @@ class Loader:
                 raise IngestError(f"{where} the {table} row {what} twice: a file may write each row once")
 
     def _stage(self, slot: _Slot) -> str:
-        """Temp table `_cN`: the rows as given, typed, merged with the warehouse row of their key,
-        with the record's version (`_version`) and the version the warehouse holds (`_held`)."""
+        """`_cN`: the rows as given, typed, merged with the warehouse row of their key, with the
+        record's version (`_version`) and the version the warehouse holds (`_held`).
+
+        When the table holds no row of the file (every file of a first load, a month of new
+        records) the merged row is the staged row itself: nothing is joined, and for a target that
+        derives no column `_cN` is a view over the staged rows (`_sN`) rather than a copy of them,
+        so a file's rows are copied once, from its chunks (benchmarks/RESULTS.md, s33-stage).
+        """
         target, table, write, errs = slot.target, slot.table, slot.write, slot.errs
         meta = self.schema[target.table]
         self._n += 1
         n = str(self._n)
         self._write[n], self._errs[n] = write, errs
-        join = " AND ".join(f"s.{q(k)} = w.{q(k)}" for k in meta.key)
-        exists = f"(w.{q(meta.key[0])} IS NOT NULL)"
+        # the phase's look-up of its keys (`_held_once`), if any, else this target's own
+        rows, held_versions = self._held.get(target.table) or self._held_rows(meta, slot, n)
+        held = rows is not None  # else: no row of the file is in the table
+        exists = f"(w.{q(meta.key[0])} IS NOT NULL)" if held else "FALSE"
         merged = [f"s.{c}" for c in errs]
         for c in meta.columns:
             if c == "ingest_run_id":
                 continue
             if c not in write:
-                merged.append(f"w.{q(c)} AS {q(c)}")
-            elif c in target.insert_only:
+                merged.append(f"w.{q(c)} AS {q(c)}" if held else f"CAST(NULL AS {meta.columns[c].type}) AS {q(c)}")
+            elif c in target.insert_only and held:
                 merged.append(f"CASE WHEN {exists} THEN w.{q(c)} ELSE s.{q(c)} END AS {q(c)}")
-            elif target.mode == "reference" and c not in meta.key:
+            elif target.mode == "reference" and c not in meta.key and held:
                 merged.append(f"coalesce(w.{q(c)}, s.{q(c)}) AS {q(c)}")
             else:
                 merged.append(f"s.{q(c)} AS {q(c)}")
         # the warehouse row's compared columns ride along as `_was<i>`, so that whether a row
         # changed needs no second join with the (whole) warehouse table
-        compare = self._compare_columns(target, write)
+        compare = self._compare_columns(target, write) if held else []
         was = [f"w.{q(c)} AS _was{i}" for i, c in enumerate(compare)]
         key_text = f"concat_ws({KEY_SEPARATOR}, {', '.join(f'CAST(s.{q(k)} AS VARCHAR)' for k in meta.key)})"
         version = self._version_sql(slot)
         self._versioned[n] = version != "NULL"
         versions = ""
-        held = "CAST(NULL AS TIMESTAMPTZ)"
-        # the phase's look-up of its keys (`_held_once`), if any, else this target's own
-        rows, held_versions = self._held.get(target.table) or self._held_rows(meta, slot, n)
+        held_version = "CAST(NULL AS TIMESTAMPTZ)"
         if self._versioned[n] and held_versions is not None:
             this = f"table_name = {lit(target.table)} AND writer = {lit(target.writer)}"
             versions = (
                 f"LEFT JOIN (SELECT record_key, version_at FROM {held_versions} AS hv WHERE {this}) v "
                 f"ON v.record_key = {key_text}"
             )
-            held = "v.version_at"
-        merge = (
-            f"SELECT s._pos, s._row, {exists} AS _exists, {key_text} AS _key, {version} AS _version, "
-            f"{held} AS _held, {', '.join([*merged, *was])} "
-            f"FROM s LEFT JOIN w ON {join} {versions}"
+            held_version = "v.version_at"
+        columns = (
+            f"s._pos, s._row, {exists} AS _exists, {key_text} AS _key, {version} AS _version, "
+            f"{held_version} AS _held, {', '.join([*merged, *was])}"
         )
+        if not held and not target.derived:
+            self.cur.execute(f"CREATE OR REPLACE TEMP VIEW _c{n} AS SELECT {columns}, TRUE AS _changed FROM {table} s")
+            self._views[n] = table  # dropped with the view, at the end of the phase
+            return n
+        on = " AND ".join(f"s.{q(k)} = w.{q(k)}" for k in meta.key)
+        merge = f"SELECT {columns} FROM s LEFT JOIN w ON {on} {versions}" if held else f"SELECT {columns} FROM s"
+        ctes = [f"s AS (SELECT * FROM {table})", *([rows] if held else []), f"m AS ({merge})"]
         derived = ", ".join(f"({expression}) AS {q(column)}" for column, expression in target.derived)
         with_derived = f"SELECT row.* REPLACE ({derived}) FROM m AS row {target.join}" if derived else "SELECT * FROM m"
         changed = " OR ".join(f"d.{q(c)} IS DISTINCT FROM d._was{i}" for i, c in enumerate(compare)) or "FALSE"
         exclude = f" EXCLUDE ({', '.join(f'_was{i}' for i in range(len(compare)))})" if compare else ""
         self.cur.execute(
-            f"CREATE OR REPLACE TEMP TABLE _c{n} AS WITH s AS (SELECT * FROM {table}), {rows}, "
-            f"m AS ({merge}), d AS ({with_derived}) "
+            f"CREATE OR REPLACE TEMP TABLE _c{n} AS WITH {', '.join(ctes)}, d AS ({with_derived}) "
             f"SELECT d.*{exclude}, (NOT d._exists OR {changed}) AS _changed FROM d"
         )
         self.cur.execute(f"DROP TABLE {table}")  # its rows are in _cN now
         self.cur.execute(f"DROP TABLE IF EXISTS _w{n}")
         return n
 
-    def _held_once(self, slots: list[_Slot]) -> dict[str, tuple[str, str | None]]:
+    def _held_once(self, slots: list[_Slot]) -> dict[str, tuple[str | None, str | None]]:
         """For each warehouse table that several targets of the phase stage rows of (a transactions
         export's charges, payments, adjustments and write-offs, all ledger rows): the warehouse rows
         and record versions of all their keys, found once, as temp tables the stages join.
@@ -507,12 +535,13 @@ class Loader:
         growing with the warehouse. The phase's stages all run before any of its writes, so one
         look-up for all of them finds exactly the rows each would have found. (A table whose
         staged rows are many beside it is joined whole, as before: `_held_rows`.) When none of
-        the keys is in the table, no version is looked up either (`_held_rows` says why).
+        the keys is in the table, no version is looked up either (`_held_rows` says why), and no
+        row is joined.
         """
         by_table: dict[str, list[_Slot]] = {}
         for slot in slots:
             by_table.setdefault(slot.target.table, []).append(slot)
-        held: dict[str, tuple[str, str | None]] = {}
+        held: dict[str, tuple[str | None, str | None]] = {}
         for table, mine in by_table.items():
             staged = sum(slot.rows for slot in mine)
             if len(mine) < 2 or staged * HELD_BY_ROWID >= self._estimated_rows(table):
@@ -537,16 +566,16 @@ class Loader:
                 )
                 versions = f"_hv{n}"
             self.cur.execute(f"DROP TABLE _hk{n}")
-            held[table] = (f"w AS (SELECT * FROM _hw{n})", versions)
+            held[table] = (f"w AS (SELECT * FROM _hw{n})" if found else None, versions)
             self._held_tables += [f"_hw{n}", *([versions] if versions else [])]
         return held
 
-    def _held_rows(self, meta: TableMeta, slot: _Slot, n: str) -> tuple[str, str | None]:
-        """SQL defining the warehouse rows the stage joins (`w`), and the record versions it joins
-        (None: no version can be held): the whole table and `record_versions`, or, for a file whose
-        rows are few beside the table's (`HELD_BY_ROWID`), only the rows holding one of its keys,
-        found by their row ids first (kept in the temp table `_wN`), and the versions only if it
-        found any.
+    def _held_rows(self, meta: TableMeta, slot: _Slot, n: str) -> tuple[str | None, str | None]:
+        """SQL defining the warehouse rows the stage joins (`w`; None: the table holds no row of
+        the file), and the record versions it joins (None: no version can be held): the whole
+        table and `record_versions` (unless the table is empty), or, for a file whose rows are few
+        beside the table's (`HELD_BY_ROWID`), only the rows holding one of its keys, found by their
+        row ids first (kept in the temp table `_wN`), if it found any.
 
         Why by row id: DuckDB narrows the table's scan to the staged keys (their range, then a
         filter of them), but reads every column the stage compares for each row of the row groups
@@ -565,6 +594,8 @@ class Loader:
         """
         table = f"main.{q(meta.name)}"
         if slot.rows * HELD_BY_ROWID >= self._estimated_rows(meta.name):
+            if not self._any(f"SELECT 1 FROM {table}"):
+                return None, None
             return f"w AS (SELECT * FROM {table})", "main.record_versions"
         keys = " AND ".join(f"t.{q(k)} = k.{q(k)}" for k in meta.key)
         staged = slot.table
@@ -575,8 +606,10 @@ class Loader:
             f"CREATE OR REPLACE TEMP TABLE _w{n} AS SELECT t.rowid AS _rowid FROM {table} t "
             f"SEMI JOIN {staged} AS k ON {keys}"
         ).fetchone()
-        rows = f"w AS (SELECT * FROM {table} WHERE rowid IN (SELECT _rowid FROM _w{n}))"
-        return rows, "main.record_versions" if found else None
+        if not found:
+            self.cur.execute(f"DROP TABLE _w{n}")
+            return None, None
+        return f"w AS (SELECT * FROM {table} WHERE rowid IN (SELECT _rowid FROM _w{n}))", "main.record_versions"
 
     def _estimated_rows(self, table: str) -> int:
         """The rows of a warehouse table, as DuckDB's catalog estimates them (no scan)."""
@@ -830,7 +863,7 @@ class Loader:
 
     # -- totals and rejects -------------------------------------------------------------------
 
-    def _counts(self) -> Counts:
+    def _counts(self, *, one_row_each: bool = False) -> Counts:
         """Each record once: rejected if any of its rows failed; stale if it is older than the
         version loaded; waiting if it updates a row not loaded yet; inserted if its first row
         (the record itself, e.g. the appointment) is new; updated if any of its rows changed or
@@ -842,6 +875,10 @@ class Loader:
         rows are written, when the key index DuckDB kept of the rows a transaction added (not
         spillable: ~0.5 GB for 10 M slots, until migration 009 dropped the fact tables' keys) left
         little of `[ingest] memory_limit`, and one aggregation of 10 M records ran out of it.
+
+        `one_row_each`: every record has at most one outcome row (the file's rows are one counted
+        target's, one row per record), so a record's outcome is its row's and nothing is
+        aggregated (FHIR Appointment at 1 M: 0.2 s of CPU; benchmarks/RESULTS.md, s33-stage).
         """
         ((low, high),) = self.cur.execute(
             "SELECT min(_pos), max(_pos) FROM (SELECT _pos FROM _outcome UNION ALL SELECT _pos FROM _fail)"
@@ -849,9 +886,18 @@ class Loader:
         total = Counts()
         for first in range(low, high + 1, COUNT_SPAN) if low is not None else ():
             span = f"_pos BETWEEN {first} AND {first + COUNT_SPAN - 1}"
+            if one_row_each:  # a record's outcome is its row's
+                o = (
+                    "SELECT _pos, _action = 'insert' AS _first_inserted, _action IN ('insert', 'update') AS _written "
+                    f"FROM _outcome WHERE {span}"
+                )
+            else:
+                o = (
+                    f"SELECT _pos, arg_min(_action = 'insert', {_FIRST_INSERT}) AS _first_inserted, "
+                    f"bool_or(_action IN ('insert', 'update')) AS _written FROM _outcome WHERE {span} GROUP BY _pos"
+                )
             row = self.cur.execute(
-                f"WITH o AS (SELECT _pos, arg_min(_action = 'insert', {_FIRST_INSERT}) AS _first_inserted, "
-                f"  bool_or(_action IN ('insert', 'update')) AS _written FROM _outcome WHERE {span} GROUP BY _pos), "
+                f"WITH o AS ({o}), "
                 "rec AS (SELECT _pos, "
                 f"  CASE WHEN _pos IN (SELECT _pos FROM _stale WHERE {span}) THEN 'stale' "
                 f"       WHEN _pos IN (SELECT _pos FROM _wait WHERE {span}) THEN 'waiting' "

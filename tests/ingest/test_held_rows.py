@@ -10,10 +10,15 @@ changed, stale and waiting rows, and for rows derived after the file (ledger cha
 The row-id way looks up record versions only for the keys whose rows it found: a version is
 written only with its row, and no row is deleted, so a key its table does not hold has no
 version (`_held_rows`). Every version loaded here must therefore name a row of its table.
+
+When neither way finds any row of the file, the stage merges nothing: the staged rows are read as
+they are (`_cN` a view of them for a target that derives no column), so whether a file holds a
+row must be decided over all its rows, not over a chunk of them.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from ingest import load as load_module
+from ingest.adapters import fhir
 from ingest.load import KEY_SEPARATOR, q, read_schema
 from kpis.warehouse import Warehouse
 from tests.ingest.conftest import FIXTURES, load, rows, snapshot
@@ -107,19 +113,27 @@ def test_rows_held_by_row_id_load_as_the_whole_table_joined(
 def test_a_files_new_rows_read_no_record_versions(warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
     """An 837 whose submissions are all new (a replacement and a void of claims another file
     loaded, and a new claim it rejects) stages its claims and lines without reading
-    `record_versions`; the same file loaded again, its rows held, reads their versions."""
-    staged = _statements_by_row_id(monkeypatch, lambda sql: sql.startswith("CREATE OR REPLACE TEMP TABLE _c"))
+    `record_versions` or their tables' rows, and without copying them: `_cN` is a view of the
+    staged rows; the same file loaded again, its rows held, reads their versions."""
+    stages = _stages(monkeypatch)
     march, april = FIXTURES / "x12" / "claims_2025-03.837", FIXTURES / "x12" / "claims_2025-04.837"
     assert load(warehouse, march)[0].inserted == 2
 
-    def stages(table: str) -> list[str]:
-        return [sql for sql in staged if f'FROM main."{table}" WHERE rowid IN' in sql]
+    def made(table: str, kind: str) -> list[str]:  # the stage's `_cN` of the table, as a view or a table
+        return [
+            sql
+            for name, ran in stages
+            if name == table
+            for sql in ran
+            if sql.startswith(f"CREATE OR REPLACE {kind} _c")
+        ]
 
-    staged.clear()
+    stages.clear()
     (result,) = load(warehouse, april)
     assert (result.read, result.inserted, result.rejected, result.derived) == (3, 2, 1, 2)
     for table in ("claims", "claim_lines"):
-        assert stages(table) and not any("record_versions" in sql for sql in stages(table)), table
+        (view,) = made(table, "TEMP VIEW")
+        assert not made(table, "TEMP TABLE") and "record_versions" not in view and "main." not in view, table
     # the charges the replacement (170 for 150) and the void (of 80) post after March's
     charges = "SELECT claim_id, amount FROM ledger WHERE entry_type = 'charge' ORDER BY claim_id, posted_date"
     assert rows(warehouse, charges) == [
@@ -128,10 +142,11 @@ def test_a_files_new_rows_read_no_record_versions(warehouse: Warehouse, monkeypa
         ("C101", Decimal("80.00")),
         ("C101", Decimal("-80.00")),
     ]
-    staged.clear()
+    stages.clear()
     (again,) = load(warehouse, march, force=True)
     assert (again.read, again.unchanged) == (2, 2)
-    assert all("record_versions" in sql for sql in stages("claims")) and stages("claims")
+    (copied,) = made("claims", "TEMP TABLE")
+    assert "record_versions" in copied and not made("claims", "TEMP VIEW")
 
 
 def test_an_835s_ledger_entries_are_looked_up_only_for_payments_whose_remittance_is_held(
@@ -157,6 +172,57 @@ def test_an_835s_ledger_entries_are_looked_up_only_for_payments_whose_remittance
     assert len(rows(warehouse, "SELECT DISTINCT entry_id FROM ledger")) == len(rows(warehouse, "SELECT * FROM ledger"))
 
 
+def _practitioner(id_: str, npi: str, name: str) -> str:
+    identifier = [{"system": "http://hl7.org/fhir/sid/us-npi", "value": npi}]
+    return json.dumps({"resourceType": "Practitioner", "id": id_, "identifier": identifier, "name": [{"text": name}]})
+
+
+@pytest.mark.parametrize("chunk_lines", [1, 10**9])
+def test_a_file_of_held_and_new_rows_merges_the_held_ones(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, chunk_lines: int
+) -> None:
+    """Whether a file's rows are held is looked up for the whole file, not per chunk: a file whose
+    first record's row is held and whose later ones are new (in chunks of a line, and whole)
+    updates the held row and inserts the new ones, each key once; a file of new rows only (its
+    `_cN` a view of the staged rows) loads them as given."""
+    monkeypatch.setattr(fhir, "CHUNK_LINES", chunk_lines)
+    stages = _stages(monkeypatch)
+    new, mixed = tmp_path / "new" / "Practitioner.ndjson", tmp_path / "mixed" / "Practitioner.ndjson"
+    for path, lines in (
+        (new, [_practitioner("pr-a", "1000000001", "Ann Held"), _practitioner("pr-b", "1000000002", "Bo Held")]),
+        (
+            mixed,
+            [
+                _practitioner("pr-a", "1000000001", "Ann Renamed"),  # held, changed
+                _practitioner("pr-c", "1000000003", "Cy New"),
+                _practitioner("pr-b", "1000000002", "Bo Held"),  # held, unchanged
+                _practitioner("pr-d", "1000000004", "Di New"),
+            ],
+        ),
+    ):
+        path.parent.mkdir()
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (first,) = load(warehouse, new)
+    assert (first.read, first.inserted) == (2, 2)
+    assert [name for name, ran in stages if any(sql.startswith("CREATE OR REPLACE TEMP VIEW _c") for sql in ran)] == [
+        "providers",
+        "source_references",
+    ]
+    stages.clear()
+    (second,) = load(warehouse, mixed)
+    assert (second.read, second.inserted, second.updated, second.unchanged) == (4, 2, 1, 1)
+    assert not [name for name, ran in stages if any(sql.startswith("CREATE OR REPLACE TEMP VIEW _c") for sql in ran)]
+    assert rows(warehouse, "SELECT provider_id, name, npi FROM providers ORDER BY npi") == [
+        ("1000000001", "Ann Renamed", "1000000001"),
+        ("1000000002", "Bo Held", "1000000002"),
+        ("1000000003", "Cy New", "1000000003"),
+        ("1000000004", "Di New", "1000000004"),
+    ]
+    assert rows(warehouse, "SELECT reference, provider_id FROM source_references ORDER BY 1") == [
+        (f"Practitioner/pr-{c}", f"100000000{i}") for i, c in enumerate("abcd", 1)
+    ]
+
+
 def _statements_by_row_id(monkeypatch: pytest.MonkeyPatch, kept: Callable[[str], bool]) -> list[str]:
     """The loader's statements that `kept` picks, from now on in this test, with every non-empty
     table looked up by row id (the path whose reads these tests are about)."""
@@ -178,3 +244,21 @@ def _statements_by_row_id(monkeypatch: pytest.MonkeyPatch, kept: Callable[[str],
 
     monkeypatch.setattr(load_module.Loader, "__init__", lambda self, cur, *a, **k: init(self, Recording(cur), *a, **k))
     return statements
+
+
+def _stages(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[str]]]:
+    """Each stage (`Loader._stage`) from now on in this test, with every non-empty table looked up
+    by row id: the table it stages and the statements it ran."""
+    statements = _statements_by_row_id(monkeypatch, lambda sql: True)
+    stages: list[tuple[str, list[str]]] = []
+    original = load_module.Loader._stage
+
+    def stage(self: load_module.Loader, slot: load_module._Slot) -> str:
+        start = len(statements)
+        try:
+            return original(self, slot)
+        finally:
+            stages.append((slot.target.table, statements[start:]))
+
+    monkeypatch.setattr(load_module.Loader, "_stage", stage)
+    return stages
