@@ -58,7 +58,8 @@ for row in shown.itertuples():
         when = period_text(row.period_start.date(), row.grain)
         st.markdown(f"**{row.kpi_title}** — {row.scope_label}: **{value}** in {when}")
         st.write(row.message)
-        st.caption(f"Rule {row.rule_name}: {row.rule_text}. Raised {pd.Timestamp(row.raised_at):%b %-d, %Y}.")
+        # the rule in words: its id (`no_show_rate.off_target`) is the config's name for it, not a manager's
+        st.caption(f"Rule: {row.rule_text}. Raised {pd.Timestamp(row.raised_at):%b %-d, %Y}.")
         if row.status == "open" and ctx.access.acts:
             if st.button("Acknowledge", key=f"ack-{row.alert_id}", icon=":material/done:"):
                 try:
