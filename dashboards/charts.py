@@ -374,7 +374,7 @@ def histogram(
         fig.add_vline(x=marker, line={"color": TARGET_COLOR, "dash": "dash"}, annotation_text=f"{marker:g}")
     fig.update_layout(title=title, bargap=0.05, **_LAYOUT)
     fig.update_xaxes(title_text=x_title)
-    fig.update_yaxes(title_text="records")
+    fig.update_yaxes(title_text="records", **_ticks_of(1, float(counts.sum())))  # a few calls: 0 1 2, not 0.5
     return fig
 
 

@@ -140,11 +140,19 @@ STATE_BADGES = {
 }
 
 
-def kpi_tile(spec: KpiSpec, card: pd.Series, trend: pd.DataFrame, month: date, alerts: Sequence[str] = ()) -> None:
+def kpi_tile(
+    spec: KpiSpec,
+    card: pd.Series,
+    trend: pd.DataFrame,
+    month: date,
+    alerts: Sequence[str] = (),
+    data_end: date | None = None,
+) -> None:
     """One KPI as `Warehouse.scorecard` reports it: the value of its latest complete month (never an
     open one), the change since the month before and a year before when both are facts, its status
     and the 13-month trend of facts; `alerts`, its open or acknowledged alerts in the scope shown
-    (the tile is marked; the Alerts page lists them)."""
+    (the tile is marked; the Alerts page lists them); `data_end`, the last record of the KPI's domain
+    when it comes before `month` (a phone export that stopped years ago: said, not only "no data")."""
     value, change, state = card["value"], card["change_previous"], card["state"]
     period = None if pd.isna(card["period_start"]) else card["period_start"].date()
     before = None if pd.isna(card["previous_period"]) else card["previous_period"].date()
@@ -172,6 +180,8 @@ def kpi_tile(spec: KpiSpec, card: pd.Series, trend: pd.DataFrame, month: date, a
             help_text = "Not cleared yet (Alerts page): " + "; ".join(alerts)
             st.badge(count, color="red", icon=":material/notifications:", help=help_text)
         notes = []
+        if data_end is not None:
+            notes.append(f"{spec.domain_title} data end {data_end:%b %-d, %Y}: nothing loaded since.")
         if period is not None and period != month and not missing(value):
             notes.append(f"For {period_text(period)}, the latest complete month.")
         if not missing(card["asked_value"]):

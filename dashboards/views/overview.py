@@ -85,11 +85,14 @@ alert_lines: dict[str, list[str]] = {}
 for kpi, rule, where in zip(open_alerts["kpi_id"], open_alerts["rule_text"], open_alerts["scope_label"], strict=True):
     alert_lines.setdefault(kpi, []).append(f"{rule} ({where})")
 trends = dict(iter(trend.groupby("kpi_id", sort=False)))
+# a domain whose last record comes before this month (its export stopped): its tiles say when
+ends = data.coverage(ctx.src).groupby("domain")["last_event_at"].max()
+ended = {domain: last.date() for domain, last in ends.items() if last.date() < month}
 for start in range(0, len(headline), TILES_PER_ROW):
     for column, spec in zip(st.columns(TILES_PER_ROW), headline[start : start + TILES_PER_ROW], strict=False):
         with column:
             mine = trends.get(spec.id, trend.iloc[0:0])
-            kpi_tile(spec, by_kpi.loc[spec.id], mine, month, alert_lines.get(spec.id, []))
+            kpi_tile(spec, by_kpi.loc[spec.id], mine, month, alert_lines.get(spec.id, []), ended.get(spec.domain))
 ignored_filters_note(ctx, headline)
 
 

@@ -96,6 +96,9 @@ def test_the_sidebar_names_the_source_the_overview_does_not_wait_for(
         f"Not waited for, ending over 2 months before the newest data: Phones through {last_call:%b %-d, %Y}."
     )
     assert last_call.month == 2
+    said = f"Phones data end {last_call:%b %-d, %Y}: nothing loaded since."
+    phones = [c.value for c in at.caption if c.value.startswith(said)]
+    assert len(phones) == sum(s.headline for s in SPECS.values() if s.domain == "phones") > 0
 
 
 # -- 2. off target, or to watch ----------------------------------------------------------------------
@@ -324,3 +327,8 @@ def test_a_heat_map_of_no_abandoned_call_scales_from_zero_not_below() -> None:
     counted = charts.heatmap(rows, "value", "hour", "weekday", title="t", colorbar="rows", tickformat=",", step=1)
     assert counted.to_dict()["data"][0]["colorbar"]["dtick"] == 1
     assert json.dumps(counted.to_dict()["data"][0]["zmax"]) == "3.0"
+
+
+def test_a_histogram_of_three_calls_counts_whole_records() -> None:
+    fig = charts.histogram(pd.Series([2.0, 9.0]), pd.Series([1, 2]), title="t", x_title="wait (seconds)")
+    assert fig.to_dict()["layout"]["yaxis"]["dtick"] == 1
