@@ -142,7 +142,7 @@ _HOVER_TEMPLATE = (
 )
 
 
-NAMED_TICKS = 13  # up to this many periods, a tick on each, named as everywhere else ("Mar 2010")
+NAMED_TICKS = 6  # up to this many periods (tiny data), a tick on each named as a period ("Mar 2010")
 FEW_STEPS = 5  # values spanning fewer steps of their format than this get a tick on every step
 
 
