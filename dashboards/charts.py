@@ -33,14 +33,88 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "height": 340, "hovermode": "closest"}
 
 
+# what a value that is not a fact yet is, as a chart's legend names it
+NOT_FINAL = {
+    "open": "so far: records may still arrive",
+    "history": "early data: it looks back to before the data start",
+}
+WITHHELD = "withheld (n < 11)"
+_KEY_COLOR = "#455a64"  # a trend's line, and the legend's key to the dotted part and the crosses of a breakdown
+
+
 def drawn(frame: pd.DataFrame) -> pd.Series:
     """The values a chart draws: every one but those withheld by the small-cell rule."""
     return frame["value"].where(frame["state"] != "small")
 
 
-def symbols(frame: pd.DataFrame) -> list[str]:
-    """A filled marker for a fact, an open one for a value that is not final (or early data)."""
-    return ["circle" if state == "final" else "circle-open" for state in frame["state"]]
+def _line_traces(
+    frame: pd.DataFrame, spec: KpiSpec, name: str, color: str, fact_colors: list[str] | None = None, *, keyed: bool
+) -> list[go.Scatter]:
+    """One series as traces that keep facts and the rest apart (DESIGN: no open or look-back-incomplete
+    period shown as a fact): the facts as a solid line; each kind of value that is not final yet as open
+    markers joined only to each other, dotted; each withheld value as a cross on the axis, so its gap
+    reads as withheld, not as a missing month.
+
+    Every trace spans all of `frame`'s periods, with NaN where it has no value: a line breaks there,
+    so the dotted part never joins the solid one. The first trace (the facts) carries every period's
+    hover. `keyed`: the other traces are named in the legend by what they are (a trend's one series);
+    else they go by the series' `name` without a legend entry of their own (a breakdown's segments,
+    whose legend gets one key per kind: `_legend_keys`). `fact_colors` colours each fact's marker (a
+    trend: by status), else the line's colour.
+    """
+    hover = _hover(frame, spec)
+    state = frame["state"]
+    traces = [
+        go.Scatter(
+            x=frame["period_start"], y=frame["value"].where(state == "final"), mode="lines+markers", name=name,
+            legendgroup=name, line={"color": color}, customdata=hover, hovertemplate=_HOVER_TEMPLATE,
+            marker={"size": 9, "symbol": "circle", "color": fact_colors or color},
+        )
+    ]  # fmt: skip
+    for kind, words in NOT_FINAL.items():
+        if (state == kind).any():
+            traces.append(
+                go.Scatter(
+                    x=frame["period_start"], y=frame["value"].where(state == kind), mode="lines+markers",
+                    name=words if keyed else name, legendgroup=kind if keyed else name, showlegend=keyed,
+                    line={"color": color, "dash": "dot"}, marker={"size": 9, "symbol": "circle-open", "color": color},
+                    customdata=hover, hovertemplate=_HOVER_TEMPLATE,
+                )
+            )  # fmt: skip
+    withheld = frame[state == "small"]
+    if len(withheld):
+        periods = [period_text(p.date(), g) for p, g in zip(withheld["period_start"], withheld["grain"], strict=True)]
+        traces.append(
+            go.Scatter(
+                x=withheld["period_start"], y=[0] * len(withheld), mode="markers",
+                name=WITHHELD if keyed else name, legendgroup="small" if keyed else name, showlegend=keyed,
+                marker={"size": 10, "symbol": "x-thin-open", "color": color, "line": {"width": 2, "color": color}},
+                customdata=[[p] for p in periods],
+                hovertemplate=f"<b>%{{customdata[0]}}</b><br>{WITHHELD}: too few records behind it to show"
+                "<extra>%{fullData.name}</extra>",
+            )
+        )  # fmt: skip
+    return traces
+
+
+def _legend_keys(frame: pd.DataFrame) -> list[go.Scatter]:
+    """A legend entry, with no data, for each kind of point a breakdown draws apart from its facts:
+    the dotted line (not final, or early data) and the cross (withheld), in a neutral colour."""
+    keys = [
+        go.Scatter(
+            x=[None], y=[None], mode="lines+markers", name=words, line={"color": _KEY_COLOR, "dash": "dot"},
+            marker={"size": 9, "symbol": "circle-open", "color": _KEY_COLOR}, hoverinfo="skip",
+        )
+        for kind, words in NOT_FINAL.items() if (frame["state"] == kind).any()
+    ]  # fmt: skip
+    if (frame["state"] == "small").any():
+        keys.append(
+            go.Scatter(
+                x=[None], y=[None], mode="markers", name=WITHHELD, hoverinfo="skip",
+                marker={"size": 10, "symbol": "x-thin-open", "color": _KEY_COLOR, "line": {"width": 2}},
+            )
+        )  # fmt: skip
+    return keys
 
 
 def _hover(frame: pd.DataFrame, spec: KpiSpec) -> list[list[str]]:
@@ -68,9 +142,31 @@ _HOVER_TEMPLATE = (
 )
 
 
-def _value_axis(fig: go.Figure, spec: KpiSpec) -> None:
-    fig.update_yaxes(title_text=axis_title(spec), tickformat=tick_format(spec), rangemode="tozero")
+NAMED_TICKS = 6  # up to this many periods (tiny data), a tick on each named as a period ("Mar 2010")
+FEW_STEPS = 5  # values spanning fewer steps of their format than this get a tick on every step
+
+
+def _ticks_of(step: float, top: float) -> dict[str, float]:
+    """A tick every `step` (the smallest difference the format writes) when the values reach under a
+    few steps: plotly's own ticks (0, 0.2, 0.4, ...) would be written "0 0 0 1 1 1" by a whole-number format."""
+    return {"dtick": step} if top < FEW_STEPS * step else {}
+
+
+def _value_axis(fig: go.Figure, spec: KpiSpec, frame: pd.DataFrame) -> None:
+    """The value axis in the KPI's unit and format, and the period axis: with few periods (two or three
+    calls in one month), a tick on each period named as a period, not plotly's ticks of a date axis
+    zoomed onto one point ("23:59:59.999 Mar 31, 2010")."""
+    step = 10.0 ** -int(spec.fmt[-1]) * (0.01 if spec.unit == "percent" else 1)
+    values = [float(v) for v in (*drawn(frame).dropna(), spec.target, spec.red) if v is not None]
+    fig.update_yaxes(
+        title_text=axis_title(spec), tickformat=tick_format(spec), rangemode="tozero",
+        **_ticks_of(step, max(map(abs, values), default=0.0)),
+    )  # fmt: skip
     fig.update_xaxes(title_text="period start")
+    periods = sorted(frame["period_start"].drop_duplicates())
+    if 0 < len(periods) <= NAMED_TICKS:
+        grain = frame["grain"].iloc[0]
+        fig.update_xaxes(tickvals=periods, ticktext=[period_text(p.date(), grain) for p in periods])
 
 
 def _target_lines(fig: go.Figure, spec: KpiSpec) -> None:
@@ -103,35 +199,25 @@ def _target_lines(fig: go.Figure, spec: KpiSpec) -> None:
 def trend(frame: pd.DataFrame, spec: KpiSpec, control: pd.DataFrame | None = None) -> go.Figure:
     """The KPI over time (one row per period), with target and red-flag lines.
 
-    `frame` comes from `Warehouse.facts`. Markers are coloured by status; an open marker is a period
-    whose value is not a fact yet (records may still arrive, or its look-back is not covered), and a
-    withheld value (a count under 11) is not drawn. `control` (from `Warehouse.spc`) adds the
+    `frame` comes from `Warehouse.facts`. The facts are a solid line with markers coloured by status;
+    a period whose value is not a fact yet (records may still arrive, or its look-back is not covered)
+    is an open marker on a dotted line of its own, and a withheld value (a count under 11) a cross on
+    the axis (`_line_traces`). `control` (from `Warehouse.spc`) adds the
     control chart: see `add_control_chart`.
     """
-    fig = go.Figure(
-        go.Scatter(
-            x=frame["period_start"],
-            y=drawn(frame),
-            mode="lines+markers",
-            name=spec.title,
-            line={"color": "#455a64"},
-            marker={
-                "size": 9,
-                "color": [status_color(s) for s in frame["status"]],
-                "symbol": symbols(frame),
-            },
-            customdata=_hover(frame, spec),
-            hovertemplate=_HOVER_TEMPLATE,
-        )
-    )
+    colors = [
+        status_color(s) if state == "final" else _KEY_COLOR
+        for s, state in zip(frame["status"], frame["state"], strict=True)
+    ]
+    fig = go.Figure(_line_traces(frame, spec, spec.title, _KEY_COLOR, colors, keyed=True))
     _target_lines(fig, spec)
-    _value_axis(fig, spec)
+    _value_axis(fig, spec, frame)
     title = f"{spec.title} by {frame['grain'].iloc[0] if len(frame) else 'period'}"
     if control is not None:
         add_control_chart(fig, control, frame, spec)
         title += f" · {control.attrs['chart_name']}"
     fig.update_layout(title=title, **_LAYOUT)
-    if control is not None:
+    if control is not None or len(fig.data) > 1:  # a legend says what the dotted part, the rings and lines are
         fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.25}, height=_LAYOUT["height"] + 60)
     return fig
 
@@ -207,26 +293,17 @@ def add_control_chart(fig: go.Figure, control: pd.DataFrame, shown: pd.DataFrame
 def breakdown(
     frame: pd.DataFrame, spec: KpiSpec, dim: str, labels: Mapping[str, str], colors: Mapping[str, str]
 ) -> go.Figure:
-    """One line per segment of `dim` over time, in the segment's fixed colour; as in `trend`, an
-    open marker is a period that is not final."""
+    """One line per segment of `dim` over time, in the segment's fixed colour; as in `trend`, the
+    periods that are not final are set apart from its facts (`_line_traces`)."""
     fig = go.Figure()
     keys = frame[dim].map(lambda v: None if v is None or v != v else str(v))
     for key in keys.drop_duplicates():
         rows = frame[keys.isna()] if key is None else frame[keys == key]
-        fig.add_trace(
-            go.Scatter(
-                x=rows["period_start"],
-                y=drawn(rows),
-                mode="lines+markers",
-                name=segment_label(key, labels),
-                line={"color": colors.get(key, NO_STATUS_COLOR)},
-                marker={"symbol": symbols(rows)},
-                customdata=_hover(rows, spec),
-                hovertemplate=_HOVER_TEMPLATE,
-            )
-        )
+        name = segment_label(key, labels)
+        fig.add_traces(_line_traces(rows, spec, name, colors.get(key, NO_STATUS_COLOR), keyed=False))
+    fig.add_traces(_legend_keys(frame))
     _target_lines(fig, spec)
-    _value_axis(fig, spec)
+    _value_axis(fig, spec, frame)
     fig.update_layout(
         title=f"{spec.title} by {dim.replace('_', ' ')}",
         legend={"orientation": "h", "yanchor": "top", "y": -0.25, "title": {"text": ""}},
@@ -257,10 +334,15 @@ def stacked_segments(frame: pd.DataFrame, specs: Sequence[KpiSpec]) -> go.Figure
 
 
 def heatmap(
-    cells: pd.DataFrame, value: str, x: str, y: str, *, title: str, colorbar: str, tickformat: str
+    cells: pd.DataFrame, value: str, x: str, y: str, *, title: str, colorbar: str, tickformat: str, step: float
 ) -> go.Figure:
-    """A grid of `value` by `x` and `y`; `cells` carries a `hover` text column per cell."""
+    """A grid of `value` by `x` and `y`; `cells` carries a `hover` text column per cell.
+
+    The colour scale runs from 0 to the largest value, `step` (the smallest difference `tickformat`
+    writes: 1 row, 0.01 for whole percents) at least: with every cell 0 (two calls, none abandoned)
+    plotly would centre it on 0 and colour a scale down to -40%."""
     grid = cells.pivot(index=y, columns=x, values=value)
+    top = float(cells[value].max()) if len(cells) else 0.0
     hover = cells.pivot(index=y, columns=x, values="hover")
     fig = go.Figure(
         go.Heatmap(
@@ -270,8 +352,9 @@ def heatmap(
             text=hover.values,
             hovertemplate="%{text}<extra></extra>",
             colorscale="Reds",
-            colorbar={"title": {"text": colorbar}, "tickformat": tickformat},
+            colorbar={"title": {"text": colorbar}, "tickformat": tickformat, **_ticks_of(step, top)},
             zmin=0,
+            zmax=max(top, step),
         )
     )
     fig.update_layout(title=title, **{**_LAYOUT, "height": 320})
@@ -291,7 +374,7 @@ def histogram(
         fig.add_vline(x=marker, line={"color": TARGET_COLOR, "dash": "dash"}, annotation_text=f"{marker:g}")
     fig.update_layout(title=title, bargap=0.05, **_LAYOUT)
     fig.update_xaxes(title_text=x_title)
-    fig.update_yaxes(title_text="records")
+    fig.update_yaxes(title_text="records", **_ticks_of(1, float(counts.sum())))  # a few calls: 0 1 2, not 0.5
     return fig
 
 
@@ -304,8 +387,8 @@ def funnel(stages: Sequence[str], counts: Sequence[float], *, title: str) -> go.
     return fig
 
 
-def aging(frame: pd.DataFrame, by: str | None, colors: Mapping[str, str]) -> go.Figure:
-    """A/R by aging bucket, stacked by `by` (e.g. payer class) when given."""
+def aging(frame: pd.DataFrame, by: str | None, colors: Mapping[str, str], labels: Mapping[str, str]) -> go.Figure:
+    """A/R by aging bucket, stacked by `by` (e.g. payer class) when given, each segment named by `labels`."""
     fig = go.Figure()
     groups: Iterable[tuple[str, pd.DataFrame]] = [("A/R", frame)]
     unknown = "no " + (by or "").replace("_", " ")
@@ -316,7 +399,7 @@ def aging(frame: pd.DataFrame, by: str | None, colors: Mapping[str, str]) -> go.
             go.Bar(
                 x=rows["bucket"],
                 y=rows["amount"],
-                name=segment,
+                name=segment if segment in (unknown, "A/R") else segment_label(segment, labels),
                 marker_color=UNKNOWN_COLOR if segment == unknown else colors.get(segment, SEGMENTS[0]),
                 customdata=[[f"${a:,.2f}", f"{s:.1%}", f"{int(n):,}"] for a, s, n in
                             zip(rows["amount"], rows["share"], rows["accounts"], strict=True)],

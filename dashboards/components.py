@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -11,7 +12,7 @@ import streamlit as st
 
 from dashboards import auth, charts, data
 from dashboards.filters import Filters, labels_of
-from dashboards.formatting import segment_label
+from dashboards.formatting import in_sentence, segment_label
 from kpis import privacy
 from kpis.formatting import (
     STATE_LABELS,
@@ -139,14 +140,23 @@ STATE_BADGES = {
 }
 
 
-def kpi_tile(spec: KpiSpec, card: pd.Series, trend: pd.DataFrame, month: date, alerts: Sequence[str] = ()) -> None:
+def kpi_tile(
+    spec: KpiSpec,
+    card: pd.Series,
+    trend: pd.DataFrame,
+    month: date,
+    alerts: Sequence[str] = (),
+    data_end: date | None = None,
+) -> None:
     """One KPI as `Warehouse.scorecard` reports it: the value of its latest complete month (never an
     open one), the change since the month before and a year before when both are facts, its status
     and the 13-month trend of facts; `alerts`, its open or acknowledged alerts in the scope shown
-    (the tile is marked; the Alerts page lists them)."""
+    (the tile is marked; the Alerts page lists them); `data_end`, the last record of the KPI's domain
+    when it comes before `month` (a phone export that stopped years ago: said, not only "no data")."""
     value, change, state = card["value"], card["change_previous"], card["state"]
     period = None if pd.isna(card["period_start"]) else card["period_start"].date()
     before = None if pd.isna(card["previous_period"]) else card["previous_period"].date()
+    facts = [float(v) for v in trend["shown"] if not missing(v)]
     with st.container(border=True):
         st.metric(
             spec.title,
@@ -156,7 +166,7 @@ def kpi_tile(spec: KpiSpec, card: pd.Series, trend: pd.DataFrame, month: date, a
             delta_arrow="off" if missing(change) or change == 0 else "up" if change > 0 else "down",
             delta_description=f"vs {period_text(before)}" if before and not missing(change) else None,
             help=spec.definition,
-            chart_data=[float(v) for v in trend["shown"] if not missing(v)] or None,
+            chart_data=facts if len(facts) > 1 else None,
             chart_type="line",
         )
         status = card["status"]
@@ -170,6 +180,8 @@ def kpi_tile(spec: KpiSpec, card: pd.Series, trend: pd.DataFrame, month: date, a
             help_text = "Not cleared yet (Alerts page): " + "; ".join(alerts)
             st.badge(count, color="red", icon=":material/notifications:", help=help_text)
         notes = []
+        if data_end is not None:
+            notes.append(f"{spec.domain_title} data end {data_end:%b %-d, %Y}: nothing loaded since.")
         if period is not None and period != month and not missing(value):
             notes.append(f"For {period_text(period)}, the latest complete month.")
         if not missing(card["asked_value"]):
@@ -193,9 +205,22 @@ def kpi_tile(spec: KpiSpec, card: pd.Series, trend: pd.DataFrame, month: date, a
             notes[-1] += f" · n = {shown_n}"
         if isinstance(card.get("note"), str) and not missing(value):  # e.g. why over 100%
             notes.append(card["note"])
+        if len(facts) < len(trend):  # a line over fewer months than it seems, or none rather than a flat one
+            notes.append(trend_note(trend))
         st.caption("  \n".join(notes))
         if spec.target is not None:
             st.caption(target_text(spec))
+
+
+def trend_note(trend: pd.DataFrame) -> str:
+    """What a tile's trend line leaves out: it draws the facts of its months only (`Warehouse.trend`'s
+    `shown`), so a line over four of thirteen months, or no line at all, says so and why."""
+    facts = int(trend["shown"].notna().sum())
+    held = Counter(state for state in trend["state"] if state != "final")
+    why = ", ".join(f"{count} {STATE_LABELS[state]}" for state, count in held.items())
+    if facts < 2:
+        return f"No trend line: {facts} final month{'' if facts == 1 else 's'} of the last {len(trend)} ({why})."
+    return f"Trend line: the {facts} final months of the last {len(trend)} ({why})."
 
 
 # -- KPI sections ------------------------------------------------------------------------------------
@@ -223,7 +248,7 @@ def kpi_section(ctx: PageContext, spec: KpiSpec) -> None:
         split = split[split["n"] > 0]
         st.plotly_chart(charts.breakdown(split, spec, dim, ctx.labels(dim), ctx.colors(dim)), key=f"split-{spec.id}")
     table = numbers_table(total, split, spec, dim, ctx.labels(dim))
-    with st.expander(f"The numbers behind {spec.title.lower()}"):
+    with st.expander(f"The numbers behind {in_sentence(spec.title)}"):
         st.dataframe(table, hide_index=True)
         name = f"{spec.id}_{f.start}_{f.end}_{f.grain}.csv"
         st.download_button(
@@ -245,7 +270,7 @@ def records_section(ctx: PageContext, spec: KpiSpec, filters: dict[str, tuple[st
         return
     months = ctx.filters.months()
     month = st.selectbox(
-        f"The records behind {spec.title.lower()} in",
+        f"The records behind {in_sentence(spec.title)} in",
         [None, *reversed(months)],
         format_func=lambda m: "choose a month" if m is None else period_text(m),
         key=f"records-{spec.id}",
@@ -323,12 +348,12 @@ def empty_note(ctx: PageContext, spec: KpiSpec) -> None:
     if spec.id in loaded:
         where, it = (f" for {scope}", " for it") if scope else ("", "")
         st.info(
-            f"No {spec.title.lower()}{where}: {loaded[spec.id]} are not loaded{it}. Load that export "
+            f"No {in_sentence(spec.title)}{where}: {loaded[spec.id]} are not loaded{it}. Load that export "
             "(`clinic-kpis ingest`, or the Data page), or choose another scope.",
             icon=":material/inbox:",
         )
     else:
-        st.info(f"No records behind {spec.title.lower()} in the selected months and filters.")
+        st.info(f"No records behind {in_sentence(spec.title)} in the selected months and filters.")
 
 
 def numbers_table(

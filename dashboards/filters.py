@@ -66,24 +66,70 @@ class Filters:
         return [dim for dim, chosen in self.values.items() if chosen and dim not in dimensions]
 
 
-def month_options(coverage: pd.DataFrame, today: date) -> tuple[list[date], date]:
-    """Every month from the first to the last with data, and the month to show by default.
+STALE_MONTHS = 2  # a source whose data end more months than this before the newest source's does not hold back
 
-    The default is the last month that every loaded domain reaches: billing files run a few
-    days behind the schedule, so the very last month often holds only payments and the
-    Overview would show mostly empty tiles. Without data: the year up to this month.
+
+@dataclass(frozen=True)
+class DefaultMonth:
+    """The month the Overview opens on, and why: the sources that end there, and those left behind."""
+
+    month: date
+    holding: dict[str, date]  # domain -> its last record, for the domains that end in `month` (before the newest)
+    stale: dict[str, date]  # domain -> its last record, for those ending over STALE_MONTHS before the newest
+
+
+def default_month(coverage: pd.DataFrame) -> DefaultMonth:
+    """The last month that every current source reaches.
+
+    Billing files run a few days behind the schedule, so the very last month often holds only
+    payments and the Overview would show mostly empty tiles: the default waits for the slowest
+    source. Not for one that ended long before the others (phone records of 2010 beside
+    appointments of 2025): waiting for it would open every page on a month of "No data".
     """
+    last = coverage.groupby("domain").agg(month=("period_start", "max"), at=("last_event_at", "max"))
+    month = {d: m.date().replace(day=1) for d, m in last["month"].items()}
+    at = {d: pd.Timestamp(t).date() for d, t in last["at"].items()}
+    newest = max(month.values())
+    stale = {d: at[d] for d, m in month.items() if m < add_months(newest, -STALE_MONTHS)}
+    chosen = min(m for d, m in month.items() if d not in stale)
+    holding = {d: at[d] for d, m in month.items() if m == chosen and chosen < newest}
+    return DefaultMonth(chosen, holding, stale)
+
+
+def default_month_text(default: DefaultMonth, titles: dict[str, str]) -> str:
+    """Why the Overview opens on its month, when a source decided it: which source holds it back, and
+    which source ends too long before the others to wait for. `titles`: domain -> its name."""
+
+    def listed(ends: dict[str, date]) -> str:
+        return ", ".join(f"{titles.get(d, d.replace('_', ' ').capitalize())} through {day:%b %-d, %Y}"
+                         for d, day in sorted(ends.items(), key=lambda e: e[1]))  # fmt: skip
+
+    parts = []
+    if default.holding:
+        parts.append(
+            f"The Overview opens on {period_text(default.month, 'month')}, the last month every current source "
+            f"reaches ({listed(default.holding)})."
+        )
+    if default.stale:
+        parts.append(
+            f"Not waited for, ending over {STALE_MONTHS} months before the newest data: {listed(default.stale)}."
+        )
+    return " ".join(parts)
+
+
+def month_options(coverage: pd.DataFrame, today: date) -> tuple[list[date], date]:
+    """Every month from the first to the last with data, and the month to show by default
+    (`default_month`). Without data: the year up to this month."""
     if coverage.empty:
         last = today.replace(day=1)
         return [add_months(last, -n) for n in range(DEFAULT_MONTHS - 1, -1, -1)], last
     first = coverage["period_start"].min().date().replace(day=1)
     last = coverage["period_start"].max().date().replace(day=1)
-    default = coverage.groupby("domain")["period_start"].max().min().date().replace(day=1)
     months, m = [], first
     while m <= last:
         months.append(m)
         m = add_months(m, 1)
-    return months, default
+    return months, default_month(coverage).month
 
 
 def option_labels(values: pd.DataFrame) -> dict[str, str]:
@@ -149,6 +195,10 @@ def sidebar(src: data.Source) -> Filters:
             values[dim] = tuple(chosen)
         if not coverage.empty:
             st.caption(f"Data through {coverage['last_event_at'].max():%b %-d, %Y} (latest record loaded).")
+            titles = {spec.domain: spec.domain_title for spec in data.catalog(src).values()}
+            why = default_month_text(default_month(coverage), titles)
+            if why:
+                st.caption(why)
         freshness = freshness_text(data.snapshot_time(src), data.load_running(src))
         if freshness:
             st.caption(freshness)

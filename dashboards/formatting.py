@@ -8,6 +8,7 @@ the command line share.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from kpis.spec import KpiSpec
 
@@ -29,8 +30,22 @@ def tick_format(spec: KpiSpec) -> str:
     return f",.{digits}f"
 
 
-def segment_label(value: object, labels: dict[str, str]) -> str:
-    """A segment's label; records without the dimension (e.g. calls to a shared queue have no location) say so."""
+def in_sentence(title: str) -> str:
+    """A KPI's title inside a sentence: its first letter in lower case, unless its first word is an
+    acronym ("days in A/R", "A/R over 90 days"); `str.lower` would write "days in a/r"."""
+    first = title.split(" ", 1)[0]
+    letters = [c for c in first if c.isalpha()]
+    if len(letters) > 1 and all(c.isupper() for c in letters):
+        return title
+    return title[:1].lower() + title[1:]
+
+
+def segment_label(value: object, labels: Mapping[str, str]) -> str:
+    """A segment's label; records without the dimension (e.g. calls to a shared queue have no location) say so.
+
+    A value without a name of its own (its label is its id, e.g. a payer class) is written with spaces
+    for its underscores: a legend is read, not parsed."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return NOT_RECORDED
-    return labels.get(str(value), str(value))
+    label = labels.get(str(value), str(value))
+    return label.replace("_", " ") if label == str(value) else label  # an id as its own name: `self pay`

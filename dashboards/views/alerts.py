@@ -13,6 +13,15 @@ STATUSES = {"open": "Open", "acknowledged": "Acknowledged", "cleared": "Cleared"
 
 ctx = page_context()
 st.title("Alerts")
+tz = data.config(ctx.src).tz
+
+
+def _local_day(instant: object) -> str:
+    """The practice's day of an instant the warehouse keeps in UTC (an alert raised at 9 pm in Chicago
+    is raised that day, not the next): `Oct 3, 2026`."""
+    return f"{pd.Timestamp(instant).tz_convert(tz):%b %-d, %Y}"
+
+
 chosen = ctx.filters.values.get("location") or None
 inbox = data.alerts(ctx.src, (), tuple(chosen) if chosen else None)
 runs = data.alert_evaluations(ctx.src)
@@ -24,11 +33,10 @@ if runs.empty:
         icon=":material/notifications_off:",
     )
     st.stop()
-last = pd.Timestamp(runs["finished_at"].iloc[0])
 st.caption(
     f"Alerts{where}, raised by the rules on complete periods only, once each: an alert stays quiet while its "
-    f"KPI stays where it is and re-arms when it recovers. Last checked on {last:%b %-d, %Y}, on data "
-    f"through {pd.Timestamp(runs['data_end'].iloc[0]):%b %-d, %Y}."
+    f"KPI stays where it is and re-arms when it recovers. Last checked on {_local_day(runs['finished_at'].iloc[0])}, "
+    f"on data through {pd.Timestamp(runs['data_end'].iloc[0]):%b %-d, %Y}."
 )
 
 counts = inbox["status"].value_counts()
@@ -58,7 +66,8 @@ for row in shown.itertuples():
         when = period_text(row.period_start.date(), row.grain)
         st.markdown(f"**{row.kpi_title}** — {row.scope_label}: **{value}** in {when}")
         st.write(row.message)
-        st.caption(f"Rule {row.rule_name}: {row.rule_text}. Raised {pd.Timestamp(row.raised_at):%b %-d, %Y}.")
+        # the rule in words: its id (`no_show_rate.off_target`) is the config's name for it, not a manager's
+        st.caption(f"Rule: {row.rule_text}. Raised {_local_day(row.raised_at)}.")
         if row.status == "open" and ctx.access.acts:
             if st.button("Acknowledge", key=f"ack-{row.alert_id}", icon=":material/done:"):
                 try:
@@ -70,7 +79,7 @@ for row in shown.itertuples():
                     st.rerun()
         elif row.status == "acknowledged":
             who = f" by {row.acknowledged_by}" if isinstance(row.acknowledged_by, str) else ""
-            st.caption(f"Acknowledged{who} on {pd.Timestamp(row.acknowledged_at):%b %-d, %Y}; still firing.")
+            st.caption(f"Acknowledged{who} on {_local_day(row.acknowledged_at)}; still firing.")
         else:
             reason = "its rule no longer covers it" if row.cleared_reason == "rule_removed" else "the KPI recovered"
             since = f" in {period_text(row.cleared_period.date(), row.grain)}" if pd.notna(row.cleared_period) else ""

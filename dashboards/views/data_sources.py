@@ -14,6 +14,21 @@ RUN_COLUMNS = ["run_id", "file_path", "adapter", "status", "started_at", "finish
                "error"]  # fmt: skip
 REJECT_COLUMNS = ["run_id", "file_path", "position_kind", "position", "target_table", "field", "reason", "value_masked"]
 
+# what an export is, in words: the `source` of a row (coverage) or the adapter of a run; a CSV profile names itself
+SOURCE_NAMES = {
+    "fhir": "FHIR", "x12": "X12", "x12_835": "X12 835", "x12_837": "X12 837",
+    "asterisk": "Asterisk queue_log", "queue_log": "Asterisk queue_log",
+    "asterisk_cdr": "Asterisk call log", "call_log": "Asterisk call log",
+}  # fmt: skip
+
+
+def source_text(source: str) -> str:
+    """`FHIR`, `vendor appointments CSV` (for `csv:vendor_appointments`): the names a manager knows the exports by."""
+    if source.startswith("csv:"):
+        return f"{source.removeprefix('csv:').replace('_', ' ')} CSV"
+    return SOURCE_NAMES.get(source, source)
+
+
 ctx = page_context()
 st.title("Data")
 
@@ -66,17 +81,35 @@ coverage = data.coverage(ctx.src)
 if coverage.empty:
     st.info("Nothing loaded yet: every KPI is empty. Load exports above or with `clinic-kpis ingest PATH...`.")
 else:
-    cells = coverage.assign(
-        feed=coverage["domain"] + " · " + coverage["table_name"] + " (" + coverage["source"] + ")",
-        month=coverage["period_start"].dt.strftime("%Y-%m"),
-    )
+    titles = {spec.domain: spec.domain_title for spec in ctx.specs.values()}
+    feeds = [
+        f"{titles.get(domain, domain)} · {table.replace('_', ' ')} ({source_text(source)})"
+        for domain, table, source in zip(coverage["domain"], coverage["table_name"], coverage["source"], strict=True)
+    ]
+    cells = coverage.assign(feed=feeds, month=coverage["period_start"].dt.strftime("%Y-%m"))
     cells["hover"] = [f"{feed}<br>{month}: {rows:,} rows" for feed, month, rows in
                       cells[["feed", "month", "rows"]].itertuples(index=False)]  # fmt: skip
     st.plotly_chart(
-        charts.heatmap(cells, "rows", "month", "feed", title="Rows per month", colorbar="rows", tickformat=","),
+        charts.heatmap(cells, "rows", "month", "feed", title="Rows per month", colorbar="rows", tickformat=",", step=1),
         key="coverage",
     )
     st.caption("A blank cell is a month a source did not feed: a gap there is missing data, not a good month.")
+    ends = cells.groupby("feed", sort=False).agg(
+        first=("period_start", "min"), last=("last_event_at", "max"), rows=("rows", "sum")
+    )
+    ends = ends.sort_values("last")  # the source that ends first (and may hold the Overview's month back) on top
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "source": ends.index,
+                "from": [f"{day:%b %Y}" for day in ends["first"]],
+                "through (last record)": [f"{pd.Timestamp(day):%b %-d, %Y}" for day in ends["last"]],
+                "rows": ends["rows"],
+            }
+        ),
+        hide_index=True,
+        key="coverage-ends",
+    )
     with st.expander("Coverage table"):
         st.dataframe(coverage, hide_index=True)
 
@@ -89,7 +122,13 @@ runs = data.ingest_runs(ctx.src)
 if runs.empty:
     st.info("No file has been loaded into this warehouse yet.")
 else:
-    st.dataframe(runs[[c for c in RUN_COLUMNS if c in runs.columns]], hide_index=True)
+    tz = data.config(ctx.src).tz  # local time, as the sidebar's: the warehouse keeps UTC
+    shown = runs[[c for c in RUN_COLUMNS if c in runs.columns]].assign(
+        adapter=runs["adapter"].map(source_text),
+        started_at=runs["started_at"].dt.tz_convert(tz).dt.strftime("%b %-d, %Y %H:%M:%S"),
+        finished_at=runs["finished_at"].dt.tz_convert(tz).dt.strftime("%b %-d, %Y %H:%M:%S"),
+    )
+    st.dataframe(shown, hide_index=True)
 
 st.subheader("Quarantined records")
 rejects = data.rejects(ctx.src)

@@ -63,8 +63,8 @@ scope = "; ".join(f"{dim} {', '.join(ctx.labels(dim).get(v, v) for v in chosen)}
 st.caption(
     "What each measure's gap to its target costs a month, in money and staff hours, costliest first"
     + (f" (for {scope})" if scope else " (the whole practice)")
-    + ". Every figure shows its formula and the assumptions it used; the defaults, with their sources, are in "
-    "docs/contracts.md section 7, and the config's `[costs]` overrides any of them."
+    + ". Every figure shows its formula and the assumptions it used, each with its source; the practice's "
+    "config (its `[costs]` section) sets any of them to the practice's own figures."
 )
 costs = data.friction_costs(ctx.src, ctx.filters.month, ctx.filters.active)
 ranking = pd.DataFrame(

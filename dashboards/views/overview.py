@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import pandas as pd
 import streamlit as st
 
 from dashboards import data
@@ -38,19 +39,32 @@ headline = [spec for spec in ctx.specs.values() if spec.headline]
 trend = data.trend(ctx.src, tuple(s.id for s in headline), ctx.filters.month, ctx.filters.active)
 
 st.subheader("Off target")
-off = data.findings(ctx.src, ctx.filters.month, ctx.filters.active)
-off = off[off["status"] == "off_target"]
-if off.empty:
-    st.caption("Nothing is off target.")
-else:
+found = data.findings(ctx.src, ctx.filters.month, ctx.filters.active)
+off, watch = found[found["status"] == "off_target"], found[found["status"] == "watch"]
+
+
+def _finding_lines(rows: pd.DataFrame) -> str:
+    """One bullet per finding: its value against its target, and what the gap costs where known."""
     lines = []
-    for kpi, period, value, money in zip(off["kpi_id"], off["period_start"], off["value"], off["money"], strict=True):
+    for kpi, period, value, money in zip(
+        rows["kpi_id"], rows["period_start"], rows["value"], rows["money"], strict=True
+    ):
         spec = ctx.specs[kpi]
         when = "" if period.date() == month else f" (for {period_text(period.date())})"
         cost = "" if missing(money) else f" — costs about {money_text(money)} a month".replace("$", r"\$")
         lines.append(f"- **{spec.title}**{when}: {value_text(value, spec)} against a target of "
                      f"{value_text(spec.target, spec)}{cost}")  # fmt: skip
-    st.markdown("\n".join(lines))
+    return "\n".join(lines)
+
+
+if not off.empty:
+    st.markdown(_finding_lines(off))
+elif not watch.empty:  # "nothing is off target" alone reads as "all on target" above tiles on Watch
+    st.caption("Nothing is off target; to watch (missing the target, not yet past the red flag):")
+    st.markdown(_finding_lines(watch))
+else:
+    st.caption("Nothing is off target or to watch.")
+if not (off.empty and watch.empty):
     st.caption(
         "Costliest first where the cost of the gap is known (the Improvement page shows each formula), then "
         "furthest from its target (the distance in the measure's target-to-red band)."
@@ -71,11 +85,14 @@ alert_lines: dict[str, list[str]] = {}
 for kpi, rule, where in zip(open_alerts["kpi_id"], open_alerts["rule_text"], open_alerts["scope_label"], strict=True):
     alert_lines.setdefault(kpi, []).append(f"{rule} ({where})")
 trends = dict(iter(trend.groupby("kpi_id", sort=False)))
+# a domain whose last record comes before this month (its export stopped): its tiles say when
+ends = data.coverage(ctx.src).groupby("domain")["last_event_at"].max()
+ended = {domain: last.date() for domain, last in ends.items() if last.date() < month}
 for start in range(0, len(headline), TILES_PER_ROW):
     for column, spec in zip(st.columns(TILES_PER_ROW), headline[start : start + TILES_PER_ROW], strict=False):
         with column:
             mine = trends.get(spec.id, trend.iloc[0:0])
-            kpi_tile(spec, by_kpi.loc[spec.id], mine, month, alert_lines.get(spec.id, []))
+            kpi_tile(spec, by_kpi.loc[spec.id], mine, month, alert_lines.get(spec.id, []), ended.get(spec.domain))
 ignored_filters_note(ctx, headline)
 
 
@@ -92,7 +109,8 @@ def _driver(move: Move) -> str:
     if driver.outweighs:
         return f"most of it from {who} ({change_text(driver.contribution, spec)}, more than the whole change)"
     whole = change_text(move.change, spec, words=True)
-    return f"most of it from {who} ({magnitude(driver.contribution, spec)} of the {whole})"
+    most = "most of it" if driver.share is not None and driver.share > 0.5 else "the largest part"
+    return f"{most} from {who} ({magnitude(driver.contribution, spec)} of the {whole})"
 
 
 st.subheader(f"What changed since {period_text(add_months(month, -1))}")

@@ -42,7 +42,7 @@ def heat_map() -> None:
     st.plotly_chart(
         charts.heatmap(
             cells, "value", "hour", "weekday", title="Abandonment rate by hour of day (local) and weekday",
-            colorbar="abandoned", tickformat=".0%",
+            colorbar="abandoned", tickformat=".0%", step=0.01,
         ),
         key="abandon-heatmap",
     )  # fmt: skip

@@ -25,7 +25,9 @@ for spec in specs:
         if not aging["amount"].ne(0).any():
             st.info("No open A/R at the end of this month.")
         else:
-            st.plotly_chart(charts.aging(aging, "payer_class", ctx.colors("payer_class")), key="aging")
+            st.plotly_chart(
+                charts.aging(aging, "payer_class", ctx.colors("payer_class"), ctx.labels("payer_class")), key="aging"
+            )
     if spec.id == "denial_rate":
         by_reason = data.parts(
             ctx.src, spec.id, f.start, f.end, f.grain, "denial_reason", data.applicable(spec, f.values)

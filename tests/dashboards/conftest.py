@@ -14,6 +14,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from dashboards.filters import default_month
 from kpis import Warehouse
 from kpis.audit import AuditLog
 from kpis.config import ENV_CONFIG, ENV_DB, load_config
@@ -28,7 +29,7 @@ TIMEOUT = 120  # generous: the first run of a page computes every KPI it shows
 
 @dataclass(frozen=True)
 class Window:
-    """The months the dashboard shows by default: 13, ending with the last month every domain reaches."""
+    """The months the dashboard shows by default: 13, ending with the last month every current domain reaches."""
 
     month: date
 
@@ -55,7 +56,7 @@ def practice(simulated_practice: SimulatedPractice) -> SimulatedPractice:
 def window(practice: SimulatedPractice) -> Window:
     with practice.open() as wh:
         coverage = wh.coverage()
-    return Window(coverage.groupby("domain")["period_start"].max().min().date())
+    return Window(default_month(coverage).month)
 
 
 @pytest.fixture(scope="session")

@@ -57,6 +57,9 @@ def test_the_inbox_lists_the_alerts_and_acknowledges_through_the_api(
     assert at.title[0].value == "Alerts"
     assert at.segmented_control(key="alert_status").value == "open"
     assert len(messages(at)) == 5 and EAST_RED in messages(at)
+    rules = [c.value for c in at.caption if c.value.startswith("Rule")]  # in words, not the config's rule ids
+    assert len(rules) == 5 and all(r.startswith("Rule: No-show rate ") for r in rules), rules
+    assert not any("no_show_rate." in r for r in rules)
 
     east = next(b.key for b, m in zip(at.button, messages(at), strict=True) if m == EAST_RED)
     at.text_input(key="ack_by").set_value("Office manager").run()

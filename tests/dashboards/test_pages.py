@@ -21,8 +21,10 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboards import charts
 from kpis import Warehouse
 from kpis.catalog import shipped_specs
+from kpis.comparison import findings
 from kpis.config import ENV_SECRET, load_config
 from kpis.formatting import change_text, format_value, period_text, value_text
 from kpis.periods import add_months
@@ -297,7 +299,7 @@ def test_what_changed_names_the_moves_and_their_main_segment(
     at: AppTest, practice: SimulatedPractice, window: Window, filters: dict
 ) -> None:
     """The moves and their drivers are those of the filtered view (drivers honour the filters), each
-    between two final months, and every KPI off target is named, furthest first."""
+    between two final months, and every KPI off target (or with none, on Watch) is named in `findings`' order."""
     for dim, values in filters.items():
         at.multiselect(key=dim).set_value(values).run()
     no_errors(at)
@@ -306,6 +308,7 @@ def test_what_changed_names_the_moves_and_their_main_segment(
         moves = wh.movers(window.month, filters=filters or None)
         specs = {s.id: s for s in wh.catalog()}
         card = wh.scorecard(window.month, filters=filters or None)
+        ranked = findings(card, wh.friction_costs(window.month, filters or None))
         assert len(bullets) == len(moves) >= 3
         for bullet, move in zip(bullets, moves, strict=True):
             spec = specs[move.kpi_id]
@@ -320,7 +323,8 @@ def test_what_changed_names_the_moves_and_their_main_segment(
     off = [
         line for m in at.markdown for line in m.value.splitlines() if line.startswith("- **") and "target of" in line
     ]
-    expected = card[card["status"] == "off_target"].sort_values("gap", ascending=False)
+    listed = "off_target" if (ranked["status"] == "off_target").any() else "watch"  # with nothing off target
+    expected = ranked[ranked["status"] == listed]
     assert [line[4 : line.index("**", 4)] for line in off] == [specs[k].title for k in expected["kpi_id"]]
 
 
@@ -432,33 +436,11 @@ def test_charts_carry_targets_units_hover_counts_and_one_colour_per_location(
         assert last[0] == period_text(window.month, "month") and last[4] == f"{api['n'].iloc[-1]:,}"
         assert "numerator %{customdata[2]} / denominator %{customdata[3]}" in trend["data"][0]["hovertemplate"]
         for trace in split["data"]:
-            colours.setdefault(trace["name"], set()).add(trace["line"]["color"])
+            if trace["name"] not in (*charts.NOT_FINAL.values(), charts.WITHHELD):  # the legend's keys
+                drawn = trace.get("line") or trace["marker"]  # a withheld value: a cross, no line
+                colours.setdefault(trace["name"], set()).add(drawn["color"])
     assert len(colours) == 3 and all(len(c) == 1 for c in colours.values())  # same location, same colour
     assert len({c.pop() for c in colours.values()}) == 3
-
-
-def test_breakdown_marks_the_months_that_are_not_final(
-    at: AppTest, practice: SimulatedPractice, window: Window
-) -> None:
-    """The ledger KPIs' early months rest on less than a year of ledger: open markers, per location,
-    for A/R over 90 days too (whose months are complete: its look-back is a history, not a window)."""
-    at.switch_page("views/revenue_cycle.py").run()
-    no_errors(at)
-    charts = figures(at)
-    splits = [f for f in charts if f["layout"]["title"]["text"].endswith("by location")]
-    with practice.open() as wh:
-        ids = wh.dimension_values("location").set_index("label")["id"]
-        for kpi, split in zip(("days_in_ar", "ar_over_90_pct"), splits, strict=False):
-            api = wh.facts(kpi, start=window.first, end=window.end, by="location")
-            raw = wh.compute(kpi, start=window.first, end=window.end, by="location")
-            symbols = set()
-            for trace in split["data"]:
-                rows = api[api["location"] == ids[trace["name"]]]
-                expected = ["circle" if state == "final" else "circle-open" for state in rows["state"]]
-                assert trace["marker"]["symbol"] == expected, trace["name"]
-                symbols.update(expected)
-            assert symbols == {"circle", "circle-open"}, kpi
-        assert raw["complete"].all()  # A/R over 90 days: every month complete, the first year still early
 
 
 def test_upload_box_ingests_an_export(
