@@ -66,7 +66,7 @@ class Filters:
         return [dim for dim, chosen in self.values.items() if chosen and dim not in dimensions]
 
 
-STALE_MONTHS = 2  # a source whose data end more months than this before the newest source's does not hold back
+STALE_MONTHS = 2  # a source whose data end more months than this before most sources' does not hold back
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class DefaultMonth:
 
     month: date
     holding: dict[str, date]  # domain -> its last record, for the domains that end in `month` (before the newest)
-    stale: dict[str, date]  # domain -> its last record, for those ending over STALE_MONTHS before the newest
+    stale: dict[str, date]  # domain -> its last record, for those ending over STALE_MONTHS before most sources
 
 
 def default_month(coverage: pd.DataFrame) -> DefaultMonth:
@@ -85,12 +85,18 @@ def default_month(coverage: pd.DataFrame) -> DefaultMonth:
     payments and the Overview would show mostly empty tiles: the default waits for the slowest
     source. Not for one that ended long before the others (phone records of 2010 beside
     appointments of 2025): waiting for it would open every page on a month of "No data".
+
+    "Long before" is measured from the middle source's last month (the lower median), not the
+    newest's: appointments and slots are booked months ahead, so the scheduling source's last
+    month is often in the future, and measured from it every other source would look stale and
+    the Overview would open on a month nothing has happened in yet.
     """
     last = coverage.groupby("domain").agg(month=("period_start", "max"), at=("last_event_at", "max"))
     month = {d: m.date().replace(day=1) for d, m in last["month"].items()}
     at = {d: pd.Timestamp(t).date() for d, t in last["at"].items()}
     newest = max(month.values())
-    stale = {d: at[d] for d, m in month.items() if m < add_months(newest, -STALE_MONTHS)}
+    middle = sorted(month.values())[(len(month) - 1) // 2]
+    stale = {d: at[d] for d, m in month.items() if m < add_months(middle, -STALE_MONTHS)}
     chosen = min(m for d, m in month.items() if d not in stale)
     holding = {d: at[d] for d, m in month.items() if m == chosen and chosen < newest}
     return DefaultMonth(chosen, holding, stale)
@@ -111,9 +117,7 @@ def default_month_text(default: DefaultMonth, titles: dict[str, str]) -> str:
             f"reaches ({listed(default.holding)})."
         )
     if default.stale:
-        parts.append(
-            f"Not waited for, ending over {STALE_MONTHS} months before the newest data: {listed(default.stale)}."
-        )
+        parts.append(f"Not waited for, ending over {STALE_MONTHS} months before most sources: {listed(default.stale)}.")
     return " ".join(parts)
 
 

@@ -66,7 +66,7 @@ def test_a_source_that_ended_long_before_the_others_does_not_hold_the_overview_m
     assert chosen.holding == {"revenue_cycle": date(2025, 8, 28)} and chosen.stale == {"phones": date(2010, 4, 30)}
     assert default_month_text(chosen, TITLES) == (
         "The Overview opens on Aug 2025, the last month every current source reaches (Revenue cycle through "
-        "Aug 28, 2025). Not waited for, ending over 2 months before the newest data: Phones through Apr 30, 2010."
+        "Aug 28, 2025). Not waited for, ending over 2 months before most sources: Phones through Apr 30, 2010."
     )
 
 
@@ -75,6 +75,21 @@ def test_a_source_two_months_behind_still_holds_the_month_and_every_source_curre
     assert default_month(behind).month == date(2025, 7, 1) and not default_month(behind).stale
     level = coverage({"access": ("2025-09-01", "2025-09-13"), "phones": ("2025-09-01", "2025-09-10")})
     assert default_month_text(default_month(level), TITLES) == ""
+
+
+def test_appointments_booked_months_ahead_do_not_make_the_other_sources_stale() -> None:
+    """Slots and bookings through March 2027, everything else through December 2026: the Overview
+    opens on December, the last month every source reaches, not on a month still to come."""
+    ahead = coverage(
+        {
+            "access": ("2027-03-01", "2027-03-30"),
+            "visit_flow": ("2026-12-01", "2026-12-31"),
+            "phones": ("2026-12-01", "2026-12-31"),
+            "revenue_cycle": ("2026-12-01", "2026-12-28"),
+        }
+    )
+    chosen = default_month(ahead)
+    assert chosen.month == date(2026, 12, 1) and chosen.stale == {}
 
 
 def test_the_sidebar_names_the_source_the_overview_does_not_wait_for(
@@ -93,7 +108,7 @@ def test_the_sidebar_names_the_source_the_overview_does_not_wait_for(
     no_errors(at)
     assert at.title[0].value == f"Overview — {period_text(window.month)}" and window.month == date(2026, 9, 1)
     assert at.sidebar.caption[1].value == (
-        f"Not waited for, ending over 2 months before the newest data: Phones through {last_call:%b %-d, %Y}."
+        f"Not waited for, ending over 2 months before most sources: Phones through {last_call:%b %-d, %Y}."
     )
     assert last_call.month == 2
     said = f"Phones data end {last_call:%b %-d, %Y}: nothing loaded since."
