@@ -91,7 +91,7 @@ def default_month(coverage: pd.DataFrame) -> DefaultMonth:
     month is often in the future, and measured from it every other source would look stale and
     the Overview would open on a month nothing has happened in yet.
     """
-    last = coverage.groupby("domain").agg(month=("period_start", "max"), at=("last_event_at", "max"))
+    last = dated(coverage).groupby("domain").agg(month=("period_start", "max"), at=("last_event_at", "max"))
     month = {d: m.date().replace(day=1) for d, m in last["month"].items()}
     at = {d: pd.Timestamp(t).date() for d, t in last["at"].items()}
     newest = max(month.values())
@@ -121,9 +121,17 @@ def default_month_text(default: DefaultMonth, titles: dict[str, str]) -> str:
     return " ".join(parts)
 
 
+def dated(coverage: pd.DataFrame) -> pd.DataFrame:
+    """The coverage rows that date their records. Encounters never checked in have no date, so
+    their rows have no month (`kpis.coverage`); a domain of those only (an export without check-in
+    times) reaches no month and holds none back."""
+    return coverage[coverage["period_start"].notna()]
+
+
 def month_options(coverage: pd.DataFrame, today: date) -> tuple[list[date], date]:
     """Every month from the first to the last with data, and the month to show by default
     (`default_month`). Without data: the year up to this month."""
+    coverage = dated(coverage)
     if coverage.empty:
         last = today.replace(day=1)
         return [add_months(last, -n) for n in range(DEFAULT_MONTHS - 1, -1, -1)], last
@@ -163,7 +171,7 @@ def freshness_text(as_of: datetime | None, load_since: datetime | None) -> str:
 
 def sidebar(src: data.Source) -> Filters:
     """Draw the filter widgets in the sidebar and return what they say."""
-    coverage = data.coverage(src)
+    coverage = dated(data.coverage(src))
     choices, default_last = month_options(coverage, date.today())
     months = [m.isoformat()[:7] for m in choices]
     end = months.index(default_last.isoformat()[:7])

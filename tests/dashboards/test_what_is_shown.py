@@ -77,6 +77,21 @@ def test_a_source_two_months_behind_still_holds_the_month_and_every_source_curre
     assert default_month_text(default_month(level), TITLES) == ""
 
 
+def test_a_domain_whose_records_have_no_date_holds_no_month_back() -> None:
+    """Encounters never checked in (an export without check-in times): their coverage rows have no
+    month and no last record. The Overview opens on the dated sources' month, as it did before the
+    stale rule (a TypeError comparing NaT with a date raised on every page)."""
+    frame = coverage({"access": ("2025-09-01", "2025-09-13"), "revenue_cycle": ("2025-08-01", "2025-08-28")})
+    undated = {"domain": "visit_flow", "source": "x", "period_start": pd.NaT, "rows": 40, "last_event_at": pd.NaT,
+               "table_name": "encounters"}  # fmt: skip
+    frame = pd.concat([frame, pd.DataFrame([undated])], ignore_index=True)
+    months, default = month_options(frame, date(2026, 1, 1))
+    assert (months[0], months[-1], default) == (date(2010, 1, 1), date(2025, 9, 1), date(2025, 8, 1))
+    assert default_month(frame) == default_month(frame[frame["domain"] != "visit_flow"])
+    only_undated = pd.DataFrame([undated])
+    assert month_options(only_undated, date(2026, 1, 1)) == month_options(only_undated.iloc[:0], date(2026, 1, 1))
+
+
 def test_appointments_booked_months_ahead_do_not_make_the_other_sources_stale() -> None:
     """Slots and bookings through March 2027, everything else through December 2026: the Overview
     opens on December, the last month every source reaches, not on a month still to come."""
