@@ -97,7 +97,9 @@ else:
     ends = cells.groupby("feed", sort=False).agg(
         first=("period_start", "min"), last=("last_event_at", "max"), rows=("rows", "sum")
     )
-    ends = ends.sort_values("last")  # the source that ends first (and may hold the Overview's month back) on top
+    # the source that ends first (and may hold the Overview's month back) on top; a feed of undated
+    # rows only (encounters never checked in) has no first month or last record to show
+    ends = ends.dropna(subset=["last"]).sort_values("last")
     st.dataframe(
         pd.DataFrame(
             {

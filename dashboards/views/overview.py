@@ -13,6 +13,7 @@ import streamlit as st
 
 from dashboards import data
 from dashboards.components import empty_state, ignored_filters_note, kpi_tile, page_context
+from dashboards.filters import dated
 from kpis.comparison import Move
 from kpis.formatting import change_text, magnitude, missing, money_text, period_text, value_text
 from kpis.periods import add_months
@@ -86,7 +87,7 @@ for kpi, rule, where in zip(open_alerts["kpi_id"], open_alerts["rule_text"], ope
     alert_lines.setdefault(kpi, []).append(f"{rule} ({where})")
 trends = dict(iter(trend.groupby("kpi_id", sort=False)))
 # a domain whose last record comes before this month (its export stopped): its tiles say when
-ends = data.coverage(ctx.src).groupby("domain")["last_event_at"].max()
+ends = dated(data.coverage(ctx.src)).groupby("domain")["last_event_at"].max()
 ended = {domain: last.date() for domain, last in ends.items() if last.date() < month}
 for start in range(0, len(headline), TILES_PER_ROW):
     for column, spec in zip(st.columns(TILES_PER_ROW), headline[start : start + TILES_PER_ROW], strict=False):

@@ -131,6 +131,27 @@ def test_the_sidebar_names_the_source_the_overview_does_not_wait_for(
     assert len(phones) == sum(s.headline for s in SPECS.values() if s.domain == "phones") > 0
 
 
+def test_the_pages_render_when_no_encounter_has_a_check_in_time(
+    open_app: Callable[..., AppTest], practice: SimulatedPractice, window: Window, tmp_path: Path
+) -> None:
+    """An encounters export without check-in times: the visit-flow domain's coverage has rows but
+    no month and no last record. The Overview opens on the other sources' month, and its tiles and
+    the Data page's table of where each source ends do not compare or format the missing date."""
+    db, config = tmp_path / "clinic_kpis.duckdb", tmp_path / "clinic-kpis.toml"
+    shutil.copy(practice.db, db)
+    shutil.copy(practice.config, config)
+    with Warehouse.writing(config=load_config(config, db=db)) as store, store.transaction() as cur:
+        cur.execute("UPDATE encounters SET checked_in_at = NULL")
+    with Warehouse.open(config=load_config(config, db=db), read_only=True) as wh:
+        visit_flow = wh.coverage().query("domain == 'visit_flow'")
+    assert len(visit_flow) and visit_flow["period_start"].isna().all() and visit_flow["last_event_at"].isna().all()
+    at = open_app(db, config)
+    no_errors(at)
+    assert at.title[0].value == f"Overview — {period_text(window.month)}"
+    at.switch_page("views/data_sources.py").run()
+    no_errors(at)
+
+
 # -- 2. off target, or to watch ----------------------------------------------------------------------
 
 
