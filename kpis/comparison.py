@@ -520,15 +520,15 @@ class ComparisonMethods(_Base):
 
         asked = at(month, "state") or "empty"
         reported: date | None = month
+        earlier = [p for p in table if add_months(month, -FALLBACK_MONTHS) <= p < month]
         if asked == "open":
-            earlier = [p for p in table if add_months(month, -FALLBACK_MONTHS) <= p < month]
             complete = [p for p in earlier if table[p]["state"] in ("final", "small")]
             reported = max(complete) if complete else None
         state = at(reported, "state") if reported else asked
         note = _note(at(reported or month, "note"))
-        if reported is None and asked == "open" and not at(month, "n"):
-            # nothing in the asked month and no complete month within the fallback: an export that
-            # ended long ago, not records that may still arrive
+        if asked == "open" and not any(at(p, "n") for p in [*earlier, month]):
+            # no record in the asked month nor in the year before it: an export that ended long
+            # ago, not records that may still arrive (a year of early data only is still arriving)
             state, note = "empty", _ended_note(table, month)
         value = at(reported, "shown") if reported else None
         value = None if value is None or math.isnan(value) else float(value)

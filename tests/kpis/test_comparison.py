@@ -246,3 +246,16 @@ def test_an_export_that_ended_over_a_year_before_is_not_said_to_be_still_arrivin
     assert soon["asked_state"] == "open" and soon["state"] == "final"
     assert soon["period_start"].date() == date(2026, 10, 1)
     assert soon["note"] is None
+
+
+def test_a_month_after_early_data_only_is_still_arriving_not_an_export_that_ended(fx: Fixture) -> None:
+    """Ledger from January to June 2025: every month is early data (a year's look-back not covered),
+    none complete. Asked about July, which holds nothing yet, net collection is not final (records
+    may still arrive), as before: the ledger ended a month before, not over a year before."""
+    ledger_months(fx, date(2025, 1, 1), 6)
+    july = card_row(fx.wh.scorecard("2025-07", kpis=["net_collection_rate"]), "net_collection_rate")
+    assert july["asked_state"] == "open" and july["state"] == "open"
+    assert july["value"] is None and july["period_start"] is pd.NaT and july["note"] is None
+    later = card_row(fx.wh.scorecard("2026-07", kpis=["net_collection_rate"]), "net_collection_rate")
+    assert later["state"] == "empty"
+    assert later["note"] == "No records after Jun 2025: nothing complete to report in the 12 months before Jul 2026."
