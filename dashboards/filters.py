@@ -66,7 +66,7 @@ class Filters:
         return [dim for dim, chosen in self.values.items() if chosen and dim not in dimensions]
 
 
-STALE_MONTHS = 2  # a source whose data end more months than this before most sources' does not hold back
+STALE_MONTHS = 2  # a source ending more months than this before the newest (bookings to come aside) is not waited for
 
 
 @dataclass(frozen=True)
@@ -75,10 +75,10 @@ class DefaultMonth:
 
     month: date
     holding: dict[str, date]  # domain -> its last record, for the domains that end in `month` (before the newest)
-    stale: dict[str, date]  # domain -> its last record, for those ending over STALE_MONTHS before most sources
+    stale: dict[str, date]  # domain -> its last record, for those ending over STALE_MONTHS before the newest
 
 
-def default_month(coverage: pd.DataFrame) -> DefaultMonth:
+def default_month(coverage: pd.DataFrame, today: date) -> DefaultMonth:
     """The last month that every current source reaches.
 
     Billing files run a few days behind the schedule, so the very last month often holds only
@@ -86,17 +86,18 @@ def default_month(coverage: pd.DataFrame) -> DefaultMonth:
     source. Not for one that ended long before the others (phone records of 2010 beside
     appointments of 2025): waiting for it would open every page on a month of "No data".
 
-    "Long before" is measured from the middle source's last month (the lower median), not the
-    newest's: appointments and slots are booked months ahead, so the scheduling source's last
-    month is often in the future, and measured from it every other source would look stale and
-    the Overview would open on a month nothing has happened in yet.
+    "Long before" is measured from the newest source's last month that has begun by `today`, not
+    from the newest's: appointments and slots are booked months ahead, so the scheduling source's
+    last month is often in the future, and measured from it every other source would look stale and
+    the Overview would open on a month nothing has happened in yet. Nor from a middle source's: with
+    two sources, or half of them old, the middle one is an old one, and nothing would be stale.
     """
     last = dated(coverage).groupby("domain").agg(month=("period_start", "max"), at=("last_event_at", "max"))
     month = {d: m.date().replace(day=1) for d, m in last["month"].items()}
     at = {d: pd.Timestamp(t).date() for d, t in last["at"].items()}
     newest = max(month.values())
-    middle = sorted(month.values())[(len(month) - 1) // 2]
-    stale = {d: at[d] for d, m in month.items() if m < add_months(middle, -STALE_MONTHS)}
+    reference = max((m for m in month.values() if m <= today), default=newest)
+    stale = {d: at[d] for d, m in month.items() if m < add_months(reference, -STALE_MONTHS)}
     chosen = min(m for d, m in month.items() if d not in stale)
     holding = {d: at[d] for d, m in month.items() if m == chosen and chosen < newest}
     return DefaultMonth(chosen, holding, stale)
@@ -117,7 +118,9 @@ def default_month_text(default: DefaultMonth, titles: dict[str, str]) -> str:
             f"reaches ({listed(default.holding)})."
         )
     if default.stale:
-        parts.append(f"Not waited for, ending over {STALE_MONTHS} months before most sources: {listed(default.stale)}.")
+        parts.append(
+            f"Not waited for, ending over {STALE_MONTHS} months before the most recent data: {listed(default.stale)}."
+        )
     return " ".join(parts)
 
 
@@ -141,7 +144,7 @@ def month_options(coverage: pd.DataFrame, today: date) -> tuple[list[date], date
     while m <= last:
         months.append(m)
         m = add_months(m, 1)
-    return months, default_month(coverage).month
+    return months, default_month(coverage, today).month
 
 
 def option_labels(values: pd.DataFrame) -> dict[str, str]:
@@ -208,7 +211,7 @@ def sidebar(src: data.Source) -> Filters:
         if not coverage.empty:
             st.caption(f"Data through {coverage['last_event_at'].max():%b %-d, %Y} (latest record loaded).")
             titles = {spec.domain: spec.domain_title for spec in data.catalog(src).values()}
-            why = default_month_text(default_month(coverage), titles)
+            why = default_month_text(default_month(coverage, date.today()), titles)
             if why:
                 st.caption(why)
         freshness = freshness_text(data.snapshot_time(src), data.load_running(src))

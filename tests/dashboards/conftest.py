@@ -56,7 +56,7 @@ def practice(simulated_practice: SimulatedPractice) -> SimulatedPractice:
 def window(practice: SimulatedPractice) -> Window:
     with practice.open() as wh:
         coverage = wh.coverage()
-    return Window(default_month(coverage).month)
+    return Window(default_month(coverage, date.today()).month)
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,7 @@ from tests.dashboards.test_pages import figures, no_errors, numbers
 
 SPECS = shipped_specs()
 TITLES = {spec.domain: spec.domain_title for spec in SPECS.values()}
+TODAY = date(2026, 12, 7)  # the day the frames below are read on: bookings after it are months to come
 
 
 def coverage(ends: dict[str, tuple[str, str]]) -> pd.DataFrame:
@@ -62,19 +63,19 @@ def test_a_source_that_ended_long_before_the_others_does_not_hold_the_overview_m
     )
     months, default = month_options(frame, date(2026, 1, 1))
     assert (months[0], months[-1], default) == (date(2010, 1, 1), date(2025, 9, 1), date(2025, 8, 1))
-    chosen = default_month(frame)
+    chosen = default_month(frame, TODAY)
     assert chosen.holding == {"revenue_cycle": date(2025, 8, 28)} and chosen.stale == {"phones": date(2010, 4, 30)}
     assert default_month_text(chosen, TITLES) == (
         "The Overview opens on Aug 2025, the last month every current source reaches (Revenue cycle through "
-        "Aug 28, 2025). Not waited for, ending over 2 months before most sources: Phones through Apr 30, 2010."
+        "Aug 28, 2025). Not waited for, ending over 2 months before the most recent data: Phones through Apr 30, 2010."
     )
 
 
 def test_a_source_two_months_behind_still_holds_the_month_and_every_source_current_says_nothing() -> None:
     behind = coverage({"access": ("2025-09-01", "2025-09-13"), "phones": ("2025-07-01", "2025-07-31")})
-    assert default_month(behind).month == date(2025, 7, 1) and not default_month(behind).stale
+    assert default_month(behind, TODAY).month == date(2025, 7, 1) and not default_month(behind, TODAY).stale
     level = coverage({"access": ("2025-09-01", "2025-09-13"), "phones": ("2025-09-01", "2025-09-10")})
-    assert default_month_text(default_month(level), TITLES) == ""
+    assert default_month_text(default_month(level, TODAY), TITLES) == ""
 
 
 def test_a_domain_whose_records_have_no_date_holds_no_month_back() -> None:
@@ -87,7 +88,7 @@ def test_a_domain_whose_records_have_no_date_holds_no_month_back() -> None:
     frame = pd.concat([frame, pd.DataFrame([undated])], ignore_index=True)
     months, default = month_options(frame, date(2026, 1, 1))
     assert (months[0], months[-1], default) == (date(2010, 1, 1), date(2025, 9, 1), date(2025, 8, 1))
-    assert default_month(frame) == default_month(frame[frame["domain"] != "visit_flow"])
+    assert default_month(frame, TODAY) == default_month(frame[frame["domain"] != "visit_flow"], TODAY)
     only_undated = pd.DataFrame([undated])
     assert month_options(only_undated, date(2026, 1, 1)) == month_options(only_undated.iloc[:0], date(2026, 1, 1))
 
@@ -103,8 +104,30 @@ def test_appointments_booked_months_ahead_do_not_make_the_other_sources_stale() 
             "revenue_cycle": ("2026-12-01", "2026-12-28"),
         }
     )
-    chosen = default_month(ahead)
+    chosen = default_month(ahead, TODAY)
     assert chosen.month == date(2026, 12, 1) and chosen.stale == {}
+
+
+def test_with_two_sources_or_half_of_them_old_the_old_ones_are_not_waited_for() -> None:
+    """Appointments through Sep 2025 and phone records through Apr 2010 alone, or beside portal
+    messages that ended in 2012: the Overview opens on Aug or Sep 2025, not on a month of the old
+    sources, which a middle source (the lower median) would count as current."""
+    two = coverage({"access": ("2025-09-01", "2025-09-13"), "phones": ("2010-04-01", "2010-04-30")})
+    chosen = default_month(two, TODAY)
+    assert chosen.month == date(2025, 9, 1) and chosen.stale == {"phones": date(2010, 4, 30)}
+    half = coverage(
+        {
+            "access": ("2025-09-01", "2025-09-13"),
+            "revenue_cycle": ("2025-08-01", "2025-08-28"),
+            "phones": ("2010-04-01", "2010-04-30"),
+            "referrals_portal": ("2012-01-01", "2012-01-30"),
+        }
+    )
+    chosen = default_month(half, TODAY)
+    assert chosen.month == date(2025, 8, 1) and set(chosen.stale) == {"phones", "referrals_portal"}
+    booked = coverage({"access": ("2027-03-01", "2027-03-30"), "phones": ("2026-11-01", "2026-11-30")})
+    assert default_month(booked, TODAY) == default_month(booked, date(2026, 11, 30))
+    assert default_month(booked, TODAY).month == date(2026, 11, 1) and not default_month(booked, TODAY).stale
 
 
 def test_the_sidebar_names_the_source_the_overview_does_not_wait_for(
@@ -123,7 +146,7 @@ def test_the_sidebar_names_the_source_the_overview_does_not_wait_for(
     no_errors(at)
     assert at.title[0].value == f"Overview — {period_text(window.month)}" and window.month == date(2026, 9, 1)
     assert at.sidebar.caption[1].value == (
-        f"Not waited for, ending over 2 months before most sources: Phones through {last_call:%b %-d, %Y}."
+        f"Not waited for, ending over 2 months before the most recent data: Phones through {last_call:%b %-d, %Y}."
     )
     assert last_call.month == 2
     said = f"Phones data end {last_call:%b %-d, %Y}: nothing loaded since."
