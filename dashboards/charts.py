@@ -158,10 +158,11 @@ def _value_axis(fig: go.Figure, spec: KpiSpec, frame: pd.DataFrame) -> None:
     zoomed onto one point ("23:59:59.999 Mar 31, 2010")."""
     step = 10.0 ** -int(spec.fmt[-1]) * (0.01 if spec.unit == "percent" else 1)
     values = [float(v) for v in (*drawn(frame).dropna(), spec.target, spec.red) if v is not None]
-    fig.update_yaxes(
-        title_text=axis_title(spec), tickformat=tick_format(spec), rangemode="tozero",
-        **_ticks_of(step, max(map(abs, values), default=0.0)),
-    )  # fmt: skip
+    top = max(map(abs, values), default=0.0)
+    ticks: dict[str, object] = {**_ticks_of(step, top)}
+    if ticks and top == 0:  # all 0 (or all withheld, crosses on 0): plotly's range is [0, 1], 1,000 ticks of 0.1%
+        ticks["range"] = [0, FEW_STEPS * step]
+    fig.update_yaxes(title_text=axis_title(spec), tickformat=tick_format(spec), rangemode="tozero", **ticks)
     fig.update_xaxes(title_text="period start")
     periods = sorted(frame["period_start"].drop_duplicates())
     if 0 < len(periods) <= NAMED_TICKS:

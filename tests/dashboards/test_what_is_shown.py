@@ -377,6 +377,20 @@ def _frame(periods: list[str], values: list[float], states: list[str], spec: obj
     )  # fmt: skip
 
 
+def test_a_rate_of_zero_everywhere_gets_a_few_ticks_not_a_thousand() -> None:
+    """Late cancellations (no target, one decimal) at 0.0% in every month, or withheld in every month
+    (crosses on 0): plotly ranges an axis of zeros over [0, 1], so a tick every 0.1% would be 1,000
+    labels on top of each other; the axis runs to 5 steps (0.0% to 0.5%)."""
+    spec = SPECS["late_cancel_rate"]
+    assert spec.target is None and spec.red is None and spec.fmt == "pct1"
+    for state in ("final", "small"):
+        frame = _frame(["2010-03-01", "2010-04-01"], [0.0, 0.0], [state, state], spec)
+        axis = charts.trend(frame, spec).to_dict()["layout"]["yaxis"]
+        assert axis["dtick"] == pytest.approx(0.001) and axis["range"] == pytest.approx([0, 0.005])
+    some = charts.trend(_frame(["2010-03-01"], [0.002], ["final"], spec), spec).to_dict()["layout"]["yaxis"]
+    assert some["dtick"] == pytest.approx(0.001) and "range" not in some  # plotly's range: [0, ~0.21%]
+
+
 def test_a_chart_of_two_calls_has_a_tick_per_period_and_per_whole_second() -> None:
     """Two or three calls in March 2010: the period axis says "Mar 2010", not plotly's milliseconds of
     a zoomed date axis, and a value axis of seconds under 5 ticks every second ("0 1 2"), not
