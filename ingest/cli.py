@@ -130,12 +130,15 @@ def rejects_command(
     run: Annotated[
         Optional[int], typer.Option("--run", help="Only this load's records (a run id of `ingest_runs`).")
     ] = None,
-    limit: Annotated[int, typer.Option(help="At most this many records.", min=1)] = 50,
+    limit: Annotated[
+        int, typer.Option(help="At most this many rows (a record that broke two rules has a row for each).", min=1)
+    ] = 50,
     output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """The records ingest quarantined, in file order: file, line or segment, field and the reason.
+    """The records ingest quarantined, in file order: file, line or segment, field and the reason,
+    a row for each rule a record broke.
 
     Values are masked as they were stored (no direct identifier is kept); a fixed file loaded
     again with `clinic-kpis ingest --force` replaces its run's rejects.
