@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -14,7 +13,7 @@ from rich.table import Table
 from ingest.adapters.csv_profile import shipped_profiles
 from ingest.detect import FORMATS
 from ingest.run import FileResult, ingest_paths
-from kpis.cli_options import ConfigOption, DbOption, OutputFormat
+from kpis.cli_options import ConfigOption, DbOption
 
 commands = typer.Typer()  # registered in pyproject.toml (clinic_kpis.commands)
 
@@ -123,49 +122,3 @@ def closing_line(results: list[FileResult]) -> str:
         f"{status['failed']} failed: {read:,} records read, {rejected:,} rejected"
     )
     return line + ("; `clinic-kpis rejects` shows each with its reason" if rejected else "")
-
-
-@commands.command(name="rejects")
-def rejects_command(
-    run: Annotated[
-        Optional[int], typer.Option("--run", help="Only this load's records (a run id of `ingest_runs`).")
-    ] = None,
-    limit: Annotated[
-        int, typer.Option(help="At most this many rows (a record that broke two rules has a row for each).", min=1)
-    ] = 50,
-    output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
-    db: DbOption = None,
-    config: ConfigOption = None,
-) -> None:
-    """The records ingest quarantined, in file order: file, line or segment, field and the reason,
-    a row for each rule a record broke.
-
-    Values are masked as they were stored (no direct identifier is kept); a fixed file loaded
-    again with `clinic-kpis ingest --force` replaces its run's rejects.
-    """
-    from kpis.config import load_config
-    from kpis.warehouse import Warehouse
-
-    with Warehouse.open(db, config=load_config(config, db=db), read_only=True) as wh:
-        frame = wh.rejects(run, limit=limit)
-    frame = frame.drop(columns=["reject_id"])
-    if output is OutputFormat.json:
-        typer.echo(json.dumps(frame.astype(object).where(frame.notna(), None).to_dict(orient="records"), indent=2))
-        return
-    if output is OutputFormat.csv:
-        typer.echo(frame.to_csv(index=False).rstrip("\n"))
-        return
-    if frame.empty:
-        typer.echo("no rejected records" + (f" in run {run}" if run is not None else ""))
-        return
-    table = Table(show_edge=False, header_style="bold")
-    for name in ("run", "file", "where", "field", "reason", "value"):
-        table.add_column(name, overflow="fold")
-    for row in frame.itertuples(index=False):
-        where = f"{row.position_kind} {row.position}"
-        field = row.field if isinstance(row.field, str) else ""
-        value = row.value_masked if isinstance(row.value_masked, str) else ""
-        table.add_row(str(row.run_id), row.file_path, where, field, row.reason, value)
-    Console(width=220).print(table)
-    if len(frame) == limit:
-        typer.echo(f"the first {limit:,} shown: --limit for more, --run for one load")

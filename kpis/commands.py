@@ -373,3 +373,48 @@ def print_movers(moves: list[Move], specs: dict[str, KpiSpec], month: date) -> N
 
 
 commands.command(name="export")(export_command)
+
+
+@commands.command(name="rejects")
+def rejects_command(
+    run: Annotated[
+        Optional[int], typer.Option("--run", help="Only this load's records (a run id of `ingest_runs`).")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(help="At most this many rows (a record that broke two rules has a row for each).", min=1)
+    ] = 50,
+    output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """The records ingest quarantined, in file order: file, line or segment, field and the reason,
+    a row for each rule a record broke.
+
+    Values are masked as they were stored (no direct identifier is kept); a fixed file loaded
+    again with `clinic-kpis ingest --force` replaces its run's rejects.
+    """
+    from kpis.warehouse import Warehouse
+
+    with Warehouse.open(db, config=load_config(config, db=db), read_only=True) as wh:
+        frame = wh.rejects(run, limit=limit)
+    frame = frame.drop(columns=["reject_id"])
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(frame.astype(object).where(frame.notna(), None).to_dict(orient="records"), indent=2))
+        return
+    if output is OutputFormat.csv:
+        typer.echo(frame.to_csv(index=False).rstrip("\n"))
+        return
+    if frame.empty:
+        typer.echo("no rejected records" + (f" in run {run}" if run is not None else ""))
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for name in ("run", "file", "where", "field", "reason", "value"):
+        table.add_column(name, overflow="fold")
+    for row in frame.itertuples(index=False):
+        where = f"{row.position_kind} {row.position}"
+        field = row.field if isinstance(row.field, str) else ""
+        value = row.value_masked if isinstance(row.value_masked, str) else ""
+        table.add_row(str(row.run_id), row.file_path, where, field, row.reason, value)
+    Console(width=220).print(table)
+    if len(frame) == limit:
+        typer.echo(f"the first {limit:,} shown: --limit for more, --run for one load")
