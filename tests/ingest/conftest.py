@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from ingest import FileResult, ingest_paths
+from ingest import load as load_module
 from kpis.warehouse import Warehouse
 
 SECRET = "test-secret-not-for-production"
@@ -109,3 +110,24 @@ def spy_on_duckdb_mapping(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 
     monkeypatch.setattr(fhir_sql.FhirSql, "rows", spy)
     return mapped
+
+
+def loader_statements(monkeypatch: pytest.MonkeyPatch, kept: Callable[[str], bool]) -> list[str]:
+    """The SQL the loader runs that `kept` picks, from now on in this test, in order."""
+    statements: list[str] = []
+    init = load_module.Loader.__init__
+
+    class Recording:
+        def __init__(self, cur: object) -> None:
+            self._cur = cur
+
+        def execute(self, sql: str, *args: object) -> object:
+            if kept(sql):
+                statements.append(sql)
+            return self._cur.execute(sql, *args)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._cur, name)
+
+    monkeypatch.setattr(load_module.Loader, "__init__", lambda self, cur, *a, **k: init(self, Recording(cur), *a, **k))
+    return statements

@@ -13,32 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from ingest import load as load_module
 from ingest.adapters import fhir
 from kpis.warehouse import Warehouse
-from tests.ingest.conftest import FIXTURES, load
+from tests.ingest.conftest import FIXTURES, load, loader_statements
 from tests.ingest.test_chunked import _appointment
 
 
 def _count_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The loader's counting statements, from now on in this test."""
-    statements: list[str] = []
-    init = load_module.Loader.__init__
-
-    class Recording:
-        def __init__(self, cur: object) -> None:
-            self._cur = cur
-
-        def execute(self, sql: str, *args: object) -> object:
-            if sql.startswith("WITH o AS"):
-                statements.append(sql)
-            return self._cur.execute(sql, *args)
-
-        def __getattr__(self, name: str) -> object:
-            return getattr(self._cur, name)
-
-    monkeypatch.setattr(load_module.Loader, "__init__", lambda self, cur, *a, **k: init(self, Recording(cur), *a, **k))
-    return statements
+    return loader_statements(monkeypatch, lambda sql: sql.startswith("WITH o AS"))
 
 
 @pytest.mark.parametrize("chunk_lines", [2, 10**9])

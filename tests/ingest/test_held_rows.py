@@ -29,7 +29,7 @@ from ingest import load as load_module
 from ingest.adapters import fhir
 from ingest.load import KEY_SEPARATOR, q, read_schema
 from kpis.warehouse import Warehouse
-from tests.ingest.conftest import FIXTURES, load, rows, snapshot
+from tests.ingest.conftest import FIXTURES, load, loader_statements, rows, snapshot
 
 # every fixture folder that loads (the corrupted files fail on purpose, in test_corrupted)
 FOLDERS = ("fhir", "x12", "billing", "vendor", "portal", "referrals", "phones", "phones_csv")
@@ -227,23 +227,7 @@ def _statements_by_row_id(monkeypatch: pytest.MonkeyPatch, kept: Callable[[str],
     """The loader's statements that `kept` picks, from now on in this test, with every non-empty
     table looked up by row id (the path whose reads these tests are about)."""
     monkeypatch.setattr(load_module, "HELD_BY_ROWID", 0)
-    statements: list[str] = []
-    init = load_module.Loader.__init__
-
-    class Recording:
-        def __init__(self, cur: object) -> None:
-            self._cur = cur
-
-        def execute(self, sql: str, *args: object) -> object:
-            if kept(sql):
-                statements.append(sql)
-            return self._cur.execute(sql, *args)
-
-        def __getattr__(self, name: str) -> object:
-            return getattr(self._cur, name)
-
-    monkeypatch.setattr(load_module.Loader, "__init__", lambda self, cur, *a, **k: init(self, Recording(cur), *a, **k))
-    return statements
+    return loader_statements(monkeypatch, kept)
 
 
 def _stages(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[str]]]:
