@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboards.formatting import axis_title, segment_label, tick_format
+from dashboards.formatting import axis_title, segment_label, tick_format, tick_step
 from kpis.formatting import STATE_LABELS, STATUS_LABELS, UNIT_LABELS, count_text, period_text, value_text
 from kpis.palette import (
     CENTRE_COLOR,
@@ -156,7 +156,7 @@ def _value_axis(fig: go.Figure, spec: KpiSpec, frame: pd.DataFrame) -> None:
     """The value axis in the KPI's unit and format, and the period axis: with few periods (two or three
     calls in one month), a tick on each period named as a period, not plotly's ticks of a date axis
     zoomed onto one point ("23:59:59.999 Mar 31, 2010")."""
-    step = 10.0 ** -int(spec.fmt[-1]) * (0.01 if spec.unit == "percent" else 1)
+    step = tick_step(spec)
     values = [float(v) for v in (*drawn(frame).dropna(), spec.target, spec.red) if v is not None]
     top = max(map(abs, values), default=0.0)
     ticks: dict[str, object] = {**_ticks_of(step, top)}

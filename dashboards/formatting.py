@@ -20,14 +20,24 @@ def axis_title(spec: KpiSpec) -> str:
     return {"percent": "percent", "currency": "US dollars"}.get(spec.unit, spec.unit)
 
 
+def _axis_digits(spec: KpiSpec) -> int:
+    """The decimals the value axis writes: the spec's, whole dollars for money."""
+    return 0 if spec.unit == "currency" else int(spec.fmt[-1])
+
+
 def tick_format(spec: KpiSpec) -> str:
     """A d3 tick format for the value axis (plotly), with the spec's decimals so close ticks stay distinct."""
-    digits = int(spec.fmt[-1])
+    digits = _axis_digits(spec)
     if spec.unit == "percent":
         return f".{digits}%"
     if spec.unit == "currency":
         return "$,.0f"
     return f",.{digits}f"
+
+
+def tick_step(spec: KpiSpec) -> float:
+    """The smallest difference `tick_format` writes (0.001 for a percent to a tenth, $1 for money)."""
+    return 10.0 ** -_axis_digits(spec) * (0.01 if spec.unit == "percent" else 1)
 
 
 def in_sentence(title: str) -> str:
